@@ -1,0 +1,132 @@
+"""``trackguard check``: validate request files offline; ``trackguard sample``: make some."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+import msgspec
+from rich.console import Console
+from rich.table import Table
+
+from trackguard.core.pipeline import Checker
+from trackguard.core.verdict import verdict_to_dict
+from trackguard.inputs import Located, iter_requests
+from trackguard.plan.loader import PlanError, load_plan
+from trackguard.samples import d2c_traffic
+from trackguard.summary import Summary
+
+_OUTCOME_STYLE = {
+    "accepted": "green",
+    "fixed": "cyan",
+    "warned": "yellow",
+    "rejected": "red",
+    "invalid": "bold red",
+}
+
+
+def render_summary(summary: Summary, console: Console, *, title: str) -> None:
+    """Print counts by outcome and the top violation codes with examples."""
+    table = Table(title=title, show_edge=False)
+    table.add_column("outcome")
+    table.add_column("requests", justify="right")
+    table.add_column("share", justify="right")
+    total = max(summary.requests, 1)
+    for outcome, count in summary.outcome_rows():
+        style = _OUTCOME_STYLE[outcome]
+        table.add_row(f"[{style}]{outcome}[/]", str(count), f"{100 * count / total:.1f}%")
+    table.add_row("unreadable lines", str(summary.unreadable), "")
+    console.print(table)
+    console.print(
+        f"{summary.requests} requests: {summary.operations_accepted} operations would be sent, "
+        f"{summary.operations_rejected} quarantined by the plan, {summary.changes} values fixed."
+    )
+    if summary.codes:
+        codes = Table(title="Top findings", show_edge=False)
+        codes.add_column("code")
+        codes.add_column("count", justify="right")
+        codes.add_column("action")
+        codes.add_column("example")
+        for code, stats in summary.top_codes():
+            actions = ", ".join(f"{a} {n}" for a, n in stats.actions.most_common())
+            where, message = stats.examples[0]
+            codes.add_row(code, str(stats.count), actions, f"{where}: {message}")
+        console.print(codes)
+    for where, reason in summary.unreadable_examples:
+        console.print(f"[red]unreadable[/] {where}: {reason}")
+
+
+@click.command(name="check")
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--plan", "plan_path", type=click.Path(path_type=Path), help="Tracking plan YAML.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["summary", "jsonl"]),
+    default="summary",
+    show_default=True,
+    help="summary: a table; jsonl: one verdict per line on stdout.",
+)
+@click.option("--strict", is_flag=True, help="Answer plan rejections with 400, as serve --strict.")
+def check_command(files: tuple[Path, ...], plan_path: Path | None, fmt: str, strict: bool) -> None:
+    """Check Track API requests in FILES (JSONL, gzip accepted) offline.
+
+    Each line is {"method": ..., "path": ..., "body": ...}; a string body is raw body text.
+    Without --plan only Customer.io's contract is checked. Exit status: 0 when nothing is
+    rejected, 1 when something is, 2 on usage errors.
+
+    Example:
+
+    \b
+        trackguard check --plan examples/d2c-plan.yaml examples/d2c-traffic.jsonl
+        trackguard check requests.jsonl.gz --format jsonl > verdicts.jsonl
+    """
+    plan = None
+    if plan_path is not None:
+        try:
+            plan = load_plan(plan_path)
+        except PlanError as exc:
+            click.echo(str(exc), err=True)
+            sys.exit(2)
+    checker = Checker(plan, strict=strict)
+    summary = Summary()
+    out = sys.stdout.buffer
+    for item in iter_requests(list(files)):
+        if not isinstance(item, Located):
+            where = f"{item.file}:{item.line}"
+            summary.add_unreadable(where, item.reason)
+            if fmt == "jsonl":
+                line = {"file": item.file, "line": item.line, "unreadable": item.reason}
+                out.write(msgspec.json.encode(line) + b"\n")
+            continue
+        verdict = checker.check(item.request)
+        where = f"{item.file}:{item.line}"
+        summary.add(verdict, where)
+        if fmt == "jsonl":
+            record = {"file": item.file, "line": item.line, **verdict_to_dict(verdict)}
+            out.write(msgspec.json.encode(record) + b"\n")
+    if fmt == "summary":
+        title = f"trackguard check ({'plan ' + plan.name if plan else 'contract only'})"
+        render_summary(summary, Console(), title=title)
+    out.flush()
+    sys.exit(1 if summary.failed or summary.unreadable else 0)
+
+
+@click.command(name="sample")
+@click.option("--count", "-n", default=2000, show_default=True, help="How many requests.")
+@click.option("--seed", default=7, show_default=True, help="Random seed (same seed, same file).")
+@click.option("-o", "--output", type=click.Path(path_type=Path), help="Write here, not stdout.")
+def sample_command(count: int, seed: int, output: Path | None) -> None:
+    """Write realistic D2C store traffic, defects included, as check input (JSONL).
+
+    Example:
+
+    \b
+        trackguard sample -n 10000 -o traffic.jsonl
+    """
+    lines = b"".join(msgspec.json.encode(r) + b"\n" for r in d2c_traffic(count, seed))
+    if output is None:
+        sys.stdout.buffer.write(lines)
+    else:
+        output.write_bytes(lines)

@@ -1,0 +1,150 @@
+"""The one pure function every door goes through: request → Verdict.
+
+``Checker(plan).check(request)`` parses the request, checks Customer.io's contract, applies
+the tracking plan (normalizing what it says to fix) and returns a :class:`Verdict`. It does
+no I/O and never raises on input. Without a plan only the contract is checked.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Final
+
+from trackguard.contract.check import ContractError, ContractResult, evaluate
+from trackguard.contract.operations import Operation, Request
+from trackguard.contract.responses import OK_BODY, render
+from trackguard.core.plancheck import CompiledPlan, OpResult
+from trackguard.core.verdict import Change, Outcome, Verdict, Violation, worst
+from trackguard.plan.model import Plan
+
+_NO_VIOLATIONS: Final[tuple[Violation, ...]] = ()
+
+
+def _contract_warnings(result: ContractResult) -> list[Violation]:
+    return [
+        Violation(
+            code=w.code,
+            rule="contract",
+            path=w.field,
+            message=w.message,
+            action="warn",
+            batch_index=w.batch_index,
+        )
+        for w in result.warnings
+    ]
+
+
+def _strict_body(result: ContractResult, rejected: list[Violation]) -> tuple[int, bytes]:
+    """Strict mode: plan rejections answered like Customer.io answers contract errors."""
+    route = result.route
+    if route is not None and route.api == "v2":
+        status = 207 if route.action == "batch" else 400
+        items = []
+        for v in rejected:
+            item: dict[str, object] = {}
+            if status == 207 and v.batch_index is not None:
+                item["batch_index"] = v.batch_index
+            item.update(reason=v.code, field=v.path, message=v.message)
+            items.append(item)
+        return status, (json.dumps({"errors": items}, indent=2) + "\n").encode()
+    body = {"meta": {"errors": [v.message for v in rejected]}}
+    return 400, (json.dumps(body, indent=2, ensure_ascii=False) + "\n").encode()
+
+
+class Checker:
+    """Checks requests against Customer.io's contract and, if given, a tracking plan."""
+
+    __slots__ = ("compiled", "plan", "strict")
+
+    def __init__(self, plan: Plan | None = None, *, strict: bool = False) -> None:
+        self.plan = plan
+        self.compiled = CompiledPlan(plan) if plan is not None else None
+        self.strict = strict
+
+    def check(self, request: Request) -> Verdict:
+        result = evaluate(request)
+        plan_version = self.plan.version if self.plan is not None else ""
+        route_key = result.route.key if result.route is not None else None
+        if not result.accepted:
+            status, response = render(result)
+            return Verdict(
+                outcome="invalid",
+                status=status,
+                response=response,
+                route=route_key,
+                contract_errors=result.errors,
+                violations=tuple(_contract_warnings(result)),
+                plan_version=plan_version,
+            )
+        outcome: Outcome = "invalid" if result.errors else "accepted"
+        violations = _contract_warnings(result)
+        if violations:
+            outcome = worst(outcome, "warned")
+        if self.compiled is None:
+            status, response = render(result)
+            return Verdict(
+                outcome=outcome,
+                status=status,
+                response=response,
+                route=route_key,
+                operations=result.operations,
+                contract_errors=result.errors,
+                violations=tuple(violations),
+                plan_version=plan_version,
+            )
+        return self._apply_plan(result, violations, outcome, route_key, plan_version)
+
+    def _apply_plan(
+        self,
+        result: ContractResult,
+        violations: list[Violation],
+        outcome: Outcome,
+        route_key: str | None,
+        plan_version: str,
+    ) -> Verdict:
+        assert self.compiled is not None
+        accepted: list[Operation] = []
+        rejected: list[Operation] = []
+        changes: list[Change] = []
+        for op in result.operations:
+            r: OpResult = self.compiled.apply(op)
+            if r.changes:
+                changed = {(c.batch_index, c.path) for c in r.changes}
+                violations = [v for v in violations if (v.batch_index, v.path) not in changed]
+            violations.extend(r.violations)
+            changes.extend(r.changes)
+            if r.rejected:
+                rejected.append(r.operation)
+                outcome = worst(outcome, "rejected")
+            else:
+                accepted.append(r.operation)
+                if any(v.action == "warn" for v in r.violations):
+                    outcome = worst(outcome, "warned")
+                elif r.changes:
+                    outcome = worst(outcome, "fixed")
+        if outcome == "warned" and not any(v.action == "warn" for v in violations):
+            outcome = "fixed" if changes else "accepted"  # the only warnings were fixed away
+        status, response = render(result)
+        if self.strict and rejected:
+            plan_rejections = [v for v in violations if v.action == "reject"]
+            status, response = _strict_body(result, plan_rejections)
+        return Verdict(
+            outcome=outcome,
+            status=status,
+            response=response,
+            route=route_key,
+            operations=tuple(accepted),
+            rejected=tuple(rejected),
+            contract_errors=result.errors,
+            violations=tuple(violations) if violations else _NO_VIOLATIONS,
+            changes=tuple(changes),
+            plan_version=plan_version,
+        )
+
+
+def check_request(request: Request, plan: Plan | None = None, *, strict: bool = False) -> Verdict:
+    """Check one request (compiles the plan each call: use :class:`Checker` for many)."""
+    return Checker(plan, strict=strict).check(request)
+
+
+__all__ = ["OK_BODY", "Checker", "ContractError", "check_request"]

@@ -1,0 +1,640 @@
+"""Check and fix operations against a tracking plan, compiled once for speed.
+
+``CompiledPlan(plan).apply(op)`` returns an :class:`OpResult`: the operation as it should be
+sent (a new one when something was fixed), the violations found, the changes made, and
+whether the plan rejects it. Bodies are never mutated: a fix copies only the containers on
+the path it changes.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any, Final
+
+import msgspec
+
+from trackguard.contract.identifiers import is_email
+from trackguard.contract.operations import Identifier, Operation
+from trackguard.core import coerce
+from trackguard.core.verdict import Change, Violation
+from trackguard.plan.model import EventSpec, Plan, PropertySpec
+from trackguard.plan.naming import follows, name_key, to_convention
+
+Coercer = Callable[[Any], tuple[bool, Any]]
+
+_COERCERS: Final[dict[str, Coercer]] = {
+    "string": coerce.to_string,
+    "number": coerce.to_number,
+    "integer": coerce.to_integer,
+    "boolean": coerce.to_boolean,
+    "timestamp": coerce.to_timestamp,
+    "email": coerce.to_email,
+}
+
+#: Identify keys with a meaning to Customer.io; never "unplanned attributes".
+RESERVED_ATTRIBUTES: Final = frozenset(
+    {
+        "id",
+        "email",
+        "anonymous_id",
+        "created_at",
+        "_timestamp",
+        "_update",
+        "cio_id",
+        "cio_relationships",
+        "cio_subscription_preferences",
+        "unsubscribed",
+    }
+)
+
+
+def _is_type(value: Any, kind: str) -> bool:
+    """Strict type test: is ``value`` already what ``kind`` asks for (no coercion)?"""
+    if kind == "string":
+        return isinstance(value, str)
+    if kind == "number":
+        return coerce.is_number(value)
+    if kind == "integer":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind == "boolean":
+        return isinstance(value, bool)
+    if kind == "timestamp":
+        return coerce.timestamp_kind(value) == "seconds"
+    if kind == "email":
+        return isinstance(value, str) and is_email(value.strip())
+    if kind == "object":
+        return isinstance(value, dict)
+    if kind == "array":
+        return isinstance(value, list)
+    return True  # any, enum (checked by values)
+
+
+def _describe(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, dict):
+        return "object"
+    return "array"
+
+
+def _show(value: Any) -> str:
+    text = msgspec.json.encode(value).decode() if not isinstance(value, str) else repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+class _Prop:
+    """A property rule compiled for the hot path."""
+
+    __slots__ = (
+        "action",
+        "checked",
+        "coercer",
+        "enum",
+        "enum_folded",
+        "items",
+        "name",
+        "nested",
+        "nested_names",
+        "pattern",
+        "rule",
+        "spec",
+        "type",
+    )
+
+    def __init__(self, spec: PropertySpec, rule: str) -> None:
+        self.spec = spec
+        self.name = spec.name
+        self.rule = rule
+        self.type = spec.type
+        self.action = spec.action
+        self.coercer = _COERCERS.get(spec.type)
+        self.enum = frozenset(_hashable(v) for v in spec.values) if spec.values else None
+        self.enum_folded: dict[str, Any] = {
+            v.casefold(): v for v in spec.values or () if isinstance(v, str)
+        }
+        self.pattern = re.compile(spec.pattern) if spec.pattern else None
+        self.items = spec.items
+        self.nested = (
+            tuple(_Prop(p, f"{rule}.properties.{p.name}") for p in spec.properties)
+            if spec.properties
+            else None
+        )
+        self.nested_names = frozenset(p.name for p in spec.properties or ())
+        #: Whether any constraint applies beyond the type (most properties have none).
+        self.checked = any(
+            x is not None
+            for x in (
+                spec.minimum,
+                spec.maximum,
+                spec.min_length,
+                spec.max_length,
+                spec.pattern,
+                spec.min_items,
+                spec.max_items,
+                spec.properties,
+            )
+        ) or spec.items not in (None, "any", "enum")
+
+
+def _hashable(v: Any) -> Any:
+    return msgspec.json.encode(v) if isinstance(v, dict | list) else (type(v).__name__, v)
+
+
+class _Event:
+    __slots__ = ("dedupe", "name", "names", "props", "rule", "spec", "unplanned", "versions")
+
+    def __init__(self, spec: EventSpec, plan: Plan) -> None:
+        self.spec = spec
+        self.name = spec.name
+        self.rule = f"events.{spec.name}"
+        self.props = tuple(_Prop(p, f"{self.rule}.properties.{p.name}") for p in spec.properties)
+        self.names = frozenset(p.name for p in spec.properties)
+        self.unplanned = spec.unplanned_properties or plan.unplanned.properties
+        self.dedupe = tuple(spec.dedupe_key.split(".")) if spec.dedupe_key else None
+        self.versions: dict[str, tuple[tuple[_Prop, ...], frozenset[str], str]] = {}
+        for v in spec.versions:
+            vrule = f"{self.rule}.versions.{v.version}"
+            props = tuple(_Prop(p, f"{vrule}.properties.{p.name}") for p in v.properties)
+            names = frozenset(p.name for p in v.properties)
+            self.versions[v.version] = (props, names, v.unplanned_properties or self.unplanned)
+
+
+class OpResult(msgspec.Struct, frozen=True, kw_only=True):
+    operation: Operation
+    violations: tuple[Violation, ...] = ()
+    changes: tuple[Change, ...] = ()
+    rejected: bool = False
+    dedupe_key: str | None = None
+
+
+class _Work:
+    """Findings for one operation, and its body rewritten copy-on-write."""
+
+    __slots__ = ("body", "changes", "index", "reject", "violations")
+
+    def __init__(self, body: dict[str, Any] | None, index: int | None) -> None:
+        self.body = body
+        self.index = index
+        self.violations: list[Violation] = []
+        self.changes: list[Change] = []
+        self.reject = False
+
+    def flag(self, code: str, rule: str, path: str, message: str, action: str) -> None:
+        if action == "reject":
+            self.reject = True
+        self.violations.append(
+            Violation(
+                code=code,
+                rule=rule,
+                path=path,
+                message=message,
+                action=action,
+                batch_index=self.index,
+            )
+        )
+
+    def set(self, keys: tuple[str, ...], before: Any, after: Any, rule: str) -> None:
+        """Replace the value at ``keys`` in a copy of the body."""
+        assert self.body is not None
+        root = dict(self.body)
+        node = root
+        for key in keys[:-1]:
+            child = dict(node[key])
+            node[key] = child
+            node = child
+        node[keys[-1]] = after
+        self.body = root
+        self.changes.append(
+            Change(
+                path=".".join(keys), before=before, after=after, rule=rule, batch_index=self.index
+            )
+        )
+
+
+class CompiledPlan:
+    """A plan prepared for checking many operations fast."""
+
+    __slots__ = ("attributes", "by_key", "by_name", "events", "plan")
+
+    def __init__(self, plan: Plan) -> None:
+        self.plan = plan
+        self.events = {name: _Event(spec, plan) for name, spec in plan.events.items()}
+        self.by_name: dict[str, _Event] = {}
+        self.by_key: dict[str, _Event] = {}
+        for ev in self.events.values():
+            self.by_name[ev.name] = ev
+            self.by_key.setdefault(name_key(ev.name), ev)
+            for alias in ev.spec.aliases:
+                self.by_name.setdefault(alias, ev)
+                self.by_key.setdefault(name_key(alias), ev)
+        self.attributes = {
+            name: _Prop(spec, f"attributes.{name}") for name, spec in plan.attributes.items()
+        }
+
+    # --- entry point ----------------------------------------------------------------------------
+
+    def apply(self, op: Operation) -> OpResult:
+        work = _Work(op.body, op.batch_index)
+        ident = self._identity(op, work)
+        dedupe: str | None = None
+        if op.action in ("event", "anonymous_event") and op.body is not None:
+            dedupe = self._event(op, work)
+        elif op.action == "identify" and op.type == "person" and isinstance(op.data, dict):
+            self._identify(op, work)
+        if op.is_event and op.body is not None and "timestamp" in op.body:
+            self._timestamp(op, work)
+        if work.body is op.body and ident is op.identifier and dedupe is None:
+            new_op = op
+        else:
+            new_op = msgspec.structs.replace(
+                op, body=work.body, identifier=ident, dedupe_key=dedupe
+            )
+        return OpResult(
+            operation=new_op,
+            violations=tuple(work.violations),
+            changes=tuple(work.changes),
+            rejected=work.reject,
+            dedupe_key=dedupe,
+        )
+
+    # --- identity -------------------------------------------------------------------------------
+
+    def _identity(self, op: Operation, work: _Work) -> Identifier | None:
+        policy = self.plan.identity
+        ident = op.identifier
+        if op.action == "anonymous_event" or (ident is not None and ident.kind == "anonymous_id"):
+            if policy.anonymous != "allow":
+                work.flag(
+                    "identity_anonymous",
+                    "identity.anonymous",
+                    "anonymous_id",
+                    "anonymous event: the plan does not allow anonymous activity",
+                    policy.anonymous,
+                )
+            return ident
+        if ident is None or op.type != "person":
+            return ident
+        if (
+            ident.kind in ("id", "email")
+            and ident.kind != policy.canonical
+            and policy.email_keyed != "allow"
+        ):
+            where = "identifier" if op.api == "v1" else f"identifiers.{ident.kind}"
+            work.flag(
+                "identity_not_canonical",
+                "identity.email_keyed",
+                where,
+                f"person addressed by {ident.kind}; the plan's canonical identifier is "
+                f"{policy.canonical}",
+                policy.email_keyed,
+            )
+        if ident.kind == "id" and is_email(ident.value):
+            self._email_in_id(work, "identifiers.id", ident.value)
+        body = op.body
+        if (
+            op.api == "v1"
+            and op.action == "identify"
+            and body is not None
+            and isinstance(body.get("id"), str)
+            and is_email(body["id"])
+        ):
+            self._email_in_id(work, "id", body["id"])
+        return ident
+
+    def _email_in_id(self, work: _Work, path: str, value: str) -> None:
+        action = self.plan.identity.email_in_id
+        work.flag(
+            "identity_email_in_id",
+            "identity.email_in_id",
+            path,
+            f"an email address ({_show(value)}) is used as the person id",
+            "reject" if action == "fix" else action,
+        )
+
+    # --- events ---------------------------------------------------------------------------------
+
+    def _event(self, op: Operation, work: _Work) -> str | None:
+        body = op.body
+        assert body is not None
+        raw = body.get("name")
+        if not isinstance(raw, str):
+            return None
+        name = raw.strip()
+        naming = self.plan.naming
+        ev = self.by_name.get(name)
+        if ev is not None and ev.name != name:
+            self._rename(
+                work,
+                raw,
+                ev.name,
+                "event_alias",
+                f"{ev.rule}.aliases",
+                f"event {_show(raw)} is an alias of {ev.name!r}",
+            )
+        elif ev is None:
+            ev = self.by_key.get(name_key(name))
+            if ev is not None:
+                self._rename(
+                    work,
+                    raw,
+                    ev.name,
+                    "event_name_drift",
+                    "naming",
+                    f"event {_show(raw)} is {ev.name!r} written differently",
+                )
+        if ev is None:
+            policy = self.plan.unplanned.events
+            if policy != "allow":
+                work.flag(
+                    "event_unplanned",
+                    "unplanned.events",
+                    "name",
+                    f"event {_show(raw)} is not in the tracking plan",
+                    policy,
+                )
+            if not follows(name, naming.convention):
+                fixed = to_convention(name, naming.convention)
+                self._rename(
+                    work,
+                    raw,
+                    fixed,
+                    "event_name_convention",
+                    "naming",
+                    f"event {_show(raw)} does not follow {naming.convention}",
+                )
+            return None
+        data = work.body.get(op.data_key) if work.body is not None and op.data_key else None
+        props, names = ev.props, ev.names
+        unplanned: str = ev.unplanned
+        if isinstance(data, dict) and "schema_version" in data and ev.versions:
+            version = str(data["schema_version"])
+            found = ev.versions.get(version)
+            if found is None:
+                work.flag(
+                    "schema_version_unknown",
+                    f"{ev.rule}.versions",
+                    f"{op.data_key}.schema_version",
+                    f"{ev.name} has no schema_version {_show(data['schema_version'])}; "
+                    f"checked against the base version",
+                    "warn",
+                )
+            else:
+                props, names, unplanned = found
+        if data is None or isinstance(data, dict):
+            self._properties(
+                work, (op.data_key or "data",), data or {}, props, names, unplanned, ev.rule
+            )
+        return self._dedupe_key(ev, work.body)
+
+    def _rename(
+        self, work: _Work, raw: str, fixed: str, code: str, rule: str, message: str
+    ) -> None:
+        action = self.plan.naming.action
+        if action == "fix":
+            work.flag(code, rule, "name", message + f"; renamed to {fixed!r}", "fix")
+            work.set(("name",), raw, fixed, rule)
+        else:
+            work.flag(code, rule, "name", message, action)
+
+    def _dedupe_key(self, ev: _Event, body: dict[str, Any] | None) -> str | None:
+        if ev.dedupe is None or body is None:
+            return None
+        node: Any = body
+        path = ev.dedupe
+        if path[0] == "data" and "data" not in body and "attributes" in body:
+            path = ("attributes", *path[1:])
+        for key in path:
+            if not isinstance(node, dict) or key not in node:
+                return None
+            node = node[key]
+        if node is None or isinstance(node, dict | list) or node == "":
+            return None
+        return f"{ev.name}:{node}"
+
+    # --- properties -----------------------------------------------------------------------------
+
+    def _properties(
+        self,
+        work: _Work,
+        base: tuple[str, ...],
+        data: dict[str, Any],
+        props: tuple[_Prop, ...],
+        known: frozenset[str],
+        unplanned: str,
+        rule: str,
+    ) -> None:
+        for prop in props:
+            value = data.get(prop.name)
+            if value is None:
+                if prop.spec.required:
+                    work.flag(
+                        "property_missing",
+                        prop.rule,
+                        ".".join((*base, prop.name)),
+                        f"required property {prop.name!r} is missing",
+                        "reject" if prop.action == "fix" else prop.action,
+                    )
+                continue
+            if (
+                prop.type != "enum"
+                and not prop.checked
+                and _is_type(value, prop.type)
+                and (prop.type != "email" or value == value.strip().lower())
+            ):
+                continue  # the common case: right type, nothing more to check
+            self._value(work, (*base, prop.name), value, prop)
+        if unplanned != "allow" and not known.issuperset(data):
+            for key in data:
+                if key not in known and key != "schema_version":
+                    work.flag(
+                        "property_unplanned",
+                        f"{rule}.unplanned_properties",
+                        ".".join((*base, key)),
+                        f"property {key!r} is not in the tracking plan",
+                        unplanned,
+                    )
+
+    def _value(self, work: _Work, keys: tuple[str, ...], value: Any, prop: _Prop) -> None:
+        path = ".".join(keys)
+        action = prop.action
+        kind = prop.type
+        if kind == "enum":
+            self._enum(work, keys, value, prop)
+            return
+        if not _is_type(value, kind):
+            ok, fixed = (False, None)
+            if action == "fix" and prop.coercer is not None:
+                ok, fixed = prop.coercer(value)
+            if ok:
+                code = "timestamp_format" if kind == "timestamp" else "property_type"
+                work.flag(
+                    code,
+                    prop.rule,
+                    path,
+                    f"{prop.name!r} should be {kind}, got {_describe(value)} "
+                    f"{_show(value)}; converted to {_show(fixed)}",
+                    "fix",
+                )
+                work.set(keys, value, fixed, prop.rule)
+                value = fixed
+            else:
+                work.flag(
+                    "property_type",
+                    prop.rule,
+                    path,
+                    f"{prop.name!r} should be {kind}, got {_describe(value)} {_show(value)}",
+                    "reject" if action == "fix" else action,
+                )
+                return
+        elif kind == "email" and value != value.strip().lower():
+            fixed = value.strip().lower()
+            if action == "fix":
+                work.flag(
+                    "email_not_normalized",
+                    prop.rule,
+                    path,
+                    f"{prop.name!r} email is not trimmed and lower-case; normalized",
+                    "fix",
+                )
+                work.set(keys, value, fixed, prop.rule)
+                value = fixed
+            else:
+                work.flag(
+                    "email_not_normalized",
+                    prop.rule,
+                    path,
+                    f"{prop.name!r} email is not trimmed and lower-case",
+                    action,
+                )
+        if prop.checked:
+            self._constraints(work, keys, value, prop)
+
+    def _enum(self, work: _Work, keys: tuple[str, ...], value: Any, prop: _Prop) -> None:
+        assert prop.enum is not None
+        if _hashable(value) in prop.enum:
+            return
+        path = ".".join(keys)
+        folded = prop.enum_folded.get(value.strip().casefold()) if isinstance(value, str) else None
+        if folded is not None and prop.action == "fix":
+            work.flag(
+                "property_enum",
+                prop.rule,
+                path,
+                f"{prop.name!r} {_show(value)} is not one of the allowed values; "
+                f"normalized to {_show(folded)}",
+                "fix",
+            )
+            work.set(keys, value, folded, prop.rule)
+            return
+        allowed = ", ".join(str(v) for v in prop.spec.values or ())
+        work.flag(
+            "property_enum",
+            prop.rule,
+            path,
+            f"{prop.name!r} {_show(value)} is not one of: {allowed}",
+            "reject" if prop.action == "fix" else prop.action,
+        )
+
+    def _constraints(self, work: _Work, keys: tuple[str, ...], value: Any, prop: _Prop) -> None:
+        spec = prop.spec
+        problems: list[str] = []
+        if coerce.is_number(value):
+            if spec.minimum is not None and value < spec.minimum:
+                problems.append(f"is less than the minimum {spec.minimum:g}")
+            if spec.maximum is not None and value > spec.maximum:
+                problems.append(f"is more than the maximum {spec.maximum:g}")
+        elif isinstance(value, str):
+            if spec.min_length is not None and len(value) < spec.min_length:
+                problems.append(f"is shorter than {spec.min_length} characters")
+            if spec.max_length is not None and len(value) > spec.max_length:
+                problems.append(f"is longer than {spec.max_length} characters")
+            if prop.pattern is not None and prop.pattern.search(value) is None:
+                problems.append(f"does not match {spec.pattern!r}")
+        elif isinstance(value, list):
+            if spec.min_items is not None and len(value) < spec.min_items:
+                problems.append(f"has fewer than {spec.min_items} items")
+            if spec.max_items is not None and len(value) > spec.max_items:
+                problems.append(f"has more than {spec.max_items} items")
+            if prop.items is not None and prop.items not in ("any", "enum"):
+                bad = [i for i, item in enumerate(value) if not _is_type(item, prop.items)]
+                if bad:
+                    problems.append(f"item {bad[0]} is not {prop.items}")
+        elif isinstance(value, dict) and prop.nested is not None:
+            self._properties(work, keys, value, prop.nested, prop.nested_names, "allow", prop.rule)
+        if problems:
+            path = ".".join(keys)
+            action = "reject" if prop.action == "fix" else prop.action
+            for problem in problems:
+                work.flag(
+                    "property_constraint",
+                    prop.rule,
+                    path,
+                    f"{prop.name!r} {_show(value)} {problem}",
+                    action,
+                )
+
+    # --- identify -------------------------------------------------------------------------------
+
+    def _identify(self, op: Operation, work: _Work) -> None:
+        attrs = op.data
+        assert isinstance(attrs, dict)
+        base: tuple[str, ...] = (op.data_key,) if op.data_key else ()
+        policy = self.plan.unplanned.attributes
+        for key, value in attrs.items():
+            prop = self.attributes.get(key)
+            if prop is not None:
+                if value is not None:
+                    self._value(work, (*base, key), value, prop)
+            elif (
+                policy != "allow"
+                and key not in RESERVED_ATTRIBUTES
+                and not key.startswith("cio_subscription_preferences.")
+            ):
+                work.flag(
+                    "attribute_unplanned",
+                    "unplanned.attributes",
+                    ".".join((*base, key)),
+                    f"attribute {key!r} is not in the tracking plan",
+                    policy,
+                )
+
+    # --- event timestamp ------------------------------------------------------------------------
+
+    def _timestamp(self, op: Operation, work: _Work) -> None:
+        assert work.body is not None
+        value = work.body.get("timestamp")
+        if value is None:
+            return
+        kind = coerce.timestamp_kind(value)
+        if kind == "seconds":
+            return
+        action = self.plan.timestamps.action
+        if action == "fix":
+            ok, fixed = coerce.to_timestamp(value)
+            if ok:
+                work.flag(
+                    "timestamp_format",
+                    "timestamps",
+                    "timestamp",
+                    f"timestamp {_show(value)} is {kind.replace('_', ' ')}, not unix "
+                    f"seconds; converted to {fixed}",
+                    "fix",
+                )
+                work.set(("timestamp",), value, fixed, "timestamps")
+                return
+        work.flag(
+            "timestamp_format",
+            "timestamps",
+            "timestamp",
+            f"timestamp {_show(value)} is {kind.replace('_', ' ')}, not unix seconds",
+            "reject" if action == "fix" else action,
+        )

@@ -1,0 +1,139 @@
+"""The tracking plan as data: what a team promises to send to Customer.io.
+
+A plan is loaded from YAML (``trackguard.plan.loader``) into these frozen structs. Every rule
+carries an *action*: ``reject`` (quarantine), ``fix`` (normalize and pass) or ``warn`` (pass
+and record). Unplanned events, properties and attributes take a *policy*: ``allow``, ``warn``
+or ``reject``. ``line`` fields keep the YAML line a rule came from, for messages that point
+at the plan.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final, Literal
+
+import msgspec
+
+Action = Literal["reject", "fix", "warn"]
+Policy = Literal["allow", "warn", "reject"]
+PropertyType = Literal[
+    "string", "number", "integer", "boolean", "timestamp", "email", "enum", "object", "array", "any"
+]
+Convention = Literal["snake_case", "camelCase", "PascalCase", "kebab-case", "none"]
+
+ACTIONS: Final = ("reject", "fix", "warn")
+POLICIES: Final = ("allow", "warn", "reject")
+PROPERTY_TYPES: Final = (
+    "string",
+    "number",
+    "integer",
+    "boolean",
+    "timestamp",
+    "email",
+    "enum",
+    "object",
+    "array",
+    "any",
+)
+CONVENTIONS: Final = ("snake_case", "camelCase", "PascalCase", "kebab-case", "none")
+
+
+class PropertySpec(msgspec.Struct, frozen=True, kw_only=True):
+    """One event property or profile attribute.
+
+    ``action`` governs every violation of this property. With ``fix``, trackguard coerces the
+    value (``"49.90"`` → ``49.9``, ISO-8601 → unix seconds, emails trimmed and lower-cased,
+    enum case); a value it cannot coerce, a missing required value or a broken constraint is
+    then rejected, since no fix exists for it.
+    """
+
+    name: str
+    type: PropertyType = "any"
+    required: bool = False
+    action: Action = "reject"
+    description: str = ""
+    values: tuple[Any, ...] | None = None  # enum
+    minimum: float | None = None
+    maximum: float | None = None
+    min_length: int | None = None
+    max_length: int | None = None
+    pattern: str | None = None
+    items: PropertyType | None = None  # array item type
+    min_items: int | None = None
+    max_items: int | None = None
+    properties: tuple[PropertySpec, ...] | None = None  # object members
+    line: int = 0
+
+
+class EventVersion(msgspec.Struct, frozen=True, kw_only=True):
+    """A ``schema_version`` variant of an event: its own property list."""
+
+    version: str
+    properties: tuple[PropertySpec, ...] = ()
+    unplanned_properties: Policy | None = None
+    line: int = 0
+
+
+class EventSpec(msgspec.Struct, frozen=True, kw_only=True):
+    """A planned event under its canonical name."""
+
+    name: str
+    aliases: tuple[str, ...] = ()
+    description: str = ""
+    properties: tuple[PropertySpec, ...] = ()
+    unplanned_properties: Policy | None = None  # None: the plan's default
+    #: Where the business key lives, e.g. ``data.order_id`` (a dotted path into the event).
+    dedupe_key: str | None = None
+    versions: tuple[EventVersion, ...] = ()
+    line: int = 0
+
+
+class IdentityPolicy(msgspec.Struct, frozen=True, kw_only=True):
+    """Which identifier addresses people, and what to do with calls that use another.
+
+    ``canonical``: ``id`` (email is an attribute) or ``email`` (email-first workspaces).
+    ``email_keyed``: a call addressed by email when the canonical identifier is ``id``.
+    ``email_in_id``: an email-shaped value used as an ``id``.
+    ``anonymous``: anonymous events (``/api/v1/events``, v2 ``anonymous_id`` identifiers).
+    """
+
+    canonical: Literal["id", "email"] = "id"
+    email_keyed: Policy = "warn"
+    email_in_id: Action = "reject"
+    anonymous: Policy = "allow"
+    line: int = 0
+
+
+class NamingPolicy(msgspec.Struct, frozen=True, kw_only=True):
+    """How event names are written; ``fix`` rewrites drifted names to the canonical form."""
+
+    convention: Convention = "snake_case"
+    action: Action = "fix"
+    line: int = 0
+
+
+class TimestampPolicy(msgspec.Struct, frozen=True, kw_only=True):
+    """Event ``timestamp`` must be unix seconds; ``fix`` converts ms, ISO-8601, numeric strings."""
+
+    action: Action = "fix"
+    line: int = 0
+
+
+class UnplannedPolicy(msgspec.Struct, frozen=True, kw_only=True):
+    events: Policy = "warn"
+    properties: Policy = "warn"
+    attributes: Policy = "allow"
+    line: int = 0
+
+
+class Plan(msgspec.Struct, frozen=True, kw_only=True):
+    """A whole tracking plan. ``events`` is keyed by canonical name."""
+
+    name: str = "plan"
+    version: str = ""
+    identity: IdentityPolicy = msgspec.field(default_factory=IdentityPolicy)
+    naming: NamingPolicy = msgspec.field(default_factory=NamingPolicy)
+    timestamps: TimestampPolicy = msgspec.field(default_factory=TimestampPolicy)
+    unplanned: UnplannedPolicy = msgspec.field(default_factory=UnplannedPolicy)
+    events: dict[str, EventSpec] = msgspec.field(default_factory=dict)
+    attributes: dict[str, PropertySpec] = msgspec.field(default_factory=dict)
+    source: str = ""

@@ -1,0 +1,122 @@
+"""Deterministic D2C store traffic with the defects retention teams actually ship.
+
+Used by the demo, the benchmarks and the tests, and written to ``examples/d2c-traffic.jsonl``.
+Each record is a request line of the ``check`` input format: ``{"method", "path", "body"}``,
+where ``body`` is a JSON value, or a string holding raw (possibly broken) body text.
+
+The defects, each at a known rate: event names drifting (``Order Completed``, ``orderCompleted``),
+carts keyed by email instead of id, events with no name, millisecond and ISO timestamps, money
+and quantities as strings, SDK retries (the same order twice), ``data`` sent as a string,
+over-long event names, malformed JSON, and emails with stray case and spaces.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import quote
+
+BASE_TIME = 1_764_000_000  # 2025-11-24, a fixed clock keeps the sample reproducible
+PRODUCTS = [
+    ("SKU-TEE-BLK", "Black tee", 24.0),
+    ("SKU-HOOD-GRY", "Grey hoodie", 59.9),
+    ("SKU-CAP-NVY", "Navy cap", 19.5),
+    ("SKU-SOCK-3PK", "Socks 3-pack", 12.0),
+    ("SKU-JKT-OLV", "Olive jacket", 129.0),
+]
+CURRENCIES = ["USD", "EUR", "GBP"]
+
+
+def _person(rng: random.Random) -> tuple[str, str]:
+    n = rng.randrange(1, 400)
+    return f"cus_{n:05d}", f"shopper{n}@example.com"
+
+
+def _customer_path(ident: str, suffix: str = "") -> str:
+    return f"/api/v1/customers/{quote(ident, safe='')}{suffix}"
+
+
+def d2c_traffic(n: int = 2000, seed: int = 7) -> Iterator[dict[str, Any]]:
+    """``n`` request records; the same ``(n, seed)`` always gives the same records."""
+    rng = random.Random(seed)
+    order_seq = 1000
+    for i in range(n):
+        t = BASE_TIME + i * 7
+        cid, email = _person(rng)
+        roll = rng.random()
+        if roll < 0.10:
+            attrs: dict[str, Any] = {
+                "email": email,
+                "first_name": rng.choice(["Ana", "Bo", "Chen"]),
+            }
+            if rng.random() < 0.2:
+                attrs["email"] = "  " + email.upper() + " "
+            if rng.random() < 0.2:
+                attrs["lifetime_value"] = f"{rng.uniform(10, 900):.2f}"
+            if rng.random() < 0.1:
+                attrs["created_at"] = t
+            yield {"method": "PUT", "path": _customer_path(cid), "body": attrs}
+            continue
+        sku, title, price = rng.choice(PRODUCTS)
+        qty = rng.randint(1, 3)
+        kind = rng.random()
+        if kind < 0.35:
+            name, data = "product_viewed", {"sku": sku, "title": title, "price": price}
+        elif kind < 0.60:
+            name = "added_to_cart"
+            data = {"sku": sku, "price": price, "quantity": qty, "cart_id": f"cart_{i % 97}"}
+        elif kind < 0.75:
+            name = "cart_updated"
+            data = {"cart_id": f"cart_{i % 97}", "item_count": qty, "cart_total": price * qty}
+        elif kind < 0.85:
+            name = "checkout_started"
+            data = {
+                "cart_id": f"cart_{i % 97}",
+                "cart_total": price * qty,
+                "currency": rng.choice(CURRENCIES),
+            }
+        else:
+            order_seq += 1
+            name = "order_completed"
+            data = {
+                "order_id": f"ORD-{order_seq}",
+                "total": round(price * qty, 2),
+                "currency": rng.choice(CURRENCIES),
+                "item_count": qty,
+            }
+        body: dict[str, Any] = {"name": name, "data": data, "timestamp": t}
+        path = _customer_path(cid, "/events")
+        defect = rng.random()
+        if defect < 0.05:
+            body["name"] = {
+                "order_completed": "Order Completed",
+                "cart_updated": "Cart Updated",
+                "added_to_cart": "Added To Cart",
+            }.get(name, "Product Viewed")
+        elif defect < 0.08:
+            body["name"] = "orderCompleted" if name == "order_completed" else "checkoutStarted"
+        elif defect < 0.13 and name in ("cart_updated", "added_to_cart"):
+            path = _customer_path(email, "/events")  # the same cart keyed by email
+        elif defect < 0.15:
+            del body["name"]  # the release that lost the event name
+        elif defect < 0.20:
+            body["timestamp"] = t * 1000  # milliseconds
+        elif defect < 0.22:
+            body["timestamp"] = "2025-11-24T16:00:00Z"
+        elif defect < 0.27 and "total" in data:
+            data["total"] = f"{data['total']:.2f}"  # money as a string
+        elif defect < 0.29:
+            data["price" if "price" in data else "cart_total"] = str(price)
+        elif defect < 0.30:
+            body["data"] = f"sku={sku}"  # data must be a hash
+        elif defect < 0.305:
+            body["name"] = "order_completed_" + "x" * 100  # over 100 bytes
+        elif defect < 0.315:
+            yield {"method": "POST", "path": path, "body": '{"name": "cart_updated", "data": {'}
+            continue
+        elif defect < 0.33:
+            body["name"] = "wishlist_added"  # not in the plan
+        yield {"method": "POST", "path": path, "body": body}
+        if name == "order_completed" and rng.random() < 0.15:
+            yield {"method": "POST", "path": path, "body": body}  # SDK retry: same order again
