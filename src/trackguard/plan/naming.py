@@ -11,7 +11,13 @@ import re
 from functools import lru_cache
 from typing import Final
 
-_WORDS: Final = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|[0-9]+")
+_UP: Final = "A-Z\u00c0-\u00d6\u00d8-\u00de"
+_LO: Final = "a-z\u00df-\u00f6\u00f8-\u00ff\u0100-\uffff"  # other scripts: as lower case
+#: A word: an acronym before a capitalized word, a (capitalized) lower-case run, an upper-case
+#: run, or a number; digits stay with the word they follow (``v2``, ``step1``).
+_WORDS: Final = re.compile(
+    rf"[{_UP}]+(?=[{_UP}][{_LO}])|[{_UP}]?[{_LO}]+[0-9]*|[{_UP}]+[0-9]*|[0-9]+[{_LO}]*"
+)
 
 
 @lru_cache(maxsize=4096)
