@@ -9,7 +9,11 @@ its position: it is counted, never skipped silently.
 from __future__ import annotations
 
 import gzip
+import io
+import sys
+import zlib
 from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import IO, Any, cast
 
@@ -37,15 +41,26 @@ class Located(msgspec.Struct, frozen=True):
     request: Request
 
 
-def open_maybe_gzip(path: Path) -> IO[bytes]:
-    """Open a file for reading bytes, transparently gunzipping by magic number."""
-    fh = path.open("rb")
-    magic = fh.read(2)
-    fh.seek(0)
-    if magic == b"\x1f\x8b":
-        fh.close()
-        return cast(IO[bytes], gzip.open(path, "rb"))
-    return fh
+STDIN = Path("-")
+
+
+@contextmanager
+def open_input(path: Path) -> Iterator[IO[bytes]]:
+    """Read a file (``-``: standard input) as bytes, gunzipping by magic number.
+
+    The magic number is peeked, not read and sought back, so pipes work too.
+    """
+    with ExitStack() as stack:
+        if path == STDIN:
+            raw: IO[bytes] = sys.stdin.buffer
+        else:
+            raw = stack.enter_context(path.open("rb"))
+        fh = raw if isinstance(raw, io.BufferedReader) else io.BufferedReader(cast(Any, raw))
+        if fh.peek(2)[:2] == b"\x1f\x8b":
+            gz = stack.enter_context(gzip.GzipFile(fileobj=fh, mode="rb"))
+            yield cast(IO[bytes], gz)
+        else:
+            yield fh
 
 
 def record_to_request(record: Any, source: str) -> Request | str:
@@ -71,31 +86,57 @@ def record_to_request(record: Any, source: str) -> Request | str:
     return Request(method=method.upper(), path=path, body=raw, headers=headers, source=source)
 
 
+#: The longest line read: a 1 MiB body, JSON-escaped, with room for the rest of the record.
+MAX_LINE = 4 * 1024 * 1024
+
+
+def _lines(fh: IO[bytes]) -> Iterator[tuple[int, bytes | None]]:
+    """Numbered lines; ``None`` for a line over :data:`MAX_LINE` (skipped, never held whole)."""
+    lineno = 0
+    while True:
+        line = fh.readline(MAX_LINE + 1)
+        if not line:
+            return
+        lineno += 1
+        if len(line) > MAX_LINE and not line.endswith(b"\n"):
+            while line and not line.endswith(b"\n"):
+                line = fh.readline(MAX_LINE)
+            yield lineno, None
+            continue
+        yield lineno, line
+
+
 def iter_requests(paths: list[Path]) -> Iterator[Located | Unreadable]:
     """Every line of every file, as a request or as an unreadable line."""
     for path in paths:
-        name = str(path)
-        try:
-            fh = open_maybe_gzip(path)
-        except OSError as exc:
-            yield Unreadable(name, 0, f"cannot open: {exc.strerror or exc}")
-            continue
-        with fh:
-            lineno = 0
+        with ExitStack() as stack:
             try:
-                for lineno, raw_line in enumerate(fh, start=1):
-                    line = raw_line.strip()
-                    if not line:
-                        continue
-                    try:
-                        record = _decode(line)
-                    except (msgspec.DecodeError, RecursionError, UnicodeDecodeError):
-                        yield Unreadable(name, lineno, "line is not valid JSON")
-                        continue
-                    result = record_to_request(record, f"{name}:{lineno}")
-                    if isinstance(result, str):
-                        yield Unreadable(name, lineno, result)
-                    else:
-                        yield Located(name, lineno, result)
-            except (OSError, EOFError, gzip.BadGzipFile) as exc:
-                yield Unreadable(name, lineno + 1, f"file is truncated or corrupt: {exc}")
+                fh = stack.enter_context(open_input(path))
+            except OSError as exc:
+                yield Unreadable(str(path), 0, f"cannot open: {exc.strerror or exc}")
+                continue
+            yield from _read(str(path), fh)
+
+
+def _read(name: str, fh: IO[bytes]) -> Iterator[Located | Unreadable]:
+    lineno = 0
+    try:
+        for lineno, raw_line in _lines(fh):
+            if raw_line is None:
+                yield Unreadable(name, lineno, f"line is longer than {MAX_LINE} bytes")
+                continue
+            line = raw_line.strip()
+            if not line:
+                continue
+            try:
+                record = _decode(line)
+            except (msgspec.DecodeError, RecursionError, UnicodeDecodeError):
+                yield Unreadable(name, lineno, "line is not valid JSON")
+                continue
+            result = record_to_request(record, f"{name}:{lineno}")
+            if isinstance(result, str):
+                yield Unreadable(name, lineno, result)
+            else:
+                yield Located(name, lineno, result)
+    except (OSError, EOFError, zlib.error) as exc:
+        yield Unreadable(name, lineno + 1, f"file is truncated or corrupt: {exc}")

@@ -17,6 +17,8 @@ from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
 
+from trackguard.plan.naming import to_convention
+
 BASE_TIME = 1_764_000_000  # 2025-11-24, a fixed clock keeps the sample reproducible
 PRODUCTS = [
     ("SKU-TEE-BLK", "Black tee", 24.0),
@@ -61,20 +63,36 @@ def d2c_traffic(n: int = 2000, seed: int = 7) -> Iterator[dict[str, Any]]:
         sku, title, price = rng.choice(PRODUCTS)
         qty = rng.randint(1, 3)
         kind = rng.random()
+        product = sku.split("-")[1].lower()
+        cart = f"cart_{i % 97}"
         if kind < 0.35:
-            name, data = "product_viewed", {"sku": sku, "title": title, "price": price}
+            name = "product_viewed"
+            data = {"product_id": product, "sku": sku, "name": title, "price": price}
         elif kind < 0.60:
             name = "added_to_cart"
-            data = {"sku": sku, "price": price, "quantity": qty, "cart_id": f"cart_{i % 97}"}
+            data = {
+                "cart_id": cart,
+                "product_id": product,
+                "sku": sku,
+                "price": price,
+                "quantity": qty,
+            }
         elif kind < 0.75:
             name = "cart_updated"
-            data = {"cart_id": f"cart_{i % 97}", "item_count": qty, "cart_total": price * qty}
+            data = {
+                "cart_id": cart,
+                "item_count": qty,
+                "subtotal": round(price * qty, 2),
+                "currency": "USD",
+            }
         elif kind < 0.85:
             name = "checkout_started"
             data = {
-                "cart_id": f"cart_{i % 97}",
-                "cart_total": price * qty,
+                "cart_id": cart,
+                "checkout_id": f"chk_{i}",
+                "total": round(price * qty, 2),
                 "currency": rng.choice(CURRENCIES),
+                "item_count": qty,
             }
         else:
             order_seq += 1
@@ -89,13 +107,9 @@ def d2c_traffic(n: int = 2000, seed: int = 7) -> Iterator[dict[str, Any]]:
         path = _customer_path(cid, "/events")
         defect = rng.random()
         if defect < 0.05:
-            body["name"] = {
-                "order_completed": "Order Completed",
-                "cart_updated": "Cart Updated",
-                "added_to_cart": "Added To Cart",
-            }.get(name, "Product Viewed")
+            body["name"] = to_convention(name, "none").replace("_", " ").title()  # Order Completed
         elif defect < 0.08:
-            body["name"] = "orderCompleted" if name == "order_completed" else "checkoutStarted"
+            body["name"] = to_convention(name, "camelCase")  # orderCompleted
         elif defect < 0.13 and name in ("cart_updated", "added_to_cart"):
             path = _customer_path(email, "/events")  # the same cart keyed by email
         elif defect < 0.15:
@@ -107,7 +121,8 @@ def d2c_traffic(n: int = 2000, seed: int = 7) -> Iterator[dict[str, Any]]:
         elif defect < 0.27 and "total" in data:
             data["total"] = f"{data['total']:.2f}"  # money as a string
         elif defect < 0.29:
-            data["price" if "price" in data else "cart_total"] = str(price)
+            key = next(k for k in ("price", "subtotal", "total") if k in data)
+            data[key] = str(data[key])  # a number sent as a string
         elif defect < 0.30:
             body["data"] = f"sku={sku}"  # data must be a hash
         elif defect < 0.305:

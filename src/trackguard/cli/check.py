@@ -70,7 +70,7 @@ def render_summary(summary: Summary, console: Console, *, title: str) -> None:
 )
 @click.option("--strict", is_flag=True, help="Answer plan rejections with 400, as serve --strict.")
 def check_command(files: tuple[Path, ...], plan_path: Path | None, fmt: str, strict: bool) -> None:
-    """Check Track API requests in FILES (JSONL, gzip accepted) offline.
+    """Check Track API requests in FILES (JSONL, gzip accepted; - reads stdin) offline.
 
     Each line is {"method": ..., "path": ..., "body": ...}; a string body is raw body text.
     Without --plan only Customer.io's contract is checked. Exit status: 0 when nothing is
@@ -81,6 +81,7 @@ def check_command(files: tuple[Path, ...], plan_path: Path | None, fmt: str, str
     \b
         trackguard check --plan examples/d2c-plan.yaml examples/d2c-traffic.jsonl
         trackguard check requests.jsonl.gz --format jsonl > verdicts.jsonl
+        trackguard sample -n 500 | trackguard check --plan plan.yaml -
     """
     plan = None
     if plan_path is not None:

@@ -137,8 +137,36 @@ class _Errors:
         )
 
 
+_JSON_TOKEN: Final = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{}]')
+
+
+def json_depth(body: bytes) -> int:
+    """How deep the arrays and objects of a JSON text nest (brackets in strings ignored)."""
+    depth = deepest = 0
+    for token in _JSON_TOKEN.finditer(body):
+        c = token.group()[0]
+        if c in b"[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif c in b"]}":
+            depth -= 1
+    return deepest
+
+
+def too_deep(body: bytes) -> bool:
+    """More nesting than :data:`MAX_JSON_DEPTH`; counting brackets first keeps it cheap."""
+    if body.count(b"[") + body.count(b"{") <= m.MAX_JSON_DEPTH:
+        return False
+    return json_depth(body) > m.MAX_JSON_DEPTH
+
+
 def decode_body(body: bytes) -> tuple[bool, Any]:
-    """Decode JSON bytes; ``(False, None)`` for anything that is not JSON."""
+    """Decode JSON bytes; ``(False, None)`` for anything that is not JSON or nests too deep.
+
+    The depth cap makes the answer independent of the caller's stack depth.
+    """
+    if too_deep(body):
+        return False, None
     try:
         return True, _decoder.decode(body)
     except (msgspec.DecodeError, msgspec.ValidationError, RecursionError, UnicodeDecodeError):
@@ -303,7 +331,7 @@ def _v1_merge(body: dict[str, Any], errs: _Errors) -> None:
         errs.error("merge_malformed", m.MERGE_MALFORMED)
 
 
-def _v1_segment(body: dict[str, Any], query: dict[str, str], errs: _Errors) -> None:
+def _v1_segment(body: dict[str, Any], errs: _Errors) -> None:
     ids = body.get("ids")
     if ids is None:
         errs.error("segment_ids_missing", m.SEGMENT_IDS_MISSING, "ids", verified=False)
@@ -313,6 +341,8 @@ def _v1_segment(body: dict[str, Any], query: dict[str, str], errs: _Errors) -> N
         errs.error("segment_ids_empty", m.SEGMENT_IDS_EMPTY, "ids", verified=False)
     elif len(ids) > m.MAX_SEGMENT_IDS:
         errs.error("segment_ids_too_many", m.SEGMENT_IDS_TOO_MANY, "ids", verified=False)
+    elif not all(_plain_id(i) for i in ids):
+        errs.error("segment_ids_not_list", m.SEGMENT_IDS_NOT_LIST, "ids", verified=False)
 
 
 def _v1_form(body: dict[str, Any], errs: _Errors) -> None:
@@ -336,9 +366,9 @@ def _v1(request: Request, hit: RouteMatch, errs: _Errors) -> tuple[int, list[Ope
     bodyless = route.method in ("DELETE", "GET") or action in ("suppress", "unsuppress")
     body: dict[str, Any] | None = None
     if bodyless:
-        ok, decoded = decode_body(request.body) if request.body.strip() else (True, None)
+        ok, decoded = decode_body(request.body) if request.body else (True, None)
         body = decoded if ok and isinstance(decoded, dict) else None
-    elif not request.body.strip() and action == "identify":
+    elif action == "identify" and not request.body.strip():
         body = {}  # lenient: an identify with no body sets nothing
     else:
         ok, decoded = decode_body(request.body)
@@ -374,15 +404,12 @@ def _v1(request: Request, hit: RouteMatch, errs: _Errors) -> tuple[int, list[Ope
     elif action == "add_device":
         assert body is not None
         _v1_device(body, errs)
-    elif action == "delete_device":
-        if not params.get("device_id"):
-            errs.error("device_id_missing", m.DEVICE_ID_MISSING, "device_id", verified=False)
     elif action == "merge":
         assert body is not None
         _v1_merge(body, errs)
     elif action in ("add_to_segment", "remove_from_segment"):
         assert body is not None
-        _v1_segment(body, hit.query, errs)
+        _v1_segment(body, errs)
         ident = Identifier("segment", params.get("segment_id", ""))
     elif action == "submit_form":
         assert body is not None
@@ -396,7 +423,7 @@ def _v1(request: Request, hit: RouteMatch, errs: _Errors) -> tuple[int, list[Ope
             )
     elif action == "unsubscribe":
         assert body is not None
-        if not params.get("delivery_id") or not isinstance(body.get("unsubscribe", True), bool):
+        if not isinstance(body.get("unsubscribe", True), bool):
             errs.error("unsubscribe_malformed", m.UNSUBSCRIBE_MALFORMED)
 
     if errs.errors:
@@ -462,6 +489,13 @@ def _v2_person_identifier(
     return Identifier(key, str(value))
 
 
+def _plain_id(value: Any) -> bool:
+    """A non-empty string or an integer (not a boolean)."""
+    return (isinstance(value, str) and value != "") or (
+        isinstance(value, int) and not isinstance(value, bool)
+    )
+
+
 def _v2_object_identifier(
     identifiers: Any, errs: _Errors, prefix: str, index: int | None
 ) -> Identifier | None:
@@ -471,7 +505,7 @@ def _v2_object_identifier(
         if isinstance(cio, str) and cio and len(identifiers) == 1:
             return Identifier("cio_object_id", cio)
         otype, oid = identifiers.get("object_type_id"), identifiers.get("object_id")
-        if isinstance(otype, str | int) and isinstance(oid, str | int) and oid != "":
+        if _plain_id(otype) and _plain_id(oid):
             return Identifier("object", f"{otype}:{oid}")
     errs.error("v2_object_identifiers", m.V2_OBJECT_IDENTIFIERS, field, index=index, verified=False)
     return None
@@ -493,13 +527,13 @@ def _v2_item(
         )
         return None
     kind = item.get("type")
-    if kind not in _V2_ACTIONS:
+    if not isinstance(kind, str) or kind not in _V2_ACTIONS:
         errs.error(
             "v2_type_invalid", m.V2_TYPE_INVALID, prefix + "type", index=index, verified=False
         )
         return None
     action = item.get("action")
-    if action not in _V2_ACTIONS[kind]:
+    if not isinstance(action, str) or action not in _V2_ACTIONS[kind]:
         errs.error(
             "v2_action_invalid", m.V2_ACTION_INVALID, prefix + "action", index=index, verified=False
         )
@@ -668,9 +702,13 @@ def _v2(request: Request, route: Route, errs: _Errors) -> tuple[int, list[Operat
     return (207 if errs.errors else 200), ops
 
 
-def evaluate(request: Request) -> ContractResult:
-    """What Customer.io would answer to ``request``, and the operations it would accept."""
-    hit = match(request.method, request.path)
+def evaluate(request: Request, hit: RouteMatch | NoRoute | None = None) -> ContractResult:
+    """What Customer.io would answer to ``request``, and the operations it would accept.
+
+    ``hit`` is ``match(request.method, request.path)`` when the caller already has it.
+    """
+    if hit is None:
+        hit = match(request.method, request.path)
     errs = _Errors()
     if isinstance(hit, NoRoute):
         code, message = (

@@ -26,7 +26,8 @@ MAX_SEGMENT_IDS: Final = 1000
 #: v1 body limit (UNVERIFIED); the largest legal v1 body is an identify of 300 attributes of
 #: 1000 bytes, or an event of 100 kB of data, so 1 MiB is far from anything legitimate.
 MAX_BODY_BYTES: Final = 1024 * 1024
-#: How deep JSON may nest before it is refused as unparseable (protects every consumer).
+#: How deep JSON may nest before it is refused as invalid: every door then gives the same
+#: answer whatever its own stack depth, and nothing downstream recurses without bound.
 MAX_JSON_DEPTH: Final = 64
 
 # --- VERIFIED server messages (Customer.io "Invalid Track API Requests" and live captures) -----
@@ -46,6 +47,8 @@ MERGE_MALFORMED: Final = (
     "The request was malformed. You cannot have multiple identifiers (id, email, etc) "
     "in the `primary` or `secondary` objects."
 )
+#: The spec's own sentence for v2 identifiers (documented text, not a captured response).
+V2_IDENTIFIERS_MULTIPLE: Final = "You cannot pass multiple identifiers"
 UNSUBSCRIBE_MALFORMED: Final = "The `delivery_id` format is incorrect or the request is malformed."
 
 
@@ -74,7 +77,6 @@ METRIC_FIELDS_MISSING: Final = "delivery_id and metric must be present"
 V2_TYPE_INVALID: Final = "type must be one of: person, object, delivery"
 V2_ACTION_INVALID: Final = "action is not valid for this type"
 V2_IDENTIFIERS_MISSING: Final = "identifiers must be present"
-V2_IDENTIFIERS_MULTIPLE: Final = "You cannot pass multiple identifiers"
 V2_IDENTIFIER_INVALID: Final = "identifier must be a non-empty string"
 V2_OBJECT_IDENTIFIERS: Final = (
     "object identifiers must be object_type_id and object_id, or cio_object_id"

@@ -13,7 +13,7 @@ from typing import Any, Final
 
 from trackguard.contract.identifiers import is_email
 
-_INT: Final = re.compile(r"[+-]?\d{1,19}")
+_INT: Final = re.compile(r"[+-]?\d+")
 _NUMBER: Final = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
 _TRUE: Final = frozenset({"true", "1", "yes"})
 _FALSE: Final = frozenset({"false", "0", "no"})
@@ -35,7 +35,10 @@ def to_number(v: Any) -> tuple[bool, Any]:
     if isinstance(v, str):
         s = v.strip()
         if _INT.fullmatch(s):
-            return True, int(s)
+            try:
+                return True, int(s)
+            except ValueError:  # over Python's digit limit for int()
+                return _NO
         if _NUMBER.fullmatch(s):
             f = float(s)
             return (True, f) if math.isfinite(f) else _NO
@@ -123,20 +126,31 @@ def _parse_iso(s: str) -> int | None:
 
 
 def to_timestamp(v: Any) -> tuple[bool, Any]:
-    """Unix seconds from seconds, ms, µs, ns, float seconds, numeric strings or ISO-8601."""
+    """Unix seconds from seconds, ms, µs, ns, float seconds, numeric strings or ISO-8601.
+
+    Only results below :data:`MS_THRESHOLD` count: anything later is no time a store means,
+    and converting it again would change it again (a fix must be idempotent).
+    """
+    ok, value = _to_timestamp(v)
+    if ok and value >= MS_THRESHOLD:
+        return _NO
+    return ok, value
+
+
+def _to_timestamp(v: Any) -> tuple[bool, Any]:
     if isinstance(v, bool):
         return _NO
     if isinstance(v, str):
         s = v.strip()
         if _NUMBER.fullmatch(s):
             ok, n = to_number(s)
-            return to_timestamp(n) if ok else _NO
+            return _to_timestamp(n) if ok else _NO
         iso = _parse_iso(s)
         return _NO if iso is None or iso < 0 else (True, iso)
     if isinstance(v, float):
         if not math.isfinite(v) or v < 0:
             return _NO
-        return to_timestamp(int(v))
+        return _to_timestamp(int(v))
     if isinstance(v, int):
         if v < 0:
             return _NO

@@ -7,12 +7,13 @@ no I/O and never raises on input. Without a plan only the contract is checked.
 
 from __future__ import annotations
 
-import json
 from typing import Final
 
 from trackguard.contract.check import ContractError, ContractResult, evaluate
 from trackguard.contract.operations import Operation, Request
-from trackguard.contract.responses import OK_BODY, render
+from trackguard.contract.responses import OK_BODY, pretty, render
+from trackguard.contract.routes import NoRoute, RouteMatch, match
+from trackguard.core.fastpath import FastEvents
 from trackguard.core.plancheck import CompiledPlan, OpResult
 from trackguard.core.verdict import Change, Outcome, Verdict, Violation, worst
 from trackguard.plan.model import Plan
@@ -35,34 +36,48 @@ def _contract_warnings(result: ContractResult) -> list[Violation]:
 
 
 def _strict_body(result: ContractResult, rejected: list[Violation]) -> tuple[int, bytes]:
-    """Strict mode: plan rejections answered like Customer.io answers contract errors."""
+    """Strict mode: plan rejections answered like Customer.io answers contract errors.
+
+    A v2 batch answers 207 listing every failed item: contract errors and plan rejections.
+    """
     route = result.route
     if route is not None and route.api == "v2":
         status = 207 if route.action == "batch" else 400
-        items = []
-        for v in rejected:
+        items: list[dict[str, object]] = []
+        findings = [(e.batch_index, e.reason, e.field, e.message) for e in result.errors]
+        findings += [(v.batch_index, v.code, v.path, v.message) for v in rejected]
+        for index, reason, field, message in sorted(findings, key=lambda f: f[0] or 0):
             item: dict[str, object] = {}
-            if status == 207 and v.batch_index is not None:
-                item["batch_index"] = v.batch_index
-            item.update(reason=v.code, field=v.path, message=v.message)
+            if status == 207 and index is not None:
+                item["batch_index"] = index
+            item.update(reason=reason, field=field, message=message)
             items.append(item)
-        return status, (json.dumps({"errors": items}, indent=2) + "\n").encode()
+        return status, pretty({"errors": items})
     body = {"meta": {"errors": [v.message for v in rejected]}}
-    return 400, (json.dumps(body, indent=2, ensure_ascii=False) + "\n").encode()
+    return 400, pretty(body)
 
 
 class Checker:
     """Checks requests against Customer.io's contract and, if given, a tracking plan."""
 
-    __slots__ = ("compiled", "plan", "strict")
+    __slots__ = ("compiled", "fast", "plan", "strict")
 
-    def __init__(self, plan: Plan | None = None, *, strict: bool = False) -> None:
+    def __init__(self, plan: Plan | None = None, *, strict: bool = False, fast: bool = True):
         self.plan = plan
         self.compiled = CompiledPlan(plan) if plan is not None else None
         self.strict = strict
+        #: Clean planned events skip the full walk (same verdict, see ``fastpath``).
+        self.fast = FastEvents(plan) if plan is not None and fast else None
 
-    def check(self, request: Request) -> Verdict:
-        result = evaluate(request)
+    def check(self, request: Request, hit: RouteMatch | NoRoute | None = None) -> Verdict:
+        """The verdict for ``request``; ``hit`` is its route match when the caller has it."""
+        if hit is None:
+            hit = match(request.method, request.path)
+        if self.fast is not None:
+            verdict = self.fast.check(request, hit)
+            if verdict is not None:
+                return verdict
+        result = evaluate(request, hit)
         plan_version = self.plan.version if self.plan is not None else ""
         route_key = result.route.key if result.route is not None else None
         if not result.accepted:

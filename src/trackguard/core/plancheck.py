@@ -14,7 +14,9 @@ from typing import Any, Final
 
 import msgspec
 
+from trackguard.contract.check import utf8_len
 from trackguard.contract.identifiers import is_email
+from trackguard.contract.messages import MAX_EVENT_NAME_BYTES
 from trackguard.contract.operations import Identifier, Operation
 from trackguard.core import coerce
 from trackguard.core.verdict import Change, Violation
@@ -399,7 +401,17 @@ class CompiledPlan:
         self, work: _Work, raw: str, fixed: str, code: str, rule: str, message: str
     ) -> None:
         action = self.plan.naming.action
-        if action == "fix":
+        if action == "fix" and utf8_len(fixed) > MAX_EVENT_NAME_BYTES:
+            # Renaming would turn an accepted name into one Customer.io rejects: keep it.
+            work.flag(
+                code,
+                rule,
+                "name",
+                message + f"; not renamed: {fixed!r} would be longer than "
+                f"{MAX_EVENT_NAME_BYTES} bytes",
+                "warn",
+            )
+        elif action == "fix":
             work.flag(code, rule, "name", message + f"; renamed to {fixed!r}", "fix")
             work.set(("name",), raw, fixed, rule)
         else:
