@@ -1,0 +1,129 @@
+"""The Store protocol: the one durable place for the outbox, the quarantine and delivery state.
+
+The gateway writes a request's accepted operations (outbox rows) and its quarantine record in
+one transaction, and answers 2xx only after it committed. Delivery workers lease outbox rows,
+then mark them delivered, retry them later, or move them to quarantine with Customer.io's
+reason. ``sqlite.py`` implements it in one WAL file; a PostgreSQL implementation shares this
+protocol so several gateways and workers can use one database.
+
+Exception tree::
+
+    StoreError
+    └── StoreClosed     (the store was closed; nothing more is accepted)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal, Protocol
+
+import msgspec
+
+OutboxState = Literal["pending", "delivered", "failed"]
+QuarantineKind = Literal["contract", "plan", "upstream"]
+
+
+class StoreError(Exception):
+    """Base of every store failure."""
+
+
+class StoreClosed(StoreError):
+    """The store is closed."""
+
+
+class OutboxRow(msgspec.Struct, frozen=True, kw_only=True):
+    """One operation waiting for (or done with) delivery.
+
+    ``payload`` is the JSON of what delivery sends: ``{"v2": <batch item>}`` for operations
+    the v2 batch endpoint expresses, ``{"v1": {"method", "path", "body"}}`` for the rest.
+    ``person`` orders delivery: rows of one person are delivered in ``seq`` order.
+    """
+
+    seq: int = 0  # assigned by the store
+    received_at: float
+    person: str
+    payload: bytes
+    dedupe_key: str | None = None
+    event_name: str | None = None
+    source: str | None = None
+    state: OutboxState = "pending"
+    attempts: int = 0
+    next_attempt_at: float = 0.0
+    last_error: str | None = None
+    delivered_at: float | None = None
+
+
+class QuarantineRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """A rejected request or operation, kept whole so it can be fixed and replayed.
+
+    ``headers`` never hold credentials: ``Authorization`` is redacted before it gets here.
+    ``findings`` is the JSON list of contract errors and violations; ``upstream_error`` is
+    Customer.io's reason when it rejected the operation at delivery.
+    """
+
+    id: int = 0  # assigned by the store
+    received_at: float
+    kind: QuarantineKind
+    method: str
+    path: str
+    headers: tuple[tuple[str, str], ...] = ()
+    body: bytes = b""
+    source: str | None = None
+    plan_version: str = ""
+    status: int = 200
+    findings: bytes = b"[]"
+    event_name: str | None = None
+    codes: tuple[str, ...] = ()
+    batch_index: int | None = None
+    upstream_error: str | None = None
+    state: Literal["quarantined", "replayed", "still_invalid"] = "quarantined"
+
+
+class Write(msgspec.Struct, frozen=True, kw_only=True):
+    """Everything one request commits, atomically."""
+
+    outbox: tuple[OutboxRow, ...] = ()
+    quarantine: tuple[QuarantineRecord, ...] = ()
+
+
+class OutboxStats(msgspec.Struct, frozen=True, kw_only=True):
+    pending: int
+    delivered: int
+    failed: int
+    oldest_pending_at: float | None
+
+
+class Store(Protocol):
+    """What the gateway, delivery and the CLI need from storage. Methods are thread-safe."""
+
+    def commit(self, writes: Sequence[Write]) -> None:
+        """Commit several requests' writes in one transaction (group commit)."""
+
+    def lease(self, limit: int, now: float) -> list[OutboxRow]:
+        """Up to ``limit`` pending rows due at ``now``, oldest first, keeping per-person order:
+        a row is never returned while an earlier pending row of the same person is not due.
+
+        Returned rows are claimed: they are not due again (so no second lease returns them,
+        and they hold back their person's later rows) until they are marked or the store's
+        lease timeout runs out, after which they are leased again (delivery is at least once).
+        """
+
+    def mark_delivered(self, seqs: Sequence[int], now: float) -> None: ...
+
+    def mark_retry(self, seqs: Sequence[int], error: str, next_attempt_at: float) -> None: ...
+
+    def mark_failed(self, failures: Sequence[tuple[int, QuarantineRecord]], now: float) -> None:
+        """Rows Customer.io rejected for good: mark them failed and quarantine them, atomically."""
+
+    def outbox_row(self, seq: int) -> OutboxRow | None: ...
+
+    def outbox_stats(self) -> OutboxStats: ...
+
+    def quarantine_count(self) -> int: ...
+
+    def quarantine_list(self, limit: int = 100, offset: int = 0) -> list[QuarantineRecord]: ...
+
+    def healthy(self) -> bool:
+        """True when the store can take writes (readiness)."""
+
+    def close(self) -> None: ...

@@ -1,0 +1,566 @@
+"""The Store in one SQLite file (WAL): the outbox, the quarantine and delivery state.
+
+Writes go through one writer connection guarded by a lock, each in a ``BEGIN IMMEDIATE``
+transaction so a second process on the same file (a separate delivery worker) waits on
+``busy_timeout`` instead of failing half-way. Reads use one connection per thread, so they never
+queue behind a group commit and always see the latest committed snapshot (WAL readers do not
+block the writer).
+
+Counts (pending, delivered, failed, quarantined) are kept in the ``counts`` table, updated in the
+same transactions as the rows they count, so ``outbox_stats`` and ``quarantine_count`` stay O(1)
+however many delivered rows accumulate.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, Final, Literal
+
+import msgspec
+
+from trackguard.store.base import (
+    OutboxRow,
+    OutboxStats,
+    QuarantineRecord,
+    Store,
+    StoreClosed,
+    StoreError,
+    Write,
+)
+
+Synchronous = Literal["FULL", "NORMAL"]
+
+#: The schema version this code writes (``PRAGMA user_version``).
+SCHEMA_VERSION: Final = 1
+
+# Migrations, one tuple of statements per version step: ``_MIGRATIONS[n]`` takes a database at
+# user_version n to n + 1. Statements run one by one (``executescript`` would commit early).
+_MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
+    (
+        """CREATE TABLE outbox (
+            seq             INTEGER PRIMARY KEY AUTOINCREMENT,
+            received_at     REAL    NOT NULL,
+            person          TEXT    NOT NULL,
+            payload         BLOB    NOT NULL,
+            dedupe_key      TEXT,
+            event_name      TEXT,
+            source          TEXT,
+            state           TEXT    NOT NULL
+                            CHECK (state IN ('pending', 'delivered', 'failed')),
+            attempts        INTEGER NOT NULL,
+            next_attempt_at REAL    NOT NULL,
+            last_error      TEXT,
+            delivered_at    REAL,
+            finished_at     REAL
+        )""",
+        # Lease scan: pending rows in seq order, due-ness and person read from the index alone.
+        """CREATE INDEX outbox_pending_seq ON outbox (seq, next_attempt_at, person)
+            WHERE state = 'pending'""",
+        # Pending rows that are not due yet (retrying, or leased): the lease's blocked set.
+        # New rows all share one next_attempt_at, so inserts append; a (person, ...) index
+        # would insert at random places and cost up to half the insert rate.
+        """CREATE INDEX outbox_pending_due ON outbox (next_attempt_at)
+            WHERE state = 'pending'""",
+        """CREATE TABLE quarantine (
+            id             INTEGER PRIMARY KEY AUTOINCREMENT,
+            received_at    REAL    NOT NULL,
+            kind           TEXT    NOT NULL CHECK (kind IN ('contract', 'plan', 'upstream')),
+            method         TEXT    NOT NULL,
+            path           TEXT    NOT NULL,
+            headers        TEXT    NOT NULL,
+            body           BLOB    NOT NULL,
+            source         TEXT,
+            plan_version   TEXT    NOT NULL,
+            status         INTEGER NOT NULL,
+            findings       TEXT    NOT NULL,
+            event_name     TEXT,
+            codes          TEXT    NOT NULL,
+            batch_index    INTEGER,
+            upstream_error TEXT,
+            state          TEXT    NOT NULL
+                           CHECK (state IN ('quarantined', 'replayed', 'still_invalid')),
+            outbox_seq     INTEGER
+        )""",
+        "CREATE INDEX quarantine_received_at ON quarantine (received_at)",
+        "CREATE INDEX quarantine_event_name ON quarantine (event_name)",
+        "CREATE INDEX quarantine_kind ON quarantine (kind)",
+        "CREATE TABLE counts (name TEXT PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID",
+        """INSERT INTO counts (name, n)
+            VALUES ('pending', 0), ('delivered', 0), ('failed', 0), ('quarantine', 0)""",
+        "CREATE TABLE meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID",
+    ),
+)
+assert len(_MIGRATIONS) == SCHEMA_VERSION
+
+_OUTBOX_COLUMNS: Final = (
+    "seq, received_at, person, payload, dedupe_key, event_name, source, state, attempts,"
+    " next_attempt_at, last_error, delivered_at"
+)
+_QUARANTINE_COLUMNS: Final = (
+    "id, received_at, kind, method, path, headers, body, source, plan_version, status,"
+    " findings, event_name, codes, batch_index, upstream_error, state"
+)
+_INSERT_OUTBOX: Final = (
+    "INSERT INTO outbox (received_at, person, payload, dedupe_key, event_name, source, state,"
+    " attempts, next_attempt_at, last_error, delivered_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)"
+)
+_INSERT_QUARANTINE: Final = (
+    "INSERT INTO quarantine (received_at, kind, method, path, headers, body, source,"
+    " plan_version, status, findings, event_name, codes, batch_index, upstream_error, state,"
+    " outbox_seq) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+)
+# Pending rows in seq order that are due and whose person has no earlier pending row that is
+# not due (retrying later, or leased and still in flight). ``blocked`` (the first not-due seq of
+# each person) comes from ``outbox_pending_due``, so it costs what the not-due rows cost; the scan
+# walks ``outbox_pending_seq`` (which covers due-ness and person) and stops at ``limit``. State
+# literals, not parameters, let SQLite use the partial indexes.
+_LEASE: Final = f"""
+WITH blocked (person, seq) AS MATERIALIZED (
+    SELECT person, min(seq) FROM outbox
+    WHERE state = 'pending' AND next_attempt_at > :now
+    GROUP BY person)
+UPDATE outbox SET next_attempt_at = :until
+WHERE seq IN (
+    SELECT o.seq FROM outbox AS o
+    WHERE o.state = 'pending' AND o.next_attempt_at <= :now
+      AND NOT EXISTS (SELECT 1 FROM blocked AS b WHERE b.person = o.person AND b.seq < o.seq)
+    ORDER BY o.seq
+    LIMIT :limit)
+RETURNING {_OUTBOX_COLUMNS}
+"""
+_MARK_DELIVERED: Final = (
+    "UPDATE outbox SET state = 'delivered', attempts = attempts + 1, delivered_at = ?,"
+    " finished_at = ? WHERE seq = ? AND state = 'pending'"
+)
+_MARK_RETRY: Final = (
+    "UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ?"
+    " WHERE seq = ? AND state = 'pending'"
+)
+_MARK_FAILED: Final = (
+    "UPDATE outbox SET state = 'failed', attempts = attempts + 1,"
+    " last_error = COALESCE(?, last_error), finished_at = ? WHERE seq = ? AND state = 'pending'"
+)
+_ADD_COUNT: Final = "UPDATE counts SET n = n + ? WHERE name = ?"
+
+_HEADERS: Final = msgspec.json.Decoder(tuple[tuple[str, str], ...])
+_CODES: Final = msgspec.json.Decoder(tuple[str, ...])
+_encode: Final = msgspec.json.encode
+
+
+class SQLiteStore:
+    """The :class:`~trackguard.store.base.Store` in one SQLite file in WAL mode.
+
+    ``synchronous="FULL"`` (the default) fsyncs the WAL at every commit: a transaction that
+    committed (so a request that got its 2xx) survives a process crash *and* a power loss or
+    kernel panic. ``"NORMAL"`` fsyncs only at checkpoints: it survives a process crash
+    (``kill -9``: the WAL is in the OS page cache) but a power loss can roll back the last
+    transactions, including some already answered 2xx; the file stays consistent either way.
+    Choose NORMAL only where the machine's power and kernel are trusted more than throughput.
+
+    ``busy_timeout`` (seconds) is how long a write waits for another process holding the write
+    lock. ``lease_seconds`` is how long :meth:`lease` claims rows: a leased row is not due
+    again (and holds back its person's later rows) until it is marked or the lease runs out,
+    so a crashed worker's rows are retried and two leases never hand out the same row.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        synchronous: Synchronous = "FULL",
+        busy_timeout: float = 5.0,
+        lease_seconds: float = 60.0,
+    ) -> None:
+        if synchronous not in ("FULL", "NORMAL"):
+            raise StoreError(f"synchronous must be 'FULL' or 'NORMAL', not {synchronous!r}")
+        self.path = os.fspath(path)
+        if self.path in ("", ":memory:") or self.path.startswith("file:"):
+            raise StoreError(f"SQLiteStore needs a file path, not {self.path!r}")
+        self.synchronous: Synchronous = synchronous
+        self.lease_seconds = lease_seconds
+        self._busy_ms = max(0, int(busy_timeout * 1000))
+        self._closed = False
+        self._write_lock = threading.Lock()
+        self._registry_lock = threading.Lock()
+        self._readers: dict[threading.Thread, _Reader] = {}
+        self._local = threading.local()
+        self._writer = self._connect()
+        try:
+            self._writer.execute("PRAGMA cache_size = -16000")  # lease scans stay in memory
+            # A WAL that grew during a burst (or while a reader held back checkpoints) is cut
+            # back to 64 MiB after the next checkpoint instead of keeping its largest size.
+            self._writer.execute("PRAGMA journal_size_limit = 67108864")
+            mode = self._writer.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                raise StoreError(f"{self.path}: cannot switch to WAL mode (got {mode!r})")
+            self._migrate()
+        except sqlite3.Error as e:
+            self._writer.close()
+            raise StoreError(f"{self.path}: cannot open the store: {e}") from e
+        except BaseException:
+            self._writer.close()
+            raise
+
+    def __repr__(self) -> str:
+        return f"SQLiteStore({self.path!r}, synchronous={self.synchronous!r})"
+
+    # -- connections -------------------------------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            conn = sqlite3.connect(
+                self.path, isolation_level=None, check_same_thread=False, timeout=0
+            )
+        except sqlite3.Error as e:
+            raise StoreError(f"{self.path}: cannot open the store: {e}") from e
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {self._busy_ms}")
+            conn.execute(f"PRAGMA synchronous = {self.synchronous}")
+        except sqlite3.Error as e:
+            conn.close()
+            raise StoreError(f"{self.path}: cannot open the store: {e}") from e
+        return conn
+
+    def _migrate(self) -> None:
+        conn = self._writer
+        conn.execute("BEGIN IMMEDIATE")  # two processes opening a new file migrate once
+        try:
+            version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+            if version > SCHEMA_VERSION:
+                raise StoreError(
+                    f"{self.path}: schema version {version} is newer than this trackguard"
+                    f" understands ({SCHEMA_VERSION}); upgrade trackguard"
+                )
+            for step in _MIGRATIONS[version:]:
+                for statement in step:
+                    conn.execute(statement)
+            if version != SCHEMA_VERSION:
+                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """One ``BEGIN IMMEDIATE … COMMIT`` on the writer; any failure rolls it all back."""
+        with self._write_lock:
+            if self._closed:
+                raise StoreClosed("the store is closed")
+            conn = self._writer
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException as e:
+                if conn.in_transaction:
+                    # The original error is the one worth raising.
+                    with contextlib.suppress(sqlite3.Error):
+                        conn.execute("ROLLBACK")
+                if isinstance(e, sqlite3.Error):
+                    raise StoreError(f"{self.path}: {e}") from e
+                raise
+
+    def _reader(self) -> _Reader:
+        reader: _Reader | None = getattr(self._local, "reader", None)
+        if reader is not None:
+            return reader
+        conn = self._connect()
+        reader = _Reader(conn)
+        with self._registry_lock:
+            if self._closed:
+                conn.close()
+                raise StoreClosed("the store is closed")
+            # Connections of threads that ended are closed here, so a churn of short-lived
+            # threads does not pile up open files.
+            for thread in [t for t in self._readers if not t.is_alive()]:
+                dead = self._readers.pop(thread)
+                with dead.lock:
+                    dead.conn.close()
+            self._readers[threading.current_thread()] = reader
+        self._local.reader = reader
+        return reader
+
+    def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        if self._closed:
+            raise StoreClosed("the store is closed")
+        reader = self._reader()
+        with reader.lock:
+            if self._closed:
+                raise StoreClosed("the store is closed")
+            try:
+                return reader.conn.execute(sql, params).fetchall()
+            except sqlite3.Error as e:
+                raise StoreError(f"{self.path}: {e}") from e
+
+    # -- the Store protocol ------------------------------------------------------------------
+
+    def commit(self, writes: Sequence[Write]) -> None:
+        """Insert every write's outbox rows and quarantine records in one transaction.
+
+        Each row keeps the fields it carries except ``seq``/``id``, which the store assigns in
+        commit order. Either everything is committed or nothing is (and StoreError is raised).
+        """
+        outbox: list[tuple[Any, ...]] = []
+        quarantine: list[tuple[Any, ...]] = []
+        added = {"pending": 0, "delivered": 0, "failed": 0}
+        for write in writes:
+            for r in write.outbox:
+                outbox.append(
+                    (
+                        r.received_at,
+                        r.person,
+                        r.payload,
+                        r.dedupe_key,
+                        r.event_name,
+                        r.source,
+                        r.state,
+                        r.attempts,
+                        r.next_attempt_at,
+                        r.last_error,
+                        r.delivered_at,
+                    )
+                )
+                if r.state in added:
+                    added[r.state] += 1
+            quarantine.extend(_quarantine_params(q, None) for q in write.quarantine)
+        if not outbox and not quarantine:
+            self._check_open()
+            return
+        with self._transaction() as conn:
+            if outbox:
+                conn.executemany(_INSERT_OUTBOX, outbox)
+            if quarantine:
+                conn.executemany(_INSERT_QUARANTINE, quarantine)
+                conn.execute(_ADD_COUNT, (len(quarantine), "quarantine"))
+            for name, n in added.items():
+                if n:
+                    conn.execute(_ADD_COUNT, (n, name))
+
+    def lease(self, limit: int, now: float) -> list[OutboxRow]:
+        """Claim up to ``limit`` due pending rows in seq order, keeping per-person order.
+
+        A row is returned only if no earlier pending row of its person is not due (retrying
+        later, or leased and still in flight). Returned rows are claimed: their
+        ``next_attempt_at`` becomes ``now + lease_seconds``, so they are not leased again, and
+        their person's later rows wait, until they are marked or the claim runs out.
+        """
+        if limit <= 0:
+            if self._closed:
+                raise StoreClosed("the store is closed")
+            return []
+        params = {"until": now + self.lease_seconds, "now": now, "limit": limit}
+        with self._transaction() as conn:
+            rows = conn.execute(_LEASE, params).fetchall()
+        rows.sort(key=lambda r: r[0])  # RETURNING gives no order
+        return [_outbox_row(r) for r in rows]
+
+    def mark_delivered(self, seqs: Sequence[int], now: float) -> None:
+        """Pending rows become ``delivered`` (attempts + 1); other or unknown seqs are ignored."""
+        params = [(now, now, seq) for seq in dict.fromkeys(seqs)]
+        if not params:
+            self._check_open()
+            return
+        with self._transaction() as conn:
+            n = conn.executemany(_MARK_DELIVERED, params).rowcount
+            conn.execute(_ADD_COUNT, (-n, "pending"))
+            conn.execute(_ADD_COUNT, (n, "delivered"))
+
+    def mark_retry(self, seqs: Sequence[int], error: str, next_attempt_at: float) -> None:
+        """Pending rows get ``attempts + 1``, ``last_error`` and their next due time."""
+        params = [(error, next_attempt_at, seq) for seq in dict.fromkeys(seqs)]
+        if not params:
+            self._check_open()
+            return
+        with self._transaction() as conn:
+            conn.executemany(_MARK_RETRY, params)
+
+    def mark_failed(self, failures: Sequence[tuple[int, QuarantineRecord]], now: float) -> None:
+        """Rows Customer.io rejected for good: mark them failed and quarantine them, atomically.
+
+        Only rows still pending are moved (a row delivered meanwhile keeps its state and gets
+        no quarantine record). ``last_error`` becomes the record's ``upstream_error``.
+        """
+        todo = {seq: (rec.upstream_error, _quarantine_params(rec, seq)) for seq, rec in failures}
+        if not todo:
+            self._check_open()
+            return
+        with self._transaction() as conn:
+            n = 0
+            for seq, (error, record) in todo.items():
+                if conn.execute(_MARK_FAILED, (error, now, seq)).rowcount:
+                    conn.execute(_INSERT_QUARANTINE, record)
+                    n += 1
+            if n:
+                conn.execute(_ADD_COUNT, (-n, "pending"))
+                conn.execute(_ADD_COUNT, (n, "failed"))
+                conn.execute(_ADD_COUNT, (n, "quarantine"))
+
+    def outbox_row(self, seq: int) -> OutboxRow | None:
+        rows = self._read(f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE seq = ?", (seq,))
+        return _outbox_row(rows[0]) if rows else None
+
+    def outbox_stats(self) -> OutboxStats:
+        """Counts by state; ``oldest_pending_at`` is the ``received_at`` of the lowest-seq
+        pending row (the head of the queue), None when nothing is pending."""
+        counts = dict(self._read("SELECT name, n FROM counts"))
+        oldest = self._read(
+            "SELECT received_at FROM outbox WHERE state = 'pending' ORDER BY seq LIMIT 1"
+        )
+        return OutboxStats(
+            pending=counts["pending"],
+            delivered=counts["delivered"],
+            failed=counts["failed"],
+            oldest_pending_at=oldest[0][0] if oldest else None,
+        )
+
+    def quarantine_count(self) -> int:
+        return int(self._read("SELECT n FROM counts WHERE name = 'quarantine'")[0][0])
+
+    def quarantine_list(self, limit: int = 100, offset: int = 0) -> list[QuarantineRecord]:
+        """Quarantine records, most recently quarantined (highest ``id``) first."""
+        rows = self._read(
+            f"SELECT {_QUARANTINE_COLUMNS} FROM quarantine ORDER BY id DESC LIMIT ? OFFSET ?",
+            (max(0, limit), max(0, offset)),
+        )
+        return [_quarantine_record(r) for r in rows]
+
+    def healthy(self) -> bool:
+        """True when a small write commits now (lock free, file writable); False once closed."""
+        if self._closed:
+            return False
+        try:
+            with self._transaction() as conn:
+                conn.execute(
+                    "INSERT INTO meta (key, value) VALUES ('health_checked_at', ?)"
+                    " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    (time.time(),),
+                )
+        except StoreError:
+            return False
+        return True
+
+    def close(self) -> None:
+        """Close every connection; idempotent. Later calls raise StoreClosed."""
+        with self._registry_lock:
+            if self._closed:
+                return
+            self._closed = True
+            readers = list(self._readers.values())
+            self._readers.clear()
+        with self._write_lock:
+            # Best effort: keeps query plans good across restarts, must not make close() fail.
+            with contextlib.suppress(sqlite3.Error):
+                self._writer.execute("PRAGMA optimize")
+            self._writer.close()
+        for reader in readers:
+            with reader.lock:
+                reader.conn.close()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreClosed("the store is closed")
+
+
+class _Reader:
+    """One thread's read connection; the lock only guards it against :meth:`close`."""
+
+    __slots__ = ("conn", "lock")
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+        self.lock = threading.Lock()
+
+
+def _quarantine_params(q: QuarantineRecord, outbox_seq: int | None) -> tuple[Any, ...]:
+    try:
+        findings = q.findings.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise StoreError(f"quarantine findings must be UTF-8 JSON: {e}") from e
+    return (
+        q.received_at,
+        q.kind,
+        q.method,
+        q.path,
+        _encode(q.headers).decode(),
+        q.body,
+        q.source,
+        q.plan_version,
+        q.status,
+        findings,
+        q.event_name,
+        _encode(q.codes).decode(),
+        q.batch_index,
+        q.upstream_error,
+        q.state,
+        outbox_seq,
+    )
+
+
+def _outbox_row(r: Any) -> OutboxRow:
+    return OutboxRow(
+        seq=r[0],
+        received_at=r[1],
+        person=r[2],
+        payload=r[3],
+        dedupe_key=r[4],
+        event_name=r[5],
+        source=r[6],
+        state=r[7],
+        attempts=r[8],
+        next_attempt_at=r[9],
+        last_error=r[10],
+        delivered_at=r[11],
+    )
+
+
+def _quarantine_record(r: Any) -> QuarantineRecord:
+    return QuarantineRecord(
+        id=r[0],
+        received_at=r[1],
+        kind=r[2],
+        method=r[3],
+        path=r[4],
+        headers=_HEADERS.decode(r[5]),
+        body=r[6],
+        source=r[7],
+        plan_version=r[8],
+        status=r[9],
+        findings=r[10].encode("utf-8"),
+        event_name=r[11],
+        codes=_CODES.decode(r[12]),
+        batch_index=r[13],
+        upstream_error=r[14],
+        state=r[15],
+    )
+
+
+def open_store(target: str | os.PathLike[str], *, synchronous: Synchronous = "FULL") -> Store:
+    """Open the store that ``target`` names: a file path or ``sqlite:///path``.
+
+    ``sqlite:///data/tg.db`` is relative, ``sqlite:////var/lib/tg.db`` absolute (the
+    SQLAlchemy convention). ``postgresql://`` is reserved for the PostgreSQL store.
+    """
+    if isinstance(target, os.PathLike):
+        return SQLiteStore(target, synchronous=synchronous)
+    scheme, sep, rest = target.partition("://")
+    if not sep:
+        return SQLiteStore(target, synchronous=synchronous)
+    scheme = scheme.lower()
+    if scheme == "sqlite":
+        if not rest.startswith("/") or rest == "/":
+            raise StoreError(f"{target!r}: write sqlite:///relative/path or sqlite:////abs/path")
+        return SQLiteStore(rest[1:], synchronous=synchronous)
+    if scheme in ("postgresql", "postgres") or scheme.startswith("postgresql+"):
+        raise StoreError(
+            f"{scheme}:// stores are not available yet: the PostgreSQL store is planned;"
+            " use a SQLite path or sqlite:///path for now"
+        )
+    raise StoreError(f"{target!r}: unsupported store URL (use a path or sqlite:///path)")

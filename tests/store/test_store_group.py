@@ -1,0 +1,284 @@
+"""GroupCommitter: batching, exactly-once commits, failure propagation, draining on close."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import pytest
+
+from trackguard.store import (
+    GroupCommitter,
+    OutboxRow,
+    QuarantineRecord,
+    SQLiteStore,
+    StoreClosed,
+    StoreError,
+    Write,
+)
+
+
+def write(ident: str, rows: int = 1) -> Write:
+    return Write(
+        outbox=tuple(
+            OutboxRow(received_at=1.0, person=ident, payload=b"{}", dedupe_key=f"{ident}/{i}")
+            for i in range(rows)
+        )
+    )
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[SQLiteStore]:
+    s = SQLiteStore(tmp_path / "tg.db")
+    yield s
+    s.close()
+
+
+def keys(store: SQLiteStore) -> list[str]:
+    con = sqlite3.connect(store.path)
+    try:
+        return [k for (k,) in con.execute("SELECT dedupe_key FROM outbox ORDER BY seq")]
+    finally:
+        con.close()
+
+
+class Recording(SQLiteStore):
+    """A second store on the same file that records each commit's size and can fail."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(path)
+        self.batches: list[int] = []
+        self.fail_next = 0
+        self.error = StoreError("disk I/O error")
+
+    def commit(self, writes: Sequence[Write]) -> None:
+        if self.fail_next:
+            self.fail_next -= 1
+            raise self.error
+        self.batches.append(sum(len(w.outbox) + len(w.quarantine) for w in writes))
+        super().commit(writes)
+
+
+@pytest.fixture
+def recording(store: SQLiteStore) -> Iterator[Recording]:
+    r = Recording(store.path)
+    yield r
+    r.close()
+
+
+def test_store_group_50_tasks_by_40_writes_commit_exactly_once(store: SQLiteStore) -> None:
+    async def main() -> GroupCommitter:
+        async with GroupCommitter(store) as committer:
+
+            async def task(t: int) -> None:
+                for i in range(40):
+                    await committer.submit(write(f"t{t}-{i}"))
+
+            await asyncio.gather(*(task(t) for t in range(50)))
+            return committer
+
+    committer = asyncio.run(main())
+    stored = keys(store)
+    assert len(stored) == 2000
+    assert sorted(stored) == sorted(f"t{t}-{i}/0" for t in range(50) for i in range(40))
+    for t in range(50):  # each task's writes were committed in the order it awaited them
+        mine = [k for k in stored if k.startswith(f"t{t}-")]
+        assert mine == [f"t{t}-{i}/0" for i in range(40)]
+    assert (committer.writes, committer.rows, committer.failed_commits) == (2000, 2000, 0)
+    assert committer.commits < 400
+    assert committer.pending == 0
+    assert committer.last_commit_seconds > 0
+    assert store.outbox_stats().pending == 2000
+
+
+def test_store_group_failed_commit_reaches_every_waiting_request(
+    store: SQLiteStore, recording: Recording
+) -> None:
+    recording.fail_next = 1
+
+    async def main() -> tuple[list[BaseException | None], GroupCommitter]:
+        async with GroupCommitter(recording, max_delay=0.05) as committer:
+            results = await asyncio.gather(
+                *(committer.submit(write(f"w{i}")) for i in range(10)), return_exceptions=True
+            )
+            await committer.submit(write("after"))  # the committer keeps working
+            return list(results), committer
+
+    results, committer = asyncio.run(main())
+    assert len(results) == 10
+    for r in results:
+        assert type(r) is StoreError
+        assert str(r) == "group commit of 10 writes failed: disk I/O error"
+        assert r.__cause__ is recording.error
+    assert len({id(r) for r in results}) == 10  # one exception object per request
+    assert keys(store) == ["after/0"]
+    assert (committer.commits, committer.failed_commits, committer.writes) == (1, 1, 1)
+
+
+def test_store_group_failed_batch_stores_nothing_of_it(store: SQLiteStore) -> None:
+    poison = Write(outbox=(OutboxRow(received_at=1.0, person="x", payload=b"", state="?"),))  # type: ignore[arg-type]
+
+    async def main() -> list[BaseException | None]:
+        async with GroupCommitter(store, max_delay=0.05) as committer:
+            subs = [committer.submit(write(f"w{i}")) for i in range(5)]
+            subs.append(committer.submit(poison))
+            return list(await asyncio.gather(*subs, return_exceptions=True))
+
+    results = asyncio.run(main())
+    assert all(isinstance(r, StoreError) and "CHECK constraint" in str(r) for r in results)
+    assert keys(store) == []
+
+
+def test_store_group_respects_max_rows(store: SQLiteStore, recording: Recording) -> None:
+
+    async def main() -> float:
+        committer = GroupCommitter(recording, max_delay=30.0, max_rows=5)
+        committer.start()
+        started = time.perf_counter()
+        await asyncio.gather(*(committer.submit(write(f"a{i}")) for i in range(5)))
+        elapsed = time.perf_counter() - started
+        # A write bigger than max_rows goes alone; others fill batches up to max_rows.
+        tasks = [asyncio.ensure_future(committer.submit(write("big", rows=7)))]
+        tasks += [asyncio.ensure_future(committer.submit(write(f"b{i}", rows=2))) for i in range(6)]
+        await asyncio.sleep(0.05)
+        await committer.close()  # commits a last partial batch without waiting for max_delay
+        await asyncio.gather(*tasks)
+        return elapsed
+
+    elapsed = asyncio.run(main())
+    assert elapsed < 10.0  # did not wait for max_delay: max_rows was reached
+    # How the 2-row writes split depends on when the thread wakes; the bounds do not.
+    assert recording.batches[:1] == [5]
+    assert 7 in recording.batches
+    assert all(b <= 5 for b in recording.batches if b != 7)
+    assert sum(recording.batches) == len(keys(store)) == 24
+
+
+def test_store_group_waits_max_delay_for_company(store: SQLiteStore, recording: Recording) -> None:
+
+    async def main() -> float:
+        async with GroupCommitter(recording, max_delay=0.3) as committer:
+            started = time.perf_counter()
+            first = asyncio.ensure_future(committer.submit(write("first")))
+            await asyncio.sleep(0.02)
+            await committer.submit(write("second"))
+            await first
+            return time.perf_counter() - started
+
+    elapsed = asyncio.run(main())
+    assert recording.batches == [2]
+    assert elapsed >= 0.29
+
+
+def test_store_group_close_drains_pending_writes_at_once(store: SQLiteStore) -> None:
+    async def main() -> tuple[list[asyncio.Task[None]], float, GroupCommitter]:
+        committer = GroupCommitter(store, max_delay=30.0, max_rows=10_000)
+        committer.start()
+        tasks = [asyncio.ensure_future(committer.submit(write(f"w{i}"))) for i in range(100)]
+        await asyncio.sleep(0.01)  # every task is now waiting for its commit
+        assert committer.pending == 100
+        assert keys(store) == []
+        started = time.perf_counter()
+        await committer.close()
+        elapsed = time.perf_counter() - started
+        await asyncio.sleep(0)  # let the resolved futures' callbacks run
+        await committer.close()  # idempotent
+        return tasks, elapsed, committer
+
+    tasks, elapsed, committer = asyncio.run(main())
+    assert all(t.done() and t.exception() is None for t in tasks)
+    assert elapsed < 5.0
+    assert len(keys(store)) == 100
+    assert committer.commits == 1
+
+
+def test_store_group_lifecycle_errors(store: SQLiteStore) -> None:
+    async def main() -> None:
+        committer = GroupCommitter(store)
+        with pytest.raises(StoreError, match="start"):
+            await committer.submit(write("early"))
+        committer.start()
+        committer.start()  # once is enough; a second call does nothing
+        await committer.submit(write("ok"))
+        await committer.close()
+        with pytest.raises(StoreClosed):
+            await committer.submit(write("late"))
+        with pytest.raises(StoreClosed):
+            committer.start()
+
+    asyncio.run(main())
+    assert keys(store) == ["ok/0"]
+    with pytest.raises(ValueError, match="max_rows"):
+        GroupCommitter(store, max_rows=0)
+    with pytest.raises(ValueError, match="max_delay"):
+        GroupCommitter(store, max_delay=-1)
+
+
+def test_store_group_closed_store_fails_requests_with_store_closed(store: SQLiteStore) -> None:
+    async def main() -> None:
+        async with GroupCommitter(store) as committer:
+            await committer.submit(write("before"))
+            store.close()
+            with pytest.raises(StoreClosed) as info:
+                await committer.submit(write("after"))
+            assert isinstance(info.value.__cause__, StoreClosed)
+
+    asyncio.run(main())
+
+
+def test_store_group_cancelled_request_does_not_disturb_others(store: SQLiteStore) -> None:
+    async def main() -> None:
+        async with GroupCommitter(store, max_delay=0.05) as committer:
+            doomed = asyncio.ensure_future(committer.submit(write("cancelled")))
+            others = [asyncio.ensure_future(committer.submit(write(f"w{i}"))) for i in range(3)]
+            await asyncio.sleep(0)
+            doomed.cancel()
+            await asyncio.gather(*others)
+            assert doomed.cancelled()
+
+    asyncio.run(main())
+    # Never acknowledged, but committed with its batch: the client's retry is the duplicate
+    # Customer.io drops by event id.
+    assert sorted(keys(store)) == ["cancelled/0", "w0/0", "w1/0", "w2/0"]
+
+
+def test_store_group_serves_several_event_loops(store: SQLiteStore) -> None:
+    committer = GroupCommitter(store, max_delay=0.01)
+    committer.start()
+    errors: list[BaseException] = []
+
+    def loop_thread(n: int) -> None:
+        async def run() -> None:
+            await asyncio.gather(*(committer.submit(write(f"l{n}-{i}")) for i in range(50)))
+
+        try:
+            asyncio.run(run())
+        except BaseException as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=loop_thread, args=(n,)) for n in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    asyncio.run(committer.close())
+    assert errors == []
+    assert len(keys(store)) == 150
+
+
+def test_store_group_counts_quarantine_rows(store: SQLiteStore) -> None:
+    rec = QuarantineRecord(received_at=1.0, kind="contract", method="POST", path="/x")
+
+    async def main() -> GroupCommitter:
+        async with GroupCommitter(store) as committer:
+            await committer.submit(Write(outbox=write("a", rows=2).outbox, quarantine=(rec,)))
+            await committer.submit(Write(quarantine=(rec, rec)))
+            return committer
+
+    committer = asyncio.run(main())
+    assert (committer.writes, committer.rows) == (2, 5)
+    assert store.quarantine_count() == 3
