@@ -1,0 +1,114 @@
+"""``trackguard deliver``: the delivery worker as its own process, beside the gateway."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from types import FrameType
+
+import click
+
+from trackguard.delivery.transport import HttpxTransport
+from trackguard.delivery.worker import DeliveryReport, DeliveryWorker
+from trackguard.server.config import ConfigError, load_auth
+from trackguard.store.base import StoreError
+from trackguard.store.sqlite import open_store
+
+
+@click.command(name="deliver")
+@click.option(
+    "--db",
+    required=True,
+    metavar="PATH",
+    help="The outbox the gateway writes: a SQLite file or sqlite:///path.",
+)
+@click.option(
+    "--upstream",
+    required=True,
+    metavar="URL",
+    help="Track API host: https://track.customer.io, https://track-eu.customer.io or an emulator.",
+)
+@click.option(
+    "--rate",
+    type=click.FloatRange(min=0, min_open=True),
+    default=100.0,
+    show_default=True,
+    help="Most requests per second sent upstream.",
+)
+@click.option("--once", is_flag=True, help="Deliver what is due now, then exit.")
+def deliver_command(db: str, upstream: str, rate: float, once: bool) -> None:
+    """Send the outbox to Customer.io: batched, rate-limited, retried, in per-person order.
+
+    Runs until SIGTERM or SIGINT, then finishes the request in flight and exits. Credentials
+    come from TRACKGUARD_SITE_ID and TRACKGUARD_API_KEY only. With --once it exits 1 when
+    upstream failed and rows are left to retry.
+
+    Example:
+
+    \b
+        export TRACKGUARD_SITE_ID=... TRACKGUARD_API_KEY=...
+        trackguard deliver --db trackguard.db --upstream https://track.customer.io
+    """
+    try:
+        credentials = load_auth(None).upstream
+        store = open_store(db)
+    except (ConfigError, StoreError) as exc:
+        raise click.ClickException(str(exc)) from None
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request is noise
+    transport = HttpxTransport(upstream, credentials.site_id, credentials.api_key)
+    worker = DeliveryWorker(store, transport, rate=rate)
+    try:
+        if once:
+            report = _drain(worker)
+            stats = store.outbox_stats()
+            click.echo(
+                f"delivered {report.delivered}, quarantined {report.failed}, "
+                f"retried {report.retried}; {stats.pending} pending"
+            )
+            if report.retry_at is not None:
+                raise SystemExit(1)
+        else:
+            _run_until_signalled(worker)
+    finally:
+        transport.close()
+        store.close()
+
+
+def _drain(worker: DeliveryWorker) -> DeliveryReport:
+    """Rounds until nothing is due or upstream fails; the sum of their reports."""
+    total = DeliveryReport()
+    while True:
+        report = worker.run_once()
+        total = DeliveryReport(
+            leased=total.leased + report.leased,
+            requests=total.requests + report.requests,
+            delivered=total.delivered + report.delivered,
+            failed=total.failed + report.failed,
+            retried=total.retried + report.retried,
+            retry_at=report.retry_at,
+            last_error=report.last_error or total.last_error,
+        )
+        if report.leased == 0 or report.retry_at is not None:
+            return total
+
+
+def _run_until_signalled(worker: DeliveryWorker) -> None:
+    stop = threading.Event()
+
+    def handle(signum: int, frame: FrameType | None) -> None:
+        logging.getLogger("trackguard.delivery").info("%s: stopping", signal.Signals(signum).name)
+        stop.set()
+
+    previous = {sig: signal.signal(sig, handle) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        worker.run(stop)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+__all__ = ["deliver_command"]

@@ -1,0 +1,531 @@
+"""The delivery worker: lease outbox rows, pack them, send them at a fair rate, settle each row.
+
+Every leased row ends a round in exactly one state, so nothing acknowledged is lost:
+
+* **delivered**: a 2xx, or a 207 that named other items;
+* **failed** (quarantined, kind ``upstream``) only when Customer.io refused the row itself: its
+  item in a 207, or a 400/413/422 for a request carrying that row alone (a batch refused as a
+  whole is split in halves and resent until the bad item stands alone), an item too large to
+  ever send, or ``max_attempts`` rounds used up;
+* **retry** for everything that says nothing about the row: 429, 5xx, timeouts, connection
+  errors, and also 401/403 and unexpected statuses (credentials or configuration, logged
+  loudly: good data is never quarantined for them). The delay is exponential backoff with full
+  jitter, or the ``Retry-After`` upstream asked for.
+
+After a retryable failure the round stops and the rows not yet sent are rescheduled with the
+same delay: upstream is struggling, and sending a person's later rows while an earlier one
+waits would break per-person order.
+"""
+
+from __future__ import annotations
+
+import bisect
+import logging
+import random
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from typing import Any, Final, Protocol
+
+import msgspec
+
+from trackguard.delivery.batching import (
+    DEFAULT_MAX_BATCH_BYTES,
+    Rejected,
+    UpstreamRequest,
+    alone,
+    pack,
+    split,
+)
+from trackguard.delivery.ratelimit import TokenBucket
+from trackguard.delivery.transport import Transport, TransportError, retry_after_seconds
+from trackguard.store.base import OutboxRow, QuarantineRecord, Store, StoreClosed, StoreError
+
+log = logging.getLogger("trackguard.delivery")
+
+#: Statuses that mean "this request's content is wrong": the rows are at fault.
+PERMANENT: Final = frozenset({400, 413, 422})
+#: Statuses expected while upstream is busy or down; anything else retryable is logged loudly.
+TRANSIENT: Final = frozenset({408, 425, 429})
+ITEMS_BOUNDS: Final = (1.0, 10.0, 50.0, 100.0, 250.0, 500.0, 1000.0)
+LATENCY_BOUNDS: Final = (0.1, 0.5, 1.0, 5.0, 30.0, 60.0, 300.0, 3600.0, 86400.0)
+_encode: Final = msgspec.json.encode
+_decode: Final = msgspec.json.Decoder().decode
+
+
+class Uniform(Protocol):
+    """What the worker needs from a random source (``random.Random`` has it)."""
+
+    def uniform(self, a: float, b: float, /) -> float: ...
+
+
+# --- what Customer.io said -----------------------------------------------------------------------
+
+
+class UpstreamError(msgspec.Struct, frozen=True, kw_only=True):
+    """One error Customer.io reported; ``batch_index`` is set in a 207."""
+
+    message: str
+    reason: str = ""
+    field: str = ""
+    batch_index: int | None = None
+
+
+def upstream_errors(body: bytes) -> list[UpstreamError]:
+    """Errors in a response body: v2 ``{"errors": [...]}``, v1 ``{"meta": {"errors": [...]}}``
+    or ``{"meta": {"error": "..."}}`` (merge). Empty when the body says nothing readable."""
+    try:
+        doc = _decode(body)
+    except (msgspec.DecodeError, RecursionError):
+        return []
+    if not isinstance(doc, dict):
+        return []
+    out: list[UpstreamError] = []
+    errors = doc.get("errors")
+    if isinstance(errors, list):
+        for e in errors:
+            if not isinstance(e, dict):
+                continue
+            index = e.get("batch_index")
+            if isinstance(index, bool) or not isinstance(index, int):
+                index = None
+            out.append(
+                UpstreamError(
+                    message=_text(e.get("message") or e.get("reason") or e),
+                    reason=_text(e.get("reason", "")),
+                    field=_text(e.get("field", "")),
+                    batch_index=index,
+                )
+            )
+    meta = doc.get("meta")
+    if isinstance(meta, dict):
+        v1 = meta.get("errors")
+        if isinstance(v1, list):
+            out.extend(UpstreamError(message=_text(m)) for m in v1)
+        if meta.get("error"):
+            out.append(UpstreamError(message=_text(meta["error"])))
+    return out
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else _encode(value).decode()
+
+
+def _describe(status: int, body: bytes) -> str:
+    errors = upstream_errors(body)
+    if errors:
+        return "; ".join(e.message for e in errors)
+    snippet = body[:200].decode("utf-8", "replace").strip()
+    return f"HTTP {status}" + (f": {snippet}" if snippet else "")
+
+
+# --- counters ------------------------------------------------------------------------------------
+
+
+class HistogramSnapshot(msgspec.Struct, frozen=True):
+    """``counts[i]`` observations fell in ``(bounds[i-1], bounds[i]]``; the last count is the
+    ``+Inf`` bucket (``len(counts) == len(bounds) + 1``). Prometheus-ready with ``sum``."""
+
+    bounds: tuple[float, ...]
+    counts: tuple[int, ...]
+    sum: float
+    count: int
+
+
+class MetricsSnapshot(msgspec.Struct, frozen=True, kw_only=True):
+    requests_total: int
+    requests_by_status: dict[str, int]
+    rows_delivered_total: int
+    rows_failed_total: int
+    rows_retried_total: int
+    items_per_request: HistogramSnapshot
+    delivery_latency_seconds: HistogramSnapshot
+    last_error: str | None
+    last_error_at: float | None
+
+
+class _Histogram:
+    __slots__ = ("bounds", "count", "counts", "sum")
+
+    def __init__(self, bounds: tuple[float, ...]) -> None:
+        self.bounds = bounds
+        self.counts = [0] * (len(bounds) + 1)
+        self.sum = 0.0
+        self.count = 0
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect.bisect_left(self.bounds, value)] += 1
+        self.sum += value
+        self.count += 1
+
+    def snapshot(self) -> HistogramSnapshot:
+        return HistogramSnapshot(self.bounds, tuple(self.counts), self.sum, self.count)
+
+
+class DeliveryMetrics:
+    """What delivery did since the worker started, for ``/metrics``; read from any thread.
+
+    ``requests_by_status`` keys are upstream statuses (``"200"``, ``"429"``…) or ``"error"``
+    when no response came back. Latency is ``delivered_at - received_at``: from the client's
+    request to Customer.io's 2xx, outage time included.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.requests_total = 0
+        self.rows_delivered_total = 0
+        self.rows_failed_total = 0
+        self.rows_retried_total = 0
+        self.last_error: str | None = None
+        self.last_error_at: float | None = None
+        self._by_status: dict[str, int] = {}
+        self._items = _Histogram(ITEMS_BOUNDS)
+        self._latency = _Histogram(LATENCY_BOUNDS)
+
+    def request(self, status: str, items: int) -> None:
+        with self._lock:
+            self.requests_total += 1
+            self._by_status[status] = self._by_status.get(status, 0) + 1
+            self._items.observe(items)
+
+    def delivered(self, latencies: Sequence[float]) -> None:
+        with self._lock:
+            self.rows_delivered_total += len(latencies)
+            for seconds in latencies:
+                self._latency.observe(seconds)
+
+    def failed(self, rows: int) -> None:
+        with self._lock:
+            self.rows_failed_total += rows
+
+    def retried(self, rows: int) -> None:
+        with self._lock:
+            self.rows_retried_total += rows
+
+    def error(self, message: str, at: float) -> None:
+        with self._lock:
+            self.last_error, self.last_error_at = message, at
+
+    def snapshot(self) -> MetricsSnapshot:
+        with self._lock:
+            return MetricsSnapshot(
+                requests_total=self.requests_total,
+                requests_by_status=dict(self._by_status),
+                rows_delivered_total=self.rows_delivered_total,
+                rows_failed_total=self.rows_failed_total,
+                rows_retried_total=self.rows_retried_total,
+                items_per_request=self._items.snapshot(),
+                delivery_latency_seconds=self._latency.snapshot(),
+                last_error=self.last_error,
+                last_error_at=self.last_error_at,
+            )
+
+
+class DeliveryReport(msgspec.Struct, frozen=True, kw_only=True):
+    """One :meth:`DeliveryWorker.run_once`: rows leased and how each ended.
+
+    ``retry_at`` is set when upstream failed and the round stopped: the time the rescheduled
+    rows are due again.
+    """
+
+    leased: int = 0
+    requests: int = 0
+    delivered: int = 0
+    failed: int = 0
+    retried: int = 0
+    retry_at: float | None = None
+    last_error: str | None = None
+
+
+class _Round:
+    """Tallies of one round (mutable; becomes a DeliveryReport)."""
+
+    __slots__ = ("delivered", "failed", "last_error", "requests", "retried", "retry_at")
+
+    def __init__(self) -> None:
+        self.requests = self.delivered = self.failed = self.retried = 0
+        self.retry_at: float | None = None
+        self.last_error: str | None = None
+
+
+# --- the worker ----------------------------------------------------------------------------------
+
+
+class DeliveryWorker:
+    """Sends the outbox of ``store`` through ``transport``, at most ``rate`` requests per
+    second (``burst`` at once), ``lease_size`` rows per round.
+
+    ``clock`` is Unix time (the store's timestamps are); ``sleep`` waits for rate-limit tokens;
+    ``rng`` draws backoff jitter. Inject fakes of the three for deterministic tests.
+    ``max_attempts`` (None: retry forever) quarantines a row after that many failed rounds.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        transport: Transport,
+        *,
+        rate: float = 100.0,
+        burst: int | None = None,
+        lease_size: int = 1000,
+        max_attempts: int | None = None,
+        backoff_base: float = 0.5,
+        backoff_max: float = 60.0,
+        retry_after_max: float = 600.0,
+        max_batch_bytes: int = DEFAULT_MAX_BATCH_BYTES,
+        idle_sleep: float = 0.5,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], object] = time.sleep,
+        rng: Uniform | None = None,
+    ) -> None:
+        if lease_size < 1:
+            raise ValueError("lease_size must be at least 1")
+        self.store = store
+        self.transport = transport
+        self.bucket = TokenBucket(
+            rate, burst if burst is not None else max(1, int(rate / 10)), clock
+        )
+        self.lease_size = lease_size
+        self.max_attempts = max_attempts
+        self.backoff_base = backoff_base
+        self.backoff_max = backoff_max
+        self.retry_after_max = retry_after_max
+        self.max_batch_bytes = max_batch_bytes
+        self.idle_sleep = idle_sleep
+        self.clock = clock
+        self.sleep = sleep
+        self.rng: Uniform = rng if rng is not None else random.Random()
+        self.metrics = DeliveryMetrics()
+        self._failures = 0  # consecutive failed requests: the backoff exponent
+
+    # -- the loop ----------------------------------------------------------------------------
+
+    def run(self, stop: threading.Event) -> None:
+        """Deliver until ``stop`` is set: sleeps ``idle_sleep`` when nothing is due, and until
+        the retry time after upstream failed."""
+        log.info("delivery started (%.1f req/s, burst %d)", self.bucket.rate, self.bucket.burst)
+        while not stop.is_set():
+            try:
+                report = self.run_once()
+            except StoreClosed:
+                break
+            except StoreError as exc:
+                log.error("store error, delivery pauses: %s", exc)
+                stop.wait(self.idle_sleep)
+                continue
+            if report.retry_at is not None:
+                stop.wait(max(0.0, report.retry_at - self.clock()))
+            elif report.leased == 0:
+                stop.wait(self.idle_sleep)
+        log.info("delivery stopped")
+
+    def run_once(self, now: float | None = None) -> DeliveryReport:
+        """One round: lease due rows, pack them, send each request, settle every row."""
+        rows = self.store.lease(self.lease_size, self.clock() if now is None else now)
+        if not rows:
+            return DeliveryReport()
+        requests, rejected = pack(rows, max_batch_bytes=self.max_batch_bytes)
+        tally = _Round()
+        if rejected:
+            self._fail([(r.row, _rejected_record(r)) for r in rejected], tally)
+        queue = deque(requests)
+        while queue:
+            request = queue.popleft()
+            halves = self._attempt(request, tally)
+            if tally.retry_at is not None:
+                self._reschedule_unsent(queue, tally)
+                break
+            queue.extendleft(reversed(halves))
+        return DeliveryReport(
+            leased=len(rows),
+            requests=tally.requests,
+            delivered=tally.delivered,
+            failed=tally.failed,
+            retried=tally.retried,
+            retry_at=tally.retry_at,
+            last_error=tally.last_error,
+        )
+
+    # -- one request -------------------------------------------------------------------------
+
+    def _attempt(self, request: UpstreamRequest, tally: _Round) -> tuple[UpstreamRequest, ...]:
+        """Send ``request`` and settle its rows; returns the halves to send next when
+        Customer.io refused a whole batch."""
+        self.bucket.acquire(self.sleep)
+        tally.requests += 1
+        try:
+            response = self.transport.send(request.method, request.path, request.body)
+        except TransportError as exc:
+            self.metrics.request("error", len(request.rows))
+            self._retry(request, f"{type(exc).__name__}: {exc}", None, tally)
+            return ()
+        status = response.status
+        self.metrics.request(str(status), len(request.rows))
+        if status == 207 and request.is_batch:
+            self._partial(request, response.body, tally)
+        elif 200 <= status < 300:
+            self._delivered(request.rows, tally)
+        elif status in PERMANENT and len(request.rows) > 1:
+            log.info("HTTP %d for a batch of %d items: splitting it", status, len(request.rows))
+            return split(request)
+        elif status in PERMANENT:
+            record = _record(
+                request.rows[0],
+                alone(request, 0),
+                status=status,
+                code="upstream_rejected",
+                message=_describe(status, response.body),
+                errors=upstream_errors(response.body),
+            )
+            self._fail([(request.rows[0], record)], tally)
+        else:
+            error = _describe(status, response.body)
+            if status in (401, 403):
+                log.error(
+                    "Customer.io refused the credentials (HTTP %d): check TRACKGUARD_SITE_ID and"
+                    " TRACKGUARD_API_KEY; %d rows are kept and retried",
+                    status,
+                    len(request.rows),
+                )
+            elif status not in TRANSIENT and status < 500:
+                log.error(
+                    "unexpected HTTP %d for %s %s (is the upstream URL right?); rows are retried",
+                    status,
+                    request.method,
+                    request.path,
+                )
+            wait = retry_after_seconds(response.header("retry-after"), self.clock())
+            self._retry(request, error, wait, tally)
+        return ()
+
+    def _partial(self, request: UpstreamRequest, body: bytes, tally: _Round) -> None:
+        """A 207: the items it names failed for good, the rest were accepted."""
+        by_index: dict[int, list[UpstreamError]] = {}
+        for error in upstream_errors(body):
+            if error.batch_index is not None and 0 <= error.batch_index < len(request.rows):
+                by_index.setdefault(error.batch_index, []).append(error)
+        failures = []
+        for index in sorted(by_index):
+            row, errors = request.rows[index], by_index[index]
+            record = _record(
+                row,
+                alone(request, index),
+                status=207,
+                code="upstream_rejected",
+                message="; ".join(e.message for e in errors),
+                errors=errors,
+            )
+            failures.append((row, record))
+        if failures:
+            self._fail(failures, tally)
+        if not by_index:
+            log.warning("HTTP 207 naming no item of the batch: counted as delivered")
+        self._delivered([r for i, r in enumerate(request.rows) if i not in by_index], tally)
+
+    # -- settling rows -----------------------------------------------------------------------
+
+    def _delivered(self, rows: Sequence[OutboxRow], tally: _Round) -> None:
+        self._failures = 0
+        if not rows:
+            return
+        now = self.clock()
+        self.store.mark_delivered([r.seq for r in rows], now)
+        self.metrics.delivered([now - r.received_at for r in rows])
+        tally.delivered += len(rows)
+
+    def _fail(self, failures: Sequence[tuple[OutboxRow, QuarantineRecord]], tally: _Round) -> None:
+        now = self.clock()
+        self.store.mark_failed([(row.seq, record) for row, record in failures], now)
+        for row, record in failures:
+            log.warning("row %d quarantined: %s", row.seq, record.upstream_error)
+            self.metrics.error(record.upstream_error or "", now)
+        self.metrics.failed(len(failures))
+        tally.failed += len(failures)
+
+    def _retry(
+        self, request: UpstreamRequest, error: str, wait: float | None, tally: _Round
+    ) -> None:
+        rows = request.rows
+        now = self.clock()
+        delay = min(wait, self.retry_after_max) if wait is not None else self._backoff()
+        self._failures += 1
+        tally.retry_at = now + delay
+        tally.last_error = error
+        self.metrics.error(error, now)
+        log.warning("upstream failed (%s): %d rows retried in %.2fs", error, len(rows), delay)
+        limit = self.max_attempts
+        spent = [i for i, r in enumerate(rows) if limit is not None and r.attempts + 1 >= limit]
+        if spent:
+            message = f"gave up after {limit} attempts: {error}"
+            self._fail(
+                [
+                    (
+                        rows[i],
+                        _record(
+                            rows[i],
+                            alone(request, i),
+                            status=0,
+                            code="upstream_gave_up",
+                            message=message,
+                        ),
+                    )
+                    for i in spent
+                ],
+                tally,
+            )
+        again = [r.seq for i, r in enumerate(rows) if i not in spent]
+        if again:
+            self.store.mark_retry(again, error, tally.retry_at)
+            self.metrics.retried(len(again))
+            tally.retried += len(again)
+
+    def _reschedule_unsent(self, queue: deque[UpstreamRequest], tally: _Round) -> None:
+        assert tally.retry_at is not None
+        seqs = [row.seq for request in queue for row in request.rows]
+        if seqs:
+            error = f"not sent: an earlier request failed ({tally.last_error})"
+            self.store.mark_retry(seqs, error, tally.retry_at)
+            self.metrics.retried(len(seqs))
+            tally.retried += len(seqs)
+
+    def _backoff(self) -> float:
+        """Full jitter: uniform in ``[0, min(backoff_max, backoff_base × 2^failures)]``."""
+        cap = min(self.backoff_max, self.backoff_base * 2.0 ** min(self._failures, 62))
+        return self.rng.uniform(0.0, cap)
+
+
+# --- quarantine records --------------------------------------------------------------------------
+
+
+def _record(
+    row: OutboxRow,
+    request: UpstreamRequest,
+    *,
+    status: int,
+    code: str,
+    message: str,
+    errors: Sequence[UpstreamError] = (),
+) -> QuarantineRecord:
+    """The quarantine record of a row, kept as the single request that would resend it."""
+    findings = [{"reason": e.reason, "field": e.field, "message": e.message} for e in errors]
+    return QuarantineRecord(
+        received_at=row.received_at,
+        kind="upstream",
+        method=request.method,
+        path=request.path,
+        body=request.body or b"",
+        source=row.source,
+        status=status,
+        findings=_encode(findings or [{"reason": code, "field": "", "message": message}]),
+        event_name=row.event_name,
+        codes=(code,),
+        upstream_error=message,
+    )
+
+
+def _rejected_record(rejected: Rejected) -> QuarantineRecord:
+    request = UpstreamRequest(
+        method=rejected.method, path=rejected.path, body=rejected.body, rows=(rejected.row,)
+    )
+    return _record(rejected.row, request, status=0, code=rejected.code, message=rejected.reason)
