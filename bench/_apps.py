@@ -1,0 +1,56 @@
+"""ASGI apps the gateway benchmark serves, built from environment variables (server factories).
+
+``noop`` answers every request 200 ``{}`` without reading anything: the HTTP limit of the
+server. ``gateway`` is the real gateway; ``TG_BENCH_DB``, ``TG_BENCH_PLAN``,
+``TG_BENCH_UPSTREAM`` (empty: no delivery) and ``TG_BENCH_SYNC`` (FULL or NORMAL) configure it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from trackguard.server.app import GatewayOptions, create_gateway
+from trackguard.server.config import AuthConfig, Credentials
+
+SITE_ID = "bench-site"
+API_KEY = "bench-key"
+_OK = b"{}\n"
+_HEADERS = [(b"content-type", b"application/json; charset=utf-8"), (b"content-length", b"3")]
+
+
+async def _noop(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    if scope["type"] == "lifespan":
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+    if scope["type"] != "http":
+        return
+    more = True
+    while more:  # drain the body as any real app must
+        more = (await receive()).get("more_body", False)
+    await send({"type": "http.response.start", "status": 200, "headers": _HEADERS})
+    await send({"type": "http.response.body", "body": _OK})
+
+
+def noop() -> Any:
+    return _noop
+
+
+def gateway() -> Any:
+    upstream = os.environ.get("TG_BENCH_UPSTREAM", "")
+    plan = os.environ.get("TG_BENCH_PLAN")
+    options = GatewayOptions(
+        plan=Path(plan) if plan else None,
+        db=Path(os.environ["TG_BENCH_DB"]),
+        upstream=upstream or "http://127.0.0.1:9",
+        deliver=bool(upstream),
+        rate=float(os.environ.get("TG_BENCH_RATE", "100")),
+        synchronous="NORMAL" if os.environ.get("TG_BENCH_SYNC") == "NORMAL" else "FULL",
+    )
+    return create_gateway(options, AuthConfig(upstream=Credentials(SITE_ID, API_KEY)))

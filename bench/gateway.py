@@ -1,0 +1,328 @@
+"""Gateway benchmark: requests/s and latency on one core with durable commits, beside the
+do-nothing ASGI app on the same server (the HTTP limit), for uvicorn and granian; then the
+delivered events per upstream request under load, and the gateway's memory.
+
+The server process is pinned to CPU 0 and the load generator to CPU 1 (``os.sched_setaffinity``),
+both on loopback. Each figure is the median of ``--repeats`` runs. Not a test: run it with
+``make bench`` or ``.venv/bin/python bench/gateway.py``.
+
+Targets (issue 3): >= 5,000 requests/s on one core, >= 50% of the do-nothing app,
+p99 <= 25 ms at half of peak load, >= 100 events per upstream batch under load, gateway
+memory under 150 MB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _apps import API_KEY, SITE_ID  # noqa: E402
+from _common import machine_info  # noqa: E402
+from _loadgen import LoadResult, at_rate, build_request, peak  # noqa: E402
+
+from trackguard.samples import d2c_traffic  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+PLAN = REPO / "examples" / "d2c-plan.yaml"
+BENCH = Path(__file__).resolve().parent
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def _pin(cpu: int) -> None:
+    if hasattr(os, "sched_setaffinity") and cpu < (os.cpu_count() or 1):
+        os.sched_setaffinity(0, {cpu})
+
+
+def _command(server: str, factory: str, port: int) -> list[str]:
+    if server == "uvicorn":
+        return [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--factory",
+            f"_apps:{factory}",
+            "--app-dir",
+            str(BENCH),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--http",
+            "httptools",
+            "--loop",
+            "uvloop",
+            "--no-access-log",
+            "--log-level",
+            "warning",
+        ]
+    return [
+        sys.executable,
+        "-m",
+        "granian",
+        "--interface",
+        "asgi",
+        "--factory",
+        f"_apps:{factory}",
+        "--working-dir",
+        str(BENCH),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+        "--runtime-threads",
+        "1",
+        "--loop",
+        "uvloop",
+        "--no-access-log",
+        "--log-level",
+        "warning",
+    ]
+
+
+class Server:
+    """A server process pinned to CPU 0."""
+
+    def __init__(self, server: str, factory: str, env: dict[str, str]) -> None:
+        self.port = _free_port()
+        full_env = {**os.environ, **env, "PYTHONPATH": str(BENCH)}
+        self.proc = subprocess.Popen(
+            _command(server, factory, self.port),
+            env=full_env,
+            preexec_fn=lambda: _pin(0),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    break
+            except OSError:
+                if self.proc.poll() is not None:
+                    raise RuntimeError(self.proc.stderr.read().decode())  # type: ignore[union-attr]
+                time.sleep(0.05)
+        time.sleep(0.3)
+
+    def rss_peak_mib(self) -> float:
+        """Peak resident memory of the server and its children (granian forks a worker)."""
+        pids = [self.proc.pid]
+        children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children")
+        if children.exists():
+            pids += [int(p) for p in children.read_text().split()]
+        peak_kib = 0
+        for pid in pids:
+            status = Path(f"/proc/{pid}/status").read_text()
+            m = re.search(r"VmHWM:\s+(\d+) kB", status)
+            peak_kib = max(peak_kib, int(m.group(1)) if m else 0)
+        return peak_kib / 1024
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        if self.proc.stderr is not None:
+            self.proc.stderr.close()
+
+
+def _requests() -> list[bytes]:
+    out = []
+    for record in d2c_traffic(5000, seed=3):
+        body = record["body"]
+        raw = body.encode() if isinstance(body, str) else json.dumps(body).encode()
+        out.append(build_request(record["method"], record["path"], raw, (SITE_ID, API_KEY)))
+    return out
+
+
+def _median(results: list[LoadResult], attr: str) -> float:
+    return statistics.median(getattr(r, attr) for r in results)
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    _pin(1)
+    requests = _requests()
+
+    def make(n: int) -> bytes:
+        return requests[n % len(requests)]
+
+    report: dict[str, Any] = {"machine": machine_info(1), "servers": {}}
+    for server in args.servers:
+        row: dict[str, Any] = {}
+        noop = Server(server, "noop", {})
+        try:
+            runs = [
+                peak(noop.port, make, connections=args.connections, seconds=args.seconds)
+                for _ in range(args.repeats)
+            ]
+            row["noop_rps"] = _median(runs, "rps")
+        finally:
+            noop.stop()
+        with tempfile.TemporaryDirectory() as tmp:
+            env = {"TG_BENCH_DB": f"{tmp}/tg.db", "TG_BENCH_PLAN": str(PLAN)}
+            gw = Server(server, "gateway", env)
+            try:
+                runs = [
+                    peak(gw.port, make, connections=args.connections, seconds=args.seconds)
+                    for _ in range(args.repeats)
+                ]
+                row["gateway_rps"] = _median(runs, "rps")
+                row["gateway_p50_ms"] = _median(runs, "p50_ms")
+                row["gateway_p99_ms"] = _median(runs, "p99_ms")
+                row["statuses"] = runs[-1].statuses
+                half = row["gateway_rps"] / 2
+                runs = [
+                    at_rate(gw.port, make, rate=half, seconds=args.seconds)
+                    for _ in range(args.repeats)
+                ]
+                row["half_rate"] = half
+                row["half_p50_ms"] = _median(runs, "p50_ms")
+                row["half_p99_ms"] = _median(runs, "p99_ms")
+                row["gateway_rss_mib"] = gw.rss_peak_mib()
+            finally:
+                gw.stop()
+        report["servers"][server] = row
+    report["delivery"] = _delivery(args, make)
+    return report
+
+
+def _delivery(args: argparse.Namespace, make: Any) -> dict[str, Any]:
+    """Items per upstream request with delivery on, under a steady load."""
+    emu_port = _free_port()
+    env = {**os.environ, "TRACKGUARD_SITE_ID": SITE_ID, "TRACKGUARD_API_KEY": API_KEY}
+    emu = subprocess.Popen(
+        [sys.executable, "-m", "trackguard", "emulate", "--listen", f"127.0.0.1:{emu_port}"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        preexec_fn=lambda: _pin(1),
+    )
+    try:
+        time.sleep(1.0)
+        with tempfile.TemporaryDirectory() as tmp:
+            gw_env = {
+                "TG_BENCH_DB": f"{tmp}/tg.db",
+                "TG_BENCH_PLAN": str(PLAN),
+                "TG_BENCH_UPSTREAM": f"http://127.0.0.1:{emu_port}",
+                "TG_BENCH_RATE": str(args.upstream_rate),
+            }
+            gw = Server(args.servers[0], "gateway", gw_env)
+            try:
+                load = at_rate(gw.port, make, rate=args.delivery_load, seconds=args.seconds)
+                deadline = time.monotonic() + 60
+                metrics = ""
+                while time.monotonic() < deadline:
+                    metrics = httpx.get(f"http://127.0.0.1:{gw.port}/metrics").text
+                    if 'trackguard_outbox_rows{state="pending"} 0.0' in metrics:
+                        break
+                    time.sleep(0.2)
+                emu_stats = httpx.get(f"http://127.0.0.1:{emu_port}/_emulator/stats").json()
+            finally:
+                gw.stop()
+    finally:
+        emu.terminate()
+        emu.wait()
+
+    def value(name: str) -> float:
+        m = re.search(rf"^{re.escape(name)} ([0-9.e+]+)$", metrics, re.M)
+        return float(m.group(1)) if m else float("nan")
+
+    requests = value("trackguard_upstream_items_per_request_count")
+    items = value("trackguard_upstream_items_per_request_sum")
+    return {
+        "load_rps": args.delivery_load,
+        "load_seconds": args.seconds,
+        "requests_accepted": load.statuses.get(200, 0),
+        "upstream_requests": requests,
+        "items_delivered": items,
+        "items_per_request": items / requests if requests else float("nan"),
+        "upstream_rate_limit": args.upstream_rate,
+        "emulator_max_requests_in_1s": emu_stats.get("max_per_second"),
+    }
+
+
+def _print(report: dict[str, Any]) -> None:
+    m = report["machine"]
+    print(
+        f"trackguard gateway benchmark — {m.get('cpu_model')} — {m.get('nproc')} cores — "
+        f"Python {m.get('python')}; server pinned to CPU 0, load generator to CPU 1"
+    )
+    print()
+    header = (
+        f"{'server':<9} {'noop req/s':>11} {'gateway req/s':>14} {'ratio':>6} "
+        f"{'p50 ms':>7} {'p99 ms':>7} {'@half req/s':>12} {'p50 ms':>7} {'p99 ms':>7} "
+        f"{'RSS MiB':>8}"
+    )
+    print(header)
+    print("-" * len(header))
+    for server, r in report["servers"].items():
+        print(
+            f"{server:<9} {r['noop_rps']:>11,.0f} {r['gateway_rps']:>14,.0f} "
+            f"{r['gateway_rps'] / r['noop_rps']:>6.0%} {r['gateway_p50_ms']:>7.2f} "
+            f"{r['gateway_p99_ms']:>7.2f} {r['half_rate']:>12,.0f} {r['half_p50_ms']:>7.2f} "
+            f"{r['half_p99_ms']:>7.2f} {r['gateway_rss_mib']:>8.1f}"
+        )
+    d = report["delivery"]
+    print()
+    print(
+        f"delivery under load ({d['load_rps']:.0f} req/s for {d['load_seconds']:.0f} s, "
+        f"upstream limit {d['upstream_rate_limit']:.0f} req/s): "
+        f"{d['items_delivered']:.0f} operations in {d['upstream_requests']:.0f} upstream "
+        f"requests = {d['items_per_request']:.1f} per request; emulator saw at most "
+        f"{d['emulator_max_requests_in_1s']} requests in any second"
+    )
+    print()
+    best = max(report["servers"].values(), key=lambda r: r["gateway_rps"])
+    checks = [
+        (">= 5,000 req/s on one core", best["gateway_rps"] >= 5000),
+        (">= 50% of the do-nothing app", best["gateway_rps"] >= 0.5 * best["noop_rps"]),
+        ("p99 <= 25 ms at half of peak", best["half_p99_ms"] <= 25),
+        (">= 100 events per upstream batch", d["items_per_request"] >= 100),
+        ("gateway memory < 150 MB", best["gateway_rss_mib"] < 150),
+    ]
+    for label, ok in checks:
+        print(f"target {label}: {'PASS' if ok else 'FAIL'}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--servers", nargs="+", default=["uvicorn", "granian"])
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--delivery-load", type=float, default=2000.0)
+    parser.add_argument("--upstream-rate", type=float, default=100.0)
+    parser.add_argument("--json", action="store_true", help="Print the report as JSON.")
+    args = parser.parse_args()
+    report = run(args)
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        _print(report)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,123 @@
+"""From a Verdict to what the store commits: outbox rows and quarantine records.
+
+Pure: the gateway, replay and backfill all turn verdicts into writes here, so a rejected request
+is kept the same way whichever door it came through. Contract errors keep the whole request;
+plan rejections keep the request (v1) or the rejected item (v2 batch), each with its findings.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from trackguard.contract.operations import Operation, Request
+from trackguard.core.verdict import Verdict
+from trackguard.delivery.convert import to_outbox_rows
+from trackguard.redact import redact_headers
+from trackguard.store.base import QuarantineRecord, Write
+
+_encode = msgspec.json.encode
+
+
+def _findings(verdict: Verdict, batch_index: int | None, *, all_items: bool) -> list[Any]:
+    out: list[Any] = []
+    for e in verdict.contract_errors:
+        if all_items or e.batch_index == batch_index:
+            out.append({"kind": "contract", **msgspec.structs.asdict(e)})
+    for v in verdict.violations:
+        if all_items or v.batch_index == batch_index:
+            out.append({"kind": "plan", **msgspec.structs.asdict(v)})
+    return out
+
+
+def _event_name(op: Operation | None, body: Any) -> str | None:
+    name = op.name if op is not None else (body.get("name") if isinstance(body, dict) else None)
+    return name.strip()[:200] if isinstance(name, str) else None
+
+
+def quarantine_records(
+    request: Request, verdict: Verdict, received_at: float
+) -> list[QuarantineRecord]:
+    """Every part of ``request`` the verdict does not let through, kept whole."""
+    headers = redact_headers(request.headers)
+    common: dict[str, Any] = {
+        "received_at": received_at,
+        "method": request.method,
+        "path": request.path,
+        "headers": headers,
+        "source": request.source,
+        "plan_version": verdict.plan_version,
+        "status": verdict.status,
+    }
+    records: list[QuarantineRecord] = []
+    if verdict.contract_errors:
+        whole = verdict.status != 207
+        if whole:
+            body_name = None
+            try:
+                decoded = msgspec.json.decode(request.body) if request.body else None
+                body_name = _event_name(None, decoded)
+            except (msgspec.DecodeError, RecursionError, UnicodeDecodeError):
+                pass
+            findings = _findings(verdict, None, all_items=True)
+            records.append(
+                QuarantineRecord(
+                    kind="contract",
+                    body=request.body,
+                    findings=_encode(findings),
+                    codes=tuple(sorted({f["code"] for f in findings})),
+                    event_name=body_name,
+                    **common,
+                )
+            )
+        else:
+            items = _batch_items(request.body)
+            for index in sorted(
+                {e.batch_index for e in verdict.contract_errors if e.batch_index is not None}
+            ):
+                item = items[index] if index < len(items) else None
+                findings = _findings(verdict, index, all_items=False)
+                records.append(
+                    QuarantineRecord(
+                        kind="contract",
+                        body=_encode(item),
+                        findings=_encode(findings),
+                        codes=tuple(sorted({f["code"] for f in findings})),
+                        event_name=_event_name(None, item),
+                        batch_index=index,
+                        **common,
+                    )
+                )
+    for op in verdict.rejected:
+        per_item = op.batch_index is not None
+        findings = _findings(verdict, op.batch_index, all_items=not per_item)
+        records.append(
+            QuarantineRecord(
+                kind="plan",
+                body=_encode(op.body) if per_item else request.body,
+                findings=_encode(findings),
+                codes=tuple(sorted({f["code"] for f in findings})),
+                event_name=_event_name(op, op.body),
+                batch_index=op.batch_index,
+                **common,
+            )
+        )
+    return records
+
+
+def _batch_items(body: bytes) -> list[Any]:
+    try:
+        decoded = msgspec.json.decode(body)
+    except (msgspec.DecodeError, RecursionError, UnicodeDecodeError):
+        return []
+    items = decoded.get("batch") if isinstance(decoded, dict) else None
+    return items if isinstance(items, list) else []
+
+
+def to_write(request: Request, verdict: Verdict, received_at: float) -> Write:
+    """Everything one request commits: its accepted operations and its quarantine records."""
+    return Write(
+        outbox=to_outbox_rows(verdict.operations, received_at=received_at, source=request.source),
+        quarantine=tuple(quarantine_records(request, verdict, received_at)),
+    )

@@ -1,0 +1,197 @@
+"""Prometheus metrics of the gateway: requests, verdicts, the outbox and delivery.
+
+Each gateway has its own registry (tests run several in one process). Outbox depth and age
+are read from the store at scrape time, so they are never stale.
+"""
+
+from __future__ import annotations
+
+import bisect
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from typing import Final
+
+from prometheus_client import CollectorRegistry, disable_created_metrics, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector
+
+from trackguard.core.verdict import Verdict
+from trackguard.delivery.worker import MetricsSnapshot
+from trackguard.store.base import OutboxStats
+from trackguard.store.group import GroupCommitter
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+disable_created_metrics()  # type: ignore[no-untyped-call]  # *_created series only add noise to every scrape
+
+
+class _StoreCollector(Collector):
+    """Outbox depth and age, group-commit and delivery figures, read at scrape time."""
+
+    def __init__(
+        self,
+        stats: Callable[[], OutboxStats],
+        committer: GroupCommitter,
+        delivery: Callable[[], MetricsSnapshot | None],
+    ) -> None:
+        self._stats = stats
+        self._committer = committer
+        self._delivery = delivery
+
+    def collect(self) -> Iterator[Metric]:
+        stats = self._stats()
+        depth = GaugeMetricFamily(
+            "trackguard_outbox_rows", "Outbox rows by state", labels=["state"]
+        )
+        depth.add_metric(["pending"], stats.pending)
+        depth.add_metric(["delivered"], stats.delivered)
+        depth.add_metric(["failed"], stats.failed)
+        yield depth
+        age = 0.0 if stats.oldest_pending_at is None else time.time() - stats.oldest_pending_at
+        yield GaugeMetricFamily(
+            "trackguard_outbox_oldest_pending_seconds",
+            "Age of the oldest undelivered operation",
+            value=max(age, 0.0),
+        )
+        c = self._committer
+        yield CounterMetricFamily("trackguard_commits", "Group commits", value=c.commits)
+        yield CounterMetricFamily(
+            "trackguard_commit_failures", "Group commits that failed", value=c.failed_commits
+        )
+        yield CounterMetricFamily(
+            "trackguard_committed_rows", "Outbox and quarantine rows committed", value=c.rows
+        )
+        snap = self._delivery()
+        if snap is None:
+            return
+        upstream = CounterMetricFamily(
+            "trackguard_upstream_requests",
+            "Requests sent to Customer.io by status (error: no response)",
+            labels=["status"],
+        )
+        for status, count in sorted(snap.requests_by_status.items()):
+            upstream.add_metric([status], count)
+        yield upstream
+        rows = CounterMetricFamily(
+            "trackguard_delivery_rows", "Outbox rows settled by delivery", labels=["result"]
+        )
+        rows.add_metric(["delivered"], snap.rows_delivered_total)
+        rows.add_metric(["failed"], snap.rows_failed_total)
+        rows.add_metric(["retried"], snap.rows_retried_total)
+        yield rows
+        for name, doc, hist in (
+            (
+                "trackguard_upstream_items_per_request",
+                "Operations per upstream request",
+                snap.items_per_request,
+            ),
+            (
+                "trackguard_delivery_latency_seconds",
+                "From request received to delivered",
+                snap.delivery_latency_seconds,
+            ),
+        ):
+            buckets: list[tuple[str, float]] = []
+            running = 0
+            for bound, count in zip((*hist.bounds, float("inf")), hist.counts, strict=True):
+                running += count
+                buckets.append(("+Inf" if bound == float("inf") else f"{bound:g}", running))
+            yield HistogramMetricFamily(name, doc, buckets=buckets, sum_value=hist.sum)
+
+
+_LATENCY_BOUNDS: Final = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
+
+
+class _RequestCollector(Collector):
+    """The per-request counters, kept as plain dicts on the hot path and exported here."""
+
+    def __init__(self, metrics: GatewayMetrics) -> None:
+        self._m = metrics
+
+    def collect(self) -> Iterator[Metric]:
+        m = self._m
+        requests = CounterMetricFamily(
+            "trackguard_requests",
+            "Requests answered, by route and status",
+            labels=["route", "status"],
+        )
+        for (route, status), n in sorted(list(m.requests.items())):
+            requests.add_metric([route, str(status)], n)
+        yield requests
+        outcomes = CounterMetricFamily(
+            "trackguard_verdicts", "Verdict outcomes by event name", labels=["event", "outcome"]
+        )
+        for (event, outcome), n in sorted(list(m.outcomes.items())):
+            outcomes.add_metric([event, outcome], n)
+        yield outcomes
+        codes = CounterMetricFamily(
+            "trackguard_findings",
+            "Contract errors and plan violations by code and action",
+            labels=["code", "action"],
+        )
+        for (code, action), n in sorted(list(m.codes.items())):
+            codes.add_metric([code, action], n)
+        yield codes
+        counts = list(m.latency_counts)
+        buckets, running = [], 0
+        for bound, count in zip((*_LATENCY_BOUNDS, float("inf")), counts, strict=True):
+            running += count
+            buckets.append(("+Inf" if bound == float("inf") else f"{bound:g}", running))
+        yield HistogramMetricFamily(
+            "trackguard_request_seconds",
+            "Time from request received to response sent (includes the durable commit)",
+            buckets=buckets,
+            sum_value=m.latency_sum,
+        )
+
+
+class GatewayMetrics:
+    """The gateway's counters; ``observe`` is called once per request, on the event loop.
+
+    Plain dict increments cost a fraction of a labelled prometheus counter; the registry reads
+    them at scrape time.
+    """
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.requests: Counter[tuple[str, int]] = Counter()
+        self.outcomes: Counter[tuple[str, str]] = Counter()
+        self.codes: Counter[tuple[str, str]] = Counter()
+        self.latency_counts = [0] * (len(_LATENCY_BOUNDS) + 1)
+        self.latency_sum = 0.0
+        self.registry.register(_RequestCollector(self))
+
+    def bind_store(
+        self,
+        stats: Callable[[], OutboxStats],
+        committer: GroupCommitter,
+        delivery: Callable[[], MetricsSnapshot | None],
+    ) -> None:
+        """Expose outbox, commit and delivery figures, read at scrape time."""
+        self.registry.register(_StoreCollector(stats, committer, delivery))
+
+    def observe(self, route: str, status: int, verdict: Verdict | None, seconds: float) -> None:
+        self.requests[route, status] += 1
+        self.latency_counts[bisect.bisect_left(_LATENCY_BOUNDS, seconds)] += 1
+        self.latency_sum += seconds
+        if verdict is None:
+            return
+        outcome = verdict.outcome
+        for op in (*verdict.operations, *verdict.rejected):
+            name = op.name if op.is_event and isinstance(op.name, str) else op.action
+            self.outcomes[name[:100], outcome] += 1
+        if not verdict.operations and not verdict.rejected:
+            self.outcomes["-", outcome] += 1
+        for e in verdict.contract_errors:
+            self.codes[e.code, "invalid"] += 1
+        for v in verdict.violations:
+            self.codes[v.code, v.action] += 1
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
