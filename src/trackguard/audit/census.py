@@ -1,0 +1,296 @@
+"""What events look like: names as sent, property types per event, timestamp formats.
+
+Events are grouped by ``naming.name_key`` of their name while streaming (so ``Order Completed``
+and ``order_completed`` share statistics); drift clustering later merges keys that are small
+edits of each other. Every map here is capped (see :mod:`trackguard.audit.caps`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final, Protocol
+
+from trackguard.audit.caps import CapLog, Limits
+from trackguard.audit.model import Example
+from trackguard.core.coerce import timestamp_kind, to_timestamp
+from trackguard.plan.naming import name_key
+
+#: JSON type names; int and float are both ``number`` (JSON does not tell them apart).
+JSON_TYPES: Final[dict[type, str]] = {
+    str: "string",
+    int: "number",
+    float: "number",
+    bool: "boolean",
+    type(None): "null",
+    dict: "object",
+    list: "array",
+}
+NO_NAME: Final = "(no name)"
+OTHER_EVENTS: Final = "(other events)"
+#: Seconds a timestamp may run ahead of the log's clock before it counts as "future".
+FUTURE_SLACK: Final = 300
+#: Customer.io: "Events with a timestamp in the past 72 hours can trigger campaigns."
+CAMPAIGN_WINDOW: Final = 72 * 3600
+
+
+class Located(Protocol):
+    """Anything that can say where it was read (formatted only when an example is kept)."""
+
+    @property
+    def where(self) -> str: ...
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+class PropStats:
+    """One key of one event: how often present, with which types, and sample values."""
+
+    __slots__ = ("emails", "first", "floats", "ints", "present", "stamps", "types", "values")
+
+    def __init__(self) -> None:
+        self.present = 0
+        self.types: dict[str, int] = {}
+        self.first: dict[str, str] = {}  # type -> where first seen
+        self.ints = 0
+        self.floats = 0
+        self.emails = 0
+        self.stamps = 0  # integers in the unix-seconds range
+        self.values: set[str] | None = set()  # distinct strings until there are too many
+
+    def merge(self, other: PropStats, enum_limit: int) -> None:
+        self.present += other.present
+        for t, n in other.types.items():
+            self.types[t] = self.types.get(t, 0) + n
+        for t, where in other.first.items():
+            self.first.setdefault(t, where)
+        self.ints += other.ints
+        self.floats += other.floats
+        self.emails += other.emails
+        self.stamps += other.stamps
+        if self.values is None or other.values is None:
+            self.values = None
+        else:
+            self.values |= other.values
+            if len(self.values) > enum_limit:
+                self.values = None
+
+
+class EventStats:
+    """One event key: how many events, and raw per-(key, Python type) counters.
+
+    The hot loop does one dict update per property; :attr:`props` turns the counters into
+    :class:`PropStats` when the report is built.
+    """
+
+    __slots__ = ("count", "emails", "firsts", "seen", "stamps", "strings")
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.seen: dict[tuple[str, type], int] = {}
+        self.firsts: dict[tuple[str, type], str] = {}
+        self.strings: dict[str, set[str]] = {}  # distinct values; _FULL once there are many
+        self.emails: dict[str, int] = {}
+        self.stamps: dict[str, int] = {}
+
+    @property
+    def props(self) -> dict[str, PropStats]:
+        out: dict[str, PropStats] = {}
+        for (key, tv), n in self.seen.items():
+            p = out.get(key)
+            if p is None:
+                p = out[key] = PropStats()
+                values = self.strings.get(key)
+                p.values = None if values is _FULL else set(values or ())
+                p.emails = self.emails.get(key, 0)
+                p.stamps = self.stamps.get(key, 0)
+            t = JSON_TYPES.get(tv, "string")
+            p.present += n
+            p.types[t] = p.types.get(t, 0) + n
+            where = self.firsts.get((key, tv))
+            if where is not None and t not in p.first:  # seen is in order of first sighting
+                p.first[t] = where
+            if tv is int:
+                p.ints += n
+            elif tv is float:
+                p.floats += n
+        return out
+
+
+_FULL: Final[set[str]] = set()  # sentinel: too many distinct values to be an enum
+
+
+class EventCensus:
+    """Names, property types and timestamps of every event operation."""
+
+    __slots__ = (
+        "caps",
+        "events",
+        "first_where",
+        "full_examples",
+        "keys",
+        "limits",
+        "names",
+        "names_overflow",
+        "recency",
+        "stamp_examples",
+        "timestamps",
+        "total",
+    )
+
+    def __init__(self, limits: Limits, caps: CapLog) -> None:
+        self.limits = limits
+        self.caps = caps
+        self.names: dict[str, int] = {}
+        self.keys: dict[str, str] = {}  # counted name -> event key
+        self.first_where: dict[str, str] = {}
+        self.stamp_examples: dict[str, list[Example]] = {}
+        self.full_examples: set[str] = set()  # kinds whose examples are all taken
+        self.names_overflow = 0
+        self.events: dict[str, EventStats] = {}
+        self.timestamps: dict[str, int] = {}
+        self.recency: dict[str, int] = {}
+        self.total = 0
+
+    def key_for(self, raw: Any, at: Located) -> str:
+        """Count the name as sent and return its event key (the grouping for statistics)."""
+        if type(raw) is str:
+            names = self.names
+            if raw in names:  # the common case: a name seen before, already trimmed
+                names[raw] += 1
+                return self.keys[raw]
+        name = self.name_of(raw, at)
+        key = self.keys.get(name)
+        if key is None:
+            key = (
+                NO_NAME
+                if name == NO_NAME
+                else OTHER_EVENTS
+                if name == OTHER_EVENTS
+                else (name_key(name) or name)
+            )
+            if name != OTHER_EVENTS:
+                self.keys[name] = key
+        return key
+
+    def name_of(self, raw: Any, at: Located) -> str:
+        """The name as Customer.io sees it (trimmed), counted; a placeholder when blank."""
+        if isinstance(raw, str):
+            name = raw.strip() or NO_NAME
+        elif isinstance(raw, int | float) and not isinstance(raw, bool):
+            name = str(raw)
+        else:
+            name = NO_NAME
+        names = self.names
+        if name in names:
+            names[name] += 1
+        elif len(names) < self.limits.event_names:
+            names[name] = 1
+            self.first_where[name] = at.where
+        else:
+            self.names_overflow += 1
+            self.caps.hit(
+                "event_names",
+                f"more than {self.limits.event_names} distinct event names: names beyond "
+                "that are counted but not clustered",
+            )
+            return OTHER_EVENTS
+        return name
+
+    def add(self, key: str, data: Any, at: Located, overrides: dict[str, Any] | None) -> None:
+        """Count one event and the JSON types of its top-level data values."""
+        self.total += 1
+        stats = self.events.get(key)
+        if stats is None:
+            if len(self.events) >= self.limits.event_keys:
+                self.caps.hit(
+                    "event_keys",
+                    f"more than {self.limits.event_keys} distinct events: property types "
+                    "of the rest are not tracked",
+                )
+                return
+            stats = self.events[key] = EventStats()
+        stats.count += 1
+        if type(data) is not dict or not data:
+            return
+        if overrides is not None:
+            data = {**data, **{k: v for k, v in overrides.items() if k in data}}
+        seen = stats.seen
+        strings = stats.strings
+        enum_limit = self.limits.enum_values
+        for k, v in data.items():
+            tv = type(v)
+            pair = (k, tv)
+            n = seen.get(pair)
+            if n is None:
+                if len(seen) >= self.limits.properties_per_event:
+                    self.caps.hit(
+                        "properties",
+                        f"an event has more than {self.limits.properties_per_event} "
+                        "distinct (property, type) pairs: the rest are not tracked",
+                    )
+                    continue
+                seen[pair] = 1
+                stats.firsts[pair] = at.where
+            else:
+                seen[pair] = n + 1
+            if tv is str:
+                values = strings.get(k)
+                if values is None:
+                    strings[k] = {v}
+                elif values is not _FULL and v not in values:
+                    if len(values) >= enum_limit:
+                        strings[k] = _FULL
+                    else:
+                        values.add(v)
+                if "@" in v:
+                    stats.emails[k] = stats.emails.get(k, 0) + 1
+            elif tv is int and 1_000_000_000 <= v < 100_000_000_000:
+                stats.stamps[k] = stats.stamps.get(k, 0) + 1
+
+    def timestamp(self, value: Any, reference: int, at: Located) -> None:
+        """The format of an event timestamp, and how old it is against ``reference``."""
+        counts, recency = self.timestamps, self.recency
+        if type(value) is int and 0 <= value < 100_000_000_000:
+            counts["seconds"] = counts.get("seconds", 0) + 1
+            if value > reference + FUTURE_SLACK:
+                late = "future"
+            elif value < reference - CAMPAIGN_WINDOW:
+                late = "older_than_72h"
+            else:
+                recency["recent"] = recency.get("recent", 0) + 1
+                return
+            recency[late] = recency.get(late, 0) + 1
+            if late not in self.full_examples:
+                self._example(late, at, value)
+            return
+        if value is None:
+            counts["absent"] = counts.get("absent", 0) + 1
+            recency["absent"] = recency.get("absent", 0) + 1
+            return
+        kind = timestamp_kind(value)
+        counts[kind] = counts.get(kind, 0) + 1
+        self._example(kind, at, value)
+        ok, seconds = to_timestamp(value)
+        if not ok:
+            late = "unparseable"
+        elif seconds > reference + FUTURE_SLACK:
+            late = "future"
+            self._example(late, at, value)
+        elif seconds < reference - CAMPAIGN_WINDOW:
+            late = "older_than_72h"
+            self._example(late, at, value)
+        else:
+            late = "recent"
+        recency[late] = recency.get(late, 0) + 1
+
+    def _example(self, kind: str, at: Located, value: Any) -> None:
+        if kind in self.full_examples:
+            return
+        got = self.stamp_examples.get(kind)
+        if got is None:
+            got = self.stamp_examples[kind] = []
+        got.append(Example(at.where, f"timestamp {_show(value)}"))
+        if len(got) >= self.limits.examples:
+            self.full_examples.add(kind)

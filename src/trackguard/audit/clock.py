@@ -1,0 +1,90 @@
+"""Log times (ISO-8601) to unix seconds, fast enough to run on every line.
+
+Request logs carry one UTC time per line and consecutive lines share their hour, so the
+hour's epoch is cached by the ``YYYY-MM-DDTHH`` prefix and only minutes and seconds are parsed.
+Anything off that fast path (offsets other than UTC, odd layouts) goes through
+``datetime.fromisoformat``; a value that is not a time gives None, never an exception.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Final
+
+_UTC_SUFFIXES: Final = frozenset({"Z", "+00:00", "z"})
+_CACHE_LIMIT: Final = 65_536
+
+
+class LogClock:
+    """Parses log times; keeps a bounded cache of hour prefixes."""
+
+    __slots__ = ("_hours", "_last", "_last_value", "_minute", "_minute_value")
+
+    def __init__(self) -> None:
+        self._hours: dict[str, int] = {}
+        self._last = ""
+        self._last_value: int | None = None
+        self._minute = ""  # "YYYY-MM-DDTHH:MM" of the last plain "...:SSZ" time
+        self._minute_value = 0
+
+    def parse(self, text: str) -> int | None:
+        """Unix seconds for an ISO-8601 time, or None when it is not one."""
+        if text == self._last:
+            return self._last_value
+        if len(text) == 20 and text[19] == "Z" and text[:16] == self._minute:
+            ss = text[17:19]  # the common case: the same minute as the line before
+            if text[16] == ":" and ss.isdigit() and ss <= "60":
+                value: int | None = self._minute_value + int(ss)
+                self._last, self._last_value = text, value
+                return value
+        value = self._parse(text)
+        self._last, self._last_value = text, value
+        if value is not None and len(text) == 20 and text[19] == "Z":
+            self._minute, self._minute_value = text[:16], value - int(text[17:19])
+        return value
+
+    def _parse(self, text: str) -> int | None:
+        if _fast_layout(text):
+            hour = self._hours.get(text[:13])
+            if hour is None:
+                hour = _slow(text[:13] + ":00:00+00:00")
+                if hour is None:
+                    return None
+                if len(self._hours) >= _CACHE_LIMIT:
+                    self._hours.clear()
+                self._hours[text[:13]] = hour
+            mm, ss = text[14:16], text[17:19]
+            if not (mm.isdigit() and ss.isdigit()) or mm > "59" or ss > "60":
+                return None
+            return hour + int(mm) * 60 + int(ss)
+        return _slow(text)
+
+
+def _fast_layout(text: str) -> bool:
+    """``YYYY-MM-DDTHH:MM:SS`` then ``Z``/``+00:00``, optionally after a fraction."""
+    if len(text) < 20 or text[13] != ":" or text[16] != ":":
+        return False
+    rest = text[19:]
+    if rest in _UTC_SUFFIXES:
+        return True
+    if rest[0] != ".":
+        return False
+    i = 1
+    while i < len(rest) and rest[i].isdigit():
+        i += 1
+    return i > 1 and rest[i:] in _UTC_SUFFIXES
+
+
+def _slow(text: str) -> int | None:
+    if len(text) < 10 or len(text) > 40 or not text[:4].isdigit():
+        return None
+    try:
+        dt = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    try:
+        return int(dt.timestamp())
+    except (OverflowError, OSError, ValueError):  # pragma: no cover - extreme years
+        return None

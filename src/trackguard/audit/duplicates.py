@@ -1,0 +1,108 @@
+"""Events sent more than once: identical requests (retries), repeated event ids, repeated keys.
+
+Customer.io drops an event whose ULID ``id`` it has seen, so a repeated ``id`` costs nothing;
+an identical request without one, or the plan's business key (``dedupe_key``) arriving again,
+is counted twice by Customer.io and fires journeys twice. A repeat within a minute of the
+previous copy is a *retry burst* (an SDK or webhook retrying). Memory is a bounded window of
+recent request hashes: the oldest half is dropped when it fills.
+"""
+
+from __future__ import annotations
+
+from itertools import islice
+from typing import Final
+
+from trackguard.audit.caps import CapLog, Limits
+from trackguard.audit.census import Located
+from trackguard.audit.model import Example
+
+#: A repeat within this many seconds of the previous identical request is a retry.
+RETRY_WINDOW: Final = 60
+
+
+class _Seen:
+    """A bounded map of hash -> last time, evicting the oldest half when full."""
+
+    __slots__ = ("caps", "label", "limit", "map")
+
+    def __init__(self, limit: int, label: str, caps: CapLog) -> None:
+        self.limit = limit
+        self.label = label
+        self.caps = caps
+        self.map: dict[int, int] = {}
+
+    def check(self, h: int, when: int) -> int | None:
+        """The previous time ``h`` was seen (or None), recording ``when`` as the latest."""
+        seen = self.map
+        before = seen.get(h)
+        if before is not None:
+            del seen[h]  # re-inserted below: the map stays ordered by last sighting
+        elif len(seen) >= self.limit:
+            self.caps.hit(
+                self.label,
+                f"{self.label}: only the latest {self.limit // 2}-{self.limit} distinct "
+                "values are remembered; repeats further apart are not counted",
+            )
+            self.map = seen = dict(islice(seen.items(), self.limit // 2, None))
+        seen[h] = when
+        return before
+
+
+class DuplicateCensus:
+    """Repeated event requests, event ids and plan business keys."""
+
+    __slots__ = (
+        "bursts",
+        "examples",
+        "ids",
+        "keys",
+        "requests",
+        "seen_ids",
+        "seen_keys",
+        "seen_requests",
+    )
+
+    def __init__(self, limits: Limits, caps: CapLog) -> None:
+        window = limits.duplicate_window
+        self.seen_requests = _Seen(window, "duplicate requests", caps)
+        self.seen_ids = _Seen(window, "repeated event ids", caps)
+        self.seen_keys = _Seen(window, "repeated dedupe keys", caps)
+        self.requests = 0
+        self.bursts = 0
+        self.ids = 0
+        self.keys = 0
+        self.examples: dict[str, list[Example]] = {"requests": [], "ids": [], "keys": []}
+
+    def _example(self, kind: str, at: Located, detail: str) -> None:
+        got = self.examples[kind]
+        if len(got) < 3:
+            got.append(Example(at.where, detail))
+
+    def request(self, method: str, path: str, body: bytes, when: int | None, at: Located) -> None:
+        """An event request; identical method, path and body bytes repeat it."""
+        h = hash((method, path, body))
+        now = when if when is not None else -1
+        window = self.seen_requests
+        seen = window.map
+        if h not in seen and len(seen) < window.limit:  # the common case: a new request
+            seen[h] = now
+            return
+        before = window.check(h, now)
+        if before is None:
+            return
+        self.requests += 1
+        detail = "identical to an earlier request"
+        if when is not None and before >= 0 and 0 <= when - before <= RETRY_WINDOW:
+            self.bursts += 1
+            detail += f" {when - before} s before"
+        self._example("requests", at, detail)
+
+    def event_id(self, value: str, at: Located) -> None:
+        if self.seen_ids.check(hash(value), 0) is not None:
+            self.ids += 1
+            self._example("ids", at, f"event id {value!r} was sent before")
+
+    def dedupe_key(self, key: str, at: Located) -> None:
+        if self.seen_keys.check(hash(key), 0) is not None:
+            self.keys += 1
+            self._example("keys", at, f"business key {key!r} was sent before")

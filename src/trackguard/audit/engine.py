@@ -1,0 +1,293 @@
+"""The audit's hot loop: each record through the core ``Checker``, its verdict into censuses.
+
+The audit never re-decides what Customer.io or the plan would do: contract errors, plan
+violations and fixes come from the same :class:`~trackguard.core.pipeline.Checker` the gateway
+uses. What the verdict does not carry (raw names before a fix, rejected items' names, log
+status and time) is read from the record itself. Values a plan fixed are counted as *sent*
+(``Change.before``), since the audit describes what the apps send.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Final
+
+from trackguard.audit.caps import CapLog, Limits
+from trackguard.audit.census import EventCensus
+from trackguard.audit.clock import LogClock
+from trackguard.audit.duplicates import DuplicateCensus
+from trackguard.audit.identity import AnonymousCensus, IdentityCensus
+from trackguard.audit.readers import Record, Unreadable
+from trackguard.audit.tally import Tally
+from trackguard.audit.timeline import TimelineCensus
+from trackguard.contract.check import decode_body
+from trackguard.contract.operations import Operation
+from trackguard.core.pipeline import Checker
+from trackguard.core.verdict import Verdict
+from trackguard.plan.model import Plan
+
+_V1_EVENT_ROUTES: Final = frozenset(
+    {"POST /api/v1/customers/{identifier}/events", "POST /api/v1/events"}
+)
+_V2_ENTITY: Final = "POST /api/v2/entity"
+_V2_BATCH: Final = "POST /api/v2/batch"
+_NOT_EVENTS: Final = ("page", "screen")
+
+
+def response_messages(text: str | None) -> list[str]:
+    """Customer.io's error messages in a response body (v1 ``meta``, v2 ``errors``)."""
+    if not text:
+        return []
+    ok, body = decode_body(text.encode("utf-8", "surrogatepass"))
+    if not ok or not isinstance(body, dict):
+        return []
+    out: list[str] = []
+    meta = body.get("meta")
+    if isinstance(meta, dict):
+        errors = meta.get("errors")
+        if isinstance(errors, list):
+            out.extend(str(e) for e in errors)
+        if isinstance(meta.get("error"), str):
+            out.append(meta["error"])
+    errors = body.get("errors")
+    if isinstance(errors, list):
+        for e in errors:
+            if isinstance(e, dict) and "message" in e:
+                out.append(str(e["message"]))
+    if not out and isinstance(body.get("message"), str):
+        out.append(body["message"])
+    return out
+
+
+class Auditor:
+    """Accumulates everything the report needs from a stream of records."""
+
+    def __init__(
+        self, plan: Plan | None = None, *, now: int | None = None, limits: Limits | None = None
+    ) -> None:
+        self.plan = plan
+        self.limits = limits = limits or Limits()
+        self.now = int(time.time()) if now is None else now
+        self.caps = caps = CapLog()
+        self.checker = Checker(plan)
+        self.clock = LogClock()
+        self.requests = 0
+        self.bad_times = 0
+        self.outcomes: dict[str, int] = {}
+        self.statuses: dict[int | None, int] = {}
+        per = limits.examples
+        self.contract = Tally("contract errors", caps, limit=limits.codes, per_key=per)
+        self.warnings = Tally("contract warnings", caps, limit=limits.codes, per_key=per)
+        self.violations = Tally("plan violations", caps, limit=limits.codes, per_key=per)
+        self.rejected_by_log = Tally("log rejections", caps, limit=limits.codes, per_key=per)
+        self.disagreements = Tally("disagreements", caps, limit=16, per_key=per)
+        self.unreadable = Tally("unreadable lines", caps, limit=limits.codes, per_key=per)
+        self.events = EventCensus(limits, caps)
+        self.attribute_census = EventCensus(limits, caps)
+        self.identity = IdentityCensus(limits, caps)
+        self.anonymous = AnonymousCensus(limits, caps)
+        self.duplicates = DuplicateCensus(limits, caps)
+        self.timeline = TimelineCensus(limits, caps)
+
+    # --- entry points ---------------------------------------------------------------------------
+
+    def add_unreadable(self, item: Unreadable) -> None:
+        tally = self.unreadable
+        key = item.reason.split(":", 1)[0].split(" (", 1)[0]  # the kind, without specifics
+        if tally.wants_example(key):
+            tally.add(key, item.where, item.reason)
+        else:
+            tally.add(key)
+
+    def add(self, rec: Record) -> None:
+        verdict = self.checker.check(rec.request)
+        self.requests += 1
+        outcome = verdict.outcome
+        outcomes = self.outcomes
+        outcomes[outcome] = outcomes.get(outcome, 0) + 1
+        status = rec.status
+        statuses = self.statuses
+        statuses[status] = statuses.get(status, 0) + 1
+        when: int | None = None
+        if rec.time is not None:
+            when = self.clock.parse(rec.time)
+            if when is None:
+                self.bad_times += 1
+        if verdict.contract_errors:
+            for e in verdict.contract_errors:
+                _count(self.contract, e.code, rec, e.message)
+        if verdict.violations:
+            for v in verdict.violations:
+                if v.rule == "contract":
+                    _count(self.warnings, v.code, rec, v.message)
+                else:
+                    _count(self.violations, (v.code, v.rule, v.action), rec, v.message)
+        if status is not None and (status >= 300 or status < 200 or outcome == "invalid"):
+            self._status(rec, status, verdict)
+        renamed: dict[tuple[int | None, str], Any] | None = None
+        if verdict.changes:
+            renamed = {(c.batch_index, c.path): c.before for c in verdict.changes}
+        ref = when if when is not None else self.now
+        saw_event = False
+        op_ = self._op
+        for op in verdict.operations:
+            if op_(op, rec, when, ref, False, renamed):
+                saw_event = True
+        if verdict.rejected:
+            for op in verdict.rejected:
+                if op_(op, rec, when, ref, True, renamed):
+                    saw_event = True
+        if outcome == "invalid" and self._invalid_items(rec, verdict, when, ref):
+            saw_event = True
+        if saw_event:
+            req = rec.request
+            self.duplicates.request(req.method, req.path, req.body, when, rec)
+
+    # --- pieces ---------------------------------------------------------------------------------
+
+    def _status(self, rec: Record, status: int, verdict: Verdict) -> None:
+        if status >= 400 or status == 207:
+            messages = response_messages(rec.response)
+            key = (status, messages[0] if messages else "")
+            _count(self.rejected_by_log, key, rec, "; ".join(messages) or f"status {status}")
+            if status in (400, 207) and verdict.outcome != "invalid":
+                _count(
+                    self.disagreements,
+                    "log_rejected_contract_accepts",
+                    rec,
+                    f"the log shows {status}; trackguard's contract accepts the request",
+                )
+        elif 200 <= status < 300 and verdict.outcome == "invalid":
+            codes = ", ".join(e.code for e in verdict.contract_errors)
+            _count(
+                self.disagreements,
+                "log_accepted_contract_rejects",
+                rec,
+                f"the log shows {status}; trackguard's contract rejects it ({codes})",
+            )
+
+    def _op(
+        self,
+        op: Operation,
+        rec: Record,
+        when: int | None,
+        ref: int,
+        rejected: bool,
+        renamed: dict[tuple[int | None, str], Any] | None,
+    ) -> bool:
+        ident = op.identifier
+        if ident is not None and op.type == "person":
+            self.identity.person(ident.kind, ident.value, rec)
+        action = op.action
+        body = op.body
+        if action == "event" or action == "anonymous_event":
+            if body is None or body.get("type") in _NOT_EVENTS:
+                return False
+            self._event(body, op.data_key, op.batch_index, rec, when, ref, rejected, renamed)
+            if ident is not None and ident.kind == "anonymous_id":
+                self.anonymous.event(ident.value, when, rec)
+            if op.dedupe_key is not None:
+                self.duplicates.dedupe_key(op.dedupe_key, rec)
+            return True
+        if action == "identify" and op.type == "person":
+            attrs = op.data
+            if isinstance(attrs, dict):
+                if ident is not None:
+                    self.identity.profile(ident.kind, ident.value, attrs, rec)
+                anon = attrs.get("anonymous_id")
+                if isinstance(anon, str | int) and not isinstance(anon, bool) and anon != "":
+                    self.anonymous.identify(str(anon), when)
+                overrides = _overrides(renamed, op.batch_index, op.data_key or "")
+                self.attribute_census.add("(attributes)", attrs, rec, overrides)
+        return False
+
+    def _event(
+        self,
+        body: dict[str, Any],
+        data_key: str | None,
+        index: int | None,
+        rec: Record,
+        when: int | None,
+        ref: int,
+        invalid: bool,
+        renamed: dict[tuple[int | None, str], Any] | None,
+    ) -> None:
+        raw = body.get("name")
+        stamp = body.get("timestamp")
+        overrides = None
+        if renamed is not None:
+            raw = renamed.get((index, "name"), raw)
+            stamp = renamed.get((index, "timestamp"), stamp)
+            overrides = _overrides(renamed, index, data_key or "data")
+        census = self.events
+        key = census.key_for(raw, rec)
+        census.add(key, body.get(data_key) if data_key else None, rec, overrides)
+        census.timestamp(stamp, ref, rec)
+        event_id = body.get("id")
+        if event_id is not None and type(event_id) in (str, int) and event_id != "":
+            self.duplicates.event_id(str(event_id), rec)
+        if when is not None:
+            self.timeline.add(key, when, invalid)
+
+    def _invalid_items(self, rec: Record, verdict: Verdict, when: int | None, ref: int) -> bool:
+        """Events inside requests Customer.io rejects: still what the app sent."""
+        route = verdict.route
+        if route is None:
+            return False
+        if route in _V1_EVENT_ROUTES:
+            if verdict.operations:
+                return False
+            ok, body = decode_body(rec.request.body)
+            if not ok or not isinstance(body, dict) or body.get("type") in _NOT_EVENTS:
+                return False
+            self._event(body, "data", None, rec, when, ref, True, None)
+            return True
+        if route not in (_V2_ENTITY, _V2_BATCH):
+            return False
+        ok, body = decode_body(rec.request.body)
+        if not ok or not isinstance(body, dict):
+            return False
+        items: list[tuple[int | None, Any]]
+        if route == _V2_ENTITY:
+            items = [(None, body)]
+        else:
+            batch = body.get("batch")
+            if not isinstance(batch, list):
+                return False
+            bad = sorted(
+                {e.batch_index for e in verdict.contract_errors if e.batch_index is not None}
+            )
+            items = [(i, batch[i]) for i in bad if i < len(batch)]
+        seen = False
+        for index, item in items:
+            if (
+                isinstance(item, dict)
+                and item.get("type") == "person"
+                and item.get("action") == "event"
+            ):
+                self._event(item, "attributes", index, rec, when, ref, True, None)
+                seen = True
+        return seen
+
+
+def _count(tally: Tally, key: Any, rec: Record, detail: str) -> None:
+    if tally.wants_example(key):
+        tally.add(key, rec.where, detail)
+    else:
+        tally.add(key)
+
+
+def _overrides(
+    renamed: dict[tuple[int | None, str], Any] | None, index: int | None, data_key: str
+) -> dict[str, Any] | None:
+    """Top-level data values as sent, for those a plan fix changed."""
+    if renamed is None:
+        return None
+    prefix = f"{data_key}." if data_key else ""
+    out: dict[str, Any] = {}
+    for (bi, path), before in renamed.items():
+        if bi == index and path.startswith(prefix):
+            rest = path[len(prefix) :]
+            if "." not in rest:
+                out[rest] = before
+    return out or None

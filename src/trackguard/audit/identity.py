@@ -1,0 +1,195 @@
+"""Who calls are about: identifier kinds, people seen under both id and email, anonymous ids.
+
+Customer.io keys a person by ``id`` or by ``email`` (by shape). A team that mixes the two
+splits people into two profiles, or loses calls for people it never identified by that key.
+Identifiers are stored as hashes, capped, so memory stays bounded on any log.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from trackguard.audit.caps import CapLog, Limits
+from trackguard.audit.census import Located
+from trackguard.audit.model import Example
+from trackguard.contract.identifiers import is_email
+
+#: Customer.io links anonymous events "received up to five minutes after your identify call".
+LINK_WINDOW = 300
+
+
+class IdentityCensus:
+    """Identifier kinds and shapes, email↔id links, and who was keyed which way."""
+
+    __slots__ = (
+        "body_id_types",
+        "by_email",
+        "by_id",
+        "caps",
+        "email_in_id",
+        "email_in_id_examples",
+        "id_shapes",
+        "kinds",
+        "limit",
+        "links",
+        "mixed_examples",
+        "shape_examples",
+    )
+
+    def __init__(self, limits: Limits, caps: CapLog) -> None:
+        self.caps = caps
+        self.limit = limits.identifiers
+        self.kinds: dict[str, int] = {}
+        self.id_shapes: dict[str, int] = {}  # numeric | text
+        self.shape_examples: dict[str, list[Example]] = {"numeric": [], "text": []}
+        self.body_id_types: dict[str, int] = {}  # number | string, for ids sent in bodies
+        self.by_id: set[int] = set()
+        self.by_email: dict[int, str] = {}  # email hash -> where first keyed by email
+        self.links: dict[int, int] = {}  # email hash -> id hash
+        self.email_in_id = 0
+        self.email_in_id_examples: list[Example] = []
+        self.mixed_examples: list[Example] = []
+
+    def _full(self, what: str) -> None:
+        self.caps.hit(
+            "identifiers",
+            f"more than {self.limit} distinct {what}: later ones are not matched",
+        )
+
+    def person(self, kind: str, value: str, at: Located) -> None:
+        """A person operation addressed by ``kind``/``value``."""
+        kinds = self.kinds
+        kinds[kind] = kinds.get(kind, 0) + 1
+        if kind == "id":
+            shape = "numeric" if value.isdigit() else "text"
+            self.id_shapes[shape] = self.id_shapes.get(shape, 0) + 1
+            examples = self.shape_examples[shape]
+            if len(examples) < 3:
+                examples.append(Example(at.where, f"{shape} id {value!r}"))
+            if "@" in value and is_email(value.strip()):
+                self.flag_email_in_id(value, at)
+            if len(self.by_id) < self.limit:
+                self.by_id.add(hash(value))
+            else:
+                self._full("ids")
+        elif kind == "email":
+            h = hash(value.strip().lower())
+            if h in self.by_email:
+                return
+            if len(self.by_email) < self.limit:
+                self.by_email[h] = at.where
+            else:
+                self._full("emails")
+
+    def flag_email_in_id(self, value: str, at: Located) -> None:
+        self.email_in_id += 1
+        if len(self.email_in_id_examples) < 3:
+            self.email_in_id_examples.append(Example(at.where, f"id {value!r} is an email address"))
+
+    def profile(self, kind: str, value: str, attrs: dict[str, Any], at: Located) -> None:
+        """An identify call: learn which email and id belong together."""
+        if "id" in attrs:
+            body_id = attrs["id"]
+            if isinstance(body_id, int) and not isinstance(body_id, bool):
+                self.body_id_types["number"] = self.body_id_types.get("number", 0) + 1
+            elif isinstance(body_id, str):
+                self.body_id_types["string"] = self.body_id_types.get("string", 0) + 1
+                if kind != "id" and "@" in body_id and is_email(body_id.strip()):
+                    self.flag_email_in_id(body_id, at)
+        email: Any = None
+        person_id: Any = None
+        if kind == "id":
+            email, person_id = attrs.get("email"), value
+        elif kind == "email":
+            email, person_id = value, attrs.get("id")
+        if (
+            isinstance(email, str)
+            and isinstance(person_id, str | int)
+            and not isinstance(person_id, bool)
+            and person_id != ""
+        ):
+            if len(self.links) < self.limit:
+                self.links[hash(email.strip().lower())] = hash(str(person_id))
+            else:
+                self._full("email/id links")
+
+    def people_under_both(self) -> int:
+        """People keyed by email in some calls and by id in others (linked by identify)."""
+        n = 0
+        for h, where in self.by_email.items():
+            pid = self.links.get(h)
+            if pid is not None and pid in self.by_id:
+                n += 1
+                if len(self.mixed_examples) < 3:
+                    self.mixed_examples.append(
+                        Example(
+                            where, "keyed by email here; the same person is keyed by id elsewhere"
+                        )
+                    )
+        return n
+
+
+class AnonymousCensus:
+    """Anonymous events, and whether an identify ever carried their ``anonymous_id``.
+
+    An anonymous event is linked when an identify with its ``anonymous_id`` comes later in the
+    log, or came at most five minutes (log time) before it. The rest are orphans: Customer.io
+    keeps them 30 days and then drops them, and they never trigger a person's campaign.
+    """
+
+    __slots__ = ("caps", "events", "examples", "ids", "limit", "linked", "pending")
+
+    def __init__(self, limits: Limits, caps: CapLog) -> None:
+        self.caps = caps
+        self.limit = limits.anonymous_ids
+        self.events = 0
+        self.linked = 0
+        self.pending: dict[int, list[int]] = {}  # id hash -> [pending events, last identify]
+        self.examples: dict[int, str] = {}  # id hash -> where its first pending event was
+        self.ids = 0
+
+    def event(self, anonymous_id: str, when: int | None, at: Located) -> None:
+        self.events += 1
+        h = hash(anonymous_id)
+        entry = self.pending.get(h)
+        if entry is None:
+            if len(self.pending) >= self.limit:
+                self.caps.hit(
+                    "anonymous_ids",
+                    f"more than {self.limit} distinct anonymous ids: later ones are not matched",
+                )
+                return
+            entry = self.pending[h] = [0, -1]
+            self.ids += 1
+        if entry[1] >= 0 and when is not None and 0 <= when - entry[1] <= LINK_WINDOW:
+            self.linked += 1
+            return
+        entry[0] += 1
+        if entry[0] == 1 and len(self.examples) < 64:
+            self.examples[h] = at.where
+
+    def identify(self, anonymous_id: str, when: int | None) -> None:
+        h = hash(anonymous_id)
+        entry = self.pending.get(h)
+        if entry is None:
+            if len(self.pending) >= self.limit:
+                return
+            entry = self.pending[h] = [0, -1]
+        self.linked += entry[0]
+        entry[0] = 0
+        entry[1] = when if when is not None else -1
+        self.examples.pop(h, None)
+
+    def orphans(self) -> tuple[int, int, list[Example]]:
+        """(orphaned events, orphaned anonymous ids, examples)."""
+        events = ids = 0
+        for entry in self.pending.values():
+            if entry[0]:
+                events += entry[0]
+                ids += 1
+        examples = [
+            Example(where, "anonymous event; no identify carried its anonymous_id")
+            for h, where in self.examples.items()
+            if self.pending[h][0]
+        ][:3]
+        return events, ids, examples

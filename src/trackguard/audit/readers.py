@@ -1,0 +1,560 @@
+"""Reading logs for the audit: request logs, HAR captures and mapped JSONL, gzip or not.
+
+Every line (or HAR entry) comes out as exactly one of :class:`Record` (a request to check),
+:class:`Unreadable` (with its position and why) or :class:`Skipped` (a HAR entry that is not a
+Track API call), so the report's totals always add up. Nothing here raises on file content:
+truncated gzip, binary garbage, non-UTF-8 bytes and huge lines are reported, not fatal.
+
+JSONL is streamed a line at a time with a bounded line length; a HAR file is one JSON document
+and is decoded whole (its entries one by one, so one bad entry does not spoil the others).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import glob
+import gzip
+import io
+import os
+import zlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+from urllib.parse import urlsplit
+
+import msgspec
+
+from trackguard.contract.operations import Request
+
+#: Lines longer than this are reported as unreadable, not parsed: Customer.io refuses bodies
+#: over 1 MiB, and escaping can double a body's size inside a JSON string.
+MAX_LINE_BYTES: Final = 4 * 1024 * 1024
+#: HAR files are decoded whole; larger ones are refused rather than exhausting memory.
+MAX_HAR_BYTES: Final = 512 * 1024 * 1024
+MAP_FIELDS: Final = ("method", "path", "body", "status", "response", "time", "source", "headers")
+_TRACK_PREFIXES: Final = ("/api/v1/", "/api/v2/", "/push/events", "/unsubscribe/")
+_encode: Final = msgspec.json.encode
+
+
+class Record(msgspec.Struct, gc=False):
+    """A readable request and what the log says happened to it."""
+
+    file: str
+    pos: int  # 1-based line number, or 0-based HAR entry index
+    har: bool
+    request: Request
+    time: str | None
+    status: int | None
+    response: str | None
+
+    @property
+    def where(self) -> str:
+        return f"{self.file}:entry[{self.pos}]" if self.har else f"{self.file}:{self.pos}"
+
+
+class Unreadable(msgspec.Struct, frozen=True, gc=False):
+    """A line or entry that is not a request record (or a file that cannot be read)."""
+
+    file: str
+    position: str  # "12", "entry[3]" or "file"
+    reason: str
+
+    @property
+    def where(self) -> str:
+        return f"{self.file}:{self.position}"
+
+
+class Skipped(msgspec.Struct, frozen=True, gc=False):
+    """A HAR entry for something other than the Track API (pages, images, other APIs)."""
+
+    file: str
+    position: str
+
+
+Item = Record | Unreadable | Skipped
+
+
+@dataclass
+class FileCounter:
+    """Counts for one input, filled in while it is read."""
+
+    path: str
+    format: str
+    bytes: int = 0
+    records: int = 0
+    readable: int = 0
+    unreadable: int = 0
+    skipped: int = 0
+    blank: int = 0
+    raw_position: Callable[[], int] = field(default=lambda: 0, repr=False)
+
+
+class MapError(ValueError):
+    """A ``--map`` specification that cannot be used."""
+
+
+class InputError(ValueError):
+    """An input path or glob that names no readable file."""
+
+
+# --- the request-log line -----------------------------------------------------------------------
+
+
+class _LogLine(msgspec.Struct, gc=False):
+    """A request-log line (docs/request-log.md); also the ``check`` input format."""
+
+    method: str
+    path: str
+    body: Any = None
+    time: str | None = None
+    status: int | None = None
+    response: Any = None
+    source: str | None = None
+    headers: dict[str, str] | None = None
+
+
+_line_decoder: Final = msgspec.json.Decoder(_LogLine)
+_any_decoder: Final = msgspec.json.Decoder()
+_DECODE_ERRORS: Final = (msgspec.DecodeError, RecursionError, UnicodeDecodeError)
+
+
+def _body_bytes(body: Any) -> bytes:
+    if body is None:
+        return b""
+    if isinstance(body, str):
+        return body.encode("utf-8", "surrogatepass")
+    return _encode(body)
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value
+    return _encode(value).decode()
+
+
+def _path_of(value: Any) -> str | None:
+    """A request path from a path or a full URL; None when it is neither."""
+    if not isinstance(value, str) or not value:
+        return None
+    if value.startswith("/"):
+        return value
+    if value.startswith(("http://", "https://")):
+        parts = urlsplit(value)
+        return (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    return None
+
+
+def _status_of(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.isdigit():
+        return int(value)
+    return None
+
+
+def _headers_of(value: Any) -> tuple[tuple[str, str], ...]:
+    if isinstance(value, dict):
+        return tuple((str(k), str(v)) for k, v in value.items())
+    if isinstance(value, list):  # HAR-style [{"name","value"}]
+        pairs = []
+        for h in value:
+            if isinstance(h, dict) and "name" in h:
+                pairs.append((str(h["name"]), str(h.get("value", ""))))
+        return tuple(pairs)
+    return ()
+
+
+def _from_fields(fields: dict[str, Any], name: str, pos: int) -> Record | Unreadable:
+    """A record from loosely typed fields (the slow path and mapped JSONL)."""
+    method = fields.get("method")
+    if not isinstance(method, str) or not method:
+        return Unreadable(name, str(pos), 'missing or non-string "method"')
+    path = _path_of(fields.get("path"))
+    if path is None:
+        return Unreadable(name, str(pos), 'missing "path", or it is not a path or URL')
+    source = fields.get("source")
+    request = Request(
+        method=method.upper(),
+        path=path,
+        body=_body_bytes(fields.get("body")),
+        headers=_headers_of(fields.get("headers")),
+        source=source if isinstance(source, str) else None,
+    )
+    when = fields.get("time")
+    return Record(
+        name,
+        pos,
+        False,
+        request,
+        when if isinstance(when, str) else None,
+        _status_of(fields.get("status")),
+        _text(fields.get("response")),
+    )
+
+
+def _log_line(line: bytes, name: str, pos: int) -> Record | Unreadable:
+    """Decode one request-log line: a typed fast path, a lenient path when types are off."""
+    try:
+        rec = _line_decoder.decode(line)
+    except msgspec.ValidationError:
+        try:
+            value = _any_decoder.decode(line)
+        except _DECODE_ERRORS:  # pragma: no cover - the typed decoder saw valid JSON
+            return Unreadable(name, str(pos), "line is not valid JSON")
+        if not isinstance(value, dict):
+            return Unreadable(name, str(pos), "line is not a JSON object")
+        return _from_fields(value, name, pos)
+    except _DECODE_ERRORS:
+        return Unreadable(name, str(pos), "line is not valid JSON")
+    if not rec.method:
+        return Unreadable(name, str(pos), 'missing or non-string "method"')
+    path = rec.path
+    if path[:1] != "/":
+        fixed = _path_of(path)
+        if fixed is None:
+            return Unreadable(name, str(pos), 'missing "path", or it is not a path or URL')
+        path = fixed
+    body = rec.body
+    raw = body.encode("utf-8", "surrogatepass") if type(body) is str else _body_bytes(body)
+    headers = rec.headers
+    request = Request(
+        method=rec.method.upper(),
+        path=path,
+        body=raw,
+        headers=tuple(headers.items()) if headers else (),
+        source=rec.source,
+    )
+    response = rec.response
+    return Record(
+        name,
+        pos,
+        False,
+        request,
+        rec.time,
+        rec.status,
+        response if response is None or type(response) is str else _text(response),
+    )
+
+
+# --- mapped JSONL ------------------------------------------------------------------------------
+
+
+def parse_map(spec: str) -> dict[str, tuple[str, ...]]:
+    """``method=req.method,path=req.url,...`` as field -> key path; raises MapError."""
+    mapping: dict[str, tuple[str, ...]] = {}
+    for part in spec.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        target, sep, source = part.partition("=")
+        target, source = target.strip(), source.strip()
+        if not sep or not source:
+            raise MapError(f"--map entry {part!r} is not FIELD=dotted.path")
+        if target not in MAP_FIELDS:
+            raise MapError(f"--map field {target!r} is not one of: {', '.join(MAP_FIELDS)}")
+        keys = tuple(source.split("."))
+        if any(not k for k in keys):
+            raise MapError(f"--map path {source!r} has an empty key")
+        mapping[target] = keys
+    for required in ("method", "path"):
+        if required not in mapping:
+            raise MapError(f"--map must name {required!r} (e.g. {required}=req.{required})")
+    return mapping
+
+
+def _dig(value: Any, keys: tuple[str, ...]) -> Any:
+    for key in keys:
+        if isinstance(value, dict):
+            value = value.get(key)
+        elif isinstance(value, list) and key.isdigit() and int(key) < len(value):
+            value = value[int(key)]
+        else:
+            return None
+    return value
+
+
+def _mapped_line(
+    line: bytes, name: str, pos: int, mapping: dict[str, tuple[str, ...]]
+) -> Record | Unreadable:
+    try:
+        value = _any_decoder.decode(line)
+    except _DECODE_ERRORS:
+        return Unreadable(name, str(pos), "line is not valid JSON")
+    if not isinstance(value, dict):
+        return Unreadable(name, str(pos), "line is not a JSON object")
+    return _from_fields({k: _dig(value, keys) for k, keys in mapping.items()}, name, pos)
+
+
+# --- JSONL files ---------------------------------------------------------------------------------
+
+
+def _open(path: Path) -> tuple[io.BufferedIOBase, io.BufferedIOBase]:
+    """The file for reading decompressed bytes, and the file on disk (close both)."""
+    raw = path.open("rb")
+    magic = raw.read(2)
+    raw.seek(0)
+    if magic == b"\x1f\x8b":
+        return gzip.GzipFile(fileobj=raw, mode="rb"), raw
+    return raw, raw
+
+
+def _jsonl(
+    path: Path, counter: FileCounter, max_line: int, decode: Callable[[bytes, str, int], Item]
+) -> Iterator[Item]:
+    name = counter.path
+    try:
+        fh, raw = _open(path)
+    except OSError as exc:
+        counter.records += 1
+        counter.unreadable += 1
+        yield Unreadable(name, "file", f"cannot open: {exc.strerror or exc}")
+        return
+    counter.raw_position = raw.tell
+    with raw, fh:
+        readline = fh.readline
+        pos = 0
+        nbytes = 0
+        try:
+            while True:
+                line = readline(max_line + 1)
+                if not line:
+                    break
+                pos += 1
+                size = len(line)
+                if size > max_line and line[-1:] != b"\n":
+                    while True:  # skip the rest of an overlong line without holding it
+                        chunk = readline(1 << 20)
+                        size += len(chunk)
+                        if not chunk or chunk[-1:] == b"\n":
+                            break
+                    nbytes += size
+                    counter.records += 1
+                    counter.unreadable += 1
+                    yield Unreadable(
+                        name, str(pos), f"line is longer than {max_line} bytes ({size} bytes)"
+                    )
+                    continue
+                nbytes += size
+                if line.isspace():
+                    counter.blank += 1
+                    continue
+                counter.records += 1
+                item = decode(line, name, pos)
+                if type(item) is Record:
+                    counter.readable += 1
+                else:
+                    counter.unreadable += 1
+                yield item
+        except (OSError, EOFError, zlib.error) as exc:
+            counter.records += 1
+            counter.unreadable += 1
+            yield Unreadable(name, str(pos + 1), f"file is truncated or corrupt: {exc}")
+        finally:
+            counter.bytes += nbytes
+
+
+# --- HAR -----------------------------------------------------------------------------------------
+
+
+class _HarPost(msgspec.Struct):
+    text: str | None = None
+    encoding: str | None = None
+
+
+class _HarHeader(msgspec.Struct):
+    name: str
+    value: str = ""
+
+
+class _HarRequest(msgspec.Struct):
+    method: str
+    url: str
+    headers: list[_HarHeader] = []
+    postData: _HarPost | None = None  # HAR spells it so
+
+
+class _HarContent(msgspec.Struct):
+    text: str | None = None
+    encoding: str | None = None
+
+
+class _HarResponse(msgspec.Struct):
+    status: int = 0
+    content: _HarContent | None = None
+
+
+class _HarEntry(msgspec.Struct):
+    request: _HarRequest
+    response: _HarResponse | None = None
+    startedDateTime: str | None = None  # HAR spells it so
+
+
+class _HarLog(msgspec.Struct):
+    entries: list[msgspec.Raw]
+
+
+class _Har(msgspec.Struct):
+    log: _HarLog
+
+
+_har_decoder: Final = msgspec.json.Decoder(_Har)
+_entry_decoder: Final = msgspec.json.Decoder(_HarEntry)
+_BODYLESS_SUFFIXES: Final = ("/suppress", "/unsuppress")
+
+
+def _har_text(text: str | None, encoding: str | None) -> str | None:
+    if text is None or encoding != "base64":
+        return text
+    try:
+        return base64.b64decode(text, validate=True).decode("utf-8", "replace")
+    except (binascii.Error, ValueError):
+        return None
+
+
+def _har_entry(raw: msgspec.Raw, name: str, index: int) -> Item:
+    position = f"entry[{index}]"
+    try:
+        entry = _entry_decoder.decode(raw)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        return Unreadable(name, position, f"HAR entry is not a request: {exc}")
+    req = entry.request
+    parts = urlsplit(req.url)
+    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    if not ("customer.io" in parts.netloc or path.startswith(_TRACK_PREFIXES)):
+        return Skipped(name, position)
+    method = req.method.upper()
+    body: bytes = b""
+    post = req.postData
+    if post is not None and post.text is not None:
+        text = _har_text(post.text, post.encoding)
+        if text is None:
+            return Unreadable(name, position, "HAR request body is not valid base64")
+        body = text.encode("utf-8", "surrogatepass")
+    elif method in ("POST", "PUT", "PATCH") and not parts.path.endswith(_BODYLESS_SUFFIXES):
+        return Unreadable(name, position, "HAR entry has no request body (postData)")
+    status: int | None = None
+    response: str | None = None
+    if entry.response is not None:
+        status = entry.response.status or None  # 0: the request never got an answer
+        content = entry.response.content
+        if content is not None:
+            response = _har_text(content.text, content.encoding)
+    request = Request(
+        method=method,
+        path=path,
+        body=body,
+        headers=tuple((h.name.lower(), h.value) for h in req.headers),
+    )
+    return Record(name, index, True, request, entry.startedDateTime, status, response)
+
+
+def _har(path: Path, counter: FileCounter) -> Iterator[Item]:
+    name = counter.path
+    try:
+        fh, raw = _open(path)
+        with raw, fh:
+            data = fh.read(MAX_HAR_BYTES + 1)
+    except (OSError, EOFError, zlib.error) as exc:
+        counter.records += 1
+        counter.unreadable += 1
+        yield Unreadable(name, "file", f"cannot read HAR file: {exc}")
+        return
+    counter.bytes += len(data)
+    if len(data) > MAX_HAR_BYTES:
+        counter.records += 1
+        counter.unreadable += 1
+        yield Unreadable(name, "file", f"HAR file is larger than {MAX_HAR_BYTES} bytes")
+        return
+    try:
+        har = _har_decoder.decode(data)
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError) as exc:
+        counter.records += 1
+        counter.unreadable += 1
+        yield Unreadable(name, "file", f"not a readable HAR file: {exc}")
+        return
+    del data
+    for index, entry in enumerate(har.log.entries):
+        counter.records += 1
+        item = _har_entry(entry, name, index)
+        if type(item) is Record:
+            counter.readable += 1
+        elif type(item) is Skipped:
+            counter.skipped += 1
+        else:
+            counter.unreadable += 1
+        yield item
+
+
+# --- inputs -------------------------------------------------------------------------------------
+
+
+def _is_har(path: Path) -> bool:
+    """By extension (``.har``, ``.har.gz``), else by a JSON document opening with ``"log"``.
+
+    Files named ``.jsonl``/``.ndjson`` (gzipped or not) are always line-oriented.
+    """
+    suffixes = [s.lower() for s in path.suffixes]
+    if suffixes[-1:] == [".har"] or suffixes[-2:] == [".har", ".gz"]:
+        return True
+    if any(s in (".jsonl", ".ndjson") for s in suffixes[-2:]):
+        return False
+    try:
+        fh, raw = _open(path)
+        with raw, fh:
+            head = fh.read(4096)
+    except (OSError, EOFError, zlib.error):
+        return False
+    first = head.lstrip()[:1]
+    if first != b"{":
+        return False
+    first_line = head.lstrip().split(b"\n", 1)[0].strip()
+    return first_line == b"{" or first_line.startswith(b'{"log"')
+
+
+def expand(patterns: list[str]) -> list[Path]:
+    """Files named by paths and globs, in order, without repeats; raises InputError."""
+    out: list[Path] = []
+    seen: set[str] = set()
+    for pattern in patterns:
+        if any(ch in pattern for ch in "*?[") and not os.path.exists(pattern):
+            matches = sorted(glob.glob(pattern, recursive=True))
+            files = [m for m in matches if os.path.isfile(m)]
+            if not files:
+                raise InputError(f"no file matches {pattern!r}")
+        else:
+            if not os.path.isfile(pattern):
+                raise InputError(f"no such file: {pattern!r}")
+            files = [pattern]
+        for f in files:
+            if f not in seen:
+                seen.add(f)
+                out.append(Path(f))
+    return out
+
+
+def read(
+    path: Path,
+    counter: FileCounter,
+    *,
+    mapping: dict[str, tuple[str, ...]] | None = None,
+    max_line: int = MAX_LINE_BYTES,
+) -> Iterator[Item]:
+    """Every record, unreadable line and skipped entry of one file, in order."""
+    if _is_har(path):
+        counter.format = "har"
+        return _har(path, counter)
+    if mapping is not None:
+        counter.format = "mapped-jsonl"
+
+        def decode(line: bytes, name: str, pos: int) -> Item:
+            return _mapped_line(line, name, pos, mapping)
+
+        return _jsonl(path, counter, max_line, decode)
+    counter.format = "request-log"
+    return _jsonl(path, counter, max_line, _log_line)

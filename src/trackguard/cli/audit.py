@@ -1,0 +1,144 @@
+"""``trackguard audit``: find what is breaking retention in existing request logs."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
+
+from trackguard.audit import SEVERITIES, AuditRun, InputError, MapError, parse_map, run_audit
+from trackguard.audit.readers import expand
+from trackguard.audit.report_html import render_html
+from trackguard.audit.report_json import render_json
+from trackguard.audit.report_terminal import render_terminal
+from trackguard.plan.loader import PlanError, load_plan
+from trackguard.plan.model import Plan
+
+#: Inputs smaller than this finish before a progress bar would help.
+PROGRESS_MIN_BYTES = 50 * 1024 * 1024
+
+
+def _usage(message: str) -> None:
+    click.echo(f"Error: {message}", err=True)
+    sys.exit(2)
+
+
+def _run(
+    logs: tuple[str, ...], plan: Plan | None, mapping: dict[str, tuple[str, ...]] | None
+) -> AuditRun:
+    files = expand(list(logs))
+    total = sum(p.stat().st_size for p in files)
+    if not (sys.stderr.isatty() and total >= PROGRESS_MIN_BYTES):
+        return run_audit(files, plan, mapping=mapping)
+    console = Console(stderr=True)
+    columns = (
+        "[progress.description]{task.description}",
+        BarColumn(),
+        DownloadColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=console, transient=True) as bar:
+        task = bar.add_task("auditing", total=total)
+        return run_audit(
+            files, plan, mapping=mapping, progress=lambda done: bar.update(task, completed=done)
+        )
+
+
+def _write(target: str, data: bytes) -> None:
+    if target == "-":
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+    else:
+        Path(target).write_bytes(data)
+
+
+@click.command(name="audit")
+@click.argument("logs", nargs=-1, required=True)
+@click.option(
+    "--plan",
+    "plan_path",
+    type=click.Path(path_type=Path),
+    help="Tracking plan YAML: adds the plan's findings and canonical names.",
+)
+@click.option("--html", "html_path", metavar="FILE", help="Write the HTML report here.")
+@click.option(
+    "--json",
+    "json_path",
+    metavar="FILE",
+    help="Write the JSON report here ('-' for stdout, which hides the summary).",
+)
+@click.option(
+    "--infer-plan",
+    "infer_path",
+    metavar="FILE",
+    help="Draft a tracking plan from the traffic and write it here.",
+)
+@click.option(
+    "--fail-on",
+    type=click.Choice(SEVERITIES),
+    default=None,
+    help="Exit 1 when a finding is at or above this severity (default: exit 0).",
+)
+@click.option(
+    "--map",
+    "map_spec",
+    metavar="SPEC",
+    help="Read JSONL in another layout: FIELD=dotted.path,... (fields: method, "
+    "path, body, status, response, time, source, headers).",
+)
+def audit_command(
+    logs: tuple[str, ...],
+    plan_path: Path | None,
+    html_path: str | None,
+    json_path: str | None,
+    infer_path: str | None,
+    fail_on: str | None,
+    map_spec: str | None,
+) -> None:
+    """Audit request logs (LOG: files or quoted globs; gzip, HAR and JSONL read as found).
+
+    Every request goes through the same checks as the gateway; the report adds what only a
+    whole log shows: naming and type drift, timestamp formats, identifier mixing,
+    duplicates, anonymous events never identified, and gaps in volume. Exit status: 0, or 1
+    with --fail-on when a finding reaches that severity; 2 on usage errors.
+
+    Example:
+
+    \b
+        trackguard audit logs/requests-*.jsonl.gz --html audit.html --json audit.json
+        trackguard audit capture.har --plan plan.yaml --fail-on error
+        trackguard audit app.jsonl --map method=req.method,path=req.url,body=req.body
+        trackguard audit logs/*.jsonl --infer-plan draft-plan.yaml
+    """
+    mapping = None
+    if map_spec is not None:
+        try:
+            mapping = parse_map(map_spec)
+        except MapError as exc:
+            _usage(str(exc))
+    plan = None
+    if plan_path is not None:
+        try:
+            plan = load_plan(plan_path)
+        except PlanError as exc:
+            _usage(f"cannot use the plan {plan_path}:\n{exc}")
+    try:
+        result = _run(logs, plan, mapping)
+    except InputError as exc:
+        _usage(str(exc))
+    report = result.report
+    if json_path is not None:
+        _write(json_path, render_json(report, fail_on=fail_on))
+    if html_path is not None:
+        Path(html_path).write_text(render_html(report), encoding="utf-8")
+    if infer_path is not None:
+        Path(infer_path).write_text(result.infer_plan(), encoding="utf-8")
+    if json_path != "-":
+        render_terminal(report, Console())
+    sys.exit(1 if fail_on is not None and report.fails(fail_on) else 0)
+
+
+__all__ = ["audit_command"]
