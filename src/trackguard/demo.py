@@ -135,6 +135,8 @@ def drive_traffic(
         ts = (t + 3) * 1000 if n % 5 == 2 else t + 3  # milliseconds from one client
         total: Any = "119.80" if n % 4 == 2 else 119.8
         data = {"order_id": f"ORD-{order}", "total": total, "currency": "USD", "item_count": 2}
+        if n % 10 == 4:  # the legacy checkout that forgets the order id: quarantined
+            del data["order_id"]
         sdk("track", cid, name, data=data, timestamp=ts)
         if n % 8 == 1:  # an SDK retry after a timeout: the same order again
             sdk("track", cid, name, data=data, timestamp=ts)
