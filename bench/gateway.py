@@ -30,11 +30,10 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _apps import API_KEY, SITE_ID  # noqa: E402
-from _common import machine_info  # noqa: E402
-from _loadgen import LoadResult, at_rate, build_request, peak  # noqa: E402
-
-from trackguard.samples import d2c_traffic  # noqa: E402
+from _apps import API_KEY, SITE_ID
+from _common import machine_info
+from _loadgen import LoadResult, at_rate, build_request, peak
+from trackguard.samples import d2c_traffic
 
 REPO = Path(__file__).resolve().parents[1]
 PLAN = REPO / "examples" / "d2c-plan.yaml"
@@ -121,7 +120,7 @@ class Server:
                     break
             except OSError:
                 if self.proc.poll() is not None:
-                    raise RuntimeError(self.proc.stderr.read().decode())  # type: ignore[union-attr]
+                    raise RuntimeError(self.proc.stderr.read().decode()) from None  # type: ignore[union-attr]
                 time.sleep(0.05)
         time.sleep(0.3)
 

@@ -133,7 +133,7 @@ _props = st.sampled_from(
 
 @settings(max_examples=400, deadline=None)
 @given(
-    name=st.sampled_from(list(PLAN.events) + ["Order Completed", "x"]),
+    name=st.sampled_from([*PLAN.events, "Order Completed", "x"]),
     data=st.one_of(st.none(), st.dictionaries(_props, _values, max_size=6)),
     timestamp=st.one_of(st.none(), st.integers(-5, 10**13), st.text(max_size=5)),
     extra=st.dictionaries(st.sampled_from(["id", "type", "anonymous_id"]), _values, max_size=2),

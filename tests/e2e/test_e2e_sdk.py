@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from e2e_env import Gw, GatewayFactory, Upstream
+from e2e_env import GatewayFactory, Gw, Upstream
 
 
 def _strip(events: list[dict[str, object]]) -> list[tuple[object, ...]]:
