@@ -90,9 +90,9 @@ class Corpus:
     bodies: tuple[bytes, ...]  # the event requests' raw bodies, for the peers
 
 
-def build_corpus(n: int, seed: int) -> Corpus:
+def build_corpus(n: int, seed: int, defect_rate: float) -> Corpus:
     requests: list[Request] = []
-    for i, record in enumerate(d2c_traffic(n, seed)):
+    for i, record in enumerate(d2c_traffic(n, seed, defect_rate)):
         request = record_to_request(record, f"d2c:{i}")
         if isinstance(request, str):
             raise SystemExit(f"d2c_traffic record {i} is not a request: {request}")
@@ -589,6 +589,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--seed", type=int, default=7, help="d2c_traffic seed (default 7)")
     parser.add_argument(
+        "--defect-rate",
+        type=float,
+        default=0.05,
+        help="share of event requests with a defect: 0.05 (default) is production-like, "
+        "0.33 is the demo's defect-heavy traffic",
+    )
+    parser.add_argument(
         "--plan",
         type=Path,
         default=DEFAULT_PLAN,
@@ -627,8 +634,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     checker = Checker(plan)
     schemas = to_json_schema(plan)
 
-    log(f"building the corpus: d2c_traffic({args.events:,}, seed={args.seed}) ...")
-    corpus = build_corpus(args.events, args.seed)
+    log(
+        f"building the corpus: d2c_traffic({args.events:,}, seed={args.seed}, "
+        f"defect_rate={args.defect_rate}) ..."
+    )
+    corpus = build_corpus(args.events, args.seed, args.defect_rate)
 
     log("compiling peers ...")
     engines = [
@@ -725,7 +735,8 @@ def build_report(
             )
         },
         "corpus": {
-            "generator": f"trackguard.samples.d2c_traffic({args.events}, seed={args.seed})",
+            "generator": f"trackguard.samples.d2c_traffic({args.events}, seed={args.seed}, "
+            f"defect_rate={args.defect_rate})",
             "requests": len(corpus.requests),
             "event_requests": len(corpus.events),
             "body_bytes_mean": sum(map(len, corpus.bodies)) / max(1, len(corpus.bodies)),

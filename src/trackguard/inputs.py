@@ -8,6 +8,8 @@ its position: it is counted, never skipped silently.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import gzip
 import io
 import sys
@@ -56,11 +58,33 @@ def open_input(path: Path) -> Iterator[IO[bytes]]:
         else:
             raw = stack.enter_context(path.open("rb"))
         fh = raw if isinstance(raw, io.BufferedReader) else io.BufferedReader(cast(Any, raw))
-        if fh.peek(2)[:2] == b"\x1f\x8b":
+        if fh.peek(2)[:2] == b"\x1f\x8b" and not _plain_after_all(fh):
             gz = stack.enter_context(gzip.GzipFile(fileobj=fh, mode="rb"))
             yield cast(IO[bytes], gz)
         else:
             yield fh
+
+
+def _plain_after_all(fh: io.BufferedReader) -> bool:
+    """A file that starts with gzip's magic bytes but is not gzip (checked on seekable files).
+
+    A corrupt gzip file stays gzip, so its good lines are read and the break is reported.
+    """
+    if not fh.seekable():
+        return False
+    try:
+        gzip.GzipFile(fileobj=fh, mode="rb").peek(1)
+        return False
+    except (OSError, EOFError, zlib.error):
+        return not _has_gzip_header(fh)
+    finally:
+        fh.seek(0)
+
+
+def _has_gzip_header(fh: io.BufferedReader) -> bool:
+    fh.seek(0)
+    header = fh.read(10)
+    return len(header) == 10 and header[2] == 8 and header[3] & 0xE0 == 0
 
 
 def record_to_request(record: Any, source: str) -> Request | str:
@@ -73,12 +97,22 @@ def record_to_request(record: Any, source: str) -> Request | str:
     if not isinstance(path, str) or not path.startswith("/"):
         return 'missing "path" or it does not start with /'
     body = record.get("body")
+    encoded = record.get("body_base64")  # request logs keep non-UTF-8 bodies exactly here
+    if isinstance(encoded, str):
+        try:
+            return _request(record, method, path, base64.b64decode(encoded, validate=True), source)
+        except binascii.Error:
+            return '"body_base64" is not valid base64'
     if body is None:
         raw = b""
     elif isinstance(body, str):
         raw = body.encode("utf-8", "surrogatepass")
     else:
         raw = _encode(body)
+    return _request(record, method, path, raw, source)
+
+
+def _request(record: dict[str, Any], method: str, path: str, raw: bytes, source: str) -> Request:
     headers_in = record.get("headers")
     headers: tuple[tuple[str, str], ...] = ()
     if isinstance(headers_in, dict):

@@ -39,8 +39,21 @@ def _customer_path(ident: str, suffix: str = "") -> str:
     return f"/api/v1/customers/{quote(ident, safe='')}{suffix}"
 
 
-def d2c_traffic(n: int = 2000, seed: int = 7) -> Iterator[dict[str, Any]]:
-    """``n`` request records; the same ``(n, seed)`` always gives the same records."""
+#: The share of event requests with a defect by default: high, so a short sample shows them all.
+DEMO_DEFECT_RATE = 0.33
+
+
+def d2c_traffic(
+    n: int = 2000, seed: int = 7, defect_rate: float = DEMO_DEFECT_RATE
+) -> Iterator[dict[str, Any]]:
+    """``n`` request records; the same ``(n, seed, defect_rate)`` always gives the same records.
+
+    ``defect_rate`` scales every defect's share (``0.05`` is closer to production traffic,
+    where most requests are clean); the default shows each kind of defect often.
+    """
+    if not 0 < defect_rate <= DEMO_DEFECT_RATE:
+        raise ValueError(f"defect_rate must be in (0, {DEMO_DEFECT_RATE}]")
+    scale = DEMO_DEFECT_RATE / defect_rate  # >= 1: draws spread over a wider range
     rng = random.Random(seed)
     order_seq = 1000
     for i in range(n):
@@ -52,9 +65,9 @@ def d2c_traffic(n: int = 2000, seed: int = 7) -> Iterator[dict[str, Any]]:
                 "email": email,
                 "first_name": rng.choice(["Ana", "Bo", "Chen"]),
             }
-            if rng.random() < 0.2:
+            if rng.random() * scale < 0.2:
                 attrs["email"] = "  " + email.upper() + " "
-            if rng.random() < 0.2:
+            if rng.random() * scale < 0.2:
                 attrs["lifetime_value"] = f"{rng.uniform(10, 900):.2f}"
             if rng.random() < 0.1:
                 attrs["created_at"] = t
@@ -105,7 +118,7 @@ def d2c_traffic(n: int = 2000, seed: int = 7) -> Iterator[dict[str, Any]]:
             }
         body: dict[str, Any] = {"name": name, "data": data, "timestamp": t}
         path = _customer_path(cid, "/events")
-        defect = rng.random()
+        defect = rng.random() * scale
         if defect < 0.05:
             body["name"] = to_convention(name, "none").replace("_", " ").title()  # Order Completed
         elif defect < 0.08:
@@ -133,5 +146,5 @@ def d2c_traffic(n: int = 2000, seed: int = 7) -> Iterator[dict[str, Any]]:
         elif defect < 0.33:
             body["name"] = "wishlist_added"  # not in the plan
         yield {"method": "POST", "path": path, "body": body}
-        if name == "order_completed" and rng.random() < 0.15:
+        if name == "order_completed" and rng.random() * scale < 0.15:
             yield {"method": "POST", "path": path, "body": body}  # SDK retry: same order again

@@ -64,7 +64,8 @@ class Serve:
             except httpx.TransportError:
                 time.sleep(0.05)
         self.proc.kill()
-        raise AssertionError(f"gateway did not start: {self.proc.stderr.read()!r}")  # type: ignore[union-attr]
+        _, err = self.proc.communicate()  # reads and closes the pipe
+        raise AssertionError(f"gateway did not start: {err!r}")
 
     def close(self) -> None:
         if self.proc.poll() is None:

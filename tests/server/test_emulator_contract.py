@@ -164,6 +164,7 @@ def test_oversized_body_is_refused_early_with_the_contract_413(emu: Emu) -> None
     response = emu.client.post("/api/v1/customers/42/events", content=big)
     status, payload = expected("POST", "/api/v1/customers/42/events", big)
     assert (response.status_code, response.content) == (413, payload) == (status, payload)
+    assert response.headers["connection"] == "close"
     unknown = emu.client.post("/api/v1/nowhere", content=big)
     assert (unknown.status_code, unknown.content) == expected("POST", "/api/v1/nowhere", big)
     streamed = emu.client.post(

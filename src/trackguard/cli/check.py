@@ -14,7 +14,7 @@ from trackguard.core.pipeline import Checker
 from trackguard.core.verdict import verdict_to_dict
 from trackguard.inputs import Located, iter_requests
 from trackguard.plan.loader import PlanError, load_plan
-from trackguard.samples import d2c_traffic
+from trackguard.samples import DEMO_DEFECT_RATE, d2c_traffic
 from trackguard.summary import Summary
 
 _OUTCOME_STYLE = {
@@ -117,8 +117,15 @@ def check_command(files: tuple[Path, ...], plan_path: Path | None, fmt: str, str
 @click.command(name="sample")
 @click.option("--count", "-n", default=2000, show_default=True, help="How many requests.")
 @click.option("--seed", default=7, show_default=True, help="Random seed (same seed, same file).")
+@click.option(
+    "--defect-rate",
+    default=DEMO_DEFECT_RATE,
+    show_default=True,
+    type=click.FloatRange(0, DEMO_DEFECT_RATE, min_open=True),
+    help="Share of event requests with a defect (production traffic is mostly clean).",
+)
 @click.option("-o", "--output", type=click.Path(path_type=Path), help="Write here, not stdout.")
-def sample_command(count: int, seed: int, output: Path | None) -> None:
+def sample_command(count: int, seed: int, defect_rate: float, output: Path | None) -> None:
     """Write realistic D2C store traffic, defects included, as check input (JSONL).
 
     Example:
@@ -126,7 +133,8 @@ def sample_command(count: int, seed: int, output: Path | None) -> None:
     \b
         trackguard sample -n 10000 -o traffic.jsonl
     """
-    lines = b"".join(msgspec.json.encode(r) + b"\n" for r in d2c_traffic(count, seed))
+    records = d2c_traffic(count, seed, defect_rate)
+    lines = b"".join(msgspec.json.encode(r) + b"\n" for r in records)
     if output is None:
         sys.stdout.buffer.write(lines)
     else:

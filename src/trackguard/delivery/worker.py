@@ -275,6 +275,8 @@ class DeliveryWorker:
         retry_after_max: float = 600.0,
         max_batch_bytes: int = DEFAULT_MAX_BATCH_BYTES,
         idle_sleep: float = 0.5,
+        linger: float = 1.0,
+        batch_target: int = 500,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], object] = time.sleep,
         rng: Uniform | None = None,
@@ -293,6 +295,8 @@ class DeliveryWorker:
         self.retry_after_max = retry_after_max
         self.max_batch_bytes = max_batch_bytes
         self.idle_sleep = idle_sleep
+        self.linger = linger
+        self.batch_target = batch_target
         self.clock = clock
         self.sleep = sleep
         self.rng: Uniform = rng if rng is not None else random.Random()
@@ -307,6 +311,10 @@ class DeliveryWorker:
         log.info("delivery started (%.1f req/s, burst %d)", self.bucket.rate, self.bucket.burst)
         while not stop.is_set():
             try:
+                wait = self.linger_for()
+                if wait > 0:
+                    stop.wait(wait)
+                    continue
                 report = self.run_once()
             except StoreClosed:
                 break
@@ -319,6 +327,23 @@ class DeliveryWorker:
             elif report.leased == 0:
                 stop.wait(self.idle_sleep)
         log.info("delivery stopped")
+
+    def linger_for(self, now: float | None = None) -> float:
+        """How long to wait for a fuller batch before the next round (0: go now).
+
+        Every upstream request spends one of the few the rate limit allows, so a round waits
+        until ``batch_target`` rows are pending or the oldest has waited ``linger`` seconds:
+        under load batches fill up; a lone event still leaves within ``linger``.
+        """
+        if self.linger <= 0:
+            return 0.0
+        stats = self.store.outbox_stats()
+        if stats.pending == 0:
+            return self.idle_sleep
+        if stats.pending >= self.batch_target or stats.oldest_pending_at is None:
+            return 0.0
+        age = (self.clock() if now is None else now) - stats.oldest_pending_at
+        return max(0.0, min(self.linger - age, self.idle_sleep))
 
     def run_once(self, now: float | None = None) -> DeliveryReport:
         """One round: lease due rows, pack them, send each request, settle every row."""

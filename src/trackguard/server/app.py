@@ -32,7 +32,9 @@ class GatewayOptions:
     rate: float = 100.0
     request_log: Path | None = None
     config: Path | None = None
-    commit_delay: float = 0.002
+    #: How long a commit waits for more writes when idle; 0 commits at once, and batches still
+    #: form by themselves under load (writes queue while the previous commit runs).
+    commit_delay: float = 0.0
     #: NORMAL: a 2xx survives a crash of the process (kill -9) but not of the machine; FULL
     #: also survives power loss, at one fsync per group commit (docs/store.md).
     synchronous: Synchronous = "NORMAL"

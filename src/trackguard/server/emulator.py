@@ -138,6 +138,7 @@ class Emulator:
             status, payload = track_unauthorized()
         elif too_large:
             status, payload = track_too_large(method, target)
+            headers.append(("connection", "close"))  # the unread rest of the body is in the way
         else:
             try:
                 status, payload, allowed = self._evaluate(scope, method, target, body)
