@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import base64
 import json
+import socket
+from pathlib import Path
 
+import httpx
 import msgspec
 from e2e_env import API_KEY, SITE_ID, GatewayFactory, Upstream
 
@@ -179,3 +182,72 @@ def test_operations_endpoints(gateway: GatewayFactory) -> None:
     ) in metrics
     assert 'trackguard_findings_total{action="invalid",code="event_name_blank"} 1.0' in metrics
     assert 'trackguard_outbox_rows{state="pending"} 0.0' in metrics
+
+
+def test_a_client_that_stalls_mid_body_gets_408(gateway: GatewayFactory) -> None:
+    gw = gateway()
+    gw.server.stop()  # rebuild with a short body timeout, served over plain HTTP
+    from trackguard.server.app import GatewayOptions, create_gateway
+    from trackguard.server.config import AuthConfig, Credentials
+    from trackguard.server.runner import start_in_thread
+
+    app = create_gateway(
+        GatewayOptions(plan=None, db=gw.db, deliver=False),
+        AuthConfig(upstream=Credentials(SITE_ID, API_KEY)),
+    )
+    app.parts.body_timeout = 0.3
+    with start_in_thread(app) as server, socket.create_connection(("127.0.0.1", server.port)) as s:
+        token = base64.b64encode(f"{SITE_ID}:{API_KEY}".encode()).decode()
+        s.sendall(
+            b"PUT /api/v1/customers/42 HTTP/1.1\r\nhost: x\r\ncontent-length: 100\r\n"
+            + f"authorization: Basic {token}\r\n\r\n".encode()
+            + b'{"a": 1'
+        )
+        s.settimeout(5)
+        answer = s.recv(4096)
+    assert answer.startswith(b"HTTP/1.1 408 ")
+    assert answer.endswith(
+        b'{\n  "meta": {\n    "errors": [\n'
+        b'      "request body not received in time"\n    ]\n  }\n}\n'
+    )
+
+
+def test_client_keys_name_their_source(gateway: GatewayFactory, tmp_path: Path) -> None:
+    """Each app may have its own key; its traffic is labelled with its source."""
+    gw = gateway()
+    gw.server.stop()
+    config = tmp_path / "gateway.yaml"
+    config.write_text(
+        "upstream: {site_id: up, api_key: up-key}\n"
+        "clients:\n"
+        "  - {source: storefront, site_id: web, api_key: web-key}\n"
+        "  - {source: backend, site_id: srv, api_key: srv-key}\n"
+    )
+    from trackguard.server.app import GatewayOptions, create_gateway
+    from trackguard.server.runner import start_in_thread
+
+    app = create_gateway(
+        GatewayOptions(
+            plan=None,
+            db=gw.db,
+            deliver=False,
+            config=config,
+            request_log=tmp_path / "clients.jsonl",
+        )
+    )
+    with start_in_thread(app) as server:
+        base = server.url
+        ok = httpx.post(
+            f"{base}/api/v1/customers/1/events", json={"name": "a"}, auth=("web", "web-key")
+        )
+        bad = httpx.post(
+            f"{base}/api/v1/customers/1/events", json={"name": ""}, auth=("srv", "srv-key")
+        )
+        upstream_creds = httpx.post(
+            f"{base}/api/v1/customers/1/events", json={"name": "a"}, auth=("up", "up-key")
+        )
+    assert (ok.status_code, bad.status_code, upstream_creds.status_code) == (200, 400, 401)
+    lines = [msgspec.json.decode(x) for x in (tmp_path / "clients.jsonl").read_bytes().splitlines()]
+    assert [line.get("source") for line in lines] == ["storefront", "backend", None]
+    (record,) = _quarantine(gw.db)
+    assert record.source == "backend"  # type: ignore[attr-defined]

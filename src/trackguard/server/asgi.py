@@ -8,6 +8,7 @@ too, built from the contract's own result type and renderer so every server answ
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import hmac
@@ -61,11 +62,22 @@ def request_target(scope: Scope) -> str:
     return f"{path}?{query}" if query else path
 
 
-async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
+class BodyTimeout(Exception):
+    """The client stopped sending its body for longer than the read timeout."""
+
+
+#: How long a client may pause while sending its body (a slow client must not hold a slot).
+BODY_TIMEOUT: Final = 30.0
+
+
+async def read_body(
+    scope: Scope, receive: Receive, limit: int, *, timeout: float = BODY_TIMEOUT
+) -> bytes:
     """The whole body, refusing early anything over ``limit`` bytes.
 
     A ``Content-Length`` over the cap is refused before a byte is read; a chunked body is
     counted as it streams, so a client can never make the server buffer more than the cap.
+    A pause of more than ``timeout`` seconds between two chunks raises :class:`BodyTimeout`.
     """
     declared = header(scope, b"content-length")
     if declared is not None:
@@ -77,7 +89,10 @@ async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
     chunks: list[bytes] = []
     size = 0
     while True:
-        message = await receive()
+        try:
+            message = await asyncio.wait_for(receive(), timeout)
+        except TimeoutError:
+            raise BodyTimeout from None
         if message["type"] == "http.disconnect":
             raise ClientDisconnected
         chunk = message.get("body", b"")

@@ -33,6 +33,7 @@ from trackguard.contract.responses import render, v1_error
 from trackguard.contract.routes import RouteMatch, match
 from trackguard.server import emulator_api
 from trackguard.server.asgi import (
+    BodyTimeout,
     BodyTooLarge,
     ClientDisconnected,
     Receive,
@@ -126,6 +127,9 @@ class Emulator:
             body = await read_body(scope, receive, messages.MAX_BODY_BYTES)
         except BodyTooLarge:
             body, too_large = b"", True
+        except BodyTimeout:
+            await send_response(send, 408, b"", headers=[("connection", "close")])
+            return
         except ClientDisconnected:
             return
         decision = self.faults.decide(target.partition("?")[0], template)

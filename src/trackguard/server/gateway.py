@@ -18,18 +18,21 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, Protocol
 
 import msgspec
 
 from trackguard.contract import messages
 from trackguard.contract.operations import Request
+from trackguard.contract.responses import pretty
 from trackguard.contract.routes import NoRoute, RouteMatch, match
 from trackguard.core.pipeline import Checker
 from trackguard.core.verdict import Verdict
 from trackguard.ingest import to_write
 from trackguard.redact import redact_headers
 from trackguard.server.asgi import (
+    BODY_TIMEOUT,
+    BodyTimeout,
     BodyTooLarge,
     ClientDisconnected,
     Receive,
@@ -57,6 +60,7 @@ log = logging.getLogger("trackguard.gateway")
 _UNAVAILABLE: Final = (
     b'{\n  "meta": {\n    "errors": [\n      "service unavailable, retry"\n    ]\n  }\n}\n'
 )
+_TIMEOUT: Final = pretty({"meta": {"errors": ["request body not received in time"]}})
 _OPS_PATHS: Final = frozenset({"/healthz", "/readyz", "/metrics"})
 
 
@@ -64,6 +68,23 @@ def _headers(scope: Scope) -> tuple[tuple[str, str], ...]:
     return tuple(
         (bytes(k).decode("latin-1"), bytes(v).decode("latin-1")) for k, v in scope["headers"]
     )
+
+
+class RequestObserver(Protocol):
+    """Something that watches every answered request (the monitor): O(1), never raises."""
+
+    def observe_request(
+        self,
+        verdict: Verdict | None,
+        route: str,
+        status: int,
+        source: str | None,
+        now: float,
+    ) -> None: ...
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
 
 
 class Delivery:
@@ -114,9 +135,11 @@ class GatewayParts:
     metrics: GatewayMetrics
     delivery: Delivery | None = None
     request_log: RequestLog | None = None
+    monitor: RequestObserver | None = None
     region: str = "us"
     upstream_url: str = "https://track.customer.io"
     max_body: int = messages.MAX_BODY_BYTES
+    body_timeout: float = BODY_TIMEOUT
 
 
 class Gateway:
@@ -129,6 +152,8 @@ class Gateway:
 
     async def _startup(self) -> None:
         self.parts.committer.start()
+        if self.parts.monitor is not None:
+            self.parts.monitor.start()
         if self.parts.delivery is not None:
             self.parts.delivery.start()
         self.accepting = True
@@ -139,6 +164,8 @@ class Gateway:
         await self.parts.committer.close()
         if self.parts.delivery is not None:
             await asyncio.to_thread(self.parts.delivery.stop)
+        if self.parts.monitor is not None:
+            await asyncio.to_thread(self.parts.monitor.stop)
         if self.parts.request_log is not None:
             self.parts.request_log.close()
         self.parts.store.close()
@@ -165,11 +192,17 @@ class Gateway:
             self._after(scope, target, method, b"", status, response, None, None, started)
             return
         try:
-            body = await read_body(scope, receive, self.parts.max_body)
+            body = await read_body(
+                scope, receive, self.parts.max_body, timeout=self.parts.body_timeout
+            )
         except BodyTooLarge:
             status, response = track_too_large(method, target)
             await send_response(send, status, response, headers=[("connection", "close")])
             self._after(scope, target, method, b"", status, response, source, None, started)
+            return
+        except BodyTimeout:
+            await send_response(send, 408, _TIMEOUT, headers=[("connection", "close")])
+            self._after(scope, target, method, b"", 408, _TIMEOUT, source, None, started)
             return
         except ClientDisconnected:
             return
@@ -222,6 +255,8 @@ class Gateway:
     ) -> None:
         route = verdict.route if verdict is not None and verdict.route else "other"
         self.parts.metrics.observe(route, status, verdict, time.perf_counter() - started)
+        if self.parts.monitor is not None:
+            self.parts.monitor.observe_request(verdict, route, status, source, self.clock())
         if self.parts.request_log is not None:
             self.parts.request_log.write(
                 log_line(

@@ -117,6 +117,11 @@ class Store(Protocol):
 
     def outbox_row(self, seq: int) -> OutboxRow | None: ...
 
+    def outbox_list(
+        self, state: OutboxState | None = None, limit: int = 100, offset: int = 0
+    ) -> list[OutboxRow]:
+        """Rows newest first, optionally of one state."""
+
     def outbox_stats(self) -> OutboxStats: ...
 
     def quarantine_count(self) -> int: ...

@@ -26,6 +26,7 @@ import msgspec
 
 from trackguard.store.base import (
     OutboxRow,
+    OutboxState,
     OutboxStats,
     QuarantineRecord,
     Store,
@@ -406,6 +407,18 @@ class SQLiteStore:
     def outbox_row(self, seq: int) -> OutboxRow | None:
         rows = self._read(f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE seq = ?", (seq,))
         return _outbox_row(rows[0]) if rows else None
+
+    def outbox_list(
+        self, state: OutboxState | None = None, limit: int = 100, offset: int = 0
+    ) -> list[OutboxRow]:
+        """Rows newest first, optionally of one state (delivery state for the CLI)."""
+        where = "WHERE state = ?" if state is not None else ""
+        params: tuple[Any, ...] = (state,) if state is not None else ()
+        rows = self._read(
+            f"SELECT {_OUTBOX_COLUMNS} FROM outbox {where} ORDER BY seq DESC LIMIT ? OFFSET ?",
+            (*params, limit, offset),
+        )
+        return [_outbox_row(r) for r in rows]
 
     def outbox_stats(self) -> OutboxStats:
         """Counts by state; ``oldest_pending_at`` is the ``received_at`` of the lowest-seq
