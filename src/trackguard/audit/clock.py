@@ -8,8 +8,9 @@ Anything off that fast path (offsets other than UTC, odd layouts) goes through
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Final
+
+from trackguard.core.coerce import parse_iso
 
 _UTC_SUFFIXES: Final = frozenset({"Z", "+00:00", "z"})
 _CACHE_LIMIT: Final = 65_536
@@ -47,7 +48,7 @@ class LogClock:
         if _fast_layout(text):
             hour = self._hours.get(text[:13])
             if hour is None:
-                hour = _slow(text[:13] + ":00:00+00:00")
+                hour = parse_iso(text[:13] + ":00:00+00:00")
                 if hour is None:
                     return None
                 if len(self._hours) >= _CACHE_LIMIT:
@@ -57,7 +58,7 @@ class LogClock:
             if not (mm.isdigit() and ss.isdigit()) or mm > "59" or ss > "60":
                 return None
             return hour + int(mm) * 60 + int(ss)
-        return _slow(text)
+        return parse_iso(text)
 
 
 def _fast_layout(text: str) -> bool:
@@ -73,18 +74,3 @@ def _fast_layout(text: str) -> bool:
     while i < len(rest) and rest[i].isdigit():
         i += 1
     return i > 1 and rest[i:] in _UTC_SUFFIXES
-
-
-def _slow(text: str) -> int | None:
-    if len(text) < 10 or len(text) > 40 or not text[:4].isdigit():
-        return None
-    try:
-        dt = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=UTC)
-    try:
-        return int(dt.timestamp())
-    except (OverflowError, OSError, ValueError):  # pragma: no cover - extreme years
-        return None

@@ -511,6 +511,19 @@ def _v2_object_identifier(
     return None
 
 
+def _check_relationships(item: dict[str, Any], errs: _Errors, index: int | None) -> None:
+    rels = item.get("cio_relationships")
+    if not isinstance(rels, list) or not rels:
+        errs.error(
+            "v2_relationships_missing",
+            m.V2_RELATIONSHIPS_MISSING,
+            "cio_relationships",
+            reason="required",
+            index=index,
+            verified=False,
+        )
+
+
 def _v2_item(
     item: Any, errs: _Errors, index: int | None, route: Route, item_len: int
 ) -> Operation | None:
@@ -599,16 +612,7 @@ def _v2_item(
                     verified=False,
                 )
         elif action in ("add_relationships", "delete_relationships"):
-            rels = item.get("cio_relationships")
-            if not isinstance(rels, list) or not rels:
-                errs.error(
-                    "v2_relationships_missing",
-                    m.V2_RELATIONSHIPS_MISSING,
-                    prefix + "cio_relationships",
-                    reason="required",
-                    index=index,
-                    verified=False,
-                )
+            _check_relationships(item, errs, index)
     elif kind == "object":
         if action != "identify_anonymous" or "identifiers" in item:
             ident = _v2_object_identifier(item.get("identifiers"), errs, prefix, index)
@@ -616,16 +620,7 @@ def _v2_item(
             _check_attributes(attrs, errs, prefix + "attributes.", index)
             data_key = "attributes"
         if action in ("add_relationships", "delete_relationships"):
-            rels = item.get("cio_relationships")
-            if not isinstance(rels, list) or not rels:
-                errs.error(
-                    "v2_relationships_missing",
-                    m.V2_RELATIONSHIPS_MISSING,
-                    prefix + "cio_relationships",
-                    reason="required",
-                    index=index,
-                    verified=False,
-                )
+            _check_relationships(item, errs, index)
     else:  # delivery
         identifiers = item.get("identifiers")
         did = identifiers.get("id") if isinstance(identifiers, dict) else None

@@ -105,12 +105,13 @@ def timestamp_kind(v: Any) -> str:
         s = v.strip()
         if _NUMBER.fullmatch(s):
             return "numeric_string"
-        if _parse_iso(s) is not None:
+        if parse_iso(s) is not None:
             return "iso8601"
     return "invalid"
 
 
-def _parse_iso(s: str) -> int | None:
+def parse_iso(s: str) -> int | None:
+    """Unix seconds of an ISO-8601 date-time (UTC when it has no offset), or None."""
     if len(s) < 10 or len(s) > 40 or not s[:4].isdigit():
         return None
     try:
@@ -145,7 +146,7 @@ def _to_timestamp(v: Any) -> tuple[bool, Any]:
         if _NUMBER.fullmatch(s):
             ok, n = to_number(s)
             return _to_timestamp(n) if ok else _NO
-        iso = _parse_iso(s)
+        iso = parse_iso(s)
         return _NO if iso is None or iso < 0 else (True, iso)
     if isinstance(v, float):
         if not math.isfinite(v) or v < 0:

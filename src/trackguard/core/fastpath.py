@@ -124,18 +124,7 @@ def _type_of(spec: PropertySpec, name: str) -> Any:
         if spec.properties:
             return _struct(f"{name}_object", spec.properties, forbid_unknown=False)
         return dict[str, Any]
-    if any(
-        x is not None
-        for x in (
-            spec.minimum,
-            spec.maximum,
-            spec.min_length,
-            spec.max_length,
-            spec.pattern,
-            spec.min_items,
-            spec.max_items,
-        )
-    ):
+    if spec.bounded:
         raise _Unexpressible(name)  # "any" with constraints depends on the runtime type
     return Any
 

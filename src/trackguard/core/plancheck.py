@@ -132,19 +132,9 @@ class _Prop:
         )
         self.nested_names = frozenset(p.name for p in spec.properties or ())
         #: Whether any constraint applies beyond the type (most properties have none).
-        self.checked = any(
-            x is not None
-            for x in (
-                spec.minimum,
-                spec.maximum,
-                spec.min_length,
-                spec.max_length,
-                spec.pattern,
-                spec.min_items,
-                spec.max_items,
-                spec.properties,
-            )
-        ) or spec.items not in (None, "any", "enum")
+        self.checked = (
+            spec.bounded or spec.properties is not None or spec.items not in (None, "any", "enum")
+        )
 
 
 def _hashable(v: Any) -> Any:

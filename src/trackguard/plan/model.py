@@ -63,6 +63,22 @@ class PropertySpec(msgspec.Struct, frozen=True, kw_only=True):
     properties: tuple[PropertySpec, ...] | None = None  # object members
     line: int = 0
 
+    @property
+    def bounded(self) -> bool:
+        """Whether a value constraint applies beyond the type (most properties have none)."""
+        return any(
+            x is not None
+            for x in (
+                self.minimum,
+                self.maximum,
+                self.min_length,
+                self.max_length,
+                self.pattern,
+                self.min_items,
+                self.max_items,
+            )
+        )
+
 
 class EventVersion(msgspec.Struct, frozen=True, kw_only=True):
     """A ``schema_version`` variant of an event: its own property list."""
