@@ -1,0 +1,535 @@
+"""``trackguard quarantine``: list, show, summarise, export and purge rejected requests.
+
+A thin layer over :mod:`trackguard.store.quarantine`. Everything a client sent is shown as
+text with control characters escaped, so a hostile body cannot drive the terminal; ``export``
+and ``show --json`` give the exact bytes. Exit status: 0 done, 1 the store cannot be read or
+the record does not exist, 2 a malformed option (duration, date, filter).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Final, TypeVar
+
+import click
+import msgspec
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from trackguard.durations import DurationError, format_duration, parse_duration, parse_instant
+from trackguard.store.base import QuarantineRecord, StoreError
+from trackguard.store.quarantine import (
+    ExportFormat,
+    QuarantineFilter,
+    count_quarantine,
+    export,
+    get,
+    iso_time,
+    list_quarantine,
+    purge,
+    record_to_dict,
+    stats,
+)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: The retention ``purge`` uses when ``--older-than`` is not given.
+RETENTION_ENV: Final = "TRACKGUARD_QUARANTINE_RETENTION"
+
+# C0/C1 controls but tab and newline, and the bidi overrides that reorder what a terminal shows.
+_UNSAFE: Final = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def _now() -> float:
+    """The current time; tests replace it to get exact output."""
+    return time.time()
+
+
+def _printable(text: str, *, one_line: bool = False) -> str:
+    """``text`` with control and bidi characters as ``\\xNN``/``\\uNNNN`` escapes."""
+
+    def escape(m: re.Match[str]) -> str:
+        code = ord(m.group())
+        return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+    text = _UNSAFE.sub(escape, text)
+    return text.replace("\t", "\\t").replace("\n", "\\n") if one_line else text
+
+
+def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
+    """``--older-than``: a duration, or exit 2 with what to write instead."""
+    if value is None:
+        return None
+    try:
+        return parse_duration(value)
+    except DurationError as exc:
+        raise click.BadParameter(str(exc), ctx, param) from None
+
+
+def _instant(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
+    """``--since``/``--until``: a duration ago or an ISO date, or exit 2."""
+    if value is None:
+        return None
+    try:
+        return parse_instant(value, _now())
+    except DurationError as exc:
+        raise click.BadParameter(str(exc), ctx, param) from None
+
+
+def _db_option(f: F) -> F:
+    return click.option(
+        "--db",
+        default="trackguard.db",
+        show_default=True,
+        metavar="PATH",
+        help="The store the gateway writes: a SQLite file or sqlite:///path.",
+    )(f)
+
+
+_FILTER_OPTIONS: Final = (
+    click.option("--event", metavar="NAME", help="Only records of this event name."),
+    click.option("--code", metavar="CODE", help="Only records with this finding code."),
+    click.option("--source", metavar="NAME", help="Only records from this source (client key)."),
+    click.option(
+        "--kind",
+        type=click.Choice(["contract", "plan", "upstream"]),
+        help="contract: Customer.io would refuse it; plan: the plan rejected it;"
+        " upstream: Customer.io refused it at delivery.",
+    ),
+    click.option(
+        "--state",
+        type=click.Choice(["quarantined", "replayed", "still_invalid"]),
+        help="Only records in this state.",
+    ),
+    click.option(
+        "--since",
+        callback=_instant,
+        metavar="TIME",
+        help="Received at or after TIME: a duration ago (7d, 24h) or an ISO date (UTC unless"
+        " an offset is given).",
+    ),
+    click.option(
+        "--until", callback=_instant, metavar="TIME", help="Received before TIME (same forms)."
+    ),
+)
+
+
+def _filter_options(f: F) -> F:
+    for option in reversed(_FILTER_OPTIONS):
+        f = option(f)
+    return f
+
+
+def _filter(
+    event: str | None,
+    code: str | None,
+    source: str | None,
+    kind: Any,
+    state: Any,
+    since: float | None,
+    until: float | None,
+) -> QuarantineFilter:
+    if since is not None and until is not None and since >= until:
+        raise click.UsageError(
+            f"--since ({iso_time(since)}) must be before --until ({iso_time(until)})"
+        )
+    return QuarantineFilter(
+        event=event, code=code, source=source, kind=kind, state=state, since=since, until=until
+    )
+
+
+@contextmanager
+def _store_errors() -> Iterator[None]:
+    """Store failures (missing file, not a store, locked) as one clear line, exit 1."""
+    try:
+        yield
+    except StoreError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _console() -> Console:
+    return Console(highlight=False, soft_wrap=False)
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+@click.group(name="quarantine")
+def quarantine_group() -> None:
+    """Inspect, export and purge the quarantine: every rejected request, kept whole.
+
+    Filters shared by list, stats and export: --event, --code, --source, --kind, --state,
+    --since and --until (all must match).
+    """
+
+
+# -- list ------------------------------------------------------------------------------------
+
+
+@quarantine_group.command("list")
+@_db_option
+@_filter_options
+@click.option(
+    "--limit", type=click.IntRange(min=1), default=50, show_default=True, help="Most rows shown."
+)
+@click.option(
+    "--offset", type=click.IntRange(min=0), default=0, show_default=True, help="Rows skipped."
+)
+def list_command(
+    db: str,
+    event: str | None,
+    code: str | None,
+    source: str | None,
+    kind: Any,
+    state: Any,
+    since: float | None,
+    until: float | None,
+    limit: int,
+    offset: int,
+) -> None:
+    """List quarantined records, most recent first, one row each.
+
+    \b
+    Example:
+        $ trackguard quarantine list --code property_type --since 7d
+        id  received (UTC)       kind  state        source      event            codes ...
+         6  2026-11-03 10:00:00  plan  quarantined  mobile      order_completed  property_t...
+         1  2026-11-01 10:00:00  plan  quarantined  storefront  order_completed  property_t...
+        showing 1-2 of 2 matching records
+        $ trackguard quarantine list --source backend --limit 20 --offset 20
+    """
+    flt = _filter(event, code, source, kind, state, since, until)
+    with _store_errors():
+        records = list_quarantine(db, flt, limit=limit, offset=offset)
+        total = count_quarantine(db, flt)
+    if not records:
+        if total:
+            click.echo(f"no records after --offset {offset} ({_plural(total, 'matching record')})")
+        else:
+            click.echo("no quarantined records match")
+        return
+    table = Table(show_edge=False, box=None, pad_edge=False)
+    # What identifies a record is never cut; what clients sent folds onto more lines.
+    table.add_column("id", justify="right", no_wrap=True, min_width=len(str(records[0].id)))
+    table.add_column("received (UTC)", no_wrap=True, min_width=19)
+    table.add_column("kind", no_wrap=True, min_width=8)
+    table.add_column("state", no_wrap=True, min_width=max(len(r.state) for r in records))
+    for column in ("source", "event", "codes", "request"):
+        table.add_column(column, overflow="fold")
+    for r in records:
+        request = f"{r.method} {r.path}"
+        if r.batch_index is not None:
+            request += f" [item {r.batch_index}]"
+        cells = (
+            str(r.id),
+            iso_time(r.received_at)[:19].replace("T", " "),
+            r.kind,
+            r.state,
+            r.source or "-",
+            r.event_name or "-",
+            " ".join(r.codes) or "-",
+            request,
+        )
+        table.add_row(*(Text(_printable(c, one_line=True)) for c in cells))
+    _console().print(table)
+    first, last = offset + 1, offset + len(records)
+    line = f"showing {first}-{last} of {_plural(total, 'matching record')}"
+    if last < total:
+        line += f"; next page: --offset {last}"
+    click.echo(line)
+
+
+# -- show ------------------------------------------------------------------------------------
+
+
+@quarantine_group.command("show")
+@click.argument("record_id", metavar="ID", type=int)
+@_db_option
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print the record as one JSON object (exact body)."
+)
+def show_command(record_id: int, db: str, as_json: bool) -> None:
+    """Print every field of record ID: the request, its findings and the whole raw body.
+
+    Control characters in the body are shown escaped (\\x1b); --json gives the exact text,
+    and body_base64 the exact bytes when the body is not UTF-8.
+
+    \b
+    Example:
+        $ trackguard quarantine show 1
+        id:             1
+        received:       2026-11-01T10:00:00.000Z (1793527200.0)
+        kind:           plan
+        ...
+        body (91 bytes, UTF-8):
+        {"name": "order_completed", "data": {"order_id": "O-1", "currency": "USD", "total": "abc"}}
+        $ trackguard quarantine show 3 --json | jq -r .body_base64 | base64 -d > body.bin
+    """
+    with _store_errors():
+        record = get(db, record_id)
+    if record is None:
+        raise click.ClickException(f"no quarantine record {record_id} in {db}")
+    if as_json:
+        click.echo(msgspec.json.encode(record_to_dict(record)).decode())
+        return
+    click.echo(_printable(_render_record(record)), nl=False)
+
+
+def _render_record(r: QuarantineRecord) -> str:
+    def dash(value: object) -> str:
+        return "-" if value is None or value == "" else str(value)
+
+    lines = [
+        f"id:             {r.id}",
+        f"received:       {iso_time(r.received_at)} ({r.received_at!r})",
+        f"kind:           {r.kind}",
+        f"state:          {r.state}",
+        f"request:        {r.method} {r.path}",
+        f"batch index:    {dash(r.batch_index)}",
+        f"source:         {dash(r.source)}",
+        f"plan version:   {dash(r.plan_version)}",
+        f"status:         {r.status}",
+        f"event:          {dash(r.event_name)}",
+        f"codes:          {dash(' '.join(r.codes))}",
+        f"upstream error: {dash(r.upstream_error)}",
+        f"headers ({len(r.headers)}):",
+        *(f"  {name}: {value}" for name, value in r.headers),
+    ]
+    findings = record_to_dict(r)["findings"]
+    count = len(findings) if isinstance(findings, list) else 1
+    lines.append(f"findings ({count}):")
+    pretty = json.dumps(findings, indent=2, ensure_ascii=False)
+    lines.extend(f"  {line}" for line in pretty.splitlines())
+    try:
+        body = r.body.decode("utf-8")
+        lines.append(f"body ({_plural(len(r.body), 'byte')}, UTF-8):")
+        lines.append(body)
+    except UnicodeDecodeError:
+        lines.append(
+            f"body ({_plural(len(r.body), 'byte')}, not UTF-8: shown with U+FFFD, exact bytes"
+            " in body_base64):"
+        )
+        lines.append(r.body.decode("utf-8", "replace"))
+        lines.append("body_base64:")
+        lines.append(record_to_dict(r)["body_base64"])
+    return "\n".join(lines) + "\n"
+
+
+# -- stats -----------------------------------------------------------------------------------
+
+_BREAKDOWNS: Final = (
+    ("kind", "by_kind"),
+    ("state", "by_state"),
+    ("code", "by_code"),
+    ("event", "by_event"),
+    ("source", "by_source"),
+    ("day (UTC)", "by_day"),
+)
+
+
+@quarantine_group.command("stats")
+@_db_option
+@_filter_options
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json"]),
+    default="table",
+    show_default=True,
+    help="table: one table per breakdown; json: one object.",
+)
+def stats_command(
+    db: str,
+    event: str | None,
+    code: str | None,
+    source: str | None,
+    kind: Any,
+    state: Any,
+    since: float | None,
+    until: float | None,
+    fmt: str,
+) -> None:
+    """Count quarantined records by kind, state, code, event, source and UTC day.
+
+    A record with several codes counts once under each of them.
+
+    \b
+    Example:
+        $ trackguard quarantine stats --since 2026-11-02
+        5 quarantined records
+
+        kind      records  share
+        plan            3  60.0%
+        contract        2  40.0%
+        ...
+        $ trackguard quarantine stats --format json | jq '.by_code[0]'
+    """
+    flt = _filter(event, code, source, kind, state, since, until)
+    with _store_errors():
+        result = stats(db, flt)
+    if fmt == "json":
+        click.echo(msgspec.json.encode(result).decode())
+        return
+    click.echo(f"{_plural(result.total, 'quarantined record')}")
+    if not result.total:
+        return
+    console = _console()
+    for title, field in _BREAKDOWNS:
+        table = Table(show_edge=False, box=None, pad_edge=False)
+        table.add_column(title, overflow="fold")
+        table.add_column("records", justify="right")
+        table.add_column("share", justify="right")
+        pairs: Sequence[tuple[str | None, int]] = getattr(result, field)
+        for value, n in pairs:
+            label = value if value is not None else f"(no {title})"
+            share = f"{100 * n / result.total:.1f}%"
+            table.add_row(Text(_printable(label, one_line=True)), str(n), share)
+        click.echo("")
+        console.print(table)
+
+
+# -- export ----------------------------------------------------------------------------------
+
+
+@quarantine_group.command("export")
+@_db_option
+@_filter_options
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["jsonl", "csv"]),
+    default="jsonl",
+    show_default=True,
+    help="jsonl: one JSON object per record (a request log trackguard check reads);"
+    " csv: one row per record.",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write to this file (replaced only when the export completes), not stdout.",
+)
+def export_command(
+    db: str,
+    event: str | None,
+    code: str | None,
+    source: str | None,
+    kind: Any,
+    state: Any,
+    since: float | None,
+    until: float | None,
+    fmt: ExportFormat,
+    output: Path | None,
+) -> None:
+    """Write quarantined records, whole and oldest first, as JSON Lines or CSV.
+
+    Bodies are text; a body that is not UTF-8 also comes as body_base64 (exact bytes).
+    Memory use does not grow with the quarantine. CSV cells hold what clients sent: a
+    spreadsheet may read a cell starting with = as a formula.
+
+    \b
+    Example:
+        $ trackguard quarantine export --event order_completed --since 7d -o orders.jsonl
+        exported 4 records to orders.jsonl
+        $ trackguard quarantine export --format csv --code property_type > bad-types.csv
+        $ trackguard check --plan plan.yaml orders.jsonl    # re-check after fixing the plan
+    """
+    flt = _filter(event, code, source, kind, state, since, until)
+    with _store_errors():
+        if output is None:
+            written = _export_stdout(db, fmt, flt)
+            where = "stdout"
+        else:
+            written = _export_file(db, fmt, flt, output)
+            where = str(output)
+    click.echo(f"exported {_plural(written, 'record')} to {where}", err=True)
+
+
+def _export_stdout(db: str, fmt: ExportFormat, flt: QuarantineFilter) -> int:
+    sys.stdout.flush()
+    stream = io.TextIOWrapper(sys.stdout.buffer, encoding="utf-8", newline="")
+    try:
+        written = export(db, stream, fmt, flt)
+        stream.flush()
+    except BrokenPipeError:
+        # The reader went away (| head): stop quietly, like other Unix tools.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        sys.exit(1)
+    finally:
+        stream.detach()
+    return written
+
+
+def _export_file(db: str, fmt: ExportFormat, flt: QuarantineFilter, output: Path) -> int:
+    partial = output.with_name(output.name + ".partial")
+    try:
+        with partial.open("w", encoding="utf-8", newline="") as fh:
+            written = export(db, fh, fmt, flt)
+        partial.replace(output)
+    except OSError as exc:
+        raise click.ClickException(f"{output}: {exc.strerror or exc}") from None
+    finally:
+        partial.unlink(missing_ok=True)
+    return written
+
+
+# -- purge -----------------------------------------------------------------------------------
+
+
+@quarantine_group.command("purge")
+@_db_option
+@click.option(
+    "--older-than",
+    "older_than",
+    callback=_duration,
+    required=True,
+    envvar=RETENTION_ENV,
+    show_envvar=True,
+    metavar="DURATION",
+    help="Delete records received longer ago than this: 30d, 12h, 2w, 1d12h.",
+)
+@click.option("--dry-run", is_flag=True, help="Count what would be deleted; delete nothing.")
+def purge_command(db: str, older_than: int, dry_run: bool) -> None:
+    """Delete quarantined records older than a retention period.
+
+    Run it from cron or a systemd timer to keep a retention; the gateway's store stays
+    available meanwhile (records go in small transactions).
+
+    \b
+    Example:
+        $ trackguard quarantine purge --older-than 30d
+        purged 120 records received before 2026-10-29T03:17:00.000Z (older than 30d); 8 remain
+        $ crontab -l
+        17 3 * * * trackguard quarantine purge --db /var/lib/trackguard/tg.db --older-than 30d
+    """
+    now = _now()
+    cutoff = now - older_than
+    age = format_duration(older_than)
+    with _store_errors():
+        if dry_run:
+            n = count_quarantine(db, QuarantineFilter(until=cutoff))
+            click.echo(
+                f"would purge {_plural(n, 'record')} received before {iso_time(cutoff)}"
+                f" (older than {age})"
+            )
+            return
+        n = purge(db, older_than, now=now)
+        remaining = count_quarantine(db)
+    click.echo(
+        f"purged {_plural(n, 'record')} received before {iso_time(cutoff)}"
+        f" (older than {age}); {remaining} remain"
+    )
+
+
+__all__ = ["RETENTION_ENV", "quarantine_group"]
