@@ -10,8 +10,10 @@ from trackguard.cli.check import check_command, sample_command
 from trackguard.cli.deliver import deliver_command
 from trackguard.cli.demo import demo_command
 from trackguard.cli.emulate import emulate_command
+from trackguard.cli.monitor import alerts_group, health_command, stats_command
 from trackguard.cli.outbox import outbox_group
 from trackguard.cli.plan import plan_group
+from trackguard.cli.quarantine import quarantine_group
 from trackguard.cli.serve import serve_command
 
 
@@ -27,6 +29,10 @@ main.add_command(plan_group)
 main.add_command(serve_command)
 main.add_command(deliver_command)
 main.add_command(outbox_group)
+main.add_command(quarantine_group)
+main.add_command(stats_command)
+main.add_command(health_command)
+main.add_command(alerts_group)
 main.add_command(emulate_command)
 main.add_command(audit_command)
 main.add_command(demo_command)

@@ -9,6 +9,7 @@ from typing import Literal
 
 import click
 
+from trackguard.monitor import RuleError
 from trackguard.plan.loader import PlanError
 from trackguard.server.app import DEFAULT_UPSTREAM, GatewayOptions, create_gateway
 from trackguard.server.config import ConfigError
@@ -52,6 +53,11 @@ from trackguard.store.base import StoreError
 )
 @click.option("--rate", default=100.0, show_default=True, help="Upstream requests per second.")
 @click.option(
+    "--alerts",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    help="Alert rules and channels (docs/monitoring.md); e.g. examples/alerts.yaml.",
+)
+@click.option(
     "--synchronous",
     type=click.Choice(["NORMAL", "FULL"]),
     default="NORMAL",
@@ -73,6 +79,7 @@ def serve_command(
     request_log: Path | None,
     config: Path | None,
     rate: float,
+    alerts: Path | None,
     synchronous: Literal["NORMAL", "FULL"],
     no_deliver: bool,
 ) -> None:
@@ -105,10 +112,11 @@ def serve_command(
         request_log=request_log,
         config=config,
         synchronous=synchronous,
+        alerts=alerts,
     )
     try:
         app = create_gateway(options)
-    except (ConfigError, PlanError, StoreError) as exc:
+    except (ConfigError, PlanError, StoreError, RuleError) as exc:
         click.echo(f"trackguard serve: {exc}", err=True)
         sys.exit(2)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")

@@ -8,6 +8,7 @@ from pathlib import Path
 from trackguard.core.pipeline import Checker
 from trackguard.delivery.transport import HttpxTransport
 from trackguard.delivery.worker import DeliveryWorker
+from trackguard.monitor import build_monitor, load_alerts
 from trackguard.plan.loader import load_plan
 from trackguard.server.config import AuthConfig, load_auth
 from trackguard.server.gateway import Delivery, Gateway, GatewayParts
@@ -38,12 +39,15 @@ class GatewayOptions:
     #: NORMAL: a 2xx survives a crash of the process (kill -9) but not of the machine; FULL
     #: also survives power loss, at one fsync per group commit (docs/store.md).
     synchronous: Synchronous = "NORMAL"
+    #: Alert rules (``docs/monitoring.md``); without them counters are still kept.
+    alerts: Path | None = None
 
 
 def create_gateway(options: GatewayOptions, auth: AuthConfig | None = None) -> Gateway:
     """A ready-to-serve gateway (the ASGI lifespan starts its committer and delivery)."""
     auth = auth if auth is not None else load_auth(options.config)
     plan = load_plan(options.plan) if options.plan is not None else None
+    alerts = load_alerts(options.alerts) if options.alerts is not None else None  # fail early
     store = open_store(options.db, synchronous=options.synchronous)
     committer = GroupCommitter(store, max_delay=options.commit_delay)
     metrics = GatewayMetrics()
@@ -58,9 +62,10 @@ def create_gateway(options: GatewayOptions, auth: AuthConfig | None = None) -> G
         )
         worker = DeliveryWorker(store, transport, rate=options.rate)
         delivery = Delivery(worker.run, transport.close)
-    metrics.bind_store(
-        store.outbox_stats, committer, lambda: worker.metrics.snapshot() if worker else None
-    )
+    snapshot = lambda: worker.metrics.snapshot() if worker else None  # noqa: E731
+    monitor = build_monitor(options.db, None, delivery_snapshot=snapshot, config=alerts)
+    metrics.bind_store(store.outbox_stats, committer, snapshot)
+    metrics.registry.register(monitor.collector())
     parts = GatewayParts(
         checker=Checker(plan, strict=options.strict),
         store=store,
@@ -70,5 +75,6 @@ def create_gateway(options: GatewayOptions, auth: AuthConfig | None = None) -> G
         delivery=delivery,
         request_log=RequestLog(options.request_log) if options.request_log else None,
         upstream_url=options.upstream,
+        monitor=monitor,
     )
     return Gateway(parts)

@@ -1,0 +1,142 @@
+"""The monitor's tables in the store's SQLite file, on a connection of its own.
+
+WAL lets this connection write beside the store's writer; each flush is one short
+transaction. Tables: ``monitor_counts`` (per-minute buckets), ``monitor_health`` (data-health
+snapshots), ``monitor_alerts`` (the state of every rule, so a restart never re-notifies a
+firing it already sent) and ``monitor_channels`` (notifier health, for ``alerts status``).
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from collections.abc import Iterable, Mapping
+from typing import Final
+
+import msgspec
+
+from trackguard.monitor.tally import Key
+
+_SCHEMA: Final = (
+    """CREATE TABLE IF NOT EXISTS monitor_counts (
+        minute INTEGER NOT NULL, event TEXT NOT NULL, route TEXT NOT NULL,
+        source TEXT NOT NULL, kind TEXT NOT NULL, name TEXT NOT NULL, n INTEGER NOT NULL,
+        PRIMARY KEY (minute, event, route, source, kind, name)) WITHOUT ROWID""",
+    """CREATE TABLE IF NOT EXISTS monitor_health (
+        at REAL NOT NULL, metric TEXT NOT NULL, value INTEGER NOT NULL,
+        PRIMARY KEY (metric, at)) WITHOUT ROWID""",
+    """CREATE TABLE IF NOT EXISTS monitor_alerts (
+        rule TEXT PRIMARY KEY, state BLOB NOT NULL) WITHOUT ROWID""",
+    """CREATE TABLE IF NOT EXISTS monitor_channels (
+        channel TEXT PRIMARY KEY, status BLOB NOT NULL) WITHOUT ROWID""",
+)
+_UPSERT: Final = (
+    "INSERT INTO monitor_counts (minute, event, route, source, kind, name, n)"
+    " VALUES (?,?,?,?,?,?,?) ON CONFLICT DO UPDATE SET n = n + excluded.n"
+)
+
+
+class CountRow(msgspec.Struct, frozen=True):
+    """Counts summed over a range of minutes for one (event, route, source, kind, name)."""
+
+    event: str
+    route: str
+    source: str
+    kind: str
+    name: str
+    n: int
+
+
+class MonitorDB:
+    """Counters, health snapshots and alert state; every method is thread-safe."""
+
+    def __init__(self, path: str | os.PathLike[str], *, busy_timeout: float = 5.0) -> None:
+        self.path = os.fspath(path)
+        self._lock = threading.Lock()
+        self._conn = sqlite3.connect(
+            self.path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
+        )
+        self._conn.execute("PRAGMA journal_mode = WAL")
+        with self._lock:
+            for statement in _SCHEMA:
+                self._conn.execute(statement)
+
+    def add_counts(self, counts: Mapping[Key, int]) -> None:
+        if not counts:
+            return
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                self._conn.executemany(_UPSERT, ((*k, n) for k, n in counts.items()))
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+
+    def counts(self, since: float, until: float) -> list[CountRow]:
+        """Counts of the minutes that start in ``[since, until)``, summed per key."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT event, route, source, kind, name, sum(n) FROM monitor_counts"
+                " WHERE minute >= ? AND minute < ? GROUP BY event, route, source, kind, name",
+                (_minute(since), _minute(until)),
+            ).fetchall()
+        return [CountRow(*r) for r in rows]
+
+    def prune(self, before: float) -> int:
+        with self._lock:
+            cur = self._conn.execute(
+                "DELETE FROM monitor_counts WHERE minute < ?", (_minute(before),)
+            )
+            self._conn.execute("DELETE FROM monitor_health WHERE at < ?", (before,))
+            return cur.rowcount
+
+    def add_health(self, at: float, values: Mapping[str, int]) -> None:
+        with self._lock:
+            self._conn.executemany(
+                "INSERT OR REPLACE INTO monitor_health (at, metric, value) VALUES (?,?,?)",
+                ((at, k, v) for k, v in values.items()),
+            )
+
+    def health_at(self, metric: str, at: float) -> int | None:
+        """The latest snapshot of ``metric`` taken at or before ``at``."""
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT value FROM monitor_health WHERE metric = ? AND at <= ?"
+                " ORDER BY at DESC LIMIT 1",
+                (metric, at),
+            ).fetchone()
+        return None if row is None else int(row[0])
+
+    def save_blobs(self, table: str, items: Iterable[tuple[str, bytes]]) -> None:
+        """Replace rows of ``monitor_alerts`` or ``monitor_channels``."""
+        column = {"monitor_alerts": ("rule", "state"), "monitor_channels": ("channel", "status")}
+        key, value = column[table]
+        with self._lock:
+            self._conn.executemany(
+                f"INSERT OR REPLACE INTO {table} ({key}, {value}) VALUES (?, ?)", list(items)
+            )
+
+    def load_blobs(self, table: str) -> dict[str, bytes]:
+        column = {"monitor_alerts": ("rule", "state"), "monitor_channels": ("channel", "status")}
+        key, value = column[table]
+        with self._lock:
+            rows = self._conn.execute(f"SELECT {key}, {value} FROM {table}").fetchall()
+        return {str(k): bytes(v) for k, v in rows}
+
+    def query(self, sql: str, params: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
+        """A read of the store's own tables (quarantine ids, outbox backlog, health)."""
+        with self._lock:
+            try:
+                return [tuple(r) for r in self._conn.execute(sql, params).fetchall()]
+            except sqlite3.OperationalError:  # the store's tables do not exist (yet)
+                return []
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+
+def _minute(ts: float) -> int:
+    return int(ts // 60)

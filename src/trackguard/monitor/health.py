@@ -1,0 +1,81 @@
+"""Data health: counts over the identity and profile state trackguard keeps.
+
+Each metric is one query behind :class:`HealthSource`, so the figures can move to the identity
+tables of the identity work (issue 4) without touching the monitor, the rules or the CLI. Today
+they are computed from what the store holds, the outbox; a metric that needs state the store
+does not keep yet measures ``None`` ("not available") instead of a misleading zero.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Final, Protocol
+
+from trackguard.monitor.db import MonitorDB
+
+#: The people Customer.io would show as two profiles: addressed by id somewhere and by the
+#: email that id's profile carries somewhere else.
+MULTIPLE_IDENTIFIERS: Final = "people_multiple_identifiers"
+#: Anonymous shoppers with cart activity whose anonymous id no identify ever linked to a person
+#: (so no abandoned-cart message can reach them).
+UNLINKED_CARTS: Final = "anonymous_carts_unlinked"
+#: People with an email, no ``order_completed`` in 90 days and an empty ``last_order_date``:
+#: needs the profile state of issue 4.
+LAPSED_WITHOUT_ORDER_DATE: Final = "emails_without_recent_order"
+METRICS: Final = (MULTIPLE_IDENTIFIERS, UNLINKED_CARTS, LAPSED_WITHOUT_ORDER_DATE)
+DESCRIPTIONS: Final = {
+    MULTIPLE_IDENTIFIERS: "people addressed by more than one identifier (id and email)",
+    UNLINKED_CARTS: "anonymous carts never linked to a person",
+    LAPSED_WITHOUT_ORDER_DATE: "people with an email, no order in 90 days, no last_order_date",
+}
+CART_EVENTS: Final = ("added_to_cart", "cart_updated", "checkout_started")
+
+_MULTIPLE: Final = """
+WITH emails AS (
+    SELECT DISTINCT person, lower(json_extract(CAST(payload AS TEXT), '$.v2.attributes.email'))
+        AS email
+    FROM outbox
+    WHERE person LIKE 'id:%' AND CAST(payload AS TEXT) LIKE '%"email"%')
+SELECT count(DISTINCT e.person) FROM emails AS e
+WHERE e.email IS NOT NULL
+  AND EXISTS (SELECT 1 FROM outbox AS o WHERE o.person = 'email:' || e.email)
+"""
+_UNLINKED: Final = """
+WITH carts AS (
+    SELECT DISTINCT substr(person, 6) AS anon FROM outbox
+    WHERE person LIKE 'anon:%' AND event_name IN ({marks})),
+linked AS (
+    SELECT coalesce(
+        json_extract(CAST(payload AS TEXT), '$.v2.attributes.anonymous_id'),
+        json_extract(CAST(payload AS TEXT), '$.v1.body.anonymous_id')) AS anon
+    FROM outbox
+    WHERE person NOT LIKE 'anon:%' AND CAST(payload AS TEXT) LIKE '%"anonymous_id"%')
+SELECT count(*) FROM carts WHERE anon NOT IN (SELECT anon FROM linked WHERE anon IS NOT NULL)
+"""
+
+
+class HealthSource(Protocol):
+    """Measures every metric of :data:`METRICS`; ``None`` means "cannot be computed here"."""
+
+    def measure(self) -> dict[str, int | None]: ...
+
+
+class OutboxHealth:
+    """Health figures computed from the outbox (full scans: run every ``health_every``)."""
+
+    def __init__(self, db: MonitorDB, cart_events: Iterable[str] = CART_EVENTS) -> None:
+        self._db = db
+        self._carts = tuple(cart_events)
+
+    def measure(self) -> dict[str, int | None]:
+        marks = ",".join("?" * len(self._carts))
+        return {
+            MULTIPLE_IDENTIFIERS: self._one(_MULTIPLE, ()),
+            UNLINKED_CARTS: self._one(_UNLINKED.format(marks=marks), self._carts),
+            LAPSED_WITHOUT_ORDER_DATE: None,
+        }
+
+    def _one(self, sql: str, params: tuple[object, ...]) -> int:
+        rows = self._db.query(sql, params)
+        value = rows[0][0] if rows else 0
+        return value if isinstance(value, int) else 0

@@ -1,0 +1,315 @@
+"""The monitor: counts every answered request, evaluates the alert rules, sends notifications.
+
+On the request path it only adds to in-memory per-minute counters (:class:`Tally`). A thread
+of its own flushes them to SQLite every ``interval`` seconds, polls delivery for delivered and
+upstream-rejected rows, takes data-health snapshots, prunes old buckets, evaluates the rules
+every ``evaluate_every`` and hands transitions to the channel workers. Every time is read from
+``clock``, so tests drive whole windows without waiting.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from typing import Final
+
+import httpx
+import msgspec
+
+from trackguard.core.verdict import Verdict
+from trackguard.delivery.worker import MetricsSnapshot
+from trackguard.monitor.db import MonitorDB
+from trackguard.monitor.evaluate import Evaluator, Measurement
+from trackguard.monitor.health import HealthSource, OutboxHealth
+from trackguard.monitor.loader import load_alerts
+from trackguard.monitor.notify import ChannelStatus, ChannelWorker
+from trackguard.monitor.payloads import Notification
+from trackguard.monitor.prom import MonitorCollector
+from trackguard.monitor.rules import AlertConfig, Rule
+from trackguard.monitor.state import AlertState, decode_state, encode_state
+from trackguard.monitor.tally import DELIVERY, NO_SOURCE, Key, Tally, attribute
+
+log = logging.getLogger("trackguard.monitor")
+
+_QUARANTINE_IDS: Final = 5
+_CODES: Final = msgspec.json.Decoder(list[str])
+Snapshot = Callable[[], MetricsSnapshot | None]
+
+
+class Monitor:
+    """Implements the gateway's ``RequestObserver``; see the module docstring."""
+
+    def __init__(
+        self,
+        db: MonitorDB,
+        config: AlertConfig,
+        *,
+        clock: Callable[[], float] = time.time,
+        delivery_snapshot: Snapshot | None = None,
+        health: HealthSource | None = None,
+        interval: float = 5.0,
+        client: Callable[[], httpx.Client] = httpx.Client,
+    ) -> None:
+        self.db = db
+        self.config = config
+        self.clock = clock
+        self.interval = interval
+        self.tally = Tally()
+        self.errors = 0
+        self.health_values: dict[str, int | None] = {}
+        self.measurements: dict[str, Measurement] = {}
+        self._snapshot = delivery_snapshot
+        self._health = health if health is not None else OutboxHealth(db)
+        self._evaluator = Evaluator(db, self._backlog)
+        self._previous: tuple[int, int, int, int] = (0, 0, 0, 0)
+        saved = db.load_blobs("monitor_alerts")
+        self.states = {
+            r.name: decode_state(saved[r.name]) if r.name in saved else AlertState()
+            for r in config.rules
+        }
+        self.channels = {
+            name: ChannelWorker(channel, clock, client())
+            for name, channel in config.channels.items()
+        }
+        self._last_eval = self._last_health = self._last_prune = -math.inf
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # --- the gateway's side ----------------------------------------------------------------
+
+    def observe_request(
+        self,
+        verdict: Verdict | None,
+        route: str,
+        status: int,
+        source: str | None,
+        now: float,
+        event_hint: str | None = None,
+    ) -> None:
+        """Count one answered request (O(operations), in memory, never raises)."""
+        try:
+            self.tally.add(attribute(verdict, route, source, int(now // 60), event_hint))
+        except Exception:  # a counting bug must never fail a request
+            self.errors += 1
+            log.exception("could not count a request")
+
+    def start(self) -> None:
+        for worker in self.channels.values():
+            worker.start()
+        self._thread = threading.Thread(target=self._run, name="trackguard-monitor", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Flush the last counts, save the state, let queued notifications go out, close."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(30.0)
+        try:
+            self.tick(evaluate=False)
+        except Exception:
+            log.exception("final monitor flush failed")
+        for worker in self.channels.values():
+            worker.stop()
+        self._save_channels()
+        self.db.close()
+
+    def collector(self) -> MonitorCollector:
+        """A prometheus_client Collector of the monitor's figures."""
+        return MonitorCollector(self)
+
+    # --- the monitor thread ----------------------------------------------------------------
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                now = self.clock()
+                self.tick(evaluate=now - self._last_eval >= self.config.evaluate_every)
+            except Exception:
+                self.errors += 1
+                log.exception("monitor round failed")
+
+    def tick(self, *, evaluate: bool = True) -> list[Notification]:
+        """One round at ``clock()``: poll, flush, health, prune, and (by default) evaluate."""
+        with self._lock:
+            now = self.clock()
+            self._poll_delivery(now)
+            self.flush()
+            if now - self._last_health >= self.config.health_every:
+                self._last_health = now
+                self.health_values = self._health.measure()
+                known = {k: v for k, v in self.health_values.items() if v is not None}
+                self.db.add_health(now, known)
+            if now - self._last_prune >= 3600:
+                self._last_prune = now
+                self.db.prune(now - self.config.retention)
+            if not evaluate:
+                self._save_states()
+                return []
+            self._last_eval = now
+            sent = self._evaluate(now)
+            self._save_states()
+            self._save_channels()
+            return sent
+
+    def flush(self) -> None:
+        """Write the counts taken since the last flush (given back if the write fails)."""
+        taken = self.tally.take()
+        if not taken:
+            return
+        try:
+            self.db.add_counts(taken)
+        except Exception:
+            self.tally.add_counts(taken)
+            raise
+        self.tally.settle(taken)
+
+    def _poll_delivery(self, now: float) -> None:
+        snap = self._snapshot() if self._snapshot is not None else None
+        if snap is None:
+            return
+        errors = sum(n for s, n in snap.requests_by_status.items() if not s.startswith("2"))
+        current = (snap.rows_delivered_total, snap.rows_failed_total, snap.requests_total, errors)
+        delta = [max(0, c - p) for c, p in zip(current, self._previous, strict=True)]
+        self._previous = current
+        minute = int(now // 60)
+        counts: Counter[Key] = Counter()
+        names = ("delivered", "upstream_rejected", "upstream_request", "upstream_error")
+        for name, n in zip(names, delta, strict=True):
+            if n:
+                counts[minute, DELIVERY, DELIVERY, NO_SOURCE, "outcome", name] = n
+        self.tally.add_counts(counts)
+
+    def _backlog(self) -> tuple[int, float | None]:
+        pending = self.db.query("SELECT n FROM counts WHERE name = 'pending'")
+        oldest = self.db.query(
+            "SELECT received_at FROM outbox WHERE state = 'pending' ORDER BY seq LIMIT 1"
+        )
+        n = pending[0][0] if pending else 0
+        at = oldest[0][0] if oldest else None
+        return (
+            n if isinstance(n, int) else 0,
+            float(at) if isinstance(at, (int, float)) else None,
+        )
+
+    def _evaluate(self, now: float) -> list[Notification]:
+        self._evaluator.reset()
+        out: list[Notification] = []
+        for rule in self.config.rules:
+            try:
+                m = self._evaluator.evaluate(rule, now)
+            except Exception:
+                self.errors += 1
+                log.exception("rule %s could not be evaluated", rule.name)
+                continue
+            self.measurements[rule.name] = m
+            state = self.states[rule.name]
+            transition = state.step(rule, m.breach, m.clear, now)
+            state.value, state.summary = m.value, m.summary
+            if transition is None:
+                continue
+            note = Notification(
+                rule=rule.name,
+                event=transition,
+                severity=rule.severity,
+                summary=m.summary,
+                at=now,
+                description=rule.description,
+                value=m.value,
+                numbers=m.numbers,
+                reasons=m.reasons,
+                events=m.events,
+                quarantine_ids=self._quarantine_ids(rule, m, now)
+                if transition != "resolved"
+                else (),
+            )
+            log.info("rule %s: %s (%s)", rule.name, transition, m.summary)
+            for channel in rule.channels:
+                self.channels[channel].submit(note)
+            out.append(note)
+        return out
+
+    def _quarantine_ids(self, rule: Rule, m: Measurement, now: float) -> tuple[int, ...]:
+        """The latest quarantine records in the rule's scope, to open first."""
+        if rule.kind not in ("rate", "count"):
+            return ()
+        rows = self.db.query(
+            "SELECT id, event_name, codes FROM quarantine WHERE received_at >= ?"
+            " AND kind != 'upstream' ORDER BY id DESC LIMIT 2000",
+            (now - rule.window,),
+        )
+        events, routes = rule.scope.events, rule.scope.routes
+        wanted = rule.codes or {code for code, _ in m.reasons}
+        ids: list[int] = []
+        for qid, event, raw_codes in rows:
+            if events is not None and event not in events and not (event is None and routes):
+                continue
+            codes = _CODES.decode(raw_codes) if isinstance(raw_codes, (str, bytes)) else []
+            if wanted and not wanted.intersection(codes):
+                continue
+            if isinstance(qid, int):
+                ids.append(qid)
+            if len(ids) == _QUARANTINE_IDS:
+                break
+        return tuple(sorted(ids))
+
+    def _save_states(self) -> None:
+        self.db.save_blobs(
+            "monitor_alerts", ((name, encode_state(s)) for name, s in self.states.items())
+        )
+
+    def _save_channels(self) -> None:
+        self.db.save_blobs(
+            "monitor_channels",
+            ((name, msgspec.json.encode(w.status)) for name, w in self.channels.items()),
+        )
+
+    def wait_notified(self, timeout: float = 10.0) -> bool:
+        """Block until every channel has settled its queue (tests, shutdown)."""
+        return all(w.wait_idle(timeout) for w in self.channels.values())
+
+
+def saved_channels(db: MonitorDB) -> dict[str, ChannelStatus]:
+    """The channel health the last running monitor saved (``alerts status``)."""
+    decode = msgspec.json.Decoder(ChannelStatus).decode
+    return {name: decode(blob) for name, blob in db.load_blobs("monitor_channels").items()}
+
+
+def saved_states(db: MonitorDB) -> dict[str, AlertState]:
+    return {name: decode_state(blob) for name, blob in db.load_blobs("monitor_alerts").items()}
+
+
+def db_path(target: str | os.PathLike[str]) -> str:
+    """A SQLite path from a path or ``sqlite:///path`` (as ``open_store`` reads it)."""
+    text = os.fspath(target)
+    scheme, sep, rest = text.partition("://")
+    if sep and scheme.lower() == "sqlite" and rest.startswith("/") and rest != "/":
+        return rest[1:]
+    if sep:
+        raise ValueError(f"{text!r}: the monitor needs a SQLite path or sqlite:///path")
+    return text
+
+
+def build_monitor(
+    db_path_or_url: str | os.PathLike[str],
+    rules_path: str | os.PathLike[str] | None,
+    *,
+    clock: Callable[[], float] = time.time,
+    delivery_snapshot: Snapshot | None = None,
+    interval: float = 5.0,
+    config: AlertConfig | None = None,
+) -> Monitor:
+    """A monitor on the store's SQLite file, with the rules of ``rules_path`` (or none).
+
+    Raises :class:`~trackguard.monitor.loader.RuleError` for an invalid alert file, so
+    ``serve`` fails at start-up with the file and place of the problem.
+    """
+    if config is None:
+        config = load_alerts(rules_path) if rules_path is not None else AlertConfig()
+    db = MonitorDB(db_path(db_path_or_url))
+    return Monitor(db, config, clock=clock, delivery_snapshot=delivery_snapshot, interval=interval)

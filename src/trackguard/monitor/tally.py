@@ -1,0 +1,130 @@
+"""Per-minute counters on the request path: attribute a verdict to keys, add them in memory.
+
+The gateway calls :meth:`Tally.add` on its event loop for every answered request, so it only
+increments a dict under an uncontended lock; the monitor thread swaps the dict out and writes
+it to SQLite (:meth:`Tally.take`). Keys carry the minute, so a late flush never smears counts
+into the wrong bucket.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from typing import Final, Literal
+
+from trackguard.contract.operations import Operation
+from trackguard.core.verdict import Outcome, Verdict, Violation
+
+Kind = Literal["outcome", "code"]
+#: (minute, event, route, source, kind, name): ``name`` is an outcome or a finding code.
+Key = tuple[int, str, str, str, Kind, str]
+
+#: The event of a request whose verdict names none (a missing or blank name, an auth failure).
+UNKNOWN: Final = "(unknown)"
+#: Event and route of the rows polled from delivery.
+DELIVERY: Final = "(delivery)"
+NO_SOURCE: Final = "-"
+#: Request outcomes, as counted per operation; ``refused`` is a request with no verdict (401,
+#: 413) and ``duplicate`` is kept for the dedupe step of the identity work.
+REQUEST_OUTCOMES: Final = (
+    "accepted",
+    "fixed",
+    "warned",
+    "rejected",
+    "invalid",
+    "duplicate",
+    "refused",
+)
+#: Outcomes polled from the delivery worker: rows settled, and upstream requests.
+DELIVERY_OUTCOMES: Final = ("delivered", "upstream_rejected", "upstream_request", "upstream_error")
+_ACTION_OUTCOME: Final[dict[str, Outcome]] = {
+    "fix": "fixed",
+    "warn": "warned",
+    "reject": "rejected",
+}
+_RANK: Final = {o: i for i, o in enumerate(REQUEST_OUTCOMES)}
+
+
+def event_of(op: Operation) -> str:
+    """An event's name, or ``@action`` for operations that are not events (``@identify``)."""
+    name = op.name
+    if op.is_event and isinstance(name, (str, int)) and not isinstance(name, bool):
+        return str(name)[:100] or UNKNOWN
+    return "@" + op.action
+
+
+def _op_outcome(op: Operation, violations: tuple[Violation, ...]) -> str:
+    outcome = "accepted"
+    for v in violations:
+        if op.batch_index is not None and v.batch_index not in (None, op.batch_index):
+            continue
+        mapped = _ACTION_OUTCOME.get(v.action, "warned")
+        if _RANK[mapped] > _RANK[outcome]:
+            outcome = mapped
+    return outcome
+
+
+def attribute(
+    verdict: Verdict | None, route: str, source: str | None, minute: int, hint: str | None
+) -> list[Key]:
+    """The counter keys of one answered request: one outcome per operation, one per finding.
+
+    A request without operations (a contract error, an auth failure) counts once, under
+    ``hint`` (the raw body's ``name`` when the caller has it) or ``(unknown)``.
+    """
+    src = source or NO_SOURCE
+    fallback = hint[:100] if hint else UNKNOWN
+    if verdict is None:
+        return [(minute, fallback, route, src, "outcome", "refused")]
+    keys: list[Key] = []
+    events: dict[int | None, str] = {}
+    for op in verdict.operations:
+        event = event_of(op)
+        events[op.batch_index] = event
+        keys.append((minute, event, route, src, "outcome", _op_outcome(op, verdict.violations)))
+    for op in verdict.rejected:
+        event = event_of(op)
+        events[op.batch_index] = event
+        keys.append((minute, event, route, src, "outcome", "rejected"))
+    if not keys:
+        keys.append((minute, fallback, route, src, "outcome", verdict.outcome))
+    else:
+        broken = {e.batch_index for e in verdict.contract_errors if e.batch_index is not None}
+        keys.extend((minute, UNKNOWN, route, src, "outcome", "invalid") for _ in broken)
+    single = next(iter(events.values())) if len(events) == 1 else fallback
+    findings = [(e.batch_index, e.code) for e in verdict.contract_errors]
+    findings.extend((v.batch_index, v.code) for v in verdict.violations)
+    for index, code in findings:
+        event = events.get(index, fallback) if index is not None else single
+        keys.append((minute, event, route, src, "code", code))
+    return keys
+
+
+class Tally:
+    """Counts waiting to be flushed, plus running totals of what was flushed (for /metrics)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pending: Counter[Key] = Counter()
+        self.totals: Counter[tuple[str, str, str, str, str]] = Counter()
+
+    def add(self, keys: list[Key]) -> None:
+        with self._lock:
+            pending = self._pending
+            for key in keys:
+                pending[key] += 1
+
+    def add_counts(self, counts: dict[Key, int]) -> None:
+        with self._lock:
+            self._pending.update(counts)
+
+    def take(self) -> Counter[Key]:
+        """Everything added since the last take; the caller writes it (or gives it back)."""
+        with self._lock:
+            taken, self._pending = self._pending, Counter()
+        return taken
+
+    def settle(self, flushed: Counter[Key]) -> None:
+        """Fold flushed counts into the running totals (read at scrape time)."""
+        for (_, event, route, source, kind, name), n in flushed.items():
+            self.totals[kind, event, route, source, name] += n

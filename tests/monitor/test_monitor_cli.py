@@ -1,0 +1,172 @@
+"""``trackguard stats``, ``health`` and ``alerts test|status`` over a real store file."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from monitor_env import T0, FakeClock, Receiver, start_receiver
+
+from trackguard.cli.monitor import alerts_group, health_command, stats_command
+from trackguard.contract.operations import Request
+from trackguard.core.pipeline import Checker
+from trackguard.ingest import to_write
+from trackguard.monitor import build_monitor
+from trackguard.store.sqlite import open_store
+
+RULES = """
+channels:
+  hook: {type: webhook, url: "${HOOK_URL}", backoff: 0.01, max_attempts: 2}
+  pd: {type: pagerduty, routing_key: "${PD_KEY}", url: "${PD_URL}"}
+rules:
+  - {name: blank-names, kind: count, codes: [event_name_blank], window: 15m, threshold: 2,
+     severity: critical, channels: [hook]}
+  - {name: quiet, kind: rate, events: [x], window: 15m, threshold: 1%}
+"""
+
+
+@pytest.fixture
+def receiver(monkeypatch: pytest.MonkeyPatch) -> Iterator[Receiver]:
+    r = start_receiver()
+    monkeypatch.setenv("HOOK_URL", r.url)
+    monkeypatch.setenv("PD_KEY", "rk")
+    monkeypatch.setenv("PD_URL", r.url)
+    yield r
+    r.close()
+
+
+def _commit(db: Path, requests: list[tuple[str, bytes]]) -> None:
+    store, checker = open_store(db), Checker(None)
+    try:
+        for path, body in requests:
+            request = Request(
+                method="PUT" if path.count("/") == 4 else "POST", path=path, body=body
+            )
+            store.commit([to_write(request, checker.check(request), T0)])
+    finally:
+        store.close()
+
+
+def _observe(db: Path, rules: Path | None, clock: FakeClock) -> None:
+    checker, monitor = Checker(None), build_monitor(db, rules, clock=clock, interval=3600)
+    monitor.start()
+    for path, body in [
+        ("/api/v1/customers/1/events", b'{"name": "cart_updated"}'),
+        ("/api/v1/customers/2/events", b'{"name": "cart_updated"}'),
+        ("/api/v1/customers/3/events", b'{"data": {}}'),
+        ("/api/v1/customers/4/events", b'{"name": " "}'),
+    ]:
+        verdict = checker.check(Request(method="POST", path=path, body=body))
+        monitor.observe_request(verdict, verdict.route or "other", 200, "app", clock())
+    monitor.tick()
+    assert monitor.wait_notified()
+    monitor.stop()
+
+
+def test_stats_by_event_and_code(tmp_path: Path) -> None:
+    db = tmp_path / "tg.db"
+    clock = FakeClock(T0 - 120)
+    _observe(db, None, clock)
+    runner = CliRunner()
+    by_event = runner.invoke(stats_command, ["--db", str(db), "--since", "36500d"])
+    assert by_event.exit_code == 0, by_event.output
+    lines = by_event.output.splitlines()
+    assert lines[0].split() == [
+        "event",
+        "accepted",
+        "fixed",
+        "warned",
+        "rejected",
+        "invalid",
+        "refused",
+        "invalid%",
+    ]
+    assert lines[1].split() == ["(unknown)", "0", "0", "0", "0", "2", "0", "100.00"]
+    assert lines[2].split() == ["cart_updated", "2", "0", "0", "0", "0", "0", "0.00"]
+    by_code = runner.invoke(stats_command, ["--db", str(db), "--since", "36500d", "--by", "code"])
+    assert by_code.output.splitlines()[1].split() == ["event_name_blank", "2"]
+    recent = runner.invoke(stats_command, ["--db", str(db), "--since", "1m"])
+    assert len(recent.output.splitlines()) == 1  # nothing in the last minute: header only
+
+
+def test_health_counts_from_the_outbox(tmp_path: Path) -> None:
+    db = tmp_path / "tg.db"
+    _commit(
+        db,
+        [
+            ("/api/v1/customers/42", b'{"email": "ana@example.com"}'),
+            ("/api/v1/customers/ana@example.com/events", b'{"name": "cart_updated"}'),
+            ("/api/v1/customers/43", b'{"email": "bo@example.com"}'),
+            ("/api/v1/events", b'{"name": "cart_updated", "anonymous_id": "a1"}'),
+            ("/api/v1/events", b'{"name": "cart_updated", "anonymous_id": "a2"}'),
+            ("/api/v1/events", b'{"name": "product_viewed", "anonymous_id": "a3"}'),
+            ("/api/v1/customers/44", b'{"anonymous_id": "a2"}'),
+        ],
+    )
+    result = CliRunner().invoke(health_command, ["--db", str(db)])
+    assert result.exit_code == 0, result.output
+    assert [line.split()[:2] for line in result.output.splitlines()] == [
+        ["people_multiple_identifiers", "1"],
+        ["anonymous_carts_unlinked", "1"],
+        ["emails_without_recent_order", "n/a"],
+    ]
+
+
+def test_alerts_test_sends_to_every_channel(tmp_path: Path, receiver: Receiver) -> None:
+    rules = tmp_path / "alerts.yaml"
+    rules.write_text(RULES)
+    result = CliRunner().invoke(alerts_group, ["test", "--rules", str(rules)])
+    assert result.exit_code == 0, result.output
+    assert [line.split() for line in result.output.splitlines()] == [
+        ["hook", "webhook", "ok"],
+        ["pd", "pagerduty", "ok"],
+    ]
+    hook, trigger, resolve = receiver.take()
+    assert (
+        hook["event"] == "test"
+        and hook["summary"] == "test notification from trackguard to channel hook"
+    )
+    assert trigger["event_action"] == "trigger" and trigger["dedup_key"] == "trackguard/test"
+    assert resolve == {
+        "routing_key": "rk",
+        "event_action": "resolve",
+        "dedup_key": "trackguard/test",
+    }
+
+
+def test_alerts_test_reports_a_failing_channel(tmp_path: Path, receiver: Receiver) -> None:
+    rules = tmp_path / "alerts.yaml"
+    rules.write_text(RULES)
+    receiver.statuses[:] = [503, 503]
+    result = CliRunner().invoke(alerts_group, ["test", "--rules", str(rules)])
+    assert result.exit_code == 1
+    assert result.output.splitlines()[0].split() == ["hook", "webhook", "FAILED", "(HTTP", "503)"]
+
+
+def test_alerts_status_shows_rules_and_channels(tmp_path: Path, receiver: Receiver) -> None:
+    db, rules = tmp_path / "tg.db", tmp_path / "alerts.yaml"
+    rules.write_text(RULES)
+    _observe(db, rules, FakeClock(T0))
+    (fired,) = receiver.take()
+    assert (fired["rule"], fired["event"], fired["summary"]) == (
+        "blank-names",
+        "firing",
+        "2 over 15m (threshold 2)",
+    )
+    result = CliRunner().invoke(alerts_group, ["status", "--rules", str(rules), "--db", str(db)])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[1].split()[:4] == ["blank-names", "critical", "firing", "2026-11-04T12:00:00Z"]
+    assert lines[2].split()[:3] == ["quiet", "warning", "ok"]
+    assert lines[5].split() == ["hook", "yes", "1", "0", "0", "-"]
+    assert lines[6].split() == ["pd", "yes", "0", "0", "0", "-"]
+
+
+def test_invalid_rule_file_is_a_clear_cli_error(tmp_path: Path) -> None:
+    rules = tmp_path / "alerts.yaml"
+    rules.write_text("rules:\n  - {name: r, kind: rate, window: soon, threshold: 1%}\n")
+    result = CliRunner().invoke(alerts_group, ["test", "--rules", str(rules)])
+    assert result.exit_code == 1
+    assert "rules[0] (r).window: 'soon' is not a duration" in result.output
