@@ -68,9 +68,13 @@ class Evaluator:
         self,
         db: MonitorDB,
         backlog: Callable[[], tuple[int, float | None]],
+        watching_since: float | None = None,
     ) -> None:
         self._db = db
         self._backlog = backlog
+        #: When this monitor started counting: a volume rule judges only whole windows it saw,
+        #: so a restart does not read "no orders for 30 minutes" from minutes nobody counted.
+        self._since = watching_since
         self._cache: dict[tuple[float, float], list[CountRow]] = {}
 
     def reset(self) -> None:
@@ -179,7 +183,8 @@ class Evaluator:
         floor = rule.below if rule.below is not None else 0.0
         if baseline is not None and baseline >= rule.min_volume and rule.threshold > 0:
             floor = max(floor, baseline * (1 - rule.threshold))
-        breach = on and current < floor
+        seen = self._since is None or now - self._since >= rule.window
+        breach = on and seen and current < floor
         numbers = [("events", str(current)), ("window", duration(rule.window))]
         if baseline is not None:
             numbers.append((f"baseline ({rule.baseline})", f"{baseline:g}"))

@@ -65,7 +65,7 @@ class Monitor:
         self.measurements: dict[str, Measurement] = {}
         self._snapshot = delivery_snapshot
         self._health = health if health is not None else OutboxHealth(db)
-        self._evaluator = Evaluator(db, self._backlog)
+        self._evaluator = Evaluator(db, self._backlog, watching_since=clock())
         self._previous: tuple[int, int, int, int] = (0, 0, 0, 0)
         saved = db.load_blobs("monitor_alerts")
         self.states = {
