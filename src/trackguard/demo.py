@@ -31,7 +31,7 @@ from trackguard.server.app import GatewayOptions, create_gateway
 from trackguard.server.config import AuthConfig, Credentials
 from trackguard.server.emulator import Emulator, create_emulator
 from trackguard.server.runner import RunningServer, start_in_thread
-from trackguard.store.sqlite import open_store
+from trackguard.store.sqlite import SQLiteStore, open_store
 
 SITE_ID = "demo-site"
 API_KEY = "demo-key-not-secret"
@@ -55,6 +55,7 @@ class DemoResult:
     people: int = 0
     events: Counter[str] = field(default_factory=Counter)
     duplicates_ignored: int = 0
+    duplicates_dropped: int = 0
 
 
 class _Sdk:
@@ -218,11 +219,12 @@ def _collect(result: DemoResult, work: Path, emulator: Emulator) -> None:
         entry = msgspec.json.decode(line)
         result.outcomes[entry.get("outcome", "unauthorized")] += 1
         result.codes.update(entry.get("codes", ()))
-    store = open_store(work / "trackguard.db")
+    store = SQLiteStore(work / "trackguard.db")
     try:
         stats = store.outbox_stats()
         result.delivered, result.pending = stats.delivered, stats.pending
         result.quarantined = store.quarantine_count()
+        result.duplicates_dropped = store.duplicate_count()
         for record in store.quarantine_list(limit=100_000):
             result.quarantine_codes.update(record.codes)
     finally:

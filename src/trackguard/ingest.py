@@ -14,6 +14,7 @@ import msgspec
 from trackguard.contract.operations import Operation, Request
 from trackguard.core.verdict import Verdict
 from trackguard.delivery.convert import to_outbox_rows
+from trackguard.plan.model import DedupePolicy
 from trackguard.redact import redact_headers
 from trackguard.store.base import QuarantineRecord, Write
 
@@ -115,9 +116,19 @@ def _batch_items(body: bytes) -> list[Any]:
     return items if isinstance(items, list) else []
 
 
-def to_write(request: Request, verdict: Verdict, received_at: float) -> Write:
-    """Everything one request commits: its accepted operations and its quarantine records."""
+def to_write(
+    request: Request,
+    verdict: Verdict,
+    received_at: float,
+    dedupe: DedupePolicy | None = None,
+) -> Write:
+    """Everything one request commits: its accepted operations and its quarantine records.
+
+    With a ``dedupe`` policy the store drops events it has seen within the policy's windows.
+    """
     return Write(
-        outbox=to_outbox_rows(verdict.operations, received_at=received_at, source=request.source),
+        outbox=to_outbox_rows(
+            verdict.operations, received_at=received_at, source=request.source, dedupe=dedupe
+        ),
         quarantine=tuple(quarantine_records(request, verdict, received_at)),
     )

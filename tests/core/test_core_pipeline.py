@@ -185,7 +185,7 @@ def test_no_plan_only_has_contract_findings(check: Check) -> None:
     assert (verdict.changes, verdict.rejected) == ((), ())
     (op,) = verdict.operations
     assert op.body == body
-    assert op.dedupe_key is None
+    assert op.dedupe_key == "id:not-a-ulid"  # no plan: the client's event id is the key
 
 
 def test_no_plan_clean_request_is_accepted(check: Check) -> None:

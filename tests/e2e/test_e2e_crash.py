@@ -162,7 +162,7 @@ def test_sigterm_finishes_and_restart_resumes_delivery(
     first.proc.send_signal(signal.SIGTERM)
     assert first.proc.wait(timeout=20) == 0
     store = open_store(db)
-    assert store.outbox_stats().pending == 20
+    assert store.outbox_stats().pending == 40  # each order and its derived profile update
     store.close()
 
     upstream.emulator.faults.set(FaultConfig())

@@ -28,7 +28,14 @@ def test_identify_and_track_arrive_fixed(gateway: GatewayFactory, upstream: Upst
     person = upstream.person("cus_1")
     assert person is not None
     assert person["email"] == "ana@example.com"
-    assert person["attributes"] == {"first_name": "Ana", "lifetime_value": 10.5}
+    # The order's derived attributes follow the identify (the plan derives them from orders).
+    assert person["attributes"] == {
+        "first_name": "Ana",
+        "lifetime_value": 49.9,
+        "order_count": 1,
+        "first_order_date": 1764000000,
+        "last_order_date": 1764000000,
+    }
     (event,) = upstream.events()
     assert event["name"] == "order_completed"
     assert event["data"] == {"order_id": "ORD-1", "total": 49.9, "currency": "USD"}

@@ -263,7 +263,7 @@ CASES = [
         [
             "plan.yaml:2:1: error: top level: unknown key 'evnts' (did you mean 'events'?); "
             "allowed keys: version, name, plan_version, naming, identity, timestamps, unplanned, "
-            "events, attributes"
+            "dedupe, events, attributes"
         ],
         id="unknown-top-level-key",
     ),
@@ -285,9 +285,9 @@ CASES = [
         [
             "plan.yaml:3:5: error: events.a: unknown key 'descripton' (did you mean "
             "'description'?); allowed keys: description, aliases, dedupe_key, "
-            "unplanned_properties, properties, versions",
+            "unplanned_properties, properties, versions, derive",
             "plan.yaml:4:5: error: events.a: unknown key 'colour'; allowed keys: description, "
-            "aliases, dedupe_key, unplanned_properties, properties, versions",
+            "aliases, dedupe_key, unplanned_properties, properties, versions, derive",
         ],
         id="unknown-event-keys",
     ),
@@ -965,7 +965,7 @@ def test_cli_lint_reports_issues_and_fails(tmp_path: Path, monkeypatch: pytest.M
         "plan.yaml:2:3: warning: events.OrderCompleted: event name 'OrderCompleted' does not "
         "follow snake_case (expected 'order_completed')",
         "plan.yaml:3:7: error: events.a: unknown key 'colour'; allowed keys: description, "
-        "aliases, dedupe_key, unplanned_properties, properties, versions",
+        "aliases, dedupe_key, unplanned_properties, properties, versions, derive",
         "plan.yaml: 1 error, 1 warning",
     ]
 
@@ -991,3 +991,27 @@ def test_cli_commands_have_examples() -> None:
     for name, command in plan_group.commands.items():
         assert command.help is not None, name
         assert "Example:" in command.help, name
+
+
+def test_dedupe_windows_and_derive_total() -> None:
+    plan = parse_plan(
+        "dedupe: {window: 2d, retry_window: 90}\n"
+        "events:\n  order_completed:\n    dedupe_key: data.order_id\n"
+        "    derive: {total: data.total}\n",
+        "plan.yaml",
+    )
+    assert (plan.dedupe.window, plan.dedupe.retry_window) == (172_800.0, 90.0)
+    assert plan.events["order_completed"].derive_total == "data.total"
+
+
+def test_bad_dedupe_window_and_derive_path_point_at_the_line(tmp_path: Path) -> None:
+    path = tmp_path / "plan.yaml"
+    path.write_text(
+        "dedupe: {window: soon}\nevents:\n  order_completed:\n    derive: {total: total}\n"
+    )
+    assert [str(i) for i in lint_plan(path)] == [
+        f"{path}:1:18: error: dedupe.window: 'soon' is not a duration: write a number with a "
+        "unit: 30s, 15m, 24h, 7d, 2w, or combined: 1h30m",
+        f"{path}:4:21: error: events.order_completed.derive.total: 'total' is not a path into "
+        "the event data, e.g. data.total",
+    ]

@@ -22,6 +22,7 @@ from trackguard.audit.tally import Tally
 from trackguard.audit.timeline import TimelineCensus
 from trackguard.contract.check import decode_body
 from trackguard.contract.operations import Operation
+from trackguard.core.keys import ID_PREFIX, RETRY_PREFIX
 from trackguard.core.pipeline import Checker
 from trackguard.core.verdict import Verdict
 from trackguard.plan.model import Plan
@@ -186,8 +187,9 @@ class Auditor:
             self._event(body, op.data_key, op.batch_index, rec, when, ref, rejected, renamed)
             if ident is not None and ident.kind == "anonymous_id":
                 self.anonymous.event(ident.value, when, rec)
-            if op.dedupe_key is not None:
-                self.duplicates.dedupe_key(op.dedupe_key, rec)
+            key = op.dedupe_key
+            if key is not None and not key.startswith((ID_PREFIX, RETRY_PREFIX)):
+                self.duplicates.dedupe_key(key, rec)  # the plan's business keys only
             return True
         if action == "identify" and op.type == "person":
             attrs = op.data

@@ -81,7 +81,8 @@ def demo_command(plan: Path, customers: int, keep: Path | None) -> None:
     held.add_row("people in the emulator", str(r.people))
     for name, count in sorted(r.events.items()):
         held.add_row(f"events {name}", str(count))
-    held.add_row("duplicate events dropped by event id", str(r.duplicates_ignored))
+    held.add_row("SDK retries answered 2xx and not sent again", str(r.duplicates_dropped))
+    held.add_row("duplicates Customer.io (the emulator) had to drop", str(r.duplicates_ignored))
     console.print(held)
     if r.pending:
         console.print("[red]delivery did not finish[/]")

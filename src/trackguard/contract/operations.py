@@ -55,8 +55,11 @@ class Operation(msgspec.Struct, frozen=True, kw_only=True):
     body: dict[str, Any] | None = None
     batch_index: int | None = None
     data_key: str | None = None
-    #: The business key the tracking plan names for this event (``order_completed:A-1001``).
+    #: What makes this event unique: the plan's business key (``order_completed:A-1001``),
+    #: else the client's event id (``id:…``), else a content hash (``retry:…``).
     dedupe_key: str | None = None
+    #: An order total to add to the person's lifetime value (the plan's ``derive.total``).
+    derive_total: float | None = None
 
     @property
     def is_event(self) -> bool:

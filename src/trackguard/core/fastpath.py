@@ -24,7 +24,8 @@ from trackguard.contract.identifiers import classify, is_email
 from trackguard.contract.operations import Operation, Request
 from trackguard.contract.responses import OK_BODY
 from trackguard.contract.routes import NoRoute, RouteMatch
-from trackguard.core.coerce import MS_THRESHOLD
+from trackguard.core.coerce import MS_THRESHOLD, to_number
+from trackguard.core.keys import fallback_key, value_at
 from trackguard.core.verdict import Verdict
 from trackguard.plan.model import EventSpec, Plan, PropertySpec
 
@@ -186,11 +187,12 @@ def _event_struct(spec: EventSpec, plan: Plan) -> type[msgspec.Struct]:
 class FastEvents:
     """A typed decoder for the plan's v1 track bodies and the checks around it."""
 
-    __slots__ = ("canonical", "decoder", "dedupe", "plan_version")
+    __slots__ = ("canonical", "decoder", "dedupe", "derive", "plan_version")
 
     def __init__(self, plan: Plan) -> None:
         structs = []
         self.dedupe: dict[str, tuple[str, ...]] = {}
+        self.derive: dict[str, tuple[str, ...]] = {}
         for spec in plan.events.values():
             if not spec.name or utf8_len(spec.name) > m.MAX_EVENT_NAME_BYTES:
                 continue
@@ -202,6 +204,8 @@ class FastEvents:
                 continue
             if spec.dedupe_key:
                 self.dedupe[spec.name] = tuple(spec.dedupe_key.split("."))
+            if spec.derive_total:
+                self.derive[spec.name] = tuple(spec.derive_total.split("."))
         self.decoder: msgspec.json.Decoder[Any] | None = (
             msgspec.json.Decoder(Union[tuple(structs)]) if structs else None  # noqa: UP007
         )
@@ -239,14 +243,16 @@ class FastEvents:
         name = type(typed).__struct_config__.tag
         if not isinstance(generic, dict) or generic.get("name") != name:
             return None  # a repeated "name" key: the generic decode kept another one
-        dedupe = None
+        dedupe = total = None
         path = self.dedupe.get(name)
         if path is not None:
-            node: Any = generic
-            for key in path:
-                node = node.get(key) if isinstance(node, dict) else None
+            node = value_at(generic, path)
             if node is not None and not isinstance(node, dict | list) and node != "":
                 dedupe = f"{name}:{node}"
+        derive = self.derive.get(name)
+        if derive is not None:
+            ok, amount = to_number(value_at(generic, derive))
+            total = float(amount) if ok else None
         route = hit.route
         op = Operation(
             api="v1",
@@ -259,7 +265,10 @@ class FastEvents:
             body=generic,
             data_key="data",
             dedupe_key=dedupe,
+            derive_total=total,
         )
+        if dedupe is None:
+            op = msgspec.structs.replace(op, dedupe_key=fallback_key(op))
         return Verdict(
             outcome="accepted",
             status=200,

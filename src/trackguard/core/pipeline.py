@@ -9,11 +9,14 @@ from __future__ import annotations
 
 from typing import Final
 
+import msgspec
+
 from trackguard.contract.check import ContractError, ContractResult, evaluate
 from trackguard.contract.operations import Operation, Request
 from trackguard.contract.responses import OK_BODY, pretty, render
 from trackguard.contract.routes import NoRoute, RouteMatch, match
 from trackguard.core.fastpath import FastEvents
+from trackguard.core.keys import fallback_key
 from trackguard.core.plancheck import CompiledPlan, OpResult
 from trackguard.core.verdict import Change, Outcome, Verdict, Violation, worst
 from trackguard.plan.model import Plan
@@ -55,6 +58,13 @@ def _strict_body(result: ContractResult, rejected: list[Violation]) -> tuple[int
         return status, pretty({"errors": items})
     body = {"meta": {"errors": [v.message for v in rejected]}}
     return 400, pretty(body)
+
+
+def _keyed(op: Operation) -> Operation:
+    """An event with its dedupe key: the plan's, else its id, else its content's hash."""
+    if op.dedupe_key is not None or not op.is_event:
+        return op
+    return msgspec.structs.replace(op, dedupe_key=fallback_key(op))
 
 
 class Checker:
@@ -102,7 +112,7 @@ class Checker:
                 status=status,
                 response=response,
                 route=route_key,
-                operations=result.operations,
+                operations=tuple(_keyed(op) for op in result.operations),
                 contract_errors=result.errors,
                 violations=tuple(violations),
                 plan_version=plan_version,
@@ -132,7 +142,7 @@ class Checker:
                 rejected.append(r.operation)
                 outcome = worst(outcome, "rejected")
             else:
-                accepted.append(r.operation)
+                accepted.append(_keyed(r.operation))
                 if any(v.action == "warn" for v in r.violations):
                     outcome = worst(outcome, "warned")
                 elif r.changes:

@@ -19,6 +19,7 @@ from trackguard.contract.identifiers import is_email
 from trackguard.contract.messages import MAX_EVENT_NAME_BYTES
 from trackguard.contract.operations import Identifier, Operation
 from trackguard.core import coerce
+from trackguard.core.keys import value_at
 from trackguard.core.verdict import Change, Violation
 from trackguard.plan.model import EventSpec, Plan, PropertySpec
 from trackguard.plan.naming import follows, name_key, to_convention
@@ -142,7 +143,17 @@ def _hashable(v: Any) -> Any:
 
 
 class _Event:
-    __slots__ = ("dedupe", "name", "names", "props", "rule", "spec", "unplanned", "versions")
+    __slots__ = (
+        "dedupe",
+        "derive",
+        "name",
+        "names",
+        "props",
+        "rule",
+        "spec",
+        "unplanned",
+        "versions",
+    )
 
     def __init__(self, spec: EventSpec, plan: Plan) -> None:
         self.spec = spec
@@ -152,6 +163,7 @@ class _Event:
         self.names = frozenset(p.name for p in spec.properties)
         self.unplanned = spec.unplanned_properties or plan.unplanned.properties
         self.dedupe = tuple(spec.dedupe_key.split(".")) if spec.dedupe_key else None
+        self.derive = tuple(spec.derive_total.split(".")) if spec.derive_total else None
         self.versions: dict[str, tuple[tuple[_Prop, ...], frozenset[str], str]] = {}
         for v in spec.versions:
             vrule = f"{self.rule}.versions.{v.version}"
@@ -237,18 +249,22 @@ class CompiledPlan:
     def apply(self, op: Operation) -> OpResult:
         work = _Work(op.body, op.batch_index)
         ident = self._identity(op, work)
-        dedupe: str | None = None
+        ev: _Event | None = None
         if op.action in ("event", "anonymous_event") and op.body is not None:
-            dedupe = self._event(op, work)
+            ev = self._event(op, work)
         elif op.action == "identify" and op.type == "person" and isinstance(op.data, dict):
             self._identify(op, work)
         if op.is_event and op.body is not None and "timestamp" in op.body:
             self._timestamp(op, work)
-        if work.body is op.body and ident is op.identifier and dedupe is None:
+        dedupe = total = None
+        if ev is not None:  # keys and totals read from the body as fixed
+            dedupe = self._dedupe_key(ev, work.body)
+            total = self._derive_total(ev, work.body)
+        if work.body is op.body and ident is op.identifier and dedupe is None and total is None:
             new_op = op
         else:
             new_op = msgspec.structs.replace(
-                op, body=work.body, identifier=ident, dedupe_key=dedupe
+                op, body=work.body, identifier=ident, dedupe_key=dedupe, derive_total=total
             )
         return OpResult(
             operation=new_op,
@@ -314,7 +330,7 @@ class CompiledPlan:
 
     # --- events ---------------------------------------------------------------------------------
 
-    def _event(self, op: Operation, work: _Work) -> str | None:
+    def _event(self, op: Operation, work: _Work) -> _Event | None:
         body = op.body
         assert body is not None
         raw = body.get("name")
@@ -385,7 +401,7 @@ class CompiledPlan:
             self._properties(
                 work, (op.data_key or "data",), data or {}, props, names, unplanned, ev.rule
             )
-        return self._dedupe_key(ev, work.body)
+        return ev
 
     def _rename(
         self, work: _Work, raw: str, fixed: str, code: str, rule: str, message: str
@@ -408,19 +424,19 @@ class CompiledPlan:
             work.flag(code, rule, "name", message, action)
 
     def _dedupe_key(self, ev: _Event, body: dict[str, Any] | None) -> str | None:
-        if ev.dedupe is None or body is None:
+        if ev.dedupe is None:
             return None
-        node: Any = body
-        path = ev.dedupe
-        if path[0] == "data" and "data" not in body and "attributes" in body:
-            path = ("attributes", *path[1:])
-        for key in path:
-            if not isinstance(node, dict) or key not in node:
-                return None
-            node = node[key]
+        node = value_at(body, ev.dedupe)
         if node is None or isinstance(node, dict | list) or node == "":
             return None
         return f"{ev.name}:{node}"
+
+    def _derive_total(self, ev: _Event, body: dict[str, Any] | None) -> float | None:
+        """The order total to add to lifetime value (after fixes), or None."""
+        if ev.derive is None:
+            return None
+        ok, total = coerce.to_number(value_at(body, ev.derive))
+        return float(total) if ok else None
 
     # --- properties -----------------------------------------------------------------------------
 

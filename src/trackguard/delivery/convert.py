@@ -27,7 +27,9 @@ import msgspec
 
 from trackguard.contract.operations import Operation
 from trackguard.contract.routes import RouteMatch, match
+from trackguard.core.keys import RETRY_PREFIX
 from trackguard.delivery.ulid import new_ulid, ulid_from_key
+from trackguard.plan.model import DedupePolicy
 from trackguard.store.base import OutboxRow
 
 #: A converted v1 operation larger than this stays a v1 call. Customer.io's per-item limit is
@@ -49,15 +51,43 @@ _BODYLESS: Final = frozenset({"delete", "suppress", "unsuppress", "delete_device
 
 
 def to_outbox_rows(
-    operations: Iterable[Operation], *, received_at: float, source: str | None
+    operations: Iterable[Operation],
+    *,
+    received_at: float,
+    source: str | None,
+    dedupe: DedupePolicy | None = None,
 ) -> tuple[OutboxRow, ...]:
-    """The outbox rows for a request's accepted operations, in order (pure)."""
+    """The outbox rows for a request's accepted operations, in order (pure).
+
+    With a ``dedupe`` policy, event rows claim their dedupe key (business keys and event ids
+    for ``window``, content hashes for ``retry_window``) and orders carry what the store needs
+    to derive profile attributes.
+    """
     rows = []
     for op in operations:
         row = to_outbox_row(op, received_at=received_at, source=source)
-        if row is not None:
-            rows.append(row)
+        if row is None:
+            continue
+        if dedupe is not None and op.dedupe_key is not None:
+            window = (
+                dedupe.retry_window if op.dedupe_key.startswith(RETRY_PREFIX) else dedupe.window
+            )
+            row = msgspec.structs.replace(
+                row, claim_until=received_at + window, derive=_derive(op, row)
+            )
+        rows.append(row)
     return tuple(rows)
+
+
+def _derive(op: Operation, row: OutboxRow) -> bytes | None:
+    """What the store needs to update the person's profile for a new order, or None."""
+    ident = op.identifier
+    if op.derive_total is None or ident is None or ident.kind not in _V2_IDENTIFIERS:
+        return None
+    ts = msgspec.json.decode(row.payload).get("v2", {}).get("timestamp")
+    if not isinstance(ts, int) or isinstance(ts, bool):
+        ts = int(row.received_at)
+    return _encode({"identifiers": {ident.kind: ident.value}, "total": op.derive_total, "ts": ts})
 
 
 def to_outbox_row(op: Operation, *, received_at: float, source: str | None) -> OutboxRow | None:

@@ -23,12 +23,14 @@ from typing import Any, Final, Literal
 import msgspec
 import yaml
 
+from trackguard.durations import DurationError, parse_duration
 from trackguard.plan import naming
 from trackguard.plan.model import (
     ACTIONS,
     CONVENTIONS,
     POLICIES,
     PROPERTY_TYPES,
+    DedupePolicy,
     EventSpec,
     EventVersion,
     IdentityPolicy,
@@ -54,9 +56,12 @@ ALLOWED_KEYS: Final[dict[str, tuple[str, ...]]] = {
         "identity",
         "timestamps",
         "unplanned",
+        "dedupe",
         "events",
         "attributes",
     ),
+    "dedupe": ("window", "retry_window"),
+    "derive": ("total",),
     "naming": ("convention", "action"),
     "identity": ("canonical", "email_keyed", "email_in_id", "anonymous"),
     "timestamps": ("action",),
@@ -68,6 +73,7 @@ ALLOWED_KEYS: Final[dict[str, tuple[str, ...]]] = {
         "unplanned_properties",
         "properties",
         "versions",
+        "derive",
     ),
     "version": ("properties", "unplanned_properties"),
     "property": (
@@ -104,6 +110,7 @@ _APPLIES_TO: Final[dict[str, tuple[str, ...]]] = {
 _ITEM_TYPES: Final = tuple(t for t in PROPERTY_TYPES if t != "enum")
 _CANONICAL_IDS: Final = ("id", "email")
 _DEDUPE_KEY: Final = re.compile(r"id|data(?:\.[^.]+)+")
+_DATA_PATH: Final = re.compile(r"data(?:\.[^.]+)+")
 #: Caps that keep hostile files (alias bombs, self-referencing anchors) cheap to reject.
 _MAX_NODES: Final = 100_000
 _MAX_DEPTH: Final = 16
@@ -539,6 +546,10 @@ class _Reader:
                 built = build(fields[key])
                 if built is not None:
                     kwargs[key] = built
+        if "dedupe" in fields:
+            dedupe = self.dedupe(fields["dedupe"])
+            if dedupe is not None:
+                kwargs["dedupe"] = dedupe
         convention = (naming_policy or NamingPolicy()).convention
         if "events" in fields:
             kwargs["events"] = self.events(fields["events"][1], convention)
@@ -593,6 +604,32 @@ class _Reader:
         }
         kwargs = self.section(pair, "identity", choices)
         return None if kwargs is None else IdentityPolicy(**kwargs)
+
+    def dedupe(self, pair: _Pair) -> DedupePolicy | None:
+        fields = self.mapping(pair[1], "dedupe", ALLOWED_KEYS["dedupe"])
+        if fields is None:
+            return None
+        kwargs: dict[str, Any] = {"line": _line(pair[0])}
+        for name, (_, value) in fields.items():
+            seconds = self.duration(value, f"dedupe.{name}")
+            if seconds is not None:
+                kwargs[name] = float(seconds)
+        return DedupePolicy(**kwargs)
+
+    def duration(self, node: yaml.Node, path: str) -> int | None:
+        value = self.scalar(node) if isinstance(node, yaml.ScalarNode) else None
+        if value is _BAD:
+            return None
+        try:
+            if isinstance(value, bool) or not isinstance(value, str | int):
+                raise DurationError("expected a duration such as 10m, 24h or 7d")
+            seconds = parse_duration(str(value))
+            if seconds <= 0:
+                raise DurationError("must be longer than 0 seconds")
+        except DurationError as exc:
+            self.error(node, f"{path}: {exc}")
+            return None
+        return seconds
 
     def timestamps(self, pair: _Pair) -> TimestampPolicy | None:
         kwargs = self.section(pair, "timestamps", {"action": ("action", ACTIONS)})
@@ -713,6 +750,25 @@ class _Reader:
             if key is not None:
                 kwargs["dedupe_key"] = key
                 self.check_dedupe_key(key, value_node, path, name, properties, versions)
+        if "derive" in fields:
+            derive = self.mapping(fields["derive"][1], f"{path}.derive", ALLOWED_KEYS["derive"])
+            if derive and "total" in derive:
+                total_node = derive["total"][1]
+                total = self.string(total_node, f"{path}.derive.total")
+                if total is not None and not _DATA_PATH.fullmatch(total):
+                    self.error(
+                        total_node,
+                        f"{path}.derive.total: '{total}' is not a path into the event data, "
+                        "e.g. data.total",
+                    )
+                elif total is not None:
+                    kwargs["derive_total"] = total
+                    if "dedupe_key" not in kwargs:
+                        self.warn(
+                            fields["derive"][0],
+                            f"{path}.derive: without a dedupe_key a retried order would be "
+                            "counted twice",
+                        )
         return EventSpec(**kwargs), aliases
 
     def versions(self, node: yaml.Node, path: str) -> tuple[EventVersion, ...]:

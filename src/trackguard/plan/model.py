@@ -100,6 +100,9 @@ class EventSpec(msgspec.Struct, frozen=True, kw_only=True):
     #: Where the business key lives, e.g. ``data.order_id`` (a dotted path into the event).
     dedupe_key: str | None = None
     versions: tuple[EventVersion, ...] = ()
+    #: ``derive.total``: where the order total lives (``data.total``). When set, each new order
+    #: updates the person's last/first order date, order count and lifetime value.
+    derive_total: str | None = None
     line: int = 0
 
 
@@ -141,6 +144,18 @@ class UnplannedPolicy(msgspec.Struct, frozen=True, kw_only=True):
     line: int = 0
 
 
+class DedupePolicy(msgspec.Struct, frozen=True, kw_only=True):
+    """How long duplicates are recognised (seconds).
+
+    Events are deduplicated on the plan's ``dedupe_key``, else on the client's event ``id``
+    (both remembered for ``window``), else on their content within ``retry_window``.
+    """
+
+    window: float = 7 * 86_400.0
+    retry_window: float = 600.0
+    line: int = 0
+
+
 class Plan(msgspec.Struct, frozen=True, kw_only=True):
     """A whole tracking plan. ``events`` is keyed by canonical name."""
 
@@ -150,6 +165,7 @@ class Plan(msgspec.Struct, frozen=True, kw_only=True):
     naming: NamingPolicy = msgspec.field(default_factory=NamingPolicy)
     timestamps: TimestampPolicy = msgspec.field(default_factory=TimestampPolicy)
     unplanned: UnplannedPolicy = msgspec.field(default_factory=UnplannedPolicy)
+    dedupe: DedupePolicy = msgspec.field(default_factory=DedupePolicy)
     events: dict[str, EventSpec] = msgspec.field(default_factory=dict)
     attributes: dict[str, PropertySpec] = msgspec.field(default_factory=dict)
     source: str = ""

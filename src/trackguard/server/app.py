@@ -10,6 +10,7 @@ from trackguard.delivery.transport import HttpxTransport
 from trackguard.delivery.worker import DeliveryWorker
 from trackguard.monitor import build_monitor, load_alerts
 from trackguard.plan.loader import load_plan
+from trackguard.plan.model import DedupePolicy
 from trackguard.server.config import AuthConfig, load_auth
 from trackguard.server.gateway import Delivery, Gateway, GatewayParts
 from trackguard.server.metrics import GatewayMetrics
@@ -76,5 +77,6 @@ def create_gateway(options: GatewayOptions, auth: AuthConfig | None = None) -> G
         request_log=RequestLog(options.request_log) if options.request_log else None,
         upstream_url=options.upstream,
         monitor=monitor,
+        dedupe=plan.dedupe if plan is not None else DedupePolicy(),
     )
     return Gateway(parts)

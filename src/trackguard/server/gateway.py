@@ -17,7 +17,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final, Protocol
 
 import msgspec
@@ -29,6 +29,7 @@ from trackguard.contract.routes import NoRoute, RouteMatch, match
 from trackguard.core.pipeline import Checker
 from trackguard.core.verdict import Verdict
 from trackguard.ingest import to_write
+from trackguard.plan.model import DedupePolicy
 from trackguard.redact import redact_headers
 from trackguard.server.asgi import (
     BODY_TIMEOUT,
@@ -140,6 +141,8 @@ class GatewayParts:
     upstream_url: str = "https://track.customer.io"
     max_body: int = messages.MAX_BODY_BYTES
     body_timeout: float = BODY_TIMEOUT
+    #: Duplicate windows; retried events are answered 2xx and not delivered again.
+    dedupe: DedupePolicy = field(default_factory=DedupePolicy)
 
 
 class Gateway:
@@ -219,11 +222,13 @@ class Gateway:
         if verdict.contract_errors or verdict.rejected:
             # Quarantine keeps the (redacted) headers; clean requests do not pay for them.
             request = msgspec.structs.replace(request, headers=_headers(scope))
-        write = to_write(request, verdict, received_at)
+        write = to_write(request, verdict, received_at, self.parts.dedupe)
         status, response = verdict.status, verdict.response
         if write.outbox or write.quarantine:
             try:
-                await self.parts.committer.submit(write)
+                duplicates = await self.parts.committer.submit(write)
+                if duplicates:
+                    self.parts.metrics.duplicates += duplicates
             except StoreError:
                 log.exception("commit failed; answering 503 so the client retries")
                 status, response = 503, _UNAVAILABLE

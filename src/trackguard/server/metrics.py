@@ -138,6 +138,11 @@ class _RequestCollector(Collector):
         for (code, action), n in sorted(list(m.codes.items())):
             codes.add_metric([code, action], n)
         yield codes
+        yield CounterMetricFamily(
+            "trackguard_duplicates",
+            "Events answered 2xx but not delivered again (their dedupe key was seen)",
+            value=m.duplicates,
+        )
         counts = list(m.latency_counts)
         buckets, running = [], 0
         for bound, count in zip((*_LATENCY_BOUNDS, float("inf")), counts, strict=True):
@@ -165,6 +170,7 @@ class GatewayMetrics:
         self.codes: Counter[tuple[str, str]] = Counter()
         self.latency_counts = [0] * (len(_LATENCY_BOUNDS) + 1)
         self.latency_sum = 0.0
+        self.duplicates = 0
         self.registry.register(_RequestCollector(self))
 
     def bind_store(

@@ -51,6 +51,12 @@ class OutboxRow(msgspec.Struct, frozen=True, kw_only=True):
     next_attempt_at: float = 0.0
     last_error: str | None = None
     delivered_at: float | None = None
+    #: Set on rows that claim ``dedupe_key`` until this time: a row whose key is already
+    #: claimed (by any request, in any process) is a duplicate and is not stored. Not persisted.
+    claim_until: float | None = None
+    #: JSON ``{"identifiers": {...}, "total": n, "ts": t}`` for a new order: the store updates
+    #: the person's profile and queues an identify with the derived attributes. Not persisted.
+    derive: bytes | None = None
 
 
 class QuarantineRecord(msgspec.Struct, frozen=True, kw_only=True):
@@ -96,8 +102,9 @@ class OutboxStats(msgspec.Struct, frozen=True, kw_only=True):
 class Store(Protocol):
     """What the gateway, delivery and the CLI need from storage. Methods are thread-safe."""
 
-    def commit(self, writes: Sequence[Write]) -> None:
-        """Commit several requests' writes in one transaction (group commit)."""
+    def commit(self, writes: Sequence[Write]) -> list[int]:
+        """Commit several requests' writes in one transaction (group commit); for each write,
+        how many of its rows were duplicates (their dedupe key was already claimed)."""
 
     def lease(self, limit: int, now: float) -> list[OutboxRow]:
         """Up to ``limit`` pending rows due at ``now``, oldest first, keeping per-person order:

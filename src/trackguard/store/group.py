@@ -28,7 +28,7 @@ class _Entry:
     def __init__(
         self,
         write: Write,
-        future: asyncio.Future[None],
+        future: asyncio.Future[int],
         loop: asyncio.AbstractEventLoop,
         rows: int,
     ) -> None:
@@ -142,15 +142,16 @@ class GroupCommitter:
 
     # -- submitting --------------------------------------------------------------------------
 
-    async def submit(self, write: Write) -> None:
-        """Return once ``write`` is committed; raise StoreError if its batch failed.
+    async def submit(self, write: Write) -> int:
+        """Return once ``write`` is committed (with how many of its rows were duplicates);
+        raise StoreError if its batch failed.
 
         Raises StoreClosed after :meth:`close`, StoreError before :meth:`start`. A request
         cancelled while waiting may still be committed (it was never acknowledged, so a client
         retry is safe: delivered events carry ids Customer.io deduplicates).
         """
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[None] = loop.create_future()
+        future: asyncio.Future[int] = loop.create_future()
         rows = max(1, len(write.outbox) + len(write.quarantine))
         with self._cond:
             if self._closing:
@@ -165,7 +166,7 @@ class GroupCommitter:
             # Wake the thread only when it has something new to decide.
             if first or self._queued_rows >= self.max_rows:
                 self._cond.notify()
-        await future
+        return await future
 
     # -- the committing thread ---------------------------------------------------------------
 
@@ -206,9 +207,10 @@ class GroupCommitter:
     def _commit(self, batch: list[_Entry]) -> None:
         writes = [e.write for e in batch]
         error: Exception | None = None
+        duplicates: list[int] = [0] * len(writes)
         started = time.perf_counter()
         try:
-            self.store.commit(writes)
+            duplicates = self.store.commit(writes) or duplicates
         except Exception as e:  # every waiting request must hear about any failure
             error = e
         self._last_commit_seconds = time.perf_counter() - started
@@ -218,9 +220,9 @@ class GroupCommitter:
             self._rows += sum(len(w.outbox) + len(w.quarantine) for w in writes)
         else:
             self._failed_commits += 1
-        by_loop: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
-        for entry in batch:
-            by_loop.setdefault(entry.loop, []).append(entry.future)
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[int], int]]] = {}
+        for entry, dup in zip(batch, duplicates, strict=True):
+            by_loop.setdefault(entry.loop, []).append((entry.future, dup))
         for loop, futures in by_loop.items():
             # A closed loop raises RuntimeError: nobody is waiting for those futures any more.
             with contextlib.suppress(RuntimeError):
@@ -228,14 +230,16 @@ class GroupCommitter:
 
 
 def _resolve(
-    futures: Sequence[asyncio.Future[None]], error: Exception | None, batch_size: int
+    futures: Sequence[tuple[asyncio.Future[int], int]],
+    error: Exception | None,
+    batch_size: int,
 ) -> None:
     """Runs on the submitters' loop: one wake-up per batch, not one per request."""
-    for future in futures:
+    for future, duplicates in futures:
         if future.done():
             continue  # the request was cancelled
         if error is None:
-            future.set_result(None)
+            future.set_result(duplicates)
         else:
             future.set_exception(_batch_error(error, batch_size))
 

@@ -38,7 +38,7 @@ from trackguard.store.base import (
 Synchronous = Literal["FULL", "NORMAL"]
 
 #: The schema version this code writes (``PRAGMA user_version``).
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2
 
 # Migrations, one tuple of statements per version step: ``_MIGRATIONS[n]`` takes a database at
 # user_version n to n + 1. Statements run one by one (``executescript`` would commit early).
@@ -96,6 +96,21 @@ _MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
             VALUES ('pending', 0), ('delivered', 0), ('failed', 0), ('quarantine', 0)""",
         "CREATE TABLE meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID",
     ),
+    (
+        # Dedupe keys and event ids seen, until they expire: claimed in the commit transaction,
+        # so two gateways sharing the file can never both deliver one key.
+        "CREATE TABLE claims (key TEXT PRIMARY KEY, expires_at REAL NOT NULL) WITHOUT ROWID",
+        "CREATE INDEX claims_expires_at ON claims (expires_at)",
+        # Derived profile attributes, updated only by orders whose claim was new (idempotent).
+        """CREATE TABLE profiles (
+            person           TEXT PRIMARY KEY,
+            first_order_date INTEGER,
+            last_order_date  INTEGER,
+            order_count      INTEGER NOT NULL,
+            lifetime_value   REAL    NOT NULL
+        ) WITHOUT ROWID""",
+        "INSERT INTO counts (name, n) VALUES ('duplicate', 0)",
+    ),
 )
 assert len(_MIGRATIONS) == SCHEMA_VERSION
 
@@ -148,6 +163,23 @@ _MARK_FAILED: Final = (
     " last_error = COALESCE(?, last_error), finished_at = ? WHERE seq = ? AND state = 'pending'"
 )
 _ADD_COUNT: Final = "UPDATE counts SET n = n + ? WHERE name = ?"
+# Claims a key unless an unexpired claim holds it (then nothing changes: a duplicate).
+_CLAIM: Final = (
+    "INSERT INTO claims (key, expires_at) VALUES (?, ?) ON CONFLICT (key) DO UPDATE"
+    " SET expires_at = excluded.expires_at WHERE claims.expires_at <= ?"
+)
+_PROFILE: Final = (
+    "SELECT first_order_date, last_order_date, order_count, lifetime_value FROM profiles"
+    " WHERE person = ?"
+)
+_SAVE_PROFILE: Final = (
+    "INSERT OR REPLACE INTO profiles"
+    " (person, first_order_date, last_order_date, order_count, lifetime_value)"
+    " VALUES (?, ?, ?, ?, ?)"
+)
+_DERIVE: Final = msgspec.json.Decoder()
+#: Expired claims are deleted every this many commits (cheap: the index finds them).
+_CLAIM_SWEEP_EVERY: Final = 1000
 
 _HEADERS: Final = msgspec.json.Decoder(tuple[tuple[str, str], ...])
 _CODES: Final = msgspec.json.Decoder(tuple[str, ...])
@@ -187,6 +219,7 @@ class SQLiteStore:
         self.lease_seconds = lease_seconds
         self._busy_ms = max(0, int(busy_timeout * 1000))
         self._closed = False
+        self._commits_since_sweep = 0
         self._write_lock = threading.Lock()
         self._registry_lock = threading.Lock()
         self._readers: dict[threading.Thread, _Reader] = {}
@@ -303,47 +336,78 @@ class SQLiteStore:
 
     # -- the Store protocol ------------------------------------------------------------------
 
-    def commit(self, writes: Sequence[Write]) -> None:
+    def commit(self, writes: Sequence[Write]) -> list[int]:
         """Insert every write's outbox rows and quarantine records in one transaction.
 
         Each row keeps the fields it carries except ``seq``/``id``, which the store assigns in
         commit order. Either everything is committed or nothing is (and StoreError is raised).
+        Rows with ``claim_until`` claim their ``dedupe_key`` first: when an unexpired claim
+        holds it the row is a duplicate and is left out; the result counts them per write.
+        A new order with ``derive`` updates its person's profile and queues an identify with
+        the derived attributes right after the order.
         """
-        outbox: list[tuple[Any, ...]] = []
-        quarantine: list[tuple[Any, ...]] = []
-        added = {"pending": 0, "delivered": 0, "failed": 0}
-        for write in writes:
-            for r in write.outbox:
-                outbox.append(
-                    (
-                        r.received_at,
-                        r.person,
-                        r.payload,
-                        r.dedupe_key,
-                        r.event_name,
-                        r.source,
-                        r.state,
-                        r.attempts,
-                        r.next_attempt_at,
-                        r.last_error,
-                        r.delivered_at,
-                    )
-                )
-                if r.state in added:
-                    added[r.state] += 1
-            quarantine.extend(_quarantine_params(q, None) for q in write.quarantine)
-        if not outbox and not quarantine:
+        quarantine = [_quarantine_params(q, None) for w in writes for q in w.quarantine]
+        claiming = any(r.claim_until is not None for w in writes for r in w.outbox)
+        if not claiming and not quarantine and not any(w.outbox for w in writes):
             self._check_open()
-            return
+            return [0] * len(writes)
+        duplicates = [0] * len(writes)
         with self._transaction() as conn:
+            outbox: list[tuple[Any, ...]] = []
+            added = {"pending": 0, "delivered": 0, "failed": 0}
+            profiles: dict[str, list[Any]] = {}
+            for i, write in enumerate(writes):
+                for r in write.outbox:
+                    if r.claim_until is not None and r.dedupe_key is not None:
+                        before = conn.total_changes
+                        conn.execute(_CLAIM, (r.dedupe_key, r.claim_until, r.received_at))
+                        if conn.total_changes == before:
+                            duplicates[i] += 1
+                            continue
+                    outbox.append(_outbox_params(r))
+                    if r.state in added:
+                        added[r.state] += 1
+                    if r.derive is not None:
+                        derived = _derived_row(conn, profiles, r)
+                        if derived is not None:
+                            outbox.append(_outbox_params(derived))
+                            added["pending"] += 1
             if outbox:
                 conn.executemany(_INSERT_OUTBOX, outbox)
+            for person, (first, last, count, value) in profiles.items():
+                conn.execute(_SAVE_PROFILE, (person, first, last, count, value))
             if quarantine:
                 conn.executemany(_INSERT_QUARANTINE, quarantine)
                 conn.execute(_ADD_COUNT, (len(quarantine), "quarantine"))
             for name, n in added.items():
                 if n:
                     conn.execute(_ADD_COUNT, (n, name))
+            if sum(duplicates):
+                conn.execute(_ADD_COUNT, (sum(duplicates), "duplicate"))
+            if claiming:
+                self._commits_since_sweep += 1
+                if self._commits_since_sweep >= _CLAIM_SWEEP_EVERY:
+                    self._commits_since_sweep = 0
+                    now = max(r.received_at for w in writes for r in w.outbox)
+                    conn.execute("DELETE FROM claims WHERE expires_at <= ?", (now,))
+        return duplicates
+
+    def profile(self, person: str) -> dict[str, Any] | None:
+        """The derived profile attributes of a person key (``id:42``), or None."""
+        rows = self._read(_PROFILE, (person,))
+        if not rows:
+            return None
+        first, last, count, value = rows[0]
+        return {
+            "first_order_date": first,
+            "last_order_date": last,
+            "order_count": count,
+            "lifetime_value": value,
+        }
+
+    def duplicate_count(self) -> int:
+        """Rows left out as duplicates since the store was created."""
+        return int(self._read("SELECT n FROM counts WHERE name = 'duplicate'")[0][0])
 
     def lease(self, limit: int, now: float) -> list[OutboxRow]:
         """Claim up to ``limit`` due pending rows in seq order, keeping per-person order.
@@ -490,6 +554,61 @@ class _Reader:
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
         self.lock = threading.Lock()
+
+
+def _outbox_params(r: OutboxRow) -> tuple[Any, ...]:
+    return (
+        r.received_at,
+        r.person,
+        r.payload,
+        r.dedupe_key,
+        r.event_name,
+        r.source,
+        r.state,
+        r.attempts,
+        r.next_attempt_at,
+        r.last_error,
+        r.delivered_at,
+    )
+
+
+def _derived_row(
+    conn: sqlite3.Connection, profiles: dict[str, list[Any]], order: OutboxRow
+) -> OutboxRow | None:
+    """Update the person's profile for a new order; the identify row that carries it."""
+    assert order.derive is not None
+    try:
+        derive = _DERIVE.decode(order.derive)
+        identifiers, total, ts = derive["identifiers"], float(derive["total"]), int(derive["ts"])
+    except (msgspec.DecodeError, KeyError, TypeError, ValueError):
+        return None
+    profile = profiles.get(order.person)
+    if profile is None:
+        row = conn.execute(_PROFILE, (order.person,)).fetchone()
+        profile = list(row) if row is not None else [None, None, 0, 0.0]
+        profiles[order.person] = profile
+    first, last, count, value = profile
+    profile[0] = ts if first is None else min(first, ts)
+    profile[1] = ts if last is None else max(last, ts)
+    profile[2] = count + 1
+    profile[3] = round(value + total, 2)
+    item = {
+        "type": "person",
+        "action": "identify",
+        "identifiers": identifiers,
+        "attributes": {
+            "first_order_date": profile[0],
+            "last_order_date": profile[1],
+            "order_count": profile[2],
+            "lifetime_value": profile[3],
+        },
+    }
+    return OutboxRow(
+        received_at=order.received_at,
+        person=order.person,
+        payload=b'{"v2":' + _encode(item) + b"}",
+        source=order.source,
+    )
 
 
 def _quarantine_params(q: QuarantineRecord, outbox_seq: int | None) -> tuple[Any, ...]:

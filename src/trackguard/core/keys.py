@@ -1,0 +1,49 @@
+"""Dedupe keys: what makes two events the same event.
+
+In order of preference: the plan's business key (``order_completed:A-1001``), the client's own
+event ``id`` (``id:01J…``), or, for an event with neither, a hash of who it is about and what it
+says (``retry:…``), which catches SDK retries of the same request within a short window.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any, Final
+
+import msgspec
+
+from trackguard.contract.operations import Operation
+
+RETRY_PREFIX: Final = "retry:"
+ID_PREFIX: Final = "id:"
+_encode = msgspec.json.Encoder(order="sorted")
+
+
+def value_at(body: dict[str, Any] | None, path: tuple[str, ...]) -> Any:
+    """The value at a ``data.…`` path of a v1 event body or a v2 item (``attributes.…``)."""
+    if body is None:
+        return None
+    if path and path[0] == "data" and "data" not in body and "attributes" in body:
+        path = ("attributes", *path[1:])
+    node: Any = body
+    for key in path:
+        if not isinstance(node, dict) or key not in node:
+            return None
+        node = node[key]
+    return node
+
+
+def fallback_key(op: Operation) -> str | None:
+    """The key of an event without a business key: its ``id``, else its content's hash."""
+    if not op.is_event or op.body is None:
+        return None
+    event_id = op.body.get("id")
+    if isinstance(event_id, str) and event_id:
+        return ID_PREFIX + event_id
+    who = op.identifier.kind + ":" + op.identifier.value if op.identifier is not None else ""
+    what = [who, op.action, op.name, op.data, op.body.get("timestamp")]
+    try:
+        digest = hashlib.sha256(_encode.encode(what)).hexdigest()[:32]
+    except (msgspec.EncodeError, RecursionError, TypeError):  # pragma: no cover - decoded JSON
+        return None
+    return RETRY_PREFIX + digest
