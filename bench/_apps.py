@@ -2,7 +2,8 @@
 
 ``noop`` answers every request 200 ``{}`` without reading anything: the HTTP limit of the
 server. ``gateway`` is the real gateway; ``TG_BENCH_DB``, ``TG_BENCH_PLAN``,
-``TG_BENCH_UPSTREAM`` (empty: no delivery) and ``TG_BENCH_SYNC`` (FULL or NORMAL) configure it.
+``TG_BENCH_UPSTREAM`` (empty: no delivery), ``TG_BENCH_SYNC`` (FULL or NORMAL) and
+``TG_BENCH_STATELESS=1`` (no dedupe claims) configure it.
 """
 
 from __future__ import annotations
@@ -53,4 +54,7 @@ def gateway() -> Any:
         rate=float(os.environ.get("TG_BENCH_RATE", "100")),
         synchronous="NORMAL" if os.environ.get("TG_BENCH_SYNC") == "NORMAL" else "FULL",
     )
-    return create_gateway(options, AuthConfig(upstream=Credentials(SITE_ID, API_KEY)))
+    app = create_gateway(options, AuthConfig(upstream=Credentials(SITE_ID, API_KEY)))
+    if os.environ.get("TG_BENCH_STATELESS") == "1":
+        app.parts.dedupe = None  # no dedupe claims: the baseline for their cost
+    return app

@@ -11,7 +11,9 @@ from typing import Any
 
 import msgspec
 
+from trackguard.contract.identifiers import is_email
 from trackguard.contract.operations import Operation, Request
+from trackguard.core.keys import person_key
 from trackguard.core.verdict import Verdict
 from trackguard.delivery.convert import to_outbox_rows
 from trackguard.plan.model import DedupePolicy
@@ -116,6 +118,40 @@ def _batch_items(body: bytes) -> list[Any]:
     return items if isinstance(items, list) else []
 
 
+def learned(
+    verdict: Verdict,
+) -> tuple[
+    tuple[tuple[str, str], ...], tuple[tuple[str, str | None], ...], tuple[tuple[str, str], ...]
+]:
+    """What accepted operations teach: ``(email, id)`` bindings from identifies carrying both
+    (not those flagged as a conflict), anonymous activity, and identifies' ``anonymous_id``s."""
+    links: list[tuple[str, str]] = []
+    anonymous: list[tuple[str, str | None]] = []
+    anonymous_links: list[tuple[str, str]] = []
+    conflicted = {v.batch_index for v in verdict.violations if v.code == "identity_conflict"}
+    for op in verdict.operations:
+        ident = op.identifier
+        if op.action == "anonymous_event" and ident is not None and ident.kind == "anonymous_id":
+            name = op.name
+            anonymous.append((ident.value, name if isinstance(name, str) else None))
+            continue
+        if op.action != "identify" or op.type != "person" or ident is None:
+            continue
+        attrs = op.data if isinstance(op.data, dict) else {}
+        email = attrs.get("email")
+        if (
+            ident.kind == "id"
+            and isinstance(email, str)
+            and is_email(email.strip())
+            and op.batch_index not in conflicted
+        ):
+            links.append((email.strip().lower(), ident.value))
+        anonymous_id = attrs.get("anonymous_id")
+        if isinstance(anonymous_id, str | int) and not isinstance(anonymous_id, bool):
+            anonymous_links.append((str(anonymous_id), person_key(op)))
+    return tuple(links), tuple(anonymous), tuple(anonymous_links)
+
+
 def to_write(
     request: Request,
     verdict: Verdict,
@@ -126,7 +162,11 @@ def to_write(
 
     With a ``dedupe`` policy the store drops events it has seen within the policy's windows.
     """
+    links, anonymous, anonymous_links = learned(verdict)
     return Write(
+        links=links,
+        anonymous=anonymous,
+        anonymous_links=anonymous_links,
         outbox=to_outbox_rows(
             verdict.operations, received_at=received_at, source=request.source, dedupe=dedupe
         ),

@@ -108,7 +108,7 @@ def test_violations_table_lists_exactly_the_codes_in_the_source() -> None:
     plan = plan_codes()
     assert not set(contract) & plan
     assert set(codes) == set(contract) | plan
-    assert len(codes) == 68
+    assert len(codes) == 74
 
 
 def test_violations_table_kinds_and_contract_messages_match_the_source() -> None:

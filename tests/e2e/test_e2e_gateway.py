@@ -251,3 +251,21 @@ def test_client_keys_name_their_source(gateway: GatewayFactory, tmp_path: Path) 
     assert [line.get("source") for line in lines] == ["storefront", "backend", None]
     (record,) = _quarantine(gw.db)
     assert record.source == "backend"  # type: ignore[attr-defined]
+
+
+def test_metrics_count_traffic_by_schema_version(gateway: GatewayFactory) -> None:
+    gw = gateway()
+    order = {"order_id": "A-1", "total": 5.0, "currency": "USD"}
+    v2 = {
+        "order_id": "A-2",
+        "total_cents": 500,
+        "currency": "USD",
+        "line_items": [{}],
+        "schema_version": "2",
+    }
+    with gw.client() as client:
+        client.post("/api/v1/customers/1/events", json={"name": "order_completed", "data": order})
+        client.post("/api/v1/customers/1/events", json={"name": "order_completed", "data": v2})
+    with gw.client(auth=None) as client:
+        metrics = client.get("/metrics").text
+    assert 'trackguard_event_versions_total{event="order_completed",version="2"} 1.0' in metrics

@@ -263,7 +263,7 @@ CASES = [
         [
             "plan.yaml:2:1: error: top level: unknown key 'evnts' (did you mean 'events'?); "
             "allowed keys: version, name, plan_version, naming, identity, timestamps, unplanned, "
-            "dedupe, events, attributes"
+            "dedupe, timeliness, events, attributes"
         ],
         id="unknown-top-level-key",
     ),
@@ -295,7 +295,8 @@ CASES = [
         "identity: {canonical: id, email_keyd: warn}\n",
         [
             "plan.yaml:1:27: error: identity: unknown key 'email_keyd' (did you mean "
-            "'email_keyed'?); allowed keys: canonical, email_keyed, email_in_id, anonymous"
+            "'email_keyed'?); allowed keys: canonical, email_keyed, unknown_email, email_in_id, "
+            "anonymous, conflict, id_type, unlinked_after"
         ],
         id="unknown-identity-key",
     ),
@@ -913,7 +914,7 @@ def test_file_schema_allows_the_keys_the_loader_allows() -> None:
     schema = plan_file_schema()
     definitions = schema["definitions"]
     assert tuple(schema["properties"]) == ALLOWED_KEYS["plan"]
-    for section in ("naming", "identity", "timestamps", "unplanned"):
+    for section in ("naming", "identity", "timestamps", "unplanned", "dedupe", "timeliness"):
         assert tuple(schema["properties"][section]["properties"]) == ALLOWED_KEYS[section]
     assert tuple(definitions["event"]["properties"]) == ALLOWED_KEYS["event"]
     assert tuple(definitions["version"]["properties"]) == ALLOWED_KEYS["version"]
@@ -1015,3 +1016,26 @@ def test_bad_dedupe_window_and_derive_path_point_at_the_line(tmp_path: Path) -> 
         f"{path}:4:21: error: events.order_completed.derive.total: 'total' is not a path into "
         "the event data, e.g. data.total",
     ]
+
+
+def test_identity_and_timeliness_sections() -> None:
+    plan = parse_plan(
+        "identity: {email_keyed: fix, unknown_email: reject, conflict: warn, "
+        "unlinked_after: 12h}\n"
+        "timeliness:\n  max_age: 48h\n  late: reject\n  future_skew: 5m\n"
+        "  stale_after_purchase: {events: [cart_updated], action: reject}\n",
+        "plan.yaml",
+    )
+    i, t = plan.identity, plan.timeliness
+    assert (i.email_keyed, i.unknown_email, i.conflict, i.unlinked_after) == (
+        "fix",
+        "reject",
+        "warn",
+        43_200.0,
+    )
+    assert (t.max_age, t.late, t.future_skew, t.future) == (172_800.0, "reject", 300.0, "warn")
+    assert (t.purchase_event, t.stale_events, t.stale) == (
+        "order_completed",
+        ("cart_updated",),
+        "reject",
+    )

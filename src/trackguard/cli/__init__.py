@@ -10,6 +10,7 @@ from trackguard.cli.check import check_command, sample_command
 from trackguard.cli.deliver import deliver_command
 from trackguard.cli.demo import demo_command
 from trackguard.cli.emulate import emulate_command
+from trackguard.cli.identity import identity_group
 from trackguard.cli.monitor import alerts_group, health_command, stats_command
 from trackguard.cli.outbox import outbox_group
 from trackguard.cli.plan import plan_group
@@ -29,6 +30,7 @@ main.add_command(plan_group)
 main.add_command(serve_command)
 main.add_command(deliver_command)
 main.add_command(outbox_group)
+main.add_command(identity_group)
 main.add_command(quarantine_group)
 main.add_command(stats_command)
 main.add_command(health_command)

@@ -187,7 +187,7 @@ def _event_struct(spec: EventSpec, plan: Plan) -> type[msgspec.Struct]:
 class FastEvents:
     """A typed decoder for the plan's v1 track bodies and the checks around it."""
 
-    __slots__ = ("canonical", "decoder", "dedupe", "derive", "plan_version")
+    __slots__ = ("canonical", "decoder", "dedupe", "derive", "plan_version", "timeliness")
 
     def __init__(self, plan: Plan) -> None:
         structs = []
@@ -210,9 +210,23 @@ class FastEvents:
             msgspec.json.Decoder(Union[tuple(structs)]) if structs else None  # noqa: UP007
         )
         self.canonical = plan.identity.canonical
+        self.timeliness = plan.timeliness
         self.plan_version = plan.version
 
-    def check(self, request: Request, hit: RouteMatch | NoRoute) -> Verdict | None:
+    def _timely(self, name: str, ts: Any, now: float) -> bool:
+        """No timeliness finding is possible (else the full path, with state, decides)."""
+        t = self.timeliness
+        if t.stale != "allow" and name in t.stale_events:
+            return False
+        if not isinstance(ts, int):
+            return True
+        late = t.late != "allow" and now - ts > t.max_age
+        future = t.future != "allow" and ts - now > t.future_skew
+        return not (late or future)
+
+    def check(
+        self, request: Request, hit: RouteMatch | NoRoute, now: float | None = None
+    ) -> Verdict | None:
         """The verdict for a clean planned event, or None: the full pipeline must decide.
 
         ``hit`` is the request's route match (the caller needs it either way).
@@ -243,6 +257,8 @@ class FastEvents:
         name = type(typed).__struct_config__.tag
         if not isinstance(generic, dict) or generic.get("name") != name:
             return None  # a repeated "name" key: the generic decode kept another one
+        if now is not None and not self._timely(name, generic.get("timestamp"), now):
+            return None
         dedupe = total = None
         path = self.dedupe.get(name)
         if path is not None:

@@ -14,6 +14,13 @@ import msgspec
 
 from trackguard.contract.operations import Operation
 
+_PERSON_KINDS: Final = {
+    "id": "id",
+    "email": "email",
+    "cio_id": "cio_id",
+    "anonymous_id": "anon",
+    "phone": "phone",
+}
 RETRY_PREFIX: Final = "retry:"
 ID_PREFIX: Final = "id:"
 _encode = msgspec.json.Encoder(order="sorted")
@@ -47,3 +54,23 @@ def fallback_key(op: Operation) -> str | None:
     except (msgspec.EncodeError, RecursionError, TypeError):  # pragma: no cover - decoded JSON
         return None
     return RETRY_PREFIX + digest
+
+
+def person_key(op: Operation) -> str:
+    """The ordering key: ``id:<v>``, ``email:<lowercased v>``, ``cio_id:<v>``, ``anon:<v>``,
+    ``phone:<v>``, or ``route:<route>`` for calls that address no person.
+
+    A merge is keyed by its primary person, the one that must exist before the merge lands.
+    """
+    kind, value = "", ""
+    if op.identifier is not None:
+        kind, value = op.identifier.kind, op.identifier.value
+    elif op.action == "merge" and op.body is not None:
+        primary = op.body.get("primary")
+        if isinstance(primary, dict) and len(primary) == 1:
+            ((kind, raw),) = primary.items()
+            value = str(raw)
+    prefix = _PERSON_KINDS.get(kind)
+    if prefix is None:
+        return f"route:{op.route}"
+    return f"{prefix}:{value.lower() if kind == 'email' else value}"

@@ -18,6 +18,7 @@ from trackguard.contract.routes import NoRoute, RouteMatch, match
 from trackguard.core.fastpath import FastEvents
 from trackguard.core.keys import fallback_key
 from trackguard.core.plancheck import CompiledPlan, OpResult
+from trackguard.core.state import NO_STATE, StateView
 from trackguard.core.verdict import Change, Outcome, Verdict, Violation, worst
 from trackguard.plan.model import Plan
 
@@ -79,12 +80,24 @@ class Checker:
         #: Clean planned events skip the full walk (same verdict, see ``fastpath``).
         self.fast = FastEvents(plan) if plan is not None and fast else None
 
-    def check(self, request: Request, hit: RouteMatch | NoRoute | None = None) -> Verdict:
-        """The verdict for ``request``; ``hit`` is its route match when the caller has it."""
+    def check(
+        self,
+        request: Request,
+        hit: RouteMatch | NoRoute | None = None,
+        *,
+        now: float | None = None,
+        state: StateView = NO_STATE,
+    ) -> Verdict:
+        """The verdict for ``request``.
+
+        ``hit`` is its route match when the caller has it; ``now`` is when it was received
+        (events are judged for lateness only then); ``state`` is what earlier traffic taught
+        (identities, last orders).
+        """
         if hit is None:
             hit = match(request.method, request.path)
         if self.fast is not None:
-            verdict = self.fast.check(request, hit)
+            verdict = self.fast.check(request, hit, now)
             if verdict is not None:
                 return verdict
         result = evaluate(request, hit)
@@ -117,7 +130,7 @@ class Checker:
                 violations=tuple(violations),
                 plan_version=plan_version,
             )
-        return self._apply_plan(result, violations, outcome, route_key, plan_version)
+        return self._apply_plan(result, violations, outcome, route_key, plan_version, state, now)
 
     def _apply_plan(
         self,
@@ -126,13 +139,15 @@ class Checker:
         outcome: Outcome,
         route_key: str | None,
         plan_version: str,
+        state: StateView,
+        now: float | None,
     ) -> Verdict:
         assert self.compiled is not None
         accepted: list[Operation] = []
         rejected: list[Operation] = []
         changes: list[Change] = []
         for op in result.operations:
-            r: OpResult = self.compiled.apply(op)
+            r: OpResult = self.compiled.apply(op, state, now)
             if r.changes:
                 changed = {(c.batch_index, c.path) for c in r.changes}
                 violations = [v for v in violations if (v.batch_index, v.path) not in changed]

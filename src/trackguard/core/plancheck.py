@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from typing import Any, Final
+from urllib.parse import quote
 
 import msgspec
 
@@ -19,7 +20,8 @@ from trackguard.contract.identifiers import is_email
 from trackguard.contract.messages import MAX_EVENT_NAME_BYTES
 from trackguard.contract.operations import Identifier, Operation
 from trackguard.core import coerce
-from trackguard.core.keys import value_at
+from trackguard.core.keys import person_key, value_at
+from trackguard.core.state import NO_STATE, StateView
 from trackguard.core.verdict import Change, Violation
 from trackguard.plan.model import EventSpec, Plan, PropertySpec
 from trackguard.plan.naming import follows, name_key, to_convention
@@ -92,6 +94,28 @@ def _describe(value: Any) -> str:
 def _show(value: Any) -> str:
     text = msgspec.json.encode(value).decode() if not isinstance(value, str) else repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _age(seconds: float) -> str:
+    """A duration as people say it: ``3d 4h``, ``12m``, ``45s``."""
+    s = int(seconds)
+    if s >= 86_400:
+        return f"{s // 86_400}d {s % 86_400 // 3600}h"
+    if s >= 3600:
+        return f"{s // 3600}h {s % 3600 // 60}m"
+    if s >= 60:
+        return f"{s // 60}m"
+    return f"{s}s"
+
+
+def _readdress(op: Operation, ident: Identifier | None) -> str:
+    """A v1 path with its person segment replaced by ``ident`` (v2 paths never change)."""
+    if op.api != "v1" or ident is None:
+        return op.path
+    parts = op.path.split("/")
+    if len(parts) > 4 and parts[1:4] == ["api", "v1", "customers"]:
+        parts[4] = quote(ident.value, safe="")
+    return "/".join(parts)
 
 
 class _Prop:
@@ -246,9 +270,13 @@ class CompiledPlan:
 
     # --- entry point ----------------------------------------------------------------------------
 
-    def apply(self, op: Operation) -> OpResult:
+    def apply(
+        self, op: Operation, state: StateView = NO_STATE, now: float | None = None
+    ) -> OpResult:
+        """Check and fix one operation; ``state`` is what earlier traffic taught, ``now`` the
+        time it was received (timeliness is judged only when it is given)."""
         work = _Work(op.body, op.batch_index)
-        ident = self._identity(op, work)
+        ident = self._identity(op, work, state)
         ev: _Event | None = None
         if op.action in ("event", "anonymous_event") and op.body is not None:
             ev = self._event(op, work)
@@ -256,6 +284,8 @@ class CompiledPlan:
             self._identify(op, work)
         if op.is_event and op.body is not None and "timestamp" in op.body:
             self._timestamp(op, work)
+        if now is not None and op.is_event and work.body is not None:
+            self._timeliness(op, work, state, now)
         dedupe = total = None
         if ev is not None:  # keys and totals read from the body as fixed
             dedupe = self._dedupe_key(ev, work.body)
@@ -263,8 +293,14 @@ class CompiledPlan:
         if work.body is op.body and ident is op.identifier and dedupe is None and total is None:
             new_op = op
         else:
+            path = op.path if ident is op.identifier else _readdress(op, ident)
             new_op = msgspec.structs.replace(
-                op, body=work.body, identifier=ident, dedupe_key=dedupe, derive_total=total
+                op,
+                body=work.body,
+                identifier=ident,
+                path=path,
+                dedupe_key=dedupe,
+                derive_total=total,
             )
         return OpResult(
             operation=new_op,
@@ -276,7 +312,7 @@ class CompiledPlan:
 
     # --- identity -------------------------------------------------------------------------------
 
-    def _identity(self, op: Operation, work: _Work) -> Identifier | None:
+    def _identity(self, op: Operation, work: _Work, state: StateView) -> Identifier | None:
         policy = self.plan.identity
         ident = op.identifier
         if op.action == "anonymous_event" or (ident is not None and ident.kind == "anonymous_id"):
@@ -296,15 +332,7 @@ class CompiledPlan:
             and ident.kind != policy.canonical
             and policy.email_keyed != "allow"
         ):
-            where = "identifier" if op.api == "v1" else f"identifiers.{ident.kind}"
-            work.flag(
-                "identity_not_canonical",
-                "identity.email_keyed",
-                where,
-                f"person addressed by {ident.kind}; the plan's canonical identifier is "
-                f"{policy.canonical}",
-                policy.email_keyed,
-            )
+            ident = self._not_canonical(op, work, state, ident)
         if ident.kind == "id" and is_email(ident.value):
             self._email_in_id(work, "identifiers.id", ident.value)
         body = op.body
@@ -316,7 +344,103 @@ class CompiledPlan:
             and is_email(body["id"])
         ):
             self._email_in_id(work, "id", body["id"])
+        if op.action == "identify" and body is not None:
+            self._identify_checks(op, work, state, ident)
         return ident
+
+    def _not_canonical(
+        self, op: Operation, work: _Work, state: StateView, ident: Identifier
+    ) -> Identifier:
+        """An email-keyed call where ids are canonical: rewritten when the id is known."""
+        policy = self.plan.identity
+        where = "identifier" if op.api == "v1" else f"identifiers.{ident.kind}"
+        message = (
+            f"person addressed by {ident.kind}; the plan's canonical identifier is "
+            f"{policy.canonical}"
+        )
+        if policy.email_keyed != "fix" or ident.kind != "email":
+            action = policy.email_keyed if policy.email_keyed != "fix" else "warn"
+            work.flag("identity_not_canonical", "identity.email_keyed", where, message, action)
+            return ident
+        known = state.id_for_email(ident.value.strip().lower())
+        if known is None:
+            if policy.unknown_email != "allow":
+                work.flag(
+                    "identity_not_canonical",
+                    "identity.unknown_email",
+                    where,
+                    message + f"; no id is known for {_show(ident.value)} yet",
+                    policy.unknown_email,
+                )
+            return ident
+        work.flag(
+            "identity_not_canonical",
+            "identity.email_keyed",
+            where,
+            message + f"; rewritten to id {_show(known)}",
+            "fix",
+        )
+        if op.api == "v2" and work.body is not None:
+            work.set(
+                ("identifiers",), {"email": ident.value}, {"id": known}, "identity.email_keyed"
+            )
+        else:
+            work.changes.append(
+                Change(
+                    path="identifier",
+                    before=ident.value,
+                    after=known,
+                    rule="identity.email_keyed",
+                    batch_index=work.index,
+                )
+            )
+        return Identifier("id", known)
+
+    def _identify_checks(
+        self, op: Operation, work: _Work, state: StateView, ident: Identifier
+    ) -> None:
+        """Conflicts, numeric ids and ids differing only in case, on identify calls."""
+        policy = self.plan.identity
+        body = op.body
+        assert body is not None
+        attrs = body.get("attributes") if op.api == "v2" else body
+        raw_id = (
+            body.get("identifiers", {}).get("id")
+            if op.api == "v2" and isinstance(body.get("identifiers"), dict)
+            else body.get("id")
+        )
+        if policy.id_type != "allow" and isinstance(raw_id, int) and not isinstance(raw_id, bool):
+            work.flag(
+                "identity_id_type",
+                "identity.id_type",
+                "identifiers.id" if op.api == "v2" else "id",
+                f"id {raw_id} is a number; ids are strings ({_show(str(raw_id))})",
+                policy.id_type,
+            )
+        if ident.kind != "id":
+            return
+        known_case = state.id_for_folded(ident.value.casefold())
+        if policy.id_type != "allow" and known_case is not None and known_case != ident.value:
+            work.flag(
+                "identity_id_case",
+                "identity.id_type",
+                "identifier",
+                f"id {_show(ident.value)} differs only in case from known id {_show(known_case)}",
+                policy.id_type,
+            )
+        email = attrs.get("email") if isinstance(attrs, dict) else None
+        if not isinstance(email, str) or not is_email(email.strip()):
+            return
+        bound = state.id_for_email(email.strip().lower())
+        if bound is not None and bound != ident.value:
+            work.flag(
+                "identity_conflict",
+                "identity.conflict",
+                "email",
+                f"email {_show(email.strip().lower())} is already bound to id {_show(bound)}; "
+                f"this identify binds it to id {_show(ident.value)} (not merged)",
+                policy.conflict,
+            )
 
     def _email_in_id(self, work: _Work, path: str, value: str) -> None:
         action = self.plan.identity.email_in_id
@@ -624,6 +748,46 @@ class CompiledPlan:
                     f"attribute {key!r} is not in the tracking plan",
                     policy,
                 )
+
+    # --- timeliness -----------------------------------------------------------------------------
+
+    def _timeliness(self, op: Operation, work: _Work, state: StateView, now: float) -> None:
+        """Too old to trigger campaigns, from the future, or stale after a purchase."""
+        assert work.body is not None
+        ts = work.body.get("timestamp")
+        if not isinstance(ts, int) or isinstance(ts, bool):
+            return  # no timestamp: Customer.io uses the time of receipt
+        policy = self.plan.timeliness
+        if policy.late != "allow" and now - ts > policy.max_age:
+            work.flag(
+                "event_late",
+                "timeliness.max_age",
+                "timestamp",
+                f"event is {_age(now - ts)} old: Customer.io does not trigger campaigns on "
+                f"events older than {_age(policy.max_age)}",
+                policy.late,
+            )
+        if policy.future != "allow" and ts - now > policy.future_skew:
+            work.flag(
+                "event_future",
+                "timeliness.future_skew",
+                "timestamp",
+                f"event timestamp is {_age(ts - now)} in the future",
+                policy.future,
+            )
+        if policy.stale != "allow" and policy.stale_events:
+            name = work.body.get("name")
+            if name in policy.stale_events:
+                last = state.last_order_at(person_key(op))
+                if last is not None and ts < last:
+                    work.flag(
+                        "stale_after_purchase",
+                        "timeliness.stale_after_purchase",
+                        "timestamp",
+                        f"{name} happened before the person's {policy.purchase_event} "
+                        f"({_age(last - ts)} earlier) and arrived after it",
+                        policy.stale,
+                    )
 
     # --- event timestamp ------------------------------------------------------------------------
 

@@ -27,7 +27,7 @@ import msgspec
 
 from trackguard.contract.operations import Operation
 from trackguard.contract.routes import RouteMatch, match
-from trackguard.core.keys import RETRY_PREFIX
+from trackguard.core.keys import RETRY_PREFIX, person_key
 from trackguard.delivery.ulid import new_ulid, ulid_from_key
 from trackguard.plan.model import DedupePolicy
 from trackguard.store.base import OutboxRow
@@ -38,13 +38,6 @@ SAFE_V2_ITEM_BYTES: Final = 32_000
 NEVER_QUEUED: Final = frozenset({"get_region"})
 
 _encode: Final = msgspec.json.encode
-_PERSON_KINDS: Final = {
-    "id": "id",
-    "email": "email",
-    "cio_id": "cio_id",
-    "anonymous_id": "anon",
-    "phone": "phone",
-}
 _V2_IDENTIFIERS: Final = frozenset({"id", "email", "cio_id"})
 _EVENT_KEYS: Final = frozenset({"name", "data", "timestamp", "id", "type"})
 _BODYLESS: Final = frozenset({"delete", "suppress", "unsuppress", "delete_device"})
@@ -132,26 +125,6 @@ def with_event_fields(
         else:
             out["id"] = new_ulid(int(received_at * 1000))
     return out
-
-
-def person_key(op: Operation) -> str:
-    """The ordering key: ``id:<v>``, ``email:<lowercased v>``, ``cio_id:<v>``, ``anon:<v>``,
-    ``phone:<v>``, or ``route:<route>`` for calls that address no person.
-
-    A merge is keyed by its primary person, the one that must exist before the merge lands.
-    """
-    kind, value = "", ""
-    if op.identifier is not None:
-        kind, value = op.identifier.kind, op.identifier.value
-    elif op.action == "merge" and op.body is not None:
-        primary = op.body.get("primary")
-        if isinstance(primary, dict) and len(primary) == 1:
-            ((kind, raw),) = primary.items()
-            value = str(raw)
-    prefix = _PERSON_KINDS.get(kind)
-    if prefix is None:
-        return f"route:{op.route}"
-    return f"{prefix}:{value.lower() if kind == 'email' else value}"
 
 
 def _v1_payload(op: Operation, body: dict[str, Any] | None) -> bytes:

@@ -8,7 +8,8 @@ does not keep yet measures ``None`` ("not available") instead of a misleading ze
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from typing import Final, Protocol
 
 from trackguard.monitor.db import MonitorDB
@@ -20,7 +21,7 @@ MULTIPLE_IDENTIFIERS: Final = "people_multiple_identifiers"
 #: (so no abandoned-cart message can reach them).
 UNLINKED_CARTS: Final = "anonymous_carts_unlinked"
 #: People with an email, no ``order_completed`` in 90 days and an empty ``last_order_date``:
-#: needs the profile state of issue 4.
+#: emails bound to an id (``identities``) whose profile has no order.
 LAPSED_WITHOUT_ORDER_DATE: Final = "emails_without_recent_order"
 METRICS: Final = (MULTIPLE_IDENTIFIERS, UNLINKED_CARTS, LAPSED_WITHOUT_ORDER_DATE)
 DESCRIPTIONS: Final = {
@@ -39,6 +40,14 @@ WITH emails AS (
 SELECT count(DISTINCT e.person) FROM emails AS e
 WHERE e.email IS NOT NULL
   AND EXISTS (SELECT 1 FROM outbox AS o WHERE o.person = 'email:' || e.email)
+"""
+_LAPSED: Final = """
+SELECT count(*) FROM identities AS i
+LEFT JOIN profiles AS p ON p.person = 'id:' || i.id
+WHERE p.last_order_date IS NULL OR p.last_order_date < ?
+"""
+_UNLINKED_STATE: Final = """
+SELECT count(*) FROM anonymous WHERE person IS NULL AND event IN ({marks})
 """
 _UNLINKED: Final = """
 WITH carts AS (
@@ -63,17 +72,32 @@ class HealthSource(Protocol):
 class OutboxHealth:
     """Health figures computed from the outbox (full scans: run every ``health_every``)."""
 
-    def __init__(self, db: MonitorDB, cart_events: Iterable[str] = CART_EVENTS) -> None:
+    def __init__(
+        self,
+        db: MonitorDB,
+        cart_events: Iterable[str] = CART_EVENTS,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self._db = db
         self._carts = tuple(cart_events)
+        self._clock = clock
 
     def measure(self) -> dict[str, int | None]:
         marks = ",".join("?" * len(self._carts))
+        tracked = self._has_table("anonymous")  # the store keeps identity state (schema 3+)
+        unlinked = _UNLINKED_STATE if tracked else _UNLINKED
+        lapsed = self._one(_LAPSED, (self._clock() - 90 * 86_400,)) if tracked else None
         return {
             MULTIPLE_IDENTIFIERS: self._one(_MULTIPLE, ()),
-            UNLINKED_CARTS: self._one(_UNLINKED.format(marks=marks), self._carts),
-            LAPSED_WITHOUT_ORDER_DATE: None,
+            UNLINKED_CARTS: self._one(unlinked.format(marks=marks), self._carts),
+            LAPSED_WITHOUT_ORDER_DATE: lapsed,
         }
+
+    def _has_table(self, name: str) -> bool:
+        rows = self._db.query(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)
+        )
+        return bool(rows)
 
     def _one(self, sql: str, params: tuple[object, ...]) -> int:
         rows = self._db.query(sql, params)

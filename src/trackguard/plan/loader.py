@@ -37,6 +37,7 @@ from trackguard.plan.model import (
     NamingPolicy,
     Plan,
     PropertySpec,
+    TimelinessPolicy,
     TimestampPolicy,
     UnplannedPolicy,
 )
@@ -57,13 +58,25 @@ ALLOWED_KEYS: Final[dict[str, tuple[str, ...]]] = {
         "timestamps",
         "unplanned",
         "dedupe",
+        "timeliness",
         "events",
         "attributes",
     ),
     "dedupe": ("window", "retry_window"),
+    "timeliness": ("max_age", "late", "future_skew", "future", "stale_after_purchase"),
+    "stale_after_purchase": ("purchase_event", "events", "action"),
     "derive": ("total",),
     "naming": ("convention", "action"),
-    "identity": ("canonical", "email_keyed", "email_in_id", "anonymous"),
+    "identity": (
+        "canonical",
+        "email_keyed",
+        "unknown_email",
+        "email_in_id",
+        "anonymous",
+        "conflict",
+        "id_type",
+        "unlinked_after",
+    ),
     "timestamps": ("action",),
     "unplanned": ("events", "properties", "attributes"),
     "event": (
@@ -546,6 +559,10 @@ class _Reader:
                 built = build(fields[key])
                 if built is not None:
                     kwargs[key] = built
+        if "timeliness" in fields:
+            timeliness = self.timeliness(fields["timeliness"])
+            if timeliness is not None:
+                kwargs["timeliness"] = timeliness
         if "dedupe" in fields:
             dedupe = self.dedupe(fields["dedupe"])
             if dedupe is not None:
@@ -598,12 +615,62 @@ class _Reader:
     def identity(self, pair: _Pair) -> IdentityPolicy | None:
         choices = {
             "canonical": ("identifier", _CANONICAL_IDS),
-            "email_keyed": ("policy", POLICIES),
+            "email_keyed": ("policy", (*POLICIES, "fix")),
+            "unknown_email": ("policy", POLICIES),
             "email_in_id": ("action", ACTIONS),
             "anonymous": ("policy", POLICIES),
+            "conflict": ("action", ("warn", "reject")),
+            "id_type": ("policy", POLICIES),
         }
-        kwargs = self.section(pair, "identity", choices)
-        return None if kwargs is None else IdentityPolicy(**kwargs)
+        fields = self.mapping(pair[1], "identity", ALLOWED_KEYS["identity"])
+        if fields is None:
+            return None
+        kwargs: dict[str, Any] = {"line": _line(pair[0])}
+        for name, (_, value) in fields.items():
+            if name == "unlinked_after":
+                seconds = self.duration(value, "identity.unlinked_after")
+                if seconds is not None:
+                    kwargs[name] = float(seconds)
+                continue
+            what, allowed = choices[name]
+            chosen = self.choice(value, f"identity.{name}", what, allowed)
+            if chosen is not None:
+                kwargs[name] = chosen
+        return IdentityPolicy(**kwargs)
+
+    def timeliness(self, pair: _Pair) -> TimelinessPolicy | None:
+        fields = self.mapping(pair[1], "timeliness", ALLOWED_KEYS["timeliness"])
+        if fields is None:
+            return None
+        kwargs: dict[str, Any] = {"line": _line(pair[0])}
+        for name in ("max_age", "future_skew"):
+            if name in fields:
+                seconds = self.duration(fields[name][1], f"timeliness.{name}")
+                if seconds is not None:
+                    kwargs[name] = float(seconds)
+        for name in ("late", "future"):
+            if name in fields:
+                chosen = self.choice(fields[name][1], f"timeliness.{name}", "policy", POLICIES)
+                if chosen is not None:
+                    kwargs[name] = chosen
+        if "stale_after_purchase" in fields:
+            path = "timeliness.stale_after_purchase"
+            stale = self.mapping(
+                fields["stale_after_purchase"][1], path, ALLOWED_KEYS["stale_after_purchase"]
+            )
+            if stale:
+                if "purchase_event" in stale:
+                    event = self.string(stale["purchase_event"][1], f"{path}.purchase_event")
+                    if event:
+                        kwargs["purchase_event"] = event
+                if "events" in stale:
+                    events = self.strings(stale["events"][1], f"{path}.events") or []
+                    kwargs["stale_events"] = tuple(text for text, _ in events)
+                if "action" in stale:
+                    chosen = self.choice(stale["action"][1], f"{path}.action", "policy", POLICIES)
+                    if chosen is not None:
+                        kwargs["stale"] = chosen
+        return TimelinessPolicy(**kwargs)
 
     def dedupe(self, pair: _Pair) -> DedupePolicy | None:
         fields = self.mapping(pair[1], "dedupe", ALLOWED_KEYS["dedupe"])

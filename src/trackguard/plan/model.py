@@ -116,9 +116,19 @@ class IdentityPolicy(msgspec.Struct, frozen=True, kw_only=True):
     """
 
     canonical: Literal["id", "email"] = "id"
-    email_keyed: Policy = "warn"
+    #: ``fix`` rewrites an email-keyed call to the id learned for that email (identify calls
+    #: carrying both, or ``trackguard identity import``); unknown emails then take
+    #: ``unknown_email``.
+    email_keyed: Literal["allow", "warn", "reject", "fix"] = "warn"
+    unknown_email: Policy = "warn"
     email_in_id: Action = "reject"
     anonymous: Policy = "allow"
+    #: An identify binding an email that is already bound to another id: never merged.
+    conflict: Literal["warn", "reject"] = "reject"
+    #: An id sent as a number (``42`` for ``"42"``) or differing only in case from a known id.
+    id_type: Policy = "warn"
+    #: Anonymous activity not linked to a person within this long is reported (seconds).
+    unlinked_after: float = 86_400.0
     line: int = 0
 
 
@@ -144,6 +154,24 @@ class UnplannedPolicy(msgspec.Struct, frozen=True, kw_only=True):
     line: int = 0
 
 
+class TimelinessPolicy(msgspec.Struct, frozen=True, kw_only=True):
+    """Events too old to trigger campaigns, from the future, or stale after a purchase.
+
+    Judged against the time a request was received (the gateway), never against a log's
+    replay time. ``stale_events`` that happened before the person's latest
+    ``purchase_event`` arrive too late to matter: a cart reminder after the purchase.
+    """
+
+    max_age: float = 72 * 3600.0
+    late: Policy = "warn"
+    future_skew: float = 600.0
+    future: Policy = "warn"
+    purchase_event: str = "order_completed"
+    stale_events: tuple[str, ...] = ()
+    stale: Policy = "warn"
+    line: int = 0
+
+
 class DedupePolicy(msgspec.Struct, frozen=True, kw_only=True):
     """How long duplicates are recognised (seconds).
 
@@ -166,6 +194,7 @@ class Plan(msgspec.Struct, frozen=True, kw_only=True):
     timestamps: TimestampPolicy = msgspec.field(default_factory=TimestampPolicy)
     unplanned: UnplannedPolicy = msgspec.field(default_factory=UnplannedPolicy)
     dedupe: DedupePolicy = msgspec.field(default_factory=DedupePolicy)
+    timeliness: TimelinessPolicy = msgspec.field(default_factory=TimelinessPolicy)
     events: dict[str, EventSpec] = msgspec.field(default_factory=dict)
     attributes: dict[str, PropertySpec] = msgspec.field(default_factory=dict)
     source: str = ""

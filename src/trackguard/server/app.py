@@ -15,6 +15,7 @@ from trackguard.server.config import AuthConfig, load_auth
 from trackguard.server.gateway import Delivery, Gateway, GatewayParts
 from trackguard.server.metrics import GatewayMetrics
 from trackguard.server.requestlog import RequestLog
+from trackguard.server.state import GatewayState
 from trackguard.store.group import GroupCommitter
 from trackguard.store.sqlite import Synchronous, open_store
 
@@ -78,5 +79,6 @@ def create_gateway(options: GatewayOptions, auth: AuthConfig | None = None) -> G
         upstream_url=options.upstream,
         monitor=monitor,
         dedupe=plan.dedupe if plan is not None else DedupePolicy(),
+        state=GatewayState.load(store),
     )
     return Gateway(parts)

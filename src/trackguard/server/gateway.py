@@ -53,6 +53,7 @@ from trackguard.server.config import AuthConfig
 from trackguard.server.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from trackguard.server.metrics import GatewayMetrics
 from trackguard.server.requestlog import RequestLog, log_line
+from trackguard.server.state import GatewayState
 from trackguard.store.base import Store, StoreError
 from trackguard.store.group import GroupCommitter
 
@@ -141,8 +142,10 @@ class GatewayParts:
     upstream_url: str = "https://track.customer.io"
     max_body: int = messages.MAX_BODY_BYTES
     body_timeout: float = BODY_TIMEOUT
-    #: Duplicate windows; retried events are answered 2xx and not delivered again.
-    dedupe: DedupePolicy = field(default_factory=DedupePolicy)
+    #: Duplicate windows; retried events are answered 2xx and not delivered again (None: off).
+    dedupe: DedupePolicy | None = field(default_factory=DedupePolicy)
+    #: Identities and last orders learned from earlier traffic (loaded from the store).
+    state: GatewayState = field(default_factory=GatewayState)
 
 
 class Gateway:
@@ -210,7 +213,7 @@ class Gateway:
         except ClientDisconnected:
             return
         request = Request(method=method, path=target, body=body, source=source)
-        verdict = self.parts.checker.check(request, hit)
+        verdict = self.parts.checker.check(request, hit, now=received_at, state=self.parts.state)
         if verdict.route == "GET /api/v1/accounts/region" and verdict.status == 200:
             await send_json(
                 send,
@@ -229,6 +232,7 @@ class Gateway:
                 duplicates = await self.parts.committer.submit(write)
                 if duplicates:
                     self.parts.metrics.duplicates += duplicates
+                self.parts.state.learn(write)
             except StoreError:
                 log.exception("commit failed; answering 503 so the client retries")
                 status, response = 503, _UNAVAILABLE

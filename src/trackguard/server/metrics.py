@@ -138,6 +138,14 @@ class _RequestCollector(Collector):
         for (code, action), n in sorted(list(m.codes.items())):
             codes.add_metric([code, action], n)
         yield codes
+        versions = CounterMetricFamily(
+            "trackguard_event_versions",
+            "Events by data.schema_version, to see when an old version can be retired",
+            labels=["event", "version"],
+        )
+        for (event, version), n in sorted(list(m.versions.items())):
+            versions.add_metric([event, version], n)
+        yield versions
         yield CounterMetricFamily(
             "trackguard_duplicates",
             "Events answered 2xx but not delivered again (their dedupe key was seen)",
@@ -171,6 +179,7 @@ class GatewayMetrics:
         self.latency_counts = [0] * (len(_LATENCY_BOUNDS) + 1)
         self.latency_sum = 0.0
         self.duplicates = 0
+        self.versions: Counter[tuple[str, str]] = Counter()
         self.registry.register(_RequestCollector(self))
 
     def bind_store(
@@ -192,6 +201,9 @@ class GatewayMetrics:
         for op in (*verdict.operations, *verdict.rejected):
             name = op.name if op.is_event and isinstance(op.name, str) else op.action
             self.outcomes[name[:100], outcome] += 1
+            data = op.data
+            if op.is_event and isinstance(data, dict) and "schema_version" in data:
+                self.versions[name[:100], str(data["schema_version"])[:20]] += 1
         if not verdict.operations and not verdict.rejected:
             self.outcomes["-", outcome] += 1
         for e in verdict.contract_errors:

@@ -86,10 +86,18 @@ class QuarantineRecord(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class Write(msgspec.Struct, frozen=True, kw_only=True):
-    """Everything one request commits, atomically."""
+    """Everything one request commits, atomically.
+
+    ``links`` are ``(email, id)`` pairs an identify taught (the first binding of an email
+    stays); ``anonymous`` are ``(anonymous_id, event name)`` of anonymous activity seen;
+    ``anonymous_links`` are ``(anonymous_id, person key)`` from identifies that carry one.
+    """
 
     outbox: tuple[OutboxRow, ...] = ()
     quarantine: tuple[QuarantineRecord, ...] = ()
+    links: tuple[tuple[str, str], ...] = ()
+    anonymous: tuple[tuple[str, str | None], ...] = ()
+    anonymous_links: tuple[tuple[str, str], ...] = ()
 
 
 class OutboxStats(msgspec.Struct, frozen=True, kw_only=True):
@@ -134,6 +142,12 @@ class Store(Protocol):
     def quarantine_count(self) -> int: ...
 
     def quarantine_list(self, limit: int = 100, offset: int = 0) -> list[QuarantineRecord]: ...
+
+    def identities(self) -> list[tuple[str, str]]:
+        """Every ``(email, id)`` binding known."""
+
+    def last_orders(self) -> list[tuple[str, int]]:
+        """``(person key, last_order_date)`` of every profile with an order."""
 
     def healthy(self) -> bool:
         """True when the store can take writes (readiness)."""

@@ -38,7 +38,7 @@ from trackguard.store.base import (
 Synchronous = Literal["FULL", "NORMAL"]
 
 #: The schema version this code writes (``PRAGMA user_version``).
-SCHEMA_VERSION: Final = 2
+SCHEMA_VERSION: Final = 3
 
 # Migrations, one tuple of statements per version step: ``_MIGRATIONS[n]`` takes a database at
 # user_version n to n + 1. Statements run one by one (``executescript`` would commit early).
@@ -110,6 +110,20 @@ _MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
             lifetime_value   REAL    NOT NULL
         ) WITHOUT ROWID""",
         "INSERT INTO counts (name, n) VALUES ('duplicate', 0)",
+    ),
+    (
+        # The id behind each email, learned from identifies carrying both (or imported).
+        "CREATE TABLE identities (email TEXT PRIMARY KEY, id TEXT NOT NULL) WITHOUT ROWID",
+        "CREATE INDEX identities_id ON identities (id)",
+        # Anonymous activity, and the person an identify linked it to.
+        """CREATE TABLE anonymous (
+            anonymous_id TEXT PRIMARY KEY,
+            first_seen   REAL NOT NULL,
+            event        TEXT,
+            person       TEXT,
+            linked_at    REAL
+        ) WITHOUT ROWID""",
+        "CREATE INDEX anonymous_unlinked ON anonymous (first_seen) WHERE person IS NULL",
     ),
 )
 assert len(_MIGRATIONS) == SCHEMA_VERSION
@@ -348,7 +362,8 @@ class SQLiteStore:
         """
         quarantine = [_quarantine_params(q, None) for w in writes for q in w.quarantine]
         claiming = any(r.claim_until is not None for w in writes for r in w.outbox)
-        if not claiming and not quarantine and not any(w.outbox for w in writes):
+        learning = any(w.links or w.anonymous or w.anonymous_links for w in writes)
+        if not (claiming or learning or quarantine) and not any(w.outbox for w in writes):
             self._check_open()
             return [0] * len(writes)
         duplicates = [0] * len(writes)
@@ -384,6 +399,8 @@ class SQLiteStore:
                     conn.execute(_ADD_COUNT, (n, name))
             if sum(duplicates):
                 conn.execute(_ADD_COUNT, (sum(duplicates), "duplicate"))
+            if learning:
+                _learn(conn, writes)
             if claiming:
                 self._commits_since_sweep += 1
                 if self._commits_since_sweep >= _CLAIM_SWEEP_EVERY:
@@ -404,6 +421,38 @@ class SQLiteStore:
             "order_count": count,
             "lifetime_value": value,
         }
+
+    def identities(self) -> list[tuple[str, str]]:
+        """Every ``(email, id)`` binding known."""
+        return [(e, i) for e, i in self._read("SELECT email, id FROM identities")]
+
+    def import_identities(self, pairs: Sequence[tuple[str, str]]) -> int:
+        """Bind emails to ids (``trackguard identity import``); an email already bound keeps
+        its id. Returns how many bindings were new."""
+        with self._transaction() as conn:
+            before = conn.total_changes
+            conn.executemany(
+                "INSERT OR IGNORE INTO identities (email, id) VALUES (?, ?)",
+                [(email.strip().lower(), ident) for email, ident in pairs],
+            )
+            return conn.total_changes - before
+
+    def last_orders(self) -> list[tuple[str, int]]:
+        """``(person key, last_order_date)`` of every profile with an order."""
+        rows = self._read(
+            "SELECT person, last_order_date FROM profiles WHERE last_order_date IS NOT NULL"
+        )
+        return [(p, int(t)) for p, t in rows]
+
+    def unlinked_anonymous(self, seen_before: float) -> list[tuple[str, float, str | None]]:
+        """Anonymous activity first seen before ``seen_before`` and never linked to a person:
+        ``(anonymous_id, first_seen, event)``, oldest first."""
+        rows = self._read(
+            "SELECT anonymous_id, first_seen, event FROM anonymous"
+            " WHERE person IS NULL AND first_seen < ? ORDER BY first_seen",
+            (seen_before,),
+        )
+        return [(a, float(f), e) for a, f, e in rows]
 
     def duplicate_count(self) -> int:
         """Rows left out as duplicates since the store was created."""
@@ -554,6 +603,28 @@ class _Reader:
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
         self.lock = threading.Lock()
+
+
+def _learn(conn: sqlite3.Connection, writes: Sequence[Write]) -> None:
+    """Identity bindings and anonymous activity, in the commit's transaction."""
+    for w in writes:
+        if w.links:
+            conn.executemany("INSERT OR IGNORE INTO identities (email, id) VALUES (?, ?)", w.links)
+        at = max((r.received_at for r in w.outbox), default=time.time())
+        for anonymous_id, event in w.anonymous:
+            conn.execute(
+                "INSERT OR IGNORE INTO anonymous (anonymous_id, first_seen, event)"
+                " VALUES (?, ?, ?)",
+                (anonymous_id, at, event),
+            )
+        for anonymous_id, person in w.anonymous_links:
+            conn.execute(
+                "INSERT INTO anonymous (anonymous_id, first_seen, person, linked_at)"
+                " VALUES (?, ?, ?, ?) ON CONFLICT (anonymous_id) DO UPDATE"
+                " SET person = excluded.person, linked_at = excluded.linked_at"
+                " WHERE anonymous.person IS NULL",
+                (anonymous_id, at, person, at),
+            )
 
 
 def _outbox_params(r: OutboxRow) -> tuple[Any, ...]:

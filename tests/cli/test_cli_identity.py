@@ -1,0 +1,47 @@
+"""``trackguard identity import`` and ``unlinked``."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from trackguard.cli.identity import identity_group
+from trackguard.store.base import Write
+from trackguard.store.sqlite import SQLiteStore
+
+
+def test_import_binds_emails_and_reports_bad_rows(tmp_path: Path) -> None:
+    db = tmp_path / "tg.db"
+    SQLiteStore(db).close()
+    csv_file = tmp_path / "customers.csv"
+    csv_file.write_text("id,email\ncus_1,Ana@Example.com\ncus_2,not-an-email\ncus_3,bo@x.io\n")
+    runner = CliRunner()
+    first = runner.invoke(identity_group, ["import", "--db", str(db), str(csv_file)])
+    assert first.exit_code == 0
+    assert first.stdout == "2 new bindings, 0 already known, 1 rows skipped\n"
+    assert f"{csv_file}:3: skipped: expected id,email" in first.stderr
+    again = runner.invoke(identity_group, ["import", "--db", str(db), str(csv_file)])
+    assert again.stdout == "0 new bindings, 2 already known, 1 rows skipped\n"
+    store = SQLiteStore(db)
+    assert sorted(store.identities()) == [("ana@example.com", "cus_1"), ("bo@x.io", "cus_3")]
+    store.close()
+
+
+def test_unlinked_lists_anonymous_activity_never_linked(tmp_path: Path) -> None:
+    db = tmp_path / "tg.db"
+    store = SQLiteStore(db)
+    store.commit([Write(anonymous=(("anon-1", "added_to_cart"), ("anon-2", "cart_updated")))])
+    store.commit([Write(anonymous_links=(("anon-1", "id:cus_1"),))])
+    store.close()
+    runner = CliRunner()
+    result = runner.invoke(identity_group, ["unlinked", "--db", str(db), "--older-than", "0"])
+    assert result.exit_code == 0
+    (line,) = result.stdout.splitlines()
+    anonymous_id, when, event = line.split("\t")
+    assert (anonymous_id, event) == ("anon-2", "cart_updated")
+    assert abs(time.mktime(time.strptime(when, "%Y-%m-%d %H:%M:%S")) - time.time()) < 86_400
+    assert "1 anonymous ids never linked" in result.stderr
+    bad = runner.invoke(identity_group, ["unlinked", "--db", str(db), "--older-than", "soon"])
+    assert bad.exit_code == 2
