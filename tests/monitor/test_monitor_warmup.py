@@ -32,3 +32,21 @@ def test_no_orders_fires_only_after_a_whole_watched_window(tmp_path: Path) -> No
     clock.now += 2 * 60
     monitor.tick()
     assert monitor.states["orders-missing"].state == "firing"
+
+
+def test_duplicates_are_counted_under_their_event(tmp_path: Path) -> None:
+    from trackguard.contract.operations import Request
+    from trackguard.core.pipeline import Checker
+
+    clock = FakeClock()
+    monitor = build_monitor(tmp_path / "tg.db", None, clock=clock)
+    body = b'{"name": "order_completed", "data": {"order_id": "A"}}'
+    verdict = Checker().check(Request(method="POST", path="/api/v1/customers/1/events", body=body))
+    monitor.observe_duplicates(
+        verdict, "POST /api/v1/customers/{identifier}/events", "web", 2, clock()
+    )
+    monitor.tick()
+    rows = monitor.db.counts(clock() - 60, clock() + 60)
+    assert [(r.event, r.kind, r.name, r.n) for r in rows] == [
+        ("order_completed", "outcome", "duplicate", 2)
+    ]

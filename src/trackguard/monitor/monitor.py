@@ -32,7 +32,7 @@ from trackguard.monitor.payloads import Notification
 from trackguard.monitor.prom import MonitorCollector
 from trackguard.monitor.rules import AlertConfig, Rule
 from trackguard.monitor.state import AlertState, decode_state, encode_state
-from trackguard.monitor.tally import DELIVERY, NO_SOURCE, Key, Tally, attribute
+from trackguard.monitor.tally import DELIVERY, NO_SOURCE, UNKNOWN, Key, Tally, attribute, event_of
 
 log = logging.getLogger("trackguard.monitor")
 
@@ -98,6 +98,19 @@ class Monitor:
         except Exception:  # a counting bug must never fail a request
             self.errors += 1
             log.exception("could not count a request")
+
+    def observe_duplicates(
+        self, verdict: Verdict, route: str, source: str | None, count: int, now: float
+    ) -> None:
+        """Count events the store left out as duplicates (answered 2xx, not delivered)."""
+        try:
+            events = [event_of(op) for op in verdict.operations if op.dedupe_key is not None]
+            event = events[0] if len(set(events)) == 1 else UNKNOWN
+            key: Key = (int(now // 60), event, route, source or NO_SOURCE, "outcome", "duplicate")
+            self.tally.add([key] * count)
+        except Exception:  # a counting bug must never fail a request
+            self.errors += 1
+            log.exception("could not count duplicates")
 
     def start(self) -> None:
         for worker in self.channels.values():

@@ -84,6 +84,10 @@ class RequestObserver(Protocol):
         now: float,
     ) -> None: ...
 
+    def observe_duplicates(
+        self, verdict: Verdict, route: str, source: str | None, count: int, now: float
+    ) -> None: ...
+
     def start(self) -> None: ...
 
     def stop(self) -> None: ...
@@ -232,6 +236,10 @@ class Gateway:
                 duplicates = await self.parts.committer.submit(write)
                 if duplicates:
                     self.parts.metrics.duplicates += duplicates
+                    if self.parts.monitor is not None:
+                        self.parts.monitor.observe_duplicates(
+                            verdict, verdict.route or "other", source, duplicates, received_at
+                        )
                 self.parts.state.learn(write)
             except StoreError:
                 log.exception("commit failed; answering 503 so the client retries")
