@@ -35,14 +35,15 @@ def env(tmp_path: Path, receivers: tuple[Receiver, Receiver]) -> Iterator[Monito
 def minute_of_traffic(env: Monitored, minute: int, *, nameless: int, by_email: int) -> None:
     """20 requests: 16 cart_updated (some broken), 2 checkout_started, 2 order_completed."""
     env.clock.now = T0 + 60 * minute + 10
+    cart = {**CART, "cart_id": f"c-{minute}"}  # a new cart each minute: not an SDK retry
     for i in range(16):
         if i < nameless:
             assert env.send(EVENTS.format(f"{i}"), {"data": CART}) == 400
         elif i < nameless + by_email:
             path = EVENTS.format(f"shopper{i}@example.com")
-            assert env.send(path, {"name": "cart_updated", "data": CART}) == 200
+            assert env.send(path, {"name": "cart_updated", "data": cart}) == 200
         else:
-            assert env.send(EVENTS.format(i), {"name": "cart_updated", "data": CART}) == 200
+            assert env.send(EVENTS.format(i), {"name": "cart_updated", "data": cart}) == 200
     for i in range(2):
         data = {"cart_id": "c-1", "checkout_id": f"k-{minute}-{i}", "total": 10.5}
         assert env.send(EVENTS.format(i), {"name": "checkout_started", "data": data}) == 200

@@ -48,5 +48,5 @@ def test_duplicates_are_counted_under_their_event(tmp_path: Path) -> None:
     monitor.tick()
     rows = monitor.db.counts(clock() - 60, clock() + 60)
     assert [(r.event, r.kind, r.name, r.n) for r in rows] == [
-        ("order_completed", "outcome", "duplicate", 2)
+        ("order_completed", "code", "duplicate", 2)
     ]

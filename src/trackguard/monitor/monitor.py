@@ -102,11 +102,15 @@ class Monitor:
     def observe_duplicates(
         self, verdict: Verdict, route: str, source: str | None, count: int, now: float
     ) -> None:
-        """Count events the store left out as duplicates (answered 2xx, not delivered)."""
+        """Count events the store left out as duplicates (answered 2xx, not delivered).
+
+        Counted as the finding ``duplicate`` (not as an outcome: the request's outcome is
+        already counted, and rates must not count one request twice).
+        """
         try:
             events = [event_of(op) for op in verdict.operations if op.dedupe_key is not None]
             event = events[0] if len(set(events)) == 1 else UNKNOWN
-            key: Key = (int(now // 60), event, route, source or NO_SOURCE, "outcome", "duplicate")
+            key: Key = (int(now // 60), event, route, source or NO_SOURCE, "code", "duplicate")
             self.tally.add([key] * count)
         except Exception:  # a counting bug must never fail a request
             self.errors += 1
