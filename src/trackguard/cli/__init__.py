@@ -6,6 +6,7 @@ import click
 
 from trackguard import __version__
 from trackguard.cli.audit import audit_command
+from trackguard.cli.backfill import backfill_command
 from trackguard.cli.check import check_command, sample_command
 from trackguard.cli.deliver import deliver_command
 from trackguard.cli.demo import demo_command
@@ -15,6 +16,7 @@ from trackguard.cli.monitor import alerts_group, health_command, stats_command
 from trackguard.cli.outbox import outbox_group
 from trackguard.cli.plan import plan_group
 from trackguard.cli.quarantine import quarantine_group
+from trackguard.cli.replay import replay_command
 from trackguard.cli.serve import serve_command
 
 
@@ -32,6 +34,8 @@ main.add_command(deliver_command)
 main.add_command(outbox_group)
 main.add_command(identity_group)
 main.add_command(quarantine_group)
+main.add_command(replay_command)
+main.add_command(backfill_command)
 main.add_command(stats_command)
 main.add_command(health_command)
 main.add_command(alerts_group)

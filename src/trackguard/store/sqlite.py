@@ -18,7 +18,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, Final, Literal
 
@@ -350,8 +350,11 @@ class SQLiteStore:
 
     # -- the Store protocol ------------------------------------------------------------------
 
-    def commit(self, writes: Sequence[Write]) -> list[int]:
+    def commit(self, writes: Sequence[Write], meta: Mapping[str, str] | None = None) -> list[int]:
         """Insert every write's outbox rows and quarantine records in one transaction.
+
+        ``meta`` entries (a backfill's checkpoint) are saved in the same transaction, so a
+        checkpoint never runs ahead of, or behind, the rows it counts.
 
         Each row keeps the fields it carries except ``seq``/``id``, which the store assigns in
         commit order. Either everything is committed or nothing is (and StoreError is raised).
@@ -363,7 +366,7 @@ class SQLiteStore:
         quarantine = [_quarantine_params(q, None) for w in writes for q in w.quarantine]
         claiming = any(r.claim_until is not None for w in writes for r in w.outbox)
         learning = any(w.links or w.anonymous or w.anonymous_links for w in writes)
-        if not (claiming or learning or quarantine) and not any(w.outbox for w in writes):
+        if not (claiming or learning or quarantine or meta) and not any(w.outbox for w in writes):
             self._check_open()
             return [0] * len(writes)
         duplicates = [0] * len(writes)
@@ -401,6 +404,10 @@ class SQLiteStore:
                 conn.execute(_ADD_COUNT, (sum(duplicates), "duplicate"))
             if learning:
                 _learn(conn, writes)
+            if meta:
+                conn.executemany(
+                    "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", list(meta.items())
+                )
             if claiming:
                 self._commits_since_sweep += 1
                 if self._commits_since_sweep >= _CLAIM_SWEEP_EVERY:
@@ -453,6 +460,11 @@ class SQLiteStore:
             (seen_before,),
         )
         return [(a, float(f), e) for a, f, e in rows]
+
+    def meta_value(self, key: str) -> str | None:
+        """A value saved with ``commit(..., meta=...)`` (a backfill's checkpoint)."""
+        rows = self._read("SELECT value FROM meta WHERE key = ?", (key,))
+        return str(rows[0][0]) if rows else None
 
     def duplicate_count(self) -> int:
         """Rows left out as duplicates since the store was created."""

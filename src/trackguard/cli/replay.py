@@ -1,0 +1,122 @@
+"""``trackguard replay``: fix quarantined requests and send the ones that now pass.
+
+Exit status: 0 done, 1 the store cannot be used, 2 a malformed option, plan or fix file.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import time
+from typing import Any
+
+import click
+
+from trackguard.durations import DurationError, parse_instant
+from trackguard.plan.loader import PlanError, load_plan
+from trackguard.recovery.fixes import Fix, FixError, load_fixes
+from trackguard.recovery.replay import ReplayItem, replay
+from trackguard.store.base import StoreError
+from trackguard.store.quarantine import QuarantineFilter
+
+
+def _pretty(raw: bytes) -> list[str]:
+    try:
+        return json.dumps(json.loads(raw), indent=2, sort_keys=True).splitlines()
+    except (ValueError, UnicodeDecodeError):
+        return [raw.decode("utf-8", "replace")]
+
+
+def _show(item: ReplayItem) -> None:
+    route = item.path if item.new_path == item.path else f"{item.path} -> {item.new_path}"
+    click.echo(f"#{item.id} {item.kind} {item.event_name or '-'} {route}: {item.outcome}")
+    for rule in item.applied:
+        click.echo(f"  fix: {rule}")
+    diff = difflib.unified_diff(
+        _pretty(item.before), _pretty(item.after), "before", "after", lineterm="", n=1
+    )
+    for line in diff:
+        click.echo(f"  {line}")
+    if item.outcome == "still_invalid":
+        click.echo(f"  still invalid: {' '.join(item.codes)} {item.reason}".rstrip())
+
+
+@click.command("replay")
+@click.option("--db", default="trackguard.db", show_default=True, help="The store file.")
+@click.option("--plan", "plan_path", default="trackguard.plan.yaml", show_default=True)
+@click.option("--event", default=None, help="Only this event name.")
+@click.option("--code", default=None, help="Only records carrying this finding code.")
+@click.option("--source", default=None, help="Only this source.")
+@click.option("--since", default=None, help="Received at or after (7d, 2026-11-01).")
+@click.option("--until", default=None, help="Received before (exclusive).")
+@click.option("--fix", "fix_path", default=None, help="A YAML file of fix rules.")
+@click.option("--dry-run", is_flag=True, help="Change nothing; print a diff per record.")
+@click.option(
+    "--keep-timestamp/--now",
+    "keep_timestamp",
+    default=True,
+    help="Keep each event's time (default) or re-time events to now.",
+)
+def replay_command(
+    db: str,
+    plan_path: str,
+    event: str | None,
+    code: str | None,
+    source: str | None,
+    since: str | None,
+    until: str | None,
+    fix_path: str | None,
+    dry_run: bool,
+    keep_timestamp: bool,
+) -> None:
+    """Apply fixes to quarantined requests, check them again and queue those that pass."""
+    now = time.time()
+    times: dict[str, float | None] = {"since": None, "until": None}
+    for name, text in (("since", since), ("until", until)):
+        if text is not None:
+            try:
+                times[name] = parse_instant(text, now)
+            except DurationError as e:
+                raise click.BadParameter(str(e), param_hint=f"--{name}") from e
+    lo, hi = times["since"], times["until"]
+    if lo is not None and hi is not None and lo >= hi:
+        raise click.BadParameter("--since must be before --until")
+    try:
+        plan = load_plan(plan_path)
+    except PlanError as e:
+        click.echo(str(e), err=True)
+        raise SystemExit(2) from e
+    fixes: tuple[Fix, ...] = ()
+    if fix_path is not None:
+        try:
+            fixes = load_fixes(fix_path)
+        except FixError as e:
+            for issue in e.issues:
+                click.echo(f"error: {issue}", err=True)
+            raise SystemExit(2) from e
+    flt = QuarantineFilter(
+        event=event, code=code, source=source, since=times["since"], until=times["until"]
+    )
+    try:
+        report = replay(db, plan, flt, fixes, dry_run, not keep_timestamp, now=now)
+    except StoreError as e:
+        click.echo(f"error: {e}", err=True)
+        raise SystemExit(1) from e
+    if dry_run:
+        for item in report.items:
+            _show(item)
+    for warning in report.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    verb = "would replay" if dry_run else "replayed"
+    totals: dict[str, Any] = {
+        "selected": len(report.items),
+        "replayed": report.replayed,
+        "duplicates": report.duplicates,
+        "still_invalid": report.still_invalid,
+    }
+    click.echo(
+        f"{totals['selected']} records: {verb} {totals['replayed']}"
+        f" ({totals['duplicates']} already sent, dropped by dedupe),"
+        f" {totals['still_invalid']} still invalid"
+        + (" (dry run: nothing changed)" if dry_run else "")
+    )

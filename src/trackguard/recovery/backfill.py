@@ -1,0 +1,257 @@
+"""Backfill: historical rows → Track API requests → the core → the store's outbox.
+
+Each source row becomes one v1 request (an event ``POST /api/v1/customers/{id}/events`` or an
+identify ``PUT /api/v1/customers/{id}``), is checked by the same :class:`Checker` as live traffic
+(timeliness is not judged: the rows are historical by design) and committed with
+:func:`~trackguard.ingest.to_write` in batches of ``batch_size``. Delivery then sends the outbox,
+rate-limited, like any other traffic.
+
+Resumable: with each batch the number of source rows done is saved in the store's ``meta``
+table under a key derived from the source's identity, so a rerun skips them. The plan's dedupe
+keys (``order_completed`` on ``data.order_id``) make an order seen twice harmless anyway.
+
+Example::
+
+    from trackguard.plan.loader import load_plan
+    from trackguard.recovery.backfill import backfill
+    from trackguard.recovery.mapping import load_mapping
+    from trackguard.store.sqlite import SQLiteStore
+
+    store = SQLiteStore("trackguard.db")
+    report = backfill(
+        "orders.csv.gz",
+        store=store,
+        mapping=load_mapping("orders.map.yaml"),
+        event="order_completed",
+        plan=load_plan("plan.yaml"),
+    )
+    print(report.accepted, report.duplicates, report.rows_per_second)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Final, Literal
+from urllib.parse import quote
+
+import msgspec
+
+from trackguard.contract.operations import Request
+from trackguard.core.pipeline import Checker
+from trackguard.ingest import to_write
+from trackguard.plan.model import DedupePolicy, Plan
+from trackguard.recovery.mapping import Mapping, RowError
+from trackguard.recovery.sources import Source, SourceRow, open_source
+from trackguard.store.base import Write
+from trackguard.store.sqlite import SQLiteStore
+
+OnError = Literal["skip", "stop"]
+#: Progress callback: ``(rows done, source position, source total)`` after each batch.
+Progress = Callable[[int, int | None, int | None], None]
+
+#: Row problems kept on the report (all are counted).
+MAX_PROBLEMS: Final = 1000
+_HEADERS: Final = (("content-type", "application/json"),)
+_encode = msgspec.json.encode
+
+
+@dataclass(frozen=True, slots=True)
+class RowProblem:
+    """A source row that could not be mapped."""
+
+    row: int
+    line: int | None
+    message: str
+
+    def __str__(self) -> str:
+        where = f"row {self.row}" + (f" (line {self.line})" if self.line is not None else "")
+        return f"{where}: {self.message}"
+
+
+@dataclass(slots=True)
+class BackfillReport:
+    """What one run did. Counts are of this run's rows (``resumed_from`` rows were skipped)."""
+
+    source: str
+    resumed_from: int = 0
+    rows_read: int = 0
+    accepted: int = 0
+    fixed: int = 0
+    warned: int = 0
+    rejected: int = 0
+    duplicates: int = 0
+    skipped: int = 0
+    seconds: float = 0.0
+    stopped: bool = False
+    complete: bool = False
+    problems: list[RowProblem] = field(default_factory=list)
+
+    @property
+    def rows_done(self) -> int:
+        """Source rows done, including those of earlier runs."""
+        return self.resumed_from + self.rows_read
+
+    @property
+    def rows_per_second(self) -> float:
+        return self.rows_read / self.seconds if self.seconds > 0 else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "resumed_from": self.resumed_from,
+            "rows_read": self.rows_read,
+            "accepted": self.accepted,
+            "fixed": self.fixed,
+            "warned": self.warned,
+            "rejected": self.rejected,
+            "duplicates": self.duplicates,
+            "skipped": self.skipped,
+            "seconds": round(self.seconds, 3),
+            "rows_per_second": round(self.rows_per_second, 1),
+            "stopped": self.stopped,
+            "complete": self.complete,
+            "problems": [str(p) for p in self.problems],
+        }
+
+
+def checkpoint_key(source_identity: str, what: str) -> str:
+    """The ``meta`` key a backfill of this source (as this event/identify) is saved under."""
+    digest = hashlib.sha256(f"{source_identity}\0{what}".encode()).hexdigest()[:24]
+    return f"backfill:{digest}"
+
+
+def read_checkpoint(store: SQLiteStore, key: str) -> dict[str, Any] | None:
+    raw = store.meta_value(key)
+    if raw is None:
+        return None
+    value = msgspec.json.decode(raw)
+    return value if isinstance(value, dict) else None
+
+
+def build_request(mapping: Mapping, event: str | None, row: dict[str, Any], source: str) -> Request:
+    """The Track API v1 request for one source row (RowError if it cannot be mapped)."""
+    person, ts, data = mapping.apply(row)
+    path = "/api/v1/customers/" + quote(person, safe="@")
+    body: dict[str, Any]
+    if event is not None:
+        body = {"name": event, "data": data}
+        if ts is not None:
+            body["timestamp"] = ts
+        return Request(
+            method="POST",
+            path=path + "/events",
+            body=_encode(body),
+            headers=_HEADERS,
+            source=source,
+        )
+    body = dict(data)
+    if mapping.person_kind == "email" and "email" not in body:
+        body["email"] = person
+    if ts is not None and "created_at" not in body:
+        body["created_at"] = ts
+    return Request(method="PUT", path=path, body=_encode(body), headers=_HEADERS, source=source)
+
+
+def backfill(
+    source: str | Source,
+    *,
+    store: SQLiteStore,
+    mapping: Mapping,
+    event: str | None = None,
+    plan: Plan | None = None,
+    query: str | None = None,
+    on_error: OnError = "skip",
+    batch_size: int = 500,
+    restart: bool = False,
+    progress: Progress | None = None,
+    max_batches: int | None = None,
+    clock: Callable[[], float] = time.time,
+) -> BackfillReport:
+    """Backfill ``source`` into ``store``'s outbox as events named ``event`` (or identifies).
+
+    ``source`` is a CSV/JSONL path (gzip accepted), a ``sqlite:///db?query=...`` URL (or the URL
+    and ``query``) or an opened :class:`~trackguard.recovery.sources.Source`. A row that cannot
+    be mapped is recorded on the report with its row number and skipped, or (``on_error="stop"``)
+    ends the run after committing the rows before it. A rerun continues after the last
+    committed batch unless ``restart``. ``max_batches`` stops after that many batches (for
+    tests and trial runs). Raises SourceError when the source cannot be read at all.
+    """
+    if batch_size < 1:
+        raise ValueError("batch_size must be at least 1")
+    src = open_source(source, query) if isinstance(source, str) else source
+    what = f"event:{event}" if event is not None else "identify"
+    key = checkpoint_key(src.identity, what)
+    report = BackfillReport(source=src.identity)
+    if not restart:
+        saved = read_checkpoint(store, key)
+        if saved is not None:
+            report.resumed_from = int(saved.get("rows", 0))
+    checker = Checker(plan)
+    dedupe = plan.dedupe if plan is not None else DedupePolicy()
+    label = f"backfill:{src.name}"
+    started = time.perf_counter()
+    batch: list[Write] = []
+    done = report.resumed_from
+    batches = 0
+
+    def flush() -> None:
+        nonlocal batches
+        checkpoint = {"source": src.identity, "as": what, "rows": done, "updated_at": clock()}
+        # The checkpoint commits with the batch: a crash can never skip or repeat rows.
+        duplicates = store.commit(batch, meta={key: _encode(checkpoint).decode()})
+        report.duplicates += sum(duplicates)
+        batch.clear()
+        batches += 1
+        if progress is not None:
+            progress(done, src.position(), src.total())
+
+    def problem(row: SourceRow, message: str) -> None:
+        if len(report.problems) < MAX_PROBLEMS:
+            report.problems.append(RowProblem(row.number, row.line, message))
+
+    pending_rows = 0
+    for row in src.rows():
+        if row.number <= report.resumed_from:
+            continue
+        report.rows_read += 1
+        try:
+            if row.values is None:
+                raise RowError(row.error or "unreadable row")
+            request = build_request(mapping, event, row.values, f"{label}:{row.number}")
+        except RowError as e:
+            problem(row, str(e))
+            if on_error == "stop":
+                report.rows_read -= 1
+                report.stopped = True
+                break
+            report.skipped += 1
+            done = row.number
+            pending_rows += 1
+            continue
+        verdict = checker.check(request)
+        if verdict.outcome in ("rejected", "invalid"):
+            report.rejected += 1
+        elif verdict.outcome == "fixed":
+            report.fixed += 1
+        elif verdict.outcome == "warned":
+            report.warned += 1
+        else:
+            report.accepted += 1
+        batch.append(to_write(request, verdict, clock(), dedupe))
+        done = row.number
+        pending_rows += 1
+        if pending_rows >= batch_size:
+            pending_rows = 0
+            flush()
+            if max_batches is not None and batches >= max_batches:
+                report.seconds = time.perf_counter() - started
+                return report
+    else:
+        report.complete = True
+    if pending_rows or batch or report.complete:
+        flush()
+    report.seconds = time.perf_counter() - started
+    return report

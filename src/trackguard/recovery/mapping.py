@@ -1,0 +1,341 @@
+"""A backfill mapping: which source columns become the person, the timestamp and the data.
+
+```yaml
+person: {id: customer_id}            # or {email: email}
+timestamp: {column: ordered_at, format: iso8601}   # iso8601 | unix | unix_ms (optional)
+data:                                # for identify: attributes:
+  order_id: order_id                 # a column name: the value as the source has it
+  total: {column: total, type: number}   # string | number | integer | boolean
+  coupon: {column: coupon, required: false}
+```
+
+:func:`load_mapping` reports every mistake with the file and line (PyYAML marks) as a
+:class:`MappingError`; :meth:`Mapping.apply` turns one source row into a person, a timestamp and
+a data dict, or raises :class:`RowError` saying what is wrong with the row.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Final, Literal
+
+import yaml
+
+FieldType = Literal["any", "string", "number", "integer", "boolean"]
+TimeFormat = Literal["iso8601", "unix", "unix_ms"]
+
+_TYPES: Final = ("string", "number", "integer", "boolean")
+_FORMATS: Final = ("iso8601", "unix", "unix_ms")
+_TRUE: Final = frozenset({"true", "t", "yes", "y", "1"})
+_FALSE: Final = frozenset({"false", "f", "no", "n", "0"})
+
+
+class MappingError(Exception):
+    """A mapping file that cannot be used; ``issues`` holds ``file:line: message`` strings."""
+
+    def __init__(self, issues: list[str]) -> None:
+        self.issues = tuple(issues)
+        super().__init__("\n".join(issues))
+
+
+class RowError(ValueError):
+    """One source row that cannot be mapped (the message names the column)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Field:
+    """One output key taken from one source column."""
+
+    key: str
+    column: str
+    type: FieldType = "any"
+    required: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Mapping:
+    """A parsed mapping. ``person_kind`` is ``id`` or ``email``."""
+
+    person_kind: Literal["id", "email"]
+    person_column: str
+    fields: tuple[Field, ...]
+    timestamp_column: str | None = None
+    timestamp_format: TimeFormat = "iso8601"
+    section: Literal["data", "attributes"] = "data"
+    source: str = "<mapping>"
+
+    def apply(self, row: dict[str, Any]) -> tuple[str, int | None, dict[str, Any]]:
+        """``(person, timestamp or None, data)`` for one source row; RowError if it cannot."""
+        person = _present(row, self.person_column)
+        if person is None:
+            raise RowError(f"person {self.person_kind}: column {self.person_column!r} is empty")
+        if isinstance(person, bool) or not isinstance(person, str | int):
+            raise RowError(f"person {self.person_kind}: {person!r} is not a string or integer")
+        person = str(person).strip()
+        if not person:
+            raise RowError(f"person {self.person_kind}: column {self.person_column!r} is empty")
+        ts: int | None = None
+        if self.timestamp_column is not None:
+            raw = _present(row, self.timestamp_column)
+            if raw is None:
+                raise RowError(f"timestamp: column {self.timestamp_column!r} is empty")
+            ts = parse_timestamp(raw, self.timestamp_format, self.timestamp_column)
+        data: dict[str, Any] = {}
+        for f in self.fields:
+            value = _present(row, f.column)
+            if value is None:
+                if f.required:
+                    raise RowError(f"{f.key}: column {f.column!r} is empty")
+                continue
+            data[f.key] = convert(value, f.type, f.column)
+        return person, ts, data
+
+
+def _present(row: dict[str, Any], column: str) -> Any:
+    if column not in row:
+        raise RowError(f"no column {column!r} (the row has {', '.join(map(repr, row)) or 'none'})")
+    value = row[column]
+    if value is None or (isinstance(value, str) and value.strip() == ""):
+        return None
+    return value
+
+
+def convert(value: Any, type_: FieldType, column: str) -> Any:
+    """``value`` as ``type_`` (CSV gives strings, JSONL and SQL typed values)."""
+    if type_ == "any":
+        return value
+    if type_ == "string":
+        if isinstance(value, dict | list):
+            raise RowError(f"column {column!r}: {value!r} is not a string")
+        return value if isinstance(value, str) else str(value)
+    if type_ == "boolean":
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in _TRUE:
+            return True
+        if text in _FALSE:
+            return False
+        raise RowError(f"column {column!r}: {value!r} is not a boolean")
+    if isinstance(value, bool | dict | list):
+        raise RowError(f"column {column!r}: {value!r} is not a {type_}")
+    try:
+        number = float(value) if isinstance(value, str) else value
+    except ValueError:
+        raise RowError(f"column {column!r}: {value!r} is not a {type_}") from None
+    if not isinstance(number, int | float) or not math.isfinite(number):
+        raise RowError(f"column {column!r}: {value!r} is not a {type_}")
+    if type_ == "integer":
+        if number != int(number):
+            raise RowError(f"column {column!r}: {value!r} is not an integer")
+        return int(number)
+    return int(number) if isinstance(number, int) else float(number)
+
+
+def parse_timestamp(value: Any, fmt: TimeFormat, column: str) -> int:
+    """Unix seconds from an ISO 8601 string (naive means UTC), unix seconds or milliseconds."""
+    try:
+        if fmt == "iso8601":
+            if isinstance(value, datetime):
+                moment = value
+            else:
+                text = str(value).strip()
+                moment = datetime.fromisoformat(text.replace(" ", "T", 1))
+            if moment.tzinfo is None:
+                moment = moment.replace(tzinfo=UTC)
+            return int(moment.timestamp())
+        if isinstance(value, bool):
+            raise ValueError
+        number = float(value)
+        if not math.isfinite(number):
+            raise ValueError
+        return int(number / 1000) if fmt == "unix_ms" else int(number)
+    except (ValueError, TypeError, OverflowError):
+        raise RowError(f"timestamp: column {column!r}: {value!r} is not {fmt}") from None
+
+
+# -- loading -----------------------------------------------------------------------------------
+
+
+def load_mapping(path: str | os.PathLike[str], *, identify: bool = False) -> Mapping:
+    """Read and check a mapping file; MappingError lists every problem with file:line."""
+    source = os.fspath(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise MappingError([f"{source}: cannot read the mapping: {e}"]) from e
+    return parse_mapping(text, source, identify=identify)
+
+
+def parse_mapping(text: str, source: str = "<mapping>", *, identify: bool = False) -> Mapping:
+    """Parse mapping YAML; ``identify`` expects ``attributes:`` instead of ``data:``."""
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark is not None else ""
+        problem = getattr(e, "problem", None) or str(e)
+        raise MappingError([f"{source}{line}: invalid YAML: {problem}"]) from e
+    return _Parser(source, identify).parse(root)
+
+
+class _Parser:
+    def __init__(self, source: str, identify: bool) -> None:
+        self.source = source
+        self.identify = identify
+        self.issues: list[str] = []
+
+    def error(self, node: yaml.Node | None, message: str) -> None:
+        line = f":{node.start_mark.line + 1}" if node is not None else ""
+        self.issues.append(f"{self.source}{line}: {message}")
+
+    def mapping(self, node: yaml.Node, what: str) -> list[tuple[str, yaml.Node, yaml.Node]]:
+        if not isinstance(node, yaml.MappingNode):
+            self.error(node, f"{what} must be a mapping")
+            return []
+        out: list[tuple[str, yaml.Node, yaml.Node]] = []
+        seen: set[str] = set()
+        for k, v in node.value:
+            if not isinstance(k, yaml.ScalarNode):
+                self.error(k, f"{what}: keys must be strings")
+                continue
+            if k.value in seen:
+                self.error(k, f"{what}: {k.value!r} appears twice")
+            seen.add(k.value)
+            out.append((str(k.value), k, v))
+        return out
+
+    def column(self, node: yaml.Node, what: str) -> str | None:
+        if (
+            isinstance(node, yaml.ScalarNode)
+            and node.tag == "tag:yaml.org,2002:str"
+            and node.value.strip()
+        ):
+            return str(node.value)
+        self.error(node, f"{what} must be a column name (a string)")
+        return None
+
+    def parse(self, root: yaml.Node | None) -> Mapping:
+        if root is None:
+            raise MappingError([f"{self.source}:1: the mapping is empty; it needs person:"])
+        section: Literal["data", "attributes"] = "attributes" if self.identify else "data"
+        other = "data" if self.identify else "attributes"
+        person: tuple[Literal["id", "email"], str] | None = None
+        ts_column: str | None = None
+        ts_format: TimeFormat = "iso8601"
+        fields: list[Field] = []
+        person_node: yaml.Node | None = None
+        for key, knode, value in self.mapping(root, "the mapping"):
+            if key == "person":
+                person_node = knode
+                person = self.person(value)
+            elif key == "timestamp":
+                ts_column, ts_format = self.timestamp(value)
+            elif key == section:
+                fields = self.fields(value, section)
+            elif key == other:
+                hint = "--as identify" if key == "attributes" else "--as event:NAME"
+                self.error(knode, f"{key}: is for {hint}; this backfill maps {section}:")
+            else:
+                self.error(knode, f"unknown key {key!r} (expected person, timestamp, {section})")
+        if person_node is None and isinstance(root, yaml.MappingNode):
+            self.error(root, "person: is required ({id: COLUMN} or {email: COLUMN})")
+        if self.issues:
+            raise MappingError(self.issues)
+        assert person is not None
+        return Mapping(
+            person_kind=person[0],
+            person_column=person[1],
+            fields=tuple(fields),
+            timestamp_column=ts_column,
+            timestamp_format=ts_format,
+            section=section,
+            source=self.source,
+        )
+
+    def person(self, node: yaml.Node) -> tuple[Literal["id", "email"], str] | None:
+        items = self.mapping(node, "person")
+        if len(items) != 1 or items[0][0] not in ("id", "email"):
+            self.error(node, "person: needs exactly one of id: COLUMN or email: COLUMN")
+            return None
+        kind, _, value = items[0]
+        column = self.column(value, f"person.{kind}")
+        if column is None:
+            return None
+        return ("id" if kind == "id" else "email"), column
+
+    def timestamp(self, node: yaml.Node) -> tuple[str | None, TimeFormat]:
+        if isinstance(node, yaml.ScalarNode):
+            return self.column(node, "timestamp"), "iso8601"
+        column: str | None = None
+        fmt: TimeFormat = "iso8601"
+        for key, knode, value in self.mapping(node, "timestamp"):
+            if key == "column":
+                column = self.column(value, "timestamp.column")
+            elif key == "format":
+                text = value.value if isinstance(value, yaml.ScalarNode) else None
+                if text == "iso8601":
+                    fmt = "iso8601"
+                elif text == "unix":
+                    fmt = "unix"
+                elif text == "unix_ms":
+                    fmt = "unix_ms"
+                else:
+                    self.error(value, f"timestamp.format must be one of {', '.join(_FORMATS)}")
+            else:
+                self.error(knode, f"timestamp: unknown key {key!r} (expected column, format)")
+        if column is None and isinstance(node, yaml.MappingNode):
+            self.error(node, "timestamp: needs column:")
+        return column, fmt
+
+    def fields(self, node: yaml.Node, section: str) -> list[Field]:
+        out: list[Field] = []
+        for key, _, value in self.mapping(node, section):
+            if isinstance(value, yaml.ScalarNode):
+                column = self.column(value, f"{section}.{key}")
+                if column is not None:
+                    out.append(Field(key, column))
+                continue
+            column = None
+            type_: FieldType = "any"
+            required = True
+            items = self.mapping(value, f"{section}.{key}")
+            for sub, subnode, subvalue in items:
+                if sub == "column":
+                    column = self.column(subvalue, f"{section}.{key}.column")
+                elif sub == "type":
+                    text = subvalue.value if isinstance(subvalue, yaml.ScalarNode) else None
+                    if text == "string":
+                        type_ = "string"
+                    elif text == "number":
+                        type_ = "number"
+                    elif text == "integer":
+                        type_ = "integer"
+                    elif text == "boolean":
+                        type_ = "boolean"
+                    else:
+                        self.error(
+                            subvalue, f"{section}.{key}.type must be one of {', '.join(_TYPES)}"
+                        )
+                elif sub == "required":
+                    if isinstance(subvalue, yaml.ScalarNode) and subvalue.value in (
+                        "true",
+                        "false",
+                    ):
+                        required = subvalue.value == "true"
+                    else:
+                        self.error(subvalue, f"{section}.{key}.required must be true or false")
+                else:
+                    self.error(
+                        subnode,
+                        f"{section}.{key}: unknown key {sub!r} (expected column, type, required)",
+                    )
+            if column is None and isinstance(value, yaml.MappingNode):
+                self.error(value, f"{section}.{key}: needs column:")
+            elif column is not None:
+                out.append(Field(key, column, type_, required))
+        return out

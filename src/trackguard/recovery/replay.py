@@ -1,0 +1,260 @@
+"""Replay: fix quarantined requests, check them again, and queue the ones that now pass.
+
+Each selected record (kind ``contract`` or ``plan``, state ``quarantined`` or
+``still_invalid``) gets the fix rules applied to its raw body, is checked by ``Checker(plan)``
+at the replay time with what the store has learned, and, when nothing is rejected, is committed
+with :func:`trackguard.ingest.to_write` through ``SQLiteStore.commit``: dedupe claims drop
+anything already sent, derived attributes stay idempotent. The record is then marked
+``replayed``; otherwise ``still_invalid`` with the new findings. v2 batch items are replayed
+as ``POST /api/v2/entity``. The commit and the mark are two transactions: a crash between
+them leaves the record selectable, and the dedupe claim drops the second send.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+from collections.abc import Sequence
+from typing import Any, Final
+
+import msgspec
+
+from trackguard.contract.operations import Request
+from trackguard.core.pipeline import Checker
+from trackguard.core.verdict import Verdict
+from trackguard.ingest import quarantine_records, to_write
+from trackguard.plan.model import Plan
+from trackguard.recovery.fixes import Fix, apply_fixes
+from trackguard.server.state import GatewayState
+from trackguard.store.base import QuarantineRecord, StoreError
+from trackguard.store.quarantine import QuarantineFilter, get, list_quarantine
+from trackguard.store.sqlite import SQLiteStore
+
+__all__ = ["CAMPAIGN_WINDOW", "ReplayItem", "ReplayReport", "replay"]
+
+#: Customer.io does not trigger campaigns on events older than this.
+CAMPAIGN_WINDOW: Final = 72 * 3600.0
+_REPLAYABLE: Final = ("quarantined", "still_invalid")
+_encode: Final = msgspec.json.encode
+
+
+class ReplayItem(msgspec.Struct, kw_only=True):
+    id: int
+    kind: str
+    event_name: str | None
+    method: str
+    path: str
+    new_path: str
+    before: bytes
+    after: bytes
+    #: ``replayed`` | ``duplicate`` (accepted, but every event was already sent) | ``still_invalid``
+    outcome: str
+    verdict: str
+    codes: tuple[str, ...] = ()
+    reason: str = ""
+    applied: tuple[str, ...] = ()
+    late: bool = False
+
+
+class ReplayReport(msgspec.Struct, kw_only=True):
+    dry_run: bool
+    now: float
+    items: list[ReplayItem]
+    warnings: list[str]
+
+    @property
+    def replayed(self) -> int:
+        return sum(i.outcome in ("replayed", "duplicate") for i in self.items)
+
+    @property
+    def duplicates(self) -> int:
+        return sum(i.outcome == "duplicate" for i in self.items)
+
+    @property
+    def still_invalid(self) -> int:
+        return sum(i.outcome == "still_invalid" for i in self.items)
+
+
+def _selected_ids(path: str, flt: QuarantineFilter) -> list[int]:
+    states = _REPLAYABLE if flt.state is None else (flt.state,)
+    ids: set[int] = set()
+    for state in states:
+        if state not in _REPLAYABLE:
+            raise ValueError(f"records in state {state!r} are not replayed")
+        scoped = msgspec.structs.replace(flt, state=state)
+        offset = 0
+        while True:
+            page = list_quarantine(path, scoped, limit=1000, offset=offset)
+            ids.update(r.id for r in page if r.kind in ("contract", "plan"))
+            if len(page) < 1000:
+                break
+            offset += 1000
+    return sorted(ids)
+
+
+def _is_event(body: dict[str, Any], batch_item: bool) -> bool:
+    if batch_item:
+        return body.get("action") == "event"
+    return "name" in body
+
+
+def _reason(verdict: Verdict) -> tuple[tuple[str, ...], bytes, str]:
+    findings: list[dict[str, Any]] = []
+    for e in verdict.contract_errors:
+        findings.append({"kind": "contract", **msgspec.structs.asdict(e)})
+    for v in verdict.violations:
+        if v.action == "reject":
+            findings.append({"kind": "plan", **msgspec.structs.asdict(v)})
+    codes = tuple(sorted({str(f.get("code") or f.get("reason")) for f in findings}))
+    messages = "; ".join(str(f.get("message", "")) for f in findings)
+    return codes, _encode(findings), messages
+
+
+def _claimed(conn: sqlite3.Connection, keys: Sequence[str], now: float) -> bool:
+    if not keys:
+        return False
+    return all(
+        conn.execute("SELECT 1 FROM claims WHERE key = ? AND expires_at > ?", (k, now)).fetchone()
+        for k in keys
+    )
+
+
+def replay(
+    store_path: str | os.PathLike[str],
+    plan: Plan,
+    filter: QuarantineFilter | None = None,
+    fixes: Sequence[Fix] = (),
+    dry_run: bool = False,
+    now_timestamps: bool = False,
+    *,
+    now: float | None = None,
+) -> ReplayReport:
+    """Replay the selected quarantine records; see the module docstring."""
+    path = os.fspath(store_path)
+    if not os.path.exists(path):
+        raise StoreError(f"{path}: no such store")
+    at = time.time() if now is None else now
+    ids = _selected_ids(path, filter or QuarantineFilter())
+    store = SQLiteStore(path)
+    conn = sqlite3.connect(path, isolation_level=None, timeout=5.0)
+    try:
+        checker = Checker(plan)
+        state = GatewayState.load(store)
+        identity_map = dict(store.identities())
+        items: list[ReplayItem] = []
+        for record_id in ids:
+            record = get(path, record_id)
+            if record is None or record.state not in _REPLAYABLE:
+                continue  # purged or replayed meanwhile
+            items.append(
+                _one(
+                    record,
+                    checker,
+                    state,
+                    store,
+                    conn,
+                    plan,
+                    fixes,
+                    identity_map,
+                    at,
+                    dry_run=dry_run,
+                    now_timestamps=now_timestamps,
+                )
+            )
+    finally:
+        conn.close()
+        store.close()
+    warnings: list[str] = []
+    late = [i.id for i in items if i.late and i.outcome != "still_invalid"]
+    if late:
+        shown = ", ".join(str(i) for i in late[:10]) + (" ..." if len(late) > 10 else "")
+        warnings.append(
+            f"{len(late)} replayed event(s) are older than 72h (records {shown}): Customer.io"
+            " records them but does not trigger campaigns on them; use --now to re-time them"
+        )
+    return ReplayReport(dry_run=dry_run, now=at, items=items, warnings=warnings)
+
+
+def _one(
+    record: QuarantineRecord,
+    checker: Checker,
+    state: GatewayState,
+    store: SQLiteStore,
+    conn: sqlite3.Connection,
+    plan: Plan,
+    fixes: Sequence[Fix],
+    identity_map: dict[str, str],
+    now: float,
+    *,
+    dry_run: bool,
+    now_timestamps: bool,
+) -> ReplayItem:
+    batch_item = record.batch_index is not None
+    method, path = ("POST", "/api/v2/entity") if batch_item else (record.method, record.path)
+    try:
+        decoded: Any = msgspec.json.decode(record.body)
+    except (msgspec.DecodeError, RecursionError, UnicodeDecodeError):
+        decoded = None
+    body_bytes = record.body
+    applied: tuple[str, ...] = ()
+    new_path = path
+    if isinstance(decoded, dict):
+        result = apply_fixes(decoded, path, fixes, identity_map)
+        body, new_path, applied = result.body, result.path, tuple(result.applied)
+        if _is_event(body, batch_item):
+            ts = body.get("timestamp")
+            if now_timestamps:
+                body["timestamp"] = int(now)
+            elif not isinstance(ts, int) or isinstance(ts, bool):
+                body["timestamp"] = int(record.received_at)  # when it really happened
+        if applied or body != decoded:
+            body_bytes = _encode(body)
+    request = Request(method=method, path=new_path, body=body_bytes, source=record.source)
+    verdict = checker.check(request, now=now, state=state)
+    item = ReplayItem(
+        id=record.id,
+        kind=record.kind,
+        event_name=record.event_name,
+        method=method,
+        path=path,
+        new_path=new_path,
+        before=record.body,
+        after=body_bytes,
+        outcome="still_invalid",
+        verdict=verdict.outcome,
+        applied=applied,
+    )
+    if verdict.contract_errors or verdict.rejected or not verdict.operations:
+        item.codes, findings, item.reason = _reason(verdict)
+        if not item.codes:
+            item.reason = item.reason or "nothing to send"
+        if not dry_run:
+            records = quarantine_records(request, verdict, now)
+            status = records[0].status if records else verdict.status
+            conn.execute(
+                "UPDATE quarantine SET state = 'still_invalid', findings = ?, codes = ?,"
+                " status = ?, plan_version = ? WHERE id = ? AND state != 'replayed'",
+                (
+                    findings.decode(),
+                    _encode(item.codes).decode(),
+                    status,
+                    verdict.plan_version,
+                    record.id,
+                ),
+            )
+        return item
+    for op in verdict.operations:
+        ts = op.body.get("timestamp") if isinstance(op.body, dict) else None
+        if isinstance(ts, int) and not isinstance(ts, bool) and now - ts > CAMPAIGN_WINDOW:
+            item.late = True
+    write = to_write(request, verdict, now, plan.dedupe)
+    keys = [r.dedupe_key for r in write.outbox if r.claim_until is not None and r.dedupe_key]
+    if dry_run:
+        item.outcome = "duplicate" if _claimed(conn, keys, now) else "replayed"
+        return item
+    duplicates = store.commit([write])[0]
+    state.learn(write)
+    item.outcome = "duplicate" if keys and duplicates >= len(keys) else "replayed"
+    conn.execute("UPDATE quarantine SET state = 'replayed' WHERE id = ?", (record.id,))
+    return item

@@ -1,0 +1,228 @@
+"""Backfill sources, read one row at a time in constant memory.
+
+* CSV (header row) and JSONL files, gzip accepted (detected by its magic bytes);
+* a SQL query against a SQLite database: ``sqlite:///path/to.db?query=SELECT ...`` or the URL
+  and a separate ``query``. PostgreSQL is not supported yet.
+
+Every source yields :class:`SourceRow` values numbered from 1 in source order, and has an
+``identity`` (what a checkpoint is keyed on) and, for files, a byte position for progress.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import hashlib
+import io
+import os
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import IO, Any, Protocol
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import msgspec
+
+_GZIP_MAGIC = b"\x1f\x8b"
+_ARRAY_SIZE = 1000
+_decode = msgspec.json.decode
+
+
+class SourceError(Exception):
+    """A source that cannot be opened or read at all (not one bad row)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SourceRow:
+    """Row ``number`` (1-based, in source order) at ``line``; ``values`` or an ``error``."""
+
+    number: int
+    line: int | None
+    values: dict[str, Any] | None
+    error: str | None = None
+
+    @property
+    def where(self) -> str:
+        return f"row {self.number}" + (f" (line {self.line})" if self.line is not None else "")
+
+
+class Source(Protocol):
+    identity: str
+    name: str
+
+    def rows(self) -> Iterator[SourceRow]: ...
+
+    def total(self) -> int | None: ...
+
+    def position(self) -> int | None: ...
+
+
+class _FileSource:
+    def __init__(self, path: str, kind: str) -> None:
+        self.path = path
+        self.kind = kind
+        self.name = os.path.basename(path)
+        try:
+            st = os.stat(path)
+            with open(path, "rb") as f:
+                head = f.read(65536)
+        except OSError as e:
+            raise SourceError(f"{path}: {e.strerror or e}") from e
+        self.size = st.st_size
+        digest = hashlib.sha256(head).hexdigest()[:16]
+        # Keyed on where the file is and how it starts, not its size or mtime, so a file that
+        # was appended to (an export still growing) resumes after the rows already done.
+        self.identity = f"file:{os.path.abspath(path)}#{digest}"
+        self.gzipped = head.startswith(_GZIP_MAGIC)
+        self._raw: IO[bytes] | None = None
+
+    def total(self) -> int | None:
+        return self.size
+
+    def position(self) -> int | None:
+        raw = self._raw
+        if raw is None or raw.closed:
+            return None
+        try:
+            return raw.tell()
+        except (OSError, ValueError):
+            return None
+
+    def _open_text(self) -> Iterator[IO[str]]:
+        try:
+            raw = open(self.path, "rb")  # noqa: SIM115 - closed below
+        except OSError as e:
+            raise SourceError(f"{self.path}: {e.strerror or e}") from e
+        self._raw = raw
+        try:
+            binary: IO[bytes] = (
+                gzip.GzipFile(fileobj=raw, mode="rb") if self.gzipped else raw  # type: ignore[assignment]
+            )
+            text = io.TextIOWrapper(binary, encoding="utf-8-sig", errors="strict", newline="")
+            yield text
+        finally:
+            raw.close()
+
+    def rows(self) -> Iterator[SourceRow]:
+        for text in self._open_text():
+            try:
+                if self.kind == "csv":
+                    yield from _csv_rows(text, self.path)
+                else:
+                    yield from _jsonl_rows(text)
+            except (OSError, EOFError, UnicodeDecodeError, gzip.BadGzipFile) as e:
+                raise SourceError(f"{self.path}: cannot read: {e}") from e
+
+
+def _csv_rows(text: IO[str], path: str) -> Iterator[SourceRow]:
+    reader = csv.reader(text)
+    try:
+        header = next(reader)
+    except StopIteration:
+        return
+    except csv.Error as e:
+        raise SourceError(f"{path}: line 1: {e}") from e
+    header = [h.strip() for h in header]
+    number = 0
+    while True:
+        start = reader.line_num + 1
+        try:
+            cells = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as e:
+            number += 1
+            yield SourceRow(number, start, None, f"unreadable CSV: {e}")
+            continue
+        if not cells:
+            continue  # a blank line is not a row
+        number += 1
+        if len(cells) != len(header):
+            yield SourceRow(
+                number, start, None, f"{len(cells)} fields where the header has {len(header)}"
+            )
+            continue
+        yield SourceRow(number, start, dict(zip(header, cells, strict=True)))
+
+
+def _jsonl_rows(text: IO[str]) -> Iterator[SourceRow]:
+    number = 0
+    for line_no, line in enumerate(text, start=1):
+        if not line.strip():
+            continue
+        number += 1
+        try:
+            value = _decode(line)
+        except (msgspec.DecodeError, RecursionError) as e:
+            yield SourceRow(number, line_no, None, f"invalid JSON: {e}")
+            continue
+        if not isinstance(value, dict):
+            yield SourceRow(number, line_no, None, "not a JSON object")
+            continue
+        yield SourceRow(number, line_no, value)
+
+
+class _SQLiteSource:
+    def __init__(self, path: str, query: str) -> None:
+        if not query.strip():
+            raise SourceError("a SQL source needs a query (?query=... or --query)")
+        if not os.path.exists(path):
+            raise SourceError(f"{path}: no such database")
+        self.path = path
+        self.query = query
+        self.name = os.path.basename(path)
+        digest = hashlib.sha256(query.encode()).hexdigest()[:16]
+        self.identity = f"sqlite:{os.path.abspath(path)}#{digest}"
+
+    def total(self) -> int | None:
+        return None
+
+    def position(self) -> int | None:
+        return None
+
+    def rows(self) -> Iterator[SourceRow]:
+        uri = "file:" + os.path.abspath(self.path) + "?mode=ro"
+        try:
+            conn = sqlite3.connect(uri, uri=True)
+        except sqlite3.Error as e:
+            raise SourceError(f"{self.path}: {e}") from e
+        try:
+            cursor = conn.execute(self.query)
+            columns = [d[0] for d in cursor.description or ()]
+            number = 0
+            while True:
+                batch = cursor.fetchmany(_ARRAY_SIZE)
+                if not batch:
+                    return
+                for values in batch:
+                    number += 1
+                    yield SourceRow(number, None, dict(zip(columns, values, strict=True)))
+        except sqlite3.Error as e:
+            raise SourceError(f"{self.path}: {e}") from e
+        finally:
+            conn.close()
+
+
+def open_source(target: str, query: str | None = None) -> Source:
+    """The source named by ``target``: a CSV/JSONL file (maybe .gz) or a ``sqlite:///`` URL."""
+    if target.startswith(("postgres://", "postgresql://")):
+        raise SourceError("PostgreSQL sources are not supported yet (export to CSV, or SQLite)")
+    if target.startswith("sqlite:"):
+        parts = urlsplit(target)
+        path = unquote(parts.path)
+        if target.startswith("sqlite:////"):
+            path = "/" + path.lstrip("/")
+        elif target.startswith("sqlite:///"):
+            path = path[1:] if path.startswith("/") else path
+        from_url = parse_qs(parts.query).get("query", [None])[0]
+        if query is not None and from_url is not None:
+            raise SourceError("give the query in the URL or with --query, not both")
+        return _SQLiteSource(path, query if query is not None else (from_url or ""))
+    if query is not None:
+        raise SourceError("--query is for sqlite:/// sources")
+    name = target.lower().removesuffix(".gz")
+    if name.endswith(".csv"):
+        return _FileSource(target, "csv")
+    if name.endswith((".jsonl", ".ndjson", ".json")):
+        return _FileSource(target, "jsonl")
+    raise SourceError(f"{target}: cannot tell the format: name it .csv, .jsonl (maybe .gz)")

@@ -1,0 +1,270 @@
+"""Backfill: CSV orders through the example plan into the outbox, interrupted and resumed."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import random
+import sqlite3
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import msgspec
+import pytest
+from click.testing import CliRunner
+
+from trackguard.cli.backfill import backfill_command
+from trackguard.plan.loader import load_plan
+from trackguard.recovery.backfill import backfill
+from trackguard.recovery.mapping import parse_mapping
+from trackguard.store.sqlite import SQLiteStore
+
+ROOT = Path(__file__).resolve().parents[2]
+PLAN = ROOT / "examples" / "d2c-plan.yaml"
+MAPPING = """\
+person: {id: customer_id}
+timestamp: {column: ordered_at, format: iso8601}
+data:
+  order_id: order_id
+  total: {column: total, type: number}
+  currency: currency
+"""
+
+
+def _orders(path: Path, n: int, *, bad: dict[int, str] | None = None) -> list[dict[str, str]]:
+    rng = random.Random(7)
+    rows = []
+    for i in range(1, n + 1):
+        rows.append(
+            {
+                "order_id": f"ORD-{i:05d}",
+                "customer_id": f"cus_{rng.randrange(200)}",
+                "ordered_at": f"2025-0{1 + i % 9}-1{i % 10}T10:00:00Z",
+                "total": f"{rng.randrange(100, 50000) / 100:.2f}",
+                "currency": "USD",
+            }
+        )
+    for index, total in (bad or {}).items():
+        rows[index - 1]["total"] = total
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "wt", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return rows
+
+
+def _outbox_orders(db: Path) -> Counter[str]:
+    with sqlite3.connect(db) as conn:
+        payloads = [
+            r[0] for r in conn.execute("SELECT payload FROM outbox WHERE event_name IS NOT NULL")
+        ]
+    out: Counter[str] = Counter()
+    for p in payloads:
+        body = msgspec.json.decode(p)
+        item = body.get("v2") or body.get("v1", {}).get("body") or body
+        data = item.get("attributes") or item.get("data") or {}
+        out[data["order_id"]] += 1
+    return out
+
+
+def test_backfill_interrupted_and_resumed(tmp_path: Path) -> None:
+    source = tmp_path / "orders.csv.gz"
+    rows = _orders(source, 3000)
+    plan = load_plan(PLAN)
+    mapping = parse_mapping(MAPPING)
+    db = tmp_path / "tg.db"
+    store = SQLiteStore(db)
+    first = backfill(
+        str(source),
+        store=store,
+        mapping=mapping,
+        event="order_completed",
+        plan=plan,
+        batch_size=250,
+        max_batches=5,
+    )
+    assert first.rows_done == 1250 and not first.complete
+    # The whole file again from row 1: the saved checkpoint skips what is done.
+    second = backfill(
+        str(source),
+        store=store,
+        mapping=mapping,
+        event="order_completed",
+        plan=plan,
+        batch_size=250,
+    )
+    assert second.resumed_from == 1250 and second.rows_read == 1750 and second.complete
+    assert second.duplicates == 0 and second.skipped == 0 and second.rejected == 0
+    third = backfill(
+        str(source),
+        store=store,
+        mapping=mapping,
+        event="order_completed",
+        plan=plan,
+    )
+    assert third.rows_read == 0 and third.complete
+    counts = _outbox_orders(db)
+    assert len(counts) == 3000 and set(counts.values()) == {1}
+    totals: dict[str, float] = defaultdict(float)
+    for r in rows:
+        totals[r["customer_id"]] += float(r["total"])
+    for customer, total in totals.items():
+        profile = store.profile(f"id:{customer}")
+        assert profile is not None
+        assert round(profile["lifetime_value"], 2) == round(total, 2)
+    # A restart ignoring the checkpoint duplicates nothing: the dedupe keys hold.
+    again = backfill(
+        str(source),
+        store=store,
+        mapping=mapping,
+        event="order_completed",
+        plan=plan,
+        restart=True,
+        batch_size=1000,
+    )
+    assert again.duplicates == 3000
+    assert set(_outbox_orders(db).values()) == {1}
+    store.close()
+
+
+def test_interrupted_by_an_exception_resumes(tmp_path: Path) -> None:
+    source = tmp_path / "orders.csv"
+    _orders(source, 600)
+    mapping = parse_mapping(MAPPING)
+    store = SQLiteStore(tmp_path / "tg.db")
+    calls = 0
+
+    def crash(done: int, position: int | None, total: int | None) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        backfill(
+            str(source),
+            store=store,
+            mapping=mapping,
+            event="order_completed",
+            batch_size=100,
+            progress=crash,
+        )
+    report = backfill(str(source), store=store, mapping=mapping, event="order_completed")
+    assert report.resumed_from == 200 and report.rows_read == 400
+    assert set(_outbox_orders(tmp_path / "tg.db").values()) == {1}
+    store.close()
+
+
+def test_bad_rows_skipped_with_row_numbers(tmp_path: Path) -> None:
+    source = tmp_path / "orders.csv"
+    _orders(source, 50, bad={7: "twelve", 30: ""})
+    store = SQLiteStore(tmp_path / "tg.db")
+    report = backfill(
+        str(source),
+        store=store,
+        mapping=parse_mapping(MAPPING),
+        event="order_completed",
+        plan=load_plan(PLAN),
+        batch_size=10,
+    )
+    assert report.skipped == 2 and report.accepted + report.fixed + report.warned == 48
+    assert [(p.row, p.line) for p in report.problems] == [(7, 8), (30, 31)]
+    assert "'twelve' is not a number" in str(report.problems[0])
+    assert "total: column 'total' is empty" in str(report.problems[1])
+    store.close()
+
+
+def test_bad_row_stops_the_run(tmp_path: Path) -> None:
+    source = tmp_path / "orders.csv"
+    _orders(source, 50, bad={23: "n/a"})
+    db = tmp_path / "tg.db"
+    result = CliRunner().invoke(
+        backfill_command,
+        [
+            str(source),
+            "--as",
+            "event:order_completed",
+            "--map",
+            str(_map(tmp_path)),
+            "--db",
+            str(db),
+            "--plan",
+            str(PLAN),
+            "--on-error",
+            "stop",
+            "--batch",
+            "10",
+        ],
+    )
+    assert result.exit_code == 1, result.output
+    assert "row 23 (line 24)" in result.output
+    assert "22 rows read" in result.output
+    assert len(_outbox_orders(db)) == 22
+
+
+def test_cli_jsonl_and_sqlite_sources(tmp_path: Path) -> None:
+    jsonl = tmp_path / "orders.jsonl"
+    jsonl.write_text(
+        '{"customer_id": "c1", "order_id": "A1", "ordered_at": 1700000000, "total": 5.5,'
+        ' "currency": "USD"}\n\nnot json\n'
+    )
+    mapping = tmp_path / "m.yaml"
+    mapping.write_text(MAPPING.replace("iso8601", "unix"))
+    db = tmp_path / "tg.db"
+    result = CliRunner().invoke(
+        backfill_command,
+        [str(jsonl), "--as", "event:order_completed", "--map", str(mapping), "--db", str(db)],
+    )
+    assert result.exit_code == 0, result.output
+    assert "2 rows read: 1 accepted" in result.output and "row 2 (line 3)" in result.output
+    src = tmp_path / "shop.db"
+    with sqlite3.connect(src) as conn:
+        conn.execute("CREATE TABLE customers (id TEXT, email TEXT, tier TEXT)")
+        conn.executemany(
+            "INSERT INTO customers VALUES (?,?,?)",
+            [("c1", "a@example.com", "gold"), ("c2", "b@example.com", "silver")],
+        )
+    idmap = tmp_path / "id.yaml"
+    idmap.write_text("person: {id: id}\nattributes: {email: email, loyalty_tier: tier}\n")
+    result = CliRunner().invoke(
+        backfill_command,
+        [
+            f"sqlite:///{src}?query=SELECT * FROM customers",
+            "--as",
+            "identify",
+            "--map",
+            str(idmap),
+            "--db",
+            str(db),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "2 rows read: 2 accepted" in result.output
+
+
+def test_cli_mapping_error_exits_2(tmp_path: Path) -> None:
+    bad = tmp_path / "m.yaml"
+    bad.write_text("person: {id: customer_id}\ndata:\n  total: {column: total, type: money}\n")
+    source = tmp_path / "orders.csv"
+    _orders(source, 3)
+    result = CliRunner().invoke(
+        backfill_command,
+        [
+            str(source),
+            "--as",
+            "event:order_completed",
+            "--map",
+            str(bad),
+            "--db",
+            str(tmp_path / "tg.db"),
+        ],
+    )
+    assert result.exit_code == 2
+    assert f"{bad}:3: data.total.type must be one of" in result.output
+
+
+def _map(tmp_path: Path) -> Path:
+    path = tmp_path / "orders.map.yaml"
+    path.write_text(MAPPING)
+    return path
