@@ -1,7 +1,9 @@
 """Backfill throughput: CSV orders through the example plan into a fresh store.
 
-Prints rows/s and peak RSS (constant memory: RSS should not grow with --rows).
-Not yet measured here: delivery to the emulator (rows per upstream request).
+Prints rows/s and peak RSS (constant memory: RSS should not grow with --rows), then delivers
+the outbox to an emulator in a thread at ``--rate`` requests per second (Customer.io allows
+100) and prints delivered events/s, events per upstream request and the emulator's busiest
+second.
 
     .venv/bin/python bench/backfill.py --rows 100000
 """
@@ -18,12 +20,17 @@ import tempfile
 import time
 from pathlib import Path
 
+from trackguard.delivery.transport import HttpxTransport
+from trackguard.delivery.worker import DeliveryWorker
 from trackguard.plan.loader import load_plan
 from trackguard.recovery.backfill import backfill
 from trackguard.recovery.mapping import parse_mapping
+from trackguard.server.emulator import create_emulator
+from trackguard.server.runner import start_in_thread
 from trackguard.store.sqlite import SQLiteStore
 
 ROOT = Path(__file__).resolve().parents[1]
+SITE, KEY = "bench-site", "bench-key"
 MAPPING = """\
 person: {id: customer_id}
 timestamp: {column: ordered_at, format: iso8601}
@@ -35,6 +42,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--batch", type=int, default=1000)
+    parser.add_argument("--rate", type=float, default=100.0, help="upstream requests per second")
     args = parser.parse_args()
     rng = random.Random(1)
     with tempfile.TemporaryDirectory() as tmp:
@@ -64,7 +72,29 @@ def main() -> None:
         )
         seconds = time.perf_counter() - start
         stats = store.outbox_stats()
-        store.close()
+        emulator = create_emulator(SITE, KEY)
+        server = start_in_thread(emulator)
+        transport = HttpxTransport(server.url, SITE, KEY)
+        worker = DeliveryWorker(store, transport, rate=args.rate)
+        delivered = requests = 0
+        start = time.perf_counter()
+        try:
+            while store.outbox_stats().pending:
+                round_ = worker.run_once()
+                delivered += round_.delivered
+                requests += round_.requests
+                if round_.retry_at is not None:
+                    time.sleep(max(0.0, round_.retry_at - time.time()))
+                elif round_.leased == 0:
+                    time.sleep(0.05)  # pending rows not due yet
+            send_seconds = time.perf_counter() - start
+            upstream = emulator.stats()
+        finally:
+            transport.close()
+            server.stop()
+            emulator.close()
+            after = store.outbox_stats()
+            store.close()
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"python {sys.version.split()[0]}  rows {args.rows}  batch {args.batch}")
     print(
@@ -72,6 +102,14 @@ def main() -> None:
         f" accepted {report.accepted} fixed {report.fixed} rejected {report.rejected}"
     )
     print(f"outbox: {stats}")
+    print(
+        f"delivery at {args.rate:g} req/s: {delivered / send_seconds:,.0f} events/s"
+        f" ({delivered} outbox rows: orders + derived identifies, in {send_seconds:.1f} s),"
+        f" {requests} requests, {delivered / max(requests, 1):,.1f} events/request,"
+        f" emulator max {upstream['max_per_second']} req/s"
+    )
+    print(f"emulator: {upstream}")
+    print(f"outbox after delivery: {after}")
     print(f"peak RSS: {rss:.0f} MiB")
 
 

@@ -268,3 +268,34 @@ def _map(tmp_path: Path) -> Path:
     path = tmp_path / "orders.map.yaml"
     path.write_text(MAPPING)
     return path
+
+
+def test_email_keyed_rows_fixed_to_the_known_id(tmp_path: Path) -> None:
+    text = PLAN.read_text()
+    assert "email_keyed: warn" in text
+    plan_path = tmp_path / "plan.yaml"
+    plan_path.write_text(text.replace("email_keyed: warn", "email_keyed: fix"))
+    source = tmp_path / "orders.csv"
+    with open(source, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["email", "order_id", "ordered_at", "total", "currency"])
+        writer.writerow(["ana@example.com", "ORD-1", "2025-03-01T10:00:00Z", "12.50", "USD"])
+        writer.writerow(["ana@example.com", "ORD-2", "2025-03-02T10:00:00Z", "20.00", "USD"])
+    db = tmp_path / "tg.db"
+    store = SQLiteStore(db)
+    store.import_identities([("ana@example.com", "cus_1")])
+    report = backfill(
+        str(source),
+        store=store,
+        mapping=parse_mapping(MAPPING.replace("{id: customer_id}", "{email: email}")),
+        event="order_completed",
+        plan=load_plan(plan_path),
+    )
+    store.close()
+    assert report.complete and report.rejected == 0 and report.fixed == 2
+    with sqlite3.connect(db) as conn:
+        persons = {
+            r[0] for r in conn.execute("SELECT person FROM outbox WHERE event_name IS NOT NULL")
+        }
+    assert persons == {"id:cus_1"}
+    assert _outbox_orders(db) == Counter({"ORD-1": 1, "ORD-2": 1})

@@ -4,11 +4,13 @@ replayed and delivered over loopback to the emulator, each exactly once."""
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from click.testing import CliRunner
 
 from trackguard.cli.replay import replay_command
@@ -21,6 +23,7 @@ from trackguard.plan.loader import load_plan
 from trackguard.recovery import load_fixes, replay
 from trackguard.server.emulator import create_emulator
 from trackguard.server.runner import start_in_thread
+from trackguard.store.base import StoreError
 from trackguard.store.quarantine import QuarantineFilter, list_quarantine
 from trackguard.store.sqlite import SQLiteStore
 
@@ -130,3 +133,28 @@ def test_unfixed_records_become_still_invalid_and_cli_dry_run(tmp_path: Path) ->
     )
     assert result.exit_code == 2
     assert f"{bad}:3:5" in result.output
+
+
+def test_replay_write_and_mark_are_one_transaction(tmp_path: Path) -> None:
+    db = tmp_path / "tg.db"
+    _broken_client(db)
+    fix_file = tmp_path / "fixes.yaml"
+    fix_file.write_text(FIXES)
+    fixes = load_fixes(fix_file)
+    with sqlite3.connect(db) as conn:
+        outbox_before = conn.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]
+        # Marking a record replayed fails: the write it came with must roll back too.
+        conn.execute(
+            "CREATE TRIGGER no_mark BEFORE UPDATE OF state ON quarantine"
+            " WHEN NEW.state = 'replayed' BEGIN SELECT RAISE(ABORT, 'mark refused'); END"
+        )
+    with pytest.raises(StoreError, match="mark refused"):
+        replay(db, PLAN, None, fixes)
+    assert _states(db) == ["quarantined"] * 3
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM outbox").fetchone()[0] == outbox_before
+        assert conn.execute("SELECT COUNT(*) FROM claims").fetchone()[0] == 0
+        conn.execute("DROP TRIGGER no_mark")
+    report = replay(db, PLAN, None, fixes)
+    assert (report.replayed, report.duplicates) == (3, 0)
+    assert _states(db) == ["replayed"] * 3

@@ -51,7 +51,7 @@ def print_summary(report: BackfillReport, console: Console) -> None:
 @click.option("--map", "mapping_path", required=True, metavar="MAPPING.yaml")
 @click.option("--db", default="trackguard.db", show_default=True, metavar="PATH")
 @click.option("--plan", "plan_path", default=None, metavar="PLAN", help="Tracking plan YAML.")
-@click.option("--query", default=None, help="SQL query for a sqlite:/// source.")
+@click.option("--query", default=None, help="SQL query for a sqlite:/// or postgresql:// source.")
 @click.option("--on-error", type=click.Choice(["skip", "stop"]), default="skip", show_default=True)
 @click.option("--batch", "batch_size", type=click.IntRange(min=1), default=500, show_default=True)
 @click.option("--restart", is_flag=True, help="Ignore the checkpoint and start from row 1.")
@@ -66,7 +66,7 @@ def backfill_command(
     batch_size: int,
     restart: bool,
 ) -> None:
-    """Backfill SOURCE (CSV or JSONL, gzip accepted, or sqlite:///db?query=...) into the outbox.
+    """Backfill SOURCE (CSV, JSONL, Parquet, sqlite:///db or postgresql://...) into the outbox.
 
     Rows go through the same checks as live traffic; delivery sends them rate-limited. A rerun
     continues after the last committed batch. Exit 0 when done, 1 when a bad row stopped the

@@ -2,9 +2,10 @@
 
 Each source row becomes one v1 request (an event ``POST /api/v1/customers/{id}/events`` or an
 identify ``PUT /api/v1/customers/{id}``), is checked by the same :class:`Checker` as live traffic
-(timeliness is not judged: the rows are historical by design) and committed with
-:func:`~trackguard.ingest.to_write` in batches of ``batch_size``. Delivery then sends the outbox,
-rate-limited, like any other traffic.
+(timeliness is not judged: the rows are historical by design) against the identity state the
+store holds (loaded once, then updated after each batch commit, as the gateway does) and
+committed with :func:`~trackguard.ingest.to_write` in batches of ``batch_size``. Delivery then
+sends the outbox, rate-limited, like any other traffic.
 
 Resumable: with each batch the number of source rows done is saved in the store's ``meta``
 table under a key derived from the source's identity, so a rerun skips them. The plan's dedupe
@@ -45,6 +46,7 @@ from trackguard.ingest import to_write
 from trackguard.plan.model import DedupePolicy, Plan
 from trackguard.recovery.mapping import Mapping, RowError
 from trackguard.recovery.sources import Source, SourceRow, open_source
+from trackguard.server.state import GatewayState
 from trackguard.store.base import Write
 from trackguard.store.sqlite import SQLiteStore
 
@@ -190,6 +192,9 @@ def backfill(
         if saved is not None:
             report.resumed_from = int(saved.get("rows", 0))
     checker = Checker(plan)
+    # What the store knows (email → id bindings, last orders), as the gateway sees it: with
+    # ``identity.email_keyed: fix`` an email-keyed row is rewritten to the known id.
+    state = GatewayState.load(store)
     dedupe = plan.dedupe if plan is not None else DedupePolicy()
     label = f"backfill:{src.name}"
     started = time.perf_counter()
@@ -203,6 +208,8 @@ def backfill(
         # The checkpoint commits with the batch: a crash can never skip or repeat rows.
         duplicates = store.commit(batch, meta={key: _encode(checkpoint).decode()})
         report.duplicates += sum(duplicates)
+        for write in batch:
+            state.learn(write)
         batch.clear()
         batches += 1
         if progress is not None:
@@ -231,7 +238,7 @@ def backfill(
             done = row.number
             pending_rows += 1
             continue
-        verdict = checker.check(request)
+        verdict = checker.check(request, state=state)
         if verdict.outcome in ("rejected", "invalid"):
             report.rejected += 1
         elif verdict.outcome == "fixed":

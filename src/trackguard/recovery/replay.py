@@ -4,10 +4,11 @@ Each selected record (kind ``contract`` or ``plan``, state ``quarantined`` or
 ``still_invalid``) gets the fix rules applied to its raw body, is checked by ``Checker(plan)``
 at the replay time with what the store has learned, and, when nothing is rejected, is committed
 with :func:`trackguard.ingest.to_write` through ``SQLiteStore.commit``: dedupe claims drop
-anything already sent, derived attributes stay idempotent. The record is then marked
-``replayed``; otherwise ``still_invalid`` with the new findings. v2 batch items are replayed
-as ``POST /api/v2/entity``. The commit and the mark are two transactions: a crash between
-them leaves the record selectable, and the dedupe claim drops the second send.
+anything already sent, derived attributes stay idempotent. The record is marked
+``replayed`` in the same transaction (``SQLiteStore.commit(..., quarantine_states=...)``), so
+a record is never marked without its write queued, nor queued twice after a crash; otherwise
+it is marked ``still_invalid`` with the new findings. v2 batch items are replayed as
+``POST /api/v2/entity``.
 """
 
 from __future__ import annotations
@@ -253,8 +254,8 @@ def _one(
     if dry_run:
         item.outcome = "duplicate" if _claimed(conn, keys, now) else "replayed"
         return item
-    duplicates = store.commit([write])[0]
+    # The write and the mark are one transaction: a crash leaves both or neither.
+    duplicates = store.commit([write], quarantine_states=[(record.id, "replayed")])[0]
     state.learn(write)
     item.outcome = "duplicate" if keys and duplicates >= len(keys) else "replayed"
-    conn.execute("UPDATE quarantine SET state = 'replayed' WHERE id = ?", (record.id,))
     return item

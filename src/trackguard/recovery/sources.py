@@ -2,7 +2,11 @@
 
 * CSV (header row) and JSONL files, gzip accepted (detected by its magic bytes);
 * a SQL query against a SQLite database: ``sqlite:///path/to.db?query=SELECT ...`` or the URL
-  and a separate ``query``. PostgreSQL is not supported yet.
+  and a separate ``query``;
+* a SQL query against PostgreSQL: ``postgresql://user@host:port/db?query=SELECT ...`` (or
+  ``postgres://``) or the URL and a separate ``query``, read through a server-side cursor with
+  psycopg 3 (``pip install 'trackguard[postgres]'``);
+* Parquet files (``.parquet``), read with DuckDB (``pip install 'trackguard[parquet]'``).
 
 Every source yields :class:`SourceRow` values numbered from 1 in source order, and has an
 ``identity`` (what a checkpoint is keyed on) and, for files, a byte position for progress.
@@ -16,10 +20,11 @@ import hashlib
 import io
 import os
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import IO, Any, Protocol
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlencode, urlsplit, urlunsplit
 
 import msgspec
 
@@ -203,10 +208,143 @@ class _SQLiteSource:
             conn.close()
 
 
+def _row_values(columns: Sequence[str], values: Sequence[Any]) -> dict[str, Any]:
+    # NUMERIC/DECIMAL columns arrive as Decimal, which the mapping's number type and the JSON
+    # encoder do not take; its exact text does (no float rounding of money on the way).
+    return {
+        c: str(v) if isinstance(v, Decimal) else v for c, v in zip(columns, values, strict=True)
+    }
+
+
+class _PostgresSource:
+    def __init__(self, url: str, query: str) -> None:
+        if not query.strip():
+            raise SourceError("a SQL source needs a query (?query=... or --query)")
+        self.url = url
+        # DECLARE ... CURSOR FOR takes one statement without the trailing semicolon.
+        self.query = query.strip().rstrip(";").rstrip()
+        parts = urlsplit(url)
+        host = parts.hostname or "localhost"
+        port = f":{parts.port}" if parts.port else ""
+        user = f"{unquote(parts.username)}@" if parts.username else ""
+        db = unquote(parts.path.lstrip("/"))
+        # Never the password: the name is printed and the identity is stored in the meta table.
+        self.name = f"{user}{host}{port}/{db}"
+        digest = hashlib.sha256(query.encode()).hexdigest()[:16]
+        self.identity = f"postgresql://{self.name}#{digest}"
+
+    def total(self) -> int | None:
+        return None
+
+    def position(self) -> int | None:
+        return None
+
+    def rows(self) -> Iterator[SourceRow]:
+        try:
+            import psycopg
+        except ImportError:
+            raise SourceError(
+                "PostgreSQL sources need: pip install 'trackguard[postgres]'"
+            ) from None
+        try:
+            conn = psycopg.connect(self.url, autocommit=False)
+        except psycopg.Error as e:
+            raise SourceError(f"{self.name}: {_pg_message(e)}") from e
+        try:
+            conn.read_only = True
+            # A named cursor lives on the server: rows come _ARRAY_SIZE at a time, never the
+            # whole result in client memory.
+            with conn.cursor(name="trackguard_backfill") as cursor:
+                cursor.execute(self.query)
+                number = 0
+                columns: list[str] | None = None
+                while True:
+                    batch = cursor.fetchmany(_ARRAY_SIZE)
+                    if columns is None:
+                        columns = [d.name for d in cursor.description or ()]
+                    if not batch:
+                        return
+                    for values in batch:
+                        number += 1
+                        yield SourceRow(number, None, _row_values(columns, values))
+        except psycopg.Error as e:
+            raise SourceError(f"{self.name}: {_pg_message(e)}") from e
+        finally:
+            conn.close()
+
+
+def _pg_message(e: Exception) -> str:
+    return " ".join(str(e).split()) or type(e).__name__
+
+
+class _ParquetSource:
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.name = os.path.basename(path)
+        try:
+            st = os.stat(path)
+            with open(path, "rb") as f:
+                head = f.read(65536)
+                f.seek(max(0, st.st_size - 65536))
+                tail = f.read(65536)
+        except OSError as e:
+            raise SourceError(f"{path}: {e.strerror or e}") from e
+        # A Parquet file is rewritten, not appended to: its start and its footer (the schema
+        # and row groups) identify it.
+        digest = hashlib.sha256(head + tail).hexdigest()[:16]
+        self.identity = f"parquet:{os.path.abspath(path)}#{digest}"
+
+    def total(self) -> int | None:
+        return None
+
+    def position(self) -> int | None:
+        return None
+
+    def rows(self) -> Iterator[SourceRow]:
+        try:
+            import duckdb
+        except ImportError:
+            raise SourceError("Parquet sources need: pip install 'trackguard[parquet]'") from None
+        try:
+            conn = duckdb.connect()
+        except duckdb.Error as e:
+            raise SourceError(f"{self.path}: {e}") from e
+        try:
+            # Row numbers are what a checkpoint counts: keep the file's order.
+            conn.execute("SET preserve_insertion_order = true")
+            cursor = conn.execute("SELECT * FROM read_parquet(?)", [self.path])
+            columns = [d[0] for d in cursor.description or ()]
+            number = 0
+            while True:
+                batch = cursor.fetchmany(_ARRAY_SIZE)
+                if not batch:
+                    return
+                for values in batch:
+                    number += 1
+                    yield SourceRow(number, None, _row_values(columns, values))
+        except duckdb.Error as e:
+            raise SourceError(f"{self.path}: {e}") from e
+        finally:
+            conn.close()
+
+
+def _split_query(target: str, query: str | None) -> tuple[str, str]:
+    """``target`` without its ``query`` parameter, and the query (from the URL or ``query``)."""
+    parts = urlsplit(target)
+    params = parse_qs(parts.query, keep_blank_values=True)
+    from_url = params.pop("query", [None])[0]
+    if query is not None and from_url is not None:
+        raise SourceError("give the query in the URL or with --query, not both")
+    rest = urlunsplit(parts._replace(query=urlencode(params, doseq=True)))
+    return rest, query if query is not None else (from_url or "")
+
+
 def open_source(target: str, query: str | None = None) -> Source:
-    """The source named by ``target``: a CSV/JSONL file (maybe .gz) or a ``sqlite:///`` URL."""
+    """The source named by ``target``: a CSV/JSONL file (maybe .gz), a Parquet file, or a
+    ``sqlite:///`` or ``postgresql://`` URL."""
     if target.startswith(("postgres://", "postgresql://")):
-        raise SourceError("PostgreSQL sources are not supported yet (export to CSV, or SQLite)")
+        url, sql = _split_query(target, query)
+        return _PostgresSource(url, sql)
     if target.startswith("sqlite:"):
         parts = urlsplit(target)
         path = unquote(parts.path)
@@ -219,10 +357,14 @@ def open_source(target: str, query: str | None = None) -> Source:
             raise SourceError("give the query in the URL or with --query, not both")
         return _SQLiteSource(path, query if query is not None else (from_url or ""))
     if query is not None:
-        raise SourceError("--query is for sqlite:/// sources")
+        raise SourceError("--query is for sqlite:/// and postgresql:// sources")
+    if target.lower().endswith(".parquet"):
+        return _ParquetSource(target)
     name = target.lower().removesuffix(".gz")
     if name.endswith(".csv"):
         return _FileSource(target, "csv")
     if name.endswith((".jsonl", ".ndjson", ".json")):
         return _FileSource(target, "jsonl")
-    raise SourceError(f"{target}: cannot tell the format: name it .csv, .jsonl (maybe .gz)")
+    raise SourceError(
+        f"{target}: cannot tell the format: name it .csv, .jsonl (maybe .gz) or .parquet"
+    )

@@ -350,11 +350,19 @@ class SQLiteStore:
 
     # -- the Store protocol ------------------------------------------------------------------
 
-    def commit(self, writes: Sequence[Write], meta: Mapping[str, str] | None = None) -> list[int]:
+    def commit(
+        self,
+        writes: Sequence[Write],
+        meta: Mapping[str, str] | None = None,
+        *,
+        quarantine_states: Sequence[tuple[int, str]] | None = None,
+    ) -> list[int]:
         """Insert every write's outbox rows and quarantine records in one transaction.
 
         ``meta`` entries (a backfill's checkpoint) are saved in the same transaction, so a
-        checkpoint never runs ahead of, or behind, the rows it counts.
+        checkpoint never runs ahead of, or behind, the rows it counts. ``quarantine_states``
+        ``(record id, state)`` pairs set existing quarantine records' state in it too (a replay
+        marks its record ``replayed`` with the write it queued).
 
         Each row keeps the fields it carries except ``seq``/``id``, which the store assigns in
         commit order. Either everything is committed or nothing is (and StoreError is raised).
@@ -366,7 +374,9 @@ class SQLiteStore:
         quarantine = [_quarantine_params(q, None) for w in writes for q in w.quarantine]
         claiming = any(r.claim_until is not None for w in writes for r in w.outbox)
         learning = any(w.links or w.anonymous or w.anonymous_links for w in writes)
-        if not (claiming or learning or quarantine or meta) and not any(w.outbox for w in writes):
+        if not (claiming or learning or quarantine or meta or quarantine_states) and not any(
+            w.outbox for w in writes
+        ):
             self._check_open()
             return [0] * len(writes)
         duplicates = [0] * len(writes)
@@ -407,6 +417,11 @@ class SQLiteStore:
             if meta:
                 conn.executemany(
                     "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", list(meta.items())
+                )
+            if quarantine_states:
+                conn.executemany(
+                    "UPDATE quarantine SET state = ? WHERE id = ?",
+                    [(state, record_id) for record_id, state in quarantine_states],
                 )
             if claiming:
                 self._commits_since_sweep += 1
