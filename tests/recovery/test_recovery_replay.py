@@ -158,3 +158,17 @@ def test_replay_write_and_mark_are_one_transaction(tmp_path: Path) -> None:
     report = replay(db, PLAN, None, fixes)
     assert (report.replayed, report.duplicates) == (3, 0)
     assert _states(db) == ["replayed"] * 3
+
+
+def test_rate_paces_the_replay(tmp_path: Path) -> None:
+    db = tmp_path / "tg.db"
+    _broken_client(db)
+    fix_file = tmp_path / "fixes.yaml"
+    fix_file.write_text(FIXES)
+    fixes = load_fixes(fix_file)
+    waits: list[float] = []
+    report = replay(db, PLAN, None, fixes, rate=2.0, sleep=waits.append)
+    assert report.replayed == 3
+    assert len(waits) == 2  # the first record goes at once; the next two wait their turn
+    assert waits[0] == pytest.approx(0.5, abs=0.05)
+    assert waits[1] == pytest.approx(1.0, abs=0.05)

@@ -52,6 +52,12 @@ def _show(item: ReplayItem) -> None:
 @click.option("--fix", "fix_path", default=None, help="A YAML file of fix rules.")
 @click.option("--dry-run", is_flag=True, help="Change nothing; print a diff per record.")
 @click.option(
+    "--rate",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Replay at most this many records per second (default: as fast as they check).",
+)
+@click.option(
     "--keep-timestamp/--now",
     "keep_timestamp",
     default=True,
@@ -67,6 +73,7 @@ def replay_command(
     until: str | None,
     fix_path: str | None,
     dry_run: bool,
+    rate: float | None,
     keep_timestamp: bool,
 ) -> None:
     """Apply fixes to quarantined requests, check them again and queue those that pass."""
@@ -98,7 +105,7 @@ def replay_command(
         event=event, code=code, source=source, since=times["since"], until=times["until"]
     )
     try:
-        report = replay(db, plan, flt, fixes, dry_run, not keep_timestamp, now=now)
+        report = replay(db, plan, flt, fixes, dry_run, not keep_timestamp, now=now, rate=rate)
     except StoreError as e:
         click.echo(f"error: {e}", err=True)
         raise SystemExit(1) from e

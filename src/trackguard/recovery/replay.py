@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Final
 
 import msgspec
@@ -24,6 +24,7 @@ import msgspec
 from trackguard.contract.operations import Request
 from trackguard.core.pipeline import Checker
 from trackguard.core.verdict import Verdict
+from trackguard.delivery.ratelimit import TokenBucket
 from trackguard.ingest import quarantine_records, to_write
 from trackguard.plan.model import Plan
 from trackguard.recovery.fixes import Fix, apply_fixes
@@ -130,8 +131,14 @@ def replay(
     now_timestamps: bool = False,
     *,
     now: float | None = None,
+    rate: float | None = None,
+    sleep: Callable[[float], object] = time.sleep,
 ) -> ReplayReport:
-    """Replay the selected quarantine records; see the module docstring."""
+    """Replay the selected quarantine records; see the module docstring.
+
+    ``rate`` caps records replayed per second, so a large replay reaches the outbox (and
+    Customer.io, behind delivery's own limit) as a steady stream rather than one burst.
+    """
     path = os.fspath(store_path)
     if not os.path.exists(path):
         raise StoreError(f"{path}: no such store")
@@ -144,7 +151,10 @@ def replay(
         state = GatewayState.load(store)
         identity_map = dict(store.identities())
         items: list[ReplayItem] = []
+        bucket = TokenBucket(rate, 1, time.monotonic) if rate else None
         for record_id in ids:
+            if bucket is not None and not dry_run:
+                bucket.acquire(sleep)
             record = get(path, record_id)
             if record is None or record.state not in _REPLAYABLE:
                 continue  # purged or replayed meanwhile
