@@ -94,9 +94,8 @@ def test_latency_delays_every_answer(emu: Emu) -> None:
     started = time.perf_counter()
     assert identify(emu.client).status_code == 503
     assert time.perf_counter() - started >= 0.15
-    started = time.perf_counter()
-    emu.client.get("/_emulator/stats")
-    assert time.perf_counter() - started < 0.15
+    # Faults are for the Track API only: the read API answers even while everything fails.
+    assert emu.client.get("/_emulator/stats").status_code == 200
 
 
 def test_relative_outage_seconds(emu: Emu) -> None:
