@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import Invoke, build_store
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from quarantine_env import Invoke, build_store
 
 from trackguard.cli.quarantine import quarantine_group
 from trackguard.store.base import QuarantineRecord, Write

@@ -14,9 +14,9 @@ from typing import Any
 
 import msgspec
 import pytest
-from conftest import DAY, NOW, T0
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from quarantine_env import DAY, NOW, T0
 
 import trackguard.store.quarantine as q
 from trackguard.inputs import Located, iter_requests

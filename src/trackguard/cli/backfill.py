@@ -21,11 +21,7 @@ from trackguard.recovery.backfill import BackfillReport, OnError, backfill
 from trackguard.recovery.mapping import MappingError, load_mapping
 from trackguard.recovery.sources import SourceError, open_source
 from trackguard.store.base import StoreError
-from trackguard.store.sqlite import SQLiteStore
-
-
-def _store_path(db: str) -> str:
-    return db.removeprefix("sqlite:///") if db.startswith("sqlite:///") else db
+from trackguard.store.sqlite import SQLiteStore, sqlite_path
 
 
 def print_summary(report: BackfillReport, console: Console) -> None:
@@ -100,7 +96,10 @@ def backfill_command(
             sys.exit(2)
     try:
         src = open_source(source, query)
-        store = SQLiteStore(_store_path(db))
+        path = sqlite_path(db)
+        if path is None:
+            raise StoreError(f"{db!r}: backfill writes to a SQLite store (a path or sqlite:///)")
+        store = SQLiteStore(path)
     except (SourceError, StoreError) as e:
         click.echo(f"error: {e}", err=True)
         sys.exit(2)

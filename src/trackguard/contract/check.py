@@ -203,13 +203,12 @@ def _check_event_data(
 
 def _check_event_extras(body: dict[str, Any], errs: _Errors, index: int | None) -> None:
     """Things Customer.io accepts but handles in ways that surprise (warnings only)."""
-    prefix = ""  # fields are relative to the body or the v2 item
     ts = body.get("timestamp")
     if ts is not None and (isinstance(ts, bool) or not isinstance(ts, int)):
         errs.warn(
             "timestamp_replaced",
             "timestamp is not an integer: Customer.io replaces it with the time of receipt",
-            prefix + "timestamp",
+            "timestamp",
             index=index,
         )
     event_id = body.get("id")
@@ -217,7 +216,7 @@ def _check_event_extras(body: dict[str, Any], errs: _Errors, index: int | None) 
         errs.warn(
             "event_id_not_ulid",
             "event id is not a ULID: Customer.io may not deduplicate on it",
-            prefix + "id",
+            "id",
             index=index,
         )
 
@@ -445,10 +444,8 @@ def _v1(request: Request, hit: RouteMatch, errs: _Errors) -> tuple[int, list[Ope
 # --- v2 -------------------------------------------------------------------------------------------
 
 
-def _v2_person_identifier(
-    identifiers: Any, errs: _Errors, prefix: str, index: int | None
-) -> Identifier | None:
-    field = prefix + "identifiers"
+def _v2_person_identifier(identifiers: Any, errs: _Errors, index: int | None) -> Identifier | None:
+    field = "identifiers"
     if not isinstance(identifiers, dict) or not identifiers:
         errs.error(
             "v2_identifiers_missing",
@@ -496,10 +493,8 @@ def _plain_id(value: Any) -> bool:
     )
 
 
-def _v2_object_identifier(
-    identifiers: Any, errs: _Errors, prefix: str, index: int | None
-) -> Identifier | None:
-    field = prefix + "identifiers"
+def _v2_object_identifier(identifiers: Any, errs: _Errors, index: int | None) -> Identifier | None:
+    field = "identifiers"
     if isinstance(identifiers, dict):
         cio = identifiers.get("cio_object_id")
         if isinstance(cio, str) and cio and len(identifiers) == 1:
@@ -528,28 +523,24 @@ def _v2_item(
     item: Any, errs: _Errors, index: int | None, route: Route, item_len: int
 ) -> Operation | None:
     """Check one v2 operation; returns it when Customer.io would accept it."""
-    prefix = ""  # v2 fields are relative to the item; batch_index says which item
+    # Fields are relative to the item; batch_index says which item.
     before = len(errs.errors)
     if not isinstance(item, dict):
         errs.error(
             "v2_item_not_object",
             m.V2_ITEM_NOT_OBJECT,
-            prefix.rstrip("."),
+            "",
             index=index,
             verified=False,
         )
         return None
     kind = item.get("type")
     if not isinstance(kind, str) or kind not in _V2_ACTIONS:
-        errs.error(
-            "v2_type_invalid", m.V2_TYPE_INVALID, prefix + "type", index=index, verified=False
-        )
+        errs.error("v2_type_invalid", m.V2_TYPE_INVALID, "type", index=index, verified=False)
         return None
     action = item.get("action")
     if not isinstance(action, str) or action not in _V2_ACTIONS[kind]:
-        errs.error(
-            "v2_action_invalid", m.V2_ACTION_INVALID, prefix + "action", index=index, verified=False
-        )
+        errs.error("v2_action_invalid", m.V2_ACTION_INVALID, "action", index=index, verified=False)
         return None
     assert isinstance(action, str)
     ident: Identifier | None = None
@@ -559,7 +550,7 @@ def _v2_item(
         errs.error(
             "v2_attributes_not_hash",
             m.V2_ATTRIBUTES_NOT_HASH,
-            prefix + "attributes",
+            "attributes",
             index=index,
             verified=False,
         )
@@ -569,24 +560,24 @@ def _v2_item(
                 errs.error(
                     "merge_missing",
                     m.MERGE_MISSING,
-                    prefix.rstrip("."),
+                    "",
                     reason="required",
                     index=index,
                     verified=False,
                 )
             elif not (_merge_side(item["primary"]) and _merge_side(item["secondary"])):
-                errs.error("merge_malformed", m.MERGE_MALFORMED, prefix.rstrip("."), index=index)
+                errs.error("merge_malformed", m.MERGE_MALFORMED, "", index=index)
         else:
-            ident = _v2_person_identifier(item.get("identifiers"), errs, prefix, index)
+            ident = _v2_person_identifier(item.get("identifiers"), errs, index)
         if action in ("event", "page", "screen"):
-            _check_event_name(item.get("name"), errs, prefix + "name", index)
+            _check_event_name(item.get("name"), errs, "name", index)
             if isinstance(attrs, dict):
-                _check_event_data(attrs, errs, prefix + "attributes", index, item_len)
+                _check_event_data(attrs, errs, "attributes", index, item_len)
             _check_event_extras(item, errs, index)
             data_key = "attributes"
         elif action == "identify":
             if isinstance(attrs, dict):
-                _check_attributes(attrs, errs, prefix + "attributes.", index)
+                _check_attributes(attrs, errs, "attributes.", index)
             data_key = "attributes"
         elif action in ("add_device", "delete_device"):
             device = item.get("device")
@@ -598,7 +589,7 @@ def _v2_item(
                 errs.error(
                     "device_token_missing",
                     m.DEVICE_TOKEN_MISSING,
-                    prefix + "device.token",
+                    "device.token",
                     reason="required",
                     index=index,
                     verified=False,
@@ -607,7 +598,7 @@ def _v2_item(
                 errs.error(
                     "device_platform_invalid",
                     m.DEVICE_PLATFORM_INVALID,
-                    prefix + "device.platform",
+                    "device.platform",
                     index=index,
                     verified=False,
                 )
@@ -615,9 +606,9 @@ def _v2_item(
             _check_relationships(item, errs, index)
     elif kind == "object":
         if action != "identify_anonymous" or "identifiers" in item:
-            ident = _v2_object_identifier(item.get("identifiers"), errs, prefix, index)
+            ident = _v2_object_identifier(item.get("identifiers"), errs, index)
         if action in ("identify", "identify_anonymous") and isinstance(attrs, dict):
-            _check_attributes(attrs, errs, prefix + "attributes.", index)
+            _check_attributes(attrs, errs, "attributes.", index)
             data_key = "attributes"
         if action in ("add_relationships", "delete_relationships"):
             _check_relationships(item, errs, index)
@@ -628,7 +619,7 @@ def _v2_item(
             errs.error(
                 "v2_identifiers_missing",
                 m.V2_IDENTIFIERS_MISSING,
-                prefix + "identifiers",
+                "identifiers",
                 reason="required",
                 index=index,
                 verified=False,
@@ -636,9 +627,7 @@ def _v2_item(
         else:
             ident = Identifier("delivery", did)
         if item.get("name") not in ("opened", "converted", "delivered"):
-            errs.error(
-                "v2_delivery_name", m.V2_DELIVERY_NAME, prefix + "name", index=index, verified=False
-            )
+            errs.error("v2_delivery_name", m.V2_DELIVERY_NAME, "name", index=index, verified=False)
         data_key = "attributes"
     if len(errs.errors) > before:
         return None

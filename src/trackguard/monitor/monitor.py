@@ -33,6 +33,8 @@ from trackguard.monitor.prom import MonitorCollector
 from trackguard.monitor.rules import AlertConfig, Rule
 from trackguard.monitor.state import AlertState, decode_state, encode_state
 from trackguard.monitor.tally import DELIVERY, NO_SOURCE, UNKNOWN, Key, Tally, attribute, event_of
+from trackguard.store.base import StoreError
+from trackguard.store.sqlite import sqlite_path
 
 log = logging.getLogger("trackguard.monitor")
 
@@ -304,12 +306,13 @@ def saved_states(db: MonitorDB) -> dict[str, AlertState]:
 def db_path(target: str | os.PathLike[str]) -> str:
     """A SQLite path from a path or ``sqlite:///path`` (as ``open_store`` reads it)."""
     text = os.fspath(target)
-    scheme, sep, rest = text.partition("://")
-    if sep and scheme.lower() == "sqlite" and rest.startswith("/") and rest != "/":
-        return rest[1:]
-    if sep:
+    try:
+        path = sqlite_path(text)
+    except StoreError:
+        path = None
+    if path is None:
         raise ValueError(f"{text!r}: the monitor needs a SQLite path or sqlite:///path")
-    return text
+    return path
 
 
 def build_monitor(

@@ -34,10 +34,11 @@ import msgspec
 
 from trackguard.store.base import QuarantineKind, QuarantineRecord, StoreError
 from trackguard.store.sqlite import (
-    _QUARANTINE_COLUMNS,
+    QUARANTINE_COLUMNS,
     SCHEMA_VERSION,
     SQLiteStore,
-    _quarantine_record,
+    quarantine_record,
+    sqlite_path,
 )
 
 __all__ = [
@@ -135,16 +136,10 @@ def _store_path(target: StoreLike) -> str:
     """The file a store, path or ``sqlite:///`` URL names (the rules of ``open_store``)."""
     if isinstance(target, SQLiteStore):
         return target.path
-    if isinstance(target, os.PathLike):
-        return os.fspath(target)
-    scheme, sep, rest = target.partition("://")
-    if not sep:
-        return target
-    if scheme.lower() != "sqlite":
+    path = sqlite_path(target)
+    if path is None:
         raise StoreError(f"{target!r}: the quarantine is queried in a SQLite store only")
-    if not rest.startswith("/") or rest == "/":
-        raise StoreError(f"{target!r}: write sqlite:///relative/path or sqlite:////abs/path")
-    return rest[1:]
+    return path
 
 
 @contextmanager
@@ -229,12 +224,12 @@ def list_quarantine(
     """The selected records, most recently quarantined (highest ``id``) first."""
     where, params = _where(flt)
     sql = (
-        f"SELECT {_QUARANTINE_COLUMNS} FROM quarantine WHERE {where}"
+        f"SELECT {QUARANTINE_COLUMNS} FROM quarantine WHERE {where}"
         " ORDER BY id DESC LIMIT ? OFFSET ?"
     )
     with _connect(store) as conn:
         rows = conn.execute(sql, [*params, _clamp(limit), _clamp(offset)]).fetchall()
-    return [_quarantine_record(r) for r in rows]
+    return [quarantine_record(r) for r in rows]
 
 
 def count_quarantine(store: StoreLike, flt: QuarantineFilter | None = None) -> int:
@@ -251,9 +246,9 @@ def get(store: StoreLike, record_id: int) -> QuarantineRecord | None:
         if not 0 < record_id <= _SQLITE_MAX_INT:
             return None
         row = conn.execute(
-            f"SELECT {_QUARANTINE_COLUMNS} FROM quarantine WHERE id = ?", (record_id,)
+            f"SELECT {QUARANTINE_COLUMNS} FROM quarantine WHERE id = ?", (record_id,)
         ).fetchone()
-    return _quarantine_record(row) if row is not None else None
+    return quarantine_record(row) if row is not None else None
 
 
 def stats(store: StoreLike, flt: QuarantineFilter | None = None) -> QuarantineStats:
@@ -409,14 +404,14 @@ def _iter_records(
         f"SELECT id FROM quarantine WHERE ({where}) AND id > ? AND id <= ?"
         f" ORDER BY id LIMIT {_PAGE}"
     )
-    one_sql = f"SELECT {_QUARANTINE_COLUMNS} FROM quarantine WHERE id = ?"
+    one_sql = f"SELECT {QUARANTINE_COLUMNS} FROM quarantine WHERE id = ?"
     last = 0
     while True:
         ids = [r[0] for r in conn.execute(page_sql, [*params, last, top]).fetchall()]
         for record_id in ids:
             row = conn.execute(one_sql, (record_id,)).fetchone()
             if row is not None:
-                yield _quarantine_record(row)
+                yield quarantine_record(row)
         if len(ids) < _PAGE:
             return
         last = ids[-1]

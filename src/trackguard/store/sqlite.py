@@ -132,7 +132,7 @@ _OUTBOX_COLUMNS: Final = (
     "seq, received_at, person, payload, dedupe_key, event_name, source, state, attempts,"
     " next_attempt_at, last_error, delivered_at"
 )
-_QUARANTINE_COLUMNS: Final = (
+QUARANTINE_COLUMNS: Final = (
     "id, received_at, kind, method, path, headers, body, source, plan_version, status,"
     " findings, event_name, codes, batch_index, upstream_error, state"
 )
@@ -580,10 +580,10 @@ class SQLiteStore:
     def quarantine_list(self, limit: int = 100, offset: int = 0) -> list[QuarantineRecord]:
         """Quarantine records, most recently quarantined (highest ``id``) first."""
         rows = self._read(
-            f"SELECT {_QUARANTINE_COLUMNS} FROM quarantine ORDER BY id DESC LIMIT ? OFFSET ?",
+            f"SELECT {QUARANTINE_COLUMNS} FROM quarantine ORDER BY id DESC LIMIT ? OFFSET ?",
             (max(0, limit), max(0, offset)),
         )
-        return [_quarantine_record(r) for r in rows]
+        return [quarantine_record(r) for r in rows]
 
     def healthy(self) -> bool:
         """True when a small write commits now (lock free, file writable); False once closed."""
@@ -751,7 +751,7 @@ def _outbox_row(r: Any) -> OutboxRow:
     )
 
 
-def _quarantine_record(r: Any) -> QuarantineRecord:
+def quarantine_record(r: Any) -> QuarantineRecord:
     return QuarantineRecord(
         id=r[0],
         received_at=r[1],
@@ -772,22 +772,32 @@ def _quarantine_record(r: Any) -> QuarantineRecord:
     )
 
 
-def open_store(target: str | os.PathLike[str], *, synchronous: Synchronous = "FULL") -> Store:
-    """Open the store that ``target`` names: a file path or ``sqlite:///path``.
+def sqlite_path(target: str | os.PathLike[str]) -> str | None:
+    """The file a path or ``sqlite:///path`` names; None for a URL of another scheme.
 
     ``sqlite:///data/tg.db`` is relative, ``sqlite:////var/lib/tg.db`` absolute (the
-    SQLAlchemy convention). ``postgresql://`` is reserved for the PostgreSQL store.
+    SQLAlchemy convention). Every command that takes ``--db`` reads it through here.
     """
     if isinstance(target, os.PathLike):
-        return SQLiteStore(target, synchronous=synchronous)
+        return os.fspath(target)
     scheme, sep, rest = target.partition("://")
     if not sep:
-        return SQLiteStore(target, synchronous=synchronous)
-    scheme = scheme.lower()
-    if scheme == "sqlite":
-        if not rest.startswith("/") or rest == "/":
-            raise StoreError(f"{target!r}: write sqlite:///relative/path or sqlite:////abs/path")
-        return SQLiteStore(rest[1:], synchronous=synchronous)
+        return target
+    if scheme.lower() != "sqlite":
+        return None
+    if not rest.startswith("/") or rest == "/":
+        raise StoreError(f"{target!r}: write sqlite:///relative/path or sqlite:////abs/path")
+    return rest[1:]
+
+
+def open_store(target: str | os.PathLike[str], *, synchronous: Synchronous = "FULL") -> Store:
+    """Open the store that ``target`` names: a file path or ``sqlite:///path``
+    (:func:`sqlite_path`). ``postgresql://`` is reserved for the PostgreSQL store.
+    """
+    path = sqlite_path(target)
+    if path is not None:
+        return SQLiteStore(path, synchronous=synchronous)
+    scheme = os.fspath(target).partition("://")[0].lower()
     if scheme in ("postgresql", "postgres") or scheme.startswith("postgresql+"):
         raise StoreError(
             f"{scheme}:// stores are not available yet: the PostgreSQL store is planned;"
