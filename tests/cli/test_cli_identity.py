@@ -45,3 +45,20 @@ def test_unlinked_lists_anonymous_activity_never_linked(tmp_path: Path) -> None:
     assert "1 anonymous ids never linked" in result.stderr
     bad = runner.invoke(identity_group, ["unlinked", "--db", str(db), "--older-than", "soon"])
     assert bad.exit_code == 2
+
+
+def test_unlinked_takes_its_default_age_from_the_plan(tmp_path: Path) -> None:
+    db = tmp_path / "tg.db"
+    store = SQLiteStore(db)
+    store.commit([Write(anonymous=(("anon-1", "added_to_cart"),))])
+    store.close()
+    plan = tmp_path / "plan.yaml"
+    plan.write_text("identity: {unlinked_after: 1s}\n")
+    runner = CliRunner()
+    fresh = runner.invoke(identity_group, ["unlinked", "--db", str(db)])
+    assert fresh.stdout == ""  # the default 24h: seen just now, not reported yet
+    assert fresh.stderr == "0 anonymous ids never linked (first seen over 1d ago)\n"
+    time.sleep(1.1)
+    planned = runner.invoke(identity_group, ["unlinked", "--db", str(db), "--plan", str(plan)])
+    assert planned.stdout.startswith("anon-1\t")
+    assert planned.stderr == "1 anonymous ids never linked (first seen over 1s ago)\n"

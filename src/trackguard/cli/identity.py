@@ -11,7 +11,9 @@ from pathlib import Path
 import click
 
 from trackguard.contract.identifiers import is_email
-from trackguard.durations import DurationError, parse_duration
+from trackguard.durations import DurationError, format_duration, parse_duration
+from trackguard.plan.loader import PlanError, load_plan
+from trackguard.plan.model import IdentityPolicy
 from trackguard.store.base import StoreError
 from trackguard.store.sqlite import SQLiteStore
 
@@ -70,22 +72,38 @@ def import_command(db: Path, csv_file: Path) -> None:
 @_db
 @click.option(
     "--older-than",
-    default="24h",
-    show_default=True,
-    help="Anonymous activity first seen longer ago than this.",
+    default=None,
+    help="Anonymous activity first seen longer ago than this "
+    "[default: the plan's identity.unlinked_after, else 24h].",
 )
-def unlinked_command(db: Path, older_than: str) -> None:
+@click.option(
+    "--plan",
+    "plan_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Tracking plan whose identity.unlinked_after is the default age.",
+)
+def unlinked_command(db: Path, older_than: str | None, plan_path: Path | None) -> None:
     """Anonymous activity (carts before login) never linked to a person by an identify.
 
     Example:
 
     \b
+        trackguard identity unlinked --plan examples/d2c-plan.yaml
         trackguard identity unlinked --older-than 24h
     """
-    try:
-        seconds = parse_duration(older_than)
-    except DurationError as exc:
-        raise click.BadParameter(str(exc), param_hint="--older-than") from None
+    if older_than is not None:
+        try:
+            seconds = float(parse_duration(older_than))
+        except DurationError as exc:
+            raise click.BadParameter(str(exc), param_hint="--older-than") from None
+    elif plan_path is not None:
+        try:
+            seconds = load_plan(plan_path).identity.unlinked_after
+        except PlanError as exc:
+            click.echo(str(exc), err=True)
+            sys.exit(2)
+    else:
+        seconds = IdentityPolicy().unlinked_after
     if not db.exists():
         click.echo(f"trackguard identity: {db}: no such store", err=True)
         sys.exit(2)
@@ -98,5 +116,7 @@ def unlinked_command(db: Path, older_than: str) -> None:
         when = datetime.fromtimestamp(first_seen, UTC).strftime("%Y-%m-%d %H:%M:%S")
         click.echo(f"{anonymous_id}\t{when}\t{event or '-'}")
     click.echo(
-        f"{len(rows)} anonymous ids never linked (first seen over {older_than} ago)", err=True
+        f"{len(rows)} anonymous ids never linked "
+        f"(first seen over {format_duration(int(seconds))} ago)",
+        err=True,
     )
