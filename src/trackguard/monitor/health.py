@@ -46,8 +46,12 @@ SELECT count(*) FROM identities AS i
 LEFT JOIN profiles AS p ON p.person = 'id:' || i.id
 WHERE p.last_order_date IS NULL OR p.last_order_date < ?
 """
+#: ``anonymous.event`` is only the first event of each id (a shopper usually views a product
+#: before the cart), so cart activity after it is read from the outbox.
 _UNLINKED_STATE: Final = """
-SELECT count(*) FROM anonymous WHERE person IS NULL AND event IN ({marks})
+SELECT count(*) FROM anonymous
+WHERE person IS NULL AND (event IN ({marks}) OR anonymous_id IN (
+    SELECT substr(person, 6) FROM outbox WHERE person LIKE 'anon:%' AND event_name IN ({marks})))
 """
 _UNLINKED: Final = """
 WITH carts AS (
@@ -85,11 +89,14 @@ class OutboxHealth:
     def measure(self) -> dict[str, int | None]:
         marks = ",".join("?" * len(self._carts))
         tracked = self._has_table("anonymous")  # the store keeps identity state (schema 3+)
-        unlinked = _UNLINKED_STATE if tracked else _UNLINKED
+        if tracked:
+            unlinked = self._one(_UNLINKED_STATE.format(marks=marks), self._carts * 2)
+        else:
+            unlinked = self._one(_UNLINKED.format(marks=marks), self._carts)
         lapsed = self._one(_LAPSED, (self._clock() - 90 * 86_400,)) if tracked else None
         return {
             MULTIPLE_IDENTIFIERS: self._one(_MULTIPLE, ()),
-            UNLINKED_CARTS: self._one(unlinked.format(marks=marks), self._carts),
+            UNLINKED_CARTS: unlinked,
             LAPSED_WITHOUT_ORDER_DATE: lapsed,
         }
 
