@@ -204,6 +204,7 @@ class Evaluator:
 
     def _backlog_rule(self, rule: Rule, now: float) -> Measurement:
         pending, oldest = self._backlog()
+        numbers: tuple[tuple[str, str], ...] = (("pending", str(pending)),)
         if rule.metric == "pending":
             value = float(pending)
             text = f"{pending} operations waiting for delivery (threshold {rule.threshold:g})"
@@ -213,12 +214,13 @@ class Evaluator:
                 f"oldest undelivered operation is {duration(round(value))} old "
                 f"(threshold {duration(rule.threshold)})"
             )
+            numbers += (("age", f"{value:g}"),)
         return Measurement(
             value=value,
             breach=value > rule.threshold,
             clear=value <= rule.resolve,
             summary=text,
-            numbers=(("pending", str(pending)), (rule.metric, f"{value:g}")),
+            numbers=numbers,
         )
 
     def _upstream(self, rule: Rule, now: float) -> Measurement:
