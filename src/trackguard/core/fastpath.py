@@ -1,4 +1,4 @@
-"""The fast path: a clean, planned v1 event checked by one typed msgspec decode.
+"""The fast paths: a clean v1 event (or, without a plan, identify) checked in one decode.
 
 Most traffic is clean. For it, the full pipeline (generic decode, contract walk, plan walk)
 costs ~10 µs in Python; a msgspec decoder compiled from the plan validates the same rules in
@@ -7,6 +7,10 @@ finding at all; anything else (a decode error, a drifted name, an unplanned prop
 identifier the policy flags, a rule msgspec cannot express exactly) returns None and the full
 pipeline decides. So the verdict is the same either way, which the tests check by running
 both paths over the same corpora.
+
+Without a plan only the contract is checked (``trackguard audit``, a gateway run without a
+plan): :class:`FastContract` answers clean v1 track and identify calls from the generic decode
+and a few field checks, where the full walk builds a contract result, renders it and wraps it.
 """
 
 from __future__ import annotations
@@ -19,9 +23,15 @@ import msgspec
 from msgspec import UNSET, Meta, UnsetType
 
 from trackguard.contract import messages as m
-from trackguard.contract.check import too_deep, utf8_len
+from trackguard.contract.check import (
+    _EXEMPT_ATTRIBUTE_VALUES,
+    is_ulid,
+    too_deep,
+    utf8_len,
+    value_bytes,
+)
 from trackguard.contract.identifiers import classify, is_email
-from trackguard.contract.operations import Operation, Request
+from trackguard.contract.operations import Identifier, Operation, Request
 from trackguard.contract.responses import OK_BODY
 from trackguard.contract.routes import NoRoute, RouteMatch
 from trackguard.core.coerce import MS_THRESHOLD, to_number
@@ -187,9 +197,19 @@ def _event_struct(spec: EventSpec, plan: Plan) -> type[msgspec.Struct]:
 class FastEvents:
     """A typed decoder for the plan's v1 track bodies and the checks around it."""
 
-    __slots__ = ("canonical", "decoder", "dedupe", "derive", "plan_version", "timeliness")
+    __slots__ = (
+        "canonical",
+        "decoder",
+        "dedupe",
+        "derive",
+        "fallback_keys",
+        "plan_version",
+        "timeliness",
+    )
 
-    def __init__(self, plan: Plan) -> None:
+    def __init__(self, plan: Plan, *, fallback_keys: bool = True) -> None:
+        #: False: an event without the plan's key keeps ``dedupe_key=None`` (no id, no hash).
+        self.fallback_keys = fallback_keys
         structs = []
         self.dedupe: dict[str, tuple[str, ...]] = {}
         self.derive: dict[str, tuple[str, ...]] = {}
@@ -283,7 +303,7 @@ class FastEvents:
             dedupe_key=dedupe,
             derive_total=total,
         )
-        if dedupe is None:
+        if dedupe is None and self.fallback_keys:
             op = msgspec.structs.replace(op, dedupe_key=fallback_key(op))
         return Verdict(
             outcome="accepted",
@@ -292,4 +312,158 @@ class FastEvents:
             route=route.key,
             operations=(op,),
             plan_version=self.plan_version,
+        )
+
+
+def _path_person(hit: RouteMatch) -> Identifier | None:
+    """The path's person, or None when the contract reports on it (missing, id too long)."""
+    raw = hit.params.get("identifier", "")
+    if not raw:
+        return None
+    ident = classify(raw)
+    if ident.kind == "id" and utf8_len(raw) > m.MAX_PERSON_ID_BYTES:
+        return None  # the person_id_too_long warning
+    return ident
+
+
+def _object(raw: bytes) -> dict[str, Any] | None:
+    """The body decoded as the contract check decodes it, or None unless it is an object."""
+    if too_deep(raw):
+        return None
+    try:
+        body = _generic.decode(raw)
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError, UnicodeDecodeError):
+        return None
+    return body if isinstance(body, dict) else None
+
+
+def _event_action(body: dict[str, Any]) -> str | None:
+    """The action of a v1 track body with no contract error or warning, else None.
+
+    The checks of ``contract.check._v1_event`` (name, data, type, timestamp, id), for bodies
+    of at most ``MAX_EVENT_DATA_BYTES`` (so the data cannot be too long).
+    """
+    name = body.get("name")
+    if not isinstance(name, str):
+        return None  # missing, blank, or a number the full path stringifies
+    trimmed = name.strip()
+    # A name of at most 100 bytes has fewer than 500 characters: one test covers both limits.
+    if not trimmed or utf8_len(trimmed) > m.MAX_EVENT_NAME_BYTES:
+        return None
+    data = body.get("data")
+    if data is not None and not isinstance(data, dict):
+        return None
+    kind = body.get("type")
+    if kind is None or kind == "event":
+        action = "event"
+    elif kind == "page" or kind == "screen":
+        action = kind
+    else:
+        return None  # the event_type_unknown warning
+    ts = body.get("timestamp")
+    if ts is not None and (isinstance(ts, bool) or not isinstance(ts, int)):
+        return None  # the timestamp_replaced warning
+    event_id = body.get("id")
+    if event_id is not None and not is_ulid(event_id):
+        return None  # the event_id_not_ulid warning
+    return action
+
+
+def _identify_clean(ident: Identifier, body: dict[str, Any]) -> bool:
+    """No contract error for a v1 identify body (``_v1_identify`` and ``_check_attributes``)."""
+    body_id = body.get("id")
+    if body_id is not None:
+        if isinstance(body_id, bool) or not isinstance(body_id, str | int) or body_id == "":
+            return False
+        if ident.kind == "id" and str(body_id) != ident.value:
+            return False
+    if len(body) > m.MAX_ATTRIBUTES:
+        return False
+    for name, value in body.items():
+        if utf8_len(name) > m.MAX_ATTRIBUTE_NAME_BYTES:
+            return False
+        if name in _EXEMPT_ATTRIBUTE_VALUES:
+            continue
+        if isinstance(value, str) and len(value) <= m.MAX_ATTRIBUTE_VALUE_BYTES // 4:
+            continue  # cannot exceed 1000 bytes
+        if value_bytes(value) > m.MAX_ATTRIBUTE_VALUE_BYTES:
+            return False
+    return True
+
+
+class FastContract:
+    """Contract-only checking (no plan) of clean v1 track and identify calls.
+
+    Answers the verdict the full pipeline gives a request with no contract error and no
+    contract warning; anything else returns None and the full pipeline decides.
+    """
+
+    __slots__ = ("fallback_keys",)
+
+    def __init__(self, *, fallback_keys: bool = True) -> None:
+        #: False: events keep ``dedupe_key=None`` (no ``id:``/``retry:`` key is computed).
+        self.fallback_keys = fallback_keys
+
+    def check(
+        self, request: Request, hit: RouteMatch | NoRoute, now: float | None = None
+    ) -> Verdict | None:
+        """The verdict for a clean v1 track or identify call, or None.
+
+        ``hit`` is the request's route match; ``now`` plays no part without a plan.
+        """
+        if not isinstance(hit, RouteMatch):
+            return None
+        route = hit.route
+        raw = request.body
+        if route.action == "event":
+            if len(raw) > m.MAX_EVENT_DATA_BYTES:
+                return None
+            ident = _path_person(hit)
+            body = _object(raw) if ident is not None else None
+            if body is None:
+                return None
+            action = _event_action(body)
+            if action is None:
+                return None
+            op = Operation(
+                api="v1",
+                type=route.type,
+                action=action,
+                route=route.key,
+                method=route.method,
+                path=request.path,
+                identifier=ident,
+                body=body,
+                data_key="data",
+            )
+            if self.fallback_keys:
+                op = msgspec.structs.replace(op, dedupe_key=fallback_key(op))
+        elif route.action == "identify":
+            if len(raw) > m.MAX_BODY_BYTES:
+                return None
+            ident = _path_person(hit)
+            if ident is None:
+                return None
+            body = _object(raw) if raw.strip() else {}  # no body: an identify that sets nothing
+            if body is None or not _identify_clean(ident, body):
+                return None
+            op = Operation(
+                api="v1",
+                type=route.type,
+                action="identify",
+                route=route.key,
+                method=route.method,
+                path=request.path,
+                identifier=ident,
+                body=body,
+                data_key="",
+            )
+        else:
+            return None
+        return Verdict(
+            outcome="accepted",
+            status=200,
+            response=OK_BODY,
+            route=route.key,
+            operations=(op,),
         )

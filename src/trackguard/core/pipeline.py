@@ -15,7 +15,7 @@ from trackguard.contract.check import ContractError, ContractResult, evaluate
 from trackguard.contract.operations import Operation, Request
 from trackguard.contract.responses import OK_BODY, pretty, render
 from trackguard.contract.routes import NoRoute, RouteMatch, match
-from trackguard.core.fastpath import FastEvents
+from trackguard.core.fastpath import FastContract, FastEvents
 from trackguard.core.keys import fallback_key
 from trackguard.core.plancheck import CompiledPlan, OpResult
 from trackguard.core.state import NO_STATE, StateView
@@ -61,24 +61,48 @@ def _strict_body(result: ContractResult, rejected: list[Violation]) -> tuple[int
     return 400, pretty(body)
 
 
-def _keyed(op: Operation) -> Operation:
-    """An event with its dedupe key: the plan's, else its id, else its content's hash."""
-    if op.dedupe_key is not None or not op.is_event:
+def _keyed(op: Operation, fallback: bool = True) -> Operation:
+    """An event with its dedupe key: the plan's, else its id, else its content's hash.
+
+    With ``fallback`` False only the plan's key is kept (an event without one has none).
+    """
+    if not fallback or op.dedupe_key is not None or not op.is_event:
         return op
     return msgspec.structs.replace(op, dedupe_key=fallback_key(op))
 
 
 class Checker:
-    """Checks requests against Customer.io's contract and, if given, a tracking plan."""
+    """Checks requests against Customer.io's contract and, if given, a tracking plan.
 
-    __slots__ = ("compiled", "fast", "plan", "strict")
+    ``fast`` lets clean requests skip the full walk (the same verdict, see ``fastpath``).
+    ``fallback_keys=False`` leaves an event without the plan's business key with
+    ``dedupe_key=None`` instead of its ``id:`` or ``retry:`` key (for callers that ignore those,
+    like ``trackguard audit``).
+    """
 
-    def __init__(self, plan: Plan | None = None, *, strict: bool = False, fast: bool = True):
+    __slots__ = ("compiled", "fallback_keys", "fast", "plan", "strict")
+
+    def __init__(
+        self,
+        plan: Plan | None = None,
+        *,
+        strict: bool = False,
+        fast: bool = True,
+        fallback_keys: bool = True,
+    ):
         self.plan = plan
         self.compiled = CompiledPlan(plan) if plan is not None else None
         self.strict = strict
-        #: Clean planned events skip the full walk (same verdict, see ``fastpath``).
-        self.fast = FastEvents(plan) if plan is not None and fast else None
+        self.fallback_keys = fallback_keys
+        #: Clean planned events (or, without a plan, clean v1 track and identify calls) skip
+        #: the full walk: the same verdict, see ``fastpath``.
+        self.fast: FastEvents | FastContract | None = None
+        if fast:
+            self.fast = (
+                FastContract(fallback_keys=fallback_keys)
+                if plan is None
+                else FastEvents(plan, fallback_keys=fallback_keys)
+            )
 
     def check(
         self,
@@ -125,7 +149,7 @@ class Checker:
                 status=status,
                 response=response,
                 route=route_key,
-                operations=tuple(_keyed(op) for op in result.operations),
+                operations=tuple(_keyed(op, self.fallback_keys) for op in result.operations),
                 contract_errors=result.errors,
                 violations=tuple(violations),
                 plan_version=plan_version,
@@ -157,7 +181,7 @@ class Checker:
                 rejected.append(r.operation)
                 outcome = worst(outcome, "rejected")
             else:
-                accepted.append(_keyed(r.operation))
+                accepted.append(_keyed(r.operation, self.fallback_keys))
                 if any(v.action == "warn" for v in r.violations):
                     outcome = worst(outcome, "warned")
                 elif r.changes:
