@@ -70,7 +70,7 @@ class Auditor:
         self.limits = limits = limits or Limits()
         self.now = int(time.time()) if now is None else now
         self.caps = caps = CapLog()
-        self.checker = Checker(plan)
+        self.checker = Checker(plan, fallback_keys=False)  # only the plan's keys are reported
         self.clock = LogClock()
         self.requests = 0
         self.bad_times = 0
