@@ -57,6 +57,7 @@ from _common import (
     pin_to_one_core,
     render_table,
 )
+from trackguard.samples import DEMO_DEFECT_RATE
 
 TARGET_MB_S = 100.0
 TARGET_RSS_MB = 300.0
@@ -245,51 +246,58 @@ class _Body(msgspec.Struct):
 # --- corpus ------------------------------------------------------------------------------------
 
 
-def generate(path: Path, megabytes: float, seed: int) -> tuple[int, int]:
-    """Write request-log lines until the file holds ``megabytes``; (lines, bytes)."""
-    from trackguard.samples import d2c_traffic
+def generate(
+    path: Path, megabytes: float, seed: int, defect_rate: float = DEMO_DEFECT_RATE
+) -> tuple[int, int]:
+    """Write request-log lines until the file holds ``megabytes``; (lines, bytes).
 
-    template = list(d2c_traffic(20_000, seed))
+    Every line is a distinct request of one long ``d2c_traffic`` stream (nothing repeats, so
+    the audit's identity and duplicate maps grow as they would on a real log), logged a second
+    after its event time, with the status and response Customer.io's contract gives it.
+    """
+    from trackguard.contract.operations import Request
+    from trackguard.core.pipeline import Checker
+    from trackguard.samples import BASE_TIME, SAMPLE_SPACING, d2c_traffic
+
+    checker = Checker(fallback_keys=False)
     encode = msgspec.json.encode
     target = int(megabytes * 1_000_000)
     lines = size = 0
     hours: dict[int, str] = {}
+    records = d2c_traffic(10**9, seed, defect_rate)
     with path.open("wb", buffering=1 << 20) as fh:
         while size < target:
-            for record in template:
-                t = T0 + lines // 3  # about three requests per second
-                hour = t - t % 3600
-                prefix = hours.get(hour)
-                if prefix is None:
-                    prefix = hours[hour] = datetime.fromtimestamp(hour, UTC).strftime(
-                        "%Y-%m-%dT%H:"
-                    )
-                body = record["body"]
-                raw = body if isinstance(body, str) else encode(body).decode()
-                status = 400 if isinstance(body, str) else 200
-                line = (
-                    encode(
-                        {
-                            "time": f"{prefix}{(t % 3600) // 60:02d}:{t % 60:02d}Z",
-                            "method": record["method"],
-                            "path": record["path"],
-                            "headers": {
-                                "content-type": "application/json",
-                                "authorization": "[redacted]",
-                            },
-                            "body": raw,
-                            "status": status,
-                            "response": "{}\n" if status == 200 else '{"meta":{"errors":["x"]}}',
-                            "source": "storefront",
-                        }
-                    )
-                    + b"\n"
+            record = next(records)
+            t = BASE_TIME + lines * SAMPLE_SPACING + 1
+            hour = t - t % 3600
+            prefix = hours.get(hour)
+            if prefix is None:
+                prefix = hours[hour] = datetime.fromtimestamp(hour, UTC).strftime("%Y-%m-%dT%H:")
+            body = record["body"]
+            raw = body if isinstance(body, str) else encode(body).decode()
+            request = Request(method=record["method"], path=record["path"], body=raw.encode())
+            verdict = checker.check(request)
+            line = (
+                encode(
+                    {
+                        "time": f"{prefix}{(t % 3600) // 60:02d}:{t % 60:02d}Z",
+                        "method": record["method"],
+                        "path": record["path"],
+                        "headers": {
+                            "content-type": "application/json",
+                            "authorization": "[redacted]",
+                        },
+                        "body": raw,
+                        "status": verdict.status,
+                        "response": verdict.response.decode(),
+                        "source": "storefront",
+                    }
                 )
-                fh.write(line)
-                lines += 1
-                size += len(line)
-                if size >= target:
-                    break
+                + b"\n"
+            )
+            fh.write(line)
+            lines += 1
+            size += len(line)
     return lines, size
 
 
@@ -558,6 +566,13 @@ def main() -> None:
     parser.add_argument("--mb", type=float, default=300.0, help="log size in MB (default 300)")
     parser.add_argument("--repeats", type=int, default=1, help="runs per engine (median)")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--defect-rate",
+        type=float,
+        default=DEMO_DEFECT_RATE,
+        help=f"share of defective requests (default {DEMO_DEFECT_RATE}, the demo's; 0.05 is "
+        "closer to production traffic)",
+    )
     parser.add_argument("--clock", choices=("wall", "cpu"), default="wall")
     parser.add_argument("--keep", type=Path, help="write the log here and keep it")
     parser.add_argument("--json", action="store_true", help="print one JSON document")
@@ -572,7 +587,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         log = args.keep or Path(tmp) / "requests.jsonl"
         started = time.perf_counter()
-        lines, size = generate(log, args.mb, args.seed)
+        lines, size = generate(log, args.mb, args.seed, args.defect_rate)
         gen_s = time.perf_counter() - started
         quarter = Path(tmp) / "quarter.jsonl"
         head(log, quarter, 0.25)
@@ -601,7 +616,13 @@ def main() -> None:
             "msgspec": package_version("msgspec"),
             "duckdb": package_version("duckdb"),
         },
-        "corpus": {"lines": lines, "bytes": size, "generate_s": gen_s, "seed": args.seed},
+        "corpus": {
+            "lines": lines,
+            "bytes": size,
+            "generate_s": gen_s,
+            "seed": args.seed,
+            "defect_rate": args.defect_rate,
+        },
         "clock": args.clock,
         "duckdb_memory_limit": DUCKDB_MEMORY_LIMIT,
         **runs,
@@ -620,7 +641,8 @@ def main() -> None:
     )
     print(
         f"corpus: {fmt_int(lines)} request-log lines, {size / 1e6:,.1f} MB "
-        f"({size / lines:.0f} B/line), D2C traffic seed {args.seed}; generated in {gen_s:.1f} s"
+        f"({size / lines:.0f} B/line), D2C traffic seed {args.seed}, defect rate "
+        f"{args.defect_rate}; generated in {gen_s:.1f} s"
     )
     print(
         f"clock: {args.clock}; median of {args.repeats} run(s), engines in turns; peak RSS = "

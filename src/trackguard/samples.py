@@ -20,6 +20,8 @@ from urllib.parse import quote
 from trackguard.plan.naming import to_convention
 
 BASE_TIME = 1_764_000_000  # 2025-11-24, a fixed clock keeps the sample reproducible
+#: Seconds between consecutive sample requests' event times.
+SAMPLE_SPACING = 7
 PRODUCTS = [
     ("SKU-TEE-BLK", "Black tee", 24.0),
     ("SKU-HOOD-GRY", "Grey hoodie", 59.9),
@@ -57,7 +59,7 @@ def d2c_traffic(
     rng = random.Random(seed)
     order_seq = 1000
     for i in range(n):
-        t = BASE_TIME + i * 7
+        t = BASE_TIME + i * SAMPLE_SPACING
         cid, email = _person(rng)
         roll = rng.random()
         if roll < 0.10:
