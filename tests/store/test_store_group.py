@@ -6,11 +6,13 @@ import asyncio
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
+import trackguard.store.group
 from trackguard.store import (
     GroupCommitter,
     OutboxRow,
@@ -47,11 +49,13 @@ def keys(store: SQLiteStore) -> list[str]:
 
 
 class Recording(SQLiteStore):
-    """A second store on the same file that records each commit's size and can fail."""
+    """A second store on the same file that records each commit's size and time and can fail."""
 
     def __init__(self, path: str) -> None:
         super().__init__(path)
         self.batches: list[int] = []
+        self.committed_at: list[float] = []
+        self.clock: Callable[[], float] = time.monotonic
         self.fail_next = 0
         self.error = StoreError("disk I/O error")
 
@@ -60,6 +64,7 @@ class Recording(SQLiteStore):
             self.fail_next -= 1
             raise self.error
         self.batches.append(sum(len(w.outbox) + len(w.quarantine) for w in writes))
+        self.committed_at.append(self.clock())
         super().commit(writes)
 
 
@@ -68,6 +73,49 @@ def recording(store: SQLiteStore) -> Iterator[Recording]:
     r = Recording(store.path)
     yield r
     r.close()
+
+
+class FrozenClock:
+    """The committer's clock (its ``time`` module), standing still until a test moves it.
+
+    With it, ``max_delay`` passes exactly when a test says so and never by itself, so what
+    starts a commit (``max_rows``, ``close()``, or the delay) does not depend on how fast the
+    machine runs the test.
+    """
+
+    START = 1000.0
+
+    def __init__(self) -> None:
+        self.now = self.START
+
+    def monotonic(self) -> float:
+        return self.now
+
+    @staticmethod
+    def perf_counter() -> float:
+        return time.perf_counter()
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> FrozenClock:
+    frozen = FrozenClock()
+    monkeypatch.setattr(trackguard.store.group, "time", frozen)
+    return frozen
+
+
+T = TypeVar("T")
+
+#: Only turns a committer that waits for a frozen clock (forever) into a failure; the commits
+#: these tests wait for need no time to pass, however slow the machine.
+HANG_GUARD = 60.0
+
+
+async def settled(awaitable: Awaitable[T], clock: FrozenClock, what: str) -> T:
+    try:
+        return await asyncio.wait_for(awaitable, HANG_GUARD)
+    except TimeoutError:
+        clock.now += 1e9  # let the committing thread finish, so the test can end
+        pytest.fail(f"{what} waited for max_delay, which had not passed")
 
 
 def test_store_group_50_tasks_by_40_writes_commit_exactly_once(store: SQLiteStore) -> None:
@@ -133,65 +181,83 @@ def test_store_group_failed_batch_stores_nothing_of_it(store: SQLiteStore) -> No
     assert keys(store) == []
 
 
-def test_store_group_respects_max_rows(store: SQLiteStore, recording: Recording) -> None:
+def test_store_group_respects_max_rows(
+    store: SQLiteStore, recording: Recording, clock: FrozenClock
+) -> None:
+    recording.clock = clock.monotonic
 
-    async def main() -> float:
+    async def main() -> None:
         committer = GroupCommitter(recording, max_delay=30.0, max_rows=5)
         committer.start()
-        started = time.perf_counter()
-        await asyncio.gather(*(committer.submit(write(f"a{i}")) for i in range(5)))
-        elapsed = time.perf_counter() - started
+        # The clock stands still, so max_delay never passes: reaching max_rows alone commits.
+        batch = asyncio.gather(*(committer.submit(write(f"a{i}")) for i in range(5)))
+        await settled(batch, clock, "a batch of max_rows rows")
+        assert (recording.batches, committer.pending) == ([5], 0)
         # A write bigger than max_rows goes alone; others fill batches up to max_rows.
         tasks = [asyncio.ensure_future(committer.submit(write("big", rows=7)))]
         tasks += [asyncio.ensure_future(committer.submit(write(f"b{i}", rows=2))) for i in range(6)]
         await asyncio.sleep(0.05)
-        await committer.close()  # commits a last partial batch without waiting for max_delay
+        # close() commits a last partial batch without waiting for max_delay.
+        await settled(committer.close(), clock, "close()")
         await asyncio.gather(*tasks)
-        return elapsed
 
-    elapsed = asyncio.run(main())
-    assert elapsed < 10.0  # did not wait for max_delay: max_rows was reached
+    asyncio.run(main())
     # How the 2-row writes split depends on when the thread wakes; the bounds do not.
     assert recording.batches[:1] == [5]
     assert 7 in recording.batches
     assert all(b <= 5 for b in recording.batches if b != 7)
     assert sum(recording.batches) == len(keys(store)) == 24
+    assert recording.committed_at == [clock.START] * len(recording.batches)
 
 
-def test_store_group_waits_max_delay_for_company(store: SQLiteStore, recording: Recording) -> None:
+def test_store_group_waits_max_delay_for_company(
+    store: SQLiteStore, recording: Recording, clock: FrozenClock
+) -> None:
+    recording.clock = clock.monotonic
+    max_delay = 0.05
 
-    async def main() -> float:
-        async with GroupCommitter(recording, max_delay=0.3) as committer:
-            started = time.perf_counter()
+    async def main() -> None:
+        async with GroupCommitter(recording, max_delay=max_delay) as committer:
             first = asyncio.ensure_future(committer.submit(write("first")))
-            await asyncio.sleep(0.02)
-            await committer.submit(write("second"))
-            await first
-            return time.perf_counter() - started
+            # While max_delay has not passed a correct committer cannot commit; the waits give
+            # one that commits too early the chance to show it.
+            done, _ = await asyncio.wait({first}, timeout=0.1)
+            assert (done, recording.batches) == (set(), [])  # alone, it waits for company
+            second = asyncio.ensure_future(committer.submit(write("second")))
+            done, _ = await asyncio.wait({first, second}, timeout=0.1)
+            assert (done, recording.batches) == (set(), [])  # company, but not max_rows of it
+            assert committer.pending == 2
+            clock.now = clock.START + max_delay * 0.9
+            done, _ = await asyncio.wait({first, second}, timeout=0.1)
+            assert (done, recording.batches) == (set(), [])  # max_delay has not quite passed
+            clock.now = clock.START + max_delay
+            await settled(asyncio.gather(first, second), clock, "the batch")
 
-    elapsed = asyncio.run(main())
+    asyncio.run(main())
     assert recording.batches == [2]
-    assert elapsed >= 0.29
+    assert recording.committed_at == [clock.START + max_delay]
+    assert keys(store) == ["first/0", "second/0"]
 
 
-def test_store_group_close_drains_pending_writes_at_once(store: SQLiteStore) -> None:
-    async def main() -> tuple[list[asyncio.Task[None]], float, GroupCommitter]:
+def test_store_group_close_drains_pending_writes_at_once(
+    store: SQLiteStore, clock: FrozenClock
+) -> None:
+    async def main() -> tuple[list[asyncio.Task[None]], GroupCommitter]:
         committer = GroupCommitter(store, max_delay=30.0, max_rows=10_000)
         committer.start()
         tasks = [asyncio.ensure_future(committer.submit(write(f"w{i}"))) for i in range(100)]
         await asyncio.sleep(0.01)  # every task is now waiting for its commit
         assert committer.pending == 100
         assert keys(store) == []
-        started = time.perf_counter()
-        await committer.close()
-        elapsed = time.perf_counter() - started
+        # The clock stands still: only close() can end the wait for max_delay.
+        await settled(committer.close(), clock, "close()")
+        assert committer.pending == 0
         await asyncio.sleep(0)  # let the resolved futures' callbacks run
         await committer.close()  # idempotent
-        return tasks, elapsed, committer
+        return tasks, committer
 
-    tasks, elapsed, committer = asyncio.run(main())
+    tasks, committer = asyncio.run(main())
     assert all(t.done() and t.exception() is None for t in tasks)
-    assert elapsed < 5.0
     assert len(keys(store)) == 100
     assert committer.commits == 1
 

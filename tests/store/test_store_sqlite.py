@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
@@ -22,7 +23,7 @@ from trackguard.store import (
     Write,
     open_store,
 )
-from trackguard.store.sqlite import SCHEMA_VERSION
+from trackguard.store.sqlite import _LEASE, SCHEMA_VERSION
 
 
 def row(person: str = "p1", **kw: Any) -> OutboxRow:
@@ -351,22 +352,54 @@ def test_store_lease_matches_reference_model(tmp_path: Path) -> None:
             s.close()
 
 
-def test_store_lease_is_fast_with_100k_pending(tmp_path: Path) -> None:
-    import time
+def _lease_with_500_blocked(path: Path, pending: int) -> tuple[list[OutboxRow], int, list[str]]:
+    """Lease 500 of ``pending`` rows (5000 people, 500 of them held back by a retry).
 
-    s = SQLiteStore(tmp_path / "big.db", synchronous="NORMAL")
+    Returns the rows, how many SQLite VM instructions the lease ran (the work it did: each row
+    it visits costs several), and the lease statement's query plan.
+    """
+    s = SQLiteStore(path, synchronous="NORMAL")
     try:
-        rows = tuple(row(f"p{i % 5000}") for i in range(100_000))
+        rows = tuple(row(f"p{i % 5000}") for i in range(pending))
         s.commit([Write(outbox=rows)])
         s.mark_retry(list(range(1, 5001, 10)), "503", next_attempt_at=10_000.0)  # 500 blocked
-        started = time.perf_counter()
-        leased = s.lease(500, now=1.0)
-        elapsed = time.perf_counter() - started
-        assert len(leased) == 500
-        assert all(int(r.person[1:]) % 10 != 0 for r in leased)
-        assert elapsed < 0.5  # about 5 ms here; generous for slow CI machines
+        steps = 0
+
+        def count() -> int:
+            nonlocal steps
+            steps += 1
+            return 0  # go on
+
+        s._writer.set_progress_handler(count, 1)  # called at every VM instruction
+        try:
+            leased = s.lease(500, now=1.0)
+        finally:
+            s._writer.set_progress_handler(None, 1)
+        params = {"until": 1.0 + s.lease_seconds, "now": 1.0, "limit": 500}  # as lease() binds
+        plan = [d for *_, d in s._writer.execute("EXPLAIN QUERY PLAN " + _LEASE, params)]
     finally:
         s.close()
+    return leased, steps, plan
+
+
+def test_store_lease_work_does_not_grow_with_100k_pending(tmp_path: Path) -> None:
+    leased, steps, plan = _lease_with_500_blocked(tmp_path / "big.db", 100_000)
+    assert len(leased) == 500
+    assert all(int(r.person[1:]) % 10 != 0 for r in leased)
+    # The same head of the queue behind 10x fewer rows: the lease visits the same rows and
+    # runs exactly as many instructions (walking all pending rows would cost 10x more).
+    small, small_steps, small_plan = _lease_with_500_blocked(tmp_path / "small.db", 10_000)
+    assert seqs(small) == seqs(leased)
+    assert steps == small_steps
+    assert plan == small_plan
+    # The blocked set is searched in the not-due index; the one scan walks the pending index
+    # in seq order (no sort) and stops at the limit.
+    due = r"SEARCH .*USING (COVERING )?INDEX outbox_pending_due \(next_attempt_at>\?\)"
+    assert [d for d in plan if re.fullmatch(due, d)], plan
+    scans = [d for d in plan if d.startswith("SCAN")]
+    assert len(scans) == 1, plan
+    assert re.search(r"USING (COVERING )?INDEX outbox_pending_seq$", scans[0]), plan
+    assert not [d for d in plan if "FOR ORDER BY" in d], plan
 
 
 # -- marks and stats -------------------------------------------------------------------------
