@@ -149,6 +149,15 @@ class Store(Protocol):
     def last_orders(self) -> list[tuple[str, int]]:
         """``(person key, last_order_date)`` of every profile with an order."""
 
+    def identities_since(self, after: int, limit: int = ...) -> list[tuple[int, str, str]]:
+        """``(seq, email, id)`` of bindings committed (by any writer) after change number
+        ``after``, in commit order, at most ``limit``. Change numbers grow in commit order,
+        so reading on from the highest one seen neither repeats nor skips a binding."""
+
+    def last_orders_since(self, after: int, limit: int = ...) -> list[tuple[int, str, int]]:
+        """``(seq, person key, last_order_date)`` of profiles an order changed after change
+        number ``after``, in commit order, at most ``limit`` (as :meth:`identities_since`)."""
+
     def healthy(self) -> bool:
         """True when the store can take writes (readiness)."""
 

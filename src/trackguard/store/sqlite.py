@@ -38,7 +38,7 @@ from trackguard.store.base import (
 Synchronous = Literal["FULL", "NORMAL"]
 
 #: The schema version this code writes (``PRAGMA user_version``).
-SCHEMA_VERSION: Final = 3
+SCHEMA_VERSION: Final = 4
 
 # Migrations, one tuple of statements per version step: ``_MIGRATIONS[n]`` takes a database at
 # user_version n to n + 1. Statements run one by one (``executescript`` would commit early).
@@ -125,6 +125,24 @@ _MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         ) WITHOUT ROWID""",
         "CREATE INDEX anonymous_unlinked ON anonymous (first_seen) WHERE person IS NULL",
     ),
+    (
+        # Change numbers, so a gateway reads only what others committed since it last looked
+        # (``identities_since``, ``last_orders_since``). Each new binding, and each profile an
+        # order updates, gets max(seq) + 1 inside the commit's BEGIN IMMEDIATE transaction:
+        # writers are serial, so numbers grow in commit order and a reader that saw seq n has
+        # seen every row numbered below it. Rows are never deleted, so numbers are never reused.
+        "ALTER TABLE identities ADD COLUMN seq INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE profiles ADD COLUMN seq INTEGER NOT NULL DEFAULT 0",
+        # Rows of a v3 file are numbered 1..n (in key order: their commit order is unknown).
+        """UPDATE identities SET seq = n.rn FROM
+            (SELECT email, row_number() OVER (ORDER BY email) AS rn FROM identities) AS n
+            WHERE n.email = identities.email""",
+        """UPDATE profiles SET seq = n.rn FROM
+            (SELECT person, row_number() OVER (ORDER BY person) AS rn FROM profiles) AS n
+            WHERE n.person = profiles.person""",
+        "CREATE INDEX identities_seq ON identities (seq)",
+        "CREATE INDEX profiles_seq ON profiles (seq)",
+    ),
 )
 assert len(_MIGRATIONS) == SCHEMA_VERSION
 
@@ -188,9 +206,16 @@ _PROFILE: Final = (
 )
 _SAVE_PROFILE: Final = (
     "INSERT OR REPLACE INTO profiles"
-    " (person, first_order_date, last_order_date, order_count, lifetime_value)"
-    " VALUES (?, ?, ?, ?, ?)"
+    " (person, first_order_date, last_order_date, order_count, lifetime_value, seq)"
+    " VALUES (?, ?, ?, ?, ?, ?)"
 )
+# A new binding gets the next change number; a bound email keeps its id and its number.
+_BIND: Final = (
+    "INSERT OR IGNORE INTO identities (email, id, seq)"
+    " VALUES (?, ?, (SELECT coalesce(max(seq), 0) + 1 FROM identities))"
+)
+#: Rows per ``identities_since`` / ``last_orders_since`` call unless told otherwise.
+CHANGES_PAGE: Final = 10_000
 _DERIVE: Final = msgspec.json.Decoder()
 #: Expired claims are deleted every this many commits (cheap: the index finds them).
 _CLAIM_SWEEP_EVERY: Final = 1000
@@ -402,8 +427,10 @@ class SQLiteStore:
                             added["pending"] += 1
             if outbox:
                 conn.executemany(_INSERT_OUTBOX, outbox)
-            for person, (first, last, count, value) in profiles.items():
-                conn.execute(_SAVE_PROFILE, (person, first, last, count, value))
+            if profiles:
+                base = conn.execute("SELECT coalesce(max(seq), 0) FROM profiles").fetchone()[0]
+                for n, (person, (first, last, count, value)) in enumerate(profiles.items(), 1):
+                    conn.execute(_SAVE_PROFILE, (person, first, last, count, value, base + n))
             if quarantine:
                 conn.executemany(_INSERT_QUARANTINE, quarantine)
                 conn.execute(_ADD_COUNT, (len(quarantine), "quarantine"))
@@ -453,10 +480,7 @@ class SQLiteStore:
         its id. Returns how many bindings were new."""
         with self._transaction() as conn:
             before = conn.total_changes
-            conn.executemany(
-                "INSERT OR IGNORE INTO identities (email, id) VALUES (?, ?)",
-                [(email.strip().lower(), ident) for email, ident in pairs],
-            )
+            conn.executemany(_BIND, [(email.strip().lower(), ident) for email, ident in pairs])
             return conn.total_changes - before
 
     def last_orders(self) -> list[tuple[str, int]]:
@@ -465,6 +489,30 @@ class SQLiteStore:
             "SELECT person, last_order_date FROM profiles WHERE last_order_date IS NOT NULL"
         )
         return [(p, int(t)) for p, t in rows]
+
+    def identities_since(self, after: int, limit: int = CHANGES_PAGE) -> list[tuple[int, str, str]]:
+        """``(seq, email, id)`` of the bindings committed after change number ``after`` (by
+        any process on the file), in commit order, at most ``limit``. Pass the highest seq
+        seen to read the next ones: nothing is read twice and, as numbers grow in commit
+        order, nothing committed meanwhile is skipped."""
+        rows = self._read(
+            "SELECT seq, email, id FROM identities WHERE seq > ? ORDER BY seq LIMIT ?",
+            (after, limit),
+        )
+        return [(int(s), e, i) for s, e, i in rows]
+
+    def last_orders_since(
+        self, after: int, limit: int = CHANGES_PAGE
+    ) -> list[tuple[int, str, int]]:
+        """``(seq, person key, last_order_date)`` of the profiles an order changed after
+        change number ``after``, in commit order, at most ``limit`` (as
+        :meth:`identities_since`)."""
+        rows = self._read(
+            "SELECT seq, person, last_order_date FROM profiles"
+            " WHERE seq > ? AND last_order_date IS NOT NULL ORDER BY seq LIMIT ?",
+            (after, limit),
+        )
+        return [(int(s), p, int(t)) for s, p, t in rows]
 
     def unlinked_anonymous(self, seen_before: float) -> list[tuple[str, float, str | None]]:
         """Anonymous activity first seen before ``seen_before`` and never linked to a person:
@@ -636,7 +684,7 @@ def _learn(conn: sqlite3.Connection, writes: Sequence[Write]) -> None:
     """Identity bindings and anonymous activity, in the commit's transaction."""
     for w in writes:
         if w.links:
-            conn.executemany("INSERT OR IGNORE INTO identities (email, id) VALUES (?, ?)", w.links)
+            conn.executemany(_BIND, w.links)
         at = max((r.received_at for r in w.outbox), default=time.time())
         for anonymous_id, event in w.anonymous:
             conn.execute(
