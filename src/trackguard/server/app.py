@@ -11,7 +11,7 @@ from trackguard.delivery.worker import DeliveryWorker
 from trackguard.monitor import build_monitor, load_alerts
 from trackguard.plan.loader import load_plan
 from trackguard.plan.model import DedupePolicy
-from trackguard.server.config import AuthConfig, load_auth
+from trackguard.server.config import AuthConfig, ConfigError, load_auth
 from trackguard.server.gateway import Delivery, Gateway, GatewayParts
 from trackguard.server.metrics import GatewayMetrics
 from trackguard.server.requestlog import RequestLog
@@ -43,10 +43,17 @@ class GatewayOptions:
     synchronous: Synchronous = "NORMAL"
     #: Alert rules (``docs/monitoring.md``); without them counters are still kept.
     alerts: Path | None = None
+    #: Seconds between reads of the identity bindings and latest orders other writers (gateway
+    #: replicas on the same store, identity imports) committed; 0 turns it off.
+    identity_refresh: float = 1.0
 
 
 def create_gateway(options: GatewayOptions, auth: AuthConfig | None = None) -> Gateway:
     """A ready-to-serve gateway (the ASGI lifespan starts its committer and delivery)."""
+    if not options.identity_refresh >= 0:
+        raise ConfigError(
+            f"identity_refresh must be a number of seconds >= 0, not {options.identity_refresh!r}"
+        )
     auth = auth if auth is not None else load_auth(options.config)
     plan = load_plan(options.plan) if options.plan is not None else None
     alerts = load_alerts(options.alerts) if options.alerts is not None else None  # fail early
@@ -68,6 +75,8 @@ def create_gateway(options: GatewayOptions, auth: AuthConfig | None = None) -> G
     monitor = build_monitor(options.db, None, delivery_snapshot=snapshot, config=alerts)
     metrics.bind_store(store.outbox_stats, committer, snapshot)
     metrics.registry.register(monitor.collector())
+    state = GatewayState.load(store)
+    metrics.bind_state(state)
     parts = GatewayParts(
         checker=Checker(plan, strict=options.strict),
         store=store,
@@ -79,6 +88,7 @@ def create_gateway(options: GatewayOptions, auth: AuthConfig | None = None) -> G
         upstream_url=options.upstream,
         monitor=monitor,
         dedupe=plan.dedupe if plan is not None else DedupePolicy(),
-        state=GatewayState.load(store),
+        state=state,
+        identity_refresh=options.identity_refresh,
     )
     return Gateway(parts)

@@ -53,7 +53,7 @@ from trackguard.server.config import AuthConfig
 from trackguard.server.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from trackguard.server.metrics import GatewayMetrics
 from trackguard.server.requestlog import RequestLog, log_line
-from trackguard.server.state import GatewayState
+from trackguard.server.state import GatewayState, keep_fresh
 from trackguard.store.base import Store, StoreError
 from trackguard.store.group import GroupCommitter
 
@@ -150,6 +150,9 @@ class GatewayParts:
     dedupe: DedupePolicy | None = field(default_factory=DedupePolicy)
     #: Identities and last orders learned from earlier traffic (loaded from the store).
     state: GatewayState = field(default_factory=GatewayState)
+    #: Seconds between reads of what other writers (gateway replicas on the same store,
+    #: identity imports) committed into ``state``; 0 turns it off.
+    identity_refresh: float = 1.0
 
 
 class Gateway:
@@ -159,6 +162,8 @@ class Gateway:
         self.parts = parts
         self.clock = clock
         self.accepting = False
+        self._stop_refresh = asyncio.Event()
+        self._refresher: asyncio.Task[None] | None = None
 
     async def _startup(self) -> None:
         self.parts.committer.start()
@@ -166,11 +171,26 @@ class Gateway:
             self.parts.monitor.start()
         if self.parts.delivery is not None:
             self.parts.delivery.start()
+        if self.parts.identity_refresh > 0:
+            self._stop_refresh = asyncio.Event()
+            self._refresher = asyncio.create_task(
+                keep_fresh(
+                    self.parts.state,
+                    self.parts.store,
+                    self.parts.identity_refresh,
+                    self._stop_refresh,
+                ),
+                name="trackguard-identity-refresh",
+            )
         self.accepting = True
 
     async def _shutdown(self) -> None:
         """Finish: commit what was acknowledged, stop delivery, close the store."""
         self.accepting = False
+        if self._refresher is not None:
+            self._stop_refresh.set()
+            await self._refresher  # finishes a read in flight, then stops
+            self._refresher = None
         await self.parts.committer.close()
         if self.parts.delivery is not None:
             await asyncio.to_thread(self.parts.delivery.stop)

@@ -23,6 +23,7 @@ from prometheus_client.registry import Collector
 
 from trackguard.core.verdict import Verdict
 from trackguard.delivery.worker import MetricsSnapshot
+from trackguard.server.state import GatewayState
 from trackguard.store.base import OutboxStats
 from trackguard.store.group import GroupCommitter
 
@@ -103,6 +104,36 @@ class _StoreCollector(Collector):
                 running += count
                 buckets.append(("+Inf" if bound == float("inf") else f"{bound:g}", running))
             yield HistogramMetricFamily(name, doc, buckets=buckets, sum_value=hist.sum)
+
+
+class _StateCollector(Collector):
+    """Refreshes of the in-memory identity state and what they learned from other writers."""
+
+    def __init__(self, state: GatewayState) -> None:
+        self._state = state
+
+    def collect(self) -> Iterator[Metric]:
+        s = self._state
+        yield CounterMetricFamily(
+            "trackguard_identity_refreshes",
+            "Reads of the bindings and latest orders committed by other writers",
+            value=s.refreshes,
+        )
+        yield CounterMetricFamily(
+            "trackguard_identity_refresh_failures",
+            "Identity refreshes that failed (the next one reads on from the same mark)",
+            value=s.refresh_failures,
+        )
+        yield CounterMetricFamily(
+            "trackguard_identity_bindings_learned",
+            "Email bindings learned (or corrected) from the store after start-up",
+            value=s.bindings_learned,
+        )
+        yield CounterMetricFamily(
+            "trackguard_last_orders_learned",
+            "Latest orders learned from the store after start-up",
+            value=s.orders_learned,
+        )
 
 
 _LATENCY_BOUNDS: Final = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
@@ -190,6 +221,10 @@ class GatewayMetrics:
     ) -> None:
         """Expose outbox, commit and delivery figures, read at scrape time."""
         self.registry.register(_StoreCollector(stats, committer, delivery))
+
+    def bind_state(self, state: GatewayState) -> None:
+        """Expose the identity refresh counters, read at scrape time."""
+        self.registry.register(_StateCollector(state))
 
     def observe(self, route: str, status: int, verdict: Verdict | None, seconds: float) -> None:
         self.requests[route, status] += 1
