@@ -750,3 +750,97 @@ def test_health_growth_of_unlinked_carts_fires_and_resolves(start: Callable[...,
     assert 'trackguard_alert_state{rule="unlinked-carts-growth",state="resolved"} 1.0' in metrics
     health = CliRunner().invoke(health_command, ["--db", str(rig.db)])
     assert health.output.splitlines()[1].split()[:2] == ["anonymous_carts_unlinked", "28"]
+
+
+# --- holding a firing alert when nothing can be judged -------------------------------------------
+
+BUSINESS_HOURS = (
+    CHANNELS
+    + """
+rules:
+  - name: orders-drop
+    kind: volume
+    description: order_completed against the same hour a week ago
+    events: [order_completed]
+    window: 1h
+    baseline: week_ago
+    drop: 50%
+    active_hours: {days: mon-fri, from: "14:00", to: "20:00", timezone: Europe/Berlin}
+    severity: error
+    channels: [slack, pagerduty]
+"""
+)
+
+
+def test_volume_alert_still_firing_at_closing_time_is_not_resolved(
+    start: Callable[..., Rig],
+) -> None:
+    rig = start(BUSINESS_HOURS)
+    orders = Expect("orders-drop", "error", "order_completed against the same hour a week ago")
+    rig.monitor.db.add_counts(order_counts(range(-WEEK_MINUTES - 60, -WEEK_MINUTES + 600), 1))
+    sent: dict[int, tuple[list[Any], list[Any]]] = {}
+    # Orders stay at a quarter of last week's rate all afternoon and evening. Active hours end
+    # at 20:00 in Berlin (minute 420): after that the drop can no longer be judged, so the
+    # alert stays firing instead of resolving with the orders still missing.
+    for minute in range(0, 600, 5):
+        rig.at(minute)
+        slack, pagerduty = rig.tick()
+        if slack or pagerduty:
+            sent[minute] = (slack, pagerduty)
+        rig.at(minute, 30)
+        rig.order(minute % 7)
+    assert sorted(sent) == [120]
+    fired = "11 events over 1h against a baseline of 60"
+    numbers = [("events", "11"), ("window", "1h"), ("baseline (week_ago)", "60")]
+    assert sent[120] == (
+        [orders.slack("firing", fired, numbers, stamp(120))],
+        [orders.trigger(fired, numbers, stamp(120))],
+    )
+    m = rig.monitor.measurements["orders-drop"]
+    assert (m.breach, m.clear, m.extra) == (False, False, {"baseline": 60.0, "active": False})
+    rules, _ = rig.status()
+    assert [row[:4] for row in rules] == [["orders-drop", "error", "firing", stamp(120)]]
+
+
+def test_upstream_errors_stay_firing_while_too_few_requests_to_judge(
+    start: Callable[..., Rig],
+) -> None:
+    rig = start(UPSTREAM, lease_size=1)  # one row per round: one upstream request per round
+    errors = Expect("upstream-errors", "error", "Customer.io answering errors to delivery")
+    sent: dict[int, tuple[list[Any], list[Any]]] = {}
+    for minute in range(60):
+        rig.at(minute, 10)
+        if 16 <= minute < 40:
+            # Customer.io is down: one cart a minute, and delivery's one attempt fails.
+            rig.faults({"status": 503})
+            rig.cart(0)
+            assert [(r.requests, r.retried) for r in rig.deliver(1)] == [(1, 1)]
+            rig.faults({})
+        else:
+            for customer in range(5):
+                rig.cart(customer)
+            if minute == 15:  # 4 of 79 requests in the window fail: the alert fires
+                rig.faults({"status": 503})
+                rig.deliver(4)
+                rig.faults({})
+            rig.deliver(40)  # drains whatever is pending
+        rig.at(minute, 50)
+        slack, pagerduty = rig.tick()
+        if slack or pagerduty:
+            sent[minute] = (slack, pagerduty)
+        m = rig.monitor.measurements["upstream-errors"]
+        if minute == 39:  # every request of the outage failed, but only 15 were sent
+            assert (m.summary, m.breach, m.clear) == (
+                "100% of 15 upstream requests failed over 15m (threshold 5%)",
+                False,
+                False,
+            )
+    assert sorted(sent) == [15, 51]
+    assert sent[15][1] == [
+        errors.trigger(
+            "5.06% of 79 upstream requests failed over 15m (threshold 5%)",
+            [("error rate", "5.06%"), ("errors", "4"), ("sent", "79")],
+            stamp(15, 50),
+        )
+    ]
+    assert sent[51][1] == [errors.resolve()]

@@ -185,6 +185,9 @@ class Evaluator:
             floor = max(floor, baseline * (1 - rule.threshold))
         seen = self._since is None or now - self._since >= rule.window
         breach = on and seen and current < floor
+        # Outside active hours (and while warming up) nothing is known: a firing alert stays
+        # firing rather than resolving at closing time with the orders still missing.
+        clear = on and seen and not breach
         numbers = [("events", str(current)), ("window", duration(rule.window))]
         if baseline is not None:
             numbers.append((f"baseline ({rule.baseline})", f"{baseline:g}"))
@@ -196,7 +199,7 @@ class Evaluator:
         return Measurement(
             value=float(current),
             breach=breach,
-            clear=not breach,
+            clear=clear,
             summary=text,
             numbers=tuple(numbers),
             extra={"baseline": baseline, "active": on},
@@ -232,10 +235,12 @@ class Evaluator:
                 errors += r.n
         value = errors / sent if sent else 0.0
         enough = sent >= rule.min_volume
+        # Too few requests to judge neither fires nor clears: during an outage delivery backs
+        # off and sends little, which must not resolve the alert.
         return Measurement(
             value=value,
             breach=enough and value > rule.threshold,
-            clear=not enough or value <= rule.resolve,
+            clear=enough and value <= rule.resolve,
             summary=(
                 f"{percent(value)} of {sent} upstream requests failed over "
                 f"{duration(rule.window)} (threshold {percent(rule.threshold)})"
