@@ -67,6 +67,14 @@ from trackguard.store.base import StoreError
 @click.option(
     "--no-deliver", is_flag=True, help="Do not deliver in-process (run trackguard deliver)."
 )
+@click.option(
+    "--identity-refresh",
+    type=click.FloatRange(min=0),
+    default=1.0,
+    show_default=True,
+    help="Seconds between reads of identity bindings and orders other gateways on the same "
+    "store committed (0: never).",
+)
 def serve_command(
     plan: Path | None,
     db: Path,
@@ -82,6 +90,7 @@ def serve_command(
     alerts: Path | None,
     synchronous: Literal["NORMAL", "FULL"],
     no_deliver: bool,
+    identity_refresh: float,
 ) -> None:
     """Run the gateway: a drop-in Track API endpoint in front of Customer.io.
 
@@ -113,6 +122,7 @@ def serve_command(
         config=config,
         synchronous=synchronous,
         alerts=alerts,
+        identity_refresh=identity_refresh,
     )
     try:
         app = create_gateway(options)
