@@ -286,6 +286,8 @@ def test_node_sdk_every_track_call_through_the_d2c_plan(
     gw.drain()
     log = _log(gw)
     _check_wire(log, now_s, now_ms)
+    # The request log keeps the region answer the gateway gave, as it keeps every response.
+    assert [json.loads(e["response"]) for e in log if e["method"] == "GET"] == [region]
     # Verdicts: Date.now() milliseconds (identify's created_at, the order's timestamp) are fixed
     # to seconds by the plan's `timestamps: fix`; the unplanned invite event is warned; the rest
     # passes as sent.

@@ -239,12 +239,14 @@ class Gateway:
         request = Request(method=method, path=target, body=body, source=source)
         verdict = self.parts.checker.check(request, hit, now=received_at, state=self.parts.state)
         if verdict.route == "GET /api/v1/accounts/region" and verdict.status == 200:
-            await send_json(
-                send,
-                200,
-                {"url": self.parts.upstream_url, "region": self.parts.region, "environment_id": 0},
-            )
-            self._after(scope, target, method, body, 200, b"", source, verdict, started)
+            region = {
+                "url": self.parts.upstream_url,
+                "region": self.parts.region,
+                "environment_id": 0,
+            }
+            answer = msgspec.json.encode(region) + b"\n"
+            await send_response(send, 200, answer)
+            self._after(scope, target, method, body, 200, answer, source, verdict, started)
             return
         if verdict.contract_errors or verdict.rejected:
             # Quarantine keeps the (redacted) headers; clean requests do not pay for them.
