@@ -51,6 +51,7 @@ def quarantine_records(
         "headers": headers,
         "source": request.source,
         "plan_version": verdict.plan_version,
+        "route": verdict.route,
         "status": verdict.status,
     }
     records: list[QuarantineRecord] = []
@@ -161,6 +162,7 @@ def to_write(
     """Everything one request commits: its accepted operations and its quarantine records.
 
     With a ``dedupe`` policy the store drops events it has seen within the policy's windows.
+    Every outbox row and quarantine record carries the verdict's route key and plan version.
     """
     links, anonymous, anonymous_links = learned(verdict)
     return Write(
@@ -168,7 +170,12 @@ def to_write(
         anonymous=anonymous,
         anonymous_links=anonymous_links,
         outbox=to_outbox_rows(
-            verdict.operations, received_at=received_at, source=request.source, dedupe=dedupe
+            verdict.operations,
+            received_at=received_at,
+            source=request.source,
+            dedupe=dedupe,
+            route=verdict.route,
+            plan_version=verdict.plan_version,
         ),
         quarantine=tuple(quarantine_records(request, verdict, received_at)),
     )

@@ -296,7 +296,8 @@ def test_export_jsonl_to_stdout(invoke: Invoke, store_path: Path) -> None:
         '"name":"order_completed","id":"0000000000F6JN54FCG11FBC75","timestamp":1793527320,'
         '"attributes":{"order_id":"O-1","currency":"USD","total":5}}',
         "source": "backend",
-        "plan_version": "",
+        "plan_version": "2026-11-01",
+        "route": "POST /api/v1/customers/{identifier}/events",
         "status": 207,
         "event_name": "order_completed",
         "codes": ["upstream_rejected"],

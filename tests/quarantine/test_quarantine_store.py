@@ -102,6 +102,7 @@ def test_get_returns_the_record_whole(store_path: Path) -> None:
         b' "total": "abc"}}',
         source="storefront",
         plan_version="2026-11-01",
+        route="POST /api/v1/customers/{identifier}/events",
         status=200,
         findings=b'[{"kind":"plan","code":"property_type","rule":"events.order_completed.'
         b'properties.total","path":"data.total","message":"\'total\' should be number, got'
@@ -224,6 +225,7 @@ RECORD_1 = {
     ' "total": "abc"}}',
     "source": "storefront",
     "plan_version": "2026-11-01",
+    "route": "POST /api/v1/customers/{identifier}/events",
     "status": 200,
     "event_name": "order_completed",
     "codes": ["property_type"],
@@ -254,6 +256,7 @@ RECORD_3 = {
     "body_base64": "//57",
     "source": "backend",
     "plan_version": "2026-11-01",
+    "route": "POST /api/v1/customers/{identifier}/events",
     "status": 400,
     "event_name": None,
     "codes": ["invalid_json"],
@@ -332,6 +335,7 @@ def test_export_csv_exact(store_path: Path) -> None:
         "path": "/api/v1/customers/cus_1/events",
         "source": "storefront",
         "plan_version": "2026-11-01",
+        "route": "POST /api/v1/customers/{identifier}/events",
         "status": "200",
         "event_name": "order_completed",
         "codes": "property_type",

@@ -193,7 +193,7 @@ def test_a_v3_file_is_upgraded_in_place_and_its_rows_are_numbered(tmp_path: Path
     _v3_file(path)
     store = SQLiteStore(path)
     try:
-        assert SCHEMA_VERSION == 4
+        assert SCHEMA_VERSION == 5
         assert store.identities_since(0) == [(1, "amy@x.com", "cus_a"), (2, "zed@x.com", "cus_z")]
         assert store.last_orders_since(0) == [(1, "id:cus_a", 200), (2, "id:cus_z", 300)]
         assert store.profile("id:cus_z") == {
@@ -212,7 +212,7 @@ def test_a_v3_file_is_upgraded_in_place_and_its_rows_are_numbered(tmp_path: Path
         store.close()
     con = sqlite3.connect(path)
     try:
-        assert con.execute("PRAGMA user_version").fetchone() == (4,)
+        assert con.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
         assert con.execute("PRAGMA integrity_check").fetchone() == ("ok",)
         indexes = {n for (n,) in con.execute("SELECT name FROM sqlite_master WHERE type='index'")}
         assert {"identities_seq", "profiles_seq"} <= indexes

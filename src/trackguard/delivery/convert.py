@@ -49,8 +49,13 @@ def to_outbox_rows(
     received_at: float,
     source: str | None,
     dedupe: DedupePolicy | None = None,
+    route: str | None = None,
+    plan_version: str | None = None,
 ) -> tuple[OutboxRow, ...]:
     """The outbox rows for a request's accepted operations, in order (pure).
+
+    ``route`` and ``plan_version`` are the accepting verdict's, kept on every row so a row
+    Customer.io rejects at delivery is quarantined with them.
 
     With a ``dedupe`` policy, event rows claim their dedupe key (business keys and event ids
     for ``window``, content hashes for ``retry_window``) and orders carry what the store needs
@@ -58,7 +63,9 @@ def to_outbox_rows(
     """
     rows = []
     for op in operations:
-        row = to_outbox_row(op, received_at=received_at, source=source)
+        row = to_outbox_row(
+            op, received_at=received_at, source=source, route=route, plan_version=plan_version
+        )
         if row is None:
             continue
         if dedupe is not None and op.dedupe_key is not None:
@@ -83,7 +90,14 @@ def _derive(op: Operation, row: OutboxRow) -> bytes | None:
     return _encode({"identifiers": {ident.kind: ident.value}, "total": op.derive_total, "ts": ts})
 
 
-def to_outbox_row(op: Operation, *, received_at: float, source: str | None) -> OutboxRow | None:
+def to_outbox_row(
+    op: Operation,
+    *,
+    received_at: float,
+    source: str | None,
+    route: str | None = None,
+    plan_version: str | None = None,
+) -> OutboxRow | None:
     """One operation's outbox row, or None for a read-only call that is never delivered."""
     if op.action in NEVER_QUEUED:
         return None
@@ -99,6 +113,8 @@ def to_outbox_row(op: Operation, *, received_at: float, source: str | None) -> O
         dedupe_key=op.dedupe_key,
         event_name=name if isinstance(name, str) else None,
         source=source,
+        route=route,
+        plan_version=plan_version,
     )
 
 

@@ -532,7 +532,13 @@ def _record(
     message: str,
     errors: Sequence[UpstreamError] = (),
 ) -> QuarantineRecord:
-    """The quarantine record of a row, kept as the single request that would resend it."""
+    """The quarantine record of a row, kept as the single request that would resend it.
+
+    It carries the row's source, and the route key and plan version of the check that
+    accepted it (None and ``""`` for rows stored before schema v5). Headers stay empty: the
+    outbox never holds the client's request headers (nor its credentials), and what delivery
+    sent carries trackguard's own, so there are none worth keeping.
+    """
     findings = [{"reason": e.reason, "field": e.field, "message": e.message} for e in errors]
     return QuarantineRecord(
         received_at=row.received_at,
@@ -541,6 +547,8 @@ def _record(
         path=request.path,
         body=request.body or b"",
         source=row.source,
+        plan_version=row.plan_version or "",
+        route=row.route,
         status=status,
         findings=_encode(findings or [{"reason": code, "field": "", "message": message}]),
         event_name=row.event_name,

@@ -245,12 +245,13 @@ def _one(
             status = records[0].status if records else verdict.status
             conn.execute(
                 "UPDATE quarantine SET state = 'still_invalid', findings = ?, codes = ?,"
-                " status = ?, plan_version = ? WHERE id = ? AND state != 'replayed'",
+                " status = ?, plan_version = ?, route = ? WHERE id = ? AND state != 'replayed'",
                 (
                     findings.decode(),
                     _encode(item.codes).decode(),
                     status,
                     verdict.plan_version,
+                    verdict.route,
                     record.id,
                 ),
             )

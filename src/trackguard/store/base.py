@@ -37,6 +37,10 @@ class OutboxRow(msgspec.Struct, frozen=True, kw_only=True):
     ``payload`` is the JSON of what delivery sends: ``{"v2": <batch item>}`` for operations
     the v2 batch endpoint expresses, ``{"v1": {"method", "path", "body"}}`` for the rest.
     ``person`` orders delivery: rows of one person are delivered in ``seq`` order.
+    ``route`` (the route key, ``"POST /api/v1/customers/{identifier}/events"``) and
+    ``plan_version`` are those of the verdict that accepted the operation, so a row
+    Customer.io rejects at delivery is quarantined with them; rows stored before schema v5
+    have None.
     """
 
     seq: int = 0  # assigned by the store
@@ -46,6 +50,8 @@ class OutboxRow(msgspec.Struct, frozen=True, kw_only=True):
     dedupe_key: str | None = None
     event_name: str | None = None
     source: str | None = None
+    route: str | None = None
+    plan_version: str | None = None
     state: OutboxState = "pending"
     attempts: int = 0
     next_attempt_at: float = 0.0
@@ -64,7 +70,11 @@ class QuarantineRecord(msgspec.Struct, frozen=True, kw_only=True):
 
     ``headers`` never hold credentials: ``Authorization`` is redacted before it gets here.
     ``findings`` is the JSON list of contract errors and violations; ``upstream_error`` is
-    Customer.io's reason when it rejected the operation at delivery.
+    Customer.io's reason when it rejected the operation at delivery. ``route`` is the route
+    key the request matched (``"POST /api/v2/batch"``; None when it matched none) and
+    ``plan_version`` the plan's version when it was checked; an ``upstream`` record has the
+    route and plan version of the check that accepted the operation into the outbox (None and
+    ``""`` for rows stored before schema v5) and no headers: the outbox never holds them.
     """
 
     id: int = 0  # assigned by the store
@@ -76,6 +86,7 @@ class QuarantineRecord(msgspec.Struct, frozen=True, kw_only=True):
     body: bytes = b""
     source: str | None = None
     plan_version: str = ""
+    route: str | None = None
     status: int = 200
     findings: bytes = b"[]"
     event_name: str | None = None

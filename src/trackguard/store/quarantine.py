@@ -74,6 +74,7 @@ CSV_COLUMNS: Final = (
     "path",
     "source",
     "plan_version",
+    "route",
     "status",
     "event_name",
     "codes",
@@ -95,7 +96,8 @@ _decode: Final = msgspec.json.decode
 class QuarantineFilter(msgspec.Struct, frozen=True, kw_only=True):
     """Which records a query selects; fields left ``None`` select everything.
 
-    Text fields match exactly (``code`` matches a record carrying that code among others).
+    Text fields match exactly (``code`` matches a record carrying that code among others;
+    ``route`` is a route key, ``"POST /api/v1/customers/{identifier}/events"``).
     ``since`` is inclusive and ``until`` exclusive, both Unix times compared with
     ``received_at``, so consecutive windows never count a record twice. A text value that is
     not valid Unicode (a lone surrogate from undecodable command-line bytes) matches nothing:
@@ -107,6 +109,8 @@ class QuarantineFilter(msgspec.Struct, frozen=True, kw_only=True):
     source: str | None = None
     kind: QuarantineKind | None = None
     state: QuarantineState | None = None
+    plan_version: str | None = None
+    route: str | None = None
     since: float | None = None
     until: float | None = None
 
@@ -166,6 +170,10 @@ def _connect(target: StoreLike) -> Iterator[sqlite3.Connection]:
                 f"{path}: schema version {version} is newer than this trackguard understands"
                 f" ({SCHEMA_VERSION}); upgrade trackguard"
             )
+        if version < SCHEMA_VERSION:
+            # An older file is upgraded in place, as the gateway would on start (the same
+            # migrations, in one transaction), so every query sees today's columns.
+            SQLiteStore(path).close()
         yield conn
     except sqlite3.Error as exc:
         raise StoreError(f"{path}: {exc}") from exc
@@ -184,6 +192,8 @@ def _where(flt: QuarantineFilter | None) -> tuple[str, list[Any]]:
         ("source", flt.source),
         ("kind", flt.kind),
         ("state", flt.state),
+        ("plan_version", flt.plan_version),
+        ("route", flt.route),
     ):
         if value is not None:
             clauses.append(f"{column} = ?")
@@ -353,6 +363,7 @@ def record_to_dict(record: QuarantineRecord) -> dict[str, Any]:
     out.update(
         source=record.source,
         plan_version=record.plan_version,
+        route=record.route,
         status=record.status,
         event_name=record.event_name,
         codes=list(record.codes),
@@ -375,6 +386,7 @@ def _csv_row(record: QuarantineRecord) -> list[Any]:
         record.path,
         record.source or "",
         record.plan_version,
+        record.route or "",
         record.status,
         record.event_name or "",
         " ".join(record.codes),

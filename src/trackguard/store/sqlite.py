@@ -38,7 +38,7 @@ from trackguard.store.base import (
 Synchronous = Literal["FULL", "NORMAL"]
 
 #: The schema version this code writes (``PRAGMA user_version``).
-SCHEMA_VERSION: Final = 4
+SCHEMA_VERSION: Final = 5
 
 # Migrations, one tuple of statements per version step: ``_MIGRATIONS[n]`` takes a database at
 # user_version n to n + 1. Statements run one by one (``executescript`` would commit early).
@@ -143,25 +143,38 @@ _MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         "CREATE INDEX identities_seq ON identities (seq)",
         "CREATE INDEX profiles_seq ON profiles (seq)",
     ),
+    (
+        # The route key and plan version of the verdict that accepted each operation, carried
+        # to the quarantine record when Customer.io rejects the row at delivery. Rows of a v4
+        # file keep NULL (what accepted them is not known); adding a nullable column rewrites
+        # no row, so the upgrade is instant whatever the outbox holds.
+        "ALTER TABLE outbox ADD COLUMN route TEXT",
+        "ALTER TABLE outbox ADD COLUMN plan_version TEXT",
+        # The route key of every quarantine record (NULL on records of a v4 file).
+        "ALTER TABLE quarantine ADD COLUMN route TEXT",
+        "CREATE INDEX quarantine_plan_version ON quarantine (plan_version)",
+        "CREATE INDEX quarantine_route ON quarantine (route)",
+    ),
 )
 assert len(_MIGRATIONS) == SCHEMA_VERSION
 
 _OUTBOX_COLUMNS: Final = (
     "seq, received_at, person, payload, dedupe_key, event_name, source, state, attempts,"
-    " next_attempt_at, last_error, delivered_at"
+    " next_attempt_at, last_error, delivered_at, route, plan_version"
 )
 QUARANTINE_COLUMNS: Final = (
     "id, received_at, kind, method, path, headers, body, source, plan_version, status,"
-    " findings, event_name, codes, batch_index, upstream_error, state"
+    " findings, event_name, codes, batch_index, upstream_error, state, route"
 )
 _INSERT_OUTBOX: Final = (
     "INSERT INTO outbox (received_at, person, payload, dedupe_key, event_name, source, state,"
-    " attempts, next_attempt_at, last_error, delivered_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)"
+    " attempts, next_attempt_at, last_error, delivered_at, route, plan_version)"
+    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
 )
 _INSERT_QUARANTINE: Final = (
     "INSERT INTO quarantine (received_at, kind, method, path, headers, body, source,"
     " plan_version, status, findings, event_name, codes, batch_index, upstream_error, state,"
-    " outbox_seq) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+    " outbox_seq, route) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
 )
 # Pending rows in seq order that are due and whose person has no earlier pending row that is
 # not due (retrying later, or leased and still in flight). ``blocked`` (the first not-due seq of
@@ -715,6 +728,8 @@ def _outbox_params(r: OutboxRow) -> tuple[Any, ...]:
         r.next_attempt_at,
         r.last_error,
         r.delivered_at,
+        r.route,
+        r.plan_version,
     )
 
 
@@ -754,6 +769,8 @@ def _derived_row(
         person=order.person,
         payload=b'{"v2":' + _encode(item) + b"}",
         source=order.source,
+        route=order.route,
+        plan_version=order.plan_version,
     )
 
 
@@ -779,6 +796,7 @@ def _quarantine_params(q: QuarantineRecord, outbox_seq: int | None) -> tuple[Any
         q.upstream_error,
         q.state,
         outbox_seq,
+        q.route,
     )
 
 
@@ -796,6 +814,8 @@ def _outbox_row(r: Any) -> OutboxRow:
         next_attempt_at=r[9],
         last_error=r[10],
         delivered_at=r[11],
+        route=r[12],
+        plan_version=r[13],
     )
 
 
@@ -817,6 +837,7 @@ def quarantine_record(r: Any) -> QuarantineRecord:
         batch_index=r[13],
         upstream_error=r[14],
         state=r[15],
+        route=r[16],
     )
 
 
