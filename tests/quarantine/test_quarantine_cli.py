@@ -129,6 +129,7 @@ request:        POST /api/v1/customers/cus_1/events
 batch index:    -
 source:         storefront
 plan version:   2026-11-01
+route:          POST /api/v1/customers/{identifier}/events
 status:         200
 event:          order_completed
 codes:          property_type

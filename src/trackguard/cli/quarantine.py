@@ -111,6 +111,19 @@ _FILTER_OPTIONS: Final = (
         help="Only records in this state.",
     ),
     click.option(
+        "--plan-version",
+        "plan_version",
+        metavar="VERSION",
+        help="Only records checked under this plan_version (for upstream records: the plan"
+        " that accepted the operation).",
+    ),
+    click.option(
+        "--route",
+        metavar="ROUTE",
+        help="Only records of this route key, as show prints it:"
+        " 'POST /api/v1/customers/{identifier}/events'.",
+    ),
+    click.option(
         "--since",
         callback=_instant,
         metavar="TIME",
@@ -135,6 +148,8 @@ def _filter(
     source: str | None,
     kind: Any,
     state: Any,
+    plan_version: str | None,
+    route: str | None,
     since: float | None,
     until: float | None,
 ) -> QuarantineFilter:
@@ -143,7 +158,15 @@ def _filter(
             f"--since ({iso_time(since)}) must be before --until ({iso_time(until)})"
         )
     return QuarantineFilter(
-        event=event, code=code, source=source, kind=kind, state=state, since=since, until=until
+        event=event,
+        code=code,
+        source=source,
+        kind=kind,
+        state=state,
+        plan_version=plan_version,
+        route=route,
+        since=since,
+        until=until,
     )
 
 
@@ -169,7 +192,7 @@ def quarantine_group() -> None:
     """Inspect, export and purge the quarantine: every rejected request, kept whole.
 
     Filters shared by list, stats and export: --event, --code, --source, --kind, --state,
-    --since and --until (all must match).
+    --plan-version, --route, --since and --until (all must match).
     """
 
 
@@ -192,6 +215,8 @@ def list_command(
     source: str | None,
     kind: Any,
     state: Any,
+    plan_version: str | None,
+    route: str | None,
     since: float | None,
     until: float | None,
     limit: int,
@@ -208,7 +233,7 @@ def list_command(
         showing 1-2 of 2 matching records
         $ trackguard quarantine list --source backend --limit 20 --offset 20
     """
-    flt = _filter(event, code, source, kind, state, since, until)
+    flt = _filter(event, code, source, kind, state, plan_version, route, since, until)
     with _store_errors():
         records = list_quarantine(db, flt, limit=limit, offset=offset)
         total = count_quarantine(db, flt)
@@ -298,6 +323,7 @@ def _render_record(r: QuarantineRecord) -> str:
         f"batch index:    {dash(r.batch_index)}",
         f"source:         {dash(r.source)}",
         f"plan version:   {dash(r.plan_version)}",
+        f"route:          {dash(r.route)}",
         f"status:         {r.status}",
         f"event:          {dash(r.event_name)}",
         f"codes:          {dash(' '.join(r.codes))}",
@@ -355,6 +381,8 @@ def stats_command(
     source: str | None,
     kind: Any,
     state: Any,
+    plan_version: str | None,
+    route: str | None,
     since: float | None,
     until: float | None,
     fmt: str,
@@ -374,7 +402,7 @@ def stats_command(
         ...
         $ trackguard quarantine stats --format json | jq '.by_code[0]'
     """
-    flt = _filter(event, code, source, kind, state, since, until)
+    flt = _filter(event, code, source, kind, state, plan_version, route, since, until)
     with _store_errors():
         result = stats(db, flt)
     if fmt == "json":
@@ -426,6 +454,8 @@ def export_command(
     source: str | None,
     kind: Any,
     state: Any,
+    plan_version: str | None,
+    route: str | None,
     since: float | None,
     until: float | None,
     fmt: ExportFormat,
@@ -444,7 +474,7 @@ def export_command(
         $ trackguard quarantine export --format csv --code property_type > bad-types.csv
         $ trackguard check --plan plan.yaml orders.jsonl    # re-check after fixing the plan
     """
-    flt = _filter(event, code, source, kind, state, since, until)
+    flt = _filter(event, code, source, kind, state, plan_version, route, since, until)
     with _store_errors():
         if output is None:
             written = _export_stdout(db, fmt, flt)
