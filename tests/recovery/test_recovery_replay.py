@@ -172,3 +172,33 @@ def test_rate_paces_the_replay(tmp_path: Path) -> None:
     assert len(waits) == 2  # the first record goes at once; the next two wait their turn
     assert waits[0] == pytest.approx(0.5, abs=0.05)
     assert waits[1] == pytest.approx(1.0, abs=0.05)
+
+
+def test_cli_selects_records_by_plan_version_and_route(tmp_path: Path) -> None:
+    db = tmp_path / "tg.db"
+    _broken_client(db)
+    fix_file = tmp_path / "fixes.yaml"
+    fix_file.write_text(FIXES)
+    base = ["--db", str(db), "--plan", str(PLAN_PATH), "--fix", str(fix_file), "--dry-run"]
+    orders = "POST /api/v1/customers/{identifier}/events"
+    runner = CliRunner()
+
+    def selected(*extra: str) -> str:
+        result = runner.invoke(replay_command, [*base, *extra])
+        assert result.exit_code == 0, result.output
+        return result.output.splitlines()[-1]
+
+    assert PLAN.version == "2026-11-01"
+    assert selected("--plan-version", "2026-11-01", "--route", orders) == (
+        "3 records: would replay 3 (0 already sent, dropped by dedupe), 0 still invalid "
+        "(dry run: nothing changed)"
+    )
+    assert selected("--plan-version", "2026-10-01") == (
+        "0 records: would replay 0 (0 already sent, dropped by dedupe), 0 still invalid "
+        "(dry run: nothing changed)"
+    )
+    assert selected("--route", "PUT /api/v1/customers/{identifier}") == (
+        "0 records: would replay 0 (0 already sent, dropped by dedupe), 0 still invalid "
+        "(dry run: nothing changed)"
+    )
+    assert _states(db) == ["quarantined"] * 3

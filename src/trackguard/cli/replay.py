@@ -47,6 +47,12 @@ def _show(item: ReplayItem) -> None:
 @click.option("--event", default=None, help="Only this event name.")
 @click.option("--code", default=None, help="Only records carrying this finding code.")
 @click.option("--source", default=None, help="Only this source.")
+@click.option("--plan-version", default=None, help="Only records judged under this plan_version.")
+@click.option(
+    "--route",
+    default=None,
+    help="Only this route (e.g. 'POST /api/v1/customers/{identifier}/events').",
+)
 @click.option("--since", default=None, help="Received at or after (7d, 2026-11-01).")
 @click.option("--until", default=None, help="Received before (exclusive).")
 @click.option("--fix", "fix_path", default=None, help="A YAML file of fix rules.")
@@ -69,6 +75,8 @@ def replay_command(
     event: str | None,
     code: str | None,
     source: str | None,
+    plan_version: str | None,
+    route: str | None,
     since: str | None,
     until: str | None,
     fix_path: str | None,
@@ -102,7 +110,13 @@ def replay_command(
                 click.echo(f"error: {issue}", err=True)
             raise SystemExit(2) from e
     flt = QuarantineFilter(
-        event=event, code=code, source=source, since=times["since"], until=times["until"]
+        event=event,
+        code=code,
+        source=source,
+        plan_version=plan_version,
+        route=route,
+        since=times["since"],
+        until=times["until"],
     )
     try:
         report = replay(db, plan, flt, fixes, dry_run, not keep_timestamp, now=now, rate=rate)
