@@ -425,19 +425,7 @@ class FastContract:
             action = _event_action(body)
             if action is None:
                 return None
-            op = Operation(
-                api="v1",
-                type=route.type,
-                action=action,
-                route=route.key,
-                method=route.method,
-                path=request.path,
-                identifier=ident,
-                body=body,
-                data_key="data",
-            )
-            if self.fallback_keys:
-                op = msgspec.structs.replace(op, dedupe_key=fallback_key(op))
+            data_key = "data"
         elif route.action == "identify":
             if len(raw) > m.MAX_BODY_BYTES:
                 return None
@@ -447,19 +435,22 @@ class FastContract:
             body = _object(raw) if raw.strip() else {}  # no body: an identify that sets nothing
             if body is None or not _identify_clean(ident, body):
                 return None
-            op = Operation(
-                api="v1",
-                type=route.type,
-                action="identify",
-                route=route.key,
-                method=route.method,
-                path=request.path,
-                identifier=ident,
-                body=body,
-                data_key="",
-            )
+            action, data_key = "identify", ""
         else:
             return None
+        op = Operation(
+            api="v1",
+            type=route.type,
+            action=action,
+            route=route.key,
+            method=route.method,
+            path=request.path,
+            identifier=ident,
+            body=body,
+            data_key=data_key,
+        )
+        if self.fallback_keys and op.is_event:
+            op = msgspec.structs.replace(op, dedupe_key=fallback_key(op))
         return Verdict(
             outcome="accepted",
             status=200,
