@@ -844,3 +844,53 @@ def test_upstream_errors_stay_firing_while_too_few_requests_to_judge(
         )
     ]
     assert sent[51][1] == [errors.resolve()]
+
+
+INVALID_RATE = (
+    CHANNELS
+    + """
+rules:
+  - name: invalid-rate
+    kind: rate
+    description: Requests Customer.io would reject
+    window: 5m
+    threshold: 10%
+    min_volume: 20
+    severity: error
+    channels: [slack, pagerduty]
+"""
+)
+
+
+def test_rate_alert_stays_firing_while_too_few_requests_to_judge(
+    start: Callable[..., Rig],
+) -> None:
+    rig = start(INVALID_RATE)
+    invalid = Expect("invalid-rate", "error", "Requests Customer.io would reject")
+    sent: dict[int, tuple[list[Any], list[Any]]] = {}
+    for minute in range(24):
+        rig.at(minute, 10)
+        if minute < 6 or minute >= 16:  # minutes 6 to 15: the broken app sends nothing
+            for customer in range(10):
+                rig.cart(customer)
+        if minute == 5:  # a broken release: 10 bodies that are not JSON
+            for _ in range(10):
+                response = rig.client.post(EVENTS.format(1), content=b'{"name": "cart_upd')
+                assert response.status_code == 400
+        rig.at(minute, 50)
+        slack, pagerduty = rig.tick()
+        if slack or pagerduty:
+            sent[minute] = (slack, pagerduty)
+        if minute == 12:
+            m = rig.monitor.measurements["invalid-rate"]
+            assert (m.summary, m.breach, m.clear) == (
+                "0% of 0 requests over 5m (threshold 10%)",
+                False,
+                False,
+            )
+    assert sorted(sent) == [5, 17]
+    fired = sent[5][1][0]["payload"]["summary"]
+    assert fired == "invalid-rate: 16.67% of 60 requests over 5m (threshold 10%)"
+    assert sent[17][1] == [invalid.resolve()]
+    rules, _ = rig.status()
+    assert [row[:3] for row in rules] == [["invalid-rate", "error", "resolved"]]

@@ -131,10 +131,12 @@ class Evaluator:
         total, bad, reasons, events = self._bad(rule, self._window(rule, now))
         value = bad / total if total else 0.0
         enough = total >= rule.min_volume
+        # Too few requests to judge neither fires nor clears: a release that breaks the app
+        # so badly it barely sends must not resolve its own alert.
         return Measurement(
             value=value,
             breach=enough and value > rule.threshold,
-            clear=not enough or value <= rule.resolve,
+            clear=enough and value <= rule.resolve,
             summary=(
                 f"{percent(value)} of {total} requests over {duration(rule.window)} "
                 f"(threshold {percent(rule.threshold)})"
