@@ -894,3 +894,25 @@ def test_rate_alert_stays_firing_while_too_few_requests_to_judge(
     assert sent[17][1] == [invalid.resolve()]
     rules, _ = rig.status()
     assert [row[:3] for row in rules] == [["invalid-rate", "error", "resolved"]]
+
+
+def test_alerts_status_shows_what_channels_sent_after_the_next_round(
+    start: Callable[..., Rig],
+) -> None:
+    rig = start(INVALID_RATE)
+    for minute in range(6):
+        rig.at(minute, 10)
+        for customer in range(10):
+            rig.cart(customer)
+        if minute == 5:
+            for _ in range(10):
+                assert rig.client.post(EVENTS.format(1), content=b"{").status_code == 400
+    rig.at(5, 50)
+    slack, pagerduty = rig.tick()
+    assert (len(slack), len(pagerduty)) == (1, 1)
+    # The notifications went out after the evaluating round saved the channels; the next
+    # round (every few seconds, evaluating or not) records them.
+    rig.at(5, 55)
+    rig.monitor.tick(evaluate=False)
+    _, channels = rig.status()
+    assert channels == both_sent(1)

@@ -169,6 +169,7 @@ class Monitor:
                 self.db.prune(now - self.config.retention)
             if not evaluate:
                 self._save_states()
+                self._save_channels()  # what the channels sent since the last evaluation
                 return []
             self._last_eval = now
             sent = self._evaluate(now)
