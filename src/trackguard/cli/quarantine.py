@@ -8,6 +8,7 @@ the record does not exist, 2 a malformed option (duration, date, filter).
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import os
@@ -17,7 +18,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Final, TypeVar
+from typing import Any, Final, TypeVar, cast
 
 import click
 import msgspec
@@ -136,13 +137,27 @@ _FILTER_OPTIONS: Final = (
 )
 
 
+_FILTER_FIELDS: Final = (
+    "event", "code", "source", "kind", "state", "plan_version", "route", "since", "until"
+)  # fmt: skip
+
+
 def _filter_options(f: F) -> F:
+    """The shared filter options, handed to the command as one ``flt: QuarantineFilter``."""
+
+    @functools.wraps(f)
+    def command(**kwargs: Any) -> Any:
+        flt = _filter(**{name: kwargs.pop(name) for name in _FILTER_FIELDS})
+        return f(flt=flt, **kwargs)
+
+    wrapped: Any = command
     for option in reversed(_FILTER_OPTIONS):
-        f = option(f)
-    return f
+        wrapped = option(wrapped)
+    return cast(F, wrapped)
 
 
 def _filter(
+    *,
     event: str | None,
     code: str | None,
     source: str | None,
@@ -210,15 +225,7 @@ def quarantine_group() -> None:
 )
 def list_command(
     db: str,
-    event: str | None,
-    code: str | None,
-    source: str | None,
-    kind: Any,
-    state: Any,
-    plan_version: str | None,
-    route: str | None,
-    since: float | None,
-    until: float | None,
+    flt: QuarantineFilter,
     limit: int,
     offset: int,
 ) -> None:
@@ -233,7 +240,6 @@ def list_command(
         showing 1-2 of 2 matching records
         $ trackguard quarantine list --source backend --limit 20 --offset 20
     """
-    flt = _filter(event, code, source, kind, state, plan_version, route, since, until)
     with _store_errors():
         records = list_quarantine(db, flt, limit=limit, offset=offset)
         total = count_quarantine(db, flt)
@@ -376,15 +382,7 @@ _BREAKDOWNS: Final = (
 )
 def stats_command(
     db: str,
-    event: str | None,
-    code: str | None,
-    source: str | None,
-    kind: Any,
-    state: Any,
-    plan_version: str | None,
-    route: str | None,
-    since: float | None,
-    until: float | None,
+    flt: QuarantineFilter,
     fmt: str,
 ) -> None:
     """Count quarantined records by kind, state, code, event, source and UTC day.
@@ -402,7 +400,6 @@ def stats_command(
         ...
         $ trackguard quarantine stats --format json | jq '.by_code[0]'
     """
-    flt = _filter(event, code, source, kind, state, plan_version, route, since, until)
     with _store_errors():
         result = stats(db, flt)
     if fmt == "json":
@@ -449,15 +446,7 @@ def stats_command(
 )
 def export_command(
     db: str,
-    event: str | None,
-    code: str | None,
-    source: str | None,
-    kind: Any,
-    state: Any,
-    plan_version: str | None,
-    route: str | None,
-    since: float | None,
-    until: float | None,
+    flt: QuarantineFilter,
     fmt: ExportFormat,
     output: Path | None,
 ) -> None:
@@ -474,7 +463,6 @@ def export_command(
         $ trackguard quarantine export --format csv --code property_type > bad-types.csv
         $ trackguard check --plan plan.yaml orders.jsonl    # re-check after fixing the plan
     """
-    flt = _filter(event, code, source, kind, state, plan_version, route, since, until)
     with _store_errors():
         if output is None:
             written = _export_stdout(db, fmt, flt)
