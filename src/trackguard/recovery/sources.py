@@ -192,20 +192,36 @@ class _SQLiteSource:
         except sqlite3.Error as e:
             raise SourceError(f"{self.path}: {e}") from e
         try:
-            cursor = conn.execute(self.query)
-            columns = [d[0] for d in cursor.description or ()]
-            number = 0
-            while True:
-                batch = cursor.fetchmany(_ARRAY_SIZE)
-                if not batch:
-                    return
-                for values in batch:
-                    number += 1
-                    yield SourceRow(number, None, dict(zip(columns, values, strict=True)))
+            yield from _cursor_rows(conn.execute(self.query))
         except sqlite3.Error as e:
             raise SourceError(f"{self.path}: {e}") from e
         finally:
             conn.close()
+
+
+class _Cursor(Protocol):
+    """What the three DB-API cursors (sqlite3, psycopg, duckdb) share here."""
+
+    @property
+    def description(self) -> Any: ...
+
+    def fetchmany(self, size: int, /) -> Sequence[Sequence[Any]]: ...
+
+
+def _cursor_rows(cursor: _Cursor) -> Iterator[SourceRow]:
+    """Rows numbered from 1, fetched ``_ARRAY_SIZE`` at a time.
+
+    The column names are read after the first fetch: a server-side (named) PostgreSQL cursor
+    describes its columns only then.
+    """
+    number = 0
+    columns: list[str] | None = None
+    while batch := cursor.fetchmany(_ARRAY_SIZE):
+        if columns is None:
+            columns = [d[0] for d in cursor.description or ()]
+        for values in batch:
+            number += 1
+            yield SourceRow(number, None, _row_values(columns, values))
 
 
 def _row_values(columns: Sequence[str], values: Sequence[Any]) -> dict[str, Any]:
@@ -256,17 +272,7 @@ class _PostgresSource:
             # whole result in client memory.
             with conn.cursor(name="trackguard_backfill") as cursor:
                 cursor.execute(self.query)
-                number = 0
-                columns: list[str] | None = None
-                while True:
-                    batch = cursor.fetchmany(_ARRAY_SIZE)
-                    if columns is None:
-                        columns = [d.name for d in cursor.description or ()]
-                    if not batch:
-                        return
-                    for values in batch:
-                        number += 1
-                        yield SourceRow(number, None, _row_values(columns, values))
+                yield from _cursor_rows(cursor)
         except psycopg.Error as e:
             raise SourceError(f"{self.name}: {_pg_message(e)}") from e
         finally:
@@ -312,16 +318,7 @@ class _ParquetSource:
         try:
             # Row numbers are what a checkpoint counts: keep the file's order.
             conn.execute("SET preserve_insertion_order = true")
-            cursor = conn.execute("SELECT * FROM read_parquet(?)", [self.path])
-            columns = [d[0] for d in cursor.description or ()]
-            number = 0
-            while True:
-                batch = cursor.fetchmany(_ARRAY_SIZE)
-                if not batch:
-                    return
-                for values in batch:
-                    number += 1
-                    yield SourceRow(number, None, _row_values(columns, values))
+            yield from _cursor_rows(conn.execute("SELECT * FROM read_parquet(?)", [self.path]))
         except duckdb.Error as e:
             raise SourceError(f"{self.path}: {e}") from e
         finally:
