@@ -57,6 +57,18 @@ def active(hours: ActiveHours | None, ts: float) -> bool:
     return local.weekday() in hours.days and hours.start <= minute < hours.end
 
 
+def _share(part: int, total: int, rule: Rule) -> tuple[float, bool, bool]:
+    """``part / total`` judged against the rule: (value, breach, clear).
+
+    With fewer than ``min_volume`` in the total it neither fires nor clears: an app broken so
+    badly it barely sends, or delivery backing off during an outage, must not resolve the
+    alert it raised.
+    """
+    value = part / total if total else 0.0
+    enough = total >= rule.min_volume
+    return value, enough and value > rule.threshold, enough and value <= rule.resolve
+
+
 def _top(counter: Counter[str], n: int = 5) -> tuple[tuple[str, int], ...]:
     return tuple(sorted(counter.items(), key=lambda kv: (-kv[1], kv[0]))[:n])
 
@@ -129,14 +141,11 @@ class Evaluator:
 
     def _rate(self, rule: Rule, now: float) -> Measurement:
         total, bad, reasons, events = self._bad(rule, self._window(rule, now))
-        value = bad / total if total else 0.0
-        enough = total >= rule.min_volume
-        # Too few requests to judge neither fires nor clears: a release that breaks the app
-        # so badly it barely sends must not resolve its own alert.
+        value, breach, clear = _share(bad, total, rule)
         return Measurement(
             value=value,
-            breach=enough and value > rule.threshold,
-            clear=enough and value <= rule.resolve,
+            breach=breach,
+            clear=clear,
             summary=(
                 f"{percent(value)} of {total} requests over {duration(rule.window)} "
                 f"(threshold {percent(rule.threshold)})"
@@ -235,14 +244,11 @@ class Evaluator:
                 sent += r.n
             elif r.event == DELIVERY and r.name == "upstream_error":
                 errors += r.n
-        value = errors / sent if sent else 0.0
-        enough = sent >= rule.min_volume
-        # Too few requests to judge neither fires nor clears: during an outage delivery backs
-        # off and sends little, which must not resolve the alert.
+        value, breach, clear = _share(errors, sent, rule)
         return Measurement(
             value=value,
-            breach=enough and value > rule.threshold,
-            clear=enough and value <= rule.resolve,
+            breach=breach,
+            clear=clear,
             summary=(
                 f"{percent(value)} of {sent} upstream requests failed over "
                 f"{duration(rule.window)} (threshold {percent(rule.threshold)})"
