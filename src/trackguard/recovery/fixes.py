@@ -218,8 +218,11 @@ def _read_ids(path: Path, where: str) -> dict[str, str]:
 # -- applying --------------------------------------------------------------------------------
 
 
-def _container(body: dict[str, Any], path: str) -> tuple[dict[str, Any] | None, str]:
-    """The dict holding ``path``'s last segment (``data.`` means ``attributes.`` on v2)."""
+def _container(
+    body: dict[str, Any], path: str, *, create: bool = False
+) -> tuple[dict[str, Any] | None, str]:
+    """The dict holding ``path``'s last segment (``data.`` means ``attributes.`` on v2);
+    ``create`` makes the missing objects on the way."""
     parts = path.split(".")
     if parts[0] == "data" and "data" not in body and "action" in body:
         parts[0] = "attributes"
@@ -227,19 +230,7 @@ def _container(body: dict[str, Any], path: str) -> tuple[dict[str, Any] | None, 
     for part in parts[:-1]:
         if not isinstance(node, dict):
             return None, parts[-1]
-        node = node.get(part)
-    return (node if isinstance(node, dict) else None), parts[-1]
-
-
-def _ensure(body: dict[str, Any], path: str) -> tuple[dict[str, Any] | None, str]:
-    parts = path.split(".")
-    if parts[0] == "data" and "data" not in body and "action" in body:
-        parts[0] = "attributes"
-    node: Any = body
-    for part in parts[:-1]:
-        if not isinstance(node, dict):
-            return None, parts[-1]
-        node = node.setdefault(part, {})
+        node = node.setdefault(part, {}) if create else node.get(part)
     return (node if isinstance(node, dict) else None), parts[-1]
 
 
@@ -298,12 +289,12 @@ def _apply(fix: Fix, body: dict[str, Any], identity_map: Mapping[str, str]) -> b
         holder, key = _container(body, a["from"])
         if holder is None or key not in holder:
             return False
-        target, tkey = _ensure(body, a["to"])
+        target, tkey = _container(body, a["to"], create=True)
         if target is None or tkey in target:
             return False
         target[tkey] = holder.pop(key)
         return True
-    holder, key = (_ensure if fix.op == "default" else _container)(body, a["field"])
+    holder, key = _container(body, a["field"], create=fix.op == "default")
     if holder is None:
         return False
     current = holder.get(key, _MISSING)
