@@ -18,6 +18,7 @@ from rich.progress import (
 from trackguard.plan.loader import PlanError, load_plan
 from trackguard.plan.model import Plan
 from trackguard.recovery.backfill import BackfillReport, OnError, backfill
+from trackguard.recovery.backfill import Progress as BackfillProgress
 from trackguard.recovery.mapping import MappingError, load_mapping
 from trackguard.recovery.sources import SourceError, open_source
 from trackguard.store.base import StoreError
@@ -104,6 +105,20 @@ def backfill_command(
         click.echo(f"error: {e}", err=True)
         sys.exit(2)
     on: OnError = "stop" if on_error == "stop" else "skip"
+
+    def run(progress: BackfillProgress | None = None) -> BackfillReport:
+        return backfill(
+            src,
+            store=store,
+            mapping=mapping,
+            event=event,
+            plan=plan,
+            on_error=on,
+            batch_size=batch_size,
+            restart=restart,
+            progress=progress,
+        )
+
     try:
         if err.is_terminal:
             total = src.total()
@@ -121,28 +136,9 @@ def backfill_command(
                 def tick(done: int, position: int | None, size: int | None) -> None:
                     bar.update(task, completed=position, rows=f"{done:,}")
 
-                report = backfill(
-                    src,
-                    store=store,
-                    mapping=mapping,
-                    event=event,
-                    plan=plan,
-                    on_error=on,
-                    batch_size=batch_size,
-                    restart=restart,
-                    progress=tick,
-                )
+                report = run(tick)
         else:
-            report = backfill(
-                src,
-                store=store,
-                mapping=mapping,
-                event=event,
-                plan=plan,
-                on_error=on,
-                batch_size=batch_size,
-                restart=restart,
-            )
+            report = run()
     except (SourceError, StoreError) as e:
         click.echo(f"error: {e}", err=True)
         sys.exit(2)
