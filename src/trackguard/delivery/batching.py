@@ -73,6 +73,13 @@ class Rejected(msgspec.Struct, frozen=True, kw_only=True):
     body: bytes
 
 
+def _unreadable(row: OutboxRow, reason: str) -> Rejected:
+    """An outbox row whose payload cannot be sent at all (it goes to the quarantine)."""
+    return Rejected(
+        row=row, code="unreadable_payload", reason=reason, method="", path="", body=row.payload
+    )
+
+
 def entity_request(row: OutboxRow, item: bytes) -> UpstreamRequest:
     """One v2 item alone, as the ``/api/v2/entity`` request that would send it."""
     return UpstreamRequest(method="POST", path=ENTITY_PATH, body=item, rows=(row,))
@@ -132,17 +139,7 @@ def pack(
         try:
             payload = _decode_payload(row.payload)
         except msgspec.DecodeError as exc:
-            reason = f"unreadable outbox payload: {exc}"
-            rejected.append(
-                Rejected(
-                    row=row,
-                    code="unreadable_payload",
-                    reason=reason,
-                    method="",
-                    path="",
-                    body=row.payload,
-                )
-            )
+            rejected.append(_unreadable(row, f"unreadable outbox payload: {exc}"))
             continue
         if payload.v1 is not None:
             flush()
@@ -158,17 +155,7 @@ def pack(
             continue
         item = bytes(payload.v2)
         if not item:
-            reason = "outbox payload has neither v1 nor v2"
-            rejected.append(
-                Rejected(
-                    row=row,
-                    code="unreadable_payload",
-                    reason=reason,
-                    method="",
-                    path="",
-                    body=row.payload,
-                )
-            )
+            rejected.append(_unreadable(row, "outbox payload has neither v1 nor v2"))
             continue
         if len(item) > max_item_bytes:
             reason = (
