@@ -21,7 +21,7 @@ import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, cast
 
 import yaml
 
@@ -278,12 +278,8 @@ class _Parser:
                 column = self.column(value, "timestamp.column")
             elif key == "format":
                 text = value.value if isinstance(value, yaml.ScalarNode) else None
-                if text == "iso8601":
-                    fmt = "iso8601"
-                elif text == "unix":
-                    fmt = "unix"
-                elif text == "unix_ms":
-                    fmt = "unix_ms"
+                if text in _FORMATS:
+                    fmt = cast(TimeFormat, text)
                 else:
                     self.error(value, f"timestamp.format must be one of {', '.join(_FORMATS)}")
             else:
@@ -309,14 +305,8 @@ class _Parser:
                     column = self.column(subvalue, f"{section}.{key}.column")
                 elif sub == "type":
                     text = subvalue.value if isinstance(subvalue, yaml.ScalarNode) else None
-                    if text == "string":
-                        type_ = "string"
-                    elif text == "number":
-                        type_ = "number"
-                    elif text == "integer":
-                        type_ = "integer"
-                    elif text == "boolean":
-                        type_ = "boolean"
+                    if text in _TYPES:
+                        type_ = cast(FieldType, text)
                     else:
                         self.error(
                             subvalue, f"{section}.{key}.type must be one of {', '.join(_TYPES)}"
