@@ -453,7 +453,10 @@ def test_run_stops_when_the_store_is_closed(store: SQLiteStore) -> None:
     transport, _ = recording(lambda r: OK)
     w = DeliveryWorker(store, transport, idle_sleep=0.01)
     store.close()
-    w.run(threading.Event())  # returns instead of spinning on a closed store
+    runner = threading.Thread(target=w.run, args=(threading.Event(),), daemon=True)
+    runner.start()
+    runner.join(timeout=30)  # a hang guard: a worker spinning on a closed store never returns
+    assert not runner.is_alive()
 
 
 def test_a_207_naming_no_item_delivers_the_batch(
