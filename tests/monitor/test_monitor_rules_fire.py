@@ -243,6 +243,13 @@ class Expect:
             ],
         }
 
+    def both(
+        self, event: str, summary: str, numbers: list[tuple[str, str]], at: str
+    ) -> tuple[list[Any], list[Any]]:
+        """What Slack and PagerDuty each receive for one notification of ``event``."""
+        pagerduty = self.resolve() if event == "resolved" else self.trigger(summary, numbers, at)
+        return [self.slack(event, summary, numbers, at)], [pagerduty]
+
     def trigger(self, summary: str, numbers: list[tuple[str, str]], at: str) -> Any:
         return {
             "routing_key": ROUTING_KEY,
@@ -329,16 +336,10 @@ def test_volume_drop_against_the_trailing_hour_after_a_restart(start: Callable[.
 
     fired = "16 events over 10m against a baseline of 36"
     numbers = [("events", "16"), ("window", "10m"), ("baseline (trailing)", "36")]
-    assert sent[37] == (
-        [orders.slack("firing", fired, numbers, stamp(37, 50))],
-        [orders.trigger(fired, numbers, stamp(37, 50))],
-    )
+    assert sent[37] == orders.both("firing", fired, numbers, stamp(37, 50))
     recovered = "19 events over 10m against a baseline of 34.5"
     numbers = [("events", "19"), ("window", "10m"), ("baseline (trailing)", "34.5")]
-    assert sent[42] == (
-        [orders.slack("resolved", recovered, numbers, stamp(42, 50))],
-        [orders.resolve()],
-    )
+    assert sent[42] == orders.both("resolved", recovered, numbers, stamp(42, 50))
 
     summary = "13 events over 10m against a baseline of 36"
     assert firing == ([["orders-drop", "error", "firing", stamp(37, 50), summary]], both_sent(1))
@@ -415,16 +416,10 @@ def test_volume_drop_against_a_week_ago_only_in_business_hours(
 
     fired = "14 events over 1h against a baseline of 60"
     numbers = [("events", "14"), ("window", "1h"), ("baseline (week_ago)", "60")]
-    assert sent[120] == (
-        [orders.slack("firing", fired, numbers, stamp(120))],
-        [orders.trigger(fired, numbers, stamp(120))],
-    )
+    assert sent[120] == orders.both("firing", fired, numbers, stamp(120))
     recovered = "30 events over 1h against a baseline of 60"
     numbers = [("events", "30"), ("window", "1h"), ("baseline (week_ago)", "60")]
-    assert sent[170] == (
-        [orders.slack("resolved", recovered, numbers, stamp(170))],
-        [orders.resolve()],
-    )
+    assert sent[170] == orders.both("resolved", recovered, numbers, stamp(170))
 
     last = "34 events over 1h against a baseline of 60"
     assert rig.status() == (
@@ -492,22 +487,13 @@ def test_backlog_age_while_upstream_is_down_renotifies_and_resolves_once_drained
 
     fired = "oldest undelivered operation is 11m old (threshold 10m)"
     numbers = [("pending", "3"), ("age", "660")]
-    assert sent[11] == (
-        [lag.slack("firing", fired, numbers, stamp(11))],
-        [lag.trigger(fired, numbers, stamp(11))],
-    )
+    assert sent[11] == lag.both("firing", fired, numbers, stamp(11))
     # 30 minutes after the first notification, once, with the same PagerDuty dedup key.
     still = "oldest undelivered operation is 41m old (threshold 10m)"
     numbers = [("pending", "4"), ("age", "2460")]
-    assert sent[41] == (
-        [lag.slack("renotify", still, numbers, stamp(41))],
-        [lag.trigger(still, numbers, stamp(41))],
-    )
+    assert sent[41] == lag.both("renotify", still, numbers, stamp(41))
     drained = "oldest undelivered operation is 0s old (threshold 10m)"
-    assert sent[46] == (
-        [lag.slack("resolved", drained, [("pending", "0"), ("age", "0")], stamp(46))],
-        [lag.resolve()],
-    )
+    assert sent[46] == lag.both("resolved", drained, [("pending", "0"), ("age", "0")], stamp(46))
 
     summary = "oldest undelivered operation is 12m old (threshold 10m)"
     assert firing == ([["delivery-lag", "critical", "firing", stamp(11), summary]], both_sent(1))
@@ -646,17 +632,11 @@ def test_upstream_errors_from_the_emulator_fire_and_resolve(start: Callable[...,
 
     fired = "5.06% of 79 upstream requests failed over 15m (threshold 5%)"
     numbers = [("error rate", "5.06%"), ("errors", "4"), ("sent", "79")]
-    assert sent[15] == (
-        [errors.slack("firing", fired, numbers, stamp(15, 50))],
-        [errors.trigger(fired, numbers, stamp(15, 50))],
-    )
+    assert sent[15] == errors.both("firing", fired, numbers, stamp(15, 50))
     # The failed minute leaves the 15-minute window.
     cleared = "0% of 85 upstream requests failed over 15m (threshold 5%)"
     numbers = [("error rate", "0%"), ("errors", "0"), ("sent", "85")]
-    assert sent[30] == (
-        [errors.slack("resolved", cleared, numbers, stamp(30, 50))],
-        [errors.resolve()],
-    )
+    assert sent[30] == errors.both("resolved", cleared, numbers, stamp(30, 50))
     summary = "0% of 75 upstream requests failed over 15m (threshold 5%)"
     assert rig.status() == (
         [["upstream-errors", "error", "resolved", stamp(30, 50), summary]],
@@ -731,15 +711,9 @@ def test_health_growth_of_unlinked_carts_fires_and_resolves(start: Callable[...,
     ]
 
     numbers = [("now", "24"), ("before", "10"), ("growth", "140%")]
-    assert sent[5] == (
-        [growth.slack("firing", summaries[5], numbers, stamp(75))],
-        [growth.trigger(summaries[5], numbers, stamp(75))],
-    )
+    assert sent[5] == growth.both("firing", summaries[5], numbers, stamp(75))
     numbers = [("now", "28"), ("before", "24"), ("growth", "16.67%")]
-    assert sent[10] == (
-        [growth.slack("resolved", summaries[10], numbers, stamp(150))],
-        [growth.resolve()],
-    )
+    assert sent[10] == growth.both("resolved", summaries[10], numbers, stamp(150))
 
     assert rig.status() == (
         [["unlinked-carts-growth", "warning", "resolved", stamp(150), summaries[11]]],
@@ -792,10 +766,7 @@ def test_volume_alert_still_firing_at_closing_time_is_not_resolved(
     assert sorted(sent) == [120]
     fired = "11 events over 1h against a baseline of 60"
     numbers = [("events", "11"), ("window", "1h"), ("baseline (week_ago)", "60")]
-    assert sent[120] == (
-        [orders.slack("firing", fired, numbers, stamp(120))],
-        [orders.trigger(fired, numbers, stamp(120))],
-    )
+    assert sent[120] == orders.both("firing", fired, numbers, stamp(120))
     m = rig.monitor.measurements["orders-drop"]
     assert (m.breach, m.clear, m.extra) == (False, False, {"baseline": 60.0, "active": False})
     rules, _ = rig.status()
