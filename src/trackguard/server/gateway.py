@@ -294,12 +294,13 @@ class Gateway:
     ) -> None:
         route = verdict.route if verdict is not None and verdict.route else "other"
         self.parts.metrics.observe(route, status, verdict, time.perf_counter() - started)
+        now = self.clock()
         if self.parts.monitor is not None:
-            self.parts.monitor.observe_request(verdict, route, status, source, self.clock())
+            self.parts.monitor.observe_request(verdict, route, status, source, now)
         if self.parts.request_log is not None:
             self.parts.request_log.write(
                 log_line(
-                    ts=self.clock(),
+                    ts=now,
                     method=method,
                     path=target,
                     headers=redact_headers(_headers(scope)),
