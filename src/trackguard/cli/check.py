@@ -10,10 +10,10 @@ import msgspec
 from rich.console import Console
 from rich.table import Table
 
+from trackguard.cli.common import plan_or_exit
 from trackguard.core.pipeline import Checker
 from trackguard.core.verdict import verdict_to_dict
 from trackguard.inputs import Located, iter_requests
-from trackguard.plan.loader import PlanError, load_plan
 from trackguard.samples import DEMO_DEFECT_RATE, d2c_traffic
 from trackguard.summary import Summary
 
@@ -85,11 +85,7 @@ def check_command(files: tuple[Path, ...], plan_path: Path | None, fmt: str, str
     """
     plan = None
     if plan_path is not None:
-        try:
-            plan = load_plan(plan_path)
-        except PlanError as exc:
-            click.echo(str(exc), err=True)
-            sys.exit(2)
+        plan = plan_or_exit(plan_path)
     checker = Checker(plan, strict=strict)
     summary = Summary()
     out = sys.stdout.buffer

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import click
 
+from trackguard.cli.common import plan_or_exit
 from trackguard.contract.identifiers import is_email
 from trackguard.durations import DurationError, format_duration, parse_duration
-from trackguard.plan.loader import PlanError, load_plan
 from trackguard.plan.model import IdentityPolicy
 from trackguard.store.base import StoreError
 from trackguard.store.sqlite import SQLiteStore
@@ -97,11 +97,7 @@ def unlinked_command(db: Path, older_than: str | None, plan_path: Path | None) -
         except DurationError as exc:
             raise click.BadParameter(str(exc), param_hint="--older-than") from None
     elif plan_path is not None:
-        try:
-            seconds = load_plan(plan_path).identity.unlinked_after
-        except PlanError as exc:
-            click.echo(str(exc), err=True)
-            sys.exit(2)
+        seconds = plan_or_exit(plan_path).identity.unlinked_after
     else:
         seconds = IdentityPolicy().unlinked_after
     if not db.exists():

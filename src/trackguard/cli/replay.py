@@ -12,8 +12,8 @@ from typing import Any
 
 import click
 
+from trackguard.cli.common import plan_or_exit
 from trackguard.durations import DurationError, parse_instant
-from trackguard.plan.loader import PlanError, load_plan
 from trackguard.recovery.fixes import Fix, FixError, load_fixes
 from trackguard.recovery.replay import ReplayItem, replay
 from trackguard.store.base import StoreError
@@ -96,11 +96,7 @@ def replay_command(
     lo, hi = times["since"], times["until"]
     if lo is not None and hi is not None and lo >= hi:
         raise click.BadParameter("--since must be before --until")
-    try:
-        plan = load_plan(plan_path)
-    except PlanError as e:
-        click.echo(str(e), err=True)
-        raise SystemExit(2) from e
+    plan = plan_or_exit(plan_path)
     fixes: tuple[Fix, ...] = ()
     if fix_path is not None:
         try:
