@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from typing import NoReturn
 
 import click
 
@@ -16,9 +15,5 @@ def plan_or_exit(path: str | os.PathLike[str]) -> Plan:
     try:
         return load_plan(path)
     except PlanError as exc:
-        _exit(str(exc))
-
-
-def _exit(message: str) -> NoReturn:
-    click.echo(message, err=True)
-    raise SystemExit(2)
+        click.echo(str(exc), err=True)
+        raise SystemExit(2) from None
