@@ -12,8 +12,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from trackguard.server.app import GatewayOptions, create_gateway
-from trackguard.server.config import AuthConfig, Credentials
+from trackguard.gateway.build import GatewayOptions, create_gateway
+from trackguard.gateway.config import AuthConfig, Credentials
 
 SITE_ID = "bench-site"
 API_KEY = "bench-key"

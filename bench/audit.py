@@ -57,7 +57,7 @@ from _common import (
     pin_to_one_core,
     render_table,
 )
-from trackguard.samples import DEMO_DEFECT_RATE
+from trackguard.check.samples import DEMO_DEFECT_RATE
 
 TARGET_MB_S = 100.0
 TARGET_RSS_MB = 300.0
@@ -255,9 +255,9 @@ def generate(
     the audit's identity and duplicate maps grow as they would on a real log), logged a second
     after its event time, with the status and response Customer.io's contract gives it.
     """
+    from trackguard.check.samples import BASE_TIME, SAMPLE_SPACING, d2c_traffic
     from trackguard.contract.operations import Request
     from trackguard.core.pipeline import Checker
-    from trackguard.samples import BASE_TIME, SAMPLE_SPACING, d2c_traffic
 
     checker = Checker(fallback_keys=False)
     encode = msgspec.json.encode

@@ -22,11 +22,11 @@ from pathlib import Path
 
 from trackguard.delivery.transport import HttpxTransport
 from trackguard.delivery.worker import DeliveryWorker
+from trackguard.emulator.app import create_emulator
+from trackguard.http.runner import start_in_thread
 from trackguard.plan.loader import load_plan
 from trackguard.recovery.backfill import backfill
 from trackguard.recovery.mapping import parse_mapping
-from trackguard.server.emulator import create_emulator
-from trackguard.server.runner import start_in_thread
 from trackguard.store.sqlite import SQLiteStore
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _apps import API_KEY, SITE_ID
 from _common import machine_info
 from _loadgen import LoadResult, at_rate, build_request, peak
-from trackguard.samples import d2c_traffic
+from trackguard.check.samples import d2c_traffic
 
 REPO = Path(__file__).resolve().parents[1]
 PLAN = REPO / "examples" / "d2c-plan.yaml"

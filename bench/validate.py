@@ -15,7 +15,7 @@ pydantic, models built from the plan's ``PropertySpec``s:
   and, as pydantic's best mode, one ``TypeAdapter`` over the models tagged by ``name``.
 
 Every engine gets the same raw body bytes, built before timing from
-``trackguard.samples.d2c_traffic(N, seed)``. Peers see the event requests only (that is what
+``trackguard.check.samples.d2c_traffic(N, seed)``. Peers see the event requests only (that is what
 they can check); trackguard is timed on those and on the whole mixed corpus (identifies and
 broken requests included). Before timing, every engine's valid/invalid answer is compared with
 trackguard's on the event requests where both check the same thing; a disagreement stops the
@@ -53,15 +53,15 @@ from _common import (
     pin_to_one_core,
     render_table,
 )
+from trackguard.check.inputs import record_to_request
+from trackguard.check.samples import d2c_traffic
 from trackguard.contract.operations import Request
 from trackguard.contract.routes import RouteMatch, match
 from trackguard.core.pipeline import Checker
 from trackguard.core.verdict import Verdict
-from trackguard.inputs import record_to_request
 from trackguard.plan.export import EMAIL_PATTERN, SECONDS_LIMIT, to_json_schema
 from trackguard.plan.loader import load_plan
 from trackguard.plan.model import EventSpec, Plan, PropertySpec
-from trackguard.samples import d2c_traffic
 
 ROOT: Final = Path(__file__).resolve().parent.parent
 DEFAULT_PLAN: Final = ROOT / "examples" / "d2c-plan.yaml"
@@ -735,7 +735,7 @@ def build_report(
             )
         },
         "corpus": {
-            "generator": f"trackguard.samples.d2c_traffic({args.events}, seed={args.seed}, "
+            "generator": f"trackguard.check.samples.d2c_traffic({args.events}, seed={args.seed}, "
             f"defect_rate={args.defect_rate})",
             "requests": len(corpus.requests),
             "event_requests": len(corpus.events),

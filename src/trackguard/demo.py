@@ -27,10 +27,10 @@ from typing import Any
 import httpx
 import msgspec
 
-from trackguard.server.app import GatewayOptions, create_gateway
-from trackguard.server.config import AuthConfig, Credentials
-from trackguard.server.emulator import Emulator, create_emulator
-from trackguard.server.runner import RunningServer, start_in_thread
+from trackguard.emulator.app import Emulator, create_emulator
+from trackguard.gateway.build import GatewayOptions, create_gateway
+from trackguard.gateway.config import AuthConfig, Credentials
+from trackguard.http.runner import RunningServer, start_in_thread
 from trackguard.store.sqlite import SQLiteStore, open_store
 
 SITE_ID = "demo-site"

@@ -8,8 +8,8 @@ import pytest
 from audit_known_log import KNOWN_PLAN, T0, write_known_log
 
 from trackguard.audit import AuditReport, AuditRun, audit, run_audit
+from trackguard.check.inputs import Located, iter_requests
 from trackguard.core.pipeline import Checker
-from trackguard.inputs import Located, iter_requests
 from trackguard.plan.loader import lint_plan, parse_plan
 
 

@@ -14,8 +14,8 @@ from click.testing import CliRunner, Result
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from trackguard.check.samples import d2c_traffic
 from trackguard.cli.check import check_command, sample_command
-from trackguard.samples import d2c_traffic
 
 WriteLines = Callable[..., Path]
 Invoke = Callable[..., Result]

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 import trackguard.cli.serve as serve_module
 from trackguard.cli import main
-from trackguard.server.app import GatewayOptions
+from trackguard.gateway.build import GatewayOptions
 
 
 @pytest.fixture

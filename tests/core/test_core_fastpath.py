@@ -13,13 +13,13 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from trackguard.check.inputs import record_to_request
+from trackguard.check.samples import d2c_traffic
 from trackguard.contract.operations import Request
 from trackguard.contract.routes import match
 from trackguard.core.fastpath import FastEvents
 from trackguard.core.pipeline import Checker
-from trackguard.inputs import record_to_request
 from trackguard.plan.loader import load_plan
-from trackguard.samples import d2c_traffic
 
 PLAN = load_plan(Path(__file__).resolve().parents[2] / "examples" / "d2c-plan.yaml")
 FAST = Checker(PLAN)

@@ -21,6 +21,8 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from trackguard.check.inputs import record_to_request
+from trackguard.check.samples import DEMO_DEFECT_RATE, d2c_traffic
 from trackguard.contract import messages as m
 from trackguard.contract.operations import Request
 from trackguard.contract.routes import ROUTES, match
@@ -28,10 +30,8 @@ from trackguard.core.fastpath import FastContract
 from trackguard.core.keys import ID_PREFIX, RETRY_PREFIX
 from trackguard.core.pipeline import Checker
 from trackguard.core.verdict import Verdict
-from trackguard.inputs import record_to_request
 from trackguard.plan.loader import load_plan
 from trackguard.plan.model import Plan
-from trackguard.samples import DEMO_DEFECT_RATE, d2c_traffic
 
 ROOT = Path(__file__).resolve().parents[2]
 FAST = Checker(None)

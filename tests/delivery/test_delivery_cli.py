@@ -19,8 +19,8 @@ from trackguard.cli.deliver import deliver_command
 from trackguard.contract.operations import Request
 from trackguard.core.pipeline import Checker
 from trackguard.delivery.convert import to_outbox_rows
-from trackguard.server.emulator import Emulator, create_emulator
-from trackguard.server.runner import RunningServer, start_in_thread
+from trackguard.emulator.app import Emulator, create_emulator
+from trackguard.http.runner import RunningServer, start_in_thread
 from trackguard.store.base import Write
 from trackguard.store.sqlite import SQLiteStore
 

@@ -27,8 +27,8 @@ from trackguard.core.pipeline import Checker
 from trackguard.delivery.convert import to_outbox_rows
 from trackguard.delivery.transport import HttpxTransport
 from trackguard.delivery.worker import DeliveryWorker
-from trackguard.server.emulator import create_emulator
-from trackguard.server.runner import start_in_thread
+from trackguard.emulator.app import create_emulator
+from trackguard.http.runner import start_in_thread
 from trackguard.store.base import Write
 from trackguard.store.sqlite import SQLiteStore
 

@@ -18,7 +18,7 @@ import httpx
 import pytest
 from e2e_env import API_KEY, PLAN, SITE_ID, Upstream
 
-from trackguard.server.emulator_faults import FaultConfig
+from trackguard.emulator.faults import FaultConfig
 from trackguard.store.sqlite import open_store
 
 

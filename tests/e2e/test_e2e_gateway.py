@@ -187,9 +187,9 @@ def test_operations_endpoints(gateway: GatewayFactory) -> None:
 def test_a_client_that_stalls_mid_body_gets_408(gateway: GatewayFactory) -> None:
     gw = gateway()
     gw.server.stop()  # rebuild with a short body timeout, served over plain HTTP
-    from trackguard.server.app import GatewayOptions, create_gateway
-    from trackguard.server.config import AuthConfig, Credentials
-    from trackguard.server.runner import start_in_thread
+    from trackguard.gateway.build import GatewayOptions, create_gateway
+    from trackguard.gateway.config import AuthConfig, Credentials
+    from trackguard.http.runner import start_in_thread
 
     app = create_gateway(
         GatewayOptions(plan=None, db=gw.db, deliver=False),
@@ -223,8 +223,8 @@ def test_client_keys_name_their_source(gateway: GatewayFactory, tmp_path: Path) 
         "  - {source: storefront, site_id: web, api_key: web-key}\n"
         "  - {source: backend, site_id: srv, api_key: srv-key}\n"
     )
-    from trackguard.server.app import GatewayOptions, create_gateway
-    from trackguard.server.runner import start_in_thread
+    from trackguard.gateway.build import GatewayOptions, create_gateway
+    from trackguard.http.runner import start_in_thread
 
     app = create_gateway(
         GatewayOptions(

@@ -16,10 +16,10 @@ import msgspec
 import pytest
 from e2e_env import PLAN
 
-from trackguard.server.app import GatewayOptions, create_gateway
-from trackguard.server.config import AuthConfig, Credentials
-from trackguard.server.gateway import Gateway
-from trackguard.server.runner import RunningServer, start_in_thread
+from trackguard.gateway.app import Gateway
+from trackguard.gateway.build import GatewayOptions, create_gateway
+from trackguard.gateway.config import AuthConfig, Credentials
+from trackguard.http.runner import RunningServer, start_in_thread
 from trackguard.store.base import OutboxRow
 from trackguard.store.sqlite import SQLiteStore
 

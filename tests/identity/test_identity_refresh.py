@@ -11,10 +11,10 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from trackguard.server.app import GatewayOptions, create_gateway
-from trackguard.server.config import AuthConfig, ConfigError, Credentials
-from trackguard.server.state import GatewayState, keep_fresh
+from trackguard.gateway.build import GatewayOptions, create_gateway
+from trackguard.gateway.config import AuthConfig, ConfigError, Credentials
 from trackguard.store import OutboxRow, SQLiteStore, StoreError, Write
+from trackguard.store.view import GatewayState, keep_fresh
 
 
 class Counting(SQLiteStore):

@@ -27,15 +27,15 @@ from trackguard.cli.monitor import alerts_group, health_command
 from trackguard.core.pipeline import Checker
 from trackguard.delivery.transport import HttpxTransport
 from trackguard.delivery.worker import DeliveryReport, DeliveryWorker
+from trackguard.emulator.app import create_emulator
+from trackguard.gateway.app import Gateway, GatewayParts
+from trackguard.gateway.config import AuthConfig, Credentials
+from trackguard.gateway.metrics import GatewayMetrics
+from trackguard.http.runner import RunningServer, start_in_thread
 from trackguard.monitor import Monitor, build_monitor
 from trackguard.monitor.monitor import saved_states
 from trackguard.monitor.tally import Key
 from trackguard.plan.loader import load_plan
-from trackguard.server.config import AuthConfig, Credentials
-from trackguard.server.emulator import create_emulator
-from trackguard.server.gateway import Gateway, GatewayParts
-from trackguard.server.metrics import GatewayMetrics
-from trackguard.server.runner import RunningServer, start_in_thread
 from trackguard.store.group import GroupCommitter
 from trackguard.store.sqlite import open_store
 

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from quarantine_env import DAY, NOW, T0
 
 import trackguard.store.quarantine as q
-from trackguard.inputs import Located, iter_requests
+from trackguard.check.inputs import Located, iter_requests
 from trackguard.store.base import QuarantineRecord, StoreError, Write
 from trackguard.store.quarantine import (
     CSV_COLUMNS,

@@ -20,11 +20,11 @@ from trackguard.contract.operations import Request
 from trackguard.core.pipeline import Checker
 from trackguard.delivery.transport import HttpxTransport
 from trackguard.delivery.worker import DeliveryWorker
+from trackguard.emulator.app import create_emulator
+from trackguard.emulator.faults import FaultConfig
+from trackguard.http.runner import start_in_thread
 from trackguard.ingest import to_write
 from trackguard.plan.loader import load_plan
-from trackguard.server.emulator import create_emulator
-from trackguard.server.emulator_faults import FaultConfig
-from trackguard.server.runner import start_in_thread
 from trackguard.store.quarantine import QuarantineFilter, list_quarantine
 from trackguard.store.sqlite import SQLiteStore
 

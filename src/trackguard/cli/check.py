@@ -10,12 +10,12 @@ import msgspec
 from rich.console import Console
 from rich.table import Table
 
+from trackguard.check.inputs import Located, iter_requests
+from trackguard.check.samples import DEMO_DEFECT_RATE, d2c_traffic
+from trackguard.check.summary import Summary
 from trackguard.cli.common import plan_or_exit
 from trackguard.core.pipeline import Checker
 from trackguard.core.verdict import verdict_to_dict
-from trackguard.inputs import Located, iter_requests
-from trackguard.samples import DEMO_DEFECT_RATE, d2c_traffic
-from trackguard.summary import Summary
 
 _OUTCOME_STYLE = {
     "accepted": "green",

@@ -11,7 +11,7 @@ import click
 
 from trackguard.delivery.transport import HttpxTransport
 from trackguard.delivery.worker import DeliveryReport, DeliveryWorker
-from trackguard.server.config import ConfigError, load_auth
+from trackguard.gateway.config import ConfigError, load_auth
 from trackguard.store.base import StoreError
 from trackguard.store.sqlite import open_store
 

@@ -16,9 +16,9 @@ from typing import Any
 import click
 import yaml
 
-from trackguard.server.emulator import create_emulator
-from trackguard.server.emulator_faults import FaultConfigError
-from trackguard.server.runner import parse_listen, run
+from trackguard.emulator.app import create_emulator
+from trackguard.emulator.faults import FaultConfigError
+from trackguard.http.runner import parse_listen, run
 
 DEFAULT_LISTEN = "127.0.0.1:8090"
 

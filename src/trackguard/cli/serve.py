@@ -9,11 +9,11 @@ from typing import Literal
 
 import click
 
+from trackguard.gateway.build import DEFAULT_UPSTREAM, GatewayOptions, create_gateway
+from trackguard.gateway.config import ConfigError
+from trackguard.http.runner import parse_listen, run
 from trackguard.monitor import RuleError
 from trackguard.plan.loader import PlanError
-from trackguard.server.app import DEFAULT_UPSTREAM, GatewayOptions, create_gateway
-from trackguard.server.config import ConfigError
-from trackguard.server.runner import parse_listen, run
 from trackguard.store.base import StoreError
 
 

@@ -46,9 +46,9 @@ from trackguard.ingest import to_write
 from trackguard.plan.model import DedupePolicy, Plan
 from trackguard.recovery.mapping import Mapping, RowError
 from trackguard.recovery.sources import Source, SourceRow, open_source
-from trackguard.server.state import GatewayState
 from trackguard.store.base import Write
 from trackguard.store.sqlite import SQLiteStore
+from trackguard.store.view import GatewayState
 
 OnError = Literal["skip", "stop"]
 #: Progress callback: ``(rows done, source position, source total)`` after each batch.

@@ -28,10 +28,10 @@ from trackguard.delivery.ratelimit import TokenBucket
 from trackguard.ingest import quarantine_records, to_write
 from trackguard.plan.model import Plan
 from trackguard.recovery.fixes import Fix, apply_fixes
-from trackguard.server.state import GatewayState
 from trackguard.store.base import QuarantineRecord, StoreError
 from trackguard.store.quarantine import QuarantineFilter, get, list_quarantine
 from trackguard.store.sqlite import SQLiteStore
+from trackguard.store.view import GatewayState
 
 __all__ = ["CAMPAIGN_WINDOW", "ReplayItem", "ReplayReport", "replay"]
 

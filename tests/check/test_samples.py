@@ -1,4 +1,4 @@
-"""``trackguard.samples.d2c_traffic``: pinned defect counts, determinism, readable records."""
+"""``trackguard.check.samples.d2c_traffic``: pinned defect counts, determinism, readable records."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ import itertools
 from collections import Counter
 from typing import Any
 
+from trackguard.check.inputs import record_to_request
+from trackguard.check.samples import BASE_TIME, d2c_traffic
 from trackguard.contract.operations import Request
 from trackguard.core.pipeline import Checker
-from trackguard.inputs import record_to_request
-from trackguard.samples import BASE_TIME, d2c_traffic
 
 EVENTS = ("product_viewed", "added_to_cart", "cart_updated", "checkout_started", "order_completed")
 TITLE_CASE = {e.replace("_", " ").title() for e in EVENTS}  # Order Completed

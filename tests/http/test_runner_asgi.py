@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from trackguard.contract import Request, evaluate, render
-from trackguard.server.asgi import (
+from trackguard.http.asgi import (
     BodyTooLarge,
     ClientDisconnected,
     Message,

@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import pytest
 
-from trackguard.inputs import Located, iter_requests
-from trackguard.server.emulator import Emulator, create_emulator
-from trackguard.server.emulator_log import EmulatorLog, _Window, record_line
-from trackguard.server.runner import RunningServer, start_in_thread
+from trackguard.check.inputs import Located, iter_requests
+from trackguard.emulator.app import Emulator, create_emulator
+from trackguard.emulator.log import EmulatorLog, _Window, record_line
+from trackguard.http.runner import RunningServer, start_in_thread
 
 if TYPE_CHECKING:
     import ssl

@@ -19,7 +19,7 @@ import pytest
 from click.testing import CliRunner
 
 from trackguard.cli.emulate import emulate_command
-from trackguard.server.runner import _bind
+from trackguard.http.runner import _bind
 
 if TYPE_CHECKING:
     import ssl

@@ -23,9 +23,9 @@ from prometheus_client.registry import Collector
 
 from trackguard.core.verdict import Verdict
 from trackguard.delivery.worker import MetricsSnapshot
-from trackguard.server.state import GatewayState
 from trackguard.store.base import OutboxStats
 from trackguard.store.group import GroupCommitter
+from trackguard.store.view import GatewayState
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 

@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from trackguard.server.emulator import Emulator, create_emulator
-from trackguard.server.emulator_state import (
+from trackguard.emulator.app import Emulator, create_emulator
+from trackguard.emulator.state import (
     ANONYMOUS_TAKEN,
     CONFLICT,
     MERGE_PRIMARY,
@@ -22,7 +22,7 @@ from trackguard.server.emulator_state import (
     SUPPRESSED,
     UPDATE_ONLY,
 )
-from trackguard.server.runner import start_in_thread
+from trackguard.http.runner import start_in_thread
 
 if TYPE_CHECKING:
     import ssl

@@ -7,9 +7,9 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from trackguard.server import emulator as emulator_module
-from trackguard.server.asgi import Message
-from trackguard.server.emulator import create_emulator
+from trackguard.emulator import app as emulator_module
+from trackguard.emulator.app import create_emulator
+from trackguard.http.asgi import Message
 
 if TYPE_CHECKING:
     from conftest import Emu

@@ -26,7 +26,8 @@ from urllib.parse import parse_qsl, unquote
 
 import msgspec
 
-from trackguard.server.asgi import (
+from trackguard.emulator.faults import FaultConfigError
+from trackguard.http.asgi import (
     BodyTooLarge,
     ClientDisconnected,
     Receive,
@@ -35,10 +36,9 @@ from trackguard.server.asgi import (
     read_body,
     send_json,
 )
-from trackguard.server.emulator_faults import FaultConfigError
 
 if TYPE_CHECKING:
-    from trackguard.server.emulator import Emulator
+    from trackguard.emulator.app import Emulator
 
 PREFIX: Final = "/_emulator"
 _MAX_CONTROL_BODY: Final = 64 * 1024

@@ -21,7 +21,7 @@ from typing import Final
 import uvicorn
 from uvicorn.config import LOGGING_CONFIG
 
-from trackguard.server.asgi import ASGIApp
+from trackguard.http.asgi import ASGIApp
 
 _SIGNALS: Final = (signal.SIGINT, signal.SIGTERM)
 _GRACE_SECONDS: Final = 5

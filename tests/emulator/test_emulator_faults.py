@@ -12,15 +12,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from trackguard.server.emulator import Emulator, create_emulator
-from trackguard.server.emulator_faults import (
+from trackguard.emulator.app import Emulator, create_emulator
+from trackguard.emulator.faults import (
     FaultConfig,
     FaultConfigError,
     Outage,
     fault_body,
     parse_faults,
 )
-from trackguard.server.runner import start_in_thread
+from trackguard.http.runner import start_in_thread
 
 if TYPE_CHECKING:
     import ssl

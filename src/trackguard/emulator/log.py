@@ -1,6 +1,6 @@
 """The emulator's request log: what every Track request was and got, and traffic statistics.
 
-Entries are trackguard's request-log lines (``trackguard.server.requestlog.log_line``, the
+Entries are trackguard's request-log lines (``trackguard.http.requestlog.log_line``, the
 format the gateway writes and ``trackguard check``/``audit`` read), so a ``--record`` file can
 be fed straight back to them. Credentials never reach an entry: headers go through
 ``trackguard.redact`` first. The statistics keep the busiest 1 s and 100 ms windows so a test
@@ -17,8 +17,8 @@ from typing import IO, Any, Final
 
 import msgspec
 
+from trackguard.http.requestlog import log_line
 from trackguard.redact import redact_headers
-from trackguard.server.requestlog import log_line
 
 KEEP_ENTRIES: Final = 10_000
 #: Recent entries are also capped by size: ten thousand 1 MiB bodies would not fit in memory.

@@ -21,9 +21,9 @@ from hypothesis import strategies as st
 
 from trackguard.contract import Request, evaluate, render
 from trackguard.contract.messages import MAX_BODY_BYTES
-from trackguard.server.asgi import track_unauthorized
-from trackguard.server.emulator import Emulator, create_emulator
-from trackguard.server.runner import RunningServer, start_in_thread
+from trackguard.emulator.app import Emulator, create_emulator
+from trackguard.http.asgi import track_unauthorized
+from trackguard.http.runner import RunningServer, start_in_thread
 
 if TYPE_CHECKING:
     from conftest import Emu

@@ -1,4 +1,4 @@
-"""Fixtures for the server tests: emulators served over real loopback HTTP(S).
+"""Shared fixtures: emulators served over real loopback HTTP(S), and TLS material for them.
 
 One plain-HTTP and one TLS emulator serve the whole session (starting uvicorn costs ~50 ms);
 ``emu`` and ``emu_tls`` reset the workspace, log and faults before every test, so tests stay
@@ -17,9 +17,9 @@ import httpx
 import pytest
 import trustme
 
-from trackguard.server.emulator import Emulator, create_emulator
-from trackguard.server.emulator_faults import FaultConfig
-from trackguard.server.runner import RunningServer, start_in_thread
+from trackguard.emulator.app import Emulator, create_emulator
+from trackguard.emulator.faults import FaultConfig
+from trackguard.http.runner import RunningServer, start_in_thread
 
 SITE_ID = "emu-site"
 API_KEY = "emu-key-5ecret"

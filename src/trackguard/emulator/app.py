@@ -31,8 +31,11 @@ from trackguard.contract.check import evaluate
 from trackguard.contract.operations import Request
 from trackguard.contract.responses import render, v1_error
 from trackguard.contract.routes import RouteMatch, match
-from trackguard.server import emulator_api
-from trackguard.server.asgi import (
+from trackguard.emulator import api as emulator_api
+from trackguard.emulator.faults import FaultConfig, Faults, fault_body, parse_faults
+from trackguard.emulator.log import EmulatorLog, record_line
+from trackguard.emulator.state import EmulatorState
+from trackguard.http.asgi import (
     BodyTimeout,
     BodyTooLarge,
     ClientDisconnected,
@@ -47,9 +50,6 @@ from trackguard.server.asgi import (
     track_too_large,
     track_unauthorized,
 )
-from trackguard.server.emulator_faults import FaultConfig, Faults, fault_body, parse_faults
-from trackguard.server.emulator_log import EmulatorLog, record_line
-from trackguard.server.emulator_state import EmulatorState
 
 log = logging.getLogger("trackguard.emulator")
 

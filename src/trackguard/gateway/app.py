@@ -28,10 +28,10 @@ from trackguard.contract.responses import pretty
 from trackguard.contract.routes import NoRoute, RouteMatch, match
 from trackguard.core.pipeline import Checker
 from trackguard.core.verdict import Verdict
-from trackguard.ingest import to_write
-from trackguard.plan.model import DedupePolicy
-from trackguard.redact import redact_headers
-from trackguard.server.asgi import (
+from trackguard.gateway.config import AuthConfig
+from trackguard.gateway.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from trackguard.gateway.metrics import GatewayMetrics
+from trackguard.http.asgi import (
     BODY_TIMEOUT,
     BodyTimeout,
     BodyTooLarge,
@@ -49,13 +49,13 @@ from trackguard.server.asgi import (
     track_too_large,
     track_unauthorized,
 )
-from trackguard.server.config import AuthConfig
-from trackguard.server.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
-from trackguard.server.metrics import GatewayMetrics
-from trackguard.server.requestlog import RequestLog, log_line
-from trackguard.server.state import GatewayState, keep_fresh
+from trackguard.http.requestlog import RequestLog, log_line
+from trackguard.ingest import to_write
+from trackguard.plan.model import DedupePolicy
+from trackguard.redact import redact_headers
 from trackguard.store.base import Store, StoreError
 from trackguard.store.group import GroupCommitter
+from trackguard.store.view import GatewayState, keep_fresh
 
 log = logging.getLogger("trackguard.gateway")
 

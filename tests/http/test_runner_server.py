@@ -14,8 +14,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from trackguard.server.asgi import Receive, Scope, Send, lifespan, send_json
-from trackguard.server.runner import (
+from trackguard.http.asgi import Receive, Scope, Send, lifespan, send_json
+from trackguard.http.runner import (
     RunningServer,
     _bind,
     base_url,

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from trackguard.contract import Request, classify, evaluate
-from trackguard.server.emulator_state import EmulatorState
+from trackguard.emulator.state import EmulatorState
 
 IDS = st.sampled_from(["1", "2", "a@b.co", "A@B.CO", "00000001", "00000002", "cio_00000001"])
 PERSON = st.builds(

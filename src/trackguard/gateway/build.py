@@ -8,16 +8,16 @@ from pathlib import Path
 from trackguard.core.pipeline import Checker
 from trackguard.delivery.transport import HttpxTransport
 from trackguard.delivery.worker import DeliveryWorker
+from trackguard.gateway.app import Delivery, Gateway, GatewayParts
+from trackguard.gateway.config import AuthConfig, ConfigError, load_auth
+from trackguard.gateway.metrics import GatewayMetrics
+from trackguard.http.requestlog import RequestLog
 from trackguard.monitor import build_monitor, load_alerts
 from trackguard.plan.loader import load_plan
 from trackguard.plan.model import DedupePolicy
-from trackguard.server.config import AuthConfig, ConfigError, load_auth
-from trackguard.server.gateway import Delivery, Gateway, GatewayParts
-from trackguard.server.metrics import GatewayMetrics
-from trackguard.server.requestlog import RequestLog
-from trackguard.server.state import GatewayState
 from trackguard.store.group import GroupCommitter
 from trackguard.store.sqlite import Synchronous, open_store
+from trackguard.store.view import GatewayState
 
 DEFAULT_UPSTREAM = "https://track.customer.io"
 

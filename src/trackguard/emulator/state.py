@@ -30,7 +30,7 @@ from typing import Any, Final
 from trackguard.contract.identifiers import classify, is_email
 from trackguard.contract.operations import Identifier, Operation
 from trackguard.contract.routes import RouteMatch, match
-from trackguard.server.emulator_model import (
+from trackguard.emulator.model import (
     CustomObject,
     Device,
     Event,

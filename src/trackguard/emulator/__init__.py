@@ -1,0 +1,1 @@
+"""A strict local Customer.io Track API: workspace state, faults, request log and read API."""

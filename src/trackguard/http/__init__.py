@@ -1,0 +1,1 @@
+"""HTTP plumbing shared by the servers: raw-ASGI helpers, the uvicorn runner, the request log."""
