@@ -211,8 +211,11 @@ def _typo_evidence(rare: _Group, common: _Group, a: str, b: str) -> str | None:
 def _possible(
     groups: dict[str, _Group], root_of: dict[str, str], keys: list[str]
 ) -> dict[str, tuple[str, str]]:
-    """Rare group root -> (common group root, evidence) for typo-like near names."""
-    best: dict[str, tuple[str, str]] = {}
+    """Rare group root -> (common group root, evidence) for typo-like near names.
+
+    A rare name near several events goes with the nearest, then the most frequent.
+    """
+    best: dict[str, tuple[tuple[int, int, str], str, str]] = {}
     for a, b, wa, wb in near_pairs(keys):
         ra, rb = root_of[a], root_of[b]
         if ra == rb or opposite(a, b) is not None:
@@ -223,10 +226,11 @@ def _possible(
         evidence = _typo_evidence(ga, gb, wa, wb)
         if evidence is None:
             continue
+        rank = (edit_distance(wa, wb, 2), -gb.count, rb)
         held = best.get(ra)
-        if held is None or (groups[held[0]].count, held[0]) < (gb.count, rb):
-            best[ra] = (rb, evidence)
-    return {r: link for r, link in best.items() if link[0] not in best}
+        if held is None or rank < held[0]:
+            best[ra] = (rank, rb, evidence)
+    return {r: (common, ev) for r, (_, common, ev) in best.items() if common not in best}
 
 
 def _plan_event(name: str, plan: Plan) -> str | None:

@@ -17,7 +17,9 @@ from typing import Final
 _ISE: Final = re.compile(r"^(.{3,}[^aeiou][iy])s(e|ed|es|er|ers|ing|ation|ations)$")
 _MIN_PLURAL: Final = 4
 #: Words that end like a plural but are not one.
-_NOT_PLURAL: Final = frozenset({"news", "series", "species", "analytics", "always", "perhaps"})
+_NOT_PLURAL: Final = frozenset(
+    {"news", "series", "species", "analytics", "always", "perhaps", "status", "bonus", "campus"}
+)
 
 
 @lru_cache(maxsize=1)
@@ -48,10 +50,15 @@ def spelling(word: str) -> str:
 
 @lru_cache(maxsize=65536)
 def singular(word: str) -> str:
-    """``word`` without a regular plural ending (``categories`` -> ``category``)."""
-    if len(word) < _MIN_PLURAL or not word.endswith("s") or word.endswith(("ss", "us", "is")):
+    """``word`` without a regular plural ending (``categories`` -> ``category``).
+
+    Words ending in ``-ie`` take ``-y`` too, so ``cookie`` and ``cookies`` meet at ``cooky``.
+    """
+    if len(word) < _MIN_PLURAL or word in _NOT_PLURAL:
         return word
-    if word in _NOT_PLURAL:
+    if word.endswith("ie") and len(word) > _MIN_PLURAL:
+        return word[:-2] + "y"
+    if not word.endswith("s") or word.endswith("ss"):
         return word
     if word.endswith("ies") and len(word) > _MIN_PLURAL:
         return word[:-3] + "y"
