@@ -112,6 +112,17 @@ def test_opposites_are_never_merged_however_rare() -> None:
     assert _clusters(names) == {"signed_in": ["signed_in", "signedin"]}
 
 
+def test_a_short_word_missing_a_letter_is_a_possible_typo() -> None:
+    assert _clusters({"menu_hidden": 200, "mnu_hidden": 2, "tab_added": 90, "tag_added": 2}) == {
+        "menu_hidden": ["menu_hidden", "mnu_hidden"]
+    }
+    other_keys = {
+        "chat_opened": Traffic({"chat_id"}, {"web"}),
+        "cat_opened": Traffic({"cat_id"}, {"web"}),
+    }
+    assert _confidence({"chat_opened": 500, "cat_opened": 10}, other_keys) == {}
+
+
 def test_two_frequent_names_are_two_events() -> None:
     # one edit apart, but neither is rare beside the other
     assert _clusters({"cart_viewed": 100, "card_viewed": 90, "level_passed": 50}) == {}
@@ -152,8 +163,23 @@ def test_traffic_evidence_decides_possible_matches() -> None:
     }
     assert _confidence(names, typo_in_one_app)["product_viewed"]["Prodcut Viewed"] == (
         "possible",
-        "1 edit (prodcut / product), 12 events vs 412 (2.9%), 2 of 2 keys shared, another source",
+        "1 edit (prodcut / product), 12 events vs 412 (2.9%), keys a subset (2 of 3), "
+        "another source",
     )
+    # distinct events on one object share most keys, not all
+    one_key_more = {
+        "round_selected": Traffic({"round_id", "selected_at"}, {"ios"}),
+        "round_rejected": Traffic({"round_id", "rejected_at"}, {"ios"}),
+    }
+    assert _confidence({"round_selected": 1000, "round_rejected": 9}, one_key_more) == {}
+    # two edits need the keys to agree: names alone are not enough
+    assert _confidence({"round_selected": 1000, "round_rejected": 9}) == {}
+    assert _confidence({"round_selected": 1000, "round_zelectet": 9}) == {}
+    assert _confidence({"round_selected": 1000, "round_selcted": 9}) == {
+        "round_selected": {
+            "round_selcted": ("possible", "1 edit (selcted / selected), 9 events vs 1000 (0.9%)")
+        }
+    }
 
 
 def test_canonical_is_most_frequent_snake_case_then_alphabetical() -> None:

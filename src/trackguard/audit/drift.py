@@ -11,14 +11,16 @@ Distance alone cannot tell a typo from another event (``Application Installed`` 
 * **possible**: one word a small edit away (one edit under 8 letters, two from 8; a swap of
   neighbours is one edit, so ``Prodcut`` / ``Product``) that passes two checks: the names are
   not opposites (:func:`trackguard.plan.similarity.opposite`), and the traffic looks like a
-  typo: the rarer name is at most :data:`RARE_SHARE` of the other, and shares its property keys
-  or its sources. Two frequent names are more likely two events.
+  typo: the rarer name is at most :data:`RARE_SHARE` of the other, has no property key the
+  other lacks, and comes from one of its sources (see :func:`_typo_evidence`). Two frequent
+  names are more likely two events.
 
 Certain and strong matches are merged (the report shows them as one event; a plan may alias
 them). A possible match is attached to its event's cluster with its evidence, never merged.
-Words under 4 letters or holding digits are never a small edit apart (``sign_in`` is not
-``sign_up``; ``step_1`` is not ``step_2``). Candidates are found through an index of near
-words, so clustering stays linear in the number of distinct names.
+Words holding digits are never a small edit apart (``step_1`` is not ``step_2``), nor are
+words under 4 letters, except a 3-letter word that is a 4-letter one missing a letter (``mnu``
+/ ``menu``; ``sign_in`` is not ``sign_up``, ``tag`` is not ``tab``). Candidates are found
+through an index of near words, so clustering stays linear in the number of distinct names.
 
 The suggested canonical name is the plan's name when a variant is in the plan; otherwise the
 most frequent variant already written in the naming convention (snake_case by default), ties
@@ -40,8 +42,6 @@ from trackguard.plan.similarity import edit_distance, opposite
 _MIN_WORD: Final = 4
 #: The most a typo's volume may be, as a share of the name it is a typo of.
 RARE_SHARE: Final = 0.2
-#: The least share of the rarer name's property keys the other must have.
-KEY_SHARE: Final = 0.5
 
 
 class Traffic:
@@ -97,9 +97,10 @@ def near_words(vocabulary: Iterable[str]) -> dict[str, list[str]]:
     """Each eligible word -> the other words a small edit away (the ``possible`` candidates).
 
     Words within one edit (a swap included) share a one-letter deletion, within two a
-    two-letter one, so only words sharing a deletion are compared.
+    two-letter one, so only words sharing a deletion are compared. A word under
+    :data:`_MIN_WORD` letters only pairs with a longer word it is that word missing a letter of.
     """
-    eligible = sorted({w for w in vocabulary if len(w) >= _MIN_WORD and w.isalpha()})
+    eligible = sorted({w for w in vocabulary if len(w) >= _MIN_WORD - 1 and w.isalpha()})
     index: dict[str, list[str]] = {}
     for w in eligible:
         for d in _deletions(w, 2 if len(w) >= 8 else 1):
@@ -108,6 +109,10 @@ def near_words(vocabulary: Iterable[str]) -> dict[str, list[str]]:
     for bucket in index.values():
         for i, a in enumerate(bucket):
             for b in bucket[i + 1 :]:
+                if max(len(a), len(b)) < _MIN_WORD or (
+                    min(len(a), len(b)) < _MIN_WORD and len(a) == len(b)
+                ):
+                    continue
                 if b not in near.get(a, ()):
                     limit = _limit(a, b)
                     if edit_distance(a, b, limit) <= limit:
@@ -177,34 +182,36 @@ class _Group:
 
 
 def _typo_evidence(rare: _Group, common: _Group, a: str, b: str) -> str | None:
-    """Why ``rare`` looks like a typo of ``common`` in traffic; None when it does not."""
+    """Why ``rare`` looks like a typo of ``common`` in traffic; None when it does not.
+
+    A typo is sent by the same code as its event: far rarer, with no property key the event
+    lacks, from one of its sources. Distinct events on one object share most keys but not all,
+    so a missing key is enough to refuse; two edits (``rejected`` / ``selected``) need the keys.
+    """
     if rare.count > RARE_SHARE * common.count:
         return None
-    share = f"{rare.count} events vs {common.count} ({100 * rare.count / common.count:.1f}%)"
-    parts = [f"1 edit ({a} / {b})" if edit_distance(a, b, 1) <= 1 else f"2 edits ({a} / {b})"]
-    parts.append(share)
-    keys_agree = sources_agree = False
-    known = False
-    if rare.keys and common.keys:
-        known = True
-        shared = len(rare.keys & common.keys)
-        if shared < KEY_SHARE * len(rare.keys):
+    edits = edit_distance(a, b, 1)
+    parts = [f"{'1 edit' if edits <= 1 else '2 edits'} ({a} / {b})"]
+    parts.append(f"{rare.count} events vs {common.count} ({100 * rare.count / common.count:.1f}%)")
+    keys_known = bool(rare.keys and common.keys)
+    if keys_known:
+        if not rare.keys <= common.keys:
             return None
-        keys_agree = True
         same = rare.keys == common.keys
-        parts.append("same keys" if same else f"{shared} of {len(rare.keys)} keys shared")
+        parts.append(
+            "same keys" if same else f"keys a subset ({len(rare.keys)} of {len(common.keys)})"
+        )
+    elif edits > 1:
+        return None
     if rare.sources and common.sources:
-        known = True
         if rare.sources <= common.sources:
-            sources_agree = True
             parts.append("same source" if len(rare.sources) == 1 else "same sources")
         elif rare.sources & common.sources:
-            sources_agree = True
             parts.append("a shared source")
-        else:
+        elif keys_known:
             parts.append("another source")
-    if known and not (keys_agree or sources_agree):
-        return None
+        else:
+            return None
     return ", ".join(parts)
 
 
