@@ -8,6 +8,7 @@ import pytest
 from audit_known_log import KNOWN_PLAN, T0, write_known_log
 
 from trackguard.audit import AuditReport, AuditRun, audit, run_audit
+from trackguard.audit.report_html import render_html
 from trackguard.core.pipeline import Checker
 from trackguard.inputs import Located, iter_requests
 from trackguard.plan.loader import lint_plan, parse_plan
@@ -203,6 +204,34 @@ def test_with_a_plan_names_come_from_the_plan_and_raw_values_are_counted(
         "rejected": 21,
         "invalid": 7,
     }
+
+
+def test_a_possible_match_is_a_comment_in_the_draft_never_an_alias(
+    log: Path, tmp_path: Path
+) -> None:
+    text = run_audit([log], now=T0).infer_plan()
+    lines = text.splitlines()
+    at = lines.index("  order_completed:  # 54 events")
+    assert lines[at + 1 : at + 3] == [
+        '    # possibly the same as "order_complete": 1 edit (complete / completed), 3 events vs '
+        "54 (5.6%), same keys, same source; review before adding an alias",
+        "    properties:",  # same words: no alias needed
+    ]
+    plan = parse_plan(text)
+    assert "order_complete" not in plan.events
+    path = tmp_path / "draft.yaml"
+    path.write_text(text)
+    assert [str(i) for i in lint_plan(path)] == []
+
+
+def test_the_html_report_marks_each_variant(report: AuditReport) -> None:
+    page = render_html(report)
+    assert page.count('<span class="possible">') == 1
+    assert (
+        '<span class="variant">order_complete</span> (3) <span class="possible">possible: 1 edit '
+        "(complete / completed), 3 events vs 54 (5.6%), same keys, same source</span>"
+    ) in page
+    assert '<span class="strong">' not in page
 
 
 def test_inferred_plan_lints_clean_and_checks_the_same_log(

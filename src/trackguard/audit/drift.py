@@ -136,7 +136,7 @@ def near_pairs(keys: Iterable[str]) -> Iterator[tuple[str, str, str, str]]:
                         yield key, candidate, w, other
 
 
-def _certain(by_key: Mapping[str, list[str]], plan: Plan | None) -> _Union:
+def _certain(by_key: Mapping[str, list[str]], planned: _PlanNames | None) -> _Union:
     """Keys with the same letters once separators go, the same words in any order, or names
     the plan gives to one event (its name and aliases)."""
     union = _Union(by_key)
@@ -144,9 +144,9 @@ def _certain(by_key: Mapping[str, list[str]], plan: Plan | None) -> _Union:
     for key, names in by_key.items():
         ws = key.split("_")
         sigs: list[object] = ["".join(ws), tuple(sorted(ws))]
-        if plan is not None:
+        if planned is not None:
             for name in names:
-                event = _plan_event(name, plan)
+                event = planned.event(name)
                 if event is not None:
                     sigs.append(("plan", event))
         for sig in sigs:
@@ -240,27 +240,38 @@ def _possible(
     return {r: (common, ev) for r, (_, common, ev) in best.items() if common not in best}
 
 
-def _plan_event(name: str, plan: Plan) -> str | None:
-    """The plan event a name is (by name, alias, or the same name key), as plancheck does."""
-    if name in plan.events:
-        return name
-    key = name_key(name)
-    for event, spec in plan.events.items():
-        if name in spec.aliases:
-            return event
-    for event, spec in plan.events.items():
-        if name_key(event) == key or any(name_key(a) == key for a in spec.aliases):
-            return event
-    return None
+class _PlanNames:
+    """Which plan event a name is (by name, alias, or the same name key), as plancheck does."""
+
+    __slots__ = ("by_key", "by_name")
+
+    def __init__(self, plan: Plan) -> None:
+        self.by_name: dict[str, str] = {}
+        self.by_key: dict[str, str] = {}
+        for event in plan.events:
+            self.by_name.setdefault(event, event)
+        for event, spec in plan.events.items():
+            for alias in spec.aliases:
+                self.by_name.setdefault(alias, event)
+        for event, spec in plan.events.items():
+            for written in (event, *spec.aliases):
+                self.by_key.setdefault(name_key(written), event)
+
+    def event(self, name: str) -> str | None:
+        found = self.by_name.get(name)
+        return found if found is not None else self.by_key.get(name_key(name))
 
 
-def _canonical(variants: Mapping[str, int], plan: Plan | None) -> tuple[str, bool, str]:
+def _canonical(
+    variants: Mapping[str, int], plan: Plan | None, planned: _PlanNames | None = None
+) -> tuple[str, bool, str]:
     """The name to keep, whether it came from the plan, and the variant it stands for."""
     ranked = sorted(variants.items(), key=lambda kv: (-kv[1], kv[0]))
     convention = plan.naming.convention if plan is not None else "snake_case"
     if plan is not None:
+        planned = planned or _PlanNames(plan)
         for name, _ in ranked:
-            event = _plan_event(name, plan)
+            event = planned.event(name)
             if event is not None:
                 return event, True, name
     for name, _ in ranked:
@@ -303,7 +314,8 @@ def _clusters(
     for name in names:
         by_key.setdefault(event_key(name), []).append(name)
     keys = sorted(by_key)
-    certain = _certain(by_key, plan)
+    planned = _PlanNames(plan) if plan is not None else None
+    certain = _certain(by_key, planned)
     certain_root = {k: certain.find(k) for k in keys}
     _strong(keys, certain)
     root_of = {k: certain.find(k) for k in keys}
@@ -327,7 +339,7 @@ def _clusters(
             continue
         firm = {n: names[n] for k in group.tags for n in by_key[k]}
         extra = attached.get(root, [])
-        name, from_plan, reference = _canonical(firm, plan)
+        name, from_plan, reference = _canonical(firm, plan, planned)
         ref_root = certain_root[event_key(reference)]
         matches = [
             DriftMatch(n, *_firm_evidence(n, reference, certain_root[event_key(n)] == ref_root))
