@@ -6,6 +6,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from trackguard.audit.drift import Traffic, cluster, near_pairs
+from trackguard.audit.findings import from_drift
+from trackguard.audit.model import Example
 from trackguard.plan.loader import parse_plan
 from trackguard.plan.naming import name_key
 
@@ -226,3 +228,28 @@ def test_near_pairs_are_the_same_words_but_one_near_word(keys: list[str]) -> Non
         assert len(xs) == len(ys)
         assert [(x, y) for x, y in zip(xs, ys, strict=True) if x != y] == [(wa, wb)]
         assert min(len(wa), len(wb)) >= 4 and wa.isalpha() and wb.isalpha()
+
+
+def test_findings_say_how_sure() -> None:
+    names = {"order_canceled": 50, "Order Cancelled": 4, "Prodcut Viewed": 3, "product_viewed": 400}
+    first = {"Order Cancelled": "log:7", "Prodcut Viewed": "log:9"}
+    found = from_drift(cluster(names), 457, first)
+    assert [(f.id, f.severity, f.title, f.count, f.examples) for f in found] == [
+        (
+            "naming_drift_possible.product_viewed.Prodcut Viewed",
+            "info",
+            "possible naming drift: 'Prodcut Viewed' may be 'product_viewed' "
+            "(1 edit (prodcut / product), 3 events vs 400 (0.8%))",
+            3,
+            (Example("log:9", "'Prodcut Viewed' (3 events)"),),
+        ),
+        (
+            "naming_drift.order_canceled",
+            "warning",
+            "one event under 2 names: 'Order Cancelled', 'order_canceled'; suggested "
+            "'order_canceled'; strong match 'Order Cancelled': US/UK spelling "
+            "(canceled, cancelled)",
+            4,
+            (Example("log:7", "'Order Cancelled' (4 events)"),),
+        ),
+    ]

@@ -211,7 +211,7 @@ def from_drift(clusters: list[DriftCluster], events: int, first: dict[str, str])
         if len(firm) > 1:
             names = ", ".join(repr(v.name) for v in firm)
             strong = [m for m in c.matches if m.confidence == "strong"]
-            why = "".join(f"; {m.name!r}: {m.evidence}" for m in strong)
+            why = "".join(f"; strong match {m.name!r}: {m.evidence}" for m in strong)
             ex = [Example(first.get(v.name, "?"), f"{v.name!r} ({v.count} events)") for v in strays]
             out.append(
                 finding(
