@@ -307,9 +307,12 @@ def _firm_evidence(name: str, reference: str, same_root: bool) -> tuple[Confiden
 
 
 def _clusters(
-    names: Mapping[str, int], plan: Plan | None, traffic: Mapping[str, Traffic] | None
+    names: Mapping[str, int],
+    plan: Plan | None,
+    traffic: Mapping[str, Traffic] | None,
+    singles: bool,
 ) -> list[tuple[DriftCluster, list[str]]]:
-    """Every event (one name or more), with the event keys its firm part holds."""
+    """Every event of two names or more (of one too with ``singles``), with its firm keys."""
     by_key: dict[str, list[str]] = {}
     for name in names:
         by_key.setdefault(event_key(name), []).append(name)
@@ -339,6 +342,8 @@ def _clusters(
             continue
         firm = {n: names[n] for k in group.tags for n in by_key[k]}
         extra = attached.get(root, [])
+        if len(firm) == 1 and not extra and not singles:
+            continue
         name, from_plan, reference = _canonical(firm, plan, planned)
         ref_root = certain_root[event_key(reference)]
         matches = [
@@ -374,7 +379,7 @@ def cluster(
     ``traffic`` (event key -> :class:`Traffic`) is the evidence for possible matches; without
     it only volumes count. Sorted by total volume, largest first, then by canonical name.
     """
-    return [c for c, _ in _clusters(names, plan, traffic) if len(c.variants) > 1]
+    return [c for c, _ in _clusters(names, plan, traffic, singles=False)]
 
 
 def display_names(
@@ -387,7 +392,7 @@ def display_names(
     Only certain and strong matches are shown as their event; a possible match keeps its own.
     """
     shown: dict[str, str] = {}
-    for c, tags in _clusters(names, plan, traffic):
+    for c, tags in _clusters(names, plan, traffic, singles=True):
         for key in tags:
             shown[key] = c.canonical
     return shown
