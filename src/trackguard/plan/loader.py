@@ -24,7 +24,7 @@ import msgspec
 import yaml
 
 from trackguard.durations import DurationError, parse_duration
-from trackguard.plan import naming
+from trackguard.plan import naming, similarity
 from trackguard.plan.model import (
     ACTIONS,
     CONVENTIONS,
@@ -733,12 +733,28 @@ class _Reader:
                 written.add(alias)
                 if naming.words(alias):
                     self.claim(taken, "alias", alias, name, alias_node, f"{path}.aliases")
+                    self.opposite_alias(alias, name, alias_node, f"{path}.aliases")
                 else:
                     self.error(
                         alias_node,
                         f"{path}.aliases: alias '{alias}' has no ASCII letters or digits",
                     )
         return events
+
+    def opposite_alias(self, alias: str, name: str, node: yaml.Node, path: str) -> None:
+        """Warn when an alias is a small edit from its event yet reads as its opposite."""
+        why = similarity.opposite(alias, name)
+        if why is None:
+            return
+        limit = similarity.LINT_DISTANCE
+        if similarity.edit_distance(naming.name_key(alias), naming.name_key(name), limit) > limit:
+            return
+        words = " / ".join(w for w in why if w)
+        self.warn(
+            node,
+            f"{path}: alias '{alias}' is close to '{name}' but reads as its opposite "
+            f"({words}): is it another event?",
+        )
 
     def event_name(self, name: str, node: yaml.Node, path: str, convention: str) -> bool:
         """Check an event's own name; True when it can be compared with other names."""
