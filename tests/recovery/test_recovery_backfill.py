@@ -261,7 +261,7 @@ def test_cli_mapping_error_exits_2(tmp_path: Path) -> None:
         ],
     )
     assert result.exit_code == 2
-    assert f"{bad}:3: data.total.type must be one of" in result.output
+    assert f"{bad}:3:32: data.total.type must be one of" in result.output
 
 
 def _map(tmp_path: Path) -> Path:
