@@ -9,12 +9,13 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from trackguard.cli.base import TrackguardCommand
 from trackguard.core.verdict import OUTCOMES
 
 DEFAULT_PLAN = Path("examples/d2c-plan.yaml")
 
 
-@click.command(name="demo")
+@click.command(name="demo", cls=TrackguardCommand)
 @click.option(
     "--plan",
     type=click.Path(path_type=Path, exists=True, dir_okay=False),
