@@ -202,6 +202,8 @@ def writable(target: str | os.PathLike[str]) -> Path:
     parent = path.parent if str(path.parent) else Path(".")
     if path.is_dir():
         raise OutputError(f"{path}: is a directory; give a file name")
+    if parent.exists() and not parent.is_dir():
+        raise OutputError(f"{path}: {parent} is not a directory")
     if not parent.is_dir():
         raise OutputError(f"{path}: the directory {parent} does not exist")
     if not os.access(parent, os.W_OK | os.X_OK):
