@@ -11,6 +11,7 @@ from rich.table import Table
 
 from trackguard.cli.base import TrackguardCommand
 from trackguard.core.verdict import OUTCOMES
+from trackguard.errors import UsageError
 
 DEFAULT_PLAN = Path("examples/d2c-plan.yaml")
 
@@ -42,11 +43,8 @@ def demo_command(plan: Path, customers: int, keep: Path | None) -> None:
     try:
         from trackguard.demo import run_demo
     except ImportError as exc:  # pragma: no cover - depends on the install
-        click.echo(
-            f"trackguard demo needs the demo extra: pip install 'trackguard[demo]' ({exc})",
-            err=True,
-        )
-        sys.exit(2)
+        message = f"trackguard demo needs the demo extra: pip install 'trackguard[demo]' ({exc})"
+        raise UsageError(message) from None
     console = Console()
     console.print(
         f"[bold]trackguard demo[/]: official customerio SDK → gateway (TLS, plan "

@@ -29,6 +29,8 @@ PIPE_WIDTH: Final = 1_000_000
 # C0/C1 controls but tab and newline, and the bidi overrides that reorder what a terminal shows.
 _UNSAFE: Final = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
+_FIGURE: Final = re.compile(r"-|-?\d+(\.\d+)?")
+
 Row = Mapping[str, Any]
 
 
@@ -66,11 +68,20 @@ def rows_table(rows: Sequence[Row], columns: Sequence[tuple[str, str]]) -> Table
     """A table of ``rows`` with ``(key, header)`` columns; numbers are right-aligned."""
     table = new_table()
     for key, header in columns:
-        numeric = bool(rows) and all(isinstance(r.get(key), int | float) for r in rows)
+        numeric = bool(rows) and all(_numeric(r.get(key)) for r in rows)
         table.add_column(header, justify="right" if numeric else "left", no_wrap=True)
     for r in rows:
         table.add_row(*(Text(printable(_cell(r.get(key)), one_line=True)) for key, _ in columns))
     return table
+
+
+def _numeric(value: Any) -> bool:
+    """A count or a figure (``12``, ``0.25``, ``"100.00"``, ``"-"``): right-aligned."""
+    if isinstance(value, bool):
+        return False
+    return isinstance(value, int | float) or (
+        isinstance(value, str) and _FIGURE.fullmatch(value) is not None
+    )
 
 
 def _cell(value: Any) -> str:
