@@ -15,8 +15,11 @@ from pathlib import Path
 import pytest
 import trustme
 from click.testing import CliRunner, Result
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from trackguard.cli import main
+from trackguard.cli.output import print_table, printable, rows_table
 from trackguard.contract.operations import Request
 from trackguard.core.pipeline import Checker
 from trackguard.ingest import to_write
@@ -529,3 +532,23 @@ def test_the_docs_name_every_json_field(db: Path, command: str, args: list[str])
     row = _documented(command)
     for key in first:
         assert f'"{key}"' in row or f"`{key}`" in row, (command, key)
+
+
+@settings(
+    max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(st.lists(st.tuples(st.text(max_size=300), st.integers()), min_size=1, max_size=20))
+def test_a_piped_table_is_one_whole_row_per_line(
+    capsys: pytest.CaptureFixture[str], rows: list[tuple[str, int]]
+) -> None:
+    """Whatever the values (long, control characters, newlines), piped output has a header and
+    then exactly one line per row, each holding its value whole (escaped)."""
+    capsys.readouterr()
+    data = [{"value": text, "n": n} for text, n in rows]
+    print_table(rows_table(data, (("value", "value"), ("n", "n"))))
+    lines = capsys.readouterr().out.split("\n")  # as grep and wc -l count lines
+    assert lines[-1] == ""
+    assert len(lines) == len(rows) + 2
+    for line, (text, n) in zip(lines[1:-1], rows, strict=True):
+        assert printable(text, one_line=True).strip() in line
+        assert line.endswith(str(n))
