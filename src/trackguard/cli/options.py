@@ -213,10 +213,14 @@ def writable(target: str | os.PathLike[str]) -> Path:
     return path
 
 
-def _output(ctx: click.Context, param: click.Parameter, value: str | None) -> Path | str | None:
-    if value is None or value == "-":
-        return value
-    return writable(value)
+def _output(ctx: click.Context, param: click.Parameter, value: str | None) -> Path | None:
+    return None if value is None else writable(value)
+
+
+def _output_or_dash(
+    ctx: click.Context, param: click.Parameter, value: str | None
+) -> Path | str | None:
+    return value if value == "-" else _output(ctx, param, value)
 
 
 def output_option(*names: str, help: str, dash: bool = False) -> Callable[[F], F]:
@@ -225,7 +229,7 @@ def output_option(*names: str, help: str, dash: bool = False) -> Callable[[F], F
     return click.option(
         *(names or ("-o", "--output")),
         metavar="FILE",
-        callback=_output,
+        callback=_output_or_dash if dash else _output,
         help=help + (" '-' is stdout." if dash else ""),
     )
 
