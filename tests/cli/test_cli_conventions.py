@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import click
 import pytest
 import trustme
 from click.testing import CliRunner, Result
@@ -24,8 +25,8 @@ from trackguard.contract.operations import Request
 from trackguard.core.pipeline import Checker
 from trackguard.ingest import to_write
 from trackguard.monitor.db import MonitorDB
-from trackguard.store.base import Write
-from trackguard.store.sqlite import SQLiteStore
+from trackguard.store.base import StoreError, StoreNotFound, Write
+from trackguard.store.sqlite import SQLiteStore, open_store
 
 ROOT = Path(__file__).resolve().parents[2]
 PLAN = ROOT / "examples" / "d2c-plan.yaml"
@@ -552,3 +553,47 @@ def test_a_piped_table_is_one_whole_row_per_line(
     for line, (text, n) in zip(lines[1:-1], rows, strict=True):
         assert printable(text, one_line=True).strip() in line
         assert line.endswith(str(n))
+
+
+# --- every command keeps to the shared options ----------------------------------------------------
+
+#: The commands that may create a store.
+CREATORS = {("serve",), ("store", "init")}
+
+
+def _commands(
+    group: click.Group, prefix: tuple[str, ...] = ()
+) -> list[tuple[tuple[str, ...], click.Command]]:
+    found: list[tuple[tuple[str, ...], click.Command]] = []
+    for name, command in group.commands.items():
+        path = (*prefix, name)
+        if isinstance(command, click.Group):
+            found.extend(_commands(command, path))
+        else:
+            found.append((path, command))
+    return found
+
+
+def test_every_db_option_is_the_shared_one() -> None:
+    """A --db that is not checked would create a store on a typo: only serve may."""
+    with_db = 0
+    for path, command in _commands(main):
+        for param in command.params:
+            if param.name != "db":
+                continue
+            with_db += 1
+            assert param.envvar == "TRACKGUARD_DB", path
+            if path in CREATORS:
+                continue
+            assert param.callback is not None and param.callback.__name__ == "_must_exist", path
+    assert with_db >= len(STORE_COMMANDS) + 1  # and serve
+
+
+def test_open_store_without_create_creates_nothing(tmp_path: Path) -> None:
+    typo = tmp_path / "tg.db"
+    with pytest.raises(StoreNotFound) as info:
+        open_store(typo, create=False)
+    assert str(info.value) == f"no store at {typo} (trackguard serve creates one)"
+    assert isinstance(info.value, StoreError) and not typo.exists()
+    open_store(typo).close()
+    open_store(typo, create=False).close()
