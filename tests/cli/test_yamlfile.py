@@ -96,3 +96,26 @@ def test_compose_never_raises_and_points_inside_the_text(text: str) -> None:
         assert 1 <= problem.line <= text.count("\n") + 2
         assert problem.column >= 1
         assert problem.message
+
+
+_KEY = st.from_regex(r"[a-z][a-z_]{0,12}", fullmatch=True)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.sampled_from(("site_id", "api_key")), max_size=2, unique=True), _KEY, st.data())
+def test_any_unknown_config_key_is_reported_at_its_line(
+    known: list[str], typo: str, data: st.DataObject
+) -> None:
+    """Wherever an unknown key sits among the known ones, the error points at its line."""
+    if typo in ("site_id", "api_key"):
+        return
+    keys = list(known)
+    at = data.draw(st.integers(0, len(keys)))
+    keys.insert(at, typo)
+    text = "upstream:\n" + "".join(f"  {k}: v\n" for k in keys)
+    root, problem = yamlfile.compose(text, "c.yaml")
+    assert problem is None and isinstance(root, yaml.MappingNode)
+    ((_, upstream),) = root.value
+    issues = yamlfile.check_keys(upstream, ("site_id", "api_key"), "c.yaml", "upstream")
+    assert [(i.line, i.column) for i in issues] == [(at + 2, 3)]
+    assert issues[0].message.startswith(f"upstream: unknown key '{typo}'")
