@@ -144,8 +144,8 @@ def _plan(tmp_path: Path, text: str = KNOWN_PLAN) -> str:
         (["missing.jsonl"], "no such file"),
         (["*.nothing"], "no file matches"),
         (["LOG", "--map", "method=a"], "--map must name 'path'"),
-        (["LOG", "--plan", "PLAN"], "cannot use the plan"),
-        (["LOG", "--plan", "missing.yaml"], "cannot use the plan"),
+        (["LOG", "--plan", "PLAN"], ":1:10: error: version: unsupported plan format version 2"),
+        (["LOG", "--plan", "missing.yaml"], "Error: missing.yaml:1:1: error: cannot read the plan"),
         (["LOG", "--fail-on", "fatal"], "Invalid value for '--fail-on'"),
     ],
 )

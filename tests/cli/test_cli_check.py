@@ -106,13 +106,15 @@ def test_failures_exit_1(
     assert invoke(check_command, "--plan", plan_file, path).exit_code == 1
 
 
-def test_missing_input_file_is_unreadable(invoke: Invoke, tmp_path: Path) -> None:
+def test_a_missing_input_file_is_a_usage_error(invoke: Invoke, tmp_path: Path) -> None:
     missing = tmp_path / "nope.jsonl"
-    result = invoke(check_command, "--format", "jsonl", missing)
-    assert result.exit_code == 1
-    assert jsonl(result.stdout) == [
-        {"file": str(missing), "line": 0, "unreadable": "cannot open: No such file or directory"}
-    ]
+    for fmt in ("summary", "jsonl"):
+        result = invoke(check_command, "--format", fmt, missing)
+        assert result.exit_code == 2
+        assert result.stdout == ""
+        assert result.stderr == f"Error: {missing}: no such file\n"
+    result = invoke(check_command, tmp_path)
+    assert (result.exit_code, result.stderr) == (2, f"Error: {tmp_path}: is a directory\n")
 
 
 def test_bad_plan_exits_2(invoke: Invoke, write_lines: WriteLines, tmp_path: Path) -> None:
@@ -122,7 +124,8 @@ def test_bad_plan_exits_2(invoke: Invoke, write_lines: WriteLines, tmp_path: Pat
     assert result.exit_code == 2
     assert result.stdout == ""
     assert result.stderr == (
-        f"{plan}:1:10: error: version: unsupported plan format version 2; this trackguard reads 1\n"
+        f"Error: {plan}:1:10: error: version: unsupported plan format version 2;"
+        " this trackguard reads 1\n"
     )
 
 
@@ -130,7 +133,9 @@ def test_missing_plan_exits_2(invoke: Invoke, write_lines: WriteLines, tmp_path:
     plan = tmp_path / "absent.yaml"
     result = invoke(check_command, "--plan", plan, write_lines("c.jsonl", CLEAN))
     assert result.exit_code == 2
-    assert result.stderr == f"{plan}:1:1: error: cannot read the plan: No such file or directory\n"
+    assert result.stderr == (
+        f"Error: {plan}:1:1: error: cannot read the plan: No such file or directory\n"
+    )
 
 
 @pytest.mark.parametrize("args", [[], ["--format", "xml", "x.jsonl"], ["--nope", "x.jsonl"]])

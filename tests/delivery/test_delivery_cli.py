@@ -78,12 +78,13 @@ def test_once_exits_1_when_upstream_fails(
 
 
 def test_credentials_come_from_the_environment_only(tmp_path: Path) -> None:
+    fill(tmp_path / "x.db", 1)
     args = ["--db", str(tmp_path / "x.db"), "--upstream", "http://127.0.0.1:9", "--once"]
     result = CliRunner().invoke(
         deliver_command, args, env={"TRACKGUARD_SITE_ID": "", "TRACKGUARD_API_KEY": ""}
     )
-    assert result.exit_code == 1
-    assert "set TRACKGUARD_SITE_ID and TRACKGUARD_API_KEY" in result.output
+    assert result.exit_code == 2
+    assert result.stderr.startswith("Error: set TRACKGUARD_SITE_ID and TRACKGUARD_API_KEY")
     help_text = CliRunner().invoke(deliver_command, ["--help"]).output
     assert "Example:" in help_text and "--api-key" not in help_text
 

@@ -102,7 +102,7 @@ def test_missing_secret_is_a_startup_error() -> None:
     with pytest.raises(RuleError) as info:
         load_alerts(ALERTS, env={"PAGERDUTY_ROUTING_KEY": "rk"})
     assert str(info.value) == (
-        f"{ALERTS}: channels.slack.url: the environment variable SLACK_WEBHOOK_URL is not set"
+        f"{ALERTS}:23:10: channels.slack.url: the environment variable SLACK_WEBHOOK_URL is not set"
     )
 
 
@@ -140,7 +140,17 @@ def test_yaml_errors_name_the_line(tmp_path: Path) -> None:
     path.write_text("rules:\n  - name: [unclosed\n")
     with pytest.raises(RuleError) as info:
         load_alerts(path, env={})
-    assert str(info.value).startswith(f"{path}: line 3 not valid YAML")
+    assert str(info.value).startswith(f"{path}:3:1: invalid YAML")
+
+
+def test_a_misspelled_key_names_its_line_column_and_a_suggestion(tmp_path: Path) -> None:
+    path = tmp_path / "alerts.yaml"
+    path.write_text("rules:\n  - name: r\n    kind: count\n    windw: 5m\n")
+    with pytest.raises(RuleError) as info:
+        load_alerts(path, env={})
+    assert str(info.value).startswith(
+        f"{path}:4:5: rules[0] (r): a count rule: unknown key 'windw' (did you mean 'window'?);"
+    )
 
 
 def test_active_hours_accept_unquoted_times() -> None:

@@ -176,6 +176,7 @@ def test_bad_rows_skipped_with_row_numbers(tmp_path: Path) -> None:
 
 
 def test_bad_row_stops_the_run(tmp_path: Path) -> None:
+    SQLiteStore(tmp_path / "tg.db").close()  # serve creates the store; backfill never does
     source = tmp_path / "orders.csv"
     _orders(source, 50, bad={23: "n/a"})
     db = tmp_path / "tg.db"
@@ -204,6 +205,7 @@ def test_bad_row_stops_the_run(tmp_path: Path) -> None:
 
 
 def test_cli_jsonl_and_sqlite_sources(tmp_path: Path) -> None:
+    SQLiteStore(tmp_path / "tg.db").close()  # serve creates the store; backfill never does
     jsonl = tmp_path / "orders.jsonl"
     jsonl.write_text(
         '{"customer_id": "c1", "order_id": "A1", "ordered_at": 1700000000, "total": 5.5,'
@@ -244,6 +246,7 @@ def test_cli_jsonl_and_sqlite_sources(tmp_path: Path) -> None:
 
 
 def test_cli_mapping_error_exits_2(tmp_path: Path) -> None:
+    SQLiteStore(tmp_path / "tg.db").close()  # serve creates the store; backfill never does
     bad = tmp_path / "m.yaml"
     bad.write_text("person: {id: customer_id}\ndata:\n  total: {column: total, type: money}\n")
     source = tmp_path / "orders.csv"
@@ -261,7 +264,7 @@ def test_cli_mapping_error_exits_2(tmp_path: Path) -> None:
         ],
     )
     assert result.exit_code == 2
-    assert f"{bad}:3: data.total.type must be one of" in result.output
+    assert f"{bad}:3:32: data.total.type must be one of" in result.output
 
 
 def _map(tmp_path: Path) -> Path:

@@ -9,20 +9,16 @@ from types import FrameType
 
 import click
 
+from trackguard.cli.base import TrackguardCommand
+from trackguard.cli.options import db_option
 from trackguard.delivery.transport import HttpxTransport
 from trackguard.delivery.worker import DeliveryReport, DeliveryWorker
-from trackguard.gateway.config import ConfigError, load_auth
-from trackguard.store.base import StoreError
+from trackguard.gateway.config import load_auth
 from trackguard.store.sqlite import open_store
 
 
-@click.command(name="deliver")
-@click.option(
-    "--db",
-    required=True,
-    metavar="PATH",
-    help="The outbox the gateway writes: a SQLite file or sqlite:///path.",
-)
+@click.command(name="deliver", cls=TrackguardCommand)
+@db_option()
 @click.option(
     "--upstream",
     required=True,
@@ -50,11 +46,8 @@ def deliver_command(db: str, upstream: str, rate: float, once: bool) -> None:
         export TRACKGUARD_SITE_ID=... TRACKGUARD_API_KEY=...
         trackguard deliver --db trackguard.db --upstream https://track.customer.io
     """
-    try:
-        credentials = load_auth(None).upstream
-        store = open_store(db)
-    except (ConfigError, StoreError) as exc:
-        raise click.ClickException(str(exc)) from None
+    credentials = load_auth(None).upstream
+    store = open_store(db, create=False)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

@@ -3,30 +3,29 @@
 from __future__ import annotations
 
 import logging
-import sys
 from pathlib import Path
 from typing import Literal
 
 import click
 
-from trackguard.gateway.build import DEFAULT_UPSTREAM, GatewayOptions, create_gateway
-from trackguard.gateway.config import ConfigError
-from trackguard.http.runner import parse_listen, run
-from trackguard.monitor import RuleError
-from trackguard.plan.loader import PlanError
-from trackguard.store.base import StoreError
-
-
-@click.command(name="serve")
-@click.option("--plan", type=click.Path(path_type=Path, dir_okay=False), help="Tracking plan YAML.")
-@click.option(
-    "--db",
-    type=click.Path(path_type=Path, dir_okay=False),
-    default=Path("trackguard.db"),
-    show_default=True,
-    help="SQLite store file.",
+from trackguard.cli.base import TrackguardCommand
+from trackguard.cli.options import (
+    db_option,
+    listen_errors,
+    listen_option,
+    plan_option,
+    resolve,
+    tls_options,
+    tls_pair,
 )
-@click.option("--listen", default="127.0.0.1:8080", show_default=True, help="HOST:PORT.")
+from trackguard.gateway.build import DEFAULT_UPSTREAM, GatewayOptions, create_gateway
+from trackguard.http.runner import run
+
+
+@click.command(name="serve", cls=TrackguardCommand)
+@plan_option(load=False)
+@db_option(create=True)
+@listen_option("127.0.0.1:8080")
 @click.option(
     "--upstream",
     default=DEFAULT_UPSTREAM,
@@ -38,8 +37,7 @@ from trackguard.store.base import StoreError
     type=click.Path(exists=True, dir_okay=False),
     help="CA bundle to trust for the upstream (an emulator's self-signed CA).",
 )
-@click.option("--tls-cert", type=click.Path(exists=True, dir_okay=False), help="PEM certificate.")
-@click.option("--tls-key", type=click.Path(exists=True, dir_okay=False), help="PEM private key.")
+@tls_options
 @click.option("--strict", is_flag=True, help="Answer plan rejections 400 instead of 200.")
 @click.option(
     "--request-log",
@@ -77,12 +75,12 @@ from trackguard.store.base import StoreError
 )
 def serve_command(
     plan: Path | None,
-    db: Path,
-    listen: str,
+    db: str,
+    listen: tuple[str, int],
     upstream: str,
     upstream_ca: str | None,
-    tls_cert: str | None,
-    tls_key: str | None,
+    tls_cert: Path | None,
+    tls_key: Path | None,
     strict: bool,
     request_log: Path | None,
     config: Path | None,
@@ -104,15 +102,12 @@ def serve_command(
         trackguard serve --plan examples/d2c-plan.yaml --listen 0.0.0.0:8443 \\
             --tls-cert cert.pem --tls-key key.pem --request-log requests.jsonl
     """
-    if (tls_cert is None) != (tls_key is None):
-        raise click.UsageError("--tls-cert and --tls-key go together")
-    try:
-        host, port = parse_listen(listen)
-    except ValueError as exc:
-        raise click.UsageError(str(exc)) from None
+    host, port = listen
+    tls_pair(tls_cert, tls_key)
+    resolve(host, port)
     options = GatewayOptions(
         plan=plan,
-        db=db,
+        db=Path(db),
         upstream=upstream,
         upstream_ca=upstream_ca,
         strict=strict,
@@ -124,17 +119,14 @@ def serve_command(
         alerts=alerts,
         identity_refresh=identity_refresh,
     )
-    try:
-        app = create_gateway(options)
-    except (ConfigError, PlanError, StoreError, RuleError) as exc:
-        click.echo(f"trackguard serve: {exc}", err=True)
-        sys.exit(2)
+    app = create_gateway(options)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    run(
-        app,
-        host,
-        port,
-        tls_cert=tls_cert,
-        tls_key=tls_key,
-        ready=lambda url: click.echo(f"trackguard gateway listening on {url}", err=True),
-    )
+    with listen_errors(host, port):
+        run(
+            app,
+            host,
+            port,
+            tls_cert=tls_cert,
+            tls_key=tls_key,
+            ready=lambda url: click.echo(f"trackguard gateway listening on {url}", err=True),
+        )

@@ -22,6 +22,7 @@ from trackguard.contract.check import ContractError, ContractResult, evaluate
 from trackguard.contract.operations import Request
 from trackguard.contract.responses import render
 from trackguard.contract.routes import NoRoute, match
+from trackguard.errors import RequestError
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -34,7 +35,7 @@ _URLSAFE_TO_STANDARD: Final = str.maketrans("-_", "+/")
 _NO_BODY_STATUSES: Final = frozenset({204, 304})
 
 
-class BodyTooLarge(Exception):
+class BodyTooLarge(RequestError):
     """The request body is (or announces to be) larger than the cap."""
 
     def __init__(self, limit: int) -> None:
@@ -42,7 +43,7 @@ class BodyTooLarge(Exception):
         self.limit = limit
 
 
-class ClientDisconnected(Exception):
+class ClientDisconnected(RequestError):
     """The client went away before its body was read."""
 
 
@@ -62,7 +63,7 @@ def request_target(scope: Scope) -> str:
     return f"{path}?{query}" if query else path
 
 
-class BodyTimeout(Exception):
+class BodyTimeout(RequestError):
     """The client stopped sending its body for longer than the read timeout."""
 
 

@@ -1,9 +1,9 @@
 """Load an alert file (YAML) into :class:`AlertConfig`, failing at start-up with clear errors.
 
-Every problem names the file and the place in it (``rules[2] (cart-invalid).window``) and says
-what was expected. ``${NAME}`` in a channel's ``url`` or ``routing_key`` is read from the
-environment, so secrets stay out of the file; a missing variable is an error, and its value is
-never echoed.
+Every problem names the file, the line and column, and the place in it
+(``alerts.yaml:14:13: rules[2] (cart-invalid).window: ...``) and says what was expected.
+``${NAME}`` in a channel's ``url`` or ``routing_key`` is read from the environment, so
+secrets stay out of the file; a missing variable is an error, and its value is never echoed.
 """
 
 from __future__ import annotations
@@ -12,12 +12,10 @@ import math
 import os
 import re
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any, Final, cast
 
-import yaml
-
-from trackguard import durations
+from trackguard import durations, yamlfile
+from trackguard.errors import ConfigError
 from trackguard.monitor.health import METRICS as HEALTH_METRICS
 from trackguard.monitor.rules import (
     CHANNEL_TYPES,
@@ -36,7 +34,7 @@ from trackguard.monitor.rules import (
 from trackguard.monitor.tally import DELIVERY_OUTCOMES, REQUEST_OUTCOMES
 
 
-class RuleError(ValueError):
+class RuleError(ConfigError, ValueError):
     """The alert file is invalid; the message says where and why."""
 
 
@@ -121,19 +119,14 @@ def load_alerts(path: str | os.PathLike[str], env: Mapping[str, str] | None = No
     """Read and validate an alert file; :class:`RuleError` names the file and the place."""
     where = os.fspath(path)
     try:
-        text = Path(where).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise RuleError(f"{where}: cannot read: {exc.strerror or exc}") from None
-    try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        at = f" line {mark.line + 1}" if mark is not None else ""
-        raise RuleError(f"{where}:{at} not valid YAML: {getattr(exc, 'problem', exc)}") from None
+        root = yamlfile.load(where, "alert file")
+    except yamlfile.YAMLFileError as exc:
+        raise RuleError(str(exc)) from None
+    doc = None if root is None else yamlfile.plain(root)
     try:
         return parse_alerts(doc, os.environ if env is None else env)
     except RuleError as exc:
-        raise RuleError(f"{where}: {exc}") from None
+        raise RuleError(str(yamlfile.issue_for(where, root, str(exc)))) from None
 
 
 def parse_alerts(doc: object, env: Mapping[str, str]) -> AlertConfig:
@@ -197,9 +190,7 @@ def _mapping(value: object, what: str) -> dict[str, Any]:
 def _keys(raw: Mapping[str, Any], allowed: frozenset[str], what: str) -> None:
     unknown = sorted(set(raw) - allowed)
     if unknown:
-        raise RuleError(
-            f"{what}: unknown key {unknown[0]!r} (expected one of: {', '.join(sorted(allowed))})"
-        )
+        raise RuleError(yamlfile.unknown_key(unknown[0], allowed, what))
 
 
 def _strings(value: object) -> list[str]:

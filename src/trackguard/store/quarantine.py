@@ -49,6 +49,7 @@ __all__ = [
     "QuarantineStats",
     "StoreLike",
     "count_quarantine",
+    "csv_row",
     "export",
     "get",
     "iso_time",
@@ -374,7 +375,8 @@ def record_to_dict(record: QuarantineRecord) -> dict[str, Any]:
     return out
 
 
-def _csv_row(record: QuarantineRecord) -> list[Any]:
+def csv_row(record: QuarantineRecord) -> list[Any]:
+    """A record as one CSV row of :data:`CSV_COLUMNS` (the CSV export's rows)."""
     body, body_base64 = _body_fields(record.body)
     return [
         record.id,
@@ -453,7 +455,7 @@ def export(
             writer = csv.writer(out)
             writer.writerow(CSV_COLUMNS)
             for record in _iter_records(conn, flt):
-                writer.writerow(_csv_row(record))
+                writer.writerow(csv_row(record))
                 written += 1
     return written
 

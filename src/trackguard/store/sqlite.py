@@ -32,6 +32,7 @@ from trackguard.store.base import (
     Store,
     StoreClosed,
     StoreError,
+    StoreNotFound,
     Write,
 )
 
@@ -859,12 +860,17 @@ def sqlite_path(target: str | os.PathLike[str]) -> str | None:
     return rest[1:]
 
 
-def open_store(target: str | os.PathLike[str], *, synchronous: Synchronous = "FULL") -> Store:
+def open_store(
+    target: str | os.PathLike[str], *, synchronous: Synchronous = "FULL", create: bool = True
+) -> Store:
     """Open the store that ``target`` names: a file path or ``sqlite:///path``
     (:func:`sqlite_path`). ``postgresql://`` is reserved for the PostgreSQL store.
+    Without ``create``, a path that names no file raises :class:`StoreNotFound`.
     """
     path = sqlite_path(target)
     if path is not None:
+        if not create and not os.path.exists(path):
+            raise StoreNotFound(path)
         return SQLiteStore(path, synchronous=synchronous)
     scheme = os.fspath(target).partition("://")[0].lower()
     if scheme in ("postgresql", "postgres") or scheme.startswith("postgresql+"):
