@@ -301,7 +301,13 @@ def _open(path: Path) -> tuple[io.BufferedIOBase, io.BufferedIOBase]:
     magic = raw.read(2)
     raw.seek(0)
     if magic == b"\x1f\x8b":
-        return gzip.GzipFile(fileobj=raw, mode="rb"), raw
+        gz = gzip.GzipFile(fileobj=raw, mode="rb")
+        try:
+            gz.peek(1)  # the header and the first block: a text file that merely starts
+        except (OSError, EOFError, zlib.error):  # with gzip's magic bytes is read as text
+            raw.seek(0)
+            return raw, raw
+        return gz, raw
     return raw, raw
 
 
