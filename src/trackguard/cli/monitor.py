@@ -16,6 +16,7 @@ from trackguard.monitor.monitor import db_path, saved_channels, saved_states
 from trackguard.monitor.notify import ChannelWorker
 from trackguard.monitor.payloads import Notification, iso
 from trackguard.monitor.rules import AlertConfig
+from trackguard.store.base import StoreError
 
 _BY: Final = ("event", "code", "source", "route")
 _OUTCOMES: Final = ("accepted", "fixed", "warned", "rejected", "invalid", "refused")
@@ -23,8 +24,8 @@ _OUTCOMES: Final = ("accepted", "fixed", "warned", "rejected", "invalid", "refus
 
 def _open(db: str) -> MonitorDB:
     try:
-        return MonitorDB(db_path(db))
-    except (ValueError, OSError) as exc:
+        return MonitorDB(db_path(db), readonly=True)
+    except (ValueError, OSError, StoreError) as exc:
         raise click.ClickException(str(exc)) from None
 
 

@@ -29,7 +29,7 @@ def _open(db: Path) -> SQLiteStore:
         click.echo(f"trackguard outbox: {db}: no such store", err=True)
         sys.exit(2)
     try:
-        return SQLiteStore(db)
+        return SQLiteStore(db, readonly=True)
     except StoreError as exc:
         click.echo(f"trackguard outbox: {exc}", err=True)
         sys.exit(2)
