@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import os
 import sqlite3
 import subprocess
@@ -15,6 +16,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from trackguard.cli import main
 from trackguard.cli.monitor import alerts_group, health_command, stats_command
 from trackguard.cli.outbox import outbox_group
 from trackguard.cli.quarantine import quarantine_group
@@ -141,6 +143,10 @@ def test_read_commands_work_on_a_read_only_mount(mount: Mount, tmp_path: Path) -
     result = runner.invoke(alerts_group, ["status", "--rules", str(rules), "--db", str(bare)])
     assert result.exit_code == 0, result.output
     assert result.output.splitlines()[1].split()[:3] == ["quiet", "warning", "unknown"]
+    result = runner.invoke(main, ["store", "info", "--db", str(db), "--format", "json"])
+    assert result.exit_code == 0, result.output
+    info = json.loads(result.output)
+    assert (info["schema_version"], info["outbox_states"]["pending"]) == (SCHEMA_VERSION, 2)
     assert sorted(os.listdir(mount.path)) == ["bare.db", "tg.db"]  # nothing was written
 
 

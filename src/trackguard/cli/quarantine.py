@@ -26,7 +26,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from trackguard.durations import DurationError, format_duration, parse_duration, parse_instant
+from trackguard.cli.common import duration_callback
+from trackguard.durations import DurationError, format_duration, parse_instant
 from trackguard.store.base import QuarantineRecord, StoreError
 from trackguard.store.quarantine import (
     ExportFormat,
@@ -64,16 +65,6 @@ def _printable(text: str, *, one_line: bool = False) -> str:
 
     text = _UNSAFE.sub(escape, text)
     return text.replace("\t", "\\t").replace("\n", "\\n") if one_line else text
-
-
-def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
-    """``--older-than``: a duration, or exit 2 with what to write instead."""
-    if value is None:
-        return None
-    try:
-        return parse_duration(value)
-    except DurationError as exc:
-        raise click.BadParameter(str(exc), ctx, param) from None
 
 
 def _instant(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
@@ -510,7 +501,7 @@ def _export_file(db: str, fmt: ExportFormat, flt: QuarantineFilter, output: Path
 @click.option(
     "--older-than",
     "older_than",
-    callback=_duration,
+    callback=duration_callback,
     required=True,
     envvar=RETENTION_ENV,
     show_envvar=True,

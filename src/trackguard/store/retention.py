@@ -40,6 +40,7 @@ from trackguard.store.sqlite import SQLiteStore
 
 __all__ = [
     "DEFAULT_PRUNE_EVERY",
+    "MONITOR_RETENTION",
     "MONITOR_TABLES",
     "STORE_TABLES",
     "Pruner",
@@ -55,6 +56,9 @@ DAY: Final = 86_400.0
 #: Seconds between two scheduled prunes (10 minutes): rows outlive their retention by at most
 #: this much.
 DEFAULT_PRUNE_EVERY: Final = 600.0
+#: How long the monitor's buckets are kept unless told otherwise (the alert file's
+#: ``settings.retention`` has the same default): 8 days, so week-ago baselines work.
+MONITOR_RETENTION: Final = 8 * DAY
 #: Rows per prune transaction: a few milliseconds of write lock.
 DEFAULT_BATCH: Final = 500
 
@@ -68,7 +72,7 @@ class Retention:
 
     outbox: float = 7 * DAY
     anonymous: float = 30 * DAY
-    monitor: float | None = 8 * DAY
+    monitor: float | None = MONITOR_RETENTION
 
     def __post_init__(self) -> None:
         for name in ("outbox", "anonymous", "monitor"):
