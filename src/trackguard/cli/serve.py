@@ -9,12 +9,14 @@ from typing import Literal
 
 import click
 
+from trackguard.cli.store import retention_options
 from trackguard.gateway.build import DEFAULT_UPSTREAM, GatewayOptions, create_gateway
 from trackguard.gateway.config import ConfigError
 from trackguard.http.runner import parse_listen, run
 from trackguard.monitor import RuleError
 from trackguard.plan.loader import PlanError
 from trackguard.store.base import StoreError
+from trackguard.store.retention import Retention
 
 
 @click.command(name="serve")
@@ -75,6 +77,7 @@ from trackguard.store.base import StoreError
     help="Seconds between reads of identity bindings and orders other gateways on the same "
     "store committed (0: never).",
 )
+@retention_options
 def serve_command(
     plan: Path | None,
     db: Path,
@@ -91,6 +94,8 @@ def serve_command(
     synchronous: Literal["NORMAL", "FULL"],
     no_deliver: bool,
     identity_refresh: float,
+    retention: Retention,
+    prune_every: float,
 ) -> None:
     """Run the gateway: a drop-in Track API endpoint in front of Customer.io.
 
@@ -123,6 +128,8 @@ def serve_command(
         synchronous=synchronous,
         alerts=alerts,
         identity_refresh=identity_refresh,
+        retention=retention,
+        prune_every=prune_every,
     )
     try:
         app = create_gateway(options)
