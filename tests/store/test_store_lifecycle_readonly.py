@@ -7,6 +7,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import sqlite3
 import subprocess
 from collections.abc import Iterator
@@ -16,6 +17,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+import trackguard.store.sqlite as sqlite_module
 from trackguard.cli import main
 from trackguard.cli.monitor import alerts_group, health_command, stats_command
 from trackguard.cli.outbox import outbox_group
@@ -265,3 +267,23 @@ def test_read_only_opening_upgrades_an_old_file_only_where_it_can_write(
         f"{sealed}: schema version 5 is older than this trackguard's ({SCHEMA_VERSION}) and the"
         " file cannot be written to upgrade it; copy it to a writable place first"
     )
+
+
+def test_no_backup_no_upgrade(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    db = tmp_path / "tg.db"
+    _v5_file(db)
+
+    def full(source: sqlite3.Connection, dest: str | os.PathLike[str]) -> int:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(sqlite_module, "copy_database", full)
+    with pytest.raises(StoreError) as err:
+        SQLiteStore(db)
+    assert re.fullmatch(
+        rf"{re.escape(str(db))}: not upgrading schema version 5: the backup to"
+        rf" {re.escape(str(db))}\.v5-\d{{8}}T\d{{6}}Z\.bak failed: \[Errno 28\] No space left on"
+        " device",
+        str(err.value),
+    )
+    assert _version(db) == 5  # left as it was, rows and all
+    assert list(tmp_path.glob("*.bak")) == []

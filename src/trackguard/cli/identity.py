@@ -103,7 +103,7 @@ def unlinked_command(db: Path, older_than: str | None, plan_path: Path | None) -
     if not db.exists():
         click.echo(f"trackguard identity: {db}: no such store", err=True)
         sys.exit(2)
-    store = SQLiteStore(db)
+    store = SQLiteStore(db, readonly=True)
     try:
         rows = store.unlinked_anonymous(time.time() - seconds)
     finally:

@@ -217,10 +217,10 @@ def render_info(info: StoreInfo) -> str:
         f"pages           {info.page_count} of {info.page_size} bytes, {info.freelist_count} free",
         f"outbox states   {states}",
         "",
-        f"{'table':<18} {'rows':>10}  {'oldest':<20}  {'newest':<20}",
+        f"{'table':<18} {'rows':>10}  {'oldest':<20}  newest",
     ]
     for t in info.tables:
-        lines.append(f"{t.name:<18} {t.rows:>10}  {_when(t.oldest):<20}  {_when(t.newest):<20}")
+        lines.append(f"{t.name:<18} {t.rows:>10}  {_when(t.oldest):<20}  {_when(t.newest)}")
     return "\n".join(lines)
 
 
