@@ -148,6 +148,15 @@ def test_a_prune_goes_in_transactions_of_at_most_batch_rows(store: SQLiteStore) 
     assert store.outbox_stats().delivered == 0
 
 
+def test_a_prune_ends_after_the_batch_in_hand_once_stopped(store: SQLiteStore) -> None:
+    store.commit([Write(outbox=tuple(_row(f"p{i}", T0) for i in range(10)))])
+    store.mark_delivered(list(range(1, 11)), now=T0)
+    stop = threading.Event()
+    stop.set()
+    assert prune(store, Retention(outbox=0), T0 + 1, batch=4, stop=stop)["outbox"] == 4
+    assert prune(store, Retention(outbox=0), T0 + 1, batch=4)["outbox"] == 6
+
+
 def test_pruner_counts_and_logs_a_failure_and_goes_on(
     store: SQLiteStore, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -183,8 +192,8 @@ def test_alongside_runs_the_pruner_until_the_same_stop(store: SQLiteStore) -> No
     pruned = threading.Event()
     original = pruner.prune_now
 
-    def prune_now() -> dict[str, int] | None:
-        result = original()
+    def prune_now(stop: threading.Event | None = None) -> dict[str, int] | None:
+        result = original(stop)
         pruned.set()
         return result
 

@@ -135,11 +135,17 @@ Transaction = Callable[[], AbstractContextManager[sqlite3.Connection]]
 
 
 def delete_batches(
-    transaction: Transaction, rule: Rule, cutoff: float, batch: int, pause: float = 0.0
+    transaction: Transaction,
+    rule: Rule,
+    cutoff: float,
+    batch: int,
+    pause: float = 0.0,
+    stop: threading.Event | None = None,
 ) -> int:
     """Delete the rows ``rule`` selects below ``cutoff`` (seconds), ``batch`` per
     transaction, sleeping ``pause`` between batches so other writers get the lock; returns
-    how many went."""
+    how many went. Once ``stop`` is set it returns after the batch in hand (a process shutting
+    down does not wait for a long prune: the next one goes on from there)."""
     if batch < 1:
         raise ValueError(f"batch must be at least 1, not {batch}")
     total = 0
@@ -150,7 +156,7 @@ def delete_batches(
                 for state, n in Counter(s for (s,) in states).items():
                     conn.execute("UPDATE counts SET n = n - ? WHERE name = ?", (n, state))
         total += len(states)
-        if len(states) < batch:
+        if len(states) < batch or (stop is not None and stop.is_set()):
             return total
         if pause > 0:
             time.sleep(pause)
@@ -171,9 +177,11 @@ def prune(
     batch: int = DEFAULT_BATCH,
     pause: float = 0.0,
     dry_run: bool = False,
+    stop: threading.Event | None = None,
 ) -> dict[str, int]:
     """Apply ``retention`` at ``now``: rows deleted per table (with ``dry_run``, the rows
-    that would be, and nothing is written). Tables the file does not have are skipped."""
+    that would be, and nothing is written). Tables the file does not have are skipped; once
+    ``stop`` is set each table's prune ends after its current batch."""
     present = {
         name for (name,) in store.read("SELECT name FROM sqlite_master WHERE type = 'table'")
     }
@@ -184,7 +192,7 @@ def prune(
         if dry_run:
             report[rule.table] = int(store.read(rule.count_sql, (rule.cutoff(cutoff),))[0][0])
         else:
-            report[rule.table] = delete_batches(store.transaction, rule, cutoff, batch, pause)
+            report[rule.table] = delete_batches(store.transaction, rule, cutoff, batch, pause, stop)
     return report
 
 
@@ -220,12 +228,15 @@ class Pruner:
         self.last_run_at: float | None = None
         self._lock = threading.Lock()
 
-    def prune_now(self) -> dict[str, int] | None:
-        """One prune at ``clock()``; None when it failed (logged and counted)."""
+    def prune_now(self, stop: threading.Event | None = None) -> dict[str, int] | None:
+        """One prune at ``clock()`` (cut short once ``stop`` is set); None when it failed
+        (logged and counted)."""
         now = self.clock()
         started = time.monotonic()
         try:
-            report = prune(self.store, self.retention, now, batch=self.batch, pause=self.pause)
+            report = prune(
+                self.store, self.retention, now, batch=self.batch, pause=self.pause, stop=stop
+            )
         except StoreError as exc:
             with self._lock:
                 self.failures += 1
@@ -243,7 +254,7 @@ class Pruner:
     def run(self, stop: threading.Event) -> None:
         while not stop.is_set():
             try:
-                self.prune_now()
+                self.prune_now(stop)
             except Exception:  # a bug must not end pruning silently: it is logged and counted
                 with self._lock:
                     self.failures += 1
