@@ -24,6 +24,7 @@ from trackguard.cli.plan import plan_group
 from trackguard.cli.quarantine import quarantine_group
 from trackguard.cli.replay import replay_command
 from trackguard.cli.serve import serve_command
+from trackguard.cli.store import store_group
 
 
 @click.group(cls=TrackguardGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -58,5 +59,6 @@ main.add_command(alerts_group)
 main.add_command(emulate_command)
 main.add_command(audit_command)
 main.add_command(demo_command)
+main.add_command(store_group)
 
 __all__ = ["DEBUG_ENV", "TrackguardGroup", "main"]

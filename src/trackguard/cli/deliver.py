@@ -5,16 +5,19 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+from collections.abc import Callable
 from types import FrameType
 
 import click
 
 from trackguard.cli.base import TrackguardCommand
 from trackguard.cli.options import db_option
+from trackguard.cli.store import retention_options
 from trackguard.delivery.transport import HttpxTransport
 from trackguard.delivery.worker import DeliveryReport, DeliveryWorker
 from trackguard.gateway.config import load_auth
-from trackguard.store.sqlite import open_store
+from trackguard.store.retention import Pruner, Retention, alongside
+from trackguard.store.sqlite import SQLiteStore, open_store
 
 
 @click.command(name="deliver", cls=TrackguardCommand)
@@ -32,8 +35,11 @@ from trackguard.store.sqlite import open_store
     show_default=True,
     help="Most requests per second sent upstream.",
 )
-@click.option("--once", is_flag=True, help="Deliver what is due now, then exit.")
-def deliver_command(db: str, upstream: str, rate: float, once: bool) -> None:
+@click.option("--once", is_flag=True, help="Deliver what is due now, then prune, then exit.")
+@retention_options
+def deliver_command(
+    db: str, upstream: str, rate: float, once: bool, retention: Retention, prune_every: float
+) -> None:
     """Send the outbox to Customer.io: batched, rate-limited, retried, in per-person order.
 
     Runs until SIGTERM or SIGINT, then finishes the request in flight and exits. Credentials
@@ -54,9 +60,12 @@ def deliver_command(db: str, upstream: str, rate: float, once: bool) -> None:
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request is noise
     transport = HttpxTransport(upstream, credentials.site_id, credentials.api_key)
     worker = DeliveryWorker(store, transport, rate=rate)
+    pruner = Pruner(store, retention, every=prune_every) if isinstance(store, SQLiteStore) else None
     try:
         if once:
             report = _drain(worker)
+            if pruner is not None:
+                pruner.prune_now()
             stats = store.outbox_stats()
             click.echo(
                 f"delivered {report.delivered}, quarantined {report.failed}, "
@@ -65,7 +74,7 @@ def deliver_command(db: str, upstream: str, rate: float, once: bool) -> None:
             if report.retry_at is not None:
                 raise SystemExit(1)
         else:
-            _run_until_signalled(worker)
+            _run_until_signalled(worker.run if pruner is None else alongside(worker.run, pruner))
     finally:
         transport.close()
         store.close()
@@ -89,7 +98,7 @@ def _drain(worker: DeliveryWorker) -> DeliveryReport:
             return total
 
 
-def _run_until_signalled(worker: DeliveryWorker) -> None:
+def _run_until_signalled(run: Callable[[threading.Event], None]) -> None:
     stop = threading.Event()
 
     def handle(signum: int, frame: FrameType | None) -> None:
@@ -98,7 +107,7 @@ def _run_until_signalled(worker: DeliveryWorker) -> None:
 
     previous = {sig: signal.signal(sig, handle) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        worker.run(stop)
+        run(stop)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

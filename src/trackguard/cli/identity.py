@@ -48,7 +48,7 @@ def import_command(db: str, csv_file: Path) -> None:
                 bad += 1
                 continue
             pairs.append((row[1].strip().lower(), row[0].strip()))
-    store = _open(db)
+    store = _open(db, readonly=False)
     try:
         added = store.import_identities(pairs)
     finally:

@@ -33,7 +33,7 @@ _OUTCOMES: Final = ("accepted", "fixed", "warned", "rejected", "invalid", "refus
 
 def _open(db: str) -> MonitorDB:
     try:
-        return MonitorDB(db_path(db))
+        return MonitorDB(db_path(db), readonly=True)
     except ValueError as exc:
         raise InputError(str(exc)) from None
 

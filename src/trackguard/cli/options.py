@@ -21,6 +21,7 @@ from typing import Any, Final, TypeVar
 
 import click
 
+from trackguard.durations import DurationError, parse_duration
 from trackguard.errors import ListenError, OutputError, StoreError, StoreNotFound
 from trackguard.http.runner import parse_listen
 from trackguard.plan.loader import load_plan
@@ -72,6 +73,17 @@ def db_option(*, create: bool = False) -> Callable[[F], F]:
         callback=None if create else _must_exist,
         help=help_text,
     )
+
+
+def duration_callback(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
+    """A click callback for a duration option (``30d``, ``12h``): its seconds, or exit 2
+    with what to write instead."""
+    if value is None:
+        return None
+    try:
+        return parse_duration(value)
+    except DurationError as exc:
+        raise click.BadParameter(str(exc), ctx, param) from None
 
 
 def _plan(ctx: click.Context, param: click.Parameter, value: Path | None) -> Plan | None:

@@ -17,11 +17,12 @@ from trackguard.store.quarantine import iso_time
 from trackguard.store.sqlite import SQLiteStore, sqlite_path
 
 
-def _open(db: str) -> SQLiteStore:
+def _open(db: str, *, readonly: bool = True) -> SQLiteStore:
+    """The SQLite store ``--db`` names; read-only unless the command writes."""
     path = sqlite_path(db)
     if path is None:
         raise InputError(f"{db!r}: the outbox commands read a SQLite store (a path or sqlite:///)")
-    return SQLiteStore(path)
+    return SQLiteStore(path, readonly=readonly)
 
 
 def _when(ts: float | None) -> str | None:

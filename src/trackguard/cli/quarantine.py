@@ -24,7 +24,7 @@ import msgspec
 from rich.text import Text
 
 from trackguard.cli.base import TrackguardGroup
-from trackguard.cli.options import db_option, format_option, output_option
+from trackguard.cli.options import db_option, duration_callback, format_option, output_option
 from trackguard.cli.output import (
     emit_json,
     emit_jsonl,
@@ -33,7 +33,7 @@ from trackguard.cli.output import (
     print_table,
     printable,
 )
-from trackguard.durations import DurationError, format_duration, parse_duration, parse_instant
+from trackguard.durations import DurationError, format_duration, parse_instant
 from trackguard.errors import InputError, OutputError
 from trackguard.store.base import QuarantineRecord
 from trackguard.store.quarantine import (
@@ -60,16 +60,6 @@ RETENTION_ENV: Final = "TRACKGUARD_QUARANTINE_RETENTION"
 def _now() -> float:
     """The current time; tests replace it to get exact output."""
     return time.time()
-
-
-def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
-    """``--older-than``: a duration, or exit 2 with what to write instead."""
-    if value is None:
-        return None
-    try:
-        return parse_duration(value)
-    except DurationError as exc:
-        raise click.BadParameter(str(exc), ctx, param) from None
 
 
 def _instant(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
@@ -504,7 +494,7 @@ def _export_file(db: str, fmt: ExportFormat, flt: QuarantineFilter, output: Path
 @click.option(
     "--older-than",
     "older_than",
-    callback=_duration,
+    callback=duration_callback,
     required=True,
     envvar=RETENTION_ENV,
     show_envvar=True,

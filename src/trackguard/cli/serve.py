@@ -18,8 +18,10 @@ from trackguard.cli.options import (
     tls_options,
     tls_pair,
 )
+from trackguard.cli.store import retention_options
 from trackguard.gateway.build import DEFAULT_UPSTREAM, GatewayOptions, create_gateway
 from trackguard.http.runner import run
+from trackguard.store.retention import Retention
 
 
 @click.command(name="serve", cls=TrackguardCommand)
@@ -73,6 +75,7 @@ from trackguard.http.runner import run
     help="Seconds between reads of identity bindings and orders other gateways on the same "
     "store committed (0: never).",
 )
+@retention_options
 def serve_command(
     plan: Path | None,
     db: str,
@@ -89,6 +92,8 @@ def serve_command(
     synchronous: Literal["NORMAL", "FULL"],
     no_deliver: bool,
     identity_refresh: float,
+    retention: Retention,
+    prune_every: float,
 ) -> None:
     """Run the gateway: a drop-in Track API endpoint in front of Customer.io.
 
@@ -118,6 +123,8 @@ def serve_command(
         synchronous=synchronous,
         alerts=alerts,
         identity_refresh=identity_refresh,
+        retention=retention,
+        prune_every=prune_every,
     )
     app = create_gateway(options)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")

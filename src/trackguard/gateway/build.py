@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from trackguard.core.pipeline import Checker
@@ -16,7 +18,8 @@ from trackguard.monitor import build_monitor, load_alerts
 from trackguard.plan.loader import load_plan
 from trackguard.plan.model import DedupePolicy
 from trackguard.store.group import GroupCommitter
-from trackguard.store.sqlite import Synchronous, open_store
+from trackguard.store.retention import DEFAULT_PRUNE_EVERY, Pruner, Retention, alongside
+from trackguard.store.sqlite import SQLiteStore, Synchronous, open_store
 from trackguard.store.view import GatewayState
 
 DEFAULT_UPSTREAM = "https://track.customer.io"
@@ -46,6 +49,10 @@ class GatewayOptions:
     #: Seconds between reads of the identity bindings and latest orders other writers (gateway
     #: replicas on the same store, identity imports) committed; 0 turns it off.
     identity_refresh: float = 1.0
+    #: How long finished outbox rows and anonymous activity are kept; applied every
+    #: ``prune_every`` seconds beside in-process delivery (docs/store.md#retention).
+    retention: Retention = field(default_factory=lambda: Retention(monitor=None))
+    prune_every: float = DEFAULT_PRUNE_EVERY
 
 
 def create_gateway(options: GatewayOptions, auth: AuthConfig | None = None) -> Gateway:
@@ -70,7 +77,12 @@ def create_gateway(options: GatewayOptions, auth: AuthConfig | None = None) -> G
             verify=options.upstream_ca if options.upstream_ca else True,
         )
         worker = DeliveryWorker(store, transport, rate=options.rate)
-        delivery = Delivery(worker.run, transport.close)
+        run: Callable[[threading.Event], None] = worker.run
+        if isinstance(store, SQLiteStore):
+            pruner = Pruner(store, options.retention, every=options.prune_every)
+            run = alongside(worker.run, pruner)
+            metrics.registry.register(pruner.collector())
+        delivery = Delivery(run, transport.close)
     snapshot = lambda: worker.metrics.snapshot() if worker else None  # noqa: E731
     monitor = build_monitor(options.db, None, delivery_snapshot=snapshot, config=alerts)
     metrics.bind_store(store.outbox_stats, committer, snapshot)

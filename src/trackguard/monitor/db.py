@@ -4,19 +4,28 @@ WAL lets this connection write beside the store's writer; each flush is one shor
 transaction. Tables: ``monitor_counts`` (per-minute buckets), ``monitor_health`` (data-health
 snapshots), ``monitor_alerts`` (the state of every rule, so a restart never re-notifies a
 firing it already sent) and ``monitor_channels`` (notifier health, for ``alerts status``).
+
+``readonly=True`` (``stats``, ``health``, ``alerts status``) never creates or writes the file
+and opens one on a read-only mount; monitor tables a store does not have yet read as empty.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Final
 
 import msgspec
 
+from trackguard.errors import StoreNotFound
 from trackguard.monitor.tally import Key
+from trackguard.store.base import StoreError
+from trackguard.store.files import readonly_uri
+from trackguard.store.retention import MONITOR_TABLES, delete_batches
 
 _SCHEMA: Final = (
     """CREATE TABLE IF NOT EXISTS monitor_counts (
@@ -51,28 +60,53 @@ class CountRow(msgspec.Struct, frozen=True):
 class MonitorDB:
     """Counters, health snapshots and alert state; every method is thread-safe."""
 
-    def __init__(self, path: str | os.PathLike[str], *, busy_timeout: float = 5.0) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str], *, busy_timeout: float = 5.0, readonly: bool = False
+    ) -> None:
         self.path = os.fspath(path)
         self._lock = threading.Lock()
-        self._conn = sqlite3.connect(
-            self.path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
-        )
-        self._conn.execute("PRAGMA journal_mode = WAL")
-        with self._lock:
-            for statement in _SCHEMA:
-                self._conn.execute(statement)
+        if readonly and not os.path.exists(self.path):
+            raise StoreNotFound(str(self.path))
+        target = readonly_uri(self.path) if readonly else self.path
+        try:
+            self._conn = sqlite3.connect(
+                target,
+                timeout=busy_timeout,
+                isolation_level=None,
+                check_same_thread=False,
+                uri=readonly,
+            )
+        except sqlite3.Error as e:
+            raise StoreError(f"{self.path}: cannot open the store: {e}") from e
+        try:
+            if readonly:
+                self._shadow_missing_tables()
+            else:
+                self._conn.execute("PRAGMA journal_mode = WAL")
+                for statement in _SCHEMA:
+                    self._conn.execute(statement)
+        except sqlite3.Error as e:
+            self._conn.close()
+            raise StoreError(f"{self.path}: cannot open the store: {e}") from e
+
+    def _shadow_missing_tables(self) -> None:
+        """Empty in-memory stand-ins for the monitor tables the file lacks (a store no
+        gateway has monitored yet), so reads answer "nothing" without writing the file."""
+        self._conn.execute("PRAGMA temp_store = MEMORY")
+        present = {
+            name
+            for (name,) in self._conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        }
+        for statement in _SCHEMA:
+            name = re.findall(r"EXISTS (\w+)", statement)[0]
+            if name not in present:
+                self._conn.execute(statement.replace("CREATE TABLE", "CREATE TEMP TABLE"))
 
     def add_counts(self, counts: Mapping[Key, int]) -> None:
         if not counts:
             return
-        with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                self._conn.executemany(_UPSERT, ((*k, n) for k, n in counts.items()))
-                self._conn.execute("COMMIT")
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
+        with self._transaction() as conn:
+            conn.executemany(_UPSERT, ((*k, n) for k, n in counts.items()))
 
     def counts(self, since: float, until: float) -> list[CountRow]:
         """Counts of the minutes that start in ``[since, until)``, summed per key."""
@@ -84,13 +118,25 @@ class MonitorDB:
             ).fetchall()
         return [CountRow(*r) for r in rows]
 
-    def prune(self, before: float) -> int:
+    def prune(self, before: float, *, batch: int = 1000) -> int:
+        """Delete counter buckets and health snapshots older than ``before``, ``batch`` rows
+        per transaction (the lock is released between batches, so the gateway's commits and
+        flushes never wait long); returns how many buckets went."""
+        counts_rule, health_rule = MONITOR_TABLES
+        buckets = delete_batches(self._transaction, counts_rule, before, batch)
+        delete_batches(self._transaction, health_rule, before, batch)
+        return buckets
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
         with self._lock:
-            cur = self._conn.execute(
-                "DELETE FROM monitor_counts WHERE minute < ?", (_minute(before),)
-            )
-            self._conn.execute("DELETE FROM monitor_health WHERE at < ?", (before,))
-            return cur.rowcount
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
 
     def add_health(self, at: float, values: Mapping[str, int]) -> None:
         with self._lock:

@@ -32,7 +32,9 @@ from typing import IO, Any, Final, Literal
 
 import msgspec
 
+from trackguard.errors import StoreNotFound
 from trackguard.store.base import QuarantineKind, QuarantineRecord, StoreError
+from trackguard.store.files import readonly_uri
 from trackguard.store.sqlite import (
     QUARANTINE_COLUMNS,
     SCHEMA_VERSION,
@@ -148,16 +150,20 @@ def _store_path(target: StoreLike) -> str:
 
 
 @contextmanager
-def _connect(target: StoreLike) -> Iterator[sqlite3.Connection]:
-    """A connection to an existing store of a schema this code reads; errors are StoreError."""
+def _connect(target: StoreLike, *, readonly: bool = False) -> Iterator[sqlite3.Connection]:
+    """A connection to an existing store of a schema this code reads; errors are StoreError.
+
+    ``readonly`` (every function but :func:`purge`) opens it for reading only, so a store on
+    a read-only mount (a backup being inspected) can be queried.
+    """
     path = _store_path(target)
     if path in ("", ":memory:") or path.startswith("file:"):
         raise StoreError(f"the quarantine needs a store file path, not {path!r}")
     if not os.path.exists(path):
-        raise StoreError(f"{path}: no such store (the file does not exist)")
+        raise StoreNotFound(str(path))
     try:
-        # mode=rw: never create a file, even if it disappears between the check and here.
-        uri = Path(path).absolute().as_uri() + "?mode=rw"
+        # mode=rw/ro: never create a file, even if it disappears between the check and here.
+        uri = readonly_uri(path) if readonly else Path(path).absolute().as_uri() + "?mode=rw"
         conn = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=0)
     except (sqlite3.Error, ValueError) as exc:
         raise StoreError(f"{path}: cannot open the store: {exc}") from exc
@@ -173,8 +179,9 @@ def _connect(target: StoreLike) -> Iterator[sqlite3.Connection]:
             )
         if version < SCHEMA_VERSION:
             # An older file is upgraded in place, as the gateway would on start (the same
-            # migrations, in one transaction), so every query sees today's columns.
-            SQLiteStore(path).close()
+            # migrations, in one transaction, after a backup), so every query sees today's
+            # columns; on a read-only location SQLiteStore refuses with the reason.
+            SQLiteStore(path, readonly=readonly).close()
         yield conn
     except sqlite3.Error as exc:
         raise StoreError(f"{path}: {exc}") from exc
@@ -238,7 +245,7 @@ def list_quarantine(
         f"SELECT {QUARANTINE_COLUMNS} FROM quarantine WHERE {where}"
         " ORDER BY id DESC LIMIT ? OFFSET ?"
     )
-    with _connect(store) as conn:
+    with _connect(store, readonly=True) as conn:
         rows = conn.execute(sql, [*params, _clamp(limit), _clamp(offset)]).fetchall()
     return [quarantine_record(r) for r in rows]
 
@@ -246,14 +253,14 @@ def list_quarantine(
 def count_quarantine(store: StoreLike, flt: QuarantineFilter | None = None) -> int:
     """How many records the filter selects (a scan; ``quarantine_count()`` is O(1) for all)."""
     where, params = _where(flt)
-    with _connect(store) as conn:
+    with _connect(store, readonly=True) as conn:
         row = conn.execute(f"SELECT count(*) FROM quarantine WHERE {where}", params).fetchone()
     return int(row[0])
 
 
 def get(store: StoreLike, record_id: int) -> QuarantineRecord | None:
     """The record with this id, or None (also for ids no record can have)."""
-    with _connect(store) as conn:
+    with _connect(store, readonly=True) as conn:
         if not 0 < record_id <= _SQLITE_MAX_INT:
             return None
         row = conn.execute(
@@ -273,7 +280,7 @@ def stats(store: StoreLike, flt: QuarantineFilter | None = None) -> QuarantineSt
         sql = f"SELECT {expr}, count(*) FROM quarantine{joins} WHERE {where} GROUP BY {expr}"
         return conn.execute(sql, params).fetchall()
 
-    with _connect(store) as conn:
+    with _connect(store, readonly=True) as conn:
         conn.execute("BEGIN")
         try:
             total = group(conn, "NULL")
@@ -446,7 +453,7 @@ def export(
     if fmt not in ("jsonl", "csv"):
         raise ValueError(f"unknown export format {fmt!r}: use 'jsonl' or 'csv'")
     written = 0
-    with _connect(store) as conn:
+    with _connect(store, readonly=True) as conn:
         if fmt == "jsonl":
             for record in _iter_records(conn, flt):
                 out.write(_encode(record_to_dict(record)).decode() + "\n")
