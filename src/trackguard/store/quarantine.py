@@ -53,6 +53,7 @@ __all__ = [
     "get",
     "iso_time",
     "list_quarantine",
+    "page",
     "purge",
     "record_to_dict",
     "stats",
@@ -239,6 +240,24 @@ def list_quarantine(
     )
     with _connect(store) as conn:
         rows = conn.execute(sql, [*params, _clamp(limit), _clamp(offset)]).fetchall()
+    return [quarantine_record(r) for r in rows]
+
+
+def page(
+    store: StoreLike,
+    flt: QuarantineFilter | None = None,
+    before: int | None = None,
+    limit: int = 50,
+) -> list[QuarantineRecord]:
+    """The selected records with ids below ``before``, highest first: keyset pagination, so
+    a page deep in millions of records costs what the first one does (no ``OFFSET`` scan)."""
+    where, params = _where(flt)
+    if before is not None:
+        where = f"({where}) AND id < ?"
+        params = [*params, _clamp(before)]
+    sql = f"SELECT {QUARANTINE_COLUMNS} FROM quarantine WHERE {where} ORDER BY id DESC LIMIT ?"
+    with _connect(store) as conn:
+        rows = conn.execute(sql, [*params, _clamp(limit)]).fetchall()
     return [quarantine_record(r) for r in rows]
 
 
