@@ -6,6 +6,7 @@ import re
 import sqlite3
 
 import httpx
+import pytest
 from console_env import BROKEN, MINUTES, SHOPPERS, T0, TOKEN, XSS, ConsoleFactory, Filled
 
 from trackguard.console.data import series
@@ -282,3 +283,35 @@ def test_static_assets_ship_in_the_package(console: ConsoleFactory) -> None:
     assert _get(server.url, "/nope").status_code == 404
     assert _get(server.url, "/quarantine/999999").status_code == 404
     assert _get(server.url, "/quarantine/abc").status_code == 404
+
+
+def test_a_sparse_filter_stops_at_its_scan_budget_and_goes_on(
+    console: ConsoleFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from trackguard.console import data
+
+    monkeypatch.setattr(data, "SCAN_IDS", 8)  # scan 8 ids per page, 2 at a time
+    server = console()
+    found: list[int] = []
+    query = "code=invalid_json"
+    pages = 0
+    while True:
+        html = _get(server.url, "/quarantine?" + query).text
+        pages += 1
+        found += [int(i) for i in re.findall(r'<a href="/quarantine/(\d+)">', html)]
+        following = re.search(r'<a href="/quarantine\?([^"]*)" id="next-page">', html)
+        if following is None:
+            break
+        assert 'id="scan-budget"' in html
+        query = following.group(1).replace("&amp;", "&")
+    conn = sqlite3.connect(_console_db(server))
+    expected = [
+        r[0]
+        for r in conn.execute(
+            "SELECT id FROM quarantine WHERE codes LIKE '%invalid_json%' ORDER BY id DESC"
+        )
+    ]
+    conn.close()
+    assert found == expected
+    assert len(found) == 3
+    assert pages == 4  # 27 ids, 8 per page

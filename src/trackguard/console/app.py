@@ -50,7 +50,7 @@ _CSP: Final = (
 _SECURITY_HEADERS: Final = (
     ("content-security-policy", _CSP),
     ("x-content-type-options", "nosniff"),
-    ("referrer-policy", "no-referrer"),
+    ("referrer-policy", "same-origin"),
     ("cache-control", "no-store"),
 )
 _STATIC: Final = {
@@ -244,12 +244,13 @@ class Console:
     async def _quarantine(self, request: _Request) -> tuple[int, bytes, str]:
         flt = data.quarantine_filter(request.query)
         before = _int(request.query.get("before"))
-        records, next_before = await asyncio.to_thread(
+        records, next_before, budget = await asyncio.to_thread(
             data.quarantine_page, self.config.store, flt, before
         )
         now = self.config.clock()
-        usage = await asyncio.to_thread(reads.event_usage, self.config.store, now - 7 * 86_400)
-        codes = await asyncio.to_thread(reads.code_counts, self.config.store, now - 7 * 86400)
+        # Filter hints: the events and codes counted in the last hour or two (cheap: hourly rows).
+        usage = await asyncio.to_thread(reads.event_usage, self.config.store, now - 3600)
+        codes = await asyncio.to_thread(reads.code_counts, self.config.store, now - 3600)
         kept = {k: v for k, v in request.query.items() if k != "before" and v}
         page = self._render(
             "quarantine.html",
@@ -262,6 +263,7 @@ class Console:
             first_query=urllib.parse.urlencode(kept),
             replay_query=urllib.parse.urlencode(kept),
             paged=before is not None,
+            scanned_to=next_before if budget else None,
             known_events=sorted(usage),
             known_codes=sorted({c for _, c, _ in codes}),
         )

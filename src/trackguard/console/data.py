@@ -264,14 +264,28 @@ def parse_time(value: str) -> float | None:
     return None
 
 
+#: Record ids one list page may scan through: a filter that matches few records stops after
+#: this many and offers to go on, so every page costs about the same however sparse it is.
+SCAN_IDS: Final = 100_000
+
+
 def quarantine_page(
     store: str, flt: q.QuarantineFilter, before: int | None
-) -> tuple[list[QuarantineRecord], int | None]:
-    """One page of records and the keyset cursor of the next page (None on the last)."""
-    records = q.page(store, flt, before=before, limit=PAGE_SIZE + 1)
-    more = len(records) > PAGE_SIZE
-    records = records[:PAGE_SIZE]
-    return records, (records[-1].id if more and records else None)
+) -> tuple[list[QuarantineRecord], int | None, bool]:
+    """One page of records, the keyset cursor of the next page (None on the last), and whether
+    the page stopped at its scan budget before filling (the cursor then goes on scanning)."""
+    top = reads.quarantine_max_id(store) + 1 if before is None else before
+    records: list[QuarantineRecord] = []
+    cursor = top
+    while len(records) <= PAGE_SIZE and cursor > 1 and top - cursor < SCAN_IDS:
+        low = max(0, cursor - SCAN_IDS // 4)
+        records += q.page(store, flt, before=cursor, after=low, limit=PAGE_SIZE + 1 - len(records))
+        cursor = low + 1
+    if len(records) > PAGE_SIZE:
+        return records[:PAGE_SIZE], records[PAGE_SIZE - 1].id, False
+    if cursor > 1:
+        return records, cursor, True
+    return records, None, False
 
 
 def body_view(body: bytes) -> tuple[str, bool]:

@@ -83,27 +83,40 @@ def event_series(
     """Requests and bad requests per event in ``bucket``-second buckets over ``[since, until)``.
 
     Buckets with no traffic are absent (the chart draws them as gaps at zero). Delivery's own
-    rows are left out: they are not requests.
+    rows are left out: they are not requests. Hour-sized buckets read the hourly rollup.
     """
-    step = max(1, bucket // 60)
     bad = ",".join("?" * len(BAD_OUTCOMES))
-    sql = f"""
-        SELECT event, (minute / ?) * ? AS b, sum(n),
-               sum(CASE WHEN name IN ({bad}) THEN n ELSE 0 END)
-        FROM monitor_counts
-        WHERE kind = 'outcome' AND minute >= ? AND minute < ? AND event != ?
-        GROUP BY event, b ORDER BY event, b"""
-    out: dict[str, list[Point]] = {}
     with _reader(path) as conn:
-        if not _has(conn, "monitor_counts"):
-            return out
+        table, unit = _counts_table(conn, bucket)
+        if table is None:
+            return {}
+        step = max(1, bucket // unit)
+        sql = f"""
+            SELECT event, ({_UNIT[table]} / ?) * ? AS b, sum(n),
+                   sum(CASE WHEN name IN ({bad}) THEN n ELSE 0 END)
+            FROM {table}
+            WHERE kind = 'outcome' AND {_UNIT[table]} >= ? AND {_UNIT[table]} < ? AND event != ?
+            GROUP BY event, b ORDER BY event, b"""
         rows = conn.execute(
             sql,
-            (step, step, *BAD_OUTCOMES, int(since // 60), int(-(-until // 60)), DELIVERY_EVENT),
+            (step, step, *BAD_OUTCOMES, int(since // unit), int(-(-until // unit)), DELIVERY_EVENT),
         )
+        out: dict[str, list[Point]] = {}
         for event, b, total, n_bad in rows:
-            out.setdefault(event, []).append(Point(int(b) * 60, int(total), int(n_bad)))
+            out.setdefault(event, []).append(Point(int(b) * unit, int(total), int(n_bad)))
     return out
+
+
+_UNIT: Final = {"monitor_counts": "minute", "monitor_hourly": "hour"}
+
+
+def _counts_table(conn: sqlite3.Connection, bucket: int) -> tuple[str | None, int]:
+    """The counter table to read for ``bucket``-second buckets, and its unit in seconds."""
+    if bucket % 3600 == 0 and _has(conn, "monitor_hourly"):
+        return "monitor_hourly", 3600
+    if _has(conn, "monitor_counts"):
+        return "monitor_counts", 60
+    return None, 60
 
 
 def delivery_series(
@@ -127,32 +140,50 @@ def delivery_series(
 
 
 def event_usage(path: str | os.PathLike[str], since: float) -> dict[str, tuple[int, float, int]]:
-    """Per event seen since ``since``: ``(requests, last seen minute start, bad requests)``."""
+    """Per event seen since ``since`` (read by the hour): ``(requests, start of the last hour
+    it was seen in, bad requests)``."""
     bad = ",".join("?" * len(BAD_OUTCOMES))
-    sql = f"""
-        SELECT event, sum(n), max(minute),
-               sum(CASE WHEN name IN ({bad}) THEN n ELSE 0 END)
-        FROM monitor_counts WHERE kind = 'outcome' AND minute >= ? AND event != ?
-        GROUP BY event"""
     with _reader(path) as conn:
-        if not _has(conn, "monitor_counts"):
+        table, unit = _counts_table(conn, 3600)
+        if table is None:
             return {}
-        rows = conn.execute(sql, (*BAD_OUTCOMES, int(since // 60), DELIVERY_EVENT))
-        return {e: (int(n), float(m) * 60, int(b)) for e, n, m, b in rows}
+        column = _UNIT[table]
+        sql = f"""
+            SELECT event, sum(n), max({column}),
+                   sum(CASE WHEN name IN ({bad}) THEN n ELSE 0 END)
+            FROM {table} WHERE kind = 'outcome' AND {column} >= ? AND event != ?
+            GROUP BY event"""
+        rows = conn.execute(sql, (*BAD_OUTCOMES, int(since // unit), DELIVERY_EVENT))
+        out = {e: (int(n), float(m) * unit, int(b)) for e, n, m, b in rows}
+        if table == "monitor_hourly" and out and _has(conn, "monitor_counts"):
+            # The last hour seen, to the minute: only the latest two hours are read.
+            latest = max(last for _, last, _ in out.values())
+            recent = conn.execute(
+                "SELECT event, max(minute) FROM monitor_counts"
+                " WHERE kind = 'outcome' AND minute >= ? AND event != ? GROUP BY event",
+                (int(latest // 60) - 60, DELIVERY_EVENT),
+            )
+            for event, minute in recent:
+                if event in out:
+                    n, _, b = out[event]
+                    out[event] = (n, float(minute) * 60, b)
+        return out
 
 
 def code_counts(
     path: str | os.PathLike[str], since: float, limit: int = 500
 ) -> list[tuple[str, str, int]]:
-    """``(event, code, count)`` of findings since ``since``, most frequent first."""
-    sql = """
-        SELECT event, name, sum(n) AS c FROM monitor_counts
-        WHERE kind = 'code' AND minute >= ? GROUP BY event, name
-        ORDER BY c DESC, event, name LIMIT ?"""
+    """``(event, code, count)`` of findings since ``since`` (by the hour), most frequent first."""
     with _reader(path) as conn:
-        if not _has(conn, "monitor_counts"):
+        table, unit = _counts_table(conn, 3600)
+        if table is None:
             return []
-        rows = conn.execute(sql, (int(since // 60), limit))
+        column = _UNIT[table]
+        sql = f"""
+            SELECT event, name, sum(n) AS c FROM {table}
+            WHERE kind = 'code' AND {column} >= ? GROUP BY event, name
+            ORDER BY c DESC, event, name LIMIT ?"""
+        rows = conn.execute(sql, (int(since // unit), limit))
         return [(e, c, int(n)) for e, c, n in rows]
 
 
@@ -227,3 +258,10 @@ def outbox_counts(path: str | os.PathLike[str]) -> Counts:
         duplicate=int(n.get("duplicate", 0)),
         oldest_pending_at=None if oldest is None else float(oldest[0]),
     )
+
+
+def quarantine_max_id(path: str | os.PathLike[str]) -> int:
+    """The highest quarantine record id (0 when there is none); O(1) on the rowid."""
+    with _reader(path) as conn:
+        row = conn.execute("SELECT max(id) FROM quarantine").fetchone()
+    return int(row[0] or 0)

@@ -43,6 +43,10 @@
       const series = payload.events[event];
       if (!series) continue;
       const box = fig.querySelector(".plot");
+      const rates = series.invalid_rate.filter((r) => r != null);
+      // What the chart shows, readable by tests and scripts without parsing the canvas.
+      fig.dataset.maxRate = String(rates.length ? Math.max(...rates) : 0);
+      fig.dataset.requests = String(series.requests.reduce((a, b) => a + b, 0));
       const data = [payload.x, series.requests, series.invalid_rate];
       const lines = thresholdsFor(payload.thresholds || {}, event);
       if (plots.has(event)) {
