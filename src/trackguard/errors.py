@@ -12,7 +12,8 @@ that raises them; this module holds the base and the categories::
     │   ├── RuleError               monitor.loader: an alert file
     │   ├── FixError                recovery.fixes: a replay fix file
     │   ├── MappingError            recovery.mapping: a backfill mapping file
-    │   └── FaultConfigError        emulator.faults: an emulator fault setting
+    │   ├── FaultConfigError        emulator.faults: an emulator fault setting
+    │   └── ConsoleError            console.auth: a console token file that cannot be used
     ├── StoreError                  the store cannot be opened, read or written
     │   ├── StoreNotFound           no store at the path (only serve creates one)
     │   └── StoreClosed             store.base: the store was closed

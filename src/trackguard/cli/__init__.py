@@ -14,6 +14,7 @@ from trackguard.cli.audit import audit_command
 from trackguard.cli.backfill import backfill_command
 from trackguard.cli.base import DEBUG_ENV, TrackguardGroup
 from trackguard.cli.check import check_command, sample_command
+from trackguard.cli.console import console_command
 from trackguard.cli.deliver import deliver_command
 from trackguard.cli.demo import demo_command
 from trackguard.cli.emulate import emulate_command
@@ -60,5 +61,6 @@ main.add_command(emulate_command)
 main.add_command(audit_command)
 main.add_command(demo_command)
 main.add_command(store_group)
+main.add_command(console_command)
 
 __all__ = ["DEBUG_ENV", "TrackguardGroup", "main"]

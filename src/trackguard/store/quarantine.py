@@ -56,6 +56,7 @@ __all__ = [
     "get",
     "iso_time",
     "list_quarantine",
+    "page",
     "purge",
     "record_to_dict",
     "stats",
@@ -208,8 +209,15 @@ def _where(flt: QuarantineFilter | None) -> tuple[str, list[Any]]:
             params.append(value)
     if flt.code is not None:
         # codes is a JSON array: no index can serve it, json_each reads it per row.
-        clauses.append("EXISTS (SELECT 1 FROM json_each(quarantine.codes) AS c WHERE c.value = ?)")
-        params.append(flt.code)
+        exact = "EXISTS (SELECT 1 FROM json_each(quarantine.codes) AS c WHERE c.value = ?)"
+        if flt.code.isascii() and flt.code.replace("_", "").isalnum():
+            # A LIKE on the raw JSON text first (cheap; may over-match, never under-match a
+            # plain code, which JSON writes as is), then the exact test.
+            clauses.append(f"codes LIKE ? ESCAPE '\\' AND {exact}")
+            params.extend([f'%"{_like(flt.code)}"%', flt.code])
+        else:
+            clauses.append(exact)
+            params.append(flt.code)
     if flt.since is not None:
         clauses.append("received_at >= ?")
         params.append(flt.since)
@@ -219,6 +227,11 @@ def _where(flt: QuarantineFilter | None) -> tuple[str, list[Any]]:
     if any(isinstance(p, str) and not _is_unicode(p) for p in params):
         return "0", []
     return " AND ".join(clauses) or "1", params
+
+
+def _like(text: str) -> str:
+    """``text`` for a LIKE pattern: its own ``%``, ``_`` and ``\\`` matched literally."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def _is_unicode(text: str) -> bool:
@@ -247,6 +260,29 @@ def list_quarantine(
     )
     with _connect(store, readonly=True) as conn:
         rows = conn.execute(sql, [*params, _clamp(limit), _clamp(offset)]).fetchall()
+    return [quarantine_record(r) for r in rows]
+
+
+def page(
+    store: StoreLike,
+    flt: QuarantineFilter | None = None,
+    before: int | None = None,
+    limit: int = 50,
+    after: int | None = None,
+) -> list[QuarantineRecord]:
+    """The selected records with ids below ``before`` (and above ``after``), highest first:
+    keyset pagination, so a page deep in millions of records costs what the first one does
+    (no ``OFFSET`` scan), and ``after`` bounds how far a sparse filter scans."""
+    where, params = _where(flt)
+    if before is not None:
+        where = f"({where}) AND id < ?"
+        params = [*params, _clamp(before)]
+    if after is not None:
+        where = f"({where}) AND id > ?"
+        params = [*params, _clamp(after)]
+    sql = f"SELECT {QUARANTINE_COLUMNS} FROM quarantine WHERE {where} ORDER BY id DESC LIMIT ?"
+    with _connect(store) as conn:
+        rows = conn.execute(sql, [*params, _clamp(limit)]).fetchall()
     return [quarantine_record(r) for r in rows]
 
 

@@ -6,9 +6,9 @@ Every table that grows with traffic has a rule here:
   default). A failed row's content lives on in its ``upstream`` quarantine record.
 * ``claims``: dedupe claims once expired (a claim lasts its dedupe window).
 * ``anonymous``: anonymous activity first seen ``anonymous`` seconds ago (30 days).
-* ``monitor_counts`` / ``monitor_health``: the monitor's buckets, ``monitor`` seconds
-  (8 days, so week-ago baselines work). In a gateway the monitor prunes its own tables with
-  its ``settings.retention``; ``trackguard store prune`` prunes them too.
+* ``monitor_counts`` / ``monitor_hourly`` / ``monitor_health``: the monitor's buckets,
+  ``monitor`` seconds (8 days, so week-ago baselines work). In a gateway the monitor prunes
+  its own tables with its ``settings.retention``; ``trackguard store prune`` prunes them too.
 
 Never deleted here: pending rows, quarantine records (``trackguard quarantine purge`` keeps
 their retention), identity bindings, derived profiles, the counts and the meta table.
@@ -128,6 +128,7 @@ ANONYMOUS: Final = Rule("anonymous", "anonymous_id", "first_seen")
 STORE_TABLES: Final = (OUTBOX, CLAIMS, ANONYMOUS)
 MONITOR_TABLES: Final = (
     Rule("monitor_counts", "minute, event, route, source, kind, name", "minute", unit=60.0),
+    Rule("monitor_hourly", "hour, event, kind, name", "hour", unit=3600.0),
     Rule("monitor_health", "metric, at", "at"),
 )
 
