@@ -58,3 +58,67 @@ def test_serve_refuses_a_negative_identity_refresh(
     assert result.exit_code == 2
     assert "Invalid value for '--identity-refresh': -1.0 is not in the range x>=0." in result.output
     assert captured == []
+
+
+def test_serve_hardening_flags_default_to_the_documented_limits(
+    tmp_path: Path, captured: list[GatewayOptions]
+) -> None:
+    result = _serve(tmp_path)
+    assert result.exit_code == 0, result.output
+    (options,) = captured
+    assert (
+        options.request_log_policy,
+        options.request_log_max_bytes,
+        options.request_log_keep,
+        options.open_max_body,
+        options.open_quarantine_budget,
+    ) == ("best-effort", 100 * 1024 * 1024, 5, 8192, 100)
+
+
+def test_serve_hardening_flags_are_passed_on(
+    tmp_path: Path, captured: list[GatewayOptions]
+) -> None:
+    result = _serve(
+        tmp_path,
+        "--request-log-policy",
+        "fail",
+        "--request-log-max-bytes",
+        "1000",
+        "--request-log-keep",
+        "0",
+        "--open-max-body",
+        "512",
+        "--open-quarantine-budget",
+        "7",
+    )
+    assert result.exit_code == 0, result.output
+    (options,) = captured
+    assert (
+        options.request_log_policy,
+        options.request_log_max_bytes,
+        options.request_log_keep,
+        options.open_max_body,
+        options.open_quarantine_budget,
+    ) == ("fail", 1000, 0, 512, 7)
+
+
+def test_serve_refuses_an_unknown_request_log_policy(
+    tmp_path: Path, captured: list[GatewayOptions]
+) -> None:
+    result = _serve(tmp_path, "--request-log-policy", "sometimes")
+    assert result.exit_code == 2
+    assert "'sometimes' is not one of 'best-effort', 'fail'." in result.output
+    assert captured == []
+
+
+def test_serve_reports_a_request_log_it_cannot_open(tmp_path: Path) -> None:
+    log = tmp_path / "missing-folder" / "requests.jsonl"
+    result = CliRunner().invoke(
+        main,
+        ["serve", "--db", str(tmp_path / "tg.db"), "--request-log", str(log), "--no-deliver"],
+        env={"TRACKGUARD_SITE_ID": "s", "TRACKGUARD_API_KEY": "k"},
+    )
+    assert result.exit_code == 2
+    assert result.output == (
+        f"trackguard serve: {log}: cannot open the request log: No such file or directory\n"
+    )

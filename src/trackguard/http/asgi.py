@@ -21,7 +21,7 @@ from trackguard.contract import messages
 from trackguard.contract.check import ContractError, ContractResult, evaluate
 from trackguard.contract.operations import Request
 from trackguard.contract.responses import render
-from trackguard.contract.routes import NoRoute, match
+from trackguard.contract.routes import NoRoute, RouteMatch, match
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -172,6 +172,13 @@ def track_unauthorized() -> tuple[int, bytes]:
     """The 401 answer for missing or wrong Track API credentials (body shape UNVERIFIED)."""
     error = ContractError(code="unauthorized", message=messages.UNAUTHORIZED, verified=False)
     return render(ContractResult(status=401, route=None, errors=(error,)))
+
+
+def allow_header(hit: RouteMatch | NoRoute) -> list[tuple[str, str]]:
+    """``Allow`` with the path's methods for a 405 (RFC 9110 requires it), else nothing."""
+    if isinstance(hit, NoRoute) and hit.status == 405 and hit.allowed:
+        return [("allow", ", ".join(hit.allowed))]
+    return []
 
 
 def track_too_large(method: str, target: str) -> tuple[int, bytes]:
