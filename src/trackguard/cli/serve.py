@@ -10,9 +10,10 @@ from typing import Any, Literal, TypeVar
 
 import click
 
-from trackguard.gateway.app import OPEN_MAX_BODY, OPEN_QUARANTINE_BUDGET
+from trackguard.gateway.app import OPEN_MAX_BODY
 from trackguard.gateway.build import DEFAULT_UPSTREAM, GatewayOptions, create_gateway
 from trackguard.gateway.config import ConfigError
+from trackguard.gateway.guards import OPEN_QUARANTINE_BUDGET
 from trackguard.http import requestlog
 from trackguard.http.requestlog import RequestLogPolicy
 from trackguard.http.runner import parse_listen, run

@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
-import math
 import threading
 import time
 from collections.abc import Callable
@@ -36,6 +35,7 @@ from trackguard.contract.routes import NoRoute, RouteMatch, match
 from trackguard.core.pipeline import Checker
 from trackguard.core.verdict import Verdict
 from trackguard.gateway.config import AuthConfig
+from trackguard.gateway.guards import OPEN_QUARANTINE_BUDGET, QUARANTINE_INTERVAL, Guards
 from trackguard.gateway.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from trackguard.gateway.metrics import GatewayMetrics
 from trackguard.http.asgi import (
@@ -61,10 +61,9 @@ from trackguard.http.requestlog import RequestLog, RequestLogPolicy, log_line
 from trackguard.ingest import to_write
 from trackguard.plan.model import DedupePolicy
 from trackguard.redact import redact_headers
-from trackguard.store.base import Store, StoreError, Write
+from trackguard.store.base import Store, StoreError
 from trackguard.store.group import GroupCommitter
 from trackguard.store.view import GatewayState, keep_fresh
-from trackguard.summary import Summary
 
 log = logging.getLogger("trackguard.gateway")
 
@@ -77,10 +76,6 @@ _CLOSE: Final = ("connection", "close")
 #: Body cap of the routes Customer.io serves without credentials (metrics, unsubscribe):
 #: their bodies are a few fields.
 OPEN_MAX_BODY: Final = 8 * 1024
-#: Quarantine records the open routes may add per ``QUARANTINE_INTERVAL``; beyond, they are
-#: dropped and counted (``trackguard_open_quarantine_dropped_total``).
-OPEN_QUARANTINE_BUDGET: Final = 100
-QUARANTINE_INTERVAL: Final = 60.0
 #: Bodies larger than this are checked on a worker thread, so a big v2 batch does not hold
 #: the event loop (and every other request) while it is parsed and checked.
 CHECK_IN_THREAD: Final = 64 * 1024
@@ -186,28 +181,6 @@ class GatewayParts:
     identity_refresh: float = 1.0
 
 
-class Budget:
-    """At most ``limit`` per ``interval`` seconds (a fixed window, read from ``clock``)."""
-
-    def __init__(
-        self, limit: int, interval: float, clock: Callable[[], float] = time.monotonic
-    ) -> None:
-        self.limit = limit
-        self.interval = interval
-        self._clock = clock
-        self._start = -math.inf
-        self._used = 0
-
-    def take(self, n: int) -> bool:
-        now = self._clock()
-        if now - self._start >= self.interval:
-            self._start, self._used = now, 0
-        if self._used + n > self.limit:
-            return False
-        self._used += n
-        return True
-
-
 class Gateway:
     """The ASGI application."""
 
@@ -222,18 +195,11 @@ class Gateway:
         self.accepting = False
         self._stop_refresh = asyncio.Event()
         self._refresher: asyncio.Task[None] | None = None
-        self.unauthenticated = Summary(
-            log, "requests without valid credentials (answered 401)", clock=monotonic
-        )
-        self.quarantine_dropped = Summary(
-            log, "quarantine records dropped over the open routes' budget", clock=monotonic
-        )
-        self.commit_failures = Summary(
-            log, "store commits failed (answered 503)", level=logging.ERROR, clock=monotonic
-        )
-        self._commit_failing = False
-        self._open_budget = Budget(
-            parts.open_quarantine_budget, parts.quarantine_interval, monotonic
+        self.guards = Guards(
+            parts.metrics,
+            open_quarantine_budget=parts.open_quarantine_budget,
+            quarantine_interval=parts.quarantine_interval,
+            clock=monotonic,
         )
 
     async def _startup(self) -> None:
@@ -269,8 +235,7 @@ class Gateway:
             await asyncio.to_thread(self.parts.monitor.stop)
         if self.parts.request_log is not None:
             self.parts.request_log.close()
-        for summary in (self.unauthenticated, self.quarantine_dropped, self.commit_failures):
-            summary.flush()
+        self.guards.flush()
         self.parts.store.close()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -326,16 +291,16 @@ class Gateway:
             request = msgspec.structs.replace(request, headers=_headers(scope))
         write = to_write(request, verdict, received_at, self.parts.dedupe)
         if is_open and write.quarantine:
-            write = self._within_budget(write, verdict.route or "other")
+            write = self.guards.within_budget(write, verdict.route or "other")
         status, response = verdict.status, verdict.response
         if write.outbox or write.quarantine:
             try:
                 duplicates = await self.parts.committer.submit(write)
             except StoreError as exc:
-                self._commit_failed(exc)
+                self.guards.commit_failed(exc)
                 status, response = 503, _UNAVAILABLE
             else:
-                self._committed()
+                self.guards.committed()
                 if duplicates:
                     self.parts.metrics.duplicates += duplicates
                     if self.parts.monitor is not None:
@@ -367,36 +332,13 @@ class Gateway:
         """
         status, response = track_unauthorized()
         await send_response(send, status, response, headers=[_CLOSE])
-        self.parts.metrics.unauthenticated += 1
         self.parts.metrics.observe("other", status, None, time.perf_counter() - started)
         if self.parts.monitor is not None:
             self.parts.monitor.observe_request(None, "other", status, None, self.clock())
         client = scope.get("client")
         address = str(client[0]) if client else "-"
         route = hit.route.key if isinstance(hit, RouteMatch) else f"{method[:10]} (no route)"
-        self.unauthenticated.add(f"{address} {route}")
-
-    def _within_budget(self, write: Write, route: str) -> Write:
-        """``write`` if the open routes' quarantine budget has room, else without quarantine."""
-        if self._open_budget.take(len(write.quarantine)):
-            return write
-        self.parts.metrics.open_quarantine_dropped += len(write.quarantine)
-        self.quarantine_dropped.add(route, len(write.quarantine))
-        return msgspec.structs.replace(write, quarantine=())
-
-    def _commit_failed(self, exc: StoreError) -> None:
-        """Counted, one line per interval; the first failure of a run logs its traceback."""
-        first = not self._commit_failing
-        self._commit_failing = True
-        cause = exc.__cause__ or exc  # the store's reason, not the batch it failed in
-        key = str(cause)[:200] or type(cause).__name__
-        self.commit_failures.add(key, exc=exc if first else None)
-
-    def _committed(self) -> None:
-        if self._commit_failing:
-            self._commit_failing = False
-            self.commit_failures.flush()
-            log.warning("store commits succeed again")
+        self.guards.unauthorized(address, route)
 
     def _authenticate(self, scope: Scope, hit: RouteMatch | NoRoute) -> tuple[bool, str | None]:
         """Whether the request may pass, and the client's source name when it has one.

@@ -8,14 +8,9 @@ from pathlib import Path
 from trackguard.core.pipeline import Checker
 from trackguard.delivery.transport import HttpxTransport
 from trackguard.delivery.worker import DeliveryWorker
-from trackguard.gateway.app import (
-    OPEN_MAX_BODY,
-    OPEN_QUARANTINE_BUDGET,
-    Delivery,
-    Gateway,
-    GatewayParts,
-)
+from trackguard.gateway.app import OPEN_MAX_BODY, Delivery, Gateway, GatewayParts
 from trackguard.gateway.config import AuthConfig, ConfigError, load_auth
+from trackguard.gateway.guards import OPEN_QUARANTINE_BUDGET
 from trackguard.gateway.labels import EventLabels
 from trackguard.gateway.metrics import GatewayMetrics
 from trackguard.http import requestlog
