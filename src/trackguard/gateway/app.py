@@ -18,6 +18,7 @@ request log writing), ``GET /metrics`` (Prometheus; optionally behind a bearer t
 from __future__ import annotations
 
 import asyncio
+import functools
 import hmac
 import logging
 import threading
@@ -61,7 +62,7 @@ from trackguard.http.requestlog import RequestLog, RequestLogPolicy, log_line
 from trackguard.ingest import to_write
 from trackguard.plan.model import DedupePolicy
 from trackguard.redact import redact_headers
-from trackguard.store.base import Store, StoreError
+from trackguard.store.base import Store, StoreError, Write
 from trackguard.store.group import GroupCommitter
 from trackguard.store.view import GatewayState, keep_fresh
 
@@ -275,7 +276,11 @@ class Gateway:
             return
         self.parts.metrics.body_bytes += len(body)
         request = Request(method=method, path=target, body=body, source=source)
-        verdict = await self._check(request, hit, received_at)
+        decide = functools.partial(self._decide, scope, request, hit, received_at)
+        if len(body) > self.parts.check_in_thread:
+            verdict, write = await asyncio.to_thread(decide)  # the loop keeps serving
+        else:
+            verdict, write = decide()
         if verdict.route == "GET /api/v1/accounts/region" and verdict.status == 200:
             region = {
                 "url": self.parts.upstream_url,
@@ -286,10 +291,6 @@ class Gateway:
             await send_response(send, 200, answer)
             self._after(scope, target, method, body, 200, answer, source, verdict, started)
             return
-        if verdict.contract_errors or verdict.rejected:
-            # Quarantine keeps the (redacted) headers; clean requests do not pay for them.
-            request = msgspec.structs.replace(request, headers=_headers(scope))
-        write = to_write(request, verdict, received_at, self.parts.dedupe)
         if is_open and write.quarantine:
             write = self.guards.within_budget(write, verdict.route or "other")
         status, response = verdict.status, verdict.response
@@ -311,16 +312,16 @@ class Gateway:
         await send_response(send, status, response, headers=allow_header(hit))
         self._after(scope, target, method, body, status, response, source, verdict, started)
 
-    async def _check(
-        self, request: Request, hit: RouteMatch | NoRoute, received_at: float
-    ) -> Verdict:
-        """The verdict; a big body is checked on a worker thread so the loop keeps serving."""
-        checker, state = self.parts.checker, self.parts.state
-        if len(request.body) > self.parts.check_in_thread:
-            return await asyncio.to_thread(
-                checker.check, request, hit, now=received_at, state=state
-            )
-        return checker.check(request, hit, now=received_at, state=state)
+    def _decide(
+        self, scope: Scope, request: Request, hit: RouteMatch | NoRoute, received_at: float
+    ) -> tuple[Verdict, Write]:
+        """The verdict and what to commit for it: pure CPU, so a big body runs it off the loop."""
+        parts = self.parts
+        verdict = parts.checker.check(request, hit, now=received_at, state=parts.state)
+        if verdict.contract_errors or verdict.rejected:
+            # Quarantine keeps the (redacted) headers; clean requests do not pay for them.
+            request = msgspec.structs.replace(request, headers=_headers(scope))
+        return verdict, to_write(request, verdict, received_at, parts.dedupe)
 
     async def _unauthorized(
         self, scope: Scope, method: str, hit: RouteMatch | NoRoute, send: Send, started: float
