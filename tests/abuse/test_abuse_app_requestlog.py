@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -152,6 +153,7 @@ def test_the_log_is_rotated_by_size_keeping_the_newest_files(tmp_path: Path) -> 
     files = [Path(f"{path}.2"), Path(f"{path}.1"), path]
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in files)
     assert all(0 < p.stat().st_size <= 1000 for p in files)
+    assert {stat.S_IMODE(p.stat().st_mode) for p in files} == {0o600}
     kept = b"".join(p.read_bytes() for p in files).splitlines(keepends=True)
     assert kept == sent[-len(kept) :]  # whole lines, oldest first, the newest kept
     assert writer.lines == 30

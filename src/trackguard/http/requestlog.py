@@ -189,7 +189,8 @@ class RequestLog:
             self._drops.add("dropped")
 
     def _open(self) -> int:
-        return os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        # Bodies hold personal data: a new file is readable by its owner only.
+        return os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
 
     def _run(self) -> None:
         delay = self.retry_first
