@@ -4,14 +4,18 @@ for a bearer token."""
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 
 import msgspec
 import pytest
 from app_env import API_KEY, PLAN, SITE_ID, Gw, serve
+from hypothesis import given
+from hypothesis import strategies as st
 
 from trackguard.gateway.config import AuthConfig, Credentials, load_auth
-from trackguard.gateway.labels import EventLabels
+from trackguard.gateway.labels import OTHER, OWN_NAMES, UNPLANNED, EventLabels
+from trackguard.http.asgi import bearer_matches
 from trackguard.monitor import Monitor
 from trackguard.plan.loader import load_plan
 
@@ -137,3 +141,45 @@ def test_the_metrics_token_comes_from_the_environment_or_the_config_file(tmp_pat
     config.write_text("metrics_token: from-file\n")
     both = {**env, "TRACKGUARD_METRICS_TOKEN": "from-env"}
     assert load_auth(config, both).metrics_token == "from-file"
+
+
+@given(st.binary(max_size=80))
+def test_only_the_exact_bearer_token_opens_metrics(value: bytes) -> None:
+    scheme, _, given = value.partition(b" ")
+    expected = scheme.lower() == b"bearer" and given.strip() == TOKEN.encode()
+    assert bearer_matches(value, TOKEN) is expected
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (f"Bearer {TOKEN}".encode(), True),
+        (f"bearer  {TOKEN} ".encode(), True),
+        (f"Basic {TOKEN}".encode(), False),
+        (TOKEN.encode(), False),
+        (b"Bearer", False),
+        (None, False),
+    ],
+)
+def test_bearer_matches(value: bytes | None, expected: bool) -> None:
+    assert bearer_matches(value, TOKEN) is expected
+
+
+PLANNED = load_plan(PLAN)
+WITH_PLAN = EventLabels(PLANNED)
+
+
+@given(st.text(max_size=120), st.text(max_size=30))
+def test_with_a_plan_a_label_is_planned_or_a_fixed_word(name: str, version: str) -> None:
+    assert WITH_PLAN.event(name) in {*PLANNED.events, UNPLANNED} | OWN_NAMES
+    spec = PLANNED.events.get(name)
+    declared = {v.version for v in spec.versions} if spec is not None else set()
+    assert WITH_PLAN.version(name, version) in declared | {UNPLANNED}
+
+
+@given(st.lists(st.text(max_size=80), max_size=300))
+def test_without_a_plan_labels_are_bounded_and_name_like(names: list[str]) -> None:
+    labels = EventLabels(None, events=10)
+    chosen = {labels.event(n) for n in names} - OWN_NAMES - {OTHER}
+    assert len(chosen) <= 10
+    assert all(re.fullmatch(r"[A-Za-z0-9_.:-]{1,64}", label) for label in chosen)

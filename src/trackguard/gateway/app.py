@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import hmac
 import logging
 import threading
 import time
@@ -48,6 +47,7 @@ from trackguard.http.asgi import (
     Scope,
     Send,
     allow_header,
+    bearer_matches,
     header,
     lifespan,
     parse_basic_auth,
@@ -421,9 +421,4 @@ class Gateway:
     def _metrics_allowed(self, scope: Scope) -> bool:
         """No token configured, or ``Authorization: Bearer <token>`` (constant-time compare)."""
         token = self.parts.metrics_token
-        if token is None:
-            return True
-        given = header(scope, b"authorization") or b""
-        scheme, _, value = given.partition(b" ")
-        ok = hmac.compare_digest(value.strip(), token.encode())
-        return ok and scheme.lower() == b"bearer"
+        return token is None or bearer_matches(header(scope, b"authorization"), token)

@@ -29,7 +29,9 @@ VERSION_LABELS: Final = 20
 _NAME_LIKE: Final = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 #: Names trackguard itself gives (``@identify`` for an operation that is not an event,
 #: ``(unknown)``, ``(delivery)``, ``-``): a fixed set, always kept.
-_OWN: Final = frozenset({"-", UNKNOWN, DELIVERY, REQUEST_LOG} | {"@" + r.action for r in ROUTES})
+OWN_NAMES: Final = frozenset(
+    {"-", UNKNOWN, DELIVERY, REQUEST_LOG} | {"@" + r.action for r in ROUTES}
+)
 
 
 class FirstSeen:
@@ -66,7 +68,7 @@ class EventLabels:
         self._versions = FirstSeen(versions)
 
     def event(self, name: str) -> str:
-        if name in _OWN:
+        if name in OWN_NAMES:
             return name
         if self._planned is not None:
             return name if name in self._planned else UNPLANNED

@@ -163,6 +163,13 @@ def credentials_match(given: tuple[str, str] | None, user: str, password: str) -
     return user_ok & password_ok
 
 
+def bearer_matches(value: bytes | None, token: str) -> bool:
+    """Whether an ``Authorization`` value is ``Bearer <token>`` (compared in constant time)."""
+    scheme, _, given = (value or b"").partition(b" ")
+    ok = hmac.compare_digest(given.strip(), token.encode())
+    return ok and scheme.lower() == b"bearer"
+
+
 def authorized(scope: Scope, user: str, password: str) -> bool:
     """True when the request carries exactly these Basic credentials."""
     return credentials_match(parse_basic_auth(header(scope, b"authorization")), user, password)
