@@ -83,3 +83,63 @@ def test_serve_retention_defaults_flags_and_environment(
         "Error: Invalid value for '--prune-every' (env var: 'TRACKGUARD_PRUNE_EVERY'):"
         " must be longer than 0s\n"
     )
+
+
+def _limits(o: GatewayOptions) -> tuple[object, ...]:
+    return (
+        o.request_log_policy,
+        o.request_log_max_bytes,
+        o.request_log_keep,
+        o.open_max_body,
+        o.open_quarantine_budget,
+    )
+
+
+def test_serve_hardening_flags_default_to_the_documented_limits(
+    tmp_path: Path, captured: list[GatewayOptions]
+) -> None:
+    result = _serve(tmp_path)
+    assert result.exit_code == 0, result.output
+    assert [_limits(o) for o in captured] == [("best-effort", 100 * 1024 * 1024, 5, 8192, 100)]
+
+
+def test_serve_hardening_flags_are_passed_on(
+    tmp_path: Path, captured: list[GatewayOptions]
+) -> None:
+    result = _serve(
+        tmp_path,
+        "--request-log-policy",
+        "fail",
+        "--request-log-max-bytes",
+        "1000",
+        "--request-log-keep",
+        "0",
+        "--open-max-body",
+        "512",
+        "--open-quarantine-budget",
+        "7",
+    )
+    assert result.exit_code == 0, result.output
+    assert [_limits(o) for o in captured] == [("fail", 1000, 0, 512, 7)]
+
+
+def test_serve_refuses_an_unknown_request_log_policy(
+    tmp_path: Path, captured: list[GatewayOptions]
+) -> None:
+    result = _serve(tmp_path, "--request-log-policy", "sometimes")
+    assert result.exit_code == 2
+    assert "'sometimes' is not one of 'best-effort', 'fail'." in result.output
+    assert captured == []
+
+
+def test_serve_reports_a_request_log_it_cannot_open(tmp_path: Path) -> None:
+    log = tmp_path / "missing-folder" / "requests.jsonl"
+    result = CliRunner().invoke(
+        main,
+        ["serve", "--db", str(tmp_path / "tg.db"), "--request-log", str(log), "--no-deliver"],
+        env={"TRACKGUARD_SITE_ID": "s", "TRACKGUARD_API_KEY": "k"},
+    )
+    assert result.exit_code == 2
+    assert result.output == (
+        f"Error: {log}: cannot open the request log: No such file or directory\n"
+    )

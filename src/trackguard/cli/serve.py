@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, TypeVar
 
 import click
 
@@ -19,9 +20,22 @@ from trackguard.cli.options import (
     tls_pair,
 )
 from trackguard.cli.store import retention_options
+from trackguard.gateway.app import OPEN_MAX_BODY
 from trackguard.gateway.build import DEFAULT_UPSTREAM, GatewayOptions, create_gateway
+from trackguard.gateway.guards import OPEN_QUARANTINE_BUDGET
+from trackguard.http import requestlog
+from trackguard.http.requestlog import RequestLogPolicy
 from trackguard.http.runner import run
 from trackguard.store.retention import Retention
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _whole_number(flag: str, default: int, text: str) -> Callable[[F], F]:
+    """An option taking a whole number >= 0, its default shown in ``--help``."""
+    return click.option(
+        flag, type=click.IntRange(min=0), default=default, show_default=True, help=text
+    )
 
 
 @click.command(name="serve", cls=TrackguardCommand)
@@ -45,6 +59,32 @@ from trackguard.store.retention import Retention
     "--request-log",
     type=click.Path(path_type=Path, dir_okay=False),
     help="Append one JSON line per request (read by trackguard audit).",
+)
+@click.option(
+    "--request-log-policy",
+    type=click.Choice(requestlog.POLICIES),
+    default="best-effort",
+    show_default=True,
+    help="When the request log cannot write: fail /readyz (fail) or only report it.",
+)
+@_whole_number(
+    "--request-log-max-bytes",
+    requestlog.MAX_BYTES,
+    "Rotate the request log at this size (0: never).",
+)
+@_whole_number(
+    "--request-log-keep", requestlog.KEEP, "Rotated request-log files kept (FILE.1 is the newest)."
+)
+@_whole_number(
+    "--open-max-body",
+    OPEN_MAX_BODY,
+    "Body cap in bytes of the routes served without credentials (metrics, unsubscribe).",
+)
+@_whole_number(
+    "--open-quarantine-budget",
+    OPEN_QUARANTINE_BUDGET,
+    "Quarantine records per minute from the routes served without credentials; "
+    "beyond it they are dropped and counted.",
 )
 @click.option(
     "--config",
@@ -86,6 +126,11 @@ def serve_command(
     tls_key: Path | None,
     strict: bool,
     request_log: Path | None,
+    request_log_policy: RequestLogPolicy,
+    request_log_max_bytes: int,
+    request_log_keep: int,
+    open_max_body: int,
+    open_quarantine_budget: int,
     config: Path | None,
     rate: float,
     alerts: Path | None,
@@ -125,6 +170,11 @@ def serve_command(
         identity_refresh=identity_refresh,
         retention=retention,
         prune_every=prune_every,
+        request_log_policy=request_log_policy,
+        request_log_max_bytes=request_log_max_bytes,
+        request_log_keep=request_log_keep,
+        open_max_body=open_max_body,
+        open_quarantine_budget=open_quarantine_budget,
     )
     app = create_gateway(options)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")

@@ -42,6 +42,7 @@ from trackguard.http.asgi import (
     Receive,
     Scope,
     Send,
+    allow_header,
     authorized,
     lifespan,
     read_body,
@@ -143,6 +144,7 @@ class Emulator:
         elif too_large:
             status, payload = track_too_large(method, target)
             headers.append(("connection", "close"))  # the unread rest of the body is in the way
+            headers.extend(allow_header(hit))
         else:
             try:
                 status, payload, allowed = self._evaluate(scope, method, target, body)

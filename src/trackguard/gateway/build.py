@@ -10,10 +10,13 @@ from pathlib import Path
 from trackguard.core.pipeline import Checker
 from trackguard.delivery.transport import HttpxTransport
 from trackguard.delivery.worker import DeliveryWorker
-from trackguard.gateway.app import Delivery, Gateway, GatewayParts
+from trackguard.gateway.app import OPEN_MAX_BODY, Delivery, Gateway, GatewayParts
 from trackguard.gateway.config import AuthConfig, ConfigError, load_auth
+from trackguard.gateway.guards import OPEN_QUARANTINE_BUDGET
+from trackguard.gateway.labels import EventLabels
 from trackguard.gateway.metrics import GatewayMetrics
-from trackguard.http.requestlog import RequestLog
+from trackguard.http import requestlog
+from trackguard.http.requestlog import RequestLog, RequestLogPolicy
 from trackguard.monitor import build_monitor, load_alerts
 from trackguard.plan.loader import load_plan
 from trackguard.plan.model import DedupePolicy
@@ -53,20 +56,59 @@ class GatewayOptions:
     #: ``prune_every`` seconds beside in-process delivery (docs/store.md#retention).
     retention: Retention = field(default_factory=lambda: Retention(monitor=None))
     prune_every: float = DEFAULT_PRUNE_EVERY
+    #: A failing request log fails ``/readyz`` (``fail``) or is only reported (``best-effort``).
+    request_log_policy: RequestLogPolicy = "best-effort"
+    #: Rotate the request log at this size (0: never) and keep this many rotated files.
+    request_log_max_bytes: int = requestlog.MAX_BYTES
+    request_log_keep: int = requestlog.KEEP
+    #: Body cap of the routes served without credentials, and the quarantine records they may
+    #: add per minute (beyond it they are dropped, counted and summarised in the log).
+    open_max_body: int = OPEN_MAX_BODY
+    open_quarantine_budget: int = OPEN_QUARANTINE_BUDGET
 
 
-def create_gateway(options: GatewayOptions, auth: AuthConfig | None = None) -> Gateway:
-    """A ready-to-serve gateway (the ASGI lifespan starts its committer and delivery)."""
+def _check(options: GatewayOptions) -> None:
     if not options.identity_refresh >= 0:
         raise ConfigError(
             f"identity_refresh must be a number of seconds >= 0, not {options.identity_refresh!r}"
         )
+    for name in ("request_log_max_bytes", "request_log_keep", "open_quarantine_budget"):
+        if getattr(options, name) < 0:
+            raise ConfigError(f"{name} must be >= 0, not {getattr(options, name)!r}")
+    if options.open_max_body < 0:
+        raise ConfigError(f"open_max_body must be >= 0, not {options.open_max_body!r}")
+    if options.request_log_policy not in requestlog.POLICIES:
+        raise ConfigError(
+            f"request_log_policy must be one of {', '.join(requestlog.POLICIES)}, "
+            f"not {options.request_log_policy!r}"
+        )
+
+
+def _open_request_log(options: GatewayOptions) -> RequestLog | None:
+    if options.request_log is None:
+        return None
+    try:
+        return RequestLog(
+            options.request_log,
+            max_bytes=options.request_log_max_bytes,
+            keep=options.request_log_keep,
+        )
+    except OSError as exc:
+        raise ConfigError(
+            f"{options.request_log}: cannot open the request log: {exc.strerror or exc}"
+        ) from None
+
+
+def create_gateway(options: GatewayOptions, auth: AuthConfig | None = None) -> Gateway:
+    """A ready-to-serve gateway (the ASGI lifespan starts its committer and delivery)."""
+    _check(options)
     auth = auth if auth is not None else load_auth(options.config)
     plan = load_plan(options.plan) if options.plan is not None else None
     alerts = load_alerts(options.alerts) if options.alerts is not None else None  # fail early
+    request_log = _open_request_log(options)
     store = open_store(options.db, synchronous=options.synchronous)
     committer = GroupCommitter(store, max_delay=options.commit_delay)
-    metrics = GatewayMetrics()
+    metrics = GatewayMetrics(EventLabels(plan))
     delivery: Delivery | None = None
     worker: DeliveryWorker | None = None
     if options.deliver:
@@ -86,9 +128,13 @@ def create_gateway(options: GatewayOptions, auth: AuthConfig | None = None) -> G
     snapshot = lambda: worker.metrics.snapshot() if worker else None  # noqa: E731
     monitor = build_monitor(options.db, None, delivery_snapshot=snapshot, config=alerts)
     metrics.bind_store(store.outbox_stats, committer, snapshot)
-    metrics.registry.register(monitor.collector())
+    metrics.bind_events(monitor.collector())
     state = GatewayState.load(store)
     metrics.bind_state(state)
+    if request_log is not None:
+        metrics.bind_request_log(request_log)
+        log = request_log
+        monitor.watch_request_log(lambda: (log.dropped, log.error))
     parts = GatewayParts(
         checker=Checker(plan, strict=options.strict),
         store=store,
@@ -96,7 +142,11 @@ def create_gateway(options: GatewayOptions, auth: AuthConfig | None = None) -> G
         auth=auth,
         metrics=metrics,
         delivery=delivery,
-        request_log=RequestLog(options.request_log) if options.request_log else None,
+        request_log=request_log,
+        request_log_policy=options.request_log_policy,
+        open_max_body=options.open_max_body,
+        open_quarantine_budget=options.open_quarantine_budget,
+        metrics_token=auth.metrics_token,
         upstream_url=options.upstream,
         monitor=monitor,
         dedupe=plan.dedupe if plan is not None else DedupePolicy(),

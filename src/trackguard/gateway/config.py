@@ -5,6 +5,9 @@ authenticate with those same Basic credentials, so the only change in an app is 
 config file may list separate client keys, one per source, so each app has its own key and its
 traffic is labelled with its source. Secrets never appear in ``repr`` or logs.
 
+``/metrics`` may ask for a bearer token: ``TRACKGUARD_METRICS_TOKEN`` or ``metrics_token`` in
+the config file (the file wins).
+
 Config file (YAML)::
 
     upstream:
@@ -17,6 +20,7 @@ Config file (YAML)::
       - source: backend
         site_id: backend-site
         api_key: "..."
+    metrics_token: "..."      # optional; or TRACKGUARD_METRICS_TOKEN
 
 Any other key is an error naming its file, line and column (``config.yaml:3:3: upstream:
 unknown key 'api_kye' (did you mean 'api_key'?)``).
@@ -59,6 +63,8 @@ class ClientKey:
 class AuthConfig:
     upstream: Credentials
     clients: tuple[ClientKey, ...] = ()
+    #: What ``Authorization: Bearer`` must carry for ``/metrics`` (None: no token asked).
+    metrics_token: str | None = field(default=None, repr=False)
 
     def authenticate(self, site_id: str, api_key: str) -> str | None:
         """The source name of matching client credentials, or None.
@@ -75,7 +81,7 @@ class AuthConfig:
 
 
 #: The keys a config file may hold, per level: anything else is a typo, reported with its place.
-TOP_KEYS: Final = ("upstream", "clients")
+TOP_KEYS: Final = ("upstream", "clients", "metrics_token")
 UPSTREAM_KEYS: Final = ("site_id", "api_key")
 CLIENT_KEYS: Final = ("source", "site_id", "api_key")
 
@@ -147,4 +153,7 @@ def load_auth(config_file: Path | None = None, env: Mapping[str, str] | None = N
                 ),
             )
         )
-    return AuthConfig(upstream=creds, clients=tuple(clients))
+    token = data.get("metrics_token", env.get("TRACKGUARD_METRICS_TOKEN") or None)
+    if token is not None:
+        token = _str(token, "metrics_token")
+    return AuthConfig(upstream=creds, clients=tuple(clients), metrics_token=token)

@@ -64,6 +64,7 @@ _KIND_KEYS: Final[dict[str, frozenset[str]]] = {
     "backlog": frozenset({"metric", "threshold", "resolve"}),
     "upstream_errors": frozenset({"window", "threshold", "resolve", "min_volume"}),
     "health_growth": frozenset({"metric", "window", "threshold", "resolve", "min_volume"}),
+    "request_log": frozenset({"window", "threshold"}),
 }
 _KNOWN_OUTCOMES: Final = frozenset(REQUEST_OUTCOMES) | frozenset(DELIVERY_OUTCOMES)
 _NAME: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,79}$")
@@ -362,6 +363,14 @@ def _rule(
             threshold=threshold,
             resolve=_field(raw, "resolve", parse_fraction, threshold * 0.8),
             min_volume=_field(raw, "min_volume", _count, 20),
+        )
+    if kind == "request_log":
+        threshold = float(_field(raw, "threshold", _count, 1))
+        return Rule(
+            **common,
+            window=_field(raw, "window", parse_duration, 300.0),
+            threshold=threshold,
+            resolve=threshold,
         )
     metric = raw.get("metric")
     if metric not in HEALTH_METRICS:

@@ -32,7 +32,16 @@ from trackguard.monitor.payloads import Notification
 from trackguard.monitor.prom import MonitorCollector
 from trackguard.monitor.rules import AlertConfig, Rule
 from trackguard.monitor.state import AlertState, decode_state, encode_state
-from trackguard.monitor.tally import DELIVERY, NO_SOURCE, UNKNOWN, Key, Tally, attribute, event_of
+from trackguard.monitor.tally import (
+    DELIVERY,
+    NO_SOURCE,
+    REQUEST_LOG,
+    UNKNOWN,
+    Key,
+    Tally,
+    attribute,
+    event_of,
+)
 from trackguard.store.base import StoreError
 from trackguard.store.sqlite import sqlite_path
 
@@ -41,6 +50,8 @@ log = logging.getLogger("trackguard.monitor")
 _QUARANTINE_IDS: Final = 5
 _CODES: Final = msgspec.json.Decoder(list[str])
 Snapshot = Callable[[], MetricsSnapshot | None]
+#: The request log's (lines dropped so far, error while it cannot write).
+RequestLogState = Callable[[], tuple[int, str | None]]
 
 
 class Monitor:
@@ -67,7 +78,15 @@ class Monitor:
         self.measurements: dict[str, Measurement] = {}
         self._snapshot = delivery_snapshot
         self._health = health if health is not None else OutboxHealth(db)
-        self._evaluator = Evaluator(db, self._backlog, watching_since=clock())
+        self._request_log: RequestLogState | None = None
+        self._request_log_dropped = 0
+        self.request_log_error: str | None = None
+        self._evaluator = Evaluator(
+            db,
+            self._backlog,
+            watching_since=clock(),
+            request_log_error=lambda: self.request_log_error,
+        )
         self._previous: tuple[int, int, int, int] = (0, 0, 0, 0)
         saved = db.load_blobs("monitor_alerts")
         self.states = {
@@ -138,6 +157,10 @@ class Monitor:
         self._save_channels()
         self.db.close()
 
+    def watch_request_log(self, state: RequestLogState) -> None:
+        """Poll the gateway's request log each round, for ``request_log`` rules."""
+        self._request_log = state
+
     def collector(self) -> MonitorCollector:
         """A prometheus_client Collector of the monitor's figures."""
         return MonitorCollector(self)
@@ -158,6 +181,7 @@ class Monitor:
         with self._lock:
             now = self.clock()
             self._poll_delivery(now)
+            self._poll_request_log(now)
             self.flush()
             if now - self._last_health >= self.config.health_every:
                 self._last_health = now
@@ -204,6 +228,16 @@ class Monitor:
             if n:
                 counts[minute, DELIVERY, DELIVERY, NO_SOURCE, "outcome", name] = n
         self.tally.add_counts(counts)
+
+    def _poll_request_log(self, now: float) -> None:
+        if self._request_log is None:
+            return
+        dropped, self.request_log_error = self._request_log()
+        delta, self._request_log_dropped = dropped - self._request_log_dropped, dropped
+        if delta > 0:
+            name = "request_log_dropped"
+            key: Key = (int(now // 60), REQUEST_LOG, REQUEST_LOG, NO_SOURCE, "outcome", name)
+            self.tally.add_counts({key: delta})
 
     def _backlog(self) -> tuple[int, float | None]:
         pending = self.db.query("SELECT n FROM counts WHERE name = 'pending'")
