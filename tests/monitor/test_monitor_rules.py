@@ -116,6 +116,15 @@ def test_env_references_and_defaults() -> None:
     ("doc", "message"),
     [
         (_rule(window="15 minutes"), "rules[0] (r).window: '15 minutes' is not a duration"),
+        (
+            _rule(window="30s"),
+            "rules[0] (r).window: '30s' is shorter than a minute: counters are per minute, use 1m"
+            " or more",
+        ),
+        (
+            _rule(window=59),
+            "rules[0] (r).window: 59 is shorter than a minute",
+        ),
         (_rule(threshold="150%"), "rules[0] (r).threshold: '150%' must be between 0% and 100%"),
         (_rule(kind="rates"), "rules[0] (r).kind: 'rates' is not one of rate, count"),
         (_rule(threshhold="1%"), "rules[0] (r): a rate rule: unknown key 'threshhold'"),
