@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,8 +50,13 @@ class GatewayOptions:
     identity_refresh: float = 1.0
 
 
-def create_gateway(options: GatewayOptions, auth: AuthConfig | None = None) -> Gateway:
-    """A ready-to-serve gateway (the ASGI lifespan starts its committer and delivery)."""
+def create_gateway(
+    options: GatewayOptions,
+    auth: AuthConfig | None = None,
+    clock: Callable[[], float] = time.time,
+) -> Gateway:
+    """A ready-to-serve gateway (the ASGI lifespan starts its committer and delivery);
+    ``clock`` (Unix seconds) is what the checks, delivery and the monitor read as now."""
     if not options.identity_refresh >= 0:
         raise ConfigError(
             f"identity_refresh must be a number of seconds >= 0, not {options.identity_refresh!r}"
@@ -69,10 +76,12 @@ def create_gateway(options: GatewayOptions, auth: AuthConfig | None = None) -> G
             auth.upstream.api_key,
             verify=options.upstream_ca if options.upstream_ca else True,
         )
-        worker = DeliveryWorker(store, transport, rate=options.rate)
+        worker = DeliveryWorker(store, transport, rate=options.rate, clock=clock)
         delivery = Delivery(worker.run, transport.close)
     snapshot = lambda: worker.metrics.snapshot() if worker else None  # noqa: E731
-    monitor = build_monitor(options.db, None, delivery_snapshot=snapshot, config=alerts)
+    monitor = build_monitor(
+        options.db, None, clock=clock, delivery_snapshot=snapshot, config=alerts
+    )
     metrics.bind_store(store.outbox_stats, committer, snapshot)
     metrics.registry.register(monitor.collector())
     state = GatewayState.load(store)
@@ -91,4 +100,4 @@ def create_gateway(options: GatewayOptions, auth: AuthConfig | None = None) -> G
         state=state,
         identity_refresh=options.identity_refresh,
     )
-    return Gateway(parts)
+    return Gateway(parts, clock)
