@@ -31,6 +31,7 @@ from trackguard.core.verdict import Verdict
 from trackguard.delivery.ratelimit import TokenBucket
 from trackguard.ingest import quarantine_records, to_write
 from trackguard.plan.model import Plan
+from trackguard.recovery.dedupe import all_duplicates, claimed_keys
 from trackguard.recovery.fixes import Fix, apply_fixes
 from trackguard.store.base import QuarantineRecord, StoreError
 from trackguard.store.quarantine import QuarantineFilter, get, list_quarantine
@@ -275,7 +276,7 @@ def _one(
         if isinstance(ts, int) and not isinstance(ts, bool) and now - ts > CAMPAIGN_WINDOW:
             item.late = True
     write = to_write(request, verdict, now, plan.dedupe)
-    keys = [r.dedupe_key for r in write.outbox if r.claim_until is not None and r.dedupe_key]
+    keys = claimed_keys(write)
     if dry_run:
         item.outcome = "duplicate" if _claimed(conn, keys, now, claimed) else "replayed"
         claimed.update(keys)
@@ -284,5 +285,5 @@ def _one(
     # The write and the mark are one transaction: a crash leaves both or neither.
     duplicates = store.commit([write], quarantine_states=[(record.id, "replayed")])[0]
     state.learn(write)
-    item.outcome = "duplicate" if keys and duplicates >= len(keys) else "replayed"
+    item.outcome = "duplicate" if all_duplicates(write, duplicates) else "replayed"
     return item
