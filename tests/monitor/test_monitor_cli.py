@@ -170,3 +170,16 @@ def test_invalid_rule_file_is_a_clear_cli_error(tmp_path: Path) -> None:
     result = CliRunner().invoke(alerts_group, ["test", "--rules", str(rules)])
     assert result.exit_code == 1
     assert "rules[0] (r).window: 'soon' is not a duration" in result.output
+
+
+def test_health_on_a_file_without_identity_tables_says_so(tmp_path: Path) -> None:
+    db = tmp_path / "other.db"
+    result = CliRunner().invoke(health_command, ["--db", str(db)])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[2].split()[:2] == ["emails_without_recent_order", "n/a"]
+    assert lines[3] == (
+        f"n/a: {db} has no identity tables (not a trackguard store, or one from before them:"
+        " trackguard serve adds them when it opens the store)"
+    )
+    assert "issue" not in result.output

@@ -113,8 +113,13 @@ def health_command(db: str) -> None:
         store.close()
     for metric in METRICS:
         value = values.get(metric)
-        shown = "n/a (needs the identity state of issue 4)" if value is None else str(value)
+        shown = "n/a" if value is None else str(value)
         click.echo(f"{metric:<30} {shown:>8}  {DESCRIPTIONS[metric]}")
+    if None in values.values():
+        click.echo(
+            f"n/a: {db} has no identity tables (not a trackguard store, or one from before"
+            " them: trackguard serve adds them when it opens the store)"
+        )
 
 
 @click.group(name="alerts")
