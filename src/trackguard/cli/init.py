@@ -14,7 +14,7 @@ from trackguard.bundled import STARTER_FILES
 @click.argument("directory", type=click.Path(path_type=Path), default=".")
 @click.option("--force", is_flag=True, help="Overwrite files that already exist.")
 def init_command(directory: Path, force: bool) -> None:
-    """Write a starter plan.yaml, alerts.yaml and trackguard.yaml into DIRECTORY.
+    """Write a starter plan.yaml, alerts.yaml and trackguard.yaml into DIRECTORY (default: here).
 
     The plan is the D2C store's example plan (docs/plan.md), the alert rules watch its checkout
     and revenue events (docs/monitoring.md), the config file holds credentials only. Existing
