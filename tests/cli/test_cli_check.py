@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -442,30 +443,36 @@ def test_only_first_unreadable_examples_are_listed(invoke: Invoke, write_lines: 
 # --- sample -------------------------------------------------------------------------------------
 
 
+@pytest.fixture
+def frozen_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``sample`` ends its traffic at the run's clock: held still, two runs are the same."""
+    monkeypatch.setattr(time, "time", lambda: 1_800_000_000.0)
+
+
 def _sample(invoke: Invoke, *args: str | Path) -> bytes:
     result = invoke(sample_command, *args)
     assert result.exit_code == 0
     return result.stdout_bytes
 
 
-def test_sample_is_deterministic(invoke: Invoke) -> None:
+def test_sample_is_deterministic(invoke: Invoke, frozen_clock: None) -> None:
     first = _sample(invoke, "-n", "300", "--seed", "11")
     assert first == _sample(invoke, "-n", "300", "--seed", "11")
     assert first != _sample(invoke, "-n", "300", "--seed", "12")
 
 
-def test_sample_matches_the_library(invoke: Invoke) -> None:
+def test_sample_matches_the_library(invoke: Invoke, frozen_clock: None) -> None:
     out = _sample(invoke, "-n", "120", "--seed", "3")
     assert [json.loads(line) for line in out.splitlines()] == list(d2c_traffic(120, 3))
 
 
-def test_sample_defaults(invoke: Invoke) -> None:
+def test_sample_defaults(invoke: Invoke, frozen_clock: None) -> None:
     out = _sample(invoke)
     assert [json.loads(line) for line in out.splitlines()] == list(d2c_traffic(2000, 7))
     assert out.endswith(b"\n")
 
 
-def test_sample_to_file(invoke: Invoke, tmp_path: Path) -> None:
+def test_sample_to_file(invoke: Invoke, tmp_path: Path, frozen_clock: None) -> None:
     target = tmp_path / "traffic.jsonl"
     assert _sample(invoke, "-n", "50", "-o", target) == b""
     assert target.read_bytes() == _sample(invoke, "-n", "50")

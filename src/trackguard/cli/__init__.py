@@ -19,6 +19,7 @@ from trackguard.cli.deliver import deliver_command
 from trackguard.cli.demo import demo_command
 from trackguard.cli.emulate import emulate_command
 from trackguard.cli.identity import identity_group
+from trackguard.cli.init import init_command
 from trackguard.cli.monitor import alerts_group, health_command, stats_command
 from trackguard.cli.outbox import outbox_group
 from trackguard.cli.plan import plan_group
@@ -62,5 +63,6 @@ main.add_command(audit_command)
 main.add_command(demo_command)
 main.add_command(store_group)
 main.add_command(console_command)
+main.add_command(init_command)
 
 __all__ = ["DEBUG_ENV", "TrackguardGroup", "main"]

@@ -32,7 +32,9 @@ def print_summary(report: BackfillReport, console: Console) -> None:
         console.print(f"resumed after row {r.resumed_from}")
     console.print(
         f"{r.rows_read} rows read: {r.accepted} accepted, {r.fixed} fixed, {r.warned} warned,"
-        f" {r.rejected} rejected (quarantined), {r.duplicates} duplicates, {r.skipped} skipped"
+        f" {r.rejected} rejected (quarantined"
+        + (f", {r.already_quarantined} of them by an earlier run" if r.already_quarantined else "")
+        + f"), {r.duplicates} duplicates, {r.skipped} skipped"
         f" in {r.seconds:.1f} s ({r.rows_per_second:,.0f} rows/s)"
     )
     for p in r.problems[:20]:

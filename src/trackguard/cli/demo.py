@@ -9,20 +9,18 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from trackguard.bundled import EXAMPLE_PLAN
 from trackguard.cli.base import TrackguardCommand
 from trackguard.core.verdict import OUTCOMES
 from trackguard.errors import UsageError
-
-DEFAULT_PLAN = Path("examples/d2c-plan.yaml")
 
 
 @click.command(name="demo", cls=TrackguardCommand)
 @click.option(
     "--plan",
     type=click.Path(path_type=Path, exists=True, dir_okay=False),
-    default=DEFAULT_PLAN,
-    show_default=True,
-    help="Tracking plan for the gateway.",
+    default=EXAMPLE_PLAN,
+    help="Tracking plan for the gateway [default: the D2C example plan shipped with trackguard].",
 )
 @click.option("--customers", default=60, show_default=True, help="How many shoppers to simulate.")
 @click.option(

@@ -30,7 +30,7 @@ def import_command(db: str, csv_file: Path) -> None:
     """Bind emails to ids from a CSV with the columns id,email (a header row is optional).
 
     An email already bound keeps its id. Rows without a valid email are reported with their
-    line number and skipped; the gateway reads the bindings when it starts.
+    line number and skipped; running gateways pick them up within --identity-refresh (1 s).
 
     Example:
 

@@ -121,12 +121,23 @@ def health_command(db: str, fmt: str) -> None:
         values = OutboxHealth(store).measure()
     finally:
         store.close()
+    missing = "n/a" if fmt == "table" else None  # JSON and CSV keep null / empty
     rows = [
-        {"metric": metric, "value": values.get(metric), "description": DESCRIPTIONS[metric]}
+        {
+            "metric": metric,
+            "value": missing if values.get(metric) is None else values.get(metric),
+            "description": DESCRIPTIONS[metric],
+        }
         for metric in METRICS
     ]
     columns = (("metric", "metric"), ("value", "value"), ("description", "description"))
     emit_rows(fmt, rows, columns)
+    if None in values.values() and fmt == "table":
+        click.echo(
+            f"n/a: {db} has no identity tables (not a trackguard store, or one from before"
+            " them: trackguard serve adds them when it opens the store)",
+            err=True,
+        )
 
 
 @click.group(name="alerts", cls=TrackguardGroup)

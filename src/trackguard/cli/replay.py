@@ -121,8 +121,9 @@ def replay_command(
         "still_invalid": report.still_invalid,
     }
     click.echo(
-        f"{totals['selected']} records: {verb} {totals['replayed']}"
-        f" ({totals['duplicates']} already sent, dropped by dedupe),"
+        f"{totals['selected']} records: {verb} {totals['replayed']},"
+        f" {'would drop' if dry_run else 'dropped'} {totals['duplicates']} as duplicates"
+        " (sent before, or earlier in this replay),"
         f" {totals['still_invalid']} still invalid"
         + (" (dry run: nothing changed)" if dry_run else "")
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -99,8 +100,13 @@ def _open_request_log(options: GatewayOptions) -> RequestLog | None:
         ) from None
 
 
-def create_gateway(options: GatewayOptions, auth: AuthConfig | None = None) -> Gateway:
-    """A ready-to-serve gateway (the ASGI lifespan starts its committer and delivery)."""
+def create_gateway(
+    options: GatewayOptions,
+    auth: AuthConfig | None = None,
+    clock: Callable[[], float] = time.time,
+) -> Gateway:
+    """A ready-to-serve gateway (the ASGI lifespan starts its committer and delivery);
+    ``clock`` (Unix seconds) is what the checks, delivery and the monitor read as now."""
     _check(options)
     auth = auth if auth is not None else load_auth(options.config)
     plan = load_plan(options.plan) if options.plan is not None else None
@@ -118,7 +124,7 @@ def create_gateway(options: GatewayOptions, auth: AuthConfig | None = None) -> G
             auth.upstream.api_key,
             verify=options.upstream_ca if options.upstream_ca else True,
         )
-        worker = DeliveryWorker(store, transport, rate=options.rate)
+        worker = DeliveryWorker(store, transport, rate=options.rate, clock=clock)
         run: Callable[[threading.Event], None] = worker.run
         if isinstance(store, SQLiteStore):
             pruner = Pruner(store, options.retention, every=options.prune_every)
@@ -126,7 +132,9 @@ def create_gateway(options: GatewayOptions, auth: AuthConfig | None = None) -> G
             metrics.registry.register(pruner.collector())
         delivery = Delivery(run, transport.close)
     snapshot = lambda: worker.metrics.snapshot() if worker else None  # noqa: E731
-    monitor = build_monitor(options.db, None, delivery_snapshot=snapshot, config=alerts)
+    monitor = build_monitor(
+        options.db, None, clock=clock, delivery_snapshot=snapshot, config=alerts
+    )
     metrics.bind_store(store.outbox_stats, committer, snapshot)
     metrics.bind_events(monitor.collector())
     state = GatewayState.load(store)
@@ -153,4 +161,4 @@ def create_gateway(options: GatewayOptions, auth: AuthConfig | None = None) -> G
         state=state,
         identity_refresh=options.identity_refresh,
     )
-    return Gateway(parts)
+    return Gateway(parts, clock)

@@ -86,6 +86,17 @@ def parse_duration(value: object) -> float:
     return seconds
 
 
+def parse_window(value: object) -> float:
+    """A rule's window: a duration of at least a minute, since counters are kept per minute
+    (a 30s window would read an empty bucket for half of every minute)."""
+    seconds = parse_duration(value)
+    if seconds < 60:
+        raise ValueError(
+            f"{value!r} is shorter than a minute: counters are per minute, use 1m or more"
+        )
+    return seconds
+
+
 def parse_fraction(value: object) -> float:
     """``"1%"`` or a number from 0 to 1, as a fraction."""
     if isinstance(value, str) and value.strip().endswith("%"):
@@ -323,7 +334,7 @@ def _rule(
         threshold = _required(raw, "threshold", parse_fraction)
         return Rule(
             **common,
-            window=_required(raw, "window", parse_duration),
+            window=_required(raw, "window", parse_window),
             threshold=threshold,
             resolve=_field(raw, "resolve", parse_fraction, threshold * 0.8),
             min_volume=_field(raw, "min_volume", _count, 100),
@@ -334,7 +345,7 @@ def _rule(
         threshold = float(_field(raw, "threshold", _count, 1))
         return Rule(
             **common,
-            window=_required(raw, "window", parse_duration),
+            window=_required(raw, "window", parse_window),
             threshold=threshold,
             resolve=float(_field(raw, "resolve", _count, threshold)),
             outcomes=outcomes or frozenset(),
@@ -359,7 +370,7 @@ def _rule(
         threshold = _required(raw, "threshold", parse_fraction)
         return Rule(
             **common,
-            window=_required(raw, "window", parse_duration),
+            window=_required(raw, "window", parse_window),
             threshold=threshold,
             resolve=_field(raw, "resolve", parse_fraction, threshold * 0.8),
             min_volume=_field(raw, "min_volume", _count, 20),
@@ -378,7 +389,7 @@ def _rule(
     threshold = _required(raw, "threshold", parse_fraction)
     return Rule(
         **common,
-        window=_required(raw, "window", parse_duration),
+        window=_required(raw, "window", parse_window),
         metric=metric,
         threshold=threshold,
         resolve=_field(raw, "resolve", parse_fraction, threshold * 0.8),
@@ -397,7 +408,7 @@ def _volume_rule(raw: dict[str, Any], common: dict[str, Any]) -> Rule:
     below = _field(raw, "below", _count, None)
     return Rule(
         **common,
-        window=_required(raw, "window", parse_duration),
+        window=_required(raw, "window", parse_window),
         threshold=_field(raw, "drop", parse_fraction, 0.0),
         resolve=0.0,
         min_volume=_field(raw, "min_baseline", _count, 20),

@@ -168,13 +168,26 @@ class Monitor:
     # --- the monitor thread ----------------------------------------------------------------
 
     def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            try:
-                now = self.clock()
-                self.tick(evaluate=now - self._last_eval >= self.config.evaluate_every)
-            except Exception:
-                self.errors += 1
-                log.exception("monitor round failed")
+        wait = self.interval  # the first round after one interval, as every later flush
+        while not self._stop.wait(wait):
+            self.round()
+            wait = self.next_wait()
+
+    def next_wait(self) -> float:
+        """Seconds to the next round: the flush ``interval``, or less when an evaluation falls
+        due sooner, so rules are evaluated every ``evaluate_every`` whatever the interval."""
+        due_in = self._last_eval + self.config.evaluate_every - self.clock()
+        return max(0.0, min(self.interval, due_in))
+
+    def round(self) -> bool:
+        """One round of the monitor thread; True when it evaluated the rules."""
+        due = self.clock() - self._last_eval >= self.config.evaluate_every
+        try:
+            self.tick(evaluate=due)
+        except Exception:
+            self.errors += 1
+            log.exception("monitor round failed")
+        return due
 
     def tick(self, *, evaluate: bool = True) -> list[Notification]:
         """One round at ``clock()``: poll, flush, health, prune, and (by default) evaluate."""

@@ -9,6 +9,10 @@ anything already sent, derived attributes stay idempotent. The record is marked
 a record is never marked without its write queued, nor queued twice after a crash; otherwise
 it is marked ``still_invalid`` with the new findings. v2 batch items are replayed as
 ``POST /api/v2/entity``.
+
+A dry run previews the real run exactly: it claims dedupe keys in memory as it goes, so the
+second of two quarantined copies of one order is counted as a duplicate in both. Duplicates are
+counted apart from replayed records (a record is one or the other).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from trackguard.core.verdict import Verdict
 from trackguard.delivery.ratelimit import TokenBucket
 from trackguard.ingest import quarantine_records, to_write
 from trackguard.plan.model import Plan
+from trackguard.recovery.dedupe import all_duplicates, claimed_keys
 from trackguard.recovery.fixes import Fix, apply_fixes
 from trackguard.store.base import QuarantineRecord, StoreError
 from trackguard.store.quarantine import QuarantineFilter, get, list_quarantine
@@ -67,10 +72,13 @@ class ReplayReport(msgspec.Struct, kw_only=True):
 
     @property
     def replayed(self) -> int:
-        return sum(i.outcome in ("replayed", "duplicate") for i in self.items)
+        """Records whose operations were queued (would be, in a dry run)."""
+        return sum(i.outcome == "replayed" for i in self.items)
 
     @property
     def duplicates(self) -> int:
+        """Records accepted but dropped by dedupe: every event was sent already, before or
+        earlier in this replay."""
         return sum(i.outcome == "duplicate" for i in self.items)
 
     @property
@@ -113,11 +121,15 @@ def _reason(verdict: Verdict) -> tuple[tuple[str, ...], bytes, str]:
     return codes, _encode(findings), messages
 
 
-def _claimed(conn: sqlite3.Connection, keys: Sequence[str], now: float) -> bool:
+def _claimed(conn: sqlite3.Connection, keys: Sequence[str], now: float, in_run: set[str]) -> bool:
+    """Whether every key is claimed, in the store or earlier in this (dry) run."""
     if not keys:
         return False
     return all(
-        conn.execute("SELECT 1 FROM claims WHERE key = ? AND expires_at > ?", (k, now)).fetchone()
+        k in in_run
+        or conn.execute(
+            "SELECT 1 FROM claims WHERE key = ? AND expires_at > ?", (k, now)
+        ).fetchone()
         for k in keys
     )
 
@@ -151,6 +163,7 @@ def replay(
         state = GatewayState.load(store)
         identity_map = dict(store.identities())
         items: list[ReplayItem] = []
+        claimed: set[str] = set()  # keys a dry run would have claimed so far
         bucket = TokenBucket(rate, 1, time.monotonic) if rate else None
         for record_id in ids:
             if bucket is not None and not dry_run:
@@ -169,6 +182,7 @@ def replay(
                     fixes,
                     identity_map,
                     at,
+                    claimed,
                     dry_run=dry_run,
                     now_timestamps=now_timestamps,
                 )
@@ -197,6 +211,7 @@ def _one(
     fixes: Sequence[Fix],
     identity_map: dict[str, str],
     now: float,
+    claimed: set[str],
     *,
     dry_run: bool,
     now_timestamps: bool,
@@ -261,12 +276,14 @@ def _one(
         if isinstance(ts, int) and not isinstance(ts, bool) and now - ts > CAMPAIGN_WINDOW:
             item.late = True
     write = to_write(request, verdict, now, plan.dedupe)
-    keys = [r.dedupe_key for r in write.outbox if r.claim_until is not None and r.dedupe_key]
+    keys = claimed_keys(write)
     if dry_run:
-        item.outcome = "duplicate" if _claimed(conn, keys, now) else "replayed"
+        item.outcome = "duplicate" if _claimed(conn, keys, now, claimed) else "replayed"
+        claimed.update(keys)
+        state.learn(write)  # as the real run does, so later records are checked the same way
         return item
     # The write and the mark are one transaction: a crash leaves both or neither.
     duplicates = store.commit([write], quarantine_states=[(record.id, "replayed")])[0]
     state.learn(write)
-    item.outcome = "duplicate" if keys and duplicates >= len(keys) else "replayed"
+    item.outcome = "duplicate" if all_duplicates(write, duplicates) else "replayed"
     return item
