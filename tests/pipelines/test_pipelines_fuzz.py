@@ -29,7 +29,13 @@ KEYS = st.sampled_from(
         "integrations", "timestamp", "messageId", "groupId", "previousId", "sentAt", "writeKey",
     ]
 )  # fmt: skip
-SCALARS = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text()
+SCALARS = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text()
+)
 JSON = st.recursive(
     SCALARS,
     lambda inner: (

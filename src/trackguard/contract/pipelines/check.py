@@ -131,8 +131,8 @@ def is_iso8601(value: Any) -> bool:
     return in_range and (off_h is None or (int(off_h) <= 23 and int(off_m) <= 59))
 
 
-def _text(value: Any) -> str | None:
-    """A non-empty string, or an integer as its text (numeric ids are read as strings)."""
+def text_of(value: Any) -> str | None:
+    """A non-blank string, or an integer as its text (numeric ids are read as strings)."""
     if isinstance(value, str):
         return value if value.strip() else None
     if isinstance(value, int) and not isinstance(value, bool):
@@ -188,10 +188,10 @@ class _Checker:
         """The userId as text (flagging its shape); requires it or an anonymousId if asked."""
         body = self.body
         user_id, anonymous_id = body.get("userId"), body.get("anonymousId")
-        user = _text(user_id)
+        user = text_of(user_id)
         if not isinstance(user_id, str | None) and user is None:
             self.error(m.USER_ID_INVALID, "userId")
-        if not isinstance(anonymous_id, str | None) and _text(anonymous_id) is None:
+        if not isinstance(anonymous_id, str | None) and text_of(anonymous_id) is None:
             self.error(m.ANONYMOUS_ID_INVALID, "anonymousId")
         if isinstance(user_id, int) and not isinstance(user_id, bool):
             self.warn(m.USER_ID_NUMBER, "userId")
@@ -200,7 +200,7 @@ class _Checker:
                 self.warn(m.USER_ID_CIO, "userId")
             elif is_email(user):
                 self.warn(m.USER_ID_EMAIL, "userId")
-        if required and user is None and _text(anonymous_id) is None:
+        if required and user is None and text_of(anonymous_id) is None:
             self.error(m.USER_MISSING, "userId")
         return user
 
@@ -210,7 +210,7 @@ class _Checker:
         user = self.user(required=False)
         traits = self.body.get("traits")
         email = traits.get("email") if isinstance(traits, dict) else None
-        anonymous = _text(self.body.get("anonymousId"))
+        anonymous = text_of(self.body.get("anonymousId"))
         if user is None and anonymous is None and not (isinstance(email, str) and email):
             # The spec allows an empty userId and anonymousId when traits.email names the person.
             self.error(m.USER_MISSING, "userId")
@@ -232,9 +232,9 @@ class _Checker:
             destructive, required = semantic
             self.warn(m.DESTRUCTIVE_EVENT if destructive else m.SEMANTIC_EVENT, "event")
             for path in required:
-                value = user if path == "userId" else _text(_dig(self.body, path))
+                value = user if path == "userId" else text_of(_dig(self.body, path))
                 if value is None and path == "groupId":
-                    value = _text(_dig(self.body, "properties.groupId"))
+                    value = text_of(_dig(self.body, "properties.groupId"))
                 if value is None:
                     self.warn(m.SEMANTIC_FIELD_MISSING, path)
         elif name in _POSSIBLY_SEMANTIC:
@@ -261,7 +261,7 @@ class _Checker:
 
     def group(self) -> None:
         self.user(required=False)  # the spec's Known User variant requires only groupId
-        if _text(self.body.get("groupId")) is None:
+        if text_of(self.body.get("groupId")) is None:
             self.error(m.GROUP_ID_MISSING, "groupId")
         type_id = _dig(self.body, "traits.objectTypeId")
         if type_id is not None and not (isinstance(type_id, str) and type_id.isdigit()):
@@ -271,11 +271,11 @@ class _Checker:
             self.error(m.NOT_AN_OBJECT, "traits.relationshipAttributes")
 
     def alias(self) -> None:
-        if _text(self.body.get("userId")) is None:
+        if text_of(self.body.get("userId")) is None:
             self.error(m.ALIAS_USER_ID_MISSING, "userId")
         else:
             self.user(required=False)
-        if _text(self.body.get("previousId")) is None:
+        if text_of(self.body.get("previousId")) is None:
             self.error(m.PREVIOUS_ID_MISSING, "previousId")
 
 
@@ -345,8 +345,11 @@ def _request_error(
     )
 
 
-def evaluate(request: Request) -> PipelinesResult:
-    """What Customer.io's Pipelines API would accept, drop and flag in ``request``."""
+def evaluate(request: Request, *, oversize: bool = False) -> PipelinesResult:
+    """What Customer.io's Pipelines API would accept, drop and flag in ``request``.
+
+    ``oversize`` says the door refused the body unread because it was too large.
+    """
     route = route_for(request.path)
     headers = request.headers
     strict = is_strict(headers)
@@ -360,6 +363,8 @@ def evaluate(request: Request) -> PipelinesResult:
         return PipelinesResult(route=route, strict=strict)
     raw, problem = inflate(request.body, header(headers, "content-encoding"))
     key = write_key(headers, None)
+    if oversize:
+        problem = m.REQUEST_TOO_LARGE
     if problem is not None:
         return _request_error(route, strict, key, problem)
     ok, decoded = decode_body(raw)

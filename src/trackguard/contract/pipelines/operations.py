@@ -21,11 +21,11 @@ email-shaped value an email, anything else an id.
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import Final
 
 from trackguard.contract.identifiers import classify
 from trackguard.contract.operations import Identifier, Operation
-from trackguard.contract.pipelines.check import Call
+from trackguard.contract.pipelines.check import Call, text_of
 
 #: call type -> (operation type, action, data key, name key)
 _MAPPING: Final[dict[str, tuple[str, str, str | None, str]]] = {
@@ -38,26 +38,18 @@ _MAPPING: Final[dict[str, tuple[str, str, str | None, str]]] = {
 }
 
 
-def _as_text(value: Any) -> str | None:
-    if isinstance(value, str) and value.strip():
-        return value
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    return None
-
-
 def identifier_of(call: Call) -> Identifier | None:
     """Who (or which object) the call addresses."""
     body = call.body
     if call.type == "group":
-        group = _as_text(body.get("groupId"))
+        group = text_of(body.get("groupId"))
         traits = body.get("traits")
         type_id = traits.get("objectTypeId") if isinstance(traits, dict) else None
-        return None if group is None else Identifier("object", f"{_as_text(type_id) or 1}:{group}")
-    user = _as_text(body.get("userId"))
+        return None if group is None else Identifier("object", f"{text_of(type_id) or 1}:{group}")
+    user = text_of(body.get("userId"))
     if user is not None:
         return classify(user)
-    anonymous = _as_text(body.get("anonymousId"))
+    anonymous = text_of(body.get("anonymousId"))
     return None if anonymous is None else Identifier("anonymous_id", anonymous)
 
 
