@@ -468,6 +468,8 @@ def test_message_id_is_an_opaque_non_empty_string(value: Any) -> None:
         ({"type": "identify", "userId": "ann@example.com"}, [("user_id_email", "userId")]),
         ({"type": "identify", "userId": 42}, [("user_id_number", "userId")]),
         ({"type": "identify", **ANON}, [("anonymous_identify", "userId")]),
+        ({"type": "identify", **ANON, "traits": {"email": "a@x.io"}}, []),
+        ({"type": "identify", "traits": {"email": "a@x.io"}}, []),
         ({"type": "page", "userId": "u"}, [("page_without_url", "properties.url")]),
         ({"type": "page", "userId": "u", "properties": {"url": ""}}, [
             ("page_without_url", "properties.url")]),

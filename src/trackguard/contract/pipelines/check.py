@@ -211,10 +211,11 @@ class _Checker:
         traits = self.body.get("traits")
         email = traits.get("email") if isinstance(traits, dict) else None
         anonymous = text_of(self.body.get("anonymousId"))
-        if user is None and anonymous is None and not (isinstance(email, str) and email):
+        has_email = isinstance(email, str) and email.strip() != ""
+        if user is None and anonymous is None and not has_email:
             # The spec allows an empty userId and anonymousId when traits.email names the person.
             self.error(m.USER_MISSING, "userId")
-        elif user is None:
+        elif user is None and not has_email:
             self.warn(m.ANONYMOUS_IDENTIFY, "userId")
 
     def track(self) -> None:
