@@ -180,6 +180,20 @@ def test_bearer_and_body_keys_are_accepted(cdp: httpx.Client) -> None:
     assert [r["headers"]["authorization"] for r in recorded[:1]] == ["[redacted]"]
     assert json.loads(recorded[1]["body"])["writeKey"] == "[redacted]"
     assert WRITE_KEY not in json.dumps(recorded)
+    assert recorded[0]["response"] == "{}"
+
+
+def test_a_browser_batch_has_every_key_redacted_in_the_log(cdp: httpx.Client) -> None:
+    item = {"type": "track", "anonymousId": "a-1", "event": "E", "writeKey": WRITE_KEY}
+    body = json.dumps({"batch": [item, item], "writeKey": WRITE_KEY})
+    response = cdp.post("/v1/b", content=body, auth=None, headers={"x-strict-mode": "1"})
+    assert response.status_code == 200
+    assert response.headers["access-control-allow-origin"] == "*"
+    (recorded,) = cdp.get("/_emulator/requests").json()
+    assert json.loads(recorded["body"]) == {
+        "batch": [{**item, "writeKey": "[redacted]"}] * 2,
+        "writeKey": "[redacted]",
+    }
 
 
 def test_gzip_bodies_are_read_and_a_bomb_is_refused(cdp: httpx.Client) -> None:

@@ -33,6 +33,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("trackguard.emulator")
 
 _decode: Final = msgspec.json.Decoder()
+#: The browser SDK posts cross-origin (``text/plain``, so without a preflight): the answer must
+#: allow any origin or the browser hides it from the SDK, which then retries.
+_CORS: Final = ("access-control-allow-origin", "*")
 
 
 def fault_body(status: int) -> bytes:
@@ -47,15 +50,22 @@ def fault_body(status: int) -> bytes:
 
 
 def redact_body_key(body: bytes) -> bytes:
-    """The body with a top-level ``writeKey`` replaced by ``[redacted]`` (JSON re-encoded)."""
+    """The body with every ``writeKey`` (top level, and in each batch item as the browser SDK
+    sends them) replaced by ``[redacted]``, JSON re-encoded; other bodies unchanged."""
     try:
         decoded = _decode.decode(body)
     except (msgspec.DecodeError, RecursionError):
         return body
-    if not isinstance(decoded, dict) or "writeKey" not in decoded:
+    if not isinstance(decoded, dict):
         return body
-    decoded["writeKey"] = REDACTED
-    return msgspec.json.encode(decoded)
+    items = decoded.get("batch")
+    holders = [decoded, *(items if isinstance(items, list) else ())]
+    found = False
+    for holder in holders:
+        if isinstance(holder, dict) and "writeKey" in holder:
+            holder["writeKey"] = REDACTED
+            found = True
+    return msgspec.json.encode(decoded) if found else body
 
 
 def _headers(scope: Scope) -> tuple[tuple[str, str], ...]:
@@ -103,6 +113,7 @@ async def handle(emulator: Emulator, scope: Scope, receive: Receive, send: Send)
         except Exception:  # a bug must not hide the request: answer, log and record it
             log.exception("emulator failed on %s %s", method, target)
             status, payload = 500, fault_body(500)
+    headers.append(_CORS)
     if oversize:
         headers.append(("connection", "close"))  # the unread rest of the body is in the way
     if decision.delay:
