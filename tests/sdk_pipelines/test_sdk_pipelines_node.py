@@ -12,19 +12,18 @@ from __future__ import annotations
 
 import json
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from sdk_env import WRITE_KEY
 
 from npm_pinned import npm_ci
-from trackguard.emulator.app import Emulator, create_emulator
-from trackguard.http.runner import RunningServer, start_in_thread
+from trackguard.emulator.app import Emulator
+from trackguard.http.runner import RunningServer
 
 HERE = Path(__file__).resolve().parent
 PACKAGE = "@customerio/cdp-analytics-node"
-WRITE_KEY = "my-legacy-write-key"
 AT = "2024-06-01T12:00:00.000Z"
 
 
@@ -35,14 +34,6 @@ def node_sdk() -> str:
     npm_ci(HERE, PACKAGE)
     version = subprocess.run(["node", "--version"], capture_output=True, text=True, check=True)
     return version.stdout.strip().removeprefix("v")
-
-
-@pytest.fixture
-def served() -> Iterator[tuple[Emulator, RunningServer]]:
-    emulator = create_emulator("site", "key", write_key=WRITE_KEY)
-    with start_in_thread(emulator) as server:
-        yield emulator, server
-    emulator.close()
 
 
 def _expected(node_version: str) -> list[dict[str, Any]]:
