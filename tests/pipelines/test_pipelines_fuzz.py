@@ -20,6 +20,7 @@ from pipelines_env import BASIC, STRICT, request
 from trackguard.contract.operations import Request
 from trackguard.contract.pipelines import PipelinesResult, evaluate, outcome, to_operation
 from trackguard.contract.pipelines import messages as m
+from trackguard.contract.pipelines.check import full_iso8601, is_iso8601
 from trackguard.contract.pipelines.routes import CALL_TYPES, ROUTES
 
 PATHS = st.sampled_from([*ROUTES, "/v1/", "/v1/x", "/v1/batch/extra"])
@@ -149,3 +150,22 @@ def test_basic_auth_yields_the_user_whatever_the_password(key: str, password: st
     result = evaluate(request("/v1/track", {}, ("authorization", f"Basic {token}")))
     assert result.write_key is not None
     assert (result.write_key.value, result.write_key.source) == (key, "basic")
+
+
+SDK_TIMES = st.builds(
+    "{:04d}-{:02d}-{:02d}T{:02d}:{:02d}:{:02d}{}{}".format,
+    st.integers(0, 9999),
+    st.integers(0, 13),
+    st.integers(0, 32),
+    st.integers(0, 25),
+    st.integers(0, 61),
+    st.integers(0, 61),
+    st.sampled_from(["", ".2", ".265", ".466172"]),
+    st.sampled_from(["Z", "+00:00", "-05:30", "+23:59", "+24:00", "+05:60"]),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=SDK_TIMES | st.text(max_size=40))
+def test_the_fast_timestamp_path_agrees_with_the_full_check(value: str) -> None:
+    assert is_iso8601(value) is full_iso8601(value)
