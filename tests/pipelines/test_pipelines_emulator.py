@@ -64,6 +64,7 @@ def test_a_batch_is_answered_200_and_kept_exactly_as_sent(cdp: httpx.Client) -> 
         (1, "identify", "/v1/batch", 0),
         (2, "track", "/v1/batch", 1),
     ]
+    assert [c["envelope"] for c in kept] == [{"sentAt": "2024-06-01T12:00:02Z"}] * 2
     assert [c["call"]["messageId"] for c in calls(cdp, type="track")] == [MSG]
     assert calls(cdp, userId="nobody") == []
 

@@ -107,7 +107,9 @@ def test_every_call_type_arrives_exactly_and_is_applied(
 ) -> None:
     emulator, server, key = emu
     assert drive(python_sdk, server, key, "calls", "--strict") == []  # strict: the key is good
-    assert [c["call"] for c in emulator.pipelines.calls_view()] == CALLS
+    kept = emulator.pipelines.calls_view()
+    assert [c["call"] for c in kept] == CALLS
+    assert all(set(c["envelope"]) == {"sentAt"} for c in kept)  # the SDK's batch-level sentAt
     assert emulator.pipelines.dropped_view() == []
     requests = emulator.log.snapshot()
     assert {r["path"] for r in requests} == {"/v1/batch"}

@@ -83,7 +83,7 @@ def _answer(
     result = evaluate(request, oversize=oversize)
     done = outcome(result, key_accepted=emulator.pipelines_key_accepted(result.write_key))
     now = emulator.state.clock()
-    fresh = emulator.pipelines.accept(done.calls, path=path, now=now)
+    fresh = emulator.pipelines.accept(done.calls, path=path, now=now, envelope=result.envelope)
     emulator.state.apply(op for call in fresh for op in journeys_operations(call))
     emulator.pipelines.drop(done.dropped, path=path, status=done.status, now=now)
     extra = [] if done.allow is None else [("allow", done.allow)]

@@ -31,8 +31,16 @@ class PipelinesState:
             self.duplicates = 0
             self._seen: set[str] = set()
 
-    def accept(self, calls: tuple[Call, ...], *, path: str, now: float) -> list[Call]:
-        """Keep ``calls``; returns the ones that were new (not repeats of a messageId)."""
+    def accept(
+        self,
+        calls: tuple[Call, ...],
+        *,
+        path: str,
+        now: float,
+        envelope: dict[str, Any] | None = None,
+    ) -> list[Call]:
+        """Keep ``calls`` (with their batch's ``envelope``: ``sentAt``, a default ``context``…);
+        returns the ones that were new (not repeats of a messageId)."""
         fresh: list[Call] = []
         with self._lock:
             for call in calls:
@@ -50,6 +58,7 @@ class PipelinesState:
                         "batch_index": call.index,
                         "received_at": now,
                         "call": call.body,
+                        "envelope": envelope or {},
                     }
                 )
                 fresh.append(call)
