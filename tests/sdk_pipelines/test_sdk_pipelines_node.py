@@ -10,13 +10,12 @@ everything goes to ``/v1/batch`` with Basic auth, ``_metadata`` on every call, t
 
 from __future__ import annotations
 
-import json
 import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sdk_env import WRITE_KEY
+from sdk_env import drive_node
 
 from npm_pinned import npm_ci
 from trackguard.emulator.app import Emulator
@@ -66,14 +65,7 @@ def test_every_call_type_arrives_exactly(
     node_sdk: str, served: tuple[Emulator, RunningServer]
 ) -> None:
     emulator, server = served
-    done = subprocess.run(
-        ["node", str(HERE / "driver.js"), server.url, WRITE_KEY],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr
-    lines = [json.loads(line) for line in done.stdout.splitlines()]
+    lines = drive_node("driver.js", server.url)
     assert lines[-1] == {"done": True}
     assert [line for line in lines if "error" in line] == []
     assert {line["request"]["url"] for line in lines[:-1]} == {f"{server.url}/v1/batch"}
