@@ -169,3 +169,32 @@ SDK_TIMES = st.builds(
 @given(value=SDK_TIMES | st.text(max_size=40))
 def test_the_fast_timestamp_path_agrees_with_the_full_check(value: str) -> None:
     assert is_iso8601(value) is full_iso8601(value)
+
+
+#: A valid call of each type, and the keys that each make it valid alone or together:
+#: (type, call, groups); the call is accepted exactly when every group keeps one key.
+REQUIRED: list[tuple[str, dict[str, Any], list[tuple[str, ...]]]] = [
+    ("identify", {"userId": "u", "anonymousId": "a", "traits": {"email": "e@x.io"}},
+     [("userId", "anonymousId", "traits")]),
+    ("track", {"userId": "u", "anonymousId": "a", "event": "E"},
+     [("userId", "anonymousId"), ("event",)]),
+    ("page", {"userId": "u", "anonymousId": "a", "properties": {"url": "https://x.io"}},
+     [("userId", "anonymousId")]),
+    ("screen", {"userId": "u", "anonymousId": "a", "name": "Home"}, [("userId", "anonymousId")]),
+    ("group", {"userId": "u", "groupId": "g"}, [("groupId",)]),
+    ("alias", {"userId": "u", "previousId": "p"}, [("userId",), ("previousId",)]),
+]  # fmt: skip
+
+
+@settings(max_examples=200, deadline=None)
+@given(case=st.sampled_from(REQUIRED), data=st.data())
+def test_a_call_is_kept_exactly_when_its_required_fields_are(
+    case: tuple[str, dict[str, Any], list[tuple[str, ...]]], data: st.DataObject
+) -> None:
+    kind, full, groups = case
+    dropped = data.draw(st.sets(st.sampled_from(sorted(full))))
+    call = {"type": kind, **{k: v for k, v in full.items() if k not in dropped}}
+    kept = all(any(key not in dropped for key in group) for group in groups)
+    result = evaluate(request("/v1/batch", {"batch": [call]}, BASIC))
+    assert len(result.calls) == (1 if kept else 0)
+    assert bool(result.errors) is not kept
