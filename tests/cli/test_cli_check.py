@@ -65,7 +65,9 @@ def rows(output: str) -> list[str]:
 
 
 def jsonl(output: str) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in output.splitlines()]
+    # JSON Lines break at "\n" only: str.splitlines() would also break inside a string that
+    # holds U+0085 or U+2028, which JSON writes raw.
+    return [json.loads(line) for line in output.split("\n") if line]
 
 
 # --- exit status --------------------------------------------------------------------------------
@@ -545,3 +547,13 @@ def test_jsonl_answers_every_non_blank_line(content: list[bytes], gz: bool) -> N
     assert all(r["file"] == str(path) for r in out)
     failed = any("unreadable" in r or r["outcome"] in ("rejected", "invalid") for r in out)
     assert result.exit_code == (1 if failed else 0)
+
+
+def test_jsonl_lines_break_at_newlines_only(tmp_path: Path) -> None:
+    path = tmp_path / "in.jsonl"
+    name = "order\u0085completed\u2028x"
+    record = {"method": "POST", "path": "/api/v1/customers/1/events", "body": {"name": name}}
+    path.write_text(json.dumps(record, ensure_ascii=False) + "\n", encoding="utf-8")
+    result = CliRunner().invoke(check_command, ["--format", "jsonl", str(path)])
+    assert result.stdout.count("\n") == 1
+    assert [r["line"] for r in jsonl(result.stdout)] == [1]
