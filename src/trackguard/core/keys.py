@@ -27,11 +27,15 @@ _encode = msgspec.json.Encoder(order="sorted")
 
 
 def value_at(body: dict[str, Any] | None, path: tuple[str, ...]) -> Any:
-    """The value at a ``data.…`` path of a v1 event body or a v2 item (``attributes.…``)."""
+    """The value at a ``data.…`` path of a v1 event body, a v2 item (``attributes.…``) or a
+    Pipelines call (``properties.…``)."""
     if body is None:
         return None
-    if path and path[0] == "data" and "data" not in body and "attributes" in body:
-        path = ("attributes", *path[1:])
+    if path and path[0] == "data" and "data" not in body:
+        if "attributes" in body:
+            path = ("attributes", *path[1:])
+        elif "properties" in body:  # a Pipelines track call
+            path = ("properties", *path[1:])
     node: Any = body
     for key in path:
         if not isinstance(node, dict) or key not in node:

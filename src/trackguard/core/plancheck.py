@@ -282,8 +282,8 @@ class CompiledPlan:
             ev = self._event(op, work)
         elif op.action == "identify" and op.type == "person" and isinstance(op.data, dict):
             self._identify(op, work)
-        if op.is_event and op.body is not None and "timestamp" in op.body:
-            self._timestamp(op, work)
+        if op.is_event and op.body is not None and "timestamp" in op.body and op.api != "pipelines":
+            self._timestamp(op, work)  # Pipelines timestamps are ISO-8601 strings, as they must be
         if now is not None and op.is_event and work.body is not None:
             self._timeliness(op, work, state, now)
         dedupe = total = None
@@ -384,6 +384,8 @@ class CompiledPlan:
             work.set(
                 ("identifiers",), {"email": ident.value}, {"id": known}, "identity.email_keyed"
             )
+        elif op.api == "pipelines" and work.body is not None:
+            work.set(("userId",), work.body.get("userId"), known, "identity.email_keyed")
         else:
             work.changes.append(
                 Change(
@@ -409,6 +411,8 @@ class CompiledPlan:
             if op.api == "v2" and isinstance(body.get("identifiers"), dict)
             else body.get("id")
         )
+        if op.api == "pipelines":
+            attrs, raw_id = op.data, body.get("userId")
         if policy.id_type != "allow" and isinstance(raw_id, int) and not isinstance(raw_id, bool):
             work.flag(
                 "identity_id_type",
@@ -457,7 +461,7 @@ class CompiledPlan:
     def _event(self, op: Operation, work: _Work) -> _Event | None:
         body = op.body
         assert body is not None
-        raw = body.get("name")
+        raw = body.get(op.name_key)
         if not isinstance(raw, str):
             return None
         name = raw.strip()
@@ -466,6 +470,7 @@ class CompiledPlan:
         if ev is not None and ev.name != name:
             self._rename(
                 work,
+                op.name_key,
                 raw,
                 ev.name,
                 "event_alias",
@@ -477,6 +482,7 @@ class CompiledPlan:
             if ev is not None:
                 self._rename(
                     work,
+                    op.name_key,
                     raw,
                     ev.name,
                     "event_name_drift",
@@ -489,7 +495,7 @@ class CompiledPlan:
                 work.flag(
                     "event_unplanned",
                     "unplanned.events",
-                    "name",
+                    op.name_key,
                     f"event {_show(raw)} is not in the tracking plan",
                     policy,
                 )
@@ -497,6 +503,7 @@ class CompiledPlan:
                 fixed = to_convention(name, naming.convention)
                 self._rename(
                     work,
+                    op.name_key,
                     raw,
                     fixed,
                     "event_name_convention",
@@ -528,7 +535,7 @@ class CompiledPlan:
         return ev
 
     def _rename(
-        self, work: _Work, raw: str, fixed: str, code: str, rule: str, message: str
+        self, work: _Work, key: str, raw: str, fixed: str, code: str, rule: str, message: str
     ) -> None:
         action = self.plan.naming.action
         if action == "fix" and utf8_len(fixed) > MAX_EVENT_NAME_BYTES:
@@ -536,16 +543,16 @@ class CompiledPlan:
             work.flag(
                 code,
                 rule,
-                "name",
+                key,
                 message + f"; not renamed: {fixed!r} would be longer than "
                 f"{MAX_EVENT_NAME_BYTES} bytes",
                 "warn",
             )
         elif action == "fix":
-            work.flag(code, rule, "name", message + f"; renamed to {fixed!r}", "fix")
-            work.set(("name",), raw, fixed, rule)
+            work.flag(code, rule, key, message + f"; renamed to {fixed!r}", "fix")
+            work.set((key,), raw, fixed, rule)
         else:
-            work.flag(code, rule, "name", message, action)
+            work.flag(code, rule, key, message, action)
 
     def _dedupe_key(self, ev: _Event, body: dict[str, Any] | None) -> str | None:
         if ev.dedupe is None:
