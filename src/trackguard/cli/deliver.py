@@ -13,7 +13,11 @@ import click
 from trackguard.cli.base import TrackguardCommand
 from trackguard.cli.options import db_option
 from trackguard.cli.store import retention_options
-from trackguard.delivery.transport import HttpxTransport
+from trackguard.delivery.transport import (
+    DEFAULT_PIPELINES_UPSTREAM,
+    HttpxTransport,
+    pipelines_transport,
+)
 from trackguard.delivery.worker import DeliveryReport, DeliveryWorker
 from trackguard.gateway.config import load_auth
 from trackguard.store.retention import Pruner, Retention, alongside
@@ -35,15 +39,30 @@ from trackguard.store.sqlite import SQLiteStore, open_store
     show_default=True,
     help="Most requests per second sent upstream.",
 )
+@click.option(
+    "--pipelines-upstream",
+    default=DEFAULT_PIPELINES_UPSTREAM,
+    show_default=True,
+    metavar="URL",
+    help="Pipelines API host (EU: https://cdp-eu.customer.io), used when "
+    "TRACKGUARD_CDP_API_KEY is set.",
+)
 @click.option("--once", is_flag=True, help="Deliver what is due now, then prune, then exit.")
 @retention_options
 def deliver_command(
-    db: str, upstream: str, rate: float, once: bool, retention: Retention, prune_every: float
+    db: str,
+    upstream: str,
+    rate: float,
+    pipelines_upstream: str,
+    once: bool,
+    retention: Retention,
+    prune_every: float,
 ) -> None:
     """Send the outbox to Customer.io: batched, rate-limited, retried, in per-person order.
 
     Runs until SIGTERM or SIGINT, then finishes the request in flight and exits. Credentials
-    come from TRACKGUARD_SITE_ID and TRACKGUARD_API_KEY only. With --once it exits 1 when
+    come from TRACKGUARD_SITE_ID and TRACKGUARD_API_KEY only (and the Pipelines write key from
+    TRACKGUARD_CDP_API_KEY). With --once it exits 1 when
     upstream failed and rows are left to retry.
 
     Example:
@@ -52,14 +71,20 @@ def deliver_command(
         export TRACKGUARD_SITE_ID=... TRACKGUARD_API_KEY=...
         trackguard deliver --db trackguard.db --upstream https://track.customer.io
     """
-    credentials = load_auth(None).upstream
+    auth = load_auth(None)
+    credentials = auth.upstream
     store = open_store(db, create=False)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request is noise
     transport = HttpxTransport(upstream, credentials.site_id, credentials.api_key)
-    worker = DeliveryWorker(store, transport, rate=rate)
+    pipelines = (
+        None
+        if auth.pipelines_key is None
+        else pipelines_transport(pipelines_upstream, auth.pipelines_key)
+    )
+    worker = DeliveryWorker(store, transport, rate=rate, pipelines=pipelines)
     pruner = Pruner(store, retention, every=prune_every) if isinstance(store, SQLiteStore) else None
     try:
         if once:
@@ -77,6 +102,8 @@ def deliver_command(
             _run_until_signalled(worker.run if pruner is None else alongside(worker.run, pruner))
     finally:
         transport.close()
+        if pipelines is not None:
+            pipelines.close()
         store.close()
 
 

@@ -6,6 +6,9 @@ always sent in the order they were received. Consecutive v2 items share one
 default: Customer.io's limit is "smaller than 500kb", and whether a kb is 1000 or 1024 bytes is
 UNVERIFIED). A v1 row is one call of its own and closes the batch before it.
 
+Consecutive Pipelines calls share one ``POST /v1/batch`` body of the Pipelines API the same
+way (Customer.io: 500 KB per request, 32 KB per call); a change of API closes the batch.
+
 An item larger than ``max_item_bytes`` can never be sent (Customer.io: "each of the requests
 within the batch must also be 32kb or smaller"), so it is :class:`Rejected` here and goes to
 quarantine with that reason instead of failing on every attempt.
@@ -19,9 +22,13 @@ from typing import Final
 import msgspec
 
 from trackguard.contract.messages import MAX_BATCH_ITEM_BYTES
+from trackguard.contract.pipelines.messages import MAX_CALL_BYTES
 from trackguard.store.base import OutboxRow
 
 BATCH_PATH: Final = "/api/v2/batch"
+#: The Pipelines API's batch endpoint; a single call is resent as a batch of one.
+PIPELINES_BATCH_PATH: Final = "/v1/batch"
+BATCH_PATHS: Final = frozenset({BATCH_PATH, PIPELINES_BATCH_PATH})
 #: A single v2 item is a complete ``/api/v2/entity`` body: quarantined items are kept as such.
 ENTITY_PATH: Final = "/api/v2/entity"
 DEFAULT_MAX_BATCH_BYTES: Final = 480_000
@@ -39,6 +46,7 @@ class _V1Call(msgspec.Struct, frozen=True):
 class _Payload(msgspec.Struct, frozen=True):
     v2: msgspec.Raw = msgspec.Raw(b"")
     v1: _V1Call | None = None
+    pipelines: msgspec.Raw = msgspec.Raw(b"")
 
 
 _decode_payload: Final = msgspec.json.Decoder(_Payload).decode
@@ -59,7 +67,12 @@ class UpstreamRequest(msgspec.Struct, frozen=True, kw_only=True):
 
     @property
     def is_batch(self) -> bool:
-        return self.path == BATCH_PATH
+        return self.path in BATCH_PATHS
+
+    @property
+    def api(self) -> str:
+        """``pipelines`` for the Pipelines API (``/v1/...``), else ``track``."""
+        return "pipelines" if self.path.startswith("/v1/") else "track"
 
 
 class Rejected(msgspec.Struct, frozen=True, kw_only=True):
@@ -87,6 +100,9 @@ def entity_request(row: OutboxRow, item: bytes) -> UpstreamRequest:
 
 def alone(request: UpstreamRequest, index: int) -> UpstreamRequest:
     """The request that sends row ``index`` of ``request`` by itself."""
+    if request.path == PIPELINES_BATCH_PATH:
+        one = slice(index, index + 1)
+        return batch_request(request.rows[one], request.items[one], path=PIPELINES_BATCH_PATH)
     if request.is_batch:
         return entity_request(request.rows[index], request.items[index])
     return request
@@ -97,10 +113,12 @@ def batch_size(items: Sequence[bytes]) -> int:
     return _OVERHEAD + sum(len(i) for i in items) + max(len(items) - 1, 0)
 
 
-def batch_request(rows: Sequence[OutboxRow], items: Sequence[bytes]) -> UpstreamRequest:
+def batch_request(
+    rows: Sequence[OutboxRow], items: Sequence[bytes], *, path: str = BATCH_PATH
+) -> UpstreamRequest:
     return UpstreamRequest(
         method="POST",
-        path=BATCH_PATH,
+        path=path,
         body=_OPEN + b",".join(items) + _CLOSE,
         rows=tuple(rows),
         items=tuple(items),
@@ -110,8 +128,11 @@ def batch_request(rows: Sequence[OutboxRow], items: Sequence[bytes]) -> Upstream
 def split(request: UpstreamRequest) -> tuple[UpstreamRequest, UpstreamRequest]:
     """The two halves of a batch of two or more items, first half first."""
     half = len(request.items) // 2
-    rows, items = request.rows, request.items
-    return batch_request(rows[:half], items[:half]), batch_request(rows[half:], items[half:])
+    rows, items, path = request.rows, request.items, request.path
+    return (
+        batch_request(rows[:half], items[:half], path=path),
+        batch_request(rows[half:], items[half:], path=path),
+    )
 
 
 def pack(
@@ -126,11 +147,12 @@ def pack(
     batch_rows: list[OutboxRow] = []
     batch_items: list[bytes] = []
     size = _OVERHEAD - 1  # the first item adds no comma
+    batch_path = BATCH_PATH
 
     def flush() -> None:
         nonlocal size
         if batch_items:
-            requests.append(batch_request(batch_rows, batch_items))
+            requests.append(batch_request(batch_rows, batch_items, path=batch_path))
             batch_rows.clear()
             batch_items.clear()
         size = _OVERHEAD - 1
@@ -153,14 +175,16 @@ def pack(
                 )
             )
             continue
-        item = bytes(payload.v2)
+        item, path, limit = bytes(payload.v2), BATCH_PATH, max_item_bytes
+        if not item:
+            item, path, limit = bytes(payload.pipelines), PIPELINES_BATCH_PATH, MAX_CALL_BYTES
         if not item:
             rejected.append(_unreadable(row, "outbox payload has neither v1 nor v2"))
             continue
-        if len(item) > max_item_bytes:
+        if len(item) > limit:
             reason = (
                 f"batch item is {len(item)} bytes; Customer.io accepts at most "
-                f"{max_item_bytes} bytes per item"
+                f"{limit} bytes per item"
             )
             rejected.append(
                 Rejected(
@@ -168,13 +192,14 @@ def pack(
                     code="item_too_large",
                     reason=reason,
                     method="POST",
-                    path=ENTITY_PATH,
-                    body=item,
+                    path=ENTITY_PATH if path == BATCH_PATH else path,
+                    body=item if path == BATCH_PATH else _OPEN + item + _CLOSE,
                 )
             )
             continue
-        if batch_items and size + 1 + len(item) > max_batch_bytes:
+        if batch_items and (path != batch_path or size + 1 + len(item) > max_batch_bytes):
             flush()
+        batch_path = path
         batch_rows.append(row)
         batch_items.append(item)
         size += 1 + len(item)

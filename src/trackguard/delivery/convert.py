@@ -10,6 +10,7 @@ same, so the event ``id`` a client saw acknowledged is the one Customer.io dedup
 * Everything else stays a v1 call ``{"v1": {"method", "path", "body"}}``: anonymous events
   (v2 ``anonymous_id`` identifiers are UNVERIFIED in the spec), segments, forms, metrics,
   unsubscribe, and any v1 body carrying a key the conversion does not know (nothing is dropped).
+* Pipelines calls go as they were accepted, ``{"pipelines": call}``, to the Pipelines API.
 * ``GET /api/v1/accounts/region`` is answered by the gateway and never queued.
 
 Every person event gets a ULID ``id`` (the client's own when it sent one) and an integer
@@ -101,6 +102,8 @@ def to_outbox_row(
     """One operation's outbox row, or None for a read-only call that is never delivered."""
     if op.action in NEVER_QUEUED:
         return None
+    if op.api == "pipelines":
+        return _pipelines_row(op, received_at, source, route, plan_version)
     body = op.body
     if op.type == "person" and op.is_event and body is not None:
         body = with_event_fields(body, dedupe_key=op.dedupe_key, received_at=received_at)
@@ -110,6 +113,28 @@ def to_outbox_row(
         received_at=received_at,
         person=person_key(op),
         payload=payload,
+        dedupe_key=op.dedupe_key,
+        event_name=name if isinstance(name, str) else None,
+        source=source,
+        route=route,
+        plan_version=plan_version,
+    )
+
+
+def _pipelines_row(
+    op: Operation,
+    received_at: float,
+    source: str | None,
+    route: str | None,
+    plan_version: str | None,
+) -> OutboxRow:
+    """A Pipelines call as accepted, sent on unchanged: its messageId is Customer.io's event
+    id and its ISO-8601 ``timestamp`` the time of the event, so neither is touched."""
+    name = op.name if op.is_event else None
+    return OutboxRow(
+        received_at=received_at,
+        person=person_key(op),
+        payload=b'{"pipelines":' + _encode(op.body) + b"}",
         dedupe_key=op.dedupe_key,
         event_name=name if isinstance(name, str) else None,
         source=source,

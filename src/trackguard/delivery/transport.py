@@ -67,9 +67,11 @@ class Transport(Protocol):
 class HttpxTransport:
     """:class:`Transport` over one keep-alive ``httpx.Client`` with Basic auth.
 
-    ``base_url`` is the Track API host (``https://track.customer.io``, or an emulator);
-    ``url_path`` is appended as sent, percent-encoding included. ``verify`` is True, False, or
-    the path of a CA bundle (for an emulator with a self-signed certificate).
+    ``base_url`` is the Track API host (``https://track.customer.io``, or an emulator), or the
+    Pipelines API's with the write key as the user and an empty password; ``url_path`` is
+    appended as sent, percent-encoding included. ``verify`` is True, False, or
+    the path of a CA bundle (for an emulator with a self-signed certificate). ``headers`` go
+    on every request (``X-Strict-Mode: 1`` for the Pipelines API).
     """
 
     def __init__(
@@ -80,6 +82,7 @@ class HttpxTransport:
         *,
         timeout: float = 10.0,
         verify: bool | str = True,
+        headers: dict[str, str] | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         tls: bool | ssl.SSLContext = (
@@ -88,7 +91,7 @@ class HttpxTransport:
         self._client = httpx.Client(
             base_url=self.base_url,
             auth=httpx.BasicAuth(site_id, api_key),
-            headers={"user-agent": USER_AGENT},
+            headers={"user-agent": USER_AGENT, **(headers or {})},
             timeout=timeout,
             verify=tls,
         )
@@ -114,6 +117,18 @@ class HttpxTransport:
 
     def close(self) -> None:
         self._client.close()
+
+
+#: Customer.io's Pipelines API, US region; the EU region is ``https://cdp-eu.customer.io``.
+DEFAULT_PIPELINES_UPSTREAM: Final = "https://cdp.customer.io"
+
+
+def pipelines_transport(
+    base_url: str, write_key: str, *, verify: bool | str = True
+) -> HttpxTransport:
+    """The Pipelines API's transport: Basic auth with the write key and an empty password, and
+    ``X-Strict-Mode: 1``, so a refused call is a 400 delivery sees instead of a silent 200."""
+    return HttpxTransport(base_url, write_key, "", verify=verify, headers={"x-strict-mode": "1"})
 
 
 class UpstreamRequestRecord(msgspec.Struct, frozen=True):

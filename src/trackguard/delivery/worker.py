@@ -12,6 +12,10 @@ Every leased row ends a round in exactly one state, so nothing acknowledged is l
   loudly: good data is never quarantined for them). The delay is exponential backoff with full
   jitter, or the ``Retry-After`` upstream asked for.
 
+Pipelines API rows (``{"pipelines": call}``) go through their own transport (the Pipelines
+host, the write key, ``X-Strict-Mode: 1`` so refusals are visible) at their own rate; a strict
+400 is settled like a Track API 400: the batch is split until the refused call stands alone.
+
 After a retryable failure the round stops and the rows not yet sent are rescheduled with the
 same delay: upstream is struggling, and sending a person's later rows while an earlier one
 waits would break per-person order.
@@ -46,6 +50,8 @@ log = logging.getLogger("trackguard.delivery")
 
 #: Statuses that mean "this request's content is wrong": the rows are at fault.
 PERMANENT: Final = frozenset({400, 413, 422})
+#: Customer.io's documented soft limit for the Pipelines API: 3000 requests per 3 seconds.
+PIPELINES_RATE: Final = 1000.0
 #: Statuses expected while upstream is busy or down; anything else retryable is logged loudly.
 TRANSIENT: Final = frozenset({408, 425, 429})
 ITEMS_BOUNDS: Final = (1.0, 10.0, 50.0, 100.0, 250.0, 500.0, 1000.0)
@@ -280,6 +286,8 @@ class DeliveryWorker:
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], object] = time.sleep,
         rng: Uniform | None = None,
+        pipelines: Transport | None = None,
+        pipelines_rate: float = PIPELINES_RATE,
     ) -> None:
         if lease_size < 1:
             raise ValueError("lease_size must be at least 1")
@@ -301,6 +309,9 @@ class DeliveryWorker:
         self.sleep = sleep
         self.rng: Uniform = rng if rng is not None else random.Random()
         self.metrics = DeliveryMetrics()
+        #: The Pipelines API's transport and token bucket (None: Pipelines rows wait, logged).
+        self.pipelines = pipelines
+        self.pipelines_bucket = TokenBucket(pipelines_rate, max(1, int(pipelines_rate / 10)), clock)
         self._failures = 0  # consecutive failed requests: the backoff exponent
 
     # -- the loop ----------------------------------------------------------------------------
@@ -377,10 +388,18 @@ class DeliveryWorker:
     def _attempt(self, request: UpstreamRequest, tally: _Round) -> tuple[UpstreamRequest, ...]:
         """Send ``request`` and settle its rows; returns the halves to send next when
         Customer.io refused a whole batch."""
-        self.bucket.acquire(self.sleep)
+        transport, bucket = self.transport, self.bucket
+        if request.api == "pipelines":
+            if self.pipelines is None:
+                error = "no Pipelines upstream: set TRACKGUARD_CDP_API_KEY"
+                log.error("%s; %d Pipelines rows are kept and retried", error, len(request.rows))
+                self._retry(request, error, None, tally)
+                return ()
+            transport, bucket = self.pipelines, self.pipelines_bucket
+        bucket.acquire(self.sleep)
         tally.requests += 1
         try:
-            response = self.transport.send(request.method, request.path, request.body)
+            response = transport.send(request.method, request.path, request.body)
         except TransportError as exc:
             self.metrics.request("error", len(request.rows))
             self._retry(request, f"{type(exc).__name__}: {exc}", None, tally)
@@ -408,9 +427,12 @@ class DeliveryWorker:
             error = _describe(status, response.body)
             if status in (401, 403):
                 log.error(
-                    "Customer.io refused the credentials (HTTP %d): check TRACKGUARD_SITE_ID and"
-                    " TRACKGUARD_API_KEY; %d rows are kept and retried",
+                    "Customer.io refused the credentials (HTTP %d): check %s; %d rows are kept"
+                    " and retried",
                     status,
+                    "TRACKGUARD_CDP_API_KEY"
+                    if request.api == "pipelines"
+                    else "TRACKGUARD_SITE_ID and TRACKGUARD_API_KEY",
                     len(request.rows),
                 )
             elif status not in TRANSIENT and status < 500:

@@ -5,6 +5,10 @@ authenticate with those same Basic credentials, so the only change in an app is 
 config file may list separate client keys, one per source, so each app has its own key and its
 traffic is labelled with its source. Secrets never appear in ``repr`` or logs.
 
+The Pipelines API (``/v1/...``) is served when ``TRACKGUARD_CDP_API_KEY`` holds the
+workspace's Pipelines write key: clients send that same key (Basic, Bearer or the browser's
+body ``writeKey``) and delivery sends it upstream.
+
 ``/metrics`` may ask for a bearer token: ``TRACKGUARD_METRICS_TOKEN`` or ``metrics_token`` in
 the config file (the file wins).
 
@@ -65,6 +69,14 @@ class AuthConfig:
     clients: tuple[ClientKey, ...] = ()
     #: What ``Authorization: Bearer`` must carry for ``/metrics`` (None: no token asked).
     metrics_token: str | None = field(default=None, repr=False)
+    #: The Pipelines write key (``TRACKGUARD_CDP_API_KEY``); None: no Pipelines API.
+    pipelines_key: str | None = field(default=None, repr=False)
+
+    def accepts_write_key(self, key: str | None) -> bool:
+        """Whether a Pipelines write key is the configured one (constant-time compare)."""
+        if self.pipelines_key is None or key is None:
+            return False
+        return hmac.compare_digest(self.pipelines_key.encode(), key.encode())
 
     def authenticate(self, site_id: str, api_key: str) -> str | None:
         """The source name of matching client credentials, or None.
@@ -156,4 +168,7 @@ def load_auth(config_file: Path | None = None, env: Mapping[str, str] | None = N
     token = data.get("metrics_token", env.get("TRACKGUARD_METRICS_TOKEN") or None)
     if token is not None:
         token = _str(token, "metrics_token")
-    return AuthConfig(upstream=creds, clients=tuple(clients), metrics_token=token)
+    cdp_key = env.get("TRACKGUARD_CDP_API_KEY") or None
+    return AuthConfig(
+        upstream=creds, clients=tuple(clients), metrics_token=token, pipelines_key=cdp_key
+    )
