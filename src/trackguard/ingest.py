@@ -3,6 +3,7 @@
 Pure: the gateway, replay and backfill all turn verdicts into writes here, so a rejected request
 is kept the same way whichever door it came through. Contract errors keep the whole request;
 plan rejections keep the request (v1) or the rejected item (v2 batch), each with its findings.
+Pipelines requests keep each dropped or rejected call on its own (:func:`pipelines_write`).
 """
 
 from __future__ import annotations
@@ -13,11 +14,13 @@ import msgspec
 
 from trackguard.contract.identifiers import is_email
 from trackguard.contract.operations import Operation, Request
+from trackguard.contract.pipelines import Dropped
 from trackguard.core.keys import person_key
+from trackguard.core.pipelines import contract_error
 from trackguard.core.verdict import Verdict
 from trackguard.delivery.convert import to_outbox_rows
 from trackguard.plan.model import DedupePolicy
-from trackguard.redact import redact_headers
+from trackguard.redact import REDACTED, redact_headers
 from trackguard.store.base import QuarantineRecord, Write
 
 _encode = msgspec.json.encode
@@ -39,21 +42,25 @@ def _event_name(op: Operation | None, body: Any) -> str | None:
     return name.strip()[:200] if isinstance(name, str) else None
 
 
-def quarantine_records(
-    request: Request, verdict: Verdict, received_at: float
-) -> list[QuarantineRecord]:
-    """Every part of ``request`` the verdict does not let through, kept whole."""
-    headers = redact_headers(request.headers)
-    common: dict[str, Any] = {
+def _common(request: Request, verdict: Verdict, received_at: float) -> dict[str, Any]:
+    """What every quarantine record of one request shares (headers redacted)."""
+    return {
         "received_at": received_at,
         "method": request.method,
         "path": request.path,
-        "headers": headers,
+        "headers": redact_headers(request.headers),
         "source": request.source,
         "plan_version": verdict.plan_version,
         "route": verdict.route,
         "status": verdict.status,
     }
+
+
+def quarantine_records(
+    request: Request, verdict: Verdict, received_at: float
+) -> list[QuarantineRecord]:
+    """Every part of ``request`` the verdict does not let through, kept whole."""
+    common = _common(request, verdict, received_at)
     records: list[QuarantineRecord] = []
     if verdict.contract_errors:
         whole = verdict.status != 207
@@ -164,6 +171,17 @@ def to_write(
     With a ``dedupe`` policy the store drops events it has seen within the policy's windows.
     Every outbox row and quarantine record carries the verdict's route key and plan version.
     """
+    quarantine = quarantine_records(request, verdict, received_at)
+    return _write(request, verdict, received_at, dedupe, quarantine)
+
+
+def _write(
+    request: Request,
+    verdict: Verdict,
+    received_at: float,
+    dedupe: DedupePolicy | None,
+    quarantine: list[QuarantineRecord],
+) -> Write:
     links, anonymous, anonymous_links = learned(verdict)
     return Write(
         links=links,
@@ -177,5 +195,65 @@ def to_write(
             route=verdict.route,
             plan_version=verdict.plan_version,
         ),
-        quarantine=tuple(quarantine_records(request, verdict, received_at)),
+        quarantine=tuple(quarantine),
     )
+
+
+def _without_key(body: Any, secret: str | None) -> bytes:
+    """A Pipelines body as JSON with no ``writeKey`` and no occurrence of the write key."""
+    if isinstance(body, dict) and "writeKey" in body:
+        body = {k: v for k, v in body.items() if k != "writeKey"}
+    try:
+        out = body if isinstance(body, bytes) else _encode(body)
+    except (msgspec.EncodeError, RecursionError, TypeError):  # pragma: no cover - decoded JSON
+        out = b""
+    return out.replace(secret.encode(), REDACTED.encode()) if secret else out
+
+
+def pipelines_write(
+    request: Request,
+    dropped: tuple[Dropped, ...],
+    verdict: Verdict,
+    received_at: float,
+    dedupe: DedupePolicy | None = None,
+    secret: str | None = None,
+) -> Write:
+    """What one Pipelines request commits: its accepted calls, and every call the contract
+    dropped or the plan rejected as its own quarantine record (the call as sent, never the
+    write key: ``secret`` is replaced wherever it appears)."""
+    common = _common(request, verdict, received_at)
+    records: list[QuarantineRecord] = []
+    for gone in dropped:
+        findings = [
+            {"kind": "contract", **msgspec.structs.asdict(contract_error(e))} for e in gone.errors
+        ]
+        records.append(
+            QuarantineRecord(
+                kind="contract",
+                body=_without_key(gone.body, secret),
+                findings=_encode(findings),
+                codes=tuple(sorted({e.code for e in gone.errors})),
+                event_name=_call_event(gone.body) or _event_name(None, gone.body),
+                batch_index=gone.index,
+                **common,
+            )
+        )
+    for op in verdict.rejected:
+        findings = _findings(verdict, op.batch_index, all_items=op.batch_index is None)
+        records.append(
+            QuarantineRecord(
+                kind="plan",
+                body=_without_key(op.body, secret),
+                findings=_encode(findings),
+                codes=tuple(sorted({f["code"] for f in findings})),
+                event_name=_event_name(op, op.body),
+                batch_index=op.batch_index,
+                **common,
+            )
+        )
+    return _write(request, verdict, received_at, dedupe, records)
+
+
+def _call_event(body: Any) -> str | None:
+    event = body.get("event") if isinstance(body, dict) else None
+    return event.strip()[:200] if isinstance(event, str) else None

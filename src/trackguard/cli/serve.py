@@ -20,6 +20,8 @@ from trackguard.cli.options import (
     tls_pair,
 )
 from trackguard.cli.store import retention_options
+from trackguard.delivery.transport import DEFAULT_PIPELINES_UPSTREAM
+from trackguard.delivery.worker import PIPELINES_RATE
 from trackguard.gateway.app import OPEN_MAX_BODY
 from trackguard.gateway.build import DEFAULT_UPSTREAM, GatewayOptions, create_gateway
 from trackguard.gateway.guards import OPEN_QUARANTINE_BUDGET
@@ -93,6 +95,21 @@ def _whole_number(flag: str, default: int, text: str) -> Callable[[F], F]:
 )
 @click.option("--rate", default=100.0, show_default=True, help="Upstream requests per second.")
 @click.option(
+    "--pipelines-upstream",
+    default=DEFAULT_PIPELINES_UPSTREAM,
+    show_default=True,
+    metavar="URL",
+    help="Customer.io Pipelines API base URL (EU: https://cdp-eu.customer.io; or an emulator); "
+    "used when TRACKGUARD_CDP_API_KEY is set.",
+)
+@click.option(
+    "--pipelines-rate",
+    type=click.FloatRange(min=0, min_open=True),
+    default=PIPELINES_RATE,
+    show_default=True,
+    help="Pipelines API requests per second (Customer.io's soft limit: 3000 per 3 s).",
+)
+@click.option(
     "--alerts",
     type=click.Path(path_type=Path, exists=True, dir_okay=False),
     help="Alert rules and channels (docs/monitoring.md); e.g. examples/alerts.yaml.",
@@ -133,6 +150,8 @@ def serve_command(
     open_quarantine_budget: int,
     config: Path | None,
     rate: float,
+    pipelines_upstream: str,
+    pipelines_rate: float,
     alerts: Path | None,
     synchronous: Literal["NORMAL", "FULL"],
     no_deliver: bool,
@@ -143,7 +162,8 @@ def serve_command(
     """Run the gateway: a drop-in Track API endpoint in front of Customer.io.
 
     Apps keep their official SDK and credentials and change only the host. Upstream
-    credentials come from TRACKGUARD_SITE_ID and TRACKGUARD_API_KEY (or --config).
+    credentials come from TRACKGUARD_SITE_ID and TRACKGUARD_API_KEY (or --config). With
+    TRACKGUARD_CDP_API_KEY (the Pipelines write key) it serves the Pipelines API (/v1/...) too.
 
     Example:
 
@@ -163,6 +183,8 @@ def serve_command(
         strict=strict,
         deliver=not no_deliver,
         rate=rate,
+        pipelines_upstream=pipelines_upstream,
+        pipelines_rate=pipelines_rate,
         request_log=request_log,
         config=config,
         synchronous=synchronous,

@@ -11,6 +11,9 @@ read and the connection is closed, and it is counted and summarised (one log lin
 interval), not logged line by line. The routes Customer.io serves without credentials have a
 small body cap and a per-interval budget of quarantine records.
 
+The Pipelines API (``POST /v1/...``) is served on the same listener by its own door
+(:mod:`trackguard.gateway.pipelines`).
+
 Operations endpoints: ``GET /healthz``, ``GET /readyz`` (store writable, delivery alive, the
 request log writing), ``GET /metrics`` (Prometheus; optionally behind a bearer token).
 """
@@ -30,6 +33,7 @@ import msgspec
 
 from trackguard.contract import messages
 from trackguard.contract.operations import Request
+from trackguard.contract.pipelines import is_pipelines_path
 from trackguard.contract.responses import pretty
 from trackguard.contract.routes import NoRoute, RouteMatch, match
 from trackguard.core.pipeline import Checker
@@ -38,6 +42,7 @@ from trackguard.gateway.config import AuthConfig
 from trackguard.gateway.guards import OPEN_QUARANTINE_BUDGET, QUARANTINE_INTERVAL, Guards
 from trackguard.gateway.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from trackguard.gateway.metrics import GatewayMetrics
+from trackguard.gateway.pipelines import PipelinesDoor
 from trackguard.http.asgi import (
     BODY_TIMEOUT,
     BodyTimeout,
@@ -202,6 +207,7 @@ class Gateway:
             quarantine_interval=parts.quarantine_interval,
             clock=monotonic,
         )
+        self.pipelines = PipelinesDoor(self)
 
     async def _startup(self) -> None:
         self.parts.committer.start()
@@ -252,6 +258,9 @@ class Gateway:
         if path_only in _OPS_PATHS and method == "GET":
             await self._ops(scope, path_only, send)
             return
+        if is_pipelines_path(path_only):
+            await self.pipelines.serve(scope, receive, send, started)
+            return
         received_at = self.clock()
         hit = match(method, target)
         authorized, source = self._authenticate(scope, hit)
@@ -294,23 +303,32 @@ class Gateway:
         if is_open and write.quarantine:
             write = self.guards.within_budget(write, verdict.route or "other")
         status, response = verdict.status, verdict.response
-        if write.outbox or write.quarantine:
-            try:
-                duplicates = await self.parts.committer.submit(write)
-            except StoreError as exc:
-                self.guards.commit_failed(exc)
-                status, response = 503, _UNAVAILABLE
-            else:
-                self.guards.committed()
-                if duplicates:
-                    self.parts.metrics.duplicates += duplicates
-                    if self.parts.monitor is not None:
-                        self.parts.monitor.observe_duplicates(
-                            verdict, verdict.route or "other", source, duplicates, received_at
-                        )
-                self.parts.state.learn(write)
+        if not await self.commit(write, verdict, source, received_at):
+            status, response = 503, _UNAVAILABLE
         await send_response(send, status, response, headers=allow_header(hit))
         self._after(scope, target, method, body, status, response, source, verdict, started)
+
+    async def commit(
+        self, write: Write, verdict: Verdict, source: str | None, received_at: float
+    ) -> bool:
+        """Commit ``write`` (if it holds anything) and count its duplicates; False when the
+        store failed, so the answer must be a 503 the client retries."""
+        if not write.outbox and not write.quarantine:
+            return True
+        try:
+            duplicates = await self.parts.committer.submit(write)
+        except StoreError as exc:
+            self.guards.commit_failed(exc)
+            return False
+        self.guards.committed()
+        if duplicates:
+            self.parts.metrics.duplicates += duplicates
+            if self.parts.monitor is not None:
+                self.parts.monitor.observe_duplicates(
+                    verdict, verdict.route or "other", source, duplicates, received_at
+                )
+        self.parts.state.learn(write)
+        return True
 
     def _decide(
         self, scope: Scope, request: Request, hit: RouteMatch | NoRoute, received_at: float

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections.abc import Callable
@@ -9,8 +10,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from trackguard.core.pipeline import Checker
-from trackguard.delivery.transport import HttpxTransport
-from trackguard.delivery.worker import DeliveryWorker
+from trackguard.delivery.transport import (
+    DEFAULT_PIPELINES_UPSTREAM,
+    HttpxTransport,
+    Transport,
+    pipelines_transport,
+)
+from trackguard.delivery.worker import PIPELINES_RATE, DeliveryWorker
 from trackguard.gateway.app import OPEN_MAX_BODY, Delivery, Gateway, GatewayParts
 from trackguard.gateway.config import AuthConfig, ConfigError, load_auth
 from trackguard.gateway.guards import OPEN_QUARANTINE_BUDGET
@@ -40,6 +46,10 @@ class GatewayOptions:
     strict: bool = False
     deliver: bool = True
     rate: float = 100.0
+    #: Customer.io's Pipelines API (EU: ``https://cdp-eu.customer.io``), used when
+    #: ``TRACKGUARD_CDP_API_KEY`` is set; its own requests per second.
+    pipelines_upstream: str = DEFAULT_PIPELINES_UPSTREAM
+    pipelines_rate: float = PIPELINES_RATE
     request_log: Path | None = None
     config: Path | None = None
     #: How long a commit waits for more writes when idle; 0 commits at once, and batches still
@@ -76,6 +86,8 @@ def _check(options: GatewayOptions) -> None:
     for name in ("request_log_max_bytes", "request_log_keep", "open_quarantine_budget"):
         if getattr(options, name) < 0:
             raise ConfigError(f"{name} must be >= 0, not {getattr(options, name)!r}")
+    if not options.pipelines_rate > 0:
+        raise ConfigError(f"pipelines_rate must be > 0, not {options.pipelines_rate!r}")
     if options.open_max_body < 0:
         raise ConfigError(f"open_max_body must be >= 0, not {options.open_max_body!r}")
     if options.request_log_policy not in requestlog.POLICIES:
@@ -83,6 +95,12 @@ def _check(options: GatewayOptions) -> None:
             f"request_log_policy must be one of {', '.join(requestlog.POLICIES)}, "
             f"not {options.request_log_policy!r}"
         )
+
+
+def _close_all(*transports: Transport | None) -> None:
+    for transport in transports:
+        if transport is not None:
+            transport.close()
 
 
 def _open_request_log(options: GatewayOptions) -> RequestLog | None:
@@ -118,19 +136,29 @@ def create_gateway(
     delivery: Delivery | None = None
     worker: DeliveryWorker | None = None
     if options.deliver:
+        verify = options.upstream_ca if options.upstream_ca else True
         transport = HttpxTransport(
-            options.upstream,
-            auth.upstream.site_id,
-            auth.upstream.api_key,
-            verify=options.upstream_ca if options.upstream_ca else True,
+            options.upstream, auth.upstream.site_id, auth.upstream.api_key, verify=verify
         )
-        worker = DeliveryWorker(store, transport, rate=options.rate, clock=clock)
+        pipelines: Transport | None = None
+        if auth.pipelines_key is not None:
+            pipelines = pipelines_transport(
+                options.pipelines_upstream, auth.pipelines_key, verify=verify
+            )
+        worker = DeliveryWorker(
+            store,
+            transport,
+            rate=options.rate,
+            clock=clock,
+            pipelines=pipelines,
+            pipelines_rate=options.pipelines_rate,
+        )
         run: Callable[[threading.Event], None] = worker.run
         if isinstance(store, SQLiteStore):
             pruner = Pruner(store, options.retention, every=options.prune_every)
             run = alongside(worker.run, pruner)
             metrics.registry.register(pruner.collector())
-        delivery = Delivery(run, transport.close)
+        delivery = Delivery(run, functools.partial(_close_all, transport, pipelines))
     snapshot = lambda: worker.metrics.snapshot() if worker else None  # noqa: E731
     monitor = build_monitor(
         options.db, None, clock=clock, delivery_snapshot=snapshot, config=alerts

@@ -1,0 +1,208 @@
+"""The gateway's Pipelines API door: ``POST /v1/...`` on the same listener as the Track API.
+
+Per request: a write key in ``Authorization`` that is not the workspace's
+(``TRACKGUARD_CDP_API_KEY``, compared in constant time) is refused before the body is read;
+otherwise the body is read under the Pipelines cap, the Pipelines contract judges every call on
+its own (gzip, the browser's body ``writeKey``), the core applies the tracking plan
+(:mod:`trackguard.core.pipelines`), and the accepted calls, each with its dedupe key
+(``pipelines:messageId:<id>`` unless the plan names a business key), are committed with a
+quarantine record for every dropped or rejected call. Only then the answer goes out, as
+Customer.io gives it: ``200 {}`` (one bad call never costs its batch), or with
+``X-Strict-Mode: 1`` the contract's 400 (or 401 for a wrong key). A failed commit is a 503,
+which every SDK retries.
+
+The write key is never logged or quarantined: ``Authorization`` is redacted and the key is
+removed from bodies (the browser's ``writeKey``) in the quarantine and the request log.
+Without ``TRACKGUARD_CDP_API_KEY`` the door answers 404 to every ``/v1/`` path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import time
+from typing import TYPE_CHECKING, Final
+
+import msgspec
+
+from trackguard.contract.operations import Request
+from trackguard.contract.pipelines import PipelinesResult, evaluate, outcome, route_for
+from trackguard.contract.pipelines import messages as m
+from trackguard.contract.pipelines.check import issue_of
+from trackguard.contract.pipelines.responses import error_body
+from trackguard.contract.pipelines.wire import header as header_of
+from trackguard.contract.pipelines.wire import inflate, is_strict, write_key
+from trackguard.core.pipelines import check_calls
+from trackguard.core.verdict import Verdict
+from trackguard.http.asgi import (
+    BodyTimeout,
+    BodyTooLarge,
+    ClientDisconnected,
+    Receive,
+    Scope,
+    Send,
+    read_body,
+    request_target,
+    send_response,
+)
+from trackguard.ingest import pipelines_write
+from trackguard.redact import REDACTED
+from trackguard.store.base import Write
+
+if TYPE_CHECKING:
+    from trackguard.gateway.app import Gateway
+
+#: The source name of Pipelines clients (they all use the workspace's write key).
+SOURCE: Final = "default"
+_OK: Final = b"{}"
+_CLOSE: Final = ("connection", "close")
+#: The browser SDK posts cross-origin without a preflight: the answer must allow any origin.
+_CORS: Final = ("access-control-allow-origin", "*")
+_NOT_ENABLED: Final = msgspec.json.encode(
+    {
+        "code": "not_found",
+        "message": "the Pipelines API is not enabled: set TRACKGUARD_CDP_API_KEY",
+        "meta": {"errors": ["the Pipelines API is not enabled: set TRACKGUARD_CDP_API_KEY"]},
+    }
+)
+_UNAVAILABLE: Final = msgspec.json.encode(
+    {"code": "unavailable", "message": "service unavailable, retry",
+     "meta": {"errors": ["service unavailable, retry"]}}
+)  # fmt: skip
+_TIMEOUT: Final = msgspec.json.encode(
+    {"code": "timeout", "message": "request body not received in time",
+     "meta": {"errors": ["request body not received in time"]}}
+)  # fmt: skip
+
+
+def _headers(scope: Scope) -> tuple[tuple[str, str], ...]:
+    return tuple(
+        (bytes(k).decode("latin-1"), bytes(v).decode("latin-1")) for k, v in scope["headers"]
+    )
+
+
+def redact_key(body: bytes, key: str | None) -> bytes:
+    """``body`` with every occurrence of the write key replaced by ``[redacted]``."""
+    return body.replace(key.encode(), REDACTED.encode()) if key else body
+
+
+class PipelinesDoor:
+    """Serves ``/v1/...`` for a :class:`~trackguard.gateway.app.Gateway`, sharing its store,
+    committer, plan, metrics, monitor and request log."""
+
+    def __init__(self, gateway: Gateway) -> None:
+        self.gateway = gateway
+
+    async def serve(self, scope: Scope, receive: Receive, send: Send, started: float) -> None:
+        gw = self.gateway
+        parts = gw.parts
+        method: str = scope["method"]
+        target = request_target(scope)
+        headers = _headers(scope)
+        received_at = gw.clock()
+        route = route_for(target)
+        key = parts.auth.pipelines_key
+        if key is None:
+            await send_response(send, 404, _NOT_ENABLED)
+            gw._after(scope, target, method, b"", 404, _NOT_ENABLED, None, None, started)
+            return
+        given = write_key(headers, None)
+        if (
+            given is not None
+            and route is not None
+            and route.kind != "metrics"
+            and method.upper() == "POST"
+            and not parts.auth.accepts_write_key(given.value)
+        ):
+            await self._unauthorized(scope, route.path, is_strict(headers), send, started)
+            return
+        oversize = False
+        try:
+            body = await read_body(scope, receive, m.MAX_WIRE_BYTES, timeout=parts.body_timeout)
+        except BodyTooLarge:
+            body, oversize = b"", True
+        except BodyTimeout:
+            await send_response(send, 408, _TIMEOUT, headers=[_CLOSE])
+            gw._after(scope, target, method, b"", 408, _TIMEOUT, None, None, started)
+            return
+        except ClientDisconnected:
+            return
+        parts.metrics.body_bytes += len(body)
+        request = Request(method=method, path=target, body=body, headers=headers, source=SOURCE)
+        judge = functools.partial(evaluate, request, oversize=oversize)
+        if len(body) > parts.check_in_thread:
+            result = await asyncio.to_thread(judge)
+        else:
+            result = judge()
+        accepted = parts.auth.accepts_write_key(
+            None if result.write_key is None else result.write_key.value
+        )
+        extra = [_CORS] if route is not None and route.browser else []
+        if oversize:
+            extra.append(_CLOSE)
+        if result.status != 200 or (route is not None and route.kind == "metrics"):
+            done = outcome(result, key_accepted=accepted)
+            extra += [] if done.allow is None else [("allow", done.allow)]
+            await send_response(send, done.status, done.body, headers=extra)
+            gw._after(scope, target, method, b"", done.status, done.body, None, None, started)
+            return
+        if not accepted:
+            assert route is not None
+            await self._unauthorized(scope, route.path, result.strict, send, started)
+            return
+        decide = functools.partial(self._decide, request, result, received_at, key)
+        if len(body) > parts.check_in_thread:
+            verdict, write = await asyncio.to_thread(decide)
+        else:
+            verdict, write = decide()
+        status, response = verdict.status, verdict.response
+        if not await gw.commit(write, verdict, SOURCE, received_at):
+            status, response = 503, _UNAVAILABLE
+        await send_response(send, status, response, headers=extra)
+        logged = redact_key(_readable(body, headers), key)
+        gw._after(scope, target, method, logged, status, response, SOURCE, verdict, started)
+
+    def _decide(
+        self, request: Request, result: PipelinesResult, received_at: float, key: str
+    ) -> tuple[Verdict, Write]:
+        """The verdict and what to commit for it: pure CPU, so a big body runs it off the loop."""
+        parts = self.gateway.parts
+        checker = parts.checker
+        verdict = check_calls(
+            result, checker.compiled, strict=checker.strict, state=parts.state, now=received_at
+        )
+        write = pipelines_write(
+            request, result.dropped, verdict, received_at, parts.dedupe, secret=key
+        )
+        return verdict, write
+
+    async def _unauthorized(
+        self, scope: Scope, path: str, strict: bool, send: Send, started: float
+    ) -> None:
+        """A write key that is not the workspace's: Customer.io's answer (401 in strict mode,
+        else ``200 {}`` with everything dropped), nothing kept, the connection closed; counted
+        and summarised like the Track API's 401s, never logged line by line."""
+        gw = self.gateway
+        if strict:
+            status, response = 401, error_body(m.UNAUTHORIZED.code, [issue_of(m.UNAUTHORIZED)])
+        else:
+            status, response = 200, _OK
+        await send_response(send, status, response, headers=[_CLOSE])
+        gw.parts.metrics.observe("other", status, None, time.perf_counter() - started)
+        if gw.parts.monitor is not None:
+            gw.parts.monitor.observe_request(None, "other", status, None, gw.clock())
+        client = scope.get("client")
+        address = str(client[0]) if client else "-"
+        gw.guards.unauthorized(address, f"POST {path}")
+
+
+def _readable(body: bytes, headers: tuple[tuple[str, str], ...]) -> bytes:
+    """The body as the request log keeps it: inflated when it came gzipped (capped)."""
+    encoding = header_of(headers, "content-encoding")
+    if encoding is None or encoding.strip().lower() in ("", "identity"):
+        return body
+    raw, problem = inflate(body, encoding)
+    return body if problem is not None else raw
+
+
+__all__ = ["SOURCE", "PipelinesDoor", "redact_key"]

@@ -1,0 +1,252 @@
+"""The gateway's Pipelines door over loopback: real HTTP in, the real SQLite store, delivery to
+the emulator playing Customer.io's Pipelines API (strict, with its own write key)."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from pipelines_env import WRITE_KEY
+
+from trackguard.emulator.app import Emulator
+from trackguard.emulator.faults import FaultConfig
+from trackguard.gateway.app import Gateway
+from trackguard.gateway.build import GatewayOptions, create_gateway
+from trackguard.gateway.config import AuthConfig, Credentials
+from trackguard.http.runner import RunningServer, start_in_thread
+from trackguard.store.base import QuarantineRecord
+from trackguard.store.sqlite import open_store
+
+PLAN = Path(__file__).resolve().parents[2] / "examples" / "d2c-plan.yaml"
+AT = "2024-06-01T12:00:00.123+00:00"
+UNAUTHORIZED = {
+    "code": "unauthorized",
+    "message": "Unauthorized request",
+    "meta": {"errors": ["Unauthorized request"]},
+}
+
+
+@dataclass
+class Door:
+    app: Gateway
+    server: RunningServer
+    emulator: Emulator
+    db: Path
+    log: Path
+
+    def client(self, key: str = WRITE_KEY) -> httpx.Client:
+        return httpx.Client(base_url=self.server.url, auth=(key, ""), timeout=10)
+
+    def drain(self) -> None:
+        store = open_store(self.db)
+        try:
+            deadline = time.monotonic() + 20
+            while store.outbox_stats().pending:
+                assert time.monotonic() < deadline, store.outbox_stats()
+                time.sleep(0.05)
+        finally:
+            store.close()
+
+    def quarantine(self) -> list[QuarantineRecord]:
+        store = open_store(self.db)
+        try:
+            return list(reversed(store.quarantine_list()))
+        finally:
+            store.close()
+
+    def delivered(self) -> list[dict[str, Any]]:
+        return [c["call"] for c in self.emulator.pipelines.calls_view()]
+
+
+@pytest.fixture
+def door(
+    tmp_path: Path, pipelines_session: tuple[Emulator, RunningServer]
+) -> Iterator[Callable[..., Door]]:
+    emulator, upstream = pipelines_session
+    emulator.reset()
+    emulator.faults.set(FaultConfig())
+    running: list[RunningServer] = []
+
+    def make(plan: Path | None = PLAN, key: str | None = WRITE_KEY, **options: Any) -> Door:
+        opts = GatewayOptions(
+            plan=plan,
+            db=tmp_path / "tg.db",
+            upstream=upstream.url,
+            pipelines_upstream=upstream.url,
+            request_log=tmp_path / "requests.jsonl",
+            **options,
+        )
+        auth = AuthConfig(upstream=Credentials("site", "track-key"), pipelines_key=key)
+        app = create_gateway(opts, auth)
+        server = start_in_thread(app)
+        running.append(server)
+        return Door(app, server, emulator, opts.db, tmp_path / "requests.jsonl")
+
+    yield make
+    for server in running:
+        server.stop()
+
+
+def track(mid: str, event: str = "product_viewed", user: str = "cust-1") -> dict[str, Any]:
+    return {"type": "track", "userId": user, "event": event, "messageId": mid,
+            "properties": {"product_id": "P-1"}, "timestamp": AT}  # fmt: skip
+
+
+BATCH = {"batch": [track("m-0"), track("m-1", event=""), track("m-2")]}
+
+
+def test_one_bad_call_is_quarantined_and_the_rest_of_its_batch_delivered(
+    door: Callable[..., Door],
+) -> None:
+    d = door()
+    with d.client() as client:
+        response = client.post("/v1/batch", json=BATCH)
+    assert (response.status_code, response.content) == (200, b"{}")
+    d.drain()
+    assert [c["messageId"] for c in d.delivered()] == ["m-0", "m-2"]
+    (record,) = d.quarantine()
+    assert (record.kind, record.codes, record.batch_index) == ("contract", ("event_invalid",), 1)
+    assert (record.route, record.status, record.path) == ("POST /v1/batch", 200, "/v1/batch")
+    assert json.loads(record.body) == track("m-1", event="")
+    assert json.loads(record.findings) == [
+        {"kind": "contract", "code": "event_invalid",
+         "message": "event must be a non-empty string", "field": "batch[1].event",
+         "reason": "event_invalid", "batch_index": 1, "verified": True}
+    ]  # fmt: skip
+    assert dict(record.headers)["authorization"] == "[redacted]"
+    requests = d.app.parts.metrics.requests
+    assert requests["POST /v1/batch", 200] == 1
+    upstream = d.emulator.log.snapshot()
+    assert [(r["path"], r["status"], r["headers"]["x-strict-mode"]) for r in upstream] == [
+        ("/v1/batch", 200, "1")
+    ]
+
+
+def test_strict_mode_answers_400_and_still_keeps_the_good_calls(
+    door: Callable[..., Door],
+) -> None:
+    d = door()
+    with d.client() as client:
+        response = client.post("/v1/batch", json=BATCH, headers={"x-strict-mode": "1"})
+        again = client.post("/v1/batch", json=BATCH)  # resent: the good calls are duplicates
+    line = "batch[1].event: event must be a non-empty string"
+    assert response.status_code == 400
+    assert response.json() == {
+        "code": "invalid_request",
+        "message": line,
+        "meta": {"errors": [line]},
+    }
+    assert (again.status_code, again.content) == (200, b"{}")
+    d.drain()
+    assert [c["messageId"] for c in d.delivered()] == ["m-0", "m-2"]
+    assert d.app.parts.metrics.duplicates == 2
+    assert [r.codes for r in d.quarantine()] == [("event_invalid",), ("event_invalid",)]
+
+
+def test_a_wrong_write_key_keeps_nothing_and_is_answered_like_customer_io(
+    door: Callable[..., Door],
+) -> None:
+    d = door()
+    with d.client("not-the-key") as client:
+        permissive = client.post("/v1/batch", json=BATCH)
+        strict = client.post("/v1/batch", json=BATCH, headers={"x-strict-mode": "1"})
+    no_key = httpx.post(d.server.url + "/v1/batch", json=BATCH, headers={"x-strict-mode": "1"})
+    assert (permissive.status_code, permissive.content) == (200, b"{}")
+    assert (strict.status_code, strict.json()) == (401, UNAUTHORIZED)
+    assert strict.headers["connection"] == "close"
+    assert (no_key.status_code, no_key.json()) == (401, UNAUTHORIZED)
+    assert d.quarantine() == []
+    store = open_store(d.db)
+    try:
+        assert store.outbox_stats().pending + store.outbox_stats().delivered == 0
+    finally:
+        store.close()
+    assert d.app.parts.metrics.requests["other", 401] == 2
+    assert not d.log.exists() or "not-the-key" not in d.log.read_text()
+
+
+def test_the_browser_write_key_never_reaches_the_quarantine_the_log_or_upstream(
+    door: Callable[..., Door],
+) -> None:
+    d = door()
+    good = {"writeKey": WRITE_KEY, "userId": "cust-1", "event": "product_viewed",
+            "properties": {"product_id": "P-1"}, "messageId": "b-1"}  # fmt: skip
+    bad = {"writeKey": WRITE_KEY, "userId": "cust-1", "event": "", "messageId": "b-2"}
+    answers = [
+        httpx.post(
+            d.server.url + "/v1/t",
+            content=json.dumps(body),
+            headers={"content-type": "text/plain"},
+        )
+        for body in (good, bad)
+    ]
+    assert [(a.status_code, a.content) for a in answers] == [(200, b"{}"), (200, b"{}")]
+    assert answers[0].headers["access-control-allow-origin"] == "*"
+    d.drain()
+    (delivered,) = d.delivered()
+    assert delivered == {k: v for k, v in good.items() if k != "writeKey"} | {"type": "track"}
+    (record,) = d.quarantine()
+    assert json.loads(record.body) == {k: v for k, v in bad.items() if k != "writeKey"}
+    d.server.stop()  # flushes the request log
+    logged = d.log.read_text()
+    assert logged.count('"path":"/v1/t"') == 2
+    assert WRITE_KEY not in logged
+    assert WRITE_KEY.encode() not in record.body + record.findings
+
+
+def test_gzip_bodies_are_read_and_logged_inflated(door: Callable[..., Door]) -> None:
+    d = door()
+    body = gzip.compress(json.dumps({"batch": [track("g-1")]}).encode())
+    with d.client() as client:
+        response = client.post("/v1/batch", content=body, headers={"content-encoding": "gzip"})
+    assert (response.status_code, response.content) == (200, b"{}")
+    d.drain()
+    assert [c["messageId"] for c in d.delivered()] == ["g-1"]
+    d.server.stop()
+    (line,) = [json.loads(x) for x in d.log.read_text().splitlines()]
+    assert json.loads(line["body"]) == {"batch": [track("g-1")]}
+    assert (line["outcome"], line["codes"]) == ("accepted", [])
+
+
+def test_the_identity_policy_decides_an_email_keyed_call(
+    door: Callable[..., Door], tmp_path: Path
+) -> None:
+    strict_plan = tmp_path / "plan.yaml"
+    text = PLAN.read_text()
+    assert "email_keyed: warn" in text
+    strict_plan.write_text(text.replace("email_keyed: warn", "email_keyed: reject"))
+    d = door(plan=strict_plan)
+    cart = track("c-1", event="product_viewed", user="shopper@example.com")
+    with d.client() as client:
+        response = client.post("/v1/batch", json={"batch": [cart, track("c-2")]})
+    assert (response.status_code, response.content) == (200, b"{}")
+    d.drain()
+    assert [c["messageId"] for c in d.delivered()] == ["c-2"]
+    (record,) = d.quarantine()
+    assert (record.kind, record.codes, record.batch_index) == (
+        "plan",
+        ("identity_not_canonical", "user_id_email"),
+        0,
+    )
+    assert json.loads(record.body) == cart
+
+
+def test_without_a_cdp_key_the_pipelines_api_is_not_served(door: Callable[..., Door]) -> None:
+    d = door(key=None)
+    with d.client() as client:
+        response = client.post("/v1/batch", json=BATCH)
+    message = "the Pipelines API is not enabled: set TRACKGUARD_CDP_API_KEY"
+    assert response.status_code == 404
+    assert response.json() == {
+        "code": "not_found",
+        "message": message,
+        "meta": {"errors": [message]},
+    }
+    assert d.quarantine() == []
