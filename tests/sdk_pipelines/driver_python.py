@@ -12,6 +12,8 @@ Customer.io would. Scenarios:
 
 * ``calls``: every call type once, fixed messageIds and timestamps, gzip on; then ``flush()``.
 * ``one_bad``: a good identify and a track with an empty event name in one batch.
+* ``d2c``: a D2C store's defects: a cart keyed by email, ``Order Completed`` with money as
+  strings, the same order again under another messageId (a retried checkout); fixed messageIds.
 
 Prints one JSON line per ``on_error`` callback ({"error": {...}, "batch": [messageIds]}) and
 {"done": true} at the end.
@@ -83,6 +85,19 @@ if scenario == "calls":
         "py-1", "acme", {"objectTypeId": "1", "name": "Acme"}, timestamp=AT, message_id="py-group-1"
     )
     client.alias("py-old", "py-1", timestamp=AT, message_id="py-alias-1")
+elif scenario == "d2c":
+    client = Client(write_key, host=url, on_error=on_error, max_retries=2)
+    client.identify("cust-1", {"email": "dana@example.com"}, timestamp=AT, message_id="d2c-id-1")
+    client.track(
+        "shopper@example.com",
+        "cart_updated",
+        {"cart_id": "C-1", "subtotal": 49.9, "currency": "USD"},
+        timestamp=AT,
+        message_id="d2c-cart-1",
+    )
+    order = {"order_id": "A-1001", "total": "49.90", "currency": "USD", "item_count": "2"}
+    client.track("cust-1", "Order Completed", order, timestamp=AT, message_id="d2c-order-1")
+    client.track("cust-1", "order_completed", order, timestamp=AT, message_id="d2c-order-2")
 else:
     # Both calls wait for each other: one batch of two, whatever the machine's speed.
     client = Client(write_key, host=url, on_error=on_error, max_retries=3, upload_size=2,

@@ -1,0 +1,144 @@
+"""The official Pipelines Python SDK (``customerio-cdp-analytics``, unmodified) → the trackguard
+gateway → the emulator playing Customer.io's Pipelines API, all over loopback.
+
+The SDK is pointed at the gateway the way its docs say (``host``); the gateway checks every
+call, dedupes on messageId and the plan's business keys, and delivery sends what it accepted to
+the emulator as ``/v1/batch`` with ``X-Strict-Mode: 1`` and the write key. What arrives at the
+emulator is asserted call by call.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from test_sdk_pipelines_python import CALLS, PLAIN_KEY, drive, python_sdk
+
+from trackguard import __version__
+from trackguard.emulator.app import Emulator, create_emulator
+from trackguard.gateway.app import Gateway
+from trackguard.gateway.build import GatewayOptions, create_gateway
+from trackguard.gateway.config import AuthConfig, Credentials
+from trackguard.http.runner import RunningServer, start_in_thread
+from trackguard.store.sqlite import open_store
+
+__all__ = ["python_sdk"]  # the session fixture that installs the SDK
+
+PLAN = Path(__file__).resolve().parents[2] / "examples" / "d2c-plan.yaml"
+AT = "2024-06-01T12:00:00.123+00:00"
+
+
+@dataclass
+class Path3:
+    """SDK → gateway → emulator."""
+
+    emulator: Emulator
+    upstream: RunningServer
+    app: Gateway
+    gateway: RunningServer
+    db: Path
+
+    def drain(self, timeout: float = 20.0) -> None:
+        """Wait until delivery settled every outbox row."""
+        store = open_store(self.db)
+        try:
+            deadline = time.monotonic() + timeout
+            while store.outbox_stats().pending:
+                assert time.monotonic() < deadline, f"not drained: {store.outbox_stats()}"
+                time.sleep(0.05)
+        finally:
+            store.close()
+
+    def calls(self) -> list[dict[str, Any]]:
+        return [c["call"] for c in self.emulator.pipelines.calls_view()]
+
+
+@pytest.fixture
+def through(tmp_path: Path) -> Iterator[Callable[..., Path3]]:
+    made: list[tuple[RunningServer, RunningServer, Emulator]] = []
+
+    def make(plan: Path | None) -> Path3:
+        emulator = create_emulator("site", "key", write_key=PLAIN_KEY)
+        upstream = start_in_thread(emulator)
+        options = GatewayOptions(
+            plan=plan,
+            db=tmp_path / "tg.db",
+            upstream=upstream.url,
+            pipelines_upstream=upstream.url,
+        )
+        auth = AuthConfig(upstream=Credentials("site", "key"), pipelines_key=PLAIN_KEY)
+        app = create_gateway(options, auth)
+        gateway = start_in_thread(app)
+        made.append((gateway, upstream, emulator))
+        return Path3(emulator, upstream, app, gateway, options.db)
+
+    yield make
+    for gateway, upstream, emulator in made:
+        gateway.stop()
+        upstream.stop()
+        emulator.close()
+
+
+def test_every_call_type_arrives_once_unchanged_and_a_resend_is_delivered_once(
+    python_sdk: Path, through: Callable[..., Path3]
+) -> None:
+    p = through(None)
+    assert drive(python_sdk, p.gateway, PLAIN_KEY, "calls", "--strict") == []
+    p.drain()
+    assert p.calls() == CALLS  # messageIds, timestamps, context and integrations as sent
+    requests = p.emulator.log.snapshot()
+    assert {(r["path"], r["status"]) for r in requests} == {("/v1/batch", 200)}
+    assert {(r["headers"]["x-strict-mode"], r["headers"]["user-agent"]) for r in requests} == {
+        ("1", f"trackguard/{__version__}")
+    }
+    sent = len(requests)
+    # The SDK resends a batch with the same messageIds when it retries: the gateway answers
+    # 200 and delivers nothing again.
+    assert drive(python_sdk, p.gateway, PLAIN_KEY, "calls") == []
+    p.drain()
+    assert p.calls() == CALLS
+    assert len(p.emulator.log.snapshot()) == sent
+    assert p.emulator.pipelines.counts()["pipelines_duplicates"] == 0  # upstream never saw a repeat
+    assert p.app.parts.metrics.duplicates == len(CALLS)
+    assert p.app.parts.metrics.requests["POST /v1/batch", 200] == 2
+
+
+def test_the_d2c_defects_are_fixed_flagged_and_deduplicated_per_the_plan(
+    python_sdk: Path, through: Callable[..., Path3]
+) -> None:
+    p = through(PLAN)
+    assert drive(python_sdk, p.gateway, PLAIN_KEY, "d2c") == []
+    p.drain()
+    got = [
+        (c["messageId"], c["userId"], c.get("event"), c.get("properties") or c.get("traits"))
+        for c in p.calls()
+    ]
+    assert got == [
+        ("d2c-id-1", "cust-1", None, {"email": "dana@example.com"}),
+        # keyed by email: the plan's identity.email_keyed is warn, so it is delivered, flagged
+        (
+            "d2c-cart-1",
+            "shopper@example.com",
+            "cart_updated",
+            {"cart_id": "C-1", "subtotal": 49.9, "currency": "USD"},
+        ),
+        # renamed by the naming fix; money and counts converted by the plan's fix rules
+        (
+            "d2c-order-1",
+            "cust-1",
+            "order_completed",
+            {"order_id": "A-1001", "total": 49.9, "currency": "USD", "item_count": 2},
+        ),
+        # d2c-order-2 is the same order (business key order_completed:A-1001): not delivered
+    ]
+    assert all(c["timestamp"] == AT for c in p.calls())  # ISO-8601 kept, never converted
+    codes = p.app.parts.metrics.codes
+    assert codes["identity_not_canonical", "warn"] == 1
+    assert codes["event_name_drift", "fix"] == 1
+    assert codes["property_type", "fix"] == 4  # total and item_count, in both orders
+    assert p.app.parts.metrics.duplicates == 1
+    assert p.emulator.pipelines.counts()["pipelines_duplicates"] == 0
