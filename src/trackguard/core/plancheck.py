@@ -470,24 +470,24 @@ class CompiledPlan:
         if ev is not None and ev.name != name:
             self._rename(
                 work,
-                op.name_key,
                 raw,
                 ev.name,
                 "event_alias",
                 f"{ev.rule}.aliases",
                 f"event {_show(raw)} is an alias of {ev.name!r}",
+                key=op.name_key,
             )
         elif ev is None:
             ev = self.by_key.get(name_key(name))
             if ev is not None:
                 self._rename(
                     work,
-                    op.name_key,
                     raw,
                     ev.name,
                     "event_name_drift",
                     "naming",
                     f"event {_show(raw)} is {ev.name!r} written differently",
+                    key=op.name_key,
                 )
         if ev is None:
             policy = self.plan.unplanned.events
@@ -503,12 +503,12 @@ class CompiledPlan:
                 fixed = to_convention(name, naming.convention)
                 self._rename(
                     work,
-                    op.name_key,
                     raw,
                     fixed,
                     "event_name_convention",
                     "naming",
                     f"event {_show(raw)} does not follow {naming.convention}",
+                    key=op.name_key,
                 )
             return None
         data = work.body.get(op.data_key) if work.body is not None and op.data_key else None
@@ -535,8 +535,16 @@ class CompiledPlan:
         return ev
 
     def _rename(
-        self, work: _Work, key: str, raw: str, fixed: str, code: str, rule: str, message: str
+        self,
+        work: _Work,
+        raw: str,
+        fixed: str,
+        code: str,
+        rule: str,
+        message: str,
+        key: str = "name",
     ) -> None:
+        """Rename the event at ``key`` of the body (``event`` in a Pipelines track call)."""
         action = self.plan.naming.action
         if action == "fix" and utf8_len(fixed) > MAX_EVENT_NAME_BYTES:
             # Renaming would turn an accepted name into one Customer.io rejects: keep it.
