@@ -1,5 +1,6 @@
-"""The official Pipelines Python SDK (``customerio-cdp-analytics``, unmodified) → the trackguard
-gateway → the emulator playing Customer.io's Pipelines API, all over loopback.
+"""The official Pipelines SDKs (Python ``customerio-cdp-analytics`` and Node
+``@customerio/cdp-analytics-node``, unmodified) → the trackguard gateway → the emulator playing
+Customer.io's Pipelines API, all over loopback.
 
 The SDK is pointed at the gateway the way its docs say (``host``); the gateway checks every
 call, dedupes on messageId and the plan's business keys, and delivery sends what it accepted to
@@ -16,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sdk_env import WRITE_KEY, drive_node
+from test_sdk_pipelines_node import _expected, node_sdk
 from test_sdk_pipelines_python import CALLS, PLAIN_KEY, drive, python_sdk
 
 from trackguard import __version__
@@ -26,7 +29,7 @@ from trackguard.gateway.config import AuthConfig, Credentials
 from trackguard.http.runner import RunningServer, start_in_thread
 from trackguard.store.sqlite import open_store
 
-__all__ = ["python_sdk"]  # the session fixture that installs the SDK
+__all__ = ["node_sdk", "python_sdk"]  # the session fixtures that install the SDKs
 
 PLAN = Path(__file__).resolve().parents[2] / "examples" / "d2c-plan.yaml"
 AT = "2024-06-01T12:00:00.123+00:00"
@@ -142,3 +145,20 @@ def test_the_d2c_defects_are_fixed_flagged_and_deduplicated_per_the_plan(
     assert codes["property_type", "fix"] == 4  # total and item_count, in both orders
     assert p.app.parts.metrics.duplicates == 1
     assert p.emulator.pipelines.counts()["pipelines_duplicates"] == 0
+
+
+def test_the_node_sdk_through_the_gateway_arrives_once_unchanged(
+    node_sdk: str, through: Callable[..., Path3]
+) -> None:
+    assert WRITE_KEY == PLAIN_KEY  # drive_node sends the emulator's (and here the gateway's) key
+    p = through(None)
+    lines = drive_node("driver.js", p.gateway.url)
+    assert lines[-1] == {"done": True}
+    assert [line for line in lines if "error" in line] == []
+    p.drain()
+    assert p.calls() == _expected(node_sdk)  # _metadata, context and all, as the SDK sent them
+    again = drive_node("driver.js", p.gateway.url)  # the same messageIds again
+    assert [line for line in again if "error" in line] == []
+    p.drain()
+    assert p.calls() == _expected(node_sdk)
+    assert p.app.parts.metrics.duplicates == len(_expected(node_sdk))
