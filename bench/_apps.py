@@ -3,7 +3,8 @@
 ``noop`` answers every request 200 ``{}`` without reading anything: the HTTP limit of the
 server. ``gateway`` is the real gateway; ``TG_BENCH_DB``, ``TG_BENCH_PLAN``,
 ``TG_BENCH_UPSTREAM`` (empty: no delivery), ``TG_BENCH_SYNC`` (FULL or NORMAL) and
-``TG_BENCH_STATELESS=1`` (no dedupe claims) configure it.
+``TG_BENCH_STATELESS=1`` (no dedupe claims) configure it; the Pipelines API is served with the
+write key ``WRITE_KEY``.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from trackguard.gateway.config import AuthConfig, Credentials
 
 SITE_ID = "bench-site"
 API_KEY = "bench-key"
+WRITE_KEY = "bench-write-key"
 _OK = b"{}\n"
 _HEADERS = [(b"content-type", b"application/json; charset=utf-8"), (b"content-length", b"3")]
 
@@ -54,7 +56,8 @@ def gateway() -> Any:
         rate=float(os.environ.get("TG_BENCH_RATE", "100")),
         synchronous="NORMAL" if os.environ.get("TG_BENCH_SYNC") == "NORMAL" else "FULL",
     )
-    app = create_gateway(options, AuthConfig(upstream=Credentials(SITE_ID, API_KEY)))
+    auth = AuthConfig(upstream=Credentials(SITE_ID, API_KEY), pipelines_key=WRITE_KEY)
+    app = create_gateway(options, auth)
     if os.environ.get("TG_BENCH_STATELESS") == "1":
         app.parts.dedupe = None  # no dedupe claims: the baseline for their cost
     return app

@@ -1,6 +1,8 @@
 """Gateway benchmark: requests/s and latency on one core with durable commits, beside the
 do-nothing ASGI app on the same server (the HTTP limit), for uvicorn and granian; then the
-delivered events per upstream request under load, and the gateway's memory.
+delivered events per upstream request under load, and the gateway's memory; and the Pipelines
+API door (``/v1/batch`` of 20 calls a request) in calls per second beside the Track API's
+operations per second.
 
 The server process is pinned to CPU 0 and the load generator to CPU 1 (``os.sched_setaffinity``),
 both on loopback. Each figure is the median of ``--repeats`` runs. Not a test: run it with
@@ -30,7 +32,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _apps import API_KEY, SITE_ID
+from _apps import API_KEY, SITE_ID, WRITE_KEY
 from _common import machine_info
 from _loadgen import LoadResult, at_rate, build_request, peak
 from trackguard.check.samples import d2c_traffic
@@ -159,6 +161,67 @@ def _requests() -> list[bytes]:
     return out
 
 
+#: Calls in each Pipelines request (the Node SDK's default batch is 15, Python's 100).
+PIPELINES_BATCH = 20
+
+
+def _pipelines_requests(n: int = 4_000) -> list[bytes]:
+    """``/v1/batch`` requests of ``PIPELINES_BATCH`` calls as the SDKs send them: the D2C
+    sample's events and identifies as track and identify calls, every messageId distinct."""
+    calls: list[dict[str, Any]] = []
+    at = "2024-06-01T12:00:00.123+00:00"
+    context = {"library": {"name": "analytics-python", "version": "1.1.0"}}
+    for record in d2c_traffic(n * PIPELINES_BATCH, seed=5):
+        body = record["body"]
+        if not isinstance(body, dict) or len(calls) >= n * PIPELINES_BATCH:
+            continue
+        path = record["path"].rsplit("/", 1)[-1]
+        call: dict[str, Any] = {
+            "messageId": f"bench-{len(calls)}",
+            "timestamp": at,
+            "context": context,
+            "userId": f"cust-{len(calls) % 5000}",
+        }
+        if path == "events" and isinstance(body.get("name"), str):
+            call.update(type="track", event=body["name"], properties=body.get("data") or {})
+        else:
+            traits = {k: v for k, v in body.items() if isinstance(k, str) and k != "id"}
+            call.update(type="identify", traits=traits)
+        calls.append(call)
+    return [
+        build_request("POST", "/v1/batch",
+                      json.dumps({"batch": calls[i : i + PIPELINES_BATCH]}).encode(),
+                      (WRITE_KEY, ""))
+        for i in range(0, len(calls) - PIPELINES_BATCH + 1, PIPELINES_BATCH)
+    ]  # fmt: skip
+
+
+def _pipelines(args: argparse.Namespace, track: dict[str, Any]) -> dict[str, Any]:
+    """Peak Pipelines calls per second on the first server, beside its Track API figure."""
+    requests = _pipelines_requests()
+    with tempfile.TemporaryDirectory() as tmp:
+        gw = Server(args.servers[0], "gateway", {"TG_BENCH_DB": f"{tmp}/tg.db",
+                                                 "TG_BENCH_PLAN": str(PLAN)})  # fmt: skip
+        try:
+            runs = [
+                peak(gw.port, lambda n: requests[n % len(requests)],
+                     connections=args.connections, seconds=args.seconds)
+                for _ in range(args.repeats)
+            ]  # fmt: skip
+        finally:
+            gw.stop()
+    rps = _median(runs, "rps")
+    return {
+        "server": args.servers[0],
+        "batch": PIPELINES_BATCH,
+        "rps": rps,
+        "calls_per_s": rps * PIPELINES_BATCH,
+        "p99_ms": _median(runs, "p99_ms"),
+        "statuses": runs[-1].statuses,
+        "track_rps": track["gateway_rps"],
+    }
+
+
 def _median(results: list[LoadResult], attr: str) -> float:
     return statistics.median(getattr(r, attr) for r in results)
 
@@ -206,6 +269,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             finally:
                 gw.stop()
         report["servers"][server] = row
+    report["pipelines"] = _pipelines(args, report["servers"][args.servers[0]])
+    if args.pipelines_only:
+        return report
     report["state_cost"] = _state_cost(args, make)
     report["delivery"] = _delivery(args, make)
     return report
@@ -310,6 +376,16 @@ def _print(report: dict[str, Any]) -> None:
             f"{r['gateway_p99_ms']:>7.2f} {r['half_rate']:>12,.0f} {r['half_p50_ms']:>7.2f} "
             f"{r['half_p99_ms']:>7.2f} {r['gateway_rss_mib']:>8.1f}"
         )
+    p = report["pipelines"]
+    print()
+    print(
+        f"Pipelines API ({p['server']}, /v1/batch of {p['batch']} calls): {p['rps']:,.0f} req/s "
+        f"= {p['calls_per_s']:,.0f} calls/s, p99 {p['p99_ms']:.2f} ms; Track API "
+        f"{p['track_rps']:,.0f} req/s (one operation or batch each): "
+        f"{p['calls_per_s'] / p['track_rps']:.1f}x; statuses {p['statuses']}"
+    )
+    if "state_cost" not in report:
+        return
     c = report["state_cost"]
     print()
     print(
@@ -349,6 +425,11 @@ def main() -> None:
     parser.add_argument("--delivery-load", type=float, default=2000.0)
     parser.add_argument("--upstream-rate", type=float, default=100.0)
     parser.add_argument("--json", action="store_true", help="Print the report as JSON.")
+    parser.add_argument(
+        "--pipelines-only",
+        action="store_true",
+        help="Only the peak rows and the Pipelines row (no state cost, no delivery).",
+    )
     args = parser.parse_args()
     report = run(args)
     if args.json:
