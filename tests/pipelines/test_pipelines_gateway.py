@@ -21,6 +21,8 @@ from trackguard.gateway.app import Gateway
 from trackguard.gateway.build import GatewayOptions, create_gateway
 from trackguard.gateway.config import AuthConfig, Credentials
 from trackguard.http.runner import RunningServer, start_in_thread
+from trackguard.plan.loader import load_plan
+from trackguard.recovery.replay import replay
 from trackguard.store.base import QuarantineRecord
 from trackguard.store.sqlite import open_store
 
@@ -250,3 +252,19 @@ def test_without_a_cdp_key_the_pipelines_api_is_not_served(door: Callable[..., D
         "meta": {"errors": [message]},
     }
     assert d.quarantine() == []
+
+
+def test_replay_leaves_pipelines_records_alone_and_says_so(door: Callable[..., Door]) -> None:
+    d = door()
+    with d.client() as client:
+        assert client.post("/v1/batch", json=BATCH).status_code == 200
+    (before,) = d.quarantine()
+    report = replay(d.db, load_plan(PLAN))
+    assert (report.items, report.warnings) == (
+        [],
+        [
+            "1 Pipelines API record(s) left as they are: trackguard replay does not resend"
+            " Pipelines calls yet"
+        ],
+    )
+    assert d.quarantine() == [before]  # state and findings untouched

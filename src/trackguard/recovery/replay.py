@@ -26,6 +26,7 @@ from typing import Any, Final
 import msgspec
 
 from trackguard.contract.operations import Request
+from trackguard.contract.pipelines import is_pipelines_path
 from trackguard.core.pipeline import Checker
 from trackguard.core.verdict import Verdict
 from trackguard.delivery.ratelimit import TokenBucket
@@ -86,9 +87,12 @@ class ReplayReport(msgspec.Struct, kw_only=True):
         return sum(i.outcome == "still_invalid" for i in self.items)
 
 
-def _selected_ids(path: str, flt: QuarantineFilter) -> list[int]:
+def _selected_ids(path: str, flt: QuarantineFilter) -> tuple[list[int], int]:
+    """The replayable records' ids, and how many Pipelines API records were left out (they
+    are not Track API requests; replaying them is not supported yet)."""
     states = _REPLAYABLE if flt.state is None else (flt.state,)
     ids: set[int] = set()
+    pipelines: set[int] = set()
     for state in states:
         if state not in _REPLAYABLE:
             raise ValueError(f"records in state {state!r} are not replayed")
@@ -96,11 +100,13 @@ def _selected_ids(path: str, flt: QuarantineFilter) -> list[int]:
         offset = 0
         while True:
             page = list_quarantine(path, scoped, limit=1000, offset=offset)
-            ids.update(r.id for r in page if r.kind in ("contract", "plan"))
+            for r in page:
+                if r.kind in ("contract", "plan"):
+                    (pipelines if is_pipelines_path(r.path) else ids).add(r.id)
             if len(page) < 1000:
                 break
             offset += 1000
-    return sorted(ids)
+    return sorted(ids), len(pipelines)
 
 
 def _is_event(body: dict[str, Any], batch_item: bool) -> bool:
@@ -155,7 +161,7 @@ def replay(
     if not os.path.exists(path):
         raise StoreError(f"{path}: no such store")
     at = time.time() if now is None else now
-    ids = _selected_ids(path, filter or QuarantineFilter())
+    ids, pipelines = _selected_ids(path, filter or QuarantineFilter())
     store = SQLiteStore(path)
     conn = sqlite3.connect(path, isolation_level=None, timeout=5.0)
     try:
@@ -191,6 +197,11 @@ def replay(
         conn.close()
         store.close()
     warnings: list[str] = []
+    if pipelines:
+        warnings.append(
+            f"{pipelines} Pipelines API record(s) left as they are: trackguard replay does not"
+            " resend Pipelines calls yet"
+        )
     late = [i.id for i in items if i.late and i.outcome != "still_invalid"]
     if late:
         shown = ", ".join(str(i) for i in late[:10]) + (" ..." if len(late) > 10 else "")
