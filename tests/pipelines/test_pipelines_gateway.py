@@ -268,3 +268,26 @@ def test_replay_leaves_pipelines_records_alone_and_says_so(door: Callable[..., D
         ],
     )
     assert d.quarantine() == [before]  # state and findings untouched
+
+
+def test_paths_methods_and_sizes_are_answered_as_the_contract_says(
+    door: Callable[..., Door],
+) -> None:
+    d = door()
+    too_big = json.dumps({"batch": [track("x", event="e" * 600_000)]}).encode()
+    with d.client() as client:
+        unknown = client.post("/v1/nope", json={})
+        method = client.get("/v1/batch")
+        big = client.post("/v1/batch", content=too_big)
+        strict_big = client.post("/v1/batch", content=too_big, headers={"x-strict-mode": "1"})
+        telemetry = client.post("/v1/m", json={"series": []})
+    assert (unknown.status_code, unknown.json()["code"]) == (404, "not_found")
+    assert (method.status_code, method.headers["allow"]) == (405, "POST")
+    assert (big.status_code, big.content, big.headers["connection"]) == (200, b"{}", "close")
+    assert strict_big.status_code == 400
+    assert strict_big.json()["message"] == "request is larger than 500 KB once decompressed"
+    assert (telemetry.status_code, telemetry.content) == (200, b"{}")
+    assert [(r.codes, r.body) for r in d.quarantine()] == [
+        (("request_too_large",), b"null"),
+        (("request_too_large",), b"null"),
+    ]
