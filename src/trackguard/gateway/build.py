@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from trackguard.core.pipeline import Checker
@@ -11,6 +11,7 @@ from trackguard.delivery.worker import DeliveryWorker
 from trackguard.gateway.app import Delivery, Gateway, GatewayParts
 from trackguard.gateway.config import AuthConfig, ConfigError, load_auth
 from trackguard.gateway.metrics import GatewayMetrics
+from trackguard.http.limits import ConnectionLimits, ConnectionStats
 from trackguard.http.requestlog import RequestLog
 from trackguard.monitor import build_monitor, load_alerts
 from trackguard.plan.loader import load_plan
@@ -46,6 +47,8 @@ class GatewayOptions:
     #: Seconds between reads of the identity bindings and latest orders other writers (gateway
     #: replicas on the same store, identity imports) committed; 0 turns it off.
     identity_refresh: float = 1.0
+    #: Header, body, keep-alive and connection limits of the server (docs/gateway.md, Limits).
+    limits: ConnectionLimits = field(default_factory=ConnectionLimits)
 
 
 def create_gateway(options: GatewayOptions, auth: AuthConfig | None = None) -> Gateway:
@@ -77,6 +80,8 @@ def create_gateway(options: GatewayOptions, auth: AuthConfig | None = None) -> G
     metrics.registry.register(monitor.collector())
     state = GatewayState.load(store)
     metrics.bind_state(state)
+    connections = ConnectionStats()
+    metrics.registry.register(connections.collector())
     parts = GatewayParts(
         checker=Checker(plan, strict=options.strict),
         store=store,
@@ -90,5 +95,9 @@ def create_gateway(options: GatewayOptions, auth: AuthConfig | None = None) -> G
         dedupe=plan.dedupe if plan is not None else DedupePolicy(),
         state=state,
         identity_refresh=options.identity_refresh,
+        # The server's body limits answer first and count the trip; this is the backstop
+        # under a server without them.
+        body_timeout=options.limits.body_gap_timeout + 2 * options.limits.sweep_interval,
+        connections=connections,
     )
     return Gateway(parts)
