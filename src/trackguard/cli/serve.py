@@ -4,17 +4,28 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 import click
 
 from trackguard.gateway.build import DEFAULT_UPSTREAM, GatewayOptions, create_gateway
 from trackguard.gateway.config import ConfigError
+from trackguard.http.limits import ConnectionLimits
 from trackguard.http.runner import parse_listen, run
 from trackguard.monitor import RuleError
 from trackguard.plan.loader import PlanError
 from trackguard.store.base import StoreError
+
+FC = TypeVar("FC", bound=Callable[..., object])
+
+
+def _limit(flag: str, help: str) -> Callable[[FC], FC]:
+    """An option for one field of :class:`ConnectionLimits`, with its default."""
+    default = getattr(ConnectionLimits, flag[2:].replace("-", "_"))
+    kind = click.IntRange(min=1) if isinstance(default, int) else click.FloatRange(0, min_open=True)
+    return click.option(flag, type=kind, default=default, show_default=True, help=help)
 
 
 @click.command(name="serve")
@@ -75,6 +86,19 @@ from trackguard.store.base import StoreError
     help="Seconds between reads of identity bindings and orders other gateways on the same "
     "store committed (0: never).",
 )
+@click.option(
+    "--admin-listen",
+    help="HOST:PORT of a second, plain-HTTP listener for /healthz, /readyz and /metrics only, "
+    "outside --max-connections (the public port keeps answering them too).",
+)
+@_limit("--max-connections", "Open connections on the public port; more are closed at once.")
+@_limit("--max-header-bytes", "Request line plus headers; larger is answered 431.")
+@_limit("--header-timeout", "Seconds to send a request's headers; slower is answered 408.")
+@_limit(
+    "--body-gap-timeout", "Seconds a client may pause while sending a body; longer is answered 408."
+)
+@_limit("--body-timeout", "Seconds to send a whole body after the headers; slower is answered 408.")
+@_limit("--keep-alive-timeout", "Seconds an idle keep-alive connection stays open.")
 def serve_command(
     plan: Path | None,
     db: Path,
@@ -91,6 +115,13 @@ def serve_command(
     synchronous: Literal["NORMAL", "FULL"],
     no_deliver: bool,
     identity_refresh: float,
+    admin_listen: str | None,
+    max_connections: int,
+    max_header_bytes: int,
+    header_timeout: float,
+    body_gap_timeout: float,
+    body_timeout: float,
+    keep_alive_timeout: float,
 ) -> None:
     """Run the gateway: a drop-in Track API endpoint in front of Customer.io.
 
@@ -108,6 +139,15 @@ def serve_command(
         raise click.UsageError("--tls-cert and --tls-key go together")
     try:
         host, port = parse_listen(listen)
+        admin = parse_listen(admin_listen) if admin_listen is not None else None
+        limits = ConnectionLimits(
+            max_header_bytes=max_header_bytes,
+            header_timeout=header_timeout,
+            body_gap_timeout=body_gap_timeout,
+            body_timeout=body_timeout,
+            keep_alive_timeout=keep_alive_timeout,
+            max_connections=max_connections,
+        )
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     options = GatewayOptions(
@@ -123,6 +163,7 @@ def serve_command(
         synchronous=synchronous,
         alerts=alerts,
         identity_refresh=identity_refresh,
+        limits=limits,
     )
     try:
         app = create_gateway(options)
@@ -130,11 +171,18 @@ def serve_command(
         click.echo(f"trackguard serve: {exc}", err=True)
         sys.exit(2)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    run(
-        app,
-        host,
-        port,
-        tls_cert=tls_cert,
-        tls_key=tls_key,
-        ready=lambda url: click.echo(f"trackguard gateway listening on {url}", err=True),
-    )
+    try:
+        run(
+            app,
+            host,
+            port,
+            tls_cert=tls_cert,
+            tls_key=tls_key,
+            ready=lambda url: click.echo(f"trackguard gateway listening on {url}", err=True),
+            limits=limits,
+            stats=app.parts.connections,
+            admin_listen=admin,
+        )
+    except OSError as exc:  # a listen address in use or not ours
+        click.echo(f"trackguard serve: cannot listen: {exc.strerror or exc}", err=True)
+        sys.exit(2)
