@@ -51,9 +51,10 @@ _HEAD: Final = 0  # waiting for (the rest of) a request's head
 _BODY: Final = 1  # head complete, body still arriving
 _REST: Final = 2  # nothing owed by the client: the app answers, or keep-alive idles
 _CLOSING: Final = 3  # answered and half-closed: what still arrives is read and dropped
-#: Seconds a refused client's late bytes are still read (and dropped) after its answer, so
-#: the answer reaches it instead of being lost to a reset from unread data.
-LINGER: Final = 0.5
+#: Seconds a connection stays half-closed after a refusal before it is closed, so the answer
+#: reaches the client instead of being lost to a reset from its unread bytes. Reading is
+#: paused meanwhile: a client that streams on is held by its full TCP window, not read.
+LINGER: Final = 2.0
 #: Bytes of an unread body still read (and dropped) after an early answer to keep the
 #: connection; a larger (or chunked) body ends the connection instead.
 DISCARD_LIMIT: Final = 64 * 1024
@@ -156,7 +157,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     sweeper: ClassVar[_Sweeper] = _Sweeper(ConnectionLimits().sweep_interval)
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Any:
-        server_state = kwargs["server_state"]
+        server_state = kwargs["server_state"] if "server_state" in kwargs else args[1]
         if len(server_state.connections) >= cls.limits.max_connections:
             return _Refused(cls.stats, kwargs.get("_loop") or asyncio.get_event_loop())
         return super().__new__(cls)
@@ -262,7 +263,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if self._phase == _HEAD and self._head_bytes:
             self._answer_and_close(SHUTTING_DOWN)
             return
-        if self._phase == _CLOSING:
+        if self._phase == _CLOSING:  # answered already: no need to wait for the linger
+            self.transport.close()
             return
         super().shutdown()
 
