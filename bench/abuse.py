@@ -65,7 +65,12 @@ class Gateway(Server):
         return f"http://127.0.0.1:{self.admin_port}"
 
     def trips(self) -> dict[str, float]:
-        text = httpx.get(f"{self.admin}/metrics", timeout=5).text
+        """The limit trips so far; none when the gateway does not answer within 5 s (a
+        server without the limits can be that stalled)."""
+        try:
+            text = httpx.get(f"{self.admin}/metrics", timeout=5).text
+        except httpx.HTTPError:
+            return {}
         found = re.findall(_TRIPS, text, re.M)
         return {name: float(value) for name, value in found}
 
