@@ -132,4 +132,5 @@ def test_an_endless_head_is_refused_once_without_growing() -> None:
         "header_timeout": 0,
         "body_timeout": 0,
         "max_connections": 0,
+        "bad_request": 0,
     }

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 from abuse_conn_support import (
     FAST,
     TRACK,
@@ -28,6 +29,7 @@ from trackguard.contract.messages import UNAUTHORIZED
 from trackguard.contract.responses import pretty
 from trackguard.http.limits import ConnectionLimits
 
+BAD_REQUEST = answer("400 Bad Request", "invalid HTTP request")
 HEADERS_TOO_LARGE = answer("431 Request Header Fields Too Large", "request headers too large")
 HEADER_TIMEOUT = answer("408 Request Timeout", "request headers not received in time")
 BODY_TIMEOUT = answer("408 Request Timeout", "request body not received in time")
@@ -61,6 +63,7 @@ def test_endless_header_is_answered_431_and_closed_while_others_are_served(
             "header_timeout": 0.0,
             "body_timeout": 0.0,
             "max_connections": 0.0,
+            "bad_request": 0.0,
         }
 
 
@@ -81,6 +84,18 @@ def test_head_at_the_cap_with_a_body_in_the_same_write_is_served(tmp_path: Path)
         sock.sendall(head + b"\r\n\r\n" + body)
         assert read_answer(sock).endswith(b"\r\n\r\n{}\n")
         assert app.parts.connections.trips["header_bytes"] == 0
+
+
+def test_bytes_that_are_not_http_are_answered_400_json_and_counted(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with serving(tmp_path) as (app, server):
+        for garbage in (b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", b"GET / HTTP/9.9\r\n\r\n"):
+            with connect(server) as sock:
+                sock.sendall(garbage)
+                assert read_answer(sock) == BAD_REQUEST
+        assert app.parts.connections.trips["bad_request"] == 2
+        assert "Invalid HTTP request received." not in caplog.text  # no line per request
 
 
 def test_slow_headers_are_answered_408_and_closed(tmp_path: Path) -> None:
@@ -148,6 +163,7 @@ def test_an_idle_keep_alive_connection_is_closed(tmp_path: Path) -> None:
             "header_timeout": 0,
             "body_timeout": 0,
             "max_connections": 0,
+            "bad_request": 0,
         }
 
 

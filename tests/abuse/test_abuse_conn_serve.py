@@ -165,6 +165,7 @@ def test_trips_are_summarised_in_at_most_one_line_per_interval(
         "header_timeout": 2,
         "body_timeout": 0,
         "max_connections": 1,
+        "bad_request": 0,
     }
 
 

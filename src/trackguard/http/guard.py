@@ -15,6 +15,7 @@ import logging
 import math
 from typing import Any, ClassVar, Final
 
+import httptools
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from trackguard.contract.responses import pretty
@@ -41,6 +42,7 @@ HEADER_TIMEOUT: Final = _answer("408 Request Timeout", "request headers not rece
 BODY_TIMEOUT: Final = _answer("408 Request Timeout", "request body not received in time")
 SHUTTING_DOWN: Final = _answer("503 Service Unavailable", "service unavailable, retry")
 SERVER_FULL: Final = SHUTTING_DOWN
+BAD_REQUEST: Final = _answer("400 Bad Request", "invalid HTTP request")
 #: Customer.io's shape for the two answers an ASGI app can fail to give itself.
 UNAVAILABLE_BODY: Final = pretty({"meta": {"errors": ["service unavailable, retry"]}})
 INTERNAL_BODY: Final = pretty({"meta": {"errors": ["internal server error"]}})
@@ -192,7 +194,16 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             if not self._head_fits(data):
                 self._close_with(HEADER_TOO_LARGE, "header_bytes")
                 return
-        super().data_received(data)
+        # uvicorn's data_received, without its log line per malformed request
+        self._unset_keepalive_if_required()
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserError:
+            self.send_400_response("")
+        except httptools.HttpParserUpgrade:
+            if self._should_upgrade():
+                self.handle_websocket_upgrade()
+            # else: no WebSocket here; the request goes on as plain HTTP
 
     def _head_fits(self, data: bytes) -> bool:
         """Whether the head stays within the cap with ``data`` added (counted before parsing:
@@ -211,6 +222,11 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             self.cycle.disconnected = True  # the app reads a disconnect and stops
             self.cycle.message_event.set()
         self.stats.trip(limit, self.loop)
+
+    def send_400_response(self, msg: str) -> None:
+        """Bytes that are not HTTP: answered in the JSON shape and counted, where uvicorn
+        answers plain text and logs a warning per request (a log flood for garbage)."""
+        self._close_with(BAD_REQUEST, "bad_request")
 
     def _answer_and_close(self, answer: bytes) -> None:
         """Send ``answer``, end our side, stop reading, and close after :data:`LINGER` s.

@@ -27,6 +27,7 @@ LIMIT_NAMES: Final = (
     "header_timeout",
     "body_timeout",
     "max_connections",
+    "bad_request",  # not HTTP at all: refused like a limit, and counted with them
 )
 
 
@@ -137,7 +138,7 @@ class _StatsCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         trips = CounterMetricFamily(
             "trackguard_connection_limit_trips",
-            "Connections answered 408/431 or closed by a connection limit, by limit",
+            "Connections answered 400/408/431 or closed by a connection limit, by limit",
             labels=["limit"],
         )
         for name, n in self._stats.trips.items():
