@@ -63,16 +63,15 @@ def is_gzip(path: Path) -> bool:
 
 
 def plan_shares(
-    files: Sequence[Path],
-    jobs: int,
-    *,
-    splittable: Callable[[Path], bool],
-    min_share: int | None = None,
-) -> list[Share]:
-    """Shares in input order: about ``jobs`` of equal size; ``splittable`` files in ranges."""
-    least = MIN_SHARE_BYTES if min_share is None else min_share
+    files: Sequence[Path], jobs: int, *, splittable: Callable[[Path], bool]
+) -> list[Share] | None:
+    """Shares in input order: about ``jobs`` of equal size, ``splittable`` files in ranges;
+    None when one process should read it all (one share, or less than
+    :data:`MIN_SHARE_BYTES` in all)."""
     sizes = [_size(p) for p in files]
-    target = max(least, -(-sum(sizes) // max(jobs, 1)), 1)
+    if jobs < 2 or sum(sizes) < MIN_SHARE_BYTES:
+        return None
+    target = max(MIN_SHARE_BYTES, -(-sum(sizes) // jobs), 1)
     out: list[Share] = []
     for index, (path, size) in enumerate(zip(files, sizes, strict=True)):
         pieces = min(jobs, -(-size // target)) if size > target else 1
@@ -80,7 +79,7 @@ def plan_shares(
             out.extend(_split(index, path, size, pieces))
         else:
             out.append(Share(index, path))
-    return out
+    return out if len(out) > 1 else None
 
 
 def _split(index: int, path: Path, size: int, pieces: int) -> Iterator[Share]:

@@ -16,7 +16,7 @@ from jobs_corpus import anonymous, event, identify, traffic_lines, write
 
 import trackguard.shares as shares
 from trackguard.audit import Limits, run_audit
-from trackguard.audit.parallel import audit_jobs
+from trackguard.audit.parallel import audit_jobs, splittable
 from trackguard.audit.report_json import render_json
 from trackguard.check.samples import BASE_TIME
 from trackguard.cli.audit import audit_command
@@ -85,11 +85,25 @@ def test_sample_traffic_with_plan(traffic: Path) -> None:
 
 def test_shares_cut_inside_the_file(traffic: Path) -> None:
     cut = shares.plan_shares([traffic], 3, splittable=lambda p: True)
-    assert cut[0].start == 0 and len(cut) == 3
+    assert cut is not None and cut[0].start == 0 and len(cut) == 3
     text = traffic.read_bytes()
     for share in cut[1:]:
         assert text[share.start - 1 : share.start] == b"\n"
         assert share.first_line == text[: share.start].count(b"\n") + 1
+
+
+def test_small_input_and_gzip_stay_in_one_piece(
+    traffic: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gz = tmp_path / "t.jsonl.gz"
+    gz.write_bytes(gzip.compress(traffic.read_bytes()))
+    assert shares.plan_shares([gz], 3, splittable=splittable) is None
+    cut = shares.plan_shares([gz, traffic], 3, splittable=splittable)
+    assert cut is not None
+    assert (cut[0].start, cut[0].end) == (0, None)
+    assert [s.index for s in cut] == [0, 1, 1, 1]  # a third of all the bytes each
+    monkeypatch.setattr(shares, "MIN_SHARE_BYTES", 4 << 20)
+    assert shares.plan_shares([traffic], 3, splittable=splittable) is None  # not worth a fork
 
 
 def test_gzip_and_several_files(tmp_path: Path, traffic: Path) -> None:

@@ -239,10 +239,13 @@ def audit_jobs(
     limits: Limits,
     max_line: int,
 ) -> tuple[Auditor, list[FileCounter], float] | None:
-    """The merged auditor and per-file counters, or None when only one process can tell."""
+    """The merged auditor and per-file counters; None when one process should do it (the
+    input is one share, or too small to split, or a cap was reached)."""
     global _job
     started = time.perf_counter()
     shares = plan_shares(files, jobs, splittable=splittable)
+    if shares is None:
+        return None
     with tempfile.TemporaryDirectory(prefix="trackguard-audit-") as tmpdir:
         _job = _Job(shares, plan, mapping, now, limits, max_line, tmpdir)
         try:

@@ -17,7 +17,7 @@ from typing import IO
 
 import msgspec
 
-from trackguard.check.inputs import Located, Unreadable, iter_share
+from trackguard.check.inputs import Located, Unreadable, iter_requests, iter_share
 from trackguard.check.summary import Summary
 from trackguard.core.pipeline import Checker
 from trackguard.core.verdict import verdict_to_dict
@@ -78,6 +78,8 @@ def check_jobs(
     """:func:`check_items` over ``files`` in ``jobs`` worker processes, output in order."""
     global _job
     shares = plan_shares(files, jobs, splittable=lambda p: not is_gzip(p))
+    if shares is None:  # one share, or too little input to be worth a process
+        return check_items(iter_requests(files), Checker(plan, strict=strict), out)
     summary = Summary()
     with tempfile.TemporaryDirectory(prefix="trackguard-check-") as tmpdir:
         _job = _Job(shares, plan, strict, tmpdir if out is not None else None)
