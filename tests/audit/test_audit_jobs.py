@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from jobs_corpus import anonymous, event, identify, traffic_lines, write
 
 import trackguard.shares as shares
-from trackguard.audit import Limits, run_audit
+from trackguard.audit import Limits, parse_map, run_audit
 from trackguard.audit.parallel import audit_jobs, splittable
 from trackguard.audit.report_json import render_json
 from trackguard.check.samples import BASE_TIME
@@ -43,17 +43,23 @@ def _decoded(both: bytes) -> Any:
     return msgspec.json.decode(both.split(_PLAN_SEP)[0])["report"]
 
 
-def _merged(paths: list[Path], limits: Limits | None = None) -> bool:
+def _merged(paths: list[Path], limits: Limits | None = None, **kw: Any) -> bool:
     """Whether the shares merged (rather than the audit running again in one process)."""
     done = audit_jobs(
-        paths, None, jobs=2, mapping=None, now=NOW, limits=limits or Limits(), max_line=1 << 22
+        paths,
+        kw.get("plan"),
+        jobs=2,
+        mapping=kw.get("mapping"),
+        now=NOW,
+        limits=limits or Limits(),
+        max_line=kw.get("max_line", 1 << 22),
     )
     return done is not None
 
 
-def _same_for_all_jobs(paths: list[Path], **kw: object) -> bytes:
-    if "limits" not in kw and "max_line" not in kw:
-        assert _merged(paths)
+def _same_for_all_jobs(paths: list[Path], **kw: Any) -> bytes:
+    if "limits" not in kw:
+        assert _merged(paths, **kw)
     one = _report(paths, 1, **kw)
     for jobs in (2, 3):
         assert _report(paths, jobs, **kw) == one, f"--jobs {jobs} differs"
@@ -114,6 +120,35 @@ def test_gzip_and_several_files(tmp_path: Path, traffic: Path) -> None:
     plain.write_bytes(b"".join(lines[600:]))
     one = _same_for_all_jobs([gz, plain])
     assert b'"path": "' + str(gz).encode() in one
+
+
+def test_har_and_mapped_jsonl(tmp_path: Path, traffic: Path) -> None:
+    """A HAR file is one share; mapped JSONL is cut like a request log."""
+    entries = [
+        {
+            "startedDateTime": line["time"],
+            "request": {
+                "method": line["method"],
+                "url": "https://track.customer.io" + line["path"],
+                "postData": {"text": line["body"]},
+            },
+            "response": {"status": line["status"]},
+        }
+        for line in map(msgspec.json.decode, traffic.read_bytes().splitlines()[:200])
+        if isinstance(line, dict)
+    ]
+    har = tmp_path / "capture.har"
+    har.write_bytes(msgspec.json.encode({"log": {"version": "1.2", "entries": entries}}))
+    mapped = tmp_path / "app.jsonl"
+    with mapped.open("wb") as fh:
+        for raw in traffic.read_bytes().splitlines()[200:]:
+            try:
+                fh.write(msgspec.json.encode({"req": msgspec.json.decode(raw)}) + b"\n")
+            except msgspec.DecodeError:
+                fh.write(raw + b"\n")  # the bad lines stay bad
+    spec = "method=req.method,path=req.path,body=req.body,time=req.time,status=req.status"
+    one = _same_for_all_jobs([har, mapped], mapping=parse_map(spec))
+    assert [i["format"] for i in _decoded(one)["inputs"]] == ["har", "mapped-jsonl"]
 
 
 def test_split_points_inside_long_lines(tmp_path: Path) -> None:
