@@ -203,6 +203,21 @@ def test_caps_reached_give_the_sequential_report(tmp_path: Path) -> None:
     assert b"more than 5 distinct event names" in one
 
 
+def test_replayed_caps_merge(tmp_path: Path, traffic: Path) -> None:
+    """Identifier, duplicate-window and anonymous-id caps are reached in the replay, in order."""
+    lines: list[Any] = [*map(msgspec.json.decode, traffic.read_bytes().splitlines()[:600])]
+    lines += [anonymous(BASE_TIME + 9000 + i, f"a{i % 40}", "Viewed") for i in range(80)]
+    lines += [identify(BASE_TIME + 9100 + i, f"p{i}", f"a{i}") for i in range(40)]
+    path = write(tmp_path / "capped.jsonl", lines)
+    limits = Limits(identifiers=25, duplicate_window=30, anonymous_ids=20)
+    assert _merged([path], limits)
+    one = _same_for_all_jobs([path], limits=limits)
+    caps = _decoded(one)["caps"]
+    assert "more than 25 distinct ids: later ones are not matched" in caps
+    assert "more than 20 distinct anonymous ids: later ones are not matched" in caps
+    assert any(c.startswith("duplicate requests: only the latest 15-30") for c in caps)
+
+
 def test_series_cap_is_replayed_in_order(tmp_path: Path) -> None:
     """More events over time than series: the first ones by position are drawn."""
     lines = [event(BASE_TIME + 60 * i, f"u{i}", f"Event {i % 9}", {}) for i in range(90)]

@@ -4,15 +4,17 @@ Each worker audits one share of the input (a file, or a line-aligned byte range 
 file; see :mod:`trackguard.shares`) and sends back its censuses. The parent merges them in
 input order, so every "first seen" map, example list and dict order comes out as a
 sequential run's. What depends on everything before it is not merged but replayed: workers
-record the duplicate checks (request hashes, event ids, dedupe keys), the anonymous-id
-events and identifies, and each event's first appearance on the timeline, and the parent
-runs those through the real censuses in input order (they spill to a temporary file past
-:data:`SPILL_OPS`, so a worker's memory stays bounded).
+record the duplicate checks (request hashes, event ids, dedupe keys), anonymous events and
+the identifies that link them, the capped sets of ids, emails and email/id links, and each
+event's first appearance on the timeline; the parent runs those calls through the real
+censuses in input order, so their caps are reached where one process reaches them. The
+calls spill to a temporary file past :data:`SPILL_OPS`, so a worker's memory stays bounded.
 
-A cap on distinct values (:class:`~trackguard.audit.caps.Limits`) decides which values are
-kept by their order; when a worker reaches one, or merging would, the shares cannot say
-which values a sequential run would have kept, and the audit runs again in one process
-(the report says the same either way; only the time differs).
+The other caps on distinct values (:class:`~trackguard.audit.caps.Limits`: event names,
+events, properties, finding kinds) keep values by their order too; when a worker reaches
+one, or merging would, the shares cannot say which values one process would have kept, and
+the audit runs again in one process (the report is the same either way; only the time
+differs).
 """
 
 from __future__ import annotations
@@ -135,6 +137,23 @@ class _Anonymous(AnonymousCensus):
         self.log.add(("i", anonymous_id, when))
 
 
+class _Identity(IdentityCensus):
+    """Counts identifier kinds; records the capped id, email and link sets' calls."""
+
+    def __init__(self, log: OpLog, limits: Limits, caps: CapLog) -> None:
+        super().__init__(limits, caps)
+        self.log = log
+
+    def keyed_by_id(self, h: int) -> None:
+        self.log.add(("p", h))
+
+    def keyed_by_email(self, h: int, at: Any) -> None:
+        self.log.add(("m", h, at.pos))
+
+    def link(self, email: int, person_id: int) -> None:
+        self.log.add(("l", email, person_id))
+
+
 class _Timeline(TimelineCensus):
     """Counts every event's series (no cap); records each one's first appearance."""
 
@@ -197,6 +216,7 @@ def _work(i: int) -> Part:
     log = OpLog(job.tmpdir)
     auditor.duplicates = _Duplicates(log, job.limits, auditor.caps)
     auditor.anonymous = _Anonymous(log, job.limits, auditor.caps)
+    auditor.identity = _Identity(log, job.limits, auditor.caps)
     auditor.timeline = timeline = _Timeline(log, job.limits, auditor.caps)
     add, add_unreadable = auditor.add, auditor.add_unreadable
     counter = FileCounter(str(share.path), "")
@@ -302,7 +322,7 @@ class _Merger:
                 setattr(counter, name, getattr(counter, name) + getattr(part.counter, name))
 
     def _replay(self, file: str, part: Part) -> None:
-        dup, anon, har = self.a.duplicates, self.a.anonymous, part.har
+        dup, anon, ident, har = self.a.duplicates, self.a.anonymous, self.a.identity, part.har
         timeline = self.a.timeline
         series = timeline.limits.series
         admitted, folded = self.admitted, self.folded
@@ -318,6 +338,12 @@ class _Merger:
                 anon.event(op[1], op[2], _At(file, op[3], har))
             elif kind == "i":
                 anon.identify(op[1], op[2])
+            elif kind == "p":
+                ident.keyed_by_id(op[1])
+            elif kind == "m":
+                ident.keyed_by_email(op[1], _At(file, op[2], har))
+            elif kind == "l":
+                ident.link(op[1], op[2])
             else:  # "s": an event's first bucket; the sequential census caps series here
                 name = op[1]
                 if name in admitted or name in folded:
@@ -429,19 +455,6 @@ def _merge_identity(a: IdentityCensus, b: IdentityCensus) -> None:
         _extend(a.shape_examples[shape], examples, 3)
     a.email_in_id += b.email_in_id
     _extend(a.email_in_id_examples, b.email_in_id_examples, 3)
-    new = b.by_id - a.by_id
-    if len(a.by_id) + len(new) > a.limit:
-        raise Inexact
-    a.by_id |= new
-    for h, where in b.by_email.items():
-        if h not in a.by_email:
-            if len(a.by_email) >= a.limit:
-                raise Inexact
-            a.by_email[h] = where
-    for h, pid in b.links.items():
-        if len(a.links) >= a.limit:
-            raise Inexact
-        a.links[h] = pid
 
 
 def _merge_timeline(a: TimelineCensus, b: TimelineCensus) -> None:
