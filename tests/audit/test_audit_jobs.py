@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import re
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from jobs_corpus import anonymous, event, identify, traffic_lines, write
 
+import trackguard.audit.parallel as parallel
 import trackguard.shares as shares
 from trackguard.audit import Limits, parse_map, run_audit
 from trackguard.audit.parallel import audit_jobs, splittable
@@ -83,6 +85,15 @@ def test_sample_traffic(traffic: Path) -> None:
     assert report["totals"]["unreadable"] == 2
     assert report["totals"]["blank"] == 1
     assert report["findings"]  # the defects are found, and found alike
+
+
+def test_recorded_calls_spill_to_disk(
+    traffic: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(parallel, "SPILL_OPS", 7)  # every few calls to the spill file
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    _same_for_all_jobs([traffic])
+    assert list(tmp_path.iterdir()) == []  # spill files and their directory are gone
 
 
 def test_sample_traffic_with_plan(traffic: Path) -> None:
