@@ -229,13 +229,16 @@ def test_replayed_caps_merge(tmp_path: Path, traffic: Path) -> None:
     assert any(c.startswith("duplicate requests: only the latest 15-30") for c in caps)
 
 
-def test_series_cap_is_replayed_in_order(tmp_path: Path) -> None:
+def test_series_cap_is_replayed_in_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """More events over time than series: the first ones by position are drawn."""
     lines = [event(BASE_TIME + 60 * i, f"u{i}", f"Event {i % 9}", {}) for i in range(90)]
     path = write(tmp_path / "series.jsonl", lines)  # type: ignore[arg-type]
     assert _merged([path], Limits(series=4))
     one = _same_for_all_jobs([path], limits=Limits(series=4))
     assert b"more than 4 events over time" in one
+    monkeypatch.setattr(parallel, "WORKER_SERIES", 5)  # a worker's own bound: one process
+    assert not _merged([path], Limits(series=4))
+    assert _same_for_all_jobs([path], limits=Limits(series=4)) == one
 
 
 _line = st.one_of(

@@ -41,7 +41,10 @@ from trackguard.shares import Share, is_gzip, plan_shares, run_shares
 
 #: Recorded calls a worker holds before writing them to its spill file.
 SPILL_OPS: Final = 50_000
-_UNCAPPED: Final = 1 << 62
+#: Timeline series a worker keeps (the parent decides which ones the report draws); past
+#: this many events over time the audit runs in one process. Bounds a worker's timeline to
+#: ``WORKER_SERIES x Limits.buckets`` counters.
+WORKER_SERIES: Final = 1_000
 
 Op = tuple[Any, ...]
 
@@ -155,10 +158,10 @@ class _Identity(IdentityCensus):
 
 
 class _Timeline(TimelineCensus):
-    """Counts every event's series (no cap); records each one's first appearance."""
+    """Counts up to :data:`WORKER_SERIES` series; records each one's first appearance."""
 
     def __init__(self, log: OpLog, limits: Limits, caps: CapLog) -> None:
-        super().__init__(replace(limits, series=_UNCAPPED), caps)
+        super().__init__(replace(limits, series=max(limits.series, WORKER_SERIES)), caps)
         self.log = log
 
     def add(self, name: str, when: int, invalid: bool) -> None:
