@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import json
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -125,6 +126,16 @@ def test_one_bad_call_is_quarantined_and_the_rest_of_its_batch_delivered(
     assert dict(record.headers)["authorization"] == "[redacted]"
     requests = d.app.parts.metrics.requests
     assert requests["POST /v1/batch", 200] == 1
+    monitor: Any = d.app.parts.monitor
+    counted = Counter(monitor.tally.totals)
+    for (_, event, route, source, kind, name), n in monitor.tally.take().items():
+        counted[kind, event, route, source, name] += n
+    assert {k: n for k, n in counted.items() if k[2] == "POST /v1/batch"} == {
+        ("outcome", "product_viewed", "POST /v1/batch", "default", "accepted"): 2,
+        ("outcome", "(unknown)", "POST /v1/batch", "default", "invalid"): 1,
+        ("code", "(unknown)", "POST /v1/batch", "default", "event_invalid"): 1,
+    }
+    assert monitor.errors == 0
     upstream = d.emulator.log.snapshot()
     assert [(r["path"], r["status"], r["headers"]["x-strict-mode"]) for r in upstream] == [
         ("/v1/batch", 200, "1")
