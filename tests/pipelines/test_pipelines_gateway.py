@@ -14,13 +14,15 @@ from typing import Any
 
 import httpx
 import pytest
+from click.testing import CliRunner
 from pipelines_env import WRITE_KEY
 
+from trackguard.cli import main
 from trackguard.emulator.app import Emulator
 from trackguard.emulator.faults import FaultConfig
 from trackguard.gateway.app import Gateway
 from trackguard.gateway.build import GatewayOptions, create_gateway
-from trackguard.gateway.config import AuthConfig, Credentials
+from trackguard.gateway.config import AuthConfig, ConfigError, Credentials
 from trackguard.http.runner import RunningServer, start_in_thread
 from trackguard.plan.loader import load_plan
 from trackguard.recovery.replay import replay
@@ -302,3 +304,43 @@ def test_paths_methods_and_sizes_are_answered_as_the_contract_says(
         (("request_too_large",), b"null"),
         (("request_too_large",), b"null"),
     ]
+
+
+@pytest.mark.parametrize(
+    ("key", "upstream", "error"),
+    [
+        ("sk_eu_" + "a" * 32, "https://cdp.customer.io",
+         "TRACKGUARD_CDP_API_KEY is a EU key but --pipelines-upstream is Customer.io's US host: "
+         "use https://cdp-eu.customer.io"),
+        ("pk_us_" + "a" * 32, "https://cdp-eu.customer.io/",
+         "TRACKGUARD_CDP_API_KEY is a US key but --pipelines-upstream is Customer.io's EU host: "
+         "use https://cdp.customer.io"),
+        ("sk_eu_" + "a" * 32, "https://cdp-eu.customer.io", None),
+        ("legacy-key", "https://cdp-eu.customer.io", None),
+        ("sk_us_" + "a" * 32, "http://127.0.0.1:9", None),
+    ],
+)  # fmt: skip
+def test_a_key_is_never_sent_to_the_other_region(
+    key: str, upstream: str, error: str | None, tmp_path: Path
+) -> None:
+    options = GatewayOptions(db=tmp_path / "tg.db", pipelines_upstream=upstream, deliver=False)
+    auth = AuthConfig(upstream=Credentials("site", "track-key"), pipelines_key=key)
+    if error is None:
+        create_gateway(options, auth).parts.store.close()
+        return
+    with pytest.raises(ConfigError) as raised:
+        create_gateway(options, auth)
+    assert str(raised.value) == error
+
+
+def test_serve_says_which_region_in_one_line(tmp_path: Path) -> None:
+    env = {"TRACKGUARD_SITE_ID": "s", "TRACKGUARD_API_KEY": "k",
+           "TRACKGUARD_CDP_API_KEY": "sk_eu_" + "b" * 32}  # fmt: skip
+    result = CliRunner().invoke(
+        main, ["serve", "--db", str(tmp_path / "tg.db"), "--listen", "127.0.0.1:0"], env=env
+    )
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "Error: TRACKGUARD_CDP_API_KEY is a EU key but --pipelines-upstream is Customer.io's US "
+        "host: use https://cdp-eu.customer.io\n"
+    )

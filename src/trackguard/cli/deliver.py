@@ -19,6 +19,7 @@ from trackguard.delivery.transport import (
     pipelines_transport,
 )
 from trackguard.delivery.worker import DeliveryReport, DeliveryWorker
+from trackguard.gateway.build import check_region
 from trackguard.gateway.config import load_auth
 from trackguard.store.retention import Pruner, Retention, alongside
 from trackguard.store.sqlite import SQLiteStore, open_store
@@ -73,6 +74,8 @@ def deliver_command(
     """
     auth = load_auth(None)
     credentials = auth.upstream
+    if auth.pipelines_key is not None:
+        check_region(auth.pipelines_key, pipelines_upstream)
     store = open_store(db, create=False)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"

@@ -8,6 +8,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Final
+from urllib.parse import urlsplit
 
 from trackguard.core.pipeline import Checker
 from trackguard.delivery.transport import (
@@ -100,6 +102,24 @@ def _check(options: GatewayOptions) -> None:
         )
 
 
+#: Customer.io's Pipelines hosts by region; a key sent to the other region is answered 200 and
+#: its data dropped, so a key whose prefix names a region must go to that region's host.
+PIPELINES_HOSTS: Final = {"us": "cdp.customer.io", "eu": "cdp-eu.customer.io"}
+
+
+def check_region(write_key: str, upstream: str) -> None:
+    """Refuse an ``sk_eu_``/``pk_eu_`` key with the US host, or a ``_us_`` key with the EU host
+    (other keys and other hosts, an emulator's, are not judged)."""
+    host = urlsplit(upstream).hostname or ""
+    region = write_key[3:5] if write_key[:3] in ("sk_", "pk_") and write_key[5:6] == "_" else ""
+    other = {"us": "eu", "eu": "us"}.get(region)
+    if other is not None and host == PIPELINES_HOSTS[other]:
+        raise ConfigError(
+            f"TRACKGUARD_CDP_API_KEY is a {region.upper()} key but --pipelines-upstream is "
+            f"Customer.io's {other.upper()} host: use https://{PIPELINES_HOSTS[region]}"
+        )
+
+
 def _close_all(*transports: Transport | None) -> None:
     for transport in transports:
         if transport is not None:
@@ -130,6 +150,8 @@ def create_gateway(
     ``clock`` (Unix seconds) is what the checks, delivery and the monitor read as now."""
     _check(options)
     auth = auth if auth is not None else load_auth(options.config)
+    if auth.pipelines_key is not None:
+        check_region(auth.pipelines_key, options.pipelines_upstream)
     plan = load_plan(options.plan) if options.plan is not None else None
     alerts = load_alerts(options.alerts) if options.alerts is not None else None  # fail early
     request_log = _open_request_log(options)
