@@ -166,7 +166,7 @@ def test_strict_mode_answers_400_and_still_keeps_the_good_calls(
 
 
 def test_a_wrong_write_key_keeps_nothing_and_is_answered_like_customer_io(
-    door: Callable[..., Door],
+    door: Callable[..., Door], caplog: pytest.LogCaptureFixture
 ) -> None:
     d = door()
     with d.client("not-the-key") as client:
@@ -184,6 +184,11 @@ def test_a_wrong_write_key_keeps_nothing_and_is_answered_like_customer_io(
     finally:
         store.close()
     assert d.app.parts.metrics.requests["other", 401] == 2
+    assert d.app.guards.unauthenticated.total == 3
+    assert [r.getMessage() for r in caplog.records if r.name == "trackguard.gateway"] == [
+        "requests without valid credentials (answered 401): 1 "
+        "(127.0.0.1 POST /v1/batch (answered 200): 1)"
+    ]  # the first at once, the others summarised later
     assert not d.log.exists() or "not-the-key" not in d.log.read_text()
 
 
