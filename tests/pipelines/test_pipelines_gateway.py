@@ -349,3 +349,23 @@ def test_serve_says_which_region_in_one_line(tmp_path: Path) -> None:
         "Error: TRACKGUARD_CDP_API_KEY is a EU key but --pipelines-upstream is Customer.io's US "
         "host: use https://cdp-eu.customer.io\n"
     )
+
+
+def test_with_email_keyed_fix_a_cart_keyed_by_email_is_sent_under_the_known_id(
+    door: Callable[..., Door], tmp_path: Path
+) -> None:
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(PLAN.read_text().replace("email_keyed: warn", "email_keyed: fix"))
+    d = door(plan=plan)
+    identify = {"type": "identify", "userId": "cust-7", "messageId": "i-1",
+                "traits": {"email": "Dana@Example.com"}}  # fmt: skip
+    cart = track("c-1", event="product_viewed", user="dana@example.com")
+    with d.client() as client:
+        assert client.post("/v1/batch", json={"batch": [identify]}).status_code == 200
+        assert client.post("/v1/batch", json={"batch": [cart]}).status_code == 200
+    d.drain()
+    assert [(c["messageId"], c["userId"]) for c in d.delivered()] == [
+        ("i-1", "cust-7"),
+        ("c-1", "cust-7"),
+    ]
+    assert d.quarantine() == []
