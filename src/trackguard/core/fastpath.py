@@ -26,6 +26,7 @@ from trackguard.contract import messages as m
 from trackguard.contract.check import (
     _EXEMPT_ATTRIBUTE_VALUES,
     is_ulid,
+    out_of_range,
     too_deep,
     utf8_len,
     value_bytes,
@@ -274,6 +275,8 @@ class FastEvents:
             generic = _generic.decode(body)
         except (msgspec.DecodeError, msgspec.ValidationError, RecursionError, UnicodeDecodeError):
             return None
+        if out_of_range(body, generic):
+            return None
         name = type(typed).__struct_config__.tag
         if not isinstance(generic, dict) or generic.get("name") != name:
             return None  # a repeated "name" key: the generic decode kept another one
@@ -333,6 +336,8 @@ def _object(raw: bytes) -> dict[str, Any] | None:
     try:
         body = _generic.decode(raw)
     except (msgspec.DecodeError, msgspec.ValidationError, RecursionError, UnicodeDecodeError):
+        return None
+    if out_of_range(raw, body):
         return None
     return body if isinstance(body, dict) else None
 
