@@ -193,7 +193,7 @@ def test_a_v3_file_is_upgraded_in_place_and_its_rows_are_numbered(tmp_path: Path
     _v3_file(path)
     store = SQLiteStore(path)
     try:
-        assert SCHEMA_VERSION == 5
+        assert SCHEMA_VERSION == 6
         assert store.identities_since(0) == [(1, "amy@x.com", "cus_a"), (2, "zed@x.com", "cus_z")]
         assert store.last_orders_since(0) == [(1, "id:cus_a", 200), (2, "id:cus_z", 300)]
         assert store.profile("id:cus_z") == {

@@ -113,7 +113,7 @@ def test_a_v4_file_is_upgraded_in_place_with_rows_intact(tmp_path: Path) -> None
     assert "route" not in _columns(path, "outbox")
     store = SQLiteStore(path)
     try:
-        assert SCHEMA_VERSION == 5
+        assert SCHEMA_VERSION == 6
         assert store.outbox_row(1) == OutboxRow(
             seq=1,
             received_at=1700000000.0,
@@ -161,7 +161,7 @@ def test_a_v4_file_is_upgraded_in_place_with_rows_intact(tmp_path: Path) -> None
         store.close()
     con = sqlite3.connect(path)
     try:
-        assert con.execute("PRAGMA user_version").fetchone() == (5,)
+        assert con.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
         assert con.execute("PRAGMA integrity_check").fetchone() == ("ok",)
         nulls = con.execute("SELECT seq, route, plan_version FROM outbox ORDER BY seq").fetchall()
         assert nulls == [(1, None, None), (2, None, None)]
@@ -220,6 +220,6 @@ def test_quarantine_commands_upgrade_a_v4_file_and_read_it(tmp_path: Path) -> No
     assert count_quarantine(path, QuarantineFilter(route=V1_EVENTS)) == 0
     con = sqlite3.connect(path)
     try:
-        assert con.execute("PRAGMA user_version").fetchone() == (5,)
+        assert con.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
     finally:
         con.close()

@@ -256,6 +256,7 @@ class FastEvents:
         if (
             self.decoder is None
             or not isinstance(hit, RouteMatch)
+            or hit.not_utf8  # held whole by the full path (path_not_utf8)
             or hit.route.action != "event"
             or len(body) > m.MAX_EVENT_DATA_BYTES
         ):
@@ -416,7 +417,7 @@ class FastContract:
 
         ``hit`` is the request's route match; ``now`` plays no part without a plan.
         """
-        if not isinstance(hit, RouteMatch):
+        if not isinstance(hit, RouteMatch) or hit.not_utf8:
             return None
         route = hit.route
         raw = request.body

@@ -33,12 +33,13 @@ from trackguard.store.base import (
     StoreClosed,
     StoreError,
     Write,
+    dedupe_conflict,
 )
 
 Synchronous = Literal["FULL", "NORMAL"]
 
 #: The schema version this code writes (``PRAGMA user_version``).
-SCHEMA_VERSION: Final = 5
+SCHEMA_VERSION: Final = 6
 
 # Migrations, one tuple of statements per version step: ``_MIGRATIONS[n]`` takes a database at
 # user_version n to n + 1. Statements run one by one (``executescript`` would commit early).
@@ -155,6 +156,13 @@ _MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         "CREATE INDEX quarantine_plan_version ON quarantine (plan_version)",
         "CREATE INDEX quarantine_route ON quarantine (route)",
     ),
+    (
+        # Who claimed each dedupe key (a person key): the same key from another person is not
+        # a retry but a conflict, kept in the quarantine. Claims of a v5 file keep NULL and
+        # are treated as the same person's (a duplicate, as v5 did) until they expire.
+        "ALTER TABLE claims ADD COLUMN person TEXT",
+        "INSERT INTO counts (name, n) VALUES ('dedupe_conflict', 0)",
+    ),
 )
 assert len(_MIGRATIONS) == SCHEMA_VERSION
 
@@ -210,9 +218,11 @@ _MARK_FAILED: Final = (
 _ADD_COUNT: Final = "UPDATE counts SET n = n + ? WHERE name = ?"
 # Claims a key unless an unexpired claim holds it (then nothing changes: a duplicate).
 _CLAIM: Final = (
-    "INSERT INTO claims (key, expires_at) VALUES (?, ?) ON CONFLICT (key) DO UPDATE"
-    " SET expires_at = excluded.expires_at WHERE claims.expires_at <= ?"
+    "INSERT INTO claims (key, expires_at, person) VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE"
+    " SET expires_at = excluded.expires_at, person = excluded.person"
+    " WHERE claims.expires_at <= ?"
 )
+_CLAIMER: Final = "SELECT person FROM claims WHERE key = ?"
 _PROFILE: Final = (
     "SELECT first_order_date, last_order_date, order_count, lifetime_value FROM profiles"
     " WHERE person = ?"
@@ -404,8 +414,10 @@ class SQLiteStore:
 
         Each row keeps the fields it carries except ``seq``/``id``, which the store assigns in
         commit order. Either everything is committed or nothing is (and StoreError is raised).
-        Rows with ``claim_until`` claim their ``dedupe_key`` first: when an unexpired claim
-        holds it the row is a duplicate and is left out; the result counts them per write.
+        Rows with ``claim_until`` claim their ``dedupe_key`` first: when an unexpired claim of
+        the same person holds it the row is a duplicate and is left out (the result counts
+        them per write); when another person's claim holds it, the row is quarantined instead
+        (:func:`~trackguard.store.base.dedupe_conflict`) and counted as ``dedupe_conflict``.
         A new order with ``derive`` updates its person's profile and queues an identify with
         the derived attributes right after the order.
         """
@@ -418,6 +430,7 @@ class SQLiteStore:
             self._check_open()
             return [0] * len(writes)
         duplicates = [0] * len(writes)
+        conflicts = 0
         with self._transaction() as conn:
             outbox: list[tuple[Any, ...]] = []
             added = {"pending": 0, "delivered": 0, "failed": 0}
@@ -426,9 +439,16 @@ class SQLiteStore:
                 for r in write.outbox:
                     if r.claim_until is not None and r.dedupe_key is not None:
                         before = conn.total_changes
-                        conn.execute(_CLAIM, (r.dedupe_key, r.claim_until, r.received_at))
+                        conn.execute(_CLAIM, (r.dedupe_key, r.claim_until, r.person, r.received_at))
                         if conn.total_changes == before:
-                            duplicates[i] += 1
+                            claimer = conn.execute(_CLAIMER, (r.dedupe_key,)).fetchone()[0]
+                            if claimer is None or claimer == r.person:
+                                duplicates[i] += 1
+                            else:
+                                quarantine.append(
+                                    _quarantine_params(dedupe_conflict(r, claimer), None)
+                                )
+                                conflicts += 1
                             continue
                     outbox.append(_outbox_params(r))
                     if r.state in added:
@@ -452,6 +472,8 @@ class SQLiteStore:
                     conn.execute(_ADD_COUNT, (n, name))
             if sum(duplicates):
                 conn.execute(_ADD_COUNT, (sum(duplicates), "duplicate"))
+            if conflicts:
+                conn.execute(_ADD_COUNT, (conflicts, "dedupe_conflict"))
             if learning:
                 _learn(conn, writes)
             if meta:
@@ -545,6 +567,10 @@ class SQLiteStore:
     def duplicate_count(self) -> int:
         """Rows left out as duplicates since the store was created."""
         return int(self._read("SELECT n FROM counts WHERE name = 'duplicate'")[0][0])
+
+    def conflict_count(self) -> int:
+        """Rows quarantined since schema v6 because another person held their dedupe key."""
+        return int(self._read("SELECT n FROM counts WHERE name = 'dedupe_conflict'")[0][0])
 
     def lease(self, limit: int, now: float) -> list[OutboxRow]:
         """Claim up to ``limit`` due pending rows in seq order, keeping per-person order.
