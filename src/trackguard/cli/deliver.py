@@ -9,6 +9,7 @@ from types import FrameType
 
 import click
 
+from trackguard.delivery.circuit import CircuitPolicy
 from trackguard.delivery.transport import HttpxTransport
 from trackguard.delivery.worker import DeliveryReport, DeliveryWorker
 from trackguard.gateway.config import ConfigError, load_auth
@@ -37,7 +38,13 @@ from trackguard.store.sqlite import open_store
     help="Most requests per second sent upstream.",
 )
 @click.option("--once", is_flag=True, help="Deliver what is due now, then exit.")
-def deliver_command(db: str, upstream: str, rate: float, once: bool) -> None:
+@click.option(
+    "--no-circuit",
+    is_flag=True,
+    help="No circuit breaker: quarantine every row Customer.io refuses at once, even when it"
+    " refuses nearly everything (docs/delivery.md).",
+)
+def deliver_command(db: str, upstream: str, rate: float, once: bool, no_circuit: bool) -> None:
     """Send the outbox to Customer.io: batched, rate-limited, retried, in per-person order.
 
     Runs until SIGTERM or SIGINT, then finishes the request in flight and exits. Credentials
@@ -60,7 +67,9 @@ def deliver_command(db: str, upstream: str, rate: float, once: bool) -> None:
     )
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request is noise
     transport = HttpxTransport(upstream, credentials.site_id, credentials.api_key)
-    worker = DeliveryWorker(store, transport, rate=rate)
+    worker = DeliveryWorker(
+        store, transport, rate=rate, circuit=None if no_circuit else CircuitPolicy()
+    )
     try:
         if once:
             report = _drain(worker)

@@ -12,6 +12,7 @@ import msgspec
 from rich.console import Console
 from rich.table import Table
 
+from trackguard.delivery.circuit import STATE_KEY, decode_state
 from trackguard.store.base import OutboxRow, StoreError
 from trackguard.store.sqlite import SQLiteStore
 
@@ -59,12 +60,19 @@ def stats_command(db: Path) -> None:
     store = _open(db)
     try:
         s = store.outbox_stats()
+        circuit = decode_state(store.meta_value(STATE_KEY))
     finally:
         store.close()
     age = "-" if s.oldest_pending_at is None else f"{time.time() - s.oldest_pending_at:.0f} s"
     click.echo(
         f"pending {s.pending}  delivered {s.delivered}  failed {s.failed}  oldest pending {age}"
     )
+    if circuit is not None and circuit.state == "open":
+        click.echo(
+            f"delivery circuit OPEN since {_when(circuit.opened_at)}: Customer.io refuses"
+            f" nearly everything ({circuit.reason}); {circuit.probes} probes refused, next at"
+            f" {_when(circuit.probe_at)}; pending rows are kept"
+        )
 
 
 @outbox_group.command(name="list")

@@ -86,6 +86,16 @@ class _StoreCollector(Collector):
         rows.add_metric(["failed"], snap.rows_failed_total)
         rows.add_metric(["retried"], snap.rows_retried_total)
         yield rows
+        yield GaugeMetricFamily(
+            "trackguard_delivery_circuit_open",
+            "1 while delivery is paused because Customer.io refuses nearly everything",
+            value=int(snap.circuit_open),
+        )
+        yield CounterMetricFamily(
+            "trackguard_delivery_circuit_trips",
+            "Times the circuit opened",
+            value=snap.circuit_trips_total,
+        )
         for name, doc, hist in (
             (
                 "trackguard_upstream_items_per_request",

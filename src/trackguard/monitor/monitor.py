@@ -22,6 +22,9 @@ import httpx
 import msgspec
 
 from trackguard.core.verdict import Verdict
+from trackguard.delivery.circuit import STATE_KEY as CIRCUIT_KEY
+from trackguard.delivery.circuit import CircuitState
+from trackguard.delivery.circuit import decode_state as decode_circuit
 from trackguard.delivery.worker import MetricsSnapshot
 from trackguard.monitor.db import MonitorDB
 from trackguard.monitor.evaluate import Evaluator, Measurement
@@ -67,7 +70,9 @@ class Monitor:
         self.measurements: dict[str, Measurement] = {}
         self._snapshot = delivery_snapshot
         self._health = health if health is not None else OutboxHealth(db)
-        self._evaluator = Evaluator(db, self._backlog, watching_since=clock())
+        self._evaluator = Evaluator(
+            db, self._backlog, watching_since=clock(), circuit=self._circuit_state
+        )
         self._previous: tuple[int, int, int, int] = (0, 0, 0, 0)
         saved = db.load_blobs("monitor_alerts")
         self.states = {
@@ -204,6 +209,12 @@ class Monitor:
             if n:
                 counts[minute, DELIVERY, DELIVERY, NO_SOURCE, "outcome", name] = n
         self.tally.add_counts(counts)
+
+    def _circuit_state(self) -> CircuitState | None:
+        """The delivery circuit as the worker (in any process) last saved it."""
+        rows = self.db.query("SELECT value FROM meta WHERE key = ?", (CIRCUIT_KEY,))
+        value = rows[0][0] if rows else None
+        return decode_circuit(value) if isinstance(value, str | bytes) else None
 
     def _backlog(self) -> tuple[int, float | None]:
         pending = self.db.query("SELECT n FROM counts WHERE name = 'pending'")

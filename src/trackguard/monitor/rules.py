@@ -11,7 +11,9 @@ from dataclasses import dataclass, field
 from typing import Final, Literal
 
 Severity = Literal["critical", "error", "warning", "info"]
-RuleKind = Literal["rate", "count", "volume", "backlog", "upstream_errors", "health_growth"]
+RuleKind = Literal[
+    "rate", "count", "volume", "backlog", "upstream_errors", "health_growth", "delivery_circuit"
+]
 ChannelType = Literal["slack", "pagerduty", "webhook", "log"]
 
 SEVERITIES: Final[tuple[Severity, ...]] = ("critical", "error", "warning", "info")
@@ -22,6 +24,7 @@ RULE_KINDS: Final[tuple[RuleKind, ...]] = (
     "backlog",
     "upstream_errors",
     "health_growth",
+    "delivery_circuit",
 )
 CHANNEL_TYPES: Final[tuple[ChannelType, ...]] = ("slack", "pagerduty", "webhook", "log")
 PAGERDUTY_URL: Final = "https://events.pagerduty.com/v2/enqueue"

@@ -209,6 +209,12 @@ class Store(Protocol):
         """``(seq, person key, last_order_date)`` of profiles an order changed after change
         number ``after``, in commit order, at most ``limit`` (as :meth:`identities_since`)."""
 
+    def meta_value(self, key: str) -> str | None:
+        """A small value saved under ``key`` (a checkpoint, the delivery circuit's state)."""
+
+    def set_meta(self, key: str, value: str) -> None:
+        """Save ``value`` under ``key`` (visible to every process on the store)."""
+
     def healthy(self) -> bool:
         """True when the store can take writes (readiness)."""
 

@@ -564,6 +564,11 @@ class SQLiteStore:
         rows = self._read("SELECT value FROM meta WHERE key = ?", (key,))
         return str(rows[0][0]) if rows else None
 
+    def set_meta(self, key: str, value: str) -> None:
+        """Save ``value`` under ``key`` in its own transaction."""
+        with self._transaction() as conn:
+            conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+
     def duplicate_count(self) -> int:
         """Rows left out as duplicates since the store was created."""
         return int(self._read("SELECT n FROM counts WHERE name = 'duplicate'")[0][0])
