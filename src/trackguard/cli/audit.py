@@ -16,6 +16,7 @@ from trackguard.audit.report_json import render_json
 from trackguard.audit.report_terminal import render_terminal
 from trackguard.plan.loader import PlanError, load_plan
 from trackguard.plan.model import Plan
+from trackguard.private import write_private
 
 #: Inputs smaller than this finish before a progress bar would help.
 PROGRESS_MIN_BYTES = 50 * 1024 * 1024
@@ -52,7 +53,7 @@ def _write(target: str, data: bytes) -> None:
         sys.stdout.buffer.write(data)
         sys.stdout.buffer.flush()
     else:
-        Path(target).write_bytes(data)
+        write_private(target, data)
 
 
 @click.command(name="audit")
@@ -133,9 +134,9 @@ def audit_command(
     if json_path is not None:
         _write(json_path, render_json(report, fail_on=fail_on))
     if html_path is not None:
-        Path(html_path).write_text(render_html(report), encoding="utf-8")
+        write_private(html_path, render_html(report))
     if infer_path is not None:
-        Path(infer_path).write_text(result.infer_plan(), encoding="utf-8")
+        write_private(infer_path, result.infer_plan())  # enum values come from traffic
     if json_path != "-":
         render_terminal(report, Console())
     sys.exit(1 if fail_on is not None and report.fails(fail_on) else 0)

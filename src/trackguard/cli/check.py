@@ -16,6 +16,7 @@ from trackguard.check.summary import Summary
 from trackguard.cli.common import plan_or_exit
 from trackguard.core.pipeline import Checker
 from trackguard.core.verdict import verdict_to_dict
+from trackguard.private import write_private
 
 _OUTCOME_STYLE = {
     "accepted": "green",
@@ -134,4 +135,4 @@ def sample_command(count: int, seed: int, defect_rate: float, output: Path | Non
     if output is None:
         sys.stdout.buffer.write(lines)
     else:
-        output.write_bytes(lines)
+        write_private(output, lines)

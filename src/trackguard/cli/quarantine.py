@@ -27,6 +27,7 @@ from rich.table import Table
 from rich.text import Text
 
 from trackguard.durations import DurationError, format_duration, parse_duration, parse_instant
+from trackguard.private import open_private
 from trackguard.store.base import QuarantineRecord, StoreError
 from trackguard.store.quarantine import (
     ExportFormat,
@@ -492,7 +493,7 @@ def _export_stdout(db: str, fmt: ExportFormat, flt: QuarantineFilter) -> int:
 def _export_file(db: str, fmt: ExportFormat, flt: QuarantineFilter, output: Path) -> int:
     partial = output.with_name(output.name + ".partial")
     try:
-        with partial.open("w", encoding="utf-8", newline="") as fh:
+        with open_private(partial, "w", newline="") as fh:
             written = export(db, fh, fmt, flt)
         partial.replace(output)
     except OSError as exc:

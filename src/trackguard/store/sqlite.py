@@ -24,6 +24,7 @@ from typing import Any, Final, Literal
 
 import msgspec
 
+from trackguard.private import create_private
 from trackguard.store.base import (
     OutboxRow,
     OutboxState,
@@ -286,6 +287,7 @@ class SQLiteStore:
         self._registry_lock = threading.Lock()
         self._readers: dict[threading.Thread, _Reader] = {}
         self._local = threading.local()
+        create_private(self.path)  # the request data it will hold is nobody else's to read
         self._writer = self._connect()
         try:
             self._writer.execute("PRAGMA cache_size = -16000")  # lease scans stay in memory
