@@ -9,6 +9,7 @@ from types import FrameType
 
 import click
 
+from trackguard.cli.common import configure_logging
 from trackguard.delivery.circuit import CircuitPolicy
 from trackguard.delivery.transport import HttpxTransport
 from trackguard.delivery.worker import DeliveryReport, DeliveryWorker
@@ -62,10 +63,7 @@ def deliver_command(db: str, upstream: str, rate: float, once: bool, no_circuit:
         store = open_store(db)
     except (ConfigError, StoreError) as exc:
         raise click.ClickException(str(exc)) from None
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request is noise
+    configure_logging()
     transport = HttpxTransport(upstream, credentials.site_id, credentials.api_key)
     worker = DeliveryWorker(
         store, transport, rate=rate, circuit=None if no_circuit else CircuitPolicy()

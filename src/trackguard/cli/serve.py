@@ -9,6 +9,7 @@ from typing import Literal
 
 import click
 
+from trackguard.cli.common import configure_logging
 from trackguard.gateway.build import DEFAULT_UPSTREAM, GatewayOptions, create_gateway
 from trackguard.gateway.config import ConfigError
 from trackguard.http.runner import parse_listen, run
@@ -68,6 +69,13 @@ from trackguard.store.base import StoreError
     "--no-deliver", is_flag=True, help="Do not deliver in-process (run trackguard deliver)."
 )
 @click.option(
+    "--log-level",
+    type=click.Choice(["debug", "info", "warning", "error"]),
+    default="info",
+    show_default=True,
+    help="Least severe log lines written to stderr (no level logs credentials or webhook URLs).",
+)
+@click.option(
     "--identity-refresh",
     type=click.FloatRange(min=0),
     default=1.0,
@@ -91,6 +99,7 @@ def serve_command(
     synchronous: Literal["NORMAL", "FULL"],
     no_deliver: bool,
     identity_refresh: float,
+    log_level: str,
 ) -> None:
     """Run the gateway: a drop-in Track API endpoint in front of Customer.io.
 
@@ -129,12 +138,14 @@ def serve_command(
     except (ConfigError, PlanError, StoreError, RuleError) as exc:
         click.echo(f"trackguard serve: {exc}", err=True)
         sys.exit(2)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging(getattr(logging, log_level.upper()))
     run(
         app,
         host,
         port,
         tls_cert=tls_cert,
         tls_key=tls_key,
+        # uvicorn's access log says less than --request-log: only at debug is it wanted.
+        log_level=log_level if log_level in ("debug", "error") else "warning",
         ready=lambda url: click.echo(f"trackguard gateway listening on {url}", err=True),
     )

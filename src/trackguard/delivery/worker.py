@@ -354,6 +354,15 @@ class DeliveryWorker:
                 log.error("store error, delivery pauses: %s", exc)
                 stop.wait(self.idle_sleep)
                 continue
+            if report.leased:
+                log.debug(
+                    "round: %d rows leased, %d requests, %d delivered, %d quarantined, %d retried",
+                    report.leased,
+                    report.requests,
+                    report.delivered,
+                    report.failed,
+                    report.retried,
+                )
             if report.retry_at is not None:
                 stop.wait(max(0.0, report.retry_at - self.clock()))
             elif report.leased == 0:
