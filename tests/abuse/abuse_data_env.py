@@ -6,7 +6,7 @@ A module of its own (not ``conftest``) so the tests import it by name.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,7 @@ class Gateway:
     server: RunningServer
     db: Path
     client: httpx.Client
+    metrics: Callable[[], bytes]
 
     def track(self, person: str, name: str, data: dict[str, Any], ts: int) -> httpx.Response:
         body = {"name": name, "data": data, "timestamp": ts}
@@ -57,4 +58,4 @@ def serve(
         start_in_thread(app) as server,
         httpx.Client(base_url=server.url, auth=auth, timeout=10) as client,
     ):
-        yield Gateway(server, options.db, client)
+        yield Gateway(server, options.db, client, app.parts.metrics.render)

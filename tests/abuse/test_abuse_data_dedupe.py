@@ -41,7 +41,7 @@ def _message(claimer: str, newcomer: str) -> str:
 
 
 def test_another_persons_order_with_the_same_id_is_kept_and_replayed_once_fixed(
-    gw: Gateway, emu: Any
+    gw: Gateway, emu: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     first = gw.track("cus_1", "order_completed", ORDER, T)
     other = gw.track("cus_2", "order_completed", ORDER, T + 5)
@@ -74,9 +74,15 @@ def test_another_persons_order_with_the_same_id_is_kept_and_replayed_once_fixed(
             "batch_index": None,
         }
     ]
+    assert b"trackguard_dedupe_conflicts_total 1.0\n" in gw.metrics()
+    assert [r.getMessage() for r in caplog.records if r.name == "trackguard.store"] == [
+        "dedupe key 'order_completed:A-1001' is claimed by id:cus_1: the event of id:cus_2 is"
+        " kept in the quarantine (dedupe_key_conflict)"
+    ]
     store = SQLiteStore(gw.db)
     try:
         assert (store.duplicate_count(), store.conflict_count()) == (1, 1)
+        assert store.outbox_stats().dedupe_conflicts == 1
         assert store.profile("id:cus_2") is None  # no order counted for the newcomer
         assert store.profile("id:cus_1") is not None
         assert store.profile("id:cus_1")["order_count"] == 1  # type: ignore[index]

@@ -54,6 +54,11 @@ class _StoreCollector(Collector):
         depth.add_metric(["delivered"], stats.delivered)
         depth.add_metric(["failed"], stats.failed)
         yield depth
+        yield CounterMetricFamily(
+            "trackguard_dedupe_conflicts",
+            "Events kept in the quarantine: another person held their dedupe key",
+            value=stats.dedupe_conflicts,
+        )
         age = 0.0 if stats.oldest_pending_at is None else time.time() - stats.oldest_pending_at
         yield GaugeMetricFamily(
             "trackguard_outbox_oldest_pending_seconds",

@@ -154,6 +154,8 @@ class OutboxStats(msgspec.Struct, frozen=True, kw_only=True):
     delivered: int
     failed: int
     oldest_pending_at: float | None
+    #: Rows quarantined because another person held their dedupe key (``dedupe_key_conflict``).
+    dedupe_conflicts: int = 0
 
 
 class Store(Protocol):

@@ -14,6 +14,7 @@ however many delivered rows accumulate.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import sqlite3
 import threading
@@ -36,6 +37,8 @@ from trackguard.store.base import (
     Write,
     dedupe_conflict,
 )
+
+log = logging.getLogger("trackguard.store")
 
 Synchronous = Literal["FULL", "NORMAL"]
 
@@ -451,6 +454,13 @@ class SQLiteStore:
                                     _quarantine_params(dedupe_conflict(r, claimer), None)
                                 )
                                 conflicts += 1
+                                log.warning(
+                                    "dedupe key %r is claimed by %s: the event of %s is kept in"
+                                    " the quarantine (dedupe_key_conflict)",
+                                    r.dedupe_key,
+                                    claimer,
+                                    r.person,
+                                )
                             continue
                     outbox.append(_outbox_params(r))
                     if r.state in added:
@@ -666,6 +676,7 @@ class SQLiteStore:
             delivered=counts["delivered"],
             failed=counts["failed"],
             oldest_pending_at=oldest[0][0] if oldest else None,
+            dedupe_conflicts=counts["dedupe_conflict"],
         )
 
     def quarantine_count(self) -> int:
