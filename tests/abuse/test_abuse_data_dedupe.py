@@ -89,6 +89,15 @@ def test_another_persons_order_with_the_same_id_is_kept_and_replayed_once_fixed(
     finally:
         store.close()
 
+    # Unfixed, the key is still cus_1's: the record stays, still_invalid, nothing is queued.
+    (unfixed,) = replay(gw.db, load_plan(PLAN), now=T + 30).items
+    assert (unfixed.outcome, unfixed.codes, unfixed.reason) == (
+        "still_invalid",
+        ("dedupe_key_conflict",),
+        _message("id:cus_1", "id:cus_2"),
+    )
+    (kept,) = list_quarantine(gw.db)
+    assert (kept.id, kept.state, kept.codes) == (record.id, "still_invalid", record.codes)
     # A new order id makes it a new order: replayed, delivered, the record marked replayed.
     fixes = parse_fixes(
         "- map: {field: data.order_id, values: {A-1001: A-1001-B}}\n  event: order_completed\n"

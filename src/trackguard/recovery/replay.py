@@ -28,7 +28,7 @@ from trackguard.delivery.ratelimit import TokenBucket
 from trackguard.ingest import quarantine_records, to_write
 from trackguard.plan.model import Plan
 from trackguard.recovery.fixes import Fix, apply_fixes
-from trackguard.store.base import QuarantineRecord, StoreError
+from trackguard.store.base import OutboxRow, QuarantineRecord, StoreError, dedupe_conflict
 from trackguard.store.quarantine import QuarantineFilter, get, list_quarantine
 from trackguard.store.sqlite import SQLiteStore
 from trackguard.store.view import GatewayState
@@ -38,6 +38,7 @@ __all__ = ["CAMPAIGN_WINDOW", "ReplayItem", "ReplayReport", "replay"]
 #: Customer.io does not trigger campaigns on events older than this.
 CAMPAIGN_WINDOW: Final = 72 * 3600.0
 _REPLAYABLE: Final = ("quarantined", "still_invalid")
+_decode_findings: Final = msgspec.json.Decoder(list[dict[str, Any]]).decode
 _encode: Final = msgspec.json.encode
 
 
@@ -111,6 +112,22 @@ def _reason(verdict: Verdict) -> tuple[tuple[str, ...], bytes, str]:
     codes = tuple(sorted({str(f.get("code") or f.get("reason")) for f in findings}))
     messages = "; ".join(str(f.get("message", "")) for f in findings)
     return codes, _encode(findings), messages
+
+
+def _conflict(
+    conn: sqlite3.Connection, rows: Sequence[OutboxRow], now: float
+) -> QuarantineRecord | None:
+    """The record of the dedupe conflict a row would meet (its key claimed, unexpired, by
+    another person), or None."""
+    for row in rows:
+        if row.claim_until is None or row.dedupe_key is None:
+            continue
+        held = conn.execute(
+            "SELECT person FROM claims WHERE key = ? AND expires_at > ?", (row.dedupe_key, now)
+        ).fetchone()
+        if held is not None and held[0] is not None and held[0] != row.person:
+            return dedupe_conflict(row, held[0])
+    return None
 
 
 def _claimed(conn: sqlite3.Connection, keys: Sequence[str], now: float) -> bool:
@@ -262,6 +279,16 @@ def _one(
             item.late = True
     write = to_write(request, verdict, now, plan.dedupe)
     keys = [r.dedupe_key for r in write.outbox if r.claim_until is not None and r.dedupe_key]
+    conflict = _conflict(conn, write.outbox, now)
+    if conflict is not None:  # still another person's key: fix it (a new order id) first
+        item.codes, item.reason = conflict.codes, _decode_findings(conflict.findings)[0]["message"]
+        if not dry_run:
+            conn.execute(
+                "UPDATE quarantine SET state = 'still_invalid', findings = ?, codes = ?"
+                " WHERE id = ? AND state != 'replayed'",
+                (conflict.findings.decode(), _encode(conflict.codes).decode(), record.id),
+            )
+        return item
     if dry_run:
         item.outcome = "duplicate" if _claimed(conn, keys, now) else "replayed"
         return item
