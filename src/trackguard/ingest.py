@@ -18,7 +18,7 @@ from trackguard.core.verdict import Verdict
 from trackguard.delivery.convert import to_outbox_rows
 from trackguard.plan.model import DedupePolicy
 from trackguard.redact import redact_headers
-from trackguard.store.base import OutboxRow, QuarantineRecord, Write
+from trackguard.store.base import QuarantineRecord, Write
 
 _encode = msgspec.json.encode
 
@@ -161,59 +161,38 @@ def to_write(
 ) -> Write:
     """Everything one request commits: its accepted operations and its quarantine records.
 
-    With a ``dedupe`` policy the store drops events it has seen within the policy's windows.
+    With a ``dedupe`` policy the store drops events the same person sent before within the
+    policy's windows, and keeps in the quarantine an event whose key another person holds.
     Every outbox row and quarantine record carries the verdict's route key and plan version.
     """
     links, anonymous, anonymous_links = learned(verdict)
-    options: dict[str, Any] = {
-        "received_at": received_at,
-        "source": request.source,
-        "dedupe": dedupe,
-        "route": verdict.route,
-        "plan_version": verdict.plan_version,
-    }
-    if dedupe is None:
-        outbox = to_outbox_rows(verdict.operations, **options)
-    else:
-        rows: list[OutboxRow] = []
-        for op in verdict.operations:
-            for row in to_outbox_rows((op,), **options):
-                if row.claim_until is not None:
-                    kept = _conflict_record(request, verdict, op, received_at)
-                    row = msgspec.structs.replace(row, if_conflict=kept)
-                rows.append(row)
-        outbox = tuple(rows)
+    outbox = to_outbox_rows(
+        verdict.operations,
+        received_at=received_at,
+        source=request.source,
+        dedupe=dedupe,
+        route=verdict.route,
+        plan_version=verdict.plan_version,
+    )
+    kept_as = None
+    if any(row.claim_until is not None for row in outbox):
+        kept_as = QuarantineRecord(
+            kind="plan",
+            received_at=received_at,
+            method=request.method,
+            path=request.path,
+            headers=redact_headers(request.headers),
+            body=request.body,
+            source=request.source,
+            plan_version=verdict.plan_version,
+            route=verdict.route,
+            status=verdict.status,
+        )
     return Write(
         links=links,
         anonymous=anonymous,
         anonymous_links=anonymous_links,
         outbox=outbox,
         quarantine=tuple(quarantine_records(request, verdict, received_at)),
-    )
-
-
-def _conflict_record(
-    request: Request, verdict: Verdict, op: Operation, received_at: float
-) -> QuarantineRecord:
-    """What the store keeps if another person holds ``op``'s dedupe key: the request as it
-    came (v1, ``/entity``) or the batch item, like a plan rejection; the store adds the
-    finding naming both persons (:func:`~trackguard.store.base.dedupe_conflict`)."""
-    body = request.body
-    if op.batch_index is not None:
-        items = _batch_items(request.body)
-        item = items[op.batch_index] if op.batch_index < len(items) else op.body
-        body = _encode(item)
-    return QuarantineRecord(
-        kind="plan",
-        received_at=received_at,
-        method=request.method,
-        path=request.path,
-        headers=redact_headers(request.headers),
-        body=body,
-        source=request.source,
-        plan_version=verdict.plan_version,
-        route=verdict.route,
-        status=verdict.status,
-        event_name=_event_name(op, op.body),
-        batch_index=op.batch_index,
+        kept_as=kept_as,
     )

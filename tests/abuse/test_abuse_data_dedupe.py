@@ -145,27 +145,26 @@ def test_a_batch_item_reusing_another_persons_key_is_kept_alone(gw: Gateway, emu
     assert json.loads(record.findings)[0]["batch_index"] == 1
 
 
-def _row(person: str, key: str, at: float) -> OutboxRow:
-    template = QuarantineRecord(
+def _write(*rows: tuple[str, str, float]) -> Write:
+    """One request's write: rows ``(person, key, at)``, kept as ``/p/<first person>``."""
+    person, _, at = rows[0]
+    request = QuarantineRecord(
         received_at=at, kind="plan", method="POST", path=f"/p/{person}", body=b"{}"
     )
-    return OutboxRow(
-        received_at=at,
-        person=person,
-        payload=b'{"v2":{}}',
-        dedupe_key=key,
-        claim_until=at + 100,
-        if_conflict=template,
+    outbox = tuple(
+        OutboxRow(received_at=t, person=p, payload=b'{"v2":{}}', dedupe_key=k, claim_until=t + 100)
+        for p, k, t in rows
     )
+    return Write(outbox=outbox, kept_as=request)
 
 
 def test_one_commit_of_two_persons_keeps_the_second_and_counts_exactly(tmp_path: Path) -> None:
     store = SQLiteStore(tmp_path / "tg.db")
     try:
         writes = [
-            Write(outbox=(_row("id:a", "k", 1000.0),)),
-            Write(outbox=(_row("id:b", "k", 1000.0), _row("id:b", "k2", 1000.0))),
-            Write(outbox=(_row("id:a", "k", 1001.0),)),
+            _write(("id:a", "k", 1000.0)),
+            _write(("id:b", "k", 1000.0), ("id:b", "k2", 1000.0)),
+            _write(("id:a", "k", 1001.0)),
         ]
         assert store.commit(writes) == [0, 0, 1]
         assert store.outbox_stats().pending == 2
@@ -181,7 +180,7 @@ def test_one_commit_of_two_persons_keeps_the_second_and_counts_exactly(tmp_path:
         )
         assert (store.duplicate_count(), store.conflict_count()) == (1, 1)
         # Once the claim expired, the key is anyone's: the newcomer claims it.
-        assert store.commit([Write(outbox=(_row("id:b", "k", 1100.0),))]) == [0]
+        assert store.commit([_write(("id:b", "k", 1100.0))]) == [0]
         assert store.outbox_stats().pending == 3
     finally:
         store.close()

@@ -39,17 +39,14 @@ def _v5_file(path: Path) -> None:
         con.close()
 
 
-def _row(person: str, key: str, at: float) -> OutboxRow:
-    return OutboxRow(
-        received_at=at,
-        person=person,
-        payload=b'{"v2":{}}',
-        dedupe_key=key,
-        claim_until=at + 500,
-        if_conflict=QuarantineRecord(
-            received_at=at, kind="plan", method="POST", path="/x", body=b'{"n":1}'
-        ),
+def _write(person: str, key: str, at: float) -> Write:
+    row = OutboxRow(
+        received_at=at, person=person, payload=b'{"v2":{}}', dedupe_key=key, claim_until=at + 500
     )
+    request = QuarantineRecord(
+        received_at=at, kind="plan", method="POST", path="/x", body=b'{"n":1}'
+    )
+    return Write(outbox=(row,), kept_as=request)
 
 
 def test_a_v5_file_is_upgraded_and_its_claims_still_hold(tmp_path: Path) -> None:
@@ -60,11 +57,11 @@ def test_a_v5_file_is_upgraded_and_its_claims_still_hold(tmp_path: Path) -> None
         assert SCHEMA_VERSION == 6
         assert (store.duplicate_count(), store.conflict_count()) == (3, 0)
         # A v5 claim names nobody: the key is a duplicate for anyone while it lasts.
-        assert store.commit([Write(outbox=(_row("id:b", "order_completed:A-1", 1500.0),))]) == [1]
+        assert store.commit([_write("id:b", "order_completed:A-1", 1500.0)]) == [1]
         assert store.quarantine_count() == 0
         # New claims name their person.
-        assert store.commit([Write(outbox=(_row("id:a", "k", 1500.0),))]) == [0]
-        assert store.commit([Write(outbox=(_row("id:b", "k", 1600.0),))]) == [0]
+        assert store.commit([_write("id:a", "k", 1500.0)]) == [0]
+        assert store.commit([_write("id:b", "k", 1600.0)]) == [0]
         assert (store.duplicate_count(), store.conflict_count()) == (4, 1)
         (record,) = store.quarantine_list()
         assert record.codes == ("dedupe_key_conflict",)

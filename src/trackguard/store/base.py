@@ -90,30 +90,38 @@ class OutboxRow(msgspec.Struct, frozen=True, kw_only=True):
     delivered_at: float | None = None
     #: Set on rows that claim ``dedupe_key`` until this time: a row whose key the same person
     #: already claimed (in any request, in any process) is a duplicate and is not stored; one
-    #: whose key another person claimed is quarantined (``if_conflict``). Not persisted.
+    #: whose key another person claimed is quarantined (:func:`dedupe_conflict`). Not persisted.
     claim_until: float | None = None
     #: JSON ``{"identifiers": {...}, "total": n, "ts": t}`` for a new order: the store updates
     #: the person's profile and queues an identify with the derived attributes. Not persisted.
     derive: bytes | None = None
-    #: What to keep when another person holds ``dedupe_key``'s claim: the request (or batch
-    #: item) as a quarantine record, completed by :func:`dedupe_conflict`. Not persisted.
-    if_conflict: QuarantineRecord | None = None
+    #: The operation's position in a v2 batch, to keep its item alone should another person
+    #: hold ``dedupe_key`` (:func:`dedupe_conflict`). Not persisted.
+    batch_index: int | None = None
 
 
 #: The code of an event whose dedupe key another person claimed (``docs/violations.md``).
 CODE_DEDUPE_CONFLICT: Final = "dedupe_key_conflict"
 
 
-def dedupe_conflict(row: OutboxRow, claimer: str) -> QuarantineRecord:
+def dedupe_conflict(
+    row: OutboxRow, claimer: str, request: QuarantineRecord | None = None
+) -> QuarantineRecord:
     """The quarantine record of ``row``, whose dedupe key ``claimer`` (a person key) holds.
 
     Two people's events never share a business key by right (an order id reused by another
     shop, a client's id generator gone wrong), so the newcomer's event is kept, not dropped as
-    a retry; replaying it after a fix (a new order id) delivers it.
+    a retry; replaying it after a fix (a new order id) delivers it. ``request`` is the
+    request the row came from (``Write.kept_as``): the record keeps it whole, or the row's
+    batch item alone; without it, the row's payload is kept.
     """
-    template = row.if_conflict or QuarantineRecord(
+    template = request or QuarantineRecord(
         received_at=row.received_at, kind="plan", method="POST", path="", body=row.payload
     )
+    if request is not None and row.batch_index is not None:
+        template = msgspec.structs.replace(
+            template, body=_batch_item(request.body, row.batch_index), batch_index=row.batch_index
+        )
     finding = {
         "kind": "plan",
         "code": CODE_DEDUPE_CONFLICT,
@@ -131,7 +139,17 @@ def dedupe_conflict(row: OutboxRow, claimer: str) -> QuarantineRecord:
         kind="plan",
         findings=msgspec.json.encode([finding]),
         codes=(CODE_DEDUPE_CONFLICT,),
+        event_name=row.event_name,
     )
+
+
+def _batch_item(body: bytes, index: int) -> bytes:
+    """Item ``index`` of a v2 batch body, as JSON (the whole body if it has none)."""
+    try:
+        items = msgspec.json.decode(body).get("batch")
+        return msgspec.json.encode(items[index])
+    except (msgspec.DecodeError, AttributeError, IndexError, KeyError, TypeError):
+        return body
 
 
 class Write(msgspec.Struct, frozen=True, kw_only=True):
@@ -144,6 +162,9 @@ class Write(msgspec.Struct, frozen=True, kw_only=True):
 
     outbox: tuple[OutboxRow, ...] = ()
     quarantine: tuple[QuarantineRecord, ...] = ()
+    #: The request as a quarantine record without findings, when rows claim dedupe keys: what
+    #: is kept of a row whose key another person holds (:func:`dedupe_conflict`).
+    kept_as: QuarantineRecord | None = None
     links: tuple[tuple[str, str], ...] = ()
     anonymous: tuple[tuple[str, str | None], ...] = ()
     anonymous_links: tuple[tuple[str, str], ...] = ()

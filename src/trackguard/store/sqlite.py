@@ -450,9 +450,8 @@ class SQLiteStore:
                             if claimer is None or claimer == r.person:
                                 duplicates[i] += 1
                             else:
-                                quarantine.append(
-                                    _quarantine_params(dedupe_conflict(r, claimer), None)
-                                )
+                                kept = dedupe_conflict(r, claimer, write.kept_as)
+                                quarantine.append(_quarantine_params(kept, None))
                                 conflicts += 1
                                 log.warning(
                                     "dedupe key %r is claimed by %s: the event of %s is kept in"
