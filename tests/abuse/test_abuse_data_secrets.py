@@ -159,6 +159,7 @@ def test_serve_at_debug_level_logs_no_secret(
     assert b"bad-json" in notifications[0]
     log = "".join(stderr)
     assert " DEBUG trackguard.delivery: round: " in log  # the level is debug
+    assert '"POST /api/v1/customers/cus_1/events HTTP/1.1" 401' in "".join(stdout)
     written = {
         "stderr": log.encode(),
         "stdout": "".join(stdout).encode(),
