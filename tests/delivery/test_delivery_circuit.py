@@ -228,15 +228,17 @@ def test_the_circuit_judges_batches_not_rows() -> None:
     assert circuit.judge(10, 9, 1.0, "x") == "bad"
     assert circuit.judge(10, 8, 2.0, "x") == "good"  # 80 %: the streak is broken
     assert circuit.judge(10, 10, 3.0, "x") == "bad"
+    assert circuit.judge(3, 3, 50.0, "x") == "neutral"  # small batches do not extend it
     assert circuit.streak_expired(63.0) is False
     assert circuit.streak_expired(63.5) is True and circuit.streak == 0
     assert circuit.judge(10, 10, 70.0, "x") == "bad"
-    assert circuit.judge(5, 5, 71.0, "boom") == "open"
+    assert circuit.streak_expired(125.0) is False  # a slow streak: 55 s after its last batch
+    assert circuit.judge(5, 5, 125.0, "boom") == "open"
     assert circuit.state == CircuitState(
-        state="open", opened_at=71.0, probe_at=76.0, trips=1, reason="boom"
+        state="open", opened_at=125.0, probe_at=130.0, trips=1, reason="boom"
     )
-    assert circuit.probed(10, 9, 76.0) is False and circuit.state.probe_at == 86.0
-    assert circuit.probed(3, 2, 86.0) is True
+    assert circuit.probed(10, 9, 130.0) is False and circuit.state.probe_at == 140.0
+    assert circuit.probed(3, 2, 140.0) is True
     assert circuit.state == CircuitState(trips=1)
     with pytest.raises(ValueError, match="threshold"):
         CircuitPolicy(threshold=0)

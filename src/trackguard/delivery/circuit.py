@@ -5,9 +5,9 @@ looks, one batch at a time, like a batch of bad rows: the worker splits it down 
 items and each single item's 400 reads as "this row is bad", so the whole backlog would be
 quarantined within seconds. The breaker judges batches instead of rows: a batch of at least
 ``min_items`` rows of which Customer.io rejected at least ``threshold`` is *bad*; ``batches`` bad
-batches in a row, within ``hold`` seconds of the first, open the circuit. Until the streak is
-decided the refused rows are held (kept pending, not quarantined); a good batch, or ``hold``
-seconds without the streak completing, quarantines them. When the circuit opens, every held
+batches in a row open the circuit. Until the streak is decided the refused rows are held (kept
+pending, not quarantined); a good batch, or ``hold`` seconds without another bad batch,
+quarantines them. When the circuit opens, every held
 row goes back to the outbox (none is quarantined),
 delivery pauses, and a *probe* of ``probe_size`` rows is sent after ``probe_base`` seconds,
 doubling after each rejected probe up to ``probe_max``. A probe Customer.io mostly accepts
@@ -49,8 +49,8 @@ class CircuitPolicy(msgspec.Struct, frozen=True, kw_only=True):
     probe_base: float = 5.0
     #: …up to this.
     probe_max: float = 300.0
-    #: Seconds a streak of bad batches may take: past this the held rows are quarantined
-    #: (no more evidence came that the upstream, not the rows, is at fault).
+    #: Seconds a streak of bad batches may wait for the next one: past this the held rows are
+    #: quarantined (no more evidence came that the upstream, not the rows, is at fault).
     hold: float = 60.0
 
     def __post_init__(self) -> None:
@@ -93,9 +93,9 @@ class Circuit:
     def __init__(self, policy: CircuitPolicy | None = None) -> None:
         self.policy = policy if policy is not None else CircuitPolicy()
         self.state = CircuitState()
-        #: Bad batches in a row so far (while closed), and when the first of them was judged.
+        #: Bad batches in a row so far (while closed), and when the last of them was judged.
         self.streak = 0
-        self.streak_started = 0.0
+        self.last_bad_at = 0.0
 
     @property
     def is_open(self) -> bool:
@@ -113,8 +113,7 @@ class Circuit:
         if not self._bad(items, rejected):
             self.streak = 0
             return "good"
-        if self.streak == 0:
-            self.streak_started = now
+        self.last_bad_at = now
         self.streak += 1
         if self.streak < self.policy.batches:
             return "bad"
@@ -129,8 +128,9 @@ class Circuit:
         return "open"
 
     def streak_expired(self, now: float) -> bool:
-        """True (and the streak is reset) when a streak has lasted over ``hold`` seconds."""
-        if self.streak and now - self.streak_started > self.policy.hold:
+        """True (and the streak is reset) when ``hold`` seconds passed since its last bad
+        batch without another."""
+        if self.streak and now - self.last_bad_at > self.policy.hold:
             self.streak = 0
             return True
         return False
