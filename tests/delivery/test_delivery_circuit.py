@@ -195,6 +195,23 @@ def test_a_probe_the_upstream_mostly_accepts_closes_it_and_its_bad_rows_are_quar
     )
 
 
+def test_a_probe_that_meets_a_busy_upstream_waits_for_its_retry_after(
+    store: SQLiteStore, transport: HttpxTransport, emu: Any
+) -> None:
+    clock = FakeClock()
+    refusing(store, emu, [row(i) for i in range(1, 31)])
+    worker = make(store, transport, clock)
+    for _ in range(3):
+        worker.run_once()
+    emu.emulator.faults.set(FaultConfig(status=429, retry_after=7))
+    clock.now += 5
+    probe = worker.run_once()
+    assert (probe.leased, probe.requests, probe.retried, probe.retry_at) == (10, 1, 10, T0 + 12)
+    assert worker.circuit is not None and worker.circuit.is_open
+    assert worker.circuit.state.probe_at == T0 + 12 and worker.circuit.state.probes == 0
+    assert store.quarantine_count() == 0
+
+
 def test_a_restarted_worker_resumes_an_open_circuit(
     store: SQLiteStore, transport: HttpxTransport, emu: Any
 ) -> None:

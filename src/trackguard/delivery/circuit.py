@@ -152,5 +152,10 @@ class Circuit:
         )
         return False
 
+    def postpone(self, until: float) -> None:
+        """The next probe waits until ``until`` (a probe met a busy or unreachable upstream,
+        which says nothing either way)."""
+        self.state = msgspec.structs.replace(self.state, probe_at=until)
+
     def encode(self) -> str:
         return msgspec.json.encode(self.state).decode()

@@ -521,7 +521,7 @@ class DeliveryWorker:
             items += len(request.rows)
             if tally.retry_at is not None:  # busy or down: the next probe comes after that
                 self._reschedule_unsent(unsent + pending, tally, held)
-                circuit.state = msgspec.structs.replace(circuit.state, probe_at=tally.retry_at)
+                circuit.postpone(tally.retry_at)
                 self._circuit_changed()
                 return
         now = self.clock()
