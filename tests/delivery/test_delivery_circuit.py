@@ -75,6 +75,24 @@ def refusing(store: SQLiteStore, emu: Any, rows: list[OutboxRow]) -> None:
     emu.emulator.faults.set(FaultConfig(status=400))
 
 
+def opened(
+    store: SQLiteStore,
+    transport: HttpxTransport,
+    emu: Any,
+    clock: FakeClock,
+    *,
+    really_bad: int | None = None,
+) -> DeliveryWorker:
+    """A worker whose circuit three refused batches of 10 rows opened (row ``really_bad``
+    is one Customer.io refuses when healthy); the upstream still refuses everything."""
+    refusing(store, emu, [row(i, bad=i == really_bad) for i in range(1, 31)])
+    worker = make(store, transport, clock)
+    for _ in range(3):
+        worker.run_once()
+    assert worker.circuit is not None and worker.circuit.is_open
+    return worker
+
+
 def pending_errors(store: SQLiteStore) -> set[str | None]:
     return {r.last_error for r in store.outbox_list("pending", limit=1000)}
 
@@ -177,16 +195,12 @@ def test_a_probe_the_upstream_mostly_accepts_closes_it_and_its_bad_rows_are_quar
     store: SQLiteStore, transport: HttpxTransport, emu: Any
 ) -> None:
     clock = FakeClock()
-    worker = make(store, transport, clock)
-    refusing(store, emu, [row(i, bad=i == 2) for i in range(1, 31)])
-    for _ in range(3):
-        worker.run_once()
-    assert worker.circuit is not None and worker.circuit.is_open
+    worker = opened(store, transport, emu, clock, really_bad=2)
     emu.emulator.faults.set(FaultConfig())
     clock.now += 5
     probe = worker.run_once()
     assert (probe.leased, probe.delivered, probe.failed) == (10, 9, 1)
-    assert not worker.circuit.is_open
+    assert worker.circuit is not None and not worker.circuit.is_open
     (record,) = store.quarantine_list()
     assert (record.path, record.upstream_error, json.loads(record.body)["identifiers"]) == (
         "/api/v2/entity",
@@ -199,10 +213,7 @@ def test_a_probe_that_meets_a_busy_upstream_waits_for_its_retry_after(
     store: SQLiteStore, transport: HttpxTransport, emu: Any
 ) -> None:
     clock = FakeClock()
-    refusing(store, emu, [row(i) for i in range(1, 31)])
-    worker = make(store, transport, clock)
-    for _ in range(3):
-        worker.run_once()
+    worker = opened(store, transport, emu, clock)
     emu.emulator.faults.set(FaultConfig(status=429, retry_after=7))
     clock.now += 5
     probe = worker.run_once()
@@ -216,10 +227,7 @@ def test_a_restarted_worker_resumes_an_open_circuit(
     store: SQLiteStore, transport: HttpxTransport, emu: Any
 ) -> None:
     clock = FakeClock()
-    refusing(store, emu, [row(i) for i in range(1, 31)])
-    worker = make(store, transport, clock)
-    for _ in range(3):
-        worker.run_once()
+    opened(store, transport, emu, clock)
     again = make(store, transport, clock)
     sent = emu.emulator.log.total
     assert again.run_once() == DeliveryReport(retry_at=T0 + 5, last_error="Bad Request")
