@@ -19,7 +19,9 @@ from trackguard.delivery.circuit import STATE_KEY, Circuit, CircuitPolicy, Circu
 from trackguard.delivery.transport import HttpxTransport
 from trackguard.delivery.worker import DeliveryReport, DeliveryWorker
 from trackguard.emulator.faults import FaultConfig
+from trackguard.gateway.metrics import GatewayMetrics
 from trackguard.store.base import OutboxRow, Write
+from trackguard.store.group import GroupCommitter
 from trackguard.store.sqlite import SQLiteStore
 
 T0 = 1_800_000_000.0
@@ -125,6 +127,11 @@ def test_an_upstream_refusing_everything_opens_the_circuit_and_loses_nothing(
         1,
         T0 + 5,
     )
+    metrics = GatewayMetrics()
+    metrics.bind_store(store.outbox_stats, GroupCommitter(store), worker.metrics.snapshot)
+    scraped = metrics.render()
+    assert b"\ntrackguard_delivery_circuit_open 1.0\n" in scraped
+    assert b"\ntrackguard_delivery_circuit_trips_total 1.0\n" in scraped
     saved = msgspec.json.decode(store.meta_value(STATE_KEY) or "", type=CircuitState)
     assert saved == CircuitState(
         state="open", opened_at=T0, probe_at=T0 + 5, trips=1, reason="Bad Request"
