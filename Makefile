@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 
-.PHONY: demo test lint typecheck bench clean
+.PHONY: demo test check lint typecheck bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,15 @@ test: $(VENV)/.installed-test
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
 	$(BIN)/python -m pytest
+
+# The quick loop while working (< 2 minutes): lint, types and the tests not marked slow or
+# browser, on two pytest-xdist workers (most tests wait on loopback I/O). `make test` runs
+# everything, in one process, before a merge.
+check: $(VENV)/.installed-test
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy
+	$(BIN)/python -m pytest -q -n 2 -m "not slow and not browser"
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check src tests bench

@@ -264,7 +264,7 @@ def generate(
     target = int(megabytes * 1_000_000)
     lines = size = 0
     hours: dict[int, str] = {}
-    records = d2c_traffic(10**9, seed, defect_rate)
+    records = d2c_traffic(10**9, seed, defect_rate, base_time=BASE_TIME)
     with path.open("wb", buffering=1 << 20) as fh:
         while size < target:
             record = next(records)

@@ -19,7 +19,7 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,7 +35,8 @@ from trackguard.store.sqlite import SQLiteStore, open_store
 
 SITE_ID = "demo-site"
 API_KEY = "demo-key-not-secret"
-START = 1_764_000_000
+#: Seconds between two shoppers' visits; a visit's events are a second or so apart.
+VISIT_SPACING = 60
 
 
 @dataclass
@@ -75,15 +76,26 @@ class _Sdk:
             self.result.client_errors += 1
 
 
+def traffic_start(now: float, customers: int) -> int:
+    """When the first visit happens: the last one ends a minute before ``now``, so the traffic is
+    recent (no ``event_late``) and never ahead of the clock (no ``event_future``)."""
+    return int(now) - customers * VISIT_SPACING
+
+
 def drive_traffic(
-    sdk: Callable[..., None], raw: Callable[[str, str, bytes], None], customers: int, seed: int = 11
+    sdk: Callable[..., None],
+    raw: Callable[[str, str, bytes], None],
+    customers: int,
+    start: int,
+    seed: int = 11,
 ) -> None:
-    """A store's day of traffic, defects included, deterministic for a seed."""
+    """A store's last hour of traffic from ``start``, defects included, deterministic for a
+    seed."""
     rng = random.Random(seed)
     order = 5000
     for n in range(customers):
         cid, email = f"cus_{n:04d}", f"shopper{n}@example.com"
-        t = START + n * 60
+        t = start + n * VISIT_SPACING
         anon = f"anon-{n:04d}"
         if n % 5 == 0:  # browsing before login, then login links the anonymous cart
             sdk(
@@ -147,15 +159,20 @@ def drive_traffic(
 
 
 @contextmanager
-def _servers(work: Path, plan: Path) -> Iterator[tuple[RunningServer, Emulator]]:
+def _servers(
+    work: Path, plan: Path, clock: Callable[[], float]
+) -> Iterator[tuple[RunningServer, Emulator]]:
     import trustme  # the demo extra
 
     ca = trustme.CA()
     cert = ca.issue_cert("127.0.0.1", "localhost")
     cert.private_key_and_cert_chain_pem.write_to_path(str(work / "tls.pem"))
     ca.cert_pem.write_to_path(str(work / "ca.pem"))
-    emulator = create_emulator(SITE_ID, API_KEY, record=work / "emulator.jsonl")
-    with start_in_thread(emulator, tls_cert=work / "tls.pem", tls_key=work / "tls.pem") as emu:
+    emulator = create_emulator(SITE_ID, API_KEY, record=work / "emulator.jsonl", clock=clock)
+    with (
+        closing(emulator),
+        start_in_thread(emulator, tls_cert=work / "tls.pem", tls_key=work / "tls.pem") as emu,
+    ):
         options = GatewayOptions(
             plan=plan,
             db=work / "trackguard.db",
@@ -164,7 +181,8 @@ def _servers(work: Path, plan: Path) -> Iterator[tuple[RunningServer, Emulator]]
             request_log=work / "requests.jsonl",
             rate=100.0,
         )
-        gateway = create_gateway(options, AuthConfig(upstream=Credentials(SITE_ID, API_KEY)))
+        auth = AuthConfig(upstream=Credentials(SITE_ID, API_KEY))
+        gateway = create_gateway(options, auth, clock=clock)
         with start_in_thread(gateway, tls_cert=work / "tls.pem", tls_key=work / "tls.pem") as gw:
             yield gw, emulator
 
@@ -179,13 +197,22 @@ def _wait_delivered(db: Path, timeout: float) -> None:
         store.close()
 
 
-def run_demo(plan: Path, customers: int = 60, keep: Path | None = None) -> DemoResult:
-    """Run the whole demo and return its figures; ``keep`` copies the work files there."""
+def run_demo(
+    plan: Path,
+    customers: int = 60,
+    keep: Path | None = None,
+    clock: Callable[[], float] = time.time,
+) -> DemoResult:
+    """Run the whole demo and return its figures; ``keep`` copies the work files there.
+
+    Every time is read from ``clock`` (the traffic's timestamps, the gateway's checks, delivery
+    and the emulator), so the figures are the same whatever day the demo runs.
+    """
     result = DemoResult()
     work = Path(tempfile.mkdtemp(prefix="trackguard-demo-"))
     saved_bundle = os.environ.get("REQUESTS_CA_BUNDLE")
     try:
-        with _servers(work, plan) as (gw, emulator):
+        with _servers(work, plan, clock) as (gw, emulator):
             os.environ["REQUESTS_CA_BUNDLE"] = str(work / "ca.pem")
             sdk = _Sdk(gw.port, result)
             with httpx.Client(
@@ -200,7 +227,7 @@ def run_demo(plan: Path, customers: int = 60, keep: Path | None = None) -> DemoR
                         method, path, content=body, headers={"content-type": "application/json"}
                     )
 
-                drive_traffic(sdk, raw, customers)
+                drive_traffic(sdk, raw, customers, traffic_start(clock(), customers))
             _wait_delivered(work / "trackguard.db", timeout=30)
             _collect(result, work, emulator)
         if keep is not None:

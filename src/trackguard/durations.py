@@ -11,6 +11,8 @@ import re
 from datetime import UTC, datetime
 from typing import Final
 
+from trackguard.errors import InputError
+
 __all__ = [
     "MAX_DURATION",
     "UNITS",
@@ -33,7 +35,7 @@ _BARE: Final = re.compile(r"[0-9]+")
 _HINT: Final = "write a number with a unit: 30s, 15m, 24h, 7d, 2w, or combined: 1h30m"
 
 
-class DurationError(ValueError):
+class DurationError(InputError, ValueError):
     """A duration or point in time that cannot be read; the message says what to write."""
 
 

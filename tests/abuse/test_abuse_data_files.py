@@ -64,9 +64,10 @@ def test_exports_samples_and_reports_are_private(tmp_path: Path) -> None:
     runner = CliRunner()
     out = tmp_path / "out"
     out.mkdir()
-    stale = out / "q.jsonl"
-    stale.write_text("old")
-    stale.chmod(0o644)  # an earlier export, overwritten: narrowed too
+    for name in ("q.jsonl", "report.html"):
+        stale = out / name
+        stale.write_text("old")
+        stale.chmod(0o644)  # an earlier export or report, overwritten: narrowed too
     for args in (
         ["quarantine", "export", "--db", str(db), "-o", str(out / "q.jsonl")],
         ["quarantine", "export", "--db", str(db), "--format", "csv", "-o", str(out / "q.csv")],

@@ -30,6 +30,13 @@ def test_summary_and_default_exit_zero(log: Path) -> None:
     assert code == 0
     assert "112 requests checked, 0 unreadable" in out
     assert "Naming drift" in out and "order_complete (3)" in out
+    # certain variants in one column, the possible one with its evidence in the next
+    row = next(line for line in out.splitlines() if line.lstrip().startswith("order_completed"))
+    assert [cell.strip() for cell in row.split("│")] == [
+        "order_completed",
+        "Order Completed (6),",
+        "order_complete (3): 1 edit",
+    ]
 
 
 @pytest.mark.parametrize(("threshold", "code"), [("critical", 1), ("error", 1), ("info", 1)])
@@ -77,6 +84,20 @@ def test_reports_are_written(log: Path, tmp_path: Path) -> None:
     )
     assert doc["report"]["plan"] == "known"
     assert doc["report"]["drift"][0]["canonical"] == "order_completed"
+    # the plan aliases order_complete: a certain match, not a possible one
+    assert doc["report"]["drift"][0]["matches"] == [
+        {
+            "name": "Order Completed",
+            "confidence": "certain",
+            "evidence": "same words (case or separators)",
+        },
+        {
+            "name": "orderCompleted",
+            "confidence": "certain",
+            "evidence": "same words (case or separators)",
+        },
+        {"name": "order_complete", "confidence": "certain", "evidence": "one event in the plan"},
+    ]
     assert html.read_text().startswith("<!DOCTYPE html>")
     assert [i for i in lint_plan(draft) if i.severity == "error"] == []
 
@@ -123,8 +144,8 @@ def _plan(tmp_path: Path, text: str = KNOWN_PLAN) -> str:
         (["missing.jsonl"], "no such file"),
         (["*.nothing"], "no file matches"),
         (["LOG", "--map", "method=a"], "--map must name 'path'"),
-        (["LOG", "--plan", "PLAN"], "cannot use the plan"),
-        (["LOG", "--plan", "missing.yaml"], "cannot use the plan"),
+        (["LOG", "--plan", "PLAN"], ":1:10: error: version: unsupported plan format version 2"),
+        (["LOG", "--plan", "missing.yaml"], "Error: missing.yaml:1:1: error: cannot read the plan"),
         (["LOG", "--fail-on", "fatal"], "Invalid value for '--fail-on'"),
     ],
 )

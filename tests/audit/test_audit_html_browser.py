@@ -5,29 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import pytest
 from audit_known_log import T0, write_known_log
 
+from chromium import CHROMIUM, FLAGS, MARKS
 from trackguard.audit import audit
 from trackguard.audit.report_html import TITLE, render_html
 
-CHROMIUM = Path("/usr/bin/chromium")
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        not CHROMIUM.exists(), reason="needs Debian's chromium package at /usr/bin/chromium"
-    ),
-]
+pytestmark = MARKS
 
 
 def test_report_renders_in_chromium(tmp_path: Path) -> None:

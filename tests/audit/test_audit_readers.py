@@ -340,3 +340,11 @@ def test_corrupt_gzip_is_reported_never_raises(
     t = report.totals
     assert t.readable + t.unreadable == t.records
     assert t.requests == t.readable
+
+
+def test_a_text_log_that_starts_with_gzip_magic_is_read_as_text(tmp_path: Path) -> None:
+    path = tmp_path / "looks-gzipped.jsonl"
+    raw = b"\x1f\x8b not gzip\n" + _line(source="a") + _line(source="b")
+    path.write_bytes(raw)
+    t = audit([path], now=1_764_000_000).totals
+    assert (t.records, t.readable, t.unreadable, t.bytes) == (3, 2, 1, len(raw))

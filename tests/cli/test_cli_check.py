@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -64,7 +65,9 @@ def rows(output: str) -> list[str]:
 
 
 def jsonl(output: str) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in output.splitlines()]
+    # JSON Lines break at "\n" only: str.splitlines() would also break inside a string that
+    # holds U+0085 or U+2028, which JSON writes raw.
+    return [json.loads(line) for line in output.split("\n") if line]
 
 
 # --- exit status --------------------------------------------------------------------------------
@@ -106,13 +109,15 @@ def test_failures_exit_1(
     assert invoke(check_command, "--plan", plan_file, path).exit_code == 1
 
 
-def test_missing_input_file_is_unreadable(invoke: Invoke, tmp_path: Path) -> None:
+def test_a_missing_input_file_is_a_usage_error(invoke: Invoke, tmp_path: Path) -> None:
     missing = tmp_path / "nope.jsonl"
-    result = invoke(check_command, "--format", "jsonl", missing)
-    assert result.exit_code == 1
-    assert jsonl(result.stdout) == [
-        {"file": str(missing), "line": 0, "unreadable": "cannot open: No such file or directory"}
-    ]
+    for fmt in ("summary", "jsonl"):
+        result = invoke(check_command, "--format", fmt, missing)
+        assert result.exit_code == 2
+        assert result.stdout == ""
+        assert result.stderr == f"Error: {missing}: no such file\n"
+    result = invoke(check_command, tmp_path)
+    assert (result.exit_code, result.stderr) == (2, f"Error: {tmp_path}: is a directory\n")
 
 
 def test_bad_plan_exits_2(invoke: Invoke, write_lines: WriteLines, tmp_path: Path) -> None:
@@ -122,7 +127,8 @@ def test_bad_plan_exits_2(invoke: Invoke, write_lines: WriteLines, tmp_path: Pat
     assert result.exit_code == 2
     assert result.stdout == ""
     assert result.stderr == (
-        f"{plan}:1:10: error: version: unsupported plan format version 2; this trackguard reads 1\n"
+        f"Error: {plan}:1:10: error: version: unsupported plan format version 2;"
+        " this trackguard reads 1\n"
     )
 
 
@@ -130,7 +136,9 @@ def test_missing_plan_exits_2(invoke: Invoke, write_lines: WriteLines, tmp_path:
     plan = tmp_path / "absent.yaml"
     result = invoke(check_command, "--plan", plan, write_lines("c.jsonl", CLEAN))
     assert result.exit_code == 2
-    assert result.stderr == f"{plan}:1:1: error: cannot read the plan: No such file or directory\n"
+    assert result.stderr == (
+        f"Error: {plan}:1:1: error: cannot read the plan: No such file or directory\n"
+    )
 
 
 @pytest.mark.parametrize("args", [[], ["--format", "xml", "x.jsonl"], ["--nope", "x.jsonl"]])
@@ -437,30 +445,36 @@ def test_only_first_unreadable_examples_are_listed(invoke: Invoke, write_lines: 
 # --- sample -------------------------------------------------------------------------------------
 
 
+@pytest.fixture
+def frozen_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``sample`` ends its traffic at the run's clock: held still, two runs are the same."""
+    monkeypatch.setattr(time, "time", lambda: 1_800_000_000.0)
+
+
 def _sample(invoke: Invoke, *args: str | Path) -> bytes:
     result = invoke(sample_command, *args)
     assert result.exit_code == 0
     return result.stdout_bytes
 
 
-def test_sample_is_deterministic(invoke: Invoke) -> None:
+def test_sample_is_deterministic(invoke: Invoke, frozen_clock: None) -> None:
     first = _sample(invoke, "-n", "300", "--seed", "11")
     assert first == _sample(invoke, "-n", "300", "--seed", "11")
     assert first != _sample(invoke, "-n", "300", "--seed", "12")
 
 
-def test_sample_matches_the_library(invoke: Invoke) -> None:
+def test_sample_matches_the_library(invoke: Invoke, frozen_clock: None) -> None:
     out = _sample(invoke, "-n", "120", "--seed", "3")
     assert [json.loads(line) for line in out.splitlines()] == list(d2c_traffic(120, 3))
 
 
-def test_sample_defaults(invoke: Invoke) -> None:
+def test_sample_defaults(invoke: Invoke, frozen_clock: None) -> None:
     out = _sample(invoke)
     assert [json.loads(line) for line in out.splitlines()] == list(d2c_traffic(2000, 7))
     assert out.endswith(b"\n")
 
 
-def test_sample_to_file(invoke: Invoke, tmp_path: Path) -> None:
+def test_sample_to_file(invoke: Invoke, tmp_path: Path, frozen_clock: None) -> None:
     target = tmp_path / "traffic.jsonl"
     assert _sample(invoke, "-n", "50", "-o", target) == b""
     assert target.read_bytes() == _sample(invoke, "-n", "50")
@@ -533,3 +547,13 @@ def test_jsonl_answers_every_non_blank_line(content: list[bytes], gz: bool) -> N
     assert all(r["file"] == str(path) for r in out)
     failed = any("unreadable" in r or r["outcome"] in ("rejected", "invalid") for r in out)
     assert result.exit_code == (1 if failed else 0)
+
+
+def test_jsonl_lines_break_at_newlines_only(tmp_path: Path) -> None:
+    path = tmp_path / "in.jsonl"
+    name = "order\u0085completed\u2028x"
+    record = {"method": "POST", "path": "/api/v1/customers/1/events", "body": {"name": name}}
+    path.write_text(json.dumps(record, ensure_ascii=False) + "\n", encoding="utf-8")
+    result = CliRunner().invoke(check_command, ["--format", "jsonl", str(path)])
+    assert result.stdout.count("\n") == 1
+    assert [r["line"] for r in jsonl(result.stdout)] == [1]

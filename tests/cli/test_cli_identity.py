@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 from click.testing import CliRunner
@@ -38,10 +40,18 @@ def test_unlinked_lists_anonymous_activity_never_linked(tmp_path: Path) -> None:
     runner = CliRunner()
     result = runner.invoke(identity_group, ["unlinked", "--db", str(db), "--older-than", "0"])
     assert result.exit_code == 0
-    (line,) = result.stdout.splitlines()
-    anonymous_id, when, event = line.split("\t")
+    header, line = result.stdout.splitlines()
+    assert header.split() == ["anonymous", "id", "first", "seen", "(UTC)", "event"]
+    anonymous_id, when, event = line.split()
     assert (anonymous_id, event) == ("anon-2", "cart_updated")
-    assert abs(time.mktime(time.strptime(when, "%Y-%m-%d %H:%M:%S")) - time.time()) < 86_400
+    seen = datetime.strptime(when, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC).timestamp()
+    assert abs(seen - time.time()) < 86_400
+    as_json = runner.invoke(
+        identity_group, ["unlinked", "--db", str(db), "--older-than", "0", "--format", "json"]
+    )
+    assert json.loads(as_json.stdout) == [
+        {"anonymous_id": "anon-2", "first_seen": when, "event": "cart_updated"}
+    ]
     assert "1 anonymous ids never linked" in result.stderr
     bad = runner.invoke(identity_group, ["unlinked", "--db", str(db), "--older-than", "soon"])
     assert bad.exit_code == 2
@@ -55,10 +65,13 @@ def test_unlinked_takes_its_default_age_from_the_plan(tmp_path: Path) -> None:
     plan = tmp_path / "plan.yaml"
     plan.write_text("identity: {unlinked_after: 1s}\n")
     runner = CliRunner()
-    fresh = runner.invoke(identity_group, ["unlinked", "--db", str(db)])
+    fresh = runner.invoke(identity_group, ["unlinked", "--db", str(db), "--format", "jsonl"])
     assert fresh.stdout == ""  # the default 24h: seen just now, not reported yet
     assert fresh.stderr == "0 anonymous ids never linked (first seen over 1d ago)\n"
     time.sleep(1.1)
-    planned = runner.invoke(identity_group, ["unlinked", "--db", str(db), "--plan", str(plan)])
-    assert planned.stdout.startswith("anon-1\t")
+    planned = runner.invoke(
+        identity_group, ["unlinked", "--db", str(db), "--plan", str(plan), "--format", "csv"]
+    )
+    assert planned.stdout.splitlines()[0] == "anonymous_id,first_seen,event"
+    assert planned.stdout.splitlines()[1].startswith("anon-1,")
     assert planned.stderr == "1 anonymous ids never linked (first seen over 1s ago)\n"

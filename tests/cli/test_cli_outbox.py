@@ -36,16 +36,14 @@ def test_stats_list_and_show(tmp_path: Path) -> None:
     stats = runner.invoke(outbox_group, ["stats", "--db", str(db)])
     assert stats.exit_code == 0
     assert stats.output.startswith("pending 2  delivered 1  failed 0  oldest pending ")
-    listed = runner.invoke(
-        outbox_group, ["list", "--db", str(db), "--state", "pending"], env={"COLUMNS": "200"}
-    )
+    listed = runner.invoke(outbox_group, ["list", "--db", str(db), "--state", "pending"])
     assert listed.exit_code == 0
-    rows = [line.split() for line in listed.output.splitlines()[2:]]
-    assert [(r[0], r[5], r[7], r[9], r[11]) for r in rows] == [
+    rows = [line.split() for line in listed.output.splitlines()[1:]]
+    assert [(r[0], r[2], r[3], r[4], r[5]) for r in rows] == [
         ("3", "id:c2", "order_completed", "pending", "0"),
         ("2", "id:c1", "order_completed", "pending", "1"),
     ]
-    assert "503 from upstream" in listed.output
+    assert rows[1][6:] == ["-", "503", "from", "upstream"]  # whole, never cut
     shown = runner.invoke(outbox_group, ["show", "--db", str(db), "1"])
     assert shown.exit_code == 0
     assert "state: delivered\n" in shown.output
@@ -55,10 +53,50 @@ def test_stats_list_and_show(tmp_path: Path) -> None:
     assert payload["v2"]["identifiers"] == {"id": "c0"}
 
 
+def test_json_outputs(tmp_path: Path) -> None:
+    db = _store(tmp_path)
+    runner = CliRunner()
+    stats = json.loads(
+        runner.invoke(outbox_group, ["stats", "--db", str(db), "--format", "json"]).stdout
+    )
+    assert {k: stats[k] for k in ("pending", "delivered", "failed")} == {
+        "pending": 2,
+        "delivered": 1,
+        "failed": 0,
+    }
+    assert stats["oldest_pending_at"] == "2025-11-24T16:00:01.000Z"
+    assert stats["oldest_pending_age_seconds"] > 0
+    listed = json.loads(
+        runner.invoke(outbox_group, ["list", "--db", str(db), "--format", "json"]).stdout
+    )
+    assert [(r["seq"], r["state"], r["attempts"], r["last_error"]) for r in listed] == [
+        (3, "pending", 0, None),
+        (2, "pending", 1, "503 from upstream"),
+        (1, "delivered", 1, None),
+    ]
+    assert listed[2]["delivered_at"] == "2025-11-24T16:01:40.000Z"
+    assert listed[0]["person"] == "id:c2" and listed[0]["event_name"] == "order_completed"
+    lines = runner.invoke(outbox_group, ["list", "--db", str(db), "--format", "jsonl"]).stdout
+    assert [json.loads(line) for line in lines.splitlines()] == listed
+    csv_out = runner.invoke(outbox_group, ["list", "--db", str(db), "--format", "csv"]).stdout
+    assert csv_out.splitlines()[0].split(",")[:3] == ["seq", "received_at", "person"]
+    assert len(csv_out.splitlines()) == 4
+    shown = json.loads(
+        runner.invoke(outbox_group, ["show", "--db", str(db), "1", "--format", "json"]).stdout
+    )
+    assert shown["seq"] == 1 and shown["state"] == "delivered"
+    assert shown["payload"]["v2"]["identifiers"] == {"id": "c0"}
+
+
 def test_missing_row_and_missing_store(tmp_path: Path) -> None:
     db = _store(tmp_path)
     runner = CliRunner()
-    assert runner.invoke(outbox_group, ["show", "--db", str(db), "99"]).exit_code == 1
+    missing_row = runner.invoke(outbox_group, ["show", "--db", str(db), "99"])
+    assert (missing_row.exit_code, missing_row.stderr) == (2, f"Error: no outbox row 99 in {db}\n")
     missing = runner.invoke(outbox_group, ["stats", "--db", str(tmp_path / "none.db")])
     assert missing.exit_code == 2
-    assert "no such store" in missing.output
+    assert (
+        missing.stderr
+        == f"Error: no store at {tmp_path / 'none.db'} (trackguard serve creates one)\n"
+    )
+    assert not (tmp_path / "none.db").exists()

@@ -11,6 +11,7 @@ from click.testing import CliRunner
 import trackguard.cli.serve as serve_module
 from trackguard.cli import main
 from trackguard.gateway.build import GatewayOptions
+from trackguard.store.retention import Retention
 
 
 @pytest.fixture
@@ -29,9 +30,9 @@ def captured(monkeypatch: pytest.MonkeyPatch) -> list[GatewayOptions]:
     return seen
 
 
-def _serve(tmp_path: Path, *extra: str) -> Any:
+def _serve(tmp_path: Path, *extra: str, env: dict[str, str] | None = None) -> Any:
     args = ["serve", "--db", str(tmp_path / "tg.db"), "--listen", "127.0.0.1:0", *extra]
-    return CliRunner().invoke(main, args)
+    return CliRunner().invoke(main, args, env=env)
 
 
 def test_serve_identity_refresh_defaults_to_one_second(
@@ -58,3 +59,87 @@ def test_serve_refuses_a_negative_identity_refresh(
     assert result.exit_code == 2
     assert "Invalid value for '--identity-refresh': -1.0 is not in the range x>=0." in result.output
     assert captured == []
+
+
+DAY = 86_400.0
+
+
+def test_serve_retention_defaults_flags_and_environment(
+    tmp_path: Path, captured: list[GatewayOptions]
+) -> None:
+    assert _serve(tmp_path).exit_code == 0
+    flags = ("--outbox-retention", "3d", "--anonymous-retention", "2w", "--prune-every", "1m")
+    assert _serve(tmp_path, *flags).exit_code == 0
+    env = {"TRACKGUARD_OUTBOX_RETENTION": "36h", "TRACKGUARD_PRUNE_EVERY": "1h"}
+    assert _serve(tmp_path, env=env).exit_code == 0
+    assert [(o.retention, o.prune_every) for o in captured] == [
+        (Retention(outbox=7 * DAY, anonymous=30 * DAY, monitor=None), 600.0),
+        (Retention(outbox=3 * DAY, anonymous=14 * DAY, monitor=None), 60.0),
+        (Retention(outbox=1.5 * DAY, anonymous=30 * DAY, monitor=None), 3600.0),
+    ]
+    bad = _serve(tmp_path, "--prune-every", "0")
+    assert bad.exit_code == 2
+    assert bad.output.endswith(
+        "Error: Invalid value for '--prune-every' (env var: 'TRACKGUARD_PRUNE_EVERY'):"
+        " must be longer than 0s\n"
+    )
+
+
+def _limits(o: GatewayOptions) -> tuple[object, ...]:
+    return (
+        o.request_log_policy,
+        o.request_log_max_bytes,
+        o.request_log_keep,
+        o.open_max_body,
+        o.open_quarantine_budget,
+    )
+
+
+def test_serve_hardening_flags_default_to_the_documented_limits(
+    tmp_path: Path, captured: list[GatewayOptions]
+) -> None:
+    result = _serve(tmp_path)
+    assert result.exit_code == 0, result.output
+    assert [_limits(o) for o in captured] == [("best-effort", 100 * 1024 * 1024, 5, 8192, 100)]
+
+
+def test_serve_hardening_flags_are_passed_on(
+    tmp_path: Path, captured: list[GatewayOptions]
+) -> None:
+    result = _serve(
+        tmp_path,
+        "--request-log-policy",
+        "fail",
+        "--request-log-max-bytes",
+        "1000",
+        "--request-log-keep",
+        "0",
+        "--open-max-body",
+        "512",
+        "--open-quarantine-budget",
+        "7",
+    )
+    assert result.exit_code == 0, result.output
+    assert [_limits(o) for o in captured] == [("fail", 1000, 0, 512, 7)]
+
+
+def test_serve_refuses_an_unknown_request_log_policy(
+    tmp_path: Path, captured: list[GatewayOptions]
+) -> None:
+    result = _serve(tmp_path, "--request-log-policy", "sometimes")
+    assert result.exit_code == 2
+    assert "'sometimes' is not one of 'best-effort', 'fail'." in result.output
+    assert captured == []
+
+
+def test_serve_reports_a_request_log_it_cannot_open(tmp_path: Path) -> None:
+    log = tmp_path / "missing-folder" / "requests.jsonl"
+    result = CliRunner().invoke(
+        main,
+        ["serve", "--db", str(tmp_path / "tg.db"), "--request-log", str(log), "--no-deliver"],
+        env={"TRACKGUARD_SITE_ID": "s", "TRACKGUARD_API_KEY": "k"},
+    )
+    assert result.exit_code == 2
+    assert result.output == (
+        f"Error: {log}: cannot open the request log: No such file or directory\n"
+    )

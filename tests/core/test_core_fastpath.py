@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from trackguard.check.inputs import record_to_request
-from trackguard.check.samples import d2c_traffic
+from trackguard.check.samples import BASE_TIME, d2c_traffic
 from trackguard.contract.operations import Request
 from trackguard.contract.routes import match
 from trackguard.core.fastpath import FastEvents
@@ -34,7 +34,7 @@ def _taken(request: Request) -> bool:
 
 def test_sample_traffic_same_verdicts_and_most_clean_events_take_the_fast_path() -> None:
     taken = 0
-    requests = [record_to_request(r, "sample") for r in d2c_traffic(3000, 11)]
+    requests = [record_to_request(r, "sample") for r in d2c_traffic(3000, 11, base_time=BASE_TIME)]
     for request in requests:
         assert isinstance(request, Request)
         assert FAST.check(request) == SLOW.check(request)

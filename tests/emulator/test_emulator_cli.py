@@ -196,8 +196,11 @@ def test_port_in_use_is_a_clear_error() -> None:
         )
     finally:
         taken.close()
-    assert result.exit_code == 1
-    assert f"cannot listen on 127.0.0.1:{port}" in result.output
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"Error: cannot listen on 127.0.0.1:{port}: the address is already in use"
+        " (is another server running?)\n"
+    )
 
 
 def test_help_has_an_example() -> None:

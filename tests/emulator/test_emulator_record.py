@@ -137,6 +137,9 @@ def test_requests_view_and_reset(emu: Emu) -> None:
         "events": 0,
         "duplicates": 0,
         "failures": 0,
+        "pipelines_calls": 0,
+        "pipelines_dropped": 0,
+        "pipelines_duplicates": 0,
         "faults_injected": 0,
     }
 

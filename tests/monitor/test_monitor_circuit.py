@@ -4,6 +4,7 @@ runs in the gateway or as ``trackguard deliver``; ``trackguard outbox stats`` sh
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import msgspec
@@ -90,10 +91,23 @@ def test_outbox_stats_shows_an_open_circuit(tmp_path: Path) -> None:
     runner = CliRunner()
     closed = runner.invoke(outbox_group, ["stats", "--db", str(db)])
     assert closed.exit_code == 0 and "circuit" not in closed.output
+    closed_json = runner.invoke(outbox_group, ["stats", "--db", str(db), "--format", "json"])
+    assert json.loads(closed_json.stdout)["circuit"] == "closed"
     _save(db, OPEN)
     shown = runner.invoke(outbox_group, ["stats", "--db", str(db)])
     assert shown.exit_code == 0
     assert shown.output.splitlines()[1] == (
-        "delivery circuit OPEN since 2027-01-15 08:00:00: Customer.io refuses nearly everything"
-        " (Bad Request); 3 probes refused, next at 2027-01-15 08:02:40; pending rows are kept"
+        "delivery circuit OPEN since 2027-01-15T08:00:00.000Z: Customer.io refuses nearly"
+        " everything (Bad Request); 3 probes refused, next at 2027-01-15T08:02:40.000Z;"
+        " pending rows are kept"
     )
+    as_json = json.loads(
+        runner.invoke(outbox_group, ["stats", "--db", str(db), "--format", "json"]).stdout
+    )
+    assert {k: v for k, v in as_json.items() if k.startswith("circuit")} == {
+        "circuit": "open",
+        "circuit_opened_at": "2027-01-15T08:00:00.000Z",
+        "circuit_next_probe_at": "2027-01-15T08:02:40.000Z",
+        "circuit_probes_refused": 3,
+        "circuit_reason": "Bad Request",
+    }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -108,6 +109,7 @@ def test_health_counts_from_the_identity_state(tmp_path: Path) -> None:
     result = CliRunner().invoke(health_command, ["--db", str(db)])
     assert result.exit_code == 0, result.output
     assert [line.split()[:2] for line in result.output.splitlines()] == [
+        ["metric", "value"],
         ["people_multiple_identifiers", "1"],
         ["anonymous_carts_unlinked", "1"],
         ["emails_without_recent_order", "2"],  # ana and bo: bound emails, no order
@@ -168,5 +170,26 @@ def test_invalid_rule_file_is_a_clear_cli_error(tmp_path: Path) -> None:
     rules = tmp_path / "alerts.yaml"
     rules.write_text("rules:\n  - {name: r, kind: rate, window: soon, threshold: 1%}\n")
     result = CliRunner().invoke(alerts_group, ["test", "--rules", str(rules)])
-    assert result.exit_code == 1
-    assert "rules[0] (r).window: 'soon' is not a duration" in result.output
+    assert result.exit_code == 2
+    assert result.stderr.startswith(
+        f"Error: {rules}:2:35: rules[0] (r).window: 'soon' is not a duration"
+    )
+
+
+def test_health_on_a_file_without_identity_tables_says_so(tmp_path: Path) -> None:
+    db = tmp_path / "other.db"
+    conn = sqlite3.connect(db)
+    conn.execute("CREATE TABLE unrelated (x)")
+    conn.close()
+    result = CliRunner().invoke(health_command, ["--db", str(db)])
+    assert result.exit_code == 0, result.output
+    rows = [line.split() for line in result.stdout.splitlines()[1:]]
+    assert [r[:2] for r in rows] == [
+        ["people_multiple_identifiers", "0"],
+        ["anonymous_carts_unlinked", "0"],
+        ["emails_without_recent_order", "n/a"],
+    ]
+    assert result.stderr == (
+        f"n/a: {db} has no identity tables (not a trackguard store, or one from before them:"
+        " trackguard serve adds them when it opens the store)\n"
+    )

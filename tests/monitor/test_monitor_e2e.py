@@ -115,6 +115,7 @@ def expected_slack_firing(minute: int) -> dict[str, Any]:
     }
 
 
+@pytest.mark.slow  # 42 minutes of traffic, each drained through delivery (about 20 s)
 def test_bad_release_fires_once_and_resolves_once(
     env: Monitored, receivers: tuple[Receiver, Receiver]
 ) -> None:

@@ -19,6 +19,7 @@ from trackguard.monitor.loader import (
     parse_alerts,
     parse_duration,
     parse_fraction,
+    parse_window,
 )
 
 ENV = {"SLACK_WEBHOOK_URL": "https://hooks.example/T1", "PAGERDUTY_ROUTING_KEY": "rk"}
@@ -38,6 +39,20 @@ def _rule(**fields: Any) -> dict[str, Any]:
 @given(st.integers(1, 10_000), st.sampled_from(["s", "m", "h", "d"]))
 def test_durations_parse_to_seconds(n: int, unit: str) -> None:
     assert parse_duration(f"{n}{unit}") == n * {"s": 1, "m": 60, "h": 3600, "d": 86400}[unit]
+
+
+@given(st.one_of(st.integers(-100, 10_000), st.floats(), st.text(max_size=8)))
+def test_windows_are_a_minute_or_more(value: object) -> None:
+    try:
+        seconds = parse_window(value)
+    except ValueError:
+        return
+    assert seconds >= 60
+
+
+@pytest.mark.parametrize(("value", "seconds"), [("1m", 60), (60, 60), ("90s", 90), ("2h", 7200)])
+def test_windows_of_a_minute_and_more_are_kept(value: object, seconds: float) -> None:
+    assert parse_window(value) == seconds
 
 
 @given(st.integers(0, 10_000))
@@ -102,7 +117,7 @@ def test_missing_secret_is_a_startup_error() -> None:
     with pytest.raises(RuleError) as info:
         load_alerts(ALERTS, env={"PAGERDUTY_ROUTING_KEY": "rk"})
     assert str(info.value) == (
-        f"{ALERTS}: channels.slack.url: the environment variable SLACK_WEBHOOK_URL is not set"
+        f"{ALERTS}:23:10: channels.slack.url: the environment variable SLACK_WEBHOOK_URL is not set"
     )
 
 
@@ -116,6 +131,15 @@ def test_env_references_and_defaults() -> None:
     ("doc", "message"),
     [
         (_rule(window="15 minutes"), "rules[0] (r).window: '15 minutes' is not a duration"),
+        (
+            _rule(window="30s"),
+            "rules[0] (r).window: '30s' is shorter than a minute: counters are per minute, use 1m"
+            " or more",
+        ),
+        (
+            _rule(window=59),
+            "rules[0] (r).window: 59 is shorter than a minute",
+        ),
         (_rule(threshold="150%"), "rules[0] (r).threshold: '150%' must be between 0% and 100%"),
         (_rule(kind="rates"), "rules[0] (r).kind: 'rates' is not one of rate, count"),
         (_rule(threshhold="1%"), "rules[0] (r): a rate rule: unknown key 'threshhold'"),
@@ -140,7 +164,17 @@ def test_yaml_errors_name_the_line(tmp_path: Path) -> None:
     path.write_text("rules:\n  - name: [unclosed\n")
     with pytest.raises(RuleError) as info:
         load_alerts(path, env={})
-    assert str(info.value).startswith(f"{path}: line 3 not valid YAML")
+    assert str(info.value).startswith(f"{path}:3:1: invalid YAML")
+
+
+def test_a_misspelled_key_names_its_line_column_and_a_suggestion(tmp_path: Path) -> None:
+    path = tmp_path / "alerts.yaml"
+    path.write_text("rules:\n  - name: r\n    kind: count\n    windw: 5m\n")
+    with pytest.raises(RuleError) as info:
+        load_alerts(path, env={})
+    assert str(info.value).startswith(
+        f"{path}:4:5: rules[0] (r): a count rule: unknown key 'windw' (did you mean 'window'?);"
+    )
 
 
 def test_active_hours_accept_unquoted_times() -> None:

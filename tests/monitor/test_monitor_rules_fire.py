@@ -723,7 +723,7 @@ def test_health_growth_of_unlinked_carts_fires_and_resolves(start: Callable[...,
     assert 'trackguard_data_health{metric="anonymous_carts_unlinked"} 28.0' in metrics
     assert 'trackguard_alert_state{rule="unlinked-carts-growth",state="resolved"} 1.0' in metrics
     health = CliRunner().invoke(health_command, ["--db", str(rig.db)])
-    assert health.output.splitlines()[1].split()[:2] == ["anonymous_carts_unlinked", "28"]
+    assert health.output.splitlines()[2].split()[:2] == ["anonymous_carts_unlinked", "28"]
 
 
 # --- holding a firing alert when nothing can be judged -------------------------------------------

@@ -359,10 +359,10 @@ def test_cli_export_refuses_a_bad_plan(tmp_path: Path, monkeypatch: pytest.Monke
     monkeypatch.chdir(tmp_path)
     Path("plan.yaml").write_text("version: 2\nevents:\n  OrderCompleted: {}\n")
     result = CliRunner().invoke(plan_group, ["export", "plan.yaml"])
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert result.stdout == ""
     assert result.stderr == (
-        "plan.yaml:1:10: error: version: unsupported plan format version 2; this trackguard "
+        "Error: plan.yaml:1:10: error: version: unsupported plan format version 2; this trackguard "
         "reads 1\n"
     )
 

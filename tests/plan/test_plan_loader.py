@@ -521,6 +521,29 @@ CASES = [
         id="alias-of-another-event-and-repeats",
     ),
     pytest.param(
+        """\
+        events:
+          application_uninstalled:
+            aliases: ["Application Installed", "App Removed", "application_uninstaled"]
+          signed_in:
+            aliases: [signedOut, Signed In Not]
+          level_start:
+            aliases: [level_end, round_finished]
+        """,
+        [
+            "plan.yaml:3:15: warning: events.application_uninstalled.aliases: alias "
+            "'Application Installed' is close to 'application_uninstalled' but reads as its "
+            "opposite (installed / uninstalled): is it another event?",
+            "plan.yaml:5:15: warning: events.signed_in.aliases: alias 'signedOut' is close to "
+            "'signed_in' but reads as its opposite (out / in): is it another event?",
+            "plan.yaml:5:26: warning: events.signed_in.aliases: alias 'Signed In Not' is close "
+            "to 'signed_in' but reads as its opposite (not): is it another event?",
+            "plan.yaml:7:15: warning: events.level_start.aliases: alias 'level_end' is close to "
+            "'level_start' but reads as its opposite (end / start): is it another event?",
+        ],
+        id="alias-that-reads-as-the-opposite-of-its-event",
+    ),
+    pytest.param(
         "events:\n  '  ': {}\n  ' padded ': {}\n  a:\n    aliases: ['---']\n",
         [
             "plan.yaml:2:3: error: events.  : event name '  ' has no ASCII letters or digits",

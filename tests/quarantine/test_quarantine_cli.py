@@ -53,8 +53,8 @@ def test_list_everything(invoke: Invoke, store: SQLiteStore) -> None:
     assert rows(result.stdout) == [
         LIST_HEADER,
         *(LIST_ROWS[i] for i in (8, 7, 6, 5, 4, 3, 2, 1)),
-        "showing 1-8 of 8 matching records",
     ]
+    assert result.stderr == "showing 1-8 of 8 matching records\n"
 
 
 @pytest.mark.parametrize(
@@ -79,8 +79,8 @@ def test_list_filters(
     assert rows(result.stdout) == [
         LIST_HEADER,
         *(LIST_ROWS[i] for i in expected),
-        f"showing 1-{len(expected)} of {len(expected)} matching {noun}",
     ]
+    assert result.stderr == f"showing 1-{len(expected)} of {len(expected)} matching {noun}\n"
 
 
 def test_list_pages(invoke: Invoke, store_path: Path) -> None:
@@ -90,8 +90,8 @@ def test_list_pages(invoke: Invoke, store_path: Path) -> None:
         LIST_ROWS[5],
         LIST_ROWS[4],
         LIST_ROWS[3],
-        "showing 4-6 of 8 matching records; next page: --offset 6",
     ]
+    assert result.stderr == "showing 4-6 of 8 matching records; next page: --offset 6\n"
     result = invoke(quarantine_group, "list", "--db", store_path, "--offset", "8")
     assert result.stdout == "no records after --offset 8 (8 matching records)\n"
     result = invoke(quarantine_group, "list", "--db", store_path, "--source", "nobody")
@@ -214,7 +214,7 @@ def test_show_escapes_control_characters(invoke: Invoke, tmp_path: Path) -> None
 @pytest.mark.parametrize("record_id", ["99", "0", "-3", str(2**70)])
 def test_show_unknown_record(invoke: Invoke, store_path: Path, record_id: str) -> None:
     result = invoke(quarantine_group, "show", "--db", store_path, "--", record_id)
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert result.stderr == f"Error: no quarantine record {record_id} in {store_path}\n"
 
 
@@ -341,9 +341,9 @@ def test_export_leaves_no_file_when_the_store_is_missing(invoke: Invoke, tmp_pat
     out = tmp_path / "q.jsonl"
     out.write_text("previous export\n")
     result = invoke(quarantine_group, "export", "--db", tmp_path / "none.db", "-o", out)
-    assert result.exit_code == 1
-    assert (
-        result.stderr == f"Error: {tmp_path / 'none.db'}: no such store (the file does not exist)\n"
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"Error: no store at {tmp_path / 'none.db'} (trackguard serve creates one)\n"
     )
     assert out.read_text() == "previous export\n"
     assert not list(tmp_path.glob("*.partial"))
@@ -352,8 +352,8 @@ def test_export_leaves_no_file_when_the_store_is_missing(invoke: Invoke, tmp_pat
 def test_export_into_a_missing_directory(invoke: Invoke, store_path: Path, tmp_path: Path) -> None:
     out = tmp_path / "nope" / "q.jsonl"
     result = invoke(quarantine_group, "export", "--db", store_path, "-o", out)
-    assert result.exit_code == 1
-    assert result.stderr == f"Error: {out}: No such file or directory\n"
+    assert result.exit_code == 2
+    assert result.stderr == f"Error: {out}: the directory {out.parent} does not exist\n"
 
 
 # --- purge --------------------------------------------------------------------------------------
@@ -463,9 +463,9 @@ def test_every_command_reports_a_missing_store(
     invoke: Invoke, tmp_path: Path, command: list[str]
 ) -> None:
     result = invoke(quarantine_group, *command, "--db", tmp_path / "typo.db")
-    assert result.exit_code == 1
-    assert (
-        result.stderr == f"Error: {tmp_path / 'typo.db'}: no such store (the file does not exist)\n"
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"Error: no store at {tmp_path / 'typo.db'} (trackguard serve creates one)\n"
     )
     assert not (tmp_path / "typo.db").exists()
 
@@ -474,7 +474,7 @@ def test_a_file_that_is_not_a_store(invoke: Invoke, tmp_path: Path) -> None:
     path = tmp_path / "notes.db"
     path.write_bytes(b"not sqlite" * 200)
     result = invoke(quarantine_group, "stats", "--db", path)
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert result.stderr == f"Error: {path}: file is not a database\n"
 
 
@@ -569,4 +569,4 @@ def test_the_docs_show_real_output(invoke: Invoke, store_path: Path, command: st
     while block and not block[-1]:
         block.pop()
     result = invoke(quarantine_group, *command.split(), "--db", store_path)
-    assert rows(result.stdout) == rows("\n".join(block))
+    assert rows(result.stdout + result.stderr) == rows("\n".join(block))

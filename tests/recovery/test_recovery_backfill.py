@@ -15,7 +15,7 @@ from click.testing import CliRunner
 
 from trackguard.cli.backfill import backfill_command
 from trackguard.plan.loader import load_plan
-from trackguard.recovery.backfill import backfill
+from trackguard.recovery.backfill import BackfillReport, backfill
 from trackguard.recovery.mapping import parse_mapping
 from trackguard.store.sqlite import SQLiteStore
 
@@ -156,18 +156,23 @@ def test_interrupted_by_an_exception_resumes(tmp_path: Path) -> None:
     store.close()
 
 
-def test_bad_rows_skipped_with_row_numbers(tmp_path: Path) -> None:
-    source = tmp_path / "orders.csv"
-    _orders(source, 50, bad={7: "twelve", 30: ""})
-    store = SQLiteStore(tmp_path / "tg.db")
-    report = backfill(
+def _backfill_orders(source: Path, store: SQLiteStore, batch_size: int = 500) -> BackfillReport:
+    """``source``'s rows as ``order_completed`` events under the example plan."""
+    return backfill(
         str(source),
         store=store,
         mapping=parse_mapping(MAPPING),
         event="order_completed",
         plan=load_plan(PLAN),
-        batch_size=10,
+        batch_size=batch_size,
     )
+
+
+def test_bad_rows_skipped_with_row_numbers(tmp_path: Path) -> None:
+    source = tmp_path / "orders.csv"
+    _orders(source, 50, bad={7: "twelve", 30: ""})
+    store = SQLiteStore(tmp_path / "tg.db")
+    report = _backfill_orders(source, store, batch_size=10)
     assert report.skipped == 2 and report.accepted + report.fixed + report.warned == 48
     assert [(p.row, p.line) for p in report.problems] == [(7, 8), (30, 31)]
     assert "'twelve' is not a number" in str(report.problems[0])
@@ -176,6 +181,7 @@ def test_bad_rows_skipped_with_row_numbers(tmp_path: Path) -> None:
 
 
 def test_bad_row_stops_the_run(tmp_path: Path) -> None:
+    SQLiteStore(tmp_path / "tg.db").close()  # serve creates the store; backfill never does
     source = tmp_path / "orders.csv"
     _orders(source, 50, bad={23: "n/a"})
     db = tmp_path / "tg.db"
@@ -204,6 +210,7 @@ def test_bad_row_stops_the_run(tmp_path: Path) -> None:
 
 
 def test_cli_jsonl_and_sqlite_sources(tmp_path: Path) -> None:
+    SQLiteStore(tmp_path / "tg.db").close()  # serve creates the store; backfill never does
     jsonl = tmp_path / "orders.jsonl"
     jsonl.write_text(
         '{"customer_id": "c1", "order_id": "A1", "ordered_at": 1700000000, "total": 5.5,'
@@ -244,6 +251,7 @@ def test_cli_jsonl_and_sqlite_sources(tmp_path: Path) -> None:
 
 
 def test_cli_mapping_error_exits_2(tmp_path: Path) -> None:
+    SQLiteStore(tmp_path / "tg.db").close()  # serve creates the store; backfill never does
     bad = tmp_path / "m.yaml"
     bad.write_text("person: {id: customer_id}\ndata:\n  total: {column: total, type: money}\n")
     source = tmp_path / "orders.csv"
@@ -261,7 +269,7 @@ def test_cli_mapping_error_exits_2(tmp_path: Path) -> None:
         ],
     )
     assert result.exit_code == 2
-    assert f"{bad}:3: data.total.type must be one of" in result.output
+    assert f"{bad}:3:32: data.total.type must be one of" in result.output
 
 
 def _map(tmp_path: Path) -> Path:
@@ -299,3 +307,52 @@ def test_email_keyed_rows_fixed_to_the_known_id(tmp_path: Path) -> None:
         }
     assert persons == {"id:cus_1"}
     assert _outbox_orders(db) == Counter({"ORD-1": 1, "ORD-2": 1})
+
+
+MIXED = [  # order_id, customer_id, total, currency
+    ("A1", "c1", "10.00", "USD"),  # accepted
+    ("A2", "c2", "10.00", "usd"),  # fixed: currency upper-cased
+    ("A3", "c3", "10.00", "XYZ"),  # rejected: not a currency the plan knows
+    ("A1", "c1", "10.00", "USD"),  # the same order again: a duplicate, not accepted
+    ("", "c4", "10.00", "USD"),  # skipped: no order id
+    ("A5", "c5", "ten", "USD"),  # skipped: not a number
+]
+
+
+def _mixed(path: Path) -> None:
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["order_id", "customer_id", "ordered_at", "total", "currency"])
+        for order, customer, total, currency in MIXED:
+            writer.writerow([order, customer, "2025-01-01T10:00:00Z", total, currency])
+
+
+def test_counts_add_up_to_the_rows_read_and_restart_quarantines_once(tmp_path: Path) -> None:
+    source = tmp_path / "orders.csv"
+    _mixed(source)
+    db = tmp_path / "tg.db"
+    args = [str(source), "--as", "event:order_completed", "--map", str(_map(tmp_path))]
+    args += ["--db", str(db), "--plan", str(PLAN)]
+    keys = ("rows_read", "accepted", "fixed", "warned", "rejected", "duplicates", "skipped")
+
+    store = SQLiteStore(db)
+    try:
+        first = _backfill_orders(source, store)
+        assert tuple(getattr(first, k) for k in keys) == (6, 1, 1, 0, 1, 1, 2)
+        assert first.already_quarantined == 0
+        assert store.quarantine_count() == 1
+    finally:
+        store.close()
+
+    result = CliRunner().invoke(backfill_command, [*args, "--restart"])
+    assert result.exit_code == 0, result.output
+    assert " ".join(result.output.split()).startswith(
+        "6 rows read: 0 accepted, 0 fixed, 0 warned, 1 rejected (quarantined, 1 of them by an"
+        " earlier run), 3 duplicates, 2 skipped in "
+    )
+    store = SQLiteStore(db)
+    try:
+        assert store.quarantine_count() == 1  # the rejected row is kept once
+        assert len(_outbox_orders(db)) == 2 and set(_outbox_orders(db).values()) == {1}
+    finally:
+        store.close()

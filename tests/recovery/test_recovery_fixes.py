@@ -60,7 +60,7 @@ def test_rekey_from_csv_rewrites_v1_paths_and_v2_identifiers(tmp_path: Path) -> 
         ("- coerce: {field: data.x, to: money}\n", ":1:3:", "coerce to"),
         ("- drop: data.x\n  rename: {from: a, to: b}\n", ":1:3:", "exactly one"),
         ("- rekey: {from: email, csv: missing.csv}\n", ":1:3:", "cannot read"),
-        ("fixes: [\n", ":2:1:", "not valid YAML"),
+        ("fixes: [\n", ":2:1:", "invalid YAML"),
         ("other: 1\n", ":1:1:", "fixes"),
     ],
 )

@@ -23,24 +23,31 @@ def test_mapping_errors_have_lines() -> None:
         "colour: red\n"
     )
     assert issues == [
-        "m.yaml:2: timestamp.format must be one of iso8601, unix, unix_ms",
-        "m.yaml:4: data.total.type must be one of string, number, integer, boolean",
-        "m.yaml:5: data.x: needs column:",
-        "m.yaml:6: unknown key 'colour' (expected person, timestamp, data)",
+        "m.yaml:2:33: timestamp.format must be one of iso8601, unix, unix_ms",
+        "m.yaml:4:32: data.total.type must be one of string, number, integer, boolean",
+        "m.yaml:5:6: data.x: needs column:",
+        "m.yaml:6:1: unknown key 'colour'; allowed keys: person, timestamp, data",
     ]
+
+
+def test_a_misspelled_key_gets_a_suggestion() -> None:
+    assert _issues("person: {id: c}\ntimestamp: {colum: at}\n")[0] == (
+        "m.yaml:2:13: timestamp: unknown key 'colum' (did you mean 'column'?);"
+        " allowed keys: column, format"
+    )
 
 
 def test_missing_person_and_wrong_section() -> None:
     assert _issues("data: {a: b}\n", identify=True) == [
-        "m.yaml:1: data: is for --as event:NAME; this backfill maps attributes:",
-        "m.yaml:1: person: is required ({id: COLUMN} or {email: COLUMN})",
+        "m.yaml:1:1: data: is for --as event:NAME; this backfill maps attributes:",
+        "m.yaml:1:1: person: is required ({id: COLUMN} or {email: COLUMN})",
     ]
     assert _issues("person: {id: a, email: b}\n") == [
-        "m.yaml:1: person: needs exactly one of id: COLUMN or email: COLUMN"
+        "m.yaml:1:9: person: needs exactly one of id: COLUMN or email: COLUMN"
     ]
-    assert _issues("person: {id: [a]}\n")[0].startswith("m.yaml:1: person.id must be")
-    assert _issues("person: {id: a\n")[0].startswith("m.yaml:2: invalid YAML")
-    assert _issues("") == ["m.yaml:1: the mapping is empty; it needs person:"]
+    assert _issues("person: {id: [a]}\n")[0].startswith("m.yaml:1:14: person.id must be")
+    assert _issues("person: {id: a\n")[0].startswith("m.yaml:2:1: invalid YAML")
+    assert _issues("") == ["m.yaml:1:1: the mapping is empty; it needs person:"]
 
 
 def test_apply_converts_and_refuses() -> None:

@@ -94,7 +94,7 @@ def test_replay_delivers_each_order_exactly_once(tmp_path: Path) -> None:
             with store._transaction() as conn:
                 conn.execute("UPDATE quarantine SET state = 'quarantined'")
             again = replay(db, PLAN, None, fixes)
-            assert (again.replayed, again.duplicates) == (3, 3)
+            assert (again.replayed, again.duplicates) == (0, 3)
             worker.run_once()
             assert store.outbox_stats().pending == 0
         finally:
@@ -190,15 +190,122 @@ def test_cli_selects_records_by_plan_version_and_route(tmp_path: Path) -> None:
 
     assert PLAN.version == "2026-11-01"
     assert selected("--plan-version", "2026-11-01", "--route", orders) == (
-        "3 records: would replay 3 (0 already sent, dropped by dedupe), 0 still invalid "
+        "3 records: would replay 3, would drop 0 as duplicates (sent "
+        "before, or earlier in this replay), 0 still invalid "
         "(dry run: nothing changed)"
     )
     assert selected("--plan-version", "2026-10-01") == (
-        "0 records: would replay 0 (0 already sent, dropped by dedupe), 0 still invalid "
+        "0 records: would replay 0, would drop 0 as duplicates (sent "
+        "before, or earlier in this replay), 0 still invalid "
         "(dry run: nothing changed)"
     )
     assert selected("--route", "PUT /api/v1/customers/{identifier}") == (
-        "0 records: would replay 0 (0 already sent, dropped by dedupe), 0 still invalid "
+        "0 records: would replay 0, would drop 0 as duplicates (sent "
+        "before, or earlier in this replay), 0 still invalid "
         "(dry run: nothing changed)"
     )
     assert _states(db) == ["quarantined"] * 3
+
+
+def test_dry_run_previews_retries_the_real_run_drops(tmp_path: Path) -> None:
+    """30 quarantined orders, 5 of them exact retries of others: the dry run says what the real
+    run then does, 25 replayed and 5 dropped, and neither counts a duplicate as replayed."""
+    db = tmp_path / "tg.db"
+    at = time.time() - 3600
+    store = SQLiteStore(db, synchronous="NORMAL")
+    try:
+        for n in range(25):
+            body = {"name": "Order Placed", "data": {"order_id": f"B-{n}", "amount": "10.00"}}
+            for _ in range(2 if n % 5 == 0 else 1):  # B-0, B-5, ... retried by the SDK
+                _send(store, "POST", f"/api/v1/customers/cus_{n}/events", body, at + n)
+    finally:
+        store.close()
+    assert _states(db) == ["quarantined"] * 30
+    fix_file = tmp_path / "fixes.yaml"
+    fix_file.write_text(FIXES)
+    fixes = load_fixes(fix_file)
+
+    dry = replay(db, PLAN, None, fixes, dry_run=True)
+    assert (len(dry.items), dry.replayed, dry.duplicates, dry.still_invalid) == (30, 25, 5, 0)
+    retries = [2, 8, 14, 20, 26]  # the second copy of B-0, B-5, B-10, B-15, B-20
+    assert [i.id for i in dry.items if i.outcome == "duplicate"] == retries
+    runner = CliRunner()
+    args = ["--db", str(db), "--plan", str(PLAN_PATH), "--fix", str(fix_file)]
+    result = runner.invoke(replay_command, [*args, "--dry-run"])
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[-1] == (
+        "30 records: would replay 25, would drop 5 as duplicates (sent before, or earlier in"
+        " this replay), 0 still invalid (dry run: nothing changed)"
+    )
+    assert _states(db) == ["quarantined"] * 30
+
+    real = replay(db, PLAN, None, fixes)
+    assert [(i.id, i.outcome) for i in real.items] == [(i.id, i.outcome) for i in dry.items]
+    assert (real.replayed, real.duplicates, real.still_invalid) == (25, 5, 0)
+    assert _states(db) == ["replayed"] * 30
+    with sqlite3.connect(db) as conn:
+        sent = conn.execute(
+            "SELECT count(*), count(DISTINCT dedupe_key) FROM outbox"
+            " WHERE event_name = 'order_completed'"
+        ).fetchone()
+    assert sent == (25, 25)
+
+
+def test_cli_reports_replayed_and_dropped_apart(tmp_path: Path) -> None:
+    db = tmp_path / "tg.db"
+    _broken_client(db)
+    _broken_client(db)  # the same three orders quarantined again
+    fix_file = tmp_path / "fixes.yaml"
+    fix_file.write_text(FIXES)
+    args = ["--db", str(db), "--plan", str(PLAN_PATH), "--fix", str(fix_file)]
+    result = CliRunner().invoke(replay_command, args)
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[-1] == (
+        "6 records: replayed 3, dropped 3 as duplicates (sent before, or earlier in this"
+        " replay), 0 still invalid"
+    )
+
+
+def test_dry_run_previews_a_key_another_person_claims_earlier_in_the_run(tmp_path: Path) -> None:
+    """Three quarantined orders with one order id: cus_1's, cus_2's and cus_1's retry. Nothing
+    holds the key before the replay; the first record claims it, so the second is a
+    dedupe_key_conflict (still invalid, not queued) and the third a duplicate, in the dry run
+    exactly as in the real run."""
+    db = tmp_path / "tg.db"
+    at = time.time() - 3600
+    store = SQLiteStore(db, synchronous="NORMAL")
+    try:
+        body = {"name": "Order Placed", "data": {"order_id": "C-1", "amount": "10.00"}}
+        for n, person in enumerate(("cus_1", "cus_2", "cus_1")):
+            _send(store, "POST", f"/api/v1/customers/{person}/events", body, at + n)
+    finally:
+        store.close()
+    fix_file = tmp_path / "fixes.yaml"
+    fix_file.write_text(FIXES)
+    fixes = load_fixes(fix_file)
+    message = (
+        "dedupe key 'order_completed:C-1' is claimed by id:cus_1; this event of id:cus_2 is"
+        " kept, not delivered"
+    )
+
+    dry = replay(db, PLAN, None, fixes, dry_run=True)
+    outcomes = [(i.id, i.outcome, i.codes) for i in dry.items]
+    assert outcomes == [
+        (1, "replayed", ()),
+        (2, "still_invalid", ("dedupe_key_conflict",)),
+        (3, "duplicate", ()),
+    ]
+    assert dry.items[1].reason == message
+    assert (dry.replayed, dry.duplicates, dry.still_invalid) == (1, 1, 1)
+    assert _states(db) == ["quarantined"] * 3
+
+    real = replay(db, PLAN, None, fixes)
+    assert [(i.id, i.outcome, i.codes) for i in real.items] == outcomes
+    assert sorted(_states(db)) == ["replayed", "replayed", "still_invalid"]
+    with sqlite3.connect(db) as conn:
+        assert conn.execute(
+            "SELECT person, dedupe_key FROM outbox WHERE event_name = 'order_completed'"
+        ).fetchall() == [("id:cus_1", "order_completed:C-1")]
+        assert conn.execute("SELECT key, person FROM claims").fetchall() == [
+            ("order_completed:C-1", "id:cus_1")
+        ]

@@ -128,6 +128,7 @@ def test_postgres_cli(pg_orders: str, tmp_path: Path) -> None:
     mapping = tmp_path / "m.yaml"
     mapping.write_text(MAPPING)
     db = tmp_path / "tg.db"
+    SQLiteStore(db).close()  # serve creates the store; backfill never does
     args = [PG_URL, "--query", f"SELECT * FROM {pg_orders} ORDER BY order_id"]
     args += ["--as", "event:order_completed", "--map", str(mapping), "--db", str(db)]
     args += ["--plan", str(PLAN)]

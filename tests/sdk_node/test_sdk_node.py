@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -24,6 +23,8 @@ from typing import Any
 import msgspec
 import pytest
 from e2e_env import API_KEY, SITE_ID, GatewayFactory, Gw, Upstream
+
+from npm_pinned import npm_ci
 
 HERE = Path(__file__).resolve().parent
 PINNED = json.loads((HERE / "package.json").read_text())["dependencies"]["customerio-node"]
@@ -63,23 +64,7 @@ CALLS = [
 @pytest.fixture(scope="session")
 def node_sdk() -> str:
     """``npm ci`` into ``tests/sdk_node/node_modules`` once, unless the pinned SDK is there."""
-    if shutil.which("node") is None or shutil.which("npm") is None:
-        pytest.skip("node and npm are not on PATH: the Node SDK test needs Node.js 20+ and npm")
-    installed = HERE / "node_modules" / "customerio-node" / "package.json"
-    if not installed.exists() or json.loads(installed.read_text())["version"] != PINNED:
-        # customerio-node 5.x declares engines node>=22; it runs on Node 20 (native fetch), so
-        # a machine's engine-strict setting must not turn the warning into a failure.
-        done = subprocess.run(
-            ["npm", "ci", "--no-audit", "--no-fund", "--engine-strict=false"],
-            cwd=HERE,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-        assert done.returncode == 0, f"npm ci failed:\n{done.stdout}\n{done.stderr}"
-    version: str = json.loads(installed.read_text())["version"]
-    assert version == PINNED
-    return version
+    return npm_ci(HERE, "customerio-node")
 
 
 def _drive(gw: Gw, now_ms: int, *, trust: bool = True) -> list[dict[str, Any]]:

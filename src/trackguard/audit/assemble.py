@@ -5,9 +5,9 @@ from __future__ import annotations
 from trackguard import __version__
 from trackguard.audit import findings as f
 from trackguard.audit.census import PropStats
-from trackguard.audit.drift import cluster, display_names, event_key
+from trackguard.audit.drift import Traffic, cluster, display_names, event_key
 from trackguard.audit.engine import Auditor
-from trackguard.audit.infer import EventDraft, aliases_for, render_plan
+from trackguard.audit.infer import EventDraft, aliases_for, possible_comment, render_plan
 from trackguard.audit.model import (
     AuditReport,
     FileTotals,
@@ -24,6 +24,14 @@ def _names(a: Auditor) -> dict[str, int]:
     return {n: c for n, c in a.events.names.items() if n not in skip}
 
 
+def _traffic(a: Auditor) -> dict[str, Traffic]:
+    """Property keys and sources per event key: the evidence drift clustering weighs."""
+    return {
+        key: Traffic((k for k, _ in stats.seen), stats.sources)
+        for key, stats in a.events.events.items()
+    }
+
+
 def _sort(found: list[Finding]) -> tuple[Finding, ...]:
     return tuple(sorted(found, key=lambda x: (-severity_rank(x.severity), -x.count, x.id)))
 
@@ -31,8 +39,9 @@ def _sort(found: list[Finding]) -> tuple[Finding, ...]:
 def build_report(a: Auditor, counters: list[FileCounter], seconds: float) -> AuditReport:
     """The finished report."""
     names = _names(a)
-    clusters = cluster(names, a.plan)
-    display = display_names(names, a.plan)
+    traffic = _traffic(a)
+    clusters = cluster(names, a.plan, traffic)
+    display = display_names(names, a.plan, traffic)
     events_total = a.events.total
     inputs = tuple(
         FileTotals(
@@ -117,14 +126,23 @@ def _merged(a: Auditor, display: dict[str, str]) -> dict[str, dict[str, PropStat
 def infer_plan(a: Auditor) -> str:
     """A draft tracking plan (YAML) from what the audit saw."""
     names = _names(a)
-    display = display_names(names, a.plan)
+    traffic = _traffic(a)
+    display = display_names(names, a.plan, traffic)
+    possible: dict[str, list[str]] = {}  # event -> comments on names that may be it
+    skip: set[str] = set()
+    for c in cluster(names, a.plan, traffic):
+        for m in c.matches:
+            if m.confidence == "possible":
+                possible.setdefault(c.canonical, []).append(possible_comment(m))
+                skip.add(event_key(m.name))
     merged: dict[str, tuple[int, dict[str, PropStats]]] = {}
     variants: dict[str, list[str]] = {}
     for name in names:
         key = event_key(name)
-        variants.setdefault(display.get(key, name), []).append(name)
+        if key not in skip:
+            variants.setdefault(display.get(key, name), []).append(name)
     for key, stats in a.events.events.items():
-        if key in f.placeholders():
+        if key in f.placeholders() or key in skip:
             continue
         canonical = display.get(key, key)
         count, props = merged.get(canonical, (0, {}))
@@ -133,7 +151,9 @@ def infer_plan(a: Auditor) -> str:
             into.merge(p, a.limits.enum_values)
         merged[canonical] = (count + stats.count, props)
     drafts = [
-        EventDraft(name, count, props, aliases_for(name, variants.get(name, [])))
+        EventDraft(
+            name, count, props, aliases_for(name, variants.get(name, [])), possible.get(name, [])
+        )
         for name, (count, props) in merged.items()
     ]
     attrs = a.attribute_census.events.get("(attributes)")

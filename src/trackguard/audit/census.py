@@ -30,6 +30,8 @@ OTHER_EVENTS: Final = "(other events)"
 FUTURE_SLACK: Final = 300
 #: Customer.io: "Events with a timestamp in the past 72 hours can trigger campaigns."
 CAMPAIGN_WINDOW: Final = 72 * 3600
+#: Distinct sources kept per event (evidence for drift clustering; more add nothing).
+MAX_SOURCES: Final = 16
 
 
 class Located(Protocol):
@@ -84,10 +86,11 @@ class EventStats:
     :class:`PropStats` when the report is built.
     """
 
-    __slots__ = ("count", "emails", "firsts", "seen", "stamps", "strings")
+    __slots__ = ("count", "emails", "firsts", "seen", "sources", "stamps", "strings")
 
     def __init__(self) -> None:
         self.count = 0
+        self.sources: set[str] = set()  # request-log sources, up to MAX_SOURCES
         self.seen: dict[tuple[str, type], int] = {}
         self.firsts: dict[tuple[str, type], str] = {}
         self.strings: dict[str, set[str]] = {}  # distinct values; _FULL once there are many
@@ -198,8 +201,15 @@ class EventCensus:
             return OTHER_EVENTS
         return name
 
-    def add(self, key: str, data: Any, at: Located, overrides: dict[str, Any] | None) -> None:
-        """Count one event and the JSON types of its top-level data values."""
+    def add(
+        self,
+        key: str,
+        data: Any,
+        at: Located,
+        overrides: dict[str, Any] | None,
+        source: str | None = None,
+    ) -> None:
+        """Count one event, its source, and the JSON types of its top-level data values."""
         self.total += 1
         stats = self.events.get(key)
         if stats is None:
@@ -212,6 +222,9 @@ class EventCensus:
                 return
             stats = self.events[key] = EventStats()
         stats.count += 1
+        sources = stats.sources
+        if source is not None and source not in sources and len(sources) < MAX_SOURCES:
+            sources.add(source)
         if type(data) is not dict or not data:
             return
         if overrides is not None:

@@ -223,7 +223,9 @@ class Auditor:
             overrides = _overrides(renamed, index, data_key or "data")
         census = self.events
         key = census.key_for(raw, rec)
-        census.add(key, body.get(data_key) if data_key else None, rec, overrides)
+        census.add(
+            key, body.get(data_key) if data_key else None, rec, overrides, rec.request.source
+        )
         census.timestamp(stamp, ref, rec)
         event_id = body.get("id")
         if event_id is not None and type(event_id) in (str, int) and event_id != "":

@@ -203,24 +203,44 @@ def _slug(text: str) -> str:
 
 
 def from_drift(clusters: list[DriftCluster], events: int, first: dict[str, str]) -> list[Finding]:
+    """One finding per cluster for its certain and strong names, one per possible name."""
     out = []
     for c in clusters:
-        strays = [v for v in c.variants if v.name != c.canonical]
-        count = sum(v.count for v in strays)
-        names = ", ".join(repr(v.name) for v in c.variants)
-        ex = [Example(first.get(v.name, "?"), f"{v.name!r} ({v.count} events)") for v in strays]
-        out.append(
-            finding(
-                f"naming_drift.{c.canonical}",
-                "naming_drift",
-                "warning",
-                f"one event under {len(c.variants)} names: {names}; suggested {c.canonical!r}",
-                count,
-                events,
-                "events",
-                ex[:3],
+        firm = [v for v in c.variants if c.confidence_of(v.name) != "possible"]
+        strays = [v for v in firm if v.name != c.canonical]
+        if len(firm) > 1:
+            names = ", ".join(repr(v.name) for v in firm)
+            strong = [m for m in c.matches if m.confidence == "strong"]
+            why = "".join(f"; strong match {m.name!r}: {m.evidence}" for m in strong)
+            ex = [Example(first.get(v.name, "?"), f"{v.name!r} ({v.count} events)") for v in strays]
+            out.append(
+                finding(
+                    f"naming_drift.{c.canonical}",
+                    "naming_drift",
+                    "warning",
+                    f"one event under {len(firm)} names: {names}; suggested {c.canonical!r}{why}",
+                    sum(v.count for v in strays),
+                    events,
+                    "events",
+                    ex[:3],
+                )
             )
-        )
+        counts = {v.name: v.count for v in c.variants}
+        for m in c.matches:
+            if m.confidence != "possible":
+                continue
+            out.append(
+                finding(
+                    f"naming_drift_possible.{c.canonical}.{m.name}",
+                    "naming_drift",
+                    "info",
+                    f"possible naming drift: {m.name!r} may be {c.canonical!r} ({m.evidence})",
+                    counts[m.name],
+                    events,
+                    "events",
+                    [Example(first.get(m.name, "?"), f"{m.name!r} ({counts[m.name]} events)")],
+                )
+            )
     return out
 
 

@@ -1,7 +1,7 @@
 """Drafting a tracking plan from observed traffic, as YAML that ``plan lint`` accepts.
 
-For each event (under its drift cluster's canonical name, with the cluster's other spellings
-as aliases when their name key differs) every top-level property gets:
+For each event (under its drift cluster's canonical name, with the cluster's certain and strong
+variants as aliases when their name key differs) every top-level property gets:
 
 * a type from the values seen: the most frequent JSON type; ``integer`` when no number had a
   fraction; ``timestamp`` for ``*_at``/``*_time`` integers in the unix-seconds range; ``email``
@@ -12,7 +12,9 @@ as aliases when their name key differs) every top-level property gets:
 * ``action: fix`` where trackguard can coerce (numbers, integers, timestamps, booleans, emails,
   enum case), so the draft normalizes strays instead of rejecting them.
 
-A comment on each line says what was seen, so a reviewer can judge the draft.
+A comment on each line says what was seen, so a reviewer can judge the draft. A name that only
+*possibly* is an event (a typo-like edit, see :mod:`trackguard.audit.drift`) is never aliased:
+it is a comment beside the event, with its evidence, for a reviewer to decide.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from collections.abc import Mapping
 from typing import Final
 
 from trackguard.audit.census import PropStats
+from trackguard.audit.model import DriftMatch
 from trackguard.plan.naming import name_key
 
 REQUIRED_SHARE: Final = 0.95
@@ -39,15 +42,27 @@ MAX_EVENT_NAME_BYTES: Final = 100
 class EventDraft:
     """What inference knows about one planned event."""
 
-    __slots__ = ("aliases", "count", "name", "props")
+    __slots__ = ("aliases", "count", "name", "possible", "props")
 
     def __init__(
-        self, name: str, count: int, props: Mapping[str, PropStats], aliases: list[str]
+        self,
+        name: str,
+        count: int,
+        props: Mapping[str, PropStats],
+        aliases: list[str],
+        possible: list[str] | None = None,
     ) -> None:
         self.name = name
         self.count = count
         self.props = props
         self.aliases = aliases
+        self.possible = possible or []  # comments: names that may be this event
+
+
+def possible_comment(match: DriftMatch) -> str:
+    """The YAML comment for a name that may be an event: what it is, and the evidence."""
+    name = json.dumps(match.name, ensure_ascii=False)
+    return f"possibly the same as {name}: {match.evidence}; review before adding an alias"
 
 
 def _q(text: str) -> str:
@@ -143,6 +158,7 @@ def render_plan(
     lines.append("events:" if planned else "events: {}")
     for ev in sorted(planned, key=lambda e: e.name):
         lines.append(f"  {_q(ev.name)}:  # {ev.count} events")
+        lines.extend(f"    # {comment}" for comment in sorted(ev.possible))
         if ev.aliases:
             lines.append(
                 "    aliases: ["

@@ -51,13 +51,37 @@ class NameCount(msgspec.Struct, frozen=True, gc=False):
     count: int
 
 
+#: How sure the audit is that a name is its cluster's event (docs/audit.md, "Naming drift").
+Confidence = Literal["certain", "strong", "possible"]
+
+
+class DriftMatch(msgspec.Struct, frozen=True, gc=False):
+    """Why one variant is its cluster's event, and how sure that is."""
+
+    name: str
+    confidence: Confidence
+    evidence: str
+
+
 class DriftCluster(msgspec.Struct, frozen=True):
-    """Event names that are one event written differently, and the name to keep."""
+    """Event names that are one event written differently, and the name to keep.
+
+    ``matches`` has one entry per variant other than the canonical name: ``certain`` and
+    ``strong`` variants are the event (a plan may alias them); ``possible`` ones only may be.
+    """
 
     canonical: str
     variants: tuple[NameCount, ...]  # sorted by name
     total: int
     from_plan: bool = False
+    matches: tuple[DriftMatch, ...] = ()  # sorted by name
+
+    def confidence_of(self, name: str) -> Confidence:
+        """The confidence for one variant (the canonical name itself is certain)."""
+        for m in self.matches:
+            if m.name == name:
+                return m.confidence
+        return "certain"
 
 
 class TypeDrift(msgspec.Struct, frozen=True):

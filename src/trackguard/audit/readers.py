@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 import msgspec
 
 from trackguard.contract.operations import Request
+from trackguard.errors import InputError as BaseInputError
 
 #: Lines longer than this are reported as unreadable, not parsed: Customer.io refuses bodies
 #: over 1 MiB, and escaping can double a body's size inside a JSON string.
@@ -91,11 +92,11 @@ class FileCounter:
     raw_position: Callable[[], int] = field(default=lambda: 0, repr=False)
 
 
-class MapError(ValueError):
+class MapError(BaseInputError, ValueError):
     """A ``--map`` specification that cannot be used."""
 
 
-class InputError(ValueError):
+class InputError(BaseInputError, ValueError):
     """An input path or glob that names no readable file."""
 
 
@@ -300,7 +301,13 @@ def _open(path: Path) -> tuple[io.BufferedIOBase, io.BufferedIOBase]:
     magic = raw.read(2)
     raw.seek(0)
     if magic == b"\x1f\x8b":
-        return gzip.GzipFile(fileobj=raw, mode="rb"), raw
+        gz = gzip.GzipFile(fileobj=raw, mode="rb")
+        try:
+            gz.peek(1)  # the header and the first block: a text file that merely starts
+        except (OSError, EOFError, zlib.error):  # with gzip's magic bytes is read as text
+            raw.seek(0)
+            return raw, raw
+        return gz, raw
     return raw, raw
 
 

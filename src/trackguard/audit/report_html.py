@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from html import escape
 from typing import Final
 
-from trackguard.audit.model import AuditReport, Finding, Timeline, TypeDrift
+from trackguard.audit.model import AuditReport, DriftCluster, Finding, Timeline, TypeDrift
 
 TITLE: Final = "trackguard audit report"
 MAX_LINES: Final = 8
@@ -188,12 +188,21 @@ def _findings(findings: tuple[Finding, ...]) -> str:
     )
 
 
+def _variant(c: DriftCluster, name: str, count: int) -> str:
+    """One variant and, unless it is certain, its confidence and evidence."""
+    out = f'<span class="variant">{_e(name)}</span> ({count})'
+    for m in c.matches:
+        if m.name == name and m.confidence != "certain":
+            out += f' <span class="{m.confidence}">{m.confidence}: {_e(m.evidence)}</span>'
+    return out
+
+
 def _drift(report: AuditReport) -> str:
     if not report.drift:
         return '<p id="drift-none">No naming drift.</p>'
     rows = "".join(
         f'<tr><td class="canonical">{_e(c.canonical)}</td><td>'
-        + ", ".join(f'<span class="variant">{_e(v.name)}</span> ({v.count})' for v in c.variants)
+        + ", ".join(_variant(c, v.name, v.count) for v in c.variants)
         + f'</td><td class="n">{c.total}</td><td>{"plan" if c.from_plan else "traffic"}</td></tr>'
         for c in report.drift
     )

@@ -8,7 +8,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from trackguard.audit.model import AuditReport
+from trackguard.audit.model import AuditReport, DriftCluster
 
 _STYLE: Final = {"critical": "bold red", "error": "red", "warning": "yellow", "info": "cyan"}
 MAX_FINDINGS: Final = 40
@@ -16,6 +16,10 @@ MAX_FINDINGS: Final = 40
 
 def _pct(share: float) -> str:
     return f"{100 * share:.1f}%"
+
+
+def _evidence(c: DriftCluster, name: str) -> str:
+    return next((m.evidence for m in c.matches if m.name == name), "")
 
 
 def render_terminal(report: AuditReport, console: Console) -> None:
@@ -63,9 +67,18 @@ def render_terminal(report: AuditReport, console: Console) -> None:
         drift = Table(title="Naming drift", show_edge=False)
         drift.add_column("suggested name")
         drift.add_column("variants (events)")
+        drift.add_column("possible (evidence)")
         for c in report.drift:
-            variants = ", ".join(f"{v.name} ({v.count})" for v in c.variants)
-            drift.add_row(Text(c.canonical), Text(variants))
+            firm, possible = [], []
+            for v in c.variants:
+                confidence = c.confidence_of(v.name)
+                if confidence == "possible":
+                    possible.append(f"{v.name} ({v.count}): {_evidence(c, v.name)}")
+                elif confidence == "strong":
+                    firm.append(f"{v.name} ({v.count}, strong: {_evidence(c, v.name)})")
+                else:
+                    firm.append(f"{v.name} ({v.count})")
+            drift.add_row(Text(c.canonical), Text(", ".join(firm)), Text("; ".join(possible)))
         console.print(drift)
     if report.timestamps:
         stamps = ", ".join(f"{k} {v}" for k, v in report.timestamps.items())

@@ -1,8 +1,12 @@
 """Deterministic D2C store traffic with the defects retention teams actually ship.
 
-Used by the demo, the benchmarks and the tests, and written to ``examples/d2c-traffic.jsonl``.
-Each record is a request line of the ``check`` input format: ``{"method", "path", "body"}``,
-where ``body`` is a JSON value, or a string holding raw (possibly broken) body text.
+Used by ``trackguard sample``, the benchmarks and the tests. Each record is one request, a line
+of the ``check`` input format: ``{"method", "path", "body"}``, where ``body`` is a JSON value, or
+a string holding raw (possibly broken) body text.
+
+Event times are ``SAMPLE_SPACING`` seconds apart and, by default, end at the run's clock, so the
+traffic is as fresh today as on the day it was written (a fixed date would age into
+``event_late`` findings); ``base_time`` fixes them for reproducible files and tests.
 
 The defects, each at a known rate: event names drifting (``Order Completed``, ``orderCompleted``),
 carts keyed by email instead of id, events with no name, millisecond and ISO timestamps, money
@@ -12,14 +16,18 @@ over-long event names, malformed JSON, and emails with stray case and spaces.
 
 from __future__ import annotations
 
+import datetime as dt
+import itertools
 import random
+import time
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
 
 from trackguard.plan.naming import to_convention
 
-BASE_TIME = 1_764_000_000  # 2025-11-24, a fixed clock keeps the sample reproducible
+#: A fixed first event time (2025-11-24) for reproducible samples: tests and benchmarks pass it.
+BASE_TIME = 1_764_000_000
 #: Seconds between consecutive sample requests' event times.
 SAMPLE_SPACING = 7
 PRODUCTS = [
@@ -46,20 +54,35 @@ DEMO_DEFECT_RATE = 0.33
 
 
 def d2c_traffic(
-    n: int = 2000, seed: int = 7, defect_rate: float = DEMO_DEFECT_RATE
+    n: int = 2000,
+    seed: int = 7,
+    defect_rate: float = DEMO_DEFECT_RATE,
+    *,
+    base_time: int | None = None,
 ) -> Iterator[dict[str, Any]]:
-    """``n`` request records; the same ``(n, seed, defect_rate)`` always gives the same records.
+    """Exactly ``n`` request records (an SDK retry is one of them); the same ``(n, seed,
+    defect_rate, base_time)`` always gives the same records.
 
     ``defect_rate`` scales every defect's share (``0.05`` is closer to production traffic,
     where most requests are clean); the default shows each kind of defect often.
+    ``base_time`` is the first request's event time; by default the run's clock less the
+    sample's span, so no event time is later than now.
     """
     if not 0 < defect_rate <= DEMO_DEFECT_RATE:
         raise ValueError(f"defect_rate must be in (0, {DEMO_DEFECT_RATE}]")
+    if base_time is None:
+        base_time = int(time.time()) - max(n - 1, 0) * SAMPLE_SPACING
+    return itertools.islice(_traffic(seed, defect_rate, base_time), max(n, 0))
+
+
+def _traffic(seed: int, defect_rate: float, base_time: int) -> Iterator[dict[str, Any]]:
+    """The endless stream ``d2c_traffic`` cuts; draw ``i`` happens at ``base_time + 7 i`` (a
+    retry repeats its draw, so no record is later than ``base_time + 7 (n - 1)``)."""
     scale = DEMO_DEFECT_RATE / defect_rate  # >= 1: draws spread over a wider range
     rng = random.Random(seed)
     order_seq = 1000
-    for i in range(n):
-        t = BASE_TIME + i * SAMPLE_SPACING
+    for i in itertools.count():
+        t = base_time + i * SAMPLE_SPACING
         cid, email = _person(rng)
         roll = rng.random()
         if roll < 0.10:
@@ -132,7 +155,7 @@ def d2c_traffic(
         elif defect < 0.20:
             body["timestamp"] = t * 1000  # milliseconds
         elif defect < 0.22:
-            body["timestamp"] = "2025-11-24T16:00:00Z"
+            body["timestamp"] = dt.datetime.fromtimestamp(t, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         elif defect < 0.27 and "total" in data:
             data["total"] = f"{data['total']:.2f}"  # money as a string
         elif defect < 0.29:

@@ -9,22 +9,17 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
 
-from trackguard.audit import SEVERITIES, AuditRun, InputError, MapError, parse_map, run_audit
+from trackguard.audit import SEVERITIES, AuditRun, parse_map, run_audit
 from trackguard.audit.readers import expand
 from trackguard.audit.report_html import render_html
 from trackguard.audit.report_json import render_json
 from trackguard.audit.report_terminal import render_terminal
-from trackguard.plan.loader import PlanError, load_plan
+from trackguard.cli.base import TrackguardCommand
+from trackguard.cli.options import output_option, plan_option, write_atomic
 from trackguard.plan.model import Plan
-from trackguard.private import write_private
 
 #: Inputs smaller than this finish before a progress bar would help.
 PROGRESS_MIN_BYTES = 50 * 1024 * 1024
-
-
-def _usage(message: str) -> None:
-    click.echo(f"Error: {message}", err=True)
-    sys.exit(2)
 
 
 def _run(
@@ -48,33 +43,27 @@ def _run(
         )
 
 
-def _write(target: str, data: bytes) -> None:
+def _write(target: Path | str, data: bytes) -> None:
     if target == "-":
         sys.stdout.buffer.write(data)
         sys.stdout.buffer.flush()
     else:
-        write_private(target, data)
+        write_atomic(target, data, private=True)
 
 
-@click.command(name="audit")
+@click.command(name="audit", cls=TrackguardCommand)
 @click.argument("logs", nargs=-1, required=True)
-@click.option(
-    "--plan",
-    "plan_path",
-    type=click.Path(path_type=Path),
-    help="Tracking plan YAML: adds the plan's findings and canonical names.",
-)
-@click.option("--html", "html_path", metavar="FILE", help="Write the HTML report here.")
-@click.option(
+@plan_option(help="Tracking plan YAML: adds the plan's findings and canonical names.")
+@output_option("--html", "html_path", help="Write the HTML report here.")
+@output_option(
     "--json",
     "json_path",
-    metavar="FILE",
-    help="Write the JSON report here ('-' for stdout, which hides the summary).",
+    dash=True,
+    help="Write the JSON report here ('-' for stdout hides the summary).",
 )
-@click.option(
+@output_option(
     "--infer-plan",
     "infer_path",
-    metavar="FILE",
     help="Draft a tracking plan from the traffic and write it here.",
 )
 @click.option(
@@ -92,10 +81,10 @@ def _write(target: str, data: bytes) -> None:
 )
 def audit_command(
     logs: tuple[str, ...],
-    plan_path: Path | None,
-    html_path: str | None,
-    json_path: str | None,
-    infer_path: str | None,
+    plan: Plan | None,
+    html_path: Path | None,
+    json_path: Path | str | None,
+    infer_path: Path | None,
     fail_on: str | None,
     map_spec: str | None,
 ) -> None:
@@ -114,29 +103,16 @@ def audit_command(
         trackguard audit app.jsonl --map method=req.method,path=req.url,body=req.body
         trackguard audit logs/*.jsonl --infer-plan draft-plan.yaml
     """
-    mapping = None
-    if map_spec is not None:
-        try:
-            mapping = parse_map(map_spec)
-        except MapError as exc:
-            _usage(str(exc))
-    plan = None
-    if plan_path is not None:
-        try:
-            plan = load_plan(plan_path)
-        except PlanError as exc:
-            _usage(f"cannot use the plan {plan_path}:\n{exc}")
-    try:
-        result = _run(logs, plan, mapping)
-    except InputError as exc:
-        _usage(str(exc))
+    mapping = None if map_spec is None else parse_map(map_spec)
+    result = _run(logs, plan, mapping)
     report = result.report
     if json_path is not None:
         _write(json_path, render_json(report, fail_on=fail_on))
     if html_path is not None:
-        write_private(html_path, render_html(report))
+        write_atomic(html_path, render_html(report), private=True)
     if infer_path is not None:
-        write_private(infer_path, result.infer_plan())  # enum values come from traffic
+        # A drafted plan's enum values come from the traffic.
+        write_atomic(infer_path, result.infer_plan(), private=True)
     if json_path != "-":
         render_terminal(report, Console())
     sys.exit(1 if fail_on is not None and report.fails(fail_on) else 0)

@@ -15,12 +15,13 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from trackguard.plan.loader import PlanError, load_plan
+from trackguard.cli.base import TrackguardCommand
+from trackguard.cli.options import db_option, plan_option
 from trackguard.plan.model import Plan
 from trackguard.recovery.backfill import BackfillReport, OnError, backfill
 from trackguard.recovery.backfill import Progress as BackfillProgress
-from trackguard.recovery.mapping import MappingError, load_mapping
-from trackguard.recovery.sources import SourceError, open_source
+from trackguard.recovery.mapping import load_mapping
+from trackguard.recovery.sources import open_source
 from trackguard.store.base import StoreError
 from trackguard.store.sqlite import SQLiteStore, sqlite_path
 
@@ -31,7 +32,9 @@ def print_summary(report: BackfillReport, console: Console) -> None:
         console.print(f"resumed after row {r.resumed_from}")
     console.print(
         f"{r.rows_read} rows read: {r.accepted} accepted, {r.fixed} fixed, {r.warned} warned,"
-        f" {r.rejected} rejected (quarantined), {r.duplicates} duplicates, {r.skipped} skipped"
+        f" {r.rejected} rejected (quarantined"
+        + (f", {r.already_quarantined} of them by an earlier run" if r.already_quarantined else "")
+        + f"), {r.duplicates} duplicates, {r.skipped} skipped"
         f" in {r.seconds:.1f} s ({r.rows_per_second:,.0f} rows/s)"
     )
     for p in r.problems[:20]:
@@ -40,14 +43,14 @@ def print_summary(report: BackfillReport, console: Console) -> None:
         console.print(f"... and {len(r.problems) - 20} more")
 
 
-@click.command(name="backfill")
+@click.command(name="backfill", cls=TrackguardCommand)
 @click.argument("source", metavar="SOURCE")
 @click.option(
     "--as", "as_", required=True, metavar="event:NAME|identify", help="What each row becomes."
 )
 @click.option("--map", "mapping_path", required=True, metavar="MAPPING.yaml")
-@click.option("--db", default="trackguard.db", show_default=True, metavar="PATH")
-@click.option("--plan", "plan_path", default=None, metavar="PLAN", help="Tracking plan YAML.")
+@db_option()
+@plan_option()
 @click.option("--query", default=None, help="SQL query for a sqlite:/// or postgresql:// source.")
 @click.option("--on-error", type=click.Choice(["skip", "stop"]), default="skip", show_default=True)
 @click.option("--batch", "batch_size", type=click.IntRange(min=1), default=500, show_default=True)
@@ -57,7 +60,7 @@ def backfill_command(
     as_: str,
     mapping_path: str,
     db: str,
-    plan_path: str | None,
+    plan: Plan | None,
     query: str | None,
     on_error: str,
     batch_size: int,
@@ -81,29 +84,12 @@ def backfill_command(
         event = as_[6:].strip()
     else:
         raise click.BadParameter("use event:NAME or identify", param_hint="--as")
-    try:
-        mapping = load_mapping(mapping_path, identify=event is None)
-    except MappingError as e:
-        for issue in e.issues:
-            click.echo(f"error: {issue}", err=True)
-        sys.exit(2)
-    plan: Plan | None = None
-    if plan_path is not None:
-        try:
-            plan = load_plan(plan_path)
-        except PlanError as e:
-            for plan_issue in e.errors:
-                click.echo(f"error: {plan_issue}", err=True)
-            sys.exit(2)
-    try:
-        src = open_source(source, query)
-        path = sqlite_path(db)
-        if path is None:
-            raise StoreError(f"{db!r}: backfill writes to a SQLite store (a path or sqlite:///)")
-        store = SQLiteStore(path)
-    except (SourceError, StoreError) as e:
-        click.echo(f"error: {e}", err=True)
-        sys.exit(2)
+    mapping = load_mapping(mapping_path, identify=event is None)
+    src = open_source(source, query)
+    path = sqlite_path(db)
+    if path is None:
+        raise StoreError(f"{db!r}: backfill writes to a SQLite store (a path or sqlite:///)")
+    store = SQLiteStore(path)
     on: OnError = "stop" if on_error == "stop" else "skip"
 
     def run(progress: BackfillProgress | None = None) -> BackfillReport:
@@ -139,9 +125,6 @@ def backfill_command(
                 report = run(tick)
         else:
             report = run()
-    except (SourceError, StoreError) as e:
-        click.echo(f"error: {e}", err=True)
-        sys.exit(2)
     finally:
         store.close()
     print_summary(report, out)

@@ -13,10 +13,12 @@ from rich.table import Table
 from trackguard.check.inputs import Located, iter_requests
 from trackguard.check.samples import DEMO_DEFECT_RATE, d2c_traffic
 from trackguard.check.summary import Summary
-from trackguard.cli.common import plan_or_exit
+from trackguard.cli.base import TrackguardCommand
+from trackguard.cli.options import output_option, plan_option, write_atomic
 from trackguard.core.pipeline import Checker
 from trackguard.core.verdict import verdict_to_dict
-from trackguard.private import write_private
+from trackguard.errors import InputError
+from trackguard.plan.model import Plan
 
 _OUTCOME_STYLE = {
     "accepted": "green",
@@ -58,9 +60,14 @@ def render_summary(summary: Summary, console: Console, *, title: str) -> None:
         console.print(f"[red]unreadable[/] {where}: {reason}")
 
 
-@click.command(name="check")
-@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--plan", "plan_path", type=click.Path(path_type=Path), help="Tracking plan YAML.")
+@click.command(name="check", cls=TrackguardCommand)
+@click.argument(
+    "files",
+    nargs=-1,
+    required=True,
+    type=click.Path(path_type=Path),
+)
+@plan_option()
 @click.option(
     "--format",
     "fmt",
@@ -70,23 +77,25 @@ def render_summary(summary: Summary, console: Console, *, title: str) -> None:
     help="summary: a table; jsonl: one verdict per line on stdout.",
 )
 @click.option("--strict", is_flag=True, help="Answer plan rejections with 400, as serve --strict.")
-def check_command(files: tuple[Path, ...], plan_path: Path | None, fmt: str, strict: bool) -> None:
+def check_command(files: tuple[Path, ...], plan: Plan | None, fmt: str, strict: bool) -> None:
     """Check Track API requests in FILES (JSONL, gzip accepted; - reads stdin) offline.
 
     Each line is {"method": ..., "path": ..., "body": ...}; a string body is raw body text.
     Without --plan only Customer.io's contract is checked. Exit status: 0 when nothing is
-    rejected, 1 when something is, 2 on usage errors.
+    rejected, 1 when something is, 2 on usage errors (a missing file, a bad plan).
 
     Example:
 
     \b
-        trackguard check --plan examples/d2c-plan.yaml examples/d2c-traffic.jsonl
+        trackguard sample -n 2000 -o traffic.jsonl
+        trackguard check --plan examples/d2c-plan.yaml traffic.jsonl
         trackguard check requests.jsonl.gz --format jsonl > verdicts.jsonl
-        trackguard sample -n 500 | trackguard check --plan plan.yaml -
+        trackguard sample -n 500 | trackguard check --plan examples/d2c-plan.yaml -
     """
-    plan = None
-    if plan_path is not None:
-        plan = plan_or_exit(plan_path)
+    for file in files:
+        if str(file) != "-" and not file.is_file():
+            reason = "is a directory" if file.is_dir() else "no such file"
+            raise InputError(f"{file}: {reason}")
     checker = Checker(plan, strict=strict)
     summary = Summary()
     out = sys.stdout.buffer
@@ -111,7 +120,7 @@ def check_command(files: tuple[Path, ...], plan_path: Path | None, fmt: str, str
     sys.exit(1 if summary.failed or summary.unreadable else 0)
 
 
-@click.command(name="sample")
+@click.command(name="sample", cls=TrackguardCommand)
 @click.option("--count", "-n", default=2000, show_default=True, help="How many requests.")
 @click.option("--seed", default=7, show_default=True, help="Random seed (same seed, same file).")
 @click.option(
@@ -121,7 +130,7 @@ def check_command(files: tuple[Path, ...], plan_path: Path | None, fmt: str, str
     type=click.FloatRange(0, DEMO_DEFECT_RATE, min_open=True),
     help="Share of event requests with a defect (production traffic is mostly clean).",
 )
-@click.option("-o", "--output", type=click.Path(path_type=Path), help="Write here, not stdout.")
+@output_option(help="Write here (whole or not at all), not stdout.")
 def sample_command(count: int, seed: int, defect_rate: float, output: Path | None) -> None:
     """Write realistic D2C store traffic, defects included, as check input (JSONL).
 
@@ -135,4 +144,4 @@ def sample_command(count: int, seed: int, defect_rate: float, output: Path | Non
     if output is None:
         sys.stdout.buffer.write(lines)
     else:
-        write_private(output, lines)
+        write_atomic(output, lines, private=True)

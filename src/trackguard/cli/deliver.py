@@ -5,26 +5,25 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+from collections.abc import Callable
 from types import FrameType
 
 import click
 
-from trackguard.cli.common import configure_logging
+from trackguard.cli.base import TrackguardCommand
+from trackguard.cli.logs import configure_logging
+from trackguard.cli.options import db_option
+from trackguard.cli.store import retention_options
 from trackguard.delivery.circuit import CircuitPolicy
 from trackguard.delivery.transport import HttpxTransport
 from trackguard.delivery.worker import DeliveryReport, DeliveryWorker
-from trackguard.gateway.config import ConfigError, load_auth
-from trackguard.store.base import StoreError
-from trackguard.store.sqlite import open_store
+from trackguard.gateway.config import load_auth
+from trackguard.store.retention import Pruner, Retention, alongside
+from trackguard.store.sqlite import SQLiteStore, open_store
 
 
-@click.command(name="deliver")
-@click.option(
-    "--db",
-    required=True,
-    metavar="PATH",
-    help="The outbox the gateway writes: a SQLite file or sqlite:///path.",
-)
+@click.command(name="deliver", cls=TrackguardCommand)
+@db_option()
 @click.option(
     "--upstream",
     required=True,
@@ -38,14 +37,23 @@ from trackguard.store.sqlite import open_store
     show_default=True,
     help="Most requests per second sent upstream.",
 )
-@click.option("--once", is_flag=True, help="Deliver what is due now, then exit.")
+@click.option("--once", is_flag=True, help="Deliver what is due now, then prune, then exit.")
 @click.option(
     "--no-circuit",
     is_flag=True,
     help="No circuit breaker: quarantine every row Customer.io refuses at once, even when it"
     " refuses nearly everything (docs/delivery.md).",
 )
-def deliver_command(db: str, upstream: str, rate: float, once: bool, no_circuit: bool) -> None:
+@retention_options
+def deliver_command(
+    db: str,
+    upstream: str,
+    rate: float,
+    once: bool,
+    no_circuit: bool,
+    retention: Retention,
+    prune_every: float,
+) -> None:
     """Send the outbox to Customer.io: batched, rate-limited, retried, in per-person order.
 
     Runs until SIGTERM or SIGINT, then finishes the request in flight and exits. Credentials
@@ -58,19 +66,19 @@ def deliver_command(db: str, upstream: str, rate: float, once: bool, no_circuit:
         export TRACKGUARD_SITE_ID=... TRACKGUARD_API_KEY=...
         trackguard deliver --db trackguard.db --upstream https://track.customer.io
     """
-    try:
-        credentials = load_auth(None).upstream
-        store = open_store(db)
-    except (ConfigError, StoreError) as exc:
-        raise click.ClickException(str(exc)) from None
+    credentials = load_auth(None).upstream
+    store = open_store(db, create=False)
     configure_logging()
     transport = HttpxTransport(upstream, credentials.site_id, credentials.api_key)
     worker = DeliveryWorker(
         store, transport, rate=rate, circuit=None if no_circuit else CircuitPolicy()
     )
+    pruner = Pruner(store, retention, every=prune_every) if isinstance(store, SQLiteStore) else None
     try:
         if once:
             report = _drain(worker)
+            if pruner is not None:
+                pruner.prune_now()
             stats = store.outbox_stats()
             click.echo(
                 f"delivered {report.delivered}, quarantined {report.failed}, "
@@ -79,7 +87,7 @@ def deliver_command(db: str, upstream: str, rate: float, once: bool, no_circuit:
             if report.retry_at is not None:
                 raise SystemExit(1)
         else:
-            _run_until_signalled(worker)
+            _run_until_signalled(worker.run if pruner is None else alongside(worker.run, pruner))
     finally:
         transport.close()
         store.close()
@@ -103,7 +111,7 @@ def _drain(worker: DeliveryWorker) -> DeliveryReport:
             return total
 
 
-def _run_until_signalled(worker: DeliveryWorker) -> None:
+def _run_until_signalled(run: Callable[[threading.Event], None]) -> None:
     stop = threading.Event()
 
     def handle(signum: int, frame: FrameType | None) -> None:
@@ -112,7 +120,7 @@ def _run_until_signalled(worker: DeliveryWorker) -> None:
 
     previous = {sig: signal.signal(sig, handle) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        worker.run(stop)
+        run(stop)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

@@ -9,18 +9,18 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from trackguard.bundled import EXAMPLE_PLAN
+from trackguard.cli.base import TrackguardCommand
 from trackguard.core.verdict import OUTCOMES
+from trackguard.errors import UsageError
 
-DEFAULT_PLAN = Path("examples/d2c-plan.yaml")
 
-
-@click.command(name="demo")
+@click.command(name="demo", cls=TrackguardCommand)
 @click.option(
     "--plan",
     type=click.Path(path_type=Path, exists=True, dir_okay=False),
-    default=DEFAULT_PLAN,
-    show_default=True,
-    help="Tracking plan for the gateway.",
+    default=EXAMPLE_PLAN,
+    help="Tracking plan for the gateway [default: the D2C example plan shipped with trackguard].",
 )
 @click.option("--customers", default=60, show_default=True, help="How many shoppers to simulate.")
 @click.option(
@@ -41,11 +41,8 @@ def demo_command(plan: Path, customers: int, keep: Path | None) -> None:
     try:
         from trackguard.demo import run_demo
     except ImportError as exc:  # pragma: no cover - depends on the install
-        click.echo(
-            f"trackguard demo needs the demo extra: pip install 'trackguard[demo]' ({exc})",
-            err=True,
-        )
-        sys.exit(2)
+        message = f"trackguard demo needs the demo extra: pip install 'trackguard[demo]' ({exc})"
+        raise UsageError(message) from None
     console = Console()
     console.print(
         f"[bold]trackguard demo[/]: official customerio SDK → gateway (TLS, plan "

@@ -7,41 +7,56 @@ API key come from ``TRACKGUARD_SITE_ID``/``TRACKGUARD_API_KEY`` or a ``--config`
 from __future__ import annotations
 
 import os
-import ssl
 import sys
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import click
 import yaml
 
+from trackguard import yamlfile
+from trackguard.cli.base import TrackguardCommand
+from trackguard.cli.options import listen_errors, listen_option, resolve, tls_options, tls_pair
 from trackguard.emulator.app import create_emulator
 from trackguard.emulator.faults import FaultConfigError
-from trackguard.http.runner import parse_listen, run
+from trackguard.errors import ConfigError
+from trackguard.http.runner import run
 
 DEFAULT_LISTEN = "127.0.0.1:8090"
 
 
-def _listen(ctx: click.Context, param: click.Parameter, value: str) -> tuple[str, int]:
+#: The keys an emulator config file may hold.
+CONFIG_KEYS = ("site_id", "api_key")
+
+
+def _read_config(config: Path) -> dict[str, Any]:
+    """A YAML or TOML config file as data; its problems (with file:line:col for YAML, and a
+    suggestion for a misspelled key) as :class:`~trackguard.errors.ConfigError`."""
+    if config.suffix != ".toml":
+        root = yamlfile.load(config, "config file")
+        if root is None:
+            return {}
+        if not isinstance(root, yaml.MappingNode):
+            message = "expected a mapping with site_id and api_key"
+            raise yamlfile.YAMLFileError([yamlfile.issue_at(str(config), root, message)])
+        issues = yamlfile.check_keys(root, CONFIG_KEYS, str(config))
+        if issues:
+            raise yamlfile.YAMLFileError(issues)
+        return cast(dict[str, Any], yamlfile.plain(root))
     try:
-        return parse_listen(value)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc)) from None
+        data = tomllib.loads(config.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"cannot read {config}: {exc}") from None
+    for key in data:
+        if key not in CONFIG_KEYS:
+            raise ConfigError(f"{config}: {yamlfile.unknown_key(key, CONFIG_KEYS)}")
+    return data
 
 
 def load_credentials(config: Path | None) -> tuple[str, str]:
     """Site id and API key: a ``--config`` file's values first, then the environment."""
-    data: dict[str, Any] = {}
-    if config is not None:
-        try:
-            text = config.read_text(encoding="utf-8")
-            loaded = tomllib.loads(text) if config.suffix == ".toml" else yaml.safe_load(text)
-        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, yaml.YAMLError) as exc:
-            raise click.UsageError(f"cannot read {config}: {exc}") from None
-        if loaded is not None and not isinstance(loaded, dict):
-            raise click.UsageError(f"{config}: expected a mapping with site_id and api_key")
-        data = loaded or {}
+    data = {} if config is None else _read_config(config)
     site_id = data.get("site_id") or os.environ.get("TRACKGUARD_SITE_ID")
     api_key = data.get("api_key") or os.environ.get("TRACKGUARD_API_KEY")
     if not site_id or not api_key:
@@ -52,24 +67,9 @@ def load_credentials(config: Path | None) -> tuple[str, str]:
     return str(site_id), str(api_key)
 
 
-@click.command(name="emulate")
-@click.option(
-    "--listen",
-    default=DEFAULT_LISTEN,
-    show_default=True,
-    callback=_listen,
-    help="HOST:PORT to serve on (port 0 picks a free one).",
-)
-@click.option(
-    "--tls-cert",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="PEM certificate chain; serves HTTPS (the Python SDK needs it).",
-)
-@click.option(
-    "--tls-key",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="PEM private key for --tls-cert.",
-)
+@click.command(name="emulate", cls=TrackguardCommand)
+@listen_option(DEFAULT_LISTEN)
+@tls_options
 @click.option(
     "--record",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -133,8 +133,9 @@ def emulate_command(
         trackguard emulate --tls-cert cert.pem --tls-key key.pem --fail-status 503 \\
             --fail-rate 0.2 --seed 7 --latency-ms 50
     """
-    if (tls_cert is None) != (tls_key is None):
-        raise click.UsageError("--tls-cert and --tls-key go together")
+    host, port = listen
+    tls_pair(tls_cert, tls_key)
+    resolve(host, port)
     site_id, api_key = load_credentials(config_path)
     faults: dict[str, Any] = {"latency_ms": latency_ms}
     for key, value in (
@@ -158,20 +159,16 @@ def emulate_command(
         click.echo(f"trackguard emulator listening on {url}")
         sys.stdout.flush()
 
-    host, port = listen
     try:
-        run(
-            emulator,
-            host,
-            port,
-            tls_cert=tls_cert,
-            tls_key=tls_key,
-            log_level=log_level,
-            ready=ready,
-        )
-    except ssl.SSLError as exc:
-        raise click.ClickException(f"cannot use the TLS certificate and key: {exc}") from None
-    except OSError as exc:
-        raise click.ClickException(f"cannot listen on {host}:{port}: {exc}") from None
+        with listen_errors(host, port):
+            run(
+                emulator,
+                host,
+                port,
+                tls_cert=tls_cert,
+                tls_key=tls_key,
+                log_level=log_level,
+                ready=ready,
+            )
     finally:
         emulator.close()

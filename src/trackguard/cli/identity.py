@@ -3,42 +3,34 @@
 from __future__ import annotations
 
 import csv
-import sys
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 import click
 
-from trackguard.cli.common import plan_or_exit
+from trackguard.cli.base import TrackguardGroup
+from trackguard.cli.options import db_option, format_option, plan_option
+from trackguard.cli.outbox import _open
+from trackguard.cli.output import emit_rows
 from trackguard.contract.identifiers import is_email
 from trackguard.durations import DurationError, format_duration, parse_duration
-from trackguard.plan.model import IdentityPolicy
-from trackguard.store.base import StoreError
-from trackguard.store.sqlite import SQLiteStore
-
-_db = click.option(
-    "--db",
-    type=click.Path(path_type=Path, dir_okay=False),
-    default=Path("trackguard.db"),
-    show_default=True,
-    help="The store file.",
-)
+from trackguard.plan.model import IdentityPolicy, Plan
+from trackguard.store.quarantine import iso_time
 
 
-@click.group(name="identity")
+@click.group(name="identity", cls=TrackguardGroup)
 def identity_group() -> None:
     """Identity bindings (email to id) and unlinked anonymous activity."""
 
 
 @identity_group.command(name="import")
-@_db
+@db_option()
 @click.argument("csv_file", type=click.Path(path_type=Path, exists=True, dir_okay=False))
-def import_command(db: Path, csv_file: Path) -> None:
+def import_command(db: str, csv_file: Path) -> None:
     """Bind emails to ids from a CSV with the columns id,email (a header row is optional).
 
     An email already bound keeps its id. Rows without a valid email are reported with their
-    line number and skipped; the gateway reads the bindings when it starts.
+    line number and skipped; running gateways pick them up within --identity-refresh (1 s).
 
     Example:
 
@@ -56,11 +48,7 @@ def import_command(db: Path, csv_file: Path) -> None:
                 bad += 1
                 continue
             pairs.append((row[1].strip().lower(), row[0].strip()))
-    try:
-        store = SQLiteStore(db)
-    except StoreError as exc:
-        click.echo(f"trackguard identity: {exc}", err=True)
-        sys.exit(2)
+    store = _open(db, readonly=False)
     try:
         added = store.import_identities(pairs)
     finally:
@@ -69,21 +57,19 @@ def import_command(db: Path, csv_file: Path) -> None:
 
 
 @identity_group.command(name="unlinked")
-@_db
+@db_option()
 @click.option(
     "--older-than",
     default=None,
     help="Anonymous activity first seen longer ago than this "
     "[default: the plan's identity.unlinked_after, else 24h].",
 )
-@click.option(
-    "--plan",
-    "plan_path",
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="Tracking plan whose identity.unlinked_after is the default age.",
-)
-def unlinked_command(db: Path, older_than: str | None, plan_path: Path | None) -> None:
+@plan_option(help="Tracking plan whose identity.unlinked_after is the default age.")
+@format_option()
+def unlinked_command(db: str, older_than: str | None, plan: Plan | None, fmt: str) -> None:
     """Anonymous activity (carts before login) never linked to a person by an identify.
+
+    JSON: an array of {"anonymous_id", "first_seen", "event"}; the count goes to stderr.
 
     Example:
 
@@ -96,21 +82,21 @@ def unlinked_command(db: Path, older_than: str | None, plan_path: Path | None) -
             seconds = float(parse_duration(older_than))
         except DurationError as exc:
             raise click.BadParameter(str(exc), param_hint="--older-than") from None
-    elif plan_path is not None:
-        seconds = plan_or_exit(plan_path).identity.unlinked_after
+    elif plan is not None:
+        seconds = plan.identity.unlinked_after
     else:
         seconds = IdentityPolicy().unlinked_after
-    if not db.exists():
-        click.echo(f"trackguard identity: {db}: no such store", err=True)
-        sys.exit(2)
-    store = SQLiteStore(db)
+    store = _open(db)
     try:
         rows = store.unlinked_anonymous(time.time() - seconds)
     finally:
         store.close()
-    for anonymous_id, first_seen, event in rows:
-        when = datetime.fromtimestamp(first_seen, UTC).strftime("%Y-%m-%d %H:%M:%S")
-        click.echo(f"{anonymous_id}\t{when}\t{event or '-'}")
+    found = [
+        {"anonymous_id": anonymous_id, "first_seen": iso_time(first_seen), "event": event}
+        for anonymous_id, first_seen, event in rows
+    ]
+    columns = (("anonymous_id", "anonymous id"), ("first_seen", "first seen (UTC)"))
+    emit_rows(fmt, found, (*columns, ("event", "event")))
     click.echo(
         f"{len(rows)} anonymous ids never linked "
         f"(first seen over {format_duration(int(seconds))} ago)",

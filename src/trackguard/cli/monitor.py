@@ -5,17 +5,27 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from typing import Final
+from typing import Any, Final
 
 import click
 
+from trackguard.cli.base import TrackguardCommand, TrackguardGroup
+from trackguard.cli.options import db_option, format_option
+from trackguard.cli.output import (
+    emit_csv,
+    emit_json,
+    emit_jsonl,
+    emit_rows,
+    print_table,
+    rows_table,
+)
+from trackguard.errors import ConfigError, InputError
 from trackguard.monitor.db import MonitorDB
 from trackguard.monitor.health import DESCRIPTIONS, METRICS, OutboxHealth
-from trackguard.monitor.loader import RuleError, load_alerts, parse_duration
+from trackguard.monitor.loader import load_alerts, parse_duration
 from trackguard.monitor.monitor import db_path, saved_channels, saved_states
 from trackguard.monitor.notify import ChannelWorker
 from trackguard.monitor.payloads import Notification, iso
-from trackguard.monitor.rules import AlertConfig
 
 _BY: Final = ("event", "code", "source", "route")
 _OUTCOMES: Final = ("accepted", "fixed", "warned", "rejected", "invalid", "refused")
@@ -23,16 +33,9 @@ _OUTCOMES: Final = ("accepted", "fixed", "warned", "rejected", "invalid", "refus
 
 def _open(db: str) -> MonitorDB:
     try:
-        return MonitorDB(db_path(db))
-    except (ValueError, OSError) as exc:
-        raise click.ClickException(str(exc)) from None
-
-
-def _rules(path: str) -> AlertConfig:
-    try:
-        return load_alerts(path)
-    except RuleError as exc:
-        raise click.ClickException(str(exc)) from None
+        return MonitorDB(db_path(db), readonly=True)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
 
 
 def _since(value: str) -> float:
@@ -42,27 +45,25 @@ def _since(value: str) -> float:
         raise click.BadParameter(str(exc)) from None
 
 
-_DB = click.option(
-    "--db",
-    required=True,
-    metavar="PATH",
-    help="The gateway's store: a SQLite file or sqlite:///path.",
-)
-
-
-@click.command(name="stats")
-@_DB
+@click.command(name="stats", cls=TrackguardCommand)
+@db_option()
 @click.option("--since", default="1h", show_default=True, help="How far back: 15m, 2h, 7d.")
 @click.option(
     "--by", "by", type=click.Choice(_BY), default="event", show_default=True, help="Group rows by."
 )
-def stats_command(db: str, since: str, by: str) -> None:
+@format_option()
+def stats_command(db: str, since: str, by: str, fmt: str) -> None:
     """Counted requests per event, route or source and outcome, or findings per code.
+
+    JSON: an array of {BY, "accepted", "fixed", "warned", "rejected", "invalid", "refused",
+    any other outcome counted, "invalid_share"} (invalid and rejected per 100 requests, null
+    with no requests), busiest first; with --by code, of {"code", "count"}.
 
     Example:
 
     \b
         trackguard stats --db trackguard.db --since 15m --by code
+        trackguard stats --format json | jq '.[] | select(.invalid > 0)'
     """
     seconds = _since(since)
     store = _open(db)
@@ -76,9 +77,9 @@ def stats_command(db: str, since: str, by: str) -> None:
         for r in rows:
             if r.kind == "code":
                 codes[r.name] += r.n
-        click.echo(f"{'code':<32} {'count':>8}")
-        for code, n in sorted(codes.items(), key=lambda kv: (-kv[1], kv[0])):
-            click.echo(f"{code:<32} {n:>8}")
+        ordered = sorted(codes.items(), key=lambda kv: (-kv[1], kv[0]))
+        found = [{"code": code, "count": n} for code, n in ordered]
+        emit_rows(fmt, found, (("code", "code"), ("count", "count")))
         return
     table: dict[str, Counter[str]] = {}
     for r in rows:
@@ -86,20 +87,29 @@ def stats_command(db: str, since: str, by: str) -> None:
             table.setdefault(getattr(r, by), Counter())[r.name] += r.n
     extra = sorted({o for c in table.values() for o in c} - set(_OUTCOMES))
     columns = [*_OUTCOMES, *extra]
-    width = max([len(by), *(len(k) for k in table)]) + 2
-    click.echo(f"{by:<{width}}" + "".join(f"{c:>12}" for c in (*columns, "invalid%")))
+    out: list[dict[str, Any]] = []
     for key in sorted(table, key=lambda k: (-sum(table[k].values()), k)):
         counts = table[key]
         total = sum(counts[c] for c in _OUTCOMES)
-        share = f"{100 * (counts['invalid'] + counts['rejected']) / total:.2f}" if total else "-"
-        cells = "".join(f"{counts[c]:>12}" for c in columns)
-        click.echo(f"{key:<{width}}{cells}{share:>12}")
+        bad = counts["invalid"] + counts["rejected"]
+        share = round(100 * bad / total, 2) if total else None
+        out.append({by: key, **{c: counts[c] for c in columns}, "invalid_share": share})
+    headers = [(by, by), *((c, c) for c in columns), ("invalid_share", "invalid%")]
+    if fmt == "table":
+        for row in out:
+            share = row["invalid_share"]
+            row["invalid_share"] = "-" if share is None else f"{share:.2f}"
+    emit_rows(fmt, out, headers)
 
 
-@click.command(name="health")
-@_DB
-def health_command(db: str) -> None:
+@click.command(name="health", cls=TrackguardCommand)
+@db_option()
+@format_option()
+def health_command(db: str, fmt: str) -> None:
     """Data health: people with two identifiers, anonymous carts never linked, lapsed buyers.
+
+    JSON: an array of {"metric", "value", "description"}; value is null when the store
+    cannot measure it.
 
     Example:
 
@@ -111,13 +121,26 @@ def health_command(db: str) -> None:
         values = OutboxHealth(store).measure()
     finally:
         store.close()
-    for metric in METRICS:
-        value = values.get(metric)
-        shown = "n/a (needs the identity state of issue 4)" if value is None else str(value)
-        click.echo(f"{metric:<30} {shown:>8}  {DESCRIPTIONS[metric]}")
+    missing = "n/a" if fmt == "table" else None  # JSON and CSV keep null / empty
+    rows = [
+        {
+            "metric": metric,
+            "value": missing if values.get(metric) is None else values.get(metric),
+            "description": DESCRIPTIONS[metric],
+        }
+        for metric in METRICS
+    ]
+    columns = (("metric", "metric"), ("value", "value"), ("description", "description"))
+    emit_rows(fmt, rows, columns)
+    if None in values.values() and fmt == "table":
+        click.echo(
+            f"n/a: {db} has no identity tables (not a trackguard store, or one from before"
+            " them: trackguard serve adds them when it opens the store)",
+            err=True,
+        )
 
 
-@click.group(name="alerts")
+@click.group(name="alerts", cls=TrackguardGroup)
 def alerts_group() -> None:
     """Check the alert channels and see the state of every rule."""
 
@@ -132,9 +155,9 @@ def alerts_test(rules: str) -> None:
     \b
         SLACK_WEBHOOK_URL=https://hooks.slack.com/... trackguard alerts test --rules alerts.yaml
     """
-    config = _rules(rules)
+    config = load_alerts(rules)
     if not config.channels:
-        raise click.ClickException(f"{rules}: no channels are configured")
+        raise ConfigError(f"{rules}: no channels are configured")
     failed = 0
     for name, channel in config.channels.items():
         worker = ChannelWorker(channel, time.time)
@@ -156,37 +179,74 @@ def alerts_test(rules: str) -> None:
 
 @alerts_group.command(name="status")
 @click.option("--rules", required=True, metavar="FILE", help="The alert file (YAML).")
-@_DB
-def alerts_status(rules: str, db: str) -> None:
+@db_option()
+@format_option()
+def alerts_status(rules: str, db: str, fmt: str) -> None:
     """The state of every rule and channel, as the running monitor last saved it.
+
+    JSON: {"rules": [{"rule", "severity", "state", "since", "summary"}], "channels":
+    [{"channel", "up", "sent", "failed", "retries", "last_error", "last_error_at"}]};
+    jsonl and csv: the same rows, each with "kind" (rule or channel) first.
 
     Example:
 
     \b
         trackguard alerts status --rules alerts.yaml --db trackguard.db
     """
-    config = _rules(rules)
+    config = load_alerts(rules)
     store = _open(db)
     try:
         states, channels = saved_states(store), saved_channels(store)
     finally:
         store.close()
-    click.echo(f"{'rule':<32} {'severity':<9} {'state':<9} {'since':<21} last value")
+    rule_rows: list[dict[str, Any]] = []
     for rule in config.rules:
         st = states.get(rule.name)
-        state = st.state if st is not None else "unknown"
-        since = iso(st.since) if st is not None and st.since is not None else "-"
-        summary = st.summary if st is not None and st.summary else "not evaluated yet"
-        click.echo(f"{rule.name:<32} {rule.severity:<9} {state:<9} {since:<21} {summary}")
-    click.echo("")
-    click.echo(f"{'channel':<20} {'up':<4} {'sent':>6} {'failed':>7} {'retries':>8}  last error")
+        rule_rows.append(
+            {
+                "rule": rule.name,
+                "severity": rule.severity,
+                "state": st.state if st is not None else "unknown",
+                "since": iso(st.since) if st is not None and st.since is not None else None,
+                "summary": st.summary if st is not None and st.summary else None,
+            }
+        )
+    channel_rows: list[dict[str, Any]] = []
     for name in config.channels:
         cs = channels.get(name)
-        if cs is None:
-            click.echo(f"{name:<20} {'-':<4} {0:>6} {0:>7} {0:>8}  -")
-            continue
-        error = "-"
-        if cs.last_error is not None:
-            error = cs.last_error + (f" at {iso(cs.last_error_at)}" if cs.last_error_at else "")
-        up = "yes" if cs.up else "no"
-        click.echo(f"{name:<20} {up:<4} {cs.sent:>6} {cs.failed:>7} {cs.retries:>8}  {error}")
+        channel_rows.append(
+            {
+                "channel": name,
+                "up": None if cs is None else cs.up,
+                "sent": 0 if cs is None else cs.sent,
+                "failed": 0 if cs is None else cs.failed,
+                "retries": 0 if cs is None else cs.retries,
+                "last_error": None if cs is None else cs.last_error,
+                "last_error_at": None
+                if cs is None or cs.last_error_at is None
+                else iso(cs.last_error_at),
+            }
+        )
+    if fmt == "json":
+        emit_json({"rules": rule_rows, "channels": channel_rows})
+        return
+    if fmt in ("jsonl", "csv"):
+        both = [{"kind": "rule", **r} for r in rule_rows]
+        both += [{"kind": "channel", **c} for c in channel_rows]
+        keys = list(dict.fromkeys(k for row in both for k in row))
+        rows = [{k: row.get(k) for k in keys} for row in both]
+        emit_jsonl(rows) if fmt == "jsonl" else emit_csv(rows, keys)
+        return
+    for r in rule_rows:
+        r["summary"] = r["summary"] or "not evaluated yet"
+    rule_columns = ("rule", "severity", "state", "since")
+    print_table(rows_table(rule_rows, [*((c, c) for c in rule_columns), ("summary", "last value")]))
+    click.echo("")
+    for c in channel_rows:
+        c["up"] = "-" if c["up"] is None else "yes" if c["up"] else "no"
+        if c["last_error"] is not None and c["last_error_at"] is not None:
+            c["last_error"] += f" at {c['last_error_at']}"
+    channel_columns = ("channel", "up", "sent", "failed", "retries")
+    print_table(
+        rows_table(channel_rows, [*((c, c) for c in channel_columns), ("last_error", "last error")])
+    )

@@ -2,60 +2,55 @@
 
 from __future__ import annotations
 
-import sys
 import time
-from datetime import UTC, datetime
-from pathlib import Path
+from typing import Any
 
 import click
 import msgspec
-from rich.console import Console
-from rich.table import Table
 
+from trackguard.cli.base import TrackguardGroup
+from trackguard.cli.options import db_option, format_option
+from trackguard.cli.output import emit_csv, emit_json, emit_jsonl, emit_rows
 from trackguard.delivery.circuit import STATE_KEY, decode_state
-from trackguard.store.base import OutboxRow, StoreError
-from trackguard.store.sqlite import SQLiteStore
-
-_db = click.option(
-    "--db",
-    type=click.Path(path_type=Path, dir_okay=False),
-    default=Path("trackguard.db"),
-    show_default=True,
-    help="The store file.",
-)
+from trackguard.errors import InputError
+from trackguard.store.base import OutboxRow
+from trackguard.store.quarantine import iso_time
+from trackguard.store.sqlite import SQLiteStore, sqlite_path
 
 
-def _open(db: Path) -> SQLiteStore:
-    if not db.exists():
-        click.echo(f"trackguard outbox: {db}: no such store", err=True)
-        sys.exit(2)
-    try:
-        return SQLiteStore(db)
-    except StoreError as exc:
-        click.echo(f"trackguard outbox: {exc}", err=True)
-        sys.exit(2)
+def _open(db: str, *, readonly: bool = True) -> SQLiteStore:
+    """The SQLite store ``--db`` names; read-only unless the command writes."""
+    path = sqlite_path(db)
+    if path is None:
+        raise InputError(f"{db!r}: the outbox commands read a SQLite store (a path or sqlite:///)")
+    return SQLiteStore(path, readonly=readonly)
 
 
-def _when(ts: float | None) -> str:
-    if ts is None:
-        return "-"
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S")
+def _when(ts: float | None) -> str | None:
+    return None if ts is None else iso_time(ts)
 
 
-@click.group(name="outbox")
+@click.group(name="outbox", cls=TrackguardGroup)
 def outbox_group() -> None:
     """Delivery state of accepted operations: counts, rows, attempts and errors."""
 
 
 @outbox_group.command(name="stats")
-@_db
-def stats_command(db: Path) -> None:
+@db_option()
+@format_option()
+def stats_command(db: str, fmt: str) -> None:
     """Counts by state and the age of the oldest undelivered operation.
+
+    JSON: {"pending", "delivered", "failed", "oldest_pending_at", "oldest_pending_age_seconds",
+    "dedupe_conflicts", "circuit" ("open" or "closed"), "circuit_opened_at",
+    "circuit_next_probe_at", "circuit_probes_refused", "circuit_reason"}. The table adds a line
+    while the delivery circuit is open.
 
     Example:
 
     \b
         trackguard outbox stats --db trackguard.db
+        trackguard outbox stats --format json | jq .pending
     """
     store = _open(db)
     try:
@@ -63,24 +58,82 @@ def stats_command(db: Path) -> None:
         circuit = decode_state(store.meta_value(STATE_KEY))
     finally:
         store.close()
-    age = "-" if s.oldest_pending_at is None else f"{time.time() - s.oldest_pending_at:.0f} s"
-    click.echo(
-        f"pending {s.pending}  delivered {s.delivered}  failed {s.failed}  oldest pending {age}"
-    )
-    if circuit is not None and circuit.state == "open":
+    opened = circuit if circuit is not None and circuit.state == "open" else None
+    age = None if s.oldest_pending_at is None else round(time.time() - s.oldest_pending_at)
+    doc: dict[str, Any] = {
+        "pending": s.pending,
+        "delivered": s.delivered,
+        "failed": s.failed,
+        "oldest_pending_at": _when(s.oldest_pending_at),
+        "oldest_pending_age_seconds": age,
+        "dedupe_conflicts": s.dedupe_conflicts,
+        "circuit": "closed" if opened is None else "open",
+        "circuit_opened_at": None if opened is None else _when(opened.opened_at),
+        "circuit_next_probe_at": None if opened is None else _when(opened.probe_at),
+        "circuit_probes_refused": 0 if opened is None else opened.probes,
+        "circuit_reason": None if opened is None else opened.reason,
+    }
+    if fmt == "table":
+        shown = "-" if age is None else f"{age} s"
         click.echo(
-            f"delivery circuit OPEN since {_when(circuit.opened_at)}: Customer.io refuses"
-            f" nearly everything ({circuit.reason}); {circuit.probes} probes refused, next at"
-            f" {_when(circuit.probe_at)}; pending rows are kept"
+            f"pending {s.pending}  delivered {s.delivered}  failed {s.failed}"
+            f"  oldest pending {shown}"
         )
+        if opened is not None:
+            click.echo(
+                f"delivery circuit OPEN since {_when(opened.opened_at)}: Customer.io refuses"
+                f" nearly everything ({opened.reason}); {opened.probes} probes refused, next"
+                f" at {_when(opened.probe_at) or '-'}; pending rows are kept"
+            )
+    elif fmt == "json":
+        emit_json(doc)
+    elif fmt == "jsonl":
+        emit_jsonl([doc])
+    else:
+        emit_csv([doc], list(doc))
+
+
+_LIST_COLUMNS = (
+    ("seq", "seq"),
+    ("received_at", "received (UTC)"),
+    ("person", "person"),
+    ("event_name", "event"),
+    ("state", "state"),
+    ("attempts", "attempts"),
+    ("delivered_at", "delivered (UTC)"),
+    ("last_error", "last error"),
+)
+
+
+def _row(r: OutboxRow) -> dict[str, Any]:
+    return {
+        "seq": r.seq,
+        "received_at": _when(r.received_at),
+        "person": r.person,
+        "event_name": r.event_name,
+        "source": r.source,
+        "route": r.route,
+        "plan_version": r.plan_version,
+        "dedupe_key": r.dedupe_key,
+        "state": r.state,
+        "attempts": r.attempts,
+        "next_attempt_at": _when(r.next_attempt_at) if r.state == "pending" else None,
+        "delivered_at": _when(r.delivered_at),
+        "last_error": r.last_error,
+    }
 
 
 @outbox_group.command(name="list")
-@_db
+@db_option()
 @click.option("--state", type=click.Choice(["pending", "delivered", "failed"]))
-@click.option("--limit", default=20, show_default=True)
-def list_command(db: Path, state: str | None, limit: int) -> None:
+@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True)
+@format_option()
+def list_command(db: str, state: str | None, limit: int, fmt: str) -> None:
     """The newest outbox rows with their delivery state.
+
+    JSON: an array of {"seq", "received_at", "person", "event_name", "source", "route",
+    "plan_version", "dedupe_key", "state", "attempts", "next_attempt_at", "delivered_at",
+    "last_error"}.
 
     Example:
 
@@ -92,37 +145,17 @@ def list_command(db: Path, state: str | None, limit: int) -> None:
         rows = store.outbox_list(state, limit)  # type: ignore[arg-type]
     finally:
         store.close()
-    table = Table(show_edge=False)
-    for column in (
-        "seq",
-        "received",
-        "person",
-        "event",
-        "state",
-        "attempts",
-        "delivered",
-        "last error",
-    ):
-        table.add_column(column)
-    for r in rows:
-        table.add_row(
-            str(r.seq),
-            _when(r.received_at),
-            r.person,
-            r.event_name or "-",
-            r.state,
-            str(r.attempts),
-            _when(r.delivered_at),
-            (r.last_error or "")[:60],
-        )
-    Console().print(table)
+    emit_rows(fmt, [_row(r) for r in rows], _LIST_COLUMNS)
 
 
 @outbox_group.command(name="show")
-@_db
+@db_option()
 @click.argument("seq", type=int)
-def show_command(db: Path, seq: int) -> None:
+@format_option()
+def show_command(db: str, seq: int, fmt: str) -> None:
     """One row: its delivery state and the exact payload delivery sends.
+
+    JSON: the fields of list, and "payload" (the JSON delivery sends).
 
     Example:
 
@@ -135,9 +168,17 @@ def show_command(db: Path, seq: int) -> None:
     finally:
         store.close()
     if row is None:
-        click.echo(f"trackguard outbox: no row {seq}", err=True)
-        sys.exit(1)
-    click.echo(_describe(row))
+        raise InputError(f"no outbox row {seq} in {db}")
+    if fmt == "table":
+        click.echo(_describe(row))
+        return
+    doc = {**_row(row), "payload": msgspec.json.decode(row.payload)}
+    if fmt == "json":
+        emit_json(doc)
+    elif fmt == "jsonl":
+        emit_jsonl([doc])
+    else:
+        emit_csv([{**doc, "payload": row.payload.decode("utf-8", "replace")}], list(doc))
 
 
 def _describe(row: OutboxRow) -> str:

@@ -8,8 +8,9 @@ from typing import Any
 
 import click
 
+from trackguard.cli.base import TrackguardGroup
+from trackguard.cli.options import output_option, write_atomic
 from trackguard.plan import (
-    PlanError,
     attributes_json_schema,
     lint_plan,
     load_plan,
@@ -24,15 +25,15 @@ def _plural(count: int, word: str) -> str:
     return f"{count} {word}" if count == 1 else f"{count} {word}s"
 
 
-def _emit(document: dict[str, Any], output: str | None) -> None:
+def _emit(document: dict[str, Any], output: Path | None) -> None:
     text = json.dumps(document, indent=2, ensure_ascii=False) + "\n"
     if output is None:
         click.echo(text, nl=False)
     else:
-        Path(output).write_text(text, encoding="utf-8")
+        write_atomic(output, text)
 
 
-@click.group(name="plan")
+@click.group(name="plan", cls=TrackguardGroup)
 def plan_group() -> None:
     """Check and export tracking plans."""
 
@@ -70,15 +71,13 @@ def lint(plan: str) -> None:
     show_default=True,
     help="Output format.",
 )
-@click.option(
-    "-o", "--output", type=click.Path(dir_okay=False), help="Write to this file, not stdout."
-)
+@output_option(help="Write to this file (whole or not at all), not stdout.")
 @click.option(
     "--include-warn",
     is_flag=True,
     help="Also enforce rules whose action is warn, and unplanned policies of warn.",
 )
-def export(plan: str, format_: str, output: str | None, include_warn: bool) -> None:
+def export(plan: str, format_: str, output: Path | None, include_warn: bool) -> None:
     """Export PLAN as JSON Schemas: one per event (v1 track body) and one for attributes.
 
     The schemas check without coercing: a value trackguard would fix fails them.
@@ -92,11 +91,7 @@ def export(plan: str, format_: str, output: str | None, include_warn: bool) -> N
           "data"
         ]
     """
-    try:
-        loaded = load_plan(plan)
-    except PlanError as exc:
-        click.echo(str(exc), err=True)
-        raise SystemExit(1) from None
+    loaded = load_plan(plan)
     document = {
         "events": to_json_schema(loaded, include_warn=include_warn),
         "attributes": attributes_json_schema(loaded, include_warn=include_warn),
@@ -105,10 +100,8 @@ def export(plan: str, format_: str, output: str | None, include_warn: bool) -> N
 
 
 @plan_group.command("schema")
-@click.option(
-    "-o", "--output", type=click.Path(dir_okay=False), help="Write to this file, not stdout."
-)
-def schema(output: str | None) -> None:
+@output_option(help="Write to this file (whole or not at all), not stdout.")
+def schema(output: Path | None) -> None:
     """Print the JSON Schema of the plan file format, for completion in editors.
 
     \b

@@ -2,37 +2,47 @@
 
 A thin layer over :mod:`trackguard.store.quarantine`. Everything a client sent is shown as
 text with control characters escaped, so a hostile body cannot drive the terminal; ``export``
-and ``show --json`` give the exact bytes. Exit status: 0 done, 1 the store cannot be read or
-the record does not exist, 2 a malformed option (duration, date, filter).
+and ``show --format json`` give the exact bytes. Exit status: 0 done, 2 a missing store or
+record, or a malformed option (duration, date, filter).
 """
 
 from __future__ import annotations
 
+import csv
 import functools
 import io
 import json
 import os
-import re
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Final, TypeVar, cast
 
 import click
 import msgspec
-from rich.console import Console
-from rich.table import Table
 from rich.text import Text
 
-from trackguard.durations import DurationError, format_duration, parse_duration, parse_instant
+from trackguard.cli.base import TrackguardGroup
+from trackguard.cli.options import db_option, duration_callback, format_option, output_option
+from trackguard.cli.output import (
+    emit_json,
+    emit_jsonl,
+    emit_rows,
+    new_table,
+    print_table,
+    printable,
+)
+from trackguard.durations import DurationError, format_duration, parse_instant
+from trackguard.errors import InputError, OutputError
 from trackguard.private import open_private
-from trackguard.store.base import QuarantineRecord, StoreError
+from trackguard.store.base import QuarantineRecord
 from trackguard.store.quarantine import (
+    CSV_COLUMNS,
     ExportFormat,
     QuarantineFilter,
     count_quarantine,
+    csv_row,
     export,
     get,
     iso_time,
@@ -47,34 +57,10 @@ F = TypeVar("F", bound=Callable[..., Any])
 #: The retention ``purge`` uses when ``--older-than`` is not given.
 RETENTION_ENV: Final = "TRACKGUARD_QUARANTINE_RETENTION"
 
-# C0/C1 controls but tab and newline, and the bidi overrides that reorder what a terminal shows.
-_UNSAFE: Final = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
-
 
 def _now() -> float:
     """The current time; tests replace it to get exact output."""
     return time.time()
-
-
-def _printable(text: str, *, one_line: bool = False) -> str:
-    """``text`` with control and bidi characters as ``\\xNN``/``\\uNNNN`` escapes."""
-
-    def escape(m: re.Match[str]) -> str:
-        code = ord(m.group())
-        return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
-
-    text = _UNSAFE.sub(escape, text)
-    return text.replace("\t", "\\t").replace("\n", "\\n") if one_line else text
-
-
-def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
-    """``--older-than``: a duration, or exit 2 with what to write instead."""
-    if value is None:
-        return None
-    try:
-        return parse_duration(value)
-    except DurationError as exc:
-        raise click.BadParameter(str(exc), ctx, param) from None
 
 
 def _instant(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
@@ -85,16 +71,6 @@ def _instant(ctx: click.Context, param: click.Parameter, value: str | None) -> f
         return parse_instant(value, _now())
     except DurationError as exc:
         raise click.BadParameter(str(exc), ctx, param) from None
-
-
-def _db_option(f: F) -> F:
-    return click.option(
-        "--db",
-        default="trackguard.db",
-        show_default=True,
-        metavar="PATH",
-        help="The store the gateway writes: a SQLite file or sqlite:///path.",
-    )(f)
 
 
 _FILTER_OPTIONS: Final = (
@@ -186,24 +162,11 @@ def _filter(
     )
 
 
-@contextmanager
-def _store_errors() -> Iterator[None]:
-    """Store failures (missing file, not a store, locked) as one clear line, exit 1."""
-    try:
-        yield
-    except StoreError as exc:
-        raise click.ClickException(str(exc)) from None
-
-
-def _console() -> Console:
-    return Console(highlight=False, soft_wrap=False)
-
-
 def _plural(n: int, word: str) -> str:
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
-@click.group(name="quarantine")
+@click.group(name="quarantine", cls=TrackguardGroup)
 def quarantine_group() -> None:
     """Inspect, export and purge the quarantine: every rejected request, kept whole.
 
@@ -216,7 +179,7 @@ def quarantine_group() -> None:
 
 
 @quarantine_group.command("list")
-@_db_option
+@db_option()
 @_filter_options
 @click.option(
     "--limit", type=click.IntRange(min=1), default=50, show_default=True, help="Most rows shown."
@@ -224,13 +187,19 @@ def quarantine_group() -> None:
 @click.option(
     "--offset", type=click.IntRange(min=0), default=0, show_default=True, help="Rows skipped."
 )
+@format_option()
 def list_command(
     db: str,
     flt: QuarantineFilter,
     limit: int,
     offset: int,
+    fmt: str,
 ) -> None:
     """List quarantined records, most recent first, one row each.
+
+    The table shows one record per line when piped (so | grep -c counts records); the
+    "showing" line goes to stderr. json is an array of the objects export writes (one per
+    line with jsonl); csv has export's columns.
 
     \b
     Example:
@@ -240,18 +209,22 @@ def list_command(
          1  2026-11-01 10:00:00  plan  quarantined  storefront  order_completed  property_t...
         showing 1-2 of 2 matching records
         $ trackguard quarantine list --source backend --limit 20 --offset 20
+        $ trackguard quarantine list --format json --limit 500 | jq '.[].codes'
     """
-    with _store_errors():
-        records = list_quarantine(db, flt, limit=limit, offset=offset)
-        total = count_quarantine(db, flt)
+    records = list_quarantine(db, flt, limit=limit, offset=offset)
+    total = count_quarantine(db, flt)
+    if fmt != "table":
+        _emit_records(fmt, records)
+        return
     if not records:
         if total:
             click.echo(f"no records after --offset {offset} ({_plural(total, 'matching record')})")
         else:
             click.echo("no quarantined records match")
         return
-    table = Table(show_edge=False, box=None, pad_edge=False)
-    # What identifies a record is never cut; what clients sent folds onto more lines.
+    table = new_table()
+    # What identifies a record is never cut; what clients sent folds onto more lines (on a
+    # terminal; piped, every value is whole).
     table.add_column("id", justify="right", no_wrap=True, min_width=len(str(records[0].id)))
     table.add_column("received (UTC)", no_wrap=True, min_width=19)
     table.add_column("kind", no_wrap=True, min_width=8)
@@ -272,13 +245,27 @@ def list_command(
             " ".join(r.codes) or "-",
             request,
         )
-        table.add_row(*(Text(_printable(c, one_line=True)) for c in cells))
-    _console().print(table)
+        table.add_row(*(Text(printable(c, one_line=True)) for c in cells))
+    print_table(table)
     first, last = offset + 1, offset + len(records)
     line = f"showing {first}-{last} of {_plural(total, 'matching record')}"
     if last < total:
         line += f"; next page: --offset {last}"
-    click.echo(line)
+    click.echo(line, err=True)
+
+
+def _emit_records(fmt: str, records: Sequence[QuarantineRecord]) -> None:
+    """Records as export writes them: json (an array), jsonl or csv."""
+    if fmt == "csv":
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(CSV_COLUMNS)
+        writer.writerows(csv_row(r) for r in records)
+        click.echo(buffer.getvalue(), nl=False)
+    elif fmt == "json":
+        emit_json([record_to_dict(r) for r in records])
+    else:
+        emit_jsonl([record_to_dict(r) for r in records])
 
 
 # -- show ------------------------------------------------------------------------------------
@@ -286,15 +273,15 @@ def list_command(
 
 @quarantine_group.command("show")
 @click.argument("record_id", metavar="ID", type=int)
-@_db_option
-@click.option(
-    "--json", "as_json", is_flag=True, help="Print the record as one JSON object (exact body)."
-)
-def show_command(record_id: int, db: str, as_json: bool) -> None:
+@db_option()
+@format_option()
+@click.option("--json", "as_json", is_flag=True, hidden=True, help="Same as --format json.")
+def show_command(record_id: int, db: str, fmt: str, as_json: bool) -> None:
     """Print every field of record ID: the request, its findings and the whole raw body.
 
-    Control characters in the body are shown escaped (\\x1b); --json gives the exact text,
-    and body_base64 the exact bytes when the body is not UTF-8.
+    Control characters in the body are shown escaped (\\x1b); --format json gives the exact
+    text (the object export writes), and body_base64 the exact bytes when the body is not
+    UTF-8.
 
     \b
     Example:
@@ -305,16 +292,18 @@ def show_command(record_id: int, db: str, as_json: bool) -> None:
         ...
         body (91 bytes, UTF-8):
         {"name": "order_completed", "data": {"order_id": "O-1", "currency": "USD", "total": "abc"}}
-        $ trackguard quarantine show 3 --json | jq -r .body_base64 | base64 -d > body.bin
+        $ trackguard quarantine show 3 --format json | jq -r .body_base64 | base64 -d > body.bin
     """
-    with _store_errors():
-        record = get(db, record_id)
+    record = get(db, record_id)
     if record is None:
-        raise click.ClickException(f"no quarantine record {record_id} in {db}")
-    if as_json:
+        raise InputError(f"no quarantine record {record_id} in {db}")
+    if as_json or fmt == "json":
         click.echo(msgspec.json.encode(record_to_dict(record)).decode())
         return
-    click.echo(_printable(_render_record(record)), nl=False)
+    if fmt != "table":
+        _emit_records(fmt, [record])
+        return
+    click.echo(printable(_render_record(record)), nl=False)
 
 
 def _render_record(r: QuarantineRecord) -> str:
@@ -371,16 +360,9 @@ _BREAKDOWNS: Final = (
 
 
 @quarantine_group.command("stats")
-@_db_option
+@db_option()
 @_filter_options
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["table", "json"]),
-    default="table",
-    show_default=True,
-    help="table: one table per breakdown; json: one object.",
-)
+@format_option()
 def stats_command(
     db: str,
     flt: QuarantineFilter,
@@ -388,7 +370,9 @@ def stats_command(
 ) -> None:
     """Count quarantined records by kind, state, code, event, source and UTC day.
 
-    A record with several codes counts once under each of them.
+    A record with several codes counts once under each of them. json: {"total", "by_kind",
+    "by_state", "by_code", "by_event", "by_source", "by_day"}, each breakdown a list of
+    [value, records]; jsonl and csv: one {"breakdown", "value", "records"} row per pair.
 
     \b
     Example:
@@ -401,17 +385,23 @@ def stats_command(
         ...
         $ trackguard quarantine stats --format json | jq '.by_code[0]'
     """
-    with _store_errors():
-        result = stats(db, flt)
+    result = stats(db, flt)
     if fmt == "json":
         click.echo(msgspec.json.encode(result).decode())
+        return
+    if fmt in ("jsonl", "csv"):
+        rows = [
+            {"breakdown": field[3:], "value": value, "records": n}
+            for _, field in _BREAKDOWNS
+            for value, n in getattr(result, field)
+        ]
+        emit_rows(fmt, rows, ())
         return
     click.echo(f"{_plural(result.total, 'quarantined record')}")
     if not result.total:
         return
-    console = _console()
     for title, field in _BREAKDOWNS:
-        table = Table(show_edge=False, box=None, pad_edge=False)
+        table = new_table()
         table.add_column(title, overflow="fold")
         table.add_column("records", justify="right")
         table.add_column("share", justify="right")
@@ -419,16 +409,16 @@ def stats_command(
         for value, n in pairs:
             label = value if value is not None else f"(no {title})"
             share = f"{100 * n / result.total:.1f}%"
-            table.add_row(Text(_printable(label, one_line=True)), str(n), share)
+            table.add_row(Text(printable(label, one_line=True)), str(n), share)
         click.echo("")
-        console.print(table)
+        print_table(table)
 
 
 # -- export ----------------------------------------------------------------------------------
 
 
 @quarantine_group.command("export")
-@_db_option
+@db_option()
 @_filter_options
 @click.option(
     "--format",
@@ -439,12 +429,7 @@ def stats_command(
     help="jsonl: one JSON object per record (a request log trackguard check reads);"
     " csv: one row per record.",
 )
-@click.option(
-    "-o",
-    "--output",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Write to this file (replaced only when the export completes), not stdout.",
-)
+@output_option(help="Write to this file (replaced only when the export completes), not stdout.")
 def export_command(
     db: str,
     flt: QuarantineFilter,
@@ -464,13 +449,12 @@ def export_command(
         $ trackguard quarantine export --format csv --code property_type > bad-types.csv
         $ trackguard check --plan plan.yaml orders.jsonl    # re-check after fixing the plan
     """
-    with _store_errors():
-        if output is None:
-            written = _export_stdout(db, fmt, flt)
-            where = "stdout"
-        else:
-            written = _export_file(db, fmt, flt, output)
-            where = str(output)
+    if output is None:
+        written = _export_stdout(db, fmt, flt)
+        where = "stdout"
+    else:
+        written = _export_file(db, fmt, flt, output)
+        where = str(output)
     click.echo(f"exported {_plural(written, 'record')} to {where}", err=True)
 
 
@@ -497,7 +481,7 @@ def _export_file(db: str, fmt: ExportFormat, flt: QuarantineFilter, output: Path
             written = export(db, fh, fmt, flt)
         partial.replace(output)
     except OSError as exc:
-        raise click.ClickException(f"{output}: {exc.strerror or exc}") from None
+        raise OutputError(f"{output}: cannot write: {exc.strerror or exc}") from None
     finally:
         partial.unlink(missing_ok=True)
     return written
@@ -507,11 +491,11 @@ def _export_file(db: str, fmt: ExportFormat, flt: QuarantineFilter, output: Path
 
 
 @quarantine_group.command("purge")
-@_db_option
+@db_option()
 @click.option(
     "--older-than",
     "older_than",
-    callback=_duration,
+    callback=duration_callback,
     required=True,
     envvar=RETENTION_ENV,
     show_envvar=True,
@@ -535,16 +519,15 @@ def purge_command(db: str, older_than: int, dry_run: bool) -> None:
     now = _now()
     cutoff = now - older_than
     age = format_duration(older_than)
-    with _store_errors():
-        if dry_run:
-            n = count_quarantine(db, QuarantineFilter(until=cutoff))
-            click.echo(
-                f"would purge {_plural(n, 'record')} received before {iso_time(cutoff)}"
-                f" (older than {age})"
-            )
-            return
-        n = purge(db, older_than, now=now)
-        remaining = count_quarantine(db)
+    if dry_run:
+        n = count_quarantine(db, QuarantineFilter(until=cutoff))
+        click.echo(
+            f"would purge {_plural(n, 'record')} received before {iso_time(cutoff)}"
+            f" (older than {age})"
+        )
+        return
+    n = purge(db, older_than, now=now)
+    remaining = count_quarantine(db)
     click.echo(
         f"purged {_plural(n, 'record')} received before {iso_time(cutoff)}"
         f" (older than {age}); {remaining} remain"

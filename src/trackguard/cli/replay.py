@@ -1,6 +1,6 @@
 """``trackguard replay``: fix quarantined requests and send the ones that now pass.
 
-Exit status: 0 done, 1 the store cannot be used, 2 a malformed option, plan or fix file.
+Exit status: 0 done, 2 a missing store, or a malformed option, plan or fix file.
 """
 
 from __future__ import annotations
@@ -12,11 +12,12 @@ from typing import Any
 
 import click
 
-from trackguard.cli.common import plan_or_exit
+from trackguard.cli.base import TrackguardCommand
+from trackguard.cli.options import db_option, plan_option
 from trackguard.durations import DurationError, parse_instant
-from trackguard.recovery.fixes import Fix, FixError, load_fixes
+from trackguard.plan.model import Plan
+from trackguard.recovery.fixes import Fix, load_fixes
 from trackguard.recovery.replay import ReplayItem, replay
-from trackguard.store.base import StoreError
 from trackguard.store.quarantine import QuarantineFilter
 
 
@@ -41,9 +42,9 @@ def _show(item: ReplayItem) -> None:
         click.echo(f"  still invalid: {' '.join(item.codes)} {item.reason}".rstrip())
 
 
-@click.command("replay")
-@click.option("--db", default="trackguard.db", show_default=True, help="The store file.")
-@click.option("--plan", "plan_path", default="trackguard.plan.yaml", show_default=True)
+@click.command("replay", cls=TrackguardCommand)
+@db_option()
+@plan_option(default="trackguard.plan.yaml")
 @click.option("--event", default=None, help="Only this event name.")
 @click.option("--code", default=None, help="Only records carrying this finding code.")
 @click.option("--source", default=None, help="Only this source.")
@@ -71,7 +72,7 @@ def _show(item: ReplayItem) -> None:
 )
 def replay_command(
     db: str,
-    plan_path: str,
+    plan: Plan,
     event: str | None,
     code: str | None,
     source: str | None,
@@ -96,15 +97,7 @@ def replay_command(
     lo, hi = times["since"], times["until"]
     if lo is not None and hi is not None and lo >= hi:
         raise click.BadParameter("--since must be before --until")
-    plan = plan_or_exit(plan_path)
-    fixes: tuple[Fix, ...] = ()
-    if fix_path is not None:
-        try:
-            fixes = load_fixes(fix_path)
-        except FixError as e:
-            for issue in e.issues:
-                click.echo(f"error: {issue}", err=True)
-            raise SystemExit(2) from e
+    fixes: tuple[Fix, ...] = () if fix_path is None else load_fixes(fix_path)
     flt = QuarantineFilter(
         event=event,
         code=code,
@@ -114,11 +107,7 @@ def replay_command(
         since=times["since"],
         until=times["until"],
     )
-    try:
-        report = replay(db, plan, flt, fixes, dry_run, not keep_timestamp, now=now, rate=rate)
-    except StoreError as e:
-        click.echo(f"error: {e}", err=True)
-        raise SystemExit(1) from e
+    report = replay(db, plan, flt, fixes, dry_run, not keep_timestamp, now=now, rate=rate)
     if dry_run:
         for item in report.items:
             _show(item)
@@ -132,8 +121,9 @@ def replay_command(
         "still_invalid": report.still_invalid,
     }
     click.echo(
-        f"{totals['selected']} records: {verb} {totals['replayed']}"
-        f" ({totals['duplicates']} already sent, dropped by dedupe),"
+        f"{totals['selected']} records: {verb} {totals['replayed']},"
+        f" {'would drop' if dry_run else 'dropped'} {totals['duplicates']} as duplicates"
+        " (sent before, or earlier in this replay),"
         f" {totals['still_invalid']} still invalid"
         + (" (dry run: nothing changed)" if dry_run else "")
     )

@@ -3,31 +3,46 @@
 from __future__ import annotations
 
 import logging
-import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, TypeVar
 
 import click
 
-from trackguard.cli.common import configure_logging
-from trackguard.gateway.build import DEFAULT_UPSTREAM, GatewayOptions, create_gateway
-from trackguard.gateway.config import ConfigError
-from trackguard.http.runner import parse_listen, run
-from trackguard.monitor import RuleError
-from trackguard.plan.loader import PlanError
-from trackguard.store.base import StoreError
-
-
-@click.command(name="serve")
-@click.option("--plan", type=click.Path(path_type=Path, dir_okay=False), help="Tracking plan YAML.")
-@click.option(
-    "--db",
-    type=click.Path(path_type=Path, dir_okay=False),
-    default=Path("trackguard.db"),
-    show_default=True,
-    help="SQLite store file.",
+from trackguard.cli.base import TrackguardCommand
+from trackguard.cli.logs import configure_logging
+from trackguard.cli.options import (
+    db_option,
+    listen_errors,
+    listen_option,
+    plan_option,
+    resolve,
+    tls_options,
+    tls_pair,
 )
-@click.option("--listen", default="127.0.0.1:8080", show_default=True, help="HOST:PORT.")
+from trackguard.cli.store import retention_options
+from trackguard.gateway.app import OPEN_MAX_BODY
+from trackguard.gateway.build import DEFAULT_UPSTREAM, GatewayOptions, create_gateway
+from trackguard.gateway.guards import OPEN_QUARANTINE_BUDGET
+from trackguard.http import requestlog
+from trackguard.http.requestlog import RequestLogPolicy
+from trackguard.http.runner import run
+from trackguard.store.retention import Retention
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _whole_number(flag: str, default: int, text: str) -> Callable[[F], F]:
+    """An option taking a whole number >= 0, its default shown in ``--help``."""
+    return click.option(
+        flag, type=click.IntRange(min=0), default=default, show_default=True, help=text
+    )
+
+
+@click.command(name="serve", cls=TrackguardCommand)
+@plan_option(load=False)
+@db_option(create=True)
+@listen_option("127.0.0.1:8080")
 @click.option(
     "--upstream",
     default=DEFAULT_UPSTREAM,
@@ -39,13 +54,38 @@ from trackguard.store.base import StoreError
     type=click.Path(exists=True, dir_okay=False),
     help="CA bundle to trust for the upstream (an emulator's self-signed CA).",
 )
-@click.option("--tls-cert", type=click.Path(exists=True, dir_okay=False), help="PEM certificate.")
-@click.option("--tls-key", type=click.Path(exists=True, dir_okay=False), help="PEM private key.")
+@tls_options
 @click.option("--strict", is_flag=True, help="Answer plan rejections 400 instead of 200.")
 @click.option(
     "--request-log",
     type=click.Path(path_type=Path, dir_okay=False),
     help="Append one JSON line per request (read by trackguard audit).",
+)
+@click.option(
+    "--request-log-policy",
+    type=click.Choice(requestlog.POLICIES),
+    default="best-effort",
+    show_default=True,
+    help="When the request log cannot write: fail /readyz (fail) or only report it.",
+)
+@_whole_number(
+    "--request-log-max-bytes",
+    requestlog.MAX_BYTES,
+    "Rotate the request log at this size (0: never).",
+)
+@_whole_number(
+    "--request-log-keep", requestlog.KEEP, "Rotated request-log files kept (FILE.1 is the newest)."
+)
+@_whole_number(
+    "--open-max-body",
+    OPEN_MAX_BODY,
+    "Body cap in bytes of the routes served without credentials (metrics, unsubscribe).",
+)
+@_whole_number(
+    "--open-quarantine-budget",
+    OPEN_QUARANTINE_BUDGET,
+    "Quarantine records per minute from the routes served without credentials; "
+    "beyond it they are dropped and counted.",
 )
 @click.option(
     "--config",
@@ -83,16 +123,22 @@ from trackguard.store.base import StoreError
     help="Seconds between reads of identity bindings and orders other gateways on the same "
     "store committed (0: never).",
 )
+@retention_options
 def serve_command(
     plan: Path | None,
-    db: Path,
-    listen: str,
+    db: str,
+    listen: tuple[str, int],
     upstream: str,
     upstream_ca: str | None,
-    tls_cert: str | None,
-    tls_key: str | None,
+    tls_cert: Path | None,
+    tls_key: Path | None,
     strict: bool,
     request_log: Path | None,
+    request_log_policy: RequestLogPolicy,
+    request_log_max_bytes: int,
+    request_log_keep: int,
+    open_max_body: int,
+    open_quarantine_budget: int,
     config: Path | None,
     rate: float,
     alerts: Path | None,
@@ -100,6 +146,8 @@ def serve_command(
     no_deliver: bool,
     identity_refresh: float,
     log_level: str,
+    retention: Retention,
+    prune_every: float,
 ) -> None:
     """Run the gateway: a drop-in Track API endpoint in front of Customer.io.
 
@@ -113,15 +161,12 @@ def serve_command(
         trackguard serve --plan examples/d2c-plan.yaml --listen 0.0.0.0:8443 \\
             --tls-cert cert.pem --tls-key key.pem --request-log requests.jsonl
     """
-    if (tls_cert is None) != (tls_key is None):
-        raise click.UsageError("--tls-cert and --tls-key go together")
-    try:
-        host, port = parse_listen(listen)
-    except ValueError as exc:
-        raise click.UsageError(str(exc)) from None
+    host, port = listen
+    tls_pair(tls_cert, tls_key)
+    resolve(host, port)
     options = GatewayOptions(
         plan=plan,
-        db=db,
+        db=Path(db),
         upstream=upstream,
         upstream_ca=upstream_ca,
         strict=strict,
@@ -132,20 +177,24 @@ def serve_command(
         synchronous=synchronous,
         alerts=alerts,
         identity_refresh=identity_refresh,
+        retention=retention,
+        prune_every=prune_every,
+        request_log_policy=request_log_policy,
+        request_log_max_bytes=request_log_max_bytes,
+        request_log_keep=request_log_keep,
+        open_max_body=open_max_body,
+        open_quarantine_budget=open_quarantine_budget,
     )
-    try:
-        app = create_gateway(options)
-    except (ConfigError, PlanError, StoreError, RuleError) as exc:
-        click.echo(f"trackguard serve: {exc}", err=True)
-        sys.exit(2)
+    app = create_gateway(options)
     configure_logging(getattr(logging, log_level.upper()))
-    run(
-        app,
-        host,
-        port,
-        tls_cert=tls_cert,
-        tls_key=tls_key,
-        # uvicorn's access log says less than --request-log: only at debug is it wanted.
-        log_level=log_level if log_level in ("debug", "error") else "warning",
-        ready=lambda url: click.echo(f"trackguard gateway listening on {url}", err=True),
-    )
+    with listen_errors(host, port):
+        run(
+            app,
+            host,
+            port,
+            tls_cert=tls_cert,
+            tls_key=tls_key,
+            # uvicorn's access log says less than --request-log: only at debug is it wanted.
+            log_level=log_level if log_level in ("debug", "error") else "warning",
+            ready=lambda url: click.echo(f"trackguard gateway listening on {url}", err=True),
+        )

@@ -2,7 +2,8 @@
 
 A :class:`Request` is what arrived (method, path, headers, body bytes). Parsing turns it into
 :class:`Operation` values: one for a v1 call or a v2 ``/entity`` call, one per item of a v2
-``/batch``. An operation keeps its JSON body as decoded, so what trackguard sends on is exactly
+``/batch``; a Pipelines API call becomes one too (``api="pipelines"``, its body the call as
+sent). An operation keeps its JSON body as decoded, so what trackguard sends on is exactly
 what the client sent unless the tracking plan says to fix it.
 """
 
@@ -12,7 +13,7 @@ from typing import Any, Literal
 
 import msgspec
 
-Api = Literal["v1", "v2"]
+Api = Literal["v1", "v2", "pipelines"]
 
 #: Actions that carry an event name and event data.
 EVENT_ACTIONS = frozenset({"event", "page", "screen", "anonymous_event"})
@@ -60,6 +61,8 @@ class Operation(msgspec.Struct, frozen=True, kw_only=True):
     dedupe_key: str | None = None
     #: An order total to add to the person's lifetime value (the plan's ``derive.total``).
     derive_total: float | None = None
+    #: The key of ``body`` that holds the event name (a Pipelines track call names it ``event``).
+    name_key: str = "name"
 
     @property
     def is_event(self) -> bool:
@@ -68,7 +71,7 @@ class Operation(msgspec.Struct, frozen=True, kw_only=True):
     @property
     def name(self) -> Any:
         """The event name as sent (any JSON value), or None."""
-        return None if self.body is None else self.body.get("name")
+        return None if self.body is None else self.body.get(self.name_key)
 
     @property
     def data(self) -> Any:

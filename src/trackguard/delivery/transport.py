@@ -24,11 +24,12 @@ import httpx
 import msgspec
 
 from trackguard import __version__
+from trackguard.errors import UpstreamError
 
 USER_AGENT: Final = f"trackguard/{__version__}"
 
 
-class TransportError(Exception):
+class TransportError(UpstreamError):
     """The request got no HTTP response."""
 
 

@@ -11,6 +11,8 @@ GET      /_emulator/objects               objects with attributes and related pe
 GET      /_emulator/segments              manual segment id -> member cio_ids
 GET      /_emulator/activity              form submissions, delivery metrics, failures
 GET      /_emulator/requests              recent Track requests in request-log format
+GET      /_emulator/pipelines/calls       accepted Pipelines calls as sent, ``?type=&userId=``
+GET      /_emulator/pipelines/dropped     Pipelines calls dropped, with the reasons
 GET      /_emulator/stats                 counts by status, events, duplicates, peak rates
 POST     /_emulator/reset                 forget state, requests and statistics
 GET      /_emulator/faults                the fault configuration and injected count
@@ -78,6 +80,17 @@ async def handle(emulator: Emulator, scope: Scope, receive: Receive, send: Send)
             await send_json(send, 404, _error("no such person"))
         else:
             await send_json(send, 200, person)
+        return
+    if name == "pipelines" and len(parts) == 2 and parts[1] in ("calls", "dropped"):
+        if method != "GET":
+            await send_json(send, 405, _error("method not allowed"), headers=[("allow", "GET")])
+            return
+        store = emulator.pipelines
+        if parts[1] == "calls":
+            view: Any = store.calls_view(type=query.get("type"), user_id=query.get("userId"))
+        else:
+            view = store.dropped_view()
+        await send_json(send, 200, view)
         return
     if len(parts) != 1:
         await send_json(send, 404, _error("not found"))

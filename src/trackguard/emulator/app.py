@@ -29,22 +29,24 @@ import msgspec
 from trackguard.contract import messages
 from trackguard.contract.check import evaluate
 from trackguard.contract.operations import Request
+from trackguard.contract.pipelines import WriteKey, is_pipelines_path
 from trackguard.contract.responses import render, v1_error
 from trackguard.contract.routes import RouteMatch, match
 from trackguard.emulator import api as emulator_api
+from trackguard.emulator import pipelines as emulator_pipelines
+from trackguard.emulator.door import fault_answer, read_capped
 from trackguard.emulator.faults import FaultConfig, Faults, fault_body, parse_faults
 from trackguard.emulator.log import EmulatorLog, record_line
+from trackguard.emulator.pipelines_state import PipelinesState
 from trackguard.emulator.state import EmulatorState
 from trackguard.http.asgi import (
-    BodyTimeout,
-    BodyTooLarge,
-    ClientDisconnected,
     Receive,
     Scope,
     Send,
+    allow_header,
     authorized,
+    credentials_match,
     lifespan,
-    read_body,
     request_target,
     send_response,
     track_too_large,
@@ -71,10 +73,13 @@ class Emulator:
         record: Path | None = None,
         faults: FaultConfig | None = None,
         clock: Callable[[], float] = time.time,
+        write_key: str | None = None,
     ) -> None:
         self._site_id = site_id
         self._api_key = api_key
+        self._write_key = write_key
         self.state = EmulatorState(clock)
+        self.pipelines = PipelinesState()
         self.faults = Faults(faults, clock)
         self.log = EmulatorLog(record)
         self._clock = clock
@@ -85,9 +90,19 @@ class Emulator:
     def authorized(self, scope: Scope) -> bool:
         return authorized(scope, self._site_id, self._api_key)
 
+    def pipelines_key_accepted(self, key: WriteKey | None) -> bool:
+        """A Pipelines write key is accepted when it is the emulator's (compared in constant
+        time), or, when the emulator has none, whenever one is sent."""
+        if key is None:
+            return False
+        if self._write_key is None:
+            return True
+        return credentials_match((key.value, ""), self._write_key, "")
+
     def reset(self) -> None:
         """Forget the workspace, the request log and the statistics (faults stay)."""
         self.state.reset()
+        self.pipelines.reset()
         self.log.reset()
 
     def stats(self) -> dict[str, Any]:
@@ -95,6 +110,7 @@ class Emulator:
         return {
             **self.log.stats(),
             **self.state.counts(),
+            **self.pipelines.counts(),
             "faults_injected": self.faults.injected,
         }
 
@@ -112,6 +128,8 @@ class Emulator:
         path: str = scope["path"]
         if path == emulator_api.PREFIX or path.startswith(emulator_api.PREFIX + "/"):
             await emulator_api.handle(self, scope, receive, send)
+        elif is_pipelines_path(path):
+            await emulator_pipelines.handle(self, scope, receive, send)
         else:
             await self._track(scope, receive, send)
 
@@ -122,27 +140,21 @@ class Emulator:
         target = request_target(scope)
         hit = match(method, target)
         template = hit.route.template if isinstance(hit, RouteMatch) else None
-        too_large = False
-        try:
-            body = await read_body(scope, receive, messages.MAX_BODY_BYTES)
-        except BodyTooLarge:
-            body, too_large = b"", True
-        except BodyTimeout:
-            await send_response(send, 408, b"", headers=[("connection", "close")])
+        read = await read_capped(scope, receive, send, messages.MAX_BODY_BYTES)
+        if read is None:
             return
-        except ClientDisconnected:
-            return
+        body, too_large = read
         decision = self.faults.decide(target.partition("?")[0], template)
         headers: list[tuple[str, str]] = list(_TRACK_HEADERS)
         if decision.status is not None:
-            status, payload = decision.status, fault_body(decision.status)
-            if decision.retry_after is not None:
-                headers.append(("retry-after", str(decision.retry_after)))
+            status, payload, extra = fault_answer(decision, fault_body)
+            headers.extend(extra)
         elif isinstance(hit, RouteMatch) and hit.route.auth and not self.authorized(scope):
             status, payload = track_unauthorized()
         elif too_large:
             status, payload = track_too_large(method, target)
             headers.append(("connection", "close"))  # the unread rest of the body is in the way
+            headers.extend(allow_header(hit))
         else:
             try:
                 status, payload, allowed = self._evaluate(scope, method, target, body)
@@ -194,9 +206,11 @@ def create_emulator(
     record: Path | str | None = None,
     faults: FaultConfig | Mapping[str, Any] | None = None,
     clock: Callable[[], float] = time.time,
+    write_key: str | None = None,
 ) -> Emulator:
     """An emulator accepting these credentials.
 
+    ``write_key`` is the Pipelines API's; without one any write key is accepted.
     ``record`` appends every Track request to a JSONL file; ``faults`` is a
     :class:`FaultConfig` or its JSON form (raises ``FaultConfigError`` if invalid); ``clock``
     (Unix seconds) drives outage windows and the anonymous-merge window.
@@ -214,4 +228,5 @@ def create_emulator(
         record=None if record is None else Path(record),
         faults=config,
         clock=clock,
+        write_key=write_key,
     )

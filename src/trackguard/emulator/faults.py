@@ -25,12 +25,13 @@ from typing import Any, Final
 import msgspec
 
 from trackguard.contract.responses import v1_error
+from trackguard.errors import ConfigError
 
 DEFAULT_STATUS: Final = 503
 MAX_LATENCY_MS: Final = 60_000
 
 
-class FaultConfigError(ValueError):
+class FaultConfigError(ConfigError, ValueError):
     """A fault configuration that cannot be used, with the reason."""
 
 

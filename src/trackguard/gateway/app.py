@@ -6,13 +6,19 @@ quarantine record through the group committer, and only then answer, exactly as 
 would (or 400 for plan rejections in strict mode). If the commit fails the answer is 503, so
 the SDK retries: nothing that got a 2xx can be lost.
 
-Operations endpoints: ``GET /healthz``, ``GET /readyz`` (store writable, delivery alive),
-``GET /metrics`` (Prometheus).
+Traffic without credentials must cost almost nothing: a 401 is answered before the body is
+read and the connection is closed, and it is counted and summarised (one log line per
+interval), not logged line by line. The routes Customer.io serves without credentials have a
+small body cap and a per-interval budget of quarantine records.
+
+Operations endpoints: ``GET /healthz``, ``GET /readyz`` (store writable, delivery alive, the
+request log writing), ``GET /metrics`` (Prometheus; optionally behind a bearer token).
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import threading
 import time
@@ -29,6 +35,7 @@ from trackguard.contract.routes import NoRoute, RouteMatch, match
 from trackguard.core.pipeline import Checker
 from trackguard.core.verdict import Verdict
 from trackguard.gateway.config import AuthConfig
+from trackguard.gateway.guards import OPEN_QUARANTINE_BUDGET, QUARANTINE_INTERVAL, Guards
 from trackguard.gateway.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from trackguard.gateway.metrics import GatewayMetrics
 from trackguard.http.asgi import (
@@ -39,6 +46,8 @@ from trackguard.http.asgi import (
     Receive,
     Scope,
     Send,
+    allow_header,
+    bearer_matches,
     header,
     lifespan,
     parse_basic_auth,
@@ -49,11 +58,11 @@ from trackguard.http.asgi import (
     track_too_large,
     track_unauthorized,
 )
-from trackguard.http.requestlog import RequestLog, log_line
+from trackguard.http.requestlog import RequestLog, RequestLogPolicy, log_line
 from trackguard.ingest import to_write
 from trackguard.plan.model import DedupePolicy
 from trackguard.redact import redact_headers
-from trackguard.store.base import Store, StoreError
+from trackguard.store.base import Store, StoreError, Write
 from trackguard.store.group import GroupCommitter
 from trackguard.store.view import GatewayState, keep_fresh
 
@@ -64,6 +73,13 @@ _UNAVAILABLE: Final = (
 )
 _TIMEOUT: Final = pretty({"meta": {"errors": ["request body not received in time"]}})
 _OPS_PATHS: Final = frozenset({"/healthz", "/readyz", "/metrics"})
+_CLOSE: Final = ("connection", "close")
+#: Body cap of the routes Customer.io serves without credentials (metrics, unsubscribe):
+#: their bodies are a few fields.
+OPEN_MAX_BODY: Final = 8 * 1024
+#: Bodies larger than this are checked on a worker thread, so a big v2 batch does not hold
+#: the event loop (and every other request) while it is parsed and checked.
+CHECK_IN_THREAD: Final = 64 * 1024
 
 
 def _headers(scope: Scope) -> tuple[tuple[str, str], ...]:
@@ -146,6 +162,17 @@ class GatewayParts:
     upstream_url: str = "https://track.customer.io"
     max_body: int = messages.MAX_BODY_BYTES
     body_timeout: float = BODY_TIMEOUT
+    #: Body cap of the routes served without credentials.
+    open_max_body: int = OPEN_MAX_BODY
+    #: Quarantine records the open routes may add per ``quarantine_interval`` seconds.
+    open_quarantine_budget: int = OPEN_QUARANTINE_BUDGET
+    quarantine_interval: float = QUARANTINE_INTERVAL
+    #: Bodies over this many bytes are checked off the event loop.
+    check_in_thread: int = CHECK_IN_THREAD
+    #: Whether a failing request log fails ``/readyz`` (``fail``) or is only reported.
+    request_log_policy: RequestLogPolicy = "best-effort"
+    #: A bearer token ``/metrics`` asks for (None: open, like ``/healthz``).
+    metrics_token: str | None = field(default=None, repr=False)
     #: Duplicate windows; retried events are answered 2xx and not delivered again (None: off).
     dedupe: DedupePolicy | None = field(default_factory=DedupePolicy)
     #: Identities and last orders learned from earlier traffic (loaded from the store).
@@ -158,12 +185,23 @@ class GatewayParts:
 class Gateway:
     """The ASGI application."""
 
-    def __init__(self, parts: GatewayParts, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        parts: GatewayParts,
+        clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.parts = parts
         self.clock = clock
         self.accepting = False
         self._stop_refresh = asyncio.Event()
         self._refresher: asyncio.Task[None] | None = None
+        self.guards = Guards(
+            parts.metrics,
+            open_quarantine_budget=parts.open_quarantine_budget,
+            quarantine_interval=parts.quarantine_interval,
+            clock=monotonic,
+        )
 
     async def _startup(self) -> None:
         self.parts.committer.start()
@@ -198,6 +236,7 @@ class Gateway:
             await asyncio.to_thread(self.parts.monitor.stop)
         if self.parts.request_log is not None:
             self.parts.request_log.close()
+        self.guards.flush()
         self.parts.store.close()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -211,23 +250,22 @@ class Gateway:
         target = request_target(scope)
         path_only = scope["path"]
         if path_only in _OPS_PATHS and method == "GET":
-            await self._ops(path_only, send)
+            await self._ops(scope, path_only, send)
             return
         received_at = self.clock()
         hit = match(method, target)
         authorized, source = self._authenticate(scope, hit)
         if not authorized:
-            status, response = track_unauthorized()
-            await send_response(send, status, response)
-            self._after(scope, target, method, b"", status, response, None, None, started)
+            await self._unauthorized(scope, method, hit, send, started)
             return
+        is_open = isinstance(hit, RouteMatch) and not hit.route.auth
+        limit = self.parts.open_max_body if is_open else self.parts.max_body
         try:
-            body = await read_body(
-                scope, receive, self.parts.max_body, timeout=self.parts.body_timeout
-            )
+            body = await read_body(scope, receive, limit, timeout=self.parts.body_timeout)
         except BodyTooLarge:
             status, response = track_too_large(method, target)
-            await send_response(send, status, response, headers=[("connection", "close")])
+            headers = [_CLOSE, *allow_header(hit)]
+            await send_response(send, status, response, headers=headers)
             self._after(scope, target, method, b"", status, response, source, None, started)
             return
         except BodyTimeout:
@@ -236,8 +274,13 @@ class Gateway:
             return
         except ClientDisconnected:
             return
+        self.parts.metrics.body_bytes += len(body)
         request = Request(method=method, path=target, body=body, source=source)
-        verdict = self.parts.checker.check(request, hit, now=received_at, state=self.parts.state)
+        decide = functools.partial(self._decide, scope, request, hit, received_at)
+        if len(body) > self.parts.check_in_thread:
+            verdict, write = await asyncio.to_thread(decide)  # the loop keeps serving
+        else:
+            verdict, write = decide()
         if verdict.route == "GET /api/v1/accounts/region" and verdict.status == 200:
             region = {
                 "url": self.parts.upstream_url,
@@ -248,14 +291,17 @@ class Gateway:
             await send_response(send, 200, answer)
             self._after(scope, target, method, body, 200, answer, source, verdict, started)
             return
-        if verdict.contract_errors or verdict.rejected:
-            # Quarantine keeps the (redacted) headers; clean requests do not pay for them.
-            request = msgspec.structs.replace(request, headers=_headers(scope))
-        write = to_write(request, verdict, received_at, self.parts.dedupe)
+        if is_open and write.quarantine:
+            write = self.guards.within_budget(write, verdict.route or "other")
         status, response = verdict.status, verdict.response
         if write.outbox or write.quarantine:
             try:
                 duplicates = await self.parts.committer.submit(write)
+            except StoreError as exc:
+                self.guards.commit_failed(exc)
+                status, response = 503, _UNAVAILABLE
+            else:
+                self.guards.committed()
                 if duplicates:
                     self.parts.metrics.duplicates += duplicates
                     if self.parts.monitor is not None:
@@ -263,11 +309,37 @@ class Gateway:
                             verdict, verdict.route or "other", source, duplicates, received_at
                         )
                 self.parts.state.learn(write)
-            except StoreError:
-                log.exception("commit failed; answering 503 so the client retries")
-                status, response = 503, _UNAVAILABLE
-        await send_response(send, status, response)
+        await send_response(send, status, response, headers=allow_header(hit))
         self._after(scope, target, method, body, status, response, source, verdict, started)
+
+    def _decide(
+        self, scope: Scope, request: Request, hit: RouteMatch | NoRoute, received_at: float
+    ) -> tuple[Verdict, Write]:
+        """The verdict and what to commit for it: pure CPU, so a big body runs it off the loop."""
+        parts = self.parts
+        verdict = parts.checker.check(request, hit, now=received_at, state=parts.state)
+        if verdict.contract_errors or verdict.rejected:
+            # Quarantine keeps the (redacted) headers; clean requests do not pay for them.
+            request = msgspec.structs.replace(request, headers=_headers(scope))
+        return verdict, to_write(request, verdict, received_at, parts.dedupe)
+
+    async def _unauthorized(
+        self, scope: Scope, method: str, hit: RouteMatch | NoRoute, send: Send, started: float
+    ) -> None:
+        """401 before a byte of the body is read, then close: the rest is never read.
+
+        Counted in ``/metrics`` and summarised in the log (one line per interval, by client
+        address and route); never written to the request log line by line.
+        """
+        status, response = track_unauthorized()
+        await send_response(send, status, response, headers=[_CLOSE])
+        self.parts.metrics.observe("other", status, None, time.perf_counter() - started)
+        if self.parts.monitor is not None:
+            self.parts.monitor.observe_request(None, "other", status, None, self.clock())
+        client = scope.get("client")
+        address = str(client[0]) if client else "-"
+        route = hit.route.key if isinstance(hit, RouteMatch) else f"{method[:10]} (no route)"
+        self.guards.unauthorized(address, route)
 
     def _authenticate(self, scope: Scope, hit: RouteMatch | NoRoute) -> tuple[bool, str | None]:
         """Whether the request may pass, and the client's source name when it has one.
@@ -313,22 +385,40 @@ class Gateway:
                 )
             )
 
-    async def _ops(self, path: str, send: Send) -> None:
+    async def _ops(self, scope: Scope, path: str, send: Send) -> None:
         if path == "/healthz":
             await send_json(send, 200, {"status": "ok"})
         elif path == "/readyz":
-            problems = []
-            if not self.accepting:
-                problems.append("not started or shutting down")
-            if not await asyncio.to_thread(self.parts.store.healthy):
-                problems.append("store is not writable")
-            delivery = self.parts.delivery
-            if delivery is not None and not delivery.alive:
-                problems.append("delivery is not running")
-            if problems:
-                await send_json(send, 503, {"status": "unavailable", "problems": problems})
-            else:
-                await send_json(send, 200, {"status": "ready"})
+            await self._readyz(send)
+        elif not self._metrics_allowed(scope):
+            status, response = track_unauthorized()
+            await send_response(send, status, response, headers=[("www-authenticate", "Bearer")])
         else:
             body = await asyncio.to_thread(self.parts.metrics.render)
             await send_response(send, 200, body, content_type=METRICS_CONTENT_TYPE)
+
+    async def _readyz(self, send: Send) -> None:
+        problems: list[str] = []
+        warnings: list[str] = []
+        if not self.accepting:
+            problems.append("not started or shutting down")
+        if not await asyncio.to_thread(self.parts.store.healthy):
+            problems.append("store is not writable")
+        delivery = self.parts.delivery
+        if delivery is not None and not delivery.alive:
+            problems.append("delivery is not running")
+        request_log = self.parts.request_log
+        if request_log is not None and request_log.error is not None:
+            text = f"request log is failing: {request_log.error}"
+            (problems if self.parts.request_log_policy == "fail" else warnings).append(text)
+        answer: dict[str, object] = {"status": "unavailable" if problems else "ready"}
+        if problems:
+            answer["problems"] = problems
+        if warnings:
+            answer["warnings"] = warnings
+        await send_json(send, 503 if problems else 200, answer)
+
+    def _metrics_allowed(self, scope: Scope) -> bool:
+        """No token configured, or ``Authorization: Bearer <token>`` (constant-time compare)."""
+        token = self.parts.metrics_token
+        return token is None or bearer_matches(header(scope, b"authorization"), token)

@@ -2,21 +2,28 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from trackguard.core.pipeline import Checker
 from trackguard.delivery.transport import HttpxTransport
 from trackguard.delivery.worker import DeliveryWorker
-from trackguard.gateway.app import Delivery, Gateway, GatewayParts
+from trackguard.gateway.app import OPEN_MAX_BODY, Delivery, Gateway, GatewayParts
 from trackguard.gateway.config import AuthConfig, ConfigError, load_auth
+from trackguard.gateway.guards import OPEN_QUARANTINE_BUDGET
+from trackguard.gateway.labels import EventLabels
 from trackguard.gateway.metrics import GatewayMetrics
-from trackguard.http.requestlog import RequestLog
+from trackguard.http import requestlog
+from trackguard.http.requestlog import RequestLog, RequestLogPolicy
 from trackguard.monitor import build_monitor, load_alerts
 from trackguard.plan.loader import load_plan
 from trackguard.plan.model import DedupePolicy
 from trackguard.store.group import GroupCommitter
-from trackguard.store.sqlite import Synchronous, open_store
+from trackguard.store.retention import DEFAULT_PRUNE_EVERY, Pruner, Retention, alongside
+from trackguard.store.sqlite import SQLiteStore, Synchronous, open_store
 from trackguard.store.view import GatewayState
 
 DEFAULT_UPSTREAM = "https://track.customer.io"
@@ -46,20 +53,68 @@ class GatewayOptions:
     #: Seconds between reads of the identity bindings and latest orders other writers (gateway
     #: replicas on the same store, identity imports) committed; 0 turns it off.
     identity_refresh: float = 1.0
+    #: How long finished outbox rows and anonymous activity are kept; applied every
+    #: ``prune_every`` seconds beside in-process delivery (docs/store.md#retention).
+    retention: Retention = field(default_factory=lambda: Retention(monitor=None))
+    prune_every: float = DEFAULT_PRUNE_EVERY
+    #: A failing request log fails ``/readyz`` (``fail``) or is only reported (``best-effort``).
+    request_log_policy: RequestLogPolicy = "best-effort"
+    #: Rotate the request log at this size (0: never) and keep this many rotated files.
+    request_log_max_bytes: int = requestlog.MAX_BYTES
+    request_log_keep: int = requestlog.KEEP
+    #: Body cap of the routes served without credentials, and the quarantine records they may
+    #: add per minute (beyond it they are dropped, counted and summarised in the log).
+    open_max_body: int = OPEN_MAX_BODY
+    open_quarantine_budget: int = OPEN_QUARANTINE_BUDGET
 
 
-def create_gateway(options: GatewayOptions, auth: AuthConfig | None = None) -> Gateway:
-    """A ready-to-serve gateway (the ASGI lifespan starts its committer and delivery)."""
+def _check(options: GatewayOptions) -> None:
     if not options.identity_refresh >= 0:
         raise ConfigError(
             f"identity_refresh must be a number of seconds >= 0, not {options.identity_refresh!r}"
         )
+    for name in ("request_log_max_bytes", "request_log_keep", "open_quarantine_budget"):
+        if getattr(options, name) < 0:
+            raise ConfigError(f"{name} must be >= 0, not {getattr(options, name)!r}")
+    if options.open_max_body < 0:
+        raise ConfigError(f"open_max_body must be >= 0, not {options.open_max_body!r}")
+    if options.request_log_policy not in requestlog.POLICIES:
+        raise ConfigError(
+            f"request_log_policy must be one of {', '.join(requestlog.POLICIES)}, "
+            f"not {options.request_log_policy!r}"
+        )
+
+
+def _open_request_log(options: GatewayOptions) -> RequestLog | None:
+    if options.request_log is None:
+        return None
+    try:
+        return RequestLog(
+            options.request_log,
+            max_bytes=options.request_log_max_bytes,
+            keep=options.request_log_keep,
+        )
+    except OSError as exc:
+        raise ConfigError(
+            f"{options.request_log}: cannot open the request log: {exc.strerror or exc}"
+        ) from None
+
+
+def create_gateway(
+    options: GatewayOptions,
+    auth: AuthConfig | None = None,
+    clock: Callable[[], float] = time.time,
+) -> Gateway:
+    """A ready-to-serve gateway (the ASGI lifespan starts its committer and delivery);
+    ``clock`` (Unix seconds) is what the checks, delivery and the monitor read as now."""
+    _check(options)
     auth = auth if auth is not None else load_auth(options.config)
     plan = load_plan(options.plan) if options.plan is not None else None
     alerts = load_alerts(options.alerts) if options.alerts is not None else None  # fail early
+    request_log = _open_request_log(options)
     store = open_store(options.db, synchronous=options.synchronous)
     committer = GroupCommitter(store, max_delay=options.commit_delay)
-    metrics = GatewayMetrics()
+    metrics = GatewayMetrics(EventLabels(plan))
     delivery: Delivery | None = None
     worker: DeliveryWorker | None = None
     if options.deliver:
@@ -69,14 +124,25 @@ def create_gateway(options: GatewayOptions, auth: AuthConfig | None = None) -> G
             auth.upstream.api_key,
             verify=options.upstream_ca if options.upstream_ca else True,
         )
-        worker = DeliveryWorker(store, transport, rate=options.rate)
-        delivery = Delivery(worker.run, transport.close)
+        worker = DeliveryWorker(store, transport, rate=options.rate, clock=clock)
+        run: Callable[[threading.Event], None] = worker.run
+        if isinstance(store, SQLiteStore):
+            pruner = Pruner(store, options.retention, every=options.prune_every)
+            run = alongside(worker.run, pruner)
+            metrics.registry.register(pruner.collector())
+        delivery = Delivery(run, transport.close)
     snapshot = lambda: worker.metrics.snapshot() if worker else None  # noqa: E731
-    monitor = build_monitor(options.db, None, delivery_snapshot=snapshot, config=alerts)
+    monitor = build_monitor(
+        options.db, None, clock=clock, delivery_snapshot=snapshot, config=alerts
+    )
     metrics.bind_store(store.outbox_stats, committer, snapshot)
-    metrics.registry.register(monitor.collector())
+    metrics.bind_events(monitor.collector())
     state = GatewayState.load(store)
     metrics.bind_state(state)
+    if request_log is not None:
+        metrics.bind_request_log(request_log)
+        log = request_log
+        monitor.watch_request_log(lambda: (log.dropped, log.error))
     parts = GatewayParts(
         checker=Checker(plan, strict=options.strict),
         store=store,
@@ -84,11 +150,15 @@ def create_gateway(options: GatewayOptions, auth: AuthConfig | None = None) -> G
         auth=auth,
         metrics=metrics,
         delivery=delivery,
-        request_log=RequestLog(options.request_log) if options.request_log else None,
+        request_log=request_log,
+        request_log_policy=options.request_log_policy,
+        open_max_body=options.open_max_body,
+        open_quarantine_budget=options.open_quarantine_budget,
+        metrics_token=auth.metrics_token,
         upstream_url=options.upstream,
         monitor=monitor,
         dedupe=plan.dedupe if plan is not None else DedupePolicy(),
         state=state,
         identity_refresh=options.identity_refresh,
     )
-    return Gateway(parts)
+    return Gateway(parts, clock)

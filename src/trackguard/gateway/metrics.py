@@ -1,7 +1,9 @@
 """Prometheus metrics of the gateway: requests, verdicts, the outbox and delivery.
 
 Each gateway has its own registry (tests run several in one process). Outbox depth and age
-are read from the store at scrape time, so they are never stale.
+are read from the store at scrape time, so they are never stale. Event names and versions
+become labels only through :class:`~trackguard.gateway.labels.EventLabels`, so a scrape
+never holds what a client made up and its size is bounded whatever the traffic.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from prometheus_client.registry import Collector
 
 from trackguard.core.verdict import Verdict
 from trackguard.delivery.worker import MetricsSnapshot
+from trackguard.gateway.labels import EventLabels
+from trackguard.http.requestlog import RequestLog
 from trackguard.store.base import OutboxStats
 from trackguard.store.group import GroupCommitter
 from trackguard.store.view import GatewayState
@@ -151,6 +155,64 @@ class _StateCollector(Collector):
         )
 
 
+class _RequestLogCollector(Collector):
+    """The request log's writer: lines written and dropped, and whether it is failing."""
+
+    def __init__(self, request_log: RequestLog) -> None:
+        self._log = request_log
+
+    def collect(self) -> Iterator[Metric]:
+        st = self._log.status
+        yield CounterMetricFamily(
+            "trackguard_request_log_lines", "Request-log lines written", value=st.written
+        )
+        yield CounterMetricFamily(
+            "trackguard_request_log_dropped",
+            "Request-log lines dropped (buffer full while the disk was slow or failing)",
+            value=st.dropped,
+        )
+        yield GaugeMetricFamily(
+            "trackguard_request_log_buffered", "Request-log lines waiting", value=st.buffered
+        )
+        yield GaugeMetricFamily(
+            "trackguard_request_log_failing",
+            "1 while the request log cannot write (retried with backoff)",
+            value=1.0 if st.failing else 0.0,
+        )
+        yield CounterMetricFamily(
+            "trackguard_request_log_rotations", "Request-log files rotated", value=st.rotations
+        )
+
+
+class BoundedEvents(Collector):
+    """Another collector's metrics with their ``event`` label mapped through ``labels``.
+
+    The monitor counts by raw event name; here names the operator did not choose collapse
+    into ``unplanned`` (or ``other``) and their values are summed.
+    """
+
+    def __init__(self, inner: Collector, labels: EventLabels) -> None:
+        self._inner = inner
+        self._labels = labels
+
+    def collect(self) -> Iterator[Metric]:
+        for family in self._inner.collect():
+            if not any("event" in sample.labels for sample in family.samples):
+                yield family
+                continue
+            sums: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
+            for sample in family.samples:
+                labels = dict(sample.labels)
+                if "event" in labels:
+                    labels["event"] = self._labels.event(labels["event"])
+                key = (sample.name, tuple(sorted(labels.items())))
+                sums[key] = sums.get(key, 0.0) + sample.value
+            out = Metric(family.name, family.documentation, family.type)
+            for (name, labels_), value in sorted(sums.items()):
+                out.add_sample(name, dict(labels_), value)
+            yield out
+
+
 _LATENCY_BOUNDS: Final = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
 
 
@@ -197,6 +259,21 @@ class _RequestCollector(Collector):
             "Events answered 2xx but not delivered again (their dedupe key was seen)",
             value=m.duplicates,
         )
+        yield CounterMetricFamily(
+            "trackguard_unauthenticated_requests",
+            "Requests without valid credentials, answered 401 without reading their body",
+            value=m.unauthenticated,
+        )
+        yield CounterMetricFamily(
+            "trackguard_request_body_bytes",
+            "Request body bytes read (bodies of unauthenticated requests are never read)",
+            value=m.body_bytes,
+        )
+        yield CounterMetricFamily(
+            "trackguard_open_quarantine_dropped",
+            "Quarantine records of the unauthenticated routes dropped over their budget",
+            value=m.open_quarantine_dropped,
+        )
         counts = list(m.latency_counts)
         buckets, running = [], 0
         for bound, count in zip((*_LATENCY_BOUNDS, float("inf")), counts, strict=True):
@@ -217,7 +294,8 @@ class GatewayMetrics:
     them at scrape time.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, labels: EventLabels | None = None) -> None:
+        self.labels = labels if labels is not None else EventLabels(None)
         self.registry = CollectorRegistry(auto_describe=True)
         self.requests: Counter[tuple[str, int]] = Counter()
         self.outcomes: Counter[tuple[str, str]] = Counter()
@@ -226,6 +304,9 @@ class GatewayMetrics:
         self.latency_sum = 0.0
         self.duplicates = 0
         self.versions: Counter[tuple[str, str]] = Counter()
+        self.unauthenticated = 0
+        self.body_bytes = 0
+        self.open_quarantine_dropped = 0
         self.registry.register(_RequestCollector(self))
 
     def bind_store(
@@ -241,6 +322,14 @@ class GatewayMetrics:
         """Expose the identity refresh counters, read at scrape time."""
         self.registry.register(_StateCollector(state))
 
+    def bind_request_log(self, request_log: RequestLog) -> None:
+        """Expose the request log's written, dropped and failing figures."""
+        self.registry.register(_RequestLogCollector(request_log))
+
+    def bind_events(self, collector: Collector) -> None:
+        """Expose a collector whose ``event`` labels are raw names (the monitor's), bounded."""
+        self.registry.register(BoundedEvents(collector, self.labels))
+
     def observe(self, route: str, status: int, verdict: Verdict | None, seconds: float) -> None:
         self.requests[route, status] += 1
         self.latency_counts[bisect.bisect_left(_LATENCY_BOUNDS, seconds)] += 1
@@ -248,12 +337,18 @@ class GatewayMetrics:
         if verdict is None:
             return
         outcome = verdict.outcome
+        labels = self.labels
         for op in (*verdict.operations, *verdict.rejected):
-            name = op.name if op.is_event and isinstance(op.name, str) else op.action
-            self.outcomes[name[:100], outcome] += 1
+            if op.is_event and isinstance(op.name, str):
+                name = op.name
+                event = labels.event(name)
+            else:
+                event = "@" + op.action
+            self.outcomes[event, outcome] += 1
             data = op.data
             if op.is_event and isinstance(data, dict) and "schema_version" in data:
-                self.versions[name[:100], str(data["schema_version"])[:20]] += 1
+                version = labels.version(name, str(data["schema_version"])[:100])
+                self.versions[event, version] += 1
         if not verdict.operations and not verdict.rejected:
             self.outcomes["-", outcome] += 1
         for e in verdict.contract_errors:

@@ -21,7 +21,8 @@ from trackguard.contract import messages
 from trackguard.contract.check import ContractError, ContractResult, evaluate
 from trackguard.contract.operations import Request
 from trackguard.contract.responses import render
-from trackguard.contract.routes import NoRoute, match
+from trackguard.contract.routes import NoRoute, RouteMatch, match
+from trackguard.errors import RequestError
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -34,7 +35,7 @@ _URLSAFE_TO_STANDARD: Final = str.maketrans("-_", "+/")
 _NO_BODY_STATUSES: Final = frozenset({204, 304})
 
 
-class BodyTooLarge(Exception):
+class BodyTooLarge(RequestError):
     """The request body is (or announces to be) larger than the cap."""
 
     def __init__(self, limit: int) -> None:
@@ -42,7 +43,7 @@ class BodyTooLarge(Exception):
         self.limit = limit
 
 
-class ClientDisconnected(Exception):
+class ClientDisconnected(RequestError):
     """The client went away before its body was read."""
 
 
@@ -62,7 +63,7 @@ def request_target(scope: Scope) -> str:
     return f"{path}?{query}" if query else path
 
 
-class BodyTimeout(Exception):
+class BodyTimeout(RequestError):
     """The client stopped sending its body for longer than the read timeout."""
 
 
@@ -163,6 +164,13 @@ def credentials_match(given: tuple[str, str] | None, user: str, password: str) -
     return user_ok & password_ok
 
 
+def bearer_matches(value: bytes | None, token: str) -> bool:
+    """Whether an ``Authorization`` value is ``Bearer <token>`` (compared in constant time)."""
+    scheme, _, given = (value or b"").partition(b" ")
+    ok = hmac.compare_digest(given.strip(), token.encode())
+    return ok and scheme.lower() == b"bearer"
+
+
 def authorized(scope: Scope, user: str, password: str) -> bool:
     """True when the request carries exactly these Basic credentials."""
     return credentials_match(parse_basic_auth(header(scope, b"authorization")), user, password)
@@ -172,6 +180,13 @@ def track_unauthorized() -> tuple[int, bytes]:
     """The 401 answer for missing or wrong Track API credentials (body shape UNVERIFIED)."""
     error = ContractError(code="unauthorized", message=messages.UNAUTHORIZED, verified=False)
     return render(ContractResult(status=401, route=None, errors=(error,)))
+
+
+def allow_header(hit: RouteMatch | NoRoute) -> list[tuple[str, str]]:
+    """``Allow`` with the path's methods for a 405 (RFC 9110 requires it), else nothing."""
+    if isinstance(hit, NoRoute) and hit.status == 405 and hit.allowed:
+        return [("allow", ", ".join(hit.allowed))]
+    return []
 
 
 def track_too_large(method: str, target: str) -> tuple[int, bytes]:

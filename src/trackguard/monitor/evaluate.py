@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 from trackguard.delivery.circuit import CircuitState
 from trackguard.monitor.db import CountRow, MonitorDB
 from trackguard.monitor.rules import ActiveHours, Rule
-from trackguard.monitor.tally import DELIVERY, REQUEST_OUTCOMES, UNKNOWN
+from trackguard.monitor.tally import DELIVERY, REQUEST_LOG, REQUEST_OUTCOMES, UNKNOWN
 
 _REQUESTS: Final = frozenset(REQUEST_OUTCOMES)
 _LANDED: Final = frozenset({"accepted", "fixed", "warned"})
@@ -82,10 +82,12 @@ class Evaluator:
         db: MonitorDB,
         backlog: Callable[[], tuple[int, float | None]],
         watching_since: float | None = None,
+        request_log_error: Callable[[], str | None] = lambda: None,
         circuit: Callable[[], CircuitState | None] = lambda: None,
     ) -> None:
         self._db = db
         self._backlog = backlog
+        self._request_log_error = request_log_error
         self._circuit = circuit
         #: When this monitor started counting: a volume rule judges only whole windows it saw,
         #: so a restart does not read "no orders for 30 minutes" from minutes nobody counted.
@@ -117,6 +119,8 @@ class Evaluator:
             return self._backlog_rule(rule, now)
         if kind == "upstream_errors":
             return self._upstream(rule, now)
+        if kind == "request_log":
+            return self._request_log(rule, now)
         if kind == "delivery_circuit":
             return self._circuit_rule(now)
         return self._health(rule, now)
@@ -259,6 +263,25 @@ class Evaluator:
                 f"{duration(rule.window)} (threshold {percent(rule.threshold)})"
             ),
             numbers=(("error rate", percent(value)), ("errors", str(errors)), ("sent", str(sent))),
+        )
+
+    def _request_log(self, rule: Rule, now: float) -> Measurement:
+        """Fires while the writer fails, or when it dropped ``threshold`` lines in the window."""
+        dropped = sum(
+            r.n
+            for r in self._window(rule, now)
+            if r.event == REQUEST_LOG and r.name == "request_log_dropped"
+        )
+        error = self._request_log_error()
+        text = f"{dropped} request-log lines dropped over {duration(rule.window)}"
+        if error is not None:
+            text = f"request log cannot write ({error}); " + text
+        return Measurement(
+            value=float(dropped),
+            breach=error is not None or dropped >= rule.threshold,
+            clear=error is None and dropped < rule.resolve,
+            summary=text,
+            numbers=(("dropped", str(dropped)), ("failing", "yes" if error else "no")),
         )
 
     def _circuit_rule(self, now: float) -> Measurement:

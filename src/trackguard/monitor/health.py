@@ -1,9 +1,9 @@
 """Data health: counts over the identity and profile state trackguard keeps.
 
-Each metric is one query behind :class:`HealthSource`, so the figures can move to the identity
-tables of the identity work (issue 4) without touching the monitor, the rules or the CLI. Today
-they are computed from what the store holds, the outbox; a metric that needs state the store
-does not keep yet measures ``None`` ("not available") instead of a misleading zero.
+Each metric is one query behind :class:`HealthSource` over the store's tables (the outbox, and
+the identity tables: ``identities``, ``anonymous``, ``profiles``). A file without the identity
+tables (not a store, or one from before them: opening it adds them) measures ``None``
+("not available") for the metrics that need them instead of a misleading zero.
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """Load an alert file (YAML) into :class:`AlertConfig`, failing at start-up with clear errors.
 
-Every problem names the file and the place in it (``rules[2] (cart-invalid).window``) and says
-what was expected. ``${NAME}`` in a channel's ``url`` or ``routing_key`` is read from the
-environment, so secrets stay out of the file; a missing variable is an error, and its value is
-never echoed.
+Every problem names the file, the line and column, and the place in it
+(``alerts.yaml:14:13: rules[2] (cart-invalid).window: ...``) and says what was expected.
+``${NAME}`` in a channel's ``url`` or ``routing_key`` is read from the environment, so
+secrets stay out of the file; a missing variable is an error, and its value is never echoed.
 """
 
 from __future__ import annotations
@@ -12,12 +12,10 @@ import math
 import os
 import re
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any, Final, cast
 
-import yaml
-
-from trackguard import durations
+from trackguard import durations, yamlfile
+from trackguard.errors import ConfigError
 from trackguard.monitor.health import METRICS as HEALTH_METRICS
 from trackguard.monitor.rules import (
     CHANNEL_TYPES,
@@ -36,7 +34,7 @@ from trackguard.monitor.rules import (
 from trackguard.monitor.tally import DELIVERY_OUTCOMES, REQUEST_OUTCOMES
 
 
-class RuleError(ValueError):
+class RuleError(ConfigError, ValueError):
     """The alert file is invalid; the message says where and why."""
 
 
@@ -66,6 +64,7 @@ _KIND_KEYS: Final[dict[str, frozenset[str]]] = {
     "backlog": frozenset({"metric", "threshold", "resolve"}),
     "upstream_errors": frozenset({"window", "threshold", "resolve", "min_volume"}),
     "health_growth": frozenset({"metric", "window", "threshold", "resolve", "min_volume"}),
+    "request_log": frozenset({"window", "threshold"}),
     "delivery_circuit": frozenset(),
 }
 _KNOWN_OUTCOMES: Final = frozenset(REQUEST_OUTCOMES) | frozenset(DELIVERY_OUTCOMES)
@@ -85,6 +84,17 @@ def parse_duration(value: object) -> float:
         raise ValueError(f"{value!r} is not a duration like 15m, 2h, 30s or 7d")
     if not math.isfinite(seconds) or seconds <= 0:
         raise ValueError(f"{value!r} must be a positive duration")
+    return seconds
+
+
+def parse_window(value: object) -> float:
+    """A rule's window: a duration of at least a minute, since counters are kept per minute
+    (a 30s window would read an empty bucket for half of every minute)."""
+    seconds = parse_duration(value)
+    if seconds < 60:
+        raise ValueError(
+            f"{value!r} is shorter than a minute: counters are per minute, use 1m or more"
+        )
     return seconds
 
 
@@ -122,19 +132,14 @@ def load_alerts(path: str | os.PathLike[str], env: Mapping[str, str] | None = No
     """Read and validate an alert file; :class:`RuleError` names the file and the place."""
     where = os.fspath(path)
     try:
-        text = Path(where).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise RuleError(f"{where}: cannot read: {exc.strerror or exc}") from None
-    try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        at = f" line {mark.line + 1}" if mark is not None else ""
-        raise RuleError(f"{where}:{at} not valid YAML: {getattr(exc, 'problem', exc)}") from None
+        root = yamlfile.load(where, "alert file")
+    except yamlfile.YAMLFileError as exc:
+        raise RuleError(str(exc)) from None
+    doc = None if root is None else yamlfile.plain(root)
     try:
         return parse_alerts(doc, os.environ if env is None else env)
     except RuleError as exc:
-        raise RuleError(f"{where}: {exc}") from None
+        raise RuleError(str(yamlfile.issue_for(where, root, str(exc)))) from None
 
 
 def parse_alerts(doc: object, env: Mapping[str, str]) -> AlertConfig:
@@ -198,9 +203,7 @@ def _mapping(value: object, what: str) -> dict[str, Any]:
 def _keys(raw: Mapping[str, Any], allowed: frozenset[str], what: str) -> None:
     unknown = sorted(set(raw) - allowed)
     if unknown:
-        raise RuleError(
-            f"{what}: unknown key {unknown[0]!r} (expected one of: {', '.join(sorted(allowed))})"
-        )
+        raise RuleError(yamlfile.unknown_key(unknown[0], allowed, what))
 
 
 def _strings(value: object) -> list[str]:
@@ -332,7 +335,7 @@ def _rule(
         threshold = _required(raw, "threshold", parse_fraction)
         return Rule(
             **common,
-            window=_required(raw, "window", parse_duration),
+            window=_required(raw, "window", parse_window),
             threshold=threshold,
             resolve=_field(raw, "resolve", parse_fraction, threshold * 0.8),
             min_volume=_field(raw, "min_volume", _count, 100),
@@ -343,7 +346,7 @@ def _rule(
         threshold = float(_field(raw, "threshold", _count, 1))
         return Rule(
             **common,
-            window=_required(raw, "window", parse_duration),
+            window=_required(raw, "window", parse_window),
             threshold=threshold,
             resolve=float(_field(raw, "resolve", _count, threshold)),
             outcomes=outcomes or frozenset(),
@@ -368,20 +371,28 @@ def _rule(
         threshold = _required(raw, "threshold", parse_fraction)
         return Rule(
             **common,
-            window=_required(raw, "window", parse_duration),
+            window=_required(raw, "window", parse_window),
             threshold=threshold,
             resolve=_field(raw, "resolve", parse_fraction, threshold * 0.8),
             min_volume=_field(raw, "min_volume", _count, 20),
         )
     if kind == "delivery_circuit":
         return Rule(**common, window=60.0, threshold=0.0, resolve=0.0)
+    if kind == "request_log":
+        threshold = float(_field(raw, "threshold", _count, 1))
+        return Rule(
+            **common,
+            window=_field(raw, "window", parse_duration, 300.0),
+            threshold=threshold,
+            resolve=threshold,
+        )
     metric = raw.get("metric")
     if metric not in HEALTH_METRICS:
         raise _FieldError(f"metric: {metric!r} is not one of {', '.join(HEALTH_METRICS)}")
     threshold = _required(raw, "threshold", parse_fraction)
     return Rule(
         **common,
-        window=_required(raw, "window", parse_duration),
+        window=_required(raw, "window", parse_window),
         metric=metric,
         threshold=threshold,
         resolve=_field(raw, "resolve", parse_fraction, threshold * 0.8),
@@ -400,7 +411,7 @@ def _volume_rule(raw: dict[str, Any], common: dict[str, Any]) -> Rule:
     below = _field(raw, "below", _count, None)
     return Rule(
         **common,
-        window=_required(raw, "window", parse_duration),
+        window=_required(raw, "window", parse_window),
         threshold=_field(raw, "drop", parse_fraction, 0.0),
         resolve=0.0,
         min_volume=_field(raw, "min_baseline", _count, 20),

@@ -35,7 +35,16 @@ from trackguard.monitor.payloads import Notification
 from trackguard.monitor.prom import MonitorCollector
 from trackguard.monitor.rules import AlertConfig, Rule
 from trackguard.monitor.state import AlertState, decode_state, encode_state
-from trackguard.monitor.tally import DELIVERY, NO_SOURCE, UNKNOWN, Key, Tally, attribute, event_of
+from trackguard.monitor.tally import (
+    DELIVERY,
+    NO_SOURCE,
+    REQUEST_LOG,
+    UNKNOWN,
+    Key,
+    Tally,
+    attribute,
+    event_of,
+)
 from trackguard.store.base import StoreError
 from trackguard.store.sqlite import sqlite_path
 
@@ -44,6 +53,8 @@ log = logging.getLogger("trackguard.monitor")
 _QUARANTINE_IDS: Final = 5
 _CODES: Final = msgspec.json.Decoder(list[str])
 Snapshot = Callable[[], MetricsSnapshot | None]
+#: The request log's (lines dropped so far, error while it cannot write).
+RequestLogState = Callable[[], tuple[int, str | None]]
 
 
 class Monitor:
@@ -70,8 +81,15 @@ class Monitor:
         self.measurements: dict[str, Measurement] = {}
         self._snapshot = delivery_snapshot
         self._health = health if health is not None else OutboxHealth(db)
+        self._request_log: RequestLogState | None = None
+        self._request_log_dropped = 0
+        self.request_log_error: str | None = None
         self._evaluator = Evaluator(
-            db, self._backlog, watching_since=clock(), circuit=self._circuit_state
+            db,
+            self._backlog,
+            watching_since=clock(),
+            request_log_error=lambda: self.request_log_error,
+            circuit=self._circuit_state,
         )
         self._previous: tuple[int, int, int, int] = (0, 0, 0, 0)
         saved = db.load_blobs("monitor_alerts")
@@ -143,6 +161,10 @@ class Monitor:
         self._save_channels()
         self.db.close()
 
+    def watch_request_log(self, state: RequestLogState) -> None:
+        """Poll the gateway's request log each round, for ``request_log`` rules."""
+        self._request_log = state
+
     def collector(self) -> MonitorCollector:
         """A prometheus_client Collector of the monitor's figures."""
         return MonitorCollector(self)
@@ -150,19 +172,33 @@ class Monitor:
     # --- the monitor thread ----------------------------------------------------------------
 
     def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            try:
-                now = self.clock()
-                self.tick(evaluate=now - self._last_eval >= self.config.evaluate_every)
-            except Exception:
-                self.errors += 1
-                log.exception("monitor round failed")
+        wait = self.interval  # the first round after one interval, as every later flush
+        while not self._stop.wait(wait):
+            self.round()
+            wait = self.next_wait()
+
+    def next_wait(self) -> float:
+        """Seconds to the next round: the flush ``interval``, or less when an evaluation falls
+        due sooner, so rules are evaluated every ``evaluate_every`` whatever the interval."""
+        due_in = self._last_eval + self.config.evaluate_every - self.clock()
+        return max(0.0, min(self.interval, due_in))
+
+    def round(self) -> bool:
+        """One round of the monitor thread; True when it evaluated the rules."""
+        due = self.clock() - self._last_eval >= self.config.evaluate_every
+        try:
+            self.tick(evaluate=due)
+        except Exception:
+            self.errors += 1
+            log.exception("monitor round failed")
+        return due
 
     def tick(self, *, evaluate: bool = True) -> list[Notification]:
         """One round at ``clock()``: poll, flush, health, prune, and (by default) evaluate."""
         with self._lock:
             now = self.clock()
             self._poll_delivery(now)
+            self._poll_request_log(now)
             self.flush()
             if now - self._last_health >= self.config.health_every:
                 self._last_health = now
@@ -209,6 +245,16 @@ class Monitor:
             if n:
                 counts[minute, DELIVERY, DELIVERY, NO_SOURCE, "outcome", name] = n
         self.tally.add_counts(counts)
+
+    def _poll_request_log(self, now: float) -> None:
+        if self._request_log is None:
+            return
+        dropped, self.request_log_error = self._request_log()
+        delta, self._request_log_dropped = dropped - self._request_log_dropped, dropped
+        if delta > 0:
+            name = "request_log_dropped"
+            key: Key = (int(now // 60), REQUEST_LOG, REQUEST_LOG, NO_SOURCE, "outcome", name)
+            self.tally.add_counts({key: delta})
 
     def _circuit_state(self) -> CircuitState | None:
         """The delivery circuit as the worker (in any process) last saved it."""

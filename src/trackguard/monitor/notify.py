@@ -18,6 +18,7 @@ from typing import Final
 import httpx
 import msgspec
 
+from trackguard.errors import UpstreamError
 from trackguard.monitor import payloads
 from trackguard.monitor.payloads import Notification
 from trackguard.monitor.rules import Channel
@@ -28,7 +29,7 @@ _MAX_QUEUE: Final = 1000
 _MAX_DELAY: Final = 300.0
 
 
-class NotifyError(Exception):
+class NotifyError(UpstreamError):
     """A notification was not accepted; ``retry`` says whether trying again can help."""
 
     def __init__(self, message: str, *, retry: bool) -> None:

@@ -23,6 +23,8 @@ Key = tuple[int, str, str, str, Kind, str]
 UNKNOWN: Final = "(unknown)"
 #: Event and route of the rows polled from delivery.
 DELIVERY: Final = "(delivery)"
+#: Event and route of the request log's dropped lines (polled from the gateway's writer).
+REQUEST_LOG: Final = "(request-log)"
 NO_SOURCE: Final = "-"
 #: Request outcomes, as counted per operation; ``refused`` is a request with no verdict (401,
 #: 413) and ``duplicate`` is kept for the dedupe step of the identity work.

@@ -12,7 +12,6 @@ returns every error and warning and never raises, whatever the file holds.
 from __future__ import annotations
 
 import datetime as dt
-import difflib
 import math
 import os
 import re
@@ -23,8 +22,10 @@ from typing import Any, Final, Literal
 import msgspec
 import yaml
 
+from trackguard import yamlfile
 from trackguard.durations import DurationError, parse_duration
-from trackguard.plan import naming
+from trackguard.errors import ConfigError
+from trackguard.plan import naming, similarity
 from trackguard.plan.model import (
     ACTIONS,
     CONVENTIONS,
@@ -144,7 +145,7 @@ class PlanIssue(msgspec.Struct, frozen=True, gc=False):
         return f"{self.file}:{self.line}:{self.column}: {self.severity}: {self.message}"
 
 
-class PlanError(Exception):
+class PlanError(ConfigError):
     """A plan that cannot be used. ``issues`` holds every error and warning found."""
 
     def __init__(self, issues: Sequence[PlanIssue]) -> None:
@@ -192,21 +193,12 @@ def lint_plan(path: str | os.PathLike[str]) -> list[PlanIssue]:
 
 
 def _read(path: Path, source: str) -> tuple[str | None, list[PlanIssue]]:
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        reason = exc.strerror or str(exc)
-        return None, [PlanIssue(source, 1, 1, "error", f"cannot read the plan: {reason}")]
-    try:
-        if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-            return data.decode("utf-16"), []
-        return data.decode("utf-8-sig"), []
-    except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
-        byte = data[exc.start : exc.start + 1].hex()
-        message = f"the plan is not UTF-8 text (byte 0x{byte} at offset {exc.start})"
-        return None, [PlanIssue(source, line, column, "error", message)]
+    text, problem = yamlfile.read(path, "plan")
+    return text, [] if problem is None else [_issue(problem)]
+
+
+def _issue(problem: yamlfile.YAMLIssue) -> PlanIssue:
+    return PlanIssue(problem.file, problem.line, problem.column, "error", problem.message)
 
 
 def _analyze(text: str, source: str) -> tuple[Plan, list[PlanIssue]]:
@@ -219,14 +211,6 @@ def _analyze(text: str, source: str) -> tuple[Plan, list[PlanIssue]]:
 
 def _line(node: yaml.Node) -> int:
     return int(node.start_mark.line) + 1
-
-
-def _suggest(word: str, choices: Sequence[str]) -> str:
-    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
-    if not close:
-        lowered = {choice.lower(): choice for choice in choices}
-        close = [lowered[word.lower()]] if word.lower() in lowered else []
-    return f" (did you mean '{close[0]}'?)" if close else ""
 
 
 def _either(words: Sequence[str]) -> str:
@@ -281,42 +265,10 @@ class _Reader:
     # -- YAML --------------------------------------------------------------------------------
 
     def compose(self, text: str) -> yaml.Node | None:
-        loader: yaml.SafeLoader | None = None
-        try:
-            loader = yaml.SafeLoader(text)  # checks every character up front
-            return loader.get_single_node()
-        except yaml.MarkedYAMLError as exc:
-            self.issues.append(self.yaml_issue(exc))
-        except yaml.reader.ReaderError as exc:
-            position = max(0, min(exc.position, len(text)))
-            line = text.count("\n", 0, position) + 1
-            column = position - (text.rfind("\n", 0, position) + 1) + 1
-            char = exc.character if isinstance(exc.character, int) else ord(str(exc.character)[:1])
-            message = f"invalid YAML: unacceptable character #x{char:04x} ({exc.reason})"
-            self.issues.append(PlanIssue(self.source, line, column, "error", message))
-        except yaml.YAMLError as exc:
-            self.error(None, f"invalid YAML: {exc}")
-        except RecursionError:
-            self.error(None, "invalid YAML: the document is nested too deeply")
-        finally:
-            if loader is not None:
-                loader.dispose()
-        return None
-
-    def yaml_issue(self, exc: yaml.MarkedYAMLError) -> PlanIssue:
-        """PyYAML's two-part message (context, problem) as one line at the problem."""
-        problem, context = exc.problem or "", exc.context or ""
-        if context and exc.context_mark is not None:
-            context = f"{context} on line {exc.context_mark.line + 1}"
-        if problem.startswith("but "):
-            message = f"{context}, {problem}" if context else problem
-        elif problem and context:
-            message = f"{problem} ({context})"
-        else:
-            message = problem or context or "cannot parse the file"
-        mark = exc.problem_mark or exc.context_mark
-        line, column = (1, 1) if mark is None else (mark.line + 1, mark.column + 1)
-        return PlanIssue(self.source, line, column, "error", f"invalid YAML: {message}")
+        root, problem = yamlfile.compose(text, self.source)
+        if problem is not None:
+            self.issues.append(_issue(problem))
+        return root
 
     def duplicates(self, root: yaml.Node) -> None:
         """Report repeated keys anywhere in the file, even in parts the plan walk skips."""
@@ -413,7 +365,7 @@ class _Reader:
                 continue
             self.error(
                 pair[0],
-                f"{path or 'top level'}: unknown key '{key}'{_suggest(key, allowed)}; "
+                f"{path or 'top level'}: unknown key '{key}'{yamlfile.suggest(key, allowed)}; "
                 f"allowed keys: {', '.join(allowed)}",
             )
         return known
@@ -481,7 +433,7 @@ class _Reader:
             return None
         allowed = ", ".join(choices)
         if isinstance(value, str):
-            hint = _suggest(value, choices)
+            hint = yamlfile.suggest(value, choices)
             self.error(node, f"{path}: invalid {what} '{value}'{hint}; allowed: {allowed}")
         else:
             got = self.describe(node, value)
@@ -733,12 +685,28 @@ class _Reader:
                 written.add(alias)
                 if naming.words(alias):
                     self.claim(taken, "alias", alias, name, alias_node, f"{path}.aliases")
+                    self.opposite_alias(alias, name, alias_node, f"{path}.aliases")
                 else:
                     self.error(
                         alias_node,
                         f"{path}.aliases: alias '{alias}' has no ASCII letters or digits",
                     )
         return events
+
+    def opposite_alias(self, alias: str, name: str, node: yaml.Node, path: str) -> None:
+        """Warn when an alias is a small edit from its event yet reads as its opposite."""
+        why = similarity.opposite(alias, name)
+        if why is None:
+            return
+        limit = similarity.LINT_DISTANCE
+        if similarity.edit_distance(naming.name_key(alias), naming.name_key(name), limit) > limit:
+            return
+        words = " / ".join(w for w in why if w)
+        self.warn(
+            node,
+            f"{path}: alias '{alias}' is close to '{name}' but reads as its opposite "
+            f"({words}): is it another event?",
+        )
 
     def event_name(self, name: str, node: yaml.Node, path: str, convention: str) -> bool:
         """Check an event's own name; True when it can be compared with other names."""

@@ -9,7 +9,12 @@ sends the outbox, rate-limited, like any other traffic.
 
 Resumable: with each batch the number of source rows done is saved in the store's ``meta``
 table under a key derived from the source's identity, so a rerun skips them. The plan's dedupe
-keys (``order_completed`` on ``data.order_id``) make an order seen twice harmless anyway.
+keys (``order_completed`` on ``data.order_id``) make an order seen twice harmless anyway, and a
+``restart`` does not quarantine again a rejected row the quarantine already holds (same source
+row, same body).
+
+Each row read is counted once: accepted, fixed, warned, rejected, duplicate (accepted, but every
+event it carries was sent already) or skipped, so those six add up to ``rows_read``.
 
 Example::
 
@@ -32,6 +37,7 @@ Example::
 from __future__ import annotations
 
 import hashlib
+import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -44,6 +50,7 @@ from trackguard.contract.operations import Request
 from trackguard.core.pipeline import Checker
 from trackguard.ingest import to_write
 from trackguard.plan.model import DedupePolicy, Plan
+from trackguard.recovery.dedupe import all_duplicates
 from trackguard.recovery.mapping import Mapping, RowError
 from trackguard.recovery.sources import Source, SourceRow, open_source
 from trackguard.store.base import Write
@@ -75,7 +82,9 @@ class RowProblem:
 
 @dataclass(slots=True)
 class BackfillReport:
-    """What one run did. Counts are of this run's rows (``resumed_from`` rows were skipped)."""
+    """What one run did. Counts are of this run's rows (``resumed_from`` rows were skipped);
+    ``accepted + fixed + warned + rejected + duplicates + skipped == rows_read``, and
+    ``already_quarantined`` of the rejected rows were kept from an earlier run, not again."""
 
     source: str
     resumed_from: int = 0
@@ -86,6 +95,7 @@ class BackfillReport:
     rejected: int = 0
     duplicates: int = 0
     skipped: int = 0
+    already_quarantined: int = 0
     seconds: float = 0.0
     stopped: bool = False
     complete: bool = False
@@ -111,12 +121,41 @@ class BackfillReport:
             "rejected": self.rejected,
             "duplicates": self.duplicates,
             "skipped": self.skipped,
+            "already_quarantined": self.already_quarantined,
             "seconds": round(self.seconds, 3),
             "rows_per_second": round(self.rows_per_second, 1),
             "stopped": self.stopped,
             "complete": self.complete,
             "problems": [str(p) for p in self.problems],
         }
+
+
+#: The report field a row is counted under, by its verdict's outcome.
+_COUNTED: Final = {
+    "rejected": "rejected",
+    "invalid": "rejected",
+    "fixed": "fixed",
+    "warned": "warned",
+}
+
+
+def _digest(body: bytes) -> bytes:
+    return hashlib.sha256(body).digest()
+
+
+def _quarantined(path: str, label: str) -> set[tuple[str | None, bytes]]:
+    """``(source, body digest)`` of the quarantine records an earlier backfill of ``label``
+    kept (digests: a large quarantine's bodies need not fit in memory)."""
+    prefix = label + ":"
+    conn = sqlite3.connect(path)  # a read beside the store's own connection
+    try:
+        rows = conn.execute(
+            "SELECT source, body FROM quarantine WHERE source >= ? AND source < ?",
+            (prefix, prefix[:-1] + chr(ord(":") + 1)),
+        )
+        return {(source, _digest(bytes(body))) for source, body in rows}
+    finally:
+        conn.close()
 
 
 def checkpoint_key(source_identity: str, what: str) -> str:
@@ -197,8 +236,11 @@ def backfill(
     state = GatewayState.load(store)
     dedupe = plan.dedupe if plan is not None else DedupePolicy()
     label = f"backfill:{src.name}"
+    # A restart reads rows an earlier run may have quarantined: keep those once.
+    kept = _quarantined(store.path, label) if restart else set()
     started = time.perf_counter()
     batch: list[Write] = []
+    outcomes: list[str] = []  # the batch's rows' outcomes, counted once committed
     done = report.resumed_from
     batches = 0
 
@@ -207,10 +249,12 @@ def backfill(
         checkpoint = {"source": src.identity, "as": what, "rows": done, "updated_at": clock()}
         # The checkpoint commits with the batch: a crash can never skip or repeat rows.
         duplicates = store.commit(batch, meta={key: _encode(checkpoint).decode()})
-        report.duplicates += sum(duplicates)
-        for write in batch:
+        for write, outcome, dropped in zip(batch, outcomes, duplicates, strict=True):
+            counted = "duplicates" if all_duplicates(write, dropped) else outcome
+            setattr(report, counted, getattr(report, counted) + 1)
             state.learn(write)
         batch.clear()
+        outcomes.clear()
         batches += 1
         if progress is not None:
             progress(done, src.position(), src.total())
@@ -239,15 +283,12 @@ def backfill(
             pending_rows += 1
             continue
         verdict = checker.check(request, state=state)
-        if verdict.outcome in ("rejected", "invalid"):
-            report.rejected += 1
-        elif verdict.outcome == "fixed":
-            report.fixed += 1
-        elif verdict.outcome == "warned":
-            report.warned += 1
-        else:
-            report.accepted += 1
-        batch.append(to_write(request, verdict, clock(), dedupe))
+        write = to_write(request, verdict, clock(), dedupe)
+        if write.quarantine and all((q.source, _digest(q.body)) in kept for q in write.quarantine):
+            write = msgspec.structs.replace(write, quarantine=())
+            report.already_quarantined += 1
+        outcomes.append(_COUNTED.get(verdict.outcome, "accepted"))
+        batch.append(write)
         done = row.number
         pending_rows += 1
         if pending_rows >= batch_size:

@@ -29,7 +29,9 @@ from urllib.parse import quote, unquote
 import msgspec
 import yaml
 
+from trackguard import yamlfile
 from trackguard.core import coerce
+from trackguard.errors import ConfigError
 
 __all__ = ["Fix", "FixError", "FixResult", "apply_fixes", "load_fixes", "parse_fixes"]
 
@@ -44,7 +46,7 @@ _COERCE: Final[Mapping[str, Callable[[Any], tuple[bool, Any]]]] = {
 _MISSING: Final = object()
 
 
-class FixError(Exception):
+class FixError(ConfigError):
     """A fix file that cannot be used; ``issues`` are ``file:line:col: message`` lines."""
 
     def __init__(self, issues: Sequence[str]) -> None:
@@ -76,12 +78,10 @@ class FixResult(msgspec.Struct, kw_only=True):
 
 
 def load_fixes(path: str | os.PathLike[str]) -> tuple[Fix, ...]:
-    source = os.fspath(path)
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise FixError([f"{source}:1:1: cannot read the fix file: {e}"]) from e
-    return parse_fixes(text, source, base=Path(path).parent)
+    text, problem = yamlfile.read(path, "fix file")
+    if text is None:
+        raise FixError([str(problem)])
+    return parse_fixes(text, os.fspath(path), base=Path(path).parent)
 
 
 def _at(source: str, node: yaml.Node) -> str:
@@ -95,12 +95,9 @@ def _plain(node: yaml.Node) -> Any:
 
 def parse_fixes(text: str, source: str = "<string>", base: Path | None = None) -> tuple[Fix, ...]:
     """Rules from fix YAML; raises :class:`FixError` listing every problem found."""
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else f"{source}:1:1"
-        raise FixError([f"{where}: not valid YAML: {getattr(e, 'problem', e)}"]) from e
+    root, problem = yamlfile.compose(text, source)
+    if problem is not None:
+        raise FixError([str(problem)])
     if root is None:
         return ()
     if isinstance(root, yaml.MappingNode):
@@ -133,9 +130,11 @@ def _rule(node: yaml.Node, source: str, base: Path) -> Fix:
     if event is not None and not isinstance(event, str):
         raise FixError([f"{where}: `event` must be an event name"])
     ops = [k for k in data if k in _OPS]
-    unknown = [k for k in data if k not in _OPS]
-    if unknown:
-        raise FixError([f"{where}: unknown key {unknown[0]!r}: use one of {', '.join(_OPS)}"])
+    for key_node, _ in node.value:
+        key = key_node.value
+        if key != "event" and key not in _OPS:
+            at = yamlfile.issue_at(source, key_node, yamlfile.unknown_key(str(key), _OPS))
+            raise FixError([str(at)])
     if len(ops) != 1:
         raise FixError([f"{where}: a rule has exactly one of {', '.join(_OPS)}"])
     op = ops[0]

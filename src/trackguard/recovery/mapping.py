@@ -20,10 +20,12 @@ import math
 import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, Final, Literal, cast
 
 import yaml
+
+from trackguard import yamlfile
+from trackguard.errors import ConfigError, InputError
 
 FieldType = Literal["any", "string", "number", "integer", "boolean"]
 TimeFormat = Literal["iso8601", "unix", "unix_ms"]
@@ -34,15 +36,15 @@ _TRUE: Final = frozenset({"true", "t", "yes", "y", "1"})
 _FALSE: Final = frozenset({"false", "f", "no", "n", "0"})
 
 
-class MappingError(Exception):
-    """A mapping file that cannot be used; ``issues`` holds ``file:line: message`` strings."""
+class MappingError(ConfigError):
+    """A mapping file that cannot be used; ``issues`` holds ``file:line:col: message`` strings."""
 
     def __init__(self, issues: list[str]) -> None:
         self.issues = tuple(issues)
         super().__init__("\n".join(issues))
 
 
-class RowError(ValueError):
+class RowError(InputError, ValueError):
     """One source row that cannot be mapped (the message names the column)."""
 
 
@@ -162,24 +164,18 @@ def parse_timestamp(value: Any, fmt: TimeFormat, column: str) -> int:
 
 
 def load_mapping(path: str | os.PathLike[str], *, identify: bool = False) -> Mapping:
-    """Read and check a mapping file; MappingError lists every problem with file:line."""
-    source = os.fspath(path)
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise MappingError([f"{source}: cannot read the mapping: {e}"]) from e
-    return parse_mapping(text, source, identify=identify)
+    """Read and check a mapping file; MappingError lists every problem as file:line:col."""
+    text, problem = yamlfile.read(path, "mapping")
+    if text is None:
+        raise MappingError([str(problem)])
+    return parse_mapping(text, os.fspath(path), identify=identify)
 
 
 def parse_mapping(text: str, source: str = "<mapping>", *, identify: bool = False) -> Mapping:
     """Parse mapping YAML; ``identify`` expects ``attributes:`` instead of ``data:``."""
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        line = f":{mark.line + 1}" if mark is not None else ""
-        problem = getattr(e, "problem", None) or str(e)
-        raise MappingError([f"{source}{line}: invalid YAML: {problem}"]) from e
+    root, problem = yamlfile.compose(text, source)
+    if problem is not None:
+        raise MappingError([str(problem)])
     return _Parser(source, identify).parse(root)
 
 
@@ -190,8 +186,7 @@ class _Parser:
         self.issues: list[str] = []
 
     def error(self, node: yaml.Node | None, message: str) -> None:
-        line = f":{node.start_mark.line + 1}" if node is not None else ""
-        self.issues.append(f"{self.source}{line}: {message}")
+        self.issues.append(str(yamlfile.issue_at(self.source, node, message)))
 
     def mapping(self, node: yaml.Node, what: str) -> list[tuple[str, yaml.Node, yaml.Node]]:
         if not isinstance(node, yaml.MappingNode):
@@ -221,7 +216,7 @@ class _Parser:
 
     def parse(self, root: yaml.Node | None) -> Mapping:
         if root is None:
-            raise MappingError([f"{self.source}:1: the mapping is empty; it needs person:"])
+            raise MappingError([f"{self.source}:1:1: the mapping is empty; it needs person:"])
         section: Literal["data", "attributes"] = "attributes" if self.identify else "data"
         other = "data" if self.identify else "attributes"
         person: tuple[Literal["id", "email"], str] | None = None
@@ -241,7 +236,7 @@ class _Parser:
                 hint = "--as identify" if key == "attributes" else "--as event:NAME"
                 self.error(knode, f"{key}: is for {hint}; this backfill maps {section}:")
             else:
-                self.error(knode, f"unknown key {key!r} (expected person, timestamp, {section})")
+                self.error(knode, yamlfile.unknown_key(key, ("person", "timestamp", section)))
         if person_node is None and isinstance(root, yaml.MappingNode):
             self.error(root, "person: is required ({id: COLUMN} or {email: COLUMN})")
         if self.issues:
@@ -283,7 +278,7 @@ class _Parser:
                 else:
                     self.error(value, f"timestamp.format must be one of {', '.join(_FORMATS)}")
             else:
-                self.error(knode, f"timestamp: unknown key {key!r} (expected column, format)")
+                self.error(knode, yamlfile.unknown_key(key, ("column", "format"), "timestamp"))
         if column is None and isinstance(node, yaml.MappingNode):
             self.error(node, "timestamp: needs column:")
         return column, fmt
@@ -320,10 +315,8 @@ class _Parser:
                     else:
                         self.error(subvalue, f"{section}.{key}.required must be true or false")
                 else:
-                    self.error(
-                        subnode,
-                        f"{section}.{key}: unknown key {sub!r} (expected column, type, required)",
-                    )
+                    allowed = ("column", "type", "required")
+                    self.error(subnode, yamlfile.unknown_key(sub, allowed, f"{section}.{key}"))
             if column is None and isinstance(value, yaml.MappingNode):
                 self.error(value, f"{section}.{key}: needs column:")
             elif column is not None:

@@ -9,6 +9,12 @@ anything already sent, derived attributes stay idempotent. The record is marked
 a record is never marked without its write queued, nor queued twice after a crash; otherwise
 it is marked ``still_invalid`` with the new findings. v2 batch items are replayed as
 ``POST /api/v2/entity``.
+
+A dry run previews the real run exactly: it claims dedupe keys in memory as it goes, so the
+second of two quarantined copies of one order is counted as a duplicate in both. Duplicates are
+counted apart from replayed records (a record is one or the other). A record whose dedupe key
+another person still holds stays ``still_invalid`` (``dedupe_key_conflict``) instead of being
+queued into a new conflict; the dry run remembers who claimed each key, so it says so too.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from trackguard.core.verdict import Verdict
 from trackguard.delivery.ratelimit import TokenBucket
 from trackguard.ingest import quarantine_records, to_write
 from trackguard.plan.model import Plan
+from trackguard.recovery.dedupe import all_duplicates, claimed_keys
 from trackguard.recovery.fixes import Fix, apply_fixes
 from trackguard.store.base import OutboxRow, QuarantineRecord, StoreError, dedupe_conflict
 from trackguard.store.quarantine import QuarantineFilter, get, list_quarantine
@@ -68,10 +75,13 @@ class ReplayReport(msgspec.Struct, kw_only=True):
 
     @property
     def replayed(self) -> int:
-        return sum(i.outcome in ("replayed", "duplicate") for i in self.items)
+        """Records whose operations were queued (would be, in a dry run)."""
+        return sum(i.outcome == "replayed" for i in self.items)
 
     @property
     def duplicates(self) -> int:
+        """Records accepted but dropped by dedupe: every event was sent already, before or
+        earlier in this replay."""
         return sum(i.outcome == "duplicate" for i in self.items)
 
     @property
@@ -114,29 +124,43 @@ def _reason(verdict: Verdict) -> tuple[tuple[str, ...], bytes, str]:
     return codes, _encode(findings), messages
 
 
+def _holder(
+    conn: sqlite3.Connection, key: str, now: float, in_run: dict[str, str | None]
+) -> tuple[bool, str | None]:
+    """Whether ``key`` is claimed and by whom: an unexpired claim in the store first (its
+    person may be None: a claim from before claims named their person), else the first row
+    that claimed it earlier in this (dry) run."""
+    held = conn.execute(
+        "SELECT person FROM claims WHERE key = ? AND expires_at > ?", (key, now)
+    ).fetchone()
+    if held is not None:
+        return True, held[0]
+    if key in in_run:
+        return True, in_run[key]
+    return False, None
+
+
 def _conflict(
-    conn: sqlite3.Connection, rows: Sequence[OutboxRow], now: float
+    conn: sqlite3.Connection, rows: Sequence[OutboxRow], now: float, in_run: dict[str, str | None]
 ) -> QuarantineRecord | None:
     """The record of the dedupe conflict a row would meet (its key claimed, unexpired, by
     another person), or None."""
     for row in rows:
         if row.claim_until is None or row.dedupe_key is None:
             continue
-        held = conn.execute(
-            "SELECT person FROM claims WHERE key = ? AND expires_at > ?", (row.dedupe_key, now)
-        ).fetchone()
-        if held is not None and held[0] is not None and held[0] != row.person:
-            return dedupe_conflict(row, held[0])
+        _, holder = _holder(conn, row.dedupe_key, now, in_run)
+        if holder is not None and holder != row.person:
+            return dedupe_conflict(row, holder)
     return None
 
 
-def _claimed(conn: sqlite3.Connection, keys: Sequence[str], now: float) -> bool:
+def _claimed(
+    conn: sqlite3.Connection, keys: Sequence[str], now: float, in_run: dict[str, str | None]
+) -> bool:
+    """Whether every key is claimed, in the store or earlier in this (dry) run."""
     if not keys:
         return False
-    return all(
-        conn.execute("SELECT 1 FROM claims WHERE key = ? AND expires_at > ?", (k, now)).fetchone()
-        for k in keys
-    )
+    return all(_holder(conn, k, now, in_run)[0] for k in keys)
 
 
 def replay(
@@ -168,6 +192,7 @@ def replay(
         state = GatewayState.load(store)
         identity_map = dict(store.identities())
         items: list[ReplayItem] = []
+        claimed: dict[str, str | None] = {}  # keys a dry run would have claimed so far, by whom
         bucket = TokenBucket(rate, 1, time.monotonic) if rate else None
         for record_id in ids:
             if bucket is not None and not dry_run:
@@ -186,6 +211,7 @@ def replay(
                     fixes,
                     identity_map,
                     at,
+                    claimed,
                     dry_run=dry_run,
                     now_timestamps=now_timestamps,
                 )
@@ -214,6 +240,7 @@ def _one(
     fixes: Sequence[Fix],
     identity_map: dict[str, str],
     now: float,
+    claimed: dict[str, str | None],
     *,
     dry_run: bool,
     now_timestamps: bool,
@@ -278,8 +305,8 @@ def _one(
         if isinstance(ts, int) and not isinstance(ts, bool) and now - ts > CAMPAIGN_WINDOW:
             item.late = True
     write = to_write(request, verdict, now, plan.dedupe)
-    keys = [r.dedupe_key for r in write.outbox if r.claim_until is not None and r.dedupe_key]
-    conflict = _conflict(conn, write.outbox, now)
+    keys = claimed_keys(write)
+    conflict = _conflict(conn, write.outbox, now, claimed)
     if conflict is not None:  # still another person's key: fix it (a new order id) first
         item.codes, item.reason = conflict.codes, _decode_findings(conflict.findings)[0]["message"]
         if not dry_run:
@@ -290,10 +317,14 @@ def _one(
             )
         return item
     if dry_run:
-        item.outcome = "duplicate" if _claimed(conn, keys, now) else "replayed"
+        item.outcome = "duplicate" if _claimed(conn, keys, now, claimed) else "replayed"
+        for r in write.outbox:  # the first row to claim a key holds it for the rest of the run
+            if r.claim_until is not None and r.dedupe_key:
+                claimed.setdefault(r.dedupe_key, r.person)
+        state.learn(write)  # as the real run does, so later records are checked the same way
         return item
     # The write and the mark are one transaction: a crash leaves both or neither.
     duplicates = store.commit([write], quarantine_states=[(record.id, "replayed")])[0]
     state.learn(write)
-    item.outcome = "duplicate" if keys and duplicates >= len(keys) else "replayed"
+    item.outcome = "duplicate" if all_duplicates(write, duplicates) else "replayed"
     return item

@@ -28,12 +28,14 @@ from urllib.parse import parse_qs, unquote, urlencode, urlsplit, urlunsplit
 
 import msgspec
 
+from trackguard.errors import InputError
+
 _GZIP_MAGIC = b"\x1f\x8b"
 _ARRAY_SIZE = 1000
 _decode = msgspec.json.decode
 
 
-class SourceError(Exception):
+class SourceError(InputError):
     """A source that cannot be opened or read at all (not one bad row)."""
 
 

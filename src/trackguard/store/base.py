@@ -6,9 +6,10 @@ then mark them delivered, retry them later, or move them to quarantine with Cust
 reason. ``sqlite.py`` implements it in one WAL file; a PostgreSQL implementation shares this
 protocol so several gateways and workers can use one database.
 
-Exception tree::
+Exception tree (under :class:`trackguard.errors.TrackguardError`)::
 
     StoreError
+    ├── StoreNotFound   (no store at the path; only serve creates one)
     └── StoreClosed     (the store was closed; nothing more is accepted)
 """
 
@@ -19,12 +20,11 @@ from typing import Final, Literal, Protocol
 
 import msgspec
 
+from trackguard.errors import StoreError as StoreError
+from trackguard.errors import StoreNotFound as StoreNotFound
+
 OutboxState = Literal["pending", "delivered", "failed"]
 QuarantineKind = Literal["contract", "plan", "upstream"]
-
-
-class StoreError(Exception):
-    """Base of every store failure."""
 
 
 class StoreClosed(StoreError):

@@ -32,7 +32,9 @@ from typing import IO, Any, Final, Literal
 
 import msgspec
 
+from trackguard.errors import StoreNotFound
 from trackguard.store.base import QuarantineKind, QuarantineRecord, StoreError
+from trackguard.store.files import readonly_uri
 from trackguard.store.sqlite import (
     QUARANTINE_COLUMNS,
     SCHEMA_VERSION,
@@ -49,10 +51,12 @@ __all__ = [
     "QuarantineStats",
     "StoreLike",
     "count_quarantine",
+    "csv_row",
     "export",
     "get",
     "iso_time",
     "list_quarantine",
+    "page",
     "purge",
     "record_to_dict",
     "stats",
@@ -147,16 +151,20 @@ def _store_path(target: StoreLike) -> str:
 
 
 @contextmanager
-def _connect(target: StoreLike) -> Iterator[sqlite3.Connection]:
-    """A connection to an existing store of a schema this code reads; errors are StoreError."""
+def _connect(target: StoreLike, *, readonly: bool = False) -> Iterator[sqlite3.Connection]:
+    """A connection to an existing store of a schema this code reads; errors are StoreError.
+
+    ``readonly`` (every function but :func:`purge`) opens it for reading only, so a store on
+    a read-only mount (a backup being inspected) can be queried.
+    """
     path = _store_path(target)
     if path in ("", ":memory:") or path.startswith("file:"):
         raise StoreError(f"the quarantine needs a store file path, not {path!r}")
     if not os.path.exists(path):
-        raise StoreError(f"{path}: no such store (the file does not exist)")
+        raise StoreNotFound(str(path))
     try:
-        # mode=rw: never create a file, even if it disappears between the check and here.
-        uri = Path(path).absolute().as_uri() + "?mode=rw"
+        # mode=rw/ro: never create a file, even if it disappears between the check and here.
+        uri = readonly_uri(path) if readonly else Path(path).absolute().as_uri() + "?mode=rw"
         conn = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=0)
     except (sqlite3.Error, ValueError) as exc:
         raise StoreError(f"{path}: cannot open the store: {exc}") from exc
@@ -172,8 +180,9 @@ def _connect(target: StoreLike) -> Iterator[sqlite3.Connection]:
             )
         if version < SCHEMA_VERSION:
             # An older file is upgraded in place, as the gateway would on start (the same
-            # migrations, in one transaction), so every query sees today's columns.
-            SQLiteStore(path).close()
+            # migrations, in one transaction, after a backup), so every query sees today's
+            # columns; on a read-only location SQLiteStore refuses with the reason.
+            SQLiteStore(path, readonly=readonly).close()
         yield conn
     except sqlite3.Error as exc:
         raise StoreError(f"{path}: {exc}") from exc
@@ -200,8 +209,15 @@ def _where(flt: QuarantineFilter | None) -> tuple[str, list[Any]]:
             params.append(value)
     if flt.code is not None:
         # codes is a JSON array: no index can serve it, json_each reads it per row.
-        clauses.append("EXISTS (SELECT 1 FROM json_each(quarantine.codes) AS c WHERE c.value = ?)")
-        params.append(flt.code)
+        exact = "EXISTS (SELECT 1 FROM json_each(quarantine.codes) AS c WHERE c.value = ?)"
+        if flt.code.isascii() and flt.code.replace("_", "").isalnum():
+            # A LIKE on the raw JSON text first (cheap; may over-match, never under-match a
+            # plain code, which JSON writes as is), then the exact test.
+            clauses.append(f"codes LIKE ? ESCAPE '\\' AND {exact}")
+            params.extend([f'%"{_like(flt.code)}"%', flt.code])
+        else:
+            clauses.append(exact)
+            params.append(flt.code)
     if flt.since is not None:
         clauses.append("received_at >= ?")
         params.append(flt.since)
@@ -211,6 +227,11 @@ def _where(flt: QuarantineFilter | None) -> tuple[str, list[Any]]:
     if any(isinstance(p, str) and not _is_unicode(p) for p in params):
         return "0", []
     return " AND ".join(clauses) or "1", params
+
+
+def _like(text: str) -> str:
+    """``text`` for a LIKE pattern: its own ``%``, ``_`` and ``\\`` matched literally."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def _is_unicode(text: str) -> bool:
@@ -237,22 +258,45 @@ def list_quarantine(
         f"SELECT {QUARANTINE_COLUMNS} FROM quarantine WHERE {where}"
         " ORDER BY id DESC LIMIT ? OFFSET ?"
     )
-    with _connect(store) as conn:
+    with _connect(store, readonly=True) as conn:
         rows = conn.execute(sql, [*params, _clamp(limit), _clamp(offset)]).fetchall()
+    return [quarantine_record(r) for r in rows]
+
+
+def page(
+    store: StoreLike,
+    flt: QuarantineFilter | None = None,
+    before: int | None = None,
+    limit: int = 50,
+    after: int | None = None,
+) -> list[QuarantineRecord]:
+    """The selected records with ids below ``before`` (and above ``after``), highest first:
+    keyset pagination, so a page deep in millions of records costs what the first one does
+    (no ``OFFSET`` scan), and ``after`` bounds how far a sparse filter scans."""
+    where, params = _where(flt)
+    if before is not None:
+        where = f"({where}) AND id < ?"
+        params = [*params, _clamp(before)]
+    if after is not None:
+        where = f"({where}) AND id > ?"
+        params = [*params, _clamp(after)]
+    sql = f"SELECT {QUARANTINE_COLUMNS} FROM quarantine WHERE {where} ORDER BY id DESC LIMIT ?"
+    with _connect(store) as conn:
+        rows = conn.execute(sql, [*params, _clamp(limit)]).fetchall()
     return [quarantine_record(r) for r in rows]
 
 
 def count_quarantine(store: StoreLike, flt: QuarantineFilter | None = None) -> int:
     """How many records the filter selects (a scan; ``quarantine_count()`` is O(1) for all)."""
     where, params = _where(flt)
-    with _connect(store) as conn:
+    with _connect(store, readonly=True) as conn:
         row = conn.execute(f"SELECT count(*) FROM quarantine WHERE {where}", params).fetchone()
     return int(row[0])
 
 
 def get(store: StoreLike, record_id: int) -> QuarantineRecord | None:
     """The record with this id, or None (also for ids no record can have)."""
-    with _connect(store) as conn:
+    with _connect(store, readonly=True) as conn:
         if not 0 < record_id <= _SQLITE_MAX_INT:
             return None
         row = conn.execute(
@@ -272,7 +316,7 @@ def stats(store: StoreLike, flt: QuarantineFilter | None = None) -> QuarantineSt
         sql = f"SELECT {expr}, count(*) FROM quarantine{joins} WHERE {where} GROUP BY {expr}"
         return conn.execute(sql, params).fetchall()
 
-    with _connect(store) as conn:
+    with _connect(store, readonly=True) as conn:
         conn.execute("BEGIN")
         try:
             total = group(conn, "NULL")
@@ -374,7 +418,8 @@ def record_to_dict(record: QuarantineRecord) -> dict[str, Any]:
     return out
 
 
-def _csv_row(record: QuarantineRecord) -> list[Any]:
+def csv_row(record: QuarantineRecord) -> list[Any]:
+    """A record as one CSV row of :data:`CSV_COLUMNS` (the CSV export's rows)."""
     body, body_base64 = _body_fields(record.body)
     return [
         record.id,
@@ -444,7 +489,7 @@ def export(
     if fmt not in ("jsonl", "csv"):
         raise ValueError(f"unknown export format {fmt!r}: use 'jsonl' or 'csv'")
     written = 0
-    with _connect(store) as conn:
+    with _connect(store, readonly=True) as conn:
         if fmt == "jsonl":
             for record in _iter_records(conn, flt):
                 out.write(_encode(record_to_dict(record)).decode() + "\n")
@@ -453,7 +498,7 @@ def export(
             writer = csv.writer(out)
             writer.writerow(CSV_COLUMNS)
             for record in _iter_records(conn, flt):
-                writer.writerow(_csv_row(record))
+                writer.writerow(csv_row(record))
                 written += 1
     return written
 

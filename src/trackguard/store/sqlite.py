@@ -21,6 +21,7 @@ import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, Final, Literal
 
 import msgspec
@@ -34,8 +35,15 @@ from trackguard.store.base import (
     Store,
     StoreClosed,
     StoreError,
+    StoreNotFound,
     Write,
     dedupe_conflict,
+)
+from trackguard.store.files import (
+    copy_database,
+    readonly_uri,
+    upgrade_backup_path,
+    writable_location,
 )
 
 log = logging.getLogger("trackguard.store")
@@ -43,7 +51,7 @@ log = logging.getLogger("trackguard.store")
 Synchronous = Literal["FULL", "NORMAL"]
 
 #: The schema version this code writes (``PRAGMA user_version``).
-SCHEMA_VERSION: Final = 6
+SCHEMA_VERSION: Final = 7
 
 # Migrations, one tuple of statements per version step: ``_MIGRATIONS[n]`` takes a database at
 # user_version n to n + 1. Statements run one by one (``executescript`` would commit early).
@@ -161,9 +169,17 @@ _MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         "CREATE INDEX quarantine_route ON quarantine (route)",
     ),
     (
+        # Retention: finished rows (delivered or failed) oldest first, and anonymous activity
+        # by first sighting, so a prune batch reads only the rows it deletes. Pending rows stay
+        # out of the outbox index; finished_at only grows, so its inserts append.
+        """CREATE INDEX outbox_finished ON outbox (finished_at)
+            WHERE state != 'pending'""",
+        "CREATE INDEX anonymous_first_seen ON anonymous (first_seen)",
+    ),
+    (
         # Who claimed each dedupe key (a person key): the same key from another person is not
-        # a retry but a conflict, kept in the quarantine. Claims of a v5 file keep NULL and
-        # are treated as the same person's (a duplicate, as v5 did) until they expire.
+        # a retry but a conflict, kept in the quarantine. Claims of a v6 file keep NULL and
+        # are treated as the same person's (a duplicate, as v6 did) until they expire.
         "ALTER TABLE claims ADD COLUMN person TEXT",
         "INSERT INTO counts (name, n) VALUES ('dedupe_conflict', 0)",
     ),
@@ -266,6 +282,15 @@ class SQLiteStore:
     lock. ``lease_seconds`` is how long :meth:`lease` claims rows: a leased row is not due
     again (and holds back its person's later rows) until it is marked or the lease runs out,
     so a crashed worker's rows are retried and two leases never hand out the same row.
+
+    ``readonly=True`` opens an existing store for reading only (``trackguard outbox``,
+    ``store info``…): it never creates the file, works on a read-only mount or file
+    (:func:`~trackguard.store.files.readonly_uri`), and every write raises StoreError. A file
+    of an older schema is upgraded first when its location is writable, else refused.
+
+    Opening a file of an older schema for writing upgrades it in place, after copying it
+    beside itself (:func:`~trackguard.store.files.upgrade_backup_path`), so a failed or
+    regretted upgrade can be undone by putting the copy back.
     """
 
     def __init__(
@@ -275,6 +300,7 @@ class SQLiteStore:
         synchronous: Synchronous = "FULL",
         busy_timeout: float = 5.0,
         lease_seconds: float = 60.0,
+        readonly: bool = False,
     ) -> None:
         if synchronous not in ("FULL", "NORMAL"):
             raise StoreError(f"synchronous must be 'FULL' or 'NORMAL', not {synchronous!r}")
@@ -283,6 +309,9 @@ class SQLiteStore:
             raise StoreError(f"SQLiteStore needs a file path, not {self.path!r}")
         self.synchronous: Synchronous = synchronous
         self.lease_seconds = lease_seconds
+        self.readonly = readonly
+        #: The copy taken before this open upgraded the file's schema (None: no upgrade).
+        self.upgrade_backup: Path | None = None
         self._busy_ms = max(0, int(busy_timeout * 1000))
         self._closed = False
         self._commits_since_sweep = 0
@@ -290,6 +319,10 @@ class SQLiteStore:
         self._registry_lock = threading.Lock()
         self._readers: dict[threading.Thread, _Reader] = {}
         self._local = threading.local()
+        if readonly:
+            self._open_readonly()
+            self._writer = self._connect()
+            return
         create_private(self.path)  # the request data it will hold is nobody else's to read
         self._writer = self._connect()
         try:
@@ -313,10 +346,41 @@ class SQLiteStore:
 
     # -- connections -------------------------------------------------------------------------
 
+    def _open_readonly(self) -> None:
+        """Check that the file is a store of this schema (upgrading an older one where the
+        location is writable) without ever creating or writing it."""
+        if not os.path.exists(self.path):
+            raise StoreNotFound(self.path)
+        version = self._version()
+        if version == 0:
+            raise StoreError(f"{self.path}: not a trackguard store (no schema)")
+        if version > SCHEMA_VERSION:
+            raise StoreError(_too_new(self.path, version))
+        if version < SCHEMA_VERSION:
+            if not writable_location(self.path):
+                raise StoreError(
+                    f"{self.path}: schema version {version} is older than this trackguard's"
+                    f" ({SCHEMA_VERSION}) and the file cannot be written to upgrade it; copy"
+                    " it to a writable place first"
+                )
+            upgraded = SQLiteStore(self.path, busy_timeout=self._busy_ms / 1000)
+            self.upgrade_backup = upgraded.upgrade_backup
+            upgraded.close()
+
+    def _version(self) -> int:
+        conn = self._connect()
+        try:
+            return int(conn.execute("PRAGMA user_version").fetchone()[0])
+        except sqlite3.Error as e:
+            raise StoreError(f"{self.path}: cannot open the store: {e}") from e
+        finally:
+            conn.close()
+
     def _connect(self) -> sqlite3.Connection:
+        target, uri = (readonly_uri(self.path), True) if self.readonly else (self.path, False)
         try:
             conn = sqlite3.connect(
-                self.path, isolation_level=None, check_same_thread=False, timeout=0
+                target, isolation_level=None, check_same_thread=False, timeout=0, uri=uri
             )
         except sqlite3.Error as e:
             raise StoreError(f"{self.path}: cannot open the store: {e}") from e
@@ -330,14 +394,23 @@ class SQLiteStore:
 
     def _migrate(self) -> None:
         conn = self._writer
+        found = int(conn.execute("PRAGMA user_version").fetchone()[0])
+        if 0 < found < SCHEMA_VERSION:
+            # Before the upgrade takes the write lock: the copy is one read snapshot.
+            backup = upgrade_backup_path(self.path, found, time.time())
+            try:
+                copy_database(conn, backup)
+            except (OSError, sqlite3.Error) as e:
+                raise StoreError(
+                    f"{self.path}: not upgrading schema version {found}: the backup to"
+                    f" {backup} failed: {e}"
+                ) from e
+            self.upgrade_backup = backup
         conn.execute("BEGIN IMMEDIATE")  # two processes opening a new file migrate once
         try:
             version = int(conn.execute("PRAGMA user_version").fetchone()[0])
             if version > SCHEMA_VERSION:
-                raise StoreError(
-                    f"{self.path}: schema version {version} is newer than this trackguard"
-                    f" understands ({SCHEMA_VERSION}); upgrade trackguard"
-                )
+                raise StoreError(_too_new(self.path, version))
             for step in _MIGRATIONS[version:]:
                 for statement in step:
                     conn.execute(statement)
@@ -350,11 +423,21 @@ class SQLiteStore:
             raise
 
     @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One short ``BEGIN IMMEDIATE … COMMIT`` on the writer, in turn with commits (for
+        retention: a prune batch queues behind a group commit instead of contending for the
+        file lock); any failure rolls it all back and raises StoreError."""
+        with self._transaction() as conn:
+            yield conn
+
+    @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
         """One ``BEGIN IMMEDIATE … COMMIT`` on the writer; any failure rolls it all back."""
         with self._write_lock:
             if self._closed:
                 raise StoreClosed("the store is closed")
+            if self.readonly:
+                raise StoreError(f"{self.path}: opened read-only; this needs a writable store")
             conn = self._writer
             try:
                 conn.execute("BEGIN IMMEDIATE")
@@ -388,6 +471,10 @@ class SQLiteStore:
             self._readers[threading.current_thread()] = reader
         self._local.reader = reader
         return reader
+
+    def read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        """Rows of one query on this thread's read connection (``store info``, dry runs)."""
+        return self._read(sql, params)
 
     def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         if self._closed:
@@ -585,7 +672,7 @@ class SQLiteStore:
         return int(self._read("SELECT n FROM counts WHERE name = 'duplicate'")[0][0])
 
     def conflict_count(self) -> int:
-        """Rows quarantined since schema v6 because another person held their dedupe key."""
+        """Rows quarantined since schema v7 because another person held their dedupe key."""
         return int(self._read("SELECT n FROM counts WHERE name = 'dedupe_conflict'")[0][0])
 
     def lease(self, limit: int, now: float) -> list[OutboxRow]:
@@ -715,7 +802,8 @@ class SQLiteStore:
         with self._write_lock:
             # Best effort: keeps query plans good across restarts, must not make close() fail.
             with contextlib.suppress(sqlite3.Error):
-                self._writer.execute("PRAGMA optimize")
+                if not self.readonly:
+                    self._writer.execute("PRAGMA optimize")
             self._writer.close()
         for reader in readers:
             with reader.lock:
@@ -862,6 +950,13 @@ def _outbox_row(r: Any) -> OutboxRow:
     )
 
 
+def _too_new(path: str, version: int) -> str:
+    return (
+        f"{path}: schema version {version} is newer than this trackguard understands"
+        f" ({SCHEMA_VERSION}); upgrade trackguard"
+    )
+
+
 def quarantine_record(r: Any) -> QuarantineRecord:
     return QuarantineRecord(
         id=r[0],
@@ -902,13 +997,25 @@ def sqlite_path(target: str | os.PathLike[str]) -> str | None:
     return rest[1:]
 
 
-def open_store(target: str | os.PathLike[str], *, synchronous: Synchronous = "FULL") -> Store:
+def open_store(
+    target: str | os.PathLike[str],
+    *,
+    synchronous: Synchronous = "FULL",
+    create: bool = True,
+    readonly: bool = False,
+) -> Store:
     """Open the store that ``target`` names: a file path or ``sqlite:///path``
     (:func:`sqlite_path`). ``postgresql://`` is reserved for the PostgreSQL store.
+    Without ``create``, a path that names no file raises :class:`StoreNotFound`.
+
+    ``readonly=True`` (every command that only reads) never creates or writes the file and
+    opens one on a read-only mount (:class:`SQLiteStore`).
     """
     path = sqlite_path(target)
     if path is not None:
-        return SQLiteStore(path, synchronous=synchronous)
+        if (readonly or not create) and not os.path.exists(path):
+            raise StoreNotFound(path)
+        return SQLiteStore(path, synchronous=synchronous, readonly=readonly)
     scheme = os.fspath(target).partition("://")[0].lower()
     if scheme in ("postgresql", "postgres") or scheme.startswith("postgresql+"):
         raise StoreError(

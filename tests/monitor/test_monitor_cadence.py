@@ -1,0 +1,69 @@
+"""``settings.evaluate_every`` sets when rules are evaluated, whatever the flush interval."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from monitor_env import T0, FakeClock
+
+from trackguard.monitor import build_monitor
+
+RULES = """
+settings:
+  evaluate_every: {every}
+rules:
+  - name: invalid-carts
+    kind: count
+    events: [cart_updated]
+    outcomes: [invalid]
+    window: 5m
+"""
+
+
+def evaluations(tmp_path: Path, every: str, seconds: float) -> list[float]:
+    """Drive the monitor thread's rounds on a fake clock; the times it evaluated the rules."""
+    rules = tmp_path / "alerts.yaml"
+    rules.write_text(RULES.format(every=every))
+    clock = FakeClock()
+    monitor = build_monitor(tmp_path / "tg.db", rules, clock=clock, interval=5.0)
+    seen: list[float] = []
+    try:
+        while clock.now + monitor.next_wait() - T0 <= seconds:
+            clock.now += monitor.next_wait()
+            if monitor.round():
+                seen.append(clock.now - T0)
+    finally:
+        monitor.stop()
+    return seen
+
+
+@pytest.mark.parametrize(
+    ("every", "expected"),
+    [
+        ("12s", [0, 12, 24, 36]),  # between the 5 s flushes, not on them
+        ("2s", [0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30, 32, 34, 36, 38, 40]),
+        ("30s", [0, 30]),
+    ],
+)
+def test_rules_are_evaluated_every_evaluate_every(
+    tmp_path: Path, every: str, expected: list[float]
+) -> None:
+    assert evaluations(tmp_path, every, 40) == expected
+
+
+def test_counters_are_still_flushed_every_interval(tmp_path: Path) -> None:
+    rules = tmp_path / "alerts.yaml"
+    rules.write_text(RULES.format(every="1m"))
+    clock = FakeClock()
+    monitor = build_monitor(tmp_path / "tg.db", rules, clock=clock, interval=5.0)
+    try:
+        monitor.round()
+        assert monitor.next_wait() == 5.0
+        clock.now += 58
+        assert monitor.next_wait() == 2.0
+        clock.now += 2
+        assert monitor.next_wait() == 0.0
+        assert monitor.round() is True
+    finally:
+        monitor.stop()

@@ -1,0 +1,176 @@
+"""``trackguard store init|info|prune|backup|vacuum``: exact outputs and errors."""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from trackguard.cli import main
+from trackguard.store.base import OutboxRow, QuarantineRecord, Write
+from trackguard.store.sqlite import SCHEMA_VERSION, SQLiteStore
+
+DAY = 86_400.0
+PAYLOAD = b'{"v2":{"type":"person","action":"event","name":"x"}}'
+
+
+def run(*args: str) -> Result:
+    return CliRunner().invoke(main, ["store", *args])
+
+
+def _store(path: Path, now: float) -> None:
+    """Three delivered rows (two of them 10 days ago), one pending, one quarantine record."""
+    store = SQLiteStore(path)
+    try:
+        store.commit(
+            [
+                Write(
+                    outbox=tuple(
+                        OutboxRow(received_at=now - d * DAY, person=f"p{i}", payload=PAYLOAD)
+                        for i, d in enumerate((10, 10, 1, 0))
+                    ),
+                    quarantine=(
+                        QuarantineRecord(
+                            received_at=now - 40 * DAY, kind="plan", method="POST", path="/x"
+                        ),
+                    ),
+                    anonymous=(("a1", "viewed"),),
+                )
+            ]
+        )
+        store.mark_delivered([1, 2], now=now - 10 * DAY)
+        store.mark_delivered([3], now=now - DAY)
+    finally:
+        store.close()
+
+
+def test_init_creates_an_empty_store_readable_by_its_owner_only(tmp_path: Path) -> None:
+    db = tmp_path / "tg.db"
+    result = run("init", str(db))
+    assert (result.exit_code, result.output) == (
+        0,
+        f"created {db} (schema version {SCHEMA_VERSION})\n",
+    )
+    assert db.stat().st_mode & 0o777 == 0o600
+    store = SQLiteStore(db, readonly=True)
+    assert store.outbox_stats().pending == 0
+    store.close()
+    again = run("init", f"sqlite:///{db}")
+    assert (again.exit_code, again.output) == (
+        2,
+        f"Error: {db}: already exists; init creates a new store only\n",
+    )
+    nowhere = run("init", str(tmp_path / "missing" / "tg.db"))
+    assert (nowhere.exit_code, nowhere.output) == (
+        2,
+        f"Error: {tmp_path / 'missing'}: no such directory\n",
+    )
+
+
+@pytest.mark.parametrize("command", ["info", "prune", "vacuum"])
+def test_commands_other_than_init_never_create_a_store(tmp_path: Path, command: str) -> None:
+    db = tmp_path / "typo.db"
+    result = run(command, "--db", str(db))
+    assert (result.exit_code, result.output) == (
+        2,
+        f"Error: no store at {db} (trackguard serve creates one)\n",
+    )
+    assert not db.exists()
+    result = run("backup", "--db", str(db), str(tmp_path / "copy.db"))
+    assert result.exit_code == 2 and not db.exists()
+
+
+def test_info_as_a_table_and_as_json(tmp_path: Path) -> None:
+    db = tmp_path / "tg.db"
+    now = 1_764_000_000.0  # 2025-11-24T16:00:00Z
+    _store(db, now)
+    result = run("info", "--db", str(db))
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0] == f"path            {db}"
+    assert lines[1] == f"schema version  {SCHEMA_VERSION}"
+    assert re.fullmatch(r"size            \d+ bytes", lines[2])
+    assert re.fullmatch(r"pages           \d+ of 4096 bytes, \d+ free", lines[4])
+    assert lines[5] == "outbox states   delivered 3, failed 0, pending 1"
+    rows = {line.split()[0]: line.split()[1:] for line in lines[8:]}
+    assert rows["outbox"] == ["4", "2025-11-14T16:00:00Z", "2025-11-24T16:00:00Z"]
+    assert rows["quarantine"] == ["1", "2025-10-15T16:00:00Z", "2025-10-15T16:00:00Z"]
+    assert rows["identities"] == ["0", "-", "-"]
+    # pending, delivered, failed, quarantine, duplicate, dedupe_conflict
+    assert rows["counts"] == ["6", "-", "-"]
+    assert rows["anonymous"][0] == "1"
+
+    as_json = json.loads(run("info", "--db", str(db), "--format", "json").output)
+    assert as_json["schema_version"] == SCHEMA_VERSION
+    assert as_json["size_bytes"] == db.stat().st_size
+    assert as_json["outbox_states"] == {"delivered": 3, "failed": 0, "pending": 1}
+    tables = {t["name"]: t for t in as_json["tables"]}
+    assert tables["outbox"] == {
+        "name": "outbox",
+        "rows": 4,
+        "oldest": now - 10 * DAY,
+        "newest": now,
+    }
+    assert set(tables) == {
+        "anonymous",
+        "claims",
+        "counts",
+        "identities",
+        "meta",
+        "outbox",
+        "profiles",
+        "quarantine",
+    }
+
+
+def test_prune_dry_run_then_prune(tmp_path: Path) -> None:
+    db = tmp_path / "tg.db"
+    _store(db, time.time())
+    dry = run("prune", "--db", str(db), "--dry-run")
+    assert (dry.exit_code, dry.output) == (
+        0,
+        "outbox           would delete 2 rows\n"
+        "claims           would delete 0 rows\n"
+        "anonymous        would delete 0 rows\n",
+    )
+    done = run("prune", "--db", str(db), "--outbox-retention", "12h", "--anonymous-retention", "0")
+    assert (done.exit_code, done.output) == (
+        0,
+        "outbox           deleted 3 rows\n"
+        "claims           deleted 0 rows\n"
+        "anonymous        deleted 1 row\n",
+    )
+    con = sqlite3.connect(db)
+    try:
+        assert con.execute("SELECT seq, state FROM outbox").fetchall() == [(4, "pending")]
+        assert con.execute("SELECT count(*) FROM quarantine").fetchone() == (1,)
+    finally:
+        con.close()
+    bad = run("prune", "--db", str(db), "--outbox-retention", "7 days")
+    assert bad.exit_code == 2
+    assert "'7 days' is not a duration" in bad.output
+
+
+def test_backup_and_vacuum_report_what_they_did(tmp_path: Path) -> None:
+    db = tmp_path / "tg.db"
+    _store(db, time.time())
+    dest = tmp_path / "copy.db"
+    result = run("backup", "--db", str(db), str(dest))
+    assert (result.exit_code, result.output) == (
+        0,
+        f"backed up {db} to {dest}: {dest.stat().st_size} bytes,"
+        f" schema version {SCHEMA_VERSION}, integrity ok\n",
+    )
+    result = run("vacuum", "--db", str(dest))
+    assert result.exit_code == 0, result.output
+    match = re.fullmatch(
+        rf"vacuumed {dest}: (\d+) -> (\d+) bytes \((\d+) bytes reclaimed\)\n", result.output
+    )
+    assert match is not None
+    before, after, saved = map(int, match.groups())
+    assert (after, saved) == (dest.stat().st_size, before - after)
