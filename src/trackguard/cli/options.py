@@ -191,21 +191,25 @@ def resolve(host: str, port: int) -> None:
 
 
 @contextmanager
-def listen_errors(host: str, port: int) -> Iterator[None]:
-    """What binding ``host:port`` can raise (in use, not local, no permission) as one
-    :class:`~trackguard.errors.ListenError` line."""
+def listen_errors(host: str, port: int, also: str | None = None) -> Iterator[None]:
+    """What binding ``host:port`` (and ``also``, a second listener's address) can raise (in
+    use, not local, no permission) as one :class:`~trackguard.errors.ListenError` line."""
     try:
         yield
     except ssl.SSLError as exc:
         raise ListenError(f"cannot use the TLS certificate and key: {_ssl_reason(exc)}") from None
     except socket.gaierror as exc:
-        raise ListenError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+        raise ListenError(f"cannot listen on {_where(host, port, also)}: {exc.strerror}") from None
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
             reason = "the address is already in use (is another server running?)"
         else:
             reason = exc.strerror or str(exc)
-        raise ListenError(f"cannot listen on {host}:{port}: {reason}") from None
+        raise ListenError(f"cannot listen on {_where(host, port, also)}: {reason}") from None
+
+
+def _where(host: str, port: int, also: str | None) -> str:
+    return f"{host}:{port}" if also is None else f"{host}:{port} or {also}"
 
 
 def writable(target: str | os.PathLike[str]) -> Path:
