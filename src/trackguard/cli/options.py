@@ -22,11 +22,12 @@ from typing import Any, Final, TypeVar
 import click
 
 from trackguard.durations import DurationError, parse_duration
-from trackguard.errors import ListenError, OutputError, StoreError, StoreNotFound
+from trackguard.errors import ListenError, OutputError, StoreError, StoreNotFound, UsageError
 from trackguard.http.runner import parse_listen
 from trackguard.plan.loader import load_plan
 from trackguard.plan.model import Plan
 from trackguard.private import PRIVATE
+from trackguard.shares import cpu_count
 from trackguard.store.sqlite import sqlite_path
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -120,6 +121,31 @@ def format_option(*formats: str, default: str = "table") -> Callable[[F], F]:
         show_default=True,
         help="table: for people (piped: one row per line, whole values); json: one document;"
         " jsonl: one object per line; csv: a header and one row per line.",
+    )
+
+
+def _jobs(ctx: click.Context, param: click.Parameter, value: int | None) -> int:
+    if value is None:
+        return cpu_count()
+    if value < 1:
+        raise UsageError(f"--jobs must be a number of processes, 1 or more (not {value})")
+    return value
+
+
+def jobs_option() -> Callable[[F], F]:
+    """``--jobs N``: worker processes for a batch command (default: every core it may use).
+
+    ``1`` runs in the command's own process; any N gives the same output."""
+    return click.option(
+        "--jobs",
+        "-j",
+        "jobs",
+        type=int,
+        default=None,
+        metavar="N",
+        callback=_jobs,
+        help="Worker processes (default: one per available core); the output is the same "
+        "for every N.",
     )
 
 
