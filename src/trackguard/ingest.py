@@ -168,7 +168,8 @@ def to_write(
 ) -> Write:
     """Everything one request commits: its accepted operations and its quarantine records.
 
-    With a ``dedupe`` policy the store drops events it has seen within the policy's windows.
+    With a ``dedupe`` policy the store drops events the same person sent before within the
+    policy's windows, and keeps in the quarantine an event whose key another person holds.
     Every outbox row and quarantine record carries the verdict's route key and plan version.
     """
     quarantine = quarantine_records(request, verdict, received_at)
@@ -181,21 +182,40 @@ def _write(
     received_at: float,
     dedupe: DedupePolicy | None,
     quarantine: list[QuarantineRecord],
+    kept_body: bytes | None = None,
 ) -> Write:
+    """The write; ``kept_body`` is what a row whose dedupe key another person holds is kept
+    from (default: the request's body)."""
     links, anonymous, anonymous_links = learned(verdict)
+    outbox = to_outbox_rows(
+        verdict.operations,
+        received_at=received_at,
+        source=request.source,
+        dedupe=dedupe,
+        route=verdict.route,
+        plan_version=verdict.plan_version,
+    )
+    kept_as = None
+    if any(row.claim_until is not None for row in outbox):
+        kept_as = QuarantineRecord(
+            kind="plan",
+            received_at=received_at,
+            method=request.method,
+            path=request.path,
+            headers=redact_headers(request.headers),
+            body=request.body if kept_body is None else kept_body,
+            source=request.source,
+            plan_version=verdict.plan_version,
+            route=verdict.route,
+            status=verdict.status,
+        )
     return Write(
         links=links,
         anonymous=anonymous,
         anonymous_links=anonymous_links,
-        outbox=to_outbox_rows(
-            verdict.operations,
-            received_at=received_at,
-            source=request.source,
-            dedupe=dedupe,
-            route=verdict.route,
-            plan_version=verdict.plan_version,
-        ),
+        outbox=outbox,
         quarantine=tuple(quarantine),
+        kept_as=kept_as,
     )
 
 
@@ -251,7 +271,19 @@ def pipelines_write(
                 **common,
             )
         )
-    return _write(request, verdict, received_at, dedupe, records)
+    return _write(request, verdict, received_at, dedupe, records, _accepted_body(verdict, secret))
+
+
+def _accepted_body(verdict: Verdict, secret: str | None) -> bytes:
+    """The accepted calls as a request body without the write key: a batch with each call at
+    its own index (``dedupe_key_conflict`` records pick theirs from it), or the single call."""
+    ops = verdict.operations
+    if ops and ops[0].batch_index is None:
+        return _without_key(ops[0].body, secret)
+    items: list[Any] = [None] * (max((op.batch_index or 0) for op in ops) + 1 if ops else 0)
+    for op in ops:
+        items[op.batch_index or 0] = op.body
+    return _without_key({"batch": items}, secret)
 
 
 def _call_event(body: Any) -> str | None:

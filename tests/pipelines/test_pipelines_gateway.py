@@ -369,3 +369,29 @@ def test_with_email_keyed_fix_a_cart_keyed_by_email_is_sent_under_the_known_id(
         ("c-1", "cust-7"),
     ]
     assert d.quarantine() == []
+
+
+def test_a_message_id_another_person_holds_is_kept_without_the_key(
+    door: Callable[..., Door],
+) -> None:
+    d = door()
+    first = track("m-same", user="cust-1")
+    other = track("m-same", user="cust-2")
+    with d.client() as client:
+        assert client.post("/v1/batch", json={"batch": [first]}).status_code == 200
+    browser = {"batch": [track("m-new"), other], "writeKey": WRITE_KEY}
+    answer = httpx.post(d.server.url + "/v1/b", content=json.dumps(browser))
+    assert (answer.status_code, answer.content) == (200, b"{}")
+    d.drain()
+    assert [(c["messageId"], c["userId"]) for c in d.delivered()] == [
+        ("m-same", "cust-1"),
+        ("m-new", "cust-1"),
+    ]
+    (record,) = d.quarantine()
+    assert (record.codes, record.batch_index, record.path) == (
+        ("dedupe_key_conflict",),
+        1,
+        "/v1/b",
+    )
+    assert json.loads(record.body) == other
+    assert WRITE_KEY.encode() not in record.body + record.findings

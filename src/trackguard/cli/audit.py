@@ -55,7 +55,7 @@ def _write(target: Path | str, data: bytes) -> None:
         sys.stdout.buffer.write(data)
         sys.stdout.buffer.flush()
     else:
-        write_atomic(target, data)
+        write_atomic(target, data, private=True)
 
 
 @click.command(name="audit", cls=TrackguardCommand)
@@ -119,9 +119,10 @@ def audit_command(
     if json_path is not None:
         _write(json_path, render_json(report, fail_on=fail_on))
     if html_path is not None:
-        write_atomic(html_path, render_html(report))
+        write_atomic(html_path, render_html(report), private=True)
     if infer_path is not None:
-        write_atomic(infer_path, result.infer_plan())
+        # A drafted plan's enum values come from the traffic.
+        write_atomic(infer_path, result.infer_plan(), private=True)
     if json_path != "-":
         render_terminal(report, Console())
     sys.exit(1 if fail_on is not None and report.fails(fail_on) else 0)

@@ -140,4 +140,4 @@ def sample_command(count: int, seed: int, defect_rate: float, output: Path | Non
     if output is None:
         sys.stdout.buffer.write(lines)
     else:
-        write_atomic(output, lines)
+        write_atomic(output, lines, private=True)

@@ -11,8 +11,10 @@ from types import FrameType
 import click
 
 from trackguard.cli.base import TrackguardCommand
+from trackguard.cli.logs import configure_logging
 from trackguard.cli.options import db_option
 from trackguard.cli.store import retention_options
+from trackguard.delivery.circuit import CircuitPolicy
 from trackguard.delivery.transport import (
     DEFAULT_PIPELINES_UPSTREAM,
     HttpxTransport,
@@ -49,6 +51,12 @@ from trackguard.store.sqlite import SQLiteStore, open_store
     "TRACKGUARD_CDP_API_KEY is set.",
 )
 @click.option("--once", is_flag=True, help="Deliver what is due now, then prune, then exit.")
+@click.option(
+    "--no-circuit",
+    is_flag=True,
+    help="No circuit breaker: quarantine every row Customer.io refuses at once, even when it"
+    " refuses nearly everything (docs/delivery.md).",
+)
 @retention_options
 def deliver_command(
     db: str,
@@ -56,6 +64,7 @@ def deliver_command(
     rate: float,
     pipelines_upstream: str,
     once: bool,
+    no_circuit: bool,
     retention: Retention,
     prune_every: float,
 ) -> None:
@@ -77,17 +86,20 @@ def deliver_command(
     if auth.pipelines_key is not None:
         check_region(auth.pipelines_key, pipelines_upstream)
     store = open_store(db, create=False)
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request is noise
+    configure_logging()
     transport = HttpxTransport(upstream, credentials.site_id, credentials.api_key)
     pipelines = (
         None
         if auth.pipelines_key is None
         else pipelines_transport(pipelines_upstream, auth.pipelines_key)
     )
-    worker = DeliveryWorker(store, transport, rate=rate, pipelines=pipelines)
+    worker = DeliveryWorker(
+        store,
+        transport,
+        rate=rate,
+        circuit=None if no_circuit else CircuitPolicy(),
+        pipelines=pipelines,
+    )
     pruner = Pruner(store, retention, every=prune_every) if isinstance(store, SQLiteStore) else None
     try:
         if once:

@@ -26,6 +26,7 @@ from trackguard.errors import ListenError, OutputError, StoreError, StoreNotFoun
 from trackguard.http.runner import parse_listen
 from trackguard.plan.loader import load_plan
 from trackguard.plan.model import Plan
+from trackguard.private import PRIVATE
 from trackguard.shares import cpu_count
 from trackguard.store.sqlite import sqlite_path
 
@@ -276,10 +277,14 @@ def output_option(*names: str, help: str, dash: bool = False) -> Callable[[F], F
     )
 
 
-def write_atomic(target: str | os.PathLike[str], data: bytes | str) -> None:
+def write_atomic(
+    target: str | os.PathLike[str], data: bytes | str, *, private: bool = False
+) -> None:
     """Write ``data`` to ``target`` whole or not at all: a temporary file in the same
     directory, then a rename over ``target``. :class:`~trackguard.errors.OutputError` when
-    it cannot be written."""
+    it cannot be written. With ``private`` (request data: samples, audit reports, drafted
+    plans) the file is readable by its owner only (0600), whatever the umask and whatever
+    mode a file it replaces had."""
     path = Path(target)
     raw = data.encode("utf-8") if isinstance(data, str) else data
     try:
@@ -289,7 +294,7 @@ def write_atomic(target: str | os.PathLike[str], data: bytes | str) -> None:
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(raw)
-        os.chmod(tmp, 0o644 & ~_umask())
+        os.chmod(tmp, PRIVATE if private else 0o644 & ~_umask())
         os.replace(tmp, path)
     except OSError as exc:
         raise OutputError(f"{path}: cannot write: {exc.strerror or exc}") from None

@@ -10,6 +10,7 @@ from typing import Any, Literal, TypeVar
 import click
 
 from trackguard.cli.base import TrackguardCommand
+from trackguard.cli.logs import configure_logging
 from trackguard.cli.options import (
     db_option,
     listen_errors,
@@ -133,6 +134,13 @@ def _whole_number(flag: str, default: int, text: str) -> Callable[[F], F]:
     "--no-deliver", is_flag=True, help="Do not deliver in-process (run trackguard deliver)."
 )
 @click.option(
+    "--log-level",
+    type=click.Choice(["debug", "info", "warning", "error"]),
+    default="info",
+    show_default=True,
+    help="Least severe log lines written to stderr (no level logs credentials or webhook URLs).",
+)
+@click.option(
     "--identity-refresh",
     type=click.FloatRange(min=0),
     default=1.0,
@@ -177,6 +185,7 @@ def serve_command(
     synchronous: Literal["NORMAL", "FULL"],
     no_deliver: bool,
     identity_refresh: float,
+    log_level: str,
     retention: Retention,
     prune_every: float,
     admin_listen: str | None,
@@ -240,7 +249,7 @@ def serve_command(
         limits=limits,
     )
     app = create_gateway(options)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging(getattr(logging, log_level.upper()))
     also = None if admin is None else f"{admin[0]}:{admin[1]} (--admin-listen)"
     with listen_errors(host, port, also):
         run(
@@ -249,6 +258,8 @@ def serve_command(
             port,
             tls_cert=tls_cert,
             tls_key=tls_key,
+            # uvicorn's access log says less than --request-log: only at debug is it wanted.
+            log_level=log_level if log_level in ("debug", "error") else "warning",
             ready=lambda url: click.echo(f"trackguard gateway listening on {url}", err=True),
             limits=limits,
             stats=app.parts.connections,

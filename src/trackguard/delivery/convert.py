@@ -118,6 +118,7 @@ def to_outbox_row(
         source=source,
         route=route,
         plan_version=plan_version,
+        batch_index=op.batch_index,
     )
 
 
@@ -136,6 +137,7 @@ def _pipelines_row(
         person=person_key(op),
         payload=b'{"pipelines":' + _encode(op.body) + b"}",
         dedupe_key=op.dedupe_key,
+        batch_index=op.batch_index,
         event_name=name if isinstance(name, str) else None,
         source=source,
         route=route,
