@@ -13,6 +13,7 @@ import pytest
 
 from trackguard.contract.operations import Identifier, Operation
 from trackguard.delivery.batching import PIPELINES_BATCH_PATH, pack
+from trackguard.delivery.circuit import CircuitPolicy
 from trackguard.delivery.convert import to_outbox_row
 from trackguard.delivery.transport import (
     MockTransport,
@@ -220,3 +221,30 @@ def test_the_pipelines_transport_sends_the_write_key_and_strict_mode() -> None:
         assert repr(transport) == "HttpxTransport('https://cdp-eu.customer.io')"
     finally:
         transport.close()
+
+
+def test_a_pipelines_upstream_that_refuses_everything_opens_the_circuit(
+    store: SQLiteStore,
+) -> None:
+    line = "batch[0].event: track requires event"
+    refuse = UpstreamResponse(
+        400, (), json.dumps({"code": "invalid_request", "message": line,
+                             "meta": {"errors": [line]}}).encode()
+    )  # fmt: skip
+    store.commit([Write(outbox=tuple(p_row(i) for i in range(4)))])
+    clock = Clock()
+    worker = DeliveryWorker(
+        store,
+        MockTransport(lambda r: OK),
+        pipelines=MockTransport(lambda r: refuse),
+        circuit=CircuitPolicy(batches=1, min_items=2),
+        clock=clock,
+        sleep=clock.sleep,
+        linger=0,
+    )
+    report = worker.run_once()
+    assert (report.delivered, report.failed) == (0, 0)
+    assert store.quarantine_list() == []
+    stats = store.outbox_stats()
+    assert (stats.pending, stats.failed) == (4, 0)
+    assert worker.circuit is not None and worker.circuit.state.state == "open"
