@@ -18,6 +18,8 @@ from typing import Any
 
 import pytest
 from sdk_env import WRITE_KEY, drive_node
+from test_sdk_pipelines_cio_node import _expected as _cio_expected
+from test_sdk_pipelines_cio_node import cio_node
 from test_sdk_pipelines_node import _expected, node_sdk
 from test_sdk_pipelines_python import CALLS, PLAIN_KEY, drive, python_sdk
 
@@ -29,7 +31,7 @@ from trackguard.gateway.config import AuthConfig, Credentials
 from trackguard.http.runner import RunningServer, start_in_thread
 from trackguard.store.sqlite import open_store
 
-__all__ = ["node_sdk", "python_sdk"]  # the session fixtures that install the SDKs
+__all__ = ["cio_node", "node_sdk", "python_sdk"]  # the fixtures that install the SDKs
 
 PLAN = Path(__file__).resolve().parents[2] / "examples" / "d2c-plan.yaml"
 AT = "2024-06-01T12:00:00.123+00:00"
@@ -162,3 +164,34 @@ def test_the_node_sdk_through_the_gateway_arrives_once_unchanged(
     p.drain()
     assert p.calls() == _expected(node_sdk)
     assert p.app.parts.metrics.duplicates == len(_expected(node_sdk))
+
+
+def test_customerio_node_pipelines_client_gets_the_contracts_answers_from_the_gateway(
+    cio_node: str, through: Callable[..., Path3]
+) -> None:
+    p = through(None)
+    steps = drive_node("driver_cio_node.js", p.gateway.url)
+    assert [(s["step"], s.get("response"), s.get("error")) for s in steps] == [
+        *[(name, {}, None) for name in
+          ("identify", "track", "page", "screen", "group", "alias", "batch")],
+        ("strict bad timestamp", None, {
+            "name": "CustomerIORequestError", "statusCode": 400,
+            "message": "1 error:\n  - timestamp: must be an ISO-8601 date-time string"}),
+        ("permissive bad timestamp", {}, None),
+        ("strict wrong key", None, {
+            "name": "CustomerIORequestError", "statusCode": 401,
+            "message": "1 error:\n  - Unauthorized request"}),
+    ]  # fmt: skip
+    p.drain()
+    # Each call type arrived on its own endpoint; delivery sends them on as one /v1/batch.
+    assert p.calls() == [call for _path, call in _cio_expected(cio_node)]
+    assert {r["path"] for r in p.emulator.log.snapshot()} == {"/v1/batch"}
+    store = open_store(p.db)
+    try:
+        records = store.quarantine_list()
+    finally:
+        store.close()
+    assert sorted((r.path, r.status, r.codes) for r in records) == [
+        ("/v1/track", 200, ("timestamp_invalid",)),
+        ("/v1/track", 400, ("timestamp_invalid",)),
+    ]  # the wrong key's call is not kept
