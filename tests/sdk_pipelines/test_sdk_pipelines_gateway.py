@@ -21,7 +21,7 @@ from sdk_env import WRITE_KEY, drive_node
 from test_sdk_pipelines_cio_node import _expected as _cio_expected
 from test_sdk_pipelines_cio_node import cio_node
 from test_sdk_pipelines_node import _expected, node_sdk
-from test_sdk_pipelines_python import CALLS, PLAIN_KEY, drive, python_sdk
+from test_sdk_pipelines_python import BEARER_KEY, CALLS, PLAIN_KEY, drive, python_sdk
 
 from trackguard import __version__
 from trackguard.emulator.app import Emulator, create_emulator
@@ -66,8 +66,8 @@ class Path3:
 def through(tmp_path: Path) -> Iterator[Callable[..., Path3]]:
     made: list[tuple[RunningServer, RunningServer, Emulator]] = []
 
-    def make(plan: Path | None) -> Path3:
-        emulator = create_emulator("site", "key", write_key=PLAIN_KEY)
+    def make(plan: Path | None, key: str = PLAIN_KEY) -> Path3:
+        emulator = create_emulator("site", "key", write_key=key)
         upstream = start_in_thread(emulator)
         options = GatewayOptions(
             plan=plan,
@@ -75,7 +75,7 @@ def through(tmp_path: Path) -> Iterator[Callable[..., Path3]]:
             upstream=upstream.url,
             pipelines_upstream=upstream.url,
         )
-        auth = AuthConfig(upstream=Credentials("site", "key"), pipelines_key=PLAIN_KEY)
+        auth = AuthConfig(upstream=Credentials("site", "key"), pipelines_key=key)
         app = create_gateway(options, auth)
         gateway = start_in_thread(app)
         made.append((gateway, upstream, emulator))
@@ -88,11 +88,12 @@ def through(tmp_path: Path) -> Iterator[Callable[..., Path3]]:
         emulator.close()
 
 
+@pytest.mark.parametrize("key", [PLAIN_KEY, BEARER_KEY], ids=["basic", "bearer"])
 def test_every_call_type_arrives_once_unchanged_and_a_resend_is_delivered_once(
-    python_sdk: Path, through: Callable[..., Path3]
+    python_sdk: Path, through: Callable[..., Path3], key: str
 ) -> None:
-    p = through(None)
-    assert drive(python_sdk, p.gateway, PLAIN_KEY, "calls", "--strict") == []
+    p = through(None, key)  # the SDK sends Bearer for an sk_us_ key; delivery sends Basic
+    assert drive(python_sdk, p.gateway, key, "calls", "--strict") == []
     p.drain()
     assert p.calls() == CALLS  # messageIds, timestamps, context and integrations as sent
     requests = p.emulator.log.snapshot()
@@ -103,7 +104,7 @@ def test_every_call_type_arrives_once_unchanged_and_a_resend_is_delivered_once(
     sent = len(requests)
     # The SDK resends a batch with the same messageIds when it retries: the gateway answers
     # 200 and delivers nothing again.
-    assert drive(python_sdk, p.gateway, PLAIN_KEY, "calls") == []
+    assert drive(python_sdk, p.gateway, key, "calls") == []
     p.drain()
     assert p.calls() == CALLS
     assert len(p.emulator.log.snapshot()) == sent
