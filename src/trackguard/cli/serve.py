@@ -157,7 +157,7 @@ def serve_command(
     resolve(host, port)
     options = GatewayOptions(
         plan=plan,
-        db=Path(db),
+        db=db,
         upstream=upstream,
         upstream_ca=upstream_ca,
         strict=strict,

@@ -34,7 +34,8 @@ class GatewayOptions:
     """Everything ``trackguard serve`` can be told (secrets come from ``auth``, never flags)."""
 
     plan: Path | None = None
-    db: Path = Path("trackguard.db")
+    #: A SQLite path, ``sqlite:///path`` or ``postgresql://…`` (``open_store``).
+    db: Path | str = Path("trackguard.db")
     upstream: str = DEFAULT_UPSTREAM
     upstream_ca: str | None = None
     strict: bool = False
@@ -132,8 +133,14 @@ def create_gateway(
             metrics.registry.register(pruner.collector())
         delivery = Delivery(run, transport.close)
     snapshot = lambda: worker.metrics.snapshot() if worker else None  # noqa: E731
+    # The monitor's tables live in a SQLite store's file; beside a PostgreSQL store they are
+    # kept in this process's memory (docs/operations.md: not yet shared between gateways).
     monitor = build_monitor(
-        options.db, None, clock=clock, delivery_snapshot=snapshot, config=alerts
+        options.db if isinstance(store, SQLiteStore) else ":memory:",
+        None,
+        clock=clock,
+        delivery_snapshot=snapshot,
+        config=alerts,
     )
     metrics.bind_store(store.outbox_stats, committer, snapshot)
     metrics.bind_events(monitor.collector())

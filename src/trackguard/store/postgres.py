@@ -45,6 +45,7 @@ from trackguard.store.base import (
     QuarantineRecord,
     StoreClosed,
     StoreError,
+    StoreNotFound,
     Write,
 )
 from trackguard.store.queries import _OUTBOX_COLUMNS, StoreReads, _outbox_row
@@ -260,6 +261,7 @@ class PostgresStore(StoreReads):
     """The :class:`~trackguard.store.base.Store` in a PostgreSQL schema (module docstring).
 
     ``lease_seconds`` is how long :meth:`lease` claims rows (as for SQLite).
+    Without ``create``, a schema that holds no store is :class:`StoreNotFound`.
     ``connect_timeout`` bounds each connection attempt; ``pool_size`` bounds the connections
     this store holds (a call waits for a free one when all are busy).
     """
@@ -274,12 +276,15 @@ class PostgresStore(StoreReads):
         lease_seconds: float = 60.0,
         connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
         pool_size: int = DEFAULT_POOL_SIZE,
+        create: bool = True,
     ) -> None:
         if pool_size < 1:
             raise StoreError("pool_size must be >= 1")
         self._conninfo, url_schema = split_url(url)
         self.schema = schema or url_schema or "public"
         self.name = display_url(url)
+        #: The store in messages: the URL, and the schema when the URL does not name it.
+        self.where = self.name if url_schema else f"{self.name} (schema {self.schema})"
         self.lease_seconds = lease_seconds
         self._connect_timeout = max(1, round(connect_timeout))
         self._closed = False
@@ -289,7 +294,7 @@ class PostgresStore(StoreReads):
         self._idle: list[psycopg.Connection[Any]] = []
         self._lock_key = zlib.crc32(self.schema.encode()) - 2**31
         try:
-            self._migrate()
+            self._migrate(create)
         except BaseException:
             self.close()
             raise
@@ -358,7 +363,9 @@ class PostgresStore(StoreReads):
         with self._connection() as conn:
             return conn.execute(query, params).fetchall()
 
-    def _migrate(self) -> None:
+    def _migrate(self, create: bool) -> None:
+        """Create or upgrade the schema; without ``create`` a schema with no store in it is
+        :class:`StoreNotFound` (commands that only read never create one)."""
         with self._transaction(_MIGRATE_LOCK) as cur:
             cur.execute(
                 sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(self.schema))
@@ -366,14 +373,16 @@ class PostgresStore(StoreReads):
             cur.execute("CREATE TABLE IF NOT EXISTS schema_version (version integer NOT NULL)")
             row = cur.execute("SELECT max(version) FROM schema_version").fetchone()
             found = int(row[0]) if row and row[0] is not None else 0
+            if found == 0 and not create:
+                raise StoreNotFound(self.where)
             if found > SCHEMA_VERSION:
                 raise StoreError(
-                    f"{self.name} (schema {self.schema}): schema version {found} is newer than"
+                    f"{self.where}: schema version {found} is newer than"
                     f" this trackguard understands ({SCHEMA_VERSION}); upgrade trackguard"
                 )
             if found == 0 and cur.execute("SELECT to_regclass('outbox')").fetchone() != (None,):
                 raise StoreError(
-                    f"{self.name} (schema {self.schema}): has an outbox table but no"
+                    f"{self.where}: has an outbox table but no"
                     " schema_version: not a trackguard store; use another schema"
                 )
             for step in _MIGRATIONS[found:]:

@@ -829,7 +829,7 @@ def open_store(
             raise StoreError(
                 f"{scheme}:// stores need psycopg: pip install 'trackguard[postgres]'"
             ) from None
-        return PostgresStore(os.fspath(target))
+        return PostgresStore(os.fspath(target), create=create and not readonly)
     raise StoreError(
         f"{target!r}: unsupported store URL (use a path, sqlite:///path or postgresql://...)"
     )
