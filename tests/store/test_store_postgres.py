@@ -14,7 +14,8 @@ import pytest
 from store_kinds import lease_case, pg_url
 
 from trackguard.store import OutboxRow, StoreClosed, StoreError, Write, open_store
-from trackguard.store.postgres import SCHEMA_VERSION, PostgresStore, display_url, split_url
+from trackguard.store.postgres import SCHEMA_VERSION, PostgresStore
+from trackguard.store.urls import display_url, split_url
 
 
 def row(person: str, **kw: object) -> OutboxRow:

@@ -35,7 +35,6 @@ import zlib
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, Final
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import psycopg
 from psycopg import sql
@@ -50,6 +49,7 @@ from trackguard.store.base import (
 )
 from trackguard.store.queries import _OUTBOX_COLUMNS, StoreReads, _outbox_row
 from trackguard.store.sqlite import _outbox_params, _quarantine_params, derived_row
+from trackguard.store.urls import display_url, split_url
 
 #: The schema version this code writes (``schema_version.version``).
 SCHEMA_VERSION: Final = 1
@@ -234,27 +234,6 @@ _CLAIM_SWEEP_EVERY: Final = 1000
 DEFAULT_CONNECT_TIMEOUT: Final = 5.0
 #: Connections one store keeps at most (commits, leases and reads of its threads).
 DEFAULT_POOL_SIZE: Final = 8
-
-
-def split_url(url: str) -> tuple[str, str | None]:
-    """The libpq URL without trackguard's ``schema`` parameter, and that schema (or None)."""
-    parts = urlsplit(url)
-    query = parse_qsl(parts.query, keep_blank_values=True)
-    schemas = [v for k, v in query if k == "schema"]
-    rest = urlencode([(k, v) for k, v in query if k != "schema"])
-    return urlunsplit(parts._replace(query=rest)), (schemas[-1] if schemas else None)
-
-
-def display_url(url: str) -> str:
-    """The URL without its password, for messages and logs."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    netloc = f"{parts.username}@{host}" if parts.username else host
-    if parts.port is not None:
-        netloc += f":{parts.port}"
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 class PostgresStore(StoreReads):
