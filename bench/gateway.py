@@ -9,6 +9,11 @@ both on loopback. Each figure is the median of ``--repeats`` runs. Not a test: r
 Targets (issue 3): >= 5,000 requests/s on one core, >= 50% of the do-nothing app,
 p99 <= 25 ms at half of peak load, >= 100 events per upstream batch under load, gateway
 memory under 150 MB.
+
+With ``--pg-url postgresql://user@host/db`` the gateway also runs on PostgreSQL beside SQLite
+(``--stores-only``: only that): requests/s, requests/s per busy core (the gateway's CPU plus
+its PostgreSQL backends'), p99 at peak and at half of peak. Targets (issue 13): PostgreSQL
+>= 50% of SQLite's requests/s, p99 <= 25 ms at half load.
 """
 
 from __future__ import annotations
@@ -171,7 +176,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         return requests[n % len(requests)]
 
     report: dict[str, Any] = {"machine": machine_info(1), "servers": {}}
-    for server in args.servers:
+    for server in [] if args.stores_only else args.servers:
         row: dict[str, Any] = {}
         noop = Server(server, "noop", {})
         try:
@@ -206,9 +211,87 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             finally:
                 gw.stop()
         report["servers"][server] = row
+    if args.stores_only:
+        report["stores"] = _stores(args, make)
+        return report
     report["state_cost"] = _state_cost(args, make)
     report["delivery"] = _delivery(args, make)
+    if args.pg_url:
+        report["stores"] = _stores(args, make)
     return report
+
+
+def _cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU seconds the processes used so far (``/proc/PID/stat``)."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # a backend that ended meanwhile
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def _backends(url: str, application: str) -> list[int]:
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE application_name = %s", (application,)
+        ).fetchall()
+    return [int(pid) for (pid,) in rows]
+
+
+def _stores(args: argparse.Namespace, make: Any) -> dict[str, Any]:
+    """The gateway (first server, example plan, durable commits, no delivery) on a SQLite file
+    and on PostgreSQL: peak requests/s, requests/s per busy core (the gateway's CPU seconds
+    plus, for PostgreSQL, its backends' CPU seconds), and latency at half of each one's peak."""
+    import uuid
+
+    import psycopg
+
+    server = args.servers[0]
+    out: dict[str, Any] = {}
+    schema = f"bench_{uuid.uuid4().hex[:12]}"
+    application = f"tg-bench-{schema}"
+    sep = "&" if "?" in args.pg_url else "?"
+    pg = f"{args.pg_url}{sep}schema={schema}&application_name={application}"
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            for label, db in (("SQLite", f"{tmp}/tg.db"), ("PostgreSQL", pg)):
+                gw = Server(server, "gateway", {"TG_BENCH_DB": db, "TG_BENCH_PLAN": str(PLAN)})
+                try:
+                    runs, cores = [], []
+                    for _ in range(args.repeats):
+                        pids = [gw.proc.pid]
+                        if label == "PostgreSQL":
+                            pids += _backends(args.pg_url, application)
+                        before = _cpu_seconds(pids)
+                        result = peak(
+                            gw.port, make, connections=args.connections, seconds=args.seconds
+                        )
+                        busy = _cpu_seconds(pids) - before
+                        runs.append(result)
+                        cores.append(result.requests / busy if busy else float("nan"))
+                    row: dict[str, Any] = {
+                        "rps": _median(runs, "rps"),
+                        "rps_per_busy_core": statistics.median(cores),
+                        "p99_ms": _median(runs, "p99_ms"),
+                        "errors": sum(r.errors for r in runs),
+                    }
+                    half = [
+                        at_rate(gw.port, make, rate=row["rps"] / 2, seconds=args.seconds)
+                        for _ in range(args.repeats)
+                    ]
+                    row["half_p99_ms"] = _median(half, "p99_ms")
+                    out[label] = row
+                finally:
+                    gw.stop()
+    finally:
+        with psycopg.connect(args.pg_url, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    return out
 
 
 def _state_cost(args: argparse.Namespace, make: Any) -> dict[str, Any]:
@@ -289,6 +372,26 @@ def _delivery(args: argparse.Namespace, make: Any) -> dict[str, Any]:
     }
 
 
+def _print_stores(stores: dict[str, Any]) -> None:
+    print(
+        f"{'store':<11} {'req/s':>7} {'req/s per busy core':>20} {'p99 ms':>7}"
+        f" {'p99 ms @half':>13} {'errors':>7} {'vs SQLite':>10}"
+    )
+    base = stores["SQLite"]
+    for label, r in stores.items():
+        print(
+            f"{label:<11} {r['rps']:>7,.0f} {r['rps_per_busy_core']:>20,.0f} {r['p99_ms']:>7.2f}"
+            f" {r['half_p99_ms']:>13.2f} {r['errors']:>7} {r['rps'] / base['rps']:>10.0%}"
+        )
+    pg = stores["PostgreSQL"]
+    checks = [
+        ("PostgreSQL >= 50% of SQLite req/s", pg["rps"] >= base["rps"] / 2),
+        ("PostgreSQL p99 <= 25 ms at half load", pg["half_p99_ms"] <= 25),
+    ]
+    for label, ok in checks:
+        print(f"target {label}: {'PASS' if ok else 'FAIL'}")
+
+
 def _print(report: dict[str, Any]) -> None:
     m = report["machine"]
     print(
@@ -296,6 +399,11 @@ def _print(report: dict[str, Any]) -> None:
         f"Python {m.get('python')}; server pinned to CPU 0, load generator to CPU 1"
     )
     print()
+    if "stores" in report:
+        _print_stores(report["stores"])
+        print()
+    if "state_cost" not in report:
+        return
     header = (
         f"{'server':<9} {'noop req/s':>11} {'gateway req/s':>14} {'ratio':>6} "
         f"{'p50 ms':>7} {'p99 ms':>7} {'@half req/s':>12} {'p50 ms':>7} {'p99 ms':>7} "
@@ -349,6 +457,14 @@ def main() -> None:
     parser.add_argument("--delivery-load", type=float, default=2000.0)
     parser.add_argument("--upstream-rate", type=float, default=100.0)
     parser.add_argument("--json", action="store_true", help="Print the report as JSON.")
+    parser.add_argument(
+        "--pg-url",
+        default="",
+        help="Also run the gateway on PostgreSQL (in a schema of its own) beside SQLite.",
+    )
+    parser.add_argument(
+        "--stores-only", action="store_true", help="Only the SQLite/PostgreSQL comparison."
+    )
     args = parser.parse_args()
     report = run(args)
     if args.json:

@@ -249,3 +249,21 @@ def test_urls_split_and_shown_without_password() -> None:
 
 def test_pg_url_is_the_test_server() -> None:
     assert pg_url().endswith("@127.0.0.1:5432/test")
+
+
+def test_the_urls_application_name_wins_and_a_bad_parameter_is_one_error(
+    url_schema: tuple[str, str],
+) -> None:
+    url, schema = url_schema
+    s = PostgresStore(f"{url}?schema={schema}&application_name=tg-{schema}")
+    try:
+        ((pid,),) = s._read("SELECT pg_backend_pid()")
+        assert admin(url, f"SELECT application_name FROM pg_stat_activity WHERE pid = {pid}") == [
+            (f"tg-{schema}",)
+        ]
+    finally:
+        s.close()
+    bad = f"{url}?sslmode=require&bogus=1"
+    with pytest.raises(StoreError) as e:
+        PostgresStore(bad)
+    assert str(e.value) == f'{bad}: not a PostgreSQL URL: invalid URI query parameter: "bogus"'

@@ -38,6 +38,7 @@ from typing import Any, Final
 
 import psycopg
 from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict
 
 from trackguard.store.base import (
     OutboxRow,
@@ -260,6 +261,11 @@ class PostgresStore(StoreReads):
         if pool_size < 1:
             raise StoreError("pool_size must be >= 1")
         self._conninfo, url_schema = split_url(url)
+        try:  # the URL's application_name wins (pg_stat_activity tells processes apart)
+            given = "application_name" in conninfo_to_dict(self._conninfo)
+        except psycopg.Error as e:
+            raise StoreError(f"{display_url(url)}: not a PostgreSQL URL: {_reason(e)}") from None
+        self._application: dict[str, Any] = {} if given else {"application_name": "trackguard"}
         self.schema = schema or url_schema or "public"
         self.name = display_url(url)
         #: The store in messages: the URL, and the schema when the URL does not name it.
@@ -289,7 +295,7 @@ class PostgresStore(StoreReads):
                 self._conninfo,
                 autocommit=True,
                 connect_timeout=self._connect_timeout,
-                application_name="trackguard",
+                **self._application,
             )
         except psycopg.Error as e:
             raise StoreError(f"{self.name}: cannot connect to PostgreSQL: {_reason(e)}") from None
