@@ -8,9 +8,11 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import msgspec
+import psycopg
 import pytest
 from click.testing import CliRunner
 
@@ -39,7 +41,10 @@ def replicas(pg_schema: tuple[str, str]) -> Iterator[Callable[..., Replica]]:
 
     def make(plan: Path | None = None) -> Replica:
         options = GatewayOptions(
-            plan=plan, db=f"{url}?schema={schema}", deliver=False, identity_refresh=0.05
+            plan=plan,
+            db=f"{url}?schema={schema}&application_name=tg-{schema}",
+            deliver=False,
+            identity_refresh=0.05,
         )
         app = create_gateway(options, AuthConfig(upstream=Credentials(SITE_ID, API_KEY)))
         server = start_in_thread(app)
@@ -95,9 +100,12 @@ def test_an_unreachable_database_is_503_and_not_ready_then_both_recover(
     assert client.get("/readyz").status_code == 200
     store = store_of(app)
     reachable = store._conninfo
-    store._conninfo = "postgresql://postgres@127.0.0.1:1/test"  # the server goes away
-    for conn in store._idle:
-        conn.close()  # and with it every connection
+    store._conninfo = "postgresql://postgres@127.0.0.1:1/test"  # the server goes away...
+    with psycopg.connect(reachable.split("?")[0], autocommit=True) as admin:  # ...and its links
+        admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s",
+            (f"tg-{store.schema}",),
+        )
     r = client.post("/api/v1/customers/42/events", json=event("/b"))
     assert r.status_code == 503, r.text
     ready = client.get("/readyz")
@@ -148,3 +156,34 @@ def test_outbox_commands_read_a_postgresql_store_and_never_create_one(
     assert result.exit_code == 0, result.stderr
     stats = msgspec.json.decode(result.stdout)
     assert (stats["pending"], stats["delivered"], stats["failed"]) == (1, 0, 0)
+
+
+def test_deliver_once_sends_a_postgresql_outbox_to_the_emulator(
+    pg_schema: tuple[str, str], emu: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url, schema = pg_schema
+    target = f"{url}?schema={schema}"
+    item = {
+        "type": "person",
+        "action": "event",
+        "identifiers": {"id": "cus_9"},
+        "name": "page_viewed",
+        "timestamp": 1_764_000_000,
+    }
+    store = PostgresStore(target)
+    try:
+        rows = tuple(
+            OutboxRow(received_at=1.0, person="id:cus_9", payload=msgspec.json.encode({"v2": item}))
+            for _ in range(3)
+        )
+        store.commit([Write(outbox=rows)])
+    finally:
+        store.close()
+    monkeypatch.setenv("TRACKGUARD_SITE_ID", emu.site_id)
+    monkeypatch.setenv("TRACKGUARD_API_KEY", emu.api_key)
+    result = CliRunner().invoke(cli, ["deliver", "--once", "--db", target, "--upstream", emu.url])
+    assert (result.exit_code, result.stdout) == (
+        0,
+        "delivered 3, quarantined 0, retried 0; 0 pending\n",
+    )
+    assert [e["name"] for e in emu.events()] == ["page_viewed"] * 3
