@@ -4,7 +4,10 @@
 server. ``gateway`` is the real gateway; ``TG_BENCH_DB``, ``TG_BENCH_PLAN``,
 ``TG_BENCH_UPSTREAM`` (empty: no delivery), ``TG_BENCH_SYNC`` (FULL or NORMAL) and
 ``TG_BENCH_STATELESS=1`` (no dedupe claims) configure it; ``TG_BENCH_DB`` may be a
-``postgresql://`` URL.
+``postgresql://`` URL. ``serve`` runs an app as
+``trackguard serve`` does, with the connection limits; ``TG_BENCH_MAX_CONNECTIONS``,
+``TG_BENCH_ADMIN_PORT``, ``TG_BENCH_REFUSE=503`` and ``TG_BENCH_PROTOCOL=uvicorn`` (uvicorn's own
+httptools protocol, without the limits: the baseline) configure it.
 """
 
 from __future__ import annotations
@@ -13,8 +16,13 @@ import os
 from pathlib import Path
 from typing import Any
 
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from trackguard.gateway.app import Gateway
 from trackguard.gateway.build import GatewayOptions, create_gateway
 from trackguard.gateway.config import AuthConfig, Credentials
+from trackguard.http import guard, runner
+from trackguard.http.limits import ConnectionLimits, ConnectionStats
 
 SITE_ID = "bench-site"
 API_KEY = "bench-key"
@@ -59,3 +67,21 @@ def gateway() -> Any:
     if os.environ.get("TG_BENCH_STATELESS") == "1":
         app.parts.dedupe = None  # no dedupe claims: the baseline for their cost
     return app
+
+
+def serve(factory: str, port: int) -> None:
+    """Serve ``factory``'s app on ``port`` through trackguard's runner, until SIGTERM."""
+    app = globals()[factory]()
+    guard.REFUSE_WITH_503 = os.environ.get("TG_BENCH_REFUSE") == "503"
+    if os.environ.get("TG_BENCH_PROTOCOL") == "uvicorn":
+        runner.protocol_class = lambda limits, stats: HttpToolsProtocol  # type: ignore[assignment,misc,return-value]
+    admin = os.environ.get("TG_BENCH_ADMIN_PORT")
+    max_connections = int(os.environ.get("TG_BENCH_MAX_CONNECTIONS", "1000"))
+    runner.run(
+        app,
+        "127.0.0.1",
+        port,
+        limits=ConnectionLimits(max_connections=max_connections),
+        stats=app.parts.connections if isinstance(app, Gateway) else ConnectionStats(),
+        admin_listen=("127.0.0.1", int(admin)) if admin else None,
+    )

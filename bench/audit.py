@@ -327,6 +327,7 @@ def worker_trackguard(path: Path) -> dict[str, Any]:
         "lines": t.records + t.blank,
         "bytes": t.bytes,
         "peak_rss_mib": peak_rss_mib(),
+        "digest": _report_digest(report),
         "requests": t.requests,
         "findings": len(report.findings),
         "drift": len(report.drift),
@@ -474,7 +475,41 @@ def worker_stages(path: Path) -> dict[str, Any]:
     }
 
 
+def _report_digest(report: Any) -> str:
+    """The JSON report without its timing field, hashed: equal for every ``--jobs``."""
+    import hashlib
+
+    from trackguard.audit.report_json import render_json
+
+    doc = msgspec.json.decode(render_json(report))
+    doc["report"]["totals"]["seconds"] = 0
+    return hashlib.sha256(msgspec.json.encode(doc)).hexdigest()[:16]
+
+
+def worker_jobs(path: Path, jobs: int) -> dict[str, Any]:
+    """``run_audit([log], jobs=N)`` on every core this benchmark may use (not pinned)."""
+    from trackguard.audit import run_audit
+
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, set(json.loads(os.environ["TG_BENCH_CPUS"])))
+    wall, cpu = time.perf_counter(), time.process_time()
+    run = run_audit([path], now=T0, jobs=jobs)
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    worker_rss = children.ru_maxrss / 1024  # the largest worker's peak (KiB on Linux)
+    return {
+        "wall_s": wall,
+        "cpu_s": cpu + children.ru_utime + children.ru_stime,
+        "lines": run.report.totals.records + run.report.totals.blank,
+        "peak_rss_mib": peak_rss_mib(),
+        "worker_peak_rss_mib": worker_rss if jobs > 1 else None,
+        "digest": _report_digest(run.report),
+    }
+
+
 WORKERS = {
+    "jobs1": lambda path: worker_jobs(path, 1),
+    "jobs2": lambda path: worker_jobs(path, 2),
     "trackguard": worker_trackguard,
     "duckdb_census": worker_duckdb_census,
     "duckdb": worker_duckdb,
@@ -557,6 +592,65 @@ def _print_sanity(
     )
 
 
+def _print_jobs(
+    jobs: dict[str, list[dict[str, Any]]],
+    pinned: list[dict[str, Any]],
+    census: list[dict[str, Any]],
+    size: int,
+    key: str,
+    load: tuple[float, float, float],
+) -> None:
+    """``--jobs 1`` and ``--jobs 2`` on every allowed core, beside the DuckDB audit census."""
+    cores = len(json.loads(os.environ.get("TG_BENCH_CPUS", "[0]")))
+    one = size / 1e6 / _median(jobs["jobs1"], key)
+    duck = size / 1e6 / _median(census, key)
+    rows = []
+    for kind, n in (("jobs1", 1), ("jobs2", 2)):
+        mb = size / 1e6 / _median(jobs[kind], key)
+        worker = [r["worker_peak_rss_mib"] for r in jobs[kind] if r["worker_peak_rss_mib"]]
+        rows.append(
+            [
+                f"trackguard audit --jobs {n}",
+                f"{mb:,.1f}",
+                fmt_ratio(mb / one),
+                f"{0.8 * n:.1f}",
+                f"{max(r['peak_rss_mib'] for r in jobs[kind]):.0f}",
+                f"{max(worker):.0f}" if worker else "-",
+                fmt_ratio(mb / duck),
+            ]
+        )
+    rows.append([ENGINES["duckdb_census"], f"{duck:,.1f}", "", "", "", "", "1.00x"])
+    digests = {r["digest"] for r in [*pinned, *jobs["jobs1"], *jobs["jobs2"]]}
+    print(
+        f"\n--jobs on {cores} allowed cores (not pinned), load average {load[0]:.2f} "
+        f"{load[1]:.2f} {load[2]:.2f} at the end:"
+    )
+    print(
+        render_table(
+            [
+                "engine",
+                "MB/s",
+                "vs --jobs 1",
+                "target",
+                "parent RSS MiB",
+                "worker RSS MiB",
+                "vs duckdb",
+            ],
+            rows,
+        )
+    )
+    cpu = {kind: _median(jobs[kind], "cpu_s") for kind in jobs}
+    print(
+        f"CPU seconds, all processes: --jobs 1 {cpu['jobs1']:.2f}, --jobs 2 {cpu['jobs2']:.2f} "
+        f"(+{cpu['jobs2'] / cpu['jobs1'] - 1:.0%}: forking, splitting, merging); with 2 idle "
+        f"cores --jobs 2 would run at {2 * cpu['jobs1'] / cpu['jobs2']:.2f}x --jobs 1"
+    )
+    print(
+        f"reports of the pinned run, --jobs 1 and --jobs 2: "
+        f"{'identical' if len(digests) == 1 else 'DIFFER'} (JSON without timing, sha256)"
+    )
+
+
 def _counts(counts: dict[str, int]) -> str:
     return ", ".join(f"{k} {fmt_int(n)}" for k, n in sorted(counts.items(), key=lambda kv: -kv[1]))
 
@@ -578,6 +672,8 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON document")
     parser.add_argument("--worker", nargs=2, metavar=("KIND", "FILE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if not args.worker and hasattr(os, "sched_getaffinity"):  # for the --jobs rows
+        os.environ["TG_BENCH_CPUS"] = json.dumps(sorted(os.sched_getaffinity(0)))
     pinned = pin_to_one_core()
     if args.worker:
         kind, file = args.worker
@@ -594,8 +690,9 @@ def main() -> None:
         sample = Path(tmp) / "sample.jsonl"
         head(log, sample, min(1.0, 30e6 / size))
         runs: dict[str, list[dict[str, Any]]] = {kind: [] for kind in ENGINES}
+        jobs: dict[str, list[dict[str, Any]]] = {"jobs1": [], "jobs2": []}
         for _ in range(args.repeats):  # round robin: a busy machine slows every engine alike
-            for kind, engine_runs in runs.items():
+            for kind, engine_runs in [*runs.items(), *jobs.items()]:
                 engine_runs.append(run_worker(kind, log))
         small = run_worker("trackguard", quarter)
         stages = run_worker("stages", sample)
@@ -626,6 +723,7 @@ def main() -> None:
         "clock": args.clock,
         "duckdb_memory_limit": DUCKDB_MEMORY_LIMIT,
         **runs,
+        **jobs,
         "quarter": small,
         "stages_cpu_s": stages,
         "loadavg": load,
@@ -665,6 +763,7 @@ def main() -> None:
             ["engine", "MB/s", "lines/s", "seconds", "peak RSS MiB", "vs trackguard"], rows
         )
     )
+    _print_jobs(jobs, runs["trackguard"], runs["duckdb_census"], size, key, load)
     total = stages["audit"]
     print(
         f"\nwhere trackguard's CPU time goes ({sample.name}: first "

@@ -58,6 +58,9 @@ def _pin(cpu: int) -> None:
 
 
 def _command(server: str, factory: str, port: int) -> list[str]:
+    if server == "trackguard":  # what `trackguard serve` runs: uvicorn with the limits' guard
+        serve = "import sys, _apps; _apps.serve(sys.argv[1], int(sys.argv[2]))"
+        return [sys.executable, "-c", serve, factory, str(port)]
     if server == "uvicorn":
         return [
             sys.executable,
@@ -450,7 +453,7 @@ def _print(report: dict[str, Any]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--servers", nargs="+", default=["uvicorn", "granian"])
+    parser.add_argument("--servers", nargs="+", default=["uvicorn", "trackguard", "granian"])
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--connections", type=int, default=32)

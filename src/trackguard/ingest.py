@@ -161,21 +161,38 @@ def to_write(
 ) -> Write:
     """Everything one request commits: its accepted operations and its quarantine records.
 
-    With a ``dedupe`` policy the store drops events it has seen within the policy's windows.
+    With a ``dedupe`` policy the store drops events the same person sent before within the
+    policy's windows, and keeps in the quarantine an event whose key another person holds.
     Every outbox row and quarantine record carries the verdict's route key and plan version.
     """
     links, anonymous, anonymous_links = learned(verdict)
+    outbox = to_outbox_rows(
+        verdict.operations,
+        received_at=received_at,
+        source=request.source,
+        dedupe=dedupe,
+        route=verdict.route,
+        plan_version=verdict.plan_version,
+    )
+    kept_as = None
+    if any(row.claim_until is not None for row in outbox):
+        kept_as = QuarantineRecord(
+            kind="plan",
+            received_at=received_at,
+            method=request.method,
+            path=request.path,
+            headers=redact_headers(request.headers),
+            body=request.body,
+            source=request.source,
+            plan_version=verdict.plan_version,
+            route=verdict.route,
+            status=verdict.status,
+        )
     return Write(
         links=links,
         anonymous=anonymous,
         anonymous_links=anonymous_links,
-        outbox=to_outbox_rows(
-            verdict.operations,
-            received_at=received_at,
-            source=request.source,
-            dedupe=dedupe,
-            route=verdict.route,
-            plan_version=verdict.plan_version,
-        ),
+        outbox=outbox,
         quarantine=tuple(quarantine_records(request, verdict, received_at)),
+        kept_as=kept_as,
     )

@@ -16,7 +16,7 @@ import click
 import pytest
 import trustme
 from click.testing import CliRunner, Result
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from trackguard.cli import main
@@ -539,6 +539,8 @@ def test_the_docs_name_every_json_field(db: Path, command: str, args: list[str])
     max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(st.lists(st.tuples(st.text(max_size=300), st.integers()), min_size=1, max_size=20))
+@example([("\u2028", 0)])  # a line separator: splitlines ends a line there
+@example([("0\x1f\u20290", 1)])
 def test_a_piped_table_is_one_whole_row_per_line(
     capsys: pytest.CaptureFixture[str], rows: list[tuple[str, int]]
 ) -> None:

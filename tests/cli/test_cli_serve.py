@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -20,7 +21,7 @@ def captured(monkeypatch: pytest.MonkeyPatch) -> list[GatewayOptions]:
 
     def create(options: GatewayOptions) -> object:
         seen.append(options)
-        return object()
+        return SimpleNamespace(parts=SimpleNamespace(connections=None))
 
     def run(*args: Any, **kwargs: Any) -> None:
         return None

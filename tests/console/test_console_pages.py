@@ -315,3 +315,10 @@ def test_a_sparse_filter_stops_at_its_scan_budget_and_goes_on(
     assert found == expected
     assert len(found) == 3
     assert pages == 4  # 27 ids, 8 per page
+
+
+def test_the_overview_refreshes_by_itself(console: ConsoleFactory) -> None:
+    html = _get(console().url, "/").text
+    assert '<meta http-equiv="refresh" content="60">' in html
+    assert 'data-refresh="30"' in html
+    assert '<meta http-equiv="refresh"' not in _get(console().url, "/quarantine").text

@@ -7,6 +7,9 @@ import trackguard.delivery as delivery
 
 def test_all_is_pinned_and_sorted() -> None:
     assert delivery.__all__ == [
+        "Circuit",
+        "CircuitPolicy",
+        "CircuitState",
         "ConnectFailed",
         "DeliveryMetrics",
         "DeliveryReport",

@@ -123,3 +123,40 @@ def test_runs_as_a_process_until_sigterm(
     assert KEY not in stderr
     with httpx.Client(base_url=server.url) as client:
         assert client.get("/_emulator/stats").json()["people"] == 3
+
+
+def test_no_circuit_quarantines_what_an_upstream_refusing_everything_refuses(
+    emulator: tuple[Emulator, RunningServer], tmp_path: Path
+) -> None:
+    """One batch of five rows, every one refused: with the circuit breaker the rows are held
+    in the outbox (one bad batch is not yet evidence); with --no-circuit they are quarantined
+    at once, as before the breaker."""
+    emu, server = emulator
+    emu.faults.update({"status": 400})
+    results = {}
+    for flags in ([], ["--no-circuit"]):
+        db = tmp_path / f"outbox{len(flags)}.db"
+        fill(db, 5)
+        args = ["--db", str(db), "--upstream", server.url, "--once", *flags]
+        result = CliRunner().invoke(deliver_command, args, env=ENV)
+        store = SQLiteStore(db)
+        try:
+            errors = sorted({(r.state, (r.last_error or "")[:5]) for r in store.outbox_list()})
+            kept = store.quarantine_count()
+        finally:
+            store.close()
+        results[" ".join(flags) or "circuit"] = (result.exit_code, result.output, errors, kept)
+    assert results == {
+        "circuit": (
+            0,
+            "delivered 0, quarantined 0, retried 5; 5 pending\n",
+            [("pending", "held:")],
+            0,
+        ),
+        "--no-circuit": (
+            0,
+            "delivered 0, quarantined 5, retried 0; 0 pending\n",
+            [("failed", "Bad R")],  # Customer.io's "Bad Request", as the emulator says it
+            5,
+        ),
+    }

@@ -264,3 +264,48 @@ def test_cli_reports_replayed_and_dropped_apart(tmp_path: Path) -> None:
         "6 records: replayed 3, dropped 3 as duplicates (sent before, or earlier in this"
         " replay), 0 still invalid"
     )
+
+
+def test_dry_run_previews_a_key_another_person_claims_earlier_in_the_run(tmp_path: Path) -> None:
+    """Three quarantined orders with one order id: cus_1's, cus_2's and cus_1's retry. Nothing
+    holds the key before the replay; the first record claims it, so the second is a
+    dedupe_key_conflict (still invalid, not queued) and the third a duplicate, in the dry run
+    exactly as in the real run."""
+    db = tmp_path / "tg.db"
+    at = time.time() - 3600
+    store = SQLiteStore(db, synchronous="NORMAL")
+    try:
+        body = {"name": "Order Placed", "data": {"order_id": "C-1", "amount": "10.00"}}
+        for n, person in enumerate(("cus_1", "cus_2", "cus_1")):
+            _send(store, "POST", f"/api/v1/customers/{person}/events", body, at + n)
+    finally:
+        store.close()
+    fix_file = tmp_path / "fixes.yaml"
+    fix_file.write_text(FIXES)
+    fixes = load_fixes(fix_file)
+    message = (
+        "dedupe key 'order_completed:C-1' is claimed by id:cus_1; this event of id:cus_2 is"
+        " kept, not delivered"
+    )
+
+    dry = replay(db, PLAN, None, fixes, dry_run=True)
+    outcomes = [(i.id, i.outcome, i.codes) for i in dry.items]
+    assert outcomes == [
+        (1, "replayed", ()),
+        (2, "still_invalid", ("dedupe_key_conflict",)),
+        (3, "duplicate", ()),
+    ]
+    assert dry.items[1].reason == message
+    assert (dry.replayed, dry.duplicates, dry.still_invalid) == (1, 1, 1)
+    assert _states(db) == ["quarantined"] * 3
+
+    real = replay(db, PLAN, None, fixes)
+    assert [(i.id, i.outcome, i.codes) for i in real.items] == outcomes
+    assert sorted(_states(db)) == ["replayed", "replayed", "still_invalid"]
+    with sqlite3.connect(db) as conn:
+        assert conn.execute(
+            "SELECT person, dedupe_key FROM outbox WHERE event_name = 'order_completed'"
+        ).fetchall() == [("id:cus_1", "order_completed:C-1")]
+        assert conn.execute("SELECT key, person FROM claims").fetchall() == [
+            ("order_completed:C-1", "id:cus_1")
+        ]

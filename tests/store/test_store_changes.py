@@ -12,9 +12,10 @@ from pathlib import Path
 import msgspec
 import pytest
 from store_kinds import AnyStore, Opener
+from store_schema_env import schema_file
 
 from trackguard.store import OutboxRow, SQLiteStore, Write
-from trackguard.store.sqlite import _MIGRATIONS, SCHEMA_VERSION
+from trackguard.store.sqlite import SCHEMA_VERSION
 
 
 def order(person: str, ts: int, key: str, total: float = 10.0) -> OutboxRow:
@@ -160,14 +161,7 @@ def test_a_reader_racing_a_writer_misses_nothing_and_repeats_nothing(
 
 def _v3_file(path: Path) -> None:
     """A store file exactly as trackguard with schema v3 wrote it, with data in it."""
-    con = sqlite3.connect(path, isolation_level=None)
-    try:
-        con.execute("PRAGMA journal_mode = WAL")
-        con.execute("BEGIN IMMEDIATE")
-        for step in _MIGRATIONS[:3]:
-            for statement in step:
-                con.execute(statement)
-        con.execute("PRAGMA user_version = 3")
+    with schema_file(path, 3) as con:
         # v3's own writes: INSERT OR IGNORE of bindings, INSERT OR REPLACE of profiles.
         con.executemany(
             "INSERT OR IGNORE INTO identities (email, id) VALUES (?, ?)",
@@ -179,9 +173,6 @@ def _v3_file(path: Path) -> None:
             " VALUES (?, ?, ?, ?, ?)",
             [("id:cus_z", 100, 300, 2, 30.0), ("id:cus_a", 200, 200, 1, 5.0)],
         )
-        con.execute("COMMIT")
-    finally:
-        con.close()
 
 
 def test_a_v3_file_is_upgraded_in_place_and_its_rows_are_numbered(tmp_path: Path) -> None:

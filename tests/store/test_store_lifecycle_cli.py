@@ -101,7 +101,8 @@ def test_info_as_a_table_and_as_json(tmp_path: Path) -> None:
     assert rows["outbox"] == ["4", "2025-11-14T16:00:00Z", "2025-11-24T16:00:00Z"]
     assert rows["quarantine"] == ["1", "2025-10-15T16:00:00Z", "2025-10-15T16:00:00Z"]
     assert rows["identities"] == ["0", "-", "-"]
-    assert rows["counts"] == ["5", "-", "-"]
+    # pending, delivered, failed, quarantine, duplicate, dedupe_conflict
+    assert rows["counts"] == ["6", "-", "-"]
     assert rows["anonymous"][0] == "1"
 
     as_json = json.loads(run("info", "--db", str(db), "--format", "json").output)

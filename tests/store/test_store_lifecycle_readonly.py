@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from store_schema_env import schema_file
 
 import trackguard.store.sqlite as sqlite_module
 from trackguard.cli import main
@@ -25,7 +26,7 @@ from trackguard.cli.quarantine import quarantine_group
 from trackguard.monitor.db import MonitorDB
 from trackguard.store.base import OutboxRow, QuarantineRecord, StoreError, Write
 from trackguard.store.quarantine import count_quarantine, export, get, list_quarantine, stats
-from trackguard.store.sqlite import _MIGRATIONS, SCHEMA_VERSION, SQLiteStore, open_store
+from trackguard.store.sqlite import SCHEMA_VERSION, SQLiteStore, open_store
 
 T0 = 1_764_000_000.0
 PAYLOAD = b'{"v2":{"type":"person","action":"event","name":"x"}}'
@@ -194,20 +195,10 @@ _INSERT_V5 = (
 
 def _v5_file(path: Path) -> None:
     """A store as trackguard at schema version 5 left it: one delivered and one pending row."""
-    con = sqlite3.connect(path, isolation_level=None)
-    try:
-        con.execute("PRAGMA journal_mode = WAL")
-        con.execute("BEGIN IMMEDIATE")
-        for step in _MIGRATIONS[:5]:
-            for statement in step:
-                con.execute(statement)
-        con.execute("PRAGMA user_version = 5")
+    with schema_file(path, 5) as con:
         con.execute(_INSERT_V5, (T0, "p1", PAYLOAD, "delivered", T0 + 1, T0 + 1))
         con.execute(_INSERT_V5, (T0, "p2", PAYLOAD, "pending", None, None))
         con.execute("UPDATE counts SET n = 1 WHERE name IN ('pending', 'delivered')")
-        con.execute("COMMIT")
-    finally:
-        con.close()
 
 
 def _version(path: Path) -> int:

@@ -90,6 +90,34 @@ def test_prune_deletes_what_aged_out_and_keeps_everything_else(store: SQLiteStor
     assert prune(store, Retention(), now) == {"outbox": 0, "claims": 0, "anonymous": 0}
 
 
+def test_a_pruned_claim_frees_its_key_and_a_kept_one_still_names_its_person(
+    store: SQLiteStore,
+) -> None:
+    now = _aged_store(store)
+    assert store.read("SELECT key, person FROM claims ORDER BY key") == [
+        ("k-new", "p3"),
+        ("k-now", "p2"),
+        ("k-old", "p1"),
+    ]
+    prune(store, Retention(), now)
+    assert store.read("SELECT key, person FROM claims") == [("k-new", "p3")]
+    request = _record(now)
+    # The pruned key is anyone's again; the kept one is still p3's: another person's row with
+    # it is a conflict, kept in the quarantine, not a duplicate.
+    reused = _row("q1", now, dedupe_key="k-old", claim_until=now + DAY)
+    clash = _row("q2", now, dedupe_key="k-new", claim_until=now + DAY)
+    assert store.commit(
+        [Write(outbox=(reused,), kept_as=request), Write(outbox=(clash,), kept_as=request)]
+    ) == [0, 0]
+    assert store.read("SELECT key, person FROM claims ORDER BY key") == [
+        ("k-new", "p3"),
+        ("k-old", "q1"),
+    ]
+    assert (store.duplicate_count(), store.conflict_count()) == (0, 1)
+    codes = sorted(r.codes for r in store.quarantine_list())
+    assert codes == [(), (), ("dedupe_key_conflict",)]
+
+
 def test_a_pending_row_is_never_pruned_however_old(store: SQLiteStore) -> None:
     store.commit([Write(outbox=(_row("p", T0),))])
     store.mark_retry([1], "503", next_attempt_at=T0 + 1)

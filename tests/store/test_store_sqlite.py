@@ -592,3 +592,39 @@ def test_store_open_store_paths_and_urls(tmp_path: Path, monkeypatch: pytest.Mon
 def test_store_open_store_rejects(target: str, message: str) -> None:
     with pytest.raises(StoreError, match=message):
         open_store(target)
+
+
+def test_store_dedupe_key_of_the_same_person_is_a_duplicate_of_another_a_conflict(
+    store: AnyStore,
+) -> None:
+    def claiming(person: str, at: float) -> OutboxRow:
+        return row(person, received_at=at, dedupe_key="order:A-1", claim_until=at + 100)
+
+    request = record(method="POST", path="/api/v1/customers/2/events", body=b'{"name":"o"}')
+    assert store.commit([Write(outbox=(claiming("id:1", 1.0),))]) == [0]
+    assert store.commit([Write(outbox=(claiming("id:1", 2.0),))]) == [1]  # a retry
+    assert store.commit([Write(outbox=(claiming("id:2", 3.0),), kept_as=request)]) == [0]
+    (kept,) = store.quarantine_list()
+    assert (kept.kind, kept.codes, kept.path, kept.body) == (
+        "plan",
+        ("dedupe_key_conflict",),
+        "/api/v1/customers/2/events",
+        b'{"name":"o"}',
+    )
+    assert msgspec.json.decode(kept.findings)[0]["message"] == (
+        "dedupe key 'order:A-1' is claimed by id:1; this event of id:2 is kept, not delivered"
+    )
+    stats = store.outbox_stats()
+    assert (stats.pending, stats.dedupe_conflicts) == (1, 1)
+    assert (store.duplicate_count(), store.conflict_count(), store.quarantine_count()) == (1, 1, 1)
+    # Once the claim expired, the key is anyone's again.
+    assert store.commit([Write(outbox=(claiming("id:2", 101.0),))]) == [0]
+    assert [r.person for r in store.outbox_list()] == ["id:2", "id:1"]
+
+
+def test_store_meta_values_are_shared_by_every_store_on_it(open_store: Opener) -> None:
+    a, b = open_store(), open_store()
+    assert b.meta_value("delivery_circuit") is None
+    a.set_meta("delivery_circuit", '{"state":"open"}')
+    a.set_meta("delivery_circuit", '{"state":"half_open"}')
+    assert b.meta_value("delivery_circuit") == '{"state":"half_open"}'

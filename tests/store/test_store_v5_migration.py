@@ -9,9 +9,11 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+from store_schema_env import schema_file
+
 from trackguard.store.base import OutboxRow, QuarantineRecord, Write
 from trackguard.store.quarantine import QuarantineFilter, count_quarantine, list_quarantine
-from trackguard.store.sqlite import _MIGRATIONS, SCHEMA_VERSION, SQLiteStore
+from trackguard.store.sqlite import SCHEMA_VERSION, SQLiteStore
 
 # The statements trackguard wrote rows with at schema v4.
 V4_INSERT_OUTBOX = (
@@ -32,14 +34,7 @@ V1_EVENTS = "POST /api/v1/customers/{identifier}/events"
 
 def _v4_file(path: Path) -> None:
     """A store file exactly as trackguard with schema v4 wrote it, with data in it."""
-    con = sqlite3.connect(path, isolation_level=None)
-    try:
-        con.execute("PRAGMA journal_mode = WAL")
-        con.execute("BEGIN IMMEDIATE")
-        for step in _MIGRATIONS[:4]:
-            for statement in step:
-                con.execute(statement)
-        con.execute("PRAGMA user_version = 4")
+    with schema_file(path, 4) as con:
         con.executemany(
             V4_INSERT_OUTBOX,
             [
@@ -94,9 +89,6 @@ def _v4_file(path: Path) -> None:
             ),
         )
         con.execute("UPDATE counts SET n = 1 WHERE name = 'quarantine'")
-        con.execute("COMMIT")
-    finally:
-        con.close()
 
 
 def _columns(path: Path, table: str) -> list[str]:

@@ -34,6 +34,7 @@ from trackguard.audit.model import (
     Totals,
     TypeDrift,
 )
+from trackguard.audit.parallel import audit_jobs
 from trackguard.audit.readers import (
     MAX_LINE_BYTES,
     FileCounter,
@@ -46,6 +47,7 @@ from trackguard.audit.readers import (
     read,
 )
 from trackguard.plan.model import Plan
+from trackguard.shares import can_fork
 
 Progress = Callable[[int], None]
 _PROGRESS_EVERY = 8192
@@ -74,14 +76,32 @@ def run_audit(
     limits: Limits | None = None,
     max_line: int = MAX_LINE_BYTES,
     progress: Progress | None = None,
+    jobs: int = 1,
 ) -> AuditRun:
     """Audit files (paths or globs, read in order); raises InputError for missing inputs.
 
     ``mapping`` (from :func:`parse_map`) reads JSONL in another layout. ``now`` (unix seconds)
     is the clock for records without a log time. ``progress`` is called now and then with the
-    bytes of input consumed so far (on disk, so gzip counts compressed bytes).
+    bytes of input consumed so far (on disk, so gzip counts compressed bytes). ``jobs`` > 1
+    audits shares of the input in that many processes; the report is the same.
     """
     files = expand([os.fspath(p) for p in paths])
+    now = int(time.time()) if now is None else now
+    if jobs > 1 and can_fork():
+        done_jobs = audit_jobs(
+            files,
+            plan,
+            jobs=jobs,
+            mapping=mapping,
+            now=now,
+            limits=limits or Limits(),
+            max_line=max_line,
+        )
+        if done_jobs is not None:
+            merged, merged_counters, seconds = done_jobs
+            if progress is not None:
+                progress(sum(_size(p) for p in files))
+            return AuditRun(merged, build_report(merged, merged_counters, seconds))
     auditor = Auditor(plan, now=now, limits=limits)
     add, add_unreadable = auditor.add, auditor.add_unreadable
     counters: list[FileCounter] = []
@@ -112,9 +132,12 @@ def audit(
     now: int | None = None,
     limits: Limits | None = None,
     max_line: int = MAX_LINE_BYTES,
+    jobs: int = 1,
 ) -> AuditReport:
     """Audit request logs and return the report (see :func:`run_audit`)."""
-    return run_audit(paths, plan, mapping=mapping, now=now, limits=limits, max_line=max_line).report
+    return run_audit(
+        paths, plan, mapping=mapping, now=now, limits=limits, max_line=max_line, jobs=jobs
+    ).report
 
 
 def _size(path: Path) -> int:

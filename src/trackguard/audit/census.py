@@ -90,7 +90,7 @@ class EventStats:
 
     def __init__(self) -> None:
         self.count = 0
-        self.sources: set[str] = set()  # request-log sources, up to MAX_SOURCES
+        self.sources: dict[str, None] = {}  # request-log sources, the first MAX_SOURCES
         self.seen: dict[tuple[str, type], int] = {}
         self.firsts: dict[tuple[str, type], str] = {}
         self.strings: dict[str, set[str]] = {}  # distinct values; _FULL once there are many
@@ -121,7 +121,14 @@ class EventStats:
         return out
 
 
-_FULL: Final[set[str]] = set()  # sentinel: too many distinct values to be an enum
+class _Full(set[str]):
+    """The sentinel's type: pickled by name, so it is still the sentinel in another process."""
+
+    def __reduce__(self) -> str:
+        return "_FULL"
+
+
+_FULL: Final[set[str]] = _Full()  # sentinel: too many distinct values to be an enum
 
 
 class EventCensus:
@@ -224,7 +231,7 @@ class EventCensus:
         stats.count += 1
         sources = stats.sources
         if source is not None and source not in sources and len(sources) < MAX_SOURCES:
-            sources.add(source)
+            sources[source] = None
         if type(data) is not dict or not data:
             return
         if overrides is not None:

@@ -80,7 +80,10 @@ class DuplicateCensus:
 
     def request(self, method: str, path: str, body: bytes, when: int | None, at: Located) -> None:
         """An event request; identical method, path and body bytes repeat it."""
-        h = hash((method, path, body))
+        self.request_hash(hash((method, path, body)), when, at)
+
+    def request_hash(self, h: int, when: int | None, at: Located) -> None:
+        """An event request by the hash of its method, path and body."""
         now = when if when is not None else -1
         window = self.seen_requests
         seen = window.map

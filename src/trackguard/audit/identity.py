@@ -68,18 +68,34 @@ class IdentityCensus:
                 examples.append(Example(at.where, f"{shape} id {value!r}"))
             if "@" in value and is_email(value.strip()):
                 self.flag_email_in_id(value, at)
-            if len(self.by_id) < self.limit:
-                self.by_id.add(hash(value))
-            else:
-                self._full("ids")
+            self.keyed_by_id(hash(value))
         elif kind == "email":
-            h = hash(value.strip().lower())
-            if h in self.by_email:
-                return
-            if len(self.by_email) < self.limit:
-                self.by_email[h] = at.where
-            else:
-                self._full("emails")
+            self.keyed_by_email(hash(value.strip().lower()), at)
+
+    # The capped sets: which values they keep depends on order (``audit --jobs`` replays these).
+
+    def keyed_by_id(self, h: int) -> None:
+        """A person keyed by the id hashing to ``h``."""
+        if len(self.by_id) < self.limit:
+            self.by_id.add(h)
+        else:
+            self._full("ids")
+
+    def keyed_by_email(self, h: int, at: Located) -> None:
+        """A person keyed by the (trimmed, lower-cased) email hashing to ``h``."""
+        if h in self.by_email:
+            return
+        if len(self.by_email) < self.limit:
+            self.by_email[h] = at.where
+        else:
+            self._full("emails")
+
+    def link(self, email: int, person_id: int) -> None:
+        """An identify said the email hashing to ``email`` belongs to id ``person_id``."""
+        if len(self.links) < self.limit:
+            self.links[email] = person_id
+        else:
+            self._full("email/id links")
 
     def flag_email_in_id(self, value: str, at: Located) -> None:
         self.email_in_id += 1
@@ -108,10 +124,7 @@ class IdentityCensus:
             and not isinstance(person_id, bool)
             and person_id != ""
         ):
-            if len(self.links) < self.limit:
-                self.links[hash(email.strip().lower())] = hash(str(person_id))
-            else:
-                self._full("email/id links")
+            self.link(hash(email.strip().lower()), hash(str(person_id)))
 
     def people_under_both(self) -> int:
         """People keyed by email in some calls and by id in others (linked by identify)."""

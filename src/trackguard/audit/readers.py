@@ -28,6 +28,7 @@ import msgspec
 
 from trackguard.contract.operations import Request
 from trackguard.errors import InputError as BaseInputError
+from trackguard.shares import RangeReader, Share
 
 #: Lines longer than this are reported as unreadable, not parsed: Customer.io refuses bodies
 #: over 1 MiB, and escaping can double a body's size inside a JSON string.
@@ -312,11 +313,16 @@ def _open(path: Path) -> tuple[io.BufferedIOBase, io.BufferedIOBase]:
 
 
 def _jsonl(
-    path: Path, counter: FileCounter, max_line: int, decode: Callable[[bytes, str, int], Item]
+    path: Path,
+    counter: FileCounter,
+    max_line: int,
+    decode: Callable[[bytes, str, int], Item],
+    share: Share | None = None,
 ) -> Iterator[Item]:
     name = counter.path
+    ranged = share is not None and not share.whole
     try:
-        fh, raw = _open(path)
+        fh, raw = (path.open("rb"),) * 2 if ranged else _open(path)
     except OSError as exc:
         counter.records += 1
         counter.unreadable += 1
@@ -326,6 +332,9 @@ def _jsonl(
     with raw, fh:
         readline = fh.readline
         pos = 0
+        if share is not None and ranged:  # a byte range of a plain file, from a line start
+            readline = RangeReader(raw, share.start, share.end).readline
+            pos = share.first_line - 1
         nbytes = 0
         try:
             while True:
@@ -551,8 +560,12 @@ def read(
     *,
     mapping: dict[str, tuple[str, ...]] | None = None,
     max_line: int = MAX_LINE_BYTES,
+    share: Share | None = None,
 ) -> Iterator[Item]:
-    """Every record, unreadable line and skipped entry of one file, in order."""
+    """Every record, unreadable line and skipped entry of one file, in order.
+
+    ``share`` reads only that byte range of a plain line-oriented file (``audit --jobs``).
+    """
     if _is_har(path):
         counter.format = "har"
         return _har(path, counter)
@@ -562,6 +575,6 @@ def read(
         def decode(line: bytes, name: str, pos: int) -> Item:
             return _mapped_line(line, name, pos, mapping)
 
-        return _jsonl(path, counter, max_line, decode)
+        return _jsonl(path, counter, max_line, decode, share)
     counter.format = "request-log"
-    return _jsonl(path, counter, max_line, _log_line)
+    return _jsonl(path, counter, max_line, _log_line, share)

@@ -55,11 +55,7 @@ class TimelineCensus:
         totals = self.total.get(name)
         if totals is None:
             if len(self.total) >= self.limits.series:
-                self.caps.hit(
-                    "series",
-                    f"more than {self.limits.series} events over time: the rest are drawn "
-                    f"together as {OTHER!r}",
-                )
+                self.series_full()
                 name = OTHER
                 totals = self.total.setdefault(OTHER, {})
                 self.invalid.setdefault(OTHER, {})
@@ -70,6 +66,13 @@ class TimelineCensus:
         if invalid:
             bad = self.invalid[name]
             bad[b] = bad.get(b, 0) + 1
+
+    def series_full(self) -> None:
+        self.caps.hit(
+            "series",
+            f"more than {self.limits.series} events over time: the rest are drawn "
+            f"together as {OTHER!r}",
+        )
 
     def _widen(self) -> None:
         assert self.lo is not None and self.hi is not None
@@ -82,13 +85,8 @@ class TimelineCensus:
                 break
         new = WIDTHS[self.width_index]
         self.lo, self.hi = start // new, (end - 1) // new
-        for table in (self.total, self.invalid):
-            for name, counts in table.items():
-                merged: dict[int, int] = {}
-                for b, n in counts.items():
-                    nb = b * old // new
-                    merged[nb] = merged.get(nb, 0) + n
-                table[name] = merged
+        self.total = rebucketed(self.total, old, new)
+        self.invalid = rebucketed(self.invalid, old, new)
         if self.hi - self.lo + 1 > self.limits.buckets:  # wider than the widest bucket allows
             self.caps.hit(
                 "buckets",
@@ -127,6 +125,20 @@ class TimelineCensus:
         return Timeline(
             bucket_seconds=width, start=lo * width, series=tuple(series), gaps=tuple(gaps)
         )
+
+
+def rebucketed(table: dict[str, dict[int, int]], old: int, new: int) -> dict[str, dict[int, int]]:
+    """Counts per series in buckets ``old`` seconds wide, in buckets ``new`` wide (a multiple)."""
+    if old == new:
+        return table
+    out: dict[str, dict[int, int]] = {}
+    for name, counts in table.items():
+        merged: dict[int, int] = {}
+        for b, n in counts.items():
+            nb = b * old // new
+            merged[nb] = merged.get(nb, 0) + n
+        out[name] = merged
+    return out
 
 
 def _gaps(name: str, counts: tuple[int, ...], lo: int, width: int) -> list[Gap]:

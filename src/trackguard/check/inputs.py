@@ -17,11 +17,12 @@ import zlib
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import IO, Any, cast
+from typing import IO, Any, Protocol, cast
 
 import msgspec
 
 from trackguard.contract.operations import Request
+from trackguard.shares import RangeReader, Share
 
 _decode = msgspec.json.Decoder().decode
 _encode = msgspec.json.encode
@@ -124,9 +125,13 @@ def _request(record: dict[str, Any], method: str, path: str, raw: bytes, source:
 MAX_LINE = 4 * 1024 * 1024
 
 
-def _lines(fh: IO[bytes]) -> Iterator[tuple[int, bytes | None]]:
-    """Numbered lines; ``None`` for a line over :data:`MAX_LINE` (skipped, never held whole)."""
-    lineno = 0
+class _LineSource(Protocol):
+    def readline(self, size: int = -1, /) -> bytes: ...
+
+
+def _lines(fh: _LineSource, lineno: int = 0) -> Iterator[tuple[int, bytes | None]]:
+    """Numbered lines (after ``lineno``); ``None`` for a line over :data:`MAX_LINE` (skipped,
+    never held whole)."""
     while True:
         line = fh.readline(MAX_LINE + 1)
         if not line:
@@ -152,10 +157,21 @@ def iter_requests(paths: list[Path]) -> Iterator[Located | Unreadable]:
             yield from _read(str(path), fh)
 
 
-def _read(name: str, fh: IO[bytes]) -> Iterator[Located | Unreadable]:
-    lineno = 0
+def iter_share(share: Share) -> Iterator[Located | Unreadable]:
+    """One share of the input (``check --jobs``): a whole file, or a byte range of a plain one
+    from a line start, its lines numbered as in the whole file."""
+    if share.whole:
+        yield from iter_requests([share.path])
+        return
+    with share.path.open("rb") as fh:
+        lines = RangeReader(fh, share.start, share.end)
+        yield from _read(str(share.path), lines, share.first_line - 1)
+
+
+def _read(name: str, fh: _LineSource, start: int = 0) -> Iterator[Located | Unreadable]:
+    lineno = start
     try:
-        for lineno, raw_line in _lines(fh):
+        for lineno, raw_line in _lines(fh, start):
             if raw_line is None:
                 yield Unreadable(name, lineno, f"line is longer than {MAX_LINE} bytes")
                 continue

@@ -55,6 +55,22 @@ class Summary:
         if len(stats.examples) < EXAMPLES_PER_CODE:
             stats.examples.append((where, message))
 
+    def merge(self, later: Summary) -> None:
+        """Add the counts of input read after this (``check --jobs``); examples stay the first
+        by position, and ties keep their first-seen order."""
+        self.requests += later.requests
+        self.unreadable += later.unreadable
+        self.outcomes.update(later.outcomes)
+        self.operations_accepted += later.operations_accepted
+        self.operations_rejected += later.operations_rejected
+        self.changes += later.changes
+        for code, stats in later.codes.items():
+            mine = self.codes.setdefault(code, CodeStats())
+            mine.count += stats.count
+            mine.actions.update(stats.actions)
+            _extend(mine.examples, stats.examples)
+        _extend(self.unreadable_examples, later.unreadable_examples)
+
     @property
     def failed(self) -> int:
         """Requests Customer.io would reject or the plan rejected."""
@@ -65,3 +81,7 @@ class Summary:
 
     def outcome_rows(self) -> list[tuple[str, int]]:
         return [(o, self.outcomes[o]) for o in OUTCOMES]
+
+
+def _extend(into: list[tuple[str, str]], more: list[tuple[str, str]]) -> None:
+    into.extend(more[: max(0, EXAMPLES_PER_CODE - len(into))])

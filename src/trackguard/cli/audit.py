@@ -15,7 +15,7 @@ from trackguard.audit.report_html import render_html
 from trackguard.audit.report_json import render_json
 from trackguard.audit.report_terminal import render_terminal
 from trackguard.cli.base import TrackguardCommand
-from trackguard.cli.options import output_option, plan_option, write_atomic
+from trackguard.cli.options import jobs_option, output_option, plan_option, write_atomic
 from trackguard.plan.model import Plan
 
 #: Inputs smaller than this finish before a progress bar would help.
@@ -23,12 +23,15 @@ PROGRESS_MIN_BYTES = 50 * 1024 * 1024
 
 
 def _run(
-    logs: tuple[str, ...], plan: Plan | None, mapping: dict[str, tuple[str, ...]] | None
+    logs: tuple[str, ...],
+    plan: Plan | None,
+    mapping: dict[str, tuple[str, ...]] | None,
+    jobs: int = 1,
 ) -> AuditRun:
     files = expand(list(logs))
     total = sum(p.stat().st_size for p in files)
     if not (sys.stderr.isatty() and total >= PROGRESS_MIN_BYTES):
-        return run_audit(files, plan, mapping=mapping)
+        return run_audit(files, plan, mapping=mapping, jobs=jobs)
     console = Console(stderr=True)
     columns = (
         "[progress.description]{task.description}",
@@ -39,7 +42,11 @@ def _run(
     with Progress(*columns, console=console, transient=True) as bar:
         task = bar.add_task("auditing", total=total)
         return run_audit(
-            files, plan, mapping=mapping, progress=lambda done: bar.update(task, completed=done)
+            files,
+            plan,
+            mapping=mapping,
+            jobs=jobs,
+            progress=lambda done: bar.update(task, completed=done),
         )
 
 
@@ -48,7 +55,7 @@ def _write(target: Path | str, data: bytes) -> None:
         sys.stdout.buffer.write(data)
         sys.stdout.buffer.flush()
     else:
-        write_atomic(target, data)
+        write_atomic(target, data, private=True)
 
 
 @click.command(name="audit", cls=TrackguardCommand)
@@ -79,6 +86,7 @@ def _write(target: Path | str, data: bytes) -> None:
     help="Read JSONL in another layout: FIELD=dotted.path,... (fields: method, "
     "path, body, status, response, time, source, headers).",
 )
+@jobs_option()
 def audit_command(
     logs: tuple[str, ...],
     plan: Plan | None,
@@ -87,6 +95,7 @@ def audit_command(
     infer_path: Path | None,
     fail_on: str | None,
     map_spec: str | None,
+    jobs: int,
 ) -> None:
     """Audit request logs (LOG: files or quoted globs; gzip, HAR and JSONL read as found).
 
@@ -102,16 +111,18 @@ def audit_command(
         trackguard audit capture.har --plan plan.yaml --fail-on error
         trackguard audit app.jsonl --map method=req.method,path=req.url,body=req.body
         trackguard audit logs/*.jsonl --infer-plan draft-plan.yaml
+        trackguard audit big.jsonl --jobs 4
     """
     mapping = None if map_spec is None else parse_map(map_spec)
-    result = _run(logs, plan, mapping)
+    result = _run(logs, plan, mapping, jobs)
     report = result.report
     if json_path is not None:
         _write(json_path, render_json(report, fail_on=fail_on))
     if html_path is not None:
-        write_atomic(html_path, render_html(report))
+        write_atomic(html_path, render_html(report), private=True)
     if infer_path is not None:
-        write_atomic(infer_path, result.infer_plan())
+        # A drafted plan's enum values come from the traffic.
+        write_atomic(infer_path, result.infer_plan(), private=True)
     if json_path != "-":
         render_terminal(report, Console())
     sys.exit(1 if fail_on is not None and report.fails(fail_on) else 0)

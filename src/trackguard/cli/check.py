@@ -10,15 +10,16 @@ import msgspec
 from rich.console import Console
 from rich.table import Table
 
-from trackguard.check.inputs import Located, iter_requests
+from trackguard.check.inputs import STDIN, iter_requests
+from trackguard.check.run import check_items, check_jobs
 from trackguard.check.samples import DEMO_DEFECT_RATE, d2c_traffic
 from trackguard.check.summary import Summary
 from trackguard.cli.base import TrackguardCommand
-from trackguard.cli.options import output_option, plan_option, write_atomic
+from trackguard.cli.options import jobs_option, output_option, plan_option, write_atomic
 from trackguard.core.pipeline import Checker
-from trackguard.core.verdict import verdict_to_dict
 from trackguard.errors import InputError
 from trackguard.plan.model import Plan
+from trackguard.shares import can_fork
 
 _OUTCOME_STYLE = {
     "accepted": "green",
@@ -77,12 +78,17 @@ def render_summary(summary: Summary, console: Console, *, title: str) -> None:
     help="summary: a table; jsonl: one verdict per line on stdout.",
 )
 @click.option("--strict", is_flag=True, help="Answer plan rejections with 400, as serve --strict.")
-def check_command(files: tuple[Path, ...], plan: Plan | None, fmt: str, strict: bool) -> None:
+@jobs_option()
+def check_command(
+    files: tuple[Path, ...], plan: Plan | None, fmt: str, strict: bool, jobs: int
+) -> None:
     """Check Track API requests in FILES (JSONL, gzip accepted; - reads stdin) offline.
 
     Each line is {"method": ..., "path": ..., "body": ...}; a string body is raw body text.
-    Without --plan only Customer.io's contract is checked. Exit status: 0 when nothing is
-    rejected, 1 when something is, 2 on usage errors (a missing file, a bad plan).
+    Without --plan only Customer.io's contract is checked. Files are checked in --jobs
+    processes (standard input in one); the output is the same for any number. Exit status: 0
+    when nothing is rejected, 1 when something is, 2 on usage errors (a missing file, a bad
+    plan).
 
     Example:
 
@@ -96,23 +102,13 @@ def check_command(files: tuple[Path, ...], plan: Plan | None, fmt: str, strict: 
         if str(file) != "-" and not file.is_file():
             reason = "is a directory" if file.is_dir() else "no such file"
             raise InputError(f"{file}: {reason}")
-    checker = Checker(plan, strict=strict)
-    summary = Summary()
     out = sys.stdout.buffer
-    for item in iter_requests(list(files)):
-        if not isinstance(item, Located):
-            where = f"{item.file}:{item.line}"
-            summary.add_unreadable(where, item.reason)
-            if fmt == "jsonl":
-                line = {"file": item.file, "line": item.line, "unreadable": item.reason}
-                out.write(msgspec.json.encode(line) + b"\n")
-            continue
-        verdict = checker.check(item.request)
-        where = f"{item.file}:{item.line}"
-        summary.add(verdict, where)
-        if fmt == "jsonl":
-            record = {"file": item.file, "line": item.line, **verdict_to_dict(verdict)}
-            out.write(msgspec.json.encode(record) + b"\n")
+    lines = out if fmt == "jsonl" else None
+    paths = list(files)
+    if jobs > 1 and can_fork() and STDIN not in paths:
+        summary = check_jobs(paths, plan, strict=strict, jobs=jobs, out=lines)
+    else:
+        summary = check_items(iter_requests(paths), Checker(plan, strict=strict), lines)
     if fmt == "summary":
         title = f"trackguard check ({'plan ' + plan.name if plan else 'contract only'})"
         render_summary(summary, Console(), title=title)
@@ -144,4 +140,4 @@ def sample_command(count: int, seed: int, defect_rate: float, output: Path | Non
     if output is None:
         sys.stdout.buffer.write(lines)
     else:
-        write_atomic(output, lines)
+        write_atomic(output, lines, private=True)

@@ -11,8 +11,10 @@ from types import FrameType
 import click
 
 from trackguard.cli.base import TrackguardCommand
+from trackguard.cli.logs import configure_logging
 from trackguard.cli.options import db_option
 from trackguard.cli.store import retention_options
+from trackguard.delivery.circuit import CircuitPolicy
 from trackguard.delivery.transport import HttpxTransport
 from trackguard.delivery.worker import DeliveryReport, DeliveryWorker
 from trackguard.gateway.config import load_auth
@@ -36,9 +38,21 @@ from trackguard.store.sqlite import SQLiteStore, open_store
     help="Most requests per second sent upstream.",
 )
 @click.option("--once", is_flag=True, help="Deliver what is due now, then prune, then exit.")
+@click.option(
+    "--no-circuit",
+    is_flag=True,
+    help="No circuit breaker: quarantine every row Customer.io refuses at once, even when it"
+    " refuses nearly everything (docs/delivery.md).",
+)
 @retention_options
 def deliver_command(
-    db: str, upstream: str, rate: float, once: bool, retention: Retention, prune_every: float
+    db: str,
+    upstream: str,
+    rate: float,
+    once: bool,
+    no_circuit: bool,
+    retention: Retention,
+    prune_every: float,
 ) -> None:
     """Send the outbox to Customer.io: batched, rate-limited, retried, in per-person order.
 
@@ -54,12 +68,11 @@ def deliver_command(
     """
     credentials = load_auth(None).upstream
     store = open_store(db, create=False)
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request is noise
+    configure_logging()
     transport = HttpxTransport(upstream, credentials.site_id, credentials.api_key)
-    worker = DeliveryWorker(store, transport, rate=rate)
+    worker = DeliveryWorker(
+        store, transport, rate=rate, circuit=None if no_circuit else CircuitPolicy()
+    )
     pruner = Pruner(store, retention, every=prune_every) if isinstance(store, SQLiteStore) else None
     try:
         if once:

@@ -22,10 +22,12 @@ from typing import Any, Final, TypeVar
 import click
 
 from trackguard.durations import DurationError, parse_duration
-from trackguard.errors import ListenError, OutputError, StoreError, StoreNotFound
+from trackguard.errors import ListenError, OutputError, StoreError, StoreNotFound, UsageError
 from trackguard.http.runner import parse_listen
 from trackguard.plan.loader import load_plan
 from trackguard.plan.model import Plan
+from trackguard.private import PRIVATE
+from trackguard.shares import cpu_count
 from trackguard.store.sqlite import sqlite_path
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -122,6 +124,31 @@ def format_option(*formats: str, default: str = "table") -> Callable[[F], F]:
     )
 
 
+def _jobs(ctx: click.Context, param: click.Parameter, value: int | None) -> int:
+    if value is None:
+        return cpu_count()
+    if value < 1:
+        raise UsageError(f"--jobs must be a number of processes, 1 or more (not {value})")
+    return value
+
+
+def jobs_option() -> Callable[[F], F]:
+    """``--jobs N``: worker processes for a batch command (default: every core it may use).
+
+    ``1`` runs in the command's own process; any N gives the same output."""
+    return click.option(
+        "--jobs",
+        "-j",
+        "jobs",
+        type=int,
+        default=None,
+        metavar="N",
+        callback=_jobs,
+        help="Worker processes (default: one per available core); the output is the same "
+        "for every N.",
+    )
+
+
 def _listen(ctx: click.Context, param: click.Parameter, value: str) -> tuple[str, int]:
     try:
         return parse_listen(value)
@@ -190,21 +217,25 @@ def resolve(host: str, port: int) -> None:
 
 
 @contextmanager
-def listen_errors(host: str, port: int) -> Iterator[None]:
-    """What binding ``host:port`` can raise (in use, not local, no permission) as one
-    :class:`~trackguard.errors.ListenError` line."""
+def listen_errors(host: str, port: int, also: str | None = None) -> Iterator[None]:
+    """What binding ``host:port`` (and ``also``, a second listener's address) can raise (in
+    use, not local, no permission) as one :class:`~trackguard.errors.ListenError` line."""
     try:
         yield
     except ssl.SSLError as exc:
         raise ListenError(f"cannot use the TLS certificate and key: {_ssl_reason(exc)}") from None
     except socket.gaierror as exc:
-        raise ListenError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+        raise ListenError(f"cannot listen on {_where(host, port, also)}: {exc.strerror}") from None
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
             reason = "the address is already in use (is another server running?)"
         else:
             reason = exc.strerror or str(exc)
-        raise ListenError(f"cannot listen on {host}:{port}: {reason}") from None
+        raise ListenError(f"cannot listen on {_where(host, port, also)}: {reason}") from None
+
+
+def _where(host: str, port: int, also: str | None) -> str:
+    return f"{host}:{port}" if also is None else f"{host}:{port} or {also}"
 
 
 def writable(target: str | os.PathLike[str]) -> Path:
@@ -246,10 +277,14 @@ def output_option(*names: str, help: str, dash: bool = False) -> Callable[[F], F
     )
 
 
-def write_atomic(target: str | os.PathLike[str], data: bytes | str) -> None:
+def write_atomic(
+    target: str | os.PathLike[str], data: bytes | str, *, private: bool = False
+) -> None:
     """Write ``data`` to ``target`` whole or not at all: a temporary file in the same
     directory, then a rename over ``target``. :class:`~trackguard.errors.OutputError` when
-    it cannot be written."""
+    it cannot be written. With ``private`` (request data: samples, audit reports, drafted
+    plans) the file is readable by its owner only (0600), whatever the umask and whatever
+    mode a file it replaces had."""
     path = Path(target)
     raw = data.encode("utf-8") if isinstance(data, str) else data
     try:
@@ -259,7 +294,7 @@ def write_atomic(target: str | os.PathLike[str], data: bytes | str) -> None:
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(raw)
-        os.chmod(tmp, 0o644 & ~_umask())
+        os.chmod(tmp, PRIVATE if private else 0o644 & ~_umask())
         os.replace(tmp, path)
     except OSError as exc:
         raise OutputError(f"{path}: cannot write: {exc.strerror or exc}") from None

@@ -11,6 +11,7 @@ import msgspec
 from trackguard.cli.base import TrackguardGroup
 from trackguard.cli.options import db_option, format_option
 from trackguard.cli.output import emit_csv, emit_json, emit_jsonl, emit_rows
+from trackguard.delivery.circuit import STATE_KEY, decode_state
 from trackguard.errors import InputError
 from trackguard.store.base import OutboxRow
 from trackguard.store.quarantine import iso_time
@@ -41,7 +42,10 @@ def outbox_group() -> None:
 def stats_command(db: str, fmt: str) -> None:
     """Counts by state and the age of the oldest undelivered operation.
 
-    JSON: {"pending", "delivered", "failed", "oldest_pending_at", "oldest_pending_age_seconds"}.
+    JSON: {"pending", "delivered", "failed", "oldest_pending_at", "oldest_pending_age_seconds",
+    "dedupe_conflicts", "circuit" ("open" or "closed"), "circuit_opened_at",
+    "circuit_next_probe_at", "circuit_probes_refused", "circuit_reason"}. The table adds a line
+    while the delivery circuit is open.
 
     Example:
 
@@ -52,8 +56,10 @@ def stats_command(db: str, fmt: str) -> None:
     store = _open(db)
     try:
         s = store.outbox_stats()
+        circuit = decode_state(store.meta_value(STATE_KEY))
     finally:
         store.close()
+    opened = circuit if circuit is not None and circuit.state == "open" else None
     age = None if s.oldest_pending_at is None else round(time.time() - s.oldest_pending_at)
     doc: dict[str, Any] = {
         "pending": s.pending,
@@ -61,6 +67,12 @@ def stats_command(db: str, fmt: str) -> None:
         "failed": s.failed,
         "oldest_pending_at": _when(s.oldest_pending_at),
         "oldest_pending_age_seconds": age,
+        "dedupe_conflicts": s.dedupe_conflicts,
+        "circuit": "closed" if opened is None else "open",
+        "circuit_opened_at": None if opened is None else _when(opened.opened_at),
+        "circuit_next_probe_at": None if opened is None else _when(opened.probe_at),
+        "circuit_probes_refused": 0 if opened is None else opened.probes,
+        "circuit_reason": None if opened is None else opened.reason,
     }
     if fmt == "table":
         shown = "-" if age is None else f"{age} s"
@@ -68,6 +80,12 @@ def stats_command(db: str, fmt: str) -> None:
             f"pending {s.pending}  delivered {s.delivered}  failed {s.failed}"
             f"  oldest pending {shown}"
         )
+        if opened is not None:
+            click.echo(
+                f"delivery circuit OPEN since {_when(opened.opened_at)}: Customer.io refuses"
+                f" nearly everything ({opened.reason}); {opened.probes} probes refused, next"
+                f" at {_when(opened.probe_at) or '-'}; pending rows are kept"
+            )
     elif fmt == "json":
         emit_json(doc)
     elif fmt == "jsonl":

@@ -26,8 +26,10 @@ from rich.text import Text
 #: Wide enough that no value is ever cut or folded when output is not a terminal.
 PIPE_WIDTH: Final = 1_000_000
 
-# C0/C1 controls but tab and newline, and the bidi overrides that reorder what a terminal shows.
-_UNSAFE: Final = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+# C0/C1 controls but tab and newline, the line and paragraph separators (U+2028, U+2029: they
+# end a line for splitlines and some terminals), and the bidi overrides that reorder what a
+# terminal shows.
+_UNSAFE: Final = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u2028-\u202e\u2066-\u2069]")
 
 _FIGURE: Final = re.compile(r"-|-?\d+(\.\d+)?")
 

@@ -35,6 +35,7 @@ from trackguard.cli.output import (
 )
 from trackguard.durations import DurationError, format_duration, parse_instant
 from trackguard.errors import InputError, OutputError
+from trackguard.private import open_private
 from trackguard.store.base import QuarantineRecord
 from trackguard.store.quarantine import (
     CSV_COLUMNS,
@@ -476,7 +477,7 @@ def _export_stdout(db: str, fmt: ExportFormat, flt: QuarantineFilter) -> int:
 def _export_file(db: str, fmt: ExportFormat, flt: QuarantineFilter, output: Path) -> int:
     partial = output.with_name(output.name + ".partial")
     try:
-        with partial.open("w", encoding="utf-8", newline="") as fh:
+        with open_private(partial, "w", newline="") as fh:
             written = export(db, fh, fmt, flt)
         partial.replace(output)
     except OSError as exc:

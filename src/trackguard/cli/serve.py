@@ -10,6 +10,7 @@ from typing import Any, Literal, TypeVar
 import click
 
 from trackguard.cli.base import TrackguardCommand
+from trackguard.cli.logs import configure_logging
 from trackguard.cli.options import (
     db_option,
     listen_errors,
@@ -24,11 +25,19 @@ from trackguard.gateway.app import OPEN_MAX_BODY
 from trackguard.gateway.build import DEFAULT_UPSTREAM, GatewayOptions, create_gateway
 from trackguard.gateway.guards import OPEN_QUARANTINE_BUDGET
 from trackguard.http import requestlog
+from trackguard.http.limits import ConnectionLimits
 from trackguard.http.requestlog import RequestLogPolicy
-from trackguard.http.runner import run
+from trackguard.http.runner import parse_listen, run
 from trackguard.store.retention import Retention
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _limit(flag: str, help: str) -> Callable[[F], F]:
+    """An option for one field of :class:`ConnectionLimits`, with its default."""
+    default = getattr(ConnectionLimits, flag[2:].replace("-", "_"))
+    kind = click.IntRange(min=1) if isinstance(default, int) else click.FloatRange(0, min_open=True)
+    return click.option(flag, type=kind, default=default, show_default=True, help=help)
 
 
 def _whole_number(flag: str, default: int, text: str) -> Callable[[F], F]:
@@ -108,6 +117,13 @@ def _whole_number(flag: str, default: int, text: str) -> Callable[[F], F]:
     "--no-deliver", is_flag=True, help="Do not deliver in-process (run trackguard deliver)."
 )
 @click.option(
+    "--log-level",
+    type=click.Choice(["debug", "info", "warning", "error"]),
+    default="info",
+    show_default=True,
+    help="Least severe log lines written to stderr (no level logs credentials or webhook URLs).",
+)
+@click.option(
     "--identity-refresh",
     type=click.FloatRange(min=0),
     default=1.0,
@@ -115,6 +131,19 @@ def _whole_number(flag: str, default: int, text: str) -> Callable[[F], F]:
     help="Seconds between reads of identity bindings and orders other gateways on the same "
     "store committed (0: never).",
 )
+@click.option(
+    "--admin-listen",
+    help="HOST:PORT of a second, plain-HTTP listener for /healthz, /readyz and /metrics only, "
+    "outside --max-connections (the public port keeps answering them too).",
+)
+@_limit("--max-connections", "Open connections on the public port; more are closed at once.")
+@_limit("--max-header-bytes", "Request line plus headers; larger is answered 431.")
+@_limit("--header-timeout", "Seconds to send a request's headers; slower is answered 408.")
+@_limit(
+    "--body-gap-timeout", "Seconds a client may pause while sending a body; longer is answered 408."
+)
+@_limit("--body-timeout", "Seconds to send a whole body after the headers; slower is answered 408.")
+@_limit("--keep-alive-timeout", "Seconds an idle keep-alive connection stays open.")
 @retention_options
 def serve_command(
     plan: Path | None,
@@ -137,8 +166,16 @@ def serve_command(
     synchronous: Literal["NORMAL", "FULL"],
     no_deliver: bool,
     identity_refresh: float,
+    log_level: str,
     retention: Retention,
     prune_every: float,
+    admin_listen: str | None,
+    max_connections: int,
+    max_header_bytes: int,
+    header_timeout: float,
+    body_gap_timeout: float,
+    body_timeout: float,
+    keep_alive_timeout: float,
 ) -> None:
     """Run the gateway: a drop-in Track API endpoint in front of Customer.io.
 
@@ -155,6 +192,18 @@ def serve_command(
     host, port = listen
     tls_pair(tls_cert, tls_key)
     resolve(host, port)
+    try:
+        admin = parse_listen(admin_listen) if admin_listen is not None else None
+        limits = ConnectionLimits(
+            max_header_bytes=max_header_bytes,
+            header_timeout=header_timeout,
+            body_gap_timeout=body_gap_timeout,
+            body_timeout=body_timeout,
+            keep_alive_timeout=keep_alive_timeout,
+            max_connections=max_connections,
+        )
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
     options = GatewayOptions(
         plan=plan,
         db=db,
@@ -175,15 +224,22 @@ def serve_command(
         request_log_keep=request_log_keep,
         open_max_body=open_max_body,
         open_quarantine_budget=open_quarantine_budget,
+        limits=limits,
     )
     app = create_gateway(options)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    with listen_errors(host, port):
+    configure_logging(getattr(logging, log_level.upper()))
+    also = None if admin is None else f"{admin[0]}:{admin[1]} (--admin-listen)"
+    with listen_errors(host, port, also):
         run(
             app,
             host,
             port,
             tls_cert=tls_cert,
             tls_key=tls_key,
+            # uvicorn's access log says less than --request-log: only at debug is it wanted.
+            log_level=log_level if log_level in ("debug", "error") else "warning",
             ready=lambda url: click.echo(f"trackguard gateway listening on {url}", err=True),
+            limits=limits,
+            stats=app.parts.connections,
+            admin_listen=admin,
         )

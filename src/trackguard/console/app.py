@@ -61,8 +61,9 @@ _STATIC: Final = {
 }
 #: The most a form body may be (replay fix rules included).
 MAX_FORM_BYTES: Final = 64 * 1024
-#: Seconds between the overview's refreshes.
+#: Seconds between the overview charts' refreshes, and the whole page's (figures, alerts).
 REFRESH_SECONDS: Final = 30
+PAGE_REFRESH_SECONDS: Final = 60
 
 
 @dataclass
@@ -225,6 +226,7 @@ class Console:
             ranges=list(data.RANGES),
             thresholds=thresholds,
             refresh=REFRESH_SECONDS,
+            page_refresh=PAGE_REFRESH_SECONDS,
             now=now,
         )
         return 200, page, HTML

@@ -49,6 +49,9 @@ _V2_ACTIONS: Final[dict[str, frozenset[str]]] = {
 }
 _PERSON_IDENTIFIERS: Final = ("id", "email", "cio_id", "phone", "anonymous_id")
 _MERGE_IDENTIFIERS: Final = frozenset({"id", "email", "cio_id"})
+#: Digits of the smallest integer a double cannot hold (2**1024 has 309).
+_DOUBLE_DIGITS: Final = 309
+_LONG_DIGITS: Final = re.compile(rb"[0-9]{%d}" % _DOUBLE_DIGITS)
 
 
 class ContractError(msgspec.Struct, frozen=True, gc=False, kw_only=True):
@@ -162,17 +165,45 @@ def too_deep(body: bytes) -> bool:
     return json_depth(body) > m.MAX_JSON_DEPTH
 
 
+def out_of_range(body: bytes, decoded: Any) -> bool:
+    """An integer too large for a 64-bit float (beyond ±1.8e308) anywhere in ``decoded``.
+
+    The decoder refuses a float out of that range (``1e400``) but keeps any integer; an
+    integer no double can hold is refused the same way. Only a body with a run of 309 digits
+    can hold one, so the walk runs only then.
+    """
+    if len(body) < _DOUBLE_DIGITS or _LONG_DIGITS.search(body) is None:
+        return False
+    stack = [decoded]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+        elif isinstance(node, int) and not isinstance(node, bool) and node.bit_length() > 1000:
+            try:
+                float(node)
+            except OverflowError:
+                return True
+    return False
+
+
 def decode_body(body: bytes) -> tuple[bool, Any]:
-    """Decode JSON bytes; ``(False, None)`` for anything that is not JSON or nests too deep.
+    """Decode JSON bytes; ``(False, None)`` for anything that is not JSON, nests too deep or
+    holds a number out of a double's range.
 
     The depth cap makes the answer independent of the caller's stack depth.
     """
     if too_deep(body):
         return False, None
     try:
-        return True, _decoder.decode(body)
+        decoded = _decoder.decode(body)
     except (msgspec.DecodeError, msgspec.ValidationError, RecursionError, UnicodeDecodeError):
         return False, None
+    if out_of_range(body, decoded):
+        return False, None
+    return True, decoded
 
 
 # --- shared field checks -------------------------------------------------------------------------

@@ -64,9 +64,23 @@ ROUTES: Final[tuple[Route, ...]] = (
 
 
 class RouteMatch(msgspec.Struct, frozen=True, gc=False):
+    """A matched route; ``not_utf8`` names the params whose percent-escapes are not UTF-8
+    (their value holds U+FFFD where a byte could not be decoded, so it is not the original)."""
+
     route: Route
     params: dict[str, str]
     query: dict[str, str]
+    not_utf8: tuple[str, ...] = ()
+
+
+def _segment(raw: str) -> tuple[str, bool]:
+    """A percent-decoded path segment, and whether its escapes were valid UTF-8."""
+    if "%" not in raw:
+        return raw, True
+    try:
+        return unquote(raw, errors="strict"), True
+    except UnicodeDecodeError:
+        return unquote(raw), False
 
 
 class _Node:
@@ -122,13 +136,14 @@ def match(method: str, raw_path: str) -> RouteMatch | NoRoute:
         if method == "POST" and rest.endswith("/events"):
             ident = rest[:-7]
             if ident and "/" not in ident:
-                return RouteMatch(_EVENT_ROUTE, {"identifier": unquote(ident)}, _NO_QUERY)
+                return _person(_EVENT_ROUTE, ident)
         elif method == "PUT" and rest and "/" not in rest:
-            return RouteMatch(_IDENTIFY_ROUTE, {"identifier": unquote(rest)}, _NO_QUERY)
+            return _person(_IDENTIFY_ROUTE, rest)
     path, _, qs = raw_path.partition("?")
     segments = path.strip("/").split("/") if path.strip("/") else []
     node: _Node | None = _ROOT
     params: dict[str, str] = {}
+    not_utf8: list[str] = []
     for raw in segments:
         assert node is not None
         child = node.children.get(raw)
@@ -136,7 +151,9 @@ def match(method: str, raw_path: str) -> RouteMatch | NoRoute:
             node = child
             continue
         if node.param is not None and node.param_name is not None:
-            params[node.param_name] = unquote(raw)
+            params[node.param_name], ok = _segment(raw)
+            if not ok:
+                not_utf8.append(node.param_name)
             node = node.param
             continue
         return NoRoute(404)
@@ -148,4 +165,9 @@ def match(method: str, raw_path: str) -> RouteMatch | NoRoute:
     if route is None:
         return NoRoute(405, tuple(sorted(node.routes)))
     query = dict(parse_qsl(qs, keep_blank_values=True)) if qs else {}
-    return RouteMatch(route, params, query)
+    return RouteMatch(route, params, query, tuple(not_utf8))
+
+
+def _person(route: Route, raw: str) -> RouteMatch:
+    value, ok = _segment(raw)
+    return RouteMatch(route, {"identifier": value}, _NO_QUERY, () if ok else ("identifier",))

@@ -26,6 +26,7 @@ from trackguard.contract import messages as m
 from trackguard.contract.check import (
     _EXEMPT_ATTRIBUTE_VALUES,
     is_ulid,
+    out_of_range,
     too_deep,
     utf8_len,
     value_bytes,
@@ -255,6 +256,7 @@ class FastEvents:
         if (
             self.decoder is None
             or not isinstance(hit, RouteMatch)
+            or hit.not_utf8  # held whole by the full path (path_not_utf8)
             or hit.route.action != "event"
             or len(body) > m.MAX_EVENT_DATA_BYTES
         ):
@@ -273,6 +275,8 @@ class FastEvents:
             typed = self.decoder.decode(body)
             generic = _generic.decode(body)
         except (msgspec.DecodeError, msgspec.ValidationError, RecursionError, UnicodeDecodeError):
+            return None
+        if out_of_range(body, generic):
             return None
         name = type(typed).__struct_config__.tag
         if not isinstance(generic, dict) or generic.get("name") != name:
@@ -333,6 +337,8 @@ def _object(raw: bytes) -> dict[str, Any] | None:
     try:
         body = _generic.decode(raw)
     except (msgspec.DecodeError, msgspec.ValidationError, RecursionError, UnicodeDecodeError):
+        return None
+    if out_of_range(raw, body):
         return None
     return body if isinstance(body, dict) else None
 
@@ -411,7 +417,7 @@ class FastContract:
 
         ``hit`` is the request's route match; ``now`` plays no part without a plan.
         """
-        if not isinstance(hit, RouteMatch):
+        if not isinstance(hit, RouteMatch) or hit.not_utf8:
             return None
         route = hit.route
         raw = request.body

@@ -120,10 +120,18 @@ class Checker:
         """
         if hit is None:
             hit = match(request.method, request.path)
+        if isinstance(hit, RouteMatch) and hit.not_utf8:
+            return _held_not_utf8(self._full(request, hit, now, state), hit.not_utf8)
         if self.fast is not None:
             verdict = self.fast.check(request, hit, now)
             if verdict is not None:
                 return verdict
+        return self._full(request, hit, now, state)
+
+    def _full(
+        self, request: Request, hit: RouteMatch | NoRoute, now: float | None, state: StateView
+    ) -> Verdict:
+        """The verdict from the full walk: contract, then plan."""
         result = evaluate(request, hit)
         plan_version = self.plan.version if self.plan is not None else ""
         route_key = result.route.key if result.route is not None else None
@@ -204,6 +212,40 @@ class Checker:
             changes=tuple(changes),
             plan_version=plan_version,
         )
+
+
+#: The code of a request whose path holds percent-escapes that are not UTF-8.
+CODE_PATH_NOT_UTF8: Final = "path_not_utf8"
+
+
+def _held_not_utf8(verdict: Verdict, names: tuple[str, ...]) -> Verdict:
+    """Keep, never send, operations addressed by a path value that is not UTF-8.
+
+    ``%ff`` decodes to U+FFFD: sending that would address another person (or none) under an
+    id the client never sent, and the original byte would be lost. Whether Customer.io accepts
+    such a path is UNVERIFIED, so the answer stays the one the request would get otherwise
+    (lenient, like a plan rejection in the default mode), and the request is kept whole, its
+    path as sent (``%ff`` and all), in the quarantine.
+    """
+    if not verdict.operations:
+        return verdict  # refused anyway (kept as a contract record) or nothing to deliver
+    held = tuple(
+        Violation(
+            code=CODE_PATH_NOT_UTF8,
+            rule="contract",
+            path="",
+            message=f"{name} in the path is not UTF-8 once percent-decoded; kept, not delivered",
+            action="reject",
+        )
+        for name in names
+    )
+    return msgspec.structs.replace(
+        verdict,
+        outcome=worst(verdict.outcome, "rejected"),
+        operations=(),
+        rejected=verdict.rejected + verdict.operations,
+        violations=verdict.violations + held,
+    )
 
 
 def check_request(request: Request, plan: Plan | None = None, *, strict: bool = False) -> Verdict:

@@ -6,6 +6,7 @@ See ``docs/delivery.md``.
 """
 
 from trackguard.delivery.batching import Rejected, UpstreamRequest, pack
+from trackguard.delivery.circuit import Circuit, CircuitPolicy, CircuitState
 from trackguard.delivery.convert import to_outbox_rows
 from trackguard.delivery.ratelimit import TokenBucket
 from trackguard.delivery.transport import (
@@ -29,6 +30,9 @@ from trackguard.delivery.worker import (
 )
 
 __all__ = [
+    "Circuit",
+    "CircuitPolicy",
+    "CircuitState",
     "ConnectFailed",
     "DeliveryMetrics",
     "DeliveryReport",

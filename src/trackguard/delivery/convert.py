@@ -115,6 +115,7 @@ def to_outbox_row(
         source=source,
         route=route,
         plan_version=plan_version,
+        batch_index=op.batch_index,
     )
 
 

@@ -15,6 +15,11 @@ Every leased row ends a round in exactly one state, so nothing acknowledged is l
 After a retryable failure the round stops and the rows not yet sent are rescheduled with the
 same delay: upstream is struggling, and sending a person's later rows while an earlier one
 waits would break per-person order.
+
+Rows Customer.io refuses are judged batch by batch by the circuit breaker (``circuit.py``):
+while a batch's refusals could still be part of an upstream that refuses everything, its refused
+rows are *held* (kept pending, not due) instead of quarantined; several bad batches in a row open
+the circuit and every held row goes back to the outbox, a good batch quarantines them.
 """
 
 from __future__ import annotations
@@ -37,6 +42,13 @@ from trackguard.delivery.batching import (
     alone,
     pack,
     split,
+)
+from trackguard.delivery.circuit import (
+    STATE_KEY,
+    Circuit,
+    CircuitPolicy,
+    CircuitState,
+    decode_state,
 )
 from trackguard.delivery.ratelimit import TokenBucket
 from trackguard.delivery.transport import Transport, TransportError, retry_after_seconds
@@ -143,6 +155,10 @@ class MetricsSnapshot(msgspec.Struct, frozen=True, kw_only=True):
     delivery_latency_seconds: HistogramSnapshot
     last_error: str | None
     last_error_at: float | None
+    #: The circuit breaker: open (delivery paused, probing), trips since start, next probe.
+    circuit_open: bool = False
+    circuit_trips_total: int = 0
+    circuit_probe_at: float | None = None
 
 
 class _Histogram:
@@ -182,6 +198,11 @@ class DeliveryMetrics:
         self._by_status: dict[str, int] = {}
         self._items = _Histogram(ITEMS_BOUNDS)
         self._latency = _Histogram(LATENCY_BOUNDS)
+        self._circuit = CircuitState()
+
+    def circuit(self, state: CircuitState) -> None:
+        with self._lock:
+            self._circuit = state
 
     def request(self, status: str, items: int) -> None:
         with self._lock:
@@ -219,6 +240,9 @@ class DeliveryMetrics:
                 delivery_latency_seconds=self._latency.snapshot(),
                 last_error=self.last_error,
                 last_error_at=self.last_error_at,
+                circuit_open=self._circuit.state == "open",
+                circuit_trips_total=self._circuit.trips,
+                circuit_probe_at=self._circuit.probe_at,
             )
 
 
@@ -259,6 +283,8 @@ class DeliveryWorker:
     ``clock`` is Unix time (the store's timestamps are); ``sleep`` waits for rate-limit tokens;
     ``rng`` draws backoff jitter. Inject fakes of the three for deterministic tests.
     ``max_attempts`` (None: retry forever) quarantines a row after that many failed rounds.
+    ``circuit`` is the breaker's policy (None: no breaker, every refused row is quarantined
+    at once).
     """
 
     def __init__(
@@ -280,6 +306,7 @@ class DeliveryWorker:
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], object] = time.sleep,
         rng: Uniform | None = None,
+        circuit: CircuitPolicy | None = CircuitPolicy(),  # noqa: B008 - frozen, shared safely
     ) -> None:
         if lease_size < 1:
             raise ValueError("lease_size must be at least 1")
@@ -302,6 +329,11 @@ class DeliveryWorker:
         self.rng: Uniform = rng if rng is not None else random.Random()
         self.metrics = DeliveryMetrics()
         self._failures = 0  # consecutive failed requests: the backoff exponent
+        self.circuit = Circuit(circuit) if circuit is not None else None
+        #: Refused rows of the current streak of bad batches, by seq: quarantined when a good
+        #: batch ends the streak, back to the outbox when the circuit opens.
+        self._held: dict[int, tuple[OutboxRow, QuarantineRecord]] = {}
+        self._circuit_loaded = False
 
     # -- the loop ----------------------------------------------------------------------------
 
@@ -322,6 +354,15 @@ class DeliveryWorker:
                 log.error("store error, delivery pauses: %s", exc)
                 stop.wait(self.idle_sleep)
                 continue
+            if report.leased:
+                log.debug(
+                    "round: %d rows leased, %d requests, %d delivered, %d quarantined, %d retried",
+                    report.leased,
+                    report.requests,
+                    report.delivered,
+                    report.failed,
+                    report.retried,
+                )
             if report.retry_at is not None:
                 stop.wait(max(0.0, report.retry_at - self.clock()))
             elif report.leased == 0:
@@ -346,22 +387,36 @@ class DeliveryWorker:
         return max(0.0, min(self.linger - age, self.idle_sleep))
 
     def run_once(self, now: float | None = None) -> DeliveryReport:
-        """One round: lease due rows, pack them, send each request, settle every row."""
-        rows = self.store.lease(self.lease_size, self.clock() if now is None else now)
-        if not rows:
-            return DeliveryReport()
-        requests, rejected = pack(rows, max_batch_bytes=self.max_batch_bytes)
+        """One round: lease due rows, pack them, send each request, settle every row.
+
+        While the circuit is open, a round is a probe of ``probe_size`` rows once it is due
+        (before that, nothing is leased and ``retry_at`` is the probe time).
+        """
+        at = self.clock() if now is None else now
+        circuit = self._loaded_circuit()
+        probing = circuit is not None and circuit.is_open
+        if circuit is not None and probing and not circuit.probe_due(at):
+            return DeliveryReport(retry_at=circuit.state.probe_at, last_error=circuit.state.reason)
         tally = _Round()
+        if circuit is not None and circuit.streak_expired(at):
+            self._fail(self._release(), tally)
+        limit = circuit.policy.probe_size if circuit is not None and probing else self.lease_size
+        rows = self.store.lease(limit, at)
+        if not rows:
+            if circuit is not None and probing:
+                circuit.probed(0, 0, at)
+                log.warning("delivery circuit closed: nothing left to probe with")
+                self._circuit_changed()
+            return DeliveryReport(failed=tally.failed)
+        for row in rows:
+            self._held.pop(row.seq, None)  # due again (this worker restarted?): judged afresh
+        requests, rejected = pack(rows, max_batch_bytes=self.max_batch_bytes)
         if rejected:
             self._fail([(r.row, _rejected_record(r)) for r in rejected], tally)
-        queue = deque(requests)
-        while queue:
-            request = queue.popleft()
-            halves = self._attempt(request, tally)
-            if tally.retry_at is not None:
-                self._reschedule_unsent(queue, tally)
-                break
-            queue.extendleft(reversed(halves))
+        if probing:
+            self._probe(deque(requests), tally)
+        else:
+            self._deliver(deque(requests), tally)
         return DeliveryReport(
             leased=len(rows),
             requests=tally.requests,
@@ -372,10 +427,166 @@ class DeliveryWorker:
             last_error=tally.last_error,
         )
 
+    def _deliver(self, pending: deque[UpstreamRequest], tally: _Round) -> None:
+        """Send each packed request (a batch); judge its refusals once it is settled."""
+        while pending:
+            request = pending.popleft()
+            held, unsent = self._send(request, tally)
+            if tally.retry_at is not None:
+                self._reschedule_unsent(unsent + pending, tally, held)
+                return
+            self._judge(len(request.rows), held, tally)
+            if tally.retry_at is not None:  # the circuit opened: the rest waits for the probe
+                self._reschedule_unsent(pending, tally)
+                return
+
+    def _send(
+        self, request: UpstreamRequest, tally: _Round
+    ) -> tuple[list[tuple[OutboxRow, QuarantineRecord]], deque[UpstreamRequest]]:
+        """Send a batch, splitting it while Customer.io refuses it whole: the rows it refused
+        (not yet settled), and the requests left unsent when a retryable failure stopped it."""
+        held: list[tuple[OutboxRow, QuarantineRecord]] = []
+        queue = deque([request])
+        while queue:
+            halves = self._attempt(queue.popleft(), tally, held)
+            if tally.retry_at is not None:
+                break
+            queue.extendleft(reversed(halves))
+        return held, queue
+
+    # -- the circuit breaker -----------------------------------------------------------------
+
+    def _loaded_circuit(self) -> Circuit | None:
+        """The breaker, resumed once from the state a previous worker saved in the store (a
+        restart must not hammer an upstream that refuses everything)."""
+        circuit = self.circuit
+        if circuit is not None and not self._circuit_loaded:
+            self._circuit_loaded = True
+            saved = decode_state(self.store.meta_value(STATE_KEY))
+            if saved is not None and saved.state == "open":
+                circuit.state = saved
+                log.warning("delivery circuit is open (saved state): probing at %s", saved.probe_at)
+            self.metrics.circuit(circuit.state)
+        return circuit
+
+    def _circuit_changed(self) -> None:
+        assert self.circuit is not None
+        self.metrics.circuit(self.circuit.state)
+        self.store.set_meta(STATE_KEY, self.circuit.encode())
+
+    def _judge(
+        self, items: int, held: list[tuple[OutboxRow, QuarantineRecord]], tally: _Round
+    ) -> None:
+        """Settle a batch's refused rows: quarantine, hold, or (circuit opened) put back."""
+        circuit = self.circuit
+        if circuit is None:
+            if held:
+                self._fail(held, tally)
+            return
+        now = self.clock()
+        reason = (held[-1][1].upstream_error or "") if held else ""
+        judgement = circuit.judge(items, len(held), now, reason)
+        if judgement == "good" or (judgement == "neutral" and not circuit.streak):
+            self._fail([*self._release(), *held], tally)
+        elif judgement in ("bad", "neutral"):
+            self._hold(held, now, tally)
+        else:
+            rows = [row for row, _ in [*self._release(), *held]]
+            state = circuit.state
+            assert state.probe_at is not None
+            log.error(
+                "delivery circuit open: Customer.io refused %.0f%% or more of %d batches in a"
+                " row (last: %s); %d refused rows are kept in the outbox, delivery pauses and"
+                " probes with %d rows at %s",
+                circuit.policy.threshold * 100,
+                circuit.policy.batches,
+                reason,
+                len(rows),
+                circuit.policy.probe_size,
+                _iso(state.probe_at),
+            )
+            self._put_back(rows, f"circuit open: {reason}", state.probe_at, tally)
+            self._circuit_changed()
+
+    def _probe(self, pending: deque[UpstreamRequest], tally: _Round) -> None:
+        """Send the probe's rows; close the circuit if Customer.io mostly accepted them."""
+        circuit = self.circuit
+        assert circuit is not None
+        held: list[tuple[OutboxRow, QuarantineRecord]] = []
+        items = 0
+        while pending:
+            request = pending.popleft()
+            refused, unsent = self._send(request, tally)
+            held += refused
+            items += len(request.rows)
+            if tally.retry_at is not None:  # busy or down: the next probe comes after that
+                self._reschedule_unsent(unsent + pending, tally, held)
+                circuit.postpone(tally.retry_at)
+                self._circuit_changed()
+                return
+        now = self.clock()
+        reason = (held[-1][1].upstream_error or "") if held else ""
+        if circuit.probed(items, len(held), now, reason):
+            log.warning(
+                "delivery circuit closed: Customer.io accepted %d of %d probe rows",
+                items - len(held),
+                items,
+            )
+            if held:
+                self._fail(held, tally)
+        else:
+            probe_at = circuit.state.probe_at
+            assert probe_at is not None
+            log.warning(
+                "delivery circuit stays open: Customer.io refused %d of %d probe rows (%s);"
+                " next probe at %s",
+                len(held),
+                items,
+                reason,
+                _iso(probe_at),
+            )
+            self._put_back([row for row, _ in held], f"circuit open: {reason}", probe_at, tally)
+        self._circuit_changed()
+
+    def _hold(
+        self, held: list[tuple[OutboxRow, QuarantineRecord]], now: float, tally: _Round
+    ) -> None:
+        """Keep refused rows pending, not due, until the streak is decided (within ``hold``
+        seconds; should this worker stop meanwhile, they are due again after twice that)."""
+        if not held:
+            return
+        assert self.circuit is not None
+        for row, record in held:
+            self._held[row.seq] = (row, record)
+        until = now + 2 * self.circuit.policy.hold
+        error = "held: Customer.io refused most of the batch; quarantined unless more batches fail"
+        self.store.mark_retry([row.seq for row, _ in held], error, until)
+        tally.retried += len(held)
+
+    def _release(self) -> list[tuple[OutboxRow, QuarantineRecord]]:
+        held = list(self._held.values())
+        self._held.clear()
+        return held
+
+    def _put_back(self, rows: Sequence[OutboxRow], error: str, until: float, tally: _Round) -> None:
+        """Refused rows back to the outbox, due at ``until`` (never quarantined for it)."""
+        if rows:
+            self.store.mark_retry([row.seq for row in rows], error, until)
+            self.metrics.retried(len(rows))
+            tally.retried += len(rows)
+        tally.retry_at = until
+        tally.last_error = error
+
     # -- one request -------------------------------------------------------------------------
 
-    def _attempt(self, request: UpstreamRequest, tally: _Round) -> tuple[UpstreamRequest, ...]:
-        """Send ``request`` and settle its rows; returns the halves to send next when
+    def _attempt(
+        self,
+        request: UpstreamRequest,
+        tally: _Round,
+        held: list[tuple[OutboxRow, QuarantineRecord]],
+    ) -> tuple[UpstreamRequest, ...]:
+        """Send ``request`` and settle its rows, except those Customer.io refused, which go to
+        ``held`` (the batch's judge settles them); returns the halves to send next when
         Customer.io refused a whole batch."""
         self.bucket.acquire(self.sleep)
         tally.requests += 1
@@ -388,7 +599,7 @@ class DeliveryWorker:
         status = response.status
         self.metrics.request(str(status), len(request.rows))
         if status == 207 and request.is_batch:
-            self._partial(request, response.body, tally)
+            self._partial(request, response.body, tally, held)
         elif 200 <= status < 300:
             self._delivered(request.rows, tally)
         elif status in PERMANENT and len(request.rows) > 1:
@@ -403,7 +614,7 @@ class DeliveryWorker:
                 message=_describe(status, response.body),
                 errors=upstream_errors(response.body),
             )
-            self._fail([(request.rows[0], record)], tally)
+            held.append((request.rows[0], record))
         else:
             error = _describe(status, response.body)
             if status in (401, 403):
@@ -424,7 +635,13 @@ class DeliveryWorker:
             self._retry(request, error, wait, tally)
         return ()
 
-    def _partial(self, request: UpstreamRequest, body: bytes, tally: _Round) -> None:
+    def _partial(
+        self,
+        request: UpstreamRequest,
+        body: bytes,
+        tally: _Round,
+        held: list[tuple[OutboxRow, QuarantineRecord]],
+    ) -> None:
         """A 207: the items it names failed for good, the rest were accepted."""
         by_index: dict[int, list[UpstreamError]] = {}
         for error in upstream_errors(body):
@@ -442,8 +659,7 @@ class DeliveryWorker:
                 errors=errors,
             )
             failures.append((row, record))
-        if failures:
-            self._fail(failures, tally)
+        held.extend(failures)
         if not by_index:
             log.warning("HTTP 207 naming no item of the batch: counted as delivered")
         self._delivered([r for i, r in enumerate(request.rows) if i not in by_index], tally)
@@ -505,9 +721,17 @@ class DeliveryWorker:
             self.metrics.retried(len(again))
             tally.retried += len(again)
 
-    def _reschedule_unsent(self, queue: deque[UpstreamRequest], tally: _Round) -> None:
+    def _reschedule_unsent(
+        self,
+        queue: deque[UpstreamRequest],
+        tally: _Round,
+        held: Sequence[tuple[OutboxRow, QuarantineRecord]] = (),
+    ) -> None:
+        """Rows not sent (and ``held`` rows refused earlier in the interrupted batch, which
+        are simply sent again) are due again with the failed request's retry."""
         assert tally.retry_at is not None
         seqs = [row.seq for request in queue for row in request.rows]
+        seqs += [row.seq for row, _ in held]
         if seqs:
             error = f"not sent: an earlier request failed ({tally.last_error})"
             self.store.mark_retry(seqs, error, tally.retry_at)
@@ -518,6 +742,10 @@ class DeliveryWorker:
         """Full jitter: uniform in ``[0, min(backoff_max, backoff_base × 2^failures)]``."""
         cap = min(self.backoff_max, self.backoff_base * 2.0 ** min(self._failures, 62))
         return self.rng.uniform(0.0, cap)
+
+
+def _iso(ts: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
 
 
 # --- quarantine records --------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from typing import IO, Any, Final
 import msgspec
 
 from trackguard.http.requestlog import log_line
+from trackguard.private import open_private
 from trackguard.redact import redact_headers
 
 KEEP_ENTRIES: Final = 10_000
@@ -75,7 +76,7 @@ class EmulatorLog:
         self, record: Path | None = None, keep: int = KEEP_ENTRIES, keep_bytes: int = KEEP_BYTES
     ) -> None:
         self._lock = threading.Lock()
-        self._file: IO[bytes] | None = None if record is None else record.open("ab")
+        self._file: IO[bytes] | None = None if record is None else open_private(record, "ab")
         self._keep = keep
         self._keep_bytes = keep_bytes
         self.reset()

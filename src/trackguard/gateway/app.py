@@ -58,6 +58,7 @@ from trackguard.http.asgi import (
     track_too_large,
     track_unauthorized,
 )
+from trackguard.http.limits import ConnectionStats
 from trackguard.http.requestlog import RequestLog, RequestLogPolicy, log_line
 from trackguard.ingest import to_write
 from trackguard.plan.model import DedupePolicy
@@ -180,6 +181,8 @@ class GatewayParts:
     #: Seconds between reads of what other writers (gateway replicas on the same store,
     #: identity imports) committed into ``state``; 0 turns it off.
     identity_refresh: float = 1.0
+    #: Connection-limit trips and open connections, counted by the server (``/metrics``).
+    connections: ConnectionStats = field(default_factory=ConnectionStats)
 
 
 class Gateway:

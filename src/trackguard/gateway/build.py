@@ -17,6 +17,7 @@ from trackguard.gateway.guards import OPEN_QUARANTINE_BUDGET
 from trackguard.gateway.labels import EventLabels
 from trackguard.gateway.metrics import GatewayMetrics
 from trackguard.http import requestlog
+from trackguard.http.limits import ConnectionLimits, ConnectionStats
 from trackguard.http.requestlog import RequestLog, RequestLogPolicy
 from trackguard.monitor import build_monitor, load_alerts
 from trackguard.plan.loader import load_plan
@@ -67,6 +68,8 @@ class GatewayOptions:
     #: add per minute (beyond it they are dropped, counted and summarised in the log).
     open_max_body: int = OPEN_MAX_BODY
     open_quarantine_budget: int = OPEN_QUARANTINE_BUDGET
+    #: Header, body, keep-alive and connection limits of the server (docs/gateway.md, Limits).
+    limits: ConnectionLimits = field(default_factory=ConnectionLimits)
 
 
 def _check(options: GatewayOptions) -> None:
@@ -150,6 +153,8 @@ def create_gateway(
         metrics.bind_request_log(request_log)
         log = request_log
         monitor.watch_request_log(lambda: (log.dropped, log.error))
+    connections = ConnectionStats()
+    metrics.registry.register(connections.collector())
     parts = GatewayParts(
         checker=Checker(plan, strict=options.strict),
         store=store,
@@ -167,5 +172,9 @@ def create_gateway(
         dedupe=plan.dedupe if plan is not None else DedupePolicy(),
         state=state,
         identity_refresh=options.identity_refresh,
+        # The server's body limits answer first and count the trip; this is the backstop
+        # under a server without them.
+        body_timeout=options.limits.body_gap_timeout + 2 * options.limits.sweep_interval,
+        connections=connections,
     )
     return Gateway(parts, clock)

@@ -58,6 +58,11 @@ class _StoreCollector(Collector):
         depth.add_metric(["delivered"], stats.delivered)
         depth.add_metric(["failed"], stats.failed)
         yield depth
+        yield CounterMetricFamily(
+            "trackguard_dedupe_conflicts",
+            "Events kept in the quarantine: another person held their dedupe key",
+            value=stats.dedupe_conflicts,
+        )
         age = 0.0 if stats.oldest_pending_at is None else time.time() - stats.oldest_pending_at
         yield GaugeMetricFamily(
             "trackguard_outbox_oldest_pending_seconds",
@@ -90,6 +95,16 @@ class _StoreCollector(Collector):
         rows.add_metric(["failed"], snap.rows_failed_total)
         rows.add_metric(["retried"], snap.rows_retried_total)
         yield rows
+        yield GaugeMetricFamily(
+            "trackguard_delivery_circuit_open",
+            "1 while delivery is paused because Customer.io refuses nearly everything",
+            value=int(snap.circuit_open),
+        )
+        yield CounterMetricFamily(
+            "trackguard_delivery_circuit_trips",
+            "Times the circuit opened",
+            value=snap.circuit_trips_total,
+        )
         for name, doc, hist in (
             (
                 "trackguard_upstream_items_per_request",

@@ -3,13 +3,21 @@
 The socket is bound here, not by uvicorn, so port 0 yields the real port before serving
 starts and a CLI can print its URL. ``run`` stops gracefully on SIGTERM and SIGINT and then
 returns normally (uvicorn alone re-raises the signal after shutting down).
+
+Connections go through :mod:`trackguard.http.guard` (uvicorn's httptools protocol with the
+header, body and connection limits of :class:`ConnectionLimits`). An optional admin listener
+serves the app's operations paths on a second socket in the same event loop, with its own
+connection ceiling, so health checks answer while the public one is full.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import ipaddress
+import logging
+import resource
 import signal
 import socket
 import threading
@@ -21,11 +29,20 @@ from typing import Final
 import uvicorn
 from uvicorn.config import LOGGING_CONFIG
 
+from trackguard.http.admin import ops_only
 from trackguard.http.asgi import ASGIApp
+from trackguard.http.guard import protocol_class
+from trackguard.http.limits import ConnectionLimits, ConnectionStats
+
+log = logging.getLogger("trackguard.http")
 
 _SIGNALS: Final = (signal.SIGINT, signal.SIGTERM)
 _GRACE_SECONDS: Final = 5
 _START_TIMEOUT: Final = 10.0
+#: The admin listener's own connection ceiling: scrapers and probes, not clients.
+ADMIN_MAX_CONNECTIONS: Final = 100
+#: Descriptors kept free beside the connections: the store, logs, upstream, the admin port.
+_SPARE_FILES: Final = ADMIN_MAX_CONNECTIONS + 156
 
 PathLike = str | Path
 
@@ -94,6 +111,10 @@ def _config(
     log_level: str,
     *,
     own_logging: bool,
+    limits: ConnectionLimits,
+    stats: ConnectionStats,
+    lifespan: str = "auto",
+    grace: float = _GRACE_SECONDS,
 ) -> uvicorn.Config:
     if (tls_cert is None) != (tls_key is None):
         raise ValueError("TLS needs both a certificate and a key file")
@@ -101,14 +122,16 @@ def _config(
         app,
         host=host,
         port=port,
+        http=protocol_class(limits, stats),
+        timeout_keep_alive=limits.keep_alive_timeout,  # type: ignore[arg-type]  # float works
         ws="none",
-        lifespan="auto",
+        lifespan=lifespan,  # type: ignore[arg-type]
         log_level=log_level,
         log_config=LOGGING_CONFIG if own_logging else None,
         access_log=own_logging,
         proxy_headers=False,
         server_header=False,
-        timeout_graceful_shutdown=_GRACE_SECONDS,
+        timeout_graceful_shutdown=grace,  # type: ignore[arg-type]  # a float works
         ssl_certfile=None if tls_cert is None else str(tls_cert),
         ssl_keyfile=None if tls_key is None else str(tls_key),
     )
@@ -116,15 +139,55 @@ def _config(
     return config
 
 
+class _Admin:
+    """The admin listener: a second uvicorn server in the public server's event loop."""
+
+    def __init__(self, config: uvicorn.Config, sock: socket.socket) -> None:
+        self.server = _AdminServer(config)
+        self.sock = sock
+        self.task: asyncio.Task[None] | None = None
+
+    async def start(self) -> bool:
+        self.task = asyncio.create_task(self.server.serve(sockets=[self.sock]))
+        while not self.server.started and not self.task.done():
+            await asyncio.sleep(0.01)
+        return self.server.started
+
+    async def stop(self) -> None:
+        self.server.should_exit = True
+        if self.task is not None:
+            await self.task
+
+
+class _AdminServer(uvicorn.Server):
+    """The admin server leaves signals to the public one, which stops it."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
 class _Server(uvicorn.Server):
     """A uvicorn server that reports readiness and returns normally after a signal."""
 
-    def __init__(self, config: uvicorn.Config, ready: Callable[[], None] | None) -> None:
+    def __init__(
+        self,
+        config: uvicorn.Config,
+        ready: Callable[[], None] | None,
+        admin: _Admin | None = None,
+    ) -> None:
         super().__init__(config)
         self._ready = ready
+        self._admin = admin
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        if self._admin is not None and not await self._admin.start():
+            log.error("the admin listener did not start")
+            self.should_exit = True
+            return
         await super().startup(sockets)
+        if not self.started and self._admin is not None:
+            await self._admin.stop()
         if self.started and self._ready is not None:
             self._ready()
 
@@ -148,6 +211,8 @@ class _Server(uvicorn.Server):
                     transport.abort()
             await asyncio.wait({closing}, timeout=0.05)
         await closing
+        if self._admin is not None:  # last, so /readyz answers "shutting down" meanwhile
+            await self._admin.stop()
 
     @contextlib.contextmanager
     def capture_signals(self) -> Generator[None, None, None]:
@@ -168,6 +233,54 @@ class _Server(uvicorn.Server):
                 signal.signal(sig, handler)
 
 
+def _admin(
+    app: ASGIApp,
+    listen: tuple[str, int] | None,
+    limits: ConnectionLimits,
+    log_level: str,
+    *,
+    own_logging: bool,
+) -> _Admin | None:
+    """The admin listener for ``listen``: plain HTTP, the public limits but its own ceiling."""
+    if listen is None:
+        return None
+    host, port = listen
+    admin_limits = dataclasses.replace(limits, max_connections=ADMIN_MAX_CONNECTIONS)
+    config = _config(
+        ops_only(app),
+        host,
+        port,
+        None,
+        None,
+        log_level,
+        own_logging=own_logging,
+        limits=admin_limits,
+        stats=ConnectionStats(),
+        lifespan="off",
+    )
+    return _Admin(config, _bind(host, port))
+
+
+def _ensure_files(limits: ConnectionLimits) -> None:
+    """Raise the soft file limit to fit ``max_connections``, or say loudly that it does not:
+    at the file limit, accept fails and every request fails with it, health checks included."""
+    need = limits.max_connections + _SPARE_FILES
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < need:
+        raised = need if hard == resource.RLIM_INFINITY else min(need, hard)
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (raised, hard))
+        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    if soft != resource.RLIM_INFINITY and soft < need:
+        log.warning(
+            "the open-file limit (%d) is below max_connections + %d (%d): raise `ulimit -n` "
+            "or lower --max-connections, or clients will fail at accept",
+            soft,
+            _SPARE_FILES,
+            need,
+        )
+
+
 def run(
     app: ASGIApp,
     host: str,
@@ -177,34 +290,61 @@ def run(
     tls_key: PathLike | None = None,
     log_level: str = "warning",
     ready: Callable[[str], None] | None = None,
+    limits: ConnectionLimits | None = None,
+    stats: ConnectionStats | None = None,
+    admin_listen: tuple[str, int] | None = None,
 ) -> None:
     """Serve until SIGTERM or SIGINT, then finish in-flight requests and return.
 
     ``ready`` is called with the base URL (real port included) once the server accepts
-    connections.
+    connections. ``stats`` receives the limit trips (the gateway exposes them in /metrics).
     """
-    config = _config(app, host, port, tls_cert, tls_key, log_level, own_logging=True)
+    limits = limits or ConnectionLimits()
+    stats = stats or ConnectionStats()
+    config = _config(
+        app, host, port, tls_cert, tls_key, log_level, own_logging=True, limits=limits, stats=stats
+    )
+    _ensure_files(limits)
     sock = _bind(host, port)
+    try:
+        admin = _admin(app, admin_listen, limits, log_level, own_logging=True)
+    except OSError:
+        sock.close()
+        raise
     url = base_url(host, sock.getsockname()[1], tls=tls_cert is not None)
-    server = _Server(config, None if ready is None else (lambda: ready(url)))
+    server = _Server(config, None if ready is None else (lambda: ready(url)), admin)
     try:
         server.run(sockets=[sock])
     finally:
         sock.close()
+        if admin is not None:
+            admin.sock.close()
 
 
 class RunningServer:
     """A server running in a background thread; ``stop()`` (or leaving ``with``) ends it."""
 
     def __init__(
-        self, server: uvicorn.Server, thread: threading.Thread, sock: socket.socket, *, tls: bool
+        self,
+        server: uvicorn.Server,
+        thread: threading.Thread,
+        sock: socket.socket,
+        *,
+        tls: bool,
+        admin: _Admin | None = None,
     ) -> None:
         self._server = server
         self._thread = thread
         self._sock = sock
+        self._admin = admin
         self.host: str = sock.getsockname()[0]
         self.port: int = sock.getsockname()[1]
         self.url: str = base_url(self.host, self.port, tls=tls)
+        #: The admin listener's URL, when there is one.
+        self.admin_url: str | None = None
+        if admin is not None:
+            admin_host, admin_port = admin.sock.getsockname()[:2]
+            self.admin_url = base_url(admin_host, admin_port, tls=False)
 
     def stop(self, timeout: float = _GRACE_SECONDS + 5.0) -> None:
         """Stop accepting, let in-flight requests finish, and join the thread."""
@@ -214,6 +354,8 @@ class RunningServer:
             self._server.force_exit = True
             self._thread.join(timeout)
         self._sock.close()
+        if self._admin is not None:
+            self._admin.sock.close()
 
     def __enter__(self) -> RunningServer:
         return self
@@ -234,12 +376,38 @@ def start_in_thread(
     *,
     tls_cert: PathLike | None = None,
     tls_key: PathLike | None = None,
+    limits: ConnectionLimits | None = None,
+    stats: ConnectionStats | None = None,
+    admin_listen: tuple[str, int] | None = None,
+    grace: float = _GRACE_SECONDS,
 ) -> RunningServer:
-    """Start serving in a daemon thread and return once connections are accepted."""
-    config = _config(app, host, port, tls_cert, tls_key, "warning", own_logging=False)
+    """Start serving in a daemon thread and return once connections are accepted.
+
+    ``grace`` is how long ``stop()`` lets requests in flight finish before they are answered
+    503 (JSON) and cancelled.
+    """
+    limits = limits or ConnectionLimits()
+    stats = stats or ConnectionStats()
+    config = _config(
+        app,
+        host,
+        port,
+        tls_cert,
+        tls_key,
+        "warning",
+        own_logging=False,
+        limits=limits,
+        stats=stats,
+        grace=grace,
+    )
     sock = _bind(host, port)
+    try:
+        admin = _admin(app, admin_listen, limits, "warning", own_logging=False)
+    except OSError:
+        sock.close()
+        raise
     started = threading.Event()
-    server = _Server(config, started.set)
+    server = _Server(config, started.set, admin)
     failure: list[BaseException] = []
 
     def serve() -> None:
@@ -257,6 +425,8 @@ def start_in_thread(
         server.should_exit = True
         thread.join(_START_TIMEOUT)
         sock.close()
+        if admin is not None:
+            admin.sock.close()
         reason = repr(failure[0]) if failure else "it did not start in time"
         raise RuntimeError(f"server failed to start: {reason}")
-    return RunningServer(server, thread, sock, tls=tls_cert is not None)
+    return RunningServer(server, thread, sock, tls=tls_cert is not None, admin=admin)

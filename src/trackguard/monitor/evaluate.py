@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Final
 from zoneinfo import ZoneInfo
 
+from trackguard.delivery.circuit import CircuitState
 from trackguard.monitor.db import CountRow, MonitorDB
 from trackguard.monitor.rules import ActiveHours, Rule
 from trackguard.monitor.tally import DELIVERY, REQUEST_LOG, REQUEST_OUTCOMES, UNKNOWN
@@ -82,10 +83,12 @@ class Evaluator:
         backlog: Callable[[], tuple[int, float | None]],
         watching_since: float | None = None,
         request_log_error: Callable[[], str | None] = lambda: None,
+        circuit: Callable[[], CircuitState | None] = lambda: None,
     ) -> None:
         self._db = db
         self._backlog = backlog
         self._request_log_error = request_log_error
+        self._circuit = circuit
         #: When this monitor started counting: a volume rule judges only whole windows it saw,
         #: so a restart does not read "no orders for 30 minutes" from minutes nobody counted.
         self._since = watching_since
@@ -118,6 +121,8 @@ class Evaluator:
             return self._upstream(rule, now)
         if kind == "request_log":
             return self._request_log(rule, now)
+        if kind == "delivery_circuit":
+            return self._circuit_rule(now)
         return self._health(rule, now)
 
     def _matching(self, rule: Rule, rows: list[CountRow]) -> list[CountRow]:
@@ -277,6 +282,23 @@ class Evaluator:
             clear=error is None and dropped < rule.resolve,
             summary=text,
             numbers=(("dropped", str(dropped)), ("failing", "yes" if error else "no")),
+        )
+
+    def _circuit_rule(self, now: float) -> Measurement:
+        state = self._circuit()
+        if state is None or state.state != "open" or state.opened_at is None:
+            return Measurement(0.0, False, True, "delivery circuit closed: delivery runs")
+        probe = "-" if state.probe_at is None else duration(max(0, round(state.probe_at - now)))
+        return Measurement(
+            value=max(0.0, now - state.opened_at),
+            breach=True,
+            clear=False,
+            summary=(
+                f"delivery paused for {duration(round(max(0.0, now - state.opened_at)))}:"
+                f" Customer.io refuses nearly every item ({state.reason}); pending rows are"
+                f" kept, {state.probes} probes refused, next probe in {probe}"
+            ),
+            numbers=(("probes refused", str(state.probes)), ("trips", str(state.trips))),
         )
 
     def _health(self, rule: Rule, now: float) -> Measurement:

@@ -65,6 +65,7 @@ _KIND_KEYS: Final[dict[str, frozenset[str]]] = {
     "upstream_errors": frozenset({"window", "threshold", "resolve", "min_volume"}),
     "health_growth": frozenset({"metric", "window", "threshold", "resolve", "min_volume"}),
     "request_log": frozenset({"window", "threshold"}),
+    "delivery_circuit": frozenset(),
 }
 _KNOWN_OUTCOMES: Final = frozenset(REQUEST_OUTCOMES) | frozenset(DELIVERY_OUTCOMES)
 _NAME: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,79}$")
@@ -375,6 +376,8 @@ def _rule(
             resolve=_field(raw, "resolve", parse_fraction, threshold * 0.8),
             min_volume=_field(raw, "min_volume", _count, 20),
         )
+    if kind == "delivery_circuit":
+        return Rule(**common, window=60.0, threshold=0.0, resolve=0.0)
     if kind == "request_log":
         threshold = float(_field(raw, "threshold", _count, 1))
         return Rule(

@@ -22,6 +22,9 @@ import httpx
 import msgspec
 
 from trackguard.core.verdict import Verdict
+from trackguard.delivery.circuit import STATE_KEY as CIRCUIT_KEY
+from trackguard.delivery.circuit import CircuitState
+from trackguard.delivery.circuit import decode_state as decode_circuit
 from trackguard.delivery.worker import MetricsSnapshot
 from trackguard.monitor.db import MonitorDB
 from trackguard.monitor.evaluate import Evaluator, Measurement
@@ -86,6 +89,7 @@ class Monitor:
             self._backlog,
             watching_since=clock(),
             request_log_error=lambda: self.request_log_error,
+            circuit=self._circuit_state,
         )
         self._previous: tuple[int, int, int, int] = (0, 0, 0, 0)
         saved = db.load_blobs("monitor_alerts")
@@ -251,6 +255,12 @@ class Monitor:
             name = "request_log_dropped"
             key: Key = (int(now // 60), REQUEST_LOG, REQUEST_LOG, NO_SOURCE, "outcome", name)
             self.tally.add_counts({key: delta})
+
+    def _circuit_state(self) -> CircuitState | None:
+        """The delivery circuit as the worker (in any process) last saved it."""
+        rows = self.db.query("SELECT value FROM meta WHERE key = ?", (CIRCUIT_KEY,))
+        value = rows[0][0] if rows else None
+        return decode_circuit(value) if isinstance(value, str | bytes) else None
 
     def _backlog(self) -> tuple[int, float | None]:
         pending = self.db.query("SELECT n FROM counts WHERE name = 'pending'")

@@ -8,16 +8,10 @@ Secrets (webhook URLs, routing keys) live only on :class:`Channel` and never app
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Final, Literal
+from typing import Final, Literal, get_args
 
 Severity = Literal["critical", "error", "warning", "info"]
 RuleKind = Literal[
-    "rate", "count", "volume", "backlog", "upstream_errors", "health_growth", "request_log"
-]
-ChannelType = Literal["slack", "pagerduty", "webhook", "log"]
-
-SEVERITIES: Final[tuple[Severity, ...]] = ("critical", "error", "warning", "info")
-RULE_KINDS: Final[tuple[RuleKind, ...]] = (
     "rate",
     "count",
     "volume",
@@ -25,7 +19,12 @@ RULE_KINDS: Final[tuple[RuleKind, ...]] = (
     "upstream_errors",
     "health_growth",
     "request_log",
-)
+    "delivery_circuit",
+]
+ChannelType = Literal["slack", "pagerduty", "webhook", "log"]
+
+SEVERITIES: Final[tuple[Severity, ...]] = ("critical", "error", "warning", "info")
+RULE_KINDS: Final[tuple[RuleKind, ...]] = get_args(RuleKind)
 CHANNEL_TYPES: Final[tuple[ChannelType, ...]] = ("slack", "pagerduty", "webhook", "log")
 PAGERDUTY_URL: Final = "https://events.pagerduty.com/v2/enqueue"
 

@@ -12,7 +12,9 @@ it is marked ``still_invalid`` with the new findings. v2 batch items are replaye
 
 A dry run previews the real run exactly: it claims dedupe keys in memory as it goes, so the
 second of two quarantined copies of one order is counted as a duplicate in both. Duplicates are
-counted apart from replayed records (a record is one or the other).
+counted apart from replayed records (a record is one or the other). A record whose dedupe key
+another person still holds stays ``still_invalid`` (``dedupe_key_conflict``) instead of being
+queued into a new conflict; the dry run remembers who claimed each key, so it says so too.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from trackguard.ingest import quarantine_records, to_write
 from trackguard.plan.model import Plan
 from trackguard.recovery.dedupe import all_duplicates, claimed_keys
 from trackguard.recovery.fixes import Fix, apply_fixes
-from trackguard.store.base import QuarantineRecord, StoreError
+from trackguard.store.base import OutboxRow, QuarantineRecord, StoreError, dedupe_conflict
 from trackguard.store.quarantine import QuarantineFilter, get, list_quarantine
 from trackguard.store.sqlite import SQLiteStore
 from trackguard.store.view import GatewayState
@@ -43,6 +45,7 @@ __all__ = ["CAMPAIGN_WINDOW", "ReplayItem", "ReplayReport", "replay"]
 #: Customer.io does not trigger campaigns on events older than this.
 CAMPAIGN_WINDOW: Final = 72 * 3600.0
 _REPLAYABLE: Final = ("quarantined", "still_invalid")
+_decode_findings: Final = msgspec.json.Decoder(list[dict[str, Any]]).decode
 _encode: Final = msgspec.json.encode
 
 
@@ -121,17 +124,43 @@ def _reason(verdict: Verdict) -> tuple[tuple[str, ...], bytes, str]:
     return codes, _encode(findings), messages
 
 
-def _claimed(conn: sqlite3.Connection, keys: Sequence[str], now: float, in_run: set[str]) -> bool:
+def _holder(
+    conn: sqlite3.Connection, key: str, now: float, in_run: dict[str, str | None]
+) -> tuple[bool, str | None]:
+    """Whether ``key`` is claimed and by whom: an unexpired claim in the store first (its
+    person may be None: a claim from before claims named their person), else the first row
+    that claimed it earlier in this (dry) run."""
+    held = conn.execute(
+        "SELECT person FROM claims WHERE key = ? AND expires_at > ?", (key, now)
+    ).fetchone()
+    if held is not None:
+        return True, held[0]
+    if key in in_run:
+        return True, in_run[key]
+    return False, None
+
+
+def _conflict(
+    conn: sqlite3.Connection, rows: Sequence[OutboxRow], now: float, in_run: dict[str, str | None]
+) -> QuarantineRecord | None:
+    """The record of the dedupe conflict a row would meet (its key claimed, unexpired, by
+    another person), or None."""
+    for row in rows:
+        if row.claim_until is None or row.dedupe_key is None:
+            continue
+        _, holder = _holder(conn, row.dedupe_key, now, in_run)
+        if holder is not None and holder != row.person:
+            return dedupe_conflict(row, holder)
+    return None
+
+
+def _claimed(
+    conn: sqlite3.Connection, keys: Sequence[str], now: float, in_run: dict[str, str | None]
+) -> bool:
     """Whether every key is claimed, in the store or earlier in this (dry) run."""
     if not keys:
         return False
-    return all(
-        k in in_run
-        or conn.execute(
-            "SELECT 1 FROM claims WHERE key = ? AND expires_at > ?", (k, now)
-        ).fetchone()
-        for k in keys
-    )
+    return all(_holder(conn, k, now, in_run)[0] for k in keys)
 
 
 def replay(
@@ -163,7 +192,7 @@ def replay(
         state = GatewayState.load(store)
         identity_map = dict(store.identities())
         items: list[ReplayItem] = []
-        claimed: set[str] = set()  # keys a dry run would have claimed so far
+        claimed: dict[str, str | None] = {}  # keys a dry run would have claimed so far, by whom
         bucket = TokenBucket(rate, 1, time.monotonic) if rate else None
         for record_id in ids:
             if bucket is not None and not dry_run:
@@ -211,7 +240,7 @@ def _one(
     fixes: Sequence[Fix],
     identity_map: dict[str, str],
     now: float,
-    claimed: set[str],
+    claimed: dict[str, str | None],
     *,
     dry_run: bool,
     now_timestamps: bool,
@@ -277,9 +306,21 @@ def _one(
             item.late = True
     write = to_write(request, verdict, now, plan.dedupe)
     keys = claimed_keys(write)
+    conflict = _conflict(conn, write.outbox, now, claimed)
+    if conflict is not None:  # still another person's key: fix it (a new order id) first
+        item.codes, item.reason = conflict.codes, _decode_findings(conflict.findings)[0]["message"]
+        if not dry_run:
+            conn.execute(
+                "UPDATE quarantine SET state = 'still_invalid', findings = ?, codes = ?"
+                " WHERE id = ? AND state != 'replayed'",
+                (conflict.findings.decode(), _encode(conflict.codes).decode(), record.id),
+            )
+        return item
     if dry_run:
         item.outcome = "duplicate" if _claimed(conn, keys, now, claimed) else "replayed"
-        claimed.update(keys)
+        for r in write.outbox:  # the first row to claim a key holds it for the rest of the run
+            if r.claim_until is not None and r.dedupe_key:
+                claimed.setdefault(r.dedupe_key, r.person)
         state.learn(write)  # as the real run does, so later records are checked the same way
         return item
     # The write and the mark are one transaction: a crash leaves both or neither.

@@ -49,7 +49,12 @@ from trackguard.store.base import (
     Write,
 )
 from trackguard.store.queries import _OUTBOX_COLUMNS, StoreReads, _outbox_row
-from trackguard.store.sqlite import _outbox_params, _quarantine_params, derived_row
+from trackguard.store.sqlite import (
+    _outbox_params,
+    _quarantine_params,
+    conflict_params,
+    derived_row,
+)
 from trackguard.store.urls import display_url, split_url
 
 #: The schema version this code writes (``schema_version.version``).
@@ -387,7 +392,9 @@ class PostgresStore(StoreReads):
         quarantine_states: Sequence[tuple[int, str]] | None = None,
     ) -> list[int]:
         """Everything of ``writes`` in one transaction, serial with every other commit (as
-        :meth:`SQLiteStore.commit <trackguard.store.sqlite.SQLiteStore.commit>`)."""
+        :meth:`SQLiteStore.commit <trackguard.store.sqlite.SQLiteStore.commit>`): a row whose
+        dedupe key the same person claimed is a duplicate, one whose key another person
+        claimed is quarantined (``dedupe_key_conflict``)."""
         quarantine = [_quarantine_params(q, None) for w in writes for q in w.quarantine]
         claiming = any(r.claim_until is not None for w in writes for r in w.outbox)
         learning = any(w.links or w.anonymous or w.anonymous_links for w in writes)
@@ -397,6 +404,7 @@ class PostgresStore(StoreReads):
             self._check_open()
             return [0] * len(writes)
         duplicates = [0] * len(writes)
+        conflicts = 0
         with self._transaction(_COMMIT_LOCK) as cur:
             claimed = self._claim(cur, writes) if claiming else {}
             outbox: list[tuple[Any, ...]] = []
@@ -410,7 +418,12 @@ class PostgresStore(StoreReads):
                 for j, r in enumerate(write.outbox):
                     outcome = claimed.get((i, j))
                     if outcome is not None and not outcome[0]:
-                        duplicates[i] += 1
+                        claimer = outcome[1]
+                        if claimer is None or claimer == r.person:
+                            duplicates[i] += 1  # a retry: already stored
+                        else:  # another person's key: kept, not delivered
+                            quarantine.append(conflict_params(r, claimer, write))
+                            conflicts += 1
                         continue
                     outbox.append(_outbox_params(r))
                     if r.state in added:
@@ -445,7 +458,15 @@ class PostgresStore(StoreReads):
                     "UPDATE quarantine SET state = %s WHERE id = %s",
                     [(state, record_id) for record_id, state in quarantine_states],
                 )
-            _add_counts(cur, {**added, "quarantine": len(quarantine), "duplicate": sum(duplicates)})
+            _add_counts(
+                cur,
+                {
+                    **added,
+                    "quarantine": len(quarantine),
+                    "duplicate": sum(duplicates),
+                    "dedupe_conflict": conflicts,
+                },
+            )
             if claiming:
                 self._commits_since_sweep += 1
                 if self._commits_since_sweep >= _CLAIM_SWEEP_EVERY:

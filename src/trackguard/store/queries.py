@@ -113,6 +113,10 @@ class StoreReads:
     def quarantine_count(self) -> int:
         return self._count("quarantine")
 
+    def conflict_count(self) -> int:
+        """Rows quarantined because another person held their dedupe key."""
+        return self._count("dedupe_conflict")
+
     def _count(self, name: str) -> int:
         return int(self._read(f"SELECT n FROM counts WHERE name = {self._P}", (name,))[0][0])
 
@@ -145,6 +149,7 @@ class StoreReads:
             delivered=counts["delivered"],
             failed=counts["failed"],
             oldest_pending_at=oldest[0][0] if oldest else None,
+            dedupe_conflicts=counts["dedupe_conflict"],
         )
 
     def quarantine_list(self, limit: int = 100, offset: int = 0) -> list[QuarantineRecord]:

@@ -14,6 +14,7 @@ however many delivered rows accumulate.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import sqlite3
 import threading
@@ -25,6 +26,7 @@ from typing import Any, Final, Literal
 
 import msgspec
 
+from trackguard.private import create_private
 from trackguard.store.base import (
     OutboxRow,
     QuarantineRecord,
@@ -33,6 +35,7 @@ from trackguard.store.base import (
     StoreError,
     StoreNotFound,
     Write,
+    dedupe_conflict,
 )
 from trackguard.store.files import (
     copy_database,
@@ -46,10 +49,12 @@ from trackguard.store.queries import (
     _outbox_row,
 )
 
+log = logging.getLogger("trackguard.store")
+
 Synchronous = Literal["FULL", "NORMAL"]
 
 #: The schema version this code writes (``PRAGMA user_version``).
-SCHEMA_VERSION: Final = 6
+SCHEMA_VERSION: Final = 7
 
 # Migrations, one tuple of statements per version step: ``_MIGRATIONS[n]`` takes a database at
 # user_version n to n + 1. Statements run one by one (``executescript`` would commit early).
@@ -174,6 +179,13 @@ _MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
             WHERE state != 'pending'""",
         "CREATE INDEX anonymous_first_seen ON anonymous (first_seen)",
     ),
+    (
+        # Who claimed each dedupe key (a person key): the same key from another person is not
+        # a retry but a conflict, kept in the quarantine. Claims of a v6 file keep NULL and
+        # are treated as the same person's (a duplicate, as v6 did) until they expire.
+        "ALTER TABLE claims ADD COLUMN person TEXT",
+        "INSERT INTO counts (name, n) VALUES ('dedupe_conflict', 0)",
+    ),
 )
 assert len(_MIGRATIONS) == SCHEMA_VERSION
 
@@ -221,9 +233,11 @@ _MARK_FAILED: Final = (
 _ADD_COUNT: Final = "UPDATE counts SET n = n + ? WHERE name = ?"
 # Claims a key unless an unexpired claim holds it (then nothing changes: a duplicate).
 _CLAIM: Final = (
-    "INSERT INTO claims (key, expires_at) VALUES (?, ?) ON CONFLICT (key) DO UPDATE"
-    " SET expires_at = excluded.expires_at WHERE claims.expires_at <= ?"
+    "INSERT INTO claims (key, expires_at, person) VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE"
+    " SET expires_at = excluded.expires_at, person = excluded.person"
+    " WHERE claims.expires_at <= ?"
 )
+_CLAIMER: Final = "SELECT person FROM claims WHERE key = ?"
 _PROFILE: Final = (
     "SELECT first_order_date, last_order_date, order_count, lifetime_value FROM profiles"
     " WHERE person = ?"
@@ -300,6 +314,7 @@ class SQLiteStore(StoreReads):
             self._open_readonly()
             self._writer = self._connect()
             return
+        create_private(self.path)  # the request data it will hold is nobody else's to read
         self._writer = self._connect()
         try:
             self._writer.execute("PRAGMA cache_size = -16000")  # lease scans stay in memory
@@ -482,8 +497,10 @@ class SQLiteStore(StoreReads):
 
         Each row keeps the fields it carries except ``seq``/``id``, which the store assigns in
         commit order. Either everything is committed or nothing is (and StoreError is raised).
-        Rows with ``claim_until`` claim their ``dedupe_key`` first: when an unexpired claim
-        holds it the row is a duplicate and is left out; the result counts them per write.
+        Rows with ``claim_until`` claim their ``dedupe_key`` first: when an unexpired claim of
+        the same person holds it the row is a duplicate and is left out (the result counts
+        them per write); when another person's claim holds it, the row is quarantined instead
+        (:func:`~trackguard.store.base.dedupe_conflict`) and counted as ``dedupe_conflict``.
         A new order with ``derive`` updates its person's profile and queues an identify with
         the derived attributes right after the order.
         """
@@ -496,6 +513,7 @@ class SQLiteStore(StoreReads):
             self._check_open()
             return [0] * len(writes)
         duplicates = [0] * len(writes)
+        conflicts = 0
         with self._transaction() as conn:
             outbox: list[tuple[Any, ...]] = []
             added = {"pending": 0, "delivered": 0, "failed": 0}
@@ -504,9 +522,14 @@ class SQLiteStore(StoreReads):
                 for r in write.outbox:
                     if r.claim_until is not None and r.dedupe_key is not None:
                         before = conn.total_changes
-                        conn.execute(_CLAIM, (r.dedupe_key, r.claim_until, r.received_at))
+                        conn.execute(_CLAIM, (r.dedupe_key, r.claim_until, r.person, r.received_at))
                         if conn.total_changes == before:
-                            duplicates[i] += 1
+                            claimer = conn.execute(_CLAIMER, (r.dedupe_key,)).fetchone()[0]
+                            if claimer is None or claimer == r.person:
+                                duplicates[i] += 1
+                            else:
+                                quarantine.append(conflict_params(r, claimer, write))
+                                conflicts += 1
                             continue
                     outbox.append(_outbox_params(r))
                     if r.state in added:
@@ -532,6 +555,8 @@ class SQLiteStore(StoreReads):
                     conn.execute(_ADD_COUNT, (n, name))
             if sum(duplicates):
                 conn.execute(_ADD_COUNT, (sum(duplicates), "duplicate"))
+            if conflicts:
+                conn.execute(_ADD_COUNT, (conflicts, "dedupe_conflict"))
             if learning:
                 _learn(conn, writes)
             if meta:
@@ -558,6 +583,11 @@ class SQLiteStore(StoreReads):
             before = conn.total_changes
             conn.executemany(_BIND, [(email.strip().lower(), ident) for email, ident in pairs])
             return conn.total_changes - before
+
+    def set_meta(self, key: str, value: str) -> None:
+        """Save ``value`` under ``key`` in its own transaction."""
+        with self._transaction() as conn:
+            conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
 
     def lease(self, limit: int, now: float) -> list[OutboxRow]:
         """Claim up to ``limit`` due pending rows in seq order, keeping per-person order.
@@ -748,6 +778,19 @@ def derived_row(
         route=order.route,
         plan_version=order.plan_version,
     )
+
+
+def conflict_params(row: OutboxRow, claimer: str, write: Write) -> tuple[Any, ...]:
+    """The quarantine record (as insert parameters) of ``row``, whose dedupe key another
+    person (``claimer``) holds; logged, as every record kept instead of delivered is."""
+    log.warning(
+        "dedupe key %r is claimed by %s: the event of %s is kept in the quarantine"
+        " (dedupe_key_conflict)",
+        row.dedupe_key,
+        claimer,
+        row.person,
+    )
+    return _quarantine_params(dedupe_conflict(row, claimer, write.kept_as), None)
 
 
 def _quarantine_params(q: QuarantineRecord, outbox_seq: int | None) -> tuple[Any, ...]:

@@ -1,0 +1,19 @@
+"""How long-running commands (``serve``, ``deliver``) log: to stderr, one line per record, and
+never a request URL of the HTTP client libraries (a webhook URL is a secret)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Final
+
+#: Loggers of the HTTP client libraries: at INFO httpx logs every request's full URL, and a
+#: Slack or webhook channel's URL is a secret (so is a PagerDuty URL with a key in it).
+HTTP_CLIENT_LOGGERS: Final = ("httpx", "httpcore")
+
+
+def configure_logging(level: int = logging.INFO) -> None:
+    """Log to stderr at ``level``; the HTTP client libraries only from WARNING, whatever the
+    level, so no request URL (a webhook secret) reaches a log line."""
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for name in HTTP_CLIENT_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)

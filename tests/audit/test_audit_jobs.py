@@ -1,0 +1,292 @@
+"""``audit --jobs N`` gives the report one job gives, byte for byte (timing aside)."""
+
+from __future__ import annotations
+
+import gzip
+import re
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from jobs_corpus import anonymous, event, identify, traffic_lines, write
+
+import trackguard.audit.parallel as parallel
+import trackguard.shares as shares
+from trackguard.audit import Limits, parse_map, run_audit
+from trackguard.audit.parallel import audit_jobs, splittable
+from trackguard.audit.report_json import render_json
+from trackguard.check.samples import BASE_TIME
+from trackguard.cli.audit import audit_command
+from trackguard.plan.loader import load_plan
+
+NOW = BASE_TIME + 86_400
+_PLAN_SEP = b"\n--- inferred plan ---\n"
+_SECONDS = re.compile(rb'"seconds": [0-9.e+-]+')
+PLAN = Path(__file__).resolve().parents[2] / "examples" / "d2c-plan.yaml"
+
+
+@pytest.fixture(autouse=True)
+def _split_small_files(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(shares, "MIN_SHARE_BYTES", 1)  # forked workers inherit it
+
+
+def _report(paths: list[Path], jobs: int, **kw: object) -> bytes:
+    run = run_audit(paths, now=NOW, jobs=jobs, **kw)  # type: ignore[arg-type]
+    report = _SECONDS.sub(b'"seconds": 0', render_json(run.report))
+    return report + _PLAN_SEP + run.infer_plan().encode()
+
+
+def _decoded(both: bytes) -> Any:
+    return msgspec.json.decode(both.split(_PLAN_SEP)[0])["report"]
+
+
+def _merged(paths: list[Path], limits: Limits | None = None, **kw: Any) -> bool:
+    """Whether the shares merged (rather than the audit running again in one process)."""
+    done = audit_jobs(
+        paths,
+        kw.get("plan"),
+        jobs=2,
+        mapping=kw.get("mapping"),
+        now=NOW,
+        limits=limits or Limits(),
+        max_line=kw.get("max_line", 1 << 22),
+    )
+    return done is not None
+
+
+def _same_for_all_jobs(paths: list[Path], **kw: Any) -> bytes:
+    if "limits" not in kw:
+        assert _merged(paths, **kw)
+    one = _report(paths, 1, **kw)
+    for jobs in (2, 3):
+        assert _report(paths, jobs, **kw) == one, f"--jobs {jobs} differs"
+    return one
+
+
+@pytest.fixture(scope="module")
+def traffic(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Sample traffic with defects as a request log, plus bad lines and a blank one."""
+    lines: list[object] = list(traffic_lines(1500))
+    lines.insert(700, b"not json\n")
+    lines.insert(900, b"\n")
+    lines.insert(1100, b'{"method": "POST"}\n')
+    return write(tmp_path_factory.mktemp("jobs") / "traffic.jsonl", lines)  # type: ignore[arg-type]
+
+
+def test_sample_traffic(traffic: Path) -> None:
+    one = _same_for_all_jobs([traffic])
+    report = _decoded(one)
+    assert report["totals"]["records"] == 1502
+    assert report["totals"]["unreadable"] == 2
+    assert report["totals"]["blank"] == 1
+    assert report["findings"]  # the defects are found, and found alike
+
+
+def test_recorded_calls_spill_to_disk(
+    traffic: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(parallel, "SPILL_OPS", 7)  # every few calls to the spill file
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    _same_for_all_jobs([traffic])
+    assert list(tmp_path.iterdir()) == []  # spill files and their directory are gone
+
+
+def test_sample_traffic_with_plan(traffic: Path) -> None:
+    _same_for_all_jobs([traffic], plan=load_plan(PLAN))
+
+
+def test_shares_cut_inside_the_file(traffic: Path) -> None:
+    cut = shares.plan_shares([traffic], 3, splittable=lambda p: True)
+    assert cut is not None and cut[0].start == 0 and len(cut) == 3
+    text = traffic.read_bytes()
+    for share in cut[1:]:
+        assert text[share.start - 1 : share.start] == b"\n"
+        assert share.first_line == text[: share.start].count(b"\n") + 1
+
+
+def test_small_input_and_gzip_stay_in_one_piece(
+    traffic: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gz = tmp_path / "t.jsonl.gz"
+    gz.write_bytes(gzip.compress(traffic.read_bytes()))
+    assert shares.plan_shares([gz], 3, splittable=splittable) is None
+    cut = shares.plan_shares([gz, traffic], 3, splittable=splittable)
+    assert cut is not None
+    assert (cut[0].start, cut[0].end) == (0, None)
+    assert [s.index for s in cut] == [0, 1, 1, 1]  # a third of all the bytes each
+    monkeypatch.setattr(shares, "MIN_SHARE_BYTES", 4 << 20)
+    assert shares.plan_shares([traffic], 3, splittable=splittable) is None  # not worth a fork
+
+
+def test_gzip_and_several_files(tmp_path: Path, traffic: Path) -> None:
+    lines = traffic.read_bytes().splitlines(keepends=True)
+    gz = tmp_path / "a.jsonl.gz"
+    gz.write_bytes(gzip.compress(b"".join(lines[:600])))
+    plain = tmp_path / "b.jsonl"
+    plain.write_bytes(b"".join(lines[600:]))
+    one = _same_for_all_jobs([gz, plain])
+    assert b'"path": "' + str(gz).encode() in one
+
+
+def test_har_and_mapped_jsonl(tmp_path: Path, traffic: Path) -> None:
+    """A HAR file is one share; mapped JSONL is cut like a request log."""
+    entries = [
+        {
+            "startedDateTime": line["time"],
+            "request": {
+                "method": line["method"],
+                "url": "https://track.customer.io" + line["path"],
+                "postData": {"text": line["body"]},
+            },
+            "response": {"status": line["status"]},
+        }
+        for line in map(msgspec.json.decode, traffic.read_bytes().splitlines()[:200])
+        if isinstance(line, dict)
+    ]
+    har = tmp_path / "capture.har"
+    har.write_bytes(msgspec.json.encode({"log": {"version": "1.2", "entries": entries}}))
+    mapped = tmp_path / "app.jsonl"
+    with mapped.open("wb") as fh:
+        for raw in traffic.read_bytes().splitlines()[200:]:
+            try:
+                fh.write(msgspec.json.encode({"req": msgspec.json.decode(raw)}) + b"\n")
+            except msgspec.DecodeError:
+                fh.write(raw + b"\n")  # the bad lines stay bad
+    spec = "method=req.method,path=req.path,body=req.body,time=req.time,status=req.status"
+    one = _same_for_all_jobs([har, mapped], mapping=parse_map(spec))
+    assert [i["format"] for i in _decoded(one)["inputs"]] == ["har", "mapped-jsonl"]
+
+
+def test_split_points_inside_long_lines(tmp_path: Path) -> None:
+    """Lines far longer than a share: cuts move to the next line start."""
+    long = {"x": "y" * 20_000}
+    lines: list[object] = []
+    for i in range(12):
+        lines.append(event(BASE_TIME + i, f"u{i}", "Order Completed", {"total": i, **long}))
+    lines.append(b"x" * 50_000 + b"\n")  # unreadable, longer than max_line below
+    path = write(tmp_path / "long.jsonl", lines)  # type: ignore[arg-type]
+    one = _same_for_all_jobs([path], max_line=40_000)
+    assert b"line is longer than 40000 bytes" in one
+
+
+def test_duplicates_straddle_the_split(tmp_path: Path) -> None:
+    """Each request's retry lands in the other half: only the whole log shows the repeat."""
+    first = [
+        event(BASE_TIME + i, f"u{i}", "Order Completed", {"n": i}, id=f"id{i}") for i in range(40)
+    ]
+    retries = [dict(line, time=line["time"]) for line in first]
+    anon = [anonymous(BASE_TIME + 50 + i, f"a{i}", "Viewed") for i in range(10)]
+    linked = [identify(BASE_TIME + 3000 + i, f"p{i}", f"a{i}") for i in range(5)]
+    path = write(tmp_path / "dups.jsonl", [*first, *anon, *retries, *linked])  # type: ignore[list-item]
+    one = _same_for_all_jobs([path])
+    report = _decoded(one)
+    found = {f["id"]: f["count"] for f in report["findings"]}
+    assert found["duplicates.requests"] == 40
+    assert found["duplicates.event_ids"] == 40
+    assert found["anonymous.orphaned"] == 5
+
+
+def test_drift_variant_first_seen_in_second_half(tmp_path: Path) -> None:
+    lines = [event(BASE_TIME + i, f"u{i}", "Order Completed", {"total": 1}) for i in range(60)]
+    lines += [
+        event(BASE_TIME + 100 + i, f"v{i}", name, {"total": "1"})
+        for i, name in enumerate(
+            ["order_completed", "orderCompleted", "Order Complete", "Ordr Completed"] * 3
+        )
+    ]
+    path = write(tmp_path / "drift.jsonl", lines)  # type: ignore[arg-type]
+    one = _same_for_all_jobs([path])
+    assert b"orderCompleted" in one and b'"drift": [' in one
+
+
+def test_caps_reached_give_the_sequential_report(tmp_path: Path) -> None:
+    """A cap decided by order: the audit runs again in one process, with the same report."""
+    lines = [event(BASE_TIME + i, f"u{i}", f"Event {i}", {f"k{i}": i}) for i in range(30)]
+    path = write(tmp_path / "many.jsonl", lines)  # type: ignore[arg-type]
+    limits = Limits(event_names=5, series=3, event_keys=4, duplicate_window=4, identifiers=6)
+    assert not _merged([path], limits)
+    one = _same_for_all_jobs([path], limits=limits)
+    assert b"more than 5 distinct event names" in one
+
+
+def test_replayed_caps_merge(tmp_path: Path, traffic: Path) -> None:
+    """Identifier, duplicate-window and anonymous-id caps are reached in the replay, in order."""
+    lines: list[Any] = [*map(msgspec.json.decode, traffic.read_bytes().splitlines()[:600])]
+    lines += [anonymous(BASE_TIME + 9000 + i, f"a{i % 40}", "Viewed") for i in range(80)]
+    lines += [identify(BASE_TIME + 9100 + i, f"p{i}", f"a{i}") for i in range(40)]
+    path = write(tmp_path / "capped.jsonl", lines)
+    limits = Limits(identifiers=25, duplicate_window=30, anonymous_ids=20)
+    assert _merged([path], limits)
+    one = _same_for_all_jobs([path], limits=limits)
+    caps = _decoded(one)["caps"]
+    assert "more than 25 distinct ids: later ones are not matched" in caps
+    assert "more than 20 distinct anonymous ids: later ones are not matched" in caps
+    assert any(c.startswith("duplicate requests: only the latest 15-30") for c in caps)
+
+
+def test_series_cap_is_replayed_in_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """More events over time than series: the first ones by position are drawn."""
+    lines = [event(BASE_TIME + 60 * i, f"u{i}", f"Event {i % 9}", {}) for i in range(90)]
+    path = write(tmp_path / "series.jsonl", lines)  # type: ignore[arg-type]
+    assert _merged([path], Limits(series=4))
+    one = _same_for_all_jobs([path], limits=Limits(series=4))
+    assert b"more than 4 events over time" in one
+    monkeypatch.setattr(parallel, "WORKER_SERIES", 5)  # a worker's own bound: one process
+    assert not _merged([path], Limits(series=4))
+    assert _same_for_all_jobs([path], limits=Limits(series=4)) == one
+
+
+_line = st.one_of(
+    st.builds(
+        lambda t, who, name, n, eid: event(BASE_TIME + t, who, name, {"n": n}, id=eid),
+        st.integers(0, 4000),
+        st.sampled_from(["a", "b", "a@x.io", "7"]),
+        st.sampled_from(["Order Completed", "order_completed", "Viewed", " ", "Viewd"]),
+        st.one_of(st.integers(0, 3), st.text(max_size=3)),
+        st.sampled_from(["e1", "e2", "e3"]),
+    ),
+    st.builds(
+        lambda t, a: anonymous(BASE_TIME + t, a, "Viewed"),
+        st.integers(0, 4000),
+        st.sampled_from(["x", "y"]),
+    ),
+    st.builds(
+        lambda t, a: identify(BASE_TIME + t, "p", a),
+        st.integers(0, 4000),
+        st.sampled_from(["x", "y"]),
+    ),
+    st.binary(max_size=20).filter(lambda b: b"\n" not in b).map(lambda b: b + b"\n"),
+)
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(lines=st.lists(_line, max_size=30), jobs=st.integers(2, 4))
+def test_random_logs(tmp_path: Path, lines: list[object], jobs: int) -> None:
+    path = write(tmp_path / "random.jsonl", lines)  # type: ignore[arg-type]
+    assert _report([path], jobs) == _report([path], 1)
+
+
+def test_cli_jobs_same_json(traffic: Path, tmp_path: Path) -> None:
+    runner = CliRunner()
+    outs = []
+    for jobs in ("1", "2"):
+        result = runner.invoke(audit_command, [str(traffic), "--json", "-", "--jobs", jobs])
+        assert result.exit_code == 0, result.output
+        outs.append(_SECONDS.sub(b'"seconds": 0', result.stdout_bytes))
+    assert outs[0] == outs[1]
+
+
+@pytest.mark.parametrize("value", ["0", "-1"])
+def test_cli_jobs_must_be_positive(traffic: Path, value: str) -> None:
+    result = CliRunner().invoke(audit_command, [str(traffic), "--jobs", value])
+    assert result.exit_code == 2
+    assert result.stderr.splitlines() == [
+        f"Error: --jobs must be a number of processes, 1 or more (not {value})"
+    ]
