@@ -50,10 +50,11 @@ from trackguard.store.base import (
 )
 from trackguard.store.queries import _OUTBOX_COLUMNS, StoreReads, _outbox_row
 from trackguard.store.sqlite import (
-    _outbox_params,
+    _claiming,
+    _learning,
+    _nothing,
     _quarantine_params,
-    conflict_params,
-    derived_row,
+    plan_commit,
 )
 from trackguard.store.urls import display_url, split_url
 
@@ -395,44 +396,18 @@ class PostgresStore(StoreReads):
         :meth:`SQLiteStore.commit <trackguard.store.sqlite.SQLiteStore.commit>`): a row whose
         dedupe key the same person claimed is a duplicate, one whose key another person
         claimed is quarantined (``dedupe_key_conflict``)."""
-        quarantine = [_quarantine_params(q, None) for w in writes for q in w.quarantine]
-        claiming = any(r.claim_until is not None for w in writes for r in w.outbox)
-        learning = any(w.links or w.anonymous or w.anonymous_links for w in writes)
-        if not (claiming or learning or quarantine or meta or quarantine_states) and not any(
-            w.outbox for w in writes
-        ):
+        claiming, learning = _claiming(writes), _learning(writes)
+        if _nothing(writes, meta, quarantine_states):
             self._check_open()
             return [0] * len(writes)
-        duplicates = [0] * len(writes)
-        conflicts = 0
         with self._transaction(_COMMIT_LOCK) as cur:
             claimed = self._claim(cur, writes) if claiming else {}
-            outbox: list[tuple[Any, ...]] = []
-            added = {"pending": 0, "delivered": 0, "failed": 0}
-            profiles: dict[str, list[Any]] = {}
-
-            def load(person: str) -> Any:
-                return cur.execute(_PROFILE, (person,)).fetchone()
-
-            for i, write in enumerate(writes):
-                for j, r in enumerate(write.outbox):
-                    outcome = claimed.get((i, j))
-                    if outcome is not None and not outcome[0]:
-                        claimer = outcome[1]
-                        if claimer is None or claimer == r.person:
-                            duplicates[i] += 1  # a retry: already stored
-                        else:  # another person's key: kept, not delivered
-                            quarantine.append(conflict_params(r, claimer, write))
-                            conflicts += 1
-                        continue
-                    outbox.append(_outbox_params(r))
-                    if r.state in added:
-                        added[r.state] += 1
-                    if r.derive is not None:
-                        derived = derived_row(load, profiles, r)
-                        if derived is not None:
-                            outbox.append(_outbox_params(derived))
-                            added["pending"] += 1
+            plan = plan_commit(
+                writes,
+                lambda i, j, r: claimed[(i, j)],
+                lambda person: cur.execute(_PROFILE, (person,)).fetchone(),
+            )
+            outbox, quarantine, profiles = plan.outbox, plan.quarantine, plan.profiles
             if outbox:
                 _insert_outbox(cur, outbox)
             if profiles:
@@ -458,22 +433,14 @@ class PostgresStore(StoreReads):
                     "UPDATE quarantine SET state = %s WHERE id = %s",
                     [(state, record_id) for record_id, state in quarantine_states],
                 )
-            _add_counts(
-                cur,
-                {
-                    **added,
-                    "quarantine": len(quarantine),
-                    "duplicate": sum(duplicates),
-                    "dedupe_conflict": conflicts,
-                },
-            )
+            _add_counts(cur, plan.counts())
             if claiming:
                 self._commits_since_sweep += 1
                 if self._commits_since_sweep >= _CLAIM_SWEEP_EVERY:
                     self._commits_since_sweep = 0
                     now = max(r.received_at for w in writes for r in w.outbox)
                     cur.execute("DELETE FROM claims WHERE expires_at <= %s", (now,))
-        return duplicates
+        return plan.duplicates
 
     @staticmethod
     def _claim(

@@ -21,6 +21,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Literal
 
@@ -504,43 +505,21 @@ class SQLiteStore(StoreReads):
         A new order with ``derive`` updates its person's profile and queues an identify with
         the derived attributes right after the order.
         """
-        quarantine = [_quarantine_params(q, None) for w in writes for q in w.quarantine]
-        claiming = any(r.claim_until is not None for w in writes for r in w.outbox)
-        learning = any(w.links or w.anonymous or w.anonymous_links for w in writes)
-        if not (claiming or learning or quarantine or meta or quarantine_states) and not any(
-            w.outbox for w in writes
-        ):
+        claiming, learning = _claiming(writes), _learning(writes)
+        if _nothing(writes, meta, quarantine_states):
             self._check_open()
             return [0] * len(writes)
-        duplicates = [0] * len(writes)
-        conflicts = 0
         with self._transaction() as conn:
-            outbox: list[tuple[Any, ...]] = []
-            added = {"pending": 0, "delivered": 0, "failed": 0}
-            profiles: dict[str, list[Any]] = {}
-            for i, write in enumerate(writes):
-                for r in write.outbox:
-                    if r.claim_until is not None and r.dedupe_key is not None:
-                        before = conn.total_changes
-                        conn.execute(_CLAIM, (r.dedupe_key, r.claim_until, r.person, r.received_at))
-                        if conn.total_changes == before:
-                            claimer = conn.execute(_CLAIMER, (r.dedupe_key,)).fetchone()[0]
-                            if claimer is None or claimer == r.person:
-                                duplicates[i] += 1
-                            else:
-                                quarantine.append(conflict_params(r, claimer, write))
-                                conflicts += 1
-                            continue
-                    outbox.append(_outbox_params(r))
-                    if r.state in added:
-                        added[r.state] += 1
-                    if r.derive is not None:
-                        derived = derived_row(
-                            lambda p: conn.execute(_PROFILE, (p,)).fetchone(), profiles, r
-                        )
-                        if derived is not None:
-                            outbox.append(_outbox_params(derived))
-                            added["pending"] += 1
+
+            def claim(i: int, j: int, r: OutboxRow) -> tuple[bool, str | None]:
+                before = conn.total_changes
+                conn.execute(_CLAIM, (r.dedupe_key, r.claim_until, r.person, r.received_at))
+                if conn.total_changes != before:
+                    return True, r.person
+                return False, conn.execute(_CLAIMER, (r.dedupe_key,)).fetchone()[0]
+
+            plan = plan_commit(writes, claim, lambda p: conn.execute(_PROFILE, (p,)).fetchone())
+            outbox, quarantine, profiles = plan.outbox, plan.quarantine, plan.profiles
             if outbox:
                 conn.executemany(_INSERT_OUTBOX, outbox)
             if profiles:
@@ -549,14 +528,9 @@ class SQLiteStore(StoreReads):
                     conn.execute(_SAVE_PROFILE, (person, first, last, count, value, base + n))
             if quarantine:
                 conn.executemany(_INSERT_QUARANTINE, quarantine)
-                conn.execute(_ADD_COUNT, (len(quarantine), "quarantine"))
-            for name, n in added.items():
+            for name, n in plan.counts().items():
                 if n:
                     conn.execute(_ADD_COUNT, (n, name))
-            if sum(duplicates):
-                conn.execute(_ADD_COUNT, (sum(duplicates), "duplicate"))
-            if conflicts:
-                conn.execute(_ADD_COUNT, (conflicts, "dedupe_conflict"))
             if learning:
                 _learn(conn, writes)
             if meta:
@@ -574,7 +548,7 @@ class SQLiteStore(StoreReads):
                     self._commits_since_sweep = 0
                     now = max(r.received_at for w in writes for r in w.outbox)
                     conn.execute("DELETE FROM claims WHERE expires_at <= ?", (now,))
-        return duplicates
+        return plan.duplicates
 
     def import_identities(self, pairs: Sequence[tuple[str, str]]) -> int:
         """Bind emails to ids (``trackguard identity import``); an email already bound keeps
@@ -777,6 +751,92 @@ def derived_row(
         source=order.source,
         route=order.route,
         plan_version=order.plan_version,
+    )
+
+
+_STATES: Final = ("pending", "delivered", "failed")
+
+
+@dataclass
+class CommitPlan:
+    """What one commit writes, once its rows' claims are settled (:func:`plan_commit`)."""
+
+    outbox: list[tuple[Any, ...]] = field(default_factory=list)
+    quarantine: list[tuple[Any, ...]] = field(default_factory=list)
+    #: Profiles the commit's new orders changed: person key -> [first, last, count, value].
+    profiles: dict[str, list[Any]] = field(default_factory=dict)
+    added: dict[str, int] = field(default_factory=lambda: dict.fromkeys(_STATES, 0))
+    duplicates: list[int] = field(default_factory=list)
+    conflicts: int = 0
+
+    def counts(self) -> dict[str, int]:
+        """The changes to the ``counts`` rows, by name."""
+        return {
+            **self.added,
+            "quarantine": len(self.quarantine),
+            "duplicate": sum(self.duplicates),
+            "dedupe_conflict": self.conflicts,
+        }
+
+
+def plan_commit(
+    writes: Sequence[Write],
+    claim: Callable[[int, int, OutboxRow], tuple[bool, str | None]],
+    load: Callable[[str], Sequence[Any] | None],
+) -> CommitPlan:
+    """Sort the rows of ``writes`` (both stores commit this way, inside their transaction).
+
+    ``claim(write index, row index, row)`` claims a claiming row's key: whether it got it,
+    and who holds it. A row whose key the same person holds is a duplicate (counted per
+    write); one whose key another person holds is quarantined (``dedupe_key_conflict``);
+    the rest are stored, and a new order with ``derive`` updates its person's profile
+    (read with ``load``) and queues an identify right after it.
+    """
+    plan = CommitPlan(
+        quarantine=[_quarantine_params(q, None) for w in writes for q in w.quarantine],
+        duplicates=[0] * len(writes),
+    )
+    for i, write in enumerate(writes):
+        for j, r in enumerate(write.outbox):
+            if r.claim_until is not None and r.dedupe_key is not None:
+                taken, holder = claim(i, j, r)
+                if not taken:
+                    if holder is None or holder == r.person:
+                        plan.duplicates[i] += 1  # a retry: stored already
+                    else:  # not a retry: another person's event with the same key
+                        plan.quarantine.append(conflict_params(r, holder, write))
+                        plan.conflicts += 1
+                    continue
+            plan.outbox.append(_outbox_params(r))
+            if r.state in plan.added:
+                plan.added[r.state] += 1
+            if r.derive is not None:
+                derived = derived_row(load, plan.profiles, r)
+                if derived is not None:
+                    plan.outbox.append(_outbox_params(derived))
+                    plan.added["pending"] += 1
+    return plan
+
+
+def _claiming(writes: Sequence[Write]) -> bool:
+    return any(r.claim_until is not None for w in writes for r in w.outbox)
+
+
+def _learning(writes: Sequence[Write]) -> bool:
+    return any(w.links or w.anonymous or w.anonymous_links for w in writes)
+
+
+def _nothing(
+    writes: Sequence[Write],
+    meta: Mapping[str, str] | None,
+    quarantine_states: Sequence[tuple[int, str]] | None,
+) -> bool:
+    """True when ``commit`` has nothing to write (no transaction is opened)."""
+    return not (
+        meta
+        or quarantine_states
+        or _learning(writes)
+        or any(w.outbox or w.quarantine for w in writes)
     )
 
 
