@@ -67,8 +67,12 @@ class Monitor:
         health: HealthSource | None = None,
         interval: float = 5.0,
         client: Callable[[], httpx.Client] = httpx.Client,
+        counts_only: bool = False,
     ) -> None:
         self.db = db
+        #: Only flush this process's counts: with ``serve --workers`` one worker measures
+        #: health, prunes and evaluates the rules for all of them (docs/operations.md).
+        self.counts_only = counts_only
         self.config = config
         self.clock = clock
         self.interval = interval
@@ -196,6 +200,8 @@ class Monitor:
             self._poll_delivery(now)
             self._poll_request_log(now)
             self.flush()
+            if self.counts_only:
+                return []
             if now - self._last_health >= self.config.health_every:
                 self._last_health = now
                 self.health_values = self._health.measure()
@@ -371,6 +377,7 @@ def build_monitor(
     delivery_snapshot: Snapshot | None = None,
     interval: float = 5.0,
     config: AlertConfig | None = None,
+    counts_only: bool = False,
 ) -> Monitor:
     """A monitor on the store's SQLite file, with the rules of ``rules_path`` (or none).
 
@@ -380,4 +387,11 @@ def build_monitor(
     if config is None:
         config = load_alerts(rules_path) if rules_path is not None else AlertConfig()
     db = MonitorDB(db_path(db_path_or_url))
-    return Monitor(db, config, clock=clock, delivery_snapshot=delivery_snapshot, interval=interval)
+    return Monitor(
+        db,
+        config,
+        clock=clock,
+        delivery_snapshot=delivery_snapshot,
+        interval=interval,
+        counts_only=counts_only,
+    )
