@@ -44,3 +44,15 @@ def test_counts_of_two_workers_add_up_and_only_one_evaluates(tmp_path: Path) -> 
     finally:
         singleton.stop()
         counting.stop()
+
+
+def test_a_counting_monitor_waits_the_flush_interval_and_never_evaluates(tmp_path: Path) -> None:
+    clock = FakeClock()
+    counting = build_monitor(tmp_path / "tg.db", None, clock=clock, interval=5.0, counts_only=True)
+    try:
+        for _ in range(3):
+            assert counting.next_wait() == 5.0
+            clock.now += counting.next_wait()
+            assert counting.round() is False
+    finally:
+        counting.stop()

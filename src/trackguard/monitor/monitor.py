@@ -180,12 +180,14 @@ class Monitor:
     def next_wait(self) -> float:
         """Seconds to the next round: the flush ``interval``, or less when an evaluation falls
         due sooner, so rules are evaluated every ``evaluate_every`` whatever the interval."""
+        if self.counts_only:
+            return self.interval
         due_in = self._last_eval + self.config.evaluate_every - self.clock()
         return max(0.0, min(self.interval, due_in))
 
     def round(self) -> bool:
         """One round of the monitor thread; True when it evaluated the rules."""
-        due = self.clock() - self._last_eval >= self.config.evaluate_every
+        due = not self.counts_only and self.clock() - self._last_eval >= self.config.evaluate_every
         try:
             self.tick(evaluate=due)
         except Exception:
