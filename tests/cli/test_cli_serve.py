@@ -180,10 +180,11 @@ def test_serve_workers_hands_over_to_the_supervisor(
 
 
 def test_only_worker_0_delivers_prunes_and_alerts() -> None:
-    options = GatewayOptions(alerts=Path("alerts.yaml"))
+    options = GatewayOptions(alerts=Path("alerts.yaml"), request_log=Path("/logs/requests.jsonl"))
     assert role_options(options, 0) is options
-    other = role_options(options, 1)
+    other = role_options(options, 2)
     assert (other.deliver, other.alerts, other.singletons) == (False, None, False)
-    assert dataclasses.replace(other, deliver=True, alerts=options.alerts, singletons=True) == (
-        options
-    )
+    assert other.request_log == Path("/logs/requests.w2.jsonl")
+    assert dataclasses.replace(
+        other, deliver=True, alerts=options.alerts, singletons=True, request_log=options.request_log
+    ) == (options)

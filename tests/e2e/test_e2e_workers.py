@@ -5,6 +5,7 @@ order and the upstream rate, the supervisor restarts it, and SIGTERM stops every
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import threading
@@ -29,7 +30,7 @@ BURST = 2
 class Workers(Serve):
     """``python -m trackguard serve --workers 2 --admin-listen ...`` as a child process."""
 
-    def __init__(self, db: Path, upstream: str) -> None:
+    def __init__(self, db: Path, upstream: str, *extra: str) -> None:
         admin = _free_port()
         self.admin = f"http://127.0.0.1:{admin}"
         super().__init__(
@@ -42,6 +43,7 @@ class Workers(Serve):
             f"127.0.0.1:{admin}",
             "--rate",
             str(RATE),
+            *extra,
         )
         deadline = time.monotonic() + 30  # the port answers once one worker is ready
         while self.workers_up() != {"0": 1.0, "1": 1.0} and time.monotonic() < deadline:
@@ -168,7 +170,8 @@ def test_sigterm_stops_every_worker_after_their_requests(
 ) -> None:
     db = tmp_path / "tg.db"
     upstream.emulator.faults.set(FaultConfig(status=503))  # nothing is delivered: all stays
-    gw = Workers(db, upstream.server.url)
+    log = tmp_path / "requests.jsonl"
+    gw = Workers(db, upstream.server.url, "--request-log", str(log))
     started.append(gw)
     for n in range(20):
         r = httpx.post(
@@ -187,3 +190,13 @@ def test_sigterm_stops_every_worker_after_their_requests(
         assert store.outbox_stats().pending == 40  # each order and its derived profile update
     finally:
         store.close()
+    # Each worker logs to a file of its own; together they hold every request once.
+    lines = [
+        json.loads(line)
+        for path in (log, tmp_path / "requests.w1.jsonl")
+        if path.exists()
+        for line in path.read_text().splitlines()
+    ]
+    assert sorted(line["path"] for line in lines) == sorted(
+        f"/api/v1/customers/cus_{n}/events" for n in range(20)
+    )

@@ -22,6 +22,7 @@ import dataclasses
 import logging
 import multiprocessing
 import os
+import signal
 import socket
 import threading
 import time
@@ -88,10 +89,23 @@ class WorkerSpec:
 
 
 def role_options(options: GatewayOptions, slot: int) -> GatewayOptions:
-    """Slot 0 keeps delivery, the pruner and alerting; the others only serve and count."""
+    """Slot 0 keeps delivery, the pruner and alerting; the others only serve and count, each
+    into a request log of its own (one file rotated by several processes would lose lines)."""
     if slot == 0:
         return options
-    return dataclasses.replace(options, deliver=False, alerts=None, singletons=False)
+    log = options.request_log
+    return dataclasses.replace(
+        options,
+        deliver=False,
+        alerts=None,
+        singletons=False,
+        request_log=None if log is None else worker_log(log, slot),
+    )
+
+
+def worker_log(path: Path, slot: int) -> Path:
+    """Worker ``slot``'s request log beside ``path``: ``a.jsonl`` -> ``a.w1.jsonl``."""
+    return path.with_name(f"{path.stem}.w{slot}{path.suffix}")
 
 
 def worker_main(spec: WorkerSpec) -> None:
@@ -118,7 +132,7 @@ def _exit_with_parent(parent: int) -> None:
     """Stop gracefully when the supervisor is gone (killed -9): nobody would restart us."""
     while os.getppid() == parent:
         time.sleep(1.0)
-    os.kill(os.getpid(), 15)
+    os.kill(os.getpid(), signal.SIGTERM)
 
 
 class WorkersAdmin:
@@ -249,7 +263,10 @@ def serve_workers(
     The options are checked here first (a bad plan or config fails once, before any worker
     starts), which also creates or migrates the store before the workers open it.
     """
-    create_gateway(options).parts.store.close()
+    checked = create_gateway(dataclasses.replace(options, deliver=False)).parts
+    checked.store.close()
+    if checked.request_log is not None:
+        checked.request_log.close()
     metrics_token = load_auth(options.config).metrics_token
     sock = _bind(serving.host, serving.port)
     admin_socks = [_bind("127.0.0.1", 0) for _ in range(workers)]
