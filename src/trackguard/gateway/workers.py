@@ -54,6 +54,7 @@ from trackguard.http.limits import ConnectionLimits
 from trackguard.http.promsum import merge
 from trackguard.http.runner import ADMIN_MAX_CONNECTIONS, _bind, base_url, run, start_in_thread
 from trackguard.http.supervisor import Supervisor, stop_on_signals
+from trackguard.monitor.monitor import Monitor
 
 log = logging.getLogger("trackguard.workers")
 
@@ -265,6 +266,8 @@ def serve_workers(
     """
     checked = create_gateway(dataclasses.replace(options, deliver=False)).parts
     checked.store.close()
+    if isinstance(checked.monitor, Monitor):
+        checked.monitor.stop()
     if checked.request_log is not None:
         checked.request_log.close()
     metrics_token = load_auth(options.config).metrics_token
