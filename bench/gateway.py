@@ -368,7 +368,11 @@ def _workers(args: argparse.Namespace, make: Any) -> list[dict[str, Any]]:
                     runs.append(result)
                 url = f"http://127.0.0.1:{srv.admin}/metrics"
                 families = text_string_to_metric_families(httpx.get(url).text)
-                totals = {f.name: sum(x.value for x in f.samples) for f in families}
+                totals, served = {}, []
+                for f in families:
+                    totals[f.name] = sum(x.value for x in f.samples)
+                    if f.name == "trackguard_worker_requests":
+                        served = [x.value for x in f.samples]
                 scrapes = []
                 with httpx.Client() as client:
                     for _ in range(20):
@@ -388,6 +392,7 @@ def _workers(args: argparse.Namespace, make: Any) -> list[dict[str, Any]]:
                 "rps_per_core": rps / busy if busy else float("nan"),
                 "scrape_ms": 1000 * statistics.median(scrapes),
                 "requests_per_commit": totals["trackguard_requests"] / totals["trackguard_commits"],
+                "busiest_share": max(served) / sum(served) if sum(served) else 1.0,
             }
         )
     return rows
@@ -396,7 +401,7 @@ def _workers(args: argparse.Namespace, make: Any) -> list[dict[str, Any]]:
 def _print_workers(rows: list[dict[str, Any]]) -> None:
     header = (
         f"{'serve':<12} {'req/s':>8} {'p99 ms':>7} {'server cores':>13} {'req/s per core':>15} "
-        f"{'vs 1':>5} {'req/commit':>11} {'scrape ms':>10}"
+        f"{'vs 1':>5} {'req/commit':>11} {'busiest':>8} {'scrape ms':>10}"
     )
     print(header)
     print("-" * len(header))
@@ -406,6 +411,7 @@ def _print_workers(rows: list[dict[str, Any]]) -> None:
             f"{'--workers ' + str(r['workers']):<12} {r['rps']:>8,.0f} {r['p99_ms']:>7.2f} "
             f"{r['server_cores']:>13.2f} {r['rps_per_core']:>15,.0f} "
             f"{r['rps_per_core'] / base:>5.0%} {r['requests_per_commit']:>11.1f} "
+            f"{r['busiest_share']:>8.0%} "
             f"{r['scrape_ms']:>10.2f}"
         )
 
