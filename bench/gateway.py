@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -179,6 +180,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         return requests[n % len(requests)]
 
     report: dict[str, Any] = {"machine": machine_info(1), "servers": {}}
+    if args.only_workers:
+        report["workers"] = _workers(args, make)
+        return report
     for server in [] if args.stores_only else args.servers:
         row: dict[str, Any] = {}
         noop = Server(server, "noop", {})
@@ -221,6 +225,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     report["delivery"] = _delivery(args, make)
     if args.pg_url:
         report["stores"] = _stores(args, make)
+    if args.workers:
+        report["workers"] = _workers(args, make)
     return report
 
 
@@ -395,6 +401,124 @@ def _print_stores(stores: dict[str, Any]) -> None:
         print(f"target {label}: {'PASS' if ok else 'FAIL'}")
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of ``pid`` and its live descendants (the supervised workers)."""
+    total, todo = 0.0, [pid]
+    tick = os.sysconf("SC_CLK_TCK")
+    while todo:
+        current = todo.pop()
+        try:
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
+        except OSError:
+            continue  # it ended meanwhile
+        total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+        todo += [int(c) for c in children]
+    return total
+
+
+class Serve:
+    """``trackguard serve --workers N`` itself (no delivery), unpinned: N may use both cores."""
+
+    def __init__(self, workers: int, db: str) -> None:
+        self.port, self.admin = _free_port(), _free_port()
+        env = {**os.environ, "TRACKGUARD_SITE_ID": SITE_ID, "TRACKGUARD_API_KEY": API_KEY}
+        self.proc = subprocess.Popen(
+            [
+                *(sys.executable, "-m", "trackguard", "serve", "--workers", str(workers)),
+                *("--plan", str(PLAN), "--db", db, "--no-deliver"),
+                *(
+                    "--listen",
+                    f"127.0.0.1:{self.port}",
+                    "--admin-listen",
+                    f"127.0.0.1:{self.admin}",
+                ),
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{self.admin}/readyz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        time.sleep(1.0 if workers > 1 else 0.3)  # every worker up, not only the first
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=30)
+
+
+def _workers(args: argparse.Namespace, make: Any) -> list[dict[str, Any]]:
+    """Peak req/s of ``serve --workers N`` and the server's CPU time: the load generator
+    shares the machine's cores, so req/s per busy server core is the comparable figure."""
+    os.sched_setaffinity(0, set(range(os.cpu_count() or 1)))  # the servers are unpinned too
+    rows = []
+    for n in args.workers:
+        with tempfile.TemporaryDirectory() as tmp:
+            srv = Serve(n, f"{tmp}/tg.db")
+            try:
+                runs, cores = [], []
+                for _ in range(args.repeats):
+                    cpu = _cpu_seconds(srv.proc.pid)
+                    result = peak(
+                        srv.port, make, connections=args.connections, seconds=args.seconds
+                    )
+                    cores.append((_cpu_seconds(srv.proc.pid) - cpu) / result.seconds)
+                    runs.append(result)
+                url = f"http://127.0.0.1:{srv.admin}/metrics"
+                families = text_string_to_metric_families(httpx.get(url).text)
+                totals, served = {}, []
+                for f in families:
+                    totals[f.name] = sum(x.value for x in f.samples)
+                    if f.name == "trackguard_worker_requests":
+                        served = [x.value for x in f.samples]
+                scrapes = []
+                with httpx.Client() as client:
+                    for _ in range(20):
+                        started = time.perf_counter()
+                        client.get(url).raise_for_status()
+                        scrapes.append(time.perf_counter() - started)
+            finally:
+                srv.stop()
+        rps = _median(runs, "rps")
+        busy = statistics.median(cores)
+        rows.append(
+            {
+                "workers": n,
+                "rps": rps,
+                "p99_ms": _median(runs, "p99_ms"),
+                "server_cores": busy,
+                "rps_per_core": rps / busy if busy else float("nan"),
+                "scrape_ms": 1000 * statistics.median(scrapes),
+                "requests_per_commit": totals["trackguard_requests"] / totals["trackguard_commits"],
+                "busiest_share": max(served) / sum(served) if sum(served) else 1.0,
+            }
+        )
+    return rows
+
+
+def _print_workers(rows: list[dict[str, Any]]) -> None:
+    header = (
+        f"{'serve':<12} {'req/s':>8} {'p99 ms':>7} {'server cores':>13} {'req/s per core':>15} "
+        f"{'vs 1':>5} {'req/commit':>11} {'busiest':>8} {'scrape ms':>10}"
+    )
+    print(header)
+    print("-" * len(header))
+    base = rows[0]["rps_per_core"]
+    for r in rows:
+        print(
+            f"{'--workers ' + str(r['workers']):<12} {r['rps']:>8,.0f} {r['p99_ms']:>7.2f} "
+            f"{r['server_cores']:>13.2f} {r['rps_per_core']:>15,.0f} "
+            f"{r['rps_per_core'] / base:>5.0%} {r['requests_per_commit']:>11.1f} "
+            f"{r['busiest_share']:>8.0%} "
+            f"{r['scrape_ms']:>10.2f}"
+        )
+
+
 def _print(report: dict[str, Any]) -> None:
     m = report["machine"]
     print(
@@ -449,6 +573,10 @@ def _print(report: dict[str, Any]) -> None:
     ]
     for label, ok in checks:
         print(f"target {label}: {'PASS' if ok else 'FAIL'}")
+    if report.get("workers"):
+        print()
+        print("serve --workers N (unpinned; the load generator shares the cores):")
+        _print_workers(report["workers"])
 
 
 def main() -> None:
@@ -459,6 +587,14 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--delivery-load", type=float, default=2000.0)
     parser.add_argument("--upstream-rate", type=float, default=100.0)
+    parser.add_argument(
+        "--workers",
+        type=int,
+        nargs="*",
+        default=[1, 2],
+        help="serve --workers rows (none: skip them).",
+    )
+    parser.add_argument("--only-workers", action="store_true", help="Only the --workers rows.")
     parser.add_argument("--json", action="store_true", help="Print the report as JSON.")
     parser.add_argument(
         "--pg-url",
@@ -472,6 +608,8 @@ def main() -> None:
     report = run(args)
     if args.json:
         print(json.dumps(report, indent=2))
+    elif args.only_workers:
+        _print_workers(report["workers"])
     else:
         _print(report)
 

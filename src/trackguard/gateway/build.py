@@ -70,6 +70,9 @@ class GatewayOptions:
     open_quarantine_budget: int = OPEN_QUARANTINE_BUDGET
     #: Header, body, keep-alive and connection limits of the server (docs/gateway.md, Limits).
     limits: ConnectionLimits = field(default_factory=ConnectionLimits)
+    #: Whether this process runs the monitor's store-wide duties (data health, its pruning,
+    #: alert evaluation); ``serve --workers`` gives them to one worker (docs/operations.md).
+    singletons: bool = True
 
 
 def _check(options: GatewayOptions) -> None:
@@ -144,6 +147,7 @@ def create_gateway(
         clock=clock,
         delivery_snapshot=snapshot,
         config=alerts,
+        counts_only=not options.singletons,
     )
     metrics.bind_store(store.outbox_stats, committer, snapshot)
     metrics.bind_events(monitor.collector())
