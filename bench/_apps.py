@@ -3,8 +3,9 @@
 ``noop`` answers every request 200 ``{}`` without reading anything: the HTTP limit of the
 server. ``gateway`` is the real gateway; ``TG_BENCH_DB``, ``TG_BENCH_PLAN``,
 ``TG_BENCH_UPSTREAM`` (empty: no delivery), ``TG_BENCH_SYNC`` (FULL or NORMAL) and
-``TG_BENCH_STATELESS=1`` (no dedupe claims) configure it; the Pipelines API is served with the
-write key ``WRITE_KEY``. ``serve`` runs an app as
+``TG_BENCH_STATELESS=1`` (no dedupe claims) configure it; ``TG_BENCH_DB`` may be a
+``postgresql://`` URL; the Pipelines API is served with the write key ``WRITE_KEY``. ``serve``
+runs an app as
 ``trackguard serve`` does, with the connection limits; ``TG_BENCH_MAX_CONNECTIONS``,
 ``TG_BENCH_ADMIN_PORT``, ``TG_BENCH_REFUSE=503`` and ``TG_BENCH_PROTOCOL=uvicorn`` (uvicorn's own
 httptools protocol, without the limits: the baseline) configure it.
@@ -58,7 +59,7 @@ def gateway() -> Any:
     plan = os.environ.get("TG_BENCH_PLAN")
     options = GatewayOptions(
         plan=Path(plan) if plan else None,
-        db=Path(os.environ["TG_BENCH_DB"]),
+        db=db if "://" in (db := os.environ["TG_BENCH_DB"]) else Path(db),
         upstream=upstream or "http://127.0.0.1:9",
         deliver=bool(upstream),
         rate=float(os.environ.get("TG_BENCH_RATE", "100")),

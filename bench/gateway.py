@@ -11,6 +11,11 @@ both on loopback. Each figure is the median of ``--repeats`` runs. Not a test: r
 Targets (issue 3): >= 5,000 requests/s on one core, >= 50% of the do-nothing app,
 p99 <= 25 ms at half of peak load, >= 100 events per upstream batch under load, gateway
 memory under 150 MB.
+
+With ``--pg-url postgresql://user@host/db`` the gateway also runs on PostgreSQL beside SQLite
+(``--stores-only``: only that): requests/s, requests/s per busy core (the gateway's CPU plus
+its PostgreSQL backends'), p99 at peak and at half of peak. Targets (issue 13): PostgreSQL
+>= 50% of SQLite's requests/s, p99 <= 25 ms at half load.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -237,7 +243,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         return requests[n % len(requests)]
 
     report: dict[str, Any] = {"machine": machine_info(1), "servers": {}}
-    for server in args.servers:
+    if args.only_workers:
+        report["workers"] = _workers(args, make)
+        return report
+    for server in [] if args.stores_only else args.servers:
         row: dict[str, Any] = {}
         noop = Server(server, "noop", {})
         try:
@@ -272,12 +281,92 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             finally:
                 gw.stop()
         report["servers"][server] = row
+    if args.stores_only:
+        report["stores"] = _stores(args, make)
+        return report
     report["pipelines"] = _pipelines(args, report["servers"][args.servers[0]])
     if args.pipelines_only:
         return report
     report["state_cost"] = _state_cost(args, make)
     report["delivery"] = _delivery(args, make)
+    if args.pg_url:
+        report["stores"] = _stores(args, make)
+    if args.workers:
+        report["workers"] = _workers(args, make)
     return report
+
+
+def _cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU seconds the processes used so far (``/proc/PID/stat``)."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # a backend that ended meanwhile
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def _backends(url: str, application: str) -> list[int]:
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE application_name = %s", (application,)
+        ).fetchall()
+    return [int(pid) for (pid,) in rows]
+
+
+def _stores(args: argparse.Namespace, make: Any) -> dict[str, Any]:
+    """The gateway (first server, example plan, durable commits, no delivery) on a SQLite file
+    and on PostgreSQL: peak requests/s, requests/s per busy core (the gateway's CPU seconds
+    plus, for PostgreSQL, its backends' CPU seconds), and latency at half of each one's peak."""
+    import uuid
+
+    import psycopg
+
+    server = args.servers[0]
+    out: dict[str, Any] = {}
+    schema = f"bench_{uuid.uuid4().hex[:12]}"
+    application = f"tg-bench-{schema}"
+    sep = "&" if "?" in args.pg_url else "?"
+    pg = f"{args.pg_url}{sep}schema={schema}&application_name={application}"
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            for label, db in (("SQLite", f"{tmp}/tg.db"), ("PostgreSQL", pg)):
+                gw = Server(server, "gateway", {"TG_BENCH_DB": db, "TG_BENCH_PLAN": str(PLAN)})
+                try:
+                    runs, cores = [], []
+                    for _ in range(args.repeats):
+                        pids = [gw.proc.pid]
+                        if label == "PostgreSQL":
+                            pids += _backends(args.pg_url, application)
+                        before = _cpu_seconds(pids)
+                        result = peak(
+                            gw.port, make, connections=args.connections, seconds=args.seconds
+                        )
+                        busy = _cpu_seconds(pids) - before
+                        runs.append(result)
+                        cores.append(result.requests / busy if busy else float("nan"))
+                    row: dict[str, Any] = {
+                        "rps": _median(runs, "rps"),
+                        "rps_per_busy_core": statistics.median(cores),
+                        "p99_ms": _median(runs, "p99_ms"),
+                        "errors": sum(r.errors for r in runs),
+                    }
+                    half = [
+                        at_rate(gw.port, make, rate=row["rps"] / 2, seconds=args.seconds)
+                        for _ in range(args.repeats)
+                    ]
+                    row["half_p99_ms"] = _median(half, "p99_ms")
+                    out[label] = row
+                finally:
+                    gw.stop()
+    finally:
+        with psycopg.connect(args.pg_url, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    return out
 
 
 def _state_cost(args: argparse.Namespace, make: Any) -> dict[str, Any]:
@@ -358,6 +447,144 @@ def _delivery(args: argparse.Namespace, make: Any) -> dict[str, Any]:
     }
 
 
+def _print_stores(stores: dict[str, Any]) -> None:
+    print(
+        f"{'store':<11} {'req/s':>7} {'req/s per busy core':>20} {'p99 ms':>7}"
+        f" {'p99 ms @half':>13} {'errors':>7} {'vs SQLite':>10}"
+    )
+    base = stores["SQLite"]
+    for label, r in stores.items():
+        print(
+            f"{label:<11} {r['rps']:>7,.0f} {r['rps_per_busy_core']:>20,.0f} {r['p99_ms']:>7.2f}"
+            f" {r['half_p99_ms']:>13.2f} {r['errors']:>7} {r['rps'] / base['rps']:>10.0%}"
+        )
+    pg = stores["PostgreSQL"]
+    checks = [
+        ("PostgreSQL >= 50% of SQLite req/s", pg["rps"] >= base["rps"] / 2),
+        ("PostgreSQL p99 <= 25 ms at half load", pg["half_p99_ms"] <= 25),
+    ]
+    for label, ok in checks:
+        print(f"target {label}: {'PASS' if ok else 'FAIL'}")
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of ``pid`` and its live descendants (the supervised workers)."""
+    total, todo = 0.0, [pid]
+    tick = os.sysconf("SC_CLK_TCK")
+    while todo:
+        current = todo.pop()
+        try:
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
+        except OSError:
+            continue  # it ended meanwhile
+        total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+        todo += [int(c) for c in children]
+    return total
+
+
+class Serve:
+    """``trackguard serve --workers N`` itself (no delivery), unpinned: N may use both cores."""
+
+    def __init__(self, workers: int, db: str) -> None:
+        self.port, self.admin = _free_port(), _free_port()
+        env = {**os.environ, "TRACKGUARD_SITE_ID": SITE_ID, "TRACKGUARD_API_KEY": API_KEY}
+        self.proc = subprocess.Popen(
+            [
+                *(sys.executable, "-m", "trackguard", "serve", "--workers", str(workers)),
+                *("--plan", str(PLAN), "--db", db, "--no-deliver"),
+                *(
+                    "--listen",
+                    f"127.0.0.1:{self.port}",
+                    "--admin-listen",
+                    f"127.0.0.1:{self.admin}",
+                ),
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{self.admin}/readyz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        time.sleep(1.0 if workers > 1 else 0.3)  # every worker up, not only the first
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=30)
+
+
+def _workers(args: argparse.Namespace, make: Any) -> list[dict[str, Any]]:
+    """Peak req/s of ``serve --workers N`` and the server's CPU time: the load generator
+    shares the machine's cores, so req/s per busy server core is the comparable figure."""
+    os.sched_setaffinity(0, set(range(os.cpu_count() or 1)))  # the servers are unpinned too
+    rows = []
+    for n in args.workers:
+        with tempfile.TemporaryDirectory() as tmp:
+            srv = Serve(n, f"{tmp}/tg.db")
+            try:
+                runs, cores = [], []
+                for _ in range(args.repeats):
+                    cpu = _cpu_seconds(srv.proc.pid)
+                    result = peak(
+                        srv.port, make, connections=args.connections, seconds=args.seconds
+                    )
+                    cores.append((_cpu_seconds(srv.proc.pid) - cpu) / result.seconds)
+                    runs.append(result)
+                url = f"http://127.0.0.1:{srv.admin}/metrics"
+                families = text_string_to_metric_families(httpx.get(url).text)
+                totals, served = {}, []
+                for f in families:
+                    totals[f.name] = sum(x.value for x in f.samples)
+                    if f.name == "trackguard_worker_requests":
+                        served = [x.value for x in f.samples]
+                scrapes = []
+                with httpx.Client() as client:
+                    for _ in range(20):
+                        started = time.perf_counter()
+                        client.get(url).raise_for_status()
+                        scrapes.append(time.perf_counter() - started)
+            finally:
+                srv.stop()
+        rps = _median(runs, "rps")
+        busy = statistics.median(cores)
+        rows.append(
+            {
+                "workers": n,
+                "rps": rps,
+                "p99_ms": _median(runs, "p99_ms"),
+                "server_cores": busy,
+                "rps_per_core": rps / busy if busy else float("nan"),
+                "scrape_ms": 1000 * statistics.median(scrapes),
+                "requests_per_commit": totals["trackguard_requests"] / totals["trackguard_commits"],
+                "busiest_share": max(served) / sum(served) if sum(served) else 1.0,
+            }
+        )
+    return rows
+
+
+def _print_workers(rows: list[dict[str, Any]]) -> None:
+    header = (
+        f"{'serve':<12} {'req/s':>8} {'p99 ms':>7} {'server cores':>13} {'req/s per core':>15} "
+        f"{'vs 1':>5} {'req/commit':>11} {'busiest':>8} {'scrape ms':>10}"
+    )
+    print(header)
+    print("-" * len(header))
+    base = rows[0]["rps_per_core"]
+    for r in rows:
+        print(
+            f"{'--workers ' + str(r['workers']):<12} {r['rps']:>8,.0f} {r['p99_ms']:>7.2f} "
+            f"{r['server_cores']:>13.2f} {r['rps_per_core']:>15,.0f} "
+            f"{r['rps_per_core'] / base:>5.0%} {r['requests_per_commit']:>11.1f} "
+            f"{r['busiest_share']:>8.0%} "
+            f"{r['scrape_ms']:>10.2f}"
+        )
+
+
 def _print(report: dict[str, Any]) -> None:
     m = report["machine"]
     print(
@@ -365,6 +592,11 @@ def _print(report: dict[str, Any]) -> None:
         f"Python {m.get('python')}; server pinned to CPU 0, load generator to CPU 1"
     )
     print()
+    if "stores" in report:
+        _print_stores(report["stores"])
+        print()
+    if not report["servers"]:
+        return
     header = (
         f"{'server':<9} {'noop req/s':>11} {'gateway req/s':>14} {'ratio':>6} "
         f"{'p50 ms':>7} {'p99 ms':>7} {'@half req/s':>12} {'p50 ms':>7} {'p99 ms':>7} "
@@ -379,7 +611,9 @@ def _print(report: dict[str, Any]) -> None:
             f"{r['gateway_p99_ms']:>7.2f} {r['half_rate']:>12,.0f} {r['half_p50_ms']:>7.2f} "
             f"{r['half_p99_ms']:>7.2f} {r['gateway_rss_mib']:>8.1f}"
         )
-    p = report["pipelines"]
+    p = report.get("pipelines")
+    if p is None:
+        return
     print()
     print(
         f"Pipelines API ({p['server']}, /v1/batch of {p['batch']} calls): {p['rps']:,.0f} req/s "
@@ -417,6 +651,10 @@ def _print(report: dict[str, Any]) -> None:
     ]
     for label, ok in checks:
         print(f"target {label}: {'PASS' if ok else 'FAIL'}")
+    if report.get("workers"):
+        print()
+        print("serve --workers N (unpinned; the load generator shares the cores):")
+        _print_workers(report["workers"])
 
 
 def main() -> None:
@@ -427,16 +665,34 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--delivery-load", type=float, default=2000.0)
     parser.add_argument("--upstream-rate", type=float, default=100.0)
+    parser.add_argument(
+        "--workers",
+        type=int,
+        nargs="*",
+        default=[1, 2],
+        help="serve --workers rows (none: skip them).",
+    )
+    parser.add_argument("--only-workers", action="store_true", help="Only the --workers rows.")
     parser.add_argument("--json", action="store_true", help="Print the report as JSON.")
     parser.add_argument(
         "--pipelines-only",
         action="store_true",
         help="Only the peak rows and the Pipelines row (no state cost, no delivery).",
     )
+    parser.add_argument(
+        "--pg-url",
+        default="",
+        help="Also run the gateway on PostgreSQL (in a schema of its own) beside SQLite.",
+    )
+    parser.add_argument(
+        "--stores-only", action="store_true", help="Only the SQLite/PostgreSQL comparison."
+    )
     args = parser.parse_args()
     report = run(args)
     if args.json:
         print(json.dumps(report, indent=2))
+    elif args.only_workers:
+        _print_workers(report["workers"])
     else:
         _print(report)
 

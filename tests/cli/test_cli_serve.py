@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -12,6 +13,7 @@ from click.testing import CliRunner
 import trackguard.cli.serve as serve_module
 from trackguard.cli import main
 from trackguard.gateway.build import GatewayOptions
+from trackguard.gateway.workers import role_options
 from trackguard.store.retention import Retention
 
 
@@ -144,3 +146,45 @@ def test_serve_reports_a_request_log_it_cannot_open(tmp_path: Path) -> None:
     assert result.output == (
         f"Error: {log}: cannot open the request log: No such file or directory\n"
     )
+
+
+def test_serve_refuses_zero_workers(tmp_path: Path, captured: list[GatewayOptions]) -> None:
+    result = _serve(tmp_path, "--workers", "0")
+    assert result.exit_code == 2
+    assert "Invalid value for '--workers': 0 is not in the range x>=1." in result.output
+    assert captured == []
+
+
+@pytest.mark.parametrize(("code", "exit_code"), [(0, 0), (1, 2)])
+def test_serve_workers_hands_over_to_the_supervisor(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, code: int, exit_code: int
+) -> None:
+    calls: list[tuple[Any, ...]] = []
+
+    def serve_workers(options: GatewayOptions, serving: Any, workers: int, **kw: Any) -> int:
+        calls.append((options.db, serving.port, serving.limits.max_connections, workers, kw))
+        return code
+
+    monkeypatch.setattr(serve_module, "serve_workers", serve_workers)
+    result = _serve(
+        tmp_path, "--workers", "2", "--max-connections", "50", "--admin-listen", "127.0.0.1:0"
+    )
+    assert result.exit_code == exit_code
+    ((db, port, ceiling, workers, kw),) = calls
+    assert (db, port, ceiling, workers) == (str(tmp_path / "tg.db"), 0, 50, 2)
+    assert kw["admin_listen"] == ("127.0.0.1", 0)
+    if code:
+        assert result.output.endswith(
+            "Error: workers kept dying: more than 10 restarts within a minute (see the log above)\n"
+        )
+
+
+def test_only_worker_0_delivers_prunes_and_alerts() -> None:
+    options = GatewayOptions(alerts=Path("alerts.yaml"), request_log=Path("/logs/requests.jsonl"))
+    assert role_options(options, 0) is options
+    other = role_options(options, 2)
+    assert (other.deliver, other.alerts, other.singletons) == (False, None, False)
+    assert other.request_log == Path("/logs/requests.w2.jsonl")
+    assert dataclasses.replace(
+        other, deliver=True, alerts=options.alerts, singletons=True, request_log=options.request_log
+    ) == (options)

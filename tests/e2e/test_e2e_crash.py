@@ -32,7 +32,7 @@ def _free_port() -> int:
 class Serve:
     """``python -m trackguard serve`` as a child process."""
 
-    def __init__(self, db: Path, upstream: str, port: int) -> None:
+    def __init__(self, db: Path, upstream: str, port: int, *extra: str) -> None:
         env = {**os.environ, "TRACKGUARD_SITE_ID": SITE_ID, "TRACKGUARD_API_KEY": API_KEY}
         self.url = f"http://127.0.0.1:{port}"
         self.proc = subprocess.Popen(
@@ -51,6 +51,7 @@ class Serve:
                 upstream,
                 "--rate",
                 "200",
+                *extra,
             ],
             env=env,
             stdout=subprocess.DEVNULL,

@@ -125,3 +125,9 @@ def test_a_swap_of_neighbours_is_one_edit(a: str, i: int) -> None:
     if i + 1 < len(a) and a[i] != a[i + 1]:
         swapped = a[:i] + a[i + 1] + a[i] + a[i + 2 :]
         assert edit_distance(a, swapped, 3) == 1
+
+
+def test_a_distance_past_the_limit_is_the_limit_plus_one() -> None:
+    # Every row stays within the limit, yet the last cell is 3: the answer is still 2.
+    assert edit_distance("bc", "caa", 1) == 2
+    assert edit_distance("bc", "caa", 5) == 3

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import msgspec
 import pytest
+from store_kinds import AnyStore, Opener
 from store_schema_env import schema_file
 
 from trackguard.store import OutboxRow, SQLiteStore, Write
@@ -35,17 +35,13 @@ def bind(*pairs: tuple[str, str]) -> Write:
 
 
 @pytest.fixture
-def stores(tmp_path: Path) -> Iterator[tuple[SQLiteStore, SQLiteStore]]:
-    """Two stores on one file: two writers, as two gateway replicas are."""
-    a = SQLiteStore(tmp_path / "tg.db")
-    b = SQLiteStore(tmp_path / "tg.db")
-    yield a, b
-    a.close()
-    b.close()
+def stores(open_store: Opener) -> tuple[AnyStore, AnyStore]:
+    """Two stores on one file or PostgreSQL schema: two writers, as two gateway replicas are."""
+    return open_store(), open_store()
 
 
 def test_bindings_are_read_on_from_the_mark_in_commit_order(
-    stores: tuple[SQLiteStore, SQLiteStore],
+    stores: tuple[AnyStore, AnyStore],
 ) -> None:
     a, b = stores
     assert b.identities_since(0) == []
@@ -64,7 +60,7 @@ def test_bindings_are_read_on_from_the_mark_in_commit_order(
 
 
 def test_a_bound_email_keeps_its_id_and_number_and_imports_are_numbered_too(
-    stores: tuple[SQLiteStore, SQLiteStore],
+    stores: tuple[AnyStore, AnyStore],
 ) -> None:
     a, b = stores
     a.commit([bind(("ana@x.com", "cus_1"))])
@@ -78,7 +74,7 @@ def test_a_bound_email_keeps_its_id_and_number_and_imports_are_numbered_too(
 
 
 def test_latest_orders_are_read_on_from_the_mark_and_an_update_is_read_again(
-    stores: tuple[SQLiteStore, SQLiteStore],
+    stores: tuple[AnyStore, AnyStore],
 ) -> None:
     a, b = stores
     a.commit([Write(outbox=(order("id:p1", 500, "o1"), order("id:p2", 400, "o2")))])
@@ -93,7 +89,7 @@ def test_latest_orders_are_read_on_from_the_mark_and_an_update_is_read_again(
 
 
 def test_rows_committed_between_pages_are_read_once(
-    stores: tuple[SQLiteStore, SQLiteStore],
+    stores: tuple[AnyStore, AnyStore],
 ) -> None:
     a, b = stores
     a.commit([bind(*[(f"u{i}@x.com", f"cus_{i}") for i in range(5)])])
@@ -112,7 +108,7 @@ def test_rows_committed_between_pages_are_read_once(
 
 
 def test_a_reader_racing_a_writer_misses_nothing_and_repeats_nothing(
-    stores: tuple[SQLiteStore, SQLiteStore],
+    stores: tuple[AnyStore, AnyStore],
 ) -> None:
     writer, reader = stores
     commits = 200

@@ -1,4 +1,5 @@
-"""SQLiteStore: schema, field round trips, leasing order, state transitions, closing, URLs."""
+"""The Store protocol on SQLite and PostgreSQL (field round trips, leasing order, state
+transitions, closing), and SQLiteStore's own schema, pragmas and URLs."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 
 import msgspec
 import pytest
+from store_kinds import AnyStore, Opener, lease_case
 
 import trackguard.store
 from trackguard.store import (
@@ -41,13 +43,19 @@ def record(**kw: Any) -> QuarantineRecord:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[SQLiteStore]:
+def store(any_store: AnyStore) -> AnyStore:
+    """A SQLite store, then a PostgreSQL one: the protocol tests run on both."""
+    return any_store
+
+
+@pytest.fixture
+def sqlite_store(tmp_path: Path) -> Iterator[SQLiteStore]:
     s = SQLiteStore(tmp_path / "tg.db", lease_seconds=60.0)
     yield s
     s.close()
 
 
-def add(store: SQLiteStore, *persons: str) -> None:
+def add(store: AnyStore, *persons: str) -> None:
     """One outbox row per person given, in order (seq 1, 2, ...)."""
     store.commit([Write(outbox=(row(p),)) for p in persons])
 
@@ -59,7 +67,8 @@ def seqs(rows: list[OutboxRow]) -> list[int]:
 # -- schema ----------------------------------------------------------------------------------
 
 
-def test_store_schema_created_with_version_wal_and_indexes(store: SQLiteStore) -> None:
+def test_store_schema_created_with_version_wal_and_indexes(sqlite_store: SQLiteStore) -> None:
+    store = sqlite_store
     con = sqlite3.connect(store.path)
     try:
         assert con.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
@@ -141,7 +150,7 @@ def test_store_public_api_is_pinned() -> None:
 # -- round trips -----------------------------------------------------------------------------
 
 
-def test_store_outbox_row_round_trips_every_field(store: SQLiteStore) -> None:
+def test_store_outbox_row_round_trips_every_field(store: AnyStore) -> None:
     full = OutboxRow(
         seq=999,  # ignored: the store assigns seq
         received_at=1712345678.125,
@@ -176,7 +185,7 @@ def test_store_outbox_row_round_trips_every_field(store: SQLiteStore) -> None:
     assert store.outbox_row(3) is None
 
 
-def test_store_quarantine_record_round_trips_every_field(store: SQLiteStore) -> None:
+def test_store_quarantine_record_round_trips_every_field(store: AnyStore) -> None:
     full = QuarantineRecord(
         id=77,  # ignored: the store assigns id
         received_at=1712345678.25,
@@ -216,19 +225,24 @@ def test_store_quarantine_record_round_trips_every_field(store: SQLiteStore) -> 
         upstream_error=None,
         state="quarantined",
     )
-    con = sqlite3.connect(store.path)
-    try:  # stored as JSON text so it can be queried with json_each
-        assert con.execute(
-            "SELECT json_extract(findings, '$[0].code') FROM quarantine WHERE id = 1"
-        ).fetchall() == [("E_TYPE",)]
-        assert con.execute(
-            "SELECT c.value FROM quarantine AS q, json_each(q.codes) AS c WHERE q.id = 1"
-        ).fetchall() == [("E_TYPE",), ("W_NAMING",)]
-    finally:
-        con.close()
+    if isinstance(store, SQLiteStore):
+        con = sqlite3.connect(store.path)
+        try:  # stored as JSON text so it can be queried with json_each
+            assert con.execute(
+                "SELECT json_extract(findings, '$[0].code') FROM quarantine WHERE id = 1"
+            ).fetchall() == [("E_TYPE",)]
+            assert con.execute(
+                "SELECT c.value FROM quarantine AS q, json_each(q.codes) AS c WHERE q.id = 1"
+            ).fetchall() == [("E_TYPE",), ("W_NAMING",)]
+        finally:
+            con.close()
+    else:  # JSON text too: castable to jsonb
+        assert store._read(
+            "SELECT findings::jsonb -> 0 ->> 'code', codes::jsonb FROM quarantine WHERE id = 1"
+        ) == [("E_TYPE", ["E_TYPE", "W_NAMING"])]
 
 
-def test_store_commit_many_writes_in_order(store: SQLiteStore) -> None:
+def test_store_commit_many_writes_in_order(store: AnyStore) -> None:
     store.commit(
         [
             Write(outbox=(row("a"), row("b")), quarantine=(record(event_name="x"),)),
@@ -245,10 +259,10 @@ def test_store_commit_many_writes_in_order(store: SQLiteStore) -> None:
     )
 
 
-def test_store_commit_is_all_or_nothing(store: SQLiteStore) -> None:
+def test_store_commit_is_all_or_nothing(store: AnyStore) -> None:
     add(store, "a")
     bad = row("b", state="bogus")  # msgspec does not validate on construction; SQLite does
-    with pytest.raises(StoreError, match="CHECK constraint failed"):
+    with pytest.raises(StoreError, match=r"(?i)check constraint"):
         store.commit([Write(outbox=(row("ok"),), quarantine=(record(),)), Write(outbox=(bad,))])
     with pytest.raises(StoreError, match="UTF-8"):
         store.commit([Write(outbox=(row("ok"),)), Write(quarantine=(record(findings=b"\xff"),))])
@@ -262,7 +276,7 @@ def test_store_commit_is_all_or_nothing(store: SQLiteStore) -> None:
 # -- lease -----------------------------------------------------------------------------------
 
 
-def test_store_lease_claims_rows_and_keeps_per_person_order(store: SQLiteStore) -> None:
+def test_store_lease_claims_rows_and_keeps_per_person_order(store: AnyStore) -> None:
     add(store, "A", "B", "A", "C", "B", "A")  # seq 1..6
     first = store.lease(2, now=1000.0)
     assert seqs(first) == [1, 2]
@@ -283,7 +297,7 @@ def test_store_lease_claims_rows_and_keeps_per_person_order(store: SQLiteStore) 
     assert (retried.attempts, retried.last_error) == (1, "429 Too Many Requests")
 
 
-def test_store_lease_returns_oldest_first_across_persons(store: SQLiteStore) -> None:
+def test_store_lease_returns_oldest_first_across_persons(store: AnyStore) -> None:
     add(store, *[f"p{i % 7}" for i in range(30)])
     # seq s belongs to p((s - 1) % 7)
     assert seqs(store.lease(5, now=1.0)) == [1, 2, 3, 4, 5]
@@ -293,7 +307,7 @@ def test_store_lease_returns_oldest_first_across_persons(store: SQLiteStore) -> 
     assert store.lease(0, now=1.0) == []
 
 
-def test_store_lease_comes_back_after_claim_expires(store: SQLiteStore) -> None:
+def test_store_lease_comes_back_after_claim_expires(store: AnyStore) -> None:
     add(store, "A", "A", "B")
     assert seqs(store.lease(2, now=0.0)) == [1, 2]  # one person's due rows come together
     assert seqs(store.lease(10, now=0.0)) == [3]
@@ -304,7 +318,7 @@ def test_store_lease_comes_back_after_claim_expires(store: SQLiteStore) -> None:
     assert store.outbox_row(1).attempts == 0  # type: ignore[union-attr]
 
 
-def test_store_lease_skips_future_rows_of_other_people(store: SQLiteStore) -> None:
+def test_store_lease_skips_future_rows_of_other_people(store: AnyStore) -> None:
     store.commit(
         [
             Write(outbox=(row("A", next_attempt_at=50.0),)),
@@ -326,28 +340,8 @@ def test_store_lease_matches_reference_model(tmp_path: Path) -> None:
     for case in range(40):
         s = SQLiteStore(tmp_path / f"m{case}.db")
         try:
-            n = rnd.randint(1, 60)
-            people = [f"p{rnd.randint(0, 5)}" for _ in range(n)]
-            due = [rnd.choice([0.0, 0.0, 5.0, 10.0, 20.0]) for _ in range(n)]
-            s.commit(
-                [
-                    Write(outbox=(row(p, next_attempt_at=d),))
-                    for p, d in zip(people, due, strict=True)
-                ]
-            )
-            done = {i + 1 for i in range(n) if rnd.random() < 0.2}
-            s.mark_delivered(sorted(done), now=1.0)
-            now, limit = rnd.choice([0.0, 5.0, 10.0, 15.0]), rnd.randint(1, 20)
-            expected: list[int] = []
-            blocked: set[str] = set()
-            for seq, (p, d) in enumerate(zip(people, due, strict=True), start=1):
-                if seq in done:
-                    continue
-                if d > now:
-                    blocked.add(p)
-                elif p not in blocked and len(expected) < limit:
-                    expected.append(seq)
-            assert seqs(s.lease(limit, now)) == expected, (case, people, due, done, now)
+            leased, expected, context = lease_case(s, rnd)
+            assert leased == expected, (case, context)
         finally:
             s.close()
 
@@ -405,7 +399,7 @@ def test_store_lease_work_does_not_grow_with_100k_pending(tmp_path: Path) -> Non
 # -- marks and stats -------------------------------------------------------------------------
 
 
-def test_store_mark_delivered_retry_failed_and_stats(store: SQLiteStore) -> None:
+def test_store_mark_delivered_retry_failed_and_stats(store: AnyStore) -> None:
     store.commit([Write(outbox=(row("a", received_at=10.0 + i),)) for i in range(5)])
     store.mark_delivered([1, 1, 99], now=500.0)  # duplicates once, unknown seqs ignored
     store.mark_retry([2], "timeout", next_attempt_at=600.0)
@@ -441,17 +435,17 @@ def test_store_mark_delivered_retry_failed_and_stats(store: SQLiteStore) -> None
     store.mark_failed([], now=1.0)
 
 
-def test_store_mark_failed_is_atomic(store: SQLiteStore) -> None:
+def test_store_mark_failed_is_atomic(store: AnyStore) -> None:
     add(store, "a", "b")
     bad = record(kind="nonsense")
-    with pytest.raises(StoreError, match="CHECK constraint failed"):
+    with pytest.raises(StoreError, match=r"(?i)check constraint"):
         store.mark_failed([(1, record(kind="upstream")), (2, bad)], now=5.0)
     assert store.outbox_row(1).state == "pending"  # type: ignore[union-attr]
     assert store.quarantine_count() == 0
     assert store.outbox_stats().failed == 0
 
 
-def test_store_quarantine_list_newest_first_with_paging(store: SQLiteStore) -> None:
+def test_store_quarantine_list_newest_first_with_paging(store: AnyStore) -> None:
     store.commit([Write(quarantine=(record(event_name=f"e{i}"),)) for i in range(1, 8)])
     assert [q.id for q in store.quarantine_list()] == [7, 6, 5, 4, 3, 2, 1]
     assert [q.id for q in store.quarantine_list(limit=3)] == [7, 6, 5]
@@ -481,7 +475,7 @@ def test_store_healthy_reflects_the_write_lock(tmp_path: Path) -> None:
     assert s.healthy() is False
 
 
-def test_store_reads_from_threads_see_commits(store: SQLiteStore) -> None:
+def test_store_reads_from_threads_see_commits(store: AnyStore) -> None:
     errors: list[BaseException] = []
     seen: list[list[int]] = [[] for _ in range(4)]
 
@@ -510,20 +504,16 @@ def test_store_reads_from_threads_see_commits(store: SQLiteStore) -> None:
     assert seqs(store.lease(100, now=1.0)) == list(range(1, 51))
 
 
-def test_store_two_stores_on_one_file(tmp_path: Path) -> None:
-    a, b = SQLiteStore(tmp_path / "tg.db"), SQLiteStore(tmp_path / "tg.db")
-    try:
-        add(a, "x")
-        add(b, "y")
-        add(a, "z")
-        assert [r.person for r in b.lease(10, now=1.0)] == ["x", "y", "z"]
-        assert a.lease(10, now=1.0) == []
-    finally:
-        a.close()
-        b.close()
+def test_store_two_stores_on_one_file(open_store: Opener) -> None:
+    a, b = open_store(), open_store()
+    add(a, "x")
+    add(b, "y")
+    add(a, "z")
+    assert [r.person for r in b.lease(10, now=1.0)] == ["x", "y", "z"]
+    assert a.lease(10, now=1.0) == []
 
 
-CALLS: dict[str, Callable[[SQLiteStore], object]] = {
+CALLS: dict[str, Callable[[AnyStore], object]] = {
     "commit": lambda s: s.commit([Write(outbox=(row(),))]),
     "commit_empty": lambda s: s.commit([]),
     "lease": lambda s: s.lease(10, 1.0),
@@ -541,7 +531,7 @@ CALLS: dict[str, Callable[[SQLiteStore], object]] = {
 
 @pytest.mark.parametrize("call", CALLS.values(), ids=CALLS.keys())
 def test_store_methods_after_close_raise_store_closed(
-    store: SQLiteStore, call: Callable[[SQLiteStore], object]
+    store: AnyStore, call: Callable[[AnyStore], object]
 ) -> None:
     add(store, "a")
     store.outbox_stats()  # this thread now has a read connection, which close() must close
@@ -552,7 +542,8 @@ def test_store_methods_after_close_raise_store_closed(
     assert store.healthy() is False
 
 
-def test_store_close_closes_other_threads_readers(store: SQLiteStore) -> None:
+def test_store_close_closes_other_threads_readers(sqlite_store: SQLiteStore) -> None:
+    store = sqlite_store
     t = threading.Thread(target=store.outbox_stats)
     t.start()
     t.join()
@@ -591,9 +582,7 @@ def test_store_open_store_paths_and_urls(tmp_path: Path, monkeypatch: pytest.Mon
 @pytest.mark.parametrize(
     ("target", "message"),
     [
-        ("postgresql://u@db/tg", "PostgreSQL store is planned"),
-        ("postgres://db/tg", "PostgreSQL store is planned"),
-        ("postgresql+psycopg://db/tg", "PostgreSQL store is planned"),
+        ("postgresql+psycopg://db/tg", "unsupported store URL"),
         ("mysql://db/tg", "unsupported store URL"),
         ("sqlite://", "sqlite:///relative/path"),
         ("sqlite:///", "sqlite:///relative/path"),
@@ -603,3 +592,39 @@ def test_store_open_store_paths_and_urls(tmp_path: Path, monkeypatch: pytest.Mon
 def test_store_open_store_rejects(target: str, message: str) -> None:
     with pytest.raises(StoreError, match=message):
         open_store(target)
+
+
+def test_store_dedupe_key_of_the_same_person_is_a_duplicate_of_another_a_conflict(
+    store: AnyStore,
+) -> None:
+    def claiming(person: str, at: float) -> OutboxRow:
+        return row(person, received_at=at, dedupe_key="order:A-1", claim_until=at + 100)
+
+    request = record(method="POST", path="/api/v1/customers/2/events", body=b'{"name":"o"}')
+    assert store.commit([Write(outbox=(claiming("id:1", 1.0),))]) == [0]
+    assert store.commit([Write(outbox=(claiming("id:1", 2.0),))]) == [1]  # a retry
+    assert store.commit([Write(outbox=(claiming("id:2", 3.0),), kept_as=request)]) == [0]
+    (kept,) = store.quarantine_list()
+    assert (kept.kind, kept.codes, kept.path, kept.body) == (
+        "plan",
+        ("dedupe_key_conflict",),
+        "/api/v1/customers/2/events",
+        b'{"name":"o"}',
+    )
+    assert msgspec.json.decode(kept.findings)[0]["message"] == (
+        "dedupe key 'order:A-1' is claimed by id:1; this event of id:2 is kept, not delivered"
+    )
+    stats = store.outbox_stats()
+    assert (stats.pending, stats.dedupe_conflicts) == (1, 1)
+    assert (store.duplicate_count(), store.conflict_count(), store.quarantine_count()) == (1, 1, 1)
+    # Once the claim expired, the key is anyone's again.
+    assert store.commit([Write(outbox=(claiming("id:2", 101.0),))]) == [0]
+    assert [r.person for r in store.outbox_list()] == ["id:2", "id:1"]
+
+
+def test_store_meta_values_are_shared_by_every_store_on_it(open_store: Opener) -> None:
+    a, b = open_store(), open_store()
+    assert b.meta_value("delivery_circuit") is None
+    a.set_meta("delivery_circuit", '{"state":"open"}')
+    a.set_meta("delivery_circuit", '{"state":"half_open"}')
+    assert b.meta_value("delivery_circuit") == '{"state":"half_open"}'

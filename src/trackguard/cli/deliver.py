@@ -11,7 +11,6 @@ from types import FrameType
 import click
 
 from trackguard.cli.base import TrackguardCommand
-from trackguard.cli.logs import configure_logging
 from trackguard.cli.options import db_option
 from trackguard.cli.store import retention_options
 from trackguard.delivery.circuit import CircuitPolicy
@@ -23,6 +22,7 @@ from trackguard.delivery.transport import (
 from trackguard.delivery.worker import DeliveryReport, DeliveryWorker
 from trackguard.gateway.build import check_region
 from trackguard.gateway.config import load_auth
+from trackguard.logs import configure_logging
 from trackguard.store.retention import Pruner, Retention, alongside
 from trackguard.store.sqlite import SQLiteStore, open_store
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import click
 import msgspec
@@ -15,15 +15,16 @@ from trackguard.delivery.circuit import STATE_KEY, decode_state
 from trackguard.errors import InputError
 from trackguard.store.base import OutboxRow
 from trackguard.store.quarantine import iso_time
-from trackguard.store.sqlite import SQLiteStore, sqlite_path
+from trackguard.store.sqlite import SQLiteStore, open_store
+
+if TYPE_CHECKING:
+    from trackguard.store.postgres import PostgresStore
 
 
-def _open(db: str, *, readonly: bool = True) -> SQLiteStore:
-    """The SQLite store ``--db`` names; read-only unless the command writes."""
-    path = sqlite_path(db)
-    if path is None:
-        raise InputError(f"{db!r}: the outbox commands read a SQLite store (a path or sqlite:///)")
-    return SQLiteStore(path, readonly=readonly)
+def _open(db: str, *, readonly: bool = True) -> SQLiteStore | PostgresStore:
+    """The store ``--db`` names (a SQLite file or a PostgreSQL URL); read-only unless the
+    command writes."""
+    return cast("SQLiteStore | PostgresStore", open_store(db, create=False, readonly=readonly))
 
 
 def _when(ts: float | None) -> str | None:

@@ -10,7 +10,6 @@ from typing import Any, Literal, TypeVar
 import click
 
 from trackguard.cli.base import TrackguardCommand
-from trackguard.cli.logs import configure_logging
 from trackguard.cli.options import (
     db_option,
     listen_errors,
@@ -23,13 +22,17 @@ from trackguard.cli.options import (
 from trackguard.cli.store import retention_options
 from trackguard.delivery.transport import DEFAULT_PIPELINES_UPSTREAM
 from trackguard.delivery.worker import PIPELINES_RATE
+from trackguard.errors import TrackguardError
 from trackguard.gateway.app import OPEN_MAX_BODY
 from trackguard.gateway.build import DEFAULT_UPSTREAM, GatewayOptions, create_gateway
 from trackguard.gateway.guards import OPEN_QUARANTINE_BUDGET
+from trackguard.gateway.workers import Serving, serve_workers
 from trackguard.http import requestlog
 from trackguard.http.limits import ConnectionLimits
 from trackguard.http.requestlog import RequestLogPolicy
 from trackguard.http.runner import parse_listen, run
+from trackguard.http.supervisor import MAX_RESTARTS_PER_MINUTE
+from trackguard.logs import configure_logging
 from trackguard.store.retention import Retention
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -153,7 +156,18 @@ def _whole_number(flag: str, default: int, text: str) -> Callable[[F], F]:
     help="HOST:PORT of a second, plain-HTTP listener for /healthz, /readyz and /metrics only, "
     "outside --max-connections (the public port keeps answering them too).",
 )
-@_limit("--max-connections", "Open connections on the public port; more are closed at once.")
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Gateway processes serving the port (one per core); limits apply to each. With more "
+    "than 1, /metrics of all of them together is on --admin-listen (docs/operations.md).",
+)
+@_limit(
+    "--max-connections",
+    "Open connections on the public port (per worker); more are closed at once.",
+)
 @_limit("--max-header-bytes", "Request line plus headers; larger is answered 431.")
 @_limit("--header-timeout", "Seconds to send a request's headers; slower is answered 408.")
 @_limit(
@@ -189,6 +203,7 @@ def serve_command(
     retention: Retention,
     prune_every: float,
     admin_listen: str | None,
+    workers: int,
     max_connections: int,
     max_header_bytes: int,
     header_timeout: float,
@@ -226,7 +241,7 @@ def serve_command(
         raise click.UsageError(str(exc)) from None
     options = GatewayOptions(
         plan=plan,
-        db=Path(db),
+        db=db,
         upstream=upstream,
         upstream_ca=upstream_ca,
         strict=strict,
@@ -248,9 +263,22 @@ def serve_command(
         open_quarantine_budget=open_quarantine_budget,
         limits=limits,
     )
-    app = create_gateway(options)
     configure_logging(getattr(logging, log_level.upper()))
     also = None if admin is None else f"{admin[0]}:{admin[1]} (--admin-listen)"
+    announce = lambda url: click.echo(f"trackguard gateway listening on {url}", err=True)  # noqa: E731
+    if workers > 1:
+        serving = Serving(
+            host, port, tls_cert, tls_key, limits, getattr(logging, log_level.upper())
+        )
+        with listen_errors(host, port, also):
+            code = serve_workers(options, serving, workers, admin_listen=admin, ready=announce)
+        if code != 0:
+            raise TrackguardError(
+                f"workers kept dying: more than {MAX_RESTARTS_PER_MINUTE} restarts within a "
+                "minute (see the log above)"
+            )
+        return
+    app = create_gateway(options)
     with listen_errors(host, port, also):
         run(
             app,
@@ -260,7 +288,7 @@ def serve_command(
             tls_key=tls_key,
             # uvicorn's access log says less than --request-log: only at debug is it wanted.
             log_level=log_level if log_level in ("debug", "error") else "warning",
-            ready=lambda url: click.echo(f"trackguard gateway listening on {url}", err=True),
+            ready=announce,
             limits=limits,
             stats=app.parts.connections,
             admin_listen=admin,

@@ -1,4 +1,5 @@
-"""``trackguard store``: the store file's life: create, inspect, prune, back up, vacuum.
+"""``trackguard store``: the store file's life: create, inspect, prune, back up, vacuum, and
+copy into PostgreSQL.
 
 Also the retention options ``serve`` and ``deliver`` share (:func:`retention_options`), so the
 defaults and their environment variables are written once.
@@ -18,14 +19,17 @@ import click
 import msgspec
 
 from trackguard.cli.base import TrackguardGroup
-from trackguard.cli.options import db_option, duration_callback, format_option
+from trackguard.cli.options import db_option, duration_callback, existing_store, format_option
 from trackguard.durations import format_duration
 from trackguard.errors import InputError
 from trackguard.store.backup import backup, vacuum
 from trackguard.store.base import StoreError
+from trackguard.store.copy import DEFAULT_BATCH as DEFAULT_COPY_BATCH
+from trackguard.store.copy import copy_store
 from trackguard.store.info import StoreInfo, store_info
 from trackguard.store.retention import DEFAULT_PRUNE_EVERY, MONITOR_RETENTION, Retention, prune
 from trackguard.store.sqlite import SCHEMA_VERSION, SQLiteStore, sqlite_path
+from trackguard.store.urls import display_url
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -299,3 +303,36 @@ def vacuum_command(db: str) -> None:
 
 
 __all__ = ["retention_options", "store_group"]
+
+
+@store_group.command(name="copy")
+@click.argument("source", metavar="SRC")
+@click.argument("destination", metavar="DST")
+@click.option(
+    "--batch",
+    type=click.IntRange(min=1),
+    default=DEFAULT_COPY_BATCH,
+    show_default=True,
+    help="Rows read and written at a time.",
+)
+def copy_command(source: str, destination: str, batch: int) -> None:
+    """Copy the SQLite store SRC into the empty store DST (postgresql://user@host/db,
+    optionally ?schema=NAME, or another SQLite file), then check every table and count.
+
+    Everything delivery and dedupe need comes along: the outbox with its states, the
+    quarantine, identities and profiles with their change numbers, dedupe claims, anonymous
+    activity, counts and meta. Stop the gateways and workers on SRC first: what they commit
+    after the copy started stays behind. DST is written in one transaction, so a failed copy
+    leaves it empty.
+
+    Example:
+
+    \b
+        trackguard store copy /var/lib/trackguard/tg.db postgresql://tg@db:5432/tg
+    """
+    if sqlite_path(source) is None:
+        _fail(f"{source!r}: SRC must be a SQLite store (a path or sqlite:///path)")
+    existing_store(source)
+    report = copy_store(source, destination, batch=batch)
+    shown = ", ".join(f"{table} {n}" for table, n in report.rows.items())
+    click.echo(f"copied {source} to {display_url(destination)}: {shown}; counts match")

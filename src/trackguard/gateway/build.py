@@ -43,7 +43,8 @@ class GatewayOptions:
     """Everything ``trackguard serve`` can be told (secrets come from ``auth``, never flags)."""
 
     plan: Path | None = None
-    db: Path = Path("trackguard.db")
+    #: A SQLite path, ``sqlite:///path`` or ``postgresql://…`` (``open_store``).
+    db: Path | str = Path("trackguard.db")
     upstream: str = DEFAULT_UPSTREAM
     upstream_ca: str | None = None
     strict: bool = False
@@ -81,6 +82,9 @@ class GatewayOptions:
     open_quarantine_budget: int = OPEN_QUARANTINE_BUDGET
     #: Header, body, keep-alive and connection limits of the server (docs/gateway.md, Limits).
     limits: ConnectionLimits = field(default_factory=ConnectionLimits)
+    #: Whether this process runs the monitor's store-wide duties (data health, its pruning,
+    #: alert evaluation); ``serve --workers`` gives them to one worker (docs/operations.md).
+    singletons: bool = True
 
 
 def _check(options: GatewayOptions) -> None:
@@ -185,8 +189,15 @@ def create_gateway(
             metrics.registry.register(pruner.collector())
         delivery = Delivery(run, functools.partial(_close_all, transport, pipelines))
     snapshot = lambda: worker.metrics.snapshot() if worker else None  # noqa: E731
+    # The monitor's tables live in a SQLite store's file; beside a PostgreSQL store they are
+    # kept in this process's memory (docs/operations.md: not yet shared between gateways).
     monitor = build_monitor(
-        options.db, None, clock=clock, delivery_snapshot=snapshot, config=alerts
+        options.db if isinstance(store, SQLiteStore) else ":memory:",
+        None,
+        clock=clock,
+        delivery_snapshot=snapshot,
+        config=alerts,
+        counts_only=not options.singletons,
     )
     metrics.bind_store(store.outbox_stats, committer, snapshot)
     metrics.bind_events(monitor.collector())

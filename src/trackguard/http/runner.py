@@ -240,11 +240,16 @@ def _admin(
     log_level: str,
     *,
     own_logging: bool,
+    sock: socket.socket | None = None,
 ) -> _Admin | None:
-    """The admin listener for ``listen``: plain HTTP, the public limits but its own ceiling."""
-    if listen is None:
+    """The admin listener for ``listen`` (or the bound ``sock``): plain HTTP, the public
+    limits but its own ceiling."""
+    if sock is not None:
+        host, port = sock.getsockname()[:2]
+    elif listen is None:
         return None
-    host, port = listen
+    else:
+        host, port = listen
     admin_limits = dataclasses.replace(limits, max_connections=ADMIN_MAX_CONNECTIONS)
     config = _config(
         ops_only(app),
@@ -258,7 +263,7 @@ def _admin(
         stats=ConnectionStats(),
         lifespan="off",
     )
-    return _Admin(config, _bind(host, port))
+    return _Admin(config, sock if sock is not None else _bind(host, port))
 
 
 def _ensure_files(limits: ConnectionLimits) -> None:
@@ -293,11 +298,15 @@ def run(
     limits: ConnectionLimits | None = None,
     stats: ConnectionStats | None = None,
     admin_listen: tuple[str, int] | None = None,
+    sock: socket.socket | None = None,
+    admin_sock: socket.socket | None = None,
 ) -> None:
     """Serve until SIGTERM or SIGINT, then finish in-flight requests and return.
 
     ``ready`` is called with the base URL (real port included) once the server accepts
     connections. ``stats`` receives the limit trips (the gateway exposes them in /metrics).
+    ``sock`` and ``admin_sock`` are listening sockets bound already (``serve --workers``
+    binds them once in the supervisor); they are closed on return like the ones bound here.
     """
     limits = limits or ConnectionLimits()
     stats = stats or ConnectionStats()
@@ -305,9 +314,9 @@ def run(
         app, host, port, tls_cert, tls_key, log_level, own_logging=True, limits=limits, stats=stats
     )
     _ensure_files(limits)
-    sock = _bind(host, port)
+    sock = sock if sock is not None else _bind(host, port)
     try:
-        admin = _admin(app, admin_listen, limits, log_level, own_logging=True)
+        admin = _admin(app, admin_listen, limits, log_level, own_logging=True, sock=admin_sock)
     except OSError:
         sock.close()
         raise

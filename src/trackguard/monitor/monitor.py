@@ -70,8 +70,12 @@ class Monitor:
         health: HealthSource | None = None,
         interval: float = 5.0,
         client: Callable[[], httpx.Client] = httpx.Client,
+        counts_only: bool = False,
     ) -> None:
         self.db = db
+        #: Only flush this process's counts: with ``serve --workers`` one worker measures
+        #: health, prunes and evaluates the rules for all of them (docs/operations.md).
+        self.counts_only = counts_only
         self.config = config
         self.clock = clock
         self.interval = interval
@@ -180,12 +184,14 @@ class Monitor:
     def next_wait(self) -> float:
         """Seconds to the next round: the flush ``interval``, or less when an evaluation falls
         due sooner, so rules are evaluated every ``evaluate_every`` whatever the interval."""
+        if self.counts_only:
+            return self.interval
         due_in = self._last_eval + self.config.evaluate_every - self.clock()
         return max(0.0, min(self.interval, due_in))
 
     def round(self) -> bool:
         """One round of the monitor thread; True when it evaluated the rules."""
-        due = self.clock() - self._last_eval >= self.config.evaluate_every
+        due = not self.counts_only and self.clock() - self._last_eval >= self.config.evaluate_every
         try:
             self.tick(evaluate=due)
         except Exception:
@@ -200,6 +206,8 @@ class Monitor:
             self._poll_delivery(now)
             self._poll_request_log(now)
             self.flush()
+            if self.counts_only:
+                return []
             if now - self._last_health >= self.config.health_every:
                 self._last_health = now
                 self.health_values = self._health.measure()
@@ -381,6 +389,7 @@ def build_monitor(
     delivery_snapshot: Snapshot | None = None,
     interval: float = 5.0,
     config: AlertConfig | None = None,
+    counts_only: bool = False,
 ) -> Monitor:
     """A monitor on the store's SQLite file, with the rules of ``rules_path`` (or none).
 
@@ -390,4 +399,11 @@ def build_monitor(
     if config is None:
         config = load_alerts(rules_path) if rules_path is not None else AlertConfig()
     db = MonitorDB(db_path(db_path_or_url))
-    return Monitor(db, config, clock=clock, delivery_snapshot=delivery_snapshot, interval=interval)
+    return Monitor(
+        db,
+        config,
+        clock=clock,
+        delivery_snapshot=delivery_snapshot,
+        interval=interval,
+        counts_only=counts_only,
+    )

@@ -42,7 +42,7 @@ def edit_distance(a: str, b: str, limit: int) -> int:
         if best > limit:
             return limit + 1
         before, previous = previous, current
-    return previous[-1]
+    return min(previous[-1], limit + 1)  # a row can stay within the limit while its end is not
 
 
 class Lexicon:

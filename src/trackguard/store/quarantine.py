@@ -35,13 +35,8 @@ import msgspec
 from trackguard.errors import StoreNotFound
 from trackguard.store.base import QuarantineKind, QuarantineRecord, StoreError
 from trackguard.store.files import readonly_uri
-from trackguard.store.sqlite import (
-    QUARANTINE_COLUMNS,
-    SCHEMA_VERSION,
-    SQLiteStore,
-    quarantine_record,
-    sqlite_path,
-)
+from trackguard.store.queries import QUARANTINE_COLUMNS, quarantine_record
+from trackguard.store.sqlite import SCHEMA_VERSION, SQLiteStore, sqlite_path
 
 __all__ = [
     "CSV_COLUMNS",

@@ -19,8 +19,9 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Literal
 
@@ -29,8 +30,6 @@ import msgspec
 from trackguard.private import create_private
 from trackguard.store.base import (
     OutboxRow,
-    OutboxState,
-    OutboxStats,
     QuarantineRecord,
     Store,
     StoreClosed,
@@ -44,6 +43,11 @@ from trackguard.store.files import (
     readonly_uri,
     upgrade_backup_path,
     writable_location,
+)
+from trackguard.store.queries import (
+    _OUTBOX_COLUMNS,
+    StoreReads,
+    _outbox_row,
 )
 
 log = logging.getLogger("trackguard.store")
@@ -186,14 +190,6 @@ _MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
 )
 assert len(_MIGRATIONS) == SCHEMA_VERSION
 
-_OUTBOX_COLUMNS: Final = (
-    "seq, received_at, person, payload, dedupe_key, event_name, source, state, attempts,"
-    " next_attempt_at, last_error, delivered_at, route, plan_version"
-)
-QUARANTINE_COLUMNS: Final = (
-    "id, received_at, kind, method, path, headers, body, source, plan_version, status,"
-    " findings, event_name, codes, batch_index, upstream_error, state, route"
-)
 _INSERT_OUTBOX: Final = (
     "INSERT INTO outbox (received_at, person, payload, dedupe_key, event_name, source, state,"
     " attempts, next_attempt_at, last_error, delivered_at, route, plan_version)"
@@ -257,18 +253,14 @@ _BIND: Final = (
     "INSERT OR IGNORE INTO identities (email, id, seq)"
     " VALUES (?, ?, (SELECT coalesce(max(seq), 0) + 1 FROM identities))"
 )
-#: Rows per ``identities_since`` / ``last_orders_since`` call unless told otherwise.
-CHANGES_PAGE: Final = 10_000
 _DERIVE: Final = msgspec.json.Decoder()
 #: Expired claims are deleted every this many commits (cheap: the index finds them).
 _CLAIM_SWEEP_EVERY: Final = 1000
 
-_HEADERS: Final = msgspec.json.Decoder(tuple[tuple[str, str], ...])
-_CODES: Final = msgspec.json.Decoder(tuple[str, ...])
 _encode: Final = msgspec.json.encode
 
 
-class SQLiteStore:
+class SQLiteStore(StoreReads):
     """The :class:`~trackguard.store.base.Store` in one SQLite file in WAL mode.
 
     ``synchronous="FULL"`` (the default) fsyncs the WAL at every commit: a transaction that
@@ -513,49 +505,21 @@ class SQLiteStore:
         A new order with ``derive`` updates its person's profile and queues an identify with
         the derived attributes right after the order.
         """
-        quarantine = [_quarantine_params(q, None) for w in writes for q in w.quarantine]
-        claiming = any(r.claim_until is not None for w in writes for r in w.outbox)
-        learning = any(w.links or w.anonymous or w.anonymous_links for w in writes)
-        if not (claiming or learning or quarantine or meta or quarantine_states) and not any(
-            w.outbox for w in writes
-        ):
+        claiming, learning = _claiming(writes), _learning(writes)
+        if _nothing(writes, meta, quarantine_states):
             self._check_open()
             return [0] * len(writes)
-        duplicates = [0] * len(writes)
-        conflicts = 0
         with self._transaction() as conn:
-            outbox: list[tuple[Any, ...]] = []
-            added = {"pending": 0, "delivered": 0, "failed": 0}
-            profiles: dict[str, list[Any]] = {}
-            for i, write in enumerate(writes):
-                for r in write.outbox:
-                    if r.claim_until is not None and r.dedupe_key is not None:
-                        before = conn.total_changes
-                        conn.execute(_CLAIM, (r.dedupe_key, r.claim_until, r.person, r.received_at))
-                        if conn.total_changes == before:
-                            claimer = conn.execute(_CLAIMER, (r.dedupe_key,)).fetchone()[0]
-                            if claimer is None or claimer == r.person:
-                                duplicates[i] += 1
-                            else:
-                                kept = dedupe_conflict(r, claimer, write.kept_as)
-                                quarantine.append(_quarantine_params(kept, None))
-                                conflicts += 1
-                                log.warning(
-                                    "dedupe key %r is claimed by %s: the event of %s is kept in"
-                                    " the quarantine (dedupe_key_conflict)",
-                                    r.dedupe_key,
-                                    claimer,
-                                    r.person,
-                                )
-                            continue
-                    outbox.append(_outbox_params(r))
-                    if r.state in added:
-                        added[r.state] += 1
-                    if r.derive is not None:
-                        derived = _derived_row(conn, profiles, r)
-                        if derived is not None:
-                            outbox.append(_outbox_params(derived))
-                            added["pending"] += 1
+
+            def claim(i: int, j: int, r: OutboxRow) -> tuple[bool, str | None]:
+                before = conn.total_changes
+                conn.execute(_CLAIM, (r.dedupe_key, r.claim_until, r.person, r.received_at))
+                if conn.total_changes != before:
+                    return True, r.person
+                return False, conn.execute(_CLAIMER, (r.dedupe_key,)).fetchone()[0]
+
+            plan = plan_commit(writes, claim, lambda p: conn.execute(_PROFILE, (p,)).fetchone())
+            outbox, quarantine, profiles = plan.outbox, plan.quarantine, plan.profiles
             if outbox:
                 conn.executemany(_INSERT_OUTBOX, outbox)
             if profiles:
@@ -564,14 +528,9 @@ class SQLiteStore:
                     conn.execute(_SAVE_PROFILE, (person, first, last, count, value, base + n))
             if quarantine:
                 conn.executemany(_INSERT_QUARANTINE, quarantine)
-                conn.execute(_ADD_COUNT, (len(quarantine), "quarantine"))
-            for name, n in added.items():
+            for name, n in plan.counts().items():
                 if n:
                     conn.execute(_ADD_COUNT, (n, name))
-            if sum(duplicates):
-                conn.execute(_ADD_COUNT, (sum(duplicates), "duplicate"))
-            if conflicts:
-                conn.execute(_ADD_COUNT, (conflicts, "dedupe_conflict"))
             if learning:
                 _learn(conn, writes)
             if meta:
@@ -589,24 +548,7 @@ class SQLiteStore:
                     self._commits_since_sweep = 0
                     now = max(r.received_at for w in writes for r in w.outbox)
                     conn.execute("DELETE FROM claims WHERE expires_at <= ?", (now,))
-        return duplicates
-
-    def profile(self, person: str) -> dict[str, Any] | None:
-        """The derived profile attributes of a person key (``id:42``), or None."""
-        rows = self._read(_PROFILE, (person,))
-        if not rows:
-            return None
-        first, last, count, value = rows[0]
-        return {
-            "first_order_date": first,
-            "last_order_date": last,
-            "order_count": count,
-            "lifetime_value": value,
-        }
-
-    def identities(self) -> list[tuple[str, str]]:
-        """Every ``(email, id)`` binding known."""
-        return [(e, i) for e, i in self._read("SELECT email, id FROM identities")]
+        return plan.duplicates
 
     def import_identities(self, pairs: Sequence[tuple[str, str]]) -> int:
         """Bind emails to ids (``trackguard identity import``); an email already bound keeps
@@ -616,64 +558,10 @@ class SQLiteStore:
             conn.executemany(_BIND, [(email.strip().lower(), ident) for email, ident in pairs])
             return conn.total_changes - before
 
-    def last_orders(self) -> list[tuple[str, int]]:
-        """``(person key, last_order_date)`` of every profile with an order."""
-        rows = self._read(
-            "SELECT person, last_order_date FROM profiles WHERE last_order_date IS NOT NULL"
-        )
-        return [(p, int(t)) for p, t in rows]
-
-    def identities_since(self, after: int, limit: int = CHANGES_PAGE) -> list[tuple[int, str, str]]:
-        """``(seq, email, id)`` of the bindings committed after change number ``after`` (by
-        any process on the file), in commit order, at most ``limit``. Pass the highest seq
-        seen to read the next ones: nothing is read twice and, as numbers grow in commit
-        order, nothing committed meanwhile is skipped."""
-        rows = self._read(
-            "SELECT seq, email, id FROM identities WHERE seq > ? ORDER BY seq LIMIT ?",
-            (after, limit),
-        )
-        return [(int(s), e, i) for s, e, i in rows]
-
-    def last_orders_since(
-        self, after: int, limit: int = CHANGES_PAGE
-    ) -> list[tuple[int, str, int]]:
-        """``(seq, person key, last_order_date)`` of the profiles an order changed after
-        change number ``after``, in commit order, at most ``limit`` (as
-        :meth:`identities_since`)."""
-        rows = self._read(
-            "SELECT seq, person, last_order_date FROM profiles"
-            " WHERE seq > ? AND last_order_date IS NOT NULL ORDER BY seq LIMIT ?",
-            (after, limit),
-        )
-        return [(int(s), p, int(t)) for s, p, t in rows]
-
-    def unlinked_anonymous(self, seen_before: float) -> list[tuple[str, float, str | None]]:
-        """Anonymous activity first seen before ``seen_before`` and never linked to a person:
-        ``(anonymous_id, first_seen, event)``, oldest first."""
-        rows = self._read(
-            "SELECT anonymous_id, first_seen, event FROM anonymous"
-            " WHERE person IS NULL AND first_seen < ? ORDER BY first_seen",
-            (seen_before,),
-        )
-        return [(a, float(f), e) for a, f, e in rows]
-
-    def meta_value(self, key: str) -> str | None:
-        """A value saved with ``commit(..., meta=...)`` (a backfill's checkpoint)."""
-        rows = self._read("SELECT value FROM meta WHERE key = ?", (key,))
-        return str(rows[0][0]) if rows else None
-
     def set_meta(self, key: str, value: str) -> None:
         """Save ``value`` under ``key`` in its own transaction."""
         with self._transaction() as conn:
             conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
-
-    def duplicate_count(self) -> int:
-        """Rows left out as duplicates since the store was created."""
-        return int(self._read("SELECT n FROM counts WHERE name = 'duplicate'")[0][0])
-
-    def conflict_count(self) -> int:
-        """Rows quarantined since schema v7 because another person held their dedupe key."""
-        return int(self._read("SELECT n FROM counts WHERE name = 'dedupe_conflict'")[0][0])
 
     def lease(self, limit: int, now: float) -> list[OutboxRow]:
         """Claim up to ``limit`` due pending rows in seq order, keeping per-person order.
@@ -733,48 +621,6 @@ class SQLiteStore:
                 conn.execute(_ADD_COUNT, (-n, "pending"))
                 conn.execute(_ADD_COUNT, (n, "failed"))
                 conn.execute(_ADD_COUNT, (n, "quarantine"))
-
-    def outbox_row(self, seq: int) -> OutboxRow | None:
-        rows = self._read(f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE seq = ?", (seq,))
-        return _outbox_row(rows[0]) if rows else None
-
-    def outbox_list(
-        self, state: OutboxState | None = None, limit: int = 100, offset: int = 0
-    ) -> list[OutboxRow]:
-        """Rows newest first, optionally of one state (delivery state for the CLI)."""
-        where = "WHERE state = ?" if state is not None else ""
-        params: tuple[Any, ...] = (state,) if state is not None else ()
-        rows = self._read(
-            f"SELECT {_OUTBOX_COLUMNS} FROM outbox {where} ORDER BY seq DESC LIMIT ? OFFSET ?",
-            (*params, limit, offset),
-        )
-        return [_outbox_row(r) for r in rows]
-
-    def outbox_stats(self) -> OutboxStats:
-        """Counts by state; ``oldest_pending_at`` is the ``received_at`` of the lowest-seq
-        pending row (the head of the queue), None when nothing is pending."""
-        counts = dict(self._read("SELECT name, n FROM counts"))
-        oldest = self._read(
-            "SELECT received_at FROM outbox WHERE state = 'pending' ORDER BY seq LIMIT 1"
-        )
-        return OutboxStats(
-            pending=counts["pending"],
-            delivered=counts["delivered"],
-            failed=counts["failed"],
-            oldest_pending_at=oldest[0][0] if oldest else None,
-            dedupe_conflicts=counts["dedupe_conflict"],
-        )
-
-    def quarantine_count(self) -> int:
-        return int(self._read("SELECT n FROM counts WHERE name = 'quarantine'")[0][0])
-
-    def quarantine_list(self, limit: int = 100, offset: int = 0) -> list[QuarantineRecord]:
-        """Quarantine records, most recently quarantined (highest ``id``) first."""
-        rows = self._read(
-            f"SELECT {QUARANTINE_COLUMNS} FROM quarantine ORDER BY id DESC LIMIT ? OFFSET ?",
-            (max(0, limit), max(0, offset)),
-        )
-        return [quarantine_record(r) for r in rows]
 
     def healthy(self) -> bool:
         """True when a small write commits now (lock free, file writable); False once closed."""
@@ -864,10 +710,13 @@ def _outbox_params(r: OutboxRow) -> tuple[Any, ...]:
     )
 
 
-def _derived_row(
-    conn: sqlite3.Connection, profiles: dict[str, list[Any]], order: OutboxRow
+def derived_row(
+    load: Callable[[str], Sequence[Any] | None], profiles: dict[str, list[Any]], order: OutboxRow
 ) -> OutboxRow | None:
-    """Update the person's profile for a new order; the identify row that carries it."""
+    """Update the person's profile for a new order; the identify row that carries it.
+
+    ``profiles`` holds the profiles this commit changed (person key → first, last, count,
+    value); a person not in it yet is read with ``load`` (None: no profile)."""
     assert order.derive is not None
     try:
         derive = _DERIVE.decode(order.derive)
@@ -876,7 +725,7 @@ def _derived_row(
         return None
     profile = profiles.get(order.person)
     if profile is None:
-        row = conn.execute(_PROFILE, (order.person,)).fetchone()
+        row = load(order.person)
         profile = list(row) if row is not None else [None, None, 0, 0.0]
         profiles[order.person] = profile
     first, last, count, value = profile
@@ -905,6 +754,105 @@ def _derived_row(
     )
 
 
+_STATES: Final = ("pending", "delivered", "failed")
+
+
+@dataclass
+class CommitPlan:
+    """What one commit writes, once its rows' claims are settled (:func:`plan_commit`)."""
+
+    outbox: list[tuple[Any, ...]] = field(default_factory=list)
+    quarantine: list[tuple[Any, ...]] = field(default_factory=list)
+    #: Profiles the commit's new orders changed: person key -> [first, last, count, value].
+    profiles: dict[str, list[Any]] = field(default_factory=dict)
+    added: dict[str, int] = field(default_factory=lambda: dict.fromkeys(_STATES, 0))
+    duplicates: list[int] = field(default_factory=list)
+    conflicts: int = 0
+
+    def counts(self) -> dict[str, int]:
+        """The changes to the ``counts`` rows, by name."""
+        return {
+            **self.added,
+            "quarantine": len(self.quarantine),
+            "duplicate": sum(self.duplicates),
+            "dedupe_conflict": self.conflicts,
+        }
+
+
+def plan_commit(
+    writes: Sequence[Write],
+    claim: Callable[[int, int, OutboxRow], tuple[bool, str | None]],
+    load: Callable[[str], Sequence[Any] | None],
+) -> CommitPlan:
+    """Sort the rows of ``writes`` (both stores commit this way, inside their transaction).
+
+    ``claim(write index, row index, row)`` claims a claiming row's key: whether it got it,
+    and who holds it. A row whose key the same person holds is a duplicate (counted per
+    write); one whose key another person holds is quarantined (``dedupe_key_conflict``);
+    the rest are stored, and a new order with ``derive`` updates its person's profile
+    (read with ``load``) and queues an identify right after it.
+    """
+    plan = CommitPlan(
+        quarantine=[_quarantine_params(q, None) for w in writes for q in w.quarantine],
+        duplicates=[0] * len(writes),
+    )
+    for i, write in enumerate(writes):
+        for j, r in enumerate(write.outbox):
+            if r.claim_until is not None and r.dedupe_key is not None:
+                taken, holder = claim(i, j, r)
+                if not taken:
+                    if holder is None or holder == r.person:
+                        plan.duplicates[i] += 1  # a retry: stored already
+                    else:  # not a retry: another person's event with the same key
+                        plan.quarantine.append(conflict_params(r, holder, write))
+                        plan.conflicts += 1
+                    continue
+            plan.outbox.append(_outbox_params(r))
+            if r.state in plan.added:
+                plan.added[r.state] += 1
+            if r.derive is not None:
+                derived = derived_row(load, plan.profiles, r)
+                if derived is not None:
+                    plan.outbox.append(_outbox_params(derived))
+                    plan.added["pending"] += 1
+    return plan
+
+
+def _claiming(writes: Sequence[Write]) -> bool:
+    return any(r.claim_until is not None for w in writes for r in w.outbox)
+
+
+def _learning(writes: Sequence[Write]) -> bool:
+    return any(w.links or w.anonymous or w.anonymous_links for w in writes)
+
+
+def _nothing(
+    writes: Sequence[Write],
+    meta: Mapping[str, str] | None,
+    quarantine_states: Sequence[tuple[int, str]] | None,
+) -> bool:
+    """True when ``commit`` has nothing to write (no transaction is opened)."""
+    return not (
+        meta
+        or quarantine_states
+        or _learning(writes)
+        or any(w.outbox or w.quarantine for w in writes)
+    )
+
+
+def conflict_params(row: OutboxRow, claimer: str, write: Write) -> tuple[Any, ...]:
+    """The quarantine record (as insert parameters) of ``row``, whose dedupe key another
+    person (``claimer``) holds; logged, as every record kept instead of delivered is."""
+    log.warning(
+        "dedupe key %r is claimed by %s: the event of %s is kept in the quarantine"
+        " (dedupe_key_conflict)",
+        row.dedupe_key,
+        claimer,
+        row.person,
+    )
+    return _quarantine_params(dedupe_conflict(row, claimer, write.kept_as), None)
+
+
 def _quarantine_params(q: QuarantineRecord, outbox_seq: int | None) -> tuple[Any, ...]:
     try:
         findings = q.findings.decode("utf-8")
@@ -931,51 +879,10 @@ def _quarantine_params(q: QuarantineRecord, outbox_seq: int | None) -> tuple[Any
     )
 
 
-def _outbox_row(r: Any) -> OutboxRow:
-    return OutboxRow(
-        seq=r[0],
-        received_at=r[1],
-        person=r[2],
-        payload=r[3],
-        dedupe_key=r[4],
-        event_name=r[5],
-        source=r[6],
-        state=r[7],
-        attempts=r[8],
-        next_attempt_at=r[9],
-        last_error=r[10],
-        delivered_at=r[11],
-        route=r[12],
-        plan_version=r[13],
-    )
-
-
 def _too_new(path: str, version: int) -> str:
     return (
         f"{path}: schema version {version} is newer than this trackguard understands"
         f" ({SCHEMA_VERSION}); upgrade trackguard"
-    )
-
-
-def quarantine_record(r: Any) -> QuarantineRecord:
-    return QuarantineRecord(
-        id=r[0],
-        received_at=r[1],
-        kind=r[2],
-        method=r[3],
-        path=r[4],
-        headers=_HEADERS.decode(r[5]),
-        body=r[6],
-        source=r[7],
-        plan_version=r[8],
-        status=r[9],
-        findings=r[10].encode("utf-8"),
-        event_name=r[11],
-        codes=_CODES.decode(r[12]),
-        batch_index=r[13],
-        upstream_error=r[14],
-        state=r[15],
-        route=r[16],
     )
 
 
@@ -1005,7 +912,8 @@ def open_store(
     readonly: bool = False,
 ) -> Store:
     """Open the store that ``target`` names: a file path or ``sqlite:///path``
-    (:func:`sqlite_path`). ``postgresql://`` is reserved for the PostgreSQL store.
+    (:func:`sqlite_path`), or ``postgresql://user@host:port/db[?schema=NAME]``
+    (:class:`~trackguard.store.postgres.PostgresStore`, which creates its tables when missing).
     Without ``create``, a path that names no file raises :class:`StoreNotFound`.
 
     ``readonly=True`` (every command that only reads) never creates or writes the file and
@@ -1017,9 +925,14 @@ def open_store(
             raise StoreNotFound(path)
         return SQLiteStore(path, synchronous=synchronous, readonly=readonly)
     scheme = os.fspath(target).partition("://")[0].lower()
-    if scheme in ("postgresql", "postgres") or scheme.startswith("postgresql+"):
-        raise StoreError(
-            f"{scheme}:// stores are not available yet: the PostgreSQL store is planned;"
-            " use a SQLite path or sqlite:///path for now"
-        )
-    raise StoreError(f"{target!r}: unsupported store URL (use a path or sqlite:///path)")
+    if scheme in ("postgresql", "postgres"):
+        try:
+            from trackguard.store.postgres import PostgresStore
+        except ImportError:
+            raise StoreError(
+                f"{scheme}:// stores need psycopg: pip install 'trackguard[postgres]'"
+            ) from None
+        return PostgresStore(os.fspath(target), create=create and not readonly)
+    raise StoreError(
+        f"{target!r}: unsupported store URL (use a path, sqlite:///path or postgresql://...)"
+    )

@@ -1,5 +1,5 @@
-"""How long-running commands (``serve``, ``deliver``) log: to stderr, one line per record, and
-never a request URL of the HTTP client libraries (a webhook URL is a secret)."""
+"""How long-running processes (``serve`` and its workers, ``deliver``) log: to stderr, one line
+per record, and never a request URL of the HTTP client libraries (a webhook URL is a secret)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,13 @@ from typing import Final
 HTTP_CLIENT_LOGGERS: Final = ("httpx", "httpcore")
 
 
-def configure_logging(level: int = logging.INFO) -> None:
+#: One record a line: time, level, logger, message.
+FORMAT: Final = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def configure_logging(level: int = logging.INFO, fmt: str = FORMAT) -> None:
     """Log to stderr at ``level``; the HTTP client libraries only from WARNING, whatever the
     level, so no request URL (a webhook secret) reaches a log line."""
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=level, format=fmt)
     for name in HTTP_CLIENT_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)

@@ -1,0 +1,635 @@
+"""The Store in PostgreSQL, so several gateways and delivery workers can share one database.
+
+It keeps the guarantees of :class:`~trackguard.store.sqlite.SQLiteStore`, on these grounds:
+
+- **Commits are serial and commit-ordered.** Each commit takes a transaction-level advisory
+  lock (:data:`_COMMIT_LOCK`, one per schema) first, so commits from every process run one after
+  another, as SQLite's one writer does. Outbox ``seq`` values, identity bindings' and profiles'
+  change numbers (``max(seq) + 1`` under that lock) therefore grow in commit order: a lock is
+  released only after its commit is visible, so a reader that saw number n has seen every
+  number below it. A plain sequence would not do: two transactions can take 5 and 6 and commit
+  6 first, and a reader that read on from 6 would skip 5 for good.
+- **Dedupe claims** are rows of ``claims`` with the key as primary key, claimed in the commit's
+  transaction with ``INSERT … ON CONFLICT DO UPDATE … WHERE expired``.
+- **Counts** (``counts``) are updated in the transactions that change what they count; rows are
+  always updated in name order, so two transactions never wait on each other in a cycle.
+- **Leases** take a second advisory lock (:data:`_LEASE_LOCK`) and pick rows with
+  ``FOR UPDATE SKIP LOCKED``: two workers never lease one row, and a person's later row is never
+  leased while an earlier one is in flight (without the lock, a worker could skip a row another
+  worker is leasing and take the same person's next row). Leased rows get ``next_attempt_at =
+  now + lease_seconds``, so a dead worker's rows are leased again after that.
+- **Losing the database** makes calls raise :class:`StoreError` (the gateway answers 503 and
+  ``/readyz`` says not ready); a broken connection is dropped and the next call connects again,
+  so the store recovers by itself when PostgreSQL is back.
+
+The URL is libpq's (``postgresql://user@host:5432/db``) plus an optional ``schema=NAME`` query
+parameter: the schema the store's tables live in (created when missing), ``public`` when not
+given. Its version is in ``schema_version``; a newer one than this code knows is refused.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import zlib
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any, Final
+
+import psycopg
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict
+
+from trackguard.store.base import (
+    OutboxRow,
+    QuarantineRecord,
+    StoreClosed,
+    StoreError,
+    StoreNotFound,
+    Write,
+)
+from trackguard.store.queries import _OUTBOX_COLUMNS, StoreReads, _outbox_row
+from trackguard.store.sqlite import (
+    _claiming,
+    _learning,
+    _nothing,
+    _quarantine_params,
+    plan_commit,
+)
+from trackguard.store.urls import display_url, split_url
+
+#: The schema version this code writes (``schema_version.version``).
+SCHEMA_VERSION: Final = 1
+
+_MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
+    (
+        """CREATE TABLE outbox (
+            seq             bigint  PRIMARY KEY,
+            received_at     double precision NOT NULL,
+            person          text    NOT NULL,
+            payload         bytea   NOT NULL,
+            dedupe_key      text,
+            event_name      text,
+            source          text,
+            route           text,
+            plan_version    text,
+            state           text    NOT NULL
+                            CHECK (state IN ('pending', 'delivered', 'failed')),
+            attempts        integer NOT NULL,
+            next_attempt_at double precision NOT NULL,
+            last_error      text,
+            delivered_at    double precision,
+            finished_at     double precision
+        )""",
+        # The lease walks pending rows in seq order; due-ness and person come from the index.
+        """CREATE INDEX outbox_pending_seq ON outbox (seq) INCLUDE (next_attempt_at, person)
+            WHERE state = 'pending'""",
+        # Pending rows not due yet (retrying or leased): the lease's blocked persons.
+        """CREATE INDEX outbox_pending_due ON outbox (next_attempt_at) INCLUDE (person)
+            WHERE state = 'pending'""",
+        "CREATE INDEX outbox_finished ON outbox (finished_at) WHERE state <> 'pending'",
+        """CREATE TABLE quarantine (
+            id             bigint  PRIMARY KEY,
+            received_at    double precision NOT NULL,
+            kind           text    NOT NULL CHECK (kind IN ('contract', 'plan', 'upstream')),
+            method         text    NOT NULL,
+            path           text    NOT NULL,
+            headers        text    NOT NULL,
+            body           bytea   NOT NULL,
+            source         text,
+            plan_version   text    NOT NULL,
+            route          text,
+            status         integer NOT NULL,
+            findings       text    NOT NULL,
+            event_name     text,
+            codes          text    NOT NULL,
+            batch_index    integer,
+            upstream_error text,
+            state          text    NOT NULL
+                           CHECK (state IN ('quarantined', 'replayed', 'still_invalid')),
+            outbox_seq     bigint
+        )""",
+        "CREATE INDEX quarantine_received_at ON quarantine (received_at)",
+        "CREATE INDEX quarantine_event_name ON quarantine (event_name)",
+        "CREATE INDEX quarantine_kind ON quarantine (kind)",
+        "CREATE INDEX quarantine_plan_version ON quarantine (plan_version)",
+        "CREATE INDEX quarantine_route ON quarantine (route)",
+        "CREATE TABLE counts (name text PRIMARY KEY, n bigint NOT NULL)",
+        """INSERT INTO counts (name, n) VALUES ('pending', 0), ('delivered', 0), ('failed', 0),
+            ('quarantine', 0), ('duplicate', 0), ('dedupe_conflict', 0)""",
+        "CREATE TABLE meta (key text PRIMARY KEY, value text NOT NULL)",
+        # The last outbox seq and quarantine id handed out. A counter row, not a sequence: it
+        # rolls back with a failed transaction (no gaps, as in SQLite) and, taken under the
+        # commit lock, hands out numbers in commit order.
+        "CREATE TABLE sequences (name text PRIMARY KEY, last bigint NOT NULL)",
+        "INSERT INTO sequences (name, last) VALUES ('outbox', 0), ('quarantine', 0)",
+        # Dedupe keys and who claimed them (a person key), until they expire.
+        """CREATE TABLE claims (
+            key text PRIMARY KEY, expires_at double precision NOT NULL, person text)""",
+        "CREATE INDEX claims_expires_at ON claims (expires_at)",
+        """CREATE TABLE profiles (
+            person           text PRIMARY KEY,
+            first_order_date bigint,
+            last_order_date  bigint,
+            order_count      integer NOT NULL,
+            lifetime_value   double precision NOT NULL,
+            seq              bigint  NOT NULL
+        )""",
+        "CREATE INDEX profiles_seq ON profiles (seq)",
+        "CREATE TABLE identities (email text PRIMARY KEY, id text NOT NULL, seq bigint NOT NULL)",
+        "CREATE INDEX identities_id ON identities (id)",
+        "CREATE INDEX identities_seq ON identities (seq)",
+        """CREATE TABLE anonymous (
+            anonymous_id text PRIMARY KEY,
+            first_seen   double precision NOT NULL,
+            event        text,
+            person       text,
+            linked_at    double precision
+        )""",
+        "CREATE INDEX anonymous_unlinked ON anonymous (first_seen) WHERE person IS NULL",
+        "CREATE INDEX anonymous_first_seen ON anonymous (first_seen)",
+    ),
+)
+assert len(_MIGRATIONS) == SCHEMA_VERSION
+
+#: Advisory lock purposes (the second key; the first is the schema's).
+_MIGRATE_LOCK: Final = 1
+_COMMIT_LOCK: Final = 2
+_LEASE_LOCK: Final = 3
+
+#: Outbox columns a commit writes: seq, then ``_outbox_params`` order.
+OUTBOX_INSERT_COLUMNS: Final = (
+    "seq, received_at, person, payload, dedupe_key, event_name, source, state, attempts,"
+    " next_attempt_at, last_error, delivered_at, route, plan_version"
+)
+#: Quarantine columns a commit writes: id, then ``_quarantine_params`` order.
+QUARANTINE_INSERT_COLUMNS: Final = (
+    "id, received_at, kind, method, path, headers, body, source, plan_version, status, findings,"
+    " event_name, codes, batch_index, upstream_error, state, outbox_seq, route"
+)
+_INSERT_QUARANTINE: Final = (
+    f"INSERT INTO quarantine ({QUARANTINE_INSERT_COLUMNS}) VALUES"
+    " (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)"
+)
+# A claim: new or expired keys are taken (claimed = true); a held key returns its holder (the
+# statement's snapshot still shows it, and commits are serial, so no one else claims meanwhile).
+_CLAIM: Final = """
+WITH taken AS (
+    INSERT INTO claims (key, expires_at, person) VALUES (%(key)s, %(until)s, %(person)s)
+    ON CONFLICT (key) DO UPDATE SET expires_at = excluded.expires_at, person = excluded.person
+    WHERE claims.expires_at <= %(now)s
+    RETURNING person)
+SELECT true, person FROM taken
+UNION ALL
+SELECT false, person FROM claims WHERE key = %(key)s AND NOT EXISTS (SELECT 1 FROM taken)
+"""
+_PROFILE: Final = (
+    "SELECT first_order_date, last_order_date, order_count, lifetime_value FROM profiles"
+    " WHERE person = %s"
+)
+_SAVE_PROFILE: Final = (
+    "INSERT INTO profiles"
+    " (person, first_order_date, last_order_date, order_count, lifetime_value, seq)"
+    " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (person) DO UPDATE SET"
+    " first_order_date = excluded.first_order_date, last_order_date = excluded.last_order_date,"
+    " order_count = excluded.order_count, lifetime_value = excluded.lifetime_value,"
+    " seq = excluded.seq"
+)
+# A new binding gets the next change number (under the commit lock); a bound email keeps its.
+_BIND: Final = (
+    "INSERT INTO identities (email, id, seq)"
+    " VALUES (%s, %s, (SELECT coalesce(max(seq), 0) + 1 FROM identities))"
+    " ON CONFLICT (email) DO NOTHING"
+)
+# Due pending rows in seq order whose person has no earlier pending row that is not due.
+_LEASE: Final = f"""
+WITH blocked AS MATERIALIZED (
+    SELECT person, min(seq) AS seq FROM outbox
+    WHERE state = 'pending' AND next_attempt_at > %(now)s
+    GROUP BY person),
+picked AS (
+    SELECT o.seq FROM outbox AS o
+    WHERE o.state = 'pending' AND o.next_attempt_at <= %(now)s
+      AND NOT EXISTS (SELECT 1 FROM blocked AS b WHERE b.person = o.person AND b.seq < o.seq)
+    ORDER BY o.seq
+    LIMIT %(limit)s
+    FOR UPDATE OF o SKIP LOCKED)
+UPDATE outbox SET next_attempt_at = %(until)s FROM picked WHERE outbox.seq = picked.seq
+RETURNING {", ".join("outbox." + c.strip() for c in _OUTBOX_COLUMNS.split(","))}
+"""
+# Rows are locked in seq order, so two workers marking overlapping rows never deadlock.
+_PENDING_LOCKED: Final = (
+    "WITH t AS (SELECT seq FROM outbox WHERE seq = ANY(%(seqs)s) AND state = 'pending'"
+    " ORDER BY seq FOR UPDATE) "
+)
+_MARK_DELIVERED: Final = (
+    _PENDING_LOCKED + "UPDATE outbox SET state = 'delivered', attempts = attempts + 1,"
+    " delivered_at = %(now)s, finished_at = %(now)s FROM t WHERE outbox.seq = t.seq"
+)
+_MARK_RETRY: Final = (
+    _PENDING_LOCKED + "UPDATE outbox SET attempts = attempts + 1, last_error = %(error)s,"
+    " next_attempt_at = %(at)s FROM t WHERE outbox.seq = t.seq"
+)
+_MARK_FAILED: Final = (
+    _PENDING_LOCKED + "UPDATE outbox SET state = 'failed', attempts = attempts + 1,"
+    " finished_at = %(now)s FROM t WHERE outbox.seq = t.seq RETURNING outbox.seq"
+)
+_ADD_COUNT: Final = "UPDATE counts SET n = n + %s WHERE name = %s"
+_CLAIM_SWEEP_EVERY: Final = 1000
+
+#: How long connecting may take before the store reports the database unreachable.
+DEFAULT_CONNECT_TIMEOUT: Final = 5.0
+#: Connections one store keeps at most (commits, leases and reads of its threads).
+DEFAULT_POOL_SIZE: Final = 8
+
+
+class PostgresStore(StoreReads):
+    """The :class:`~trackguard.store.base.Store` in a PostgreSQL schema (module docstring).
+
+    ``lease_seconds`` is how long :meth:`lease` claims rows (as for SQLite).
+    Without ``create``, a schema that holds no store is :class:`StoreNotFound`.
+    ``connect_timeout`` bounds each connection attempt; ``pool_size`` bounds the connections
+    this store holds (a call waits for a free one when all are busy).
+    """
+
+    _P = "%s"
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        schema: str | None = None,
+        lease_seconds: float = 60.0,
+        connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+        pool_size: int = DEFAULT_POOL_SIZE,
+        create: bool = True,
+    ) -> None:
+        if pool_size < 1:
+            raise StoreError("pool_size must be >= 1")
+        self._conninfo, url_schema = split_url(url)
+        try:  # the URL's application_name wins (pg_stat_activity tells processes apart)
+            given = "application_name" in conninfo_to_dict(self._conninfo)
+        except psycopg.Error as e:
+            raise StoreError(f"{display_url(url)}: not a PostgreSQL URL: {_reason(e)}") from None
+        self._application: dict[str, Any] = {} if given else {"application_name": "trackguard"}
+        self.schema = schema or url_schema or "public"
+        self.name = display_url(url)
+        #: The store in messages: the URL, and the schema when the URL does not name it.
+        self.where = self.name if url_schema else f"{self.name} (schema {self.schema})"
+        self.lease_seconds = lease_seconds
+        self._connect_timeout = max(1, round(connect_timeout))
+        self._closed = False
+        self._commits_since_sweep = 0
+        self._lock = threading.Lock()
+        self._slots = threading.BoundedSemaphore(pool_size)
+        self._idle: list[psycopg.Connection[Any]] = []
+        self._lock_key = zlib.crc32(self.schema.encode()) - 2**31
+        try:
+            self._migrate(create)
+        except BaseException:
+            self.close()
+            raise
+
+    def __repr__(self) -> str:
+        return f"PostgresStore({self.name!r}, schema={self.schema!r})"
+
+    # -- connections -------------------------------------------------------------------------
+
+    def _connect(self) -> psycopg.Connection[Any]:
+        try:
+            conn = psycopg.connect(
+                self._conninfo,
+                autocommit=True,
+                connect_timeout=self._connect_timeout,
+                **self._application,
+            )
+        except psycopg.Error as e:
+            raise StoreError(f"{self.name}: cannot connect to PostgreSQL: {_reason(e)}") from None
+        try:
+            conn.execute(
+                sql.SQL("SET search_path TO {}").format(sql.Identifier(self.schema)),
+            )
+        except psycopg.Error as e:
+            conn.close()
+            raise StoreError(f"{self.name}: {_reason(e)}") from None
+        return conn
+
+    @contextmanager
+    def _connection(self) -> Iterator[psycopg.Connection[Any]]:
+        """A pooled connection; one that broke is closed instead of returned, so the next
+        call connects again (the store recovers when the database comes back)."""
+        self._check_open()
+        self._slots.acquire()
+        try:
+            with self._lock:
+                conn = self._idle.pop() if self._idle else None
+            if conn is None:
+                conn = self._connect()
+            try:
+                yield conn
+            except psycopg.Error as e:
+                if conn.broken or conn.closed:
+                    conn.close()
+                    conn = None
+                raise StoreError(f"{self.name}: {_reason(e)}") from None
+            finally:
+                if conn is not None:
+                    with self._lock:
+                        if self._closed or conn.closed:
+                            conn.close()
+                        else:
+                            self._idle.append(conn)
+        finally:
+            self._slots.release()
+
+    @contextmanager
+    def _transaction(self, lock: int | None = None) -> Iterator[psycopg.Cursor[Any]]:
+        """One transaction; ``lock`` is an advisory lock purpose to take first."""
+        with self._connection() as conn, conn.transaction(), conn.cursor() as cur:
+            if lock is not None:
+                cur.execute("SELECT pg_advisory_xact_lock(%s, %s)", (self._lock_key, lock))
+            yield cur
+
+    def _read(self, query: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> list[Any]:
+        with self._connection() as conn:
+            return conn.execute(query, params).fetchall()
+
+    def _migrate(self, create: bool) -> None:
+        """Create or upgrade the schema; without ``create`` a schema with no store in it is
+        :class:`StoreNotFound` (commands that only read never create one)."""
+        with self._transaction(_MIGRATE_LOCK) as cur:
+            cur.execute(
+                sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(self.schema))
+            )
+            cur.execute("CREATE TABLE IF NOT EXISTS schema_version (version integer NOT NULL)")
+            row = cur.execute("SELECT max(version) FROM schema_version").fetchone()
+            found = int(row[0]) if row and row[0] is not None else 0
+            if found == 0 and not create:
+                raise StoreNotFound(self.where)
+            if found > SCHEMA_VERSION:
+                raise StoreError(
+                    f"{self.where}: schema version {found} is newer than"
+                    f" this trackguard understands ({SCHEMA_VERSION}); upgrade trackguard"
+                )
+            if found == 0 and cur.execute("SELECT to_regclass('outbox')").fetchone() != (None,):
+                raise StoreError(
+                    f"{self.where}: has an outbox table but no"
+                    " schema_version: not a trackguard store; use another schema"
+                )
+            for step in _MIGRATIONS[found:]:
+                for statement in step:
+                    cur.execute(statement)
+            if found != SCHEMA_VERSION:
+                cur.execute("DELETE FROM schema_version")
+                cur.execute("INSERT INTO schema_version (version) VALUES (%s)", (SCHEMA_VERSION,))
+
+    # -- the Store protocol ------------------------------------------------------------------
+
+    def commit(
+        self,
+        writes: Sequence[Write],
+        meta: Mapping[str, str] | None = None,
+        *,
+        quarantine_states: Sequence[tuple[int, str]] | None = None,
+    ) -> list[int]:
+        """Everything of ``writes`` in one transaction, serial with every other commit (as
+        :meth:`SQLiteStore.commit <trackguard.store.sqlite.SQLiteStore.commit>`): a row whose
+        dedupe key the same person claimed is a duplicate, one whose key another person
+        claimed is quarantined (``dedupe_key_conflict``)."""
+        claiming, learning = _claiming(writes), _learning(writes)
+        if _nothing(writes, meta, quarantine_states):
+            self._check_open()
+            return [0] * len(writes)
+        with self._transaction(_COMMIT_LOCK) as cur:
+            claimed = self._claim(cur, writes) if claiming else {}
+            plan = plan_commit(
+                writes,
+                lambda i, j, r: claimed[(i, j)],
+                lambda person: cur.execute(_PROFILE, (person,)).fetchone(),
+            )
+            outbox, quarantine, profiles = plan.outbox, plan.quarantine, plan.profiles
+            if outbox:
+                _insert_outbox(cur, outbox)
+            if profiles:
+                row = cur.execute("SELECT coalesce(max(seq), 0) FROM profiles").fetchone()
+                base = int(row[0]) if row else 0
+                cur.executemany(
+                    _SAVE_PROFILE,
+                    [
+                        (person, first, last, count, value, base + n)
+                        for n, (person, (first, last, count, value)) in enumerate(
+                            profiles.items(), 1
+                        )
+                    ],
+                )
+            if quarantine:
+                _insert_quarantine(cur, quarantine)
+            if learning:
+                _learn(cur, writes)
+            if meta:
+                _save_meta(cur, meta)
+            if quarantine_states:
+                cur.executemany(
+                    "UPDATE quarantine SET state = %s WHERE id = %s",
+                    [(state, record_id) for record_id, state in quarantine_states],
+                )
+            _add_counts(cur, plan.counts())
+            if claiming:
+                self._commits_since_sweep += 1
+                if self._commits_since_sweep >= _CLAIM_SWEEP_EVERY:
+                    self._commits_since_sweep = 0
+                    now = max(r.received_at for w in writes for r in w.outbox)
+                    cur.execute("DELETE FROM claims WHERE expires_at <= %s", (now,))
+        return plan.duplicates
+
+    @staticmethod
+    def _claim(
+        cur: psycopg.Cursor[Any], writes: Sequence[Write]
+    ) -> dict[tuple[int, int], tuple[bool, str | None]]:
+        """Claim every claiming row's key, in order (one pipelined round trip): for each
+        ``(write index, row index)``, whether the row got the key and who holds it."""
+        where: list[tuple[int, int]] = []
+        params: list[dict[str, Any]] = []
+        for i, write in enumerate(writes):
+            for j, r in enumerate(write.outbox):
+                if r.claim_until is not None and r.dedupe_key is not None:
+                    where.append((i, j))
+                    params.append(
+                        {
+                            "key": r.dedupe_key,
+                            "until": r.claim_until,
+                            "person": r.person,
+                            "now": r.received_at,
+                        }
+                    )
+        if not params:
+            return {}
+        cur.executemany(_CLAIM, params, returning=True)
+        outcomes: dict[tuple[int, int], tuple[bool, str | None]] = {}
+        for place in where:
+            row = cur.fetchone()
+            outcomes[place] = (bool(row[0]), row[1]) if row else (False, None)
+            cur.nextset()
+        return outcomes
+
+    def lease(self, limit: int, now: float) -> list[OutboxRow]:
+        """Claim up to ``limit`` due pending rows in seq order, keeping per-person order
+        (as :meth:`SQLiteStore.lease <trackguard.store.sqlite.SQLiteStore.lease>`)."""
+        if limit <= 0:
+            self._check_open()
+            return []
+        params = {"until": now + self.lease_seconds, "now": now, "limit": limit}
+        with self._transaction(_LEASE_LOCK) as cur:
+            rows = cur.execute(_LEASE, params).fetchall()
+        rows.sort(key=lambda r: r[0])
+        return [_outbox_row(r) for r in rows]
+
+    def mark_delivered(self, seqs: Sequence[int], now: float) -> None:
+        """Pending rows become ``delivered`` (attempts + 1); other or unknown seqs are ignored."""
+        todo = list(dict.fromkeys(seqs))
+        if not todo:
+            self._check_open()
+            return
+        with self._transaction() as cur:
+            n = cur.execute(_MARK_DELIVERED, {"seqs": todo, "now": now}).rowcount
+            _add_counts(cur, {"pending": -n, "delivered": n})
+
+    def mark_retry(self, seqs: Sequence[int], error: str, next_attempt_at: float) -> None:
+        """Pending rows get ``attempts + 1``, ``last_error`` and their next due time."""
+        todo = list(dict.fromkeys(seqs))
+        if not todo:
+            self._check_open()
+            return
+        with self._transaction() as cur:
+            cur.execute(_MARK_RETRY, {"seqs": todo, "error": error, "at": next_attempt_at})
+
+    def mark_failed(self, failures: Sequence[tuple[int, QuarantineRecord]], now: float) -> None:
+        """Rows Customer.io rejected for good: mark them failed and quarantine them, atomically
+        (only rows still pending; ``last_error`` becomes the record's ``upstream_error``)."""
+        todo = {seq: rec for seq, rec in failures}
+        if not todo:
+            self._check_open()
+            return
+        with self._transaction() as cur:
+            failed = [
+                int(r[0])
+                for r in cur.execute(_MARK_FAILED, {"seqs": list(todo), "now": now}).fetchall()
+            ]
+            errors = [(todo[s].upstream_error, s) for s in failed if todo[s].upstream_error]
+            if errors:
+                cur.executemany("UPDATE outbox SET last_error = %s WHERE seq = %s", errors)
+            if failed:
+                _insert_quarantine(cur, [_quarantine_params(todo[s], s) for s in sorted(failed)])
+            n = len(failed)
+            _add_counts(cur, {"pending": -n, "failed": n, "quarantine": n})
+
+    def import_identities(self, pairs: Sequence[tuple[str, str]]) -> int:
+        """Bind emails to ids; an email already bound keeps its id. How many were new."""
+        with self._transaction(_COMMIT_LOCK) as cur:
+            before = cur.execute("SELECT count(*) FROM identities").fetchone()
+            cur.executemany(_BIND, [(email.strip().lower(), ident) for email, ident in pairs])
+            after = cur.execute("SELECT count(*) FROM identities").fetchone()
+        return int(after[0]) - int(before[0]) if before and after else 0
+
+    def set_meta(self, key: str, value: str) -> None:
+        """Save ``value`` under ``key`` in its own transaction."""
+        with self._transaction() as cur:
+            _save_meta(cur, {key: value})
+
+    def healthy(self) -> bool:
+        """True when a small write commits now; False once closed or while the database is
+        unreachable."""
+        if self._closed:
+            return False
+        try:
+            with self._transaction() as cur:
+                _save_meta(cur, {"health_checked_at": repr(time.time())})
+        except StoreError:
+            return False
+        return True
+
+    def close(self) -> None:
+        """Close every connection; idempotent. Later calls raise StoreClosed."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.close()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreClosed("the store is closed")
+
+
+def _reason(e: psycopg.Error) -> str:
+    """The first line of PostgreSQL's message (never the connection string)."""
+    text = str(e).strip().splitlines()
+    return text[0] if text else type(e).__name__
+
+
+def _take(cur: psycopg.Cursor[Any], name: str, n: int) -> int:
+    """The first of ``n`` new numbers of counter ``name`` (``sequences``)."""
+    row = cur.execute(
+        "UPDATE sequences SET last = last + %s WHERE name = %s RETURNING last", (n, name)
+    ).fetchone()
+    assert row is not None
+    return int(row[0]) - n + 1
+
+
+def _insert_outbox(cur: psycopg.Cursor[Any], rows: list[tuple[Any, ...]]) -> None:
+    """Outbox rows with ``COPY`` (``bench/store_insert.py``: faster than executemany or a
+    multi-row INSERT for a group commit's rows), numbered in the order given."""
+    first = _take(cur, "outbox", len(rows))
+    with cur.copy(f"COPY outbox ({OUTBOX_INSERT_COLUMNS}) FROM STDIN") as copy:
+        for seq, row in enumerate(rows, first):
+            copy.write_row((seq, *row))
+
+
+def _insert_quarantine(cur: psycopg.Cursor[Any], records: list[tuple[Any, ...]]) -> None:
+    first = _take(cur, "quarantine", len(records))
+    cur.executemany(_INSERT_QUARANTINE, [(i, *rec) for i, rec in enumerate(records, first)])
+
+
+def _add_counts(cur: psycopg.Cursor[Any], deltas: Mapping[str, int]) -> None:
+    """Count changes, in name order (the same lock order in every transaction)."""
+    params = [(n, name) for name, n in sorted(deltas.items()) if n]
+    if params:
+        cur.executemany(_ADD_COUNT, params)
+
+
+def _save_meta(cur: psycopg.Cursor[Any], meta: Mapping[str, str]) -> None:
+    cur.executemany(
+        "INSERT INTO meta (key, value) VALUES (%s, %s)"
+        " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        list(meta.items()),
+    )
+
+
+def _learn(cur: psycopg.Cursor[Any], writes: Sequence[Write]) -> None:
+    """Identity bindings and anonymous activity, in the commit's transaction."""
+    binds: list[tuple[str, str]] = []
+    seen: list[tuple[str, float, str | None]] = []
+    linked: list[tuple[str, float, str, float]] = []
+    for w in writes:
+        binds.extend(w.links)
+        at = max((r.received_at for r in w.outbox), default=time.time())
+        seen.extend((anonymous_id, at, event) for anonymous_id, event in w.anonymous)
+        linked.extend((a, at, person, at) for a, person in w.anonymous_links)
+    if binds:
+        cur.executemany(_BIND, binds)
+    if seen:
+        cur.executemany(
+            "INSERT INTO anonymous (anonymous_id, first_seen, event) VALUES (%s, %s, %s)"
+            " ON CONFLICT (anonymous_id) DO NOTHING",
+            seen,
+        )
+    if linked:
+        cur.executemany(
+            "INSERT INTO anonymous (anonymous_id, first_seen, person, linked_at)"
+            " VALUES (%s, %s, %s, %s) ON CONFLICT (anonymous_id) DO UPDATE"
+            " SET person = excluded.person, linked_at = excluded.linked_at"
+            " WHERE anonymous.person IS NULL",
+            linked,
+        )

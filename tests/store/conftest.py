@@ -1,0 +1,59 @@
+"""The store implementations the protocol tests run against: a SQLite file, and a PostgreSQL
+schema of its own per test (127.0.0.1:5432, database ``test``, trust auth).
+
+``open_store`` (the fixture) opens a store of the test's kind; called again it opens a second
+store on the same file or schema, as a second gateway or worker process would.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from store_kinds import AnyStore, Opener, pg_url
+
+from trackguard.store import SQLiteStore
+from trackguard.store.postgres import PostgresStore
+
+
+@pytest.fixture
+def pg_schema() -> Iterator[tuple[str, str]]:
+    """``(server URL, schema name)``: a fresh schema, dropped after the test."""
+    url = pg_url()
+    schema = f"tg_{uuid.uuid4().hex[:16]}"
+    yield url, schema
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Opener]:
+    opened: list[AnyStore] = []
+    if request.param == "postgres":
+        url, schema = request.getfixturevalue("pg_schema")
+
+        def opener(**kw: Any) -> AnyStore:
+            store = PostgresStore(url, schema=schema, **kw)
+            opened.append(store)
+            return store
+
+    else:
+
+        def opener(**kw: Any) -> AnyStore:
+            store = SQLiteStore(tmp_path / "tg.db", **kw)
+            opened.append(store)
+            return store
+
+    yield opener
+    for store in opened:
+        store.close()
+
+
+@pytest.fixture
+def any_store(open_store: Opener) -> AnyStore:
+    """A store of each implementation, leasing for 60 s."""
+    return open_store(lease_seconds=60.0)
