@@ -5,7 +5,6 @@ A module of its own (not ``conftest``) so the tests import it by name.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,10 +12,10 @@ from typing import Any
 
 import httpx
 
+from outbox_wait import drain
 from trackguard.gateway.build import GatewayOptions, create_gateway
 from trackguard.gateway.config import AuthConfig, Credentials
 from trackguard.http.runner import RunningServer, start_in_thread
-from trackguard.store.sqlite import SQLiteStore
 
 REPO = Path(__file__).resolve().parents[2]
 PLAN = REPO / "examples" / "d2c-plan.yaml"
@@ -35,15 +34,7 @@ class Gateway:
 
     def drain(self, timeout: float = 15.0) -> None:
         """Wait until delivery has settled every outbox row."""
-        store = SQLiteStore(self.db)
-        try:
-            deadline = time.monotonic() + timeout
-            while store.outbox_stats().pending:
-                if time.monotonic() > deadline:
-                    raise AssertionError(f"outbox not drained: {store.outbox_stats()}")
-                time.sleep(0.05)
-        finally:
-            store.close()
+        drain(self.db, timeout)
 
 
 def serve(

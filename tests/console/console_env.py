@@ -19,6 +19,7 @@ from typing import Any
 
 import httpx
 
+from outbox_wait import drain
 from trackguard.core.pipeline import Checker
 from trackguard.delivery.transport import HttpxTransport
 from trackguard.delivery.worker import DeliveryWorker
@@ -185,16 +186,3 @@ def fill(folder: Path) -> Iterator[Filled]:
             clock.now = T0 + MINUTES * 60
             monitor.tick()
         yield Filled(db, rules, upstream, emulator, clock.now, broken, sent)
-
-
-def drain(db: Path, timeout: float = 20.0) -> None:
-    import time
-
-    store = open_store(db)
-    try:
-        deadline = time.monotonic() + timeout
-        while store.outbox_stats().pending:
-            assert time.monotonic() < deadline, "outbox not drained"
-            time.sleep(0.02)
-    finally:
-        store.close()

@@ -7,7 +7,6 @@ with other folders' conftest modules; ``conftest.py`` registers its fixtures.
 from __future__ import annotations
 
 import ssl
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,11 +17,11 @@ import pytest
 import trustme
 from customerio import CustomerIO
 
+from outbox_wait import drain
 from trackguard.emulator.app import Emulator, create_emulator
 from trackguard.gateway.build import GatewayOptions, create_gateway
 from trackguard.gateway.config import AuthConfig, Credentials
 from trackguard.http.runner import RunningServer, start_in_thread
-from trackguard.store.sqlite import open_store
 
 SITE_ID = "e2e-site"
 API_KEY = "e2e-key-0123"
@@ -93,15 +92,7 @@ class Gw:
 
     def drain(self, timeout: float = 15.0) -> None:
         """Wait until delivery has settled every outbox row."""
-        store = open_store(self.db)
-        try:
-            deadline = time.monotonic() + timeout
-            while store.outbox_stats().pending:
-                if time.monotonic() > deadline:
-                    raise AssertionError(f"outbox not drained: {store.outbox_stats()}")
-                time.sleep(0.05)
-        finally:
-            store.close()
+        drain(self.db, timeout)
 
 
 GatewayFactory = Callable[..., Gw]

@@ -6,7 +6,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -15,6 +14,7 @@ from typing import Any
 
 import httpx
 
+from outbox_wait import drain
 from trackguard.core.pipeline import Checker
 from trackguard.delivery.transport import HttpxTransport
 from trackguard.delivery.worker import DeliveryWorker
@@ -111,14 +111,7 @@ class Monitored:
 
     def drain(self, timeout: float = 15.0) -> None:
         """Wait until delivery settled every outbox row (so no backlog rule can see any)."""
-        store = open_store(self.db)
-        try:
-            deadline = time.monotonic() + timeout
-            while store.outbox_stats().pending:
-                assert time.monotonic() < deadline, "outbox not drained"
-                time.sleep(0.02)
-        finally:
-            store.close()
+        drain(self.db, timeout)
 
 
 def run_gateway(db: Path, rules: Path, clock: FakeClock) -> Iterator[Monitored]:

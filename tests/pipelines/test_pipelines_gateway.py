@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ import pytest
 from click.testing import CliRunner
 from pipelines_env import WRITE_KEY
 
+from outbox_wait import drain
 from trackguard.cli import main
 from trackguard.emulator.app import Emulator
 from trackguard.emulator.faults import FaultConfig
@@ -50,14 +50,7 @@ class Door:
         return httpx.Client(base_url=self.server.url, auth=(key, ""), timeout=10)
 
     def drain(self) -> None:
-        store = open_store(self.db)
-        try:
-            deadline = time.monotonic() + 20
-            while store.outbox_stats().pending:
-                assert time.monotonic() < deadline, store.outbox_stats()
-                time.sleep(0.05)
-        finally:
-            store.close()
+        drain(self.db)
 
     def quarantine(self) -> list[QuarantineRecord]:
         store = open_store(self.db)

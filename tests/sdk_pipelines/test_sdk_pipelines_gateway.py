@@ -10,7 +10,6 @@ emulator is asserted call by call.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +22,7 @@ from test_sdk_pipelines_cio_node import cio_node
 from test_sdk_pipelines_node import _expected, node_sdk
 from test_sdk_pipelines_python import BEARER_KEY, CALLS, PLAIN_KEY, drive, python_sdk
 
+from outbox_wait import drain
 from trackguard import __version__
 from trackguard.emulator.app import Emulator, create_emulator
 from trackguard.gateway.app import Gateway
@@ -49,14 +49,7 @@ class Path3:
 
     def drain(self, timeout: float = 20.0) -> None:
         """Wait until delivery settled every outbox row."""
-        store = open_store(self.db)
-        try:
-            deadline = time.monotonic() + timeout
-            while store.outbox_stats().pending:
-                assert time.monotonic() < deadline, f"not drained: {store.outbox_stats()}"
-                time.sleep(0.05)
-        finally:
-            store.close()
+        drain(self.db, timeout)
 
     def calls(self) -> list[dict[str, Any]]:
         return [c["call"] for c in self.emulator.pipelines.calls_view()]
