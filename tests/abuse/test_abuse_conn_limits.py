@@ -168,7 +168,16 @@ def test_an_idle_keep_alive_connection_is_closed(tmp_path: Path) -> None:
 
 
 def test_keep_alive_requests_within_the_limits_are_all_served(tmp_path: Path) -> None:
-    with serving(tmp_path) as (app, server), connect(server) as sock:
+    # The same header cap as FAST, but timeouts a busy machine cannot trip between requests.
+    within = ConnectionLimits(
+        max_header_bytes=2048,
+        header_timeout=10,
+        body_gap_timeout=10,
+        body_timeout=10,
+        keep_alive_timeout=10,
+        max_connections=50,
+    )
+    with serving(tmp_path, within) as (app, server), connect(server) as sock:
         for _ in range(20):
             sock.sendall(track_request())
             assert read_one(sock) == (200, b"{}\n")
