@@ -114,10 +114,6 @@ class Rule:
     def count_sql(self) -> str:
         return f"SELECT count(*) FROM {self.table} WHERE {self._where()}"
 
-    @property
-    def span_sql(self) -> str:
-        return f"SELECT min({self.column}), max({self.column}), count(*) FROM {self.table}"
-
     def cutoff(self, seconds: float) -> float:
         return seconds // self.unit if self.unit != 1.0 else seconds
 
