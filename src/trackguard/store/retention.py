@@ -42,7 +42,6 @@ __all__ = [
     "DEFAULT_PRUNE_EVERY",
     "MONITOR_RETENTION",
     "MONITOR_TABLES",
-    "STORE_TABLES",
     "Pruner",
     "Retention",
     "Rule",
@@ -121,7 +120,6 @@ class Rule:
 OUTBOX: Final = Rule("outbox", "seq", "finished_at", extra="state != 'pending' AND ", counted=True)
 CLAIMS: Final = Rule("claims", "key", "expires_at", inclusive=True)
 ANONYMOUS: Final = Rule("anonymous", "anonymous_id", "first_seen")
-STORE_TABLES: Final = (OUTBOX, CLAIMS, ANONYMOUS)
 MONITOR_TABLES: Final = (
     Rule("monitor_counts", "minute, event, route, source, kind, name", "minute", unit=60.0),
     Rule("monitor_hourly", "hour, event, kind, name", "hour", unit=3600.0),
