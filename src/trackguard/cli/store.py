@@ -52,15 +52,11 @@ def _positive(ctx: click.Context, param: click.Parameter, value: str | None) -> 
 
 
 def _path(db: str) -> Path:
-    """The file ``--db`` names, which must exist (no command here but init creates one)."""
-    try:
-        path = sqlite_path(db)
-    except StoreError as exc:
-        _fail(str(exc))
+    """The file ``--db`` names. Its ``db_option()`` callback already refused a malformed or
+    missing store; this refuses a URL of another scheme (store commands work on SQLite)."""
+    path = sqlite_path(db)
     if path is None:
         _fail(f"{db!r}: store commands work on a SQLite file (a path or sqlite:///path)")
-    if not os.path.exists(path):
-        _fail(f"{path}: no such store (the file does not exist; trackguard store init creates one)")
     return Path(path)
 
 

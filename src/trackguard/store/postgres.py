@@ -43,7 +43,6 @@ from psycopg.conninfo import conninfo_to_dict
 from trackguard.store.base import (
     OutboxRow,
     QuarantineRecord,
-    StoreClosed,
     StoreError,
     StoreNotFound,
     Write,
@@ -536,18 +535,6 @@ class PostgresStore(StoreReads):
         with self._transaction() as cur:
             _save_meta(cur, {key: value})
 
-    def healthy(self) -> bool:
-        """True when a small write commits now; False once closed or while the database is
-        unreachable."""
-        if self._closed:
-            return False
-        try:
-            with self._transaction() as cur:
-                _save_meta(cur, {"health_checked_at": repr(time.time())})
-        except StoreError:
-            return False
-        return True
-
     def close(self) -> None:
         """Close every connection; idempotent. Later calls raise StoreClosed."""
         with self._lock:
@@ -557,10 +544,6 @@ class PostgresStore(StoreReads):
             idle, self._idle = self._idle, []
         for conn in idle:
             conn.close()
-
-    def _check_open(self) -> None:
-        if self._closed:
-            raise StoreClosed("the store is closed")
 
 
 def _reason(e: psycopg.Error) -> str:

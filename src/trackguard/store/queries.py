@@ -2,17 +2,26 @@
 
 Both stores keep the same tables and columns, so :class:`StoreReads` implements the Store
 protocol's plain reads once over ``_read`` (each store's own connection handling) and the
-parameter mark of its driver (``?`` for sqlite3, ``%s`` for psycopg).
+parameter mark of its driver (``?`` for sqlite3, ``%s`` for psycopg). It also holds the
+open/closed checks both stores make the same way (``healthy`` writes through ``set_meta``).
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import Any, ClassVar, Final
 
 import msgspec
 
-from trackguard.store.base import OutboxRow, OutboxState, OutboxStats, QuarantineRecord
+from trackguard.store.base import (
+    OutboxRow,
+    OutboxState,
+    OutboxStats,
+    QuarantineRecord,
+    StoreClosed,
+    StoreError,
+)
 
 _OUTBOX_COLUMNS: Final = (
     "seq, received_at, person, payload, dedupe_key, event_name, source, state, attempts,"
@@ -33,9 +42,28 @@ class StoreReads:
     """The protocol's reads over ``_read``; ``_P`` is the driver's parameter mark."""
 
     _P: ClassVar[str] = "?"
+    _closed: bool
 
     def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         raise NotImplementedError
+
+    def set_meta(self, key: str, value: str) -> None:
+        raise NotImplementedError
+
+    def healthy(self) -> bool:
+        """True when a small write commits now (for SQLite: lock free, file writable); False
+        once closed or while the database is unreachable."""
+        if self._closed:
+            return False
+        try:
+            self.set_meta("health_checked_at", repr(time.time()))
+        except StoreError:
+            return False
+        return True
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreClosed("the store is closed")
 
     def profile(self, person: str) -> dict[str, Any] | None:
         """The derived profile attributes of a person key (``id:42``), or None."""

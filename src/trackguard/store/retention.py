@@ -42,7 +42,6 @@ __all__ = [
     "DEFAULT_PRUNE_EVERY",
     "MONITOR_RETENTION",
     "MONITOR_TABLES",
-    "STORE_TABLES",
     "Pruner",
     "Retention",
     "Rule",
@@ -114,10 +113,6 @@ class Rule:
     def count_sql(self) -> str:
         return f"SELECT count(*) FROM {self.table} WHERE {self._where()}"
 
-    @property
-    def span_sql(self) -> str:
-        return f"SELECT min({self.column}), max({self.column}), count(*) FROM {self.table}"
-
     def cutoff(self, seconds: float) -> float:
         return seconds // self.unit if self.unit != 1.0 else seconds
 
@@ -125,7 +120,6 @@ class Rule:
 OUTBOX: Final = Rule("outbox", "seq", "finished_at", extra="state != 'pending' AND ", counted=True)
 CLAIMS: Final = Rule("claims", "key", "expires_at", inclusive=True)
 ANONYMOUS: Final = Rule("anonymous", "anonymous_id", "first_seen")
-STORE_TABLES: Final = (OUTBOX, CLAIMS, ANONYMOUS)
 MONITOR_TABLES: Final = (
     Rule("monitor_counts", "minute, event, route, source, kind, name", "minute", unit=60.0),
     Rule("monitor_hourly", "hour, event, kind, name", "hour", unit=3600.0),

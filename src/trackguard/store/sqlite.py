@@ -622,21 +622,6 @@ class SQLiteStore(StoreReads):
                 conn.execute(_ADD_COUNT, (n, "failed"))
                 conn.execute(_ADD_COUNT, (n, "quarantine"))
 
-    def healthy(self) -> bool:
-        """True when a small write commits now (lock free, file writable); False once closed."""
-        if self._closed:
-            return False
-        try:
-            with self._transaction() as conn:
-                conn.execute(
-                    "INSERT INTO meta (key, value) VALUES ('health_checked_at', ?)"
-                    " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                    (time.time(),),
-                )
-        except StoreError:
-            return False
-        return True
-
     def close(self) -> None:
         """Close every connection; idempotent. Later calls raise StoreClosed."""
         with self._registry_lock:
@@ -654,10 +639,6 @@ class SQLiteStore(StoreReads):
         for reader in readers:
             with reader.lock:
                 reader.conn.close()
-
-    def _check_open(self) -> None:
-        if self._closed:
-            raise StoreClosed("the store is closed")
 
 
 class _Reader:
