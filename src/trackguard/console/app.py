@@ -185,12 +185,7 @@ class Console:
         return status, page, ctype, ()
 
     def _require_csrf(self, request: _Request) -> None:
-        origin = header(request.scope, b"origin")
-        host = header(request.scope, b"host")
-        if origin is not None and host is not None:
-            netloc = urllib.parse.urlsplit(origin.decode("latin-1")).netloc
-            if netloc != host.decode("latin-1"):
-                raise _Answer(403, b"cross-site request refused\n")
+        _require_same_origin(request.scope)
         if self.sessions.required and not csrf_ok(request.session, request.form.get("csrf", "")):
             raise _Answer(403, b"missing or wrong CSRF token\n")
         if not self.sessions.required:
@@ -383,12 +378,7 @@ class Console:
         if not self.sessions.required:
             raise _redirect("/")
         if method == "POST":
-            origin = header(scope, b"origin")
-            host = header(scope, b"host")
-            if origin is not None and host is not None:
-                netloc = urllib.parse.urlsplit(origin.decode("latin-1")).netloc
-                if netloc != host.decode("latin-1"):
-                    raise _Answer(403, b"cross-site request refused\n")
+            _require_same_origin(scope)
             new = self.sessions.login(request.form.get("token", ""))
             if new is not None:
                 cookie = cookie_header(new, secure=self.config.secure)
@@ -404,6 +394,16 @@ class Console:
             return 404, b"not found\n", "text/plain; charset=utf-8", ()
         body = resources.files("trackguard.console").joinpath("static", name).read_bytes()
         return 200, body, ctype, (("cache-control", "max-age=3600"),)
+
+
+def _require_same_origin(scope: Scope) -> None:
+    """Refuse a request whose ``Origin``, when the browser sends one, is not the console's own."""
+    origin = header(scope, b"origin")
+    host = header(scope, b"host")
+    if origin is not None and host is not None:
+        netloc = urllib.parse.urlsplit(origin.decode("latin-1")).netloc
+        if netloc != host.decode("latin-1"):
+            raise _Answer(403, b"cross-site request refused\n")
 
 
 async def _read_form(receive: Receive) -> bytes:
