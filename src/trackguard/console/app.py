@@ -33,7 +33,7 @@ from trackguard.console.auth import (
     cookie_value,
     csrf_ok,
 )
-from trackguard.console.replaying import ReplayRequest, ReplayService
+from trackguard.console.replaying import ReplayRequest, ReplayService, ReplayView
 from trackguard.core.pipeline import Checker
 from trackguard.http.asgi import Receive, Scope, Send, header, lifespan, send_response
 from trackguard.monitor.rules import AlertConfig
@@ -301,16 +301,7 @@ class Console:
                 )
             except ValueError as exc:
                 error = str(exc)
-        page = self._render(
-            "replay.html",
-            request,
-            query=request.query,
-            fixes=fixes,
-            preview=preview,
-            result=None,
-            error=error,
-            hidden=_filter_fields(request.query),
-        )
+        page = self._render_replay(request, request.query, fixes, preview, None, error)
         return 200, page, HTML
 
     async def _replay_post(self, request: _Request) -> tuple[int, bytes, str]:
@@ -327,17 +318,28 @@ class Console:
             )
         except ValueError as exc:
             error = str(exc)
-        page = self._render(
+        page = self._render_replay(request, form, fixes, None, result, error)
+        return 200 if error is None else 400, page, HTML
+
+    def _render_replay(
+        self,
+        request: _Request,
+        query: dict[str, str],
+        fixes: str,
+        preview: ReplayView | None,
+        result: ReplayView | None,
+        error: str | None,
+    ) -> bytes:
+        return self._render(
             "replay.html",
             request,
-            query=form,
+            query=query,
             fixes=fixes,
-            preview=None,
+            preview=preview,
             result=result,
             error=error,
-            hidden=_filter_fields(form),
+            hidden=_filter_fields(query),
         )
-        return 200 if error is None else 400, page, HTML
 
     async def _plan(self, request: _Request) -> tuple[int, bytes, str]:
         rows = await asyncio.to_thread(
