@@ -54,6 +54,7 @@ from trackguard.http.asgi import (
     allow_header,
     bearer_matches,
     header,
+    header_pairs,
     lifespan,
     parse_basic_auth,
     read_body,
@@ -86,12 +87,6 @@ OPEN_MAX_BODY: Final = 8 * 1024
 #: Bodies larger than this are checked on a worker thread, so a big v2 batch does not hold
 #: the event loop (and every other request) while it is parsed and checked.
 CHECK_IN_THREAD: Final = 64 * 1024
-
-
-def _headers(scope: Scope) -> tuple[tuple[str, str], ...]:
-    return tuple(
-        (bytes(k).decode("latin-1"), bytes(v).decode("latin-1")) for k, v in scope["headers"]
-    )
 
 
 class RequestObserver(Protocol):
@@ -341,7 +336,7 @@ class Gateway:
         verdict = parts.checker.check(request, hit, now=received_at, state=parts.state)
         if verdict.contract_errors or verdict.rejected:
             # Quarantine keeps the (redacted) headers; clean requests do not pay for them.
-            request = msgspec.structs.replace(request, headers=_headers(scope))
+            request = msgspec.structs.replace(request, headers=header_pairs(scope))
         return verdict, to_write(request, verdict, received_at, parts.dedupe)
 
     async def _unauthorized(
@@ -396,7 +391,7 @@ class Gateway:
                     ts=now,
                     method=method,
                     path=target,
-                    headers=redact_headers(_headers(scope)),
+                    headers=redact_headers(header_pairs(scope)),
                     body=body,
                     status=status,
                     response=response,

@@ -41,6 +41,7 @@ from trackguard.http.asgi import (
     Receive,
     Scope,
     Send,
+    header_pairs,
     read_body,
     request_target,
     send_response,
@@ -75,12 +76,6 @@ _TIMEOUT: Final = msgspec.json.encode(
 )  # fmt: skip
 
 
-def _headers(scope: Scope) -> tuple[tuple[str, str], ...]:
-    return tuple(
-        (bytes(k).decode("latin-1"), bytes(v).decode("latin-1")) for k, v in scope["headers"]
-    )
-
-
 def redact_key(body: bytes, key: str | None) -> bytes:
     """``body`` with every occurrence of the write key replaced by ``[redacted]``."""
     return body.replace(key.encode(), REDACTED.encode()) if key else body
@@ -98,7 +93,7 @@ class PipelinesDoor:
         parts = gw.parts
         method: str = scope["method"]
         target = request_target(scope)
-        headers = _headers(scope)
+        headers = header_pairs(scope)
         received_at = gw.clock()
         route = route_for(target)
         key = parts.auth.pipelines_key
