@@ -14,6 +14,7 @@ the browser sends one, an ``Origin`` equal to the console's own.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import time
 import urllib.parse
@@ -394,8 +395,13 @@ class Console:
         ctype = _STATIC.get(name)
         if ctype is None:
             return 404, b"not found\n", "text/plain; charset=utf-8", ()
-        body = resources.files("trackguard.console").joinpath("static", name).read_bytes()
-        return 200, body, ctype, (("cache-control", "max-age=3600"),)
+        return 200, _static_bytes(name), ctype, (("cache-control", "max-age=3600"),)
+
+
+@functools.cache
+def _static_bytes(name: str) -> bytes:
+    """A packaged static file, read once (only names listed in ``_STATIC`` get here)."""
+    return resources.files("trackguard.console").joinpath("static", name).read_bytes()
 
 
 def _require_same_origin(scope: Scope) -> None:
