@@ -349,12 +349,17 @@ class Gateway:
         """
         status, response = track_unauthorized()
         await send_response(send, status, response, headers=[_CLOSE])
+        route = hit.route.key if isinstance(hit, RouteMatch) else f"{method[:10]} (no route)"
+        self.count_unauthorized(scope, status, route, started)
+
+    def count_unauthorized(self, scope: Scope, status: int, route: str, started: float) -> None:
+        """Count an answered unauthenticated request in ``/metrics`` and the monitor, and
+        summarise it in the log by client address and ``route``."""
         self.parts.metrics.observe("other", status, None, time.perf_counter() - started)
         if self.parts.monitor is not None:
             self.parts.monitor.observe_request(None, "other", status, None, self.clock())
         client = scope.get("client")
         address = str(client[0]) if client else "-"
-        route = hit.route.key if isinstance(hit, RouteMatch) else f"{method[:10]} (no route)"
         self.guards.unauthorized(address, route)
 
     def _authenticate(self, scope: Scope, hit: RouteMatch | NoRoute) -> tuple[bool, str | None]:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import time
 from typing import TYPE_CHECKING, Final
 
 import msgspec
@@ -183,13 +182,9 @@ class PipelinesDoor:
         else:
             status, response = 200, _OK
         await send_response(send, status, response, headers=[_CLOSE])
-        gw.parts.metrics.observe("other", status, None, time.perf_counter() - started)
-        if gw.parts.monitor is not None:
-            gw.parts.monitor.observe_request(None, "other", status, None, gw.clock())
-        client = scope.get("client")
-        address = str(client[0]) if client else "-"
         # Summarised with the Track API's 401s; the permissive answer is named in the key.
-        gw.guards.unauthorized(address, f"POST {path}" + ("" if strict else " (answered 200)"))
+        route = f"POST {path}" + ("" if strict else " (answered 200)")
+        gw.count_unauthorized(scope, status, route, started)
 
 
 def _readable(body: bytes, headers: tuple[tuple[str, str], ...]) -> bytes:
