@@ -384,7 +384,9 @@ class Gateway:
         source: str | None,
         verdict: Verdict | None,
         started: float,
+        headers: tuple[tuple[str, str], ...] | None = None,
     ) -> None:
+        """Count the answered request; ``headers`` are the request's, when already decoded."""
         route = verdict.route if verdict is not None and verdict.route else "other"
         self.parts.metrics.observe(route, status, verdict, time.perf_counter() - started)
         now = self.clock()
@@ -396,7 +398,7 @@ class Gateway:
                     ts=now,
                     method=method,
                     path=target,
-                    headers=redact_headers(header_pairs(scope)),
+                    headers=redact_headers(header_pairs(scope) if headers is None else headers),
                     body=body,
                     status=status,
                     response=response,

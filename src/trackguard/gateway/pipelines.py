@@ -98,7 +98,7 @@ class PipelinesDoor:
         key = parts.auth.pipelines_key
         if key is None:
             await send_response(send, 404, _NOT_ENABLED)
-            gw._after(scope, target, method, b"", 404, _NOT_ENABLED, None, None, started)
+            gw._after(scope, target, method, b"", 404, _NOT_ENABLED, None, None, started, headers)
             return
         given = write_key(headers, None)
         if (
@@ -117,7 +117,7 @@ class PipelinesDoor:
             body, oversize = b"", True
         except BodyTimeout:
             await send_response(send, 408, _TIMEOUT, headers=[_CLOSE])
-            gw._after(scope, target, method, b"", 408, _TIMEOUT, None, None, started)
+            gw._after(scope, target, method, b"", 408, _TIMEOUT, None, None, started, headers)
             return
         except ClientDisconnected:
             return
@@ -138,7 +138,9 @@ class PipelinesDoor:
             done = outcome(result, key_accepted=accepted)
             extra += [] if done.allow is None else [("allow", done.allow)]
             await send_response(send, done.status, done.body, headers=extra)
-            gw._after(scope, target, method, b"", done.status, done.body, None, None, started)
+            gw._after(
+                scope, target, method, b"", done.status, done.body, None, None, started, headers
+            )
             return
         if not accepted:
             assert route is not None
@@ -154,7 +156,9 @@ class PipelinesDoor:
             status, response = 503, _UNAVAILABLE
         await send_response(send, status, response, headers=extra)
         logged = redact_key(_readable(body, headers), key)
-        gw._after(scope, target, method, logged, status, response, SOURCE, verdict, started)
+        gw._after(
+            scope, target, method, logged, status, response, SOURCE, verdict, started, headers
+        )
 
     def _decide(
         self, request: Request, result: PipelinesResult, received_at: float, key: str
