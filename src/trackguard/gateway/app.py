@@ -206,6 +206,8 @@ class Gateway:
             clock=monotonic,
         )
         self.pipelines = PipelinesDoor(self)
+        region = {"url": parts.upstream_url, "region": parts.region, "environment_id": 0}
+        self._region_answer = msgspec.json.encode(region) + b"\n"
 
     async def _startup(self) -> None:
         self.parts.committer.start()
@@ -289,12 +291,7 @@ class Gateway:
         else:
             verdict, write = decide()
         if verdict.route == "GET /api/v1/accounts/region" and verdict.status == 200:
-            region = {
-                "url": self.parts.upstream_url,
-                "region": self.parts.region,
-                "environment_id": 0,
-            }
-            answer = msgspec.json.encode(region) + b"\n"
+            answer = self._region_answer
             await send_response(send, 200, answer)
             self._after(scope, target, method, body, 200, answer, source, verdict, started)
             return
