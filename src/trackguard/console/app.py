@@ -14,6 +14,7 @@ the browser sends one, an ``Origin`` equal to the console's own.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import time
 import urllib.parse
@@ -33,7 +34,7 @@ from trackguard.console.auth import (
     cookie_value,
     csrf_ok,
 )
-from trackguard.console.replaying import ReplayRequest, ReplayService
+from trackguard.console.replaying import ReplayRequest, ReplayService, ReplayView
 from trackguard.core.pipeline import Checker
 from trackguard.http.asgi import Receive, Scope, Send, header, lifespan, send_response
 from trackguard.monitor.rules import AlertConfig
@@ -185,12 +186,7 @@ class Console:
         return status, page, ctype, ()
 
     def _require_csrf(self, request: _Request) -> None:
-        origin = header(request.scope, b"origin")
-        host = header(request.scope, b"host")
-        if origin is not None and host is not None:
-            netloc = urllib.parse.urlsplit(origin.decode("latin-1")).netloc
-            if netloc != host.decode("latin-1"):
-                raise _Answer(403, b"cross-site request refused\n")
+        _require_same_origin(request.scope)
         if self.sessions.required and not csrf_ok(request.session, request.form.get("csrf", "")):
             raise _Answer(403, b"missing or wrong CSRF token\n")
         if not self.sessions.required:
@@ -306,16 +302,7 @@ class Console:
                 )
             except ValueError as exc:
                 error = str(exc)
-        page = self._render(
-            "replay.html",
-            request,
-            query=request.query,
-            fixes=fixes,
-            preview=preview,
-            result=None,
-            error=error,
-            hidden=_filter_fields(request.query),
-        )
+        page = self._render_replay(request, request.query, fixes, preview, None, error)
         return 200, page, HTML
 
     async def _replay_post(self, request: _Request) -> tuple[int, bytes, str]:
@@ -332,17 +319,28 @@ class Console:
             )
         except ValueError as exc:
             error = str(exc)
-        page = self._render(
+        page = self._render_replay(request, form, fixes, None, result, error)
+        return 200 if error is None else 400, page, HTML
+
+    def _render_replay(
+        self,
+        request: _Request,
+        query: dict[str, str],
+        fixes: str,
+        preview: ReplayView | None,
+        result: ReplayView | None,
+        error: str | None,
+    ) -> bytes:
+        return self._render(
             "replay.html",
             request,
-            query=form,
+            query=query,
             fixes=fixes,
-            preview=None,
+            preview=preview,
             result=result,
             error=error,
-            hidden=_filter_fields(form),
+            hidden=_filter_fields(query),
         )
-        return 200 if error is None else 400, page, HTML
 
     async def _plan(self, request: _Request) -> tuple[int, bytes, str]:
         rows = await asyncio.to_thread(
@@ -383,12 +381,7 @@ class Console:
         if not self.sessions.required:
             raise _redirect("/")
         if method == "POST":
-            origin = header(scope, b"origin")
-            host = header(scope, b"host")
-            if origin is not None and host is not None:
-                netloc = urllib.parse.urlsplit(origin.decode("latin-1")).netloc
-                if netloc != host.decode("latin-1"):
-                    raise _Answer(403, b"cross-site request refused\n")
+            _require_same_origin(scope)
             new = self.sessions.login(request.form.get("token", ""))
             if new is not None:
                 cookie = cookie_header(new, secure=self.config.secure)
@@ -402,8 +395,23 @@ class Console:
         ctype = _STATIC.get(name)
         if ctype is None:
             return 404, b"not found\n", "text/plain; charset=utf-8", ()
-        body = resources.files("trackguard.console").joinpath("static", name).read_bytes()
-        return 200, body, ctype, (("cache-control", "max-age=3600"),)
+        return 200, _static_bytes(name), ctype, (("cache-control", "max-age=3600"),)
+
+
+@functools.cache
+def _static_bytes(name: str) -> bytes:
+    """A packaged static file, read once (only names listed in ``_STATIC`` get here)."""
+    return resources.files("trackguard.console").joinpath("static", name).read_bytes()
+
+
+def _require_same_origin(scope: Scope) -> None:
+    """Refuse a request whose ``Origin``, when the browser sends one, is not the console's own."""
+    origin = header(scope, b"origin")
+    host = header(scope, b"host")
+    if origin is not None and host is not None:
+        netloc = urllib.parse.urlsplit(origin.decode("latin-1")).netloc
+        if netloc != host.decode("latin-1"):
+            raise _Answer(403, b"cross-site request refused\n")
 
 
 async def _read_form(receive: Receive) -> bytes:

@@ -61,6 +61,10 @@ def _error(message: str) -> dict[str, str]:
     return {"error": message}
 
 
+async def _not_allowed(send: Send, allow: str) -> None:
+    await send_json(send, 405, _error("method not allowed"), headers=[("allow", allow)])
+
+
 async def handle(emulator: Emulator, scope: Scope, receive: Receive, send: Send) -> None:
     """Answer one ``/_emulator/…`` request."""
     if not _loopback(scope) and not emulator.authorized(scope):
@@ -73,7 +77,7 @@ async def handle(emulator: Emulator, scope: Scope, receive: Receive, send: Send)
     query = dict(parse_qsl(bytes(scope.get("query_string", b"")).decode("utf-8", "replace")))
     if name == "people" and len(parts) == 2:
         if method != "GET":
-            await send_json(send, 405, _error("method not allowed"), headers=[("allow", "GET")])
+            await _not_allowed(send, "GET")
             return
         person = emulator.state.person_view(unquote(parts[1]))
         if person is None:
@@ -83,7 +87,7 @@ async def handle(emulator: Emulator, scope: Scope, receive: Receive, send: Send)
         return
     if name == "pipelines" and len(parts) == 2 and parts[1] in ("calls", "dropped"):
         if method != "GET":
-            await send_json(send, 405, _error("method not allowed"), headers=[("allow", "GET")])
+            await _not_allowed(send, "GET")
             return
         store = emulator.pipelines
         if parts[1] == "calls":
@@ -97,12 +101,12 @@ async def handle(emulator: Emulator, scope: Scope, receive: Receive, send: Send)
         return
     if name in _GET_VIEWS:
         if method != "GET":
-            await send_json(send, 405, _error("method not allowed"), headers=[("allow", "GET")])
+            await _not_allowed(send, "GET")
             return
         await send_json(send, 200, _view(emulator, name, query))
     elif name == "reset":
         if method != "POST":
-            await send_json(send, 405, _error("method not allowed"), headers=[("allow", "POST")])
+            await _not_allowed(send, "POST")
             return
         emulator.reset()
         await send_json(send, 200, {"reset": True})
@@ -141,7 +145,7 @@ async def _faults(
         await send_json(send, 200, emulator.faults.to_dict())
         return
     if method != "POST":
-        await send_json(send, 405, _error("method not allowed"), headers=[("allow", "GET, POST")])
+        await _not_allowed(send, "GET, POST")
         return
     try:
         body = await read_body(scope, receive, _MAX_CONTROL_BODY)

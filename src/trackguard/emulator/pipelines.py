@@ -24,7 +24,7 @@ from trackguard.contract.pipelines import messages as m
 from trackguard.emulator.door import fault_answer, read_capped
 from trackguard.emulator.log import record_line
 from trackguard.emulator.pipelines_journeys import journeys_operations
-from trackguard.http.asgi import Receive, Scope, Send, request_target, send_response
+from trackguard.http.asgi import Receive, Scope, Send, header_pairs, request_target, send_response
 from trackguard.redact import REDACTED
 
 if TYPE_CHECKING:
@@ -68,13 +68,6 @@ def redact_body_key(body: bytes) -> bytes:
     return msgspec.json.encode(decoded) if found else body
 
 
-def _headers(scope: Scope) -> tuple[tuple[str, str], ...]:
-    return tuple(
-        (bytes(k).decode("latin-1"), bytes(v).decode("latin-1"))
-        for k, v in scope.get("headers", ())
-    )
-
-
 def _answer(
     emulator: Emulator, method: str, path: str, body: bytes, headers: Any, oversize: bool
 ) -> tuple[int, bytes, list[tuple[str, str]]]:
@@ -108,7 +101,7 @@ async def handle(emulator: Emulator, scope: Scope, receive: Receive, send: Send)
     else:
         try:
             status, payload, headers = _answer(
-                emulator, method, target, body, _headers(scope), oversize
+                emulator, method, target, body, header_pairs(scope), oversize
             )
         except Exception:  # a bug must not hide the request: answer, log and record it
             log.exception("emulator failed on %s %s", method, target)

@@ -619,11 +619,6 @@ class EmulatorState:
 
     # --- reading ------------------------------------------------------------------------------
 
-    def find_person(self, identifier: str) -> Person | None:
-        """The person an identifier names, as a v1 path segment would (``cio_…``, email, id)."""
-        with self.lock:
-            return self._find(classify(identifier))
-
     def _person_view(self, person: Person) -> dict[str, Any]:
         cio = person.cio_id
         relationships = []

@@ -54,6 +54,7 @@ from trackguard.http.asgi import (
     allow_header,
     bearer_matches,
     header,
+    header_pairs,
     lifespan,
     parse_basic_auth,
     read_body,
@@ -86,12 +87,6 @@ OPEN_MAX_BODY: Final = 8 * 1024
 #: Bodies larger than this are checked on a worker thread, so a big v2 batch does not hold
 #: the event loop (and every other request) while it is parsed and checked.
 CHECK_IN_THREAD: Final = 64 * 1024
-
-
-def _headers(scope: Scope) -> tuple[tuple[str, str], ...]:
-    return tuple(
-        (bytes(k).decode("latin-1"), bytes(v).decode("latin-1")) for k, v in scope["headers"]
-    )
 
 
 class RequestObserver(Protocol):
@@ -211,6 +206,8 @@ class Gateway:
             clock=monotonic,
         )
         self.pipelines = PipelinesDoor(self)
+        region = {"url": parts.upstream_url, "region": parts.region, "environment_id": 0}
+        self._region_answer = msgspec.json.encode(region) + b"\n"
 
     async def _startup(self) -> None:
         self.parts.committer.start()
@@ -294,12 +291,7 @@ class Gateway:
         else:
             verdict, write = decide()
         if verdict.route == "GET /api/v1/accounts/region" and verdict.status == 200:
-            region = {
-                "url": self.parts.upstream_url,
-                "region": self.parts.region,
-                "environment_id": 0,
-            }
-            answer = msgspec.json.encode(region) + b"\n"
+            answer = self._region_answer
             await send_response(send, 200, answer)
             self._after(scope, target, method, body, 200, answer, source, verdict, started)
             return
@@ -341,7 +333,7 @@ class Gateway:
         verdict = parts.checker.check(request, hit, now=received_at, state=parts.state)
         if verdict.contract_errors or verdict.rejected:
             # Quarantine keeps the (redacted) headers; clean requests do not pay for them.
-            request = msgspec.structs.replace(request, headers=_headers(scope))
+            request = msgspec.structs.replace(request, headers=header_pairs(scope))
         return verdict, to_write(request, verdict, received_at, parts.dedupe)
 
     async def _unauthorized(
@@ -354,12 +346,17 @@ class Gateway:
         """
         status, response = track_unauthorized()
         await send_response(send, status, response, headers=[_CLOSE])
+        route = hit.route.key if isinstance(hit, RouteMatch) else f"{method[:10]} (no route)"
+        self.count_unauthorized(scope, status, route, started)
+
+    def count_unauthorized(self, scope: Scope, status: int, route: str, started: float) -> None:
+        """Count an answered unauthenticated request in ``/metrics`` and the monitor, and
+        summarise it in the log by client address and ``route``."""
         self.parts.metrics.observe("other", status, None, time.perf_counter() - started)
         if self.parts.monitor is not None:
             self.parts.monitor.observe_request(None, "other", status, None, self.clock())
         client = scope.get("client")
         address = str(client[0]) if client else "-"
-        route = hit.route.key if isinstance(hit, RouteMatch) else f"{method[:10]} (no route)"
         self.guards.unauthorized(address, route)
 
     def _authenticate(self, scope: Scope, hit: RouteMatch | NoRoute) -> tuple[bool, str | None]:
@@ -384,7 +381,9 @@ class Gateway:
         source: str | None,
         verdict: Verdict | None,
         started: float,
+        headers: tuple[tuple[str, str], ...] | None = None,
     ) -> None:
+        """Count the answered request; ``headers`` are the request's, when already decoded."""
         route = verdict.route if verdict is not None and verdict.route else "other"
         self.parts.metrics.observe(route, status, verdict, time.perf_counter() - started)
         now = self.clock()
@@ -396,7 +395,7 @@ class Gateway:
                     ts=now,
                     method=method,
                     path=target,
-                    headers=redact_headers(_headers(scope)),
+                    headers=redact_headers(header_pairs(scope) if headers is None else headers),
                     body=body,
                     status=status,
                     response=response,

@@ -224,36 +224,39 @@ class _RequestCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         m = self._m
-        requests = CounterMetricFamily(
-            "trackguard_requests",
-            "Requests answered, by route and status",
-            labels=["route", "status"],
+        labelled: tuple[
+            tuple[str, str, list[str], Counter[tuple[str, int]] | Counter[tuple[str, str]]], ...
+        ] = (
+            (
+                "trackguard_requests",
+                "Requests answered, by route and status",
+                ["route", "status"],
+                m.requests,
+            ),
+            (
+                "trackguard_verdicts",
+                "Verdict outcomes by event name",
+                ["event", "outcome"],
+                m.outcomes,
+            ),
+            (
+                "trackguard_findings",
+                "Contract errors and plan violations by code and action",
+                ["code", "action"],
+                m.codes,
+            ),
+            (
+                "trackguard_event_versions",
+                "Events by data.schema_version, to see when an old version can be retired",
+                ["event", "version"],
+                m.versions,
+            ),
         )
-        for (route, status), n in sorted(list(m.requests.items())):
-            requests.add_metric([route, str(status)], n)
-        yield requests
-        outcomes = CounterMetricFamily(
-            "trackguard_verdicts", "Verdict outcomes by event name", labels=["event", "outcome"]
-        )
-        for (event, outcome), n in sorted(list(m.outcomes.items())):
-            outcomes.add_metric([event, outcome], n)
-        yield outcomes
-        codes = CounterMetricFamily(
-            "trackguard_findings",
-            "Contract errors and plan violations by code and action",
-            labels=["code", "action"],
-        )
-        for (code, action), n in sorted(list(m.codes.items())):
-            codes.add_metric([code, action], n)
-        yield codes
-        versions = CounterMetricFamily(
-            "trackguard_event_versions",
-            "Events by data.schema_version, to see when an old version can be retired",
-            labels=["event", "version"],
-        )
-        for (event, version), n in sorted(list(m.versions.items())):
-            versions.add_metric([event, version], n)
-        yield versions
+        for name, doc, labels, counter in labelled:
+            family = CounterMetricFamily(name, doc, labels=labels)
+            for (first, second), n in sorted(list(counter.items())):
+                family.add_metric([first, str(second)], n)
+            yield family
         yield CounterMetricFamily(
             "trackguard_duplicates",
             "Events answered 2xx but not delivered again (their dedupe key was seen)",

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import time
 from typing import TYPE_CHECKING, Final
 
 import msgspec
@@ -41,6 +40,7 @@ from trackguard.http.asgi import (
     Receive,
     Scope,
     Send,
+    header_pairs,
     read_body,
     request_target,
     send_response,
@@ -75,12 +75,6 @@ _TIMEOUT: Final = msgspec.json.encode(
 )  # fmt: skip
 
 
-def _headers(scope: Scope) -> tuple[tuple[str, str], ...]:
-    return tuple(
-        (bytes(k).decode("latin-1"), bytes(v).decode("latin-1")) for k, v in scope["headers"]
-    )
-
-
 def redact_key(body: bytes, key: str | None) -> bytes:
     """``body`` with every occurrence of the write key replaced by ``[redacted]``."""
     return body.replace(key.encode(), REDACTED.encode()) if key else body
@@ -98,13 +92,13 @@ class PipelinesDoor:
         parts = gw.parts
         method: str = scope["method"]
         target = request_target(scope)
-        headers = _headers(scope)
+        headers = header_pairs(scope)
         received_at = gw.clock()
         route = route_for(target)
         key = parts.auth.pipelines_key
         if key is None:
             await send_response(send, 404, _NOT_ENABLED)
-            gw._after(scope, target, method, b"", 404, _NOT_ENABLED, None, None, started)
+            gw._after(scope, target, method, b"", 404, _NOT_ENABLED, None, None, started, headers)
             return
         given = write_key(headers, None)
         if (
@@ -123,7 +117,7 @@ class PipelinesDoor:
             body, oversize = b"", True
         except BodyTimeout:
             await send_response(send, 408, _TIMEOUT, headers=[_CLOSE])
-            gw._after(scope, target, method, b"", 408, _TIMEOUT, None, None, started)
+            gw._after(scope, target, method, b"", 408, _TIMEOUT, None, None, started, headers)
             return
         except ClientDisconnected:
             return
@@ -144,7 +138,9 @@ class PipelinesDoor:
             done = outcome(result, key_accepted=accepted)
             extra += [] if done.allow is None else [("allow", done.allow)]
             await send_response(send, done.status, done.body, headers=extra)
-            gw._after(scope, target, method, b"", done.status, done.body, None, None, started)
+            gw._after(
+                scope, target, method, b"", done.status, done.body, None, None, started, headers
+            )
             return
         if not accepted:
             assert route is not None
@@ -160,7 +156,9 @@ class PipelinesDoor:
             status, response = 503, _UNAVAILABLE
         await send_response(send, status, response, headers=extra)
         logged = redact_key(_readable(body, headers), key)
-        gw._after(scope, target, method, logged, status, response, SOURCE, verdict, started)
+        gw._after(
+            scope, target, method, logged, status, response, SOURCE, verdict, started, headers
+        )
 
     def _decide(
         self, request: Request, result: PipelinesResult, received_at: float, key: str
@@ -188,13 +186,9 @@ class PipelinesDoor:
         else:
             status, response = 200, _OK
         await send_response(send, status, response, headers=[_CLOSE])
-        gw.parts.metrics.observe("other", status, None, time.perf_counter() - started)
-        if gw.parts.monitor is not None:
-            gw.parts.monitor.observe_request(None, "other", status, None, gw.clock())
-        client = scope.get("client")
-        address = str(client[0]) if client else "-"
         # Summarised with the Track API's 401s; the permissive answer is named in the key.
-        gw.guards.unauthorized(address, f"POST {path}" + ("" if strict else " (answered 200)"))
+        route = f"POST {path}" + ("" if strict else " (answered 200)")
+        gw.count_unauthorized(scope, status, route, started)
 
 
 def _readable(body: bytes, headers: tuple[tuple[str, str], ...]) -> bytes:

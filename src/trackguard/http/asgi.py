@@ -55,6 +55,14 @@ def header(scope: Scope, name: bytes) -> bytes | None:
     return None
 
 
+def header_pairs(scope: Scope) -> tuple[tuple[str, str], ...]:
+    """Every request header as ``(name, value)`` text, in the order sent."""
+    return tuple(
+        (bytes(k).decode("latin-1"), bytes(v).decode("latin-1"))
+        for k, v in scope.get("headers", ())
+    )
+
+
 def request_target(scope: Scope) -> str:
     """Path and query exactly as sent: percent-encoding kept so ``%2F`` stays in one segment."""
     raw = scope.get("raw_path") or scope["path"].encode()
