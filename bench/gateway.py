@@ -5,8 +5,9 @@ API door (``/v1/batch`` of 20 calls a request) in calls per second beside the Tr
 operations per second.
 
 The server process is pinned to CPU 0 and the load generator to CPU 1 (``os.sched_setaffinity``),
-both on loopback. Each figure is the median of ``--repeats`` runs. Not a test: run it with
-``make bench`` or ``.venv/bin/python bench/gateway.py``.
+both on loopback. Each figure is the median of ``--repeats`` runs; servers compared in a
+ratio are all up at once and measured in turns (a, b, a, b, ...), so noise hits them alike.
+Not a test: run it with ``make bench`` or ``.venv/bin/python bench/gateway.py``.
 
 Targets (issue 3): >= 5,000 requests/s on one core, >= 50% of the do-nothing app,
 p99 <= 25 ms at half of peak load, >= 100 events per upstream batch under load, gateway
@@ -247,40 +248,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         report["workers"] = _workers(args, make)
         return report
     for server in [] if args.stores_only else args.servers:
-        row: dict[str, Any] = {}
-        noop = Server(server, "noop", {})
-        try:
-            runs = [
-                peak(noop.port, make, connections=args.connections, seconds=args.seconds)
-                for _ in range(args.repeats)
-            ]
-            row["noop_rps"] = _median(runs, "rps")
-        finally:
-            noop.stop()
-        with tempfile.TemporaryDirectory() as tmp:
-            env = {"TG_BENCH_DB": f"{tmp}/tg.db", "TG_BENCH_PLAN": str(PLAN)}
-            gw = Server(server, "gateway", env)
-            try:
-                runs = [
-                    peak(gw.port, make, connections=args.connections, seconds=args.seconds)
-                    for _ in range(args.repeats)
-                ]
-                row["gateway_rps"] = _median(runs, "rps")
-                row["gateway_p50_ms"] = _median(runs, "p50_ms")
-                row["gateway_p99_ms"] = _median(runs, "p99_ms")
-                row["statuses"] = runs[-1].statuses
-                half = row["gateway_rps"] / 2
-                runs = [
-                    at_rate(gw.port, make, rate=half, seconds=args.seconds)
-                    for _ in range(args.repeats)
-                ]
-                row["half_rate"] = half
-                row["half_p50_ms"] = _median(runs, "p50_ms")
-                row["half_p99_ms"] = _median(runs, "p99_ms")
-                row["gateway_rss_mib"] = gw.rss_peak_mib()
-            finally:
-                gw.stop()
-        report["servers"][server] = row
+        report["servers"][server] = _server_row(args, server, make)
     if args.stores_only:
         report["stores"] = _stores(args, make)
         return report
@@ -296,16 +264,52 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return report
 
 
-def _cpu_seconds(pids: list[int]) -> float:
-    """User + system CPU seconds the processes used so far (``/proc/PID/stat``)."""
-    total = 0
-    for pid in pids:
+def _in_turns(servers: list[Server], run: Any, repeats: int) -> list[list[LoadResult]]:
+    """``run(server)`` ``repeats`` times for each server, taking turns (a, b, a, b, ...), so a
+    noisy neighbour on this shared machine slows every server alike and their ratio holds."""
+    results: list[list[LoadResult]] = [[] for _ in servers]
+    for _ in range(repeats):
+        for i, server in enumerate(servers):
+            results[i].append(run(server))
+    return results
+
+
+def _server_row(args: argparse.Namespace, server: str, make: Any) -> dict[str, Any]:
+    """The do-nothing app and the gateway on one server, both up, measured in turns."""
+    row: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        env = {"TG_BENCH_DB": f"{tmp}/tg.db", "TG_BENCH_PLAN": str(PLAN)}
+        noop = Server(server, "noop", {})
         try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue  # a backend that ended meanwhile
-        total += int(fields[11]) + int(fields[12])
-    return total / os.sysconf("SC_CLK_TCK")
+            gw = Server(server, "gateway", env)
+        except BaseException:
+            noop.stop()
+            raise
+        try:
+            noop_runs, runs = _in_turns(
+                [noop, gw],
+                lambda srv: peak(
+                    srv.port, make, connections=args.connections, seconds=args.seconds
+                ),
+                args.repeats,
+            )
+            row["noop_rps"] = _median(noop_runs, "rps")
+            row["gateway_rps"] = _median(runs, "rps")
+            row["gateway_p50_ms"] = _median(runs, "p50_ms")
+            row["gateway_p99_ms"] = _median(runs, "p99_ms")
+            row["statuses"] = runs[-1].statuses
+            half = row["gateway_rps"] / 2
+            runs = [
+                at_rate(gw.port, make, rate=half, seconds=args.seconds) for _ in range(args.repeats)
+            ]
+            row["half_rate"] = half
+            row["half_p50_ms"] = _median(runs, "p50_ms")
+            row["half_p99_ms"] = _median(runs, "p99_ms")
+            row["gateway_rss_mib"] = gw.rss_peak_mib()
+        finally:
+            gw.stop()
+            noop.stop()
+    return row
 
 
 def _backends(url: str, application: str) -> list[int]:
@@ -334,34 +338,43 @@ def _stores(args: argparse.Namespace, make: Any) -> dict[str, Any]:
     pg = f"{args.pg_url}{sep}schema={schema}&application_name={application}"
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            for label, db in (("SQLite", f"{tmp}/tg.db"), ("PostgreSQL", pg)):
-                gw = Server(server, "gateway", {"TG_BENCH_DB": db, "TG_BENCH_PLAN": str(PLAN)})
-                try:
-                    runs, cores = [], []
-                    for _ in range(args.repeats):
+            labels = {"SQLite": f"{tmp}/tg.db", "PostgreSQL": pg}
+            servers: dict[str, Server] = {}
+            try:
+                for label, db in labels.items():
+                    env = {"TG_BENCH_DB": db, "TG_BENCH_PLAN": str(PLAN)}
+                    servers[label] = Server(server, "gateway", env)
+                runs: dict[str, list[LoadResult]] = {label: [] for label in labels}
+                cores: dict[str, list[float]] = {label: [] for label in labels}
+                for _ in range(args.repeats):  # in turns: SQLite, PostgreSQL, SQLite, ...
+                    for label, gw in servers.items():
                         pids = [gw.proc.pid]
                         if label == "PostgreSQL":
                             pids += _backends(args.pg_url, application)
-                        before = _cpu_seconds(pids)
+                        before = sum(_cpu_seconds(p) for p in pids)
                         result = peak(
                             gw.port, make, connections=args.connections, seconds=args.seconds
                         )
-                        busy = _cpu_seconds(pids) - before
-                        runs.append(result)
-                        cores.append(result.requests / busy if busy else float("nan"))
+                        busy = sum(_cpu_seconds(p) for p in pids) - before
+                        runs[label].append(result)
+                        cores[label].append(result.requests / busy if busy else float("nan"))
+                for label in servers:
                     row: dict[str, Any] = {
-                        "rps": _median(runs, "rps"),
-                        "rps_per_busy_core": statistics.median(cores),
-                        "p99_ms": _median(runs, "p99_ms"),
-                        "errors": sum(r.errors for r in runs),
+                        "rps": _median(runs[label], "rps"),
+                        "rps_per_busy_core": statistics.median(cores[label]),
+                        "p99_ms": _median(runs[label], "p99_ms"),
+                        "errors": sum(r.errors for r in runs[label]),
                     }
-                    half = [
-                        at_rate(gw.port, make, rate=row["rps"] / 2, seconds=args.seconds)
-                        for _ in range(args.repeats)
-                    ]
-                    row["half_p99_ms"] = _median(half, "p99_ms")
                     out[label] = row
-                finally:
+                for _ in range(args.repeats):  # half of each one's peak, in turns too
+                    for label, gw in servers.items():
+                        rate = out[label]["rps"] / 2
+                        result = at_rate(gw.port, make, rate=rate, seconds=args.seconds)
+                        out[label].setdefault("half", []).append(result)
+                for label in servers:
+                    out[label]["half_p99_ms"] = _median(out[label].pop("half"), "p99_ms")
+            finally:
+                for gw in servers.values():
                     gw.stop()
     finally:
         with psycopg.connect(args.pg_url, autocommit=True) as conn:
