@@ -19,6 +19,7 @@ from trackguard.contract.check import utf8_len
 from trackguard.contract.identifiers import is_email
 from trackguard.contract.messages import MAX_EVENT_NAME_BYTES
 from trackguard.contract.operations import Identifier, Operation
+from trackguard.contract.pipelines.operations import person_of
 from trackguard.contract.pipelines.semantic import Semantic, semantic_event
 from trackguard.core import coerce
 from trackguard.core.keys import person_key, value_at
@@ -332,6 +333,9 @@ class CompiledPlan:
     def _identity(self, op: Operation, work: _Work, state: StateView) -> Identifier | None:
         policy = self.plan.identity
         ident = op.identifier
+        if op.api == "pipelines" and op.type == "object" and op.body is not None:
+            self._group_member(op, work, state)
+            return ident
         if op.action == "anonymous_event" or (ident is not None and ident.kind == "anonymous_id"):
             if policy.anonymous != "allow":
                 work.flag(
@@ -365,12 +369,24 @@ class CompiledPlan:
             self._identify_checks(op, work, state, ident)
         return ident
 
+    def _group_member(self, op: Operation, work: _Work, state: StateView) -> None:
+        """A Pipelines group call relates a person to the object: that person (``userId``, else
+        ``anonymousId``) is checked like the person of any call; the object stays the call's
+        identifier."""
+        assert op.body is not None
+        member = person_of(op.body)
+        if member is not None:
+            as_person = msgspec.structs.replace(
+                op, type="person", action="relate", identifier=member
+            )
+            self._identity(as_person, work, state)
+
     def _not_canonical(
         self, op: Operation, work: _Work, state: StateView, ident: Identifier
     ) -> Identifier:
         """An email-keyed call where ids are canonical: rewritten when the id is known."""
         policy = self.plan.identity
-        where = "identifier" if op.api == "v1" else f"identifiers.{ident.kind}"
+        where = {"v1": "identifier", "pipelines": "userId"}.get(op.api, f"identifiers.{ident.kind}")
         message = (
             f"person addressed by {ident.kind}; the plan's canonical identifier is "
             f"{policy.canonical}"
