@@ -17,6 +17,7 @@ from trackguard.contract.operations import Operation, Request
 from trackguard.contract.pipelines import Dropped
 from trackguard.core.keys import person_key
 from trackguard.core.pipelines import contract_error
+from trackguard.core.pipelines import learned as pipelines_learned
 from trackguard.core.verdict import Verdict
 from trackguard.delivery.convert import to_outbox_rows
 from trackguard.plan.model import DedupePolicy
@@ -138,6 +139,12 @@ def learned(
     anonymous_links: list[tuple[str, str]] = []
     conflicted = {v.batch_index for v in verdict.violations if v.code == "identity_conflict"}
     for op in verdict.operations:
+        if op.api == "pipelines":
+            taught = pipelines_learned(op, conflicted=op.batch_index in conflicted)
+            links += taught.links
+            anonymous += taught.anonymous
+            anonymous_links += taught.anonymous_links
+            continue
         ident = op.identifier
         if op.action == "anonymous_event" and ident is not None and ident.kind == "anonymous_id":
             name = op.name

@@ -427,7 +427,7 @@ def test_a_plan_error_is_one_line_per_problem(tmp_path: Path, log: Path) -> None
     assert result.stderr.splitlines() == [
         f"Error: {plan}:2:1: error: top level: unknown key 'namming' (did you mean 'naming'?);"
         " allowed keys: version, name, plan_version, naming, identity, timestamps, unplanned,"
-        " dedupe, timeliness, events, attributes",
+        " dedupe, timeliness, events, attributes, pages, screens, semantic_events",
         f"Error: {plan}:3:9: error: events: expected a mapping, got a list",
     ]
 

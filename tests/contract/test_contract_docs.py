@@ -119,7 +119,7 @@ def test_violations_table_lists_exactly_the_codes_in_the_source() -> None:
     assert not set(contract) & plan and not (set(contract) | plan) & kept
     assert set(codes) == set(contract) | plan | kept
     assert kept == {"dedupe_key_conflict", "path_not_utf8"}
-    assert len(codes) == 76
+    assert len(codes) == 79
 
 
 def test_violations_table_kinds_and_contract_messages_match_the_source() -> None:

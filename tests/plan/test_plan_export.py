@@ -18,6 +18,7 @@ from trackguard.plan import (
     parse_plan,
     plan_file_schema,
     to_json_schema,
+    views_json_schema,
 )
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "d2c-plan.yaml"
@@ -334,6 +335,66 @@ def test_fastjsonschema_agrees() -> None:
         validate(with_data(GOOD_ORDER_V2, total_cents=...))
 
 
+# -- pages and screens (Pipelines calls) -------------------------------------------------------
+
+VIEWS = parse_plan(
+    """\
+unplanned: {properties: reject}
+pages:
+  Pricing:
+    description: The pricing page
+    properties:
+      url: {type: string, required: true}
+      plan: {type: enum, values: [free, pro], action: warn}
+screens:
+  Home:
+    unplanned_properties: allow
+    properties:
+      tab: string
+"""
+)
+
+
+def test_pages_and_screens_export_as_pipelines_calls() -> None:
+    pages = views_json_schema(VIEWS, "pages")
+    assert pages == {
+        "Pricing": {
+            "$schema": "https://json-schema.org/draft/2020-12/schema",
+            "title": "Pricing",
+            "description": "The pricing page",
+            "type": "object",
+            "required": ["name", "properties"],
+            "properties": {
+                "name": {"const": "Pricing"},
+                "properties": {
+                    "type": "object",
+                    "properties": {
+                        "url": {"type": "string"},
+                        "plan": {},  # a warn rule is left out without include_warn
+                        "schema_version": {},
+                    },
+                    "required": ["url"],
+                    "additionalProperties": False,
+                },
+            },
+        }
+    }
+    check = Draft202012Validator(pages["Pricing"])
+    assert check.is_valid({"type": "page", "name": "Pricing", "properties": {"url": "u"}})
+    assert not check.is_valid({"type": "page", "name": "Pricing", "properties": {}})
+    assert not check.is_valid({"name": "Pricing", "properties": {"url": "u", "x": 1}})
+    strict = views_json_schema(VIEWS, "pages", include_warn=True)["Pricing"]
+    assert strict["properties"]["properties"]["properties"]["plan"] == {
+        "enum": ["free", "pro", None]
+    }
+    (home,) = views_json_schema(VIEWS, "screens").values()
+    assert home["required"] == ["name"]
+    assert home["properties"]["properties"] == {
+        "type": ["object", "null"],
+        "properties": {"tab": {"type": ["string", "null"]}},
+    }
+
+
 # -- the export and schema commands ------------------------------------------------------------
 
 
@@ -343,6 +404,8 @@ def test_cli_export_prints_json() -> None:
     assert json.loads(result.stdout) == {
         "events": SCHEMAS,
         "attributes": attributes_json_schema(PLAN),
+        "pages": {},
+        "screens": {},
     }
 
 

@@ -30,7 +30,7 @@ from trackguard.plan import (
     plan_file_schema,
 )
 from trackguard.plan.loader import ALLOWED_KEYS
-from trackguard.plan.model import ACTIONS, POLICIES, PROPERTY_TYPES
+from trackguard.plan.model import ACTIONS, POLICIES, PROPERTY_TYPES, SEMANTIC_EVENT_NAMES
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "d2c-plan.yaml"
 
@@ -263,7 +263,7 @@ CASES = [
         [
             "plan.yaml:2:1: error: top level: unknown key 'evnts' (did you mean 'events'?); "
             "allowed keys: version, name, plan_version, naming, identity, timestamps, unplanned, "
-            "dedupe, timeliness, events, attributes"
+            "dedupe, timeliness, events, attributes, pages, screens, semantic_events"
         ],
         id="unknown-top-level-key",
     ),
@@ -696,6 +696,43 @@ CASES = [
         ],
         id="unreadable-tags",
     ),
+    pytest.param(
+        """\
+        semantic_events:
+          allow: [User Deleted, "user deleted", User Delete, 3]
+        """,
+        [
+            "plan.yaml:2:25: warning: semantic_events.allow: 'user deleted' is listed twice",
+            "plan.yaml:2:41: error: semantic_events.allow: 'User Delete' is not a Customer.io "
+            "semantic event (did you mean 'User Deleted'?); allowed: Device Created or Updated, "
+            "Device Deleted, User Deleted, User Suppressed, User Unsuppressed, Relationship "
+            "Deleted, Object Deleted, Report Delivery Event",
+            "plan.yaml:2:54: error: semantic_events.allow: expected a string, got a number (3)",
+        ],
+        id="semantic-events-allow",
+    ),
+    pytest.param(
+        """\
+        naming: {convention: snake_case}
+        pages:
+          Pricing Page:
+            aliases: [pricing-page]
+            dedupe_key: data.x
+          pricing_page: {}
+        screens:
+          " Home": {}
+        """,
+        [
+            "plan.yaml:5:5: error: pages.Pricing Page: unknown key 'dedupe_key'; allowed keys: "
+            "description, aliases, unplanned_properties, properties",
+            "plan.yaml:6:3: error: pages.pricing_page: page name 'pricing_page' clashes with page "
+            "name 'Pricing Page' of page 'Pricing Page' (line 3); names are compared ignoring "
+            "case and separators",
+            "plan.yaml:8:3: error: screens. Home: screen name ' Home' has leading or trailing "
+            "spaces",
+        ],
+        id="pages-and-screens",
+    ),
 ]
 
 
@@ -828,6 +865,44 @@ def test_plan_issue_str_and_immutability() -> None:
         issue.line = 4  # type: ignore[misc]
 
 
+def test_pages_screens_and_semantic_events_are_read() -> None:
+    plan = parse_plan(
+        """\
+unplanned: {pages: warn, screens: reject}
+semantic_events:
+  allow: [" user deleted", Device Created or Updated]
+pages:
+  Pricing:
+    description: The pricing page
+    aliases: [Plans]
+    unplanned_properties: reject
+    properties:
+      url: {type: string, required: true}
+screens:
+  Home:
+    properties: {tab: string}
+"""
+    )
+    assert (plan.unplanned.pages, plan.unplanned.screens) == ("warn", "reject")
+    assert plan.semantic_events.allow == ("User Deleted", "Device Created or Updated")
+    assert plan.semantic_events.line == 2
+    pricing = plan.pages["Pricing"]
+    assert (pricing.description, pricing.aliases, pricing.unplanned_properties) == (
+        "The pricing page",
+        ("Plans",),
+        "reject",
+    )
+    assert [(p.name, p.type, p.required) for p in pricing.properties] == [("url", "string", True)]
+    assert [p.name for p in plan.screens["Home"].properties] == ["tab"]
+    assert plan.events == {}
+
+
+def test_a_plan_without_the_pipelines_sections_allows_every_page_and_no_semantic_event() -> None:
+    plan = parse_plan("events: {}\n")
+    assert (plan.pages, plan.screens, plan.semantic_events.allow) == ({}, {}, ())
+    assert (plan.unplanned.pages, plan.unplanned.screens) == ("allow", "allow")
+
+
 def test_public_api_is_pinned() -> None:
     assert trackguard.plan.__all__ == [
         "EventSpec",
@@ -838,6 +913,7 @@ def test_public_api_is_pinned() -> None:
         "PlanError",
         "PlanIssue",
         "PropertySpec",
+        "SemanticPolicy",
         "TimestampPolicy",
         "UnplannedPolicy",
         "attributes_json_schema",
@@ -846,6 +922,7 @@ def test_public_api_is_pinned() -> None:
         "parse_plan",
         "plan_file_schema",
         "to_json_schema",
+        "views_json_schema",
     ]
 
 
@@ -937,9 +1014,14 @@ def test_file_schema_allows_the_keys_the_loader_allows() -> None:
     schema = plan_file_schema()
     definitions = schema["definitions"]
     assert tuple(schema["properties"]) == ALLOWED_KEYS["plan"]
-    for section in ("naming", "identity", "timestamps", "unplanned", "dedupe", "timeliness"):
+    sections = ("naming", "identity", "timestamps", "unplanned", "dedupe", "timeliness")
+    for section in (*sections, "semantic_events"):
         assert tuple(schema["properties"][section]["properties"]) == ALLOWED_KEYS[section]
+    assert schema["properties"]["semantic_events"]["properties"]["allow"]["items"]["enum"] == list(
+        SEMANTIC_EVENT_NAMES
+    )
     assert tuple(definitions["event"]["properties"]) == ALLOWED_KEYS["event"]
+    assert tuple(definitions["page"]["properties"]) == ALLOWED_KEYS["page"]
     assert tuple(definitions["version"]["properties"]) == ALLOWED_KEYS["version"]
     assert tuple(definitions["rules"]["properties"]) == ALLOWED_KEYS["property"]
     assert definitions["type"]["enum"] == list(PROPERTY_TYPES)

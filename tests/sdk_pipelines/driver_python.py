@@ -14,6 +14,9 @@ Customer.io would. Scenarios:
 * ``one_bad``: a good identify and a track with an empty event name in one batch.
 * ``d2c``: a D2C store's defects: a cart keyed by email, ``Order Completed`` with money as
   strings, the same order again under another messageId (a retried checkout); fixed messageIds.
+* ``plan``: the plan's Pipelines rules: an anonymous cart, then a login (identify with the
+  anonymousId), a page without ``properties.url`` and one with it, ``User Deleted`` and
+  ``Device Created or Updated`` (semantic events), a group and an alias; fixed messageIds.
 
 Prints one JSON line per ``on_error`` callback ({"error": {...}, "batch": [messageIds]}) and
 {"done": true} at the end.
@@ -98,6 +101,27 @@ elif scenario == "d2c":
     order = {"order_id": "A-1001", "total": "49.90", "currency": "USD", "item_count": "2"}
     client.track("cust-1", "Order Completed", order, timestamp=AT, message_id="d2c-order-1")
     client.track("cust-1", "order_completed", order, timestamp=AT, message_id="d2c-order-2")
+elif scenario == "plan":
+    client = Client(write_key, host=url, on_error=on_error, max_retries=2)
+    cart = {"cart_id": "C-9", "subtotal": 20.0, "currency": "USD"}
+    client.track(event="Cart Updated", properties=cart, anonymous_id="anon-cart", timestamp=AT,
+                 message_id="pl-cart")  # fmt: skip
+    client.track(event="product_viewed", properties={"product_id": "P-1"},
+                 anonymous_id="anon-lost", timestamp=AT, message_id="pl-lost")  # fmt: skip
+    client.identify("guest-7", {"plan": "free"}, timestamp=AT, message_id="pl-guest")
+    client.identify("cust-7", {"email": "lee@example.com"}, anonymous_id="anon-cart",
+                    timestamp=AT, message_id="pl-login")  # fmt: skip
+    client.page("cust-7", "Shop", "Pricing", {"path": "/pricing"}, timestamp=AT,
+                message_id="pl-page-no-url")  # fmt: skip
+    client.page("cust-7", "Shop", "Pricing", {"url": "https://shop.example/pricing"},
+                timestamp=AT, message_id="pl-page")  # fmt: skip
+    client.track("cust-7", "User Deleted", timestamp=AT, message_id="pl-deleted")
+    client.track("cust-7", "Device Created or Updated",
+                 context={"device": {"token": "tok-7", "type": "ios"}}, timestamp=AT,
+                 message_id="pl-device")  # fmt: skip
+    client.group("cust-7", "acme", {"objectTypeId": "1", "name": "Acme"}, timestamp=AT,
+                 message_id="pl-group")  # fmt: skip
+    client.alias("guest-7", "cust-7", timestamp=AT, message_id="pl-alias")
 else:
     # Both calls wait for each other: one batch of two, whatever the machine's speed.
     client = Client(write_key, host=url, on_error=on_error, max_retries=3, upload_size=2,

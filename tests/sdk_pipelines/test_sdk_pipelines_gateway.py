@@ -10,6 +10,8 @@ emulator is asserted call by call.
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,6 +83,17 @@ def through(tmp_path: Path) -> Iterator[Callable[..., Path3]]:
         emulator.close()
 
 
+#: The Python SDK's batch-level ``sentAt``: microseconds and a numeric offset.
+SENT_AT = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}\+00:00")
+
+
+def without_sent_at(calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The calls without their ``sentAt``, which each must carry: the Python SDK sends it once
+    per batch, and the gateway puts it on every call, since delivery batches calls anew."""
+    assert all(SENT_AT.fullmatch(c["sentAt"]) for c in calls), [c.get("sentAt") for c in calls]
+    return [{k: v for k, v in c.items() if k != "sentAt"} for c in calls]
+
+
 @pytest.mark.parametrize("key", [PLAIN_KEY, BEARER_KEY], ids=["basic", "bearer"])
 def test_every_call_type_arrives_once_unchanged_and_a_resend_is_delivered_once(
     python_sdk: Path, through: Callable[..., Path3], key: str
@@ -88,7 +101,8 @@ def test_every_call_type_arrives_once_unchanged_and_a_resend_is_delivered_once(
     p = through(None, key)  # the SDK sends Bearer for an sk_us_ key; delivery sends Basic
     assert drive(python_sdk, p.gateway, key, "calls", "--strict") == []
     p.drain()
-    assert p.calls() == CALLS  # messageIds, timestamps, context and integrations as sent
+    # messageIds, timestamps, context and integrations as sent, and the batch's sentAt
+    assert without_sent_at(p.calls()) == CALLS
     requests = p.emulator.log.snapshot()
     assert {(r["path"], r["status"]) for r in requests} == {("/v1/batch", 200)}
     assert {(r["headers"]["x-strict-mode"], r["headers"]["user-agent"]) for r in requests} == {
@@ -99,7 +113,7 @@ def test_every_call_type_arrives_once_unchanged_and_a_resend_is_delivered_once(
     # 200 and delivers nothing again.
     assert drive(python_sdk, p.gateway, key, "calls") == []
     p.drain()
-    assert p.calls() == CALLS
+    assert without_sent_at(p.calls()) == CALLS
     assert len(p.emulator.log.snapshot()) == sent
     assert p.emulator.pipelines.counts()["pipelines_duplicates"] == 0  # upstream never saw a repeat
     assert p.app.parts.metrics.duplicates == len(CALLS)
@@ -189,3 +203,81 @@ def test_customerio_node_pipelines_client_gets_the_contracts_answers_from_the_ga
         ("/v1/track", 200, ("timestamp_invalid",)),
         ("/v1/track", 400, ("timestamp_invalid",)),
     ]  # the wrong key's call is not kept
+
+
+PIPELINES_PLAN = """\
+version: 1
+naming: {convention: snake_case, action: fix}
+semantic_events:
+  allow: [Device Created or Updated]
+events:
+  cart_updated:
+    properties:
+      cart_id: {type: string, required: true}
+      subtotal: number
+      currency: string
+pages:
+  Pricing:
+    properties:
+      url: {type: string, required: true}
+      path: string
+"""
+
+
+def test_the_plans_pipelines_rules_hold_from_the_python_sdk_to_the_emulator(
+    python_sdk: Path, through: Callable[..., Path3], tmp_path: Path
+) -> None:
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(PIPELINES_PLAN)
+    p = through(plan)
+    assert drive(python_sdk, p.gateway, PLAIN_KEY, "plan") == []  # permissive: 200 for all
+    p.drain()
+    calls = without_sent_at(p.calls())
+    assert [(c["messageId"], c["type"], c.get("event") or c.get("name")) for c in calls] == [
+        ("pl-cart", "track", "cart_updated"),  # renamed by the naming fix
+        ("pl-lost", "track", "product_viewed"),
+        ("pl-guest", "identify", None),
+        ("pl-login", "identify", None),
+        ("pl-page", "page", "Pricing"),
+        ("pl-device", "track", "Device Created or Updated"),  # allowed: sent as written
+        ("pl-group", "group", None),
+        ("pl-alias", "alias", None),
+    ]
+    by_id = {c["messageId"]: c for c in calls}
+    assert by_id["pl-device"]["context"]["device"] == {"token": "tok-7", "type": "ios"}
+    assert (by_id["pl-group"]["userId"], by_id["pl-group"]["groupId"]) == ("cust-7", "acme")
+    assert (by_id["pl-alias"]["previousId"], by_id["pl-alias"]["userId"]) == ("guest-7", "cust-7")
+
+    # What Journeys would hold: the cart merged into the person at login, the guest profile
+    # merged by the alias, the relationship to the group's object.
+    state = p.emulator.state
+    person = state.person_view("cust-7")
+    assert person is not None
+    assert person["anonymous_ids"] == ["anon-cart"]
+    assert person["attributes"]["plan"] == "free"  # from guest-7, merged in
+    assert [(r["object_type_id"], r["object_id"]) for r in person["relationships"]] == [
+        ("1", "acme")
+    ]
+    assert state.person_view("guest-7") is None
+    names = [e["name"] for e in state.events_view(person="cust-7")]
+    assert names == [
+        "cart_updated",
+        "https://shop.example/pricing",
+        "Device Created or Updated",
+    ]
+
+    store = open_store(p.db)
+    try:
+        records = store.quarantine_list()
+        unlinked = store.unlinked_anonymous(1e12)
+        identities = store.identities()
+    finally:
+        store.close()
+    kept = sorted((json.loads(r.body)["messageId"], r.codes) for r in records)
+    assert kept == [
+        ("pl-deleted", ("destructive_event", "semantic_event_not_allowed")),
+        ("pl-page-no-url", ("page_without_url", "property_missing")),
+    ]
+    # The store learned the login: the cart's anonymousId is linked, the lost one is not.
+    assert [(a, e) for a, _seen, e in unlinked] == [("anon-lost", "product_viewed")]
+    assert ("lee@example.com", "cust-7") in identities

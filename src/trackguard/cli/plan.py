@@ -16,6 +16,7 @@ from trackguard.plan import (
     load_plan,
     plan_file_schema,
     to_json_schema,
+    views_json_schema,
 )
 
 _PLAN = click.Path(exists=True, dir_okay=False)
@@ -78,7 +79,8 @@ def lint(plan: str) -> None:
     help="Also enforce rules whose action is warn, and unplanned policies of warn.",
 )
 def export(plan: str, format_: str, output: Path | None, include_warn: bool) -> None:
-    """Export PLAN as JSON Schemas: one per event (v1 track body) and one for attributes.
+    """Export PLAN as JSON Schemas: one per event (v1 track body), one for attributes, and one
+    per page and screen (Pipelines call).
 
     The schemas check without coercing: a value trackguard would fix fails them.
 
@@ -95,6 +97,8 @@ def export(plan: str, format_: str, output: Path | None, include_warn: bool) -> 
     document = {
         "events": to_json_schema(loaded, include_warn=include_warn),
         "attributes": attributes_json_schema(loaded, include_warn=include_warn),
+        "pages": views_json_schema(loaded, "pages", include_warn=include_warn),
+        "screens": views_json_schema(loaded, "screens", include_warn=include_warn),
     }
     _emit(document, output)
 

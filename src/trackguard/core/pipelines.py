@@ -2,9 +2,11 @@
 
 The Pipelines contract (``trackguard.contract.pipelines``) has already judged each call on its
 own; here every accepted call becomes an :class:`Operation` (``api="pipelines"``, its body the
-call as sent), the tracking plan is applied to it as to a Track API operation (event names,
-properties, identity; the plan's ``events:`` apply to track calls, page and screen calls are
-not matched against it), and each gets its dedupe key:
+call as sent, completed by its batch's ``sentAt`` and ``context`` so it can travel in any
+batch), the tracking plan is applied to it as to a Track API operation (the plan's ``events:``
+to track calls, ``pages:`` and ``screens:`` to page and screen calls, ``semantic_events`` to
+semantic event names, ``identity:`` to the person of every call, a group's member and an
+alias's userId included), and each gets its dedupe key:
 
 1. the plan's business key (``order_completed:A-1001``), else
 2. ``pipelines:messageId:<id>``: every SDK resends a batch with the same messageIds on a
@@ -18,14 +20,17 @@ Pure, like :mod:`trackguard.core.pipeline`: no I/O, never raises on input.
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Any, Final
 
 import msgspec
 
 from trackguard.contract.check import ContractError
-from trackguard.contract.operations import Operation
+from trackguard.contract.identifiers import is_email
+from trackguard.contract.operations import Identifier, Operation
 from trackguard.contract.pipelines import Issue, PipelinesResult, outcome, to_operation
-from trackguard.core.keys import fallback_key
+from trackguard.contract.pipelines.check import text_of
+from trackguard.contract.pipelines.operations import with_envelope
+from trackguard.core.keys import fallback_key, person_key
 from trackguard.core.plancheck import CompiledPlan
 from trackguard.core.state import NO_STATE, StateView
 from trackguard.core.verdict import Change, Outcome, Verdict, Violation, worst
@@ -101,7 +106,7 @@ def check_calls(
     changes: list[Change] = []
     path = result.route.path if result.route is not None else ""
     for call in result.calls:
-        op = to_operation(call, path)
+        op = to_operation(with_envelope(call, result.envelope), path)
         business = None
         if plan is not None:
             applied = plan.apply(op, state, now)
@@ -137,6 +142,53 @@ def check_calls(
     )
 
 
+class Learned(msgspec.Struct, frozen=True, kw_only=True):
+    """What one accepted call teaches the store (the Track API's identifies teach the same)."""
+
+    #: ``(email, id)``: an identify with an email trait, an alias of an email into an id.
+    links: tuple[tuple[str, str], ...] = ()
+    #: ``(anonymousId, name)``: anonymous activity (a track, page or screen without userId).
+    anonymous: tuple[tuple[str, str | None], ...] = ()
+    #: ``(anonymousId, person key)``: an identify carrying both ids links the anonymous
+    #: activity to the person, as does an alias of ``previousId`` into ``userId``.
+    anonymous_links: tuple[tuple[str, str], ...] = ()
+
+
+NOTHING_LEARNED: Final = Learned()
+
+
+def learned(op: Operation, *, conflicted: bool = False) -> Learned:
+    """What an accepted Pipelines call teaches; ``conflicted``: its identify binds an email
+    already bound to another id (``identity_conflict``), so that binding is not learned."""
+    ident, body = op.identifier, op.body
+    if ident is None or body is None or op.type != "person":
+        return NOTHING_LEARNED
+    if ident.kind == "anonymous_id":
+        if op.is_event:
+            name = op.name
+            return Learned(anonymous=((ident.value, name if isinstance(name, str) else None),))
+        return NOTHING_LEARNED
+    if op.action == "identify":
+        email = op.data.get("email") if isinstance(op.data, dict) else None
+        links = _binding(email, ident) if not conflicted else ()
+        return Learned(links=links, anonymous_links=_linked(body.get("anonymousId"), op))
+    if op.action == "merge":
+        previous = text_of(body.get("previousId"))
+        return Learned(links=_binding(previous, ident), anonymous_links=_linked(previous, op))
+    return NOTHING_LEARNED
+
+
+def _binding(email: Any, ident: Identifier) -> tuple[tuple[str, str], ...]:
+    if ident.kind != "id" or not isinstance(email, str) or not is_email(email.strip()):
+        return ()
+    return ((email.strip().lower(), ident.value),)
+
+
+def _linked(anonymous: Any, op: Operation) -> tuple[tuple[str, str], ...]:
+    value = text_of(anonymous)
+    return () if value is None else ((value, person_key(op)),)
+
+
 def _plan_body(rejections: list[Violation]) -> bytes:
     """The strict answer to plan rejections, shaped like the contract's own 400."""
     lines = [_plan_line(v) for v in rejections]
@@ -145,4 +197,12 @@ def _plan_body(rejections: list[Violation]) -> bytes:
     )
 
 
-__all__ = ["MESSAGE_ID_PREFIX", "check_calls", "contract_error", "dedupe_key", "route_key"]
+__all__ = [
+    "MESSAGE_ID_PREFIX",
+    "Learned",
+    "check_calls",
+    "contract_error",
+    "dedupe_key",
+    "learned",
+    "route_key",
+]

@@ -19,6 +19,8 @@ from trackguard.contract.check import utf8_len
 from trackguard.contract.identifiers import is_email
 from trackguard.contract.messages import MAX_EVENT_NAME_BYTES
 from trackguard.contract.operations import Identifier, Operation
+from trackguard.contract.pipelines.operations import person_of
+from trackguard.contract.pipelines.semantic import Semantic, semantic_event
 from trackguard.core import coerce
 from trackguard.core.keys import person_key, value_at
 from trackguard.core.state import NO_STATE, StateView
@@ -179,10 +181,10 @@ class _Event:
         "versions",
     )
 
-    def __init__(self, spec: EventSpec, plan: Plan) -> None:
+    def __init__(self, spec: EventSpec, plan: Plan, section: str = "events") -> None:
         self.spec = spec
         self.name = spec.name
-        self.rule = f"events.{spec.name}"
+        self.rule = f"{section}.{spec.name}"
         self.props = tuple(_Prop(p, f"{self.rule}.properties.{p.name}") for p in spec.properties)
         self.names = frozenset(p.name for p in spec.properties)
         self.unplanned = spec.unplanned_properties or plan.unplanned.properties
@@ -194,6 +196,25 @@ class _Event:
             props = tuple(_Prop(p, f"{vrule}.properties.{p.name}") for p in v.properties)
             names = frozenset(p.name for p in v.properties)
             self.versions[v.version] = (props, names, v.unplanned_properties or self.unplanned)
+
+
+class _Catalog:
+    """One section of planned names (events, pages or screens): each name and alias, and
+    every name by its words (``Order Completed`` is ``order_completed`` written otherwise)."""
+
+    __slots__ = ("by_key", "by_name", "noun")
+
+    def __init__(self, specs: dict[str, EventSpec], plan: Plan, section: str, noun: str) -> None:
+        self.noun = noun
+        self.by_name: dict[str, _Event] = {}
+        self.by_key: dict[str, _Event] = {}
+        for spec in specs.values():
+            ev = _Event(spec, plan, section)
+            self.by_name[ev.name] = ev
+            self.by_key.setdefault(name_key(ev.name), ev)
+            for alias in spec.aliases:
+                self.by_name.setdefault(alias, ev)
+                self.by_key.setdefault(name_key(alias), ev)
 
 
 class OpResult(msgspec.Struct, frozen=True, kw_only=True):
@@ -251,19 +272,14 @@ class _Work:
 class CompiledPlan:
     """A plan prepared for checking many operations fast."""
 
-    __slots__ = ("attributes", "by_key", "by_name", "events", "plan")
+    __slots__ = ("attributes", "events", "pages", "plan", "screens", "semantic_allowed")
 
     def __init__(self, plan: Plan) -> None:
         self.plan = plan
-        self.events = {name: _Event(spec, plan) for name, spec in plan.events.items()}
-        self.by_name: dict[str, _Event] = {}
-        self.by_key: dict[str, _Event] = {}
-        for ev in self.events.values():
-            self.by_name[ev.name] = ev
-            self.by_key.setdefault(name_key(ev.name), ev)
-            for alias in ev.spec.aliases:
-                self.by_name.setdefault(alias, ev)
-                self.by_key.setdefault(name_key(alias), ev)
+        self.events = _Catalog(plan.events, plan, "events", "event")
+        self.pages = _Catalog(plan.pages, plan, "pages", "page")
+        self.screens = _Catalog(plan.screens, plan, "screens", "screen")
+        self.semantic_allowed = frozenset(plan.semantic_events.allow)
         self.attributes = {
             name: _Prop(spec, f"attributes.{name}") for name, spec in plan.attributes.items()
         }
@@ -280,6 +296,8 @@ class CompiledPlan:
         ev: _Event | None = None
         if op.action in ("event", "anonymous_event") and op.body is not None:
             ev = self._event(op, work)
+        elif op.action in ("page", "screen") and op.api == "pipelines" and op.body is not None:
+            self._view(op, work)
         elif op.action == "identify" and op.type == "person" and isinstance(op.data, dict):
             self._identify(op, work)
         if op.is_event and op.body is not None and "timestamp" in op.body and op.api != "pipelines":
@@ -315,6 +333,9 @@ class CompiledPlan:
     def _identity(self, op: Operation, work: _Work, state: StateView) -> Identifier | None:
         policy = self.plan.identity
         ident = op.identifier
+        if op.api == "pipelines" and op.type == "object" and op.body is not None:
+            self._group_member(op, work, state)
+            return ident
         if op.action == "anonymous_event" or (ident is not None and ident.kind == "anonymous_id"):
             if policy.anonymous != "allow":
                 work.flag(
@@ -348,12 +369,24 @@ class CompiledPlan:
             self._identify_checks(op, work, state, ident)
         return ident
 
+    def _group_member(self, op: Operation, work: _Work, state: StateView) -> None:
+        """A Pipelines group call relates a person to the object: that person (``userId``, else
+        ``anonymousId``) is checked like the person of any call; the object stays the call's
+        identifier."""
+        assert op.body is not None
+        member = person_of(op.body)
+        if member is not None:
+            as_person = msgspec.structs.replace(
+                op, type="person", action="relate", identifier=member
+            )
+            self._identity(as_person, work, state)
+
     def _not_canonical(
         self, op: Operation, work: _Work, state: StateView, ident: Identifier
     ) -> Identifier:
         """An email-keyed call where ids are canonical: rewritten when the id is known."""
         policy = self.plan.identity
-        where = "identifier" if op.api == "v1" else f"identifiers.{ident.kind}"
+        where = {"v1": "identifier", "pipelines": "userId"}.get(op.api, f"identifiers.{ident.kind}")
         message = (
             f"person addressed by {ident.kind}; the plan's canonical identifier is "
             f"{policy.canonical}"
@@ -464,31 +497,14 @@ class CompiledPlan:
         raw = body.get(op.name_key)
         if not isinstance(raw, str):
             return None
+        if op.api == "pipelines":
+            semantic = semantic_event(raw)
+            if semantic is not None:  # an action, not a record: never renamed or matched
+                self._semantic(work, raw, semantic, op.name_key)
+                return None
         name = raw.strip()
         naming = self.plan.naming
-        ev = self.by_name.get(name)
-        if ev is not None and ev.name != name:
-            self._rename(
-                work,
-                raw,
-                ev.name,
-                "event_alias",
-                f"{ev.rule}.aliases",
-                f"event {_show(raw)} is an alias of {ev.name!r}",
-                key=op.name_key,
-            )
-        elif ev is None:
-            ev = self.by_key.get(name_key(name))
-            if ev is not None:
-                self._rename(
-                    work,
-                    raw,
-                    ev.name,
-                    "event_name_drift",
-                    "naming",
-                    f"event {_show(raw)} is {ev.name!r} written differently",
-                    key=op.name_key,
-                )
+        ev = self._lookup(work, self.events, raw, op.name_key)
         if ev is None:
             policy = self.plan.unplanned.events
             if policy != "allow":
@@ -510,7 +526,84 @@ class CompiledPlan:
                     f"event {_show(raw)} does not follow {naming.convention}",
                     key=op.name_key,
                 )
-            return None
+        else:
+            self._planned_properties(op, work, ev)
+        if op.api == "pipelines" and work.body is not None:
+            final = work.body.get(op.name_key)
+            semantic = semantic_event(final) if final != raw else None
+            if semantic is not None:  # renamed into a semantic event: that needs an allow too
+                self._semantic(work, final, semantic, op.name_key)
+        return ev
+
+    def _semantic(self, work: _Work, raw: Any, semantic: Semantic, key: str) -> None:
+        """A Customer.io semantic event the plan does not allow is quarantined."""
+        if semantic.name in self.semantic_allowed:
+            return
+        work.flag(
+            "semantic_event_not_allowed",
+            "semantic_events.allow",
+            key,
+            f"event {_show(raw)} is Customer.io's semantic event {semantic.name!r}, which "
+            f"{semantic.effect}; the plan does not list it in semantic_events.allow",
+            "reject",
+        )
+
+    def _view(self, op: Operation, work: _Work) -> None:
+        """A Pipelines page or screen call, matched by its ``name`` in ``pages:``/``screens:``."""
+        assert work.body is not None
+        page = op.action == "page"
+        catalog = self.pages if page else self.screens
+        raw = work.body.get("name")
+        ev = None
+        if isinstance(raw, str) and raw.strip():
+            ev = self._lookup(work, catalog, raw, "name")
+        if ev is not None:
+            self._planned_properties(op, work, ev)
+            return
+        policy = self.plan.unplanned.pages if page else self.plan.unplanned.screens
+        if policy == "allow":
+            return
+        code = "page_unplanned" if page else "screen_unplanned"
+        if isinstance(raw, str) and raw.strip():
+            message = f"{catalog.noun} {_show(raw)} is not in the tracking plan"
+        else:
+            message = (
+                f"{catalog.noun} without a name: the plan's {catalog.noun}s are matched by name"
+            )
+        work.flag(code, f"unplanned.{catalog.noun}s", "name", message, policy)
+
+    def _lookup(self, work: _Work, catalog: _Catalog, raw: str, key: str) -> _Event | None:
+        """The planned entry ``raw`` names, renamed to it per ``naming.action`` when ``raw`` is
+        an alias or the name written differently; None when the section has no such name."""
+        name = raw.strip()
+        noun = catalog.noun
+        ev = catalog.by_name.get(name)
+        if ev is not None and ev.name != name:
+            self._rename(
+                work,
+                raw,
+                ev.name,
+                "event_alias",
+                f"{ev.rule}.aliases",
+                f"{noun} {_show(raw)} is an alias of {ev.name!r}",
+                key=key,
+            )
+        elif ev is None:
+            ev = catalog.by_key.get(name_key(name))
+            if ev is not None:
+                self._rename(
+                    work,
+                    raw,
+                    ev.name,
+                    "event_name_drift",
+                    "naming",
+                    f"{noun} {_show(raw)} is {ev.name!r} written differently",
+                    key=key,
+                )
+        return ev
+
+    def _planned_properties(self, op: Operation, work: _Work, ev: _Event) -> None:
+        """The call's data against the entry's properties (or its ``schema_version``'s)."""
         data = work.body.get(op.data_key) if work.body is not None and op.data_key else None
         props, names = ev.props, ev.names
         unplanned: str = ev.unplanned
@@ -532,7 +625,6 @@ class CompiledPlan:
             self._properties(
                 work, (op.data_key or "data",), data or {}, props, names, unplanned, ev.rule
             )
-        return ev
 
     def _rename(
         self,

@@ -4,7 +4,12 @@ Errors: ``PlanError`` (raised by ``load_plan``/``parse_plan``) carries ``PlanIss
 ``lint_plan`` returns the same records and never raises.
 """
 
-from trackguard.plan.export import attributes_json_schema, plan_file_schema, to_json_schema
+from trackguard.plan.export import (
+    attributes_json_schema,
+    plan_file_schema,
+    to_json_schema,
+    views_json_schema,
+)
 from trackguard.plan.loader import PlanError, PlanIssue, lint_plan, load_plan, parse_plan
 from trackguard.plan.model import (
     EventSpec,
@@ -13,6 +18,7 @@ from trackguard.plan.model import (
     NamingPolicy,
     Plan,
     PropertySpec,
+    SemanticPolicy,
     TimestampPolicy,
     UnplannedPolicy,
 )
@@ -26,6 +32,7 @@ __all__ = [
     "PlanError",
     "PlanIssue",
     "PropertySpec",
+    "SemanticPolicy",
     "TimestampPolicy",
     "UnplannedPolicy",
     "attributes_json_schema",
@@ -34,4 +41,5 @@ __all__ = [
     "parse_plan",
     "plan_file_schema",
     "to_json_schema",
+    "views_json_schema",
 ]

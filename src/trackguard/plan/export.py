@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 from importlib import resources
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 from msgspec.structs import replace
 
@@ -59,6 +59,15 @@ def to_json_schema(plan: Plan, *, include_warn: bool = False) -> dict[str, dict[
     """One JSON Schema per canonical event name, for a v1 track body ``{name, data}``."""
     exporter = _Exporter(plan, include_warn)
     return {name: exporter.event(event) for name, event in plan.events.items()}
+
+
+def views_json_schema(
+    plan: Plan, section: Literal["pages", "screens"], *, include_warn: bool = False
+) -> dict[str, dict[str, Any]]:
+    """One JSON Schema per planned page (or screen), for a Pipelines call ``{name, properties}``."""
+    exporter = _Exporter(plan, include_warn)
+    views = plan.pages if section == "pages" else plan.screens
+    return {name: exporter.view(view) for name, view in views.items()}
 
 
 def attributes_json_schema(plan: Plan, *, include_warn: bool = False) -> dict[str, Any]:
@@ -124,6 +133,20 @@ class _Exporter:
         schema["type"] = "object"
         schema["required"] = ["name", "data"] if data_required else ["name"]
         schema["properties"] = properties
+        return schema
+
+    def view(self, view: EventSpec) -> dict[str, Any]:
+        """A Pipelines page or screen call: its ``name`` and its ``properties``."""
+        policy = view.unplanned_properties or self.plan.unplanned.properties
+        members = self.members(view.properties, closed=self.closed(policy))
+        required = "required" in members
+        data: dict[str, Any] = {"type": "object" if required else ["object", "null"], **members}
+        schema: dict[str, Any] = {"$schema": DIALECT, "title": view.name}
+        if view.description:
+            schema["description"] = view.description
+        schema["type"] = "object"
+        schema["required"] = ["name", "properties"] if required else ["name"]
+        schema["properties"] = {"name": {"const": view.name}, "properties": data}
         return schema
 
     def attributes(self) -> dict[str, Any]:

@@ -31,6 +31,7 @@ from trackguard.plan.model import (
     CONVENTIONS,
     POLICIES,
     PROPERTY_TYPES,
+    SEMANTIC_EVENT_NAMES,
     DedupePolicy,
     EventSpec,
     EventVersion,
@@ -38,6 +39,7 @@ from trackguard.plan.model import (
     NamingPolicy,
     Plan,
     PropertySpec,
+    SemanticPolicy,
     TimelinessPolicy,
     TimestampPolicy,
     UnplannedPolicy,
@@ -62,6 +64,9 @@ ALLOWED_KEYS: Final[dict[str, tuple[str, ...]]] = {
         "timeliness",
         "events",
         "attributes",
+        "pages",
+        "screens",
+        "semantic_events",
     ),
     "dedupe": ("window", "retry_window"),
     "timeliness": ("max_age", "late", "future_skew", "future", "stale_after_purchase"),
@@ -79,7 +84,8 @@ ALLOWED_KEYS: Final[dict[str, tuple[str, ...]]] = {
         "unlinked_after",
     ),
     "timestamps": ("action",),
-    "unplanned": ("events", "properties", "attributes"),
+    "unplanned": ("events", "properties", "attributes", "pages", "screens"),
+    "semantic_events": ("allow",),
     "event": (
         "description",
         "aliases",
@@ -89,6 +95,7 @@ ALLOWED_KEYS: Final[dict[str, tuple[str, ...]]] = {
         "versions",
         "derive",
     ),
+    "page": ("description", "aliases", "unplanned_properties", "properties"),
     "version": ("properties", "unplanned_properties"),
     "property": (
         "type",
@@ -522,6 +529,13 @@ class _Reader:
         convention = (naming_policy or NamingPolicy()).convention
         if "events" in fields:
             kwargs["events"] = self.events(fields["events"][1], convention)
+        for section, noun in (("pages", "page"), ("screens", "screen")):
+            if section in fields:
+                kwargs[section] = self.events(fields[section][1], None, section, noun)
+        if "semantic_events" in fields:
+            semantic = self.semantic_events(fields["semantic_events"])
+            if semantic is not None:
+                kwargs["semantic_events"] = semantic
         if "attributes" in fields:
             attributes = self.properties(fields["attributes"][1], "attributes", "attribute", 0)
             kwargs["attributes"] = {spec.name: spec for spec in attributes or ()}
@@ -661,17 +675,48 @@ class _Reader:
 
     # -- events ------------------------------------------------------------------------------
 
-    def events(self, node: yaml.Node, convention: str) -> dict[str, EventSpec]:
-        pairs = self.mapping(node, "events")
+    def semantic_events(self, pair: _Pair) -> SemanticPolicy | None:
+        """``semantic_events: {allow: [...]}``: names compared without case, kept as Customer.io
+        writes them; a name that is not a semantic event is an error (it would allow nothing)."""
+        fields = self.mapping(pair[1], "semantic_events", ALLOWED_KEYS["semantic_events"])
+        if fields is None:
+            return None
+        known = {name.lower(): name for name in SEMANTIC_EVENT_NAMES}
+        allowed: list[str] = []
+        listed = (
+            self.strings(fields["allow"][1], "semantic_events.allow") if "allow" in fields else []
+        )
+        for text, node in listed or ():
+            name = known.get(text.strip().lower())
+            if name is None:
+                hint = yamlfile.suggest(text, SEMANTIC_EVENT_NAMES)
+                self.error(
+                    node,
+                    f"semantic_events.allow: '{text}' is not a Customer.io semantic event"
+                    f"{hint}; allowed: {', '.join(SEMANTIC_EVENT_NAMES)}",
+                )
+            elif name in allowed:
+                self.warn(node, f"semantic_events.allow: '{text}' is listed twice")
+            else:
+                allowed.append(name)
+        return SemanticPolicy(allow=tuple(allowed), line=_line(pair[0]))
+
+    def events(
+        self, node: yaml.Node, convention: str | None, section: str = "events", noun: str = "event"
+    ) -> dict[str, EventSpec]:
+        """Events (or, with ``convention`` None, pages or screens: display names, no naming
+        convention) keyed by name; names and aliases must differ ignoring case and separators."""
+        pairs = self.mapping(node, section)
         events: dict[str, EventSpec] = {}
         # name_key -> (kind, text, event, line) of the first name or alias that took it; names
         # are claimed in file order, each event's own name before its aliases.
         taken: dict[str, tuple[str, str, str, int]] = {}
+        keys = ALLOWED_KEYS["event" if convention is not None else "page"]
         for name, (key_node, value_node) in (pairs or {}).items():
-            path = f"events.{name}"
-            if self.event_name(name, key_node, path, convention):
-                self.claim(taken, "event name", name, name, key_node, path)
-            read = self.event(name, key_node, value_node, path)
+            path = f"{section}.{name}"
+            if self.event_name(name, key_node, path, convention, noun):
+                self.claim(taken, f"{noun} name", name, name, key_node, path, noun)
+            read = self.event(name, key_node, value_node, path, keys)
             if read is None:
                 continue
             event, aliases = read
@@ -684,7 +729,7 @@ class _Reader:
                     continue
                 written.add(alias)
                 if naming.words(alias):
-                    self.claim(taken, "alias", alias, name, alias_node, f"{path}.aliases")
+                    self.claim(taken, "alias", alias, name, alias_node, f"{path}.aliases", noun)
                     self.opposite_alias(alias, name, alias_node, f"{path}.aliases")
                 else:
                     self.error(
@@ -708,14 +753,16 @@ class _Reader:
             f"({words}): is it another event?",
         )
 
-    def event_name(self, name: str, node: yaml.Node, path: str, convention: str) -> bool:
+    def event_name(
+        self, name: str, node: yaml.Node, path: str, convention: str | None, noun: str = "event"
+    ) -> bool:
         """Check an event's own name; True when it can be compared with other names."""
         if not naming.words(name):
-            self.error(node, f"{path}: event name '{name}' has no ASCII letters or digits")
+            self.error(node, f"{path}: {noun} name '{name}' has no ASCII letters or digits")
             return False
         if name != name.strip():
-            self.error(node, f"{path}: event name '{name}' has leading or trailing spaces")
-        elif not naming.follows(name, convention):
+            self.error(node, f"{path}: {noun} name '{name}' has leading or trailing spaces")
+        elif convention is not None and not naming.follows(name, convention):
             expected = naming.to_convention(name, convention)
             self.warn(
                 node,
@@ -731,6 +778,7 @@ class _Reader:
         event: str,
         node: yaml.Node,
         path: str,
+        noun: str = "event",
     ) -> None:
         """Take ``text``'s name key for ``event``, or report whose it already is."""
         key = naming.name_key(text)
@@ -744,14 +792,19 @@ class _Reader:
             return
         self.error(
             node,
-            f"{path}: {kind} '{text}' clashes with {other_kind} '{other_text}' of event "
+            f"{path}: {kind} '{text}' clashes with {other_kind} '{other_text}' of {noun} "
             f"'{other_event}' (line {other_line}); names are compared ignoring case and separators",
         )
 
     def event(
-        self, name: str, key_node: yaml.Node, node: yaml.Node, path: str
+        self,
+        name: str,
+        key_node: yaml.Node,
+        node: yaml.Node,
+        path: str,
+        keys: Sequence[str] = ALLOWED_KEYS["event"],
     ) -> tuple[EventSpec, list[tuple[str, yaml.Node]]] | None:
-        fields = self.mapping(node, path, ALLOWED_KEYS["event"])
+        fields = self.mapping(node, path, keys)
         if fields is None:
             return None
         kwargs: dict[str, Any] = {"name": name, "line": _line(key_node)}

@@ -35,6 +35,19 @@ PROPERTY_TYPES: Final = (
     "any",
 )
 CONVENTIONS: Final = ("snake_case", "camelCase", "PascalCase", "kebab-case", "none")
+#: Customer.io's semantic event names on the Pipelines API, as it writes them: a track call
+#: named so performs an action (deletes the person, a device, an object...). The plan cannot
+#: import the contract, so the names are repeated here; a test keeps the two lists equal.
+SEMANTIC_EVENT_NAMES: Final = (
+    "Device Created or Updated",
+    "Device Deleted",
+    "User Deleted",
+    "User Suppressed",
+    "User Unsuppressed",
+    "Relationship Deleted",
+    "Object Deleted",
+    "Report Delivery Event",
+)
 
 
 class PropertySpec(msgspec.Struct, frozen=True, kw_only=True):
@@ -151,6 +164,20 @@ class UnplannedPolicy(msgspec.Struct, frozen=True, kw_only=True):
     events: Policy = "warn"
     properties: Policy = "warn"
     attributes: Policy = "allow"
+    #: Pipelines page and screen calls whose name the plan's ``pages:``/``screens:`` lack.
+    pages: Policy = "allow"
+    screens: Policy = "allow"
+    line: int = 0
+
+
+class SemanticPolicy(msgspec.Struct, frozen=True, kw_only=True):
+    """Which Customer.io semantic events (``User Deleted``...) Pipelines track calls may send.
+
+    Every other semantic event name is quarantined: a custom event that happens to be named
+    ``User Deleted`` would delete the person. Names are kept as Customer.io writes them.
+    """
+
+    allow: tuple[str, ...] = ()
     line: int = 0
 
 
@@ -197,4 +224,8 @@ class Plan(msgspec.Struct, frozen=True, kw_only=True):
     timeliness: TimelinessPolicy = msgspec.field(default_factory=TimelinessPolicy)
     events: dict[str, EventSpec] = msgspec.field(default_factory=dict)
     attributes: dict[str, PropertySpec] = msgspec.field(default_factory=dict)
+    #: Pipelines page and screen calls, keyed by their ``name`` (same rules as events).
+    pages: dict[str, EventSpec] = msgspec.field(default_factory=dict)
+    screens: dict[str, EventSpec] = msgspec.field(default_factory=dict)
+    semantic_events: SemanticPolicy = msgspec.field(default_factory=SemanticPolicy)
     source: str = ""

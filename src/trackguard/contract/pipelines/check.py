@@ -22,6 +22,7 @@ from trackguard.contract.identifiers import is_email
 from trackguard.contract.operations import Request
 from trackguard.contract.pipelines import messages as m
 from trackguard.contract.pipelines.routes import CALL_TYPES, PipelinesRoute, route_for
+from trackguard.contract.pipelines.semantic import POSSIBLY_SEMANTIC, semantic_event
 from trackguard.contract.pipelines.wire import WriteKey, header, inflate, is_strict, write_key
 
 _encode: Final = msgspec.json.encode
@@ -39,21 +40,6 @@ _ISO: Final = re.compile(
 #: The shape every SDK writes (``…T12:00:00.265+00:00``, ``…T12:00:00.231Z``), read in C.
 _SDK_TIME: Final = re.compile(
     r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,6})?(?:Z|[+-](?:[01]\d|2[0-3]):[0-5]\d)"
-)
-#: §2.9 of the reference: semantic events and the fields each needs to act.
-_SEMANTIC: Final[dict[str, tuple[bool, tuple[str, ...]]]] = {
-    # name (lower case) -> (destructive, required dotted paths)
-    "device created or updated": (False, ("userId", "context.device.token")),
-    "device deleted": (True, ("userId", "context.device.token")),
-    "user deleted": (True, ("userId",)),
-    "user suppressed": (True, ("userId",)),
-    "user unsuppressed": (False, ("userId",)),
-    "relationship deleted": (True, ()),
-    "object deleted": (True, ("groupId",)),
-    "report delivery event": (False, ()),
-}
-_POSSIBLY_SEMANTIC: Final = frozenset(
-    {"application installed", "application opened", "application uninstalled"}
 )
 
 
@@ -242,18 +228,16 @@ class _Checker:
         if not isinstance(event, str) or not event.strip():
             self.error(m.EVENT_INVALID, "event")
             return
-        name = event.strip().lower()
-        semantic = _SEMANTIC.get(name)
+        semantic = semantic_event(event)
         if semantic is not None:
-            destructive, required = semantic
-            self.warn(m.DESTRUCTIVE_EVENT if destructive else m.SEMANTIC_EVENT, "event")
-            for path in required:
+            self.warn(m.DESTRUCTIVE_EVENT if semantic.destructive else m.SEMANTIC_EVENT, "event")
+            for path in semantic.required:
                 value = user if path == "userId" else text_of(_dig(self.body, path))
                 if value is None and path == "groupId":
                     value = text_of(_dig(self.body, "properties.groupId"))
                 if value is None:
                     self.warn(m.SEMANTIC_FIELD_MISSING, path)
-        elif name in _POSSIBLY_SEMANTIC:
+        elif event.strip().lower() in POSSIBLY_SEMANTIC:
             self.warn(m.POSSIBLY_SEMANTIC, "event")
 
     def page(self) -> None:

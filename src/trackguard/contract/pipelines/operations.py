@@ -21,11 +21,11 @@ email-shaped value an email, anything else an id.
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Any, Final
 
 from trackguard.contract.identifiers import classify
 from trackguard.contract.operations import Identifier, Operation
-from trackguard.contract.pipelines.check import Call, text_of
+from trackguard.contract.pipelines.check import Call, is_iso8601, text_of
 
 #: call type -> (operation type, action, data key, name key)
 _MAPPING: Final[dict[str, tuple[str, str, str | None, str]]] = {
@@ -46,11 +46,39 @@ def identifier_of(call: Call) -> Identifier | None:
         traits = body.get("traits")
         type_id = traits.get("objectTypeId") if isinstance(traits, dict) else None
         return None if group is None else Identifier("object", f"{text_of(type_id) or 1}:{group}")
+    return person_of(body)
+
+
+def person_of(body: dict[str, Any]) -> Identifier | None:
+    """The person a call names: its userId (classified), else its anonymousId. For a group
+    call, the person related to the object."""
     user = text_of(body.get("userId"))
     if user is not None:
         return classify(user)
     anonymous = text_of(body.get("anonymousId"))
     return None if anonymous is None else Identifier("anonymous_id", anonymous)
+
+
+def with_envelope(call: Call, envelope: dict[str, Any]) -> Call:
+    """The call as its batch's envelope completes it, so it means the same sent on alone or in
+    another batch: the batch's ``sentAt`` when the call has none of its own, and the batch's
+    ``context`` as the default its own ``context`` keys override (reference §2.10). An envelope
+    value the contract refused (not ISO-8601, not an object) is not copied."""
+    body = call.body
+    sent_at = envelope.get("sentAt")
+    add_sent = body.get("sentAt") is None and sent_at is not None and is_iso8601(sent_at)
+    context = envelope.get("context")
+    add_context = isinstance(context, dict) and bool(context)
+    if not add_sent and not add_context:
+        return call
+    out = dict(body)
+    if add_context:
+        assert isinstance(context, dict)
+        own = body.get("context")
+        out["context"] = {**context, **own} if isinstance(own, dict) else dict(context)
+    if add_sent:
+        out["sentAt"] = sent_at
+    return Call(type=call.type, body=out, index=call.index)
 
 
 def to_operation(call: Call, path: str) -> Operation:
