@@ -8,7 +8,7 @@ call and sends it again, same messageId, after a backoff. Any answer it can see,
 a 5xx, counts as delivered. Hence the door's rule:
 
 * an answer that settles the request (``200``, ``400``, ``401``, ``404`` for an unknown path,
-  ``405``, ``413``) allows the origin, so the SDK never resends it;
+  ``405``) allows the origin, so the SDK never resends it;
 * an answer that kept nothing and asks for a retry (``503`` when the store failed, ``408`` when
   the body came too slowly, ``404`` while the door is not enabled) allows no origin, so the
   browser refuses it to the page and the SDK sends the call again.
