@@ -14,26 +14,16 @@ its page context; the key removed from what is kept and redacted in the request 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
+from browser_page import PageRun, driver, install_bundle, run_page
 from sdk_env import WRITE_KEY
 
-from chromium import CHROMIUM, FLAGS, MARKS
-from npm_pinned import npm_ci
+from chromium import MARKS
 from trackguard.emulator.app import Emulator
 from trackguard.http.runner import RunningServer
 
-HERE = Path(__file__).resolve().parent
-PACKAGE = "@customerio/cdp-analytics-browser"
-#: Chromium's Local Network Access checks ask the user before a page may reach a loopback
-#: address; a headless test cannot answer, so they are off.
-ARGS = [
-    *FLAGS,
-    "--disable-features=LocalNetworkAccessChecks,BlockInsecurePrivateNetworkRequests,"
-    "PrivateNetworkAccessRespectPreflightResults",
-]
 TYPES = ["identify", "track", "page", "screen", "group", "alias"]
 
 pytestmark = MARKS
@@ -41,53 +31,21 @@ pytestmark = MARKS
 
 @pytest.fixture(scope="module")
 def bundle() -> bytes:
-    npm_ci(HERE, PACKAGE)
-    return (HERE / "node_modules" / PACKAGE / "dist" / "umd" / "index.js").read_bytes()
+    return install_bundle()
 
 
-def run_page(server: RunningServer, bundle: bytes, *, batching: bool) -> dict[str, Any]:
-    """Load the shop page, drive the SDK; the messageIds, console lines and page requests."""
-    from playwright.sync_api import Route, sync_playwright
-
+def drive(server: RunningServer, bundle: bytes, *, batching: bool) -> PageRun:
+    """Drive ``browser_driver.js`` against ``server``; its messageIds, console and requests."""
     host = server.url.removeprefix("http://")
-    shop = f"http://localhost:{host.rpartition(':')[2]}/shop/"
-    html = "<html><head><title>Shop</title><script src='analytics.js'></script></head></html>"
-    pages = {shop: ("text/html", html.encode()), shop + "analytics.js": ("text/javascript", bundle)}
-    requests: list[tuple[str, str, str | None]] = []
-    console: list[tuple[str, str]] = []
-
-    def route(r: Route) -> None:
-        req = r.request
-        requests.append((req.method, req.url, req.headers.get("content-type")))
-        if req.url.startswith(server.url + "/v1/"):
-            r.continue_()
-        elif req.url in pages:
-            kind, body = pages[req.url]
-            r.fulfill(status=200, content_type=kind, body=body)
-        else:
-            r.abort()
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        try:
-            page = browser.new_page()
-            page.on("console", lambda m: console.append((m.type, m.text)))
-            page.on("pageerror", lambda e: console.append(("pageerror", str(e))))
-            page.route("**/*", route)
-            page.goto(shop)
-            script = (HERE / "browser_driver.js").read_text()
-            body = script[script.index("async (") :]
-            ids = page.evaluate(body, [WRITE_KEY, f"{host}/v1", batching])
-        finally:
-            browser.close()
-    return {"ids": ids, "console": console, "requests": requests, "shop": shop}
+    args = [WRITE_KEY, f"{host}/v1", batching]
+    return run_page(server.url, bundle, driver("browser_driver.js"), args)
 
 
-def _check_calls(emulator: Emulator, run: dict[str, Any]) -> list[dict[str, Any]]:
+def _check_calls(emulator: Emulator, run: PageRun) -> list[dict[str, Any]]:
     kept = emulator.pipelines.calls_view()
     calls = [c["call"] for c in kept]
     assert [c["type"] for c in calls] == TYPES
-    assert [c["messageId"] for c in calls] == run["ids"]
+    assert [c["messageId"] for c in calls] == run.ids
     assert all("writeKey" not in c for c in calls)
     assert {c["context"]["library"]["name"] for c in calls} == {"analytics.js"}
     assert len({c["anonymousId"] for c in calls}) == 1
@@ -103,13 +61,13 @@ def _check_calls(emulator: Emulator, run: dict[str, Any]) -> list[dict[str, Any]
     assert (page["name"], page["category"], page["properties"]["url"]) == (
         "Pricing",
         "Shop",
-        run["shop"],
+        run.shop,
     )
     assert (screen["name"], screen["properties"]) == ("Home", {"tab": "feed"})
     assert (group["groupId"], group["traits"]) == ("acme", {"objectTypeId": "1", "name": "Acme"})
     assert (alias["userId"], alias["previousId"]) == ("web-1", "web-old")
     assert emulator.pipelines.dropped_view() == []
-    assert run["console"] == []
+    assert run.console == []
     return kept
 
 
@@ -117,11 +75,11 @@ def test_every_call_type_arrives_on_its_letter_path(
     bundle: bytes, served: tuple[Emulator, RunningServer]
 ) -> None:
     emulator, server = served
-    run = run_page(server, bundle, batching=False)
+    run = drive(server, bundle, batching=False)
     kept = _check_calls(emulator, run)
     letters = [f"/v1/{t[0]}" for t in TYPES]
     assert [c["path"] for c in kept] == letters
-    assert run["requests"][2:] == [("POST", server.url + path, "text/plain") for path in letters]
+    assert run.requests[2:] == [("POST", server.url + path, "text/plain") for path in letters]
     log = emulator.log.snapshot()
     assert [(r["path"], r["status"], "authorization" in r["headers"]) for r in log] == [
         (path, 200, False) for path in letters
@@ -133,10 +91,10 @@ def test_the_batching_strategy_sends_one_batch(
     bundle: bytes, served: tuple[Emulator, RunningServer]
 ) -> None:
     emulator, server = served
-    run = run_page(server, bundle, batching=True)
+    run = drive(server, bundle, batching=True)
     kept = _check_calls(emulator, run)
     assert [(c["path"], c["batch_index"]) for c in kept] == [("/v1/b", i) for i in range(6)]
-    assert run["requests"][2:] == [("POST", server.url + "/v1/b", "text/plain")]
+    assert run.requests[2:] == [("POST", server.url + "/v1/b", "text/plain")]
     (record,) = emulator.log.snapshot()
     sent = json.loads(record["body"])
     assert sent["writeKey"] == "[redacted]"

@@ -122,6 +122,14 @@ def _whole_number(flag: str, default: int, text: str) -> Callable[[F], F]:
     help="Pipelines API requests per second (Customer.io's soft limit: 3000 per 3 s).",
 )
 @click.option(
+    "--pipelines-origin",
+    "pipelines_origins",
+    multiple=True,
+    metavar="ORIGIN",
+    help="A page origin (https://shop.example) whose browsers may post to the Pipelines API; "
+    "repeat for more. Default: any origin. Others are refused 403 (docs/pipelines.md).",
+)
+@click.option(
     "--alerts",
     type=click.Path(path_type=Path, exists=True, dir_okay=False),
     help="Alert rules and channels (docs/monitoring.md); e.g. examples/alerts.yaml.",
@@ -195,6 +203,7 @@ def serve_command(
     rate: float,
     pipelines_upstream: str,
     pipelines_rate: float,
+    pipelines_origins: tuple[str, ...],
     alerts: Path | None,
     synchronous: Literal["NORMAL", "FULL"],
     no_deliver: bool,
@@ -249,6 +258,7 @@ def serve_command(
         rate=rate,
         pipelines_upstream=pipelines_upstream,
         pipelines_rate=pipelines_rate,
+        pipelines_origins=pipelines_origins or None,
         request_log=request_log,
         config=config,
         synchronous=synchronous,

@@ -183,6 +183,8 @@ class GatewayParts:
     identity_refresh: float = 1.0
     #: Connection-limit trips and open connections, counted by the server (``/metrics``).
     connections: ConnectionStats = field(default_factory=ConnectionStats)
+    #: The page origins the Pipelines door serves browsers from (None: any; docs/pipelines.md).
+    pipelines_origins: tuple[str, ...] | None = None
 
 
 class Gateway:

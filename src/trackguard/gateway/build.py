@@ -21,6 +21,7 @@ from trackguard.delivery.transport import (
 from trackguard.delivery.worker import PIPELINES_RATE, DeliveryWorker
 from trackguard.gateway.app import OPEN_MAX_BODY, Delivery, Gateway, GatewayParts
 from trackguard.gateway.config import AuthConfig, ConfigError, load_auth
+from trackguard.gateway.cors import OriginError, normalize_origin
 from trackguard.gateway.guards import OPEN_QUARANTINE_BUDGET
 from trackguard.gateway.labels import EventLabels
 from trackguard.gateway.metrics import GatewayMetrics
@@ -54,6 +55,8 @@ class GatewayOptions:
     #: ``TRACKGUARD_CDP_API_KEY`` is set; its own requests per second.
     pipelines_upstream: str = DEFAULT_PIPELINES_UPSTREAM
     pipelines_rate: float = PIPELINES_RATE
+    #: Page origins whose browsers may use the Pipelines door (None: any origin).
+    pipelines_origins: tuple[str, ...] | None = None
     request_log: Path | None = None
     config: Path | None = None
     #: How long a commit waits for more writes when idle; 0 commits at once, and batches still
@@ -99,6 +102,11 @@ def _check(options: GatewayOptions) -> None:
         raise ConfigError(f"pipelines_rate must be > 0, not {options.pipelines_rate!r}")
     if options.open_max_body < 0:
         raise ConfigError(f"open_max_body must be >= 0, not {options.open_max_body!r}")
+    for origin in options.pipelines_origins or ():
+        try:
+            normalize_origin(origin)
+        except OriginError as exc:
+            raise ConfigError(f"--pipelines-origin: {exc}") from None
     if options.request_log_policy not in requestlog.POLICIES:
         raise ConfigError(
             f"request_log_policy must be one of {', '.join(requestlog.POLICIES)}, "
@@ -230,5 +238,6 @@ def create_gateway(
         # under a server without them.
         body_timeout=options.limits.body_gap_timeout + 2 * options.limits.sweep_interval,
         connections=connections,
+        pipelines_origins=options.pipelines_origins,
     )
     return Gateway(parts, clock)

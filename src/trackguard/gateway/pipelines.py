@@ -14,6 +14,10 @@ which every SDK retries.
 The write key is never logged or quarantined: ``Authorization`` is redacted and the key is
 removed from bodies (the browser's ``writeKey``) in the quarantine and the request log.
 Without ``TRACKGUARD_CDP_API_KEY`` the door answers 404 to every ``/v1/`` path.
+
+Browsers: every answer that settles a request carries the CORS headers of
+:mod:`trackguard.gateway.cors`, and a retryable one (503, 408) none, so the browser SDK, which
+resends only what fails like a network error, sends it again.
 """
 
 from __future__ import annotations
@@ -25,7 +29,13 @@ from typing import TYPE_CHECKING, Final
 import msgspec
 
 from trackguard.contract.operations import Request
-from trackguard.contract.pipelines import PipelinesResult, evaluate, outcome, route_for
+from trackguard.contract.pipelines import (
+    PipelinesResult,
+    PipelinesRoute,
+    evaluate,
+    outcome,
+    route_for,
+)
 from trackguard.contract.pipelines import messages as m
 from trackguard.contract.pipelines.check import issue_of
 from trackguard.contract.pipelines.responses import error_body
@@ -33,6 +43,7 @@ from trackguard.contract.pipelines.wire import header as header_of
 from trackguard.contract.pipelines.wire import inflate, is_strict, write_key
 from trackguard.core.pipelines import check_calls
 from trackguard.core.verdict import Verdict
+from trackguard.gateway.cors import REFUSED_BODY, Cors
 from trackguard.http.asgi import (
     BodyTimeout,
     BodyTooLarge,
@@ -56,8 +67,6 @@ if TYPE_CHECKING:
 SOURCE: Final = "default"
 _OK: Final = b"{}"
 _CLOSE: Final = ("connection", "close")
-#: The browser SDK posts cross-origin without a preflight: the answer must allow any origin.
-_CORS: Final = ("access-control-allow-origin", "*")
 _NOT_ENABLED: Final = msgspec.json.encode(
     {
         "code": "not_found",
@@ -86,6 +95,7 @@ class PipelinesDoor:
 
     def __init__(self, gateway: Gateway) -> None:
         self.gateway = gateway
+        self.cors = Cors(gateway.parts.pipelines_origins)
 
     async def serve(self, scope: Scope, receive: Receive, send: Send, started: float) -> None:
         gw = self.gateway
@@ -100,6 +110,10 @@ class PipelinesDoor:
             await send_response(send, 404, _NOT_ENABLED)
             gw._after(scope, target, method, b"", 404, _NOT_ENABLED, None, None, started, headers)
             return
+        origin = header_of(headers, "origin")
+        if not self.cors.allows(origin) or (method.upper() == "OPTIONS" and route is not None):
+            await self._cors_only(scope, target, method, route, origin, send, started, headers)
+            return
         given = write_key(headers, None)
         if (
             given is not None
@@ -108,7 +122,7 @@ class PipelinesDoor:
             and method.upper() == "POST"
             and not parts.auth.accepts_write_key(given.value)
         ):
-            await self._unauthorized(scope, route.path, is_strict(headers), send, started)
+            await self._unauthorized(scope, route.path, is_strict(headers), origin, send, started)
             return
         oversize = False
         try:
@@ -131,7 +145,7 @@ class PipelinesDoor:
         accepted = parts.auth.accepts_write_key(
             None if result.write_key is None else result.write_key.value
         )
-        extra = [_CORS] if route is not None and route.browser else []
+        extra = self.cors.headers(origin)
         if oversize:
             extra.append(_CLOSE)
         if result.status != 200 or (route is not None and route.kind == "metrics"):
@@ -144,7 +158,7 @@ class PipelinesDoor:
             return
         if not accepted:
             assert route is not None
-            await self._unauthorized(scope, route.path, result.strict, send, started)
+            await self._unauthorized(scope, route.path, result.strict, origin, send, started)
             return
         decide = functools.partial(self._decide, request, result, received_at, key)
         if len(body) > parts.check_in_thread:
@@ -153,7 +167,8 @@ class PipelinesDoor:
             verdict, write = decide()
         status, response = verdict.status, verdict.response
         if not await gw.commit(write, verdict, SOURCE, received_at):
-            status, response = 503, _UNAVAILABLE
+            # No CORS header: the browser SDK sees a network error and sends the call again.
+            status, response, extra = 503, _UNAVAILABLE, []
         await send_response(send, status, response, headers=extra)
         logged = redact_key(_readable(body, headers), key)
         gw._after(
@@ -174,8 +189,30 @@ class PipelinesDoor:
         )
         return verdict, write
 
+    async def _cors_only(
+        self,
+        scope: Scope,
+        target: str,
+        method: str,
+        route: PipelinesRoute | None,
+        origin: str | None,
+        send: Send,
+        started: float,
+        headers: tuple[tuple[str, str], ...],
+    ) -> None:
+        """A preflight's ``204``, or ``403`` for an origin outside ``--pipelines-origin``
+        (before the body is read; counted and summarised like a wrong key)."""
+        if self.cors.allows(origin):
+            await send_response(send, 204, headers=self.cors.preflight(origin))
+            self.gateway._after(scope, target, method, b"", 204, b"", None, None, started, headers)
+            return
+        await send_response(send, 403, REFUSED_BODY, headers=[_CLOSE])
+        path = "/v1/ (unknown path)" if route is None else route.path
+        label = f"{path} (origin not allowed, answered 403)"
+        self.gateway.count_unauthorized(scope, 403, label, started)
+
     async def _unauthorized(
-        self, scope: Scope, path: str, strict: bool, send: Send, started: float
+        self, scope: Scope, path: str, strict: bool, origin: str | None, send: Send, started: float
     ) -> None:
         """A write key that is not the workspace's: Customer.io's answer (401 in strict mode,
         else ``200 {}`` with everything dropped), nothing kept, the connection closed; counted
@@ -185,7 +222,7 @@ class PipelinesDoor:
             status, response = 401, error_body(m.UNAUTHORIZED.code, [issue_of(m.UNAUTHORIZED)])
         else:
             status, response = 200, _OK
-        await send_response(send, status, response, headers=[_CLOSE])
+        await send_response(send, status, response, headers=[*self.cors.headers(origin), _CLOSE])
         # Summarised with the Track API's 401s; the permissive answer is named in the key.
         route = f"POST {path}" + ("" if strict else " (answered 200)")
         gw.count_unauthorized(scope, status, route, started)
