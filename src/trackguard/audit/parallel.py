@@ -33,11 +33,11 @@ from trackguard.audit.census import _FULL, MAX_SOURCES, EventCensus, EventStats
 from trackguard.audit.duplicates import DuplicateCensus
 from trackguard.audit.engine import Auditor
 from trackguard.audit.identity import AnonymousCensus, IdentityCensus
-from trackguard.audit.readers import FileCounter, Record, Unreadable, _is_har, read
+from trackguard.audit.readers import FileCounter, Record, Unreadable, read, splittable
 from trackguard.audit.tally import Tally
 from trackguard.audit.timeline import OTHER, WIDTHS, TimelineCensus, rebucketed
 from trackguard.plan.model import Plan
-from trackguard.shares import Share, is_gzip, plan_shares, run_shares
+from trackguard.shares import Share, plan_shares, run_shares
 
 #: Recorded calls a worker holds before writing them to its spill file.
 SPILL_OPS: Final = 50_000
@@ -245,11 +245,6 @@ def _work(i: int) -> Part:
         notes=auditor.caps.notes,
         ops=log.finish(),
     )
-
-
-def splittable(path: Path) -> bool:
-    """A plain line-oriented file (not gzip, not HAR): it can be read in byte ranges."""
-    return not is_gzip(path) and not _is_har(path)
 
 
 def audit_jobs(
