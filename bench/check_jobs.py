@@ -55,8 +55,8 @@ def generate(path: Path, megabytes: float, seed: int) -> tuple[int, int]:
 def worker(path: Path, jobs: int) -> dict[str, Any]:
     """One ``check`` run, as the command does it, verdict lines to a file."""
     from trackguard.check.inputs import iter_requests
-    from trackguard.check.run import check_items, check_jobs
     from trackguard.check.judge import Judge
+    from trackguard.check.run import check_items, check_jobs
     from trackguard.plan.loader import load_plan
 
     plan = load_plan(PLAN)
