@@ -4,10 +4,10 @@ Each worker audits one share of the input (a file, or a line-aligned byte range 
 file; see :mod:`trackguard.shares`) and sends back its censuses. The parent merges them in
 input order, so every "first seen" map, example list and dict order comes out as a
 sequential run's. What depends on everything before it is not merged but replayed: workers
-record the duplicate checks (request hashes, event ids, dedupe keys), anonymous events and
-the identifies that link them, the capped sets of ids, emails and email/id links, and each
-event's first appearance on the timeline; the parent runs those calls through the real
-censuses in input order, so their caps are reached where one process reaches them. The
+record the duplicate checks (request hashes, event ids, dedupe keys, messageIds), anonymous
+events and the identifies that link them, the capped sets of ids, emails and email/id links,
+and each event's first appearance on the timeline; the parent runs those calls through the
+real censuses in input order, so their caps are reached where one process reaches them. The
 calls spill to a temporary file past :data:`SPILL_OPS`, so a worker's memory stays bounded.
 
 The other caps on distinct values (:class:`~trackguard.audit.caps.Limits`: event names,
@@ -125,6 +125,9 @@ class _Duplicates(DuplicateCensus):
     def dedupe_key(self, key: str, at: Any) -> None:
         self.log.add(("k", key, at.pos))
 
+    def message_id(self, value: str, at: Any) -> None:
+        self.log.add(("g", value, at.pos))
+
 
 class _Anonymous(AnonymousCensus):
     """Records anonymous events and identifies for the parent to replay."""
@@ -177,6 +180,7 @@ class Part:
     counter: FileCounter
     har: bool
     requests: int
+    pipelines: int
     bad_times: int
     outcomes: dict[str, int]
     statuses: dict[int | None, int]
@@ -234,6 +238,7 @@ def _work(i: int) -> Part:
         counter=counter,
         har=counter.format == "har",
         requests=auditor.requests,
+        pipelines=auditor.pipelines,
         bad_times=auditor.bad_times,
         outcomes=auditor.outcomes,
         statuses=auditor.statuses,
@@ -302,6 +307,7 @@ class _Merger:
             raise Inexact
         a = self.a
         a.requests += part.requests
+        a.pipelines += part.pipelines
         a.bad_times += part.bad_times
         _add_counts(a.outcomes, part.outcomes)
         _add_counts(a.statuses, part.statuses)
@@ -332,6 +338,8 @@ class _Merger:
                 dup.event_id(op[1], _At(file, op[2], har))
             elif kind == "k":
                 dup.dedupe_key(op[1], _At(file, op[2], har))
+            elif kind == "g":
+                dup.message_id(op[1], _At(file, op[2], har))
             elif kind == "e":
                 anon.event(op[1], op[2], _At(file, op[3], har))
             elif kind == "i":

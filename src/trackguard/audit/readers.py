@@ -112,6 +112,7 @@ class _LogLine(msgspec.Struct, gc=False):
     method: str
     path: str
     body: Any = None
+    body_base64: str | None = None  # the exact bytes of a body that is not UTF-8
     time: str | None = None
     status: int | None = None
     response: Any = None
@@ -130,6 +131,16 @@ def _body_bytes(body: Any) -> bytes:
     if isinstance(body, str):
         return body.encode("utf-8", "surrogatepass")
     return _encode(body)
+
+
+def _base64_body(value: Any) -> bytes | None:
+    """The bytes of a request log's ``body_base64``, or None when it is not base64."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        return None
 
 
 def _text(value: Any) -> str | None:
@@ -183,10 +194,16 @@ def _from_fields(fields: dict[str, Any], name: str, pos: int) -> Record | Unread
     if path is None:
         return Unreadable(name, str(pos), 'missing "path", or it is not a path or URL')
     source = fields.get("source")
+    body = _body_bytes(fields.get("body"))
+    if "body_base64" in fields and fields["body_base64"] is not None:
+        exact = _base64_body(fields["body_base64"])
+        if exact is None:
+            return Unreadable(name, str(pos), '"body_base64" is not valid base64')
+        body = exact
     request = Request(
         method=method.upper(),
         path=path,
-        body=_body_bytes(fields.get("body")),
+        body=body,
         headers=_headers_of(fields.get("headers")),
         source=source if isinstance(source, str) else None,
     )
@@ -225,7 +242,14 @@ def _log_line(line: bytes, name: str, pos: int) -> Record | Unreadable:
             return Unreadable(name, str(pos), 'missing "path", or it is not a path or URL')
         path = fixed
     body = rec.body
-    raw = body.encode("utf-8", "surrogatepass") if type(body) is str else _body_bytes(body)
+    if rec.body_base64 is not None:
+        raw = _base64_body(rec.body_base64)
+        if raw is None:
+            return Unreadable(name, str(pos), '"body_base64" is not valid base64')
+    elif type(body) is str:
+        raw = body.encode("utf-8", "surrogatepass")
+    else:
+        raw = _body_bytes(body)
     headers = rec.headers
     request = Request(
         method=rec.method.upper(),
