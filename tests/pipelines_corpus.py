@@ -17,7 +17,7 @@ from urllib.parse import unquote
 
 from trackguard.check.samples import BASE_TIME, SAMPLE_SPACING, d2c_traffic
 
-HAR = Path(__file__).parent / "data" / "pipelines-browser.har"
+HAR = Path(__file__).parent / "audit" / "data" / "pipelines-browser.har"
 ISO = "2025-11-24T16:00:00.000Z"
 T = 1_764_000_000
 
