@@ -84,10 +84,12 @@ def render_summary(summary: Summary, console: Console, *, title: str) -> None:
 def check_command(
     files: tuple[Path, ...], plan: Plan | None, fmt: str, strict: bool, jobs: int
 ) -> None:
-    """Check Track API requests in FILES (JSONL, gzip accepted; - reads stdin) offline.
+    """Check Track and Pipelines API requests in FILES (JSONL or HAR, gzip accepted; - reads
+    stdin) offline.
 
-    Each line is {"method": ..., "path": ..., "body": ...}; a string body is raw body text.
-    Without --plan only Customer.io's contract is checked. Files are checked in --jobs
+    Each line is {"method": ..., "path": ..., "body": ...}; a string body is raw body text (a
+    request-log line is one). A /v1/ path is a Pipelines API request. Without --plan only
+    Customer.io's contracts are checked. Files are checked in --jobs
     processes (standard input in one); the output is the same for any number. Exit status: 0
     when nothing is rejected, 1 when something is, 2 on usage errors (a missing file, a bad
     plan).
