@@ -33,7 +33,25 @@ _decode = msgspec.json.Decoder().decode
 _encode = msgspec.json.encode
 
 
-class Unreadable(msgspec.Struct, frozen=True):
+class _Placed:
+    """Where an item was read: ``file:line``, or ``file:entry[N]`` for a HAR entry."""
+
+    __slots__ = ()
+    file: str
+    line: int
+    entry: bool
+
+    @property
+    def where(self) -> str:
+        return f"{self.file}:entry[{self.line}]" if self.entry else f"{self.file}:{self.line}"
+
+    def position(self) -> dict[str, object]:
+        """The keys of a ``--format jsonl`` line that say where."""
+        key = "entry" if self.entry else "line"
+        return {"file": self.file, key: self.line}
+
+
+class Unreadable(_Placed, msgspec.Struct, frozen=True):
     """A line (or HAR entry, with ``entry``) that is not a request record."""
 
     file: str
@@ -41,28 +59,14 @@ class Unreadable(msgspec.Struct, frozen=True):
     reason: str
     entry: bool = False
 
-    @property
-    def where(self) -> str:
-        return _where(self.file, self.line, self.entry)
 
-    def position(self) -> dict[str, object]:
-        return _position(self.file, self.line, self.entry)
-
-
-class Located(msgspec.Struct, frozen=True):
+class Located(_Placed, msgspec.Struct, frozen=True):
     """A request and where it was read: a line number, or with ``entry`` a HAR entry index."""
 
     file: str
     line: int
     request: Request
     entry: bool = False
-
-    @property
-    def where(self) -> str:
-        return _where(self.file, self.line, self.entry)
-
-    def position(self) -> dict[str, object]:
-        return _position(self.file, self.line, self.entry)
 
 
 class Skipped(msgspec.Struct, frozen=True):
@@ -73,14 +77,6 @@ class Skipped(msgspec.Struct, frozen=True):
 
 
 Item = Located | Unreadable | Skipped
-
-
-def _where(file: str, n: int, entry: bool) -> str:
-    return f"{file}:entry[{n}]" if entry else f"{file}:{n}"
-
-
-def _position(file: str, n: int, entry: bool) -> dict[str, object]:
-    return {"file": file, "entry": n} if entry else {"file": file, "line": n}
 
 
 STDIN = Path("-")
