@@ -55,15 +55,15 @@ def generate(path: Path, megabytes: float, seed: int) -> tuple[int, int]:
 def worker(path: Path, jobs: int) -> dict[str, Any]:
     """One ``check`` run, as the command does it, verdict lines to a file."""
     from trackguard.check.inputs import iter_requests
+    from trackguard.check.judge import Judge
     from trackguard.check.run import check_items, check_jobs
-    from trackguard.core.pipeline import Checker
     from trackguard.plan.loader import load_plan
 
     plan = load_plan(PLAN)
     with tempfile.NamedTemporaryFile() as out:
         wall, cpu = time.perf_counter(), time.process_time()
         if jobs == 1:
-            summary = check_items(iter_requests([path]), Checker(plan), out)
+            summary = check_items(iter_requests([path]), Judge(plan), out)
         else:
             summary = check_jobs([path], plan, strict=False, jobs=jobs, out=out)
         out.flush()

@@ -65,6 +65,7 @@ def build_report(a: Auditor, counters: list[FileCounter], seconds: float) -> Aud
         skipped=sum(c.skipped for c in counters),
         blank=sum(c.blank for c in counters),
         requests=a.requests,
+        pipelines=a.pipelines,
         events=events_total,
         seconds=round(seconds, 3),
     )

@@ -11,6 +11,7 @@ from typing import Any, Final, Protocol
 
 from trackguard.audit.caps import CapLog, Limits
 from trackguard.audit.model import Example
+from trackguard.contract.pipelines import is_iso8601
 from trackguard.core.coerce import timestamp_kind, to_timestamp
 from trackguard.plan.naming import name_key
 
@@ -30,6 +31,10 @@ OTHER_EVENTS: Final = "(other events)"
 FUTURE_SLACK: Final = 300
 #: Customer.io: "Events with a timestamp in the past 72 hours can trigger campaigns."
 CAMPAIGN_WINDOW: Final = 72 * 3600
+#: The prefix of a Pipelines call's timestamp kinds (``pipelines_milliseconds``).
+PIPELINES: Final = "pipelines_"
+#: The one Pipelines timestamp kind that API accepts.
+PIPELINES_ISO: Final = PIPELINES + "iso8601"
 #: Distinct sources kept per event (evidence for drift clustering; more add nothing).
 MAX_SOURCES: Final = 16
 
@@ -292,6 +297,27 @@ class EventCensus:
         kind = timestamp_kind(value)
         counts[kind] = counts.get(kind, 0) + 1
         self._example(kind, at, value)
+        self._recency(value, reference, at)
+
+    def pipelines_timestamp(self, value: Any, reference: int, at: Located) -> None:
+        """A Pipelines call's timestamp: ISO-8601 is what that API wants
+        (``pipelines_iso8601``); any other form (``pipelines_milliseconds``...) it drops the
+        call for. Its age is judged as a Track API event's is."""
+        counts = self.timestamps
+        if value is None:
+            counts["absent"] = counts.get("absent", 0) + 1
+            self.recency["absent"] = self.recency.get("absent", 0) + 1
+            return
+        if is_iso8601(value):
+            kind = PIPELINES_ISO
+        else:
+            kind = PIPELINES + timestamp_kind(value)
+            self._example(kind, at, value)
+        counts[kind] = counts.get(kind, 0) + 1
+        self._recency(value, reference, at)
+
+    def _recency(self, value: Any, reference: int, at: Located) -> None:
+        recency = self.recency
         ok, seconds = to_timestamp(value)
         if not ok:
             late = "unparseable"

@@ -1,10 +1,12 @@
-"""Events sent more than once: identical requests (retries), repeated event ids, repeated keys.
+"""Events sent more than once: identical requests (retries), repeated event ids, repeated keys,
+and Pipelines calls repeated by messageId.
 
 Customer.io drops an event whose ULID ``id`` it has seen, so a repeated ``id`` costs nothing;
 an identical request without one, or the plan's business key (``dedupe_key``) arriving again,
-is counted twice by Customer.io and fires journeys twice. A repeat within a minute of the
-previous copy is a *retry burst* (an SDK or webhook retrying). Memory is a bounded window of
-recent request hashes: the oldest half is dropped when it fills.
+is counted twice by Customer.io and fires journeys twice. Every Pipelines SDK resends a batch
+with the same messageIds when it retries, so a repeated messageId is a retry. A repeat within
+a minute of the previous copy is a *retry burst* (an SDK or webhook retrying). Memory is a
+bounded window of recent request hashes: the oldest half is dropped when it fills.
 """
 
 from __future__ import annotations
@@ -56,9 +58,13 @@ class DuplicateCensus:
         "examples",
         "ids",
         "keys",
+        "message_calls",
+        "message_ids",
+        "messages",
         "requests",
         "seen_ids",
         "seen_keys",
+        "seen_messages",
         "seen_requests",
     )
 
@@ -67,11 +73,20 @@ class DuplicateCensus:
         self.seen_requests = _Seen(window, "duplicate requests", caps)
         self.seen_ids = _Seen(window, "repeated event ids", caps)
         self.seen_keys = _Seen(window, "repeated dedupe keys", caps)
+        self.seen_messages = _Seen(window, "repeated messageIds", caps)  # hash -> copies seen
         self.requests = 0
         self.bursts = 0
         self.ids = 0
         self.keys = 0
-        self.examples: dict[str, list[Example]] = {"requests": [], "ids": [], "keys": []}
+        self.message_calls = 0  # Pipelines calls carrying a messageId
+        self.messages = 0  # ... that repeat an earlier one
+        self.message_ids = 0  # distinct messageIds repeated
+        self.examples: dict[str, list[Example]] = {
+            "requests": [],
+            "ids": [],
+            "keys": [],
+            "messages": [],
+        }
 
     def _example(self, kind: str, at: Located, detail: str) -> None:
         got = self.examples[kind]
@@ -109,3 +124,15 @@ class DuplicateCensus:
         if self.seen_keys.check(hash(key), 0) is not None:
             self.keys += 1
             self._example("keys", at, f"business key {key!r} was sent before")
+
+    def message_id(self, value: str, at: Located) -> None:
+        """A Pipelines call's messageId (of any call type, dropped or not)."""
+        self.message_calls += 1
+        h = hash(value)
+        copies = self.seen_messages.map.get(h, 0)
+        self.seen_messages.check(h, copies + 1)
+        if copies:
+            self.messages += 1
+            if copies == 1:
+                self.message_ids += 1
+            self._example("messages", at, f"messageId {value!r} sent again (copy {copies + 1})")

@@ -2,8 +2,10 @@
 
 The audit never re-decides what Customer.io or the plan would do: contract errors, plan
 violations and fixes come from the same :class:`~trackguard.core.pipeline.Checker` the gateway
-uses. What the verdict does not carry (raw names before a fix, rejected items' names, log
-status and time) is read from the record itself. Values a plan fixed are counted as *sent*
+uses (a Pipelines API request: the Pipelines contract, then the same plan; see
+:mod:`trackguard.check.judge`). What the verdict does not carry (raw names before a fix,
+rejected items' names, log status and time, a Pipelines call's messageId and the calls that API
+drops) is read from the record itself. Values a plan fixed are counted as *sent*
 (``Change.before``), since the audit describes what the apps send.
 """
 
@@ -20,10 +22,12 @@ from trackguard.audit.identity import AnonymousCensus, IdentityCensus
 from trackguard.audit.readers import Record, Unreadable
 from trackguard.audit.tally import Tally
 from trackguard.audit.timeline import TimelineCensus
+from trackguard.check.judge import Judge
 from trackguard.contract.check import decode_body
 from trackguard.contract.operations import Operation
+from trackguard.contract.pipelines import PipelinesResult, is_pipelines_path
 from trackguard.core.keys import ID_PREFIX, RETRY_PREFIX
-from trackguard.core.pipeline import Checker
+from trackguard.core.pipelines import MESSAGE_ID_PREFIX
 from trackguard.core.verdict import Verdict
 from trackguard.plan.model import Plan
 
@@ -33,6 +37,8 @@ _V1_EVENT_ROUTES: Final = frozenset(
 _V2_ENTITY: Final = "POST /api/v2/entity"
 _V2_BATCH: Final = "POST /api/v2/batch"
 _NOT_EVENTS: Final = ("page", "screen")
+#: Dedupe keys that are not the plan's business keys (reported elsewhere, or not at all).
+_NOT_BUSINESS_KEYS: Final = (ID_PREFIX, RETRY_PREFIX, MESSAGE_ID_PREFIX)
 
 
 def response_messages(text: str | None) -> list[str]:
@@ -70,9 +76,11 @@ class Auditor:
         self.limits = limits = limits or Limits()
         self.now = int(time.time()) if now is None else now
         self.caps = caps = CapLog()
-        self.checker = Checker(plan, fallback_keys=False)  # only the plan's keys are reported
+        self.judge = Judge(plan, fallback_keys=False)  # only the plan's keys are reported
+        self.checker = self.judge.checker
         self.clock = LogClock()
         self.requests = 0
+        self.pipelines = 0  # of them, Pipelines API requests
         self.bad_times = 0
         self.outcomes: dict[str, int] = {}
         self.statuses: dict[int | None, int] = {}
@@ -101,7 +109,12 @@ class Auditor:
             tally.add(key)
 
     def add(self, rec: Record) -> None:
-        verdict = self.checker.check(rec.request)
+        result: PipelinesResult | None = None
+        if is_pipelines_path(rec.request.path):
+            result, verdict = self.judge.pipelines(rec.request)
+            self.pipelines += 1
+        else:
+            verdict = self.checker.check(rec.request)
         self.requests += 1
         outcome = verdict.outcome
         outcomes = self.outcomes
@@ -124,7 +137,9 @@ class Auditor:
                 else:
                     _count(self.violations, (v.code, v.rule, v.action), rec, v.message)
         if status is not None and (status >= 300 or status < 200 or outcome == "invalid"):
-            self._status(rec, status, verdict)
+            # The Pipelines API answers 200 to what it drops, unless the client asked for strict.
+            permissive = result is not None and not result.strict
+            self._status(rec, status, verdict, permissive)
         renamed: dict[tuple[int | None, str], Any] | None = None
         if verdict.changes:
             renamed = {(c.batch_index, c.path): c.before for c in verdict.changes}
@@ -138,7 +153,10 @@ class Auditor:
             for op in verdict.rejected:
                 if op_(op, rec, when, ref, True, renamed):
                     saw_event = True
-        if outcome == "invalid" and self._invalid_items(rec, verdict, when, ref):
+        if result is not None:
+            if self._pipelines_calls(rec, result, when, ref):
+                saw_event = True
+        elif outcome == "invalid" and self._invalid_items(rec, verdict, when, ref):
             saw_event = True
         if saw_event:
             req = rec.request
@@ -146,7 +164,7 @@ class Auditor:
 
     # --- pieces ---------------------------------------------------------------------------------
 
-    def _status(self, rec: Record, status: int, verdict: Verdict) -> None:
+    def _status(self, rec: Record, status: int, verdict: Verdict, permissive: bool) -> None:
         if status >= 400 or status == 207:
             messages = response_messages(rec.response)
             key = (status, messages[0] if messages else "")
@@ -158,7 +176,7 @@ class Auditor:
                     rec,
                     f"the log shows {status}; trackguard's contract accepts the request",
                 )
-        elif 200 <= status < 300 and verdict.outcome == "invalid":
+        elif 200 <= status < 300 and verdict.outcome == "invalid" and not permissive:
             codes = ", ".join(e.code for e in verdict.contract_errors)
             _count(
                 self.disagreements,
@@ -184,11 +202,14 @@ class Auditor:
         if action == "event" or action == "anonymous_event":
             if body is None or body.get("type") in _NOT_EVENTS:
                 return False
-            self._event(body, op.data_key, op.batch_index, rec, when, ref, rejected, renamed)
+            pipelines = op.api == "pipelines"
+            self._event(
+                body, op.data_key, op.batch_index, rec, when, ref, rejected, renamed, pipelines
+            )
             if ident is not None and ident.kind == "anonymous_id":
                 self.anonymous.event(ident.value, when, rec)
             key = op.dedupe_key
-            if key is not None and not key.startswith((ID_PREFIX, RETRY_PREFIX)):
+            if key is not None and not key.startswith(_NOT_BUSINESS_KEYS):
                 self.duplicates.dedupe_key(key, rec)  # the plan's business keys only
             return True
         if action == "identify" and op.type == "person":
@@ -196,7 +217,10 @@ class Auditor:
             if isinstance(attrs, dict):
                 if ident is not None:
                     self.identity.profile(ident.kind, ident.value, attrs, rec)
-                anon = attrs.get("anonymous_id")
+                anon: Any = attrs.get("anonymous_id")
+                if op.api == "pipelines":  # linked by an identify with a userId
+                    known = ident is not None and ident.kind != "anonymous_id"
+                    anon = body.get("anonymousId") if known and body is not None else None
                 if isinstance(anon, str | int) and not isinstance(anon, bool) and anon != "":
                     self.anonymous.identify(str(anon), when)
                 overrides = _overrides(renamed, op.batch_index, op.data_key or "")
@@ -213,12 +237,14 @@ class Auditor:
         ref: int,
         invalid: bool,
         renamed: dict[tuple[int | None, str], Any] | None,
+        pipelines: bool = False,
     ) -> None:
-        raw = body.get("name")
+        name_key = "event" if pipelines else "name"
+        raw = body.get(name_key)
         stamp = body.get("timestamp")
         overrides = None
         if renamed is not None:
-            raw = renamed.get((index, "name"), raw)
+            raw = renamed.get((index, name_key), raw)
             stamp = renamed.get((index, "timestamp"), stamp)
             overrides = _overrides(renamed, index, data_key or "data")
         census = self.events
@@ -226,10 +252,13 @@ class Auditor:
         census.add(
             key, body.get(data_key) if data_key else None, rec, overrides, rec.request.source
         )
-        census.timestamp(stamp, ref, rec)
-        event_id = body.get("id")
-        if event_id is not None and type(event_id) in (str, int) and event_id != "":
-            self.duplicates.event_id(str(event_id), rec)
+        if pipelines:  # its messageId is counted with every other call's
+            census.pipelines_timestamp(stamp, ref, rec)
+        else:
+            census.timestamp(stamp, ref, rec)
+            event_id = body.get("id")
+            if event_id is not None and type(event_id) in (str, int) and event_id != "":
+                self.duplicates.event_id(str(event_id), rec)
         if when is not None:
             self.timeline.add(key, when, invalid)
 
@@ -272,6 +301,31 @@ class Auditor:
                 self._event(item, "attributes", index, rec, when, ref, True, None)
                 seen = True
         return seen
+
+    def _pipelines_calls(
+        self, rec: Record, result: PipelinesResult, when: int | None, ref: int
+    ) -> bool:
+        """Every call's messageId (SDK retries resend them), and the track calls the
+        Pipelines API drops: still what the app sent. True when a dropped call was an event."""
+        kind = None if result.route is None or result.route.is_batch else result.route.kind
+        calls = [(c.index, c.body) for c in result.calls]
+        calls += [(d.index, d.body) for d in result.dropped]
+        if result.calls and result.dropped:
+            calls.sort(key=lambda c: -1 if c[0] is None else c[0])
+        saw_event = False
+        duplicates = self.duplicates
+        for _index, body in calls:
+            if type(body) is not dict:
+                continue
+            message_id = body.get("messageId")
+            if type(message_id) is str and message_id:
+                duplicates.message_id(message_id, rec)
+        for dropped in result.dropped:
+            body = dropped.body
+            if type(body) is dict and (kind or body.get("type")) == "track":
+                self._event(body, "properties", dropped.index, rec, when, ref, True, None, True)
+                saw_event = True
+        return saw_event
 
 
 def _count(tally: Tally, key: Any, rec: Record, detail: str) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Final, cast
 
-from trackguard.audit.census import NO_NAME, OTHER_EVENTS, PropStats
+from trackguard.audit.census import NO_NAME, OTHER_EVENTS, PIPELINES, PropStats
 from trackguard.audit.engine import Auditor
 from trackguard.audit.identity import IdentityCensus
 from trackguard.audit.model import DriftCluster, Example, Finding, Gap, Severity, TypeDrift
@@ -44,6 +44,27 @@ _TIMESTAMP_SEVERITY: Final[dict[str, tuple[Severity, str]]] = {
         "unparseable event timestamps: Customer.io replaces them with the time of receipt",
     ),
 }
+
+_PIPELINES_FORMS: Final = {
+    "seconds": "unix seconds",
+    "milliseconds": "milliseconds",
+    "microseconds": "microseconds",
+    "nanoseconds": "nanoseconds",
+    "negative": "negative numbers",
+    "float_seconds": "fractional seconds",
+    "numeric_string": "numeric strings",
+    "invalid": "unparseable strings",
+}
+#: A Pipelines call whose timestamp is not ISO-8601 is dropped (the API's contract).
+_TIMESTAMP_SEVERITY.update(
+    {
+        PIPELINES + kind: (
+            "error",
+            f"Pipelines timestamps as {form}: the Pipelines API wants ISO-8601 and drops the call",
+        )
+        for kind, form in _PIPELINES_FORMS.items()
+    }
+)
 
 
 def _share(count: int, total: int) -> float:
@@ -475,6 +496,20 @@ def from_duplicates(a: Auditor) -> list[Finding]:
                 events,
                 "events",
                 d.examples["keys"],
+            )
+        )
+    if d.messages:
+        out.append(
+            finding(
+                "duplicates.message_ids",
+                "duplicates",
+                "warning",
+                f"Pipelines calls sent again with the same messageId ({d.message_ids} messageIds "
+                "repeated: SDK retries)",
+                d.messages,
+                d.message_calls,
+                "Pipelines calls with a messageId",
+                d.examples["messages"],
             )
         )
     if d.ids:

@@ -140,8 +140,14 @@ class Totals(msgspec.Struct, frozen=True, kw_only=True):
     skipped: int
     blank: int
     requests: int  # readable records checked
+    pipelines: int  # ... of them Pipelines API requests (``/v1/``)
     events: int  # event operations (accepted or not) seen
     seconds: float
+
+    @property
+    def pipelines_note(self) -> str:
+        """`` (12 to the Pipelines API)`` when any request was: what renderers add."""
+        return f" ({self.pipelines} to the Pipelines API)" if self.pipelines else ""
 
 
 class AuditReport(msgspec.Struct, frozen=True, kw_only=True):

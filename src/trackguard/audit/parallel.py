@@ -4,10 +4,10 @@ Each worker audits one share of the input (a file, or a line-aligned byte range 
 file; see :mod:`trackguard.shares`) and sends back its censuses. The parent merges them in
 input order, so every "first seen" map, example list and dict order comes out as a
 sequential run's. What depends on everything before it is not merged but replayed: workers
-record the duplicate checks (request hashes, event ids, dedupe keys), anonymous events and
-the identifies that link them, the capped sets of ids, emails and email/id links, and each
-event's first appearance on the timeline; the parent runs those calls through the real
-censuses in input order, so their caps are reached where one process reaches them. The
+record the duplicate checks (request hashes, event ids, dedupe keys, messageIds), anonymous
+events and the identifies that link them, the capped sets of ids, emails and email/id links,
+and each event's first appearance on the timeline; the parent runs those calls through the
+real censuses in input order, so their caps are reached where one process reaches them. The
 calls spill to a temporary file past :data:`SPILL_OPS`, so a worker's memory stays bounded.
 
 The other caps on distinct values (:class:`~trackguard.audit.caps.Limits`: event names,
@@ -33,11 +33,11 @@ from trackguard.audit.census import _FULL, MAX_SOURCES, EventCensus, EventStats
 from trackguard.audit.duplicates import DuplicateCensus
 from trackguard.audit.engine import Auditor
 from trackguard.audit.identity import AnonymousCensus, IdentityCensus
-from trackguard.audit.readers import FileCounter, Record, Unreadable, _is_har, read
+from trackguard.audit.readers import FileCounter, Record, Unreadable, read, splittable
 from trackguard.audit.tally import Tally
 from trackguard.audit.timeline import OTHER, WIDTHS, TimelineCensus, rebucketed
 from trackguard.plan.model import Plan
-from trackguard.shares import Share, is_gzip, plan_shares, run_shares
+from trackguard.shares import Share, plan_shares, run_shares
 
 #: Recorded calls a worker holds before writing them to its spill file.
 SPILL_OPS: Final = 50_000
@@ -125,6 +125,9 @@ class _Duplicates(DuplicateCensus):
     def dedupe_key(self, key: str, at: Any) -> None:
         self.log.add(("k", key, at.pos))
 
+    def message_id(self, value: str, at: Any) -> None:
+        self.log.add(("g", value, at.pos))
+
 
 class _Anonymous(AnonymousCensus):
     """Records anonymous events and identifies for the parent to replay."""
@@ -177,6 +180,7 @@ class Part:
     counter: FileCounter
     har: bool
     requests: int
+    pipelines: int
     bad_times: int
     outcomes: dict[str, int]
     statuses: dict[int | None, int]
@@ -234,6 +238,7 @@ def _work(i: int) -> Part:
         counter=counter,
         har=counter.format == "har",
         requests=auditor.requests,
+        pipelines=auditor.pipelines,
         bad_times=auditor.bad_times,
         outcomes=auditor.outcomes,
         statuses=auditor.statuses,
@@ -245,11 +250,6 @@ def _work(i: int) -> Part:
         notes=auditor.caps.notes,
         ops=log.finish(),
     )
-
-
-def splittable(path: Path) -> bool:
-    """A plain line-oriented file (not gzip, not HAR): it can be read in byte ranges."""
-    return not is_gzip(path) and not _is_har(path)
 
 
 def audit_jobs(
@@ -307,6 +307,7 @@ class _Merger:
             raise Inexact
         a = self.a
         a.requests += part.requests
+        a.pipelines += part.pipelines
         a.bad_times += part.bad_times
         _add_counts(a.outcomes, part.outcomes)
         _add_counts(a.statuses, part.statuses)
@@ -337,6 +338,8 @@ class _Merger:
                 dup.event_id(op[1], _At(file, op[2], har))
             elif kind == "k":
                 dup.dedupe_key(op[1], _At(file, op[2], har))
+            elif kind == "g":
+                dup.message_id(op[1], _At(file, op[2], har))
             elif kind == "e":
                 anon.event(op[1], op[2], _At(file, op[3], har))
             elif kind == "i":

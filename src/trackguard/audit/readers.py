@@ -1,9 +1,10 @@
 """Reading logs for the audit: request logs, HAR captures and mapped JSONL, gzip or not.
 
 Every line (or HAR entry) comes out as exactly one of :class:`Record` (a request to check),
-:class:`Unreadable` (with its position and why) or :class:`Skipped` (a HAR entry that is not a
-Track API call), so the report's totals always add up. Nothing here raises on file content:
-truncated gzip, binary garbage, non-UTF-8 bytes and huge lines are reported, not fatal.
+:class:`Unreadable` (with its position and why) or :class:`Skipped` (a HAR entry that is
+neither a Track API nor a Pipelines API call), so the report's totals always add up. Nothing
+here raises on file content: truncated gzip, binary garbage, non-UTF-8 bytes and huge lines
+are reported, not fatal.
 
 JSONL is streamed a line at a time with a bounded line length; a HAR file is one JSON document
 and is decoded whole (its entries one by one, so one bad entry does not spoil the others).
@@ -27,8 +28,9 @@ from urllib.parse import urlsplit
 import msgspec
 
 from trackguard.contract.operations import Request
+from trackguard.contract.pipelines import route_for
 from trackguard.errors import InputError as BaseInputError
-from trackguard.shares import RangeReader, Share
+from trackguard.shares import RangeReader, Share, is_gzip
 
 #: Lines longer than this are reported as unreadable, not parsed: Customer.io refuses bodies
 #: over 1 MiB, and escaping can double a body's size inside a JSON string.
@@ -69,7 +71,7 @@ class Unreadable(msgspec.Struct, frozen=True, gc=False):
 
 
 class Skipped(msgspec.Struct, frozen=True, gc=False):
-    """A HAR entry for something other than the Track API (pages, images, other APIs)."""
+    """A HAR entry for something other than Customer.io's APIs (pages, images, other APIs)."""
 
     file: str
     position: str
@@ -110,6 +112,7 @@ class _LogLine(msgspec.Struct, gc=False):
     method: str
     path: str
     body: Any = None
+    body_base64: str | None = None  # the exact bytes of a body that is not UTF-8
     time: str | None = None
     status: int | None = None
     response: Any = None
@@ -128,6 +131,16 @@ def _body_bytes(body: Any) -> bytes:
     if isinstance(body, str):
         return body.encode("utf-8", "surrogatepass")
     return _encode(body)
+
+
+def _base64_body(value: Any) -> bytes | None:
+    """The bytes of a request log's ``body_base64``, or None when it is not base64."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        return None
 
 
 def _text(value: Any) -> str | None:
@@ -181,10 +194,16 @@ def _from_fields(fields: dict[str, Any], name: str, pos: int) -> Record | Unread
     if path is None:
         return Unreadable(name, str(pos), 'missing "path", or it is not a path or URL')
     source = fields.get("source")
+    body = _body_bytes(fields.get("body"))
+    if "body_base64" in fields and fields["body_base64"] is not None:
+        exact = _base64_body(fields["body_base64"])
+        if exact is None:
+            return Unreadable(name, str(pos), '"body_base64" is not valid base64')
+        body = exact
     request = Request(
         method=method.upper(),
         path=path,
-        body=_body_bytes(fields.get("body")),
+        body=body,
         headers=_headers_of(fields.get("headers")),
         source=source if isinstance(source, str) else None,
     )
@@ -223,7 +242,14 @@ def _log_line(line: bytes, name: str, pos: int) -> Record | Unreadable:
             return Unreadable(name, str(pos), 'missing "path", or it is not a path or URL')
         path = fixed
     body = rec.body
-    raw = body.encode("utf-8", "surrogatepass") if type(body) is str else _body_bytes(body)
+    if rec.body_base64 is not None:
+        raw = _base64_body(rec.body_base64)
+        if raw is None:
+            return Unreadable(name, str(pos), '"body_base64" is not valid base64')
+    elif type(body) is str:
+        raw = body.encode("utf-8", "surrogatepass")
+    else:
+        raw = _body_bytes(body)
     headers = rec.headers
     request = Request(
         method=rec.method.upper(),
@@ -433,6 +459,16 @@ def _har_text(text: str | None, encoding: str | None) -> str | None:
         return None
 
 
+def _is_call(host: str, path: str) -> bool:
+    """Customer.io's host, a Track API path, or a Pipelines call's path (``/v1/track``, the
+    browser's ``/v1/t``...) on any host: an app talking to a gateway or a proxy of its own. The
+    browser SDK's telemetry (``/v1/m``) is not a call."""
+    route = route_for(path)
+    if route is not None:
+        return route.kind != "metrics"
+    return "customer.io" in host or path.startswith(_TRACK_PREFIXES)
+
+
 def _har_entry(raw: msgspec.Raw, name: str, index: int) -> Item:
     position = f"entry[{index}]"
     try:
@@ -442,16 +478,19 @@ def _har_entry(raw: msgspec.Raw, name: str, index: int) -> Item:
     req = entry.request
     parts = urlsplit(req.url)
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    if not ("customer.io" in parts.netloc or path.startswith(_TRACK_PREFIXES)):
+    if not _is_call(parts.netloc, path):
         return Skipped(name, position)
     method = req.method.upper()
     body: bytes = b""
     post = req.postData
     if post is not None and post.text is not None:
-        text = _har_text(post.text, post.encoding)
-        if text is None:
-            return Unreadable(name, position, "HAR request body is not valid base64")
-        body = text.encode("utf-8", "surrogatepass")
+        if post.encoding == "base64":  # the bytes as sent (a gzip body, say)
+            try:
+                body = base64.b64decode(post.text, validate=True)
+            except (binascii.Error, ValueError):
+                return Unreadable(name, position, "HAR request body is not valid base64")
+        else:
+            body = post.text.encode("utf-8", "surrogatepass")
     elif method in ("POST", "PUT", "PATCH") and not parts.path.endswith(_BODYLESS_SUFFIXES):
         return Unreadable(name, position, "HAR entry has no request body (postData)")
     status: int | None = None
@@ -470,7 +509,8 @@ def _har_entry(raw: msgspec.Raw, name: str, index: int) -> Item:
     return Record(name, index, True, request, entry.startedDateTime, status, response)
 
 
-def _har(path: Path, counter: FileCounter) -> Iterator[Item]:
+def read_har(path: Path, counter: FileCounter) -> Iterator[Item]:
+    """Every entry of a HAR capture, in order (also ``check``'s HAR reader)."""
     name = counter.path
     try:
         fh, raw = _open(path)
@@ -510,7 +550,7 @@ def _har(path: Path, counter: FileCounter) -> Iterator[Item]:
 # --- inputs -------------------------------------------------------------------------------------
 
 
-def _is_har(path: Path) -> bool:
+def is_har(path: Path) -> bool:
     """By extension (``.har``, ``.har.gz``), else by a JSON document opening with ``"log"``.
 
     Files named ``.jsonl``/``.ndjson`` (gzipped or not) are always line-oriented.
@@ -531,6 +571,11 @@ def _is_har(path: Path) -> bool:
         return False
     first_line = head.lstrip().split(b"\n", 1)[0].strip()
     return first_line == b"{" or first_line.startswith(b'{"log"')
+
+
+def splittable(path: Path) -> bool:
+    """A plain line-oriented file (not gzip, not HAR): it can be read in byte ranges."""
+    return not is_gzip(path) and not is_har(path)
 
 
 def expand(patterns: list[str]) -> list[Path]:
@@ -566,9 +611,9 @@ def read(
 
     ``share`` reads only that byte range of a plain line-oriented file (``audit --jobs``).
     """
-    if _is_har(path):
+    if is_har(path):
         counter.format = "har"
-        return _har(path, counter)
+        return read_har(path, counter)
     if mapping is not None:
         counter.format = "mapped-jsonl"
 

@@ -287,8 +287,8 @@ def render_html(report: AuditReport) -> str:
 <title>{TITLE}</title><style>{_CSS}</style></head><body>
 <h1>{TITLE}</h1>
 <p>{plan}; {t.records} records ({t.bytes / 1e6:.1f} MB) read in {t.seconds:.1f} s:
-{t.requests} requests checked, {t.unreadable} unreadable, {t.skipped} skipped (not Track API),
-{t.blank} blank lines; {t.events} events.</p>
+{t.requests} requests checked{t.pipelines_note}, {t.unreadable} unreadable,
+{t.skipped} skipped (not Customer.io's APIs), {t.blank} blank lines; {t.events} events.</p>
 <table id="inputs"><thead><tr><th>file</th><th>format</th><th>records</th><th>readable</th>
 <th>unreadable</th><th>skipped</th><th>blank</th></tr></thead><tbody>{inputs}</tbody></table>
 <h2>Verdicts and log statuses</h2>

@@ -34,8 +34,8 @@ def render_terminal(report: AuditReport, console: Console) -> None:
         )
     )
     console.print(
-        f"{t.requests} requests checked, {t.unreadable} unreadable, {t.skipped} skipped "
-        f"(not Track API), {t.blank} blank; {t.events} events"
+        f"{t.requests} requests checked{t.pipelines_note}, {t.unreadable} unreadable, "
+        f"{t.skipped} skipped (not Customer.io's APIs), {t.blank} blank; {t.events} events"
     )
     outcomes = ", ".join(f"{k} {v}" for k, v in report.outcomes.items())
     statuses = ", ".join(f"{k}: {v}" for k, v in report.statuses.items())

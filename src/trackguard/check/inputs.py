@@ -1,9 +1,12 @@
-"""Reading request files for ``trackguard check``: JSONL, one request per line, gzip or not.
+"""Reading request files for ``trackguard check``: JSONL, one request per line, gzip or not;
+and HAR captures (read by the audit's reader, :mod:`trackguard.audit.readers`).
 
-A line is ``{"method": ..., "path": ..., "body": <JSON value or raw string>, "headers": {...}}``.
-A string ``body`` is the raw body text (so broken JSON can be written down); any other JSON
-value is the decoded body. A line that cannot be read is yielded as :class:`Unreadable`, with
-its position: it is counted, never skipped silently.
+A line is ``{"method": ..., "path": ..., "body": <JSON value or raw string>, "headers": {...}}``
+(a request-log line is one). A string ``body`` is the raw body text (so broken JSON can be
+written down); any other JSON value is the decoded body. A line or HAR entry that cannot be
+read is yielded as :class:`Unreadable`, with its position: it is counted, never skipped
+silently. A HAR entry for something other than Customer.io's APIs is yielded as
+:class:`Skipped`, and counted too.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ from typing import IO, Any, Protocol, cast
 
 import msgspec
 
+from trackguard.audit.readers import FileCounter, Record, is_har, read_har
+from trackguard.audit.readers import Unreadable as HarUnreadable
 from trackguard.contract.operations import Request
 from trackguard.shares import RangeReader, Share
 
@@ -28,20 +33,50 @@ _decode = msgspec.json.Decoder().decode
 _encode = msgspec.json.encode
 
 
-class Unreadable(msgspec.Struct, frozen=True):
-    """A line that is not a request record."""
+class _Placed:
+    """Where an item was read: ``file:line``, or ``file:entry[N]`` for a HAR entry."""
+
+    __slots__ = ()
+    file: str
+    line: int
+    entry: bool
+
+    @property
+    def where(self) -> str:
+        return f"{self.file}:entry[{self.line}]" if self.entry else f"{self.file}:{self.line}"
+
+    def position(self) -> dict[str, object]:
+        """The keys of a ``--format jsonl`` line that say where."""
+        key = "entry" if self.entry else "line"
+        return {"file": self.file, key: self.line}
+
+
+class Unreadable(_Placed, msgspec.Struct, frozen=True):
+    """A line (or HAR entry, with ``entry``) that is not a request record."""
 
     file: str
     line: int
     reason: str
+    entry: bool = False
 
 
-class Located(msgspec.Struct, frozen=True):
-    """A request and where it was read."""
+class Located(_Placed, msgspec.Struct, frozen=True):
+    """A request and where it was read: a line number, or with ``entry`` a HAR entry index."""
 
     file: str
     line: int
     request: Request
+    entry: bool = False
+
+
+class Skipped(msgspec.Struct, frozen=True):
+    """A HAR entry for something other than Customer.io's APIs (pages, images, other APIs)."""
+
+    file: str
+    line: int
+
+
+Item = Located | Unreadable | Skipped
 
 
 STDIN = Path("-")
@@ -145,9 +180,26 @@ def _lines(fh: _LineSource, lineno: int = 0) -> Iterator[tuple[int, bytes | None
         yield lineno, line
 
 
-def iter_requests(paths: list[Path]) -> Iterator[Located | Unreadable]:
-    """Every line of every file, as a request or as an unreadable line."""
+def _har(path: Path) -> Iterator[Item]:
+    """The entries of a HAR capture, as the audit reads them."""
+    for item in read_har(path, FileCounter(str(path), "har")):
+        if isinstance(item, Record):
+            yield Located(item.file, item.pos, item.request, True)
+        elif isinstance(item, HarUnreadable):
+            if item.position.startswith("entry["):
+                yield Unreadable(item.file, int(item.position[6:-1]), item.reason, True)
+            else:
+                yield Unreadable(item.file, 0, item.reason)
+        else:
+            yield Skipped(item.file, int(item.position[6:-1]))
+
+
+def iter_requests(paths: list[Path]) -> Iterator[Item]:
+    """Every line (or HAR entry) of every file, as a request, unreadable, or skipped."""
     for path in paths:
+        if path != STDIN and is_har(path):
+            yield from _har(path)
+            continue
         with ExitStack() as stack:
             try:
                 fh = stack.enter_context(open_input(path))
@@ -157,7 +209,7 @@ def iter_requests(paths: list[Path]) -> Iterator[Located | Unreadable]:
             yield from _read(str(path), fh)
 
 
-def iter_share(share: Share) -> Iterator[Located | Unreadable]:
+def iter_share(share: Share) -> Iterator[Item]:
     """One share of the input (``check --jobs``): a whole file, or a byte range of a plain one
     from a line start, its lines numbered as in the whole file."""
     if share.whole:

@@ -17,36 +17,39 @@ from typing import IO
 
 import msgspec
 
-from trackguard.check.inputs import Located, Unreadable, iter_requests, iter_share
+from trackguard.audit.readers import splittable
+from trackguard.check.inputs import (
+    Item,
+    Skipped,
+    Unreadable,
+    iter_requests,
+    iter_share,
+)
+from trackguard.check.judge import Judge
 from trackguard.check.summary import Summary
-from trackguard.core.pipeline import Checker
 from trackguard.core.verdict import verdict_to_dict
 from trackguard.plan.model import Plan
-from trackguard.shares import Share, is_gzip, plan_shares, run_shares
+from trackguard.shares import Share, plan_shares, run_shares
 
 _encode = msgspec.json.encode
 
 
-def check_items(
-    items: Iterable[Located | Unreadable], checker: Checker, out: IO[bytes] | None
-) -> Summary:
+def check_items(items: Iterable[Item], checker: Judge, out: IO[bytes] | None) -> Summary:
     """The summary of ``items``; with ``out``, one JSON verdict (or unreadable) line each."""
     summary = Summary()
     for item in items:
-        where = f"{item.file}:{item.line}"
-        if not isinstance(item, Located):
-            summary.add_unreadable(where, item.reason)
+        if isinstance(item, Skipped):
+            summary.skipped += 1
+            continue
+        if isinstance(item, Unreadable):
+            summary.add_unreadable(item.where, item.reason)
             if out is not None:
-                out.write(
-                    _encode({"file": item.file, "line": item.line, "unreadable": item.reason})
-                )
-                out.write(b"\n")
+                out.write(_encode({**item.position(), "unreadable": item.reason}) + b"\n")
             continue
         verdict = checker.check(item.request)
-        summary.add(verdict, where)
+        summary.add(verdict, item.where)
         if out is not None:
-            record = {"file": item.file, "line": item.line, **verdict_to_dict(verdict)}
-            out.write(_encode(record) + b"\n")
+            out.write(_encode({**item.position(), **verdict_to_dict(verdict)}) + b"\n")
     return summary
 
 
@@ -64,7 +67,7 @@ _job: _Job | None = None  # set before the workers fork; they inherit it
 def _work(i: int) -> tuple[Summary, str | None]:
     job = _job
     assert job is not None
-    checker = Checker(job.plan, strict=job.strict)
+    checker = Judge(job.plan, strict=job.strict)
     items = iter_share(job.shares[i])
     if job.tmpdir is None:
         return check_items(items, checker, None), None
@@ -77,9 +80,9 @@ def check_jobs(
 ) -> Summary:
     """:func:`check_items` over ``files`` in ``jobs`` worker processes, output in order."""
     global _job
-    shares = plan_shares(files, jobs, splittable=lambda p: not is_gzip(p))
+    shares = plan_shares(files, jobs, splittable=splittable)
     if shares is None:  # one share, or too little input to be worth a process
-        return check_items(iter_requests(files), Checker(plan, strict=strict), out)
+        return check_items(iter_requests(files), Judge(plan, strict=strict), out)
     summary = Summary()
     with tempfile.TemporaryDirectory(prefix="trackguard-check-") as tmpdir:
         _job = _Job(shares, plan, strict, tmpdir if out is not None else None)

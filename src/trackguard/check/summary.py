@@ -23,6 +23,7 @@ class CodeStats:
 class Summary:
     requests: int = 0
     unreadable: int = 0
+    skipped: int = 0  # HAR entries for something other than Customer.io's APIs
     outcomes: Counter[str] = field(default_factory=Counter)
     codes: dict[str, CodeStats] = field(default_factory=dict)
     operations_accepted: int = 0
@@ -60,6 +61,7 @@ class Summary:
         by position, and ties keep their first-seen order."""
         self.requests += later.requests
         self.unreadable += later.unreadable
+        self.skipped += later.skipped
         self.outcomes.update(later.outcomes)
         self.operations_accepted += later.operations_accepted
         self.operations_rejected += later.operations_rejected

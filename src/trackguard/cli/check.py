@@ -11,12 +11,12 @@ from rich.console import Console
 from rich.table import Table
 
 from trackguard.check.inputs import STDIN, iter_requests
+from trackguard.check.judge import Judge
 from trackguard.check.run import check_items, check_jobs
 from trackguard.check.samples import DEMO_DEFECT_RATE, d2c_traffic
 from trackguard.check.summary import Summary
 from trackguard.cli.base import TrackguardCommand
 from trackguard.cli.options import jobs_option, output_option, plan_option, write_atomic
-from trackguard.core.pipeline import Checker
 from trackguard.errors import InputError
 from trackguard.plan.model import Plan
 from trackguard.shares import can_fork
@@ -41,6 +41,8 @@ def render_summary(summary: Summary, console: Console, *, title: str) -> None:
         style = _OUTCOME_STYLE[outcome]
         table.add_row(f"[{style}]{outcome}[/]", str(count), f"{100 * count / total:.1f}%")
     table.add_row("unreadable lines", str(summary.unreadable), "")
+    if summary.skipped:
+        table.add_row("skipped HAR entries", str(summary.skipped), "")
     console.print(table)
     console.print(
         f"{summary.requests} requests: {summary.operations_accepted} operations would be sent, "
@@ -82,10 +84,12 @@ def render_summary(summary: Summary, console: Console, *, title: str) -> None:
 def check_command(
     files: tuple[Path, ...], plan: Plan | None, fmt: str, strict: bool, jobs: int
 ) -> None:
-    """Check Track API requests in FILES (JSONL, gzip accepted; - reads stdin) offline.
+    """Check Track and Pipelines API requests in FILES (JSONL or HAR, gzip accepted; - reads
+    stdin) offline.
 
-    Each line is {"method": ..., "path": ..., "body": ...}; a string body is raw body text.
-    Without --plan only Customer.io's contract is checked. Files are checked in --jobs
+    Each line is {"method": ..., "path": ..., "body": ...}; a string body is raw body text (a
+    request-log line is one). A /v1/ path is a Pipelines API request. Without --plan only
+    Customer.io's contracts are checked. Files are checked in --jobs
     processes (standard input in one); the output is the same for any number. Exit status: 0
     when nothing is rejected, 1 when something is, 2 on usage errors (a missing file, a bad
     plan).
@@ -108,7 +112,7 @@ def check_command(
     if jobs > 1 and can_fork() and STDIN not in paths:
         summary = check_jobs(paths, plan, strict=strict, jobs=jobs, out=lines)
     else:
-        summary = check_items(iter_requests(paths), Checker(plan, strict=strict), lines)
+        summary = check_items(iter_requests(paths), Judge(plan, strict=strict), lines)
     if fmt == "summary":
         title = f"trackguard check ({'plan ' + plan.name if plan else 'contract only'})"
         render_summary(summary, Console(), title=title)
