@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from pipelines_corpus import HAR, MIXED, T, mixed_traffic, write_jsonl
 
 import trackguard.shares as shares
+from pipelines_corpus import HAR, MIXED, T, mixed_traffic, write_jsonl
 from trackguard.audit import AuditReport, audit, run_audit
 from trackguard.audit.readers import FileCounter, Record, Skipped, Unreadable, read
 from trackguard.audit.report_json import render_json
