@@ -18,6 +18,12 @@ It keeps the guarantees of :class:`~trackguard.store.sqlite.SQLiteStore`, on the
   leased while an earlier one is in flight (without the lock, a worker could skip a row another
   worker is leasing and take the same person's next row). Leased rows get ``next_attempt_at =
   now + lease_seconds``, so a dead worker's rows are leased again after that.
+- **Wake-ups**: a commit that adds outbox rows, identity bindings or orders sends one
+  ``NOTIFY`` on the schema's channel in its transaction; :meth:`PostgresStore.subscribe` wakes
+  deliverers and gateways on it (``listen.py``), and they still poll as a fallback.
+- **A shared rate limit**: :meth:`PostgresStore.reserve_tokens` takes tokens from a bucket kept
+  in ``meta`` under a row lock, so every deliverer on the schema shares one upstream rate
+  (``delivery/ratelimit.py``).
 - **Losing the database** makes calls raise :class:`StoreError` (the gateway answers 503 and
   ``/readyz`` says not ready); a broken connection is dropped and the next call connects again,
   so the store recovers by itself when PostgreSQL is back.
@@ -32,7 +38,7 @@ from __future__ import annotations
 import threading
 import time
 import zlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, Final
 
@@ -47,6 +53,7 @@ from trackguard.store.base import (
     StoreNotFound,
     Write,
 )
+from trackguard.store.listen import IDENTITIES, OUTBOX, Listener, Unsubscribe, channel_name
 from trackguard.store.queries import _OUTBOX_COLUMNS, StoreReads, _outbox_row
 from trackguard.store.sqlite import (
     _claiming,
@@ -283,6 +290,9 @@ class PostgresStore(StoreReads):
         self._slots = threading.BoundedSemaphore(pool_size)
         self._idle: list[psycopg.Connection[Any]] = []
         self._lock_key = zlib.crc32(self.schema.encode()) - 2**31
+        #: The NOTIFY channel of this schema, and its listener (started by :meth:`subscribe`).
+        self.channel = channel_name(self.schema)
+        self._listener: Listener | None = None
         try:
             self._migrate(create)
         except BaseException:
@@ -427,6 +437,11 @@ class PostgresStore(StoreReads):
                 _learn(cur, writes)
             if meta:
                 _save_meta(cur, meta)
+            changed = (OUTBOX if outbox else "") + (
+                IDENTITIES if profiles or any(w.links for w in writes) else ""
+            )
+            if changed:  # one per commit; delivered to listeners once this one commits
+                cur.execute("SELECT pg_notify(%s, %s)", (self.channel, changed))
             if quarantine_states:
                 cur.executemany(
                     "UPDATE quarantine SET state = %s WHERE id = %s",
@@ -528,12 +543,24 @@ class PostgresStore(StoreReads):
             before = cur.execute("SELECT count(*) FROM identities").fetchone()
             cur.executemany(_BIND, [(email.strip().lower(), ident) for email, ident in pairs])
             after = cur.execute("SELECT count(*) FROM identities").fetchone()
+            cur.execute("SELECT pg_notify(%s, %s)", (self.channel, IDENTITIES))
         return int(after[0]) - int(before[0]) if before and after else 0
 
     def set_meta(self, key: str, value: str) -> None:
         """Save ``value`` under ``key`` in its own transaction."""
         with self._transaction() as cur:
             _save_meta(cur, {key: value})
+
+    def subscribe(self, kinds: str, callback: Callable[[], None]) -> Unsubscribe:
+        """Call ``callback`` after each commit that added what ``kinds`` names (``listen.py``:
+        ``o`` outbox rows, ``i`` bindings or orders) and after the listening connection came
+        back; the first subscription opens that connection, on a thread of its own."""
+        self._check_open()
+        with self._lock:
+            if self._listener is None:
+                self._listener = Listener(self._connect, self.channel)
+            listener = self._listener
+        return listener.add(kinds, callback)
 
     def close(self) -> None:
         """Close every connection; idempotent. Later calls raise StoreClosed."""
@@ -542,6 +569,9 @@ class PostgresStore(StoreReads):
                 return
             self._closed = True
             idle, self._idle = self._idle, []
+            listener, self._listener = self._listener, None
+        if listener is not None:
+            listener.close()
         for conn in idle:
             conn.close()
 
