@@ -54,7 +54,7 @@ from trackguard.delivery.circuit import (
     CircuitState,
     decode_state,
 )
-from trackguard.delivery.ratelimit import TokenBucket
+from trackguard.delivery.ratelimit import Bucket, bucket_for
 from trackguard.delivery.transport import Transport, TransportError, retry_after_seconds
 from trackguard.store.base import (
     OutboxRow,
@@ -295,7 +295,8 @@ class _Round:
 
 class DeliveryWorker:
     """Sends the outbox of ``store`` through ``transport``, at most ``rate`` requests per
-    second (``burst`` at once), ``lease_size`` rows per round.
+    second (``burst`` at once), ``lease_size`` rows per round. On a PostgreSQL store the rate
+    is shared with every other worker on it (``ratelimit.SharedBucket``).
 
     ``clock`` is Unix time (the store's timestamps are); ``sleep`` waits for rate-limit tokens;
     ``rng`` draws backoff jitter. Inject fakes of the three for deterministic tests.
@@ -331,8 +332,9 @@ class DeliveryWorker:
             raise ValueError("lease_size must be at least 1")
         self.store = store
         self.transport = transport
-        self.bucket = TokenBucket(
-            rate, burst if burst is not None else max(1, int(rate / 10)), clock
+        # On a PostgreSQL store the buckets are shared by every deliverer (ratelimit.py).
+        self.bucket: Bucket = bucket_for(
+            store, "track", rate, burst if burst is not None else max(1, int(rate / 10)), clock
         )
         self.lease_size = lease_size
         self.max_attempts = max_attempts
@@ -349,7 +351,9 @@ class DeliveryWorker:
         self.metrics = DeliveryMetrics()
         #: The Pipelines API's transport and token bucket (None: Pipelines rows wait, logged).
         self.pipelines = pipelines
-        self.pipelines_bucket = TokenBucket(pipelines_rate, max(1, int(pipelines_rate / 10)), clock)
+        self.pipelines_bucket: Bucket = bucket_for(
+            store, "pipelines", pipelines_rate, max(1, int(pipelines_rate / 10)), clock
+        )
         self._failures = 0  # consecutive failed requests: the backoff exponent
         self.circuit = Circuit(circuit) if circuit is not None else None
         #: Refused rows of the current streak of bad batches, by seq: quarantined when a good

@@ -42,10 +42,12 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, Final
 
+import msgspec
 import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
+from trackguard.delivery.ratelimit import take
 from trackguard.store.base import (
     OutboxRow,
     QuarantineRecord,
@@ -240,6 +242,12 @@ _MARK_FAILED: Final = (
     _PENDING_LOCKED + "UPDATE outbox SET state = 'failed', attempts = attempts + 1,"
     " finished_at = %(now)s FROM t WHERE outbox.seq = t.seq RETURNING outbox.seq"
 )
+# The shared bucket's row, locked, and the database's clock.
+_BUCKET: Final = (
+    "SELECT value, extract(epoch FROM clock_timestamp()) FROM meta WHERE key = %s FOR UPDATE"
+)
+_encode_bucket: Final = msgspec.json.encode
+_decode_bucket: Final = msgspec.json.Decoder(dict[str, float])
 _ADD_COUNT: Final = "UPDATE counts SET n = n + %s WHERE name = %s"
 _CLAIM_SWEEP_EVERY: Final = 1000
 
@@ -551,6 +559,27 @@ class PostgresStore(StoreReads):
         with self._transaction() as cur:
             _save_meta(cur, {key: value})
 
+    def reserve_tokens(self, name: str, n: int, rate: float, capacity: float) -> float:
+        """Take ``n`` tokens from the shared bucket ``name`` (``ratelimit.take``), kept in
+        ``meta`` under ``ratelimit.<name>`` and refilled by the database's clock, so deliverers
+        on hosts whose clocks differ share one rate; the seconds to wait before using them."""
+        key = f"ratelimit.{name}"
+        with self._transaction() as cur:
+            cur.execute(
+                "INSERT INTO meta (key, value) VALUES (%s, '') ON CONFLICT (key) DO NOTHING",
+                (key,),
+            )
+            row = cur.execute(_BUCKET, (key,)).fetchone()
+            assert row is not None
+            saved, now = _bucket_state(row[0]), float(row[1])
+            tokens, at = saved if saved is not None else (capacity, now)
+            level, at, wait = take(tokens, at, now, rate, capacity, n)
+            cur.execute(
+                "UPDATE meta SET value = %s WHERE key = %s",
+                (_encode_bucket({"tokens": level, "at": at}).decode(), key),
+            )
+        return wait
+
     def subscribe(self, kinds: str, callback: Callable[[], None]) -> Unsubscribe:
         """Call ``callback`` after each commit that added what ``kinds`` names (``listen.py``:
         ``o`` outbox rows, ``i`` bindings or orders) and after the listening connection came
@@ -580,6 +609,15 @@ def _reason(e: psycopg.Error) -> str:
     """The first line of PostgreSQL's message (never the connection string)."""
     text = str(e).strip().splitlines()
     return text[0] if text else type(e).__name__
+
+
+def _bucket_state(value: str) -> tuple[float, float] | None:
+    """``(tokens, at)`` of a saved shared bucket; None for a new (or unreadable) one."""
+    try:
+        saved = _decode_bucket.decode(value)
+        return float(saved["tokens"]), float(saved["at"])
+    except (msgspec.DecodeError, KeyError):
+        return None
 
 
 def _take(cur: psycopg.Cursor[Any], name: str, n: int) -> int:
