@@ -124,6 +124,7 @@ def test_kill_9_of_the_delivering_worker_loses_nothing_and_it_comes_back(
     threads = [threading.Thread(target=client, args=(w,)) for w in range(4)]
     for t in threads:
         t.start()
+
     def load_reaches(n: int) -> None:
         """Wait until ``n`` requests were acknowledged (a busy machine takes longer)."""
         deadline = time.monotonic() + 60
