@@ -559,6 +559,17 @@ class PostgresStore(StoreReads):
         with self._transaction() as cur:
             _save_meta(cur, {key: value})
 
+    @property
+    def lock_key(self) -> int:
+        """The first key of this schema's advisory locks (the second is their purpose)."""
+        return self._lock_key
+
+    def session(self) -> psycopg.Connection[Any]:
+        """A connection of its own, outside the pool, for session state (a session advisory
+        lock); the caller closes it. Raises StoreError when the database is unreachable."""
+        self._check_open()
+        return self._connect()
+
     def reserve_tokens(self, name: str, n: int, rate: float, capacity: float) -> float:
         """Take ``n`` tokens from the shared bucket ``name`` (``ratelimit.take``), kept in
         ``meta`` under ``ratelimit.<name>`` and refilled by the database's clock, so deliverers
