@@ -35,6 +35,14 @@ def _contenders(stores: list[PostgresStore]) -> list[Leadership]:
     return [f for f in found if f is not None]
 
 
+def _eventually_held(lead: Leadership) -> None:
+    """Ask until ``lead`` holds the lock (a closed session's lock goes a moment later)."""
+    deadline = time.monotonic() + HANG_GUARD
+    while not lead.held():
+        assert time.monotonic() < deadline, "the lock was never released"
+        time.sleep(0.01)
+
+
 def test_one_holder_at_a_time_and_the_other_takes_over_when_it_closes(
     stores: list[PostgresStore],
 ) -> None:
@@ -43,7 +51,7 @@ def test_one_holder_at_a_time_and_the_other_takes_over_when_it_closes(
     assert b.held() is False
     assert a.held() is True  # still alive, still held
     a.close()
-    assert b.held() is True
+    _eventually_held(b)
     assert a.held() is False
     a.close()
     b.close()
@@ -62,7 +70,7 @@ def test_a_holder_whose_session_ends_loses_it_and_says_so(
             " AND classid = %s AND objid = 4 AND objsubid = 2 AND granted",
             (stores[0].lock_key & 0xFFFFFFFF,),
         )
-    assert b.held() is True  # the lock went with the session
+    _eventually_held(b)  # the lock went with the session
     assert a.held() is False
     assert any(r.getMessage().startswith("lost alert evaluation") for r in caplog.records)
     a.close()
@@ -94,10 +102,7 @@ def test_a_holder_killed_with_kill_9_is_taken_over(
         assert b.held() is False
         holder.kill()
         holder.wait()
-        deadline = time.monotonic() + HANG_GUARD
-        while not b.held():  # PostgreSQL ends the dead session as its socket closes
-            assert time.monotonic() < deadline, "the lock was never released"
-            time.sleep(0.05)
+        _eventually_held(b)  # PostgreSQL ends the dead session as its socket closes
         b.close()
     finally:
         holder.kill()
@@ -112,10 +117,20 @@ def test_only_the_holders_monitor_evaluates(stores: list[PostgresStore]) -> None
         Monitor(MonitorDB(":memory:"), AlertConfig(), clock=lambda: clock[0], leader=lead)
         for lead in _contenders(stores)
     ]
-    assert [m.round() for m in monitors] == [True, False]
-    clock[0] += 3600.0
-    assert [m.round() for m in monitors] == [True, False]
-    monitors[0].stop()  # releases the lock
-    clock[0] += 3600.0
-    assert monitors[1].round() is True
-    monitors[1].stop()
+    try:
+        assert [m.round() for m in monitors] == [True, False]
+        clock[0] += 3600.0
+        assert [m.round() for m in monitors] == [True, False]
+        monitors[0].stop()  # releases the lock (PostgreSQL ends the session right after)
+        deadline = time.monotonic() + HANG_GUARD
+        while True:
+            clock[0] += 3600.0  # the next evaluation is due
+            if monitors[1].round():
+                break
+            assert time.monotonic() < deadline, "the other monitor never took over"
+            time.sleep(0.01)
+    finally:
+        for m in monitors:
+            if m.leader is not None:
+                m.leader.close()
+        monitors[1].stop()
