@@ -124,13 +124,21 @@ def test_kill_9_of_the_delivering_worker_loses_nothing_and_it_comes_back(
     threads = [threading.Thread(target=client, args=(w,)) for w in range(4)]
     for t in threads:
         t.start()
+
+    def load_reaches(n: int) -> None:
+        """Wait until ``n`` requests were acknowledged (a busy machine takes longer)."""
+        deadline = time.monotonic() + 60
+        while sum(len(v) for v in acked.values()) < n:
+            assert time.monotonic() < deadline, "the load did not get going"
+            time.sleep(0.05)
+
     try:
-        time.sleep(2.0)
+        load_reaches(60)
         before = gw.metrics()["trackguard_worker_requests_total"]
         assert before["0"] > 0 and before["1"] > 0  # both workers take connections
         victim = gw.pids()["0"]  # slot 0 delivers: its leased rows come back after the lease
         os.kill(victim, signal.SIGKILL)
-        time.sleep(1.5)
+        load_reaches(120)
     finally:
         stop.set()
         for t in threads:
@@ -152,7 +160,10 @@ def test_kill_9_of_the_delivering_worker_loses_nothing_and_it_comes_back(
     stats = upstream.get("/_emulator/stats")
     assert stats["max_per_second"] <= RATE + BURST
     arrived: dict[str, list[int]] = defaultdict(list)
-    for event in upstream.events(name="order_completed"):
+    events = upstream.events(name="order_completed")
+    ulids = [event["id"] for event in events]
+    assert None not in ulids and len(ulids) == len(set(ulids))  # re-sends were dropped by id
+    for event in events:
         (person,) = event["identifier"].values()
         arrived[person].append(int(event["data"]["order_id"].removeprefix("ORD-")))
     for person, orders in acked.items():

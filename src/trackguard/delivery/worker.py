@@ -54,9 +54,17 @@ from trackguard.delivery.circuit import (
     CircuitState,
     decode_state,
 )
-from trackguard.delivery.ratelimit import TokenBucket
+from trackguard.delivery.ratelimit import Bucket, bucket_for
 from trackguard.delivery.transport import Transport, TransportError, retry_after_seconds
-from trackguard.store.base import OutboxRow, QuarantineRecord, Store, StoreClosed, StoreError
+from trackguard.store.base import (
+    OutboxRow,
+    OutboxStats,
+    QuarantineRecord,
+    Store,
+    StoreClosed,
+    StoreError,
+)
+from trackguard.store.listen import OUTBOX, Wakeup
 
 log = logging.getLogger("trackguard.delivery")
 
@@ -66,6 +74,9 @@ PERMANENT: Final = frozenset({400, 413, 422})
 PIPELINES_RATE: Final = 1000.0
 #: Statuses expected while upstream is busy or down; anything else retryable is logged loudly.
 TRANSIENT: Final = frozenset({408, 425, 429})
+#: The shortest idle pause a notification cuts: a stream of commits wakes a worker at most
+#: 20 times a second.
+WAKE_GAP: Final = 0.05
 ITEMS_BOUNDS: Final = (1.0, 10.0, 50.0, 100.0, 250.0, 500.0, 1000.0)
 LATENCY_BOUNDS: Final = (0.1, 0.5, 1.0, 5.0, 30.0, 60.0, 300.0, 3600.0, 86400.0)
 _encode: Final = msgspec.json.encode
@@ -284,7 +295,8 @@ class _Round:
 
 class DeliveryWorker:
     """Sends the outbox of ``store`` through ``transport``, at most ``rate`` requests per
-    second (``burst`` at once), ``lease_size`` rows per round.
+    second (``burst`` at once), ``lease_size`` rows per round. On a PostgreSQL store the rate
+    is shared with every other worker on it (``ratelimit.SharedBucket``).
 
     ``clock`` is Unix time (the store's timestamps are); ``sleep`` waits for rate-limit tokens;
     ``rng`` draws backoff jitter. Inject fakes of the three for deterministic tests.
@@ -320,8 +332,9 @@ class DeliveryWorker:
             raise ValueError("lease_size must be at least 1")
         self.store = store
         self.transport = transport
-        self.bucket = TokenBucket(
-            rate, burst if burst is not None else max(1, int(rate / 10)), clock
+        # On a PostgreSQL store the buckets are shared by every deliverer (ratelimit.py).
+        self.bucket: Bucket = bucket_for(
+            store, "track", rate, burst if burst is not None else max(1, int(rate / 10)), clock
         )
         self.lease_size = lease_size
         self.max_attempts = max_attempts
@@ -338,7 +351,9 @@ class DeliveryWorker:
         self.metrics = DeliveryMetrics()
         #: The Pipelines API's transport and token bucket (None: Pipelines rows wait, logged).
         self.pipelines = pipelines
-        self.pipelines_bucket = TokenBucket(pipelines_rate, max(1, int(pipelines_rate / 10)), clock)
+        self.pipelines_bucket: Bucket = bucket_for(
+            store, "pipelines", pipelines_rate, max(1, int(pipelines_rate / 10)), clock
+        )
         self._failures = 0  # consecutive failed requests: the backoff exponent
         self.circuit = Circuit(circuit) if circuit is not None else None
         #: Refused rows of the current streak of bad batches, by seq: quarantined when a good
@@ -349,35 +364,44 @@ class DeliveryWorker:
     # -- the loop ----------------------------------------------------------------------------
 
     def run(self, stop: threading.Event) -> None:
-        """Deliver until ``stop`` is set: sleeps ``idle_sleep`` when nothing is due, and until
-        the retry time after upstream failed."""
+        """Deliver until ``stop`` is set: sleeps ``idle_sleep`` when nothing is due (cut short
+        by a PostgreSQL store's notification of new outbox rows), and until the retry time
+        after upstream failed."""
         log.info("delivery started (%.1f req/s, burst %d)", self.bucket.rate, self.bucket.burst)
-        while not stop.is_set():
-            try:
-                wait = self.linger_for()
-                if wait > 0:
-                    stop.wait(wait)
+        wake = Wakeup(self.store, OUTBOX, stop, min_wait=min(WAKE_GAP, self.idle_sleep))
+        try:
+            while not stop.is_set():
+                wake.clear()
+                try:
+                    stats = self.store.outbox_stats() if self.linger > 0 else None
+                    wait = 0.0 if stats is None else self._linger(stats, self.clock())
+                    if stats is not None and wait > 0:
+                        # Only an empty outbox waits for news; a lingering batch waits its time.
+                        (wake.wait if stats.pending == 0 else stop.wait)(wait)
+                        continue
+                    report = self.run_once()
+                except StoreClosed:
+                    break
+                except StoreError as exc:
+                    log.error("store error, delivery pauses: %s", exc)
+                    stop.wait(self.idle_sleep)
                     continue
-                report = self.run_once()
-            except StoreClosed:
-                break
-            except StoreError as exc:
-                log.error("store error, delivery pauses: %s", exc)
-                stop.wait(self.idle_sleep)
-                continue
-            if report.leased:
-                log.debug(
-                    "round: %d rows leased, %d requests, %d delivered, %d quarantined, %d retried",
-                    report.leased,
-                    report.requests,
-                    report.delivered,
-                    report.failed,
-                    report.retried,
-                )
-            if report.retry_at is not None:
-                stop.wait(max(0.0, report.retry_at - self.clock()))
-            elif report.leased == 0:
-                stop.wait(self.idle_sleep)
+                if report.leased:
+                    log.debug(
+                        "round: %d rows leased, %d requests, %d delivered, %d quarantined,"
+                        " %d retried",
+                        report.leased,
+                        report.requests,
+                        report.delivered,
+                        report.failed,
+                        report.retried,
+                    )
+                if report.retry_at is not None:
+                    stop.wait(max(0.0, report.retry_at - self.clock()))
+                elif report.leased == 0:
+                    wake.wait(self.idle_sleep)
+        finally:
+            wake.close()
         log.info("delivery stopped")
 
     def linger_for(self, now: float | None = None) -> float:
@@ -389,13 +413,14 @@ class DeliveryWorker:
         """
         if self.linger <= 0:
             return 0.0
-        stats = self.store.outbox_stats()
+        return self._linger(self.store.outbox_stats(), self.clock() if now is None else now)
+
+    def _linger(self, stats: OutboxStats, now: float) -> float:
         if stats.pending == 0:
             return self.idle_sleep
         if stats.pending >= self.batch_target or stats.oldest_pending_at is None:
             return 0.0
-        age = (self.clock() if now is None else now) - stats.oldest_pending_at
-        return max(0.0, min(self.linger - age, self.idle_sleep))
+        return max(0.0, min(self.linger - (now - stats.oldest_pending_at), self.idle_sleep))
 
     def run_once(self, now: float | None = None) -> DeliveryReport:
         """One round: lease due rows, pack them, send each request, settle every row.

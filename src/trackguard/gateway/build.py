@@ -29,6 +29,7 @@ from trackguard.http import requestlog
 from trackguard.http.limits import ConnectionLimits, ConnectionStats
 from trackguard.http.requestlog import RequestLog, RequestLogPolicy
 from trackguard.monitor import build_monitor, load_alerts
+from trackguard.monitor.leader import leadership_for
 from trackguard.plan.loader import load_plan
 from trackguard.plan.model import DedupePolicy
 from trackguard.store.group import GroupCommitter
@@ -207,6 +208,8 @@ def create_gateway(
         config=alerts,
         counts_only=not options.singletons,
     )
+    # Several gateways on one PostgreSQL store: one evaluates the alert rules at a time.
+    monitor.leader = leadership_for(store) if alerts is not None else None
     metrics.bind_store(store.outbox_stats, committer, snapshot)
     metrics.bind_events(monitor.collector())
     state = GatewayState.load(store)

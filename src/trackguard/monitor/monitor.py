@@ -16,7 +16,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from typing import Final
+from typing import Final, Protocol
 
 import httpx
 import msgspec
@@ -53,6 +53,16 @@ log = logging.getLogger("trackguard.monitor")
 _QUARANTINE_IDS: Final = 5
 _CODES: Final = msgspec.json.Decoder(list[str])
 Snapshot = Callable[[], MetricsSnapshot | None]
+
+
+class Leader(Protocol):
+    """Who evaluates when several processes could (``leader.Leadership``)."""
+
+    def held(self) -> bool: ...
+
+    def close(self) -> None: ...
+
+
 #: The request log's (lines dropped so far, error while it cannot write).
 RequestLogState = Callable[[], tuple[int, str | None]]
 
@@ -71,8 +81,12 @@ class Monitor:
         interval: float = 5.0,
         client: Callable[[], httpx.Client] = httpx.Client,
         counts_only: bool = False,
+        leader: Leader | None = None,
     ) -> None:
         self.db = db
+        #: Asked before each evaluation when several processes could evaluate (PostgreSQL:
+        #: ``leader.py``); only the holder evaluates and notifies.
+        self.leader = leader
         #: Only flush this process's counts: with ``serve --workers`` one worker measures
         #: health, prunes and evaluates the rules for all of them (docs/operations.md).
         self.counts_only = counts_only
@@ -106,6 +120,7 @@ class Monitor:
             for name, channel in config.channels.items()
         }
         self._last_eval = self._last_health = self._last_prune = -math.inf
+        self._leading = False
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -163,6 +178,8 @@ class Monitor:
         for worker in self.channels.values():
             worker.stop()
         self._save_channels()
+        if self.leader is not None:
+            self.leader.close()  # another process takes over at once
         self.db.close()
 
     def watch_request_log(self, state: RequestLogState) -> None:
@@ -192,12 +209,28 @@ class Monitor:
     def round(self) -> bool:
         """One round of the monitor thread; True when it evaluated the rules."""
         due = not self.counts_only and self.clock() - self._last_eval >= self.config.evaluate_every
+        if due and self.leader is not None and not self._lead():
+            self._last_eval = self.clock()  # ask again at the next evaluation
+            due = False
         try:
             self.tick(evaluate=due)
         except Exception:
             self.errors += 1
             log.exception("monitor round failed")
         return due
+
+    def _lead(self) -> bool:
+        """Whether this process evaluates now; on taking over, it resumes the rules' states
+        from what the previous evaluator saved."""
+        assert self.leader is not None
+        before = self._leading
+        self._leading = self.leader.held()
+        if self._leading and not before:
+            saved = self.db.load_blobs("monitor_alerts")
+            for name in self.states:
+                if name in saved:
+                    self.states[name] = decode_state(saved[name])
+        return self._leading
 
     def tick(self, *, evaluate: bool = True) -> list[Notification]:
         """One round at ``clock()``: poll, flush, health, prune, and (by default) evaluate."""

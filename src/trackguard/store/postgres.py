@@ -18,6 +18,12 @@ It keeps the guarantees of :class:`~trackguard.store.sqlite.SQLiteStore`, on the
   leased while an earlier one is in flight (without the lock, a worker could skip a row another
   worker is leasing and take the same person's next row). Leased rows get ``next_attempt_at =
   now + lease_seconds``, so a dead worker's rows are leased again after that.
+- **Wake-ups**: a commit that adds outbox rows, identity bindings or orders sends one
+  ``NOTIFY`` on the schema's channel in its transaction; :meth:`PostgresStore.subscribe` wakes
+  deliverers and gateways on it (``listen.py``), and they still poll as a fallback.
+- **A shared rate limit**: :meth:`PostgresStore.reserve_tokens` takes tokens from a bucket kept
+  in ``meta`` under a row lock, so every deliverer on the schema shares one upstream rate
+  (``delivery/ratelimit.py``).
 - **Losing the database** makes calls raise :class:`StoreError` (the gateway answers 503 and
   ``/readyz`` says not ready); a broken connection is dropped and the next call connects again,
   so the store recovers by itself when PostgreSQL is back.
@@ -32,14 +38,16 @@ from __future__ import annotations
 import threading
 import time
 import zlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, Final
 
+import msgspec
 import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
+from trackguard.delivery.ratelimit import take
 from trackguard.store.base import (
     OutboxRow,
     QuarantineRecord,
@@ -47,6 +55,7 @@ from trackguard.store.base import (
     StoreNotFound,
     Write,
 )
+from trackguard.store.listen import IDENTITIES, OUTBOX, Listener, Unsubscribe, channel_name
 from trackguard.store.queries import _OUTBOX_COLUMNS, StoreReads, _outbox_row
 from trackguard.store.sqlite import (
     _claiming,
@@ -233,6 +242,12 @@ _MARK_FAILED: Final = (
     _PENDING_LOCKED + "UPDATE outbox SET state = 'failed', attempts = attempts + 1,"
     " finished_at = %(now)s FROM t WHERE outbox.seq = t.seq RETURNING outbox.seq"
 )
+# The shared bucket's row, locked, and the database's clock.
+_BUCKET: Final = (
+    "SELECT value, extract(epoch FROM clock_timestamp()) FROM meta WHERE key = %s FOR UPDATE"
+)
+_encode_bucket: Final = msgspec.json.encode
+_decode_bucket: Final = msgspec.json.Decoder(dict[str, float])
 _ADD_COUNT: Final = "UPDATE counts SET n = n + %s WHERE name = %s"
 _CLAIM_SWEEP_EVERY: Final = 1000
 
@@ -283,6 +298,9 @@ class PostgresStore(StoreReads):
         self._slots = threading.BoundedSemaphore(pool_size)
         self._idle: list[psycopg.Connection[Any]] = []
         self._lock_key = zlib.crc32(self.schema.encode()) - 2**31
+        #: The NOTIFY channel of this schema, and its listener (started by :meth:`subscribe`).
+        self.channel = channel_name(self.schema)
+        self._listener: Listener | None = None
         try:
             self._migrate(create)
         except BaseException:
@@ -427,6 +445,11 @@ class PostgresStore(StoreReads):
                 _learn(cur, writes)
             if meta:
                 _save_meta(cur, meta)
+            changed = (OUTBOX if outbox else "") + (
+                IDENTITIES if profiles or any(w.links for w in writes) else ""
+            )
+            if changed:  # one per commit; delivered to listeners once this one commits
+                cur.execute("SELECT pg_notify(%s, %s)", (self.channel, changed))
             if quarantine_states:
                 cur.executemany(
                     "UPDATE quarantine SET state = %s WHERE id = %s",
@@ -528,12 +551,56 @@ class PostgresStore(StoreReads):
             before = cur.execute("SELECT count(*) FROM identities").fetchone()
             cur.executemany(_BIND, [(email.strip().lower(), ident) for email, ident in pairs])
             after = cur.execute("SELECT count(*) FROM identities").fetchone()
+            cur.execute("SELECT pg_notify(%s, %s)", (self.channel, IDENTITIES))
         return int(after[0]) - int(before[0]) if before and after else 0
 
     def set_meta(self, key: str, value: str) -> None:
         """Save ``value`` under ``key`` in its own transaction."""
         with self._transaction() as cur:
             _save_meta(cur, {key: value})
+
+    @property
+    def lock_key(self) -> int:
+        """The first key of this schema's advisory locks (the second is their purpose)."""
+        return self._lock_key
+
+    def session(self) -> psycopg.Connection[Any]:
+        """A connection of its own, outside the pool, for session state (a session advisory
+        lock); the caller closes it. Raises StoreError when the database is unreachable."""
+        self._check_open()
+        return self._connect()
+
+    def reserve_tokens(self, name: str, n: int, rate: float, capacity: float) -> float:
+        """Take ``n`` tokens from the shared bucket ``name`` (``ratelimit.take``), kept in
+        ``meta`` under ``ratelimit.<name>`` and refilled by the database's clock, so deliverers
+        on hosts whose clocks differ share one rate; the seconds to wait before using them."""
+        key = f"ratelimit.{name}"
+        with self._transaction() as cur:
+            cur.execute(
+                "INSERT INTO meta (key, value) VALUES (%s, '') ON CONFLICT (key) DO NOTHING",
+                (key,),
+            )
+            row = cur.execute(_BUCKET, (key,)).fetchone()
+            assert row is not None
+            saved, now = _bucket_state(row[0]), float(row[1])
+            tokens, at = saved if saved is not None else (capacity, now)
+            level, at, wait = take(tokens, at, now, rate, capacity, n)
+            cur.execute(
+                "UPDATE meta SET value = %s WHERE key = %s",
+                (_encode_bucket({"tokens": level, "at": at}).decode(), key),
+            )
+        return wait
+
+    def subscribe(self, kinds: str, callback: Callable[[], None]) -> Unsubscribe:
+        """Call ``callback`` after each commit that added what ``kinds`` names (``listen.py``:
+        ``o`` outbox rows, ``i`` bindings or orders) and after the listening connection came
+        back; the first subscription opens that connection, on a thread of its own."""
+        self._check_open()
+        with self._lock:
+            if self._listener is None:
+                self._listener = Listener(self._connect, self.channel)
+            listener = self._listener
+        return listener.add(kinds, callback)
 
     def close(self) -> None:
         """Close every connection; idempotent. Later calls raise StoreClosed."""
@@ -542,6 +609,9 @@ class PostgresStore(StoreReads):
                 return
             self._closed = True
             idle, self._idle = self._idle, []
+            listener, self._listener = self._listener, None
+        if listener is not None:
+            listener.close()
         for conn in idle:
             conn.close()
 
@@ -550,6 +620,15 @@ def _reason(e: psycopg.Error) -> str:
     """The first line of PostgreSQL's message (never the connection string)."""
     text = str(e).strip().splitlines()
     return text[0] if text else type(e).__name__
+
+
+def _bucket_state(value: str) -> tuple[float, float] | None:
+    """``(tokens, at)`` of a saved shared bucket; None for a new (or unreadable) one."""
+    try:
+        saved = _decode_bucket.decode(value)
+        return float(saved["tokens"]), float(saved["at"])
+    except (msgspec.DecodeError, KeyError):
+        return None
 
 
 def _take(cur: psycopg.Cursor[Any], name: str, n: int) -> int:

@@ -10,8 +10,8 @@ gateway replicas on the same store, ``trackguard identity import``) by :meth:`re
 reads only the rows committed since it last looked: the store numbers bindings and profile
 changes in commit order, and the state keeps the highest number it has applied (a high-water
 mark per table). The gateway runs :func:`keep_fresh` every ``identity_refresh`` seconds (1 s by
-default), off the request path: reads run in a worker thread, and only the dict updates run on
-the event loop.
+default), and at once when a PostgreSQL store notifies new bindings or orders, off the request
+path: reads run in a worker thread, and only the dict updates run on the event loop.
 
 Races between replicas are settled by the store: the first committed binding of an email stays
 (``INSERT OR IGNORE``). A binding this gateway learned from its own write is provisional until
@@ -32,6 +32,7 @@ from typing import Final
 import msgspec
 
 from trackguard.store.base import Store, StoreClosed, Write
+from trackguard.store.listen import IDENTITIES, async_waker, wait_async
 
 log = logging.getLogger("trackguard.gateway")
 
@@ -172,16 +173,26 @@ class GatewayState:
 async def keep_fresh(
     state: GatewayState, store: Store, interval: float, stop: asyncio.Event
 ) -> None:
-    """Refresh ``state`` at once, then every ``interval`` seconds until ``stop`` is set or the
-    store closes. A failed refresh is logged and counted; the next one reads on from the same
-    marks, so nothing is lost."""
-    while not stop.is_set():
-        try:
-            await state.refresh_async(store)
-        except StoreClosed:
-            return
-        except Exception:  # the loop must outlive a bad read; the next one retries
-            state.refresh_failures += 1
-            log.warning("identity refresh failed; retrying in %gs", interval, exc_info=True)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), interval)
+    """Refresh ``state`` at once, then every ``interval`` seconds, and on a PostgreSQL store
+    also as soon as another writer commits bindings or orders (``listen.py``), until ``stop``
+    is set or the store closes. A failed refresh is logged and counted; the next one reads on
+    from the same marks, so nothing is lost."""
+    woken = asyncio.Event()
+    unsubscribe = async_waker(store, IDENTITIES, woken)
+    try:
+        while not stop.is_set():
+            woken.clear()  # a commit landing during the read wakes the next wait at once
+            try:
+                await state.refresh_async(store)
+            except StoreClosed:
+                return
+            except Exception:  # the loop must outlive a bad read; the next one retries
+                state.refresh_failures += 1
+                log.warning("identity refresh failed; retrying in %gs", interval, exc_info=True)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), interval)
+                continue
+            await wait_async(stop, woken, interval)
+    finally:
+        if unsubscribe is not None:
+            unsubscribe()
