@@ -90,7 +90,7 @@ def leadership_for(store: object, what: str = "alert evaluation") -> Leadership 
 
     if not isinstance(store, PostgresStore):
         return None
-    return Leadership(store.session, store.lock_key, ALERTS, what)
+    return Leadership(store.dedicated_connection, store.lock_key, ALERTS, what)
 
 
 def _first_line(exc: BaseException) -> str:

@@ -564,7 +564,7 @@ class PostgresStore(StoreReads):
         """The first key of this schema's advisory locks (the second is their purpose)."""
         return self._lock_key
 
-    def session(self) -> psycopg.Connection[Any]:
+    def dedicated_connection(self) -> psycopg.Connection[Any]:
         """A connection of its own, outside the pool, for session state (a session advisory
         lock); the caller closes it. Raises StoreError when the database is unreachable."""
         self._check_open()
