@@ -185,7 +185,8 @@ def replay(
 
     ``rate`` caps records replayed per second, so a large replay reaches the outbox (and
     Customer.io, behind delivery's own limit) as a steady stream rather than one burst;
-    ``sleep`` and ``clock`` pace it (tests pass their own). A target that holds no store is :class:`~trackguard.errors.StoreNotFound`.
+    ``sleep`` and ``clock`` pace it (tests pass their own). A target that holds no store is
+    :class:`~trackguard.errors.StoreNotFound`.
     """
     at = time.time() if now is None else now
     with session(target, readonly=dry_run) as s:
