@@ -411,15 +411,44 @@ class _Sink(io.StringIO):
 
 
 def test_export_ignores_records_added_and_skips_records_purged_meanwhile(
-    any_store: Any,
+    any_store: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     store = any_store
     sink = _Sink(lambda: store.commit([Write(quarantine=(_record(NOW),))]))
     assert export(store, sink) == 8
     assert store.quarantine_count() == 9
+    monkeypatch.setattr(q, "_GROUP_ROWS", 2)  # records 1 and 2 are read before the first write
     sink = _Sink(lambda: purge(store, 0, now=T0 + DAY + 1))  # ids 2, 3 and 8 go
-    assert export(store, sink) == 6  # record 1 was read before the purge
-    assert [json.loads(line)["id"] for line in sink.getvalue().splitlines()] == [1, 4, 5, 6, 7, 9]
+    assert export(store, sink) == 7  # 1 and 2 were read before the purge; 3 and 8 are skipped
+    assert [json.loads(line)["id"] for line in sink.getvalue().splitlines()] == [
+        1,
+        2,
+        4,
+        5,
+        6,
+        7,
+        9,
+    ]
+
+
+@pytest.mark.parametrize(
+    ("rows", "size", "groups"),
+    [
+        # body lengths of records 1-8: 91, 11, 3, 63, 148, 51, 20, 204 bytes
+        (100, 256 * 1024, [[1, 2, 3, 4, 5, 6, 7, 8]]),
+        (3, 256 * 1024, [[1, 2, 3], [4, 5, 6], [7, 8]]),
+        (100, 200, [[1, 2, 3, 4], [5, 6], [7], [8]]),
+        (100, 100, [[1], [2, 3, 4], [5], [6, 7], [8]]),  # a larger body goes alone
+    ],
+)
+def test_export_reads_records_in_bounded_groups(
+    built_target: str, monkeypatch: pytest.MonkeyPatch, rows: int, size: int, groups: list[Any]
+) -> None:
+    monkeypatch.setattr(q, "_GROUP_ROWS", rows)
+    monkeypatch.setattr(q, "_GROUP_BYTES", size)
+    with q._session(built_target) as s:
+        page = s.rows("SELECT id, length(body) FROM quarantine ORDER BY id")
+    assert list(q._groups(page)) == groups
 
 
 def test_export_memory_does_not_grow_with_the_quarantine(empty_target: str) -> None:

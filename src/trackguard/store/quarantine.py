@@ -10,7 +10,7 @@ store: a typo in ``--db`` must not look like an empty quarantine. The SQL is sha
 dialects differ (the JSON ``codes`` array, UTC days) each has its own text.
 
 Records come back whole (body bytes, headers, findings), never truncated. :func:`export`
-streams in constant memory: it pages through ids and reads one record at a time, so no read
+streams in constant memory: it pages through ids and reads records in small groups, so no read
 snapshot is held for the whole export (which would stop WAL checkpoints meanwhile).
 
 :func:`purge` deletes in short transactions and lowers the store's ``counts`` row
@@ -90,6 +90,9 @@ CSV_COLUMNS: Final = (
 #: The largest integer either database holds (a limit or id beyond it is clamped).
 _MAX_INT: Final = 2**63 - 1
 _PAGE: Final = 1000
+#: An export reads records in groups of at most this many, and this many body bytes.
+_GROUP_ROWS: Final = 100
+_GROUP_BYTES: Final = 256 * 1024
 _encode: Final = msgspec.json.encode
 _decode: Final = msgspec.json.decode
 
@@ -438,31 +441,47 @@ def csv_row(record: QuarantineRecord) -> list[Any]:
 
 
 def _iter_records(s: Session, flt: QuarantineFilter | None) -> Iterator[QuarantineRecord]:
-    """Selected records in id order, one at a time, up to the highest id at the start.
+    """Selected records in id order, up to the highest id at the start.
 
-    Ids are read a page at a time and each record on its own, so memory holds one body and
-    no read snapshot outlives a statement. A record purged meanwhile is skipped; records
-    quarantined meanwhile are left for the next export.
+    Ids (and body sizes) are read a page at a time, then records in small groups of at most
+    :data:`_GROUP_ROWS` records and :data:`_GROUP_BYTES` of bodies (a larger body alone), so
+    memory holds a bounded number of bodies, no read snapshot outlives a statement, and a
+    PostgreSQL export is not one round trip per record. A record purged before its group is
+    read is skipped; records quarantined meanwhile are left for the next export.
     """
     where, params = _where(flt, s.dialect)
     top = s.one("SELECT max(id) FROM quarantine")
     if top is None or top[0] is None:
         return
     page_sql = (
-        f"SELECT id FROM quarantine WHERE ({where}) AND id > ? AND id <= ?"
+        f"SELECT id, length(body) FROM quarantine WHERE ({where}) AND id > ? AND id <= ?"
         f" ORDER BY id LIMIT {_PAGE}"
     )
-    one_sql = f"SELECT {QUARANTINE_COLUMNS} FROM quarantine WHERE id = ?"
     last = 0
     while True:
-        ids = [r[0] for r in s.rows(page_sql, [*params, last, top[0]])]
-        for record_id in ids:
-            row = s.one(one_sql, (record_id,))
-            if row is not None:
+        page = s.rows(page_sql, [*params, last, top[0]])
+        for group in _groups(page):
+            marks = ", ".join("?" * len(group))
+            sql = f"SELECT {QUARANTINE_COLUMNS} FROM quarantine WHERE id IN ({marks}) ORDER BY id"
+            for row in s.rows(sql, group):
                 yield quarantine_record(row)
-        if len(ids) < _PAGE:
+        if len(page) < _PAGE:
             return
-        last = ids[-1]
+        last = page[-1][0]
+
+
+def _groups(page: list[tuple[Any, ...]]) -> Iterator[list[int]]:
+    """The ids of ``(id, body length)`` rows, in groups an export reads at once."""
+    group: list[int] = []
+    size = 0
+    for record_id, length in page:
+        if group and (size + int(length or 0) > _GROUP_BYTES or len(group) >= _GROUP_ROWS):
+            yield group
+            group, size = [], 0
+        group.append(int(record_id))
+        size += int(length or 0)
+    if group:
+        yield group
 
 
 def export(
