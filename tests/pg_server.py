@@ -1,5 +1,5 @@
-"""The test PostgreSQL server (127.0.0.1:5432, database ``test``, trust auth) and fresh schemas
-on it, for the store tests and the whole-system tests alike."""
+"""The test PostgreSQL server (127.0.0.1:5432, database ``test``, trust auth), for every test
+folder: its URL, and a schema of a test's own that is dropped afterwards."""
 
 from __future__ import annotations
 
@@ -13,8 +13,6 @@ import pytest
 #: The users tried, in order (CI runs as ``postgres``, some machines as ``root``).
 PG_USERS = ("postgres", "root")
 
-_URL: list[str | None] = []
-
 
 def _server_url() -> str | None:
     for user in PG_USERS:
@@ -25,6 +23,9 @@ def _server_url() -> str | None:
             continue
         return url
     return None
+
+
+_URL: list[str | None] = []
 
 
 def pg_url() -> str:
@@ -38,7 +39,8 @@ def pg_url() -> str:
 
 @contextmanager
 def fresh_schema() -> Iterator[tuple[str, str]]:
-    """``(server URL, schema name)``: a new schema name, its schema dropped afterwards."""
+    """``(server URL, schema name)``: a schema no other test uses, dropped at the end (a
+    store's URL is ``f"{url}?schema={schema}"``)."""
     url = pg_url()
     schema = f"tg_{uuid.uuid4().hex[:16]}"
     try:

@@ -1,8 +1,12 @@
-"""A quarantine built through the real path: requests → Checker → to_write → SQLiteStore.
+"""A quarantine built through the real path: requests → Checker → to_write → the store.
 
 Seven requests at fixed times over three UTC days give eight records of every kind: plan
 rejections (v1 and v2 item), contract errors (whole request and v2 item, one body not UTF-8),
 and one operation Customer.io refused at delivery (played by a MockTransport).
+
+The same records are built in a SQLite file and in a PostgreSQL schema of their own:
+``built_target`` and ``target`` are a path or a ``postgresql://...?schema=`` URL (one test per
+kind), so a test states its exact expectations once for both stores.
 """
 
 from __future__ import annotations
@@ -18,13 +22,15 @@ import msgspec
 import pytest
 from click.testing import CliRunner, Result
 
+from pg_server import fresh_schema
 from trackguard.contract.operations import Request
 from trackguard.core.pipeline import Checker
 from trackguard.delivery.transport import MockTransport, UpstreamRequestRecord, UpstreamResponse
 from trackguard.delivery.worker import DeliveryWorker
 from trackguard.ingest import to_write
 from trackguard.plan.loader import load_plan
-from trackguard.store.sqlite import SQLiteStore
+from trackguard.store.base import Store
+from trackguard.store.sqlite import SQLiteStore, open_store
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 #: 2026-11-01T10:00:00Z
@@ -112,10 +118,11 @@ REQUESTS: list[tuple[float, Request]] = [
 ]
 
 
-def build_store(path: Path) -> SQLiteStore:
-    """The store with every record above committed, and the upstream refusal delivered."""
+def build_store(target: Path | str) -> Any:
+    """The store at ``target`` (a path: SQLite; a URL: PostgreSQL) with every record above
+    committed, and the upstream refusal delivered."""
     checker = Checker(load_plan(EXAMPLES / "d2c-plan.yaml"))
-    store = SQLiteStore(path, synchronous="NORMAL")
+    store: Store = open_store(target, synchronous="NORMAL")
     for received_at, request in REQUESTS:
         store.commit([to_write(request, checker.check(request), received_at)])
     refusal = {
@@ -163,6 +170,60 @@ def store_path(built: Path, tmp_path: Path) -> Path:
     path = tmp_path / "tg.db"
     path.write_bytes(built.read_bytes())  # closed cleanly: the WAL was checkpointed
     return path
+
+
+@pytest.fixture(scope="session")
+def built_pg() -> Iterator[str]:
+    """The PostgreSQL store's URL, built once (tests that change it use ``target``)."""
+    with fresh_schema() as (url, schema):
+        target = f"{url}?schema={schema}"
+        build_store(target).close()
+        yield target
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def kind(request: pytest.FixtureRequest) -> str:
+    """The store kind a test runs against (each test runs once per kind)."""
+    return str(request.param)
+
+
+@pytest.fixture
+def built_target(kind: str, request: pytest.FixtureRequest) -> str:
+    """The built store of each kind, for tests that only read: a path or a URL."""
+    return str(request.getfixturevalue("built" if kind == "sqlite" else "built_pg"))
+
+
+@pytest.fixture
+def target(kind: str, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A store of each kind with the records above, the test's own: a path or a URL."""
+    if kind == "sqlite":
+        yield str(request.getfixturevalue("store_path"))
+        return
+    with fresh_schema() as (url, schema):
+        where = f"{url}?schema={schema}"
+        build_store(where).close()
+        yield where
+
+
+@pytest.fixture
+def any_store(target: str) -> Iterator[Any]:
+    """The store at ``target`` open, as a running gateway holds it while the CLI reads it."""
+    s = open_store(target, synchronous="NORMAL")
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def empty_target(kind: str, tmp_path: Path) -> Iterator[str]:
+    """A new, empty store of each kind (a path or a URL)."""
+    if kind == "sqlite":
+        SQLiteStore(tmp_path / "empty.db").close()
+        yield str(tmp_path / "empty.db")
+        return
+    with fresh_schema() as (url, schema):
+        where = f"{url}?schema={schema}"
+        open_store(where).close()
+        yield where
 
 
 @pytest.fixture

@@ -1,4 +1,5 @@
-"""``trackguard quarantine`` through click's runner against a real store file."""
+"""``trackguard quarantine`` through click's runner against a real store: a SQLite file and a
+PostgreSQL schema (``built_target``, ``target``), with the same expected output for both."""
 
 from __future__ import annotations
 
@@ -6,13 +7,16 @@ import csv
 import io
 import json
 from pathlib import Path
+from typing import Any
 
+import psycopg
 import pytest
 from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from quarantine_env import Invoke, build_store
 
+from pg_server import fresh_schema
 from trackguard.cli.quarantine import quarantine_group
 from trackguard.store.base import QuarantineRecord, Write
 from trackguard.store.sqlite import SQLiteStore
@@ -47,8 +51,8 @@ LIST_ROWS = {
 # --- list ---------------------------------------------------------------------------------------
 
 
-def test_list_everything(invoke: Invoke, store: SQLiteStore) -> None:
-    result = invoke(quarantine_group, "list", "--db", store.path)
+def test_list_everything(invoke: Invoke, built_target: str) -> None:
+    result = invoke(quarantine_group, "list", "--db", built_target)
     assert result.exit_code == 0
     assert rows(result.stdout) == [
         LIST_HEADER,
@@ -71,9 +75,9 @@ def test_list_everything(invoke: Invoke, store: SQLiteStore) -> None:
     ],
 )
 def test_list_filters(
-    invoke: Invoke, store_path: Path, args: list[str], expected: list[int]
+    invoke: Invoke, built_target: str, args: list[str], expected: list[int]
 ) -> None:
-    result = invoke(quarantine_group, "list", "--db", store_path, *args)
+    result = invoke(quarantine_group, "list", "--db", built_target, *args)
     assert result.exit_code == 0
     noun = "record" if len(expected) == 1 else "records"
     assert rows(result.stdout) == [
@@ -83,7 +87,8 @@ def test_list_filters(
     assert result.stderr == f"showing 1-{len(expected)} of {len(expected)} matching {noun}\n"
 
 
-def test_list_pages(invoke: Invoke, store_path: Path) -> None:
+def test_list_pages(invoke: Invoke, built_target: str) -> None:
+    store_path = built_target
     result = invoke(quarantine_group, "list", "--db", store_path, "--limit", "3", "--offset", "3")
     assert rows(result.stdout) == [
         LIST_HEADER,
@@ -161,18 +166,20 @@ body_base64:
 """
 
 
-def test_show_prints_every_field(invoke: Invoke, store: SQLiteStore) -> None:
-    result = invoke(quarantine_group, "show", "1", "--db", store.path)
+def test_show_prints_every_field(invoke: Invoke, built_target: str) -> None:
+    db = built_target
+    result = invoke(quarantine_group, "show", "1", "--db", db)
     assert result.exit_code == 0
     assert result.stdout == SHOW_1
-    result = invoke(quarantine_group, "show", "3", "--db", store.path)
+    result = invoke(quarantine_group, "show", "3", "--db", db)
     assert result.stdout.endswith(SHOW_3_TAIL)
-    result = invoke(quarantine_group, "show", "8", "--db", store.path)
+    result = invoke(quarantine_group, "show", "8", "--db", db)
     assert "upstream error: event name is reserved\n" in result.stdout
     assert "batch index:    -\n" in result.stdout
 
 
-def test_show_item_of_a_batch(invoke: Invoke, store_path: Path) -> None:
+def test_show_item_of_a_batch(invoke: Invoke, built_target: str) -> None:
+    store_path = built_target
     lines = invoke(quarantine_group, "show", "5", "--db", store_path).stdout.splitlines()
     assert lines[4:6] == ["request:        POST /api/v2/batch", "batch index:    0"]
     assert lines[-1] == (
@@ -181,7 +188,8 @@ def test_show_item_of_a_batch(invoke: Invoke, store_path: Path) -> None:
     )
 
 
-def test_show_json_is_the_export_line(invoke: Invoke, store_path: Path) -> None:
+def test_show_json_is_the_export_line(invoke: Invoke, built_target: str) -> None:
+    store_path = built_target
     shown = invoke(quarantine_group, "show", "3", "--db", store_path, "--json").stdout
     exported = invoke(quarantine_group, "export", "--db", store_path).stdout.splitlines()
     assert shown == exported[2] + "\n"
@@ -212,7 +220,8 @@ def test_show_escapes_control_characters(invoke: Invoke, tmp_path: Path) -> None
 
 
 @pytest.mark.parametrize("record_id", ["99", "0", "-3", str(2**70)])
-def test_show_unknown_record(invoke: Invoke, store_path: Path, record_id: str) -> None:
+def test_show_unknown_record(invoke: Invoke, built_target: str, record_id: str) -> None:
+    store_path = built_target
     result = invoke(quarantine_group, "show", "--db", store_path, "--", record_id)
     assert result.exit_code == 2
     assert result.stderr == f"Error: no quarantine record {record_id} in {store_path}\n"
@@ -221,8 +230,8 @@ def test_show_unknown_record(invoke: Invoke, store_path: Path, record_id: str) -
 # --- stats --------------------------------------------------------------------------------------
 
 
-def test_stats_tables(invoke: Invoke, store: SQLiteStore) -> None:
-    result = invoke(quarantine_group, "stats", "--db", store.path)
+def test_stats_tables(invoke: Invoke, built_target: str) -> None:
+    result = invoke(quarantine_group, "stats", "--db", built_target)
     assert result.exit_code == 0
     assert rows(result.stdout) == [
         "8 quarantined records",
@@ -260,7 +269,8 @@ def test_stats_tables(invoke: Invoke, store: SQLiteStore) -> None:
     ]
 
 
-def test_stats_json_and_empty(invoke: Invoke, store_path: Path) -> None:
+def test_stats_json_and_empty(invoke: Invoke, built_target: str) -> None:
+    store_path = built_target
     result = invoke(
         quarantine_group, "stats", "--db", store_path, "--source", "mobile", "--format", "json"
     )
@@ -280,7 +290,8 @@ def test_stats_json_and_empty(invoke: Invoke, store_path: Path) -> None:
 # --- export -------------------------------------------------------------------------------------
 
 
-def test_export_jsonl_to_stdout(invoke: Invoke, store_path: Path) -> None:
+def test_export_jsonl_to_stdout(invoke: Invoke, built_target: str) -> None:
+    store_path = built_target
     result = invoke(quarantine_group, "export", "--db", store_path, "--kind", "upstream")
     assert result.exit_code == 0
     assert result.stderr == "exported 1 record to stdout\n"
@@ -308,13 +319,13 @@ def test_export_jsonl_to_stdout(invoke: Invoke, store_path: Path) -> None:
     }
 
 
-def test_export_csv_to_a_file(invoke: Invoke, store_path: Path, tmp_path: Path) -> None:
+def test_export_csv_to_a_file(invoke: Invoke, built_target: str, tmp_path: Path) -> None:
     out = tmp_path / "q.csv"
     result = invoke(
         quarantine_group,
         "export",
         "--db",
-        store_path,
+        built_target,
         "--format",
         "csv",
         "-o",
@@ -359,21 +370,20 @@ def test_export_into_a_missing_directory(invoke: Invoke, store_path: Path, tmp_p
 # --- purge --------------------------------------------------------------------------------------
 
 
-def test_purge_dry_run_then_purge(invoke: Invoke, store: SQLiteStore) -> None:
-    result = invoke(
-        quarantine_group, "purge", "--db", store.path, "--older-than", "2d", "--dry-run"
-    )
+def test_purge_dry_run_then_purge(invoke: Invoke, target: str, any_store: Any) -> None:
+    store = any_store
+    result = invoke(quarantine_group, "purge", "--db", target, "--older-than", "2d", "--dry-run")
     assert result.stdout == (
         "would purge 3 records received before 2026-11-02T10:00:00.000Z (older than 2d)\n"
     )
     assert store.quarantine_count() == 8
-    result = invoke(quarantine_group, "purge", "--db", store.path, "--older-than", "48h")
+    result = invoke(quarantine_group, "purge", "--db", target, "--older-than", "48h")
     assert result.exit_code == 0
     assert result.stdout == (
         "purged 3 records received before 2026-11-02T10:00:00.000Z (older than 2d); 5 remain\n"
     )
     assert store.quarantine_count() == 5
-    result = invoke(quarantine_group, "purge", "--db", store.path, "--older-than", "1d12h")
+    result = invoke(quarantine_group, "purge", "--db", target, "--older-than", "1d12h")
     assert result.stdout == (
         "purged 3 records received before 2026-11-02T22:00:00.000Z (older than 1d12h); 2 remain\n"
     )
@@ -522,14 +532,16 @@ def test_no_purge_or_show_input_crashes(
     assert result.exit_code in (0, 1, 2), result.output
 
 
-def test_a_store_in_use_by_a_gateway(invoke: Invoke, tmp_path: Path) -> None:
-    """The CLI reads and purges while the store is open and writing (WAL, one file)."""
-    store = build_store(tmp_path / "live.db")
+def test_a_store_in_use_by_a_gateway(invoke: Invoke, empty_target: str) -> None:
+    """The CLI reads and purges while the store is open and writing (SQLite: WAL, one file;
+    PostgreSQL: another connection)."""
+    db = empty_target
+    store = build_store(db)
     try:
-        assert invoke(quarantine_group, "stats", "--db", store.path).stdout.startswith(
+        assert invoke(quarantine_group, "stats", "--db", db).stdout.startswith(
             "8 quarantined records\n"
         )
-        invoke(quarantine_group, "purge", "--db", store.path, "--older-than", "0")
+        invoke(quarantine_group, "purge", "--db", db, "--older-than", "0")
         store.commit(
             [
                 Write(
@@ -540,7 +552,7 @@ def test_a_store_in_use_by_a_gateway(invoke: Invoke, tmp_path: Path) -> None:
             ]
         )
         assert store.quarantine_count() == 1
-        out = invoke(quarantine_group, "export", "--db", store.path).stdout
+        out = invoke(quarantine_group, "export", "--db", db).stdout
         assert [json.loads(line)["id"] for line in io.StringIO(out)] == [9]
     finally:
         store.close()
@@ -570,3 +582,47 @@ def test_the_docs_show_real_output(invoke: Invoke, store_path: Path, command: st
         block.pop()
     result = invoke(quarantine_group, *command.split(), "--db", store_path)
     assert rows(result.stdout + result.stderr) == rows("\n".join(block))
+
+
+# --- PostgreSQL stores --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "command", [["list"], ["show", "1"], ["stats"], ["export"], ["purge", "--older-than", "1d"]]
+)
+def test_a_schema_without_a_store_is_an_error_and_stays_empty(
+    invoke: Invoke, command: list[str]
+) -> None:
+    with fresh_schema() as (url, schema):
+        db = f"{url}?schema={schema}"
+        result = invoke(quarantine_group, *command, "--db", db)
+        assert result.exit_code == 2
+        assert result.stderr == f"Error: no store at {db} (trackguard serve creates one)\n"
+        assert result.stdout == ""
+        with psycopg.connect(url) as conn:
+            assert conn.execute(
+                "SELECT count(*) FROM information_schema.schemata WHERE schema_name = %s",
+                (schema,),
+            ).fetchone() == (0,)
+
+
+def test_a_password_in_the_url_is_never_printed(invoke: Invoke, built_pg: str) -> None:
+    db = built_pg.replace("@", ":s3cret-pw@", 1)  # trust auth ignores the password
+    assert "s3cret-pw" in db
+    result = invoke(quarantine_group, "show", "99", "--db", db)
+    assert result.exit_code == 2
+    assert result.stderr == f"Error: no quarantine record 99 in {built_pg}\n"
+    result = invoke(quarantine_group, "list", "--db", db, "--limit", "1")
+    assert rows(result.stdout) == [LIST_HEADER, LIST_ROWS[8]]
+
+
+def test_an_unreachable_server_is_one_line_and_exit_2(invoke: Invoke) -> None:
+    db = "postgresql://postgres@127.0.0.1:1/test?connect_timeout=2"
+    result = invoke(quarantine_group, "stats", "--db", db)
+    assert result.exit_code == 2
+    assert result.stderr.startswith(
+        "Error: postgresql://postgres@127.0.0.1:1/test?connect_timeout=2: cannot connect to"
+        " PostgreSQL: "
+    )
+    assert result.stderr.count("\n") == 1
+    assert result.stdout == ""

@@ -1,4 +1,8 @@
-"""``trackguard.store.quarantine`` over a real store built through Checker → to_write → commit."""
+"""``trackguard.store.quarantine`` over a real store built through Checker → to_write → commit.
+
+Most tests run once on SQLite and once on PostgreSQL (``built_target``, ``target``,
+``any_store``, ``empty_target``) with the same expected results, to the byte.
+"""
 
 from __future__ import annotations
 
@@ -9,16 +13,18 @@ import json
 import sqlite3
 import time
 import tracemalloc
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import msgspec
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from quarantine_env import DAY, NOW, T0
 
 import trackguard.store.quarantine as q
+import trackguard.store.sql as sql
 from trackguard.check.inputs import Located, iter_requests
 from trackguard.store.base import QuarantineRecord, StoreError, Write
 from trackguard.store.quarantine import (
@@ -33,7 +39,7 @@ from trackguard.store.quarantine import (
     record_to_dict,
     stats,
 )
-from trackguard.store.sqlite import SQLiteStore
+from trackguard.store.sqlite import open_store
 
 ALL = [8, 7, 6, 5, 4, 3, 2, 1]
 
@@ -45,7 +51,8 @@ def ids(records: list[QuarantineRecord]) -> list[int]:
 # --- list, count, get ---------------------------------------------------------------------------
 
 
-def test_list_is_newest_first_and_whole(store: SQLiteStore) -> None:
+def test_list_is_newest_first_and_whole(any_store: Any) -> None:
+    store = any_store
     records = list_quarantine(store)
     assert ids(records) == ALL
     assert records == store.quarantine_list()  # the same records the store itself returns
@@ -74,12 +81,13 @@ def test_list_is_newest_first_and_whole(store: SQLiteStore) -> None:
         (QuarantineFilter(event="\ud800"), []),  # not Unicode: matches nothing, no error
     ],
 )
-def test_filters(store_path: Path, flt: QuarantineFilter, expected: list[int]) -> None:
-    assert ids(list_quarantine(store_path, flt)) == expected
-    assert count_quarantine(store_path, flt) == len(expected)
+def test_filters(built_target: str, flt: QuarantineFilter, expected: list[int]) -> None:
+    assert ids(list_quarantine(built_target, flt)) == expected
+    assert count_quarantine(built_target, flt) == len(expected)
 
 
-def test_limit_and_offset(store_path: Path) -> None:
+def test_limit_and_offset(built_target: str) -> None:
+    store_path = built_target
     assert ids(list_quarantine(store_path, limit=3)) == [8, 7, 6]
     assert ids(list_quarantine(store_path, limit=3, offset=3)) == [5, 4, 3]
     assert ids(list_quarantine(store_path, limit=3, offset=6)) == [2, 1]
@@ -89,7 +97,8 @@ def test_limit_and_offset(store_path: Path) -> None:
     assert ids(list_quarantine(store_path, limit=2**80)) == ALL
 
 
-def test_get_returns_the_record_whole(store_path: Path) -> None:
+def test_get_returns_the_record_whole(built_target: str) -> None:
+    store_path = built_target
     record = get(store_path, 1)
     assert record == QuarantineRecord(
         id=1,
@@ -121,8 +130,8 @@ def test_get_returns_the_record_whole(store_path: Path) -> None:
 
 
 @pytest.mark.parametrize("record_id", [0, -1, 9, 2**63, 2**200])
-def test_get_unknown_ids(store_path: Path, record_id: int) -> None:
-    assert get(store_path, record_id) is None
+def test_get_unknown_ids(built_target: str, record_id: int) -> None:
+    assert get(built_target, record_id) is None
 
 
 def test_store_url_and_pathlike(store_path: Path) -> None:
@@ -164,9 +173,9 @@ def test_a_newer_schema_is_refused(store_path: Path) -> None:
 @pytest.mark.parametrize(
     ("target", "message"),
     [
-        ("postgresql://db/tg", "the quarantine is queried in a SQLite store only"),
+        ("mysql://db/tg", "unsupported store URL"),
         ("sqlite://tg.db", "write sqlite:///relative/path or sqlite:////abs/path"),
-        (":memory:", "the quarantine needs a store file path, not ':memory:'"),
+        (":memory:", "a store file path is needed, not ':memory:'"),
     ],
 )
 def test_bad_targets(target: str, message: str) -> None:
@@ -177,8 +186,8 @@ def test_bad_targets(target: str, message: str) -> None:
 # --- stats --------------------------------------------------------------------------------------
 
 
-def test_stats_exact(store: SQLiteStore) -> None:
-    assert stats(store) == QuarantineStats(
+def test_stats_exact(any_store: Any) -> None:
+    assert stats(any_store) == QuarantineStats(
         total=8,
         by_kind=(("plan", 4), ("contract", 3), ("upstream", 1)),
         by_state=(("quarantined", 8),),
@@ -197,7 +206,8 @@ def test_stats_exact(store: SQLiteStore) -> None:
     )
 
 
-def test_stats_filtered_and_empty(store_path: Path) -> None:
+def test_stats_filtered_and_empty(built_target: str) -> None:
+    store_path = built_target
     assert stats(store_path, QuarantineFilter(code="property_type")) == QuarantineStats(
         total=2,
         by_kind=(("plan", 2),),
@@ -278,7 +288,8 @@ RECORD_3 = {
 }
 
 
-def test_export_jsonl_exact(store_path: Path) -> None:
+def test_export_jsonl_exact(built_target: str) -> None:
+    store_path = built_target
     out = io.StringIO()
     assert (
         export(store_path, out, "jsonl", QuarantineFilter(source="backend", kind="contract")) == 2
@@ -294,7 +305,8 @@ def test_export_jsonl_exact(store_path: Path) -> None:
     assert list(json.loads(first)) == list(RECORD_1)  # key order is part of the format
 
 
-def test_export_jsonl_is_oldest_first_and_every_record(store_path: Path) -> None:
+def test_export_jsonl_is_oldest_first_and_every_record(built_target: str) -> None:
+    store_path = built_target
     out = io.StringIO()
     assert export(store_path, out) == 8
     lines = [json.loads(line) for line in out.getvalue().splitlines()]
@@ -305,8 +317,9 @@ def test_export_jsonl_is_oldest_first_and_every_record(store_path: Path) -> None
         assert (raw or line["body"].encode()) == record.body
 
 
-def test_export_jsonl_is_input_for_check(store_path: Path, tmp_path: Path) -> None:
+def test_export_jsonl_is_input_for_check(built_target: str, tmp_path: Path) -> None:
     """An export is a request file: check reads back every record's exact request."""
+    store_path = built_target
     path = tmp_path / "export.jsonl"
     with path.open("w", encoding="utf-8", newline="") as fh:
         export(store_path, fh)
@@ -319,7 +332,8 @@ def test_export_jsonl_is_input_for_check(store_path: Path, tmp_path: Path) -> No
     assert read[0].request.headers == records[0].headers  # type: ignore[union-attr]
 
 
-def test_export_csv_exact(store_path: Path) -> None:
+def test_export_csv_exact(built_target: str) -> None:
+    store_path = built_target
     out = io.StringIO(newline="")
     assert export(store_path, out, "csv", QuarantineFilter(until=T0 + DAY + 1)) == 4
     text = out.getvalue()
@@ -352,26 +366,27 @@ def test_export_csv_exact(store_path: Path) -> None:
     assert (rows[3]["kind"], rows[3]["upstream_error"]) == ("upstream", "event name is reserved")
 
 
-def test_export_csv_keeps_awkward_bodies_whole(tmp_path: Path) -> None:
-    store = SQLiteStore(tmp_path / "tg.db")
+def test_export_csv_keeps_awkward_bodies_whole(empty_target: str) -> None:
+    store = open_store(empty_target)
     body = b'line 1\r\nline 2, "quoted"\x00\ttab' + b"x" * 100_000
     store.commit([Write(quarantine=(_record(T0, body=body),))])
     store.close()
     out = io.StringIO(newline="")
-    export(tmp_path / "tg.db", out, "csv")
+    export(empty_target, out, "csv")
     (row,) = csv.DictReader(io.StringIO(out.getvalue(), newline=""))
     assert row["body"].encode() == body
 
 
-def test_export_rejects_unknown_formats(store_path: Path) -> None:
+def test_export_rejects_unknown_formats(built_target: str) -> None:
+    store_path = built_target
     with pytest.raises(ValueError, match="unknown export format 'xml'"):
         export(store_path, io.StringIO(), "xml")  # type: ignore[arg-type]
 
 
-def test_export_pages_through_ids(store_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_export_pages_through_ids(built_target: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(q, "_PAGE", 3)
     out = io.StringIO()
-    assert export(store_path, out, "jsonl", QuarantineFilter(kind="plan")) == 4
+    assert export(built_target, out, "jsonl", QuarantineFilter(kind="plan")) == 4
     assert [json.loads(line)["id"] for line in out.getvalue().splitlines()] == [1, 5, 6, 7]
 
 
@@ -396,18 +411,48 @@ class _Sink(io.StringIO):
 
 
 def test_export_ignores_records_added_and_skips_records_purged_meanwhile(
-    store: SQLiteStore,
+    any_store: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    store = any_store
     sink = _Sink(lambda: store.commit([Write(quarantine=(_record(NOW),))]))
     assert export(store, sink) == 8
     assert store.quarantine_count() == 9
+    monkeypatch.setattr(q, "_GROUP_ROWS", 2)  # records 1 and 2 are read before the first write
     sink = _Sink(lambda: purge(store, 0, now=T0 + DAY + 1))  # ids 2, 3 and 8 go
-    assert export(store, sink) == 6  # record 1 was read before the purge
-    assert [json.loads(line)["id"] for line in sink.getvalue().splitlines()] == [1, 4, 5, 6, 7, 9]
+    assert export(store, sink) == 7  # 1 and 2 were read before the purge; 3 and 8 are skipped
+    assert [json.loads(line)["id"] for line in sink.getvalue().splitlines()] == [
+        1,
+        2,
+        4,
+        5,
+        6,
+        7,
+        9,
+    ]
 
 
-def test_export_memory_does_not_grow_with_the_quarantine(tmp_path: Path) -> None:
-    store = SQLiteStore(tmp_path / "big.db", synchronous="NORMAL")
+@pytest.mark.parametrize(
+    ("rows", "size", "groups"),
+    [
+        # body lengths of records 1-8: 91, 11, 3, 63, 148, 51, 20, 204 bytes
+        (100, 256 * 1024, [[1, 2, 3, 4, 5, 6, 7, 8]]),
+        (3, 256 * 1024, [[1, 2, 3], [4, 5, 6], [7, 8]]),
+        (100, 200, [[1, 2, 3, 4], [5, 6], [7], [8]]),
+        (100, 100, [[1], [2, 3, 4], [5], [6, 7], [8]]),  # a larger body goes alone
+    ],
+)
+def test_export_reads_records_in_bounded_groups(
+    built_target: str, monkeypatch: pytest.MonkeyPatch, rows: int, size: int, groups: list[Any]
+) -> None:
+    monkeypatch.setattr(q, "_GROUP_ROWS", rows)
+    monkeypatch.setattr(q, "_GROUP_BYTES", size)
+    with q._session(built_target) as s:
+        page = s.rows("SELECT id, length(body) FROM quarantine ORDER BY id")
+    assert list(q._groups(page)) == groups
+
+
+def test_export_memory_does_not_grow_with_the_quarantine(empty_target: str) -> None:
+    store = open_store(empty_target, synchronous="NORMAL")
     body = b'{"blob":"' + b"x" * 250_000 + b'"}'
     store.commit([Write(quarantine=tuple(_record(T0 + i, body=body) for i in range(120)))])
     sizes: list[int] = []
@@ -431,7 +476,8 @@ def test_export_memory_does_not_grow_with_the_quarantine(tmp_path: Path) -> None
 # --- purge --------------------------------------------------------------------------------------
 
 
-def test_purge_keeps_counts_in_step(store: SQLiteStore) -> None:
+def test_purge_keeps_counts_in_step(any_store: Any) -> None:
+    store = any_store
     assert purge(store, 2 * DAY, now=NOW) == 3  # received before T0 + DAY: ids 1, 2, 8
     assert store.quarantine_count() == 5
     assert ids(list_quarantine(store)) == [7, 6, 5, 4, 3]
@@ -447,13 +493,14 @@ def test_purge_keeps_counts_in_step(store: SQLiteStore) -> None:
     assert store.outbox_stats().failed == 1  # purge leaves the outbox alone
 
 
-def test_purge_in_small_batches(store: SQLiteStore) -> None:
+def test_purge_in_small_batches(any_store: Any) -> None:
+    store = any_store
     assert purge(store, 0, now=NOW, batch_size=3) == 8
     assert store.quarantine_count() == 0
 
 
-def test_purge_defaults_to_the_current_time(tmp_path: Path) -> None:
-    store = SQLiteStore(tmp_path / "tg.db")
+def test_purge_defaults_to_the_current_time(empty_target: str) -> None:
+    store = open_store(empty_target)
     now = time.time()
     store.commit([Write(quarantine=(_record(now - 40 * DAY), _record(now - 20 * DAY)))])
     assert purge(store, 30 * DAY) == 1
@@ -475,7 +522,7 @@ def test_purge_refuses_bad_batches(store_path: Path) -> None:
 def test_purge_waits_for_the_write_lock_then_fails_cleanly(
     store_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(q, "_BUSY_TIMEOUT_MS", 50)
+    monkeypatch.setattr(sql, "_BUSY_TIMEOUT_MS", 50)
     blocker = sqlite3.connect(store_path, isolation_level=None)
     blocker.execute("BEGIN IMMEDIATE")
     try:
@@ -525,11 +572,23 @@ def _matches(r: QuarantineRecord, f: QuarantineFilter) -> bool:
     )
 
 
-@settings(max_examples=150, deadline=None)
+@pytest.fixture
+def built_open(built_target: str) -> Iterator[Any]:
+    """The built store open (each query borrows a connection instead of connecting)."""
+    store = open_store(built_target, readonly=True)
+    yield store
+    store.close()
+
+
+# The store is built once per session and only read: every example sees the same records.
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(flt=filters())
 def test_every_filter_selects_what_the_reference_selects(
-    built: Path, flt: QuarantineFilter
+    built_open: Any, flt: QuarantineFilter
 ) -> None:
+    built = built_open
     everything = list_quarantine(built)
     expected = [r.id for r in everything if _matches(r, flt)]
     assert ids(list_quarantine(built, flt)) == expected

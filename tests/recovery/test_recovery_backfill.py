@@ -1,4 +1,5 @@
-"""Backfill: CSV orders through the example plan into the outbox, interrupted and resumed."""
+"""Backfill: CSV orders through the example plan into the outbox, interrupted and resumed; into
+a SQLite file and into a PostgreSQL schema (the ``db`` fixture), with the same results."""
 
 from __future__ import annotations
 
@@ -8,16 +9,19 @@ import random
 import sqlite3
 from collections import Counter, defaultdict
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import pytest
 from click.testing import CliRunner
+from recovery_env import query
 
+from pg_server import fresh_schema
 from trackguard.cli.backfill import backfill_command
 from trackguard.plan.loader import load_plan
 from trackguard.recovery.backfill import BackfillReport, backfill
 from trackguard.recovery.mapping import parse_mapping
-from trackguard.store.sqlite import SQLiteStore
+from trackguard.store.sqlite import open_store
 
 ROOT = Path(__file__).resolve().parents[2]
 PLAN = ROOT / "examples" / "d2c-plan.yaml"
@@ -54,11 +58,8 @@ def _orders(path: Path, n: int, *, bad: dict[int, str] | None = None) -> list[di
     return rows
 
 
-def _outbox_orders(db: Path) -> Counter[str]:
-    with sqlite3.connect(db) as conn:
-        payloads = [
-            r[0] for r in conn.execute("SELECT payload FROM outbox WHERE event_name IS NOT NULL")
-        ]
+def _outbox_orders(db: str) -> Counter[str]:
+    payloads = [r[0] for r in query(db, "SELECT payload FROM outbox WHERE event_name IS NOT NULL")]
     out: Counter[str] = Counter()
     for p in payloads:
         body = msgspec.json.decode(p)
@@ -68,13 +69,12 @@ def _outbox_orders(db: Path) -> Counter[str]:
     return out
 
 
-def test_backfill_interrupted_and_resumed(tmp_path: Path) -> None:
+def test_backfill_interrupted_and_resumed(db: str, tmp_path: Path) -> None:
     source = tmp_path / "orders.csv.gz"
     rows = _orders(source, 3000)
     plan = load_plan(PLAN)
     mapping = parse_mapping(MAPPING)
-    db = tmp_path / "tg.db"
-    store = SQLiteStore(db)
+    store = open_store(db)
     first = backfill(
         str(source),
         store=store,
@@ -128,11 +128,11 @@ def test_backfill_interrupted_and_resumed(tmp_path: Path) -> None:
     store.close()
 
 
-def test_interrupted_by_an_exception_resumes(tmp_path: Path) -> None:
+def test_interrupted_by_an_exception_resumes(db: str, tmp_path: Path) -> None:
     source = tmp_path / "orders.csv"
     _orders(source, 600)
     mapping = parse_mapping(MAPPING)
-    store = SQLiteStore(tmp_path / "tg.db")
+    store = open_store(db)
     calls = 0
 
     def crash(done: int, position: int | None, total: int | None) -> None:
@@ -152,11 +152,11 @@ def test_interrupted_by_an_exception_resumes(tmp_path: Path) -> None:
         )
     report = backfill(str(source), store=store, mapping=mapping, event="order_completed")
     assert report.resumed_from == 200 and report.rows_read == 400
-    assert set(_outbox_orders(tmp_path / "tg.db").values()) == {1}
+    assert set(_outbox_orders(db).values()) == {1}
     store.close()
 
 
-def _backfill_orders(source: Path, store: SQLiteStore, batch_size: int = 500) -> BackfillReport:
+def _backfill_orders(source: Path, store: Any, batch_size: int = 500) -> BackfillReport:
     """``source``'s rows as ``order_completed`` events under the example plan."""
     return backfill(
         str(source),
@@ -168,10 +168,10 @@ def _backfill_orders(source: Path, store: SQLiteStore, batch_size: int = 500) ->
     )
 
 
-def test_bad_rows_skipped_with_row_numbers(tmp_path: Path) -> None:
+def test_bad_rows_skipped_with_row_numbers(db: str, tmp_path: Path) -> None:
     source = tmp_path / "orders.csv"
     _orders(source, 50, bad={7: "twelve", 30: ""})
-    store = SQLiteStore(tmp_path / "tg.db")
+    store = open_store(db)
     report = _backfill_orders(source, store, batch_size=10)
     assert report.skipped == 2 and report.accepted + report.fixed + report.warned == 48
     assert [(p.row, p.line) for p in report.problems] == [(7, 8), (30, 31)]
@@ -180,11 +180,10 @@ def test_bad_rows_skipped_with_row_numbers(tmp_path: Path) -> None:
     store.close()
 
 
-def test_bad_row_stops_the_run(tmp_path: Path) -> None:
-    SQLiteStore(tmp_path / "tg.db").close()  # serve creates the store; backfill never does
+def test_bad_row_stops_the_run(db: str, tmp_path: Path) -> None:
+    open_store(db).close()  # serve creates the store; backfill never does
     source = tmp_path / "orders.csv"
     _orders(source, 50, bad={23: "n/a"})
-    db = tmp_path / "tg.db"
     result = CliRunner().invoke(
         backfill_command,
         [
@@ -194,7 +193,7 @@ def test_bad_row_stops_the_run(tmp_path: Path) -> None:
             "--map",
             str(_map(tmp_path)),
             "--db",
-            str(db),
+            db,
             "--plan",
             str(PLAN),
             "--on-error",
@@ -209,8 +208,8 @@ def test_bad_row_stops_the_run(tmp_path: Path) -> None:
     assert len(_outbox_orders(db)) == 22
 
 
-def test_cli_jsonl_and_sqlite_sources(tmp_path: Path) -> None:
-    SQLiteStore(tmp_path / "tg.db").close()  # serve creates the store; backfill never does
+def test_cli_jsonl_and_sqlite_sources(db: str, tmp_path: Path) -> None:
+    open_store(db).close()  # serve creates the store; backfill never does
     jsonl = tmp_path / "orders.jsonl"
     jsonl.write_text(
         '{"customer_id": "c1", "order_id": "A1", "ordered_at": 1700000000, "total": 5.5,'
@@ -218,10 +217,9 @@ def test_cli_jsonl_and_sqlite_sources(tmp_path: Path) -> None:
     )
     mapping = tmp_path / "m.yaml"
     mapping.write_text(MAPPING.replace("iso8601", "unix"))
-    db = tmp_path / "tg.db"
     result = CliRunner().invoke(
         backfill_command,
-        [str(jsonl), "--as", "event:order_completed", "--map", str(mapping), "--db", str(db)],
+        [str(jsonl), "--as", "event:order_completed", "--map", str(mapping), "--db", db],
     )
     assert result.exit_code == 0, result.output
     assert "2 rows read: 1 accepted" in result.output and "row 2 (line 3)" in result.output
@@ -243,7 +241,7 @@ def test_cli_jsonl_and_sqlite_sources(tmp_path: Path) -> None:
             "--map",
             str(idmap),
             "--db",
-            str(db),
+            db,
         ],
     )
     assert result.exit_code == 0, result.output
@@ -251,7 +249,7 @@ def test_cli_jsonl_and_sqlite_sources(tmp_path: Path) -> None:
 
 
 def test_cli_mapping_error_exits_2(tmp_path: Path) -> None:
-    SQLiteStore(tmp_path / "tg.db").close()  # serve creates the store; backfill never does
+    open_store(tmp_path / "tg.db").close()  # serve creates the store; backfill never does
     bad = tmp_path / "m.yaml"
     bad.write_text("person: {id: customer_id}\ndata:\n  total: {column: total, type: money}\n")
     source = tmp_path / "orders.csv"
@@ -278,7 +276,7 @@ def _map(tmp_path: Path) -> Path:
     return path
 
 
-def test_email_keyed_rows_fixed_to_the_known_id(tmp_path: Path) -> None:
+def test_email_keyed_rows_fixed_to_the_known_id(db: str, tmp_path: Path) -> None:
     text = PLAN.read_text()
     assert "email_keyed: warn" in text
     plan_path = tmp_path / "plan.yaml"
@@ -289,8 +287,7 @@ def test_email_keyed_rows_fixed_to_the_known_id(tmp_path: Path) -> None:
         writer.writerow(["email", "order_id", "ordered_at", "total", "currency"])
         writer.writerow(["ana@example.com", "ORD-1", "2025-03-01T10:00:00Z", "12.50", "USD"])
         writer.writerow(["ana@example.com", "ORD-2", "2025-03-02T10:00:00Z", "20.00", "USD"])
-    db = tmp_path / "tg.db"
-    store = SQLiteStore(db)
+    store = open_store(db)
     store.import_identities([("ana@example.com", "cus_1")])
     report = backfill(
         str(source),
@@ -301,11 +298,8 @@ def test_email_keyed_rows_fixed_to_the_known_id(tmp_path: Path) -> None:
     )
     store.close()
     assert report.complete and report.rejected == 0 and report.fixed == 2
-    with sqlite3.connect(db) as conn:
-        persons = {
-            r[0] for r in conn.execute("SELECT person FROM outbox WHERE event_name IS NOT NULL")
-        }
-    assert persons == {"id:cus_1"}
+    persons = query(db, "SELECT DISTINCT person FROM outbox WHERE event_name IS NOT NULL")
+    assert persons == [("id:cus_1",)]
     assert _outbox_orders(db) == Counter({"ORD-1": 1, "ORD-2": 1})
 
 
@@ -327,15 +321,16 @@ def _mixed(path: Path) -> None:
             writer.writerow([order, customer, "2025-01-01T10:00:00Z", total, currency])
 
 
-def test_counts_add_up_to_the_rows_read_and_restart_quarantines_once(tmp_path: Path) -> None:
+def test_counts_add_up_to_the_rows_read_and_restart_quarantines_once(
+    db: str, tmp_path: Path
+) -> None:
     source = tmp_path / "orders.csv"
     _mixed(source)
-    db = tmp_path / "tg.db"
     args = [str(source), "--as", "event:order_completed", "--map", str(_map(tmp_path))]
-    args += ["--db", str(db), "--plan", str(PLAN)]
+    args += ["--db", db, "--plan", str(PLAN)]
     keys = ("rows_read", "accepted", "fixed", "warned", "rejected", "duplicates", "skipped")
 
-    store = SQLiteStore(db)
+    store = open_store(db)
     try:
         first = _backfill_orders(source, store)
         assert tuple(getattr(first, k) for k in keys) == (6, 1, 1, 0, 1, 1, 2)
@@ -350,9 +345,21 @@ def test_counts_add_up_to_the_rows_read_and_restart_quarantines_once(tmp_path: P
         "6 rows read: 0 accepted, 0 fixed, 0 warned, 1 rejected (quarantined, 1 of them by an"
         " earlier run), 3 duplicates, 2 skipped in "
     )
-    store = SQLiteStore(db)
+    store = open_store(db)
     try:
         assert store.quarantine_count() == 1  # the rejected row is kept once
         assert len(_outbox_orders(db)) == 2 and set(_outbox_orders(db).values()) == {1}
     finally:
         store.close()
+
+
+def test_a_postgresql_schema_without_a_store_is_an_error(tmp_path: Path) -> None:
+    source = tmp_path / "orders.csv"
+    _orders(source, 3)
+    with fresh_schema() as (url, schema):
+        db = f"{url}?schema={schema}"
+        args = [str(source), "--as", "event:order_completed", "--map", str(_map(tmp_path))]
+        result = CliRunner().invoke(backfill_command, [*args, "--db", db])
+        assert result.exit_code == 2
+        assert result.stderr == f"Error: no store at {db} (trackguard serve creates one)\n"
+        assert result.stdout == ""

@@ -1,10 +1,10 @@
 """Replay end to end: a broken client's orders are quarantined through the real path, fixed,
-replayed and delivered over loopback to the emulator, each exactly once."""
+replayed and delivered over loopback to the emulator, each exactly once; on a SQLite file and
+on a PostgreSQL schema (the ``db`` fixture), with the same expected results."""
 
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 from pathlib import Path
 from typing import Any
@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 from click.testing import CliRunner
+from recovery_env import query
 
 from trackguard.cli.replay import replay_command
 from trackguard.contract.operations import Request
@@ -23,9 +24,10 @@ from trackguard.http.runner import start_in_thread
 from trackguard.ingest import to_write
 from trackguard.plan.loader import load_plan
 from trackguard.recovery import load_fixes, replay
-from trackguard.store.base import StoreError
+from trackguard.store.base import Store, StoreError
 from trackguard.store.quarantine import QuarantineFilter, list_quarantine
-from trackguard.store.sqlite import SQLiteStore
+from trackguard.store.sql import session
+from trackguard.store.sqlite import open_store
 
 PLAN_PATH = Path(__file__).resolve().parents[2] / "examples" / "d2c-plan.yaml"
 PLAN = load_plan(PLAN_PATH)
@@ -42,15 +44,15 @@ fixes:
 """
 
 
-def _send(store: SQLiteStore, method: str, path: str, body: Any, at: float) -> None:
+def _send(store: Store, method: str, path: str, body: Any, at: float) -> None:
     request = Request(method=method, path=path, body=json.dumps(body).encode(), source="shop")
     verdict = Checker(PLAN).check(request, now=at)
     store.commit([to_write(request, verdict, at, PLAN.dedupe)])
 
 
-def _broken_client(db: Path) -> None:
+def _broken_client(db: str) -> None:
     at = time.time() - 3600
-    store = SQLiteStore(db, synchronous="NORMAL")
+    store = open_store(db, synchronous="NORMAL")
     try:
         _send(store, "PUT", "/api/v1/customers/cus_9", {"email": "jane@example.com"}, at)
         for n, extra in ((1, {}), (2, {"currency": "usd"}), (3, {})):
@@ -61,12 +63,11 @@ def _broken_client(db: Path) -> None:
         store.close()
 
 
-def _states(db: Path) -> list[str]:
+def _states(db: str) -> list[str]:
     return sorted(r.state for r in list_quarantine(db, QuarantineFilter()))
 
 
-def test_replay_delivers_each_order_exactly_once(tmp_path: Path) -> None:
-    db = tmp_path / "tg.db"
+def test_replay_delivers_each_order_exactly_once(db: str, tmp_path: Path) -> None:
     _broken_client(db)
     assert _states(db) == ["quarantined"] * 3
     fix_file = tmp_path / "fixes.yaml"
@@ -84,15 +85,15 @@ def test_replay_delivers_each_order_exactly_once(tmp_path: Path) -> None:
 
     emulator = create_emulator(SITE, KEY)
     with start_in_thread(emulator) as server, httpx.Client(base_url=server.url) as control:
-        store = SQLiteStore(db, synchronous="NORMAL")
+        store = open_store(db, synchronous="NORMAL")
         transport = HttpxTransport(server.url, SITE, KEY)
         try:
             worker = DeliveryWorker(store, transport, linger=0.0)
             worker.run_once()
             assert replay(db, PLAN, None, fixes).items == []  # nothing left to replay
             # Re-selected by hand, the dedupe claims still drop them.
-            with store._transaction() as conn:
-                conn.execute("UPDATE quarantine SET state = 'quarantined'")
+            with session(db, readonly=False) as s:
+                s.run("UPDATE quarantine SET state = 'quarantined'")
             again = replay(db, PLAN, None, fixes)
             assert (again.replayed, again.duplicates) == (0, 3)
             worker.run_once()
@@ -108,8 +109,7 @@ def test_replay_delivers_each_order_exactly_once(tmp_path: Path) -> None:
     assert {e["data"]["currency"] for e in orders} == {"USD"}
 
 
-def test_unfixed_records_become_still_invalid_and_cli_dry_run(tmp_path: Path) -> None:
-    db = tmp_path / "tg.db"
+def test_unfixed_records_become_still_invalid_and_cli_dry_run(db: str, tmp_path: Path) -> None:
     _broken_client(db)
     report = replay(db, PLAN)
     assert (report.replayed, report.still_invalid) == (0, 3)
@@ -118,7 +118,7 @@ def test_unfixed_records_become_still_invalid_and_cli_dry_run(tmp_path: Path) ->
     fix_file = tmp_path / "fixes.yaml"
     fix_file.write_text(FIXES)
     runner = CliRunner()
-    args = ["--db", str(db), "--plan", str(PLAN_PATH), "--fix", str(fix_file), "--dry-run"]
+    args = ["--db", db, "--plan", str(PLAN_PATH), "--fix", str(fix_file), "--dry-run"]
     result = runner.invoke(replay_command, args)
     assert result.exit_code == 0, result.output
     assert '"total": 49.9' in result.output
@@ -129,57 +129,66 @@ def test_unfixed_records_become_still_invalid_and_cli_dry_run(tmp_path: Path) ->
     bad = tmp_path / "bad.yaml"
     bad.write_text("fixes:\n  - drop: data.x\n  - explode: {}\n")
     result = runner.invoke(
-        replay_command, ["--db", str(db), "--plan", str(PLAN_PATH), "--fix", str(bad)]
+        replay_command, ["--db", db, "--plan", str(PLAN_PATH), "--fix", str(bad)]
     )
     assert result.exit_code == 2
     assert f"{bad}:3:5" in result.output
 
 
-def test_replay_write_and_mark_are_one_transaction(tmp_path: Path) -> None:
-    db = tmp_path / "tg.db"
+#: A trigger that refuses to mark a quarantine record ``replayed``, in each dialect.
+NO_MARK = {
+    "sqlite": [
+        "CREATE TRIGGER no_mark BEFORE UPDATE OF state ON quarantine"
+        " WHEN NEW.state = 'replayed' BEGIN SELECT RAISE(ABORT, 'mark refused'); END"
+    ],
+    "postgresql": [
+        "CREATE FUNCTION no_mark() RETURNS trigger LANGUAGE plpgsql"
+        " AS $$ BEGIN RAISE EXCEPTION 'mark refused'; END $$",
+        "CREATE TRIGGER no_mark BEFORE UPDATE OF state ON quarantine FOR EACH ROW"
+        " WHEN (NEW.state = 'replayed') EXECUTE FUNCTION no_mark()",
+    ],
+}
+
+
+def test_replay_write_and_mark_are_one_transaction(db: str, tmp_path: Path) -> None:
     _broken_client(db)
     fix_file = tmp_path / "fixes.yaml"
     fix_file.write_text(FIXES)
     fixes = load_fixes(fix_file)
-    with sqlite3.connect(db) as conn:
-        outbox_before = conn.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]
-        # Marking a record replayed fails: the write it came with must roll back too.
-        conn.execute(
-            "CREATE TRIGGER no_mark BEFORE UPDATE OF state ON quarantine"
-            " WHEN NEW.state = 'replayed' BEGIN SELECT RAISE(ABORT, 'mark refused'); END"
-        )
+    outbox_before = query(db, "SELECT COUNT(*) FROM outbox")
+    # Marking a record replayed fails: the write it came with must roll back too.
+    with session(db, readonly=False) as s:
+        for statement in NO_MARK[s.dialect]:
+            s.run(statement)
     with pytest.raises(StoreError, match="mark refused"):
         replay(db, PLAN, None, fixes)
     assert _states(db) == ["quarantined"] * 3
-    with sqlite3.connect(db) as conn:
-        assert conn.execute("SELECT COUNT(*) FROM outbox").fetchone()[0] == outbox_before
-        assert conn.execute("SELECT COUNT(*) FROM claims").fetchone()[0] == 0
-        conn.execute("DROP TRIGGER no_mark")
+    assert query(db, "SELECT COUNT(*) FROM outbox") == outbox_before
+    assert query(db, "SELECT COUNT(*) FROM claims") == [(0,)]
+    with session(db, readonly=False) as s:
+        s.run("DROP TRIGGER no_mark" + (" ON quarantine" if s.dialect == "postgresql" else ""))
     report = replay(db, PLAN, None, fixes)
     assert (report.replayed, report.duplicates) == (3, 0)
     assert _states(db) == ["replayed"] * 3
 
 
-def test_rate_paces_the_replay(tmp_path: Path) -> None:
-    db = tmp_path / "tg.db"
+def test_rate_paces_the_replay(db: str, tmp_path: Path) -> None:
     _broken_client(db)
     fix_file = tmp_path / "fixes.yaml"
     fix_file.write_text(FIXES)
     fixes = load_fixes(fix_file)
     waits: list[float] = []
-    report = replay(db, PLAN, None, fixes, rate=2.0, sleep=waits.append)
+    # A clock that stands still: each record waits its turn behind the ones before it.
+    report = replay(db, PLAN, None, fixes, rate=2.0, sleep=waits.append, clock=lambda: 0.0)
     assert report.replayed == 3
-    assert len(waits) == 2  # the first record goes at once; the next two wait their turn
-    assert waits[0] == pytest.approx(0.5, abs=0.05)
-    assert waits[1] == pytest.approx(1.0, abs=0.05)
+    assert waits == [0.5, 1.0]  # the first record goes at once; the next two wait their turn
 
 
-def test_cli_selects_records_by_plan_version_and_route(tmp_path: Path) -> None:
-    db = tmp_path / "tg.db"
+def test_cli_selects_records_by_plan_version_and_route(db: str, tmp_path: Path) -> None:
     _broken_client(db)
     fix_file = tmp_path / "fixes.yaml"
     fix_file.write_text(FIXES)
-    base = ["--db", str(db), "--plan", str(PLAN_PATH), "--fix", str(fix_file), "--dry-run"]
+    base = ["--db", db, "--plan", str(PLAN_PATH), "--fix", str(fix_file), "--dry-run"]
     orders = "POST /api/v1/customers/{identifier}/events"
     runner = CliRunner()
 
@@ -207,12 +216,11 @@ def test_cli_selects_records_by_plan_version_and_route(tmp_path: Path) -> None:
     assert _states(db) == ["quarantined"] * 3
 
 
-def test_dry_run_previews_retries_the_real_run_drops(tmp_path: Path) -> None:
+def test_dry_run_previews_retries_the_real_run_drops(db: str, tmp_path: Path) -> None:
     """30 quarantined orders, 5 of them exact retries of others: the dry run says what the real
     run then does, 25 replayed and 5 dropped, and neither counts a duplicate as replayed."""
-    db = tmp_path / "tg.db"
     at = time.time() - 3600
-    store = SQLiteStore(db, synchronous="NORMAL")
+    store = open_store(db, synchronous="NORMAL")
     try:
         for n in range(25):
             body = {"name": "Order Placed", "data": {"order_id": f"B-{n}", "amount": "10.00"}}
@@ -230,7 +238,7 @@ def test_dry_run_previews_retries_the_real_run_drops(tmp_path: Path) -> None:
     retries = [2, 8, 14, 20, 26]  # the second copy of B-0, B-5, B-10, B-15, B-20
     assert [i.id for i in dry.items if i.outcome == "duplicate"] == retries
     runner = CliRunner()
-    args = ["--db", str(db), "--plan", str(PLAN_PATH), "--fix", str(fix_file)]
+    args = ["--db", db, "--plan", str(PLAN_PATH), "--fix", str(fix_file)]
     result = runner.invoke(replay_command, [*args, "--dry-run"])
     assert result.exit_code == 0, result.output
     assert result.output.splitlines()[-1] == (
@@ -243,21 +251,20 @@ def test_dry_run_previews_retries_the_real_run_drops(tmp_path: Path) -> None:
     assert [(i.id, i.outcome) for i in real.items] == [(i.id, i.outcome) for i in dry.items]
     assert (real.replayed, real.duplicates, real.still_invalid) == (25, 5, 0)
     assert _states(db) == ["replayed"] * 30
-    with sqlite3.connect(db) as conn:
-        sent = conn.execute(
-            "SELECT count(*), count(DISTINCT dedupe_key) FROM outbox"
-            " WHERE event_name = 'order_completed'"
-        ).fetchone()
-    assert sent == (25, 25)
+    sent = query(
+        db,
+        "SELECT count(*), count(DISTINCT dedupe_key) FROM outbox"
+        " WHERE event_name = 'order_completed'",
+    )
+    assert sent == [(25, 25)]
 
 
-def test_cli_reports_replayed_and_dropped_apart(tmp_path: Path) -> None:
-    db = tmp_path / "tg.db"
+def test_cli_reports_replayed_and_dropped_apart(db: str, tmp_path: Path) -> None:
     _broken_client(db)
     _broken_client(db)  # the same three orders quarantined again
     fix_file = tmp_path / "fixes.yaml"
     fix_file.write_text(FIXES)
-    args = ["--db", str(db), "--plan", str(PLAN_PATH), "--fix", str(fix_file)]
+    args = ["--db", db, "--plan", str(PLAN_PATH), "--fix", str(fix_file)]
     result = CliRunner().invoke(replay_command, args)
     assert result.exit_code == 0, result.output
     assert result.output.splitlines()[-1] == (
@@ -266,14 +273,15 @@ def test_cli_reports_replayed_and_dropped_apart(tmp_path: Path) -> None:
     )
 
 
-def test_dry_run_previews_a_key_another_person_claims_earlier_in_the_run(tmp_path: Path) -> None:
+def test_dry_run_previews_a_key_another_person_claims_earlier_in_the_run(
+    db: str, tmp_path: Path
+) -> None:
     """Three quarantined orders with one order id: cus_1's, cus_2's and cus_1's retry. Nothing
     holds the key before the replay; the first record claims it, so the second is a
     dedupe_key_conflict (still invalid, not queued) and the third a duplicate, in the dry run
     exactly as in the real run."""
-    db = tmp_path / "tg.db"
     at = time.time() - 3600
-    store = SQLiteStore(db, synchronous="NORMAL")
+    store = open_store(db, synchronous="NORMAL")
     try:
         body = {"name": "Order Placed", "data": {"order_id": "C-1", "amount": "10.00"}}
         for n, person in enumerate(("cus_1", "cus_2", "cus_1")):
@@ -302,10 +310,7 @@ def test_dry_run_previews_a_key_another_person_claims_earlier_in_the_run(tmp_pat
     real = replay(db, PLAN, None, fixes)
     assert [(i.id, i.outcome, i.codes) for i in real.items] == outcomes
     assert sorted(_states(db)) == ["replayed", "replayed", "still_invalid"]
-    with sqlite3.connect(db) as conn:
-        assert conn.execute(
-            "SELECT person, dedupe_key FROM outbox WHERE event_name = 'order_completed'"
-        ).fetchall() == [("id:cus_1", "order_completed:C-1")]
-        assert conn.execute("SELECT key, person FROM claims").fetchall() == [
-            ("order_completed:C-1", "id:cus_1")
-        ]
+    assert query(
+        db, "SELECT person, dedupe_key FROM outbox WHERE event_name = 'order_completed'"
+    ) == [("id:cus_1", "order_completed:C-1")]
+    assert query(db, "SELECT key, person FROM claims") == [("order_completed:C-1", "id:cus_1")]

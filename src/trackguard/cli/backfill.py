@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING, cast
 
 import click
 from rich.console import Console
@@ -22,8 +23,10 @@ from trackguard.recovery.backfill import BackfillReport, OnError, backfill
 from trackguard.recovery.backfill import Progress as BackfillProgress
 from trackguard.recovery.mapping import load_mapping
 from trackguard.recovery.sources import open_source
-from trackguard.store.base import StoreError
-from trackguard.store.sqlite import SQLiteStore, sqlite_path
+from trackguard.store.sqlite import SQLiteStore, open_store
+
+if TYPE_CHECKING:
+    from trackguard.store.postgres import PostgresStore
 
 
 def print_summary(report: BackfillReport, console: Console) -> None:
@@ -66,7 +69,8 @@ def backfill_command(
     batch_size: int,
     restart: bool,
 ) -> None:
-    """Backfill SOURCE (CSV, JSONL, Parquet, sqlite:///db or postgresql://...) into the outbox.
+    """Backfill SOURCE (CSV, JSONL, Parquet, sqlite:///db or postgresql://...) into the outbox
+    of the store --db names (SQLite or postgresql://...).
 
     Rows go through the same checks as live traffic; delivery sends them rate-limited. A rerun
     continues after the last committed batch. Exit 0 when done, 1 when a bad row stopped the
@@ -86,10 +90,7 @@ def backfill_command(
         raise click.BadParameter("use event:NAME or identify", param_hint="--as")
     mapping = load_mapping(mapping_path, identify=event is None)
     src = open_source(source, query)
-    path = sqlite_path(db)
-    if path is None:
-        raise StoreError(f"{db!r}: backfill writes to a SQLite store (a path or sqlite:///)")
-    store = SQLiteStore(path)
+    store = cast("SQLiteStore | PostgresStore", open_store(db, create=False))
     on: OnError = "stop" if on_error == "stop" else "skip"
 
     def run(progress: BackfillProgress | None = None) -> BackfillReport:

@@ -58,12 +58,14 @@ def _must_exist(ctx: click.Context, param: click.Parameter, value: str) -> str:
 
 
 def db_option(*, create: bool = False) -> Callable[[F], F]:
-    """``--db PATH`` (a SQLite file, ``sqlite:///path`` or ``postgresql://…``;
+    """``--db PATH`` (a SQLite file, ``sqlite:///path`` or ``postgresql://...``;
     ``$TRACKGUARD_DB``).
 
     Without ``create`` the store must exist: a mistyped path is an error, not a new store.
     """
-    help_text = "The store: a SQLite file, sqlite:///path or postgresql://user@host/db."
+    help_text = (
+        "The store: a SQLite file, sqlite:///path or postgresql://user@host:port/db[?schema=NAME]."
+    )
     if create:
         help_text += " Created when it does not exist."
     return click.option(

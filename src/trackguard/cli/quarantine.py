@@ -1,6 +1,7 @@
 """``trackguard quarantine``: list, show, summarise, export and purge rejected requests.
 
-A thin layer over :mod:`trackguard.store.quarantine`. Everything a client sent is shown as
+A thin layer over :mod:`trackguard.store.quarantine`; ``--db`` is a SQLite store or a
+``postgresql://`` URL. Everything a client sent is shown as
 text with control characters escaped, so a hostile body cannot drive the terminal; ``export``
 and ``show --format json`` give the exact bytes. Exit status: 0 done, 2 a missing store or
 record, or a malformed option (duration, date, filter).
@@ -51,6 +52,8 @@ from trackguard.store.quarantine import (
     record_to_dict,
     stats,
 )
+from trackguard.store.sql import session
+from trackguard.store.urls import display_url
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -211,8 +214,9 @@ def list_command(
         $ trackguard quarantine list --source backend --limit 20 --offset 20
         $ trackguard quarantine list --format json --limit 500 | jq '.[].codes'
     """
-    records = list_quarantine(db, flt, limit=limit, offset=offset)
-    total = count_quarantine(db, flt)
+    with session(db) as s:
+        records = list_quarantine(s, flt, limit=limit, offset=offset)
+        total = count_quarantine(s, flt)
     if fmt != "table":
         _emit_records(fmt, records)
         return
@@ -296,7 +300,7 @@ def show_command(record_id: int, db: str, fmt: str, as_json: bool) -> None:
     """
     record = get(db, record_id)
     if record is None:
-        raise InputError(f"no quarantine record {record_id} in {db}")
+        raise InputError(f"no quarantine record {record_id} in {display_url(db)}")
     if as_json or fmt == "json":
         click.echo(msgspec.json.encode(record_to_dict(record)).decode())
         return
@@ -526,8 +530,9 @@ def purge_command(db: str, older_than: int, dry_run: bool) -> None:
             f" (older than {age})"
         )
         return
-    n = purge(db, older_than, now=now)
-    remaining = count_quarantine(db)
+    with session(db, readonly=False) as s:
+        n = purge(s, older_than, now=now)
+        remaining = count_quarantine(s)
     click.echo(
         f"purged {_plural(n, 'record')} received before {iso_time(cutoff)}"
         f" (older than {age}); {remaining} remain"

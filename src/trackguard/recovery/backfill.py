@@ -7,8 +7,9 @@ store holds (loaded once, then updated after each batch commit, as the gateway d
 committed with :func:`~trackguard.ingest.to_write` in batches of ``batch_size``. Delivery then
 sends the outbox, rate-limited, like any other traffic.
 
-Resumable: with each batch the number of source rows done is saved in the store's ``meta``
-table under a key derived from the source's identity, so a rerun skips them. The plan's dedupe
+The store is SQLite or PostgreSQL. Resumable: with each batch the number of source rows done is
+saved in the store's ``meta`` table (in the batch's own commit) under a key derived from the
+source's identity, so a rerun skips them. The plan's dedupe
 keys (``order_completed`` on ``data.order_id``) make an order seen twice harmless anyway, and a
 ``restart`` does not quarantine again a rejected row the quarantine already holds (same source
 row, same body).
@@ -37,11 +38,10 @@ Example::
 from __future__ import annotations
 
 import hashlib
-import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 from urllib.parse import quote
 
 import msgspec
@@ -53,9 +53,13 @@ from trackguard.plan.model import DedupePolicy, Plan
 from trackguard.recovery.dedupe import all_duplicates
 from trackguard.recovery.mapping import Mapping, RowError
 from trackguard.recovery.sources import Source, SourceRow, open_source
-from trackguard.store.base import Write
+from trackguard.store.base import Store, Write
+from trackguard.store.sql import session
 from trackguard.store.sqlite import SQLiteStore
 from trackguard.store.view import GatewayState
+
+if TYPE_CHECKING:
+    from trackguard.store.postgres import PostgresStore
 
 OnError = Literal["skip", "stop"]
 #: Progress callback: ``(rows done, source position, source total)`` after each batch.
@@ -143,19 +147,15 @@ def _digest(body: bytes) -> bytes:
     return hashlib.sha256(body).digest()
 
 
-def _quarantined(path: str, label: str) -> set[tuple[str | None, bytes]]:
+def _quarantined(store: SQLiteStore | PostgresStore, label: str) -> set[tuple[str | None, bytes]]:
     """``(source, body digest)`` of the quarantine records an earlier backfill of ``label``
-    kept (digests: a large quarantine's bodies need not fit in memory)."""
+    kept (digests: a large quarantine's bodies need not fit in memory). A prefix test, not a
+    range: PostgreSQL compares text by the database's collation, which may ignore ``:``."""
     prefix = label + ":"
-    conn = sqlite3.connect(path)  # a read beside the store's own connection
-    try:
-        rows = conn.execute(
-            "SELECT source, body FROM quarantine WHERE source >= ? AND source < ?",
-            (prefix, prefix[:-1] + chr(ord(":") + 1)),
-        )
-        return {(source, _digest(bytes(body))) for source, body in rows}
-    finally:
-        conn.close()
+    sql = "SELECT source, body FROM quarantine WHERE substr(source, 1, ?) = ?"
+    with session(store) as s:  # a read beside the store's own connections
+        rows = s.rows(sql, (len(prefix), prefix))
+    return {(source, _digest(bytes(body))) for source, body in rows}
 
 
 def checkpoint_key(source_identity: str, what: str) -> str:
@@ -164,7 +164,8 @@ def checkpoint_key(source_identity: str, what: str) -> str:
     return f"backfill:{digest}"
 
 
-def read_checkpoint(store: SQLiteStore, key: str) -> dict[str, Any] | None:
+def read_checkpoint(store: Store, key: str) -> dict[str, Any] | None:
+    """The checkpoint saved under ``key`` (:func:`checkpoint_key`), or None."""
     raw = store.meta_value(key)
     if raw is None:
         return None
@@ -199,7 +200,7 @@ def build_request(mapping: Mapping, event: str | None, row: dict[str, Any], sour
 def backfill(
     source: str | Source,
     *,
-    store: SQLiteStore,
+    store: SQLiteStore | PostgresStore,
     mapping: Mapping,
     event: str | None = None,
     plan: Plan | None = None,
@@ -237,7 +238,7 @@ def backfill(
     dedupe = plan.dedupe if plan is not None else DedupePolicy()
     label = f"backfill:{src.name}"
     # A restart reads rows an earlier run may have quarantined: keep those once.
-    kept = _quarantined(store.path, label) if restart else set()
+    kept = _quarantined(store, label) if restart else set()
     started = time.perf_counter()
     batch: list[Write] = []
     outcomes: list[str] = []  # the batch's rows' outcomes, counted once committed

@@ -3,12 +3,14 @@
 Each selected record (kind ``contract`` or ``plan``, state ``quarantined`` or
 ``still_invalid``) gets the fix rules applied to its raw body, is checked by ``Checker(plan)``
 at the replay time with what the store has learned, and, when nothing is rejected, is committed
-with :func:`trackguard.ingest.to_write` through ``SQLiteStore.commit``: dedupe claims drop
+with :func:`trackguard.ingest.to_write` through the store's ``commit``: dedupe claims drop
 anything already sent, derived attributes stay idempotent. The record is marked
-``replayed`` in the same transaction (``SQLiteStore.commit(..., quarantine_states=...)``), so
-a record is never marked without its write queued, nor queued twice after a crash; otherwise
-it is marked ``still_invalid`` with the new findings. v2 batch items are replayed as
-``POST /api/v2/entity``.
+``replayed`` in the same transaction (``commit(..., quarantine_states=...)``), so a record is
+never marked without its write queued, nor queued twice after a crash; otherwise it is marked
+``still_invalid`` with the new findings. v2 batch items are replayed as
+``POST /api/v2/entity``. The store is SQLite or PostgreSQL: the reads and the
+``still_invalid`` updates go through one :func:`~trackguard.store.sql.session` (read-only for
+a dry run, so a dry run cannot change anything).
 
 A dry run previews the real run exactly: it claims dedupe keys in memory as it goes, so the
 second of two quarantined copies of one order is counted as a duplicate in both. Duplicates are
@@ -20,7 +22,6 @@ queued into a new conflict; the dry run remembers who claimed each key, so it sa
 from __future__ import annotations
 
 import os
-import sqlite3
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, Final
@@ -36,9 +37,10 @@ from trackguard.ingest import quarantine_records, to_write
 from trackguard.plan.model import Plan
 from trackguard.recovery.dedupe import all_duplicates, claimed_keys
 from trackguard.recovery.fixes import Fix, apply_fixes
-from trackguard.store.base import OutboxRow, QuarantineRecord, StoreError, dedupe_conflict
+from trackguard.store.base import OutboxRow, QuarantineRecord, Store, dedupe_conflict
 from trackguard.store.quarantine import QuarantineFilter, get, list_quarantine
-from trackguard.store.sqlite import SQLiteStore
+from trackguard.store.sql import Session, session
+from trackguard.store.sqlite import open_store
 from trackguard.store.view import GatewayState
 
 __all__ = ["CAMPAIGN_WINDOW", "ReplayItem", "ReplayReport", "replay"]
@@ -90,7 +92,7 @@ class ReplayReport(msgspec.Struct, kw_only=True):
         return sum(i.outcome == "still_invalid" for i in self.items)
 
 
-def _selected_ids(path: str, flt: QuarantineFilter) -> tuple[list[int], int]:
+def _selected_ids(s: Session, flt: QuarantineFilter) -> tuple[list[int], int]:
     """The replayable records' ids, and how many Pipelines API records were left out (they
     are not Track API requests; replaying them is not supported yet)."""
     states = _REPLAYABLE if flt.state is None else (flt.state,)
@@ -102,7 +104,7 @@ def _selected_ids(path: str, flt: QuarantineFilter) -> tuple[list[int], int]:
         scoped = msgspec.structs.replace(flt, state=state)
         offset = 0
         while True:
-            page = list_quarantine(path, scoped, limit=1000, offset=offset)
+            page = list_quarantine(s, scoped, limit=1000, offset=offset)
             for r in page:
                 if r.kind in ("contract", "plan"):
                     (pipelines if is_pipelines_path(r.path) else ids).add(r.id)
@@ -131,14 +133,12 @@ def _reason(verdict: Verdict) -> tuple[tuple[str, ...], bytes, str]:
 
 
 def _holder(
-    conn: sqlite3.Connection, key: str, now: float, in_run: dict[str, str | None]
+    s: Session, key: str, now: float, in_run: dict[str, str | None]
 ) -> tuple[bool, str | None]:
     """Whether ``key`` is claimed and by whom: an unexpired claim in the store first (its
     person may be None: a claim from before claims named their person), else the first row
     that claimed it earlier in this (dry) run."""
-    held = conn.execute(
-        "SELECT person FROM claims WHERE key = ? AND expires_at > ?", (key, now)
-    ).fetchone()
+    held = s.one("SELECT person FROM claims WHERE key = ? AND expires_at > ?", (key, now))
     if held is not None:
         return True, held[0]
     if key in in_run:
@@ -147,30 +147,28 @@ def _holder(
 
 
 def _conflict(
-    conn: sqlite3.Connection, rows: Sequence[OutboxRow], now: float, in_run: dict[str, str | None]
+    s: Session, rows: Sequence[OutboxRow], now: float, in_run: dict[str, str | None]
 ) -> QuarantineRecord | None:
     """The record of the dedupe conflict a row would meet (its key claimed, unexpired, by
     another person), or None."""
     for row in rows:
         if row.claim_until is None or row.dedupe_key is None:
             continue
-        _, holder = _holder(conn, row.dedupe_key, now, in_run)
+        _, holder = _holder(s, row.dedupe_key, now, in_run)
         if holder is not None and holder != row.person:
             return dedupe_conflict(row, holder)
     return None
 
 
-def _claimed(
-    conn: sqlite3.Connection, keys: Sequence[str], now: float, in_run: dict[str, str | None]
-) -> bool:
+def _claimed(s: Session, keys: Sequence[str], now: float, in_run: dict[str, str | None]) -> bool:
     """Whether every key is claimed, in the store or earlier in this (dry) run."""
     if not keys:
         return False
-    return all(_holder(conn, k, now, in_run)[0] for k in keys)
+    return all(_holder(s, k, now, in_run)[0] for k in keys)
 
 
 def replay(
-    store_path: str | os.PathLike[str],
+    target: str | os.PathLike[str],
     plan: Plan,
     filter: QuarantineFilter | None = None,
     fixes: Sequence[Fix] = (),
@@ -180,51 +178,51 @@ def replay(
     now: float | None = None,
     rate: float | None = None,
     sleep: Callable[[float], object] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
 ) -> ReplayReport:
-    """Replay the selected quarantine records; see the module docstring.
+    """Replay the selected quarantine records of the store ``target`` names (a SQLite path,
+    ``sqlite:///`` or ``postgresql://`` URL); see the module docstring.
 
     ``rate`` caps records replayed per second, so a large replay reaches the outbox (and
-    Customer.io, behind delivery's own limit) as a steady stream rather than one burst.
+    Customer.io, behind delivery's own limit) as a steady stream rather than one burst;
+    ``sleep`` and ``clock`` pace it (tests pass their own). A target that holds no store is
+    :class:`~trackguard.errors.StoreNotFound`.
     """
-    path = os.fspath(store_path)
-    if not os.path.exists(path):
-        raise StoreError(f"{path}: no such store")
     at = time.time() if now is None else now
-    ids, pipelines = _selected_ids(path, filter or QuarantineFilter())
-    store = SQLiteStore(path)
-    conn = sqlite3.connect(path, isolation_level=None, timeout=5.0)
-    try:
-        checker = Checker(plan)
-        state = GatewayState.load(store)
-        identity_map = dict(store.identities())
-        items: list[ReplayItem] = []
-        claimed: dict[str, str | None] = {}  # keys a dry run would have claimed so far, by whom
-        bucket = TokenBucket(rate, 1, time.monotonic) if rate else None
-        for record_id in ids:
-            if bucket is not None and not dry_run:
-                bucket.acquire(sleep)
-            record = get(path, record_id)
-            if record is None or record.state not in _REPLAYABLE:
-                continue  # purged or replayed meanwhile
-            items.append(
-                _one(
-                    record,
-                    checker,
-                    state,
-                    store,
-                    conn,
-                    plan,
-                    fixes,
-                    identity_map,
-                    at,
-                    claimed,
-                    dry_run=dry_run,
-                    now_timestamps=now_timestamps,
+    with session(target, readonly=dry_run) as s:
+        ids, pipelines = _selected_ids(s, filter or QuarantineFilter())
+        store = open_store(target, create=False, readonly=dry_run)
+        try:
+            checker = Checker(plan)
+            state = GatewayState.load(store)
+            identity_map = dict(store.identities())
+            claimed: dict[str, str | None] = {}  # keys a dry run would have claimed, by whom
+            bucket = TokenBucket(rate, 1, clock) if rate else None
+            items: list[ReplayItem] = []
+            for record_id in ids:
+                if bucket is not None and not dry_run:
+                    bucket.acquire(sleep)
+                record = get(s, record_id)
+                if record is None or record.state not in _REPLAYABLE:
+                    continue  # purged or replayed meanwhile
+                items.append(
+                    _one(
+                        record,
+                        checker,
+                        state,
+                        store,
+                        s,
+                        plan,
+                        fixes,
+                        identity_map,
+                        at,
+                        claimed,
+                        dry_run=dry_run,
+                        now_timestamps=now_timestamps,
+                    )
                 )
-            )
-    finally:
-        conn.close()
-        store.close()
+        finally:
+            store.close()
     warnings: list[str] = []
     if pipelines:
         warnings.append(
@@ -245,8 +243,8 @@ def _one(
     record: QuarantineRecord,
     checker: Checker,
     state: GatewayState,
-    store: SQLiteStore,
-    conn: sqlite3.Connection,
+    store: Store,
+    s: Session,
     plan: Plan,
     fixes: Sequence[Fix],
     identity_map: dict[str, str],
@@ -298,7 +296,7 @@ def _one(
         if not dry_run:
             records = quarantine_records(request, verdict, now)
             status = records[0].status if records else verdict.status
-            conn.execute(
+            s.run(
                 "UPDATE quarantine SET state = 'still_invalid', findings = ?, codes = ?,"
                 " status = ?, plan_version = ?, route = ? WHERE id = ? AND state != 'replayed'",
                 (
@@ -317,18 +315,18 @@ def _one(
             item.late = True
     write = to_write(request, verdict, now, plan.dedupe)
     keys = claimed_keys(write)
-    conflict = _conflict(conn, write.outbox, now, claimed)
+    conflict = _conflict(s, write.outbox, now, claimed)
     if conflict is not None:  # still another person's key: fix it (a new order id) first
         item.codes, item.reason = conflict.codes, _decode_findings(conflict.findings)[0]["message"]
         if not dry_run:
-            conn.execute(
+            s.run(
                 "UPDATE quarantine SET state = 'still_invalid', findings = ?, codes = ?"
                 " WHERE id = ? AND state != 'replayed'",
                 (conflict.findings.decode(), _encode(conflict.codes).decode(), record.id),
             )
         return item
     if dry_run:
-        item.outcome = "duplicate" if _claimed(conn, keys, now, claimed) else "replayed"
+        item.outcome = "duplicate" if _claimed(s, keys, now, claimed) else "replayed"
         for r in write.outbox:  # the first row to claim a key holds it for the rest of the run
             if r.claim_until is not None and r.dedupe_key:
                 claimed.setdefault(r.dedupe_key, r.person)

@@ -15,7 +15,7 @@ Exception tree (under :class:`trackguard.errors.TrackguardError`)::
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Final, Literal, Protocol
 
 import msgspec
@@ -182,11 +182,23 @@ class OutboxStats(msgspec.Struct, frozen=True, kw_only=True):
 class Store(Protocol):
     """What the gateway, delivery and the CLI need from storage. Methods are thread-safe."""
 
-    def commit(self, writes: Sequence[Write]) -> list[int]:
+    def commit(
+        self,
+        writes: Sequence[Write],
+        meta: Mapping[str, str] | None = None,
+        *,
+        quarantine_states: Sequence[tuple[int, str]] | None = None,
+    ) -> list[int]:
         """Commit several requests' writes in one transaction (group commit); for each write,
         how many of its rows were duplicates (their dedupe key was already claimed by the same
         person). A row whose key another person claimed is quarantined instead
-        (:func:`dedupe_conflict`), in the same transaction."""
+        (:func:`dedupe_conflict`), in the same transaction.
+
+        ``meta`` entries are saved (as :meth:`set_meta` would) in that same transaction, so a
+        backfill's checkpoint never runs ahead of, or behind, the rows it counts.
+        ``quarantine_states`` are ``(record id, state)`` pairs that set existing quarantine
+        records' state in it too, so a replay never marks a record ``replayed`` without its
+        write queued, nor queues it twice after a crash."""
 
     def lease(self, limit: int, now: float) -> list[OutboxRow]:
         """Up to ``limit`` pending rows due at ``now``, oldest first, keeping per-person order:

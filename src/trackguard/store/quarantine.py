@@ -1,13 +1,16 @@
 """The queryable quarantine: filter, list, show, count, summarise, export and purge records.
 
-Every function takes a :class:`~trackguard.store.sqlite.SQLiteStore`, a path or a
-``sqlite:///`` URL and opens its own short-lived connection to the file, so the CLI can read a
-store a running gateway is writing (WAL readers never block the writer) and the gateway can
-call :func:`purge` on a timer beside its own writes. A path that does not exist is an error,
-never a new empty store: a typo in ``--db`` must not look like an empty quarantine.
+Every function takes a store (SQLite or PostgreSQL), a path, a ``sqlite:///`` or
+``postgresql://`` URL, or an open :class:`~trackguard.store.sql.Session`, and runs its SQL
+through :func:`~trackguard.store.sql.session`: on SQLite its own short-lived connection to the
+file, so the CLI can read a store a running gateway is writing (WAL readers never block the
+writer) and the gateway can call :func:`purge` on a timer beside its own writes. A target that
+holds no store is an error (:class:`~trackguard.errors.StoreNotFound`), never a new empty
+store: a typo in ``--db`` must not look like an empty quarantine. The SQL is shared; where the
+dialects differ (the JSON ``codes`` array, UTC days) each has its own text.
 
 Records come back whole (body bytes, headers, findings), never truncated. :func:`export`
-streams in constant memory: it pages through ids and reads one record at a time, so no read
+streams in constant memory: it pages through ids and reads records in small groups, so no read
 snapshot is held for the whole export (which would stop WAL checkpoints meanwhile).
 
 :func:`purge` deletes in short transactions and lowers the store's ``counts`` row
@@ -18,25 +21,24 @@ and the gateway's group commits are never held up for long.
 from __future__ import annotations
 
 import base64
-import contextlib
 import csv
 import math
 import os
-import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import IO, Any, Final, Literal
+from typing import IO, TYPE_CHECKING, Any, Final, Literal, TypeAlias
 
 import msgspec
 
-from trackguard.errors import StoreNotFound
-from trackguard.store.base import QuarantineKind, QuarantineRecord, StoreError
-from trackguard.store.files import readonly_uri
+from trackguard.store.base import QuarantineKind, QuarantineRecord
 from trackguard.store.queries import QUARANTINE_COLUMNS, quarantine_record
-from trackguard.store.sqlite import SCHEMA_VERSION, SQLiteStore, sqlite_path
+from trackguard.store.sql import Dialect, Session, session
+from trackguard.store.sqlite import SQLiteStore
+
+if TYPE_CHECKING:
+    from trackguard.store.postgres import PostgresStore
 
 __all__ = [
     "CSV_COLUMNS",
@@ -59,7 +61,7 @@ __all__ = [
 
 QuarantineState = Literal["quarantined", "replayed", "still_invalid"]
 ExportFormat = Literal["jsonl", "csv"]
-StoreLike = SQLiteStore | str | os.PathLike[str]
+StoreLike: TypeAlias = "SQLiteStore | PostgresStore | Session | str | os.PathLike[str]"
 
 #: The columns of a CSV export, in order; ``codes`` is space-separated, ``headers`` and
 #: ``findings`` are JSON, ``body_base64`` is filled only when the body is not UTF-8.
@@ -85,9 +87,12 @@ CSV_COLUMNS: Final = (
     "body_base64",
 )
 
-_SQLITE_MAX_INT: Final = 2**63 - 1
-_BUSY_TIMEOUT_MS: Final = 5000
+#: The largest integer either database holds (a limit or id beyond it is clamped).
+_MAX_INT: Final = 2**63 - 1
 _PAGE: Final = 1000
+#: An export reads records in groups of at most this many, and this many body bytes.
+_GROUP_ROWS: Final = 100
+_GROUP_BYTES: Final = 256 * 1024
 _encode: Final = msgspec.json.encode
 _decode: Final = msgspec.json.decode
 
@@ -132,63 +137,40 @@ class QuarantineStats(msgspec.Struct, frozen=True, kw_only=True):
     by_day: tuple[tuple[str, int], ...]
 
 
-# -- connections ----------------------------------------------------------------------------
-
-
-def _store_path(target: StoreLike) -> str:
-    """The file a store, path or ``sqlite:///`` URL names (the rules of ``open_store``)."""
-    if isinstance(target, SQLiteStore):
-        return target.path
-    path = sqlite_path(target)
-    if path is None:
-        raise StoreError(f"{target!r}: the quarantine is queried in a SQLite store only")
-    return path
+# -- sessions -------------------------------------------------------------------------------
 
 
 @contextmanager
-def _connect(target: StoreLike, *, readonly: bool = False) -> Iterator[sqlite3.Connection]:
-    """A connection to an existing store of a schema this code reads; errors are StoreError.
+def _session(target: StoreLike, *, readonly: bool = True) -> Iterator[Session]:
+    """A session on ``target`` (or ``target`` itself when it is one: a caller running several
+    queries, as replay does, opens one session for all of them)."""
+    if isinstance(target, Session):
+        yield target
+        return
+    with session(target, readonly=readonly) as s:
+        yield s
 
-    ``readonly`` (every function but :func:`purge`) opens it for reading only, so a store on
-    a read-only mount (a backup being inspected) can be queried.
-    """
-    path = _store_path(target)
-    if path in ("", ":memory:") or path.startswith("file:"):
-        raise StoreError(f"the quarantine needs a store file path, not {path!r}")
-    if not os.path.exists(path):
-        raise StoreNotFound(str(path))
+
+@contextmanager
+def _snapshot(s: Session) -> Iterator[None]:
+    """One read snapshot for several statements (SQLite's deferred transaction; PostgreSQL's
+    REPEATABLE READ), so the breakdowns of :func:`stats` describe the same records."""
+    if s.dialect == "postgresql":
+        with s.transaction():
+            s.run("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            yield
+        return
+    s.run("BEGIN")
     try:
-        # mode=rw/ro: never create a file, even if it disappears between the check and here.
-        uri = readonly_uri(path) if readonly else Path(path).absolute().as_uri() + "?mode=rw"
-        conn = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=0)
-    except (sqlite3.Error, ValueError) as exc:
-        raise StoreError(f"{path}: cannot open the store: {exc}") from exc
-    try:
-        conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
-        version = int(conn.execute("PRAGMA user_version").fetchone()[0])
-        if version == 0:
-            raise StoreError(f"{path}: not a trackguard store (no schema)")
-        if version > SCHEMA_VERSION:
-            raise StoreError(
-                f"{path}: schema version {version} is newer than this trackguard understands"
-                f" ({SCHEMA_VERSION}); upgrade trackguard"
-            )
-        if version < SCHEMA_VERSION:
-            # An older file is upgraded in place, as the gateway would on start (the same
-            # migrations, in one transaction, after a backup), so every query sees today's
-            # columns; on a read-only location SQLiteStore refuses with the reason.
-            SQLiteStore(path, readonly=readonly).close()
-        yield conn
-    except sqlite3.Error as exc:
-        raise StoreError(f"{path}: {exc}") from exc
+        yield
     finally:
-        conn.close()
+        s.run("COMMIT")
 
 
-def _where(flt: QuarantineFilter | None) -> tuple[str, list[Any]]:
-    """The SQL condition and parameters of a filter (``1`` when it selects everything)."""
+def _where(flt: QuarantineFilter | None, dialect: Dialect) -> tuple[str, list[Any]]:
+    """The SQL condition and parameters of a filter (``TRUE`` when it selects everything)."""
     if flt is None:
-        return "1", []
+        return "TRUE", []
     clauses: list[str] = []
     params: list[Any] = []
     for column, value in (
@@ -203,8 +185,11 @@ def _where(flt: QuarantineFilter | None) -> tuple[str, list[Any]]:
             clauses.append(f"{column} = ?")
             params.append(value)
     if flt.code is not None:
-        # codes is a JSON array: no index can serve it, json_each reads it per row.
-        exact = "EXISTS (SELECT 1 FROM json_each(quarantine.codes) AS c WHERE c.value = ?)"
+        # codes is a JSON array as text: no index serves it, each row's array is read.
+        if dialect == "postgresql":
+            exact = "codes::jsonb @> jsonb_build_array(?::text)"
+        else:
+            exact = "EXISTS (SELECT 1 FROM json_each(quarantine.codes) AS c WHERE c.value = ?)"
         if flt.code.isascii() and flt.code.replace("_", "").isalnum():
             # A LIKE on the raw JSON text first (cheap; may over-match, never under-match a
             # plain code, which JSON writes as is), then the exact test.
@@ -213,15 +198,13 @@ def _where(flt: QuarantineFilter | None) -> tuple[str, list[Any]]:
         else:
             clauses.append(exact)
             params.append(flt.code)
-    if flt.since is not None:
-        clauses.append("received_at >= ?")
-        params.append(flt.since)
-    if flt.until is not None:
-        clauses.append("received_at < ?")
-        params.append(flt.until)
-    if any(isinstance(p, str) and not _is_unicode(p) for p in params):
-        return "0", []
-    return " AND ".join(clauses) or "1", params
+    for bound, op in ((flt.since, ">="), (flt.until, "<")):
+        if bound is not None:
+            clauses.append(f"received_at {op} ?")
+            params.append(bound)
+    if any(not _storable(p, dialect) for p in params):
+        return "FALSE", []
+    return " AND ".join(clauses) or "TRUE", params
 
 
 def _like(text: str) -> str:
@@ -229,16 +212,23 @@ def _like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def _is_unicode(text: str) -> bool:
+def _storable(value: object, dialect: Dialect) -> bool:
+    """Whether a stored value can equal ``value``; one that cannot matches nothing rather
+    than failing: text that is not valid Unicode (every stored value is UTF-8), text with NUL
+    on PostgreSQL (its text cannot hold one), a NaN time (no time compares with it)."""
+    if isinstance(value, float):
+        return not math.isnan(value)
+    if not isinstance(value, str):
+        return True
     try:
-        text.encode("utf-8")
+        value.encode("utf-8")
     except UnicodeEncodeError:
         return False
-    return True
+    return dialect == "sqlite" or "\x00" not in value
 
 
 def _clamp(n: int) -> int:
-    return max(0, min(n, _SQLITE_MAX_INT))
+    return max(0, min(n, _MAX_INT))
 
 
 # -- queries ---------------------------------------------------------------------------------
@@ -248,13 +238,13 @@ def list_quarantine(
     store: StoreLike, flt: QuarantineFilter | None = None, limit: int = 100, offset: int = 0
 ) -> list[QuarantineRecord]:
     """The selected records, most recently quarantined (highest ``id``) first."""
-    where, params = _where(flt)
-    sql = (
-        f"SELECT {QUARANTINE_COLUMNS} FROM quarantine WHERE {where}"
-        " ORDER BY id DESC LIMIT ? OFFSET ?"
-    )
-    with _connect(store, readonly=True) as conn:
-        rows = conn.execute(sql, [*params, _clamp(limit), _clamp(offset)]).fetchall()
+    with _session(store) as s:
+        where, params = _where(flt, s.dialect)
+        rows = s.rows(
+            f"SELECT {QUARANTINE_COLUMNS} FROM quarantine WHERE {where}"
+            " ORDER BY id DESC LIMIT ? OFFSET ?",
+            [*params, _clamp(limit), _clamp(offset)],
+        )
     return [quarantine_record(r) for r in rows]
 
 
@@ -268,36 +258,50 @@ def page(
     """The selected records with ids below ``before`` (and above ``after``), highest first:
     keyset pagination, so a page deep in millions of records costs what the first one does
     (no ``OFFSET`` scan), and ``after`` bounds how far a sparse filter scans."""
-    where, params = _where(flt)
-    if before is not None:
-        where = f"({where}) AND id < ?"
-        params = [*params, _clamp(before)]
-    if after is not None:
-        where = f"({where}) AND id > ?"
-        params = [*params, _clamp(after)]
-    sql = f"SELECT {QUARANTINE_COLUMNS} FROM quarantine WHERE {where} ORDER BY id DESC LIMIT ?"
-    with _connect(store) as conn:
-        rows = conn.execute(sql, [*params, _clamp(limit)]).fetchall()
+    with _session(store) as s:
+        where, params = _where(flt, s.dialect)
+        if before is not None:
+            where = f"({where}) AND id < ?"
+            params = [*params, _clamp(before)]
+        if after is not None:
+            where = f"({where}) AND id > ?"
+            params = [*params, _clamp(after)]
+        rows = s.rows(
+            f"SELECT {QUARANTINE_COLUMNS} FROM quarantine WHERE {where} ORDER BY id DESC LIMIT ?",
+            [*params, _clamp(limit)],
+        )
     return [quarantine_record(r) for r in rows]
 
 
 def count_quarantine(store: StoreLike, flt: QuarantineFilter | None = None) -> int:
     """How many records the filter selects (a scan; ``quarantine_count()`` is O(1) for all)."""
-    where, params = _where(flt)
-    with _connect(store, readonly=True) as conn:
-        row = conn.execute(f"SELECT count(*) FROM quarantine WHERE {where}", params).fetchone()
-    return int(row[0])
+    with _session(store) as s:
+        where, params = _where(flt, s.dialect)
+        row = s.one(f"SELECT count(*) FROM quarantine WHERE {where}", params)
+    return int(row[0]) if row else 0
 
 
 def get(store: StoreLike, record_id: int) -> QuarantineRecord | None:
     """The record with this id, or None (also for ids no record can have)."""
-    with _connect(store, readonly=True) as conn:
-        if not 0 < record_id <= _SQLITE_MAX_INT:
+    with _session(store) as s:
+        if not 0 < record_id <= _MAX_INT:
             return None
-        row = conn.execute(
-            f"SELECT {QUARANTINE_COLUMNS} FROM quarantine WHERE id = ?", (record_id,)
-        ).fetchone()
+        row = s.one(f"SELECT {QUARANTINE_COLUMNS} FROM quarantine WHERE id = ?", (record_id,))
     return quarantine_record(row) if row is not None else None
+
+
+#: A record's UTC day: SQLite's ``date()`` is NULL outside years 0000-9999, and PostgreSQL
+#: gets the same range (its ``to_timestamp`` fails beyond its own), so both say the same.
+_DAY: Final[dict[Dialect, str]] = {
+    "sqlite": "date(received_at, 'unixepoch')",
+    "postgresql": "CASE WHEN received_at >= -62167219200 AND received_at < 253402300800"
+    " THEN to_char(to_timestamp(received_at) AT TIME ZONE 'UTC', 'YYYY-MM-DD') END",
+}
+#: The codes of a record, one row each, as a ``FROM`` item with the column ``value``.
+_CODES: Final[dict[Dialect, str]] = {
+    "sqlite": "json_each(quarantine.codes) AS code",
+    "postgresql": "jsonb_array_elements_text(quarantine.codes::jsonb) AS code(value)",
+}
 
 
 def stats(store: StoreLike, flt: QuarantineFilter | None = None) -> QuarantineStats:
@@ -305,26 +309,23 @@ def stats(store: StoreLike, flt: QuarantineFilter | None = None) -> QuarantineSt
 
     All breakdowns come from one read transaction, so they describe the same snapshot.
     """
-    where, params = _where(flt)
+    with _session(store) as s:
+        where, params = _where(flt, s.dialect)
 
-    def group(conn: sqlite3.Connection, expr: str, joins: str = "") -> list[Any]:
-        sql = f"SELECT {expr}, count(*) FROM quarantine{joins} WHERE {where} GROUP BY {expr}"
-        return conn.execute(sql, params).fetchall()
+        def group(expr: str, joins: str = "") -> list[Any]:
+            sql = f"SELECT {expr}, count(*) FROM quarantine{joins} WHERE {where} GROUP BY 1"
+            return s.rows(sql, params)
 
-    with _connect(store, readonly=True) as conn:
-        conn.execute("BEGIN")
-        try:
-            total = group(conn, "NULL")
-            by_kind = group(conn, "kind")
-            by_state = group(conn, "state")
-            by_code = group(conn, "code.value", ", json_each(quarantine.codes) AS code")
-            by_event = group(conn, "event_name")
-            by_source = group(conn, "source")
-            by_day = group(conn, "date(received_at, 'unixepoch')")
-        finally:
-            conn.execute("COMMIT")
+        with _snapshot(s):
+            total = s.one(f"SELECT count(*) FROM quarantine WHERE {where}", params)
+            by_kind = group("kind")
+            by_state = group("state")
+            by_code = group("code.value", f", {_CODES[s.dialect]}")
+            by_event = group("event_name")
+            by_source = group("source")
+            by_day = group(_DAY[s.dialect])
     return QuarantineStats(
-        total=int(total[0][1]) if total else 0,
+        total=int(total[0]) if total else 0,
         by_kind=_by_count(by_kind),
         by_state=_by_count(by_state),
         by_code=_by_count(by_code),
@@ -439,34 +440,48 @@ def csv_row(record: QuarantineRecord) -> list[Any]:
     ]
 
 
-def _iter_records(
-    conn: sqlite3.Connection, flt: QuarantineFilter | None
-) -> Iterator[QuarantineRecord]:
-    """Selected records in id order, one at a time, up to the highest id at the start.
+def _iter_records(s: Session, flt: QuarantineFilter | None) -> Iterator[QuarantineRecord]:
+    """Selected records in id order, up to the highest id at the start.
 
-    Ids are read a page at a time and each record on its own, so memory holds one body and
-    no read snapshot outlives a statement. A record purged meanwhile is skipped; records
-    quarantined meanwhile are left for the next export.
+    Ids (and body sizes) are read a page at a time, then records in small groups of at most
+    :data:`_GROUP_ROWS` records and :data:`_GROUP_BYTES` of bodies (a larger body alone), so
+    memory holds a bounded number of bodies, no read snapshot outlives a statement, and a
+    PostgreSQL export is not one round trip per record. A record purged before its group is
+    read is skipped; records quarantined meanwhile are left for the next export.
     """
-    where, params = _where(flt)
-    top = conn.execute("SELECT max(id) FROM quarantine").fetchone()[0]
-    if top is None:
+    where, params = _where(flt, s.dialect)
+    top = s.one("SELECT max(id) FROM quarantine")
+    if top is None or top[0] is None:
         return
     page_sql = (
-        f"SELECT id FROM quarantine WHERE ({where}) AND id > ? AND id <= ?"
+        f"SELECT id, length(body) FROM quarantine WHERE ({where}) AND id > ? AND id <= ?"
         f" ORDER BY id LIMIT {_PAGE}"
     )
-    one_sql = f"SELECT {QUARANTINE_COLUMNS} FROM quarantine WHERE id = ?"
     last = 0
     while True:
-        ids = [r[0] for r in conn.execute(page_sql, [*params, last, top]).fetchall()]
-        for record_id in ids:
-            row = conn.execute(one_sql, (record_id,)).fetchone()
-            if row is not None:
+        page = s.rows(page_sql, [*params, last, top[0]])
+        for group in _groups(page):
+            marks = ", ".join("?" * len(group))
+            sql = f"SELECT {QUARANTINE_COLUMNS} FROM quarantine WHERE id IN ({marks}) ORDER BY id"
+            for row in s.rows(sql, group):
                 yield quarantine_record(row)
-        if len(ids) < _PAGE:
+        if len(page) < _PAGE:
             return
-        last = ids[-1]
+        last = page[-1][0]
+
+
+def _groups(page: list[tuple[Any, ...]]) -> Iterator[list[int]]:
+    """The ids of ``(id, body length)`` rows, in groups an export reads at once."""
+    group: list[int] = []
+    size = 0
+    for record_id, length in page:
+        if group and (size + int(length or 0) > _GROUP_BYTES or len(group) >= _GROUP_ROWS):
+            yield group
+            group, size = [], 0
+        group.append(int(record_id))
+        size += int(length or 0)
+    if group:
+        yield group
 
 
 def export(
@@ -484,15 +499,15 @@ def export(
     if fmt not in ("jsonl", "csv"):
         raise ValueError(f"unknown export format {fmt!r}: use 'jsonl' or 'csv'")
     written = 0
-    with _connect(store, readonly=True) as conn:
+    with _session(store) as s:
         if fmt == "jsonl":
-            for record in _iter_records(conn, flt):
+            for record in _iter_records(s, flt):
                 out.write(_encode(record_to_dict(record)).decode() + "\n")
                 written += 1
         else:
             writer = csv.writer(out)
             writer.writerow(CSV_COLUMNS)
-            for record in _iter_records(conn, flt):
+            for record in _iter_records(s, flt):
                 writer.writerow(csv_row(record))
                 written += 1
     return written
@@ -521,7 +536,7 @@ def purge(
     ``quarantine`` count in the same transaction, so a large purge never holds the write lock
     for long and ``quarantine_count()`` is exact at every moment. A gateway keeps a retention
     with ``purge(store, retention_seconds)`` on a timer; it is idempotent and safe beside
-    other writers (each transaction waits up to 5 s for the write lock).
+    other writers (on SQLite each transaction waits up to 5 s for the write lock).
     """
     if not (math.isfinite(older_than_seconds) and older_than_seconds >= 0):
         raise ValueError(
@@ -531,19 +546,12 @@ def purge(
         raise ValueError(f"batch_size must be at least 1, not {batch_size}")
     cutoff = (time.time() if now is None else now) - older_than_seconds
     deleted = 0
-    with _connect(store) as conn:
+    with _session(store, readonly=False) as s:
         while True:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                n = conn.execute(_PURGE, (cutoff, batch_size)).rowcount
+            with s.transaction():
+                n = s.run(_PURGE, (cutoff, batch_size))
                 if n:
-                    conn.execute("UPDATE counts SET n = n - ? WHERE name = 'quarantine'", (n,))
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    with contextlib.suppress(sqlite3.Error):  # the first error is the one to see
-                        conn.execute("ROLLBACK")
-                raise
+                    s.run("UPDATE counts SET n = n - ? WHERE name = 'quarantine'", (n,))
             deleted += n
             if n < batch_size:
                 return deleted
