@@ -7,15 +7,14 @@ store on the same file or schema, as a second gateway or worker process would.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
-from store_kinds import AnyStore, Opener, pg_url
+from store_kinds import AnyStore, Opener
 
+from pg_server import fresh_schema
 from trackguard.store import SQLiteStore
 from trackguard.store.postgres import PostgresStore
 
@@ -23,11 +22,8 @@ from trackguard.store.postgres import PostgresStore
 @pytest.fixture
 def pg_schema() -> Iterator[tuple[str, str]]:
     """``(server URL, schema name)``: a fresh schema, dropped after the test."""
-    url = pg_url()
-    schema = f"tg_{uuid.uuid4().hex[:16]}"
-    yield url, schema
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    with fresh_schema() as url_schema:
+        yield url_schema
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

@@ -6,40 +6,14 @@ import random
 from collections.abc import Callable
 from typing import TypeAlias
 
-import psycopg
-import pytest
-
+from pg_server import pg_url
 from trackguard.store import OutboxRow, SQLiteStore, Write
 from trackguard.store.postgres import PostgresStore
 
+__all__ = ["AnyStore", "Opener", "lease_case", "pg_url"]
+
 AnyStore: TypeAlias = SQLiteStore | PostgresStore
 Opener: TypeAlias = Callable[..., AnyStore]
-
-#: The users tried, in order (CI runs as ``postgres``, some machines as ``root``).
-PG_USERS = ("postgres", "root")
-
-
-def _server_url() -> str | None:
-    for user in PG_USERS:
-        url = f"postgresql://{user}@127.0.0.1:5432/test"
-        try:
-            psycopg.connect(url, connect_timeout=2).close()
-        except psycopg.Error:
-            continue
-        return url
-    return None
-
-
-_URL: list[str | None] = []
-
-
-def pg_url() -> str:
-    """The test server's URL; skips the test when no server answers."""
-    if not _URL:
-        _URL.append(_server_url())
-    if _URL[0] is None:
-        pytest.skip("no PostgreSQL at 127.0.0.1:5432 (database test, user postgres or root)")
-    return _URL[0]
 
 
 def lease_case(store: AnyStore, rnd: random.Random) -> tuple[list[int], list[int], object]:
