@@ -1,5 +1,5 @@
-"""The test PostgreSQL server (127.0.0.1:5432, database ``test``, trust auth) and schemas of
-its own for a test or a module; tests that need it are skipped where no server answers."""
+"""The test PostgreSQL server (127.0.0.1:5432, database ``test``, trust auth), for every test
+folder: its URL, and a schema of a test's own that is dropped afterwards."""
 
 from __future__ import annotations
 
@@ -9,22 +9,6 @@ from contextlib import contextmanager
 
 import psycopg
 import pytest
-
-#: The monitor's tables as ``monitor/db.py`` makes them on SQLite, for a PostgreSQL store that
-#: has none yet (``IF NOT EXISTS``: a store whose schema made them keeps its own).
-MONITOR_DDL = (
-    """CREATE TABLE IF NOT EXISTS monitor_counts (
-        minute bigint NOT NULL, event text NOT NULL, route text NOT NULL, source text NOT NULL,
-        kind text NOT NULL, name text NOT NULL, n bigint NOT NULL,
-        PRIMARY KEY (minute, event, route, source, kind, name))""",
-    """CREATE TABLE IF NOT EXISTS monitor_hourly (
-        hour bigint NOT NULL, event text NOT NULL, kind text NOT NULL, name text NOT NULL,
-        n bigint NOT NULL, PRIMARY KEY (hour, event, kind, name))""",
-    """CREATE TABLE IF NOT EXISTS monitor_health (
-        at double precision NOT NULL, metric text NOT NULL, value bigint NOT NULL,
-        PRIMARY KEY (metric, at))""",
-    "CREATE TABLE IF NOT EXISTS monitor_alerts (rule text PRIMARY KEY, state bytea NOT NULL)",
-)
 
 #: The users tried, in order (CI runs as ``postgres``, some machines as ``root``).
 PG_USERS = ("postgres", "root")
@@ -55,7 +39,8 @@ def pg_url() -> str:
 
 @contextmanager
 def fresh_schema() -> Iterator[tuple[str, str]]:
-    """``(server URL, schema name)``: a schema no one else uses, dropped afterwards."""
+    """``(server URL, schema name)``: a schema no other test uses, dropped at the end (a
+    store's URL is ``f"{url}?schema={schema}"``)."""
     url = pg_url()
     schema = f"tg_{uuid.uuid4().hex[:16]}"
     try:

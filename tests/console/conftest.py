@@ -17,7 +17,8 @@ import psycopg
 import pytest
 from console_env import PLAN, ConsoleFactory, Filled, fill
 
-from pg_server import MONITOR_DDL, fresh_schema
+from monitor_tables import MONITOR_DDL
+from pg_server import fresh_schema
 from trackguard.console import Console, ConsoleConfig
 from trackguard.http.runner import RunningServer, start_in_thread
 from trackguard.monitor import load_alerts

@@ -22,8 +22,8 @@ from trackguard.store.postgres import PostgresStore
 @pytest.fixture
 def pg_schema() -> Iterator[tuple[str, str]]:
     """``(server URL, schema name)``: a fresh schema, dropped after the test."""
-    with fresh_schema() as url_schema:
-        yield url_schema
+    with fresh_schema() as where:
+        yield where
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

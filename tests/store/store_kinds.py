@@ -1,4 +1,4 @@
-"""What the store tests share: the store types and the test PostgreSQL server's URL."""
+"""What the store tests share: the store types (and, from ``pg_server``, the PostgreSQL URL)."""
 
 from __future__ import annotations
 

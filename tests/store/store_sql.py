@@ -6,7 +6,7 @@ from typing import Any
 
 from store_kinds import AnyStore
 
-from pg_server import MONITOR_DDL
+from monitor_tables import MONITOR_DDL
 from trackguard.store.sql import session
 
 __all__ = ["MONITOR_DDL", "count", "rows", "run"]

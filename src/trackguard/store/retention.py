@@ -108,18 +108,26 @@ class Rule:
         op = "<=" if self.inclusive else "<"
         return f"{self.extra}{self.column} {op} ?"
 
-    def delete_sql(self, dialect: Dialect = "sqlite") -> str:
-        """One batch's ``DELETE``; parameters: the cutoff, the batch size, the cutoff again.
+    @property
+    def delete_sql(self) -> str:
+        """One batch's ``DELETE``, oldest first; parameters: the cutoff, the batch size."""
+        return self._delete("", "")
+
+    def batch_sql(self, dialect: Dialect) -> str:
+        """:attr:`delete_sql` for several writers; parameters: cutoff, batch size, cutoff.
 
         The outer condition re-checks each row as it is deleted (on PostgreSQL, a row another
         transaction changed meanwhile is re-read: a renewed claim is no longer below the
-        cutoff); ``SKIP LOCKED`` leaves rows another pruner or a commit holds to them.
+        cutoff); ``SKIP LOCKED`` leaves the rows another pruner or a commit holds.
         """
-        returning = "state" if self.counted else "NULL"
         skip = " FOR UPDATE SKIP LOCKED" if dialect == "postgresql" else ""
+        return self._delete(skip, f" AND {self._where()}")
+
+    def _delete(self, lock: str, recheck: str) -> str:
+        returning = "state" if self.counted else "NULL"
         return (
             f"DELETE FROM {self.table} WHERE ({self.key}) IN (SELECT {self.key} FROM {self.table}"
-            f" WHERE {self._where()} ORDER BY {self.column} LIMIT ?{skip}) AND {self._where()}"
+            f" WHERE {self._where()} ORDER BY {self.column} LIMIT ?{lock}){recheck}"
             f" RETURNING {returning}"
         )
 
@@ -180,7 +188,7 @@ def delete_batches(
     while True:
         with transaction() as conn:
             dialect = conn.dialect if isinstance(conn, Session) else "sqlite"
-            states = _rows(conn, rule.delete_sql(dialect), (limit, batch, limit))
+            states = _rows(conn, rule.batch_sql(dialect), (limit, batch, limit))
             if rule.counted and states:
                 # in name order, as every writer of counts does (no lock cycles on PostgreSQL)
                 for state, n in sorted(Counter(s for (s,) in states).items()):
