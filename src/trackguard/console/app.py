@@ -250,9 +250,7 @@ class Console:
         range_name = request.query.get("range", data.DEFAULT_RANGE)
         if range_name not in data.RANGES:
             range_name = data.DEFAULT_RANGE
-        events = await asyncio.to_thread(
-            data.charted_events, self.source, self.config.plan, now
-        )
+        events = await asyncio.to_thread(data.charted_events, self.source, self.config.plan, now)
         body = await asyncio.to_thread(data.series, self.source, range_name, now, events)
         body["thresholds"] = data.rate_thresholds(self.config.alerts)
         return 200, json.dumps(body).encode(), "application/json"
