@@ -92,5 +92,8 @@ def test_the_console_serves_a_postgresql_store_and_never_shows_its_password(
         if proc.poll() is None:
             proc.kill()
         proc.wait(10)
+        for stream in (proc.stdout, proc.stderr):
+            if stream is not None:
+                stream.close()
     assert proc.returncode == 0
     assert "s3cret-pw" not in err
