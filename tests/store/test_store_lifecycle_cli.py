@@ -12,9 +12,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
+from monitor_tables import MONITOR_DDL
 from trackguard.cli import main
 from trackguard.store.base import OutboxRow, QuarantineRecord, Write
 from trackguard.store.postgres import SCHEMA_VERSION as PG_SCHEMA_VERSION
+from trackguard.store.sql import session
 from trackguard.store.sqlite import SCHEMA_VERSION, SQLiteStore, open_store
 
 DAY = 86_400.0
@@ -228,13 +230,21 @@ def test_info_on_postgresql_counts_rows_and_sizes_each_table(pg_db: str) -> None
 
 
 def test_prune_on_postgresql_as_on_a_file(pg_db: str) -> None:
-    _store(pg_db, time.time())
+    now = time.time()
+    _store(pg_db, now)
+    with session(pg_db, readonly=False) as s, s.transaction():
+        for ddl in MONITOR_DDL:  # the monitor's tables, with one bucket 9 days old
+            s.run(ddl)
+        s.run("INSERT INTO monitor_health VALUES (?, 'm', 1)", (now - 9 * DAY,))
     dry = run("prune", "--db", pg_db, "--dry-run")
     assert (dry.exit_code, dry.output) == (
         0,
         "outbox           would delete 2 rows\n"
         "claims           would delete 0 rows\n"
-        "anonymous        would delete 0 rows\n",
+        "anonymous        would delete 0 rows\n"
+        "monitor_counts   would delete 0 rows\n"
+        "monitor_hourly   would delete 0 rows\n"
+        "monitor_health   would delete 1 row\n",
     )
     args = ["--outbox-retention", "12h", "--anonymous-retention", "0"]
     done = run("prune", "--db", pg_db, *args)
@@ -242,7 +252,10 @@ def test_prune_on_postgresql_as_on_a_file(pg_db: str) -> None:
         0,
         "outbox           deleted 3 rows\n"
         "claims           deleted 0 rows\n"
-        "anonymous        deleted 1 row\n",
+        "anonymous        deleted 1 row\n"
+        "monitor_counts   deleted 0 rows\n"
+        "monitor_hourly   deleted 0 rows\n"
+        "monitor_health   deleted 1 row\n",
     )
     store = open_store(pg_db, readonly=True)
     try:
