@@ -1,19 +1,32 @@
-"""Fixtures for the console tests: one store filled by the gateway, consoles over it."""
+"""Fixtures for the console tests: one store filled by the gateway, consoles over it.
+
+``any_console`` starts a console over the filled store as a SQLite file and, copied once per
+module with ``store copy`` (the monitor's tables alongside), as a PostgreSQL schema: the
+read-only page tests run on both and expect the same figures.
+"""
 
 from __future__ import annotations
 
 import shutil
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 from console_env import PLAN, ConsoleFactory, Filled, fill
 
+from monitor_tables import MONITOR_DDL
+from pg_server import fresh_schema
 from trackguard.console import Console, ConsoleConfig
 from trackguard.http.runner import RunningServer, start_in_thread
 from trackguard.monitor import load_alerts
 from trackguard.plan.loader import load_plan
+from trackguard.store.copy import copy_store
+
+#: The monitor's tables copied beside ``store copy`` (which moves the store's own).
+MONITOR_TABLES = ("monitor_counts", "monitor_hourly", "monitor_health", "monitor_alerts")
 
 
 @pytest.fixture(scope="module")
@@ -21,26 +34,61 @@ def filled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Filled]:
     yield from fill(tmp_path_factory.mktemp("console-store"))
 
 
-@pytest.fixture
-def console(filled: Filled, tmp_path: Path) -> Iterator[ConsoleFactory]:
-    """Start a console over a private copy of the filled store (replays change it)."""
-    running: list[RunningServer] = []
+@pytest.fixture(scope="module")
+def filled_pg(filled: Filled) -> Iterator[str]:
+    """The filled store in a PostgreSQL schema of its own: its ``--db`` URL."""
+    with fresh_schema() as (url, schema):
+        target = f"{url}?schema={schema}"
+        copy_store(filled.db, target)
+        source = sqlite3.connect(filled.db)
+        try:
+            with psycopg.connect(url) as conn:
+                conn.execute(f'SET search_path TO "{schema}"')
+                for ddl in MONITOR_DDL:
+                    conn.execute(ddl)
+                for table in MONITOR_TABLES:
+                    rows = source.execute(f"SELECT * FROM {table}").fetchall()
+                    marks = ", ".join(["%s"] * len(rows[0]))
+                    with conn.cursor() as cur:
+                        cur.executemany(f"INSERT INTO {table} VALUES ({marks})", rows)
+        finally:
+            source.close()
+        yield target
+
+
+def _factory(filled: Filled, store: str) -> Iterator[ConsoleFactory]:
+    running: list[tuple[RunningServer, Console]] = []
 
     def make(**overrides: Any) -> RunningServer:
-        db = tmp_path / "copy.db"
-        if not db.exists():
-            shutil.copyfile(filled.db, db)
         config = ConsoleConfig(
-            store=str(db),
+            store=store,
             plan=overrides.pop("plan", load_plan(PLAN)),
             alerts=overrides.pop("alerts", load_alerts(filled.rules)),
             clock=lambda: filled.end,
             **overrides,
         )
-        server = start_in_thread(Console(config))
-        running.append(server)
+        app = Console(config)
+        server = start_in_thread(app)
+        running.append((server, app))
         return server
 
     yield make
-    for server in running:
+    for server, app in running:
         server.stop()
+        app.close()
+
+
+@pytest.fixture
+def console(filled: Filled, tmp_path: Path) -> Iterator[ConsoleFactory]:
+    """Start a console over a private copy of the filled store (replays change it)."""
+    db = tmp_path / "copy.db"
+    shutil.copyfile(filled.db, db)
+    yield from _factory(filled, str(db))
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def any_console(request: pytest.FixtureRequest, filled: Filled) -> Iterator[ConsoleFactory]:
+    """Start a console over the filled store, as a SQLite file and as a PostgreSQL schema
+    (shared by the module's tests: only for pages that never write)."""
+    store = str(filled.db) if request.param == "sqlite" else request.getfixturevalue("filled_pg")
+    yield from _factory(filled, store)

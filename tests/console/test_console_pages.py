@@ -32,9 +32,9 @@ def test_the_store_holds_what_the_traffic_should_leave(filled: Filled) -> None:
 
 
 def test_overview_shows_backlog_alerts_and_every_planned_event(
-    console: ConsoleFactory, filled: Filled
+    any_console: ConsoleFactory,
 ) -> None:
-    server = console()
+    server = any_console()
     page = _get(server.url, "/")
     assert page.status_code == 200
     html = page.text
@@ -57,8 +57,12 @@ def test_overview_shows_backlog_alerts_and_every_planned_event(
     assert "<script>alert" not in html
 
 
-def test_the_invalid_rate_series_shows_the_broken_release(filled: Filled) -> None:
-    data = series(str(filled.db), "1h", filled.end, ["order_completed", "product_viewed"])
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+def test_the_invalid_rate_series_shows_the_broken_release(
+    filled: Filled, kind: str, request: pytest.FixtureRequest
+) -> None:
+    store = str(filled.db) if kind == "sqlite" else request.getfixturevalue("filled_pg")
+    data = series(store, "1h", filled.end, ["order_completed", "product_viewed"])
     xs = data["x"]
     rates = data["events"]["order_completed"]["invalid_rate"]
     by_minute = {(xs[i] - int(T0)) // 60: r for i, r in enumerate(rates) if r}
@@ -69,16 +73,16 @@ def test_the_invalid_rate_series_shows_the_broken_release(filled: Filled) -> Non
     assert not any(data["events"]["product_viewed"]["invalid_rate"])
 
 
-def test_series_endpoint_answers_json_with_thresholds(console: ConsoleFactory) -> None:
-    server = console()
+def test_series_endpoint_answers_json_with_thresholds(any_console: ConsoleFactory) -> None:
+    server = any_console()
     answer = _get(server.url, "/api/series?range=1h").json()
     assert answer["bucket"] == 60
     assert len(answer["x"]) == 60
     assert answer["thresholds"] == {"order_completed": [["orders-invalid-rate", 0.2]]}
 
 
-def test_quarantine_list_filters_and_pages_by_keyset(console: ConsoleFactory) -> None:
-    server = console()
+def test_quarantine_list_filters_and_pages_by_keyset(any_console: ConsoleFactory) -> None:
+    server = any_console()
     assert len(_rows(_get(server.url, "/quarantine").text, "records")) == 27
     assert len(_rows(_get(server.url, "/quarantine?kind=plan").text, "records")) == 21
     coded = _get(server.url, "/quarantine?code=invalid_json").text
@@ -181,8 +185,8 @@ def test_pages_escape_what_clients_sent(console: ConsoleFactory) -> None:
     assert "unsafe-inline" not in csp
 
 
-def test_plan_page_counts_traffic_against_each_event(console: ConsoleFactory) -> None:
-    server = console()
+def test_plan_page_counts_traffic_against_each_event(any_console: ConsoleFactory) -> None:
+    server = any_console()
     html = _get(server.url, "/plan").text
     rows = {}
     for row in _rows(html, "plan-events"):
@@ -206,8 +210,10 @@ def test_plan_page_counts_traffic_against_each_event(console: ConsoleFactory) ->
     assert rows["wishlist_added"].startswith('<tr class="unplanned">')
 
 
-def test_delivery_page_shows_nothing_waiting_after_the_drain(console: ConsoleFactory) -> None:
-    server = console()
+def test_delivery_page_shows_nothing_waiting_after_the_drain(
+    any_console: ConsoleFactory,
+) -> None:
+    server = any_console()
     html = _get(server.url, "/delivery").text
     assert '<div class="value" id="pending">0</div>' in html
     assert "Nothing waiting." in html
@@ -273,8 +279,8 @@ def test_a_read_only_console_refuses_replay(console: ConsoleFactory) -> None:
         assert refused.text == "replay is off: start the console with --allow-replay\n"
 
 
-def test_static_assets_ship_in_the_package(console: ConsoleFactory) -> None:
-    server = console()
+def test_static_assets_ship_in_the_package(any_console: ConsoleFactory) -> None:
+    server = any_console()
     js = _get(server.url, "/static/uplot.min.js")
     assert js.status_code == 200
     assert js.headers["content-type"] == "text/javascript; charset=utf-8"
@@ -317,8 +323,9 @@ def test_a_sparse_filter_stops_at_its_scan_budget_and_goes_on(
     assert pages == 4  # 27 ids, 8 per page
 
 
-def test_the_overview_refreshes_by_itself(console: ConsoleFactory) -> None:
-    html = _get(console().url, "/").text
+def test_the_overview_refreshes_by_itself(any_console: ConsoleFactory) -> None:
+    server = any_console()
+    html = _get(server.url, "/").text
     assert '<meta http-equiv="refresh" content="60">' in html
     assert 'data-refresh="30"' in html
-    assert '<meta http-equiv="refresh"' not in _get(console().url, "/quarantine").text
+    assert '<meta http-equiv="refresh"' not in _get(server.url, "/quarantine").text

@@ -1,4 +1,5 @@
-"""``trackguard store init|info|prune|backup|vacuum``: exact outputs and errors."""
+"""``trackguard store init|info|prune|backup|vacuum``: exact outputs and errors, on a SQLite
+file and (info, prune; the file commands' refusals) on a PostgreSQL schema."""
 
 from __future__ import annotations
 
@@ -11,9 +12,12 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
+from monitor_tables import MONITOR_DDL
 from trackguard.cli import main
 from trackguard.store.base import OutboxRow, QuarantineRecord, Write
-from trackguard.store.sqlite import SCHEMA_VERSION, SQLiteStore
+from trackguard.store.postgres import SCHEMA_VERSION as PG_SCHEMA_VERSION
+from trackguard.store.sql import session
+from trackguard.store.sqlite import SCHEMA_VERSION, SQLiteStore, open_store
 
 DAY = 86_400.0
 PAYLOAD = b'{"v2":{"type":"person","action":"event","name":"x"}}'
@@ -23,9 +27,9 @@ def run(*args: str) -> Result:
     return CliRunner().invoke(main, ["store", *args])
 
 
-def _store(path: Path, now: float) -> None:
+def _store(db: Path | str, now: float) -> None:
     """Three delivered rows (two of them 10 days ago), one pending, one quarantine record."""
-    store = SQLiteStore(path)
+    store = open_store(db)
     try:
         store.commit(
             [
@@ -174,3 +178,116 @@ def test_backup_and_vacuum_report_what_they_did(tmp_path: Path) -> None:
     assert match is not None
     before, after, saved = map(int, match.groups())
     assert (after, saved) == (dest.stat().st_size, before - after)
+
+
+# -- a PostgreSQL store --------------------------------------------------------------------
+
+
+@pytest.fixture
+def pg_db(pg_schema: tuple[str, str]) -> str:
+    """A PostgreSQL store's ``--db`` URL, its schema filled as ``_store`` fills a file."""
+    url, schema = pg_schema
+    return f"{url}?schema={schema}"
+
+
+def test_info_on_postgresql_counts_rows_and_sizes_each_table(pg_db: str) -> None:
+    now = 1_764_000_000.0  # 2025-11-24T16:00:00Z
+    _store(pg_db, now)
+    result = run("info", "--db", pg_db)
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0] == f"store           {pg_db}"
+    assert lines[1] == f"schema version  {PG_SCHEMA_VERSION}"
+    size = re.fullmatch(r"size            (\d+) bytes \(tables with their indexes\)", lines[2])
+    assert size is not None
+    assert lines[3] == "outbox states   delivered 3, failed 0, pending 1"
+    assert lines[5].split() == ["table", "rows", "bytes", "oldest", "newest"]
+    rows = {line.split()[0]: line.split()[1:] for line in lines[6:]}
+    assert rows["outbox"][0] == "4"
+    assert rows["outbox"][2:] == ["2025-11-14T16:00:00Z", "2025-11-24T16:00:00Z"]
+    assert rows["quarantine"][0] == "1"
+    assert rows["quarantine"][2:] == ["2025-10-15T16:00:00Z", "2025-10-15T16:00:00Z"]
+    assert (rows["identities"][0], rows["identities"][2:]) == ("0", ["-", "-"])
+    assert rows["counts"][0] == "6"
+    assert sum(int(r[1]) for r in rows.values()) == int(size.group(1))
+
+    as_json = json.loads(run("info", "--db", pg_db, "--format", "json").output)
+    assert (as_json["database"], as_json["schema_version"]) == ("postgresql", PG_SCHEMA_VERSION)
+    assert as_json["outbox_states"] == {"delivered": 3, "failed": 0, "pending": 1}
+    assert "wal_bytes" not in as_json and "page_size" not in as_json
+    tables = {t["name"]: t for t in as_json["tables"]}
+    assert tables["outbox"] == {
+        "name": "outbox",
+        "rows": 4,
+        "oldest": now - 10 * DAY,
+        "newest": now,
+    }
+    assert set(as_json["table_bytes"]) == set(tables)
+    assert {"anonymous", "claims", "counts", "outbox", "quarantine", "schema_version"} <= set(
+        tables
+    )
+    assert sum(as_json["table_bytes"].values()) == as_json["size_bytes"]
+
+
+def test_prune_on_postgresql_as_on_a_file(pg_db: str) -> None:
+    now = time.time()
+    _store(pg_db, now)
+    with session(pg_db, readonly=False) as s, s.transaction():
+        for ddl in MONITOR_DDL:  # the monitor's tables, with one bucket 9 days old
+            s.run(ddl)
+        s.run("INSERT INTO monitor_health VALUES (?, 'm', 1)", (now - 9 * DAY,))
+    dry = run("prune", "--db", pg_db, "--dry-run")
+    assert (dry.exit_code, dry.output) == (
+        0,
+        "outbox           would delete 2 rows\n"
+        "claims           would delete 0 rows\n"
+        "anonymous        would delete 0 rows\n"
+        "monitor_counts   would delete 0 rows\n"
+        "monitor_hourly   would delete 0 rows\n"
+        "monitor_health   would delete 1 row\n",
+    )
+    args = ["--outbox-retention", "12h", "--anonymous-retention", "0"]
+    done = run("prune", "--db", pg_db, *args)
+    assert (done.exit_code, done.output) == (
+        0,
+        "outbox           deleted 3 rows\n"
+        "claims           deleted 0 rows\n"
+        "anonymous        deleted 1 row\n"
+        "monitor_counts   deleted 0 rows\n"
+        "monitor_hourly   deleted 0 rows\n"
+        "monitor_health   deleted 1 row\n",
+    )
+    store = open_store(pg_db, readonly=True)
+    try:
+        assert [(r.seq, r.state) for r in store.outbox_list()] == [(4, "pending")]
+        stats = store.outbox_stats()
+        assert (stats.pending, stats.delivered, store.quarantine_count()) == (1, 0, 1)
+    finally:
+        store.close()
+
+
+def test_file_commands_on_a_postgresql_url_name_the_tool_to_use(pg_db: str, tmp_path: Path) -> None:
+    secret = pg_db.replace("@", ":s3cret@", 1)  # the URL's user gets a password
+    shown = pg_db
+    assert "s3cret" in secret
+    expected = {
+        ("backup", "--db", secret, str(tmp_path / "copy.db")): "backup copies a SQLite file;"
+        " back up a PostgreSQL store with pg_dump (pg_dump --schema NAME for its schema)",
+        ("vacuum", "--db", secret): "vacuum rewrites a SQLite file; PostgreSQL's autovacuum"
+        " reclaims space (or run VACUUM in psql)",
+        ("init", secret): "init creates a SQLite file; trackguard serve (or store copy) creates"
+        " a PostgreSQL store's tables in its schema",
+    }
+    for args, message in expected.items():
+        result = run(*args)
+        assert (result.exit_code, result.output) == (2, f"Error: {shown}: {message}\n"), args
+    assert not (tmp_path / "copy.db").exists()
+
+
+def test_info_and_prune_refuse_a_schema_without_a_store(pg_db: str) -> None:
+    for args in (["info", "--db", pg_db], ["prune", "--db", pg_db, "--dry-run"]):
+        result = run(*args)
+        assert (result.exit_code, result.output) == (
+            2,
+            f"Error: no store at {pg_db} (trackguard serve creates one)\n",
+        ), args

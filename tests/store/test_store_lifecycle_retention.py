@@ -1,4 +1,5 @@
-"""Retention: what a prune deletes and keeps, in batches; a simulated week stays bounded."""
+"""Retention: what a prune deletes and keeps, in batches, on SQLite and PostgreSQL (the same
+figures); pruners on several hosts at once; a simulated week stays bounded."""
 
 from __future__ import annotations
 
@@ -10,16 +11,33 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
+from store_kinds import AnyStore
+from store_sql import MONITOR_DDL, count, rows, run
 
 from trackguard.monitor.db import MonitorDB
 from trackguard.store.base import OutboxRow, QuarantineRecord, Write
-from trackguard.store.retention import OUTBOX, Pruner, Retention, alongside, delete_batches, prune
+from trackguard.store.postgres import PostgresStore
+from trackguard.store.retention import (
+    CLAIMS,
+    OUTBOX,
+    Pruner,
+    Retention,
+    alongside,
+    delete_batches,
+    prune,
+    session_transaction,
+)
+from trackguard.store.sql import Session, session
 from trackguard.store.sqlite import SQLiteStore
 
 DAY = 86_400.0
 T0 = 1_764_000_000.0  # 2025-11-24T16:00:00Z
 PAYLOAD = b'{"v2":{"type":"person","action":"event","name":"x"}}'
+#: The default retention without the monitor's tables (which a store may or may not have):
+#: the store's own rules, the same on every store.
+STORE_ONLY = Retention(monitor=None)
 
 
 def _row(person: str, at: float, **kw: Any) -> OutboxRow:
@@ -45,7 +63,13 @@ def store(tmp_path: Path) -> Iterator[SQLiteStore]:
     s.close()
 
 
-def _aged_store(store: SQLiteStore) -> float:
+@pytest.fixture
+def any_kind(any_store: AnyStore) -> AnyStore:
+    """A store of each kind (SQLite file, PostgreSQL schema)."""
+    return any_store
+
+
+def _aged_store(store: AnyStore) -> float:
     """Rows on both sides of every cutoff; returns ``now``."""
     now = T0 + 40 * DAY
     old, recent = now - 8 * DAY, now - 6 * DAY
@@ -65,42 +89,43 @@ def _aged_store(store: SQLiteStore) -> float:
     store.mark_failed([(4, _record(old))], now=old + 1)
     store.mark_delivered([5], now=recent + 1)
     # first_seen of the anonymous rows: "a-old" 40 days ago, "a-new" 6 days ago.
-    with store.transaction() as conn:
-        conn.execute(
-            "UPDATE anonymous SET first_seen = ? WHERE anonymous_id = 'a-old'", (now - 40 * DAY,)
-        )
+    run(
+        store, "UPDATE anonymous SET first_seen = ? WHERE anonymous_id = 'a-old'", (now - 40 * DAY,)
+    )
     return now
 
 
-def test_prune_deletes_what_aged_out_and_keeps_everything_else(store: SQLiteStore) -> None:
+def test_prune_deletes_what_aged_out_and_keeps_everything_else(any_kind: AnyStore) -> None:
+    store = any_kind
     now = _aged_store(store)
-    report = prune(store, Retention(), now)
+    report = prune(store, STORE_ONLY, now)
     assert report == {"outbox": 4, "claims": 2, "anonymous": 1}
     assert [(r.seq, r.state) for r in store.outbox_list()] == [(6, "pending"), (5, "delivered")]
     # counts follow the rows they count, in the same transactions
     stats = store.outbox_stats()
     assert (stats.pending, stats.delivered, stats.failed) == (1, 1, 0)
-    assert store.read("SELECT key FROM claims") == [("k-new",)]
-    assert store.read("SELECT anonymous_id FROM anonymous") == [("a-new",)]
+    assert rows(store, "SELECT key FROM claims") == [("k-new",)]
+    assert rows(store, "SELECT anonymous_id FROM anonymous") == [("a-new",)]
     # never pruned: quarantine records (their own purge), bindings, profiles
     assert store.quarantine_count() == 2
     assert len(store.quarantine_list()) == 2
     assert store.identities() == [("ana@example.com", "cus_1")]
     # idempotent
-    assert prune(store, Retention(), now) == {"outbox": 0, "claims": 0, "anonymous": 0}
+    assert prune(store, STORE_ONLY, now) == {"outbox": 0, "claims": 0, "anonymous": 0}
 
 
 def test_a_pruned_claim_frees_its_key_and_a_kept_one_still_names_its_person(
-    store: SQLiteStore,
+    any_kind: AnyStore,
 ) -> None:
+    store = any_kind
     now = _aged_store(store)
-    assert store.read("SELECT key, person FROM claims ORDER BY key") == [
+    assert rows(store, "SELECT key, person FROM claims ORDER BY key") == [
         ("k-new", "p3"),
         ("k-now", "p2"),
         ("k-old", "p1"),
     ]
-    prune(store, Retention(), now)
-    assert store.read("SELECT key, person FROM claims") == [("k-new", "p3")]
+    prune(store, STORE_ONLY, now)
+    assert rows(store, "SELECT key, person FROM claims") == [("k-new", "p3")]
     request = _record(now)
     # The pruned key is anyone's again; the kept one is still p3's: another person's row with
     # it is a conflict, kept in the quarantine, not a duplicate.
@@ -109,7 +134,7 @@ def test_a_pruned_claim_frees_its_key_and_a_kept_one_still_names_its_person(
     assert store.commit(
         [Write(outbox=(reused,), kept_as=request), Write(outbox=(clash,), kept_as=request)]
     ) == [0, 0]
-    assert store.read("SELECT key, person FROM claims ORDER BY key") == [
+    assert rows(store, "SELECT key, person FROM claims ORDER BY key") == [
         ("k-new", "p3"),
         ("k-old", "q1"),
     ]
@@ -118,22 +143,28 @@ def test_a_pruned_claim_frees_its_key_and_a_kept_one_still_names_its_person(
     assert codes == [(), (), ("dedupe_key_conflict",)]
 
 
-def test_a_pending_row_is_never_pruned_however_old(store: SQLiteStore) -> None:
+def test_a_pending_row_is_never_pruned_however_old(any_kind: AnyStore) -> None:
+    store = any_kind
     store.commit([Write(outbox=(_row("p", T0),))])
     store.mark_retry([1], "503", next_attempt_at=T0 + 1)
     assert prune(store, Retention(outbox=0), T0 + 365 * DAY)["outbox"] == 0
     assert store.outbox_stats().pending == 1
 
 
-def test_dry_run_counts_and_deletes_nothing(store: SQLiteStore) -> None:
+def test_dry_run_counts_and_deletes_nothing(any_kind: AnyStore) -> None:
+    store = any_kind
     now = _aged_store(store)
-    assert prune(store, Retention(), now, dry_run=True) == {
+    assert prune(store, STORE_ONLY, now, dry_run=True) == {
         "outbox": 4,
         "claims": 2,
         "anonymous": 1,
     }
     assert len(store.outbox_list()) == 6
     assert store.outbox_stats().delivered == 4
+
+
+def test_monitor_tables_a_store_lacks_are_skipped(store: SQLiteStore) -> None:
+    assert prune(store, Retention(monitor=DAY), T0) == {"outbox": 0, "claims": 0, "anonymous": 0}
 
 
 def test_monitor_tables_are_pruned_when_they_exist(tmp_path: Path) -> None:
@@ -158,7 +189,85 @@ def test_monitor_tables_are_pruned_when_they_exist(tmp_path: Path) -> None:
         store.close()
 
 
-def test_a_prune_goes_in_transactions_of_at_most_batch_rows(store: SQLiteStore) -> None:
+def _pg(url_schema: tuple[str, str]) -> PostgresStore:
+    url, schema = url_schema
+    return PostgresStore(url, schema=schema)
+
+
+@pytest.fixture
+def pg_store(pg_schema: tuple[str, str]) -> Iterator[PostgresStore]:
+    """A PostgreSQL store only (the monitor's tables there, several pruners at once)."""
+    store = _pg(pg_schema)
+    yield store
+    store.close()
+
+
+def test_monitor_tables_in_a_postgresql_store_are_pruned_when_they_exist(
+    pg_store: PostgresStore,
+) -> None:
+    now = T0 + 10 * DAY
+    for ddl in MONITOR_DDL:
+        run(pg_store, ddl)
+    minutes = [int((now - d * DAY) // 60) for d in (9, 8.5, 7.9, 1)]
+    run(
+        pg_store,
+        "INSERT INTO monitor_counts VALUES (?, 'x', 'r', 's', 'outcome', 'accepted', 1)",
+        *((m,) for m in minutes),
+    )
+    run(pg_store, "INSERT INTO monitor_hourly VALUES (?, 'x', 'outcome', 'accepted', 1)", (0,))
+    run(
+        pg_store,
+        "INSERT INTO monitor_health VALUES (?, 'm', ?)",
+        (now - 9 * DAY, 1),
+        (now - DAY, 2),
+    )
+    assert prune(pg_store, Retention(monitor=8 * DAY), now, dry_run=True) == {
+        "outbox": 0,
+        "claims": 0,
+        "anonymous": 0,
+        "monitor_counts": 2,
+        "monitor_hourly": 1,
+        "monitor_health": 1,
+    }
+    report = prune(pg_store, Retention(monitor=8 * DAY), now, batch=1)
+    assert (report["monitor_counts"], report["monitor_hourly"], report["monitor_health"]) == (
+        2,
+        1,
+        1,
+    )
+    assert rows(pg_store, "SELECT minute FROM monitor_counts ORDER BY minute") == [
+        (m,) for m in minutes[2:]
+    ]
+    assert rows(pg_store, "SELECT metric, value FROM monitor_health") == [("m", 2)]
+
+
+def test_a_prune_goes_in_transactions_of_at_most_batch_rows(any_kind: AnyStore) -> None:
+    store = any_kind
+    store.commit([Write(outbox=tuple(_row(f"p{i}", T0) for i in range(10)))])
+    store.mark_delivered(list(range(1, 11)), now=T0)
+    seen: list[tuple[int, int]] = []
+
+    with session(store, readonly=False) as s:
+        batches = session_transaction(s)
+
+        @contextmanager
+        def watched() -> Iterator[Session]:
+            with batches() as conn:
+                yield conn
+                # inside the transaction: the rows gone so far and the count agree
+                left = conn.one("SELECT count(*) FROM outbox")
+                counted = conn.one("SELECT n FROM counts WHERE name = 'delivered'")
+                assert left is not None and counted is not None
+                seen.append((int(left[0]), int(counted[0])))
+
+        assert delete_batches(watched, OUTBOX, T0 + 1, batch=3) == 10
+    assert seen == [(7, 7), (4, 4), (1, 1), (0, 0)]
+    assert store.outbox_stats().delivered == 0
+
+
+def test_a_prune_batch_of_the_sqlite_writer_changes_its_rows_and_one_count(
+    store: SQLiteStore,
+) -> None:
     store.commit([Write(outbox=tuple(_row(f"p{i}", T0) for i in range(10)))])
     store.mark_delivered(list(range(1, 11)), now=T0)
     sizes: list[int] = []
@@ -173,10 +282,10 @@ def test_a_prune_goes_in_transactions_of_at_most_batch_rows(store: SQLiteStore) 
     assert delete_batches(counting, OUTBOX, T0 + 1, batch=3) == 10
     # each batch: its deletes plus the one counts update (all rows were delivered)
     assert sizes == [3 + 1, 3 + 1, 3 + 1, 1 + 1]
-    assert store.outbox_stats().delivered == 0
 
 
-def test_a_prune_ends_after_the_batch_in_hand_once_stopped(store: SQLiteStore) -> None:
+def test_a_prune_ends_after_the_batch_in_hand_once_stopped(any_kind: AnyStore) -> None:
+    store = any_kind
     store.commit([Write(outbox=tuple(_row(f"p{i}", T0) for i in range(10)))])
     store.mark_delivered(list(range(1, 11)), now=T0)
     stop = threading.Event()
@@ -185,26 +294,15 @@ def test_a_prune_ends_after_the_batch_in_hand_once_stopped(store: SQLiteStore) -
     assert prune(store, Retention(outbox=0), T0 + 1, batch=4)["outbox"] == 6
 
 
-def test_pruner_counts_and_logs_a_failure_and_goes_on(
-    store: SQLiteStore, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_pruner_counts_what_it_pruned(any_kind: AnyStore) -> None:
+    store = any_kind
     clock = [T0]
-    pruner = Pruner(store, Retention(outbox=DAY), every=3600, clock=lambda: clock[0])
+    pruner = Pruner(store, Retention(outbox=DAY, monitor=None), every=3600, clock=lambda: clock[0])
     store.commit([Write(outbox=(_row("p", T0),))])
     store.mark_delivered([1], now=T0)
     assert pruner.prune_now() == {"outbox": 0, "claims": 0, "anonymous": 0}
     clock[0] = T0 + DAY + 1
     assert pruner.prune_now() == {"outbox": 1, "claims": 0, "anonymous": 0}
-    readonly = SQLiteStore(store.path, readonly=True)
-    failing = Pruner(readonly, Retention(), clock=lambda: clock[0])
-    with caplog.at_level(logging.ERROR, logger="trackguard.store.retention"):
-        assert failing.prune_now() is None
-    readonly.close()
-    assert failing.failures == 1
-    assert caplog.messages == [
-        f"retention prune failed, retried in 600 s: {store.path}: opened read-only;"
-        " this needs a writable store"
-    ]
     samples = {
         (m.name, tuple(s.labels.items())): s.value
         for m in pruner.collector().collect()
@@ -213,6 +311,99 @@ def test_pruner_counts_and_logs_a_failure_and_goes_on(
     assert samples[("trackguard_store_pruned_rows", (("table", "outbox"),))] == 1
     assert samples[("trackguard_store_prune_failures", ())] == 0
     assert samples[("trackguard_store_last_prune_timestamp_seconds", ())] == T0 + DAY + 1
+    assert (pruner.runs, store.outbox_stats().delivered) == (2, 0)
+
+
+def test_pruner_counts_and_logs_a_failure_and_goes_on(
+    store: SQLiteStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    readonly = SQLiteStore(store.path, readonly=True)
+    failing = Pruner(readonly, Retention(), clock=lambda: T0)
+    with caplog.at_level(logging.ERROR, logger="trackguard.store.retention"):
+        assert failing.prune_now() is None
+    readonly.close()
+    assert failing.failures == 1
+    assert caplog.messages == [
+        f"retention prune failed, retried in 600 s: {store.path}: opened read-only;"
+        " this needs a writable store"
+    ]
+
+
+def test_a_postgresql_pruner_that_loses_the_database_logs_it_and_goes_on(
+    pg_store: PostgresStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    pruner = Pruner(pg_store, Retention(), clock=lambda: T0)
+    pg_store.close()
+    with caplog.at_level(logging.ERROR, logger="trackguard.store.retention"):
+        assert pruner.prune_now() is None
+    assert pruner.failures == 1
+    assert caplog.messages == ["retention prune failed, retried in 600 s: the store is closed"]
+
+
+# -- several pruners on one PostgreSQL database --------------------------------------------
+
+
+def test_pruners_on_several_hosts_at_once_delete_each_row_once_and_keep_counts_exact(
+    pg_store: PostgresStore, pg_schema: tuple[str, str]
+) -> None:
+    n = 600
+    pg_store.commit([Write(outbox=tuple(_row(f"p{i}", T0) for i in range(n)))])
+    pg_store.mark_delivered(list(range(1, n // 2 + 1)), now=T0)
+    failed = [(seq, _record(T0)) for seq in range(n // 2 + 1, n - 9)]
+    pg_store.mark_failed(failed, now=T0)
+    # three processes, each with its own store (connections), pruning at the same moment
+    hosts = [_pg(pg_schema) for _ in range(3)]
+    start = threading.Barrier(len(hosts))
+    reports: list[dict[str, int]] = []
+    errors: list[BaseException] = []
+
+    def host(store: AnyStore) -> None:
+        try:
+            start.wait()
+            reports.append(prune(store, Retention(outbox=0, monitor=None), T0 + 1, batch=7))
+        except BaseException as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=host, args=(h,)) for h in hosts]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for h in hosts:
+        h.close()
+    assert errors == []
+    assert sum(r["outbox"] for r in reports) == n - 10
+    stats = pg_store.outbox_stats()
+    assert (stats.pending, stats.delivered, stats.failed) == (10, 0, 0)
+    assert count(pg_store, "outbox") == 10
+    assert prune(pg_store, Retention(outbox=0, monitor=None), T0 + 1) == {
+        "outbox": 0,
+        "claims": 0,
+        "anonymous": 0,
+    }
+
+
+def test_a_claim_a_commit_holds_is_skipped_and_kept(
+    pg_store: PostgresStore, pg_schema: tuple[str, str]
+) -> None:
+    now = T0 + DAY
+    pg_store.commit(
+        [
+            Write(outbox=(_row("p1", T0, dedupe_key="k1", claim_until=T0),)),
+            Write(outbox=(_row("p2", T0, dedupe_key="k2", claim_until=T0),)),
+        ]
+    )
+    url, schema = pg_schema
+    with psycopg.connect(url) as renewing:
+        # another transaction renews k1 (as a commit re-claiming an expired key does) and has
+        # not committed yet: the prune leaves the row it holds instead of waiting for it
+        renewing.execute(f'SET search_path TO "{schema}"')
+        renewing.execute("UPDATE claims SET expires_at = %s WHERE key = 'k1'", (now + DAY,))
+        assert prune(pg_store, Retention(), now)["claims"] == 1
+        renewing.commit()
+    assert rows(pg_store, "SELECT key, expires_at FROM claims") == [("k1", now + DAY)]
+    with session(pg_store, readonly=False) as s:
+        assert delete_batches(session_transaction(s), CLAIMS, now, batch=10) == 0
 
 
 def test_alongside_runs_the_pruner_until_the_same_stop(store: SQLiteStore) -> None:

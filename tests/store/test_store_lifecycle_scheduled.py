@@ -1,5 +1,6 @@
 """The running processes prune on a schedule: the gateway beside in-process delivery, and
-``trackguard deliver`` (the serve flags: tests/cli/test_cli_serve.py)."""
+``trackguard deliver`` (the serve flags: tests/cli/test_cli_serve.py), on a SQLite file and on
+a PostgreSQL schema."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 from click.testing import CliRunner
 
 from trackguard.cli.deliver import deliver_command
@@ -15,16 +17,25 @@ from trackguard.gateway.build import GatewayOptions, create_gateway
 from trackguard.gateway.config import AuthConfig, Credentials
 from trackguard.http.runner import start_in_thread
 from trackguard.store.base import OutboxRow, Write
-from trackguard.store.sqlite import SQLiteStore
+from trackguard.store.sqlite import open_store
 
 SITE, KEY = "retention-site", "retention-key"
 DAY = 86_400.0
 PAYLOAD = b'{"v2":{"type":"person","action":"identify","identifiers":{"id":"1"}}}'
 
 
-def _aged(db: Path, now: float) -> None:
+@pytest.fixture(params=["sqlite", "postgres"])
+def db(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The store's ``--db``: a SQLite file, or a PostgreSQL URL with a schema of its own."""
+    if request.param == "sqlite":
+        return str(tmp_path / "tg.db")
+    url, schema = request.getfixturevalue("pg_schema")
+    return f"{url}?schema={schema}"
+
+
+def _aged(db: str, now: float) -> None:
     """Two rows delivered 8 days ago, one delivered just now."""
-    store = SQLiteStore(db)
+    store = open_store(db)
     try:
         rows = tuple(
             OutboxRow(received_at=now - 8 * DAY, person=f"p{i}", payload=PAYLOAD) for i in range(3)
@@ -36,16 +47,15 @@ def _aged(db: Path, now: float) -> None:
         store.close()
 
 
-def _seqs(db: Path) -> list[int]:
-    store = SQLiteStore(db, readonly=True)
+def _seqs(db: str) -> list[int]:
+    store = open_store(db, readonly=True)
     try:
         return [r.seq for r in store.outbox_list()]
     finally:
         store.close()
 
 
-def test_a_running_gateway_prunes_beside_delivery(tmp_path: Path) -> None:
-    db = tmp_path / "tg.db"
+def test_a_running_gateway_prunes_beside_delivery(db: str) -> None:
     _aged(db, time.time())
     emulator = create_emulator(SITE, KEY)
     with start_in_thread(emulator) as upstream:
@@ -62,13 +72,12 @@ def test_a_running_gateway_prunes_beside_delivery(tmp_path: Path) -> None:
     assert "trackguard_store_prune_failures_total 0.0" in metrics
 
 
-def test_deliver_once_prunes_after_delivering(tmp_path: Path) -> None:
-    db = tmp_path / "tg.db"
+def test_deliver_once_prunes_after_delivering(db: str) -> None:
     _aged(db, time.time())
     emulator = create_emulator(SITE, KEY)
     env = {"TRACKGUARD_SITE_ID": SITE, "TRACKGUARD_API_KEY": KEY}
     with start_in_thread(emulator) as upstream:
-        args = ["--db", str(db), "--upstream", upstream.url, "--once"]
+        args = ["--db", db, "--upstream", upstream.url, "--once"]
         kept = CliRunner().invoke(deliver_command, [*args, "--outbox-retention", "9d"], env=env)
         assert (kept.exit_code, _seqs(db)) == (0, [3, 2, 1])
         result = CliRunner().invoke(deliver_command, args, env=env)

@@ -22,6 +22,7 @@ from trackguard.errors import ConfigError, UsageError
 from trackguard.http.runner import run
 from trackguard.monitor import load_alerts
 from trackguard.plan.model import Plan
+from trackguard.store.sql import is_postgres_url
 from trackguard.store.sqlite import sqlite_path
 
 
@@ -64,9 +65,10 @@ def console_command(
 ) -> None:
     """Serve the web console over a store: overview, quarantine, replay, plan, delivery.
 
-    Read-only unless --allow-replay. It binds to loopback by default; any other address needs
-    --token-file, and so does --allow-replay. Every asset is served from the package: the
-    console works with no internet access.
+    --db is a SQLite file or a PostgreSQL URL (postgresql://user@host/db?schema=NAME).
+    Read-only unless --allow-replay. It binds to loopback by default; any other address
+    needs --token-file, and so does --allow-replay. Every asset is served from the package:
+    the console works with no internet access.
 
     Example:
 
@@ -81,9 +83,12 @@ def console_command(
             "the console needs its extra: pip install 'trackguard[console]'"
         ) from None
     host, port = listen
-    store = sqlite_path(db)
+    store = db if is_postgres_url(db) else sqlite_path(db)
     if store is None:
-        raise UsageError(f"{db!r}: the console reads a SQLite store (a path or sqlite:///path)")
+        raise UsageError(
+            f"{db!r}: the console reads a SQLite store (a path or sqlite:///path)"
+            " or a PostgreSQL one (postgresql://user@host/db[?schema=NAME])"
+        )
     if not _loopback(host) and token_file is None:
         raise UsageError(
             f"--listen {host}:{port} is not loopback: give --token-file so the console asks"

@@ -24,7 +24,7 @@ from trackguard.gateway.build import check_region
 from trackguard.gateway.config import load_auth
 from trackguard.logs import configure_logging
 from trackguard.store.retention import Pruner, Retention, alongside
-from trackguard.store.sqlite import SQLiteStore, open_store
+from trackguard.store.sqlite import open_store
 
 
 @click.command(name="deliver", cls=TrackguardCommand)
@@ -100,12 +100,11 @@ def deliver_command(
         circuit=None if no_circuit else CircuitPolicy(),
         pipelines=pipelines,
     )
-    pruner = Pruner(store, retention, every=prune_every) if isinstance(store, SQLiteStore) else None
+    pruner = Pruner(store, retention, every=prune_every)
     try:
         if once:
             report = _drain(worker)
-            if pruner is not None:
-                pruner.prune_now()
+            pruner.prune_now()
             stats = store.outbox_stats()
             click.echo(
                 f"delivered {report.delivered}, quarantined {report.failed}, "
@@ -114,7 +113,7 @@ def deliver_command(
             if report.retry_at is not None:
                 raise SystemExit(1)
         else:
-            _run_until_signalled(worker.run if pruner is None else alongside(worker.run, pruner))
+            _run_until_signalled(alongside(worker.run, pruner))
     finally:
         transport.close()
         if pipelines is not None:

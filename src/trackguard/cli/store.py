@@ -1,5 +1,8 @@
-"""``trackguard store``: the store file's life: create, inspect, prune, back up, vacuum, and
-copy into PostgreSQL.
+"""``trackguard store``: the store's life: create, inspect, prune, back up, vacuum, and copy
+into PostgreSQL.
+
+``info`` and ``prune`` take a SQLite file or a PostgreSQL URL; ``init``, ``backup`` and
+``vacuum`` work on a file, and on a PostgreSQL URL say which tool does that job there.
 
 Also the retention options ``serve`` and ``deliver`` share (:func:`retention_options`), so the
 defaults and their environment variables are written once.
@@ -28,7 +31,8 @@ from trackguard.store.copy import DEFAULT_BATCH as DEFAULT_COPY_BATCH
 from trackguard.store.copy import copy_store
 from trackguard.store.info import StoreInfo, store_info
 from trackguard.store.retention import DEFAULT_PRUNE_EVERY, MONITOR_RETENTION, Retention, prune
-from trackguard.store.sqlite import SCHEMA_VERSION, SQLiteStore, sqlite_path
+from trackguard.store.sql import is_postgres_url
+from trackguard.store.sqlite import SCHEMA_VERSION, SQLiteStore, open_store, sqlite_path
 from trackguard.store.urls import display_url
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -51,13 +55,33 @@ def _positive(ctx: click.Context, param: click.Parameter, value: str | None) -> 
     return seconds
 
 
-def _path(db: str) -> Path:
+#: What each file-only command says about a PostgreSQL URL: the tool for that job there.
+_ON_POSTGRES: Final = {
+    "init": "init creates a SQLite file; trackguard serve (or store copy) creates a"
+    " PostgreSQL store's tables in its schema",
+    "backup": "backup copies a SQLite file; back up a PostgreSQL store with pg_dump"
+    " (pg_dump --schema NAME for its schema)",
+    "vacuum": "vacuum rewrites a SQLite file; PostgreSQL's autovacuum reclaims space"
+    " (or run VACUUM in psql)",
+}
+
+
+def _path(db: str, command: str) -> Path:
     """The file ``--db`` names. Its ``db_option()`` callback already refused a malformed or
-    missing store; this refuses a URL of another scheme (store commands work on SQLite)."""
+    missing store; this refuses a PostgreSQL URL (naming the tool to use) and any other."""
+    if is_postgres_url(db):
+        _fail(f"{display_url(db)}: {_ON_POSTGRES[command]}")
     path = sqlite_path(db)
     if path is None:
         _fail(f"{db!r}: store commands work on a SQLite file (a path or sqlite:///path)")
     return Path(path)
+
+
+def _target(db: str) -> str:
+    """The store ``--db`` names for a command that reads or prunes either kind."""
+    if is_postgres_url(db):
+        return db
+    return str(_path(db, "info"))
 
 
 def _duration_option(
@@ -128,7 +152,7 @@ _db = db_option()
 
 @click.group(name="store", cls=TrackguardGroup)
 def store_group() -> None:
-    """The store file: create it, see what it holds, prune, back up and vacuum it."""
+    """The store: create it, see what it holds, prune, back up and vacuum it."""
 
 
 @store_group.command(name="init")
@@ -144,6 +168,8 @@ def init_command(path: str) -> None:
     \b
         trackguard store init /var/lib/trackguard/tg.db
     """
+    if is_postgres_url(path):
+        _fail(f"{display_url(path)}: {_ON_POSTGRES['init']}")
     try:
         target = sqlite_path(path)
     except StoreError as exc:
@@ -167,18 +193,20 @@ def init_command(path: str) -> None:
 @_db
 @format_option("table", "json")
 def info_command(db: str, fmt: str) -> None:
-    """Schema version, size, pages, WAL, and rows per table with the oldest and newest.
+    """Schema version, size, and rows per table with the oldest and newest (a file's pages
+    and WAL too; each PostgreSQL table's bytes with its indexes).
 
-    Opens the file read-only: it works beside a running gateway and on a backup on a
-    read-only mount.
+    Reads only: it works beside a running gateway, and a file on a backup on a read-only
+    mount.
 
     Example:
 
     \b
         trackguard store info --db /var/lib/trackguard/tg.db --format json
+        trackguard store info --db 'postgresql://tg@db:5432/tg?schema=shop'
     """
     try:
-        info = store_info(_path(db))
+        info = store_info(_target(db))
     except StoreError as exc:
         _fail(str(exc))
     if fmt == "json":
@@ -196,18 +224,28 @@ def _when(ts: float | None) -> str:
 def render_info(info: StoreInfo) -> str:
     """The ``store info`` table."""
     states = ", ".join(f"{k} {v}" for k, v in info.outbox_states.items()) or "-"
-    lines = [
-        f"path            {info.path}",
-        f"schema version  {info.schema_version}",
-        f"size            {info.size_bytes} bytes",
-        f"wal             {info.wal_bytes} bytes",
-        f"pages           {info.page_count} of {info.page_size} bytes, {info.freelist_count} free",
-        f"outbox states   {states}",
-        "",
-        f"{'table':<18} {'rows':>10}  {'oldest':<20}  newest",
-    ]
+    if info.table_bytes is None:
+        lines = [
+            f"path            {info.path}",
+            f"schema version  {info.schema_version}",
+            f"size            {info.size_bytes} bytes",
+            f"wal             {info.wal_bytes} bytes",
+            f"pages           {info.page_count} of {info.page_size} bytes,"
+            f" {info.freelist_count} free",
+        ]
+    else:
+        lines = [
+            f"store           {info.path}",
+            f"schema version  {info.schema_version}",
+            f"size            {info.size_bytes} bytes (tables with their indexes)",
+        ]
+    lines += [f"outbox states   {states}", "", f"{'table':<18} {'rows':>10}"]
+    sizes = info.table_bytes
+    lines[-1] += f" {'bytes':>12}" if sizes is not None else ""
+    lines[-1] += f"  {'oldest':<20}  newest"
     for t in info.tables:
-        lines.append(f"{t.name:<18} {t.rows:>10}  {_when(t.oldest):<20}  {_when(t.newest)}")
+        size = f" {sizes.get(t.name, 0):>12}" if sizes is not None else ""
+        lines.append(f"{t.name:<18} {t.rows:>10}{size}  {_when(t.oldest):<20}  {_when(t.newest)}")
     return "\n".join(lines)
 
 
@@ -225,7 +263,8 @@ def prune_command(
     and identity bindings are never deleted.
 
     A running gateway or trackguard deliver already does this every --prune-every; this is
-    for a store no process is pruning, or to see what would go.
+    for a store no process is pruning, or to see what would go. On PostgreSQL it may run
+    beside the deliverers' own prunes: each row goes once.
 
     Example:
 
@@ -235,9 +274,9 @@ def prune_command(
     retention = Retention(
         outbox=outbox_retention, anonymous=anonymous_retention, monitor=monitor_retention
     )
-    path = _path(db)
+    target = _target(db)
     try:
-        store = SQLiteStore(path, readonly=dry_run)
+        store = open_store(target, create=False, readonly=dry_run)
         try:
             report = prune(store, retention, time.time(), dry_run=dry_run)
         finally:
@@ -265,7 +304,7 @@ def backup_command(db: str, dest: Path) -> None:
         trackguard store backup --db /var/lib/trackguard/tg.db /backup/tg-$(date +%F).db
     """
     try:
-        result = backup(_path(db), dest)
+        result = backup(_path(db, "backup"), dest)
     except StoreError as exc:
         _fail(str(exc))
     click.echo(
@@ -288,7 +327,7 @@ def vacuum_command(db: str) -> None:
         trackguard store vacuum --db /var/lib/trackguard/tg.db
     """
     try:
-        result = vacuum(_path(db))
+        result = vacuum(_path(db, "vacuum"))
     except StoreError as exc:
         _fail(str(exc))
     saved = result.before_bytes - result.after_bytes

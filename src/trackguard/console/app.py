@@ -21,7 +21,7 @@ import urllib.parse
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from importlib import resources
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
@@ -42,6 +42,10 @@ from trackguard.plan.model import Plan
 from trackguard.store import quarantine as q
 from trackguard.store import reads
 from trackguard.store.base import StoreError
+from trackguard.store.sql import is_postgres_url
+
+if TYPE_CHECKING:
+    from trackguard.store.postgres import PostgresStore
 
 HTML: Final = "text/html; charset=utf-8"
 _CSP: Final = (
@@ -65,10 +69,13 @@ MAX_FORM_BYTES: Final = 64 * 1024
 #: Seconds between the overview charts' refreshes, and the whole page's (figures, alerts).
 REFRESH_SECONDS: Final = 30
 PAGE_REFRESH_SECONDS: Final = 60
+#: Connections the console keeps to a PostgreSQL store (pages read in parallel threads).
+_READ_POOL: Final = 4
 
 
 @dataclass
 class ConsoleConfig:
+    #: A SQLite path, ``sqlite:///path`` or ``postgresql://…`` URL.
     store: str
     plan: Plan | None = None
     alerts: AlertConfig | None = None
@@ -112,6 +119,9 @@ class Console:
 
     def __init__(self, config: ConsoleConfig) -> None:
         self.config = config
+        #: What the pages' aggregates read: the path, or one PostgreSQL store (a small pool)
+        #: opened here, so a page borrows connections instead of connecting for each query.
+        self.source = _source(config.store)
         self.sessions = Sessions(config.token, clock=config.clock)
         self.checker = Checker(config.plan)
         self.replay = ReplayService(config.store, config.plan, clock=config.clock)
@@ -135,9 +145,17 @@ class Console:
             ("GET", "/delivery"): self._delivery,
         }
 
+    def close(self) -> None:
+        """Close the PostgreSQL store's connections (nothing to do for a SQLite path)."""
+        if not isinstance(self.source, str):
+            self.source.close()
+
+    async def _shutdown(self) -> None:
+        self.close()
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
-            await lifespan(receive, send)
+            await lifespan(receive, send, shutdown=self._shutdown)
             return
         if scope["type"] != "http":
             return
@@ -212,7 +230,7 @@ class Console:
         now = self.config.clock()
         range_name = request.query.get("range", data.DEFAULT_RANGE)
         view = await asyncio.to_thread(
-            data.overview, self.config.store, self.config.plan, self.config.alerts, range_name, now
+            data.overview, self.source, self.config.plan, self.config.alerts, range_name, now
         )
         thresholds = data.rate_thresholds(self.config.alerts)
         page = self._render(
@@ -232,10 +250,8 @@ class Console:
         range_name = request.query.get("range", data.DEFAULT_RANGE)
         if range_name not in data.RANGES:
             range_name = data.DEFAULT_RANGE
-        events = await asyncio.to_thread(
-            data.charted_events, self.config.store, self.config.plan, now
-        )
-        body = await asyncio.to_thread(data.series, self.config.store, range_name, now, events)
+        events = await asyncio.to_thread(data.charted_events, self.source, self.config.plan, now)
+        body = await asyncio.to_thread(data.series, self.source, range_name, now, events)
         body["thresholds"] = data.rate_thresholds(self.config.alerts)
         return 200, json.dumps(body).encode(), "application/json"
 
@@ -247,8 +263,8 @@ class Console:
         )
         now = self.config.clock()
         # Filter hints: the events and codes counted in the last hour or two (cheap: hourly rows).
-        usage = await asyncio.to_thread(reads.event_usage, self.config.store, now - 3600)
-        codes = await asyncio.to_thread(reads.code_counts, self.config.store, now - 3600)
+        usage = await asyncio.to_thread(reads.event_usage, self.source, now - 3600)
+        codes = await asyncio.to_thread(reads.code_counts, self.source, now - 3600)
         kept = {k: v for k, v in request.query.items() if k != "before" and v}
         page = self._render(
             "quarantine.html",
@@ -344,13 +360,13 @@ class Console:
 
     async def _plan(self, request: _Request) -> tuple[int, bytes, str]:
         rows = await asyncio.to_thread(
-            data.plan_rows, self.config.store, self.config.plan, self.config.clock()
+            data.plan_rows, self.source, self.config.plan, self.config.clock()
         )
         page = self._render("plan.html", request, rows=rows, plan=self.config.plan)
         return 200, page, HTML
 
     async def _delivery(self, request: _Request) -> tuple[int, bytes, str]:
-        store = self.config.store
+        store = self.source
         now = self.config.clock()
         by_person = await asyncio.to_thread(reads.pending_by, store, "person")
         by_event = await asyncio.to_thread(reads.pending_by, store, "event_name")
@@ -468,3 +484,13 @@ def _filter_fields(values: dict[str, str]) -> list[tuple[str, str]]:
 
 
 __all__ = ["COOKIE", "Console", "ConsoleConfig"]
+
+
+def _source(store: str) -> str | PostgresStore:
+    """``store`` as the aggregates read it: a PostgreSQL URL opened once (refused at start when
+    it is unreachable or holds no store), a SQLite path as it is."""
+    if not is_postgres_url(store):
+        return store
+    from trackguard.store.postgres import PostgresStore
+
+    return PostgresStore(store, create=False, pool_size=_READ_POOL)

@@ -29,6 +29,9 @@ from trackguard.plan.naming import name_key
 from trackguard.store import quarantine as q
 from trackguard.store import reads
 from trackguard.store.base import QuarantineRecord
+from trackguard.store.reads import Target
+from trackguard.store.sql import is_postgres_url
+from trackguard.store.urls import display_url
 
 #: Chart ranges: name -> (seconds shown, bucket seconds).
 RANGES: Final[dict[str, tuple[int, int]]] = {
@@ -108,7 +111,7 @@ def window(range_name: str, now: float) -> tuple[float, float, int]:
     return until - seconds, until, bucket
 
 
-def series(store: str, range_name: str, now: float, events: list[str]) -> dict[str, Any]:
+def series(store: Target, range_name: str, now: float, events: list[str]) -> dict[str, Any]:
     """The overview's chart data: per event, bucket starts, requests and the invalid rate."""
     since, until, bucket = window(range_name, now)
     data = reads.event_series(store, since, until, bucket)
@@ -125,7 +128,7 @@ def series(store: str, range_name: str, now: float, events: list[str]) -> dict[s
     return out
 
 
-def charted_events(store: str, plan: Plan | None, now: float) -> list[str]:
+def charted_events(store: Target, plan: Plan | None, now: float) -> list[str]:
     """Planned events first (plan order), then the busiest others seen in the last 7 days."""
     planned = list(plan.events) if plan is not None else []
     usage = reads.event_usage(store, now - 7 * 86_400)
@@ -148,7 +151,7 @@ def rate_thresholds(alerts: AlertConfig | None) -> dict[str, list[tuple[str, flo
 
 
 def overview(
-    store: str, plan: Plan | None, alerts: AlertConfig | None, range_name: str, now: float
+    store: Target, plan: Plan | None, alerts: AlertConfig | None, range_name: str, now: float
 ) -> Overview:
     counts = reads.outbox_counts(store)
     age = None if counts.oldest_pending_at is None else max(0.0, now - counts.oldest_pending_at)
@@ -179,7 +182,7 @@ def overview(
     )
 
 
-def alert_rows(store: str, alerts: AlertConfig | None) -> list[AlertRow]:
+def alert_rows(store: Target, alerts: AlertConfig | None) -> list[AlertRow]:
     """Every rule with its state: rules of the alert file, then states of rules it lacks."""
     blobs = reads.alert_states(store)
     rules: dict[str, Rule] = {r.name: r for r in (alerts.rules if alerts is not None else ())}
@@ -209,7 +212,7 @@ def alert_rows(store: str, alerts: AlertConfig | None) -> list[AlertRow]:
     return rows
 
 
-def health_figures(store: str) -> list[Figure]:
+def health_figures(store: Target) -> list[Figure]:
     latest = reads.health_latest(store)
     return [
         Figure(DESCRIPTIONS.get(metric, metric), f"{value:,}", f"measured {iso(at)}", value > 0)
@@ -362,7 +365,7 @@ def _violations_doc() -> str:
 _RENAMES: Final = ("event_name_drift", "event_name_convention")
 
 
-def plan_rows(store: str, plan: Plan | None, now: float) -> list[PlanEventRow]:
+def plan_rows(store: Target, plan: Plan | None, now: float) -> list[PlanEventRow]:
     """Planned events with what traffic did against them, then unplanned events seen."""
     usage = reads.event_usage(store, now - 7 * 86_400)
     codes = reads.code_counts(store, now - 7 * 86_400)
@@ -444,4 +447,5 @@ def duration(seconds: float | None) -> str:
 
 
 def store_label(store: str) -> str:
-    return os.path.basename(store)
+    """The store in the page header: a file's name, or a URL without its password."""
+    return display_url(store) if is_postgres_url(store) else os.path.basename(store)

@@ -192,10 +192,9 @@ def create_gateway(
             pipelines_rate=options.pipelines_rate,
         )
         run: Callable[[threading.Event], None] = worker.run
-        if isinstance(store, SQLiteStore):
-            pruner = Pruner(store, options.retention, every=options.prune_every)
-            run = alongside(worker.run, pruner)
-            metrics.registry.register(pruner.collector())
+        pruner = Pruner(store, options.retention, every=options.prune_every)
+        run = alongside(worker.run, pruner)
+        metrics.registry.register(pruner.collector())
         delivery = Delivery(run, functools.partial(_close_all, transport, pipelines))
     snapshot = lambda: worker.metrics.snapshot() if worker else None  # noqa: E731
     # The monitor's tables live in a SQLite store's file; beside a PostgreSQL store they are

@@ -1,22 +1,27 @@
-"""What a store file holds: schema version, size, pages, and rows per table with their age.
+"""What a store holds: schema version, size, and rows per table with their age.
 
-Read through a read-only connection that never creates, upgrades or writes the file, so it
-works on a store a gateway is writing, on a backup on a read-only mount, and on a file of any
-schema version (``trackguard store info``).
+A SQLite file is read through a read-only connection that never creates, upgrades or writes
+it, so this works on a store a gateway is writing, on a backup on a read-only mount, and on a
+file of any schema version; its figures add the file's pages and WAL. A PostgreSQL store is
+read in one read-only snapshot (``REPEATABLE READ``); its sizes are each table's
+``pg_total_relation_size`` (rows, indexes and TOAST). Row counts are exact (``count(*)``) on
+both, so on a large store this takes as long as reading each table once.
 """
 
 from __future__ import annotations
 
 import os
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import msgspec
 
 from trackguard.errors import StoreNotFound
 from trackguard.store.base import StoreError
 from trackguard.store.files import readonly_uri
+from trackguard.store.sql import Session, is_postgres_url, session
 
 __all__ = ["StoreInfo", "TableInfo", "store_info"]
 
@@ -42,22 +47,32 @@ class TableInfo(msgspec.Struct, frozen=True, kw_only=True):
     newest: float | None = None
 
 
-class StoreInfo(msgspec.Struct, frozen=True, kw_only=True):
+class StoreInfo(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """``path`` is the file, or the PostgreSQL URL (without its password) and schema; the
+    file's own figures (WAL, pages) are None for PostgreSQL, and ``table_bytes`` (each table
+    with its indexes) None for SQLite."""
+
     path: str
+    database: str = "sqlite"
     schema_version: int
     size_bytes: int
-    wal_bytes: int
-    page_size: int
-    page_count: int
-    freelist_count: int
+    wal_bytes: int | None = None
+    page_size: int | None = None
+    page_count: int | None = None
+    freelist_count: int | None = None
     #: Outbox rows by delivery state, from the store's counts (kept exact by every write).
     outbox_states: dict[str, int]
     tables: tuple[TableInfo, ...]
+    table_bytes: dict[str, int] | None = None
 
 
-def store_info(path: str | os.PathLike[str]) -> StoreInfo:
-    """Describe the store at ``path``; StoreError when it does not exist or is not SQLite."""
-    p = Path(path)
+def store_info(target: str | os.PathLike[str]) -> StoreInfo:
+    """Describe the store ``target`` names (a SQLite path or a ``postgresql://`` URL);
+    StoreError when it does not exist or is not a store."""
+    if is_postgres_url(target):
+        with session(str(target)) as s, s.transaction():
+            return _postgres_info(s)
+    p = Path(target)
     if not p.exists():
         raise StoreNotFound(str(p))
     try:
@@ -76,7 +91,7 @@ def store_info(path: str | os.PathLike[str]) -> StoreInfo:
         ]
         if version == 0 and not names:
             raise StoreError(f"{p}: not a trackguard store (no schema)")
-        tables = tuple(_table(conn, name) for name in names)
+        tables = tuple(_table(lambda q: conn.execute(q).fetchone(), name) for name in names)
         states = (
             {str(k): int(v) for k, v in conn.execute("SELECT name, n FROM counts")}
             if "counts" in names
@@ -97,19 +112,54 @@ def store_info(path: str | os.PathLike[str]) -> StoreInfo:
         schema_version=version,
         size_bytes=p.stat().st_size,
         wal_bytes=wal.stat().st_size if wal.exists() else 0,
-        outbox_states={k: v for k, v in states.items() if k in ("pending", "delivered", "failed")},
+        outbox_states=_states(states),
         tables=tables,
-        **pragma,
+        page_size=pragma["page_size"],
+        page_count=pragma["page_count"],
+        freelist_count=pragma["freelist_count"],
     )
 
 
-def _table(conn: sqlite3.Connection, name: str) -> TableInfo:
-    rows = int(conn.execute(f'SELECT count(*) FROM "{name}"').fetchone()[0])
+def _states(counts: dict[str, int]) -> dict[str, int]:
+    return {k: v for k, v in counts.items() if k in ("pending", "delivered", "failed")}
+
+
+def _postgres_info(s: Session) -> StoreInfo:
+    """The figures of the PostgreSQL store ``s`` is on (its transaction already open)."""
+    s.run("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")  # one snapshot for every figure
+    sizes = {
+        str(name): int(n)
+        for name, n in s.rows(
+            "SELECT c.relname, pg_total_relation_size(c.oid) FROM pg_class c"
+            " JOIN pg_namespace ns ON ns.oid = c.relnamespace"
+            " WHERE ns.nspname = current_schema() AND c.relkind IN ('r', 'p')"
+            ' ORDER BY c.relname COLLATE "C"'
+        )
+    }
+    version = s.one("SELECT max(version) FROM schema_version")
+    counts = {
+        str(k): int(v) for k, v in s.rows('SELECT name, n FROM counts ORDER BY name COLLATE "C"')
+    }
+    return StoreInfo(
+        path=s.where,
+        database="postgresql",
+        schema_version=int(version[0]) if version and version[0] is not None else 0,
+        size_bytes=sum(sizes.values()),
+        outbox_states=_states(counts),
+        tables=tuple(_table(s.one, name) for name in sizes),
+        table_bytes=sizes,
+    )
+
+
+def _table(one: Callable[[str], tuple[Any, ...] | None], name: str) -> TableInfo:
+    """Rows of table ``name`` and the range of its dating column; ``one`` runs a query."""
+    counted = one(f'SELECT count(*) FROM "{name}"')
+    rows = int(counted[0]) if counted else 0
     dated = TIME_COLUMNS.get(name)
     if dated is None or rows == 0:
         return TableInfo(name=name, rows=rows)
     column, unit = dated
-    lo, hi = conn.execute(f'SELECT min({column}), max({column}) FROM "{name}"').fetchone()
+    lo, hi = one(f'SELECT min({column}), max({column}) FROM "{name}"') or (None, None)
     return TableInfo(
         name=name,
         rows=rows,

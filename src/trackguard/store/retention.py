@@ -15,8 +15,14 @@ their retention), identity bindings, derived profiles, the counts and the meta t
 
 Each batch is one short transaction of at most ``batch`` rows that also lowers the matching
 ``counts`` rows, so counts stay exact and a prune never holds the write lock for long. A
-:class:`Pruner` runs the rules every ``every`` seconds inside the process that writes the
-store (the gateway's delivery thread, ``trackguard deliver``).
+:class:`Pruner` runs the rules every ``every`` seconds inside the process that delivers
+(the gateway's delivery thread, ``trackguard deliver``).
+
+The same rules run on SQLite and PostgreSQL. On PostgreSQL several processes may prune one
+database at once (a deliverer on each host): a batch picks its rows with ``FOR UPDATE SKIP
+LOCKED``, so two pruners never wait on each other, and lowers ``counts`` by the rows its own
+``DELETE … RETURNING`` removed, so a row two pruners both chose is counted once. The cutoff
+is checked again on the row being deleted: a claim a commit renewed meanwhile stays.
 """
 
 from __future__ import annotations
@@ -28,14 +34,15 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from trackguard.store.base import StoreError
+from trackguard.store.base import Store, StoreError
+from trackguard.store.sql import Dialect, Session, session
 from trackguard.store.sqlite import SQLiteStore
 
 __all__ = [
@@ -103,10 +110,25 @@ class Rule:
 
     @property
     def delete_sql(self) -> str:
+        """One batch's ``DELETE``, oldest first; parameters: the cutoff, the batch size."""
+        return self._delete("", "")
+
+    def batch_sql(self, dialect: Dialect) -> str:
+        """:attr:`delete_sql` for several writers; parameters: cutoff, batch size, cutoff.
+
+        The outer condition re-checks each row as it is deleted (on PostgreSQL, a row another
+        transaction changed meanwhile is re-read: a renewed claim is no longer below the
+        cutoff); ``SKIP LOCKED`` leaves the rows another pruner or a commit holds.
+        """
+        skip = " FOR UPDATE SKIP LOCKED" if dialect == "postgresql" else ""
+        return self._delete(skip, f" AND {self._where()}")
+
+    def _delete(self, lock: str, recheck: str) -> str:
         returning = "state" if self.counted else "NULL"
         return (
             f"DELETE FROM {self.table} WHERE ({self.key}) IN (SELECT {self.key} FROM {self.table}"
-            f" WHERE {self._where()} ORDER BY {self.column} LIMIT ?) RETURNING {returning}"
+            f" WHERE {self._where()} ORDER BY {self.column} LIMIT ?{lock}){recheck}"
+            f" RETURNING {returning}"
         )
 
     @property
@@ -126,7 +148,25 @@ MONITOR_TABLES: Final = (
     Rule("monitor_health", "metric, at", "at"),
 )
 
-Transaction = Callable[[], AbstractContextManager[sqlite3.Connection]]
+#: A write transaction: a store's ``transaction`` (a SQLite connection) or a session's.
+Transaction = Callable[[], AbstractContextManager[sqlite3.Connection | Session]]
+
+
+def _rows(conn: sqlite3.Connection | Session, sql: str, params: tuple[float, ...]) -> list[Any]:
+    if isinstance(conn, Session):
+        return conn.rows(sql, params)
+    return conn.execute(sql, params).fetchall()
+
+
+def session_transaction(s: Session) -> Transaction:
+    """``s``'s write transactions as a :data:`Transaction` (yielding ``s``)."""
+
+    @contextmanager
+    def transaction() -> Iterator[Session]:
+        with s.transaction():
+            yield s
+
+    return transaction
 
 
 def delete_batches(
@@ -144,12 +184,15 @@ def delete_batches(
     if batch < 1:
         raise ValueError(f"batch must be at least 1, not {batch}")
     total = 0
+    limit = rule.cutoff(cutoff)
     while True:
         with transaction() as conn:
-            states = conn.execute(rule.delete_sql, (rule.cutoff(cutoff), batch)).fetchall()
+            dialect = conn.dialect if isinstance(conn, Session) else "sqlite"
+            states = _rows(conn, rule.batch_sql(dialect), (limit, batch, limit))
             if rule.counted and states:
-                for state, n in Counter(s for (s,) in states).items():
-                    conn.execute("UPDATE counts SET n = n - ? WHERE name = ?", (n, state))
+                # in name order, as every writer of counts does (no lock cycles on PostgreSQL)
+                for state, n in sorted(Counter(s for (s,) in states).items()):
+                    _rows(conn, "UPDATE counts SET n = n - ? WHERE name = ?", (n, state))
         total += len(states)
         if len(states) < batch or (stop is not None and stop.is_set()):
             return total
@@ -165,7 +208,7 @@ def _cutoffs(retention: Retention, now: float) -> list[tuple[Rule, float]]:
 
 
 def prune(
-    store: SQLiteStore,
+    store: Store,
     retention: Retention,
     now: float,
     *,
@@ -175,20 +218,41 @@ def prune(
     stop: threading.Event | None = None,
 ) -> dict[str, int]:
     """Apply ``retention`` at ``now``: rows deleted per table (with ``dry_run``, the rows
-    that would be, and nothing is written). Tables the file does not have are skipped; once
-    ``stop`` is set each table's prune ends after its current batch."""
-    present = {
-        name for (name,) in store.read("SELECT name FROM sqlite_master WHERE type = 'table'")
-    }
+    that would be, and nothing is written). Tables the store does not have are skipped; once
+    ``stop`` is set each table's prune ends after its current batch.
+
+    On SQLite the batches go through the store's writer, in turn with its commits; on
+    PostgreSQL through one pooled connection of the store, each batch its own transaction.
+    """
     report: dict[str, int] = {}
-    for rule, cutoff in _cutoffs(retention, now):
-        if rule.table not in present:
-            continue
-        if dry_run:
-            report[rule.table] = int(store.read(rule.count_sql, (rule.cutoff(cutoff),))[0][0])
-        else:
-            report[rule.table] = delete_batches(store.transaction, rule, cutoff, batch, pause, stop)
+    with _opened(store, readonly=dry_run) as (has_table, count, transaction):
+        for rule, cutoff in _cutoffs(retention, now):
+            if not has_table(rule.table):
+                continue
+            if dry_run:
+                report[rule.table] = count(rule.count_sql, (rule.cutoff(cutoff),))
+            else:
+                report[rule.table] = delete_batches(transaction, rule, cutoff, batch, pause, stop)
     return report
+
+
+_Opened = tuple[Callable[[str], bool], Callable[[str, tuple[float, ...]], int], Transaction]
+
+
+@contextmanager
+def _opened(store: Store, readonly: bool) -> Iterator[_Opened]:
+    """How :func:`prune` asks ``store`` whether it has a table, counts, and writes."""
+    if isinstance(store, SQLiteStore):
+        listed = store.read("SELECT name FROM sqlite_master WHERE type = 'table'")
+        present = {name for (name,) in listed}
+        yield present.__contains__, lambda sql, p: int(store.read(sql, p)[0][0]), store.transaction
+        return
+    from trackguard.store.postgres import PostgresStore  # psycopg is there: the store is open
+
+    if not isinstance(store, PostgresStore):
+        raise StoreError(f"{store!r}: retention works on a SQLite or PostgreSQL store")
+    with session(store, readonly=readonly) as s:
+        yield s.has_table, lambda sql, p: int(s.rows(sql, p)[0][0]), session_transaction(s)
 
 
 class Pruner:
@@ -201,7 +265,7 @@ class Pruner:
 
     def __init__(
         self,
-        store: SQLiteStore,
+        store: Store,
         retention: Retention,
         *,
         every: float = DEFAULT_PRUNE_EVERY,
