@@ -259,7 +259,7 @@ class Console:
         flt = data.quarantine_filter(request.query)
         before = _int(request.query.get("before"))
         records, next_before, budget = await asyncio.to_thread(
-            data.quarantine_page, self.config.store, flt, before
+            data.quarantine_page, self.source, flt, before
         )
         now = self.config.clock()
         # Filter hints: the events and codes counted in the last hour or two (cheap: hourly rows).
@@ -287,7 +287,7 @@ class Console:
         record_id = _int(request.path.removeprefix("/quarantine/"))
         record = None
         if record_id is not None:
-            record = await asyncio.to_thread(q.get, self.config.store, record_id)
+            record = await asyncio.to_thread(q.get, self.source, record_id)
         if record is None:
             page = self._render("error.html", request, status=404, message="No such record.")
             return 404, page, HTML

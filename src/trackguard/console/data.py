@@ -273,7 +273,7 @@ SCAN_IDS: Final = 100_000
 
 
 def quarantine_page(
-    store: str, flt: q.QuarantineFilter, before: int | None
+    store: Target, flt: q.QuarantineFilter, before: int | None
 ) -> tuple[list[QuarantineRecord], int | None, bool]:
     """One page of records, the keyset cursor of the next page (None on the last), and whether
     the page stopped at its scan budget before filling (the cursor then goes on scanning)."""
