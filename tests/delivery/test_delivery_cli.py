@@ -160,3 +160,28 @@ def test_no_circuit_quarantines_what_an_upstream_refusing_everything_refuses(
             5,
         ),
     }
+
+
+def test_a_lease_shorter_than_the_upstream_timeout_is_refused(tmp_path: Path) -> None:
+    db = tmp_path / "outbox.db"
+    fill(db, 1)
+    args = ["--db", str(db), "--upstream", "http://127.0.0.1:9", "--lease-seconds", "5"]
+    result = CliRunner().invoke(deliver_command, args, env=ENV)
+    assert result.exit_code == 2
+    assert result.output.splitlines()[-1] == (
+        "Error: Invalid value for '--lease-seconds': 5.0 is not in the range x>=15.0."
+    )
+
+
+@pytest.mark.parametrize("lease", [15.0, 90.0])
+def test_the_lease_option_reaches_the_store(tmp_path: Path, lease: float) -> None:
+    from trackguard.store.sqlite import open_store
+
+    db = tmp_path / "outbox.db"
+    fill(db, 1)
+    store = open_store(db, create=False, lease_seconds=lease)
+    try:
+        (row,) = store.lease(10, now=1000.0)
+        assert store.outbox_row(row.seq).next_attempt_at == 1000.0 + lease  # type: ignore[union-attr]
+    finally:
+        store.close()

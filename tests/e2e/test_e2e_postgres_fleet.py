@@ -35,7 +35,7 @@ RATE = 10  # burst 1: the shared bucket's bound is rate × t + max(burst, 2)
 BOUND = RATE + 2
 CLIENTS = 6
 REQUESTS = 60  # per client; every fourth is an anonymous event (one upstream request each)
-LEASE = 60.0  # PostgresStore's default lease: a dead deliverer's rows come back after it
+LEASE = 15.0  # `deliver --lease-seconds` (the shortest): a dead deliverer's rows come back after it
 HANG_GUARD = 30.0
 ENV = {**os.environ, "TRACKGUARD_SITE_ID": SITE_ID, "TRACKGUARD_API_KEY": API_KEY}
 
@@ -99,7 +99,17 @@ class Gateway(Child):
 
 class Deliverer(Child):
     def __init__(self, db: str, upstream: str) -> None:
-        super().__init__("deliver", "--db", db, "--upstream", upstream, "--rate", str(RATE))
+        super().__init__(
+            "deliver",
+            "--db",
+            db,
+            "--upstream",
+            upstream,
+            "--rate",
+            str(RATE),
+            "--lease-seconds",
+            str(LEASE),
+        )
 
 
 class KillOnAnswer:

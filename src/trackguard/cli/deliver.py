@@ -7,6 +7,7 @@ import signal
 import threading
 from collections.abc import Callable
 from types import FrameType
+from typing import Final
 
 import click
 
@@ -25,6 +26,10 @@ from trackguard.gateway.config import load_auth
 from trackguard.logs import configure_logging
 from trackguard.store.retention import Pruner, Retention, alongside
 from trackguard.store.sqlite import open_store
+
+#: The shortest delivery lease: a leased batch must outlive the upstream request's timeout
+#: (10 s), or a slow answer could see two deliverers send the same rows at the same time.
+MIN_LEASE_SECONDS: Final = 15.0
 
 
 @click.command(name="deliver", cls=TrackguardCommand)
@@ -50,6 +55,14 @@ from trackguard.store.sqlite import open_store
     help="Pipelines API host (EU: https://cdp-eu.customer.io), used when "
     "TRACKGUARD_CDP_API_KEY is set.",
 )
+@click.option(
+    "--lease-seconds",
+    type=click.FloatRange(min=MIN_LEASE_SECONDS),
+    default=60.0,
+    show_default=True,
+    help="How long leased rows stay this deliverer's: after a crash, another deliverer sends"
+    f" them once this has passed (at least {MIN_LEASE_SECONDS:g}: above the upstream timeout).",
+)
 @click.option("--once", is_flag=True, help="Deliver what is due now, then prune, then exit.")
 @click.option(
     "--no-circuit",
@@ -63,6 +76,7 @@ def deliver_command(
     upstream: str,
     rate: float,
     pipelines_upstream: str,
+    lease_seconds: float,
     once: bool,
     no_circuit: bool,
     retention: Retention,
@@ -85,7 +99,7 @@ def deliver_command(
     credentials = auth.upstream
     if auth.pipelines_key is not None:
         check_region(auth.pipelines_key, pipelines_upstream)
-    store = open_store(db, create=False)
+    store = open_store(db, create=False, lease_seconds=lease_seconds)
     configure_logging()
     transport = HttpxTransport(upstream, credentials.site_id, credentials.api_key)
     pipelines = (

@@ -891,6 +891,7 @@ def open_store(
     synchronous: Synchronous = "FULL",
     create: bool = True,
     readonly: bool = False,
+    lease_seconds: float = 60.0,
 ) -> Store:
     """Open the store that ``target`` names: a file path or ``sqlite:///path``
     (:func:`sqlite_path`), or ``postgresql://user@host:port/db[?schema=NAME]``
@@ -898,13 +899,16 @@ def open_store(
     Without ``create``, a path that names no file raises :class:`StoreNotFound`.
 
     ``readonly=True`` (every command that only reads) never creates or writes the file and
-    opens one on a read-only mount (:class:`SQLiteStore`).
+    opens one on a read-only mount (:class:`SQLiteStore`). ``lease_seconds`` is how long a
+    delivery lease holds rows (a dead deliverer's rows are leased again after it).
     """
     path = sqlite_path(target)
     if path is not None:
         if (readonly or not create) and not os.path.exists(path):
             raise StoreNotFound(path)
-        return SQLiteStore(path, synchronous=synchronous, readonly=readonly)
+        return SQLiteStore(
+            path, synchronous=synchronous, readonly=readonly, lease_seconds=lease_seconds
+        )
     scheme = os.fspath(target).partition("://")[0].lower()
     if scheme in ("postgresql", "postgres"):
         try:
@@ -913,7 +917,9 @@ def open_store(
             raise StoreError(
                 f"{scheme}:// stores need psycopg: pip install 'trackguard[postgres]'"
             ) from None
-        return PostgresStore(os.fspath(target), create=create and not readonly)
+        return PostgresStore(
+            os.fspath(target), create=create and not readonly, lease_seconds=lease_seconds
+        )
     raise StoreError(
         f"{target!r}: unsupported store URL (use a path, sqlite:///path or postgresql://...)"
     )
