@@ -75,6 +75,12 @@ def test_json_outputs(tmp_path: Path) -> None:
         (1, "delivered", 1, None),
     ]
     assert listed[2]["delivered_at"] == "2025-11-24T16:01:40.000Z"
+    # due since it arrived (never tried), due at its retry time, not pending
+    assert [r["next_attempt_at"] for r in listed] == [
+        "2025-11-24T16:00:02.000Z",
+        "2025-11-24T16:03:20.000Z",
+        None,
+    ]
     assert listed[0]["person"] == "id:c2" and listed[0]["event_name"] == "order_completed"
     lines = runner.invoke(outbox_group, ["list", "--db", str(db), "--format", "jsonl"]).stdout
     assert [json.loads(line) for line in lines.splitlines()] == listed

@@ -118,7 +118,10 @@ def _row(r: OutboxRow) -> dict[str, Any]:
         "dedupe_key": r.dedupe_key,
         "state": r.state,
         "attempts": r.attempts,
-        "next_attempt_at": _when(r.next_attempt_at) if r.state == "pending" else None,
+        # A new row's next_attempt_at is 0 (due at once): it has been due since it arrived.
+        "next_attempt_at": (
+            _when(max(r.next_attempt_at, r.received_at)) if r.state == "pending" else None
+        ),
         "delivered_at": _when(r.delivered_at),
         "last_error": r.last_error,
     }
