@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import socket
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -79,9 +80,14 @@ def read_answer(sock: socket.socket) -> bytes:
     return b"".join(chunks)
 
 
+#: Bytes read past the end of a response (the next pipelined one), per socket.
+_LEFTOVER: weakref.WeakKeyDictionary[socket.socket, bytes] = weakref.WeakKeyDictionary()
+
+
 def read_one(sock: socket.socket) -> tuple[int, bytes]:
-    """One response on a keep-alive connection: (status, body)."""
-    data = b""
+    """One response on a keep-alive connection: (status, body). Bytes of the next response
+    that arrived with it are kept for the next call (pipelined answers can share a read)."""
+    data = _LEFTOVER.pop(sock, b"")
     while b"\r\n\r\n" not in data:
         chunk = sock.recv(65536)
         assert chunk, f"closed after {data!r}"
@@ -93,8 +99,12 @@ def read_one(sock: socket.socket) -> tuple[int, bytes]:
         if line.lower().startswith(b"content-length:")
     )
     while len(body) < length:
-        body += sock.recv(65536)
-    return int(head[9:12]), body
+        chunk = sock.recv(65536)
+        assert chunk, f"closed after {data + body!r}"
+        body += chunk
+    if len(body) > length:
+        _LEFTOVER[sock] = body[length:]
+    return int(head[9:12]), body[:length]
 
 
 def answer(status: str, message: str) -> bytes:
