@@ -78,6 +78,12 @@ class MonitorCollector(Collector):
                 health.add_metric([metric], count)
         yield health
         yield CounterMetricFamily(
+            "trackguard_monitor_events_folded",
+            "Counts put under the event (other): more distinct event names in a minute than"
+            " the monitor keeps apart (docs/monitoring.md)",
+            value=m.tally.folded,
+        )
+        yield CounterMetricFamily(
             "trackguard_monitor_errors",
             "Monitor rounds that failed (see the log)",
             value=m.errors,

@@ -2,8 +2,15 @@
 
 The gateway calls :meth:`Tally.add` on its event loop for every answered request, so it only
 increments a dict under an uncontended lock; the monitor thread swaps the dict out and writes
-it to SQLite (:meth:`Tally.take`). Keys carry the minute, so a late flush never smears counts
-into the wrong bucket.
+it to the store (:meth:`Tally.take`). Keys carry the minute, so a late flush never smears
+counts into the wrong bucket.
+
+Event names come from clients, so their number is bounded: at most
+:data:`MAX_EVENTS_PER_MINUTE` distinct events are counted under their own name in a minute, and
+at most :data:`MAX_TOTAL_EVENTS` in the running totals; the rest are counted as
+:data:`OTHER` (and :attr:`Tally.folded` says how many were). A client sending endless distinct
+names (ids or emails in the name slot) therefore grows neither memory, nor the monitor's table,
+nor the console's queries without bound, and loses no count.
 """
 
 from __future__ import annotations
@@ -26,6 +33,12 @@ DELIVERY: Final = "(delivery)"
 #: Event and route of the request log's dropped lines (polled from the gateway's writer).
 REQUEST_LOG: Final = "(request-log)"
 NO_SOURCE: Final = "-"
+#: The event of counts beyond the bounds below.
+OTHER: Final = "(other)"
+#: Distinct events counted under their own name in one minute.
+MAX_EVENTS_PER_MINUTE: Final = 1_000
+#: Distinct events kept in the running totals (``/metrics``) since the start.
+MAX_TOTAL_EVENTS: Final = 10_000
 #: Request outcomes, as counted per operation; ``refused`` is a request with no verdict (401,
 #: 413) and ``duplicate`` is kept for the dedupe step of the identity work.
 REQUEST_OUTCOMES: Final = (
@@ -109,16 +122,39 @@ class Tally:
         self._lock = threading.Lock()
         self._pending: Counter[Key] = Counter()
         self.totals: Counter[tuple[str, str, str, str, str]] = Counter()
+        #: The events counted under their own name, for the minutes still being counted.
+        self._named: dict[int, set[str]] = {}
+        self._total_events: set[str] = set()
+        #: Counts moved to :data:`OTHER` because a bound was reached (module docstring).
+        self.folded = 0
+
+    def _bounded(self, key: Key) -> Key:
+        """``key``, or the same key under :data:`OTHER` when its minute is full (lock held)."""
+        minute, event = key[0], key[1]
+        named = self._named.get(minute)
+        if named is None:
+            named = self._named[minute] = set()
+            for old in [m for m in self._named if m < minute - 1]:
+                del self._named[old]  # a late flush may still add to the minute before
+        if event in named or event == OTHER:
+            return key
+        if len(named) < MAX_EVENTS_PER_MINUTE:
+            named.add(event)
+            return key
+        self.folded += 1
+        return (minute, OTHER, *key[2:])
 
     def add(self, keys: list[Key]) -> None:
         with self._lock:
             pending = self._pending
             for key in keys:
-                pending[key] += 1
+                pending[self._bounded(key)] += 1
 
     def add_counts(self, counts: dict[Key, int]) -> None:
         with self._lock:
-            self._pending.update(counts)
+            pending = self._pending
+            for key, n in counts.items():
+                pending[self._bounded(key)] += n
 
     def take(self) -> Counter[Key]:
         """Everything added since the last take; the caller writes it (or gives it back)."""
@@ -128,5 +164,11 @@ class Tally:
 
     def settle(self, flushed: Counter[Key]) -> None:
         """Fold flushed counts into the running totals (read at scrape time)."""
+        known = self._total_events
         for (_, event, route, source, kind, name), n in flushed.items():
+            if event not in known:
+                if len(known) < MAX_TOTAL_EVENTS:
+                    known.add(event)
+                else:
+                    event = OTHER
             self.totals[kind, event, route, source, name] += n
