@@ -12,9 +12,11 @@ from typing import Any
 
 import httpx
 import pytest
+from click.testing import CliRunner
 from recovery_env import query
 
 from outbox_wait import drain
+from trackguard.cli import main
 from trackguard.emulator.app import Emulator, create_emulator
 from trackguard.emulator.faults import FaultConfig
 from trackguard.gateway.build import GatewayOptions, create_gateway
@@ -225,3 +227,68 @@ def test_a_record_holding_no_call_is_left_alone_and_counted(
     assert json.loads(json.dumps(_states(db))) == [
         ["contract", "quarantined", '["timestamp_invalid"]']
     ]
+
+
+ORDERS_CSV = """\
+customer_id,ordered_at,order_id,total,currency
+cust-1,2026-01-02T03:04:05Z,B-1,12.50,USD
+cust-2,2026-01-03T03:04:05Z,B-2,7,EUR
+cust-3,2026-01-04T03:04:05Z,B-3,9.99,USD
+"""
+ORDERS_MAP = """\
+person: {id: customer_id}
+timestamp: {column: ordered_at, format: iso8601}
+data:
+  order_id: order_id
+  total: {column: total, type: number}
+  currency: currency
+"""
+
+
+def test_backfill_sends_pipelines_track_calls_and_a_rerun_sends_nothing_new(
+    db: str, gateway: tuple[Emulator, str], tmp_path: Path
+) -> None:
+    emulator, _ = gateway
+    (tmp_path / "orders.csv").write_text(ORDERS_CSV)
+    (tmp_path / "orders.map.yaml").write_text(ORDERS_MAP)
+    args = [
+        "backfill", str(tmp_path / "orders.csv"), "--as", "pipelines:track:order_completed",
+        "--map", str(tmp_path / "orders.map.yaml"), "--plan", str(tmp_path / "plan.yaml"),
+        "--db", db, "--batch", "2",
+    ]  # fmt: skip
+    first = CliRunner().invoke(main, args)
+    assert first.exit_code == 0, first.output
+    assert _flat(first.output).startswith(
+        "3 rows read: 3 accepted, 0 fixed, 0 warned, 0 rejected (quarantined), 0 duplicates,"
+    )
+    drain(db)
+    calls = _delivered(emulator)
+    assert [(c["userId"], c["event"], c["timestamp"], c["properties"]) for c in calls] == [
+        ("cust-1", "order_completed", "2026-01-02T03:04:05.000Z",
+         {"order_id": "B-1", "total": 12.5, "currency": "USD"}),
+        ("cust-2", "order_completed", "2026-01-03T03:04:05.000Z",
+         {"order_id": "B-2", "total": 7, "currency": "EUR"}),
+        ("cust-3", "order_completed", "2026-01-04T03:04:05.000Z",
+         {"order_id": "B-3", "total": 9.99, "currency": "USD"}),
+    ]  # fmt: skip
+    ids = [c["messageId"] for c in calls]
+    assert len(set(ids)) == 3 and all(i.startswith("backfill-") for i in ids)
+    again = CliRunner().invoke(main, args)  # resumes after the checkpoint: nothing to read
+    assert _flat(again.output).startswith("resumed after row 3 0 rows read")
+    restarted = CliRunner().invoke(main, [*args, "--restart"])
+    assert "3 rows read: 0 accepted, 0 fixed, 0 warned, 0 rejected (quarantined), 3 dupli" in (
+        _flat(restarted.output)
+    )
+    drain(db)
+    assert [c["messageId"] for c in _delivered(emulator)] == ids
+    bad = CliRunner().invoke(main, [*args[:3], "pipelines:group", *args[4:]])
+    assert bad.exit_code == 2
+    assert _flat(bad.output).endswith(
+        "Error: Invalid value for --as: use event:NAME, identify, pipelines:track:NAME,"
+        " pipelines:page:NAME, pipelines:screen:NAME or pipelines:identify"
+    )
+
+
+def _flat(output: str) -> str:
+    """The CLI's output with the terminal's line wrapping undone."""
+    return " ".join(output.split())
