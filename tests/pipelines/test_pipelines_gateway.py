@@ -25,6 +25,7 @@ from trackguard.gateway.build import GatewayOptions, create_gateway
 from trackguard.gateway.config import AuthConfig, ConfigError, Credentials
 from trackguard.http.runner import RunningServer, start_in_thread
 from trackguard.plan.loader import load_plan
+from trackguard.recovery.fixes import parse_fixes
 from trackguard.recovery.replay import replay
 from trackguard.store.base import QuarantineRecord
 from trackguard.store.sqlite import open_store
@@ -265,20 +266,30 @@ def test_without_a_cdp_key_the_pipelines_api_is_not_served(door: Callable[..., D
     assert d.quarantine() == []
 
 
-def test_replay_leaves_pipelines_records_alone_and_says_so(door: Callable[..., Door]) -> None:
+def test_replay_judges_a_pipelines_record_again_and_sends_it_once_fixed(
+    door: Callable[..., Door], tmp_path: Path
+) -> None:
     d = door()
     with d.client() as client:
         assert client.post("/v1/batch", json=BATCH).status_code == 200
+    d.drain()
     (before,) = d.quarantine()
-    report = replay(d.db, load_plan(PLAN))
-    assert (report.items, report.warnings) == (
-        [],
-        [
-            "1 Pipelines API record(s) left as they are: trackguard replay does not resend"
-            " Pipelines calls yet"
-        ],
-    )
-    assert d.quarantine() == [before]  # state and findings untouched
+    plan = load_plan(PLAN)
+    unfixed = replay(d.db, plan)
+    assert [(i.outcome, i.codes, i.reason, i.new_path) for i in unfixed.items] == [
+        ("still_invalid", ("event_invalid",), "event must be a non-empty string", "/v1/track")
+    ]
+    assert unfixed.warnings == []
+    assert [(r.id, r.state) for r in d.quarantine()] == [(before.id, "still_invalid")]
+    fixes = parse_fixes('- map: {field: event, values: {"": product_viewed}}')
+    fixed = replay(d.db, plan, None, fixes)
+    assert [(i.outcome, i.applied) for i in fixed.items] == [
+        ("replayed", ('map {"field":"event","values":{"":"product_viewed"}}',))
+    ]
+    d.drain()
+    assert [c["messageId"] for c in d.delivered()] == ["m-0", "m-2", "m-1"]
+    assert d.delivered()[-1] == track("m-1")
+    assert [r.state for r in d.quarantine()] == ["replayed"]
 
 
 def test_paths_methods_and_sizes_are_answered_as_the_contract_says(

@@ -23,6 +23,7 @@ from trackguard.recovery.backfill import BackfillReport, OnError, backfill
 from trackguard.recovery.backfill import Progress as BackfillProgress
 from trackguard.recovery.mapping import load_mapping
 from trackguard.recovery.sources import open_source
+from trackguard.recovery.target import TargetError, parse_target
 from trackguard.store.sqlite import SQLiteStore, open_store
 
 if TYPE_CHECKING:
@@ -49,7 +50,12 @@ def print_summary(report: BackfillReport, console: Console) -> None:
 @click.command(name="backfill", cls=TrackguardCommand)
 @click.argument("source", metavar="SOURCE")
 @click.option(
-    "--as", "as_", required=True, metavar="event:NAME|identify", help="What each row becomes."
+    "--as",
+    "as_",
+    required=True,
+    metavar="TARGET",
+    help="What each row becomes: event:NAME or identify (Track API), pipelines:track:NAME,"
+    " pipelines:page:NAME, pipelines:screen:NAME or pipelines:identify (Pipelines API).",
 )
 @click.option("--map", "mapping_path", required=True, metavar="MAPPING.yaml")
 @db_option()
@@ -79,16 +85,18 @@ def backfill_command(
     \b
         trackguard backfill orders.csv.gz --as event:order_completed \\
             --map orders.map.yaml --plan plan.yaml --db trackguard.db
+        trackguard backfill orders.csv --as pipelines:track:order_completed \\
+            --map orders.map.yaml --plan plan.yaml --db trackguard.db
     """
     err = Console(stderr=True)
     out = Console()
-    if as_ == "identify":
-        event: str | None = None
-    elif as_.startswith("event:") and as_[6:].strip():
-        event = as_[6:].strip()
-    else:
-        raise click.BadParameter("use event:NAME or identify", param_hint="--as")
-    mapping = load_mapping(mapping_path, identify=event is None)
+    try:
+        target = parse_target(as_)
+    except TargetError as e:
+        raise click.BadParameter(str(e), param_hint="--as") from e
+    mapping = load_mapping(
+        mapping_path, identify=target.identify, pipelines=target.api == "pipelines"
+    )
     src = open_source(source, query)
     store = cast("SQLiteStore | PostgresStore", open_store(db, create=False))
     on: OnError = "stop" if on_error == "stop" else "skip"
@@ -98,7 +106,7 @@ def backfill_command(
             src,
             store=store,
             mapping=mapping,
-            event=event,
+            target=target,
             plan=plan,
             on_error=on,
             batch_size=batch_size,

@@ -7,6 +7,14 @@ store holds (loaded once, then updated after each batch commit, as the gateway d
 committed with :func:`~trackguard.ingest.to_write` in batches of ``batch_size``. Delivery then
 sends the outbox, rate-limited, like any other traffic.
 
+With a Pipelines target (``--as pipelines:track:NAME``, see :mod:`.target`) each row becomes
+one Pipelines call instead (``userId`` or ``anonymousId`` from the mapping's person, the payload
+as ``properties`` or ``traits``, an ISO-8601 ``timestamp``), with a ``messageId`` derived from
+the source's name, the row's number and the call itself, so a rerun or a ``restart`` sends the
+same messageIds and dedupe drops them. It is judged and converted as the gateway's Pipelines
+door does it (:func:`trackguard.gateway.pipelines.decide`) and delivered to the Pipelines
+upstream.
+
 The store is SQLite or PostgreSQL. Resumable: with each batch the number of source rows done is
 saved in the store's ``meta`` table (in the batch's own commit) under a key derived from the
 source's identity, so a rerun skips them. The plan's dedupe
@@ -47,12 +55,17 @@ from urllib.parse import quote
 import msgspec
 
 from trackguard.contract.operations import Request
+from trackguard.contract.pipelines import evaluate
 from trackguard.core.pipeline import Checker
+from trackguard.core.verdict import Verdict
+from trackguard.gateway.pipelines import decide
 from trackguard.ingest import to_write
 from trackguard.plan.model import DedupePolicy, Plan
 from trackguard.recovery.dedupe import all_duplicates
 from trackguard.recovery.mapping import Mapping, RowError
+from trackguard.recovery.replay_pipelines import iso_time
 from trackguard.recovery.sources import Source, SourceRow, open_source
+from trackguard.recovery.target import Target
 from trackguard.store.base import Store, Write
 from trackguard.store.sql import session
 from trackguard.store.sqlite import SQLiteStore
@@ -197,12 +210,41 @@ def build_request(mapping: Mapping, event: str | None, row: dict[str, Any], sour
     return Request(method="PUT", path=path, body=_encode(body), headers=_HEADERS, source=source)
 
 
+#: Where a Pipelines call carries the mapping's payload, by call type.
+_PAYLOAD: Final = {"identify": "traits"}
+
+
+def build_call(
+    mapping: Mapping, target: Target, row: dict[str, Any], source: str, number: int, name: str
+) -> Request:
+    """The Pipelines call for source row ``number`` of the source ``name`` (RowError if it
+    cannot be mapped); its messageId is the same whenever the same row is read again."""
+    person, ts, data = mapping.apply(row)
+    body: dict[str, Any] = {"type": target.kind}
+    body["anonymousId" if mapping.person_kind == "anonymous_id" else "userId"] = person
+    if target.kind == "track":
+        body["event"] = target.name
+    elif target.name is not None:
+        body["name"] = target.name
+    payload = dict(data)
+    if target.identify and mapping.person_kind == "email" and "email" not in payload:
+        payload["email"] = person
+    body[_PAYLOAD.get(target.kind, "properties")] = payload
+    if ts is not None:
+        body["timestamp"] = iso_time(ts)
+    seed = _encode([name, number, body])
+    body["messageId"] = "backfill-" + hashlib.sha256(seed).hexdigest()[:32]
+    path = f"/v1/{target.kind}"
+    return Request(method="POST", path=path, body=_encode(body), headers=_HEADERS, source=source)
+
+
 def backfill(
     source: str | Source,
     *,
     store: SQLiteStore | PostgresStore,
     mapping: Mapping,
     event: str | None = None,
+    target: Target | None = None,
     plan: Plan | None = None,
     query: str | None = None,
     on_error: OnError = "skip",
@@ -212,7 +254,8 @@ def backfill(
     max_batches: int | None = None,
     clock: Callable[[], float] = time.time,
 ) -> BackfillReport:
-    """Backfill ``source`` into ``store``'s outbox as events named ``event`` (or identifies).
+    """Backfill ``source`` into ``store``'s outbox as events named ``event`` (or identifies),
+    or as what ``target`` names (a Pipelines call type, see :mod:`.target`).
 
     ``source`` is a CSV/JSONL path (gzip accepted), a ``sqlite:///db?query=...`` URL (or the URL
     and ``query``) or an opened :class:`~trackguard.recovery.sources.Source`. A row that cannot
@@ -224,7 +267,9 @@ def backfill(
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1")
     src = open_source(source, query) if isinstance(source, str) else source
-    what = f"event:{event}" if event is not None else "identify"
+    if target is None:
+        target = Target("track", "identify") if event is None else Target("track", "event", event)
+    what = target.text()
     key = checkpoint_key(src.identity, what)
     report = BackfillReport(source=src.identity)
     if not restart:
@@ -272,7 +317,11 @@ def backfill(
         try:
             if row.values is None:
                 raise RowError(row.error or "unreadable row")
-            request = build_request(mapping, event, row.values, f"{label}:{row.number}")
+            row_source = f"{label}:{row.number}"
+            if target.api == "pipelines":
+                request = build_call(mapping, target, row.values, row_source, row.number, src.name)
+            else:
+                request = build_request(mapping, target.name, row.values, row_source)
         except RowError as e:
             problem(row, str(e))
             if on_error == "stop":
@@ -283,8 +332,7 @@ def backfill(
             done = row.number
             pending_rows += 1
             continue
-        verdict = checker.check(request, state=state)
-        write = to_write(request, verdict, clock(), dedupe)
+        verdict, write = _judge(request, target, checker, state, clock(), dedupe)
         if write.quarantine and all((q.source, _digest(q.body)) in kept for q in write.quarantine):
             write = msgspec.structs.replace(write, quarantine=())
             report.already_quarantined += 1
@@ -304,3 +352,18 @@ def backfill(
         flush()
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _judge(
+    request: Request,
+    target: Target,
+    checker: Checker,
+    state: GatewayState,
+    now: float,
+    dedupe: DedupePolicy,
+) -> tuple[Verdict, Write]:
+    """A row's verdict and write, as the door of its API makes them."""
+    if target.api == "pipelines":
+        return decide(request, evaluate(request), checker, state, now, dedupe)
+    verdict = checker.check(request, state=state)
+    return verdict, to_write(request, verdict, now, dedupe)

@@ -12,8 +12,18 @@ Each rule is one mapping with one operation key and an optional ``event:`` scope
       - default: {field: data.currency, value: USD}
       - rekey: {from: email, csv: ids.csv}          # or using: identity_map
 
-A top-level list of rules is read the same way. Field paths start with ``data.``; on a v2 item
-they address ``attributes``. Errors carry the file and the 1-based line and column.
+A top-level list of rules is read the same way. Errors carry the file and the 1-based line and
+column.
+
+Track API bodies: field paths start with ``data.``; on a v2 item they address ``attributes``.
+``rename`` and ``event:`` match the event's ``name``; ``rekey`` moves an email-keyed request to
+the person's id (path and v2 ``identifiers``).
+
+Pipelines API calls (a path under ``/v1/``): field paths address the call itself
+(``properties.total``, ``traits.email``, ``userId``, ``context.locale``), and ``data.`` is the
+call's payload, so one fix file serves both APIs: ``properties`` on track, page and screen
+calls, ``traits`` on identify and group calls. ``rename`` and ``event:`` match a track call's
+``event`` and a page's or screen's ``name``; ``rekey`` replaces an email-shaped ``userId``.
 """
 
 from __future__ import annotations
@@ -30,6 +40,7 @@ import msgspec
 import yaml
 
 from trackguard import yamlfile
+from trackguard.contract.pipelines import is_pipelines_path
 from trackguard.core import coerce
 from trackguard.errors import ConfigError
 
@@ -217,13 +228,26 @@ def _read_ids(path: Path, where: str) -> dict[str, str]:
 # -- applying --------------------------------------------------------------------------------
 
 
+#: A Pipelines call's payload, the ``data.`` of a fix path: by call type.
+_PAYLOAD: Final = {"identify": "traits", "group": "traits"}
+
+
+def _name_key(body: dict[str, Any], pipelines: bool) -> str:
+    """Where the event name is: ``name`` (Track API, Pipelines page and screen), or a
+    Pipelines track call's ``event``."""
+    return "name" if not pipelines or body.get("type") in ("page", "screen") else "event"
+
+
 def _container(
-    body: dict[str, Any], path: str, *, create: bool = False
+    body: dict[str, Any], path: str, *, create: bool = False, pipelines: bool = False
 ) -> tuple[dict[str, Any] | None, str]:
-    """The dict holding ``path``'s last segment (``data.`` means ``attributes.`` on v2);
-    ``create`` makes the missing objects on the way."""
+    """The dict holding ``path``'s last segment (``data.`` means ``attributes.`` on v2, the
+    call's ``properties`` or ``traits`` on a Pipelines call); ``create`` makes the missing
+    objects on the way."""
     parts = path.split(".")
-    if parts[0] == "data" and "data" not in body and "action" in body:
+    if parts[0] == "data" and pipelines:
+        parts[0] = _PAYLOAD.get(str(body.get("type")), "properties")
+    elif parts[0] == "data" and "data" not in body and "action" in body:
         parts[0] = "attributes"
     node: Any = body
     for part in parts[:-1]:
@@ -249,16 +273,20 @@ def apply_fixes(
     fixes: Sequence[Fix],
     identity_map: Mapping[str, str] | None = None,
 ) -> FixResult:
-    """``body`` (decoded JSON, not changed) and ``path`` with every matching rule applied."""
+    """``body`` (decoded JSON, not changed) and ``path`` with every matching rule applied.
+
+    A Pipelines call (``path`` under ``/v1/``) should carry its ``type``: it says where
+    ``data.`` and the event name are."""
     out = copy.deepcopy(body)
     applied: list[str] = []
     if not isinstance(out, dict):
         return FixResult(body=out, path=path, applied=applied)
+    pipelines = is_pipelines_path(path)
     for fix in fixes:
-        if fix.event is not None and out.get("name") != fix.event:
+        if fix.event is not None and out.get(_name_key(out, pipelines)) != fix.event:
             continue
-        changed = _apply(fix, out, identity_map or {})
-        if fix.op == "rekey":
+        changed = _apply(fix, out, identity_map or {}, pipelines)
+        if fix.op == "rekey" and not pipelines:
             ids = (identity_map or {}) if "using" in fix.args else fix.args["ids"]
             new = _rekey_path(path, ids)
             if new is not None:
@@ -268,15 +296,24 @@ def apply_fixes(
     return FixResult(body=out, path=path, applied=applied)
 
 
-def _apply(fix: Fix, body: dict[str, Any], identity_map: Mapping[str, str]) -> bool:
+def _apply(
+    fix: Fix, body: dict[str, Any], identity_map: Mapping[str, str], pipelines: bool
+) -> bool:
     a = fix.args
     if fix.op == "rename":
-        if body.get("name") == a["from"]:
-            body["name"] = a["to"]
+        name = _name_key(body, pipelines)
+        if body.get(name) == a["from"]:
+            body[name] = a["to"]
             return True
         return False
     if fix.op == "rekey":
         ids = identity_map if "using" in a else a["ids"]
+        if pipelines:
+            user = body.get("userId")
+            person = ids.get(user.strip().lower()) if isinstance(user, str) else None
+            if person is not None:
+                body["userId"] = person
+            return person is not None
         idents = body.get("identifiers")
         if isinstance(idents, dict) and isinstance(idents.get("email"), str):
             person = ids.get(idents["email"].strip().lower())
@@ -285,15 +322,15 @@ def _apply(fix: Fix, body: dict[str, Any], identity_map: Mapping[str, str]) -> b
                 return True
         return False
     if fix.op == "move":
-        holder, key = _container(body, a["from"])
+        holder, key = _container(body, a["from"], pipelines=pipelines)
         if holder is None or key not in holder:
             return False
-        target, tkey = _container(body, a["to"], create=True)
+        target, tkey = _container(body, a["to"], create=True, pipelines=pipelines)
         if target is None or tkey in target:
             return False
         target[tkey] = holder.pop(key)
         return True
-    holder, key = _container(body, a["field"], create=fix.op == "default")
+    holder, key = _container(body, a["field"], create=fix.op == "default", pipelines=pipelines)
     if holder is None:
         return False
     current = holder.get(key, _MISSING)

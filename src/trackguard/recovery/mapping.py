@@ -1,7 +1,7 @@
 """A backfill mapping: which source columns become the person, the timestamp and the data.
 
 ```yaml
-person: {id: customer_id}            # or {email: email}
+person: {id: customer_id}            # or {email: email}; Pipelines: or {anonymous_id: COLUMN}
 timestamp: {column: ordered_at, format: iso8601}   # iso8601 | unix | unix_ms (optional)
 data:                                # for identify: attributes:
   order_id: order_id                 # a column name: the value as the source has it
@@ -60,9 +60,10 @@ class Field:
 
 @dataclass(frozen=True, slots=True)
 class Mapping:
-    """A parsed mapping. ``person_kind`` is ``id`` or ``email``."""
+    """A parsed mapping. ``person_kind`` is ``id``, ``email`` or (Pipelines calls only)
+    ``anonymous_id``."""
 
-    person_kind: Literal["id", "email"]
+    person_kind: Literal["id", "email", "anonymous_id"]
     person_column: str
     fields: tuple[Field, ...]
     timestamp_column: str | None = None
@@ -163,26 +164,34 @@ def parse_timestamp(value: Any, fmt: TimeFormat, column: str) -> int:
 # -- loading -----------------------------------------------------------------------------------
 
 
-def load_mapping(path: str | os.PathLike[str], *, identify: bool = False) -> Mapping:
+def load_mapping(
+    path: str | os.PathLike[str], *, identify: bool = False, pipelines: bool = False
+) -> Mapping:
     """Read and check a mapping file; MappingError lists every problem as file:line:col."""
     text, problem = yamlfile.read(path, "mapping")
     if text is None:
         raise MappingError([str(problem)])
-    return parse_mapping(text, os.fspath(path), identify=identify)
+    return parse_mapping(text, os.fspath(path), identify=identify, pipelines=pipelines)
 
 
-def parse_mapping(text: str, source: str = "<mapping>", *, identify: bool = False) -> Mapping:
-    """Parse mapping YAML; ``identify`` expects ``attributes:`` instead of ``data:``."""
+def parse_mapping(
+    text: str, source: str = "<mapping>", *, identify: bool = False, pipelines: bool = False
+) -> Mapping:
+    """Parse mapping YAML; ``identify`` expects ``attributes:`` instead of ``data:``;
+    ``pipelines`` (Pipelines calls) also takes ``person: {anonymous_id: COLUMN}``."""
     root, problem = yamlfile.compose(text, source)
     if problem is not None:
         raise MappingError([str(problem)])
-    return _Parser(source, identify).parse(root)
+    return _Parser(source, identify, pipelines).parse(root)
 
 
 class _Parser:
-    def __init__(self, source: str, identify: bool) -> None:
+    def __init__(self, source: str, identify: bool, pipelines: bool = False) -> None:
         self.source = source
         self.identify = identify
+        self.kinds: tuple[str, ...] = (
+            ("id", "email", "anonymous_id") if pipelines else ("id", "email")
+        )
         self.issues: list[str] = []
 
     def error(self, node: yaml.Node | None, message: str) -> None:
@@ -219,7 +228,7 @@ class _Parser:
             raise MappingError([f"{self.source}:1:1: the mapping is empty; it needs person:"])
         section: Literal["data", "attributes"] = "attributes" if self.identify else "data"
         other = "data" if self.identify else "attributes"
-        person: tuple[Literal["id", "email"], str] | None = None
+        person: tuple[Literal["id", "email", "anonymous_id"], str] | None = None
         ts_column: str | None = None
         ts_format: TimeFormat = "iso8601"
         fields: list[Field] = []
@@ -252,16 +261,17 @@ class _Parser:
             source=self.source,
         )
 
-    def person(self, node: yaml.Node) -> tuple[Literal["id", "email"], str] | None:
+    def person(self, node: yaml.Node) -> tuple[Literal["id", "email", "anonymous_id"], str] | None:
         items = self.mapping(node, "person")
-        if len(items) != 1 or items[0][0] not in ("id", "email"):
-            self.error(node, "person: needs exactly one of id: COLUMN or email: COLUMN")
+        if len(items) != 1 or items[0][0] not in self.kinds:
+            wanted = " or ".join(f"{k}: COLUMN" for k in self.kinds)
+            self.error(node, f"person: needs exactly one of {wanted}")
             return None
         kind, _, value = items[0]
         column = self.column(value, f"person.{kind}")
         if column is None:
             return None
-        return ("id" if kind == "id" else "email"), column
+        return cast(Literal["id", "email", "anonymous_id"], kind), column
 
     def timestamp(self, node: yaml.Node) -> tuple[str | None, TimeFormat]:
         if isinstance(node, yaml.ScalarNode):

@@ -8,7 +8,17 @@ anything already sent, derived attributes stay idempotent. The record is marked
 ``replayed`` in the same transaction (``commit(..., quarantine_states=...)``), so a record is
 never marked without its write queued, nor queued twice after a crash; otherwise it is marked
 ``still_invalid`` with the new findings. v2 batch items are replayed as
-``POST /api/v2/entity``. The store is SQLite or PostgreSQL: the reads and the
+``POST /api/v2/entity``.
+
+Pipelines API records (a path under ``/v1/``: ``contract`` and ``plan``, and ``upstream``
+records of calls ``/v1/batch`` refused in strict mode) go the same way, one call each, judged
+and converted exactly as the gateway's Pipelines door does it
+(:mod:`trackguard.recovery.replay_pipelines`); their dedupe key (the plan's business key, else
+``pipelines:messageId:<id>``) makes a second replay a duplicate. An ``upstream`` record's key
+is still claimed by the row that failed, so that claim is released first, unless another row
+holding the key is pending or was delivered. A Pipelines record that holds no call (not JSON)
+is left as it is and counted in :attr:`ReplayReport.unreadable`. The store is SQLite or
+PostgreSQL: the reads and the
 ``still_invalid`` updates go through one :func:`~trackguard.store.sql.session` (read-only for
 a dry run, so a dry run cannot change anything).
 
@@ -35,9 +45,10 @@ from trackguard.core.verdict import Verdict
 from trackguard.delivery.ratelimit import TokenBucket
 from trackguard.ingest import quarantine_records, to_write
 from trackguard.plan.model import Plan
+from trackguard.recovery import replay_pipelines as pl
 from trackguard.recovery.dedupe import all_duplicates, claimed_keys
 from trackguard.recovery.fixes import Fix, apply_fixes
-from trackguard.store.base import OutboxRow, QuarantineRecord, Store, dedupe_conflict
+from trackguard.store.base import OutboxRow, QuarantineRecord, Store, Write, dedupe_conflict
 from trackguard.store.quarantine import QuarantineFilter, get, list_quarantine
 from trackguard.store.sql import Session, session
 from trackguard.store.sqlite import open_store
@@ -75,6 +86,8 @@ class ReplayReport(msgspec.Struct, kw_only=True):
     now: float
     items: list[ReplayItem]
     warnings: list[str]
+    #: Ids of the Pipelines API records left as they are: they hold no call to resend.
+    unreadable: list[int] = msgspec.field(default_factory=list)
 
     @property
     def replayed(self) -> int:
@@ -92,12 +105,11 @@ class ReplayReport(msgspec.Struct, kw_only=True):
         return sum(i.outcome == "still_invalid" for i in self.items)
 
 
-def _selected_ids(s: Session, flt: QuarantineFilter) -> tuple[list[int], int]:
-    """The replayable records' ids, and how many Pipelines API records were left out (they
-    are not Track API requests; replaying them is not supported yet)."""
+def _selected_ids(s: Session, flt: QuarantineFilter) -> list[int]:
+    """The replayable records' ids: contract and plan records, and the Pipelines calls
+    Customer.io refused at delivery."""
     states = _REPLAYABLE if flt.state is None else (flt.state,)
     ids: set[int] = set()
-    pipelines: set[int] = set()
     for state in states:
         if state not in _REPLAYABLE:
             raise ValueError(f"records in state {state!r} are not replayed")
@@ -106,12 +118,12 @@ def _selected_ids(s: Session, flt: QuarantineFilter) -> tuple[list[int], int]:
         while True:
             page = list_quarantine(s, scoped, limit=1000, offset=offset)
             for r in page:
-                if r.kind in ("contract", "plan"):
-                    (pipelines if is_pipelines_path(r.path) else ids).add(r.id)
+                if r.kind in ("contract", "plan") or is_pipelines_path(r.path):
+                    ids.add(r.id)
             if len(page) < 1000:
                 break
             offset += 1000
-    return sorted(ids), len(pipelines)
+    return sorted(ids)
 
 
 def _is_event(body: dict[str, Any], batch_item: bool) -> bool:
@@ -132,13 +144,22 @@ def _reason(verdict: Verdict) -> tuple[tuple[str, ...], bytes, str]:
     return codes, _encode(findings), messages
 
 
-def _holder(
-    s: Session, key: str, now: float, in_run: dict[str, str | None]
-) -> tuple[bool, str | None]:
+class _Run(msgspec.Struct):
+    """What a (dry) run remembers: keys claimed earlier in it, by whom, and the claims of
+    failed rows it released (a dry run only pretends to)."""
+
+    claimed: dict[str, str | None] = msgspec.field(default_factory=dict)
+    released: set[str] = msgspec.field(default_factory=set)
+
+
+def _holder(s: Session, key: str, now: float, run: _Run) -> tuple[bool, str | None]:
     """Whether ``key`` is claimed and by whom: an unexpired claim in the store first (its
     person may be None: a claim from before claims named their person), else the first row
     that claimed it earlier in this (dry) run."""
-    held = s.one("SELECT person FROM claims WHERE key = ? AND expires_at > ?", (key, now))
+    in_run = run.claimed
+    held = None
+    if key not in run.released:
+        held = s.one("SELECT person FROM claims WHERE key = ? AND expires_at > ?", (key, now))
     if held is not None:
         return True, held[0]
     if key in in_run:
@@ -147,24 +168,38 @@ def _holder(
 
 
 def _conflict(
-    s: Session, rows: Sequence[OutboxRow], now: float, in_run: dict[str, str | None]
+    s: Session, rows: Sequence[OutboxRow], now: float, run: _Run
 ) -> QuarantineRecord | None:
     """The record of the dedupe conflict a row would meet (its key claimed, unexpired, by
     another person), or None."""
     for row in rows:
         if row.claim_until is None or row.dedupe_key is None:
             continue
-        _, holder = _holder(s, row.dedupe_key, now, in_run)
+        _, holder = _holder(s, row.dedupe_key, now, run)
         if holder is not None and holder != row.person:
             return dedupe_conflict(row, holder)
     return None
 
 
-def _claimed(s: Session, keys: Sequence[str], now: float, in_run: dict[str, str | None]) -> bool:
+def _claimed(s: Session, keys: Sequence[str], now: float, run: _Run) -> bool:
     """Whether every key is claimed, in the store or earlier in this (dry) run."""
     if not keys:
         return False
-    return all(_holder(s, k, now, in_run)[0] for k in keys)
+    return all(_holder(s, k, now, run)[0] for k in keys)
+
+
+def _release(s: Session, keys: Sequence[str], run: _Run, dry_run: bool) -> None:
+    """Free the claims an ``upstream`` record's failed row still holds, so its replay is not
+    taken for a duplicate of itself: only keys no pending or delivered row holds."""
+    for key in keys:
+        live = s.one(
+            "SELECT 1 FROM outbox WHERE dedupe_key = ? AND state <> 'failed' LIMIT 1", (key,)
+        )
+        if live is not None:
+            continue
+        if not dry_run:
+            s.run("DELETE FROM claims WHERE key = ?", (key,))
+        run.released.add(key)
 
 
 def replay(
@@ -190,13 +225,14 @@ def replay(
     """
     at = time.time() if now is None else now
     with session(target, readonly=dry_run) as s:
-        ids, pipelines = _selected_ids(s, filter or QuarantineFilter())
+        ids = _selected_ids(s, filter or QuarantineFilter())
         store = open_store(target, create=False, readonly=dry_run)
         try:
             checker = Checker(plan)
             state = GatewayState.load(store)
             identity_map = dict(store.identities())
-            claimed: dict[str, str | None] = {}  # keys a dry run would have claimed, by whom
+            run = _Run()
+            unreadable: list[int] = []
             bucket = TokenBucket(rate, 1, clock) if rate else None
             items: list[ReplayItem] = []
             for record_id in ids:
@@ -205,38 +241,46 @@ def replay(
                 record = get(s, record_id)
                 if record is None or record.state not in _REPLAYABLE:
                     continue  # purged or replayed meanwhile
-                items.append(
-                    _one(
-                        record,
-                        checker,
-                        state,
-                        store,
-                        s,
-                        plan,
-                        fixes,
-                        identity_map,
-                        at,
-                        claimed,
-                        dry_run=dry_run,
-                        now_timestamps=now_timestamps,
-                    )
+                item = _one(
+                    record,
+                    checker,
+                    state,
+                    store,
+                    s,
+                    plan,
+                    fixes,
+                    identity_map,
+                    at,
+                    run,
+                    dry_run=dry_run,
+                    now_timestamps=now_timestamps,
                 )
+                if item is None:
+                    unreadable.append(record.id)
+                else:
+                    items.append(item)
         finally:
             store.close()
     warnings: list[str] = []
-    if pipelines:
+    if unreadable:
         warnings.append(
-            f"{pipelines} Pipelines API record(s) left as they are: trackguard replay does not"
-            " resend Pipelines calls yet"
+            f"{len(unreadable)} Pipelines API record(s) left as they are (records"
+            f" {_shown(unreadable)}): they hold no call to resend"
         )
     late = [i.id for i in items if i.late and i.outcome != "still_invalid"]
     if late:
-        shown = ", ".join(str(i) for i in late[:10]) + (" ..." if len(late) > 10 else "")
         warnings.append(
-            f"{len(late)} replayed event(s) are older than 72h (records {shown}): Customer.io"
-            " records them but does not trigger campaigns on them; use --now to re-time them"
+            f"{len(late)} replayed event(s) are older than 72h (records {_shown(late)}):"
+            " Customer.io records them but does not trigger campaigns on them; use --now to"
+            " re-time them"
         )
-    return ReplayReport(dry_run=dry_run, now=at, items=items, warnings=warnings)
+    return ReplayReport(
+        dry_run=dry_run, now=at, items=items, warnings=warnings, unreadable=unreadable
+    )
+
+
+def _shown(ids: Sequence[int]) -> str:
+    return ", ".join(str(i) for i in ids[:10]) + (" ..." if len(ids) > 10 else "")
 
 
 def _one(
@@ -249,11 +293,25 @@ def _one(
     fixes: Sequence[Fix],
     identity_map: dict[str, str],
     now: float,
-    claimed: dict[str, str | None],
+    run: _Run,
     *,
     dry_run: bool,
     now_timestamps: bool,
-) -> ReplayItem:
+) -> ReplayItem | None:
+    """One record replayed (or previewed); None for a Pipelines record holding no call."""
+    if is_pipelines_path(record.path):
+        call = pl.call_of(record)
+        if call is None:
+            return None
+        result = apply_fixes(call, pl.path_of(call), fixes, identity_map)
+        fixed: dict[str, Any] = result.body
+        pl.retime(fixed, record.received_at, now if now_timestamps else None)
+        request, verdict, write = pl.judge(fixed, record, checker, state, now, plan.dedupe)
+        item = _item(record, request, verdict, tuple(result.applied))
+        if record.kind == "upstream" and not _invalid(verdict):
+            _release(s, claimed_keys(write), run, dry_run)
+        item.late = pl.late(verdict, now, CAMPAIGN_WINDOW)
+        return _settle(item, record, request, verdict, write, store, s, state, now, run, dry_run)
     batch_item = record.batch_index is not None
     method, path = ("POST", "/api/v2/entity") if batch_item else (record.method, record.path)
     try:
@@ -276,20 +334,61 @@ def _one(
             body_bytes = _encode(body)
     request = Request(method=method, path=new_path, body=body_bytes, source=record.source)
     verdict = checker.check(request, now=now, state=state)
-    item = ReplayItem(
+    item = _item(record, request, verdict, applied, path=path)
+    if not _invalid(verdict):
+        for op in verdict.operations:
+            ts = op.body.get("timestamp") if isinstance(op.body, dict) else None
+            if isinstance(ts, int) and not isinstance(ts, bool) and now - ts > CAMPAIGN_WINDOW:
+                item.late = True
+    queued = None if _invalid(verdict) else to_write(request, verdict, now, plan.dedupe)
+    return _settle(item, record, request, verdict, queued, store, s, state, now, run, dry_run)
+
+
+def _invalid(verdict: Verdict) -> bool:
+    return bool(verdict.contract_errors or verdict.rejected or not verdict.operations)
+
+
+def _item(
+    record: QuarantineRecord,
+    request: Request,
+    verdict: Verdict,
+    applied: tuple[str, ...],
+    *,
+    path: str | None = None,
+) -> ReplayItem:
+    """The report line of a record replayed as ``request`` (``path``: the request's, when
+    not the record's; a fix can change it), ``still_invalid`` until settled."""
+    return ReplayItem(
         id=record.id,
         kind=record.kind,
         event_name=record.event_name,
-        method=method,
-        path=path,
-        new_path=new_path,
+        method=request.method,
+        path=record.path if path is None else path,
+        new_path=request.path,
         before=record.body,
-        after=body_bytes,
+        after=request.body,
         outcome="still_invalid",
         verdict=verdict.outcome,
         applied=applied,
     )
-    if verdict.contract_errors or verdict.rejected or not verdict.operations:
+
+
+def _settle(
+    item: ReplayItem,
+    record: QuarantineRecord,
+    request: Request,
+    verdict: Verdict,
+    write: Write | None,
+    store: Store,
+    s: Session,
+    state: GatewayState,
+    now: float,
+    run: _Run,
+    dry_run: bool,
+) -> ReplayItem:
+    """Mark the record ``still_invalid`` with the new findings, or commit its write with the
+    ``replayed`` mark (a dry run only counts)."""
+    if write is None or _invalid(verdict):
         item.codes, findings, item.reason = _reason(verdict)
         if not item.codes:
             item.reason = item.reason or "nothing to send"
@@ -309,13 +408,8 @@ def _one(
                 ),
             )
         return item
-    for op in verdict.operations:
-        ts = op.body.get("timestamp") if isinstance(op.body, dict) else None
-        if isinstance(ts, int) and not isinstance(ts, bool) and now - ts > CAMPAIGN_WINDOW:
-            item.late = True
-    write = to_write(request, verdict, now, plan.dedupe)
     keys = claimed_keys(write)
-    conflict = _conflict(s, write.outbox, now, claimed)
+    conflict = _conflict(s, write.outbox, now, run)
     if conflict is not None:  # still another person's key: fix it (a new order id) first
         item.codes, item.reason = conflict.codes, _decode_findings(conflict.findings)[0]["message"]
         if not dry_run:
@@ -326,10 +420,11 @@ def _one(
             )
         return item
     if dry_run:
-        item.outcome = "duplicate" if _claimed(s, keys, now, claimed) else "replayed"
+        item.outcome = "duplicate" if _claimed(s, keys, now, run) else "replayed"
         for r in write.outbox:  # the first row to claim a key holds it for the rest of the run
             if r.claim_until is not None and r.dedupe_key:
-                claimed.setdefault(r.dedupe_key, r.person)
+                run.claimed.setdefault(r.dedupe_key, r.person)
+                run.released.discard(r.dedupe_key)
         state.learn(write)  # as the real run does, so later records are checked the same way
         return item
     # The write and the mark are one transaction: a crash leaves both or neither.
