@@ -14,10 +14,12 @@ import msgspec
 
 from trackguard.contract.identifiers import is_email
 from trackguard.contract.operations import Operation, Request
-from trackguard.contract.pipelines import Dropped
+from trackguard.contract.pipelines import Dropped, PipelinesResult
 from trackguard.core.keys import person_key
-from trackguard.core.pipelines import contract_error
+from trackguard.core.pipeline import Checker
+from trackguard.core.pipelines import check_calls, contract_error
 from trackguard.core.pipelines import learned as pipelines_learned
+from trackguard.core.state import StateView
 from trackguard.core.verdict import Verdict
 from trackguard.delivery.convert import to_outbox_rows
 from trackguard.plan.model import DedupePolicy
@@ -296,3 +298,23 @@ def _accepted_body(verdict: Verdict, secret: str | None) -> bytes:
 def _call_event(body: Any) -> str | None:
     event = body.get("event") if isinstance(body, dict) else None
     return event.strip()[:200] if isinstance(event, str) else None
+
+
+def decide_pipelines(
+    request: Request,
+    result: PipelinesResult,
+    checker: Checker,
+    state: StateView,
+    received_at: float,
+    dedupe: DedupePolicy | None,
+    *,
+    secret: str | None = None,
+) -> tuple[Verdict, Write]:
+    """The verdict for a judged request whose key was accepted, and what to commit for it:
+    the one conversion of Pipelines calls into outbox rows and quarantine records, shared by
+    the gateway's door, ``trackguard replay`` and ``trackguard backfill``."""
+    verdict = check_calls(
+        result, checker.compiled, strict=checker.strict, state=state, now=received_at
+    )
+    write = pipelines_write(request, result.dropped, verdict, received_at, dedupe, secret=secret)
+    return verdict, write

@@ -41,9 +41,6 @@ from trackguard.contract.pipelines.check import issue_of
 from trackguard.contract.pipelines.responses import error_body
 from trackguard.contract.pipelines.wire import header as header_of
 from trackguard.contract.pipelines.wire import inflate, is_strict, write_key
-from trackguard.core.pipeline import Checker
-from trackguard.core.pipelines import check_calls
-from trackguard.core.state import StateView
 from trackguard.core.verdict import Verdict
 from trackguard.gateway.cors import REFUSED_BODY, Cors
 from trackguard.http.asgi import (
@@ -58,8 +55,7 @@ from trackguard.http.asgi import (
     request_target,
     send_response,
 )
-from trackguard.ingest import pipelines_write
-from trackguard.plan.model import DedupePolicy
+from trackguard.ingest import decide_pipelines
 from trackguard.redact import REDACTED
 from trackguard.store.base import Write
 
@@ -90,26 +86,6 @@ _TIMEOUT: Final = msgspec.json.encode(
 def redact_key(body: bytes, key: str | None) -> bytes:
     """``body`` with every occurrence of the write key replaced by ``[redacted]``."""
     return body.replace(key.encode(), REDACTED.encode()) if key else body
-
-
-def decide(
-    request: Request,
-    result: PipelinesResult,
-    checker: Checker,
-    state: StateView,
-    received_at: float,
-    dedupe: DedupePolicy | None,
-    *,
-    secret: str | None = None,
-) -> tuple[Verdict, Write]:
-    """The verdict for a judged request whose key was accepted, and what to commit for it:
-    the one conversion of Pipelines calls into outbox rows and quarantine records, shared by
-    the door and ``trackguard replay``."""
-    verdict = check_calls(
-        result, checker.compiled, strict=checker.strict, state=state, now=received_at
-    )
-    write = pipelines_write(request, result.dropped, verdict, received_at, dedupe, secret=secret)
-    return verdict, write
 
 
 class PipelinesDoor:
@@ -203,7 +179,7 @@ class PipelinesDoor:
     ) -> tuple[Verdict, Write]:
         """The verdict and what to commit for it: pure CPU, so a big body runs it off the loop."""
         parts = self.gateway.parts
-        return decide(
+        return decide_pipelines(
             request, result, parts.checker, parts.state, received_at, parts.dedupe, secret=key
         )
 
@@ -255,4 +231,4 @@ def _readable(body: bytes, headers: tuple[tuple[str, str], ...]) -> bytes:
     return body if problem is not None else raw
 
 
-__all__ = ["SOURCE", "PipelinesDoor", "decide", "redact_key"]
+__all__ = ["SOURCE", "PipelinesDoor", "redact_key"]

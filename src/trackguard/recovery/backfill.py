@@ -12,7 +12,7 @@ one Pipelines call instead (``userId`` or ``anonymousId`` from the mapping's per
 as ``properties`` or ``traits``, an ISO-8601 ``timestamp``), with a ``messageId`` derived from
 the source's name, the row's number and the call itself, so a rerun or a ``restart`` sends the
 same messageIds and dedupe drops them. It is judged and converted as the gateway's Pipelines
-door does it (:func:`trackguard.gateway.pipelines.decide`) and delivered to the Pipelines
+door does it (:func:`trackguard.ingest.decide_pipelines`) and delivered to the Pipelines
 upstream.
 
 The store is SQLite or PostgreSQL. Resumable: with each batch the number of source rows done is
@@ -58,8 +58,7 @@ from trackguard.contract.operations import Request
 from trackguard.contract.pipelines import evaluate
 from trackguard.core.pipeline import Checker
 from trackguard.core.verdict import Verdict
-from trackguard.gateway.pipelines import decide
-from trackguard.ingest import to_write
+from trackguard.ingest import decide_pipelines, to_write
 from trackguard.plan.model import DedupePolicy, Plan
 from trackguard.recovery.dedupe import all_duplicates
 from trackguard.recovery.mapping import Mapping, RowError
@@ -364,6 +363,6 @@ def _judge(
 ) -> tuple[Verdict, Write]:
     """A row's verdict and write, as the door of its API makes them."""
     if target.api == "pipelines":
-        return decide(request, evaluate(request), checker, state, now, dedupe)
+        return decide_pipelines(request, evaluate(request), checker, state, now, dedupe)
     verdict = checker.check(request, state=state)
     return verdict, to_write(request, verdict, now, dedupe)

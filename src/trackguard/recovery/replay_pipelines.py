@@ -1,5 +1,5 @@
 """Replay of Pipelines API records: the call a record holds, fixed, re-timed and judged the way
-the gateway's Pipelines door judges it (:func:`trackguard.gateway.pipelines.decide`).
+the gateway's Pipelines door judges it (:func:`trackguard.ingest.decide_pipelines`).
 
 A record holds one call: the door keeps each dropped or rejected call on its own (``contract``,
 ``plan``), and delivery keeps a call ``/v1/batch`` refused in strict mode as the one-item batch
@@ -22,7 +22,7 @@ from trackguard.contract.pipelines.routes import CALL_TYPES
 from trackguard.core.coerce import parse_iso
 from trackguard.core.pipeline import Checker
 from trackguard.core.verdict import Verdict
-from trackguard.gateway.pipelines import decide
+from trackguard.ingest import decide_pipelines
 from trackguard.plan.model import DedupePolicy
 from trackguard.store.base import QuarantineRecord, Write
 from trackguard.store.view import GatewayState
@@ -99,5 +99,5 @@ def judge(
     path = path_of(call)
     body = _encode(call if path != "/v1/batch" else {"batch": [call]})
     request = Request(method="POST", path=path, body=body, source=record.source)
-    verdict, write = decide(request, evaluate(request), checker, state, now, dedupe)
+    verdict, write = decide_pipelines(request, evaluate(request), checker, state, now, dedupe)
     return request, verdict, write
