@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+import io
 import random
 import sqlite3
 from collections import Counter, defaultdict
@@ -15,9 +16,10 @@ import msgspec
 import pytest
 from click.testing import CliRunner
 from recovery_env import query
+from rich.console import Console
 
 from pg_server import fresh_schema
-from trackguard.cli.backfill import backfill_command
+from trackguard.cli.backfill import backfill_command, print_summary
 from trackguard.plan.loader import load_plan
 from trackguard.recovery.backfill import BackfillReport, backfill
 from trackguard.recovery.mapping import parse_mapping
@@ -363,3 +365,39 @@ def test_a_postgresql_schema_without_a_store_is_an_error(tmp_path: Path) -> None
         assert result.exit_code == 2
         assert result.stderr == f"Error: no store at {db} (trackguard serve creates one)\n"
         assert result.stdout == ""
+
+
+def test_an_order_id_reused_by_another_customer_is_rejected_not_accepted(
+    db: str, tmp_path: Path
+) -> None:
+    source = tmp_path / "orders.csv"
+    header = "order_id,customer_id,ordered_at,total,currency\n"
+    source.write_text(
+        header
+        + "ORD-1,cus_a,2025-03-01T10:00:00Z,10.00,USD\n"
+        + "ORD-2,cus_a,2025-03-01T11:00:00Z,20.00,USD\n"
+        + "ORD-1,cus_b,2025-03-01T12:00:00Z,30.00,USD\n"  # another shop's id generator
+    )
+    store = open_store(db)
+    try:
+        report = backfill(
+            str(source),
+            store=store,
+            mapping=parse_mapping(MAPPING),
+            event="order_completed",
+            plan=load_plan(PLAN),
+        )
+        assert (report.rows_read, report.accepted, report.rejected) == (3, 2, 1)
+        assert (report.dedupe_conflicts, report.duplicates) == (1, 0)
+        assert report.to_dict()["dedupe_conflicts"] == 1
+        assert store.conflict_count() == 1
+        assert _outbox_orders(db) == Counter({"ORD-1": 1, "ORD-2": 1})
+    finally:
+        store.close()
+    report.seconds = 1.0
+    console = Console(width=300, file=io.StringIO(), highlight=False)
+    print_summary(report, console)
+    assert console.file.getvalue().splitlines() == [  # type: ignore[attr-defined]
+        "3 rows read: 2 accepted, 0 fixed, 0 warned, 1 rejected (quarantined, 1 of them for a"
+        " dedupe key another person holds), 0 duplicates, 0 skipped in 1.0 s (3 rows/s)"
+    ]

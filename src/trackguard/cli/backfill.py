@@ -38,6 +38,11 @@ def print_summary(report: BackfillReport, console: Console) -> None:
         f"{r.rows_read} rows read: {r.accepted} accepted, {r.fixed} fixed, {r.warned} warned,"
         f" {r.rejected} rejected (quarantined"
         + (f", {r.already_quarantined} of them by an earlier run" if r.already_quarantined else "")
+        + (
+            f", {r.dedupe_conflicts} of them for a dedupe key another person holds"
+            if r.dedupe_conflicts
+            else ""
+        )
         + f"), {r.duplicates} duplicates, {r.skipped} skipped"
         f" in {r.seconds:.1f} s ({r.rows_per_second:,.0f} rows/s)"
     )

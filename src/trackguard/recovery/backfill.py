@@ -99,8 +99,9 @@ class RowProblem:
 @dataclass(slots=True)
 class BackfillReport:
     """What one run did. Counts are of this run's rows (``resumed_from`` rows were skipped);
-    ``accepted + fixed + warned + rejected + duplicates + skipped == rows_read``, and
-    ``already_quarantined`` of the rejected rows were kept from an earlier run, not again."""
+    ``accepted + fixed + warned + rejected + duplicates + skipped == rows_read``,
+    ``already_quarantined`` of the rejected rows were kept from an earlier run, not again, and
+    ``dedupe_conflicts`` of them were kept because another person holds their dedupe key."""
 
     source: str
     resumed_from: int = 0
@@ -112,6 +113,7 @@ class BackfillReport:
     duplicates: int = 0
     skipped: int = 0
     already_quarantined: int = 0
+    dedupe_conflicts: int = 0
     seconds: float = 0.0
     stopped: bool = False
     complete: bool = False
@@ -138,6 +140,7 @@ class BackfillReport:
             "duplicates": self.duplicates,
             "skipped": self.skipped,
             "already_quarantined": self.already_quarantined,
+            "dedupe_conflicts": self.dedupe_conflicts,
             "seconds": round(self.seconds, 3),
             "rows_per_second": round(self.rows_per_second, 1),
             "stopped": self.stopped,
@@ -293,9 +296,19 @@ def backfill(
         nonlocal batches
         checkpoint = {"source": src.identity, "as": what, "rows": done, "updated_at": clock()}
         # The checkpoint commits with the batch: a crash can never skip or repeat rows.
+        conflicts_before = store.conflict_count()
         duplicates = store.commit(batch, meta={key: _encode(checkpoint).decode()})
-        for write, outcome, dropped in zip(batch, outcomes, duplicates, strict=True):
+        # The commit quarantines a row whose dedupe key another person holds: it is rejected.
+        conflicted = (
+            _conflicted(store, batch) if store.conflict_count() > conflicts_before else set()
+        )
+        for n, (write, outcome, dropped) in enumerate(
+            zip(batch, outcomes, duplicates, strict=True)
+        ):
             counted = "duplicates" if all_duplicates(write, dropped) else outcome
+            if n in conflicted:
+                counted = "rejected"
+                report.dedupe_conflicts += 1
             setattr(report, counted, getattr(report, counted) + 1)
             state.learn(write)
         batch.clear()
@@ -351,6 +364,22 @@ def backfill(
         flush()
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _conflicted(store: SQLiteStore | PostgresStore, batch: list[Write]) -> set[int]:
+    """The positions of the writes with a row whose dedupe key another person holds (the
+    commit kept those rows in the quarantine as ``dedupe_key_conflict``)."""
+    found: set[int] = set()
+    with session(store) as s:
+        for n, write in enumerate(batch):
+            for row in write.outbox:
+                if row.claim_until is None or row.dedupe_key is None:
+                    continue
+                held = s.one("SELECT person FROM claims WHERE key = ?", (row.dedupe_key,))
+                if held is not None and held[0] is not None and held[0] != row.person:
+                    found.add(n)
+                    break
+    return found
 
 
 def _judge(
