@@ -117,13 +117,18 @@ class Server:
 
     def __init__(self, server: str, factory: str, env: dict[str, str]) -> None:
         self.port = _free_port()
-        full_env = {**os.environ, **env, "PYTHONPATH": str(BENCH)}
+        # This checkout's src first: the venv's own trackguard may be another checkout's.
+        path = os.pathsep.join([str(BENCH), str(REPO / "src")])
+        full_env = {**os.environ, **env, "PYTHONPATH": path}
+        # A file, not a pipe: nobody reads the server's log while it runs, and a full pipe
+        # would block the server at its next log line (dedupe conflicts under load log one each).
+        self.log = tempfile.TemporaryFile()  # noqa: SIM115 - open for the server's lifetime
         self.proc = subprocess.Popen(
             _command(server, factory, self.port),
             env=full_env,
             preexec_fn=lambda: _pin(0),
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
+            stderr=self.log,
         )
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
@@ -132,7 +137,8 @@ class Server:
                     break
             except OSError:
                 if self.proc.poll() is not None:
-                    raise RuntimeError(self.proc.stderr.read().decode()) from None  # type: ignore[union-attr]
+                    self.log.seek(0)
+                    raise RuntimeError(self.log.read().decode()) from None
                 time.sleep(0.05)
         time.sleep(0.3)
 
@@ -156,8 +162,7 @@ class Server:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
-        if self.proc.stderr is not None:
-            self.proc.stderr.close()
+        self.log.close()
 
 
 def _requests() -> list[bytes]:
@@ -285,15 +290,22 @@ def _server_row(args: argparse.Namespace, server: str, make: Any) -> dict[str, A
         except BaseException:
             noop.stop()
             raise
+        cores: dict[int, list[float]] = {noop.proc.pid: [], gw.proc.pid: []}
+
+        def measure(srv: Server) -> LoadResult:
+            before = _cpu_seconds(srv.proc.pid)
+            result = peak(srv.port, make, connections=args.connections, seconds=args.seconds)
+            busy = _cpu_seconds(srv.proc.pid) - before
+            cores[srv.proc.pid].append(result.requests / busy if busy else float("nan"))
+            return result
+
         try:
-            noop_runs, runs = _in_turns(
-                [noop, gw],
-                lambda srv: peak(
-                    srv.port, make, connections=args.connections, seconds=args.seconds
-                ),
-                args.repeats,
-            )
+            noop_runs, runs = _in_turns([noop, gw], measure, args.repeats)
             row["noop_rps"] = _median(noop_runs, "rps")
+            # Requests per CPU second each server used: what the other processes on this
+            # shared machine leave a server does not move this ratio, only its own cost does.
+            row["noop_per_core"] = statistics.median(cores[noop.proc.pid])
+            row["gateway_per_core"] = statistics.median(cores[gw.proc.pid])
             row["gateway_rps"] = _median(runs, "rps")
             row["gateway_p50_ms"] = _median(runs, "p50_ms")
             row["gateway_p99_ms"] = _median(runs, "p99_ms")
@@ -623,6 +635,12 @@ def _print(report: dict[str, Any]) -> None:
             f"{r['gateway_rps'] / r['noop_rps']:>6.0%} {r['gateway_p50_ms']:>7.2f} "
             f"{r['gateway_p99_ms']:>7.2f} {r['half_rate']:>12,.0f} {r['half_p50_ms']:>7.2f} "
             f"{r['half_p99_ms']:>7.2f} {r['gateway_rss_mib']:>8.1f}"
+        )
+    for server, r in report["servers"].items():
+        print(
+            f"{server}: per busy server core (requests per CPU second of the server): noop "
+            f"{r['noop_per_core']:,.0f}, gateway {r['gateway_per_core']:,.0f} = "
+            f"{r['gateway_per_core'] / r['noop_per_core']:.0%}"
         )
     p = report.get("pipelines")
     if p is None:

@@ -25,6 +25,8 @@ PLAN = load_plan(Path(__file__).resolve().parents[2] / "examples" / "d2c-plan.ya
 FAST = Checker(PLAN)
 SLOW = Checker(PLAN, fast=False)
 EVENTS = "/api/v1/customers/cus_1/events"
+#: Events of the sample (3,000 requests, seed 11) whose only finding, once late, is event_late.
+LATE_ONLY = 1789
 
 
 def _taken(request: Request) -> bool:
@@ -50,6 +52,38 @@ def test_sample_traffic_same_verdicts_and_most_clean_events_take_the_fast_path()
     )
     assert clean > 1000
     assert taken == clean  # every clean planned event, and nothing else
+
+
+def test_late_events_same_verdicts_and_clean_late_ones_take_the_fast_path() -> None:
+    """With a clock, an event older than ``max_age`` (``late: warn``) whose only finding is
+    that gets the full walk's ``event_late`` warning from the fast path; the rest still match."""
+    requests = [record_to_request(r, "sample") for r in d2c_traffic(3000, 11, base_time=BASE_TIME)]
+    last = BASE_TIME + 3000 * 7
+    for now in (last + 10 * 86_400, last + 100 * 86_400, last, BASE_TIME - 86_400):
+        taken = late_only = 0
+        for request in requests:
+            assert isinstance(request, Request)
+            slow = SLOW.check(request, now=now)
+            assert FAST.check(request, now=now) == slow
+            assert FAST.fast is not None
+            hit = match(request.method, request.path)
+            taken += FAST.fast.check(request, hit, now) is not None
+            late_only += (
+                request.path.endswith("/events")
+                and slow.outcome == "warned"
+                and [v.code for v in slow.violations] == ["event_late"]
+            )
+        if now > last + 3 * 86_400:  # every event is late
+            assert taken == late_only == LATE_ONLY
+        else:
+            assert late_only == 0
+    order = _post({"name": "order_completed", "data": ORDER, "timestamp": 1764000000})
+    verdict = FAST.check(order, now=1764000000 + 5 * 86_400 + 7200)
+    assert _taken(order)
+    assert verdict.outcome == "warned"
+    assert [v.message for v in verdict.violations] == [
+        "event is 5d 2h old: Customer.io does not trigger campaigns on events older than 3d 0h"
+    ]
 
 
 def _post(body: Any) -> Request:

@@ -3,9 +3,10 @@
 Most traffic is clean. For it, the full pipeline (generic decode, contract walk, plan walk)
 costs ~10 µs in Python; a msgspec decoder compiled from the plan validates the same rules in
 C in well under 1 µs. The fast path answers only when it can prove the request has *no*
-finding at all; anything else (a decode error, a drifted name, an unplanned property, an
-identifier the policy flags, a rule msgspec cannot express exactly) returns None and the full
-pipeline decides. So the verdict is the same either way, which the tests check by running
+finding at all, or only an ``event_late`` warning (backfills, offline mobile queues);
+anything else (a decode error, a drifted name, an unplanned property, an identifier the
+policy flags, a rule msgspec cannot express exactly) returns None and the full pipeline
+decides. So the verdict is the same either way, which the tests check by running
 both paths over the same corpora.
 
 Without a plan only the contract is checked (``trackguard audit``, a gateway run without a
@@ -37,7 +38,8 @@ from trackguard.contract.responses import OK_BODY
 from trackguard.contract.routes import NoRoute, RouteMatch
 from trackguard.core.coerce import MS_THRESHOLD, to_number
 from trackguard.core.keys import fallback_key, value_at
-from trackguard.core.verdict import Verdict
+from trackguard.core.plancheck import late_message
+from trackguard.core.verdict import Verdict, Violation
 from trackguard.plan.model import EventSpec, Plan, PropertySpec
 
 _ULID: Final = r"^[0-7][0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{25}$"
@@ -234,16 +236,33 @@ class FastEvents:
         self.timeliness = plan.timeliness
         self.plan_version = plan.version
 
-    def _timely(self, name: str, ts: Any, now: float) -> bool:
-        """No timeliness finding is possible (else the full path, with state, decides)."""
+    def _timeliness(self, name: str, ts: Any, now: float) -> tuple[bool, Violation | None]:
+        """Whether the fast path may answer, and the one timeliness finding it can give.
+
+        Backfills and offline mobile queues send events older than ``max_age``: under the
+        default ``late: warn`` such an event is accepted with only an ``event_late`` warning,
+        which needs no state, so it is answered here too. Anything else the full path (with
+        state) decides.
+        """
         t = self.timeliness
         if t.stale != "allow" and name in t.stale_events:
-            return False
+            return False, None
         if not isinstance(ts, int):
-            return True
-        late = t.late != "allow" and now - ts > t.max_age
-        future = t.future != "allow" and ts - now > t.future_skew
-        return not (late or future)
+            return True, None
+        if t.future != "allow" and ts - now > t.future_skew:
+            return False, None
+        if t.late == "allow" or now - ts <= t.max_age:
+            return True, None
+        if t.late != "warn":
+            return False, None
+        message = late_message(now - ts, t.max_age)
+        return True, Violation(
+            code="event_late",
+            rule="timeliness.max_age",
+            path="timestamp",
+            message=message,
+            action="warn",
+        )
 
     def check(
         self, request: Request, hit: RouteMatch | NoRoute, now: float | None = None
@@ -281,8 +300,11 @@ class FastEvents:
         name = type(typed).__struct_config__.tag
         if not isinstance(generic, dict) or generic.get("name") != name:
             return None  # a repeated "name" key: the generic decode kept another one
-        if now is not None and not self._timely(name, generic.get("timestamp"), now):
-            return None
+        late = None
+        if now is not None:
+            answerable, late = self._timeliness(name, generic.get("timestamp"), now)
+            if not answerable:
+                return None
         dedupe = total = None
         path = self.dedupe.get(name)
         if path is not None:
@@ -310,11 +332,12 @@ class FastEvents:
         if dedupe is None and self.fallback_keys:
             op = msgspec.structs.replace(op, dedupe_key=fallback_key(op))
         return Verdict(
-            outcome="accepted",
+            outcome="accepted" if late is None else "warned",
             status=200,
             response=OK_BODY,
             route=route.key,
             operations=(op,),
+            violations=() if late is None else (late,),
             plan_version=self.plan_version,
         )
 

@@ -98,6 +98,14 @@ def _show(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+def late_message(late_by: float, max_age: float) -> str:
+    """What an ``event_late`` finding says (the fast path words it alike)."""
+    return (
+        f"event is {_age(late_by)} old: Customer.io does not trigger campaigns on "
+        f"events older than {_age(max_age)}"
+    )
+
+
 def _age(seconds: float) -> str:
     """A duration as people say it: ``3d 4h``, ``12m``, ``45s``."""
     s = int(seconds)
@@ -870,8 +878,7 @@ class CompiledPlan:
                 "event_late",
                 "timeliness.max_age",
                 "timestamp",
-                f"event is {_age(now - ts)} old: Customer.io does not trigger campaigns on "
-                f"events older than {_age(policy.max_age)}",
+                late_message(now - ts, policy.max_age),
                 policy.late,
             )
         if policy.future != "allow" and ts - now > policy.future_skew:

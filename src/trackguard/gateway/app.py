@@ -84,6 +84,10 @@ _CLOSE: Final = ("connection", "close")
 #: Body cap of the routes Customer.io serves without credentials (metrics, unsubscribe):
 #: their bodies are a few fields.
 OPEN_MAX_BODY: Final = 8 * 1024
+#: Authorization values remembered once accepted (a client sends the same one on every
+#: request, and decoding and comparing it again costs more than routing the request); past
+#: this many the memory starts over. Refused values are never remembered.
+ACCEPTED_AUTH_VALUES: Final = 256
 #: Bodies larger than this are checked on a worker thread, so a big v2 batch does not hold
 #: the event loop (and every other request) while it is parsed and checked.
 CHECK_IN_THREAD: Final = 64 * 1024
@@ -208,6 +212,8 @@ class Gateway:
             clock=monotonic,
         )
         self.pipelines = PipelinesDoor(self)
+        self._accepted: dict[bytes, str] = {}
+        self._accepted_for = parts.auth
         region = {"url": parts.upstream_url, "region": parts.region, "environment_id": 0}
         self._region_answer = msgspec.json.encode(region) + b"\n"
 
@@ -368,8 +374,18 @@ class Gateway:
         """
         if isinstance(hit, RouteMatch) and not hit.route.auth:
             return True, None
-        given = parse_basic_auth(header(scope, b"authorization")) or ("", "")
-        source = self.parts.auth.authenticate(*given)
+        value = header(scope, b"authorization")
+        auth = self.parts.auth
+        if auth is not self._accepted_for:  # new credentials: forget what the old accepted
+            self._accepted, self._accepted_for = {}, auth
+        if value is not None and (known := self._accepted.get(value)) is not None:
+            return True, known
+        given = parse_basic_auth(value) or ("", "")
+        source = auth.authenticate(*given)
+        if source is not None and value is not None:
+            if len(self._accepted) >= ACCEPTED_AUTH_VALUES:
+                self._accepted.clear()
+            self._accepted[value] = source
         return source is not None, source
 
     def _after(
