@@ -86,7 +86,9 @@ _CLOSE: Final = ("connection", "close")
 OPEN_MAX_BODY: Final = 8 * 1024
 #: Authorization values remembered once accepted (a client sends the same one on every
 #: request, and decoding and comparing it again costs more than routing the request); past
-#: this many the memory starts over. Refused values are never remembered.
+#: this many the memory starts over. Refused values are never remembered. The lookup leaks no
+#: timing about a secret: a dict compares the bytes of a key only when its full hash matches,
+#: so a wrong value meets the constant-time comparisons of ``authenticate``, never a memcmp.
 ACCEPTED_AUTH_VALUES: Final = 256
 #: Bodies larger than this are checked on a worker thread, so a big v2 batch does not hold
 #: the event loop (and every other request) while it is parsed and checked.
