@@ -58,6 +58,33 @@ def test_request_log_line_becomes_a_record(tmp_path: Path) -> None:
     )
 
 
+def test_headers_are_read_per_line_whatever_repeats(tmp_path: Path) -> None:
+    """Header objects are decoded once per spelling; each line still gets its own."""
+    path = tmp_path / "a.jsonl"
+    ct = {"content-type": "application/json"}
+    path.write_bytes(
+        _line(headers=ct)
+        + _line(headers={"content-type": "text/plain", "x-a": "1"})
+        + _line(headers=ct)
+        + _line(headers={})
+        + _line(headers=None)
+        + _line()
+        + _line(headers={"x": 1})  # not strings: the lenient reader, as before
+        + _line(headers=ct)
+    )
+    items, _ = _read(path)
+    assert [r.request.headers for r in items if isinstance(r, Record)] == [
+        (("content-type", "application/json"),),
+        (("content-type", "text/plain"), ("x-a", "1")),
+        (("content-type", "application/json"),),
+        (),
+        (),
+        (),
+        (("x", "1"),),
+        (("content-type", "application/json"),),
+    ]
+
+
 def test_check_format_and_loose_types_are_read(tmp_path: Path) -> None:
     path = tmp_path / "a.jsonl"
     path.write_text(

@@ -99,6 +99,11 @@ def test_clock() -> None:
     assert clock.parse("2025-11-24T17:05:07+01:00") == T0 + 307
     assert clock.parse("2025-11-24T16:61:00Z") is None
     assert clock.parse("yesterday") is None
+    # str.isdigit() accepts "²", which int() refuses: not a time, and no exception
+    assert clock.parse("2025-11-24T16:00:00Z") == T0
+    assert clock.parse("2025-11-24T16:00:0²Z") is None
+    assert clock.parse("2025-11-24T16:0²:00Z") is None
+    assert clock.parse("2025-11-24T16:00:60Z") == T0 + 60  # a leap second, as before
 
 
 @given(

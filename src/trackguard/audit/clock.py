@@ -14,6 +14,9 @@ from trackguard.core.coerce import parse_iso
 
 _UTC_SUFFIXES: Final = frozenset({"Z", "+00:00", "z"})
 _CACHE_LIMIT: Final = 65_536
+#: Two ASCII digits to their value, up to a leap second: one lookup checks and converts
+#: (``str.isdigit`` also accepts digits ``int`` refuses, such as ``"²"``).
+_SIXTY: Final = {f"{n:02d}": n for n in range(61)}
 
 
 class LogClock:
@@ -32,16 +35,16 @@ class LogClock:
         """Unix seconds for an ISO-8601 time, or None when it is not one."""
         if text == self._last:
             return self._last_value
-        if len(text) == 20 and text[19] == "Z" and text[:16] == self._minute:
-            ss = text[17:19]  # the common case: the same minute as the line before
-            if text[16] == ":" and ss.isdigit() and ss <= "60":
-                value: int | None = self._minute_value + int(ss)
+        if len(text) == 20 and text[19] == "Z" and text[16] == ":" and text[:16] == self._minute:
+            ss = _SIXTY.get(text[17:19])  # the common case: the same minute as the line before
+            if ss is not None:
+                value: int | None = self._minute_value + ss
                 self._last, self._last_value = text, value
                 return value
         value = self._parse(text)
         self._last, self._last_value = text, value
         if value is not None and len(text) == 20 and text[19] == "Z":
-            self._minute, self._minute_value = text[:16], value - int(text[17:19])
+            self._minute, self._minute_value = text[:16], value - _SIXTY[text[17:19]]
         return value
 
     def _parse(self, text: str) -> int | None:
@@ -54,10 +57,10 @@ class LogClock:
                 if len(self._hours) >= _CACHE_LIMIT:
                     self._hours.clear()
                 self._hours[text[:13]] = hour
-            mm, ss = text[14:16], text[17:19]
-            if not (mm.isdigit() and ss.isdigit()) or mm > "59" or ss > "60":
+            mm, ss = _SIXTY.get(text[14:16]), _SIXTY.get(text[17:19])
+            if mm is None or ss is None or mm > 59:
                 return None
-            return hour + int(mm) * 60 + int(ss)
+            return hour + mm * 60 + ss
         return parse_iso(text)
 
 

@@ -25,7 +25,8 @@ from trackguard.audit.timeline import TimelineCensus
 from trackguard.check.judge import Judge
 from trackguard.contract.check import decode_body
 from trackguard.contract.operations import Operation
-from trackguard.contract.pipelines import PipelinesResult, is_pipelines_path
+from trackguard.contract.pipelines import PipelinesResult
+from trackguard.contract.pipelines.routes import PREFIX as PIPELINES_PREFIX
 from trackguard.core.keys import ID_PREFIX, RETRY_PREFIX
 from trackguard.core.pipelines import MESSAGE_ID_PREFIX
 from trackguard.core.verdict import Verdict
@@ -110,11 +111,12 @@ class Auditor:
 
     def add(self, rec: Record) -> None:
         result: PipelinesResult | None = None
-        if is_pipelines_path(rec.request.path):
-            result, verdict = self.judge.pipelines(rec.request)
+        req = rec.request
+        if req.path.startswith(PIPELINES_PREFIX):  # is_pipelines_path, without the call
+            result, verdict = self.judge.pipelines(req)
             self.pipelines += 1
         else:
-            verdict = self.checker.check(rec.request)
+            verdict = self.checker.check(req)
         self.requests += 1
         outcome = verdict.outcome
         outcomes = self.outcomes
@@ -159,7 +161,6 @@ class Auditor:
         elif outcome == "invalid" and self._invalid_items(rec, verdict, when, ref):
             saw_event = True
         if saw_event:
-            req = rec.request
             self.duplicates.request(req.method, req.path, req.body, when, rec)
 
     # --- pieces ---------------------------------------------------------------------------------

@@ -117,11 +117,15 @@ class _LogLine(msgspec.Struct, gc=False):
     status: int | None = None
     response: Any = None
     source: str | None = None
-    headers: dict[str, str] | None = None
+    headers: msgspec.Raw = msgspec.Raw(b"null")  # see _headers: decoded once per spelling
 
 
 _line_decoder: Final = msgspec.json.Decoder(_LogLine)
 _any_decoder: Final = msgspec.json.Decoder()
+_headers_decoder: Final = msgspec.json.Decoder(dict[str, str] | None)
+#: Distinct ``headers`` spellings kept decoded (a log repeats a handful of them).
+HEADER_CACHE: Final = 256
+_header_cache: dict[bytes, tuple[tuple[str, str], ...]] = {}
 _DECODE_ERRORS: Final = (msgspec.DecodeError, RecursionError, UnicodeDecodeError)
 
 
@@ -219,18 +223,41 @@ def _from_fields(fields: dict[str, Any], name: str, pos: int) -> Record | Unread
     )
 
 
+def _headers(raw: msgspec.Raw) -> tuple[tuple[str, str], ...]:
+    """A line's ``headers`` object as pairs; raises ValidationError when not strings.
+
+    Every line of a log repeats the same few header objects, so their JSON spelling is
+    decoded once and the pairs reused: no dict and no strings per line.
+    """
+    key = bytes(raw)
+    pairs = _header_cache.get(key)
+    if pairs is None:
+        headers = _headers_decoder.decode(key)
+        pairs = tuple(headers.items()) if headers else ()
+        if len(_header_cache) >= HEADER_CACHE:
+            _header_cache.clear()
+        _header_cache[key] = pairs
+    return pairs
+
+
+def _lenient(line: bytes, name: str, pos: int) -> Record | Unreadable:
+    """A line whose fields have unexpected types, read field by field."""
+    try:
+        value = _any_decoder.decode(line)
+    except _DECODE_ERRORS:  # pragma: no cover - the typed decoder saw valid JSON
+        return Unreadable(name, str(pos), "line is not valid JSON")
+    if not isinstance(value, dict):
+        return Unreadable(name, str(pos), "line is not a JSON object")
+    return _from_fields(value, name, pos)
+
+
 def _log_line(line: bytes, name: str, pos: int) -> Record | Unreadable:
     """Decode one request-log line: a typed fast path, a lenient path when types are off."""
     try:
         rec = _line_decoder.decode(line)
+        headers = _headers(rec.headers)
     except msgspec.ValidationError:
-        try:
-            value = _any_decoder.decode(line)
-        except _DECODE_ERRORS:  # pragma: no cover - the typed decoder saw valid JSON
-            return Unreadable(name, str(pos), "line is not valid JSON")
-        if not isinstance(value, dict):
-            return Unreadable(name, str(pos), "line is not a JSON object")
-        return _from_fields(value, name, pos)
+        return _lenient(line, name, pos)
     except _DECODE_ERRORS:
         return Unreadable(name, str(pos), "line is not valid JSON")
     if not rec.method:
@@ -250,13 +277,8 @@ def _log_line(line: bytes, name: str, pos: int) -> Record | Unreadable:
         raw = body.encode("utf-8", "surrogatepass")
     else:
         raw = _body_bytes(body)
-    headers = rec.headers
     request = Request(
-        method=rec.method.upper(),
-        path=path,
-        body=raw,
-        headers=tuple(headers.items()) if headers else (),
-        source=rec.source,
+        method=rec.method.upper(), path=path, body=raw, headers=headers, source=rec.source
     )
     response = rec.response
     return Record(
