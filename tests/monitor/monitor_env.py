@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -32,6 +32,8 @@ REPO = Path(__file__).resolve().parents[2]
 PLAN = REPO / "examples" / "d2c-plan.yaml"
 ALERTS = REPO / "examples" / "alerts.yaml"
 SITE_ID, API_KEY = "mon-site", "mon-key"
+#: Makes a fresh store target each call: a SQLite path or a PostgreSQL URL (``conftest.py``).
+NewDB = Callable[[], str]
 #: Wednesday 4 November 2026, 12:00 UTC: inside the example file's business hours.
 T0 = dt.datetime(2026, 11, 4, 12, 0, tzinfo=dt.UTC).timestamp()
 
@@ -103,7 +105,7 @@ class Monitored:
     upstream: RunningServer
     monitor: Monitor
     clock: FakeClock
-    db: Path
+    db: str | Path
     client: httpx.Client
 
     def send(self, path: str, body: dict[str, Any]) -> int:
@@ -114,7 +116,7 @@ class Monitored:
         drain(self.db, timeout)
 
 
-def run_gateway(db: Path, rules: Path, clock: FakeClock) -> Iterator[Monitored]:
+def run_gateway(db: str | Path, rules: Path, clock: FakeClock) -> Iterator[Monitored]:
     """The gateway of ``create_gateway`` (plan, store, delivery to the emulator), plus a
     monitor built by ``build_monitor`` whose thread never ticks by itself."""
     with start_in_thread(create_emulator(SITE_ID, API_KEY)) as upstream:

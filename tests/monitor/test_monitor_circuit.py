@@ -9,12 +9,13 @@ from pathlib import Path
 
 import msgspec
 from click.testing import CliRunner
+from monitor_env import NewDB
 
 from trackguard.cli.outbox import outbox_group
 from trackguard.delivery.circuit import STATE_KEY, CircuitState
 from trackguard.monitor import build_monitor
 from trackguard.monitor.loader import RuleError, parse_alerts
-from trackguard.store.sqlite import SQLiteStore
+from trackguard.store.sqlite import SQLiteStore, open_store
 
 T0 = 1_800_000_000.0
 ALERTS = {
@@ -35,8 +36,8 @@ class Clock:
         return self.now
 
 
-def _save(db: Path, state: CircuitState) -> None:
-    store = SQLiteStore(db)
+def _save(db: str | Path, state: CircuitState) -> None:
+    store = open_store(db)
     try:
         store.set_meta(STATE_KEY, msgspec.json.encode(state).decode())
     finally:
@@ -44,10 +45,10 @@ def _save(db: Path, state: CircuitState) -> None:
 
 
 def test_the_rule_fires_while_the_circuit_is_open_and_resolves_when_it_closes(
-    tmp_path: Path,
+    new_db: NewDB,
 ) -> None:
-    db = tmp_path / "tg.db"
-    SQLiteStore(db).close()
+    db = new_db()
+    open_store(db).close()
     clock = Clock()
     monitor = build_monitor(db, None, clock=clock, config=parse_alerts(ALERTS, {}))
     try:

@@ -1,4 +1,5 @@
-"""``trackguard stats``, ``health`` and ``alerts test|status`` over a real store file."""
+"""``trackguard stats``, ``health`` and ``alerts test|status`` over a real store: a SQLite file
+and a PostgreSQL schema give the same output."""
 
 from __future__ import annotations
 
@@ -6,10 +7,12 @@ import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
+import click
 import pytest
 from click.testing import CliRunner
-from monitor_env import T0, FakeClock, Receiver, start_receiver
+from monitor_env import T0, FakeClock, NewDB, Receiver, start_receiver
 
+from trackguard.cli import main as cli
 from trackguard.cli.monitor import alerts_group, health_command, stats_command
 from trackguard.contract.operations import Request
 from trackguard.core.pipeline import Checker
@@ -38,7 +41,7 @@ def receiver(monkeypatch: pytest.MonkeyPatch) -> Iterator[Receiver]:
     r.close()
 
 
-def _commit(db: Path, requests: list[tuple[str, bytes]]) -> None:
+def _commit(db: str, requests: list[tuple[str, bytes]]) -> None:
     store, checker = open_store(db), Checker(None)
     try:
         for path, body in requests:
@@ -50,7 +53,7 @@ def _commit(db: Path, requests: list[tuple[str, bytes]]) -> None:
         store.close()
 
 
-def _observe(db: Path, rules: Path | None, clock: FakeClock) -> None:
+def _observe(db: str, rules: Path | None, clock: FakeClock) -> None:
     checker, monitor = Checker(None), build_monitor(db, rules, clock=clock, interval=3600)
     monitor.start()
     for path, body in [
@@ -66,12 +69,12 @@ def _observe(db: Path, rules: Path | None, clock: FakeClock) -> None:
     monitor.stop()
 
 
-def test_stats_by_event_and_code(tmp_path: Path) -> None:
-    db = tmp_path / "tg.db"
+def test_stats_by_event_and_code(new_db: NewDB) -> None:
+    db = new_db()
     clock = FakeClock(T0 - 120)
     _observe(db, None, clock)
     runner = CliRunner()
-    by_event = runner.invoke(stats_command, ["--db", str(db), "--since", "36500d"])
+    by_event = runner.invoke(stats_command, ["--db", db, "--since", "36500d"])
     assert by_event.exit_code == 0, by_event.output
     lines = by_event.output.splitlines()
     assert lines[0].split() == [
@@ -86,14 +89,14 @@ def test_stats_by_event_and_code(tmp_path: Path) -> None:
     ]
     assert lines[1].split() == ["(unknown)", "0", "0", "0", "0", "2", "0", "100.00"]
     assert lines[2].split() == ["cart_updated", "2", "0", "0", "0", "0", "0", "0.00"]
-    by_code = runner.invoke(stats_command, ["--db", str(db), "--since", "36500d", "--by", "code"])
+    by_code = runner.invoke(stats_command, ["--db", db, "--since", "36500d", "--by", "code"])
     assert by_code.output.splitlines()[1].split() == ["event_name_blank", "2"]
-    recent = runner.invoke(stats_command, ["--db", str(db), "--since", "1m"])
+    recent = runner.invoke(stats_command, ["--db", db, "--since", "1m"])
     assert len(recent.output.splitlines()) == 1  # nothing in the last minute: header only
 
 
-def test_health_counts_from_the_identity_state(tmp_path: Path) -> None:
-    db = tmp_path / "tg.db"
+def test_health_counts_from_the_identity_state(new_db: NewDB) -> None:
+    db = new_db()
     _commit(
         db,
         [
@@ -106,7 +109,7 @@ def test_health_counts_from_the_identity_state(tmp_path: Path) -> None:
             ("/api/v1/customers/44", b'{"anonymous_id": "a2"}'),
         ],
     )
-    result = CliRunner().invoke(health_command, ["--db", str(db)])
+    result = CliRunner().invoke(health_command, ["--db", db])
     assert result.exit_code == 0, result.output
     assert [line.split()[:2] for line in result.output.splitlines()] == [
         ["metric", "value"],
@@ -147,8 +150,10 @@ def test_alerts_test_reports_a_failing_channel(tmp_path: Path, receiver: Receive
     assert result.output.splitlines()[0].split() == ["hook", "webhook", "FAILED", "(HTTP", "503)"]
 
 
-def test_alerts_status_shows_rules_and_channels(tmp_path: Path, receiver: Receiver) -> None:
-    db, rules = tmp_path / "tg.db", tmp_path / "alerts.yaml"
+def test_alerts_status_shows_rules_and_channels(
+    tmp_path: Path, receiver: Receiver, new_db: NewDB
+) -> None:
+    db, rules = new_db(), tmp_path / "alerts.yaml"
     rules.write_text(RULES)
     _observe(db, rules, FakeClock(T0))
     (fired,) = receiver.take()
@@ -157,7 +162,7 @@ def test_alerts_status_shows_rules_and_channels(tmp_path: Path, receiver: Receiv
         "firing",
         "2 over 15m (threshold 2)",
     )
-    result = CliRunner().invoke(alerts_group, ["status", "--rules", str(rules), "--db", str(db)])
+    result = CliRunner().invoke(alerts_group, ["status", "--rules", str(rules), "--db", db])
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
     assert lines[1].split()[:4] == ["blank-names", "critical", "firing", "2026-11-04T12:00:00Z"]
@@ -193,3 +198,28 @@ def test_health_on_a_file_without_identity_tables_says_so(tmp_path: Path) -> Non
         f"n/a: {db} has no identity tables (not a trackguard store, or one from before them:"
         " trackguard serve adds them when it opens the store)\n"
     )
+
+
+@pytest.mark.parametrize("command", [stats_command, health_command])
+def test_an_unreachable_postgresql_is_one_error_line(command: click.Command) -> None:
+    url = "postgresql://tg:s3cret@127.0.0.1:1/test?connect_timeout=1"
+    result = CliRunner().invoke(command, ["--db", url])
+    assert result.exit_code == 2
+    (line,) = result.stderr.splitlines()
+    assert line.startswith(
+        "Error: postgresql://tg@127.0.0.1:1/test?connect_timeout=1: cannot connect to PostgreSQL: "
+    )
+    assert line.endswith("Connection refused")
+    assert result.stdout == ""
+
+
+@pytest.mark.parametrize("argv", [["stats"], ["health"], ["alerts", "status", "--rules", "R"]])
+def test_the_monitor_commands_never_create_a_postgresql_store(
+    new_pg_db: NewDB, tmp_path: Path, argv: list[str]
+) -> None:
+    target, rules = new_pg_db(), tmp_path / "alerts.yaml"
+    rules.write_text("rules: []\n")
+    argv = [str(rules) if a == "R" else a for a in argv]
+    result = CliRunner().invoke(cli, [*argv, "--db", target])
+    assert result.exit_code == 2
+    assert result.stderr == f"Error: no store at {target} (trackguard serve creates one)\n"

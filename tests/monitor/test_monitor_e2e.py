@@ -5,12 +5,20 @@ nothing, and recovery sends exactly one resolve."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from monitor_env import ALERTS, T0, FakeClock, Monitored, Receiver, run_gateway, start_receiver
+from monitor_env import (
+    ALERTS,
+    T0,
+    FakeClock,
+    Monitored,
+    NewDB,
+    Receiver,
+    run_gateway,
+    start_receiver,
+)
 
 EVENTS = "/api/v1/customers/{}/events"
 CART = {"cart_id": "c-1", "item_count": 2, "subtotal": 10.5, "currency": "USD"}
@@ -28,8 +36,8 @@ def receivers(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Receiver, Recei
 
 
 @pytest.fixture
-def env(tmp_path: Path, receivers: tuple[Receiver, Receiver]) -> Iterator[Monitored]:
-    yield from run_gateway(tmp_path / "tg.db", ALERTS, FakeClock())
+def env(new_db: NewDB, receivers: tuple[Receiver, Receiver]) -> Iterator[Monitored]:
+    yield from run_gateway(new_db(), ALERTS, FakeClock())
 
 
 def minute_of_traffic(env: Monitored, minute: int, *, nameless: int, by_email: int) -> None:

@@ -1,27 +1,32 @@
-"""The hourly rollup of the monitor's counters: written with the minutes, backfilled, pruned."""
+"""The hourly rollup of the monitor's counters: written with the minutes, backfilled, pruned;
+on a SQLite file and on a PostgreSQL schema alike."""
 
 from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
 
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from monitor_env import NewDB
 
 from trackguard.monitor.db import MonitorDB
 
 ROUTE = "POST /api/v1/customers/{identifier}/events"
 
 
-def _hourly(db: Path) -> dict[tuple[int, str, str, str], int]:
-    conn = sqlite3.connect(db)
-    rows = conn.execute("SELECT hour, event, kind, name, n FROM monitor_hourly").fetchall()
-    conn.close()
+def _hourly(target: str | Path) -> dict[tuple[object, ...], object]:
+    db = MonitorDB(target, readonly=True)
+    try:
+        rows = db.query("SELECT hour, event, kind, name, n FROM monitor_hourly")
+    finally:
+        db.close()
     return {(h, e, k, n): c for h, e, k, n, c in rows}
 
 
-def test_counts_are_rolled_up_per_hour_in_the_same_flush(tmp_path: Path) -> None:
-    db = MonitorDB(tmp_path / "m.db")
+def test_counts_are_rolled_up_per_hour_in_the_same_flush(new_db: NewDB) -> None:
+    target = new_db()
+    db = MonitorDB(target)
     db.add_counts(
         {
             (60, "order_completed", ROUTE, "web", "outcome", "accepted"): 3,
@@ -33,7 +38,7 @@ def test_counts_are_rolled_up_per_hour_in_the_same_flush(tmp_path: Path) -> None
     )
     db.add_counts({(62, "order_completed", "other", "web", "outcome", "accepted"): 10})
     db.close()
-    assert _hourly(tmp_path / "m.db") == {
+    assert _hourly(target) == {
         (1, "order_completed", "outcome", "accepted"): 18,
         (2, "order_completed", "outcome", "accepted"): 2,
         (1, "order_completed", "code", "property_missing"): 5,
@@ -60,15 +65,18 @@ def test_an_older_store_is_backfilled_once(tmp_path: Path) -> None:
     assert _hourly(path) == {(h, "cart_updated", "outcome", "accepted"): 120 for h in range(3)}
 
 
-def test_prune_drops_the_hours_before_the_cut(tmp_path: Path) -> None:
-    db = MonitorDB(tmp_path / "m.db")
+def test_prune_drops_the_hours_before_the_cut(new_db: NewDB) -> None:
+    target = new_db()
+    db = MonitorDB(target)
     db.add_counts({(m, "e", ROUTE, "web", "outcome", "accepted"): 1 for m in range(0, 300, 30)})
     assert db.prune(2 * 3600) == 4  # minutes 0..90 go; the rollup keeps hours 2 and later
     db.close()
-    assert sorted(h for h, *_ in _hourly(tmp_path / "m.db")) == [2, 3, 4]
+    assert sorted(h for h, *_ in _hourly(target)) == [2, 3, 4]
 
 
-@settings(max_examples=50, deadline=None)
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(
     st.dictionaries(
         st.tuples(st.integers(0, 600), st.sampled_from(["a", "b"]), st.sampled_from(["r1", "r2"])),
@@ -76,16 +84,15 @@ def test_prune_drops_the_hours_before_the_cut(tmp_path: Path) -> None:
         max_size=40,
     )
 )
-def test_hourly_sums_equal_minute_sums(counts: dict[tuple[int, str, str], int]) -> None:
-    import tempfile
-
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "m.db"
-        db = MonitorDB(path)
-        db.add_counts({(m, e, r, "web", "outcome", "ok"): n for (m, e, r), n in counts.items()})
-        db.close()
-        expected: dict[tuple[int, str, str, str], int] = {}
-        for (m, e, _), n in counts.items():
-            key = (m // 60, e, "outcome", "ok")
-            expected[key] = expected.get(key, 0) + n
-        assert _hourly(path) == expected
+def test_hourly_sums_equal_minute_sums(
+    new_db: NewDB, counts: dict[tuple[int, str, str], int]
+) -> None:
+    target = new_db()  # one store per example
+    db = MonitorDB(target)
+    db.add_counts({(m, e, r, "web", "outcome", "ok"): n for (m, e, r), n in counts.items()})
+    db.close()
+    expected: dict[tuple[int, str, str, str], int] = {}
+    for (m, e, _), n in counts.items():
+        key = (m // 60, e, "outcome", "ok")
+        expected[key] = expected.get(key, 0) + n
+    assert _hourly(target) == expected

@@ -21,7 +21,16 @@ from typing import Any
 import httpx
 import pytest
 from click.testing import CliRunner
-from monitor_env import API_KEY, PLAN, SITE_ID, T0, FakeClock, Receiver, start_receiver
+from monitor_env import (
+    API_KEY,
+    PLAN,
+    SITE_ID,
+    T0,
+    FakeClock,
+    NewDB,
+    Receiver,
+    start_receiver,
+)
 
 from trackguard.cli.monitor import alerts_group, health_command
 from trackguard.core.pipeline import Checker
@@ -71,7 +80,7 @@ class Rig:
     monitor: Monitor
     worker: DeliveryWorker
     clock: FakeClock
-    db: Path
+    db: str
     rules: Path
     client: httpx.Client
     control: httpx.Client
@@ -120,7 +129,7 @@ class Rig:
         """``trackguard alerts status`` on the store file: the rule rows (rule, severity, state,
         since, last value) and the channel rows (channel, up, sent, failed, retries, error)."""
         result = CliRunner().invoke(
-            alerts_group, ["status", "--rules", str(self.rules), "--db", str(self.db)]
+            alerts_group, ["status", "--rules", str(self.rules), "--db", self.db]
         )
         assert result.exit_code == 0, result.output
         lines = result.output.splitlines()
@@ -131,9 +140,9 @@ class Rig:
 
 @contextlib.contextmanager
 def running(
-    tmp_path: Path, rules: str, receivers: tuple[Receiver, Receiver], lease_size: int
+    db: str, rules_path: Path, rules: str, receivers: tuple[Receiver, Receiver], lease_size: int
 ) -> Iterator[Rig]:
-    db, rules_path, clock = tmp_path / "tg.db", tmp_path / "alerts.yaml", FakeClock()
+    clock = FakeClock()
     rules_path.write_text(rules)
     with start_in_thread(create_emulator(SITE_ID, API_KEY)) as upstream:
         store = open_store(db, synchronous="NORMAL")
@@ -195,11 +204,16 @@ def receivers(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Receiver, Recei
 
 
 @pytest.fixture
-def start(tmp_path: Path, receivers: tuple[Receiver, Receiver]) -> Iterator[Callable[..., Rig]]:
+def start(
+    tmp_path: Path, receivers: tuple[Receiver, Receiver], new_db: NewDB
+) -> Iterator[Callable[..., Rig]]:
+    """Starts a rig on one store (a SQLite file or a PostgreSQL schema); a second call in the
+    same test restarts on the same store."""
+    db, rules_path = new_db(), tmp_path / "alerts.yaml"
     with contextlib.ExitStack() as stack:
 
         def start_rig(rules: str, lease_size: int = 1000) -> Rig:
-            return stack.enter_context(running(tmp_path, rules, receivers, lease_size))
+            return stack.enter_context(running(db, rules_path, rules, receivers, lease_size))
 
         yield start_rig
 
@@ -722,7 +736,7 @@ def test_health_growth_of_unlinked_carts_fires_and_resolves(start: Callable[...,
     metrics = httpx.get(rig.gateway.url + "/metrics").text
     assert 'trackguard_data_health{metric="anonymous_carts_unlinked"} 28.0' in metrics
     assert 'trackguard_alert_state{rule="unlinked-carts-growth",state="resolved"} 1.0' in metrics
-    health = CliRunner().invoke(health_command, ["--db", str(rig.db)])
+    health = CliRunner().invoke(health_command, ["--db", rig.db])
     assert health.output.splitlines()[2].split()[:2] == ["anonymous_carts_unlinked", "28"]
 
 

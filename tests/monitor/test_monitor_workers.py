@@ -1,11 +1,12 @@
-"""``serve --workers``: every worker's monitor flushes its counts into the shared store, where
-they add up, and only the one with the store-wide duties measures health and evaluates rules."""
+"""``serve --workers`` and several gateways on one PostgreSQL database: every process's monitor
+flushes its counts into the shared store, where they add up, and only the one with the
+store-wide duties measures health and evaluates rules."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from monitor_env import T0, FakeClock
+from monitor_env import T0, FakeClock, NewDB
 
 from trackguard.monitor import build_monitor
 from trackguard.monitor.db import CountRow
@@ -20,11 +21,11 @@ rules:
 """
 
 
-def test_counts_of_two_workers_add_up_and_only_one_evaluates(tmp_path: Path) -> None:
+def test_counts_of_two_workers_add_up_and_only_one_evaluates(tmp_path: Path, new_db: NewDB) -> None:
     rules = tmp_path / "alerts.yaml"
     rules.write_text(RULES)
     clock = FakeClock()
-    db = tmp_path / "tg.db"
+    db = new_db()
     singleton = build_monitor(db, rules, clock=clock)
     counting = build_monitor(db, None, clock=clock, counts_only=True)
     key = (int(T0 // 60), "order_completed", "track", "sdk", "outcome", "accepted")

@@ -1,5 +1,6 @@
 """``trackguard stats``, ``trackguard health`` and ``trackguard alerts``: the monitor's figures
-and alert state, read from the store's SQLite file (the gateway need not be running)."""
+and alert state, read from the store's database, a SQLite file or PostgreSQL (the gateway need
+not be running)."""
 
 from __future__ import annotations
 

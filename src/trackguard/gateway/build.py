@@ -197,10 +197,9 @@ def create_gateway(
         metrics.registry.register(pruner.collector())
         delivery = Delivery(run, functools.partial(_close_all, transport, pipelines))
     snapshot = lambda: worker.metrics.snapshot() if worker else None  # noqa: E731
-    # The monitor's tables live in a SQLite store's file; beside a PostgreSQL store they are
-    # kept in this process's memory (docs/operations.md: not yet shared between gateways).
+    # The monitor's tables live in the store's database; every gateway adds its counts there.
     monitor = build_monitor(
-        options.db if isinstance(store, SQLiteStore) else ":memory:",
+        options.db,
         None,
         clock=clock,
         delivery_snapshot=snapshot,

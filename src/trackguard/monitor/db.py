@@ -1,15 +1,26 @@
-"""The monitor's tables in the store's SQLite file, on a connection of its own.
+"""The monitor's tables in the store's database: a SQLite file or a PostgreSQL schema.
 
-WAL lets this connection write beside the store's writer; each flush is one short
-transaction. Tables: ``monitor_counts`` (per-minute buckets), ``monitor_hourly`` (the same
-counts per hour and event, without route and source, written in the same transaction: a week
-is ~170 rows per event and name instead of ~10,000, so week-long views stay cheap),
-``monitor_health`` (data-health
-snapshots), ``monitor_alerts`` (the state of every rule, so a restart never re-notifies a
-firing it already sent) and ``monitor_channels`` (notifier health, for ``alerts status``).
+Tables: ``monitor_counts`` (per-minute buckets), ``monitor_hourly`` (the same counts per hour
+and event, without route and source, written in the same transaction: a week is ~170 rows per
+event and name instead of ~10,000, so week-long views stay cheap), ``monitor_health``
+(data-health snapshots), ``monitor_alerts`` (the state of every rule, so a restart never
+re-notifies a firing it already sent) and ``monitor_channels`` (notifier health, for
+``alerts status``).
 
-``readonly=True`` (``stats``, ``health``, ``alerts status``) never creates or writes the file
-and opens one on a read-only mount; monitor tables a store does not have yet read as empty.
+Every statement is ``?``-placeholder SQL run through a :class:`~trackguard.store.sql.Session`,
+the same text on both databases. Counters are **added** (``n = n + excluded.n``), never
+replaced: every gateway process flushes its own counts into the same rows, so two gateways on
+one database (or ``serve --workers``) sum. Rows are written in key order, so two flushes on
+PostgreSQL lock shared rows in the same order and never deadlock.
+
+On SQLite the tables appear on first use, on a connection of the monitor's own (WAL lets it
+write beside the store's writer; each flush is one short transaction). On PostgreSQL the
+store's migrations create them, and the monitor borrows a connection of a small
+:class:`~trackguard.store.postgres.PostgresStore` of its own per call.
+
+``readonly=True`` (``stats``, ``health``, ``alerts status``) never creates or writes the store
+and opens a SQLite file on a read-only mount; monitor tables a SQLite store does not have yet
+read as empty.
 """
 
 from __future__ import annotations
@@ -18,8 +29,8 @@ import os
 import re
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager
 from typing import Final
 
 import msgspec
@@ -28,8 +39,11 @@ from trackguard.errors import StoreNotFound
 from trackguard.monitor.tally import Key
 from trackguard.store.base import StoreError
 from trackguard.store.files import readonly_uri
-from trackguard.store.retention import MONITOR_TABLES, delete_batches
+from trackguard.store.retention import MONITOR_TABLES
+from trackguard.store.sql import Dialect, Session, _SQLiteSession, is_postgres_url, session
+from trackguard.store.sqlite import sqlite_path
 
+#: The SQLite tables, created on first use (PostgreSQL's come from the store's migrations).
 _SCHEMA: Final = (
     """CREATE TABLE IF NOT EXISTS monitor_counts (
         minute INTEGER NOT NULL, event TEXT NOT NULL, route TEXT NOT NULL,
@@ -46,15 +60,22 @@ _SCHEMA: Final = (
     """CREATE TABLE IF NOT EXISTS monitor_channels (
         channel TEXT PRIMARY KEY, status BLOB NOT NULL) WITHOUT ROWID""",
 )
+# Both dialects: PostgreSQL needs the conflict target and the table-qualified old value.
 _UPSERT: Final = (
     "INSERT INTO monitor_counts (minute, event, route, source, kind, name, n)"
-    " VALUES (?,?,?,?,?,?,?) ON CONFLICT DO UPDATE SET n = n + excluded.n"
+    " VALUES (?,?,?,?,?,?,?) ON CONFLICT (minute, event, route, source, kind, name)"
+    " DO UPDATE SET n = monitor_counts.n + excluded.n"
 )
-
 _UPSERT_HOURLY: Final = (
     "INSERT INTO monitor_hourly (hour, event, kind, name, n) VALUES (?,?,?,?,?)"
-    " ON CONFLICT DO UPDATE SET n = n + excluded.n"
+    " ON CONFLICT (hour, event, kind, name) DO UPDATE SET n = monitor_hourly.n + excluded.n"
 )
+_UPSERT_HEALTH: Final = (
+    "INSERT INTO monitor_health (at, metric, value) VALUES (?,?,?)"
+    " ON CONFLICT (metric, at) DO UPDATE SET value = excluded.value"
+)
+#: ``save_blobs``' tables: (key column, value column).
+_BLOBS: Final = {"monitor_alerts": ("rule", "state"), "monitor_channels": ("channel", "status")}
 # Rolls up counts written before ``monitor_hourly`` existed (a store from an older trackguard).
 _BACKFILL_HOURLY: Final = (
     "INSERT INTO monitor_hourly (hour, event, kind, name, n)"
@@ -74,69 +95,100 @@ class CountRow(msgspec.Struct, frozen=True):
 
 
 class MonitorDB:
-    """Counters, health snapshots and alert state; every method is thread-safe."""
+    """Counters, health snapshots and alert state; every method is thread-safe.
+
+    ``target`` is a SQLite path, ``sqlite:///path`` or a ``postgresql://`` URL.
+    """
+
+    dialect: Dialect
 
     def __init__(
-        self, path: str | os.PathLike[str], *, busy_timeout: float = 5.0, readonly: bool = False
+        self, target: str | os.PathLike[str], *, busy_timeout: float = 5.0, readonly: bool = False
     ) -> None:
-        self.path = os.fspath(path)
+        self.path = os.fspath(target)
         self._lock = threading.Lock()
-        if readonly and not os.path.exists(self.path):
-            raise StoreNotFound(str(self.path))
-        target = readonly_uri(self.path) if readonly else self.path
+        self._close: Callable[[], None]
+        self._open: Callable[[], AbstractContextManager[Session]]
+        if is_postgres_url(self.path):
+            self._open_postgres(readonly)
+        else:
+            self._open_sqlite(busy_timeout, readonly)
+
+    def _open_postgres(self, readonly: bool) -> None:
         try:
-            self._conn = sqlite3.connect(
-                target,
+            from trackguard.store.postgres import PostgresStore
+        except ImportError:
+            raise StoreError(
+                "postgresql:// stores need psycopg: pip install 'trackguard[postgres]'"
+            ) from None
+        # One connection: the monitor's calls are serial (the lock), and a pool of the
+        # monitor's own never takes a connection the gateway's commits are waiting for.
+        store = PostgresStore(self.path, create=not readonly, pool_size=1)
+        self.dialect = "postgresql"
+        self._open = lambda: session(store, readonly=readonly)
+        self._close = store.close
+
+    def _open_sqlite(self, busy_timeout: float, readonly: bool) -> None:
+        path = sqlite_path(self.path)
+        if path is None:
+            raise StoreError(
+                f"{self.path!r}: unsupported store URL (use a path, sqlite:///path"
+                " or postgresql://...)"
+            )
+        if readonly and not os.path.exists(path):
+            raise StoreNotFound(path)
+        try:
+            conn = sqlite3.connect(
+                readonly_uri(path) if readonly else path,
                 timeout=busy_timeout,
                 isolation_level=None,
                 check_same_thread=False,
                 uri=readonly,
             )
         except sqlite3.Error as e:
-            raise StoreError(f"{self.path}: cannot open the store: {e}") from e
+            raise StoreError(f"{path}: cannot open the store: {e}") from e
+        self.dialect = "sqlite"
+        own = _SQLiteSession(conn, path)
+        self._open = lambda: _held(own)
+        self._close = conn.close
         try:
             if readonly:
-                self._shadow_missing_tables()
+                _shadow_missing_tables(conn)
             else:
-                self._conn.execute("PRAGMA journal_mode = WAL")
-                with self._transaction() as conn:
-                    had_hourly = _has(conn, "monitor_hourly")
+                conn.execute("PRAGMA journal_mode = WAL")
+                with own.transaction():
+                    had_hourly = own.has_table("monitor_hourly")
                     for statement in _SCHEMA:
-                        conn.execute(statement)
+                        own.run(statement)
                     if not had_hourly:
-                        conn.execute(_BACKFILL_HOURLY)
-        except sqlite3.Error as e:
-            self._conn.close()
-            raise StoreError(f"{self.path}: cannot open the store: {e}") from e
+                        own.run(_BACKFILL_HOURLY)
+        except (sqlite3.Error, StoreError) as e:
+            conn.close()
+            reason = e.__cause__ if isinstance(e, StoreError) and e.__cause__ else e
+            raise StoreError(f"{path}: cannot open the store: {reason}") from e
 
-    def _shadow_missing_tables(self) -> None:
-        """Empty in-memory stand-ins for the monitor tables the file lacks (a store no
-        gateway has monitored yet), so reads answer "nothing" without writing the file."""
-        self._conn.execute("PRAGMA temp_store = MEMORY")
-        present = {
-            name
-            for (name,) in self._conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
-        }
-        for statement in _SCHEMA:
-            name = re.findall(r"EXISTS (\w+)", statement)[0]
-            if name not in present:
-                self._conn.execute(statement.replace("CREATE TABLE", "CREATE TEMP TABLE"))
+    @contextmanager
+    def _session(self) -> Iterator[Session]:
+        with self._lock, self._open() as s:
+            yield s
 
     def add_counts(self, counts: Mapping[Key, int]) -> None:
+        """Add ``counts`` to the minute and hour buckets, in one transaction."""
         if not counts:
             return
-        with self._transaction() as conn:
-            conn.executemany(_UPSERT, ((*k, n) for k, n in counts.items()))
-            conn.executemany(_UPSERT_HOURLY, _hourly(counts))
+        with self._session() as s, s.transaction():
+            s.run_many(_UPSERT, [(*k, n) for k, n in sorted(counts.items())])
+            s.run_many(_UPSERT_HOURLY, _hourly(counts))
 
     def counts(self, since: float, until: float) -> list[CountRow]:
         """Counts of the minutes that start in ``[since, until)``, summed per key."""
-        with self._lock:
-            rows = self._conn.execute(
-                "SELECT event, route, source, kind, name, sum(n) FROM monitor_counts"
-                " WHERE minute >= ? AND minute < ? GROUP BY event, route, source, kind, name",
+        with self._session() as s:
+            rows = s.rows(
+                "SELECT event, route, source, kind, name, CAST(sum(n) AS BIGINT)"
+                " FROM monitor_counts WHERE minute >= ? AND minute < ?"
+                " GROUP BY event, route, source, kind, name",
                 (_minute(since), _minute(until)),
-            ).fetchall()
+            )
         return [CountRow(*r) for r in rows]
 
     def prune(self, before: float, *, batch: int = 1000) -> int:
@@ -144,73 +196,91 @@ class MonitorDB:
         per transaction (the lock is released between batches, so the gateway's commits and
         flushes never wait long); returns how many buckets went."""
         counts_rule, *others = MONITOR_TABLES
-        buckets = delete_batches(self._transaction, counts_rule, before, batch)
+        buckets = self._delete_batches(counts_rule.delete_sql, counts_rule.cutoff(before), batch)
         for rule in others:
-            delete_batches(self._transaction, rule, before, batch)
+            self._delete_batches(rule.delete_sql, rule.cutoff(before), batch)
         return buckets
 
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._conn
-                self._conn.execute("COMMIT")
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
+    def _delete_batches(self, delete_sql: str, cutoff: float, batch: int) -> int:
+        total = 0
+        while True:
+            with self._session() as s, s.transaction():
+                gone = len(s.rows(delete_sql, (cutoff, batch)))
+            total += gone
+            if gone < batch:
+                return total
 
     def add_health(self, at: float, values: Mapping[str, int]) -> None:
-        with self._lock:
-            self._conn.executemany(
-                "INSERT OR REPLACE INTO monitor_health (at, metric, value) VALUES (?,?,?)",
-                ((at, k, v) for k, v in values.items()),
-            )
+        with self._session() as s, s.transaction():
+            s.run_many(_UPSERT_HEALTH, [(at, k, v) for k, v in sorted(values.items())])
 
     def health_at(self, metric: str, at: float) -> int | None:
         """The latest snapshot of ``metric`` taken at or before ``at``."""
-        with self._lock:
-            row = self._conn.execute(
+        with self._session() as s:
+            row = s.one(
                 "SELECT value FROM monitor_health WHERE metric = ? AND at <= ?"
                 " ORDER BY at DESC LIMIT 1",
                 (metric, at),
-            ).fetchone()
+            )
         return None if row is None else int(row[0])
 
     def save_blobs(self, table: str, items: Iterable[tuple[str, bytes]]) -> None:
         """Replace rows of ``monitor_alerts`` or ``monitor_channels``."""
-        column = {"monitor_alerts": ("rule", "state"), "monitor_channels": ("channel", "status")}
-        key, value = column[table]
-        with self._lock:
-            self._conn.executemany(
-                f"INSERT OR REPLACE INTO {table} ({key}, {value}) VALUES (?, ?)", list(items)
+        key, value = _BLOBS[table]
+        with self._session() as s:
+            s.run_many(
+                f"INSERT INTO {table} ({key}, {value}) VALUES (?, ?)"
+                f" ON CONFLICT ({key}) DO UPDATE SET {value} = excluded.{value}",
+                sorted(items),
             )
 
     def load_blobs(self, table: str) -> dict[str, bytes]:
-        column = {"monitor_alerts": ("rule", "state"), "monitor_channels": ("channel", "status")}
-        key, value = column[table]
-        with self._lock:
-            rows = self._conn.execute(f"SELECT {key}, {value} FROM {table}").fetchall()
+        key, value = _BLOBS[table]
+        with self._session() as s:
+            rows = s.rows(f"SELECT {key}, {value} FROM {table}")
         return {str(k): bytes(v) for k, v in rows}
 
+    def has_table(self, name: str) -> bool:
+        """Whether the store has table ``name`` (a SQLite file may lack the store's own)."""
+        with self._session() as s:
+            return s.has_table(name)
+
     def query(self, sql: str, params: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
-        """A read of the store's own tables (quarantine ids, outbox backlog, health)."""
-        with self._lock:
+        """A read of the store's own tables (quarantine ids, outbox backlog, health).
+
+        On SQLite a table the file does not have (yet) reads as no rows; on PostgreSQL the
+        store's migrations made every table, so an error there is a real one and raises.
+        """
+        with self._session() as s:
             try:
-                return [tuple(r) for r in self._conn.execute(sql, params).fetchall()]
-            except sqlite3.OperationalError:  # the store's tables do not exist (yet)
-                return []
+                return s.rows(sql, params)
+            except StoreError as e:
+                if isinstance(e.__cause__, sqlite3.OperationalError):
+                    return []
+                raise
 
     def close(self) -> None:
         with self._lock:
-            self._conn.close()
+            self._close()
 
 
-def _has(conn: sqlite3.Connection, table: str) -> bool:
-    row = conn.execute(
-        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)
-    ).fetchone()
-    return row is not None
+@contextmanager
+def _held(s: Session) -> Iterator[Session]:
+    """The monitor's one SQLite session, lent for one call (it stays open)."""
+    yield s
+
+
+def _shadow_missing_tables(conn: sqlite3.Connection) -> None:
+    """Empty in-memory stand-ins for the monitor tables a SQLite file lacks (a store no
+    gateway has monitored yet), so reads answer "nothing" without writing the file."""
+    conn.execute("PRAGMA temp_store = MEMORY")
+    present = {
+        name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+    }
+    for statement in _SCHEMA:
+        name = re.findall(r"EXISTS (\w+)", statement)[0]
+        if name not in present:
+            conn.execute(statement.replace("CREATE TABLE", "CREATE TEMP TABLE"))
 
 
 def _minute(ts: float) -> int:
@@ -218,9 +288,9 @@ def _minute(ts: float) -> int:
 
 
 def _hourly(counts: Mapping[Key, int]) -> list[tuple[int, str, str, str, int]]:
-    """The counts summed per (hour, event, kind, name)."""
+    """The counts summed per (hour, event, kind, name), in key order."""
     rolled: dict[tuple[int, str, str, str], int] = {}
     for (minute, event, _route, _source, kind, name), n in counts.items():
         key = (minute // 60, event, kind, name)
         rolled[key] = rolled.get(key, 0) + n
-    return [(*k, n) for k, n in rolled.items()]
+    return [(*k, n) for k, n in sorted(rolled.items())]

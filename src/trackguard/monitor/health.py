@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable
 from typing import Final, Protocol
 
 from trackguard.monitor.db import MonitorDB
+from trackguard.store.sql import Dialect
 
 #: The people Customer.io would show as two profiles: addressed by id somewhere and by the
 #: email that id's profile carries somewhere else.
@@ -33,10 +34,9 @@ CART_EVENTS: Final = ("added_to_cart", "cart_updated", "checkout_started")
 
 _MULTIPLE: Final = """
 WITH emails AS (
-    SELECT DISTINCT person, lower(json_extract(CAST(payload AS TEXT), '$.v2.attributes.email'))
-        AS email
+    SELECT DISTINCT person, lower({email}) AS email
     FROM outbox
-    WHERE person LIKE 'id:%' AND CAST(payload AS TEXT) LIKE '%"email"%')
+    WHERE person LIKE 'id:%' AND {payload} LIKE '%"email"%')
 SELECT count(DISTINCT e.person) FROM emails AS e
 WHERE e.email IS NOT NULL
   AND EXISTS (SELECT 1 FROM outbox AS o WHERE o.person = 'email:' || e.email)
@@ -58,13 +58,22 @@ WITH carts AS (
     SELECT DISTINCT substr(person, 6) AS anon FROM outbox
     WHERE person LIKE 'anon:%' AND event_name IN ({marks})),
 linked AS (
-    SELECT coalesce(
-        json_extract(CAST(payload AS TEXT), '$.v2.attributes.anonymous_id'),
-        json_extract(CAST(payload AS TEXT), '$.v1.body.anonymous_id')) AS anon
+    SELECT coalesce({v2_anonymous_id}, {v1_anonymous_id}) AS anon
     FROM outbox
-    WHERE person NOT LIKE 'anon:%' AND CAST(payload AS TEXT) LIKE '%"anonymous_id"%')
+    WHERE person NOT LIKE 'anon:%' AND {payload} LIKE '%"anonymous_id"%')
 SELECT count(*) FROM carts WHERE anon NOT IN (SELECT anon FROM linked WHERE anon IS NOT NULL)
 """
+#: The outbox payload as text, per dialect (a BLOB in SQLite, ``bytea`` in PostgreSQL).
+_PAYLOAD: Final = {"sqlite": "CAST(payload AS TEXT)", "postgresql": "convert_from(payload, 'UTF8')"}
+
+
+def _field(dialect: Dialect, *path: str) -> str:
+    """SQL for the string at ``path`` in the outbox payload's JSON (NULL when absent)."""
+    payload = _PAYLOAD[dialect]
+    if dialect == "sqlite":
+        return f"json_extract({payload}, '$.{'.'.join(path)}')"
+    # json, not jsonb: jsonb refuses a \u0000 anywhere in the document.
+    return f"CAST({payload} AS json) #>> '{{{','.join(path)}}}'"
 
 
 class HealthSource(Protocol):
@@ -88,23 +97,27 @@ class OutboxHealth:
 
     def measure(self) -> dict[str, int | None]:
         marks = ",".join("?" * len(self._carts))
-        tracked = self._has_table("anonymous")  # the store keeps identity state (schema 3+)
+        dialect = self._db.dialect
+        tracked = self._db.has_table("anonymous")  # the store keeps identity state (schema 3+)
         if tracked:
             unlinked = self._one(_UNLINKED_STATE.format(marks=marks), self._carts * 2)
         else:
-            unlinked = self._one(_UNLINKED.format(marks=marks), self._carts)
+            query = _UNLINKED.format(
+                marks=marks,
+                payload=_PAYLOAD[dialect],
+                v2_anonymous_id=_field(dialect, "v2", "attributes", "anonymous_id"),
+                v1_anonymous_id=_field(dialect, "v1", "body", "anonymous_id"),
+            )
+            unlinked = self._one(query, self._carts)
         lapsed = self._one(_LAPSED, (self._clock() - 90 * 86_400,)) if tracked else None
+        multiple = _MULTIPLE.format(
+            email=_field(dialect, "v2", "attributes", "email"), payload=_PAYLOAD[dialect]
+        )
         return {
-            MULTIPLE_IDENTIFIERS: self._one(_MULTIPLE, ()),
+            MULTIPLE_IDENTIFIERS: self._one(multiple, ()),
             UNLINKED_CARTS: unlinked,
             LAPSED_WITHOUT_ORDER_DATE: lapsed,
         }
-
-    def _has_table(self, name: str) -> bool:
-        rows = self._db.query(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)
-        )
-        return bool(rows)
 
     def _one(self, sql: str, params: tuple[object, ...]) -> int:
         rows = self._db.query(sql, params)

@@ -1,10 +1,11 @@
 """The monitor: counts every answered request, evaluates the alert rules, sends notifications.
 
 On the request path it only adds to in-memory per-minute counters (:class:`Tally`). A thread
-of its own flushes them to SQLite every ``interval`` seconds, polls delivery for delivered and
-upstream-rejected rows, takes data-health snapshots, prunes old buckets, evaluates the rules
-every ``evaluate_every`` and hands transitions to the channel workers. Every time is read from
-``clock``, so tests drive whole windows without waiting.
+of its own adds them to the store's counters (SQLite or PostgreSQL, summed across gateways)
+every ``interval`` seconds, polls delivery for delivered and upstream-rejected rows, takes
+data-health snapshots, prunes old buckets, evaluates the rules every ``evaluate_every`` and
+hands transitions to the channel workers. Every time is read from ``clock``, so tests drive
+whole windows without waiting.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ from trackguard.monitor.tally import (
     event_of,
 )
 from trackguard.store.base import StoreError
+from trackguard.store.sql import is_postgres_url
 from trackguard.store.sqlite import sqlite_path
 
 log = logging.getLogger("trackguard.monitor")
@@ -403,14 +405,19 @@ def saved_states(db: MonitorDB) -> dict[str, AlertState]:
 
 
 def db_path(target: str | os.PathLike[str]) -> str:
-    """A SQLite path from a path or ``sqlite:///path`` (as ``open_store`` reads it)."""
+    """The store ``--db`` names for the monitor: a SQLite path (from a path or
+    ``sqlite:///path``, as ``open_store`` reads it) or a ``postgresql://`` URL as given."""
     text = os.fspath(target)
+    if is_postgres_url(text):
+        return text
     try:
         path = sqlite_path(text)
     except StoreError:
         path = None
     if path is None:
-        raise ValueError(f"{text!r}: the monitor needs a SQLite path or sqlite:///path")
+        raise ValueError(
+            f"{text!r}: the monitor needs a SQLite path, sqlite:///path or postgresql:// URL"
+        )
     return path
 
 
@@ -424,7 +431,8 @@ def build_monitor(
     config: AlertConfig | None = None,
     counts_only: bool = False,
 ) -> Monitor:
-    """A monitor on the store's SQLite file, with the rules of ``rules_path`` (or none).
+    """A monitor on the store's database (its SQLite file or PostgreSQL schema), with the
+    rules of ``rules_path`` (or none).
 
     Raises :class:`~trackguard.monitor.loader.RuleError` for an invalid alert file, so
     ``serve`` fails at start-up with the file and place of the problem.

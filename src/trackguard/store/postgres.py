@@ -67,7 +67,7 @@ from trackguard.store.sqlite import (
 from trackguard.store.urls import display_url, split_url
 
 #: The schema version this code writes (``schema_version.version``).
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2
 
 _MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
     (
@@ -156,6 +156,22 @@ _MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         )""",
         "CREATE INDEX anonymous_unlinked ON anonymous (first_seen) WHERE person IS NULL",
         "CREATE INDEX anonymous_first_seen ON anonymous (first_seen)",
+    ),
+    # The monitor's tables (trackguard.monitor.db, docs/monitoring.md): counters every gateway
+    # adds to, data-health snapshots, and the saved state of alert rules and channels.
+    (
+        """CREATE TABLE monitor_counts (
+            minute bigint NOT NULL, event text NOT NULL, route text NOT NULL,
+            source text NOT NULL, kind text NOT NULL, name text NOT NULL, n bigint NOT NULL,
+            PRIMARY KEY (minute, event, route, source, kind, name))""",
+        """CREATE TABLE monitor_hourly (
+            hour bigint NOT NULL, event text NOT NULL, kind text NOT NULL, name text NOT NULL,
+            n bigint NOT NULL, PRIMARY KEY (hour, event, kind, name))""",
+        """CREATE TABLE monitor_health (
+            at double precision NOT NULL, metric text NOT NULL, value bigint NOT NULL,
+            PRIMARY KEY (metric, at))""",
+        "CREATE TABLE monitor_alerts (rule text PRIMARY KEY, state bytea NOT NULL)",
+        "CREATE TABLE monitor_channels (channel text PRIMARY KEY, status bytea NOT NULL)",
     ),
 )
 assert len(_MIGRATIONS) == SCHEMA_VERSION
