@@ -34,7 +34,7 @@ from trackguard.plan.loader import load_plan
 from trackguard.plan.model import DedupePolicy
 from trackguard.store.group import GroupCommitter
 from trackguard.store.retention import DEFAULT_PRUNE_EVERY, Pruner, Retention, alongside
-from trackguard.store.sqlite import SQLiteStore, Synchronous, open_store
+from trackguard.store.sqlite import Synchronous, open_store
 from trackguard.store.view import GatewayState
 
 DEFAULT_UPSTREAM = "https://track.customer.io"
