@@ -52,6 +52,7 @@ from trackguard.http.asgi import (
     Scope,
     Send,
     allow_header,
+    app_body_timeout,
     bearer_matches,
     header,
     header_pairs,
@@ -280,7 +281,9 @@ class Gateway:
         is_open = isinstance(hit, RouteMatch) and not hit.route.auth
         limit = self.parts.open_max_body if is_open else self.parts.max_body
         try:
-            body = await read_body(scope, receive, limit, timeout=self.parts.body_timeout)
+            body = await read_body(
+                scope, receive, limit, timeout=app_body_timeout(scope, self.parts.body_timeout)
+            )
         except BodyTooLarge:
             status, response = track_too_large(method, target)
             headers = [_CLOSE, *allow_header(hit)]

@@ -50,6 +50,7 @@ from trackguard.http.asgi import (
     Receive,
     Scope,
     Send,
+    app_body_timeout,
     header_pairs,
     read_body,
     request_target,
@@ -125,7 +126,8 @@ class PipelinesDoor:
             return
         oversize = False
         try:
-            body = await read_body(scope, receive, m.MAX_WIRE_BYTES, timeout=parts.body_timeout)
+            timeout = app_body_timeout(scope, parts.body_timeout)
+            body = await read_body(scope, receive, m.MAX_WIRE_BYTES, timeout=timeout)
         except BodyTooLarge:
             body, oversize = b"", True
         except BodyTimeout:

@@ -78,15 +78,31 @@ class BodyTimeout(RequestError):
 #: How long a client may pause while sending its body (a slow client must not hold a slot).
 BODY_TIMEOUT: Final = 30.0
 
+#: ``scope["extensions"]`` key a server sets when it times bodies itself; its ``seconds``: the
+#: longest a client's pause between two pieces of its body lasts before the server answers 408.
+BODY_GAP_EXTENSION: Final = "trackguard.body_gap"
+
+
+def app_body_timeout(scope: Scope, backstop: float) -> float | None:
+    """``backstop``, or None when the server answers a stalled body before it could fire.
+
+    An app timer costs about 4 µs a request (an event-loop timer set, moved and cancelled);
+    under trackguard's own server (:mod:`trackguard.http.guard`) it can never fire first.
+    """
+    extensions = scope.get("extensions")
+    gap = extensions.get(BODY_GAP_EXTENSION) if extensions else None
+    return None if gap is not None and gap["seconds"] < backstop else backstop
+
 
 async def read_body(
-    scope: Scope, receive: Receive, limit: int, *, timeout: float = BODY_TIMEOUT
+    scope: Scope, receive: Receive, limit: int, *, timeout: float | None = BODY_TIMEOUT
 ) -> bytes:
     """The whole body, refusing early anything over ``limit`` bytes.
 
     A ``Content-Length`` over the cap is refused before a byte is read; a chunked body is
     counted as it streams, so a client can never make the server buffer more than the cap.
-    A pause of more than ``timeout`` seconds between two chunks raises :class:`BodyTimeout`.
+    A pause of more than ``timeout`` seconds between two chunks raises :class:`BodyTimeout`;
+    ``None`` leaves the pauses to the server (see :func:`app_body_timeout`).
     """
     declared = header(scope, b"content-length")
     if declared is not None:
@@ -95,28 +111,37 @@ async def read_body(
                 raise BodyTooLarge(limit)
         except ValueError:
             pass  # the HTTP parser rejects malformed lengths before the app sees them
-    chunks: list[bytes] = []
-    size = 0
-    loop = asyncio.get_running_loop()
+    if timeout is None:
+        return await _chunks(receive, limit, None, 0.0)
     # One timer, moved on after each chunk: ``asyncio.wait_for`` would run every receive in a
     # task of its own, which costs more than the rest of reading a small body.
     try:
         async with asyncio.timeout(timeout) as pause:
-            while True:
-                message = await receive()
-                if message["type"] == "http.disconnect":
-                    raise ClientDisconnected
-                chunk = message.get("body", b"")
-                size += len(chunk)
-                if size > limit:
-                    raise BodyTooLarge(limit)
-                if chunk:
-                    chunks.append(chunk)
-                if not message.get("more_body", False):
-                    return b"".join(chunks)
-                pause.reschedule(loop.time() + timeout)
+            return await _chunks(receive, limit, pause, timeout)
     except TimeoutError:
         raise BodyTimeout from None
+
+
+async def _chunks(
+    receive: Receive, limit: int, pause: asyncio.Timeout | None, timeout: float
+) -> bytes:
+    """The body's chunks joined; ``pause`` (when timed) moves on ``timeout`` after each."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnected
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge(limit)
+        if chunk:
+            chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+        if pause is not None:
+            pause.reschedule(asyncio.get_running_loop().time() + timeout)
 
 
 async def send_response(

@@ -19,7 +19,7 @@ import httptools
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from trackguard.contract.responses import pretty
-from trackguard.http.asgi import ASGIApp, Receive, Scope, Send
+from trackguard.http.asgi import BODY_GAP_EXTENSION, ASGIApp, Receive, Scope, Send
 from trackguard.http.limits import ConnectionLimits, ConnectionStats
 
 log = logging.getLogger("trackguard.http")
@@ -172,6 +172,10 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._head_bytes = 0
         self._tail = b""
         self._body_deadline = math.inf
+        # A sweep may fire up to one interval after the deadline.
+        self._body_gap: dict[object, object] = {
+            "seconds": self.limits.body_gap_timeout + self.limits.sweep_interval
+        }
 
     # Connection
 
@@ -299,6 +303,9 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         now = self.loop.time()
         self._body_deadline = now + self.limits.body_timeout
         self.deadline = min(now + self.limits.body_gap_timeout, self._body_deadline)
+        # Tell the app the longest pause this connection allows, so it can skip a body timer
+        # of its own that could never fire first.
+        self.scope.setdefault("extensions", {})[BODY_GAP_EXTENSION] = self._body_gap
         super().on_headers_complete()
 
     def on_body(self, body: bytes) -> None:

@@ -93,22 +93,26 @@ def attribute(
         return [(minute, fallback, route, src, "outcome", "refused")]
     keys: list[Key] = []
     events: dict[int | None, str] = {}
+    violations, errors = verdict.violations, verdict.contract_errors
     for op in verdict.operations:
         event = event_of(op)
         events[op.batch_index] = event
-        keys.append((minute, event, route, src, "outcome", _op_outcome(op, verdict.violations)))
+        outcome = _op_outcome(op, violations) if violations else "accepted"
+        keys.append((minute, event, route, src, "outcome", outcome))
     for op in verdict.rejected:
         event = event_of(op)
         events[op.batch_index] = event
         keys.append((minute, event, route, src, "outcome", "rejected"))
     if not keys:
         keys.append((minute, fallback, route, src, "outcome", verdict.outcome))
-    else:
-        broken = {e.batch_index for e in verdict.contract_errors if e.batch_index is not None}
+    elif errors:
+        broken = {e.batch_index for e in errors if e.batch_index is not None}
         keys.extend((minute, UNKNOWN, route, src, "outcome", "invalid") for _ in broken)
+    if not errors and not violations:  # a clean request: its outcomes are all there is
+        return keys
     single = next(iter(events.values())) if len(events) == 1 else fallback
-    findings = [(e.batch_index, e.code) for e in verdict.contract_errors]
-    findings.extend((v.batch_index, v.code) for v in verdict.violations)
+    findings = [(e.batch_index, e.code) for e in errors]
+    findings.extend((v.batch_index, v.code) for v in violations)
     for index, code in findings:
         event = events.get(index, fallback) if index is not None else single
         keys.append((minute, event, route, src, "code", code))
