@@ -23,10 +23,10 @@ import threading
 import time
 import zlib
 from collections.abc import Callable
-from typing import Any, Final, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Final, Protocol, runtime_checkable
 
-import psycopg
-from psycopg import sql
+if TYPE_CHECKING:  # psycopg is the `postgres` extra: SQLite-only installs never import it
+    import psycopg
 
 log = logging.getLogger("trackguard.store")
 
@@ -138,6 +138,8 @@ class Listener:
                 continue
             self._conn = conn
             try:
+                from psycopg import sql  # only a PostgresStore ever starts a Listener
+
                 conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self.channel)))
                 if self.losses:
                     log.warning("listening on %s again", self.channel)
