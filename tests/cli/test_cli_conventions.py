@@ -121,6 +121,23 @@ def test_a_missing_store_is_an_error_and_nothing_is_created(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ids.csv", "m.yaml", "rows.csv"]
 
 
+@pytest.mark.parametrize(
+    ("command", "extra"),
+    [(["store", "info"], ["x.db"]), (["outbox", "stats"], ["a", "b"])],
+)
+def test_a_path_given_without_db_is_named_as_an_extra_argument(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: list[str], extra: list[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)  # no trackguard.db here: the --db default names no store
+    result = run(*command, *extra)
+    assert result.exit_code == 2
+    s = "" if len(extra) == 1 else "s"
+    assert result.stderr.splitlines()[-1] == (
+        f"Error: Got unexpected extra argument{s} ({' '.join(extra)})"
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_the_store_can_come_from_the_environment(db: Path, tmp_path: Path) -> None:
     assert run("outbox", "stats", env={"TRACKGUARD_DB": str(db)}).exit_code == 0
     typo = tmp_path / "x.db"

@@ -68,12 +68,25 @@ class TrackguardCommand(click.Command):
     """A command whose errors (in its option callbacks too) are ``Error: ...`` and exit 2."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        _refuse_extra_arguments(self, ctx, args)
         return cast(
             list[str], handle(ctx, lambda: super(TrackguardCommand, self).parse_args(ctx, args))
         )
 
     def invoke(self, ctx: click.Context) -> Any:
         return handle(ctx, lambda: super(TrackguardCommand, self).invoke(ctx))
+
+
+def _refuse_extra_arguments(command: click.Command, ctx: click.Context, args: list[str]) -> None:
+    """Say ``Got unexpected extra argument`` before any option callback runs: click checks it
+    after them, so ``store info PATH`` (for ``--db PATH``) would otherwise be told that the
+    default store does not exist, naming a path the user never typed."""
+    if ctx.allow_extra_args or ctx.resilient_parsing:
+        return
+    _, extra, _ = command.make_parser(ctx).parse_args(args=list(args))
+    if extra:
+        s = "" if len(extra) == 1 else "s"
+        ctx.fail(f"Got unexpected extra argument{s} ({' '.join(map(str, extra))})")
 
 
 class TrackguardGroup(click.Group):
