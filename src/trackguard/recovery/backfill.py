@@ -56,6 +56,7 @@ import msgspec
 
 from trackguard.contract.operations import Request
 from trackguard.contract.pipelines import evaluate
+from trackguard.contract.pipelines.operations import payload_key
 from trackguard.core.pipeline import Checker
 from trackguard.core.verdict import Verdict
 from trackguard.ingest import decide_pipelines, to_write
@@ -212,10 +213,6 @@ def build_request(mapping: Mapping, event: str | None, row: dict[str, Any], sour
     return Request(method="PUT", path=path, body=_encode(body), headers=_HEADERS, source=source)
 
 
-#: Where a Pipelines call carries the mapping's payload, by call type.
-_PAYLOAD: Final = {"identify": "traits"}
-
-
 def build_call(
     mapping: Mapping, target: Target, row: dict[str, Any], source: str, number: int, name: str
 ) -> Request:
@@ -231,7 +228,7 @@ def build_call(
     payload = dict(data)
     if target.identify and mapping.person_kind == "email" and "email" not in payload:
         payload["email"] = person
-    body[_PAYLOAD.get(target.kind, "properties")] = payload
+    body[payload_key(target.kind)] = payload
     if ts is not None:
         body["timestamp"] = iso_time(ts)
     seed = _encode([name, number, body])

@@ -41,6 +41,7 @@ import yaml
 
 from trackguard import yamlfile
 from trackguard.contract.pipelines import is_pipelines_path
+from trackguard.contract.pipelines.operations import payload_key
 from trackguard.core import coerce
 from trackguard.errors import ConfigError
 
@@ -228,10 +229,6 @@ def _read_ids(path: Path, where: str) -> dict[str, str]:
 # -- applying --------------------------------------------------------------------------------
 
 
-#: A Pipelines call's payload, the ``data.`` of a fix path: by call type.
-_PAYLOAD: Final = {"identify": "traits", "group": "traits"}
-
-
 def _name_key(body: dict[str, Any], pipelines: bool) -> str:
     """Where the event name is: ``name`` (Track API, Pipelines page and screen), or a
     Pipelines track call's ``event``."""
@@ -246,7 +243,7 @@ def _container(
     objects on the way."""
     parts = path.split(".")
     if parts[0] == "data" and pipelines:
-        parts[0] = _PAYLOAD.get(str(body.get("type")), "properties")
+        parts[0] = payload_key(body.get("type"))
     elif parts[0] == "data" and "data" not in body and "action" in body:
         parts[0] = "attributes"
     node: Any = body

@@ -11,7 +11,6 @@ Customer.io's event id and the call's dedupe key, so replaying twice delivers on
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any, Final
 
 import msgspec
@@ -22,6 +21,7 @@ from trackguard.contract.pipelines.routes import CALL_TYPES
 from trackguard.core.coerce import parse_iso
 from trackguard.core.pipeline import Checker
 from trackguard.core.verdict import Verdict
+from trackguard.http.requestlog import iso_time
 from trackguard.ingest import decide_pipelines
 from trackguard.plan.model import DedupePolicy
 from trackguard.store.base import QuarantineRecord, Write
@@ -32,11 +32,6 @@ __all__ = ["EVENT_TYPES", "call_of", "iso_time", "judge", "late", "retime"]
 #: Call types that are events, with a time Customer.io keeps (and triggers campaigns on).
 EVENT_TYPES: Final = ("track", "page", "screen")
 _encode: Final = msgspec.json.encode
-
-
-def iso_time(ts: float) -> str:
-    """``2024-06-01T12:00:00.000Z``: the Pipelines API's time format, in UTC."""
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
 def call_of(record: QuarantineRecord) -> dict[str, Any] | None:

@@ -38,6 +38,13 @@ _MAPPING: Final[dict[str, tuple[str, str, str | None, str]]] = {
 }
 
 
+def payload_key(call_type: object) -> str:
+    """Where a call of ``call_type`` carries its data: ``traits`` (identify, group), else
+    ``properties``."""
+    entry = _MAPPING.get(call_type) if isinstance(call_type, str) else None
+    return (entry[2] if entry is not None else None) or "properties"
+
+
 def identifier_of(call: Call) -> Identifier | None:
     """Who (or which object) the call addresses."""
     body = call.body
