@@ -171,7 +171,8 @@ class PipelinesDoor:
             # No CORS header: the browser SDK sees a network error and sends the call again.
             status, response, extra = 503, _UNAVAILABLE, []
         await send_response(send, status, response, headers=extra)
-        logged = redact_key(_readable(body, headers), key)
+        # Inflated and redacted only for the request log: nothing else reads it.
+        logged = b"" if parts.request_log is None else redact_key(_readable(body, headers), key)
         gw._after(
             scope, target, method, logged, status, response, SOURCE, verdict, started, headers
         )
