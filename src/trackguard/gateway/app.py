@@ -65,6 +65,7 @@ from trackguard.http.asgi import (
     track_too_large,
     track_unauthorized,
 )
+from trackguard.http.guard import UNAVAILABLE_BODY
 from trackguard.http.limits import ConnectionStats
 from trackguard.http.requestlog import RequestLog, RequestLogPolicy, log_line
 from trackguard.ingest import to_write
@@ -76,9 +77,6 @@ from trackguard.store.view import GatewayState, keep_fresh
 
 log = logging.getLogger("trackguard.gateway")
 
-_UNAVAILABLE: Final = (
-    b'{\n  "meta": {\n    "errors": [\n      "service unavailable, retry"\n    ]\n  }\n}\n'
-)
 _TIMEOUT: Final = pretty({"meta": {"errors": ["request body not received in time"]}})
 _OPS_PATHS: Final = frozenset({"/healthz", "/readyz", "/metrics"})
 _CLOSE: Final = ("connection", "close")
@@ -291,7 +289,7 @@ class Gateway:
             self._after(scope, target, method, b"", status, response, source, None, started)
             return
         except BodyTimeout:
-            await send_response(send, 408, _TIMEOUT, headers=[("connection", "close")])
+            await send_response(send, 408, _TIMEOUT, headers=[_CLOSE])
             self._after(scope, target, method, b"", 408, _TIMEOUT, source, None, started)
             return
         except ClientDisconnected:
@@ -312,7 +310,7 @@ class Gateway:
             write = self.guards.within_budget(write, verdict.route or "other")
         status, response = verdict.status, verdict.response
         if not await self.commit(write, verdict, source, received_at):
-            status, response = 503, _UNAVAILABLE
+            status, response = 503, UNAVAILABLE_BODY
         await send_response(send, status, response, headers=allow_header(hit))
         self._after(scope, target, method, body, status, response, source, verdict, started)
 
