@@ -27,7 +27,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Final, Protocol
+from typing import Final, Protocol, TypeVar
 
 import msgspec
 
@@ -76,6 +76,8 @@ from trackguard.store.group import GroupCommitter
 from trackguard.store.view import GatewayState, keep_fresh
 
 log = logging.getLogger("trackguard.gateway")
+
+T = TypeVar("T")
 
 _TIMEOUT: Final = pretty({"meta": {"errors": ["request body not received in time"]}})
 _OPS_PATHS: Final = frozenset({"/healthz", "/readyz", "/metrics"})
@@ -297,10 +299,7 @@ class Gateway:
         self.parts.metrics.body_bytes += len(body)
         request = Request(method=method, path=target, body=body, source=source)
         decide = functools.partial(self._decide, scope, request, hit, received_at)
-        if len(body) > self.parts.check_in_thread:
-            verdict, write = await asyncio.to_thread(decide)  # the loop keeps serving
-        else:
-            verdict, write = decide()
+        verdict, write = await self.check(len(body), decide)
         if verdict.route == "GET /api/v1/accounts/region" and verdict.status == 200:
             answer = self._region_answer
             await send_response(send, 200, answer)
@@ -313,6 +312,13 @@ class Gateway:
             status, response = 503, UNAVAILABLE_BODY
         await send_response(send, status, response, headers=allow_header(hit))
         self._after(scope, target, method, body, status, response, source, verdict, started)
+
+    async def check(self, size: int, work: Callable[[], T]) -> T:
+        """``work()`` for a body of ``size`` bytes: on a worker thread past ``check_in_thread``,
+        so a big batch does not hold the event loop (and every other request)."""
+        if size > self.parts.check_in_thread:
+            return await asyncio.to_thread(work)
+        return work()
 
     async def commit(
         self, write: Write, verdict: Verdict, source: str | None, received_at: float
