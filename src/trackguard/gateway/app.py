@@ -156,7 +156,7 @@ class Delivery:
 
 @dataclass
 class GatewayParts:
-    """What a gateway is made of; ``create_gateway`` in ``app.py`` builds these from options."""
+    """What a gateway is made of; ``create_gateway`` in ``build.py`` builds these from options."""
 
     checker: Checker
     store: Store
