@@ -273,13 +273,12 @@ def serve_command(
         open_quarantine_budget=open_quarantine_budget,
         limits=limits,
     )
-    configure_logging(getattr(logging, log_level.upper()))
+    level = getattr(logging, log_level.upper())
+    configure_logging(level)
     also = None if admin is None else f"{admin[0]}:{admin[1]} (--admin-listen)"
     announce = lambda url: click.echo(f"trackguard gateway listening on {url}", err=True)  # noqa: E731
     if workers > 1:
-        serving = Serving(
-            host, port, tls_cert, tls_key, limits, getattr(logging, log_level.upper())
-        )
+        serving = Serving(host, port, tls_cert, tls_key, limits, level)
         with listen_errors(host, port, also):
             code = serve_workers(options, serving, workers, admin_listen=admin, ready=announce)
         if code != 0:

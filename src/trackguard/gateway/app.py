@@ -27,7 +27,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Final, Protocol
+from typing import Final, Protocol, TypeVar
 
 import msgspec
 
@@ -65,6 +65,7 @@ from trackguard.http.asgi import (
     track_too_large,
     track_unauthorized,
 )
+from trackguard.http.guard import UNAVAILABLE_BODY
 from trackguard.http.limits import ConnectionStats
 from trackguard.http.requestlog import RequestLog, RequestLogPolicy, log_line
 from trackguard.ingest import to_write
@@ -76,9 +77,8 @@ from trackguard.store.view import GatewayState, keep_fresh
 
 log = logging.getLogger("trackguard.gateway")
 
-_UNAVAILABLE: Final = (
-    b'{\n  "meta": {\n    "errors": [\n      "service unavailable, retry"\n    ]\n  }\n}\n'
-)
+T = TypeVar("T")
+
 _TIMEOUT: Final = pretty({"meta": {"errors": ["request body not received in time"]}})
 _OPS_PATHS: Final = frozenset({"/healthz", "/readyz", "/metrics"})
 _CLOSE: Final = ("connection", "close")
@@ -156,7 +156,7 @@ class Delivery:
 
 @dataclass
 class GatewayParts:
-    """What a gateway is made of; ``create_gateway`` in ``app.py`` builds these from options."""
+    """What a gateway is made of; ``create_gateway`` in ``build.py`` builds these from options."""
 
     checker: Checker
     store: Store
@@ -291,7 +291,7 @@ class Gateway:
             self._after(scope, target, method, b"", status, response, source, None, started)
             return
         except BodyTimeout:
-            await send_response(send, 408, _TIMEOUT, headers=[("connection", "close")])
+            await send_response(send, 408, _TIMEOUT, headers=[_CLOSE])
             self._after(scope, target, method, b"", 408, _TIMEOUT, source, None, started)
             return
         except ClientDisconnected:
@@ -299,10 +299,7 @@ class Gateway:
         self.parts.metrics.body_bytes += len(body)
         request = Request(method=method, path=target, body=body, source=source)
         decide = functools.partial(self._decide, scope, request, hit, received_at)
-        if len(body) > self.parts.check_in_thread:
-            verdict, write = await asyncio.to_thread(decide)  # the loop keeps serving
-        else:
-            verdict, write = decide()
+        verdict, write = await self.check(len(body), decide)
         if verdict.route == "GET /api/v1/accounts/region" and verdict.status == 200:
             answer = self._region_answer
             await send_response(send, 200, answer)
@@ -312,9 +309,16 @@ class Gateway:
             write = self.guards.within_budget(write, verdict.route or "other")
         status, response = verdict.status, verdict.response
         if not await self.commit(write, verdict, source, received_at):
-            status, response = 503, _UNAVAILABLE
+            status, response = 503, UNAVAILABLE_BODY
         await send_response(send, status, response, headers=allow_header(hit))
         self._after(scope, target, method, body, status, response, source, verdict, started)
+
+    async def check(self, size: int, work: Callable[[], T]) -> T:
+        """``work()`` for a body of ``size`` bytes: on a worker thread past ``check_in_thread``,
+        so a big batch does not hold the event loop (and every other request)."""
+        if size > self.parts.check_in_thread:
+            return await asyncio.to_thread(work)
+        return work()
 
     async def commit(
         self, write: Write, verdict: Verdict, source: str | None, received_at: float

@@ -22,7 +22,6 @@ resends only what fails like a network error, sends it again.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 from typing import TYPE_CHECKING, Final
 
@@ -139,10 +138,7 @@ class PipelinesDoor:
         parts.metrics.body_bytes += len(body)
         request = Request(method=method, path=target, body=body, headers=headers, source=SOURCE)
         judge = functools.partial(evaluate, request, oversize=oversize)
-        if len(body) > parts.check_in_thread:
-            result = await asyncio.to_thread(judge)
-        else:
-            result = judge()
+        result = await gw.check(len(body), judge)
         accepted = parts.auth.accepts_write_key(
             None if result.write_key is None else result.write_key.value
         )
@@ -162,16 +158,14 @@ class PipelinesDoor:
             await self._unauthorized(scope, route.path, result.strict, origin, send, started)
             return
         decide = functools.partial(self._decide, request, result, received_at, key)
-        if len(body) > parts.check_in_thread:
-            verdict, write = await asyncio.to_thread(decide)
-        else:
-            verdict, write = decide()
+        verdict, write = await gw.check(len(body), decide)
         status, response = verdict.status, verdict.response
         if not await gw.commit(write, verdict, SOURCE, received_at):
             # No CORS header: the browser SDK sees a network error and sends the call again.
             status, response, extra = 503, _UNAVAILABLE, []
         await send_response(send, status, response, headers=extra)
-        logged = redact_key(_readable(body, headers), key)
+        # Inflated and redacted only for the request log: nothing else reads it.
+        logged = b"" if parts.request_log is None else redact_key(_readable(body, headers), key)
         gw._after(
             scope, target, method, logged, status, response, SOURCE, verdict, started, headers
         )
