@@ -183,3 +183,31 @@ def test_without_a_plan_labels_are_bounded_and_name_like(names: list[str]) -> No
     chosen = {labels.event(n) for n in names} - OWN_NAMES - {OTHER}
     assert len(chosen) <= 10
     assert all(re.fullmatch(r"[A-Za-z0-9_.:-]{1,64}", label) for label in chosen)
+
+
+def test_an_event_without_a_string_name_never_borrows_the_previous_events_labels() -> None:
+    from trackguard.contract.operations import Operation
+    from trackguard.core.verdict import Verdict
+    from trackguard.gateway.metrics import GatewayMetrics
+
+    def event(body: dict[str, object]) -> Operation:
+        return Operation(
+            api="v1",
+            type="person",
+            action="event",
+            route="POST /api/v1/customers/{identifier}/events",
+            method="POST",
+            path="/api/v1/customers/1/events",
+            body=body,
+            data_key="data",
+        )
+
+    named = event({"name": "order_completed", "data": {"schema_version": "2"}})
+    unnamed = event({"name": 5, "data": {"schema_version": "3"}})
+    verdict = Verdict(
+        outcome="accepted", status=200, response=b"{}", route=None, operations=(named, unnamed)
+    )
+    metrics = GatewayMetrics()
+    metrics.observe("POST /api/v2/batch", 200, verdict, 0.001)
+    assert dict(metrics.outcomes) == {("order_completed", "accepted"): 1, ("@event", "accepted"): 1}
+    assert dict(metrics.versions) == {("order_completed", "2"): 1}

@@ -341,17 +341,18 @@ class GatewayMetrics:
             return
         outcome = verdict.outcome
         labels = self.labels
-        for op in (*verdict.operations, *verdict.rejected):
-            if op.is_event and isinstance(op.name, str):
-                name = op.name
+        for ops in (verdict.operations, verdict.rejected):
+            for op in ops:
+                name = op.name if op.is_event else None
+                if not isinstance(name, str):  # not an event, or a name the contract refused
+                    self.outcomes["@" + op.action, outcome] += 1
+                    continue
                 event = labels.event(name)
-            else:
-                event = "@" + op.action
-            self.outcomes[event, outcome] += 1
-            data = op.data
-            if op.is_event and isinstance(data, dict) and "schema_version" in data:
-                version = labels.version(name, str(data["schema_version"])[:100])
-                self.versions[event, version] += 1
+                self.outcomes[event, outcome] += 1
+                data = op.data
+                if isinstance(data, dict) and "schema_version" in data:
+                    version = labels.version(name, str(data["schema_version"])[:100])
+                    self.versions[event, version] += 1
         if not verdict.operations and not verdict.rejected:
             self.outcomes["-", outcome] += 1
         for e in verdict.contract_errors:
