@@ -30,7 +30,7 @@ import re
 import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Final
 
 import msgspec
@@ -149,7 +149,7 @@ class MonitorDB:
             raise StoreError(f"{path}: cannot open the store: {e}") from e
         self.dialect = "sqlite"
         own = _SQLiteSession(conn, path)
-        self._open = lambda: _held(own)
+        self._open = lambda: nullcontext(own)  # the one session, lent per call
         self._close = conn.close
         try:
             if readonly:
@@ -262,12 +262,6 @@ class MonitorDB:
     def close(self) -> None:
         with self._lock:
             self._close()
-
-
-@contextmanager
-def _held(s: Session) -> Iterator[Session]:
-    """The monitor's one SQLite session, lent for one call (it stays open)."""
-    yield s
 
 
 def _shadow_missing_tables(conn: sqlite3.Connection) -> None:
