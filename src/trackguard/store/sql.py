@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Literal
 
-from trackguard.errors import StoreError, StoreNotFound
+from trackguard.errors import StoreError, StoreNotFound, first_line
 from trackguard.store.files import readonly_uri
 from trackguard.store.sqlite import SCHEMA_VERSION, SQLiteStore, sqlite_path
 
@@ -130,9 +130,7 @@ class _PostgresSession(Session):
         self.where = where
 
     def _error(self, e: psycopg.Error) -> StoreError:
-        from trackguard.store.postgres import _reason
-
-        return StoreError(f"{self.where}: {_reason(e)}")
+        return StoreError(f"{self.where}: {first_line(e)}")
 
     def rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         import psycopg
