@@ -40,8 +40,9 @@ from trackguard.monitor.tally import Key
 from trackguard.store.base import StoreError
 from trackguard.store.files import readonly_uri
 from trackguard.store.retention import MONITOR_TABLES
-from trackguard.store.sql import Dialect, Session, _SQLiteSession, is_postgres_url, session
+from trackguard.store.sql import Dialect, Session, _SQLiteSession, session
 from trackguard.store.sqlite import sqlite_path
+from trackguard.store.urls import is_postgres_url, postgres_store_class, unsupported_url
 
 #: The SQLite tables, created on first use (PostgreSQL's come from the store's migrations).
 _SCHEMA: Final = (
@@ -115,15 +116,9 @@ class MonitorDB:
             self._open_sqlite(busy_timeout, readonly)
 
     def _open_postgres(self, readonly: bool) -> None:
-        try:
-            from trackguard.store.postgres import PostgresStore
-        except ImportError:
-            raise StoreError(
-                "postgresql:// stores need psycopg: pip install 'trackguard[postgres]'"
-            ) from None
         # One connection: the monitor's calls are serial (the lock), and a pool of the
         # monitor's own never takes a connection the gateway's commits are waiting for.
-        store = PostgresStore(self.path, create=not readonly, pool_size=1)
+        store = postgres_store_class()(self.path, create=not readonly, pool_size=1)
         self.dialect = "postgresql"
         self._open = lambda: session(store, readonly=readonly)
         self._close = store.close
@@ -131,10 +126,7 @@ class MonitorDB:
     def _open_sqlite(self, busy_timeout: float, readonly: bool) -> None:
         path = sqlite_path(self.path)
         if path is None:
-            raise StoreError(
-                f"{self.path!r}: unsupported store URL (use a path, sqlite:///path"
-                " or postgresql://...)"
-            )
+            raise unsupported_url(self.path)
         if readonly and not os.path.exists(path):
             raise StoreNotFound(path)
         try:

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 from trackguard.errors import StoreError, StoreNotFound, first_line
 from trackguard.store.files import readonly_uri
 from trackguard.store.sqlite import SCHEMA_VERSION, SQLiteStore, sqlite_path
+from trackguard.store.urls import is_postgres_url, postgres_store_class, unsupported_url
 
 if TYPE_CHECKING:
     import psycopg
@@ -176,13 +177,6 @@ class _PostgresSession(Session):
         return self.one(sql, (self._schema, name)) is not None
 
 
-def is_postgres_url(target: object) -> bool:
-    """Whether ``target`` is a ``postgresql://`` (or ``postgres://``) URL."""
-    if not isinstance(target, str):
-        return False
-    return target.partition("://")[0].lower() in ("postgresql", "postgres")
-
-
 @contextmanager
 def session(
     target: SQLiteStore | PostgresStore | str | os.PathLike[str], *, readonly: bool = True
@@ -197,13 +191,7 @@ def session(
             yield s
         return
     if isinstance(target, str) and is_postgres_url(target):
-        try:
-            from trackguard.store.postgres import PostgresStore
-        except ImportError:
-            raise StoreError(
-                "postgresql:// stores need psycopg: pip install 'trackguard[postgres]'"
-            ) from None
-        store = PostgresStore(target, create=False, pool_size=1)
+        store = postgres_store_class()(target, create=False, pool_size=1)
         try:
             with _postgres_session(store, readonly) as s:
                 yield s
@@ -216,9 +204,7 @@ def session(
         return
     path = sqlite_path(target)
     if path is None:
-        raise StoreError(
-            f"{target!r}: unsupported store URL (use a path, sqlite:///path or postgresql://...)"
-        )
+        raise unsupported_url(target)
     with _sqlite_session(path, readonly) as s:
         yield s
 
