@@ -26,7 +26,6 @@ read as empty.
 from __future__ import annotations
 
 import os
-import re
 import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -45,22 +44,22 @@ from trackguard.store.sqlite import sqlite_path
 from trackguard.store.urls import is_postgres_url, postgres_store_class, unsupported_url
 
 #: The SQLite tables, created on first use (PostgreSQL's come from the store's migrations).
-_SCHEMA: Final = (
-    """CREATE TABLE IF NOT EXISTS monitor_counts (
+_SCHEMA: Final = {
+    "monitor_counts": """CREATE TABLE IF NOT EXISTS monitor_counts (
         minute INTEGER NOT NULL, event TEXT NOT NULL, route TEXT NOT NULL,
         source TEXT NOT NULL, kind TEXT NOT NULL, name TEXT NOT NULL, n INTEGER NOT NULL,
         PRIMARY KEY (minute, event, route, source, kind, name)) WITHOUT ROWID""",
-    """CREATE TABLE IF NOT EXISTS monitor_hourly (
+    "monitor_hourly": """CREATE TABLE IF NOT EXISTS monitor_hourly (
         hour INTEGER NOT NULL, event TEXT NOT NULL, kind TEXT NOT NULL, name TEXT NOT NULL,
         n INTEGER NOT NULL, PRIMARY KEY (hour, event, kind, name)) WITHOUT ROWID""",
-    """CREATE TABLE IF NOT EXISTS monitor_health (
+    "monitor_health": """CREATE TABLE IF NOT EXISTS monitor_health (
         at REAL NOT NULL, metric TEXT NOT NULL, value INTEGER NOT NULL,
         PRIMARY KEY (metric, at)) WITHOUT ROWID""",
-    """CREATE TABLE IF NOT EXISTS monitor_alerts (
+    "monitor_alerts": """CREATE TABLE IF NOT EXISTS monitor_alerts (
         rule TEXT PRIMARY KEY, state BLOB NOT NULL) WITHOUT ROWID""",
-    """CREATE TABLE IF NOT EXISTS monitor_channels (
+    "monitor_channels": """CREATE TABLE IF NOT EXISTS monitor_channels (
         channel TEXT PRIMARY KEY, status BLOB NOT NULL) WITHOUT ROWID""",
-)
+}
 # Both dialects: PostgreSQL needs the conflict target and the table-qualified old value.
 _UPSERT: Final = (
     "INSERT INTO monitor_counts (minute, event, route, source, kind, name, n)"
@@ -145,12 +144,12 @@ class MonitorDB:
         self._close = conn.close
         try:
             if readonly:
-                _shadow_missing_tables(conn)
+                _shadow_missing_tables(own)
             else:
                 conn.execute("PRAGMA journal_mode = WAL")
                 with own.transaction():
                     had_hourly = own.has_table("monitor_hourly")
-                    for statement in _SCHEMA:
+                    for statement in _SCHEMA.values():
                         own.run(statement)
                     if not had_hourly:
                         own.run(_BACKFILL_HOURLY)
@@ -256,17 +255,13 @@ class MonitorDB:
             self._close()
 
 
-def _shadow_missing_tables(conn: sqlite3.Connection) -> None:
+def _shadow_missing_tables(s: Session) -> None:
     """Empty in-memory stand-ins for the monitor tables a SQLite file lacks (a store no
     gateway has monitored yet), so reads answer "nothing" without writing the file."""
-    conn.execute("PRAGMA temp_store = MEMORY")
-    present = {
-        name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
-    }
-    for statement in _SCHEMA:
-        name = re.findall(r"EXISTS (\w+)", statement)[0]
-        if name not in present:
-            conn.execute(statement.replace("CREATE TABLE", "CREATE TEMP TABLE"))
+    s.run("PRAGMA temp_store = MEMORY")
+    for name, statement in _SCHEMA.items():
+        if not s.has_table(name):
+            s.run(statement.replace("CREATE TABLE", "CREATE TEMP TABLE"))
 
 
 def _minute(ts: float) -> int:
