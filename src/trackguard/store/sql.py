@@ -21,11 +21,10 @@ import os
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 from trackguard.errors import StoreError, StoreNotFound, first_line
-from trackguard.store.files import readonly_uri
+from trackguard.store.files import readonly_uri, readwrite_uri
 from trackguard.store.sqlite import SCHEMA_VERSION, SQLiteStore, sqlite_path
 from trackguard.store.urls import is_postgres_url, postgres_store_class, unsupported_url
 
@@ -235,7 +234,7 @@ def _sqlite_session(path: str, readonly: bool) -> Iterator[Session]:
         raise StoreNotFound(str(path))
     try:
         # mode=rw/ro: never create a file, even if it disappears between the check and here.
-        uri = readonly_uri(path) if readonly else Path(path).absolute().as_uri() + "?mode=rw"
+        uri = readonly_uri(path) if readonly else readwrite_uri(path)
         conn = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=0)
     except (sqlite3.Error, ValueError) as exc:
         raise StoreError(f"{path}: cannot open the store: {exc}") from exc
