@@ -38,7 +38,7 @@ from trackguard.errors import StoreNotFound
 from trackguard.monitor.tally import Key
 from trackguard.store.base import StoreError
 from trackguard.store.files import readonly_uri
-from trackguard.store.retention import MONITOR_TABLES
+from trackguard.store.retention import MONITOR_TABLES, delete_batches
 from trackguard.store.sql import Dialect, Session, _SQLiteSession, session
 from trackguard.store.sqlite import sqlite_path
 from trackguard.store.urls import is_postgres_url, postgres_store_class, unsupported_url
@@ -187,19 +187,15 @@ class MonitorDB:
         per transaction (the lock is released between batches, so the gateway's commits and
         flushes never wait long); returns how many buckets went."""
         counts_rule, *others = MONITOR_TABLES
-        buckets = self._delete_batches(counts_rule.delete_sql, counts_rule.cutoff(before), batch)
+        buckets = delete_batches(self._transaction, counts_rule, before, batch)
         for rule in others:
-            self._delete_batches(rule.delete_sql, rule.cutoff(before), batch)
+            delete_batches(self._transaction, rule, before, batch)
         return buckets
 
-    def _delete_batches(self, delete_sql: str, cutoff: float, batch: int) -> int:
-        total = 0
-        while True:
-            with self._session() as s, s.transaction():
-                gone = len(s.rows(delete_sql, (cutoff, batch)))
-            total += gone
-            if gone < batch:
-                return total
+    @contextmanager
+    def _transaction(self) -> Iterator[Session]:
+        with self._session() as s, s.transaction():
+            yield s
 
     def add_health(self, at: float, values: Mapping[str, int]) -> None:
         with self._session() as s, s.transaction():
