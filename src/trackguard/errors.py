@@ -53,11 +53,19 @@ __all__ = [
     "TrackguardError",
     "UpstreamError",
     "UsageError",
+    "first_line",
 ]
 
 
 class TrackguardError(Exception):
     """Base of every error trackguard raises on purpose."""
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of ``exc``'s message (its type when it has none), for one-line logs and
+    errors: a driver's message may go on with detail lines (PostgreSQL's ``DETAIL``, ``HINT``)."""
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
 
 
 class ConfigError(TrackguardError):

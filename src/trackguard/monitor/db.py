@@ -26,11 +26,10 @@ read as empty.
 from __future__ import annotations
 
 import os
-import re
 import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Final
 
 import msgspec
@@ -39,27 +38,28 @@ from trackguard.errors import StoreNotFound
 from trackguard.monitor.tally import Key
 from trackguard.store.base import StoreError
 from trackguard.store.files import readonly_uri
-from trackguard.store.retention import MONITOR_TABLES
-from trackguard.store.sql import Dialect, Session, _SQLiteSession, is_postgres_url, session
+from trackguard.store.retention import MONITOR_TABLES, delete_batches
+from trackguard.store.sql import Dialect, Session, _SQLiteSession, session
 from trackguard.store.sqlite import sqlite_path
+from trackguard.store.urls import is_postgres_url, postgres_store_class, unsupported_url
 
 #: The SQLite tables, created on first use (PostgreSQL's come from the store's migrations).
-_SCHEMA: Final = (
-    """CREATE TABLE IF NOT EXISTS monitor_counts (
+_SCHEMA: Final = {
+    "monitor_counts": """CREATE TABLE IF NOT EXISTS monitor_counts (
         minute INTEGER NOT NULL, event TEXT NOT NULL, route TEXT NOT NULL,
         source TEXT NOT NULL, kind TEXT NOT NULL, name TEXT NOT NULL, n INTEGER NOT NULL,
         PRIMARY KEY (minute, event, route, source, kind, name)) WITHOUT ROWID""",
-    """CREATE TABLE IF NOT EXISTS monitor_hourly (
+    "monitor_hourly": """CREATE TABLE IF NOT EXISTS monitor_hourly (
         hour INTEGER NOT NULL, event TEXT NOT NULL, kind TEXT NOT NULL, name TEXT NOT NULL,
         n INTEGER NOT NULL, PRIMARY KEY (hour, event, kind, name)) WITHOUT ROWID""",
-    """CREATE TABLE IF NOT EXISTS monitor_health (
+    "monitor_health": """CREATE TABLE IF NOT EXISTS monitor_health (
         at REAL NOT NULL, metric TEXT NOT NULL, value INTEGER NOT NULL,
         PRIMARY KEY (metric, at)) WITHOUT ROWID""",
-    """CREATE TABLE IF NOT EXISTS monitor_alerts (
+    "monitor_alerts": """CREATE TABLE IF NOT EXISTS monitor_alerts (
         rule TEXT PRIMARY KEY, state BLOB NOT NULL) WITHOUT ROWID""",
-    """CREATE TABLE IF NOT EXISTS monitor_channels (
+    "monitor_channels": """CREATE TABLE IF NOT EXISTS monitor_channels (
         channel TEXT PRIMARY KEY, status BLOB NOT NULL) WITHOUT ROWID""",
-)
+}
 # Both dialects: PostgreSQL needs the conflict target and the table-qualified old value.
 _UPSERT: Final = (
     "INSERT INTO monitor_counts (minute, event, route, source, kind, name, n)"
@@ -115,15 +115,9 @@ class MonitorDB:
             self._open_sqlite(busy_timeout, readonly)
 
     def _open_postgres(self, readonly: bool) -> None:
-        try:
-            from trackguard.store.postgres import PostgresStore
-        except ImportError:
-            raise StoreError(
-                "postgresql:// stores need psycopg: pip install 'trackguard[postgres]'"
-            ) from None
         # One connection: the monitor's calls are serial (the lock), and a pool of the
         # monitor's own never takes a connection the gateway's commits are waiting for.
-        store = PostgresStore(self.path, create=not readonly, pool_size=1)
+        store = postgres_store_class()(self.path, create=not readonly, pool_size=1)
         self.dialect = "postgresql"
         self._open = lambda: session(store, readonly=readonly)
         self._close = store.close
@@ -131,10 +125,7 @@ class MonitorDB:
     def _open_sqlite(self, busy_timeout: float, readonly: bool) -> None:
         path = sqlite_path(self.path)
         if path is None:
-            raise StoreError(
-                f"{self.path!r}: unsupported store URL (use a path, sqlite:///path"
-                " or postgresql://...)"
-            )
+            raise unsupported_url(self.path)
         if readonly and not os.path.exists(path):
             raise StoreNotFound(path)
         try:
@@ -149,16 +140,16 @@ class MonitorDB:
             raise StoreError(f"{path}: cannot open the store: {e}") from e
         self.dialect = "sqlite"
         own = _SQLiteSession(conn, path)
-        self._open = lambda: _held(own)
+        self._open = lambda: nullcontext(own)  # the one session, lent per call
         self._close = conn.close
         try:
             if readonly:
-                _shadow_missing_tables(conn)
+                _shadow_missing_tables(own)
             else:
                 conn.execute("PRAGMA journal_mode = WAL")
                 with own.transaction():
                     had_hourly = own.has_table("monitor_hourly")
-                    for statement in _SCHEMA:
+                    for statement in _SCHEMA.values():
                         own.run(statement)
                     if not had_hourly:
                         own.run(_BACKFILL_HOURLY)
@@ -196,19 +187,15 @@ class MonitorDB:
         per transaction (the lock is released between batches, so the gateway's commits and
         flushes never wait long); returns how many buckets went."""
         counts_rule, *others = MONITOR_TABLES
-        buckets = self._delete_batches(counts_rule.delete_sql, counts_rule.cutoff(before), batch)
+        buckets = delete_batches(self._transaction, counts_rule, before, batch)
         for rule in others:
-            self._delete_batches(rule.delete_sql, rule.cutoff(before), batch)
+            delete_batches(self._transaction, rule, before, batch)
         return buckets
 
-    def _delete_batches(self, delete_sql: str, cutoff: float, batch: int) -> int:
-        total = 0
-        while True:
-            with self._session() as s, s.transaction():
-                gone = len(s.rows(delete_sql, (cutoff, batch)))
-            total += gone
-            if gone < batch:
-                return total
+    @contextmanager
+    def _transaction(self) -> Iterator[Session]:
+        with self._session() as s, s.transaction():
+            yield s
 
     def add_health(self, at: float, values: Mapping[str, int]) -> None:
         with self._session() as s, s.transaction():
@@ -264,23 +251,13 @@ class MonitorDB:
             self._close()
 
 
-@contextmanager
-def _held(s: Session) -> Iterator[Session]:
-    """The monitor's one SQLite session, lent for one call (it stays open)."""
-    yield s
-
-
-def _shadow_missing_tables(conn: sqlite3.Connection) -> None:
+def _shadow_missing_tables(s: Session) -> None:
     """Empty in-memory stand-ins for the monitor tables a SQLite file lacks (a store no
     gateway has monitored yet), so reads answer "nothing" without writing the file."""
-    conn.execute("PRAGMA temp_store = MEMORY")
-    present = {
-        name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
-    }
-    for statement in _SCHEMA:
-        name = re.findall(r"EXISTS (\w+)", statement)[0]
-        if name not in present:
-            conn.execute(statement.replace("CREATE TABLE", "CREATE TEMP TABLE"))
+    s.run("PRAGMA temp_store = MEMORY")
+    for name, statement in _SCHEMA.items():
+        if not s.has_table(name):
+            s.run(statement.replace("CREATE TABLE", "CREATE TEMP TABLE"))
 
 
 def _minute(ts: float) -> int:

@@ -19,6 +19,8 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
 
+from trackguard.errors import first_line
+
 if TYPE_CHECKING:
     import psycopg
 
@@ -63,7 +65,7 @@ class Leadership:
                 log.warning(
                     "lost %s to a database error (%s); another process may take it over",
                     self.what,
-                    _first_line(exc),
+                    first_line(exc),
                 )
             self._drop()
             return False
@@ -91,8 +93,3 @@ def leadership_for(store: object, what: str = "alert evaluation") -> Leadership 
     if not isinstance(store, PostgresStore):
         return None
     return Leadership(store.dedicated_connection, store.lock_key, ALERTS, what)
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__

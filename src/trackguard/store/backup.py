@@ -17,7 +17,7 @@ import msgspec
 
 from trackguard.errors import StoreNotFound
 from trackguard.store.base import StoreError
-from trackguard.store.files import copy_database, readonly_uri
+from trackguard.store.files import copy_database, readonly_uri, readwrite_uri
 
 __all__ = ["BackupResult", "VacuumResult", "backup", "vacuum"]
 
@@ -95,7 +95,7 @@ def vacuum(path: str | os.PathLike[str], *, busy_timeout: float = 5.0) -> Vacuum
     before = _on_disk(p)
     try:
         conn = sqlite3.connect(
-            Path(p).absolute().as_uri() + "?mode=rw",
+            readwrite_uri(p),
             uri=True,
             isolation_level=None,
             timeout=busy_timeout,

@@ -24,6 +24,12 @@ def writable_location(path: str | os.PathLike[str]) -> bool:
     return os.access(p.parent, os.W_OK) and (not p.exists() or os.access(p, os.W_OK))
 
 
+def readwrite_uri(path: str | os.PathLike[str]) -> str:
+    """A ``file:`` URI that opens ``path`` for reading and writing but never creates it, even
+    if the file disappears between a check for it and the open (``mode=rw``)."""
+    return Path(path).absolute().as_uri() + "?mode=rw"
+
+
 def readonly_uri(path: str | os.PathLike[str]) -> str:
     """A ``file:`` URI that opens ``path`` for reading only and never creates it.
 

@@ -25,6 +25,8 @@ import zlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final, Protocol, runtime_checkable
 
+from trackguard.errors import first_line
+
 if TYPE_CHECKING:  # psycopg is the `postgres` extra: SQLite-only installs never import it
     import psycopg
 
@@ -130,7 +132,7 @@ class Listener:
                 log.warning(
                     "cannot listen on %s (%s); readers poll meanwhile, retrying in %gs",
                     self.channel,
-                    _first_line(exc),
+                    first_line(exc),
                     backoff,
                 )
                 self._closed.wait(backoff)
@@ -154,7 +156,7 @@ class Listener:
                 log.warning(
                     "lost the listening connection on %s (%s); readers poll until it is back",
                     self.channel,
-                    _first_line(exc),
+                    first_line(exc),
                 )
             finally:
                 self.listening.clear()
@@ -181,11 +183,6 @@ class Listener:
 
 def _any(kinds: str, payload: str) -> bool:
     return any(k in payload for k in kinds)
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__
 
 
 class Wakeup:

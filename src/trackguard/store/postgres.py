@@ -48,6 +48,7 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
 from trackguard.delivery.ratelimit import take
+from trackguard.errors import first_line
 from trackguard.store.base import (
     OutboxRow,
     QuarantineRecord,
@@ -300,7 +301,7 @@ class PostgresStore(StoreReads):
         try:  # the URL's application_name wins (pg_stat_activity tells processes apart)
             given = "application_name" in conninfo_to_dict(self._conninfo)
         except psycopg.Error as e:
-            raise StoreError(f"{display_url(url)}: not a PostgreSQL URL: {_reason(e)}") from None
+            raise StoreError(f"{display_url(url)}: not a PostgreSQL URL: {first_line(e)}") from None
         self._application: dict[str, Any] = {} if given else {"application_name": "trackguard"}
         self.schema = schema or url_schema or "public"
         self.name = display_url(url)
@@ -337,14 +338,16 @@ class PostgresStore(StoreReads):
                 **self._application,
             )
         except psycopg.Error as e:
-            raise StoreError(f"{self.name}: cannot connect to PostgreSQL: {_reason(e)}") from None
+            raise StoreError(
+                f"{self.name}: cannot connect to PostgreSQL: {first_line(e)}"
+            ) from None
         try:
             conn.execute(
                 sql.SQL("SET search_path TO {}").format(sql.Identifier(self.schema)),
             )
         except psycopg.Error as e:
             conn.close()
-            raise StoreError(f"{self.name}: {_reason(e)}") from None
+            raise StoreError(f"{self.name}: {first_line(e)}") from None
         return conn
 
     @contextmanager
@@ -364,7 +367,7 @@ class PostgresStore(StoreReads):
                 if conn.broken or conn.closed:
                     conn.close()
                     conn = None
-                raise StoreError(f"{self.name}: {_reason(e)}") from None
+                raise StoreError(f"{self.name}: {first_line(e)}") from None
             finally:
                 if conn is not None:
                     with self._lock:
@@ -630,12 +633,6 @@ class PostgresStore(StoreReads):
             listener.close()
         for conn in idle:
             conn.close()
-
-
-def _reason(e: psycopg.Error) -> str:
-    """The first line of PostgreSQL's message (never the connection string)."""
-    text = str(e).strip().splitlines()
-    return text[0] if text else type(e).__name__
 
 
 def _bucket_state(value: str) -> tuple[float, float] | None:

@@ -108,26 +108,18 @@ class Rule:
         op = "<=" if self.inclusive else "<"
         return f"{self.extra}{self.column} {op} ?"
 
-    @property
-    def delete_sql(self) -> str:
-        """One batch's ``DELETE``, oldest first; parameters: the cutoff, the batch size."""
-        return self._delete("", "")
-
     def batch_sql(self, dialect: Dialect) -> str:
-        """:attr:`delete_sql` for several writers; parameters: cutoff, batch size, cutoff.
+        """One batch's ``DELETE``, oldest first; parameters: cutoff, batch size, cutoff.
 
         The outer condition re-checks each row as it is deleted (on PostgreSQL, a row another
         transaction changed meanwhile is re-read: a renewed claim is no longer below the
         cutoff); ``SKIP LOCKED`` leaves the rows another pruner or a commit holds.
         """
-        skip = " FOR UPDATE SKIP LOCKED" if dialect == "postgresql" else ""
-        return self._delete(skip, f" AND {self._where()}")
-
-    def _delete(self, lock: str, recheck: str) -> str:
+        lock = " FOR UPDATE SKIP LOCKED" if dialect == "postgresql" else ""
         returning = "state" if self.counted else "NULL"
         return (
             f"DELETE FROM {self.table} WHERE ({self.key}) IN (SELECT {self.key} FROM {self.table}"
-            f" WHERE {self._where()} ORDER BY {self.column} LIMIT ?{lock}){recheck}"
+            f" WHERE {self._where()} ORDER BY {self.column} LIMIT ?{lock}) AND {self._where()}"
             f" RETURNING {returning}"
         )
 

@@ -21,12 +21,12 @@ import os
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Literal
 
-from trackguard.errors import StoreError, StoreNotFound
-from trackguard.store.files import readonly_uri
+from trackguard.errors import StoreError, StoreNotFound, first_line
+from trackguard.store.files import readonly_uri, readwrite_uri
 from trackguard.store.sqlite import SCHEMA_VERSION, SQLiteStore, sqlite_path
+from trackguard.store.urls import is_postgres_url, postgres_store_class, unsupported_url
 
 if TYPE_CHECKING:
     import psycopg
@@ -130,9 +130,7 @@ class _PostgresSession(Session):
         self.where = where
 
     def _error(self, e: psycopg.Error) -> StoreError:
-        from trackguard.store.postgres import _reason
-
-        return StoreError(f"{self.where}: {_reason(e)}")
+        return StoreError(f"{self.where}: {first_line(e)}")
 
     def rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         import psycopg
@@ -178,13 +176,6 @@ class _PostgresSession(Session):
         return self.one(sql, (self._schema, name)) is not None
 
 
-def is_postgres_url(target: object) -> bool:
-    """Whether ``target`` is a ``postgresql://`` (or ``postgres://``) URL."""
-    if not isinstance(target, str):
-        return False
-    return target.partition("://")[0].lower() in ("postgresql", "postgres")
-
-
 @contextmanager
 def session(
     target: SQLiteStore | PostgresStore | str | os.PathLike[str], *, readonly: bool = True
@@ -199,13 +190,7 @@ def session(
             yield s
         return
     if isinstance(target, str) and is_postgres_url(target):
-        try:
-            from trackguard.store.postgres import PostgresStore
-        except ImportError:
-            raise StoreError(
-                "postgresql:// stores need psycopg: pip install 'trackguard[postgres]'"
-            ) from None
-        store = PostgresStore(target, create=False, pool_size=1)
+        store = postgres_store_class()(target, create=False, pool_size=1)
         try:
             with _postgres_session(store, readonly) as s:
                 yield s
@@ -218,9 +203,7 @@ def session(
         return
     path = sqlite_path(target)
     if path is None:
-        raise StoreError(
-            f"{target!r}: unsupported store URL (use a path, sqlite:///path or postgresql://...)"
-        )
+        raise unsupported_url(target)
     with _sqlite_session(path, readonly) as s:
         yield s
 
@@ -251,7 +234,7 @@ def _sqlite_session(path: str, readonly: bool) -> Iterator[Session]:
         raise StoreNotFound(str(path))
     try:
         # mode=rw/ro: never create a file, even if it disappears between the check and here.
-        uri = readonly_uri(path) if readonly else Path(path).absolute().as_uri() + "?mode=rw"
+        uri = readonly_uri(path) if readonly else readwrite_uri(path)
         conn = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=0)
     except (sqlite3.Error, ValueError) as exc:
         raise StoreError(f"{path}: cannot open the store: {exc}") from exc

@@ -49,6 +49,7 @@ from trackguard.store.queries import (
     StoreReads,
     _outbox_row,
 )
+from trackguard.store.urls import is_postgres_url, postgres_store_class, unsupported_url
 
 log = logging.getLogger("trackguard.store")
 
@@ -909,17 +910,9 @@ def open_store(
         return SQLiteStore(
             path, synchronous=synchronous, readonly=readonly, lease_seconds=lease_seconds
         )
-    scheme = os.fspath(target).partition("://")[0].lower()
-    if scheme in ("postgresql", "postgres"):
-        try:
-            from trackguard.store.postgres import PostgresStore
-        except ImportError:
-            raise StoreError(
-                f"{scheme}:// stores need psycopg: pip install 'trackguard[postgres]'"
-            ) from None
-        return PostgresStore(
-            os.fspath(target), create=create and not readonly, lease_seconds=lease_seconds
+    url = os.fspath(target)
+    if is_postgres_url(url):
+        return postgres_store_class(url.partition("://")[0].lower())(
+            url, create=create and not readonly, lease_seconds=lease_seconds
         )
-    raise StoreError(
-        f"{target!r}: unsupported store URL (use a path, sqlite:///path or postgresql://...)"
-    )
+    raise unsupported_url(target)
