@@ -1,0 +1,67 @@
+"""The data-health figures: exact counts on both stores, and no query that grows with the
+square of the outbox (the outbox has no index on ``person``)."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+
+from monitor_env import T0, NewDB
+
+from trackguard.contract.operations import Request
+from trackguard.core.pipeline import Checker
+from trackguard.ingest import to_write
+from trackguard.monitor import health
+from trackguard.monitor.db import MonitorDB
+from trackguard.monitor.health import MULTIPLE_IDENTIFIERS, OutboxHealth
+from trackguard.store.sqlite import open_store
+
+
+def _commit(db: str, requests: list[tuple[str, bytes]]) -> None:
+    store, checker = open_store(db), Checker(None)
+    try:
+        for path, body in requests:
+            request = Request(
+                method="PUT" if path.count("/") == 4 else "POST", path=path, body=body
+            )
+            store.commit([to_write(request, checker.check(request), T0)])
+    finally:
+        store.close()
+
+
+def test_people_with_several_identifiers_are_counted_once_each(new_db: NewDB) -> None:
+    db = new_db()
+    _commit(
+        db,
+        [
+            # ana: by id with her email, and by that email (another case) elsewhere: counted.
+            ("/api/v1/customers/1", b'{"email": "Ana@Example.com"}'),
+            ("/api/v1/customers/ANA@example.com/events", b'{"name": "cart_updated"}'),
+            ("/api/v1/customers/1", b'{"email": "ana@example.com", "plan": "gold"}'),
+            # bo: two ids carry his email, and the email addresses him too: two people.
+            ("/api/v1/customers/2", b'{"email": "bo@example.com"}'),
+            ("/api/v1/customers/3", b'{"email": "bo@example.com"}'),
+            ("/api/v1/customers/bo@example.com/events", b'{"name": "cart_updated"}'),
+            # cy: only by id; dee: only by email. Neither is counted.
+            ("/api/v1/customers/4", b'{"email": "cy@example.com"}'),
+            ("/api/v1/customers/dee@example.com/events", b'{"name": "cart_updated"}'),
+        ],
+    )
+    monitor_db = MonitorDB(db)
+    try:
+        assert OutboxHealth(monitor_db, clock=time.time).measure()[MULTIPLE_IDENTIFIERS] == 3
+    finally:
+        monitor_db.close()
+
+
+def test_no_health_query_scans_the_outbox_once_per_row(tmp_path: object) -> None:
+    db = f"{tmp_path}/tg.db"
+    _commit(db, [("/api/v1/customers/1", b'{"email": "ana@example.com"}')])
+    multiple = health._MULTIPLE.format(
+        email=health._field("sqlite", "v2", "attributes", "email"),
+        payload=health._PAYLOAD["sqlite"],
+    )
+    with sqlite3.connect(db) as conn:
+        plan = [row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {multiple}")]
+    assert not [step for step in plan if "CORRELATED" in step], plan
+    assert plan.count("SCAN outbox") == 2, plan
