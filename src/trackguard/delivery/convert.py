@@ -64,30 +64,36 @@ def to_outbox_rows(
     """
     rows = []
     for op in operations:
-        row = to_outbox_row(
-            op, received_at=received_at, source=source, route=route, plan_version=plan_version
-        )
-        if row is None:
-            continue
+        claim_until = None
         if dedupe is not None and op.dedupe_key is not None:
             window = (
                 dedupe.retry_window if op.dedupe_key.startswith(RETRY_PREFIX) else dedupe.window
             )
-            row = msgspec.structs.replace(
-                row, claim_until=received_at + window, derive=_derive(op, row)
-            )
-        rows.append(row)
+            claim_until = received_at + window
+        row = to_outbox_row(
+            op,
+            received_at=received_at,
+            source=source,
+            route=route,
+            plan_version=plan_version,
+            claim_until=claim_until,
+        )
+        if row is not None:
+            rows.append(row)
     return tuple(rows)
 
 
-def _derive(op: Operation, row: OutboxRow) -> bytes | None:
-    """What the store needs to update the person's profile for a new order, or None."""
+def _derive(op: Operation, v2_item: Any, received_at: float) -> bytes | None:
+    """What the store needs to update the person's profile for a new order, or None.
+
+    The order's time is the ``timestamp`` of the v2 item it is queued as (``v2_item``); a
+    row that stays a v1 or Pipelines call has none, and counts from its receipt."""
     ident = op.identifier
     if op.derive_total is None or ident is None or ident.kind not in _V2_IDENTIFIERS:
         return None
-    ts = msgspec.json.decode(row.payload).get("v2", {}).get("timestamp")
+    ts = v2_item.get("timestamp") if isinstance(v2_item, dict) else None
     if not isinstance(ts, int) or isinstance(ts, bool):
-        ts = int(row.received_at)
+        ts = int(received_at)
     return _encode({"identifiers": {ident.kind: ident.value}, "total": op.derive_total, "ts": ts})
 
 
@@ -98,16 +104,28 @@ def to_outbox_row(
     source: str | None,
     route: str | None = None,
     plan_version: str | None = None,
+    claim_until: float | None = None,
 ) -> OutboxRow | None:
-    """One operation's outbox row, or None for a read-only call that is never delivered."""
+    """One operation's outbox row, or None for a read-only call that is never delivered.
+
+    With ``claim_until`` the row claims its dedupe key until then, and a v2-expressible
+    order carries what the store derives the person's profile from."""
     if op.action in NEVER_QUEUED:
         return None
     if op.api == "pipelines":
-        return _pipelines_row(op, received_at, source, route, plan_version)
+        row = _pipelines_row(op, received_at, source, route, plan_version)
+        if claim_until is None:
+            return row
+        derive = _derive(op, None, received_at)
+        return msgspec.structs.replace(row, claim_until=claim_until, derive=derive)
     body = op.body
     if op.type == "person" and op.is_event and body is not None:
         body = with_event_fields(body, dedupe_key=op.dedupe_key, received_at=received_at)
-    payload = b'{"v2":' + _encode(body) + b"}" if op.api == "v2" else _v1_payload(op, body)
+    v2_item: Any = body
+    if op.api == "v2":
+        payload = b'{"v2":' + _encode(body) + b"}"
+    else:
+        v2_item, payload = _v1_payload(op, body)
     name = body.get("name") if body is not None and op.is_event else None
     return OutboxRow(
         received_at=received_at,
@@ -119,6 +137,8 @@ def to_outbox_row(
         route=route,
         plan_version=plan_version,
         batch_index=op.batch_index,
+        claim_until=claim_until,
+        derive=None if claim_until is None else _derive(op, v2_item, received_at),
     )
 
 
@@ -170,13 +190,14 @@ def with_event_fields(
     return out
 
 
-def _v1_payload(op: Operation, body: dict[str, Any] | None) -> bytes:
+def _v1_payload(op: Operation, body: dict[str, Any] | None) -> tuple[dict[str, Any] | None, bytes]:
+    """The v2 item a v1 operation is queued as (None: it stays a v1 call), and the payload."""
     item = v1_to_v2(op, body)
     if item is not None:
         item_json = _encode(item)
         if len(item_json) <= SAFE_V2_ITEM_BYTES:
-            return b'{"v2":' + item_json + b"}"
-    return _encode({"v1": {"method": op.method, "path": op.path, "body": body}})
+            return item, b'{"v2":' + item_json + b"}"
+    return None, _encode({"v1": {"method": op.method, "path": op.path, "body": body}})
 
 
 def v1_to_v2(op: Operation, body: dict[str, Any] | None) -> dict[str, Any] | None:
