@@ -45,6 +45,7 @@ from trackguard.gateway.metrics import GatewayMetrics
 from trackguard.gateway.pipelines import PipelinesDoor
 from trackguard.http.asgi import (
     BODY_TIMEOUT,
+    CLOSE,
     BodyTimeout,
     BodyTooLarge,
     ClientDisconnected,
@@ -81,7 +82,6 @@ T = TypeVar("T")
 
 _TIMEOUT: Final = pretty({"meta": {"errors": ["request body not received in time"]}})
 _OPS_PATHS: Final = frozenset({"/healthz", "/readyz", "/metrics"})
-_CLOSE: Final = ("connection", "close")
 #: Body cap of the routes Customer.io serves without credentials (metrics, unsubscribe):
 #: their bodies are a few fields.
 OPEN_MAX_BODY: Final = 8 * 1024
@@ -286,13 +286,13 @@ class Gateway:
             )
         except BodyTooLarge:
             status, response = track_too_large(method, target)
-            headers = [_CLOSE, *allow_header(hit)]
+            headers = [CLOSE, *allow_header(hit)]
             await send_response(send, status, response, headers=headers)
-            self._after(scope, target, method, b"", status, response, source, None, started)
+            self.after(scope, target, method, b"", status, response, source, None, started)
             return
         except BodyTimeout:
-            await send_response(send, 408, _TIMEOUT, headers=[_CLOSE])
-            self._after(scope, target, method, b"", 408, _TIMEOUT, source, None, started)
+            await send_response(send, 408, _TIMEOUT, headers=[CLOSE])
+            self.after(scope, target, method, b"", 408, _TIMEOUT, source, None, started)
             return
         except ClientDisconnected:
             return
@@ -303,7 +303,7 @@ class Gateway:
         if verdict.route == "GET /api/v1/accounts/region" and verdict.status == 200:
             answer = self._region_answer
             await send_response(send, 200, answer)
-            self._after(scope, target, method, body, 200, answer, source, verdict, started)
+            self.after(scope, target, method, body, 200, answer, source, verdict, started)
             return
         if is_open and write.quarantine:
             write = self.guards.within_budget(write, verdict.route or "other")
@@ -311,7 +311,7 @@ class Gateway:
         if not await self.commit(write, verdict, source, received_at):
             status, response = 503, UNAVAILABLE_BODY
         await send_response(send, status, response, headers=allow_header(hit))
-        self._after(scope, target, method, body, status, response, source, verdict, started)
+        self.after(scope, target, method, body, status, response, source, verdict, started)
 
     async def check(self, size: int, work: Callable[[], T]) -> T:
         """``work()`` for a body of ``size`` bytes: on a worker thread past ``check_in_thread``,
@@ -362,7 +362,7 @@ class Gateway:
         address and route); never written to the request log line by line.
         """
         status, response = track_unauthorized()
-        await send_response(send, status, response, headers=[_CLOSE])
+        await send_response(send, status, response, headers=[CLOSE])
         route = hit.route.key if isinstance(hit, RouteMatch) else f"{method[:10]} (no route)"
         self.count_unauthorized(scope, status, route, started)
 
@@ -397,7 +397,7 @@ class Gateway:
             self._accepted[value] = source
         return source is not None, source
 
-    def _after(
+    def after(
         self,
         scope: Scope,
         target: str,
@@ -410,7 +410,8 @@ class Gateway:
         started: float,
         headers: tuple[tuple[str, str], ...] | None = None,
     ) -> None:
-        """Count the answered request; ``headers`` are the request's, when already decoded."""
+        """Count the answered request (metrics, monitor, request log); both doors call it.
+        ``headers`` are the request's, when already decoded."""
         route = verdict.route if verdict is not None and verdict.route else "other"
         self.parts.metrics.observe(route, status, verdict, time.perf_counter() - started)
         now = self.clock()

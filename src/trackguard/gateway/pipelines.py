@@ -43,6 +43,7 @@ from trackguard.contract.pipelines.wire import inflate, is_strict, write_key
 from trackguard.core.verdict import Verdict
 from trackguard.gateway.cors import REFUSED_BODY, Cors
 from trackguard.http.asgi import (
+    CLOSE,
     BodyTimeout,
     BodyTooLarge,
     ClientDisconnected,
@@ -65,7 +66,6 @@ if TYPE_CHECKING:
 #: The source name of Pipelines clients (they all use the workspace's write key).
 SOURCE: Final = "default"
 _OK: Final = b"{}"
-_CLOSE: Final = ("connection", "close")
 _NOT_ENABLED: Final = msgspec.json.encode(
     {
         "code": "not_found",
@@ -107,7 +107,7 @@ class PipelinesDoor:
         key = parts.auth.pipelines_key
         if key is None:
             await send_response(send, 404, _NOT_ENABLED)
-            gw._after(scope, target, method, b"", 404, _NOT_ENABLED, None, None, started, headers)
+            gw.after(scope, target, method, b"", 404, _NOT_ENABLED, None, None, started, headers)
             return
         origin = header_of(headers, "origin")
         if not self.cors.allows(origin) or (method.upper() == "OPTIONS" and route is not None):
@@ -130,8 +130,8 @@ class PipelinesDoor:
         except BodyTooLarge:
             body, oversize = b"", True
         except BodyTimeout:
-            await send_response(send, 408, _TIMEOUT, headers=[_CLOSE])
-            gw._after(scope, target, method, b"", 408, _TIMEOUT, None, None, started, headers)
+            await send_response(send, 408, _TIMEOUT, headers=[CLOSE])
+            gw.after(scope, target, method, b"", 408, _TIMEOUT, None, None, started, headers)
             return
         except ClientDisconnected:
             return
@@ -144,12 +144,12 @@ class PipelinesDoor:
         )
         extra = self.cors.headers(origin)
         if oversize:
-            extra.append(_CLOSE)
+            extra.append(CLOSE)
         if result.status != 200 or (route is not None and route.kind == "metrics"):
             done = outcome(result, key_accepted=accepted)
             extra += [] if done.allow is None else [("allow", done.allow)]
             await send_response(send, done.status, done.body, headers=extra)
-            gw._after(
+            gw.after(
                 scope, target, method, b"", done.status, done.body, None, None, started, headers
             )
             return
@@ -166,9 +166,7 @@ class PipelinesDoor:
         await send_response(send, status, response, headers=extra)
         # Inflated and redacted only for the request log: nothing else reads it.
         logged = b"" if parts.request_log is None else redact_key(_readable(body, headers), key)
-        gw._after(
-            scope, target, method, logged, status, response, SOURCE, verdict, started, headers
-        )
+        gw.after(scope, target, method, logged, status, response, SOURCE, verdict, started, headers)
 
     def _decide(
         self, request: Request, result: PipelinesResult, received_at: float, key: str
@@ -194,9 +192,9 @@ class PipelinesDoor:
         (before the body is read; counted and summarised like a wrong key)."""
         if self.cors.allows(origin):
             await send_response(send, 204, headers=self.cors.preflight(origin))
-            self.gateway._after(scope, target, method, b"", 204, b"", None, None, started, headers)
+            self.gateway.after(scope, target, method, b"", 204, b"", None, None, started, headers)
             return
-        await send_response(send, 403, REFUSED_BODY, headers=[_CLOSE])
+        await send_response(send, 403, REFUSED_BODY, headers=[CLOSE])
         path = "/v1/ (unknown path)" if route is None else route.path
         label = f"{path} (origin not allowed, answered 403)"
         self.gateway.count_unauthorized(scope, 403, label, started)
@@ -212,7 +210,7 @@ class PipelinesDoor:
             status, response = 401, error_body(m.UNAUTHORIZED.code, [issue_of(m.UNAUTHORIZED)])
         else:
             status, response = 200, _OK
-        await send_response(send, status, response, headers=[*self.cors.headers(origin), _CLOSE])
+        await send_response(send, status, response, headers=[*self.cors.headers(origin), CLOSE])
         # Summarised with the Track API's 401s; the permissive answer is named in the key.
         route = f"POST {path}" + ("" if strict else " (answered 200)")
         gw.count_unauthorized(scope, status, route, started)

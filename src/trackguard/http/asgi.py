@@ -47,6 +47,11 @@ class ClientDisconnected(RequestError):
     """The client went away before its body was read."""
 
 
+#: The response header that ends a keep-alive connection after this answer (401s, 408s, 413s:
+#: the rest of what the client sent is never read).
+CLOSE: Final = ("connection", "close")
+
+
 def header(scope: Scope, name: bytes) -> bytes | None:
     """The first value of header ``name`` (lower-case bytes), or None."""
     for key, value in scope.get("headers", ()):
