@@ -1,6 +1,6 @@
 """Two deliverers on one PostgreSQL schema share one upstream rate: measured at the emulator,
 no 1-second window sees more than ``rate + max(burst, 2)`` requests, though each deliverer
-alone may send at the full rate."""
+alone may send at the full rate; a deliverer given a higher rate is held to the lowest."""
 
 from __future__ import annotations
 
@@ -49,8 +49,21 @@ def _anonymous(n: int) -> tuple[OutboxRow, ...]:
     return rows
 
 
+@pytest.mark.parametrize(
+    ("rates", "bound"),
+    [
+        ((RATE, RATE), BOUND),
+        # 160/s has burst 16 (chunks of 8, capacity 8): 40/s binds, plus the larger burst.
+        ((4 * RATE, RATE), RATE + 16),
+    ],
+    ids=["same-rate", "one-given-more"],
+)
 def test_two_deliverers_never_exceed_the_shared_rate(
-    stores: list[PostgresStore], pg_schema: tuple[str, str]
+    stores: list[PostgresStore],
+    pg_schema: tuple[str, str],
+    rates: tuple[float, float],
+    bound: float,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     writer, *deliverer_stores = stores
     writer.commit([Write(outbox=_anonymous(n)) for n in range(ROWS)])
@@ -59,8 +72,8 @@ def test_two_deliverers_never_exceed_the_shared_rate(
         transports = [HttpxTransport(server.url, SITE, KEY) for _ in deliverer_stores]
         workers = [
             # Small leases, so both deliverers always have rows to send.
-            DeliveryWorker(store, transport, rate=RATE, lease_size=5, linger=0.0)
-            for store, transport in zip(deliverer_stores, transports, strict=True)
+            DeliveryWorker(store, transport, rate=rate, lease_size=5, linger=0.0)
+            for store, transport, rate in zip(deliverer_stores, transports, rates, strict=True)
         ]
         assert all(isinstance(w.bucket, SharedBucket) for w in workers)
         stop = threading.Event()
@@ -83,7 +96,15 @@ def test_two_deliverers_never_exceed_the_shared_rate(
     assert sum(sent) == ROWS and min(sent) > 0  # both delivered, each row once
     assert writer.outbox_stats().delivered == ROWS
     assert stats["requests"] == ROWS
-    assert stats["max_per_second"] <= BOUND, stats
+    assert stats["max_per_second"] <= bound, stats
+    held = [r.getMessage() for r in caplog.records if "below this deliverer" in r.getMessage()]
+    if rates[0] != rates[1]:
+        assert held == [
+            "the shared track bucket refills at 40/s, below this deliverer's rate of 160/s:"
+            " another deliverer on this database was given a lower rate (the lowest binds)"
+        ]
+    else:
+        assert held == []
     url, schema = pg_schema
     with psycopg.connect(url, autocommit=True) as conn:
         keys = conn.execute(

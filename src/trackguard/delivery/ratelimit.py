@@ -16,16 +16,32 @@ from it ``chunk`` at a time, to spend them within ``chunk / rate`` seconds (unsp
 dropped). :func:`shares` splits ``burst`` into that chunk and the shared bucket's capacity so
 that, across every deliverer, any ``t`` seconds see at most ``rate × t + max(burst, 2)``
 requests (:func:`take` is the reservation's arithmetic; ``docs/delivery.md``).
+
+Deliverers given different rates cannot raise the workspace's rate: the shared bucket refills
+at the lowest rate (and holds the smallest capacity) any deliverer reserving within the last
+:data:`RATE_MEMORY` seconds asked for (:func:`take_shared`), and a deliverer held below its own
+rate says so in the log.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import threading
 import time
+import uuid
 from collections.abc import Callable
-from typing import Protocol, runtime_checkable
+from typing import Final, Protocol, runtime_checkable
+
+import msgspec
+
+log = logging.getLogger("trackguard.delivery")
+
+#: Seconds a deliverer's rate binds the shared bucket after its last reservation: long enough
+#: to cover a deliverer that reserves rarely (one chunk per ``chunk / rate`` seconds at most),
+#: short enough that a rate raised by a redeploy takes over within a minute.
+RATE_MEMORY: Final = 60.0
 
 
 class TokenBucket:
@@ -99,13 +115,57 @@ def take(
     return level, max(updated_at, now), (0.0 if level >= 0 else -level / rate)
 
 
+class SharedState(msgspec.Struct, forbid_unknown_fields=False):
+    """A shared bucket as the store keeps it: its level at ``at`` (the store's clock), and the
+    ``[rate, capacity, last reservation]`` each deliverer (by ``member`` id) asked for."""
+
+    tokens: float
+    at: float
+    rates: dict[str, tuple[float, float, float]] = {}
+
+
+class Reservation(msgspec.Struct, frozen=True):
+    """What a reservation from a shared bucket gives: the seconds to wait before using the
+    tokens, and the rate the bucket refilled at (below the asker's when another deliverer
+    asked for less)."""
+
+    wait: float
+    rate: float
+
+
+def take_shared(
+    state: SharedState | None,
+    member: str,
+    now: float,
+    rate: float,
+    capacity: float,
+    n: int,
+) -> tuple[SharedState, Reservation]:
+    """:func:`take` on a shared bucket, at the lowest rate and capacity of the deliverers that
+    reserved within :data:`RATE_MEMORY` seconds of ``now`` (``member`` among them, at
+    ``rate``/``capacity``): the new state to save, and the reservation."""
+    rates = {
+        other: seen
+        for other, seen in (state.rates if state is not None else {}).items()
+        if other != member and now - seen[2] <= RATE_MEMORY
+    }
+    rates[member] = (rate, capacity, now)
+    lowest = min(r for r, _, _ in rates.values())
+    smallest = min(c for _, c, _ in rates.values())
+    tokens, at = (state.tokens, state.at) if state is not None else (smallest, now)
+    level, at, wait = take(tokens, at, now, lowest, smallest, n)
+    return SharedState(tokens=level, at=at, rates=rates), Reservation(wait=wait, rate=lowest)
+
+
 @runtime_checkable
 class TokenReserver(Protocol):
     """A store that keeps buckets every deliverer shares (``PostgresStore``)."""
 
-    def reserve_tokens(self, name: str, n: int, rate: float, capacity: float) -> float:
-        """Take ``n`` tokens from bucket ``name`` (:func:`take`, by the store's clock); the
-        seconds to wait before using them."""
+    def reserve_tokens(
+        self, name: str, n: int, rate: float, capacity: float, member: str
+    ) -> Reservation:
+        """Take ``n`` tokens from bucket ``name`` for deliverer ``member``
+        (:func:`take_shared`, by the store's clock)."""
         ...
 
 
@@ -115,6 +175,7 @@ class SharedBucket:
 
     __slots__ = (
         "_clock",
+        "_held_at",
         "_left",
         "_lock",
         "_name",
@@ -124,6 +185,7 @@ class SharedBucket:
         "burst",
         "capacity",
         "chunk",
+        "member",
         "rate",
     )
 
@@ -146,6 +208,10 @@ class SharedBucket:
         self._lock = threading.Lock()
         self._left = 0
         self._start = self._until = -math.inf
+        #: This deliverer's id in the shared bucket (its rate binds the others while it runs).
+        self.member = uuid.uuid4().hex
+        #: The lower rate another deliverer holds this one to (last logged), or None.
+        self._held_at: float | None = None
 
     def reserve(self) -> float:
         """Take a token (a new chunk from the store when this one is spent or expired); the
@@ -153,12 +219,32 @@ class SharedBucket:
         with self._lock:
             now = self._clock()
             if self._left == 0 or now >= self._until:
-                wait = self._store.reserve_tokens(self._name, self.chunk, self.rate, self.capacity)
+                got = self._store.reserve_tokens(
+                    self._name, self.chunk, self.rate, self.capacity, self.member
+                )
+                self._held(got.rate)
                 self._left = self.chunk
-                self._start = now + wait
+                self._start = now + got.wait
                 self._until = self._start + self.chunk / self.rate
             self._left -= 1
             return max(0.0, self._start - now)
+
+    def _held(self, rate: float) -> None:
+        """Log once when another deliverer's lower rate starts (or stops) binding this one."""
+        held = rate if rate < self.rate else None
+        if held == self._held_at:
+            return
+        self._held_at = held
+        if held is not None:
+            log.warning(
+                "the shared %s bucket refills at %g/s, below this deliverer's rate of %g/s:"
+                " another deliverer on this database was given a lower rate (the lowest binds)",
+                self._name,
+                held,
+                self.rate,
+            )
+        else:
+            log.info("the shared %s bucket refills at this deliverer's rate again", self._name)
 
     def acquire(self, sleep: Callable[[float], object] = time.sleep) -> float:
         """Take a token, sleeping until it may be used; returns the seconds waited."""

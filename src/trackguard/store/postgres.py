@@ -47,7 +47,7 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
-from trackguard.delivery.ratelimit import take
+from trackguard.delivery.ratelimit import Reservation, SharedState, take_shared
 from trackguard.errors import first_line
 from trackguard.store.base import (
     OutboxRow,
@@ -264,7 +264,7 @@ _BUCKET: Final = (
     "SELECT value, extract(epoch FROM clock_timestamp()) FROM meta WHERE key = %s FOR UPDATE"
 )
 _encode_bucket: Final = msgspec.json.encode
-_decode_bucket: Final = msgspec.json.Decoder(dict[str, float])
+_decode_bucket: Final = msgspec.json.Decoder(SharedState)
 _ADD_COUNT: Final = "UPDATE counts SET n = n + %s WHERE name = %s"
 _CLAIM_SWEEP_EVERY: Final = 1000
 
@@ -589,10 +589,13 @@ class PostgresStore(StoreReads):
         self._check_open()
         return self._connect()
 
-    def reserve_tokens(self, name: str, n: int, rate: float, capacity: float) -> float:
-        """Take ``n`` tokens from the shared bucket ``name`` (``ratelimit.take``), kept in
-        ``meta`` under ``ratelimit.<name>`` and refilled by the database's clock, so deliverers
-        on hosts whose clocks differ share one rate; the seconds to wait before using them."""
+    def reserve_tokens(
+        self, name: str, n: int, rate: float, capacity: float, member: str
+    ) -> Reservation:
+        """Take ``n`` tokens from the shared bucket ``name`` for deliverer ``member``
+        (``ratelimit.take_shared``: the lowest rate of the deliverers reserving binds), kept
+        in ``meta`` under ``ratelimit.<name>`` and refilled by the database's clock, so
+        deliverers on hosts whose clocks differ share one rate."""
         key = f"ratelimit.{name}"
         with self._transaction() as cur:
             cur.execute(
@@ -602,13 +605,12 @@ class PostgresStore(StoreReads):
             row = cur.execute(_BUCKET, (key,)).fetchone()
             assert row is not None
             saved, now = _bucket_state(row[0]), float(row[1])
-            tokens, at = saved if saved is not None else (capacity, now)
-            level, at, wait = take(tokens, at, now, rate, capacity, n)
+            state, reservation = take_shared(saved, member, now, rate, capacity, n)
             cur.execute(
                 "UPDATE meta SET value = %s WHERE key = %s",
-                (_encode_bucket({"tokens": level, "at": at}).decode(), key),
+                (_encode_bucket(state).decode(), key),
             )
-        return wait
+        return reservation
 
     def subscribe(self, kinds: str, callback: Callable[[], None]) -> Unsubscribe:
         """Call ``callback`` after each commit that added what ``kinds`` names (``listen.py``:
@@ -635,12 +637,12 @@ class PostgresStore(StoreReads):
             conn.close()
 
 
-def _bucket_state(value: str) -> tuple[float, float] | None:
-    """``(tokens, at)`` of a saved shared bucket; None for a new (or unreadable) one."""
+def _bucket_state(value: str) -> SharedState | None:
+    """A saved shared bucket (one saved before deliverers' rates were kept has none); None for
+    a new (or unreadable) one."""
     try:
-        saved = _decode_bucket.decode(value)
-        return float(saved["tokens"]), float(saved["at"])
-    except (msgspec.DecodeError, KeyError):
+        return _decode_bucket.decode(value)
+    except msgspec.DecodeError:
         return None
 
 
