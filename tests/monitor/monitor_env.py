@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 
 from outbox_wait import drain
+from trackguard.contract.operations import Request
 from trackguard.core.pipeline import Checker
 from trackguard.delivery.transport import HttpxTransport
 from trackguard.delivery.worker import DeliveryWorker
@@ -23,6 +24,7 @@ from trackguard.gateway.app import Delivery, Gateway, GatewayParts
 from trackguard.gateway.config import AuthConfig, Credentials
 from trackguard.gateway.metrics import GatewayMetrics
 from trackguard.http.runner import RunningServer, start_in_thread
+from trackguard.ingest import to_write
 from trackguard.monitor import Monitor, build_monitor
 from trackguard.plan.loader import load_plan
 from trackguard.store.group import GroupCommitter
@@ -36,6 +38,20 @@ SITE_ID, API_KEY = "mon-site", "mon-key"
 NewDB = Callable[[], str]
 #: Wednesday 4 November 2026, 12:00 UTC: inside the example file's business hours.
 T0 = dt.datetime(2026, 11, 4, 12, 0, tzinfo=dt.UTC).timestamp()
+
+
+def commit_requests(db: str, requests: list[tuple[str, bytes]]) -> None:
+    """Commit Track API requests (``PUT`` for a person path, else ``POST``) as the gateway
+    would, checked without a plan, received at ``T0``."""
+    store, checker = open_store(db), Checker(None)
+    try:
+        for path, body in requests:
+            request = Request(
+                method="PUT" if path.count("/") == 4 else "POST", path=path, body=body
+            )
+            store.commit([to_write(request, checker.check(request), T0)])
+    finally:
+        store.close()
 
 
 class FakeClock:

@@ -10,15 +10,13 @@ from pathlib import Path
 import click
 import pytest
 from click.testing import CliRunner
-from monitor_env import T0, FakeClock, NewDB, Receiver, start_receiver
+from monitor_env import T0, FakeClock, NewDB, Receiver, commit_requests, start_receiver
 
 from trackguard.cli import main as cli
 from trackguard.cli.monitor import alerts_group, health_command, stats_command
 from trackguard.contract.operations import Request
 from trackguard.core.pipeline import Checker
-from trackguard.ingest import to_write
 from trackguard.monitor import build_monitor
-from trackguard.store.sqlite import open_store
 
 RULES = """
 channels:
@@ -39,18 +37,6 @@ def receiver(monkeypatch: pytest.MonkeyPatch) -> Iterator[Receiver]:
     monkeypatch.setenv("PD_URL", r.url)
     yield r
     r.close()
-
-
-def _commit(db: str, requests: list[tuple[str, bytes]]) -> None:
-    store, checker = open_store(db), Checker(None)
-    try:
-        for path, body in requests:
-            request = Request(
-                method="PUT" if path.count("/") == 4 else "POST", path=path, body=body
-            )
-            store.commit([to_write(request, checker.check(request), T0)])
-    finally:
-        store.close()
 
 
 def _observe(db: str, rules: Path | None, clock: FakeClock) -> None:
@@ -97,7 +83,7 @@ def test_stats_by_event_and_code(new_db: NewDB) -> None:
 
 def test_health_counts_from_the_identity_state(new_db: NewDB) -> None:
     db = new_db()
-    _commit(
+    commit_requests(
         db,
         [
             ("/api/v1/customers/42", b'{"email": "ana@example.com"}'),

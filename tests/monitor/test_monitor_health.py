@@ -6,32 +6,16 @@ from __future__ import annotations
 import sqlite3
 import time
 
-from monitor_env import T0, NewDB
+from monitor_env import NewDB, commit_requests
 
-from trackguard.contract.operations import Request
-from trackguard.core.pipeline import Checker
-from trackguard.ingest import to_write
 from trackguard.monitor import health
 from trackguard.monitor.db import MonitorDB
 from trackguard.monitor.health import MULTIPLE_IDENTIFIERS, OutboxHealth
-from trackguard.store.sqlite import open_store
-
-
-def _commit(db: str, requests: list[tuple[str, bytes]]) -> None:
-    store, checker = open_store(db), Checker(None)
-    try:
-        for path, body in requests:
-            request = Request(
-                method="PUT" if path.count("/") == 4 else "POST", path=path, body=body
-            )
-            store.commit([to_write(request, checker.check(request), T0)])
-    finally:
-        store.close()
 
 
 def test_people_with_several_identifiers_are_counted_once_each(new_db: NewDB) -> None:
     db = new_db()
-    _commit(
+    commit_requests(
         db,
         [
             # ana: by id with her email, and by that email (another case) elsewhere: counted.
@@ -56,7 +40,7 @@ def test_people_with_several_identifiers_are_counted_once_each(new_db: NewDB) ->
 
 def test_no_health_query_scans_the_outbox_once_per_row(tmp_path: object) -> None:
     db = f"{tmp_path}/tg.db"
-    _commit(db, [("/api/v1/customers/1", b'{"email": "ana@example.com"}')])
+    commit_requests(db, [("/api/v1/customers/1", b'{"email": "ana@example.com"}')])
     multiple = health._MULTIPLE.format(
         email=health._field("sqlite", "v2", "attributes", "email"),
         payload=health._PAYLOAD["sqlite"],
