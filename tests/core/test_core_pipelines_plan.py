@@ -18,6 +18,7 @@ from trackguard.core.plancheck import CompiledPlan
 from trackguard.core.verdict import Verdict
 from trackguard.plan.loader import parse_plan
 from trackguard.plan.model import SEMANTIC_EVENT_NAMES
+from trackguard.plan.naming import name_key
 
 PLAN = """
 version: 1
@@ -258,3 +259,121 @@ def test_every_semantic_name_in_any_case_is_quarantined_unless_allowed(
     verdict = run(track(sent, groupId="g", context={"device": {"token": "t"}}))
     allowed = name == "Device Created or Updated"
     assert (len(verdict.operations), len(verdict.rejected)) == ((1, 0) if allowed else (0, 1))
+
+
+# -- the "*" entry: properties every page (screen) call must have -----------------------------
+
+EVERY = """
+version: 1
+unplanned: {pages: allow, screens: warn}
+pages:
+  "*":
+    properties:
+      url: {type: string, required: true}
+      title: {type: string, action: fix}
+      referrer: {type: string, action: warn}
+  Pricing:
+    unplanned_properties: reject
+    properties:
+      url: {type: string, required: false}
+      plan: {type: enum, values: [free, pro]}
+screens:
+  "*":
+    properties:
+      app_version: {type: string, required: true, action: warn}
+"""
+EVERY_PLAN = CompiledPlan(parse_plan(EVERY))
+URL_MISSING = (
+    "property_missing",
+    "pages.*.properties.url",
+    "properties.url",
+    "reject",
+    "required property 'url' is missing",
+)
+
+
+def test_a_page_without_a_name_or_url_is_rejected_by_the_star_entry() -> None:
+    verdict = run(page(None, {"title": "Home"}), plan=EVERY_PLAN)
+    assert (verdict.outcome, len(verdict.rejected), verdict.operations) == ("rejected", 1, ())
+    assert plan_findings(verdict) == [URL_MISSING]
+    nameless = {"type": "page", "userId": "u-1", "messageId": "m-2"}  # no name, no properties
+    assert plan_findings(run(nameless, plan=EVERY_PLAN)) == [URL_MISSING]
+
+
+def test_a_page_with_its_url_passes_and_unplanned_names_get_the_star_rules() -> None:
+    verdict = run(page(None, {"url": "https://shop.example/"}), plan=EVERY_PLAN)
+    assert (verdict.outcome, plan_findings(verdict), len(verdict.operations)) == ("accepted", [], 1)
+    fixed = run(
+        page("Checkout", {"url": "https://x.io/c", "title": 42, "other": 1}), plan=EVERY_PLAN
+    )
+    assert fixed.outcome == "fixed"
+    assert plan_findings(fixed) == [
+        ("property_type", "pages.*.properties.title", "properties.title", "fix",
+         "'title' should be string, got integer 42; converted to '42'"),
+    ]  # fmt: skip
+    (op,) = fixed.operations
+    assert op.body is not None and op.body["properties"]["title"] == "42"
+    bad = run(page("Checkout", {"url": 7}), plan=EVERY_PLAN)
+    assert [(f[0], f[1], f[3]) for f in plan_findings(bad)] == [
+        ("property_type", "pages.*.properties.url", "reject")
+    ]
+
+
+def test_a_named_page_keeps_its_own_spec_and_inherits_the_rest() -> None:
+    # Pricing's own url is optional: no url is fine, and the "*" properties are not unplanned.
+    verdict = run(page("Pricing", {"plan": "pro", "title": "Plans"}), plan=EVERY_PLAN)
+    assert (verdict.outcome, plan_findings(verdict), len(verdict.operations)) == ("warned", [], 1)
+    assert [v.code for v in verdict.violations] == ["page_without_url"]  # the contract's flag
+    warned = run(page("pricing", {"referrer": 3, "coupon": "X"}), plan=EVERY_PLAN)
+    assert [(f[0], f[1], f[3]) for f in plan_findings(warned)] == [
+        ("event_name_drift", "naming", "fix"),
+        ("property_type", "pages.*.properties.referrer", "warn"),
+        ("property_unplanned", "pages.Pricing.unplanned_properties", "reject"),
+    ]
+
+
+def test_screens_take_their_own_star_entry_and_the_unplanned_policy_still_applies() -> None:
+    screen = {"type": "screen", "userId": "u-1", "messageId": "m-1", "properties": {}}
+    verdict = run(screen, plan=EVERY_PLAN)
+    assert verdict.outcome == "warned"
+    assert [(f[0], f[1], f[3]) for f in plan_findings(verdict)] == [
+        ("property_missing", "screens.*.properties.app_version", "warn"),
+        ("screen_unplanned", "unplanned.screens", "warn"),
+    ]
+    assert plan_findings(run(page(None, {"url": "u"}), plan=COMPILED)) == [
+        (
+            "page_unplanned",
+            "unplanned.pages",
+            "name",
+            "warn",
+            "page without a name: the plan's pages are matched by name",
+        ),
+    ]  # fmt: skip  (a plan without "*" checks no property of such a call)
+
+
+@given(
+    st.one_of(st.none(), st.text(max_size=12)),
+    st.dictionaries(
+        st.sampled_from(["url", "title", "plan", "x"]),
+        st.one_of(st.text(max_size=5), st.integers(), st.none()),
+        max_size=4,
+    ),
+)
+def test_every_page_is_held_to_the_star_url_unless_its_own_entry_says_otherwise(
+    name: str | None, props: dict[str, Any]
+) -> None:
+    verdict = run(page(name, props), plan=EVERY_PLAN)
+    if verdict.contract_errors:
+        return
+    pricing = isinstance(name, str) and name_key(name.strip()) == name_key("Pricing")
+    url_rules = [f for f in plan_findings(verdict) if f[2] == "properties.url"]
+    url = props.get("url")
+    if pricing:
+        assert all(f[1] == "pages.Pricing.properties.url" for f in url_rules)
+    elif url is None:
+        assert url_rules == [URL_MISSING]
+        assert verdict.outcome == "rejected"
+    elif isinstance(url, str):
+        assert url_rules == []
+    else:
+        assert [(f[0], f[1]) for f in url_rules] == [("property_type", "pages.*.properties.url")]

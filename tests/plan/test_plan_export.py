@@ -395,6 +395,60 @@ def test_pages_and_screens_export_as_pipelines_calls() -> None:
     }
 
 
+def test_a_star_entry_exports_as_every_pages_schema_and_merges_into_named_ones() -> None:
+    plan = parse_plan(
+        """\
+unplanned: {properties: reject}
+pages:
+  "*":
+    description: every page view
+    properties:
+      url: {type: string, required: true}
+      title: string
+  Pricing:
+    properties:
+      url: {type: string}
+"""
+    )
+    pages = views_json_schema(plan, "pages")
+    assert list(pages) == ["Pricing", "*"]
+    assert pages["*"] == {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "*",
+        "description": "every page view",
+        "type": "object",
+        "required": ["properties"],
+        "properties": {
+            "properties": {
+                "type": "object",
+                "properties": {
+                    "url": {"type": "string"},
+                    "title": {"type": ["string", "null"]},
+                },
+                "required": ["url"],
+            }
+        },
+    }
+    assert pages["Pricing"]["properties"]["properties"] == {
+        "type": ["object", "null"],  # Pricing's own url is optional: it wins over "*"
+        "properties": {
+            "url": {"type": ["string", "null"]},
+            "title": {"type": ["string", "null"]},
+            "schema_version": {},
+        },
+        "additionalProperties": False,
+    }
+    every = Draft202012Validator(pages["*"])
+    assert every.is_valid({"type": "page", "properties": {"url": "u", "other": 1}})
+    assert every.is_valid({"type": "page", "name": "Anything", "properties": {"url": "u"}})
+    assert not every.is_valid({"type": "page", "properties": {"title": "t"}})
+    assert not every.is_valid({"type": "page"})
+    pricing = Draft202012Validator(pages["Pricing"])
+    assert pricing.is_valid({"name": "Pricing", "properties": {"title": "t"}})
+    assert not pricing.is_valid({"name": "Pricing", "properties": {"title": 1}})
+    assert views_json_schema(plan, "screens") == {}
+
+
 # -- the export and schema commands ------------------------------------------------------------
 
 

@@ -1022,6 +1022,10 @@ def test_file_schema_allows_the_keys_the_loader_allows() -> None:
     )
     assert tuple(definitions["event"]["properties"]) == ALLOWED_KEYS["event"]
     assert tuple(definitions["page"]["properties"]) == ALLOWED_KEYS["page"]
+    assert tuple(definitions["every_page"]["properties"]) == ALLOWED_KEYS["every_page"]
+    for section in ("pages", "screens"):
+        star = schema["properties"][section]["properties"]["*"]
+        assert star == {"$ref": "#/definitions/every_page"}
     assert tuple(definitions["version"]["properties"]) == ALLOWED_KEYS["version"]
     assert tuple(definitions["rules"]["properties"]) == ALLOWED_KEYS["property"]
     assert definitions["type"]["enum"] == list(PROPERTY_TYPES)
@@ -1036,6 +1040,8 @@ def test_file_schema_allows_the_keys_the_loader_allows() -> None:
         {"events": {"a": {"properties": {"x": "enum"}}}},
         {"events": {"a": {"dedupe_key": "order_id"}}},
         {"naming": {"action": "fixit"}},
+        {"pages": {"*": {"aliases": ["all"]}}},
+        {"screens": {"*": {"unplanned_properties": "reject"}}},
     ],
 )
 def test_file_schema_rejects_what_lint_rejects(bad: dict[str, object]) -> None:
@@ -1144,3 +1150,89 @@ def test_identity_and_timeliness_sections() -> None:
         ("cart_updated",),
         "reject",
     )
+
+
+# -- the "*" entry of pages: and screens: ------------------------------------------------------
+
+
+def test_a_star_entry_holds_the_properties_of_every_page(lint: Lint) -> None:
+    text = """\
+        version: 1
+        pages:
+          "*":
+            description: every page view
+            properties:
+              url: {type: string, required: true}
+          Pricing:
+            properties:
+              plan: string
+        screens:
+          "*": {properties: {app_version: string}}
+        """
+    assert lint(text) == []
+    plan = parse_plan(textwrap.dedent(text))
+    every = plan.every_view("pages")
+    assert every is not None
+    assert (every.name, every.description, [p.name for p in every.properties]) == (
+        "*",
+        "every page view",
+        ["url"],
+    )
+    assert list(plan.named_views("pages")) == ["Pricing"]
+    assert list(plan.pages) == ["*", "Pricing"]
+    screens = plan.every_view("screens")
+    assert screens is not None and [p.name for p in screens.properties] == ["app_version"]
+    assert parse_plan("version: 1\n").every_view("pages") is None
+
+
+def test_star_entry_mistakes_are_lint_errors_with_suggestions(lint: Lint) -> None:
+    assert lint(
+        """\
+        version: 1
+        events:
+          "*": {}
+        pages:
+          "*":
+            aliases: [all]
+            unplanned_properties: reject
+            propertes: {url: string}
+        screens:
+          "*": {dedupe_key: data.x}
+        """
+    ) == [
+        "plan.yaml:3:3: error: events.*: event name '*' has no ASCII letters or digits; a '*'"
+        " entry is for pages: and screens:",
+        "plan.yaml:6:5: error: pages.*: the '*' entry applies to every page call, so it has no"
+        " aliases; allowed keys: description, properties",
+        "plan.yaml:7:5: error: pages.*: the '*' entry applies to every page call;"
+        " unplanned_properties belongs to a named page or to unplanned.properties; allowed keys:"
+        " description, properties",
+        "plan.yaml:8:5: error: pages.*: unknown key 'propertes' (did you mean 'properties'?);"
+        " allowed keys: description, properties",
+        "plan.yaml:10:9: error: screens.*: unknown key 'dedupe_key'; allowed keys: description,"
+        " properties",
+    ]
+
+
+@_settings
+@given(
+    entry=st.dictionaries(
+        st.sampled_from([*ALLOWED_KEYS["page"], "dedupe_key", "x"]),
+        st.dictionaries(st.sampled_from(_KEYS), _trees, max_size=4) | _trees,
+        max_size=4,
+    ),
+    section=st.sampled_from(["pages", "screens"]),
+)
+def test_any_star_entry_loads_or_lints_with_lines(
+    tmp_path: Path, entry: dict[str, object], section: str
+) -> None:
+    path = tmp_path / "fuzz.yaml"
+    path.write_text(yaml.safe_dump({section: {"*": entry, "Home": entry}}), encoding="utf-8")
+    _assert_answers(path)
+    issues = [i for i in lint_plan(path) if i.severity == "error"]
+    if not issues:
+        plan = load_plan(path)
+        assert plan.every_view(section) is not None  # type: ignore[arg-type]
+        assert set(entry) <= set(ALLOWED_KEYS["every_page"]) | {"properties"}
+    elif set(entry) - set(ALLOWED_KEYS["every_page"]):
+        assert any(i.message.startswith(f"{section}.*: ") for i in issues)

@@ -281,11 +281,12 @@ def test_backfill_sends_pipelines_track_calls_and_a_rerun_sends_nothing_new(
     )
     drain(db)
     assert [c["messageId"] for c in _delivered(emulator)] == ids
-    bad = CliRunner().invoke(main, [*args[:3], "pipelines:group", *args[4:]])
+    bad = CliRunner().invoke(main, [*args[:3], "pipelines:group:Acme", *args[4:]])
     assert bad.exit_code == 2
     assert _flat(bad.output).endswith(
         "Error: Invalid value for --as: use event:NAME, identify, pipelines:track:NAME,"
-        " pipelines:page:NAME, pipelines:screen:NAME or pipelines:identify"
+        " pipelines:page:NAME, pipelines:screen:NAME, pipelines:identify, pipelines:group or"
+        " pipelines:alias"
     )
 
 

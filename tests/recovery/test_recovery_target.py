@@ -21,6 +21,8 @@ NAMES = st.text(min_size=1, max_size=30).filter(lambda s: s.strip() == s and s !
         ("pipelines:track:Order Completed", Target("pipelines", "track", "Order Completed")),
         ("pipelines:page:Home", Target("pipelines", "page", "Home")),
         ("pipelines:screen:a:b", Target("pipelines", "screen", "a:b")),
+        ("pipelines:group", Target("pipelines", "group")),
+        ("pipelines:alias", Target("pipelines", "alias")),
     ],
 )
 def test_each_form_parses(text: str, target: Target) -> None:
@@ -30,7 +32,8 @@ def test_each_form_parses(text: str, target: Target) -> None:
 @pytest.mark.parametrize(
     "text",
     ["", "event:", "event: ", "pipelines:track", "pipelines:track:", "pipelines:identify:x",
-     "pipelines:group", "pipelines:alias", "track:x", "Identify", "pipelines"],
+     "pipelines:group:Acme", "pipelines:alias:", "pipelines:Group", "track:x", "Identify",
+     "pipelines"],
 )  # fmt: skip
 def test_anything_else_is_refused_with_the_usage(text: str) -> None:
     with pytest.raises(TargetError) as caught:

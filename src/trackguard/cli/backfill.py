@@ -60,7 +60,8 @@ def print_summary(report: BackfillReport, console: Console) -> None:
     required=True,
     metavar="TARGET",
     help="What each row becomes: event:NAME or identify (Track API), pipelines:track:NAME,"
-    " pipelines:page:NAME, pipelines:screen:NAME or pipelines:identify (Pipelines API).",
+    " pipelines:page:NAME, pipelines:screen:NAME, pipelines:identify, pipelines:group or"
+    " pipelines:alias (Pipelines API).",
 )
 @click.option("--map", "mapping_path", required=True, metavar="MAPPING.yaml")
 @db_option()
@@ -99,8 +100,12 @@ def backfill_command(
         target = parse_target(as_)
     except TargetError as e:
         raise click.BadParameter(str(e), param_hint="--as") from e
+    pipelines = target.api == "pipelines"
     mapping = load_mapping(
-        mapping_path, identify=target.identify, pipelines=target.api == "pipelines"
+        mapping_path,
+        identify=target.identify,
+        pipelines=pipelines,
+        call=target.kind if pipelines else None,
     )
     src = open_source(source, query)
     store = cast("SQLiteStore | PostgresStore", open_store(db, create=False))

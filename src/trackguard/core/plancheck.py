@@ -25,7 +25,7 @@ from trackguard.core import coerce
 from trackguard.core.keys import person_key, value_at
 from trackguard.core.state import NO_STATE, StateView
 from trackguard.core.verdict import Change, Violation
-from trackguard.plan.model import EventSpec, Plan, PropertySpec
+from trackguard.plan.model import EVERY_VIEW, EventSpec, Plan, PropertySpec
 from trackguard.plan.naming import follows, name_key, to_convention
 
 Coercer = Callable[[Any], tuple[bool, Any]]
@@ -189,12 +189,21 @@ class _Event:
         "versions",
     )
 
-    def __init__(self, spec: EventSpec, plan: Plan, section: str = "events") -> None:
+    def __init__(
+        self, spec: EventSpec, plan: Plan, section: str = "events", every: _Event | None = None
+    ) -> None:
+        """``every``: the section's ``"*"`` entry, whose properties this entry has too unless
+        it declares them itself (its own spec wins)."""
         self.spec = spec
         self.name = spec.name
         self.rule = f"{section}.{spec.name}"
-        self.props = tuple(_Prop(p, f"{self.rule}.properties.{p.name}") for p in spec.properties)
-        self.names = frozenset(p.name for p in spec.properties)
+        props = tuple(_Prop(p, f"{self.rule}.properties.{p.name}") for p in spec.properties)
+        names = frozenset(p.name for p in spec.properties)
+        if every is not None:
+            props += tuple(p for p in every.props if p.name not in names)
+            names |= every.names
+        self.props: tuple[_Prop, ...] = props
+        self.names: frozenset[str] = names
         self.unplanned = spec.unplanned_properties or plan.unplanned.properties
         self.dedupe = tuple(spec.dedupe_key.split(".")) if spec.dedupe_key else None
         self.derive = tuple(spec.derive_total.split(".")) if spec.derive_total else None
@@ -208,16 +217,22 @@ class _Event:
 
 class _Catalog:
     """One section of planned names (events, pages or screens): each name and alias, and
-    every name by its words (``Order Completed`` is ``order_completed`` written otherwise)."""
+    every name by its words (``Order Completed`` is ``order_completed`` written otherwise).
+    ``every`` is a pages or screens section's ``"*"`` entry: checked on every call of it."""
 
-    __slots__ = ("by_key", "by_name", "noun")
+    __slots__ = ("by_key", "by_name", "every", "noun")
 
     def __init__(self, specs: dict[str, EventSpec], plan: Plan, section: str, noun: str) -> None:
         self.noun = noun
         self.by_name: dict[str, _Event] = {}
         self.by_key: dict[str, _Event] = {}
+        self.every: _Event | None = None
+        if section != "events" and EVERY_VIEW in specs:
+            self.every = _Event(specs[EVERY_VIEW], plan, section)
         for spec in specs.values():
-            ev = _Event(spec, plan, section)
+            if self.every is not None and spec is self.every.spec:
+                continue
+            ev = _Event(spec, plan, section, self.every)
             self.by_name[ev.name] = ev
             self.by_key.setdefault(name_key(ev.name), ev)
             for alias in spec.aliases:
@@ -568,6 +583,13 @@ class CompiledPlan:
         if ev is not None:
             self._planned_properties(op, work, ev)
             return
+        every = catalog.every
+        if every is not None:  # a call no entry names still has the "*" entry's properties
+            data = work.body.get("properties")
+            if data is None or isinstance(data, dict):
+                self._properties(
+                    work, ("properties",), data or {}, every.props, every.names, "allow", every.rule
+                )
         policy = self.plan.unplanned.pages if page else self.plan.unplanned.screens
         if policy == "allow":
             return

@@ -10,7 +10,10 @@ all".
 The schemas follow what the checker does: a null value counts as absent (so it passes unless
 the property is required), ``schema_version`` is never an unplanned property, the unplanned
 policy closes the event's ``data`` but not nested objects, and ``required`` on a profile
-attribute has no effect (identify calls send any subset of attributes).
+attribute has no effect (identify calls send any subset of attributes). A ``pages:`` (or
+``screens:``) ``"*"`` entry is exported under ``"*"`` as the schema every page call must pass,
+whatever its name, and its properties are merged into each named page's schema (the named
+page's own spec wins on a property both declare).
 
 ``plan_file_schema`` is the other direction: the JSON Schema of the plan YAML itself, shipped
 as ``plan.schema.json`` for editor completion.
@@ -24,7 +27,7 @@ from typing import Any, Final, Literal
 
 from msgspec.structs import replace
 
-from trackguard.plan.model import EventSpec, Plan, PropertySpec
+from trackguard.plan.model import EVERY_VIEW, EventSpec, Plan, PropertySpec
 
 DIALECT: Final = "https://json-schema.org/draft/2020-12/schema"
 #: The ``local@domain.tld`` shape trackguard checks identifiers with, already trimmed and
@@ -64,10 +67,14 @@ def to_json_schema(plan: Plan, *, include_warn: bool = False) -> dict[str, dict[
 def views_json_schema(
     plan: Plan, section: Literal["pages", "screens"], *, include_warn: bool = False
 ) -> dict[str, dict[str, Any]]:
-    """One JSON Schema per planned page (or screen), for a Pipelines call ``{name, properties}``."""
+    """One JSON Schema per planned page (or screen), for a Pipelines call ``{name, properties}``,
+    and under ``"*"`` the one every call of the section must pass (when the plan has it)."""
     exporter = _Exporter(plan, include_warn)
-    views = plan.pages if section == "pages" else plan.screens
-    return {name: exporter.view(view) for name, view in views.items()}
+    every = plan.every_view(section)
+    out = {name: exporter.view(view, every) for name, view in plan.named_views(section).items()}
+    if every is not None:
+        out[EVERY_VIEW] = exporter.every_view(every)
+    return out
 
 
 def attributes_json_schema(plan: Plan, *, include_warn: bool = False) -> dict[str, Any]:
@@ -135,10 +142,15 @@ class _Exporter:
         schema["properties"] = properties
         return schema
 
-    def view(self, view: EventSpec) -> dict[str, Any]:
-        """A Pipelines page or screen call: its ``name`` and its ``properties``."""
+    def view(self, view: EventSpec, every: EventSpec | None = None) -> dict[str, Any]:
+        """A Pipelines page or screen call: its ``name`` and its ``properties`` (its own, and
+        those of the ``"*"`` entry ``every`` it does not declare)."""
         policy = view.unplanned_properties or self.plan.unplanned.properties
-        members = self.members(view.properties, closed=self.closed(policy))
+        specs = view.properties
+        if every is not None:
+            own = {spec.name for spec in specs}
+            specs += tuple(spec for spec in every.properties if spec.name not in own)
+        members = self.members(specs, closed=self.closed(policy))
         required = "required" in members
         data: dict[str, Any] = {"type": "object" if required else ["object", "null"], **members}
         schema: dict[str, Any] = {"$schema": DIALECT, "title": view.name}
@@ -147,6 +159,21 @@ class _Exporter:
         schema["type"] = "object"
         schema["required"] = ["name", "properties"] if required else ["name"]
         schema["properties"] = {"name": {"const": view.name}, "properties": data}
+        return schema
+
+    def every_view(self, every: EventSpec) -> dict[str, Any]:
+        """The ``"*"`` entry: any ``name`` (or none), its ``properties``; other properties are
+        left open, as the checker leaves them on a page no entry names."""
+        members = self.members(every.properties, closed=False)
+        required = "required" in members
+        data: dict[str, Any] = {"type": "object" if required else ["object", "null"], **members}
+        schema: dict[str, Any] = {"$schema": DIALECT, "title": EVERY_VIEW}
+        if every.description:
+            schema["description"] = every.description
+        schema["type"] = "object"
+        if required:
+            schema["required"] = ["properties"]
+        schema["properties"] = {"properties": data}
         return schema
 
     def attributes(self) -> dict[str, Any]:

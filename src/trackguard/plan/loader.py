@@ -29,6 +29,7 @@ from trackguard.plan import naming, similarity
 from trackguard.plan.model import (
     ACTIONS,
     CONVENTIONS,
+    EVERY_VIEW,
     POLICIES,
     PROPERTY_TYPES,
     SEMANTIC_EVENT_NAMES,
@@ -96,6 +97,7 @@ ALLOWED_KEYS: Final[dict[str, tuple[str, ...]]] = {
         "derive",
     ),
     "page": ("description", "aliases", "unplanned_properties", "properties"),
+    "every_page": ("description", "properties"),
     "version": ("properties", "unplanned_properties"),
     "property": (
         "type",
@@ -337,9 +339,14 @@ class _Reader:
     # -- typed values ------------------------------------------------------------------------
 
     def mapping(
-        self, node: yaml.Node, path: str, allowed: Sequence[str] | None = None
+        self,
+        node: yaml.Node,
+        path: str,
+        allowed: Sequence[str] | None = None,
+        refused: dict[str, str] | None = None,
     ) -> dict[str, _Pair] | None:
-        """The pairs of a mapping by key (the last of repeated keys, as in YAML); null is empty."""
+        """The pairs of a mapping by key (the last of repeated keys, as in YAML); null is empty.
+        ``refused`` says why a key that is not ``allowed`` here is not, instead of suggesting."""
         if self.is_null(node):
             return {}
         if not isinstance(node, yaml.MappingNode):
@@ -369,6 +376,9 @@ class _Reader:
         for key, pair in pairs.items():
             if key in allowed:
                 known[key] = pair
+                continue
+            if refused is not None and key in refused:
+                self.error(pair[0], f"{path}: {refused[key]}; allowed keys: {', '.join(allowed)}")
                 continue
             self.error(
                 pair[0],
@@ -714,6 +724,11 @@ class _Reader:
         keys = ALLOWED_KEYS["event" if convention is not None else "page"]
         for name, (key_node, value_node) in (pairs or {}).items():
             path = f"{section}.{name}"
+            if name == EVERY_VIEW and convention is None:
+                every = self.every_view(key_node, value_node, path, noun)
+                if every is not None:
+                    events[name] = every
+                continue
             if self.event_name(name, key_node, path, convention, noun):
                 self.claim(taken, f"{noun} name", name, name, key_node, path, noun)
             read = self.event(name, key_node, value_node, path, keys)
@@ -738,6 +753,21 @@ class _Reader:
                     )
         return events
 
+    def every_view(
+        self, key_node: yaml.Node, node: yaml.Node, path: str, noun: str
+    ) -> EventSpec | None:
+        """The ``"*"`` entry: properties every page (screen) call must have, named or not."""
+        why = f"the '*' entry applies to every {noun} call"
+        refused = {
+            "aliases": f"{why}, so it has no aliases",
+            "unplanned_properties": f"{why}; unplanned_properties belongs to a named {noun} or"
+            " to unplanned.properties",
+        }
+        read = self.event(
+            EVERY_VIEW, key_node, node, path, ALLOWED_KEYS["every_page"], refused=refused
+        )
+        return None if read is None else read[0]
+
     def opposite_alias(self, alias: str, name: str, node: yaml.Node, path: str) -> None:
         """Warn when an alias is a small edit from its event yet reads as its opposite."""
         why = similarity.opposite(alias, name)
@@ -758,7 +788,8 @@ class _Reader:
     ) -> bool:
         """Check an event's own name; True when it can be compared with other names."""
         if not naming.words(name):
-            self.error(node, f"{path}: {noun} name '{name}' has no ASCII letters or digits")
+            hint = "; a '*' entry is for pages: and screens:" if name == EVERY_VIEW else ""
+            self.error(node, f"{path}: {noun} name '{name}' has no ASCII letters or digits{hint}")
             return False
         if name != name.strip():
             self.error(node, f"{path}: {noun} name '{name}' has leading or trailing spaces")
@@ -803,8 +834,10 @@ class _Reader:
         node: yaml.Node,
         path: str,
         keys: Sequence[str] = ALLOWED_KEYS["event"],
+        *,
+        refused: dict[str, str] | None = None,
     ) -> tuple[EventSpec, list[tuple[str, yaml.Node]]] | None:
-        fields = self.mapping(node, path, keys)
+        fields = self.mapping(node, path, keys, refused)
         if fields is None:
             return None
         kwargs: dict[str, Any] = {"name": name, "line": _line(key_node)}

@@ -35,6 +35,8 @@ PROPERTY_TYPES: Final = (
     "any",
 )
 CONVENTIONS: Final = ("snake_case", "camelCase", "PascalCase", "kebab-case", "none")
+#: The ``pages:``/``screens:`` entry whose properties apply to every page (screen) call.
+EVERY_VIEW: Final = "*"
 #: Customer.io's semantic event names on the Pipelines API, as it writes them: a track call
 #: named so performs an action (deletes the person, a device, an object...). The plan cannot
 #: import the contract, so the names are repeated here; a test keeps the two lists equal.
@@ -224,8 +226,19 @@ class Plan(msgspec.Struct, frozen=True, kw_only=True):
     timeliness: TimelinessPolicy = msgspec.field(default_factory=TimelinessPolicy)
     events: dict[str, EventSpec] = msgspec.field(default_factory=dict)
     attributes: dict[str, PropertySpec] = msgspec.field(default_factory=dict)
-    #: Pipelines page and screen calls, keyed by their ``name`` (same rules as events).
+    #: Pipelines page and screen calls, keyed by their ``name`` (same rules as events). The
+    #: entry :data:`EVERY_VIEW` (``"*"``), when present, holds properties every page (screen)
+    #: call must have, named or not, planned or not: :meth:`every_view` reads it.
     pages: dict[str, EventSpec] = msgspec.field(default_factory=dict)
     screens: dict[str, EventSpec] = msgspec.field(default_factory=dict)
     semantic_events: SemanticPolicy = msgspec.field(default_factory=SemanticPolicy)
     source: str = ""
+
+    def every_view(self, section: Literal["pages", "screens"]) -> EventSpec | None:
+        """The ``"*"`` entry of ``pages:`` or ``screens:``, or None."""
+        return (self.pages if section == "pages" else self.screens).get(EVERY_VIEW)
+
+    def named_views(self, section: Literal["pages", "screens"]) -> dict[str, EventSpec]:
+        """The planned pages (or screens) by name, without the ``"*"`` entry."""
+        views = self.pages if section == "pages" else self.screens
+        return {name: spec for name, spec in views.items() if name != EVERY_VIEW}

@@ -9,11 +9,11 @@ sends the outbox, rate-limited, like any other traffic.
 
 With a Pipelines target (``--as pipelines:track:NAME``, see :mod:`.target`) each row becomes
 one Pipelines call instead (``userId`` or ``anonymousId`` from the mapping's person, the payload
-as ``properties`` or ``traits``, an ISO-8601 ``timestamp``), with a ``messageId`` derived from
-the source's name, the row's number and the call itself, so a rerun or a ``restart`` sends the
-same messageIds and dedupe drops them. It is judged and converted as the gateway's Pipelines
-door does it (:func:`trackguard.ingest.decide_pipelines`) and delivered to the Pipelines
-upstream.
+as ``properties`` or ``traits``, a group's ``groupId``, an alias's ``previousId``, an ISO-8601
+``timestamp``), with a ``messageId`` derived from the source's name, the row's number and the
+call itself, so a rerun or a ``restart`` sends the same messageIds and dedupe drops them. It is
+judged and converted as the gateway's Pipelines door does it
+(:func:`trackguard.ingest.decide_pipelines`) and delivered to the Pipelines upstream.
 
 The store is SQLite or PostgreSQL. Resumable: with each batch the number of source rows done is
 saved in the store's ``meta`` table (in the batch's own commit) under a key derived from the
@@ -192,6 +192,7 @@ def read_checkpoint(store: Store, key: str) -> dict[str, Any] | None:
 def build_request(mapping: Mapping, event: str | None, row: dict[str, Any], source: str) -> Request:
     """The Track API v1 request for one source row (RowError if it cannot be mapped)."""
     person, ts, data = mapping.apply(row)
+    assert person is not None  # a Track API mapping always has one
     path = "/api/v1/customers/" + quote(person, safe="@")
     body: dict[str, Any]
     if event is not None:
@@ -219,16 +220,25 @@ def build_call(
     """The Pipelines call for source row ``number`` of the source ``name`` (RowError if it
     cannot be mapped); its messageId is the same whenever the same row is read again."""
     person, ts, data = mapping.apply(row)
+    ids = mapping.call_fields(row)
     body: dict[str, Any] = {"type": target.kind}
-    body["anonymousId" if mapping.person_kind == "anonymous_id" else "userId"] = person
+    if person is not None:
+        body["anonymousId" if mapping.person_kind == "anonymous_id" else "userId"] = person
     if target.kind == "track":
         body["event"] = target.name
     elif target.name is not None:
         body["name"] = target.name
-    payload = dict(data)
-    if target.identify and mapping.person_kind == "email" and "email" not in payload:
-        payload["email"] = person
-    body[payload_key(target.kind)] = payload
+    if "groupId" in ids:
+        body["groupId"] = ids["groupId"]
+    if "previousId" in ids:
+        body["previousId"] = ids["previousId"]
+    if target.kind != "alias":  # an alias carries no data
+        payload = dict(data)
+        if target.kind == "identify" and mapping.person_kind == "email":
+            payload.setdefault("email", person)
+        if "objectTypeId" in ids:
+            payload["objectTypeId"] = ids["objectTypeId"]
+        body[payload_key(target.kind)] = payload
     if ts is not None:
         body["timestamp"] = iso_time(ts)
     seed = _encode([name, number, body])

@@ -9,6 +9,8 @@ prefixes a Track API event name)::
     pipelines:page:NAME   a page call named NAME
     pipelines:screen:NAME a screen call named NAME
     pipelines:identify    an identify call (the mapping's attributes: become traits)
+    pipelines:group       a group call (the mapping's group: gives groupId, attributes: traits)
+    pipelines:alias       an alias call (the mapping's previous: gives previousId)
 
 Names are taken as written after the second colon (they may hold colons and spaces, as event
 names do), stripped of surrounding blanks, and must not be empty.
@@ -23,10 +25,17 @@ __all__ = ["PIPELINES_TYPES", "Target", "TargetError", "parse_target"]
 
 Api = Literal["track", "pipelines"]
 #: Pipelines call types a backfill makes, and whether each takes a name.
-PIPELINES_TYPES: Final = {"track": True, "page": True, "screen": True, "identify": False}
+PIPELINES_TYPES: Final = {
+    "track": True,
+    "page": True,
+    "screen": True,
+    "identify": False,
+    "group": False,
+    "alias": False,
+}
 USAGE: Final = (
     "use event:NAME, identify, pipelines:track:NAME, pipelines:page:NAME,"
-    " pipelines:screen:NAME or pipelines:identify"
+    " pipelines:screen:NAME, pipelines:identify, pipelines:group or pipelines:alias"
 )
 
 
@@ -44,8 +53,9 @@ class Target:
 
     @property
     def identify(self) -> bool:
-        """Whether rows carry attributes (``attributes:`` in the mapping), not event data."""
-        return self.kind == "identify"
+        """Whether rows carry attributes (``attributes:`` in the mapping), not event data:
+        an identify's traits, or a group's (the object's attributes)."""
+        return self.kind in ("identify", "group")
 
     def text(self) -> str:
         """The canonical ``--as`` text (what checkpoints are keyed on)."""
