@@ -1,0 +1,105 @@
+"""The outbox and quarantine CHECK constraints are written as comparisons, not ``IN`` lists:
+SQLite builds a temporary index per inserted row to check an ``IN`` list. Files written with
+the lists (every file before) are rewritten in place when opened, keep every row, and refuse
+exactly what they refused before."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+from store_schema_env import schema_file
+
+from trackguard.store.base import OutboxRow, Write
+from trackguard.store.sqlite import _INSERT_OUTBOX, _INSERT_QUARANTINE, SCHEMA_VERSION, SQLiteStore
+
+_ROW = OutboxRow(received_at=1.0, person="id:1", payload=b'{"v2":{}}')
+
+
+def _tables(path: Path) -> dict[str, str]:
+    with sqlite3.connect(path) as con:
+        return dict(
+            con.execute(
+                "SELECT name, sql FROM sqlite_master WHERE name IN ('outbox', 'quarantine')"
+            ).fetchall()
+        )
+
+
+def test_a_file_with_in_lists_is_rewritten_and_keeps_its_rows(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    with schema_file(path, SCHEMA_VERSION) as con:
+        con.execute(
+            "INSERT INTO outbox (received_at, person, payload, state, attempts, next_attempt_at)"
+            " VALUES (1.0, 'id:7', x'7b7d', 'delivered', 1, 0.0)"
+        )
+    assert "state IN ('pending', 'delivered', 'failed')" in _tables(path)["outbox"]
+    store = SQLiteStore(path)
+    try:
+        store.commit([Write(outbox=(_ROW,))])
+    finally:
+        store.close()
+    tables = _tables(path)
+    assert " IN (" not in tables["outbox"] + tables["quarantine"]
+    assert (
+        "CHECK ((state = 'pending' OR state = 'delivered' OR state = 'failed'))" in tables["outbox"]
+    )
+    assert (
+        "CHECK ((kind = 'contract' OR kind = 'plan' OR kind = 'upstream'))" in tables["quarantine"]
+    )
+    with sqlite3.connect(path) as con:
+        assert con.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+        assert con.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
+        rows = con.execute("SELECT person, state FROM outbox ORDER BY seq").fetchall()
+        assert rows == [("id:7", "delivered"), ("id:1", "pending")]
+
+
+def test_a_rewritten_file_is_not_touched_again(tmp_path: Path) -> None:
+    path = tmp_path / "tg.db"
+    SQLiteStore(path).close()
+    with sqlite3.connect(path) as con:
+        version = con.execute("PRAGMA schema_version").fetchone()
+    SQLiteStore(path).close()
+    with sqlite3.connect(path) as con:
+        assert con.execute("PRAGMA schema_version").fetchone() == version
+
+
+@pytest.mark.parametrize(
+    ("sql", "message"),
+    [
+        (
+            "INSERT INTO outbox (received_at, person, payload, state, attempts, next_attempt_at)"
+            " VALUES (1.0, 'id:1', x'00', 'sent', 0, 0.0)",
+            "CHECK constraint failed: (state = 'pending' OR state = 'delivered'"
+            " OR state = 'failed')",
+        ),
+        (
+            "INSERT INTO quarantine (received_at, kind, method, path, headers, body,"
+            " plan_version, status, findings, codes, state)"
+            " VALUES (1.0, 'other', 'POST', '/', '[]', x'', '', 400, '[]', '[]', 'quarantined')",
+            "CHECK constraint failed: (kind = 'contract' OR kind = 'plan' OR kind = 'upstream')",
+        ),
+        (
+            "INSERT INTO quarantine (received_at, kind, method, path, headers, body,"
+            " plan_version, status, findings, codes, state)"
+            " VALUES (1.0, 'plan', 'POST', '/', '[]', x'', '', 400, '[]', '[]', 'gone')",
+            "CHECK constraint failed: (state = 'quarantined' OR state = 'replayed'"
+            " OR state = 'still_invalid')",
+        ),
+    ],
+)
+def test_the_constraints_refuse_what_they_refused(tmp_path: Path, sql: str, message: str) -> None:
+    path = tmp_path / "tg.db"
+    SQLiteStore(path).close()
+    with sqlite3.connect(path) as con, pytest.raises(sqlite3.IntegrityError) as caught:
+        con.execute(sql)
+    assert str(caught.value) == message
+
+
+def test_inserts_build_no_temporary_index(tmp_path: Path) -> None:
+    path = tmp_path / "tg.db"
+    SQLiteStore(path).close()
+    with sqlite3.connect(path) as con:
+        for sql in (_INSERT_OUTBOX, _INSERT_QUARANTINE):
+            ops = [row[1] for row in con.execute(f"EXPLAIN {sql}", [None] * sql.count("?"))]
+            assert "OpenEphemeral" not in ops, sql
