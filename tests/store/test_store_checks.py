@@ -1,7 +1,8 @@
-"""The outbox and quarantine CHECK constraints are written as comparisons, not ``IN`` lists:
-SQLite builds a temporary index per inserted row to check an ``IN`` list. Files written with
-the lists (every file before) are rewritten in place when opened, keep every row, and refuse
-exactly what they refused before."""
+"""What a commit costs SQLite. The outbox and quarantine CHECK constraints are comparisons,
+not ``IN`` lists: SQLite builds a temporary index per inserted row to check an ``IN`` list.
+Files written with the lists (every file before) are rewritten in place when opened, keep
+every row, and refuse exactly what they refused before. New rows take an insert that binds
+no None and no bytes."""
 
 from __future__ import annotations
 
@@ -103,3 +104,45 @@ def test_inserts_build_no_temporary_index(tmp_path: Path) -> None:
         for sql in (_INSERT_OUTBOX, _INSERT_QUARANTINE):
             ops = [row[1] for row in con.execute(f"EXPLAIN {sql}", [None] * sql.count("?"))]
             assert "OpenEphemeral" not in ops, sql
+
+
+def test_new_rows_and_other_rows_keep_their_columns_and_order(tmp_path: Path) -> None:
+    """New rows take the insert with literal constants and a bytearray payload; a commit with
+    any other row takes the general insert for all, so ``seq`` keeps the commit's order."""
+    path = tmp_path / "tg.db"
+    store = SQLiteStore(path)
+    try:
+        store.commit(
+            [
+                Write(
+                    outbox=(
+                        _ROW,
+                        _ROW.__class__(
+                            received_at=2.0, person="id:2", payload=b"\x00\xff", source="s"
+                        ),
+                    )
+                )
+            ]
+        )
+        done = OutboxRow(
+            received_at=3.0,
+            person="id:1",
+            payload=b"{}",
+            state="delivered",
+            attempts=1,
+            delivered_at=3.5,
+        )
+        store.commit([Write(outbox=(done, _ROW))])
+    finally:
+        store.close()
+    with sqlite3.connect(path) as con:
+        rows = con.execute(
+            "SELECT seq, person, payload, typeof(payload), source, state, attempts,"
+            " last_error, delivered_at FROM outbox ORDER BY seq"
+        ).fetchall()
+    assert rows == [
+        (1, "id:1", b'{"v2":{}}', "blob", None, "pending", 0, None, None),
+        (2, "id:2", b"\x00\xff", "blob", "s", "pending", 0, None, None),
+        (3, "id:1", b"{}", "blob", None, "delivered", 1, None, 3.5),
+        (4, "id:1", b'{"v2":{}}', "blob", None, "pending", 0, None, None),
+    ]

@@ -196,6 +196,15 @@ _INSERT_OUTBOX: Final = (
     " attempts, next_attempt_at, last_error, delivered_at, route, plan_version)"
     " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
 )
+# A new row as the gateway queues it (pending, never tried): the constant columns are literals,
+# because the sqlite3 module binds None and bytes only after a failed adapter lookup that
+# formats an AttributeError (about 2,400 instructions a value); a bytearray payload binds as
+# the same BLOB without it.
+_INSERT_NEW_OUTBOX: Final = (
+    "INSERT INTO outbox (received_at, person, payload, dedupe_key, event_name, source, state,"
+    " attempts, next_attempt_at, route, plan_version)"
+    " VALUES (?,?,?,?,?,?,'pending',0,?,?,?)"
+)
 _INSERT_QUARANTINE: Final = (
     "INSERT INTO quarantine (received_at, kind, method, path, headers, body, source,"
     " plan_version, status, findings, event_name, codes, batch_index, upstream_error, state,"
@@ -522,7 +531,9 @@ class SQLiteStore(StoreReads):
 
             plan = plan_commit(writes, claim, lambda p: conn.execute(_PROFILE, (p,)).fetchone())
             outbox, quarantine, profiles = plan.outbox, plan.quarantine, plan.profiles
-            if outbox:
+            if outbox and all(_is_new(p) for p in outbox):
+                conn.executemany(_INSERT_NEW_OUTBOX, [_new_params(p) for p in outbox])
+            elif outbox:  # one statement, so the rows keep their order (seq)
                 conn.executemany(_INSERT_OUTBOX, outbox)
             if profiles:
                 base = conn.execute("SELECT coalesce(max(seq), 0) FROM profiles").fetchone()[0]
@@ -725,6 +736,16 @@ def _learn(conn: sqlite3.Connection, writes: Sequence[Write]) -> None:
                 " WHERE anonymous.person IS NULL",
                 (anonymous_id, at, person, at),
             )
+
+
+def _is_new(params: tuple[Any, ...]) -> bool:
+    """Whether outbox insert parameters are a pending row never tried (``_INSERT_NEW_OUTBOX``)."""
+    return params[6] == "pending" and params[7] == 0 and params[9] is None and params[10] is None
+
+
+def _new_params(p: tuple[Any, ...]) -> tuple[Any, ...]:
+    """``_INSERT_NEW_OUTBOX`` parameters of a new row's ``_INSERT_OUTBOX`` parameters."""
+    return (p[0], p[1], bytearray(p[2]), p[3], p[4], p[5], p[8], p[11], p[12])
 
 
 def _outbox_params(r: OutboxRow) -> tuple[Any, ...]:
