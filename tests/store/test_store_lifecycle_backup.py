@@ -18,8 +18,11 @@ from trackguard.cli.deliver import deliver_command
 from trackguard.contract.operations import Request
 from trackguard.core.pipeline import Checker
 from trackguard.delivery.convert import to_outbox_rows
+from trackguard.monitor.db import MonitorDB
 from trackguard.store.backup import backup, vacuum
 from trackguard.store.base import OutboxRow, QuarantineRecord, StoreError, Write
+from trackguard.store.info import store_info
+from trackguard.store.sql import session
 from trackguard.store.sqlite import SCHEMA_VERSION, SQLiteStore
 
 PAYLOAD = b'{"v2":{"type":"person","action":"event","name":"x"}}' + b" " * 600
@@ -166,3 +169,50 @@ def test_vacuum_gives_the_pages_of_deleted_rows_back(tmp_path: Path) -> None:
         assert con.execute("PRAGMA freelist_count").fetchone() == (0,)
     finally:
         con.close()
+
+
+def test_every_reader_refuses_a_file_without_a_schema_in_the_same_words(tmp_path: Path) -> None:
+
+    plain = tmp_path / "plain.db"
+    sqlite3.connect(plain).close()
+    expected = f"^{plain}: not a trackguard store \\(no schema\\)$"
+
+    def opened(readonly: bool) -> None:
+        with session(plain, readonly=readonly):
+            pass
+
+    for attempt in (
+        lambda: backup(plain, tmp_path / "out.db"),
+        lambda: vacuum(plain),
+        lambda: store_info(plain),
+        lambda: SQLiteStore(plain, readonly=True),
+        lambda: opened(True),
+        lambda: opened(False),
+    ):
+        with pytest.raises(StoreError, match=expected):
+            attempt()
+
+
+def test_every_reader_names_a_file_sqlite_cannot_open_in_the_same_words(tmp_path: Path) -> None:
+
+    junk = tmp_path / "junk.db"
+    junk.write_bytes(b"not a database at all" * 100)
+    expected = f"^{junk}: cannot open the store: file is not a database$"
+
+    def opened(readonly: bool) -> None:
+        with session(junk, readonly=readonly):
+            pass
+
+    for attempt in (
+        lambda: backup(junk, tmp_path / "out.db"),
+        lambda: vacuum(junk),
+        lambda: store_info(junk),
+        lambda: SQLiteStore(junk, readonly=True),
+        lambda: SQLiteStore(junk),
+        lambda: opened(True),
+        lambda: opened(False),
+        lambda: MonitorDB(junk),
+        lambda: MonitorDB(junk, readonly=True),
+    ):
+        with pytest.raises(StoreError, match=expected):
+            attempt()

@@ -37,7 +37,7 @@ import msgspec
 from trackguard.errors import StoreNotFound
 from trackguard.monitor.tally import Key
 from trackguard.store.base import StoreError
-from trackguard.store.files import readonly_uri
+from trackguard.store.files import cannot_open, connect, readonly_uri
 from trackguard.store.retention import MONITOR_TABLES, delete_batches
 from trackguard.store.sql import Dialect, Session, _SQLiteSession, session
 from trackguard.store.sqlite import sqlite_path
@@ -128,16 +128,13 @@ class MonitorDB:
             raise unsupported_url(self.path)
         if readonly and not os.path.exists(path):
             raise StoreNotFound(path)
-        try:
-            conn = sqlite3.connect(
-                readonly_uri(path) if readonly else path,
-                timeout=busy_timeout,
-                isolation_level=None,
-                check_same_thread=False,
-                uri=readonly,
-            )
-        except sqlite3.Error as e:
-            raise StoreError(f"{path}: cannot open the store: {e}") from e
+        conn = connect(
+            path,
+            readonly_uri(path) if readonly else path,
+            uri=readonly,
+            timeout=busy_timeout,
+            check_same_thread=False,
+        )
         self.dialect = "sqlite"
         own = _SQLiteSession(conn, path)
         self._open = lambda: nullcontext(own)  # the one session, lent per call
@@ -156,7 +153,7 @@ class MonitorDB:
         except (sqlite3.Error, StoreError) as e:
             conn.close()
             reason = e.__cause__ if isinstance(e, StoreError) and e.__cause__ else e
-            raise StoreError(f"{path}: cannot open the store: {reason}") from e
+            raise cannot_open(path, reason) from e
 
     @contextmanager
     def _session(self) -> Iterator[Session]:

@@ -23,7 +23,7 @@ from typing import Any, Final
 import msgspec
 
 from trackguard.store.base import StoreError
-from trackguard.store.files import readonly_uri
+from trackguard.store.files import connect, readonly_uri
 from trackguard.store.sqlite import SQLiteStore, open_store, sqlite_path
 
 #: The tables copied, each with the key its rows are read in order of.
@@ -67,7 +67,7 @@ def copy_store(
     if path is None:
         raise StoreError(f"{source!r}: the source must be a SQLite store (a path or sqlite:///)")
     SQLiteStore(path, readonly=True).close()  # a store of this schema (upgraded if older)
-    src = sqlite3.connect(readonly_uri(path), uri=True, isolation_level=None)
+    src = connect(path, readonly_uri(path), uri=True)
     dst = open_store(destination)
     try:
         src.execute("BEGIN")  # one snapshot for the whole copy

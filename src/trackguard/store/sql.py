@@ -24,8 +24,8 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 from trackguard.errors import StoreError, StoreNotFound, first_line
-from trackguard.store.files import readonly_uri, readwrite_uri
-from trackguard.store.sqlite import SCHEMA_VERSION, SQLiteStore, sqlite_path
+from trackguard.store.files import connect, readonly_uri, readwrite_uri, schema_version
+from trackguard.store.sqlite import SCHEMA_VERSION, SQLiteStore, newer_schema, sqlite_path
 from trackguard.store.urls import is_postgres_url, postgres_store_class, unsupported_url
 
 if TYPE_CHECKING:
@@ -232,22 +232,14 @@ def _sqlite_session(path: str, readonly: bool) -> Iterator[Session]:
         raise StoreError(f"a store file path is needed, not {path!r}")
     if not os.path.exists(path):
         raise StoreNotFound(str(path))
-    try:
-        # mode=rw/ro: never create a file, even if it disappears between the check and here.
-        uri = readonly_uri(path) if readonly else readwrite_uri(path)
-        conn = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=0)
-    except (sqlite3.Error, ValueError) as exc:
-        raise StoreError(f"{path}: cannot open the store: {exc}") from exc
+    # mode=rw/ro: never create a file, even if it disappears between the check and here.
+    uri = readonly_uri(path) if readonly else readwrite_uri(path)
+    conn = connect(path, uri, uri=True, timeout=0)
     try:
         conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
-        version = int(conn.execute("PRAGMA user_version").fetchone()[0])
-        if version == 0:
-            raise StoreError(f"{path}: not a trackguard store (no schema)")
+        version = schema_version(conn, path)
         if version > SCHEMA_VERSION:
-            raise StoreError(
-                f"{path}: schema version {version} is newer than this trackguard understands"
-                f" ({SCHEMA_VERSION}); upgrade trackguard"
-            )
+            raise newer_schema(path, version)
         if version < SCHEMA_VERSION:
             # An older file is upgraded in place, as the gateway would on start (the same
             # migrations, in one transaction, after a backup), so every query sees today's

@@ -39,8 +39,11 @@ from trackguard.store.base import (
     dedupe_conflict,
 )
 from trackguard.store.files import (
+    cannot_open,
+    connect,
     copy_database,
     readonly_uri,
+    schema_version,
     upgrade_backup_path,
     writable_location,
 )
@@ -329,7 +332,7 @@ class SQLiteStore(StoreReads):
             self._migrate()
         except sqlite3.Error as e:
             self._writer.close()
-            raise StoreError(f"{self.path}: cannot open the store: {e}") from e
+            raise cannot_open(self.path, e) from e
         except BaseException:
             self._writer.close()
             raise
@@ -345,10 +348,8 @@ class SQLiteStore(StoreReads):
         if not os.path.exists(self.path):
             raise StoreNotFound(self.path)
         version = self._version()
-        if version == 0:
-            raise StoreError(f"{self.path}: not a trackguard store (no schema)")
         if version > SCHEMA_VERSION:
-            raise StoreError(_too_new(self.path, version))
+            raise newer_schema(self.path, version)
         if version < SCHEMA_VERSION:
             if not writable_location(self.path):
                 raise StoreError(
@@ -363,26 +364,19 @@ class SQLiteStore(StoreReads):
     def _version(self) -> int:
         conn = self._connect()
         try:
-            return int(conn.execute("PRAGMA user_version").fetchone()[0])
-        except sqlite3.Error as e:
-            raise StoreError(f"{self.path}: cannot open the store: {e}") from e
+            return schema_version(conn, self.path)
         finally:
             conn.close()
 
     def _connect(self) -> sqlite3.Connection:
         target, uri = (readonly_uri(self.path), True) if self.readonly else (self.path, False)
-        try:
-            conn = sqlite3.connect(
-                target, isolation_level=None, check_same_thread=False, timeout=0, uri=uri
-            )
-        except sqlite3.Error as e:
-            raise StoreError(f"{self.path}: cannot open the store: {e}") from e
+        conn = connect(self.path, target, uri=uri, timeout=0, check_same_thread=False)
         try:
             conn.execute(f"PRAGMA busy_timeout = {self._busy_ms}")
             conn.execute(f"PRAGMA synchronous = {self.synchronous}")
         except sqlite3.Error as e:
             conn.close()
-            raise StoreError(f"{self.path}: cannot open the store: {e}") from e
+            raise cannot_open(self.path, e) from e
         return conn
 
     def _migrate(self) -> None:
@@ -403,7 +397,7 @@ class SQLiteStore(StoreReads):
         try:
             version = int(conn.execute("PRAGMA user_version").fetchone()[0])
             if version > SCHEMA_VERSION:
-                raise StoreError(_too_new(self.path, version))
+                raise newer_schema(self.path, version)
             for step in _MIGRATIONS[version:]:
                 for statement in step:
                     conn.execute(statement)
@@ -861,8 +855,9 @@ def _quarantine_params(q: QuarantineRecord, outbox_seq: int | None) -> tuple[Any
     )
 
 
-def _too_new(path: str, version: int) -> str:
-    return (
+def newer_schema(path: str, version: int) -> StoreError:
+    """The error for a file whose schema ``version`` is newer than :data:`SCHEMA_VERSION`."""
+    return StoreError(
         f"{path}: schema version {version} is newer than this trackguard understands"
         f" ({SCHEMA_VERSION}); upgrade trackguard"
     )
