@@ -39,7 +39,7 @@ from trackguard.monitor.tally import Key
 from trackguard.store.base import StoreError
 from trackguard.store.files import cannot_open, connect, readonly_uri
 from trackguard.store.retention import MONITOR_TABLES, delete_batches
-from trackguard.store.sql import Dialect, Session, _SQLiteSession, session
+from trackguard.store.sql import Dialect, Session, SQLiteSession, session
 from trackguard.store.sqlite import sqlite_path
 from trackguard.store.urls import is_postgres_url, postgres_store_class, unsupported_url
 
@@ -136,7 +136,7 @@ class MonitorDB:
             check_same_thread=False,
         )
         self.dialect = "sqlite"
-        own = _SQLiteSession(conn, path)
+        own = SQLiteSession(conn, path)
         self._open = lambda: nullcontext(own)  # the one session, lent per call
         self._close = conn.close
         try:

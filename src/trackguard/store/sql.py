@@ -33,7 +33,15 @@ if TYPE_CHECKING:
 
     from trackguard.store.postgres import PostgresStore
 
-__all__ = ["Dialect", "Session", "is_postgres_url", "postgres_sql", "session"]
+__all__ = [
+    "Dialect",
+    "PostgresSession",
+    "SQLiteSession",
+    "Session",
+    "is_postgres_url",
+    "postgres_sql",
+    "session",
+]
 
 Dialect = Literal["sqlite", "postgresql"]
 
@@ -76,7 +84,9 @@ class Session:
         raise NotImplementedError
 
 
-class _SQLiteSession(Session):
+class SQLiteSession(Session):
+    """A session on a SQLite connection the caller opened (and closes)."""
+
     dialect: Dialect = "sqlite"
 
     def __init__(self, conn: sqlite3.Connection, where: str) -> None:
@@ -121,7 +131,9 @@ def postgres_sql(sql: str) -> str:
     return sql.replace("%", "%%").replace("?", "%s")
 
 
-class _PostgresSession(Session):
+class PostgresSession(Session):
+    """A session on a psycopg connection borrowed from a store, its ``search_path`` set."""
+
     dialect: Dialect = "postgresql"
 
     def __init__(self, conn: Any, schema: str, where: str) -> None:
@@ -212,11 +224,11 @@ def session(
 def _postgres_session(store: PostgresStore, readonly: bool) -> Iterator[Session]:
     import psycopg
 
-    with store._connection() as conn:
+    with store.connection() as conn:
         if readonly:
             conn.execute("SET default_transaction_read_only = on")
         try:
-            yield _PostgresSession(conn, store.schema, store.where)
+            yield PostgresSession(conn, store.schema, store.where)
         finally:
             if readonly and not conn.closed and not conn.broken:
                 try:
@@ -247,7 +259,7 @@ def _sqlite_session(path: str, readonly: bool) -> Iterator[Session]:
             SQLiteStore(path, readonly=readonly).close()
         if readonly:
             conn.execute("PRAGMA query_only = 1")
-        yield _SQLiteSession(conn, path)
+        yield SQLiteSession(conn, path)
     except sqlite3.Error as exc:
         raise StoreError(f"{path}: {exc}") from exc
     finally:

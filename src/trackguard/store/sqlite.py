@@ -48,9 +48,9 @@ from trackguard.store.files import (
     writable_location,
 )
 from trackguard.store.queries import (
-    _OUTBOX_COLUMNS,
+    OUTBOX_COLUMNS,
     StoreReads,
-    _outbox_row,
+    outbox_row_from,
 )
 from trackguard.store.urls import is_postgres_url, postgres_store_class, unsupported_url
 
@@ -221,7 +221,7 @@ WHERE seq IN (
       AND NOT EXISTS (SELECT 1 FROM blocked AS b WHERE b.person = o.person AND b.seq < o.seq)
     ORDER BY o.seq
     LIMIT :limit)
-RETURNING {_OUTBOX_COLUMNS}
+RETURNING {OUTBOX_COLUMNS}
 """
 _MARK_DELIVERED: Final = (
     "UPDATE outbox SET state = 'delivered', attempts = attempts + 1, delivered_at = ?,"
@@ -500,8 +500,8 @@ class SQLiteStore(StoreReads):
         A new order with ``derive`` updates its person's profile and queues an identify with
         the derived attributes right after the order.
         """
-        claiming, learning = _claiming(writes), _learning(writes)
-        if _nothing(writes, meta, quarantine_states):
+        claiming, learning = claims_keys(writes), learns_identities(writes)
+        if nothing_to_commit(writes, meta, quarantine_states):
             self._check_open()
             return [0] * len(writes)
         with self._transaction() as conn:
@@ -574,7 +574,7 @@ class SQLiteStore(StoreReads):
         with self._transaction() as conn:
             rows = conn.execute(_LEASE, params).fetchall()
         rows.sort(key=lambda r: r[0])  # RETURNING gives no order
-        return [_outbox_row(r) for r in rows]
+        return [outbox_row_from(r) for r in rows]
 
     def mark_delivered(self, seqs: Sequence[int], now: float) -> None:
         """Pending rows become ``delivered`` (attempts + 1); other or unknown seqs are ignored."""
@@ -602,7 +602,7 @@ class SQLiteStore(StoreReads):
         Only rows still pending are moved (a row delivered meanwhile keeps its state and gets
         no quarantine record). ``last_error`` becomes the record's ``upstream_error``.
         """
-        todo = {seq: (rec.upstream_error, _quarantine_params(rec, seq)) for seq, rec in failures}
+        todo = {seq: (rec.upstream_error, quarantine_params(rec, seq)) for seq, rec in failures}
         if not todo:
             self._check_open()
             return
@@ -769,7 +769,7 @@ def plan_commit(
     (read with ``load``) and queues an identify right after it.
     """
     plan = CommitPlan(
-        quarantine=[_quarantine_params(q, None) for w in writes for q in w.quarantine],
+        quarantine=[quarantine_params(q, None) for w in writes for q in w.quarantine],
         duplicates=[0] * len(writes),
     )
     for i, write in enumerate(writes):
@@ -794,15 +794,17 @@ def plan_commit(
     return plan
 
 
-def _claiming(writes: Sequence[Write]) -> bool:
+def claims_keys(writes: Sequence[Write]) -> bool:
+    """Whether a row of ``writes`` claims a dedupe key (the commit reads claims first)."""
     return any(r.claim_until is not None for w in writes for r in w.outbox)
 
 
-def _learning(writes: Sequence[Write]) -> bool:
+def learns_identities(writes: Sequence[Write]) -> bool:
+    """Whether ``writes`` bind identities or record anonymous activity."""
     return any(w.links or w.anonymous or w.anonymous_links for w in writes)
 
 
-def _nothing(
+def nothing_to_commit(
     writes: Sequence[Write],
     meta: Mapping[str, str] | None,
     quarantine_states: Sequence[tuple[int, str]] | None,
@@ -811,7 +813,7 @@ def _nothing(
     return not (
         meta
         or quarantine_states
-        or _learning(writes)
+        or learns_identities(writes)
         or any(w.outbox or w.quarantine for w in writes)
     )
 
@@ -826,10 +828,11 @@ def conflict_params(row: OutboxRow, claimer: str, write: Write) -> tuple[Any, ..
         claimer,
         row.person,
     )
-    return _quarantine_params(dedupe_conflict(row, claimer, write.kept_as), None)
+    return quarantine_params(dedupe_conflict(row, claimer, write.kept_as), None)
 
 
-def _quarantine_params(q: QuarantineRecord, outbox_seq: int | None) -> tuple[Any, ...]:
+def quarantine_params(q: QuarantineRecord, outbox_seq: int | None) -> tuple[Any, ...]:
+    """The insert parameters of ``q`` (both stores' quarantine column order, after id)."""
     try:
         findings = q.findings.decode("utf-8")
     except UnicodeDecodeError as e:
