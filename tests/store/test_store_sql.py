@@ -15,7 +15,14 @@ import pytest
 from trackguard.errors import StoreError, StoreNotFound
 from trackguard.store.postgres import SCHEMA_VERSION as PG_SCHEMA_VERSION
 from trackguard.store.postgres import PostgresStore
-from trackguard.store.sql import is_postgres_url, postgres_sql, session
+from trackguard.store.sql import (
+    PostgresSession,
+    Session,
+    SQLiteSession,
+    is_postgres_url,
+    postgres_sql,
+    session,
+)
 from trackguard.store.sqlite import SCHEMA_VERSION as SQLITE_SCHEMA_VERSION
 from trackguard.store.sqlite import SQLiteStore, open_store
 
@@ -213,3 +220,13 @@ def test_is_postgres_url() -> None:
     assert is_postgres_url("postgresql://u@h/db") and is_postgres_url("POSTGRES://u@h/db")
     assert not is_postgres_url("sqlite:///tg.db") and not is_postgres_url("tg.db")
     assert not is_postgres_url(Path("postgresql://x"))
+
+
+def test_a_session_is_abstract_and_both_dialects_implement_it(target: str) -> None:
+    assert Session.__abstractmethods__ == {"rows", "run", "run_many", "transaction", "has_table"}
+    with pytest.raises(TypeError, match="abstract"):
+        Session()  # type: ignore[abstract]
+    assert SQLiteSession.__abstractmethods__ == frozenset()
+    assert PostgresSession.__abstractmethods__ == frozenset()
+    with session(target) as s:
+        assert isinstance(s, PostgresSession if is_postgres_url(target) else SQLiteSession)

@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import os
 import sqlite3
+from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 from trackguard.errors import StoreError, StoreNotFound, first_line
@@ -49,39 +50,37 @@ Dialect = Literal["sqlite", "postgresql"]
 _BUSY_TIMEOUT_MS: Final = 5000
 
 
-class Session:
+class Session(ABC):
     """A connection to a store's database; SQL is written with ``?`` placeholders."""
 
     dialect: Dialect
     #: The store in messages (a path, or a URL without its password).
     where: str
 
+    @abstractmethod
     def rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """Every row ``sql`` returns."""
-        raise NotImplementedError
 
     def one(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
         """The first row ``sql`` returns, or None."""
         rows = self.rows(sql, params)
         return rows[0] if rows else None
 
+    @abstractmethod
     def run(self, sql: str, params: Sequence[Any] = ()) -> int:
         """Execute a statement; the number of rows it changed."""
-        raise NotImplementedError
 
+    @abstractmethod
     def run_many(self, sql: str, params: Sequence[Sequence[Any]]) -> None:
         """Execute one statement for each parameter tuple."""
-        raise NotImplementedError
 
-    @contextmanager
-    def transaction(self) -> Iterator[None]:
+    @abstractmethod
+    def transaction(self) -> AbstractContextManager[None]:
         """A write transaction: committed when the block ends, rolled back on an error."""
-        raise NotImplementedError
-        yield  # pragma: no cover
 
+    @abstractmethod
     def has_table(self, name: str) -> bool:
         """Whether the store has table ``name`` (the monitor's appear on first use)."""
-        raise NotImplementedError
 
 
 class SQLiteSession(Session):
