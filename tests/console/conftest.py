@@ -17,13 +17,13 @@ import psycopg
 import pytest
 from console_env import PLAN, ConsoleFactory, Filled, fill
 
-from monitor_tables import MONITOR_DDL
 from pg_server import fresh_schema
 from trackguard.console import Console, ConsoleConfig
 from trackguard.http.runner import RunningServer, start_in_thread
 from trackguard.monitor import load_alerts
 from trackguard.plan.loader import load_plan
 from trackguard.store.copy import copy_store
+from trackguard.store.monitor_schema import create_statements
 
 #: The monitor's tables copied beside ``store copy`` (which moves the store's own).
 MONITOR_TABLES = ("monitor_counts", "monitor_hourly", "monitor_health", "monitor_alerts")
@@ -44,7 +44,7 @@ def filled_pg(filled: Filled) -> Iterator[str]:
         try:
             with psycopg.connect(url) as conn:
                 conn.execute(f'SET search_path TO "{schema}"')
-                for ddl in MONITOR_DDL:
+                for ddl in create_statements("postgresql"):
                     conn.execute(ddl)
                 for table in MONITOR_TABLES:
                     rows = source.execute(f"SELECT * FROM {table}").fetchall()

@@ -57,6 +57,7 @@ from trackguard.store.base import (
     Write,
 )
 from trackguard.store.listen import IDENTITIES, OUTBOX, Listener, Unsubscribe, channel_name
+from trackguard.store.monitor_schema import create_statements
 from trackguard.store.queries import OUTBOX_COLUMNS, StoreReads, outbox_row_from
 from trackguard.store.sqlite import (
     claims_keys,
@@ -160,20 +161,7 @@ _MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
     ),
     # The monitor's tables (trackguard.monitor.db, docs/monitoring.md): counters every gateway
     # adds to, data-health snapshots, and the saved state of alert rules and channels.
-    (
-        """CREATE TABLE monitor_counts (
-            minute bigint NOT NULL, event text NOT NULL, route text NOT NULL,
-            source text NOT NULL, kind text NOT NULL, name text NOT NULL, n bigint NOT NULL,
-            PRIMARY KEY (minute, event, route, source, kind, name))""",
-        """CREATE TABLE monitor_hourly (
-            hour bigint NOT NULL, event text NOT NULL, kind text NOT NULL, name text NOT NULL,
-            n bigint NOT NULL, PRIMARY KEY (hour, event, kind, name))""",
-        """CREATE TABLE monitor_health (
-            at double precision NOT NULL, metric text NOT NULL, value bigint NOT NULL,
-            PRIMARY KEY (metric, at))""",
-        "CREATE TABLE monitor_alerts (rule text PRIMARY KEY, state bytea NOT NULL)",
-        "CREATE TABLE monitor_channels (channel text PRIMARY KEY, status bytea NOT NULL)",
-    ),
+    create_statements("postgresql"),
 )
 assert len(_MIGRATIONS) == SCHEMA_VERSION
 
