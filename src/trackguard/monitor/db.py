@@ -39,7 +39,7 @@ from trackguard.errors import StoreNotFound
 from trackguard.monitor.tally import Key
 from trackguard.store.base import StoreError
 from trackguard.store.files import cannot_open, connect, readonly_uri
-from trackguard.store.monitor_schema import MONITOR_SCHEMA, create_statements
+from trackguard.store.monitor_schema import HOURLY_FROM_COUNTS, MONITOR_SCHEMA, create_statements
 from trackguard.store.retention import MONITOR_TABLES, delete_batches
 from trackguard.store.sql import Dialect, Session, SQLiteSession, session
 from trackguard.store.sqlite import sqlite_path
@@ -61,10 +61,8 @@ _UPSERT_HEALTH: Final = (
 )
 #: ``save_blobs``' tables: (key column, value column).
 _BLOBS: Final = {"monitor_alerts": ("rule", "state"), "monitor_channels": ("channel", "status")}
-# Rolls up counts written before ``monitor_hourly`` existed (a store from an older trackguard).
 _BACKFILL_HOURLY: Final = (
-    "INSERT INTO monitor_hourly (hour, event, kind, name, n)"
-    " SELECT minute / 60, event, kind, name, sum(n) FROM monitor_counts GROUP BY 1, 2, 3, 4"
+    f"INSERT INTO monitor_hourly (hour, event, kind, name, n) {HOURLY_FROM_COUNTS}"
 )
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final, Literal
 
-__all__ = ["MONITOR_SCHEMA", "MonitorTable", "create_statements"]
+__all__ = ["HOURLY_FROM_COUNTS", "MONITOR_SCHEMA", "MonitorTable", "create_statements"]
 
 Kind = Literal["int", "text", "real", "blob"]
 
@@ -70,6 +70,13 @@ MONITOR_SCHEMA: Final = (
     ),
     MonitorTable("monitor_alerts", (("rule", "text"), ("state", "blob")), ("rule",)),
     MonitorTable("monitor_channels", (("channel", "text"), ("status", "blob")), ("channel",)),
+)
+
+#: ``monitor_hourly``'s rows rolled up from ``monitor_counts``: for a store whose counts were
+#: written before ``monitor_hourly`` existed (by an older trackguard).
+HOURLY_FROM_COUNTS: Final = (
+    "SELECT minute / 60 AS hour, event, kind, name, sum(n) AS n FROM monitor_counts"
+    " GROUP BY minute / 60, event, kind, name"
 )
 
 

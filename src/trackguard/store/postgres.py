@@ -374,6 +374,13 @@ class PostgresStore(StoreReads):
                 cur.execute("SELECT pg_advisory_xact_lock(%s, %s)", (self._lock_key, lock))
             yield cur
 
+    @contextmanager
+    def transaction(self) -> Iterator[psycopg.Cursor[Any]]:
+        """One transaction in turn with commits (it takes the commit lock first), for writes
+        beyond the protocol (``store copy``); any failure rolls it all back."""
+        with self._transaction(_COMMIT_LOCK) as cur:
+            yield cur
+
     def _read(self, query: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> list[Any]:
         with self.connection() as conn:
             return conn.execute(query, params).fetchall()

@@ -48,6 +48,11 @@ class StoreReads:
     def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         raise NotImplementedError
 
+    def read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        """Rows of one query (``store info``, dry runs, ``store copy``), in the driver's
+        parameter style."""
+        return self._read(sql, params)
+
     def set_meta(self, key: str, value: str) -> None:
         raise NotImplementedError
 

@@ -459,10 +459,6 @@ class SQLiteStore(StoreReads):
         self._local.reader = reader
         return reader
 
-    def read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
-        """Rows of one query on this thread's read connection (``store info``, dry runs)."""
-        return self._read(sql, params)
-
     def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         if self._closed:
             raise StoreClosed("the store is closed")
