@@ -402,9 +402,10 @@ def saved_states(db: MonitorDB, names: Iterable[str] | None = None) -> dict[str,
     return {name: decode_state(saved[name]) for name in wanted}
 
 
-def db_path(target: str | os.PathLike[str]) -> str:
-    """The store ``--db`` names for the monitor: a SQLite path (from a path or
-    ``sqlite:///path``, as ``open_store`` reads it) or a ``postgresql://`` URL as given."""
+def db_path(target: str | os.PathLike[str], reader: str = "the monitor") -> str:
+    """The store ``--db`` names for the monitor (or the console, ``reader`` in the message):
+    a SQLite path (from a path or ``sqlite:///path``, as ``open_store`` reads it) or a
+    ``postgresql://`` URL as given; ValueError for a URL of another kind."""
     text = os.fspath(target)
     if is_postgres_url(text):
         return text
@@ -414,7 +415,8 @@ def db_path(target: str | os.PathLike[str]) -> str:
         path = None
     if path is None:
         raise ValueError(
-            f"{text!r}: the monitor needs a SQLite path, sqlite:///path or postgresql:// URL"
+            f"{text!r}: {reader} reads a SQLite store (a path or sqlite:///path)"
+            " or a PostgreSQL one (postgresql://user@host/db[?schema=NAME])"
         )
     return path
 
