@@ -13,9 +13,8 @@ from trackguard.cli.options import db_option, format_option, plan_option
 from trackguard.cli.outbox import open_db
 from trackguard.cli.output import emit_rows
 from trackguard.contract.identifiers import is_email
-from trackguard.durations import DurationError, format_duration, parse_duration
+from trackguard.durations import DurationError, format_duration, iso_time, parse_duration
 from trackguard.plan.model import IdentityPolicy, Plan
-from trackguard.store.quarantine import iso_time
 
 
 @click.group(name="identity", cls=TrackguardGroup)

@@ -12,9 +12,9 @@ from trackguard.cli.base import TrackguardGroup
 from trackguard.cli.options import db_option, format_option
 from trackguard.cli.output import emit_csv, emit_json, emit_jsonl, emit_rows
 from trackguard.delivery.circuit import STATE_KEY, decode_state
+from trackguard.durations import iso_time
 from trackguard.errors import InputError
 from trackguard.store.base import OutboxRow
-from trackguard.store.quarantine import iso_time
 from trackguard.store.sqlite import SQLiteStore, open_store
 
 if TYPE_CHECKING:

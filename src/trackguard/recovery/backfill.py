@@ -59,11 +59,11 @@ from trackguard.contract.pipelines import evaluate
 from trackguard.contract.pipelines.operations import payload_key
 from trackguard.core.pipeline import Checker
 from trackguard.core.verdict import Verdict
+from trackguard.durations import iso_time
 from trackguard.ingest import decide_pipelines, to_write
 from trackguard.plan.model import DedupePolicy, Plan
 from trackguard.recovery.dedupe import all_duplicates, claim_holder, conflicting_row
 from trackguard.recovery.mapping import Mapping, RowError
-from trackguard.recovery.replay_pipelines import iso_time
 from trackguard.recovery.sources import Source, SourceRow, open_source
 from trackguard.recovery.target import Target
 from trackguard.store.base import OutboxRow, Store, Write
