@@ -8,7 +8,9 @@ import gzip
 import io
 import random
 import sqlite3
+import time
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -158,7 +160,9 @@ def test_interrupted_by_an_exception_resumes(db: str, tmp_path: Path) -> None:
     store.close()
 
 
-def _backfill_orders(source: Path, store: Any, batch_size: int = 500) -> BackfillReport:
+def _backfill_orders(
+    source: Path, store: Any, batch_size: int = 500, clock: Callable[[], float] = time.time
+) -> BackfillReport:
     """``source``'s rows as ``order_completed`` events under the example plan."""
     return backfill(
         str(source),
@@ -167,6 +171,7 @@ def _backfill_orders(source: Path, store: Any, batch_size: int = 500) -> Backfil
         event="order_completed",
         plan=load_plan(PLAN),
         batch_size=batch_size,
+        clock=clock,
     )
 
 
@@ -369,14 +374,7 @@ def test_an_order_id_whose_claim_expired_is_not_a_conflict(db: str, tmp_path: Pa
     day = 86_400.0
     try:
         for source, at in ((earlier, 1_764_000_000.0), (later, 1_764_000_000.0 + 8 * day)):
-            report = backfill(
-                str(source),
-                store=store,
-                mapping=parse_mapping(MAPPING),
-                event="order_completed",
-                plan=load_plan(PLAN),
-                clock=lambda at=at: at,
-            )
+            report = _backfill_orders(source, store, clock=lambda at=at: at)
         assert (report.rows_read, report.accepted, report.rejected) == (3, 2, 1)
         assert (report.dedupe_conflicts, report.duplicates) == (1, 0)
         assert store.conflict_count() == 1
@@ -410,13 +408,7 @@ def test_an_order_id_reused_by_another_customer_is_rejected_not_accepted(
     )
     store = open_store(db)
     try:
-        report = backfill(
-            str(source),
-            store=store,
-            mapping=parse_mapping(MAPPING),
-            event="order_completed",
-            plan=load_plan(PLAN),
-        )
+        report = _backfill_orders(source, store)
         assert (report.rows_read, report.accepted, report.rejected) == (3, 2, 1)
         assert (report.dedupe_conflicts, report.duplicates) == (1, 0)
         assert report.to_dict()["dedupe_conflicts"] == 1

@@ -8,6 +8,7 @@ import shutil
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -171,48 +172,41 @@ def test_vacuum_gives_the_pages_of_deleted_rows_back(tmp_path: Path) -> None:
         con.close()
 
 
-def test_every_reader_refuses_a_file_without_a_schema_in_the_same_words(tmp_path: Path) -> None:
-
-    plain = tmp_path / "plain.db"
-    sqlite3.connect(plain).close()
-    expected = f"^{plain}: not a trackguard store \\(no schema\\)$"
-
-    def opened(readonly: bool) -> None:
-        with session(plain, readonly=readonly):
-            pass
-
-    for attempt in (
-        lambda: backup(plain, tmp_path / "out.db"),
-        lambda: vacuum(plain),
-        lambda: store_info(plain),
-        lambda: SQLiteStore(plain, readonly=True),
-        lambda: opened(True),
-        lambda: opened(False),
-    ):
-        with pytest.raises(StoreError, match=expected):
-            attempt()
+def _opened(path: Path, readonly: bool) -> None:
+    with session(path, readonly=readonly):
+        pass
 
 
-def test_every_reader_names_a_file_sqlite_cannot_open_in_the_same_words(tmp_path: Path) -> None:
-
-    junk = tmp_path / "junk.db"
-    junk.write_bytes(b"not a database at all" * 100)
-    expected = f"^{junk}: cannot open the store: file is not a database$"
-
-    def opened(readonly: bool) -> None:
-        with session(junk, readonly=readonly):
-            pass
-
-    for attempt in (
-        lambda: backup(junk, tmp_path / "out.db"),
-        lambda: vacuum(junk),
-        lambda: store_info(junk),
-        lambda: SQLiteStore(junk, readonly=True),
-        lambda: SQLiteStore(junk),
-        lambda: opened(True),
-        lambda: opened(False),
-        lambda: MonitorDB(junk),
-        lambda: MonitorDB(junk, readonly=True),
-    ):
-        with pytest.raises(StoreError, match=expected):
+@pytest.mark.parametrize(
+    ("content", "reason", "writers"),
+    [
+        # An empty SQLite file: the store's readers refuse it (a writer makes it a store).
+        (None, "not a trackguard store \\(no schema\\)", False),
+        (b"not a database at all" * 100, "cannot open the store: file is not a database", True),
+    ],
+)
+def test_every_reader_refuses_a_file_that_is_not_a_store_in_the_same_words(
+    tmp_path: Path, content: bytes | None, reason: str, writers: bool
+) -> None:
+    path = tmp_path / "other.db"
+    if content is None:
+        sqlite3.connect(path).close()
+    else:
+        path.write_bytes(content)
+    attempts: list[Callable[[], object]] = [
+        lambda: backup(path, tmp_path / "out.db"),
+        lambda: vacuum(path),
+        lambda: store_info(path),
+        lambda: SQLiteStore(path, readonly=True),
+        lambda: _opened(path, True),
+        lambda: _opened(path, False),
+    ]
+    if writers:  # the monitor's own tables may live in a file of their own: it opens any
+        attempts += [
+            lambda: SQLiteStore(path),
+            lambda: MonitorDB(path),
+            lambda: MonitorDB(path, readonly=True),
+        ]
+    for attempt in attempts:
+        with pytest.raises(StoreError, match=f"^{path}: {reason}$"):
             attempt()
