@@ -1,8 +1,10 @@
 """Durations and points in time as people type them: ``30d``, ``1h30m``, ``2026-11-01``.
 
-Retention settings, ``--older-than``, ``--since`` and alert windows all read the same syntax
-here, so a value that works in one place works in every other, with the same error message.
-Durations are whole seconds: sub-second precision is never what an operator means.
+Retention settings, ``--older-than``, ``--since``, the console's filters and alert windows all
+read the same syntax here, so a value that works in one place works in every other, with the
+same error message. Durations are whole seconds: sub-second precision is never what an
+operator means. Times are written one way too (:func:`iso_time`: the request log, quarantine
+exports, Pipelines timestamps, the CLI's tables), a form :func:`parse_instant` reads back.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ __all__ = [
     "UNITS",
     "DurationError",
     "format_duration",
+    "iso_time",
     "parse_duration",
     "parse_instant",
 ]
@@ -103,3 +106,13 @@ def parse_instant(text: str, now: float) -> float:
         return moment.timestamp()
     except (OverflowError, ValueError) as exc:  # year 1 in a negative offset, and the like
         raise DurationError(f"{text!r} is out of range: {exc}") from None
+
+
+def iso_time(ts: float) -> str:
+    """``ts`` as ISO 8601 UTC with milliseconds (``2026-11-01T12:00:00.000Z``); "" for a time
+    no date can hold."""
+    try:
+        moment = datetime.fromtimestamp(ts, UTC)
+    except (OverflowError, OSError, ValueError):
+        return ""
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"

@@ -40,8 +40,22 @@ def _findings(verdict: Verdict, batch_index: int | None, *, all_items: bool) -> 
     return out
 
 
-def _event_name(op: Operation | None, body: Any) -> str | None:
-    name = op.name if op is not None else (body.get("name") if isinstance(body, dict) else None)
+def _event_name(op: Operation | None, body: Any, keys: tuple[str, ...] = ("name",)) -> str | None:
+    """The name a quarantine record is listed under (stripped, at most 200 characters): the
+    operation's, else the first of ``keys`` in the body that holds some text (a Pipelines
+    call's ``event``, then its page or screen ``name``)."""
+    if op is not None:
+        return _clip(op.name)
+    found = None
+    if isinstance(body, dict):
+        for key in keys:
+            found = _clip(body.get(key))
+            if found:
+                break
+    return found
+
+
+def _clip(name: Any) -> str | None:
     return name.strip()[:200] if isinstance(name, str) else None
 
 
@@ -262,7 +276,7 @@ def pipelines_write(
                 body=_without_key(gone.body, secret),
                 findings=_encode(findings),
                 codes=tuple(sorted({e.code for e in gone.errors})),
-                event_name=_call_event(gone.body) or _event_name(None, gone.body),
+                event_name=_event_name(None, gone.body, ("event", "name")),
                 batch_index=gone.index,
                 **common,
             )
@@ -293,11 +307,6 @@ def _accepted_body(verdict: Verdict, secret: str | None) -> bytes:
     for op in ops:
         items[op.batch_index or 0] = op.body
     return _without_key({"batch": items}, secret)
-
-
-def _call_event(body: Any) -> str | None:
-    event = body.get("event") if isinstance(body, dict) else None
-    return event.strip()[:200] if isinstance(event, str) else None
 
 
 def decide_pipelines(

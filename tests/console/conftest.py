@@ -8,25 +8,19 @@ read-only page tests run on both and expect the same figures.
 from __future__ import annotations
 
 import shutil
-import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 from console_env import PLAN, ConsoleFactory, Filled, fill
 
-from monitor_tables import MONITOR_DDL
 from pg_server import fresh_schema
 from trackguard.console import Console, ConsoleConfig
 from trackguard.http.runner import RunningServer, start_in_thread
 from trackguard.monitor import load_alerts
 from trackguard.plan.loader import load_plan
 from trackguard.store.copy import copy_store
-
-#: The monitor's tables copied beside ``store copy`` (which moves the store's own).
-MONITOR_TABLES = ("monitor_counts", "monitor_hourly", "monitor_health", "monitor_alerts")
 
 
 @pytest.fixture(scope="module")
@@ -39,20 +33,7 @@ def filled_pg(filled: Filled) -> Iterator[str]:
     """The filled store in a PostgreSQL schema of its own: its ``--db`` URL."""
     with fresh_schema() as (url, schema):
         target = f"{url}?schema={schema}"
-        copy_store(filled.db, target)
-        source = sqlite3.connect(filled.db)
-        try:
-            with psycopg.connect(url) as conn:
-                conn.execute(f'SET search_path TO "{schema}"')
-                for ddl in MONITOR_DDL:
-                    conn.execute(ddl)
-                for table in MONITOR_TABLES:
-                    rows = source.execute(f"SELECT * FROM {table}").fetchall()
-                    marks = ", ".join(["%s"] * len(rows[0]))
-                    with conn.cursor() as cur:
-                        cur.executemany(f"INSERT INTO {table} VALUES ({marks})", rows)
-        finally:
-            source.close()
+        copy_store(filled.db, target)  # the monitor's tables too
         yield target
 
 

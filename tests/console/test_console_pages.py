@@ -81,7 +81,9 @@ def test_series_endpoint_answers_json_with_thresholds(any_console: ConsoleFactor
     assert answer["thresholds"] == {"order_completed": [["orders-invalid-rate", 0.2]]}
 
 
-def test_quarantine_list_filters_and_pages_by_keyset(any_console: ConsoleFactory) -> None:
+def test_quarantine_list_filters_and_pages_by_keyset(
+    any_console: ConsoleFactory, filled: Filled
+) -> None:
     server = any_console()
     assert len(_rows(_get(server.url, "/quarantine").text, "records")) == 27
     assert len(_rows(_get(server.url, "/quarantine?kind=plan").text, "records")) == 21
@@ -94,6 +96,13 @@ def test_quarantine_list_filters_and_pages_by_keyset(any_console: ConsoleFactory
     assert "<script>alert" not in long_names
     since = _get(server.url, f"/quarantine?kind=plan&since={T0 + 21 * 60:.0f}").text
     assert len(_rows(since, "records")) == 12  # minutes 21 and 22
+    # The CLI's --since forms: a UTC date-time, one with an offset, and a time ago.
+    ago = f"{filled.end - (T0 + 21 * 60):.0f}s"
+    for form in ("2026-11-04T12:21", "2026-11-04T13:21:00%2B01:00", ago):
+        page = _get(server.url, f"/quarantine?kind=plan&since={form}").text
+        assert len(_rows(page, "records")) == 12, form
+    unread = _get(server.url, "/quarantine?kind=plan&since=yesterday").text
+    assert len(_rows(unread, "records")) == 21  # a time it cannot read filters nothing
 
 
 def test_quarantine_pages_past_fifty_records(console: ConsoleFactory, filled: Filled) -> None:

@@ -209,3 +209,13 @@ def test_the_monitor_commands_never_create_a_postgresql_store(
     result = CliRunner().invoke(cli, [*argv, "--db", target])
     assert result.exit_code == 2
     assert result.stderr == f"Error: no store at {target} (trackguard serve creates one)\n"
+
+
+@pytest.mark.parametrize("command", [["stats"], ["health"]])
+def test_a_store_url_of_another_kind_is_one_error_line(command: list[str]) -> None:
+    result = CliRunner().invoke(cli, [*command, "--db", "mysql://tg@db/tg"])
+    assert (result.exit_code, result.stderr) == (
+        2,
+        "Error: 'mysql://tg@db/tg': the monitor reads a SQLite store (a path or"
+        " sqlite:///path) or a PostgreSQL one (postgresql://user@host/db[?schema=NAME])\n",
+    )

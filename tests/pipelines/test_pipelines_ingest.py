@@ -57,3 +57,25 @@ def test_every_call_is_kept_once_and_the_key_nowhere(
     )
     for blob in [r.payload for r in write.outbox] + [r.body + r.findings for r in write.quarantine]:
         assert SECRET.encode() not in blob
+
+
+def test_a_dropped_call_is_listed_under_its_event_else_its_page_or_screen_name() -> None:
+    calls = [
+        {"type": "track", "event": "  Order Completed  "},
+        {"type": "page", "name": " Home ", "event": "   "},
+        {"type": "screen", "name": "Cart"},
+        {"type": "track", "event": "", "name": 7},
+        {"type": "track", "event": "x" * 300},
+    ]
+    body = {"batch": calls, "writeKey": SECRET}  # no userId nor anonymousId: all dropped
+    request = Request(method="POST", path="/v1/b", body=json.dumps(body).encode())
+    result = evaluate(request)
+    verdict = check_calls(result, PLAN)
+    write = pipelines_write(request, result.dropped, verdict, 1.0, PLAN.plan.dedupe, SECRET)
+    assert [(r.batch_index, r.event_name) for r in write.quarantine] == [
+        (0, "Order Completed"),
+        (1, "Home"),
+        (2, "Cart"),
+        (3, None),
+        (4, "x" * 200),
+    ]

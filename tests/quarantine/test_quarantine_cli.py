@@ -485,7 +485,7 @@ def test_a_file_that_is_not_a_store(invoke: Invoke, tmp_path: Path) -> None:
     path.write_bytes(b"not sqlite" * 200)
     result = invoke(quarantine_group, "stats", "--db", path)
     assert result.exit_code == 2
-    assert result.stderr == f"Error: {path}: file is not a database\n"
+    assert result.stderr == f"Error: {path}: cannot open the store: file is not a database\n"
 
 
 def test_every_command_has_an_example() -> None:

@@ -8,7 +8,9 @@ import gzip
 import io
 import random
 import sqlite3
+import time
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -158,7 +160,9 @@ def test_interrupted_by_an_exception_resumes(db: str, tmp_path: Path) -> None:
     store.close()
 
 
-def _backfill_orders(source: Path, store: Any, batch_size: int = 500) -> BackfillReport:
+def _backfill_orders(
+    source: Path, store: Any, batch_size: int = 500, clock: Callable[[], float] = time.time
+) -> BackfillReport:
     """``source``'s rows as ``order_completed`` events under the example plan."""
     return backfill(
         str(source),
@@ -167,6 +171,7 @@ def _backfill_orders(source: Path, store: Any, batch_size: int = 500) -> Backfil
         event="order_completed",
         plan=load_plan(PLAN),
         batch_size=batch_size,
+        clock=clock,
     )
 
 
@@ -355,6 +360,29 @@ def test_counts_add_up_to_the_rows_read_and_restart_quarantines_once(
         store.close()
 
 
+def test_an_order_id_whose_claim_expired_is_not_a_conflict(db: str, tmp_path: Path) -> None:
+    header = "order_id,customer_id,ordered_at,total,currency\n"
+    earlier, later = tmp_path / "earlier.csv", tmp_path / "later.csv"
+    earlier.write_text(header + "ORD-3,cus_c,2025-03-01T09:00:00Z,5.00,USD\n")
+    later.write_text(
+        header
+        + "ORD-1,cus_a,2025-03-01T10:00:00Z,10.00,USD\n"
+        + "ORD-1,cus_b,2025-03-01T12:00:00Z,30.00,USD\n"  # a conflict: the batch is looked at
+        + "ORD-3,cus_d,2025-03-01T13:00:00Z,40.00,USD\n"  # cus_c's claim is 8 days old
+    )
+    store = open_store(db)
+    day = 86_400.0
+    try:
+        for source, at in ((earlier, 1_764_000_000.0), (later, 1_764_000_000.0 + 8 * day)):
+            report = _backfill_orders(source, store, clock=lambda at=at: at)
+        assert (report.rows_read, report.accepted, report.rejected) == (3, 2, 1)
+        assert (report.dedupe_conflicts, report.duplicates) == (1, 0)
+        assert store.conflict_count() == 1
+        assert _outbox_orders(db) == Counter({"ORD-1": 1, "ORD-3": 2})
+    finally:
+        store.close()
+
+
 def test_a_postgresql_schema_without_a_store_is_an_error(tmp_path: Path) -> None:
     source = tmp_path / "orders.csv"
     _orders(source, 3)
@@ -380,13 +408,7 @@ def test_an_order_id_reused_by_another_customer_is_rejected_not_accepted(
     )
     store = open_store(db)
     try:
-        report = backfill(
-            str(source),
-            store=store,
-            mapping=parse_mapping(MAPPING),
-            event="order_completed",
-            plan=load_plan(PLAN),
-        )
+        report = _backfill_orders(source, store)
         assert (report.rows_read, report.accepted, report.rejected) == (3, 2, 1)
         assert (report.dedupe_conflicts, report.duplicates) == (1, 0)
         assert report.to_dict()["dedupe_conflicts"] == 1

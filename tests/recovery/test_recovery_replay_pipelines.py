@@ -17,6 +17,7 @@ from recovery_env import query
 
 from outbox_wait import drain
 from trackguard.cli import main
+from trackguard.durations import iso_time
 from trackguard.emulator.app import Emulator, create_emulator
 from trackguard.emulator.faults import FaultConfig
 from trackguard.gateway.build import GatewayOptions, create_gateway
@@ -24,7 +25,6 @@ from trackguard.gateway.config import AuthConfig, Credentials
 from trackguard.http.runner import RunningServer, start_in_thread
 from trackguard.plan.loader import load_plan
 from trackguard.recovery import parse_fixes, replay
-from trackguard.recovery.replay_pipelines import iso_time
 from trackguard.store.sql import session
 
 WRITE_KEY = "wk-replay"

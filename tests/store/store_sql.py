@@ -6,10 +6,9 @@ from typing import Any
 
 from store_kinds import AnyStore
 
-from monitor_tables import MONITOR_DDL
 from trackguard.store.sql import session
 
-__all__ = ["MONITOR_DDL", "count", "rows", "run"]
+__all__ = ["count", "rows", "run"]
 
 
 def rows(store: AnyStore | str, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:

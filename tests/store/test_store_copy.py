@@ -6,6 +6,7 @@ then delivered from there to the emulator over loopback."""
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 
 import psycopg
@@ -21,10 +22,14 @@ from trackguard.delivery.worker import DeliveryWorker
 from trackguard.emulator.app import create_emulator
 from trackguard.http.runner import start_in_thread
 from trackguard.ingest import to_write
+from trackguard.monitor.db import MonitorDB
 from trackguard.plan.loader import load_plan
 from trackguard.store import OutboxRow, QuarantineRecord, SQLiteStore, Write
+from trackguard.store.base import StoreError
 from trackguard.store.copy import TABLES, copy_store
+from trackguard.store.monitor_schema import MONITOR_SCHEMA
 from trackguard.store.postgres import PostgresStore
+from trackguard.store.sql import session
 
 PLAN = Path(__file__).resolve().parents[2] / "examples" / "d2c-plan.yaml"
 T0 = 1_764_000_000.0
@@ -172,3 +177,113 @@ def test_store_copy_reads_only_sqlite(source: str, tmp_path: Path) -> None:
         2,
         f"Error: {source!r}: SRC must be a SQLite store (a path or sqlite:///path)\n",
     )
+
+
+def _monitored(path: Path) -> None:
+    """The monitor's tables of ``path`` as a gateway leaves them: counts of two minutes in two
+    hours, health snapshots, a firing rule's state and a channel's health."""
+    monitor = MonitorDB(path)
+    try:
+        monitor.add_counts(
+            {
+                (29_400_000, "order_completed", "POST /api/v2/batch", "web", "outcome", "ok"): 5,
+                (29_400_000, "order_completed", "POST /api/v2/batch", "web", "code", "x"): 2,
+                (29_400_061, "page_viewed", "POST /api/v2/batch", "app", "outcome", "ok"): 3,
+            }
+        )
+        monitor.add_health(T0, {"outbox_pending": 4, "quarantine": 2})
+        monitor.add_health(T0 + 60, {"outbox_pending": 1})
+        monitor.save_blobs("monitor_alerts", [("quiet", b'{"firing":true}')])
+        monitor.save_blobs("monitor_channels", [("slack", b'{"failures":1}')])
+    finally:
+        monitor.close()
+
+
+#: What :func:`_monitored` leaves, table by table, in key order.
+MONITORED = {
+    "monitor_counts": [
+        (29_400_000, "order_completed", "POST /api/v2/batch", "web", "code", "x", 2),
+        (29_400_000, "order_completed", "POST /api/v2/batch", "web", "outcome", "ok", 5),
+        (29_400_061, "page_viewed", "POST /api/v2/batch", "app", "outcome", "ok", 3),
+    ],
+    "monitor_hourly": [
+        (490_000, "order_completed", "code", "x", 2),
+        (490_000, "order_completed", "outcome", "ok", 5),
+        (490_001, "page_viewed", "outcome", "ok", 3),
+    ],
+    "monitor_health": [
+        (T0, "outbox_pending", 4),
+        (T0 + 60, "outbox_pending", 1),
+        (T0, "quarantine", 2),
+    ],
+    "monitor_alerts": [("quiet", b'{"firing":true}')],
+    "monitor_channels": [("slack", b'{"failures":1}')],
+}
+
+
+def _monitor_rows(target: str | Path) -> dict[str, list[tuple[object, ...]]]:
+    with session(target) as s:
+        return {
+            t.name: [
+                tuple(bytes(v) if isinstance(v, memoryview) else v for v in r)
+                for r in s.rows(f"SELECT * FROM {t.name} ORDER BY {', '.join(t.key)}")
+            ]
+            for t in MONITOR_SCHEMA
+        }
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+def test_the_monitor_tables_are_copied_row_for_row(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    filled(tmp_path / "tg.db", requests=60).close()
+    _monitored(tmp_path / "tg.db")
+    assert _monitor_rows(tmp_path / "tg.db") == MONITORED
+    if kind == "sqlite":
+        dest = str(tmp_path / "copy.db")
+    else:
+        url, schema = request.getfixturevalue("pg_schema")
+        dest = f"{url}?schema={schema}"
+    report = copy_store(tmp_path / "tg.db", dest, batch=2)  # several batches of a composite key
+    assert {t: n for t, n in report.rows.items() if t.startswith("monitor_")} == {
+        "monitor_counts": 3,
+        "monitor_hourly": 3,
+        "monitor_health": 3,
+        "monitor_alerts": 1,
+        "monitor_channels": 1,
+    }
+    assert _monitor_rows(dest) == MONITORED
+    monitor = MonitorDB(dest, readonly=True)  # and the monitor reads them there
+    try:
+        assert monitor.load_blobs("monitor_alerts") == {"quiet": b'{"firing":true}'}
+        assert monitor.health_at("outbox_pending", T0 + 30) == 4
+    finally:
+        monitor.close()
+
+
+def test_a_source_no_monitor_wrote_copies_empty_monitor_tables(tmp_path: Path) -> None:
+    filled(tmp_path / "tg.db", requests=60).close()
+    report = copy_store(tmp_path / "tg.db", tmp_path / "copy.db")
+    assert [report.rows[t.name] for t in MONITOR_SCHEMA] == [0, 0, 0, 0, 0]
+    assert _monitor_rows(tmp_path / "copy.db") == {t.name: [] for t in MONITOR_SCHEMA}
+
+
+def test_counts_from_before_the_hourly_table_are_rolled_up_in_the_copy(tmp_path: Path) -> None:
+    filled(tmp_path / "tg.db", requests=60).close()
+    _monitored(tmp_path / "tg.db")
+    with sqlite3.connect(tmp_path / "tg.db") as conn:
+        conn.execute("DROP TABLE monitor_hourly")  # as an older trackguard left it
+    conn.close()
+    report = copy_store(tmp_path / "tg.db", tmp_path / "copy.db")
+    assert report.rows["monitor_hourly"] == 3
+    assert _monitor_rows(tmp_path / "copy.db") == MONITORED
+
+
+def test_a_destination_whose_monitor_tables_hold_rows_is_not_empty(tmp_path: Path) -> None:
+    filled(tmp_path / "tg.db", requests=60).close()
+    SQLiteStore(tmp_path / "copy.db").close()
+    monitor = MonitorDB(tmp_path / "copy.db")
+    monitor.add_health(T0, {"outbox_pending": 0})
+    monitor.close()
+    with pytest.raises(StoreError, match=r"copy\.db: the destination store is not empty$"):
+        copy_store(tmp_path / "tg.db", tmp_path / "copy.db")

@@ -8,6 +8,7 @@ import shutil
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +19,11 @@ from trackguard.cli.deliver import deliver_command
 from trackguard.contract.operations import Request
 from trackguard.core.pipeline import Checker
 from trackguard.delivery.convert import to_outbox_rows
+from trackguard.monitor.db import MonitorDB
 from trackguard.store.backup import backup, vacuum
 from trackguard.store.base import OutboxRow, QuarantineRecord, StoreError, Write
+from trackguard.store.info import store_info
+from trackguard.store.sql import session
 from trackguard.store.sqlite import SCHEMA_VERSION, SQLiteStore
 
 PAYLOAD = b'{"v2":{"type":"person","action":"event","name":"x"}}' + b" " * 600
@@ -166,3 +170,43 @@ def test_vacuum_gives_the_pages_of_deleted_rows_back(tmp_path: Path) -> None:
         assert con.execute("PRAGMA freelist_count").fetchone() == (0,)
     finally:
         con.close()
+
+
+def _opened(path: Path, readonly: bool) -> None:
+    with session(path, readonly=readonly):
+        pass
+
+
+@pytest.mark.parametrize(
+    ("content", "reason", "writers"),
+    [
+        # An empty SQLite file: the store's readers refuse it (a writer makes it a store).
+        (None, "not a trackguard store \\(no schema\\)", False),
+        (b"not a database at all" * 100, "cannot open the store: file is not a database", True),
+    ],
+)
+def test_every_reader_refuses_a_file_that_is_not_a_store_in_the_same_words(
+    tmp_path: Path, content: bytes | None, reason: str, writers: bool
+) -> None:
+    path = tmp_path / "other.db"
+    if content is None:
+        sqlite3.connect(path).close()
+    else:
+        path.write_bytes(content)
+    attempts: list[Callable[[], object]] = [
+        lambda: backup(path, tmp_path / "out.db"),
+        lambda: vacuum(path),
+        lambda: store_info(path),
+        lambda: SQLiteStore(path, readonly=True),
+        lambda: _opened(path, True),
+        lambda: _opened(path, False),
+    ]
+    if writers:  # the monitor's own tables may live in a file of their own: it opens any
+        attempts += [
+            lambda: SQLiteStore(path),
+            lambda: MonitorDB(path),
+            lambda: MonitorDB(path, readonly=True),
+        ]
+    for attempt in attempts:
+        with pytest.raises(StoreError, match=f"^{path}: {reason}$"):
+            attempt()

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from monitor_tables import MONITOR_DDL
 from trackguard.cli import main
 from trackguard.store.base import OutboxRow, QuarantineRecord, Write
+from trackguard.store.monitor_schema import create_statements
 from trackguard.store.postgres import SCHEMA_VERSION as PG_SCHEMA_VERSION
 from trackguard.store.sql import session
 from trackguard.store.sqlite import SCHEMA_VERSION, SQLiteStore, open_store
@@ -233,7 +233,8 @@ def test_prune_on_postgresql_as_on_a_file(pg_db: str) -> None:
     now = time.time()
     _store(pg_db, now)
     with session(pg_db, readonly=False) as s, s.transaction():
-        for ddl in MONITOR_DDL:  # the monitor's tables, with one bucket 9 days old
+        # the monitor's tables, with one bucket 9 days old
+        for ddl in create_statements("postgresql"):
             s.run(ddl)
         s.run("INSERT INTO monitor_health VALUES (?, 'm', 1)", (now - 9 * DAY,))
     dry = run("prune", "--db", pg_db, "--dry-run")

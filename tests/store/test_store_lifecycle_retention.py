@@ -14,10 +14,11 @@ from typing import Any
 import psycopg
 import pytest
 from store_kinds import AnyStore
-from store_sql import MONITOR_DDL, count, rows, run
+from store_sql import count, rows, run
 
 from trackguard.monitor.db import MonitorDB
 from trackguard.store.base import OutboxRow, QuarantineRecord, Write
+from trackguard.store.monitor_schema import create_statements
 from trackguard.store.postgres import PostgresStore
 from trackguard.store.retention import (
     CLAIMS,
@@ -206,7 +207,7 @@ def test_monitor_tables_in_a_postgresql_store_are_pruned_when_they_exist(
     pg_store: PostgresStore,
 ) -> None:
     now = T0 + 10 * DAY
-    for ddl in MONITOR_DDL:
+    for ddl in create_statements("postgresql"):
         run(pg_store, ddl)
     minutes = [int((now - d * DAY) // 60) for d in (9, 8.5, 7.9, 1)]
     run(

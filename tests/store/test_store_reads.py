@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import pytest
 from store_kinds import AnyStore
-from store_sql import MONITOR_DDL, run
+from store_sql import run
 
 from trackguard.monitor.db import MonitorDB
 from trackguard.store import reads
 from trackguard.store.base import OutboxRow, QuarantineRecord, Write
+from trackguard.store.monitor_schema import create_statements
 from trackguard.store.reads import Counts, OutboxGroup, Point, UpstreamError
 from trackguard.store.sqlite import SQLiteStore
 
@@ -46,7 +47,7 @@ def _monitor(store: AnyStore) -> None:
     if isinstance(store, SQLiteStore):
         MonitorDB(store.path).close()  # the monitor's own tables
     else:
-        for ddl in MONITOR_DDL:
+        for ddl in create_statements("postgresql"):
             run(store, ddl)
     counts = [
         (M0, "order_completed", "accepted", 5),

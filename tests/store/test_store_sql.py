@@ -13,9 +13,18 @@ import psycopg
 import pytest
 
 from trackguard.errors import StoreError, StoreNotFound
+from trackguard.monitor.db import MonitorDB
+from trackguard.store.monitor_schema import MONITOR_SCHEMA
 from trackguard.store.postgres import SCHEMA_VERSION as PG_SCHEMA_VERSION
 from trackguard.store.postgres import PostgresStore
-from trackguard.store.sql import is_postgres_url, postgres_sql, session
+from trackguard.store.sql import (
+    PostgresSession,
+    Session,
+    SQLiteSession,
+    is_postgres_url,
+    postgres_sql,
+    session,
+)
 from trackguard.store.sqlite import SCHEMA_VERSION as SQLITE_SCHEMA_VERSION
 from trackguard.store.sqlite import SQLiteStore, open_store
 
@@ -213,3 +222,62 @@ def test_is_postgres_url() -> None:
     assert is_postgres_url("postgresql://u@h/db") and is_postgres_url("POSTGRES://u@h/db")
     assert not is_postgres_url("sqlite:///tg.db") and not is_postgres_url("tg.db")
     assert not is_postgres_url(Path("postgresql://x"))
+
+
+def test_a_session_is_abstract_and_both_dialects_implement_it(target: str) -> None:
+    assert Session.__abstractmethods__ == {"rows", "run", "run_many", "transaction", "has_table"}
+    with pytest.raises(TypeError, match="abstract"):
+        Session()  # type: ignore[abstract]
+    assert SQLiteSession.__abstractmethods__ == frozenset()
+    assert PostgresSession.__abstractmethods__ == frozenset()
+    with session(target) as s:
+        assert isinstance(s, PostgresSession if is_postgres_url(target) else SQLiteSession)
+
+
+def test_the_monitor_tables_are_as_declared_on_both_databases(target: str) -> None:
+    MonitorDB(target).close()  # SQLite: made on first use; PostgreSQL: by the migrations
+    with session(target) as s:
+        for table in MONITOR_SCHEMA:
+            if s.dialect == "sqlite":
+                found = [(r[1], r[2], r[5]) for r in s.rows(f"PRAGMA table_info({table.name})")]
+            else:
+                found = [
+                    (name, kind, 0)
+                    for name, kind in s.rows(
+                        "SELECT column_name, data_type FROM information_schema.columns"
+                        " WHERE table_schema = current_schema() AND table_name = ?"
+                        " ORDER BY ordinal_position",
+                        (table.name,),
+                    )
+                ]
+                keys = s.rows(
+                    "SELECT a.attname FROM pg_index i JOIN pg_attribute a"
+                    " ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)"
+                    " WHERE i.indrelid = ?::regclass AND i.indisprimary",
+                    (table.name,),
+                )
+                assert {k for (k,) in keys} == set(table.key)
+                found = [
+                    (n, k, table.key.index(n) + 1 if n in table.key else 0) for n, k, _ in found
+                ]
+            types = {
+                "sqlite": {"int": "INTEGER", "text": "TEXT", "real": "REAL", "blob": "BLOB"},
+                "postgresql": {
+                    "int": "bigint",
+                    "text": "text",
+                    "real": "double precision",
+                    "blob": "bytea",
+                },
+            }[s.dialect]
+            expected = [
+                (c, types[k], table.key.index(c) + 1 if c in table.key else 0)
+                for c, k in table.columns
+            ]
+            assert found == expected, table.name
+    assert [t.name for t in MONITOR_SCHEMA] == [
+        "monitor_counts",
+        "monitor_hourly",
+        "monitor_health",
+        "monitor_alerts",
+        "monitor_channels",
+    ]

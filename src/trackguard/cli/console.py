@@ -21,9 +21,8 @@ from trackguard.cli.options import (
 from trackguard.errors import ConfigError, UsageError
 from trackguard.http.runner import run
 from trackguard.monitor import load_alerts
+from trackguard.monitor.monitor import db_path
 from trackguard.plan.model import Plan
-from trackguard.store.sql import is_postgres_url
-from trackguard.store.sqlite import sqlite_path
 
 
 def _loopback(host: str) -> bool:
@@ -83,12 +82,10 @@ def console_command(
             "the console needs its extra: pip install 'trackguard[console]'"
         ) from None
     host, port = listen
-    store = db if is_postgres_url(db) else sqlite_path(db)
-    if store is None:
-        raise UsageError(
-            f"{db!r}: the console reads a SQLite store (a path or sqlite:///path)"
-            " or a PostgreSQL one (postgresql://user@host/db[?schema=NAME])"
-        )
+    try:
+        store = db_path(db, "the console")
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     if not _loopback(host) and token_file is None:
         raise UsageError(
             f"--listen {host}:{port} is not loopback: give --token-file so the console asks"

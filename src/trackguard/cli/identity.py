@@ -10,12 +10,11 @@ import click
 
 from trackguard.cli.base import TrackguardGroup
 from trackguard.cli.options import db_option, format_option, plan_option
-from trackguard.cli.outbox import _open
+from trackguard.cli.outbox import open_db
 from trackguard.cli.output import emit_rows
 from trackguard.contract.identifiers import is_email
-from trackguard.durations import DurationError, format_duration, parse_duration
+from trackguard.durations import DurationError, format_duration, iso_time, parse_duration
 from trackguard.plan.model import IdentityPolicy, Plan
-from trackguard.store.quarantine import iso_time
 
 
 @click.group(name="identity", cls=TrackguardGroup)
@@ -48,7 +47,7 @@ def import_command(db: str, csv_file: Path) -> None:
                 bad += 1
                 continue
             pairs.append((row[1].strip().lower(), row[0].strip()))
-    store = _open(db, readonly=False)
+    store = open_db(db, readonly=False)
     try:
         added = store.import_identities(pairs)
     finally:
@@ -86,7 +85,7 @@ def unlinked_command(db: str, older_than: str | None, plan: Plan | None, fmt: st
         seconds = plan.identity.unlinked_after
     else:
         seconds = IdentityPolicy().unlinked_after
-    store = _open(db)
+    store = open_db(db)
     try:
         rows = store.unlinked_anonymous(time.time() - seconds)
     finally:

@@ -12,16 +12,16 @@ from trackguard.cli.base import TrackguardGroup
 from trackguard.cli.options import db_option, format_option
 from trackguard.cli.output import emit_csv, emit_json, emit_jsonl, emit_rows
 from trackguard.delivery.circuit import STATE_KEY, decode_state
+from trackguard.durations import iso_time
 from trackguard.errors import InputError
 from trackguard.store.base import OutboxRow
-from trackguard.store.quarantine import iso_time
 from trackguard.store.sqlite import SQLiteStore, open_store
 
 if TYPE_CHECKING:
     from trackguard.store.postgres import PostgresStore
 
 
-def _open(db: str, *, readonly: bool = True) -> SQLiteStore | PostgresStore:
+def open_db(db: str, *, readonly: bool = True) -> SQLiteStore | PostgresStore:
     """The store ``--db`` names (a SQLite file or a PostgreSQL URL); read-only unless the
     command writes."""
     return cast("SQLiteStore | PostgresStore", open_store(db, create=False, readonly=readonly))
@@ -53,7 +53,7 @@ def stats_command(db: str, fmt: str) -> None:
         trackguard outbox stats --db trackguard.db
         trackguard outbox stats --format json | jq .pending
     """
-    store = _open(db)
+    store = open_db(db)
     try:
         s = store.outbox_stats()
         circuit = decode_state(store.meta_value(STATE_KEY))
@@ -144,7 +144,7 @@ def list_command(db: str, state: str | None, limit: int, fmt: str) -> None:
     \b
         trackguard outbox list --state pending --limit 50
     """
-    store = _open(db)
+    store = open_db(db)
     try:
         rows = store.outbox_list(state, limit)  # type: ignore[arg-type]
     finally:
@@ -166,7 +166,7 @@ def show_command(db: str, seq: int, fmt: str) -> None:
     \b
         trackguard outbox show 42
     """
-    store = _open(db)
+    store = open_db(db)
     try:
         row = store.outbox_row(seq)
     finally:

@@ -34,7 +34,7 @@ from trackguard.cli.output import (
     print_table,
     printable,
 )
-from trackguard.durations import DurationError, format_duration, parse_instant
+from trackguard.durations import DurationError, format_duration, iso_time, parse_instant
 from trackguard.errors import InputError, OutputError
 from trackguard.private import open_private
 from trackguard.store.base import QuarantineRecord
@@ -46,7 +46,6 @@ from trackguard.store.quarantine import (
     csv_row,
     export,
     get,
-    iso_time,
     list_quarantine,
     purge,
     record_to_dict,

@@ -356,7 +356,8 @@ def copy_command(source: str, destination: str, batch: int) -> None:
 
     Everything delivery and dedupe need comes along: the outbox with its states, the
     quarantine, identities and profiles with their change numbers, dedupe claims, anonymous
-    activity, counts and meta. Stop the gateways and workers on SRC first: what they commit
+    activity, counts and meta; and the monitor's tables (counts, health snapshots, alert and
+    channel state). Stop the gateways and workers on SRC first: what they commit
     after the copy started stays behind. DST is written in one transaction, so a failed copy
     leaves it empty.
 

@@ -256,7 +256,7 @@ class Console:
         return 200, json.dumps(body).encode(), "application/json"
 
     async def _quarantine(self, request: _Request) -> tuple[int, bytes, str]:
-        flt = data.quarantine_filter(request.query)
+        flt = data.quarantine_filter(request.query, self.config.clock())
         before = _int(request.query.get("before"))
         records, next_before, budget = await asyncio.to_thread(
             data.quarantine_page, self.source, flt, before
@@ -307,7 +307,7 @@ class Console:
         return 200, page, HTML
 
     async def _replay_form(self, request: _Request) -> tuple[int, bytes, str]:
-        flt = data.quarantine_filter(request.query)
+        flt = data.quarantine_filter(request.query, self.config.clock())
         preview = None
         error = None
         fixes = request.query.get("fixes", "")
@@ -325,7 +325,7 @@ class Console:
         if not self.config.allow_replay:
             raise _Answer(403, b"replay is off: start the console with --allow-replay\n")
         form = request.form
-        flt = data.quarantine_filter(form)
+        flt = data.quarantine_filter(form, self.config.clock())
         fixes = form.get("fixes", "")
         error = None
         result = None

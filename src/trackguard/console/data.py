@@ -21,6 +21,7 @@ import msgspec
 
 from trackguard.contract.operations import Request
 from trackguard.core.pipeline import Checker
+from trackguard.durations import DurationError, parse_instant
 from trackguard.monitor.health import DESCRIPTIONS
 from trackguard.monitor.rules import AlertConfig, Rule
 from trackguard.monitor.state import AlertState
@@ -223,8 +224,11 @@ def health_figures(store: Target) -> list[Figure]:
 # -- quarantine ------------------------------------------------------------------------------
 
 
-def quarantine_filter(params: Mapping[str, str]) -> q.QuarantineFilter:
-    """A filter from query parameters; blank fields select everything."""
+def quarantine_filter(params: Mapping[str, str], now: float) -> q.QuarantineFilter:
+    """A filter from query parameters; blank fields select everything, and so does a time
+    that cannot be read. ``since`` and ``until`` take what ``quarantine list --since`` takes
+    (``7d`` ago from ``now``, ``2026-12-01``, ``2026-12-01T10:00``, UTC unless an offset is
+    given) or Unix seconds (the replay form's own bound)."""
 
     def text(name: str) -> str | None:
         value = params.get(name, "").strip()
@@ -234,7 +238,7 @@ def quarantine_filter(params: Mapping[str, str]) -> q.QuarantineFilter:
         value = text(name)
         if value is None:
             return None
-        return parse_time(value)
+        return parse_time(value, now)
 
     kind = text("kind")
     state = text("state")
@@ -251,20 +255,17 @@ def quarantine_filter(params: Mapping[str, str]) -> q.QuarantineFilter:
     )
 
 
-def parse_time(value: str) -> float | None:
-    """Unix seconds from ``2026-12-01``, ``2026-12-01T10:00`` (UTC) or a number; None if not."""
+def parse_time(value: str, now: float) -> float | None:
+    """Unix seconds from a number, else :func:`~trackguard.durations.parse_instant`'s
+    reading of ``value``; None when neither reads it."""
     try:
         return float(value)
     except ValueError:
         pass
-    from datetime import UTC, datetime
-
-    for fmt in ("%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M", "%Y-%m-%d"):
-        try:
-            return datetime.strptime(value, fmt).replace(tzinfo=UTC).timestamp()
-        except ValueError:
-            continue
-    return None
+    try:
+        return parse_instant(value, now)
+    except DurationError:
+        return None
 
 
 #: Record ids one list page may scan through: a filter that matches few records stops after

@@ -19,24 +19,17 @@ from trackguard.core.fastpath import FastContract, FastEvents
 from trackguard.core.keys import fallback_key
 from trackguard.core.plancheck import CompiledPlan, OpResult
 from trackguard.core.state import NO_STATE, StateView
-from trackguard.core.verdict import Change, Outcome, Verdict, Violation, worst
+from trackguard.core.verdict import (
+    Change,
+    Outcome,
+    Verdict,
+    Violation,
+    contract_warnings,
+    worst,
+)
 from trackguard.plan.model import Plan
 
 _NO_VIOLATIONS: Final[tuple[Violation, ...]] = ()
-
-
-def _contract_warnings(result: ContractResult) -> list[Violation]:
-    return [
-        Violation(
-            code=w.code,
-            rule="contract",
-            path=w.field,
-            message=w.message,
-            action="warn",
-            batch_index=w.batch_index,
-        )
-        for w in result.warnings
-    ]
 
 
 def _strict_body(result: ContractResult, rejected: list[Violation]) -> tuple[int, bytes]:
@@ -143,11 +136,11 @@ class Checker:
                 response=response,
                 route=route_key,
                 contract_errors=result.errors,
-                violations=tuple(_contract_warnings(result)),
+                violations=tuple(contract_warnings(result.warnings)),
                 plan_version=plan_version,
             )
         outcome: Outcome = "invalid" if result.errors else "accepted"
-        violations = _contract_warnings(result)
+        violations = contract_warnings(result.warnings)
         if violations:
             outcome = worst(outcome, "warned")
         if self.compiled is None:

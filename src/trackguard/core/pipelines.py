@@ -33,7 +33,7 @@ from trackguard.contract.pipelines.operations import with_envelope
 from trackguard.core.keys import fallback_key, person_key
 from trackguard.core.plancheck import CompiledPlan
 from trackguard.core.state import NO_STATE, StateView
-from trackguard.core.verdict import Change, Outcome, Verdict, Violation, worst
+from trackguard.core.verdict import Change, Outcome, Verdict, Violation, contract_warnings, worst
 
 MESSAGE_ID_PREFIX: Final = "pipelines:messageId:"
 
@@ -64,17 +64,6 @@ def contract_error(issue: Issue) -> ContractError:
     )
 
 
-def _warning(issue: Issue) -> Violation:
-    return Violation(
-        code=issue.code,
-        rule="contract",
-        path=issue.field,
-        message=issue.message,
-        action="warn",
-        batch_index=issue.index,
-    )
-
-
 def _plan_line(v: Violation) -> str:
     """``batch[2].properties.total: ...``: placed like the contract's own lines."""
     where = v.path if v.batch_index is None else f"batch[{v.batch_index}].{v.path}"
@@ -97,7 +86,7 @@ def check_calls(
     """
     done = outcome(result, key_accepted=True)
     status, response = done.status, done.body
-    violations = [_warning(w) for w in result.warnings]
+    violations = contract_warnings(result.warnings)
     verdict_outcome: Outcome = "invalid" if result.errors else "accepted"
     if violations:
         verdict_outcome = worst(verdict_outcome, "warned")

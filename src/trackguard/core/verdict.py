@@ -7,7 +7,8 @@ The shell (gateway, ``check``, ``audit``, ``replay``) acts on a verdict and neve
 
 from __future__ import annotations
 
-from typing import Final, Literal
+from collections.abc import Iterable
+from typing import Final, Literal, Protocol
 
 import msgspec
 
@@ -34,6 +35,35 @@ class Violation(msgspec.Struct, frozen=True, gc=False, kw_only=True):
     message: str
     action: str
     batch_index: int | None = None
+
+
+class ContractWarning(Protocol):
+    """A contract warning of either API (a Track API :class:`ContractError`, a Pipelines
+    ``Issue``): where it is and what it says."""
+
+    @property
+    def code(self) -> str: ...
+    @property
+    def field(self) -> str: ...
+    @property
+    def message(self) -> str: ...
+    @property
+    def batch_index(self) -> int | None: ...
+
+
+def contract_warnings(warnings: Iterable[ContractWarning]) -> list[Violation]:
+    """The contract's warnings as violations of the verdict (rule ``contract``, ``warn``)."""
+    return [
+        Violation(
+            code=w.code,
+            rule="contract",
+            path=w.field,
+            message=w.message,
+            action="warn",
+            batch_index=w.batch_index,
+        )
+        for w in warnings
+    ]
 
 
 class Change(msgspec.Struct, frozen=True, kw_only=True):

@@ -25,12 +25,12 @@ import os
 import threading
 from collections import deque
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final, Literal
 
 import msgspec
 
+from trackguard.durations import iso_time
 from trackguard.redact import redact_headers
 from trackguard.summary import Summary
 
@@ -38,7 +38,6 @@ __all__ = [
     "RequestLog",
     "RequestLogPolicy",
     "RequestLogStatus",
-    "iso_time",
     "log_line",
     "redact_headers",
 ]
@@ -63,10 +62,6 @@ RETRY_MAX: Final = 30.0
 _CHUNK: Final = 1024 * 1024
 
 _encode: Final = msgspec.json.encode
-
-
-def iso_time(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
 def log_line(

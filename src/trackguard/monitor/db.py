@@ -16,7 +16,8 @@ PostgreSQL lock shared rows in the same order and never deadlock.
 On SQLite the tables appear on first use, on a connection of the monitor's own (WAL lets it
 write beside the store's writer; each flush is one short transaction). On PostgreSQL the
 store's migrations create them, and the monitor borrows a connection of a small
-:class:`~trackguard.store.postgres.PostgresStore` of its own per call.
+:class:`~trackguard.store.postgres.PostgresStore` of its own per call. Both read the tables'
+one declaration, :data:`~trackguard.store.monitor_schema.MONITOR_SCHEMA`.
 
 ``readonly=True`` (``stats``, ``health``, ``alerts status``) never creates or writes the store
 and opens a SQLite file on a read-only mount; monitor tables a SQLite store does not have yet
@@ -37,29 +38,13 @@ import msgspec
 from trackguard.errors import StoreNotFound
 from trackguard.monitor.tally import Key
 from trackguard.store.base import StoreError
-from trackguard.store.files import readonly_uri
+from trackguard.store.files import cannot_open, connect, readonly_uri
+from trackguard.store.monitor_schema import HOURLY_FROM_COUNTS, MONITOR_SCHEMA, create_statements
 from trackguard.store.retention import MONITOR_TABLES, delete_batches
-from trackguard.store.sql import Dialect, Session, _SQLiteSession, session
+from trackguard.store.sql import Dialect, Session, SQLiteSession, session
 from trackguard.store.sqlite import sqlite_path
 from trackguard.store.urls import is_postgres_url, postgres_store_class, unsupported_url
 
-#: The SQLite tables, created on first use (PostgreSQL's come from the store's migrations).
-_SCHEMA: Final = {
-    "monitor_counts": """CREATE TABLE IF NOT EXISTS monitor_counts (
-        minute INTEGER NOT NULL, event TEXT NOT NULL, route TEXT NOT NULL,
-        source TEXT NOT NULL, kind TEXT NOT NULL, name TEXT NOT NULL, n INTEGER NOT NULL,
-        PRIMARY KEY (minute, event, route, source, kind, name)) WITHOUT ROWID""",
-    "monitor_hourly": """CREATE TABLE IF NOT EXISTS monitor_hourly (
-        hour INTEGER NOT NULL, event TEXT NOT NULL, kind TEXT NOT NULL, name TEXT NOT NULL,
-        n INTEGER NOT NULL, PRIMARY KEY (hour, event, kind, name)) WITHOUT ROWID""",
-    "monitor_health": """CREATE TABLE IF NOT EXISTS monitor_health (
-        at REAL NOT NULL, metric TEXT NOT NULL, value INTEGER NOT NULL,
-        PRIMARY KEY (metric, at)) WITHOUT ROWID""",
-    "monitor_alerts": """CREATE TABLE IF NOT EXISTS monitor_alerts (
-        rule TEXT PRIMARY KEY, state BLOB NOT NULL) WITHOUT ROWID""",
-    "monitor_channels": """CREATE TABLE IF NOT EXISTS monitor_channels (
-        channel TEXT PRIMARY KEY, status BLOB NOT NULL) WITHOUT ROWID""",
-}
 # Both dialects: PostgreSQL needs the conflict target and the table-qualified old value.
 _UPSERT: Final = (
     "INSERT INTO monitor_counts (minute, event, route, source, kind, name, n)"
@@ -76,10 +61,8 @@ _UPSERT_HEALTH: Final = (
 )
 #: ``save_blobs``' tables: (key column, value column).
 _BLOBS: Final = {"monitor_alerts": ("rule", "state"), "monitor_channels": ("channel", "status")}
-# Rolls up counts written before ``monitor_hourly`` existed (a store from an older trackguard).
 _BACKFILL_HOURLY: Final = (
-    "INSERT INTO monitor_hourly (hour, event, kind, name, n)"
-    " SELECT minute / 60, event, kind, name, sum(n) FROM monitor_counts GROUP BY 1, 2, 3, 4"
+    f"INSERT INTO monitor_hourly (hour, event, kind, name, n) {HOURLY_FROM_COUNTS}"
 )
 
 
@@ -128,18 +111,15 @@ class MonitorDB:
             raise unsupported_url(self.path)
         if readonly and not os.path.exists(path):
             raise StoreNotFound(path)
-        try:
-            conn = sqlite3.connect(
-                readonly_uri(path) if readonly else path,
-                timeout=busy_timeout,
-                isolation_level=None,
-                check_same_thread=False,
-                uri=readonly,
-            )
-        except sqlite3.Error as e:
-            raise StoreError(f"{path}: cannot open the store: {e}") from e
+        conn = connect(
+            path,
+            readonly_uri(path) if readonly else path,
+            uri=readonly,
+            timeout=busy_timeout,
+            check_same_thread=False,
+        )
         self.dialect = "sqlite"
-        own = _SQLiteSession(conn, path)
+        own = SQLiteSession(conn, path)
         self._open = lambda: nullcontext(own)  # the one session, lent per call
         self._close = conn.close
         try:
@@ -149,14 +129,14 @@ class MonitorDB:
                 conn.execute("PRAGMA journal_mode = WAL")
                 with own.transaction():
                     had_hourly = own.has_table("monitor_hourly")
-                    for statement in _SCHEMA.values():
+                    for statement in create_statements("sqlite"):
                         own.run(statement)
                     if not had_hourly:
                         own.run(_BACKFILL_HOURLY)
         except (sqlite3.Error, StoreError) as e:
             conn.close()
             reason = e.__cause__ if isinstance(e, StoreError) and e.__cause__ else e
-            raise StoreError(f"{path}: cannot open the store: {reason}") from e
+            raise cannot_open(path, reason) from e
 
     @contextmanager
     def _session(self) -> Iterator[Session]:
@@ -255,9 +235,9 @@ def _shadow_missing_tables(s: Session) -> None:
     """Empty in-memory stand-ins for the monitor tables a SQLite file lacks (a store no
     gateway has monitored yet), so reads answer "nothing" without writing the file."""
     s.run("PRAGMA temp_store = MEMORY")
-    for name, statement in _SCHEMA.items():
-        if not s.has_table(name):
-            s.run(statement.replace("CREATE TABLE", "CREATE TEMP TABLE"))
+    for table in MONITOR_SCHEMA:
+        if not s.has_table(table.name):
+            s.run(table.create("sqlite", temp=True))
 
 
 def _minute(ts: float) -> int:

@@ -16,7 +16,7 @@ import os
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Final, Protocol
 
 import httpx
@@ -112,11 +112,8 @@ class Monitor:
             circuit=self._circuit_state,
         )
         self._previous: tuple[int, int, int, int] = (0, 0, 0, 0)
-        saved = db.load_blobs("monitor_alerts")
-        self.states = {
-            r.name: decode_state(saved[r.name]) if r.name in saved else AlertState()
-            for r in config.rules
-        }
+        saved = saved_states(db, [r.name for r in config.rules])
+        self.states = {r.name: saved.get(r.name, AlertState()) for r in config.rules}
         self.channels = {
             name: ChannelWorker(channel, clock, client())
             for name, channel in config.channels.items()
@@ -228,10 +225,7 @@ class Monitor:
         before = self._leading
         self._leading = self.leader.held()
         if self._leading and not before:
-            saved = self.db.load_blobs("monitor_alerts")
-            for name in self.states:
-                if name in saved:
-                    self.states[name] = decode_state(saved[name])
+            self.states.update(saved_states(self.db, list(self.states)))
         return self._leading
 
     def tick(self, *, evaluate: bool = True) -> list[Notification]:
@@ -400,13 +394,18 @@ def saved_channels(db: MonitorDB) -> dict[str, ChannelStatus]:
     return {name: decode(blob) for name, blob in db.load_blobs("monitor_channels").items()}
 
 
-def saved_states(db: MonitorDB) -> dict[str, AlertState]:
-    return {name: decode_state(blob) for name, blob in db.load_blobs("monitor_alerts").items()}
+def saved_states(db: MonitorDB, names: Iterable[str] | None = None) -> dict[str, AlertState]:
+    """The rule states the last evaluator saved (``alerts status``; a monitor starting or
+    taking over evaluation resumes from them): every rule's, or only those of ``names``."""
+    saved = db.load_blobs("monitor_alerts")
+    wanted = saved if names is None else [name for name in names if name in saved]
+    return {name: decode_state(saved[name]) for name in wanted}
 
 
-def db_path(target: str | os.PathLike[str]) -> str:
-    """The store ``--db`` names for the monitor: a SQLite path (from a path or
-    ``sqlite:///path``, as ``open_store`` reads it) or a ``postgresql://`` URL as given."""
+def db_path(target: str | os.PathLike[str], reader: str = "the monitor") -> str:
+    """The store ``--db`` names for the monitor (or the console, ``reader`` in the message):
+    a SQLite path (from a path or ``sqlite:///path``, as ``open_store`` reads it) or a
+    ``postgresql://`` URL as given; ValueError for a URL of another kind."""
     text = os.fspath(target)
     if is_postgres_url(text):
         return text
@@ -416,7 +415,8 @@ def db_path(target: str | os.PathLike[str]) -> str:
         path = None
     if path is None:
         raise ValueError(
-            f"{text!r}: the monitor needs a SQLite path, sqlite:///path or postgresql:// URL"
+            f"{text!r}: {reader} reads a SQLite store (a path or sqlite:///path)"
+            " or a PostgreSQL one (postgresql://user@host/db[?schema=NAME])"
         )
     return path
 

@@ -59,14 +59,14 @@ from trackguard.contract.pipelines import evaluate
 from trackguard.contract.pipelines.operations import payload_key
 from trackguard.core.pipeline import Checker
 from trackguard.core.verdict import Verdict
+from trackguard.durations import iso_time
 from trackguard.ingest import decide_pipelines, to_write
 from trackguard.plan.model import DedupePolicy, Plan
-from trackguard.recovery.dedupe import all_duplicates
+from trackguard.recovery.dedupe import all_duplicates, claim_holder, conflicting_row
 from trackguard.recovery.mapping import Mapping, RowError
-from trackguard.recovery.replay_pipelines import iso_time
 from trackguard.recovery.sources import Source, SourceRow, open_source
 from trackguard.recovery.target import Target
-from trackguard.store.base import Store, Write
+from trackguard.store.base import OutboxRow, Store, Write
 from trackguard.store.sql import session
 from trackguard.store.sqlite import SQLiteStore
 from trackguard.store.view import GatewayState
@@ -375,18 +375,14 @@ def backfill(
 
 def _conflicted(store: SQLiteStore | PostgresStore, batch: list[Write]) -> set[int]:
     """The positions of the writes with a row whose dedupe key another person holds (the
-    commit kept those rows in the quarantine as ``dedupe_key_conflict``)."""
-    found: set[int] = set()
+    commit kept those rows in the quarantine as ``dedupe_key_conflict``): a claim unexpired
+    when the row came, as the commit judged it."""
     with session(store) as s:
-        for n, write in enumerate(batch):
-            for row in write.outbox:
-                if row.claim_until is None or row.dedupe_key is None:
-                    continue
-                held = s.one("SELECT person FROM claims WHERE key = ?", (row.dedupe_key,))
-                if held is not None and held[0] is not None and held[0] != row.person:
-                    found.add(n)
-                    break
-    return found
+
+        def holder(row: OutboxRow) -> str | None:
+            return claim_holder(s, str(row.dedupe_key), row.received_at)[1]
+
+        return {n for n, w in enumerate(batch) if conflicting_row(w.outbox, holder) is not None}
 
 
 def _judge(

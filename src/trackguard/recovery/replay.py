@@ -46,7 +46,12 @@ from trackguard.delivery.ratelimit import TokenBucket
 from trackguard.ingest import quarantine_records, to_write
 from trackguard.plan.model import Plan
 from trackguard.recovery import replay_pipelines as pl
-from trackguard.recovery.dedupe import all_duplicates, claimed_keys
+from trackguard.recovery.dedupe import (
+    all_duplicates,
+    claim_holder,
+    claimed_keys,
+    conflicting_row,
+)
 from trackguard.recovery.fixes import Fix, apply_fixes
 from trackguard.store.base import OutboxRow, QuarantineRecord, Store, Write, dedupe_conflict
 from trackguard.store.quarantine import QuarantineFilter, get, list_quarantine
@@ -156,14 +161,12 @@ def _holder(s: Session, key: str, now: float, run: _Run) -> tuple[bool, str | No
     """Whether ``key`` is claimed and by whom: an unexpired claim in the store first (its
     person may be None: a claim from before claims named their person), else the first row
     that claimed it earlier in this (dry) run."""
-    in_run = run.claimed
-    held = None
     if key not in run.released:
-        held = s.one("SELECT person FROM claims WHERE key = ? AND expires_at > ?", (key, now))
-    if held is not None:
-        return True, held[0]
-    if key in in_run:
-        return True, in_run[key]
+        claimed, person = claim_holder(s, key, now)
+        if claimed:
+            return True, person
+    if key in run.claimed:
+        return True, run.claimed[key]
     return False, None
 
 
@@ -172,13 +175,8 @@ def _conflict(
 ) -> QuarantineRecord | None:
     """The record of the dedupe conflict a row would meet (its key claimed, unexpired, by
     another person), or None."""
-    for row in rows:
-        if row.claim_until is None or row.dedupe_key is None:
-            continue
-        _, holder = _holder(s, row.dedupe_key, now, run)
-        if holder is not None and holder != row.person:
-            return dedupe_conflict(row, holder)
-    return None
+    found = conflicting_row(rows, lambda row: _holder(s, str(row.dedupe_key), now, run)[1])
+    return None if found is None else dedupe_conflict(*found)
 
 
 def _claimed(s: Session, keys: Sequence[str], now: float, run: _Run) -> bool:

@@ -21,13 +21,13 @@ from trackguard.contract.pipelines.routes import CALL_TYPES
 from trackguard.core.coerce import parse_iso
 from trackguard.core.pipeline import Checker
 from trackguard.core.verdict import Verdict
-from trackguard.http.requestlog import iso_time
+from trackguard.durations import iso_time
 from trackguard.ingest import decide_pipelines
 from trackguard.plan.model import DedupePolicy
 from trackguard.store.base import QuarantineRecord, Write
 from trackguard.store.view import GatewayState
 
-__all__ = ["EVENT_TYPES", "call_of", "iso_time", "judge", "late", "retime"]
+__all__ = ["EVENT_TYPES", "call_of", "judge", "late", "retime"]
 
 #: Call types that are events, with a time Customer.io keeps (and triggers campaigns on).
 EVENT_TYPES: Final = ("track", "page", "screen")

@@ -17,7 +17,13 @@ import msgspec
 
 from trackguard.errors import StoreNotFound
 from trackguard.store.base import StoreError
-from trackguard.store.files import copy_database, readonly_uri, readwrite_uri
+from trackguard.store.files import (
+    connect,
+    copy_database,
+    readonly_uri,
+    readwrite_uri,
+    schema_version,
+)
 
 __all__ = ["BackupResult", "VacuumResult", "backup", "vacuum"]
 
@@ -47,14 +53,9 @@ def backup(path: str | os.PathLike[str], dest: str | os.PathLike[str]) -> Backup
         raise StoreError(f"{out}: is the store itself; back it up to another file")
     if not out.parent.is_dir():
         raise StoreError(f"{out.parent}: no such directory")
+    conn = connect(str(src), readonly_uri(src), uri=True)
     try:
-        conn = sqlite3.connect(readonly_uri(src), uri=True, isolation_level=None, timeout=5.0)
-    except sqlite3.Error as e:
-        raise StoreError(f"{src}: cannot open the store: {e}") from e
-    try:
-        version = int(conn.execute("PRAGMA user_version").fetchone()[0])
-        if version == 0:
-            raise StoreError(f"{src}: not a trackguard store (no schema)")
+        version = schema_version(conn, str(src))
         size = copy_database(conn, out)
     except sqlite3.Error as e:
         raise StoreError(f"{src}: backup failed: {e}") from e
@@ -93,18 +94,9 @@ def vacuum(path: str | os.PathLike[str], *, busy_timeout: float = 5.0) -> Vacuum
     if not p.exists():
         raise StoreNotFound(str(p))
     before = _on_disk(p)
+    conn = connect(str(p), readwrite_uri(p), uri=True, timeout=busy_timeout)
     try:
-        conn = sqlite3.connect(
-            readwrite_uri(p),
-            uri=True,
-            isolation_level=None,
-            timeout=busy_timeout,
-        )
-    except sqlite3.Error as e:
-        raise StoreError(f"{p}: cannot open the store: {e}") from e
-    try:
-        if int(conn.execute("PRAGMA user_version").fetchone()[0]) == 0:
-            raise StoreError(f"{p}: not a trackguard store (no schema)")
+        schema_version(conn, str(p))
         conn.execute("VACUUM")
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     except sqlite3.Error as e:

@@ -3,42 +3,57 @@ gateway's file to a database several gateways share (``trackguard store copy``).
 
 Everything the protocol keeps is copied with its numbers: outbox rows with their seq, state,
 attempts and errors; quarantine records with their id; identity bindings and profiles with
-their change numbers; dedupe claims; anonymous activity; the counts; meta (checkpoints). The
-source is read in one read transaction (one consistent snapshot) and the destination written in
-one transaction, ``batch`` rows at a time, so a failed copy leaves the destination as empty as it
-was. Then every table's rows and the counts are compared, source against destination.
+their change numbers; dedupe claims; anonymous activity; the counts; meta (checkpoints); and
+the monitor's tables (per-minute and hourly counts, health snapshots, alert and channel state),
+so ``stats``, ``health``, the console's history and firing alerts carry on from the destination.
+The source is read in one read transaction (one consistent snapshot) and the destination
+written in one transaction, ``batch`` rows at a time, so a failed copy leaves the destination
+as empty as it was. Then every table's rows and the counts are compared, source against
+destination.
 
-The monitor's tables (per-minute counts, alert state) are not copied: they are the history of
-the gateway that wrote them.
+A source no monitor wrote has no monitor tables: they copy as 0 rows. One whose counts predate
+``monitor_hourly`` gets its hourly rows rolled up from the counts, as the monitor would.
 """
 
 from __future__ import annotations
 
 import os
 import sqlite3
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import msgspec
 
 from trackguard.store.base import StoreError
-from trackguard.store.files import readonly_uri
+from trackguard.store.files import connect, readonly_uri
+from trackguard.store.monitor_schema import HOURLY_FROM_COUNTS, MONITOR_SCHEMA
 from trackguard.store.sqlite import SQLiteStore, open_store, sqlite_path
 
-#: The tables copied, each with the key its rows are read in order of.
-TABLES: Final = (
-    ("outbox", "seq"),
-    ("quarantine", "id"),
-    ("identities", "email"),
-    ("profiles", "person"),
-    ("claims", "key"),
-    ("anonymous", "anonymous_id"),
-    ("meta", "key"),
+if TYPE_CHECKING:
+    from trackguard.store.postgres import PostgresStore
+
+#: The store's tables copied, each with the key its rows are read in order of.
+STORE_TABLES: Final = (
+    ("outbox", ("seq",)),
+    ("quarantine", ("id",)),
+    ("identities", ("email",)),
+    ("profiles", ("person",)),
+    ("claims", ("key",)),
+    ("anonymous", ("anonymous_id",)),
+    ("meta", ("key",)),
 )
+#: The monitor's tables copied (each keyed by its primary key).
+MONITOR_TABLES: Final = tuple((t.name, t.key) for t in MONITOR_SCHEMA)
+#: Every table copied, in the order of the copy and of :attr:`CopyReport.rows`.
+TABLES: Final = STORE_TABLES + MONITOR_TABLES
 #: Rows read and written at a time.
 DEFAULT_BATCH: Final = 5000
-_BYTES: Final = {("outbox", "payload"), ("quarantine", "body")}
+_BYTES: Final = {("outbox", "payload"), ("quarantine", "body")} | {
+    (t.name, c) for t in MONITOR_SCHEMA for c, kind in t.columns if kind == "blob"
+}
+_MONITOR: Final = {t.name: t for t in MONITOR_SCHEMA}
 
 
 class CopyReport(msgspec.Struct, frozen=True):
@@ -67,24 +82,30 @@ def copy_store(
     if path is None:
         raise StoreError(f"{source!r}: the source must be a SQLite store (a path or sqlite:///)")
     SQLiteStore(path, readonly=True).close()  # a store of this schema (upgraded if older)
-    src = sqlite3.connect(readonly_uri(path), uri=True, isolation_level=None)
+    src = connect(path, readonly_uri(path), uri=True)
     dst = open_store(destination)
     try:
         src.execute("BEGIN")  # one snapshot for the whole copy
         target = _target(dst)
         if target.has_data():
             raise StoreError(f"{destination}: the destination store is not empty")
+        present = {
+            str(n) for (n,) in src.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        }
         rows: dict[str, int] = {}
         counts = dict(src.execute("SELECT name, n FROM counts").fetchall())
         with target.transaction():
+            target.create_monitor_tables()
             for table, key in TABLES:
-                columns = [c for c in _columns(src, table) if c in target.columns(table)]
+                relation, columns = _source(src, present, table)
+                columns = [c for c in columns if c in target.columns(table)]
                 done = 0
-                for chunk in _chunks(src, table, key, columns, batch):
-                    target.write(table, columns, chunk)
-                    done += len(chunk)
-                    if progress is not None:
-                        progress(table, done)
+                if relation is not None:
+                    for chunk in _chunks(src, relation, table, key, columns, batch):
+                        target.write(table, columns, chunk)
+                        done += len(chunk)
+                        if progress is not None:
+                            progress(table, done)
                 rows[table] = done
             target.finish(counts, _last_numbers(src))
         for table, n in rows.items():
@@ -100,19 +121,36 @@ def copy_store(
         dst.close()
 
 
-def _columns(conn: sqlite3.Connection, table: str) -> list[str]:
-    return [r[1] for r in conn.execute(f"PRAGMA table_info({table})")]
+def _source(
+    conn: sqlite3.Connection, present: set[str], table: str
+) -> tuple[str | None, list[str]]:
+    """What ``table``'s rows are read from in the source (None: nothing), and its columns."""
+    if table in present:
+        return table, [r[1] for r in conn.execute(f"PRAGMA table_info({table})")]
+    declared = [c for c, _ in _MONITOR[table].columns] if table in _MONITOR else []
+    if table == "monitor_hourly" and "monitor_counts" in present:
+        return f"({HOURLY_FROM_COUNTS})", declared
+    return None, declared
 
 
 def _chunks(
-    conn: sqlite3.Connection, table: str, key: str, columns: Sequence[str], batch: int
+    conn: sqlite3.Connection,
+    relation: str,
+    table: str,
+    key: Sequence[str],
+    columns: Sequence[str],
+    batch: int,
 ) -> Iterator[list[tuple[Any, ...]]]:
-    """The table's rows in key order, ``batch`` at a time (keyset: each read is an index
-    range, however far in)."""
+    """The rows of ``relation`` in key order, ``batch`` at a time (keyset: each read is an
+    index range, however far in; a key of several columns compares as a row value)."""
     cols = ", ".join(columns)
-    at = columns.index(key)
+    keys = ", ".join(key)
+    at = [columns.index(k) for k in key]
+    marks = ", ".join("?" for _ in key)
     bytes_at = [i for i, c in enumerate(columns) if (table, c) in _BYTES]
-    rows = conn.execute(f"SELECT {cols} FROM {table} ORDER BY {key} LIMIT ?", (batch,)).fetchall()
+    first = f"SELECT {cols} FROM {relation} ORDER BY {keys} LIMIT ?"
+    rows = conn.execute(first, (batch,)).fetchall()
+    after = f"SELECT {cols} FROM {relation} WHERE ({keys}) > ({marks}) ORDER BY {keys} LIMIT ?"
     while rows:
         for i in bytes_at:  # BLOB columns may hold text written by hand
             rows = [
@@ -120,10 +158,7 @@ def _chunks(
                 for r in rows
             ]
         yield rows
-        rows = conn.execute(
-            f"SELECT {cols} FROM {table} WHERE {key} > ? ORDER BY {key} LIMIT ?",
-            (rows[-1][at], batch),
-        ).fetchall()
+        rows = conn.execute(after, (*(rows[-1][i] for i in at), batch)).fetchall()
 
 
 def _last_numbers(conn: sqlite3.Connection) -> dict[str, int]:
@@ -133,11 +168,14 @@ def _last_numbers(conn: sqlite3.Connection) -> dict[str, int]:
     return {name: int(found.get(name, 0)) for name in ("outbox", "quarantine")}
 
 
-class _Target:
+class _Target(ABC):
     """How rows are written into one kind of destination store."""
 
     def has_data(self) -> bool:
-        tables = " UNION ALL ".join(f"SELECT 1 FROM {t}" for t, _ in TABLES if t != "meta")
+        """Whether a table copied into holds a row (a monitor table the destination does
+        not have yet holds none), or a count is not 0."""
+        names = [t for t, _ in TABLES if t != "meta" and self.columns(t)]
+        tables = " UNION ALL ".join(f"SELECT 1 FROM {t}" for t in names)
         if self.read(f"SELECT 1 WHERE EXISTS ({tables})"):
             return True
         return any(n for n in self.counts().values())
@@ -148,20 +186,29 @@ class _Target:
     def count(self, table: str) -> int:
         return int(self.read(f"SELECT count(*) FROM {table}")[0][0])
 
+    @abstractmethod
     def read(self, sql: str) -> list[Any]:
-        raise NotImplementedError
+        """Rows of one query."""
 
+    @abstractmethod
     def columns(self, table: str) -> set[str]:
-        raise NotImplementedError
+        """The columns of ``table`` (none: no such table)."""
 
+    @abstractmethod
     def transaction(self) -> AbstractContextManager[None]:
-        raise NotImplementedError
+        """The one transaction the copy writes in."""
 
+    @abstractmethod
+    def create_monitor_tables(self) -> None:
+        """Make the monitor's tables where the store's schema does not."""
+
+    @abstractmethod
     def write(self, table: str, columns: Sequence[str], rows: list[tuple[Any, ...]]) -> None:
-        raise NotImplementedError
+        """Insert ``rows`` (values of ``columns``) into ``table``."""
 
+    @abstractmethod
     def finish(self, counts: dict[str, int], last: dict[str, int]) -> None:
-        raise NotImplementedError
+        """Set the counts and the last outbox seq and quarantine id handed out."""
 
 
 def _target(store: Any) -> _Target:
@@ -179,10 +226,12 @@ class _SQLiteTarget(_Target):
         self.conn: sqlite3.Connection | None = None
 
     def read(self, sql: str) -> list[Any]:
+        if self.conn is not None:  # inside the copy's transaction: what it wrote so far
+            return self.conn.execute(sql).fetchall()
         return self.store.read(sql)
 
     def columns(self, table: str) -> set[str]:
-        return {r[1] for r in self.store.read(f"PRAGMA table_info({table})")}
+        return {r[1] for r in self.read(f"PRAGMA table_info({table})")}
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
@@ -192,6 +241,12 @@ class _SQLiteTarget(_Target):
                 yield
             finally:
                 self.conn = None
+
+    def create_monitor_tables(self) -> None:
+        # The monitor makes them on a SQLite file on first use; the copy makes them now.
+        assert self.conn is not None
+        for table in MONITOR_SCHEMA:
+            self.conn.execute(table.create("sqlite"))
 
     def write(self, table: str, columns: Sequence[str], rows: list[tuple[Any, ...]]) -> None:
         assert self.conn is not None
@@ -209,16 +264,15 @@ class _SQLiteTarget(_Target):
 
 
 class _PostgresTarget(_Target):
-    def __init__(self, store: Any) -> None:
+    def __init__(self, store: PostgresStore) -> None:
         self.store = store
         self.cur: Any = None
 
     def read(self, sql: str) -> list[Any]:
-        result: list[Any] = self.store._read(sql)
-        return result
+        return self.store.read(sql)
 
     def columns(self, table: str) -> set[str]:
-        rows = self.store._read(
+        rows = self.store.read(
             "SELECT column_name FROM information_schema.columns"
             " WHERE table_schema = %s AND table_name = %s",
             (self.store.schema, table),
@@ -227,14 +281,15 @@ class _PostgresTarget(_Target):
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        from trackguard.store.postgres import _COMMIT_LOCK
-
-        with self.store._transaction(_COMMIT_LOCK) as cur:
+        with self.store.transaction() as cur:
             self.cur = cur
             try:
                 yield
             finally:
                 self.cur = None
+
+    def create_monitor_tables(self) -> None:
+        pass  # the store's migrations made them
 
     def write(self, table: str, columns: Sequence[str], rows: list[tuple[Any, ...]]) -> None:
         texts = [i for i, c in enumerate(columns) if table == "meta" and c == "value"]

@@ -1,8 +1,10 @@
-"""The store's file on disk: opening it read-only, copying it whole, naming upgrade backups.
+"""The store's file on disk: opening it, copying it whole, naming upgrade backups.
 
 Kept apart from ``sqlite.py`` so the store, ``trackguard store backup`` and the backup taken
 before a schema upgrade share one copy routine (SQLite's online backup API, written 0600 to a
-temporary name and renamed into place, so a reader never sees half a copy).
+temporary name and renamed into place, so a reader never sees half a copy), and so every
+reader of the file (the store, SQL sessions, backup, vacuum, ``store info``, the monitor)
+opens it and refuses a file that is not a store with the same words.
 """
 
 from __future__ import annotations
@@ -13,7 +15,71 @@ import sqlite3
 import time
 from pathlib import Path
 
-__all__ = ["copy_database", "readonly_uri", "upgrade_backup_path", "writable_location"]
+from trackguard.errors import StoreError
+
+__all__ = [
+    "cannot_open",
+    "connect",
+    "copy_database",
+    "not_a_store",
+    "readonly_uri",
+    "readwrite_uri",
+    "schema_version",
+    "upgrade_backup_path",
+    "user_version",
+    "writable_location",
+]
+
+
+def cannot_open(where: str, exc: BaseException) -> StoreError:
+    """The error for a store file SQLite cannot open (or set up once open)."""
+    return StoreError(f"{where}: cannot open the store: {exc}")
+
+
+def not_a_store(where: str) -> StoreError:
+    """The error for a SQLite file that holds no trackguard schema."""
+    return StoreError(f"{where}: not a trackguard store (no schema)")
+
+
+def connect(
+    where: str,
+    target: str,
+    *,
+    uri: bool = False,
+    timeout: float = 5.0,
+    check_same_thread: bool = True,
+) -> sqlite3.Connection:
+    """An autocommit connection to ``target`` (a path, or a ``file:`` URI with ``uri``);
+    :func:`cannot_open` names ``where`` when SQLite refuses it."""
+    try:
+        return sqlite3.connect(
+            target,
+            uri=uri,
+            timeout=timeout,
+            isolation_level=None,
+            check_same_thread=check_same_thread,
+        )
+    except (sqlite3.Error, ValueError) as e:
+        raise cannot_open(where, e) from e
+
+
+def user_version(conn: sqlite3.Connection, where: str) -> int:
+    """``PRAGMA user_version`` (0 when the file has no schema); :func:`cannot_open` when
+    SQLite cannot read the file (not a database, locked, damaged), whatever the caller goes
+    on to do with it."""
+    try:
+        return int(conn.execute("PRAGMA user_version").fetchone()[0])
+    except sqlite3.Error as e:
+        raise cannot_open(where, e) from e
+
+
+def schema_version(conn: sqlite3.Connection, where: str) -> int:
+    """The file's schema version; :func:`not_a_store` when it has none (0: an empty or
+    foreign SQLite file)."""
+    version = user_version(conn, where)
+    if version == 0:
+        raise not_a_store(where)
+    return version
 
 
 def writable_location(path: str | os.PathLike[str]) -> bool:

@@ -20,7 +20,7 @@ import msgspec
 
 from trackguard.errors import StoreNotFound
 from trackguard.store.base import StoreError
-from trackguard.store.files import readonly_uri
+from trackguard.store.files import connect, not_a_store, readonly_uri, user_version
 from trackguard.store.sql import Session, is_postgres_url, session
 
 __all__ = ["StoreInfo", "TableInfo", "store_info"]
@@ -75,13 +75,10 @@ def store_info(target: str | os.PathLike[str]) -> StoreInfo:
     p = Path(target)
     if not p.exists():
         raise StoreNotFound(str(p))
-    try:
-        conn = sqlite3.connect(readonly_uri(p), uri=True, isolation_level=None, timeout=5.0)
-    except sqlite3.Error as e:
-        raise StoreError(f"{p}: cannot open the store: {e}") from e
+    conn = connect(str(p), readonly_uri(p), uri=True)
     try:
         conn.execute("BEGIN")  # one snapshot for every figure
-        version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+        version = user_version(conn, str(p))
         names = [
             str(n)
             for (n,) in conn.execute(
@@ -90,7 +87,7 @@ def store_info(target: str | os.PathLike[str]) -> StoreInfo:
             )
         ]
         if version == 0 and not names:
-            raise StoreError(f"{p}: not a trackguard store (no schema)")
+            raise not_a_store(str(p))
         tables = tuple(_table(lambda q: conn.execute(q).fetchone(), name) for name in names)
         states = (
             {str(k): int(v) for k, v in conn.execute("SELECT name, n FROM counts")}

@@ -57,13 +57,14 @@ from trackguard.store.base import (
     Write,
 )
 from trackguard.store.listen import IDENTITIES, OUTBOX, Listener, Unsubscribe, channel_name
-from trackguard.store.queries import _OUTBOX_COLUMNS, StoreReads, _outbox_row
+from trackguard.store.monitor_schema import create_statements
+from trackguard.store.queries import OUTBOX_COLUMNS, StoreReads, outbox_row_from
 from trackguard.store.sqlite import (
-    _claiming,
-    _learning,
-    _nothing,
-    _quarantine_params,
+    claims_keys,
+    learns_identities,
+    nothing_to_commit,
     plan_commit,
+    quarantine_params,
 )
 from trackguard.store.urls import display_url, split_url
 
@@ -160,20 +161,7 @@ _MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
     ),
     # The monitor's tables (trackguard.monitor.db, docs/monitoring.md): counters every gateway
     # adds to, data-health snapshots, and the saved state of alert rules and channels.
-    (
-        """CREATE TABLE monitor_counts (
-            minute bigint NOT NULL, event text NOT NULL, route text NOT NULL,
-            source text NOT NULL, kind text NOT NULL, name text NOT NULL, n bigint NOT NULL,
-            PRIMARY KEY (minute, event, route, source, kind, name))""",
-        """CREATE TABLE monitor_hourly (
-            hour bigint NOT NULL, event text NOT NULL, kind text NOT NULL, name text NOT NULL,
-            n bigint NOT NULL, PRIMARY KEY (hour, event, kind, name))""",
-        """CREATE TABLE monitor_health (
-            at double precision NOT NULL, metric text NOT NULL, value bigint NOT NULL,
-            PRIMARY KEY (metric, at))""",
-        "CREATE TABLE monitor_alerts (rule text PRIMARY KEY, state bytea NOT NULL)",
-        "CREATE TABLE monitor_channels (channel text PRIMARY KEY, status bytea NOT NULL)",
-    ),
+    create_statements("postgresql"),
 )
 assert len(_MIGRATIONS) == SCHEMA_VERSION
 
@@ -187,7 +175,7 @@ OUTBOX_INSERT_COLUMNS: Final = (
     "seq, received_at, person, payload, dedupe_key, event_name, source, state, attempts,"
     " next_attempt_at, last_error, delivered_at, route, plan_version"
 )
-#: Quarantine columns a commit writes: id, then ``_quarantine_params`` order.
+#: Quarantine columns a commit writes: id, then ``quarantine_params`` order.
 QUARANTINE_INSERT_COLUMNS: Final = (
     "id, received_at, kind, method, path, headers, body, source, plan_version, status, findings,"
     " event_name, codes, batch_index, upstream_error, state, outbox_seq, route"
@@ -240,7 +228,7 @@ picked AS (
     LIMIT %(limit)s
     FOR UPDATE OF o SKIP LOCKED)
 UPDATE outbox SET next_attempt_at = %(until)s FROM picked WHERE outbox.seq = picked.seq
-RETURNING {", ".join("outbox." + c.strip() for c in _OUTBOX_COLUMNS.split(","))}
+RETURNING {", ".join("outbox." + c.strip() for c in OUTBOX_COLUMNS.split(","))}
 """
 # Rows are locked in seq order, so two workers marking overlapping rows never deadlock.
 _PENDING_LOCKED: Final = (
@@ -351,7 +339,7 @@ class PostgresStore(StoreReads):
         return conn
 
     @contextmanager
-    def _connection(self) -> Iterator[psycopg.Connection[Any]]:
+    def connection(self) -> Iterator[psycopg.Connection[Any]]:
         """A pooled connection; one that broke is closed instead of returned, so the next
         call connects again (the store recovers when the database comes back)."""
         self._check_open()
@@ -381,13 +369,20 @@ class PostgresStore(StoreReads):
     @contextmanager
     def _transaction(self, lock: int | None = None) -> Iterator[psycopg.Cursor[Any]]:
         """One transaction; ``lock`` is an advisory lock purpose to take first."""
-        with self._connection() as conn, conn.transaction(), conn.cursor() as cur:
+        with self.connection() as conn, conn.transaction(), conn.cursor() as cur:
             if lock is not None:
                 cur.execute("SELECT pg_advisory_xact_lock(%s, %s)", (self._lock_key, lock))
             yield cur
 
+    @contextmanager
+    def transaction(self) -> Iterator[psycopg.Cursor[Any]]:
+        """One transaction in turn with commits (it takes the commit lock first), for writes
+        beyond the protocol (``store copy``); any failure rolls it all back."""
+        with self._transaction(_COMMIT_LOCK) as cur:
+            yield cur
+
     def _read(self, query: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> list[Any]:
-        with self._connection() as conn:
+        with self.connection() as conn:
             return conn.execute(query, params).fetchall()
 
     def _migrate(self, create: bool) -> None:
@@ -432,8 +427,8 @@ class PostgresStore(StoreReads):
         :meth:`SQLiteStore.commit <trackguard.store.sqlite.SQLiteStore.commit>`): a row whose
         dedupe key the same person claimed is a duplicate, one whose key another person
         claimed is quarantined (``dedupe_key_conflict``)."""
-        claiming, learning = _claiming(writes), _learning(writes)
-        if _nothing(writes, meta, quarantine_states):
+        claiming, learning = claims_keys(writes), learns_identities(writes)
+        if nothing_to_commit(writes, meta, quarantine_states):
             self._check_open()
             return [0] * len(writes)
         with self._transaction(_COMMIT_LOCK) as cur:
@@ -523,7 +518,7 @@ class PostgresStore(StoreReads):
         with self._transaction(_LEASE_LOCK) as cur:
             rows = cur.execute(_LEASE, params).fetchall()
         rows.sort(key=lambda r: r[0])
-        return [_outbox_row(r) for r in rows]
+        return [outbox_row_from(r) for r in rows]
 
     def mark_delivered(self, seqs: Sequence[int], now: float) -> None:
         """Pending rows become ``delivered`` (attempts + 1); other or unknown seqs are ignored."""
@@ -560,7 +555,7 @@ class PostgresStore(StoreReads):
             if errors:
                 cur.executemany("UPDATE outbox SET last_error = %s WHERE seq = %s", errors)
             if failed:
-                _insert_quarantine(cur, [_quarantine_params(todo[s], s) for s in sorted(failed)])
+                _insert_quarantine(cur, [quarantine_params(todo[s], s) for s in sorted(failed)])
             n = len(failed)
             _add_counts(cur, {"pending": -n, "failed": n, "quarantine": n})
 

@@ -27,11 +27,11 @@ import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from typing import IO, TYPE_CHECKING, Any, Final, Literal, TypeAlias
 
 import msgspec
 
+from trackguard.durations import iso_time
 from trackguard.store.base import QuarantineKind, QuarantineRecord
 from trackguard.store.queries import QUARANTINE_COLUMNS, quarantine_record
 from trackguard.store.sql import Dialect, Session, session
@@ -51,7 +51,6 @@ __all__ = [
     "csv_row",
     "export",
     "get",
-    "iso_time",
     "list_quarantine",
     "page",
     "purge",
@@ -342,15 +341,6 @@ def _by_count(rows: list[Any]) -> tuple[tuple[Any, int], ...]:
 
 
 # -- export ----------------------------------------------------------------------------------
-
-
-def iso_time(ts: float) -> str:
-    """``received_at`` as ISO 8601 UTC with milliseconds, the request log's ``time`` format."""
-    try:
-        moment = datetime.fromtimestamp(ts, UTC)
-    except (OverflowError, OSError, ValueError):
-        return ""
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
 def _body_fields(body: bytes) -> tuple[str, str | None]:

@@ -23,7 +23,8 @@ from trackguard.store.base import (
     StoreError,
 )
 
-_OUTBOX_COLUMNS: Final = (
+#: An outbox row's columns in :func:`outbox_row_from`'s order (both stores select them).
+OUTBOX_COLUMNS: Final = (
     "seq, received_at, person, payload, dedupe_key, event_name, source, state, attempts,"
     " next_attempt_at, last_error, delivered_at, route, plan_version"
 )
@@ -46,6 +47,11 @@ class StoreReads:
 
     def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         raise NotImplementedError
+
+    def read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        """Rows of one query (``store info``, dry runs, ``store copy``), in the driver's
+        parameter style."""
+        return self._read(sql, params)
 
     def set_meta(self, key: str, value: str) -> None:
         raise NotImplementedError
@@ -149,8 +155,8 @@ class StoreReads:
         return int(self._read(f"SELECT n FROM counts WHERE name = {self._P}", (name,))[0][0])
 
     def outbox_row(self, seq: int) -> OutboxRow | None:
-        rows = self._read(f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE seq = {self._P}", (seq,))
-        return _outbox_row(rows[0]) if rows else None
+        rows = self._read(f"SELECT {OUTBOX_COLUMNS} FROM outbox WHERE seq = {self._P}", (seq,))
+        return outbox_row_from(rows[0]) if rows else None
 
     def outbox_list(
         self, state: OutboxState | None = None, limit: int = 100, offset: int = 0
@@ -160,10 +166,10 @@ class StoreReads:
         where = f"WHERE state = {p}" if state is not None else ""
         params: tuple[Any, ...] = (state,) if state is not None else ()
         rows = self._read(
-            f"SELECT {_OUTBOX_COLUMNS} FROM outbox {where} ORDER BY seq DESC LIMIT {p} OFFSET {p}",
+            f"SELECT {OUTBOX_COLUMNS} FROM outbox {where} ORDER BY seq DESC LIMIT {p} OFFSET {p}",
             (*params, max(0, limit), max(0, offset)),
         )
-        return [_outbox_row(r) for r in rows]
+        return [outbox_row_from(r) for r in rows]
 
     def outbox_stats(self) -> OutboxStats:
         """Counts by state; ``oldest_pending_at`` is the ``received_at`` of the lowest-seq
@@ -190,7 +196,8 @@ class StoreReads:
         return [quarantine_record(r) for r in rows]
 
 
-def _outbox_row(r: Any) -> OutboxRow:
+def outbox_row_from(r: Any) -> OutboxRow:
+    """The :class:`OutboxRow` of a row selected as :data:`OUTBOX_COLUMNS`."""
     return OutboxRow(
         seq=r[0],
         received_at=r[1],

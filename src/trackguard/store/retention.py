@@ -42,6 +42,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from trackguard.store.base import Store, StoreError
+from trackguard.store.monitor_schema import MONITOR_SCHEMA
 from trackguard.store.sql import Dialect, Session, session
 from trackguard.store.sqlite import SQLiteStore
 
@@ -134,10 +135,11 @@ class Rule:
 OUTBOX: Final = Rule("outbox", "seq", "finished_at", extra="state != 'pending' AND ", counted=True)
 CLAIMS: Final = Rule("claims", "key", "expires_at", inclusive=True)
 ANONYMOUS: Final = Rule("anonymous", "anonymous_id", "first_seen")
+_MONITOR_KEYS: Final = {t.name: ", ".join(t.key) for t in MONITOR_SCHEMA}
 MONITOR_TABLES: Final = (
-    Rule("monitor_counts", "minute, event, route, source, kind, name", "minute", unit=60.0),
-    Rule("monitor_hourly", "hour, event, kind, name", "hour", unit=3600.0),
-    Rule("monitor_health", "metric, at", "at"),
+    Rule("monitor_counts", _MONITOR_KEYS["monitor_counts"], "minute", unit=60.0),
+    Rule("monitor_hourly", _MONITOR_KEYS["monitor_hourly"], "hour", unit=3600.0),
+    Rule("monitor_health", _MONITOR_KEYS["monitor_health"], "at"),
 )
 
 #: A write transaction: a store's ``transaction`` (a SQLite connection) or a session's.

@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import os
 import sqlite3
+from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 from trackguard.errors import StoreError, StoreNotFound, first_line
-from trackguard.store.files import readonly_uri, readwrite_uri
-from trackguard.store.sqlite import SCHEMA_VERSION, SQLiteStore, sqlite_path
+from trackguard.store.files import connect, readonly_uri, readwrite_uri, schema_version
+from trackguard.store.sqlite import SCHEMA_VERSION, SQLiteStore, newer_schema, sqlite_path
 from trackguard.store.urls import is_postgres_url, postgres_store_class, unsupported_url
 
 if TYPE_CHECKING:
@@ -33,7 +34,15 @@ if TYPE_CHECKING:
 
     from trackguard.store.postgres import PostgresStore
 
-__all__ = ["Dialect", "Session", "is_postgres_url", "postgres_sql", "session"]
+__all__ = [
+    "Dialect",
+    "PostgresSession",
+    "SQLiteSession",
+    "Session",
+    "is_postgres_url",
+    "postgres_sql",
+    "session",
+]
 
 Dialect = Literal["sqlite", "postgresql"]
 
@@ -41,42 +50,42 @@ Dialect = Literal["sqlite", "postgresql"]
 _BUSY_TIMEOUT_MS: Final = 5000
 
 
-class Session:
+class Session(ABC):
     """A connection to a store's database; SQL is written with ``?`` placeholders."""
 
     dialect: Dialect
     #: The store in messages (a path, or a URL without its password).
     where: str
 
+    @abstractmethod
     def rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """Every row ``sql`` returns."""
-        raise NotImplementedError
 
     def one(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
         """The first row ``sql`` returns, or None."""
         rows = self.rows(sql, params)
         return rows[0] if rows else None
 
+    @abstractmethod
     def run(self, sql: str, params: Sequence[Any] = ()) -> int:
         """Execute a statement; the number of rows it changed."""
-        raise NotImplementedError
 
+    @abstractmethod
     def run_many(self, sql: str, params: Sequence[Sequence[Any]]) -> None:
         """Execute one statement for each parameter tuple."""
-        raise NotImplementedError
 
-    @contextmanager
-    def transaction(self) -> Iterator[None]:
+    @abstractmethod
+    def transaction(self) -> AbstractContextManager[None]:
         """A write transaction: committed when the block ends, rolled back on an error."""
-        raise NotImplementedError
-        yield  # pragma: no cover
 
+    @abstractmethod
     def has_table(self, name: str) -> bool:
         """Whether the store has table ``name`` (the monitor's appear on first use)."""
-        raise NotImplementedError
 
 
-class _SQLiteSession(Session):
+class SQLiteSession(Session):
+    """A session on a SQLite connection the caller opened (and closes)."""
+
     dialect: Dialect = "sqlite"
 
     def __init__(self, conn: sqlite3.Connection, where: str) -> None:
@@ -121,7 +130,9 @@ def postgres_sql(sql: str) -> str:
     return sql.replace("%", "%%").replace("?", "%s")
 
 
-class _PostgresSession(Session):
+class PostgresSession(Session):
+    """A session on a psycopg connection borrowed from a store, its ``search_path`` set."""
+
     dialect: Dialect = "postgresql"
 
     def __init__(self, conn: Any, schema: str, where: str) -> None:
@@ -212,11 +223,11 @@ def session(
 def _postgres_session(store: PostgresStore, readonly: bool) -> Iterator[Session]:
     import psycopg
 
-    with store._connection() as conn:
+    with store.connection() as conn:
         if readonly:
             conn.execute("SET default_transaction_read_only = on")
         try:
-            yield _PostgresSession(conn, store.schema, store.where)
+            yield PostgresSession(conn, store.schema, store.where)
         finally:
             if readonly and not conn.closed and not conn.broken:
                 try:
@@ -232,22 +243,14 @@ def _sqlite_session(path: str, readonly: bool) -> Iterator[Session]:
         raise StoreError(f"a store file path is needed, not {path!r}")
     if not os.path.exists(path):
         raise StoreNotFound(str(path))
-    try:
-        # mode=rw/ro: never create a file, even if it disappears between the check and here.
-        uri = readonly_uri(path) if readonly else readwrite_uri(path)
-        conn = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=0)
-    except (sqlite3.Error, ValueError) as exc:
-        raise StoreError(f"{path}: cannot open the store: {exc}") from exc
+    # mode=rw/ro: never create a file, even if it disappears between the check and here.
+    uri = readonly_uri(path) if readonly else readwrite_uri(path)
+    conn = connect(path, uri, uri=True, timeout=0)
     try:
         conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
-        version = int(conn.execute("PRAGMA user_version").fetchone()[0])
-        if version == 0:
-            raise StoreError(f"{path}: not a trackguard store (no schema)")
+        version = schema_version(conn, path)
         if version > SCHEMA_VERSION:
-            raise StoreError(
-                f"{path}: schema version {version} is newer than this trackguard understands"
-                f" ({SCHEMA_VERSION}); upgrade trackguard"
-            )
+            raise newer_schema(path, version)
         if version < SCHEMA_VERSION:
             # An older file is upgraded in place, as the gateway would on start (the same
             # migrations, in one transaction, after a backup), so every query sees today's
@@ -255,7 +258,7 @@ def _sqlite_session(path: str, readonly: bool) -> Iterator[Session]:
             SQLiteStore(path, readonly=readonly).close()
         if readonly:
             conn.execute("PRAGMA query_only = 1")
-        yield _SQLiteSession(conn, path)
+        yield SQLiteSession(conn, path)
     except sqlite3.Error as exc:
         raise StoreError(f"{path}: {exc}") from exc
     finally:

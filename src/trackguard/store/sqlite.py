@@ -39,15 +39,18 @@ from trackguard.store.base import (
     dedupe_conflict,
 )
 from trackguard.store.files import (
+    cannot_open,
+    connect,
     copy_database,
     readonly_uri,
+    schema_version,
     upgrade_backup_path,
     writable_location,
 )
 from trackguard.store.queries import (
-    _OUTBOX_COLUMNS,
+    OUTBOX_COLUMNS,
     StoreReads,
-    _outbox_row,
+    outbox_row_from,
 )
 from trackguard.store.urls import is_postgres_url, postgres_store_class, unsupported_url
 
@@ -227,7 +230,7 @@ WHERE seq IN (
       AND NOT EXISTS (SELECT 1 FROM blocked AS b WHERE b.person = o.person AND b.seq < o.seq)
     ORDER BY o.seq
     LIMIT :limit)
-RETURNING {_OUTBOX_COLUMNS}
+RETURNING {OUTBOX_COLUMNS}
 """
 _MARK_DELIVERED: Final = (
     "UPDATE outbox SET state = 'delivered', attempts = attempts + 1, delivered_at = ?,"
@@ -338,7 +341,7 @@ class SQLiteStore(StoreReads):
             self._migrate()
         except sqlite3.Error as e:
             self._writer.close()
-            raise StoreError(f"{self.path}: cannot open the store: {e}") from e
+            raise cannot_open(self.path, e) from e
         except BaseException:
             self._writer.close()
             raise
@@ -354,10 +357,8 @@ class SQLiteStore(StoreReads):
         if not os.path.exists(self.path):
             raise StoreNotFound(self.path)
         version = self._version()
-        if version == 0:
-            raise StoreError(f"{self.path}: not a trackguard store (no schema)")
         if version > SCHEMA_VERSION:
-            raise StoreError(_too_new(self.path, version))
+            raise newer_schema(self.path, version)
         if version < SCHEMA_VERSION:
             if not writable_location(self.path):
                 raise StoreError(
@@ -372,26 +373,19 @@ class SQLiteStore(StoreReads):
     def _version(self) -> int:
         conn = self._connect()
         try:
-            return int(conn.execute("PRAGMA user_version").fetchone()[0])
-        except sqlite3.Error as e:
-            raise StoreError(f"{self.path}: cannot open the store: {e}") from e
+            return schema_version(conn, self.path)
         finally:
             conn.close()
 
     def _connect(self) -> sqlite3.Connection:
         target, uri = (readonly_uri(self.path), True) if self.readonly else (self.path, False)
-        try:
-            conn = sqlite3.connect(
-                target, isolation_level=None, check_same_thread=False, timeout=0, uri=uri
-            )
-        except sqlite3.Error as e:
-            raise StoreError(f"{self.path}: cannot open the store: {e}") from e
+        conn = connect(self.path, target, uri=uri, timeout=0, check_same_thread=False)
         try:
             conn.execute(f"PRAGMA busy_timeout = {self._busy_ms}")
             conn.execute(f"PRAGMA synchronous = {self.synchronous}")
         except sqlite3.Error as e:
             conn.close()
-            raise StoreError(f"{self.path}: cannot open the store: {e}") from e
+            raise cannot_open(self.path, e) from e
         return conn
 
     def _migrate(self) -> None:
@@ -412,7 +406,7 @@ class SQLiteStore(StoreReads):
         try:
             version = int(conn.execute("PRAGMA user_version").fetchone()[0])
             if version > SCHEMA_VERSION:
-                raise StoreError(_too_new(self.path, version))
+                raise newer_schema(self.path, version)
             for step in _MIGRATIONS[version:]:
                 for statement in step:
                     conn.execute(statement)
@@ -475,10 +469,6 @@ class SQLiteStore(StoreReads):
         self._local.reader = reader
         return reader
 
-    def read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
-        """Rows of one query on this thread's read connection (``store info``, dry runs)."""
-        return self._read(sql, params)
-
     def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         if self._closed:
             raise StoreClosed("the store is closed")
@@ -516,8 +506,8 @@ class SQLiteStore(StoreReads):
         A new order with ``derive`` updates its person's profile and queues an identify with
         the derived attributes right after the order.
         """
-        claiming, learning = _claiming(writes), _learning(writes)
-        if _nothing(writes, meta, quarantine_states):
+        claiming, learning = claims_keys(writes), learns_identities(writes)
+        if nothing_to_commit(writes, meta, quarantine_states):
             self._check_open()
             return [0] * len(writes)
         with self._transaction() as conn:
@@ -592,7 +582,7 @@ class SQLiteStore(StoreReads):
         with self._transaction() as conn:
             rows = conn.execute(_LEASE, params).fetchall()
         rows.sort(key=lambda r: r[0])  # RETURNING gives no order
-        return [_outbox_row(r) for r in rows]
+        return [outbox_row_from(r) for r in rows]
 
     def mark_delivered(self, seqs: Sequence[int], now: float) -> None:
         """Pending rows become ``delivered`` (attempts + 1); other or unknown seqs are ignored."""
@@ -620,7 +610,7 @@ class SQLiteStore(StoreReads):
         Only rows still pending are moved (a row delivered meanwhile keeps its state and gets
         no quarantine record). ``last_error`` becomes the record's ``upstream_error``.
         """
-        todo = {seq: (rec.upstream_error, _quarantine_params(rec, seq)) for seq, rec in failures}
+        todo = {seq: (rec.upstream_error, quarantine_params(rec, seq)) for seq, rec in failures}
         if not todo:
             self._check_open()
             return
@@ -849,7 +839,7 @@ def plan_commit(
     (read with ``load``) and queues an identify right after it.
     """
     plan = CommitPlan(
-        quarantine=[_quarantine_params(q, None) for w in writes for q in w.quarantine],
+        quarantine=[quarantine_params(q, None) for w in writes for q in w.quarantine],
         duplicates=[0] * len(writes),
     )
     for i, write in enumerate(writes):
@@ -874,15 +864,17 @@ def plan_commit(
     return plan
 
 
-def _claiming(writes: Sequence[Write]) -> bool:
+def claims_keys(writes: Sequence[Write]) -> bool:
+    """Whether a row of ``writes`` claims a dedupe key (the commit reads claims first)."""
     return any(r.claim_until is not None for w in writes for r in w.outbox)
 
 
-def _learning(writes: Sequence[Write]) -> bool:
+def learns_identities(writes: Sequence[Write]) -> bool:
+    """Whether ``writes`` bind identities or record anonymous activity."""
     return any(w.links or w.anonymous or w.anonymous_links for w in writes)
 
 
-def _nothing(
+def nothing_to_commit(
     writes: Sequence[Write],
     meta: Mapping[str, str] | None,
     quarantine_states: Sequence[tuple[int, str]] | None,
@@ -891,7 +883,7 @@ def _nothing(
     return not (
         meta
         or quarantine_states
-        or _learning(writes)
+        or learns_identities(writes)
         or any(w.outbox or w.quarantine for w in writes)
     )
 
@@ -906,10 +898,11 @@ def conflict_params(row: OutboxRow, claimer: str, write: Write) -> tuple[Any, ..
         claimer,
         row.person,
     )
-    return _quarantine_params(dedupe_conflict(row, claimer, write.kept_as), None)
+    return quarantine_params(dedupe_conflict(row, claimer, write.kept_as), None)
 
 
-def _quarantine_params(q: QuarantineRecord, outbox_seq: int | None) -> tuple[Any, ...]:
+def quarantine_params(q: QuarantineRecord, outbox_seq: int | None) -> tuple[Any, ...]:
+    """The insert parameters of ``q`` (both stores' quarantine column order, after id)."""
     try:
         findings = q.findings.decode("utf-8")
     except UnicodeDecodeError as e:
@@ -935,8 +928,9 @@ def _quarantine_params(q: QuarantineRecord, outbox_seq: int | None) -> tuple[Any
     )
 
 
-def _too_new(path: str, version: int) -> str:
-    return (
+def newer_schema(path: str, version: int) -> StoreError:
+    """The error for a file whose schema ``version`` is newer than :data:`SCHEMA_VERSION`."""
+    return StoreError(
         f"{path}: schema version {version} is newer than this trackguard understands"
         f" ({SCHEMA_VERSION}); upgrade trackguard"
     )

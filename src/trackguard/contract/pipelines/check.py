@@ -54,6 +54,11 @@ class Issue(msgspec.Struct, frozen=True, gc=False, kw_only=True):
     index: int | None = None
 
     @property
+    def batch_index(self) -> int | None:
+        """``index`` under the Track API's name (both APIs' warnings become violations alike)."""
+        return self.index
+
+    @property
     def line(self) -> str:
         """``batch[3].event: track requires event``: the form strict answers list."""
         return f"{self.field}: {self.message}" if self.field else self.message
