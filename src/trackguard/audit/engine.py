@@ -27,6 +27,7 @@ from trackguard.contract.check import decode_body
 from trackguard.contract.operations import Operation
 from trackguard.contract.pipelines import PipelinesResult
 from trackguard.contract.pipelines.routes import PREFIX as PIPELINES_PREFIX
+from trackguard.contract.routes import NoRoute, RouteMatch, match
 from trackguard.core.keys import ID_PREFIX, RETRY_PREFIX
 from trackguard.core.pipelines import MESSAGE_ID_PREFIX
 from trackguard.core.verdict import Verdict
@@ -40,6 +41,8 @@ _V2_BATCH: Final = "POST /api/v2/batch"
 _NOT_EVENTS: Final = ("page", "screen")
 #: Dedupe keys that are not the plan's business keys (reported elsewhere, or not at all).
 _NOT_BUSINESS_KEYS: Final = (ID_PREFIX, RETRY_PREFIX, MESSAGE_ID_PREFIX)
+#: Route matches kept by (method, path): a log repeats its people's paths. Cleared when full.
+ROUTE_CACHE: Final = 16_384
 
 
 def response_messages(text: str | None) -> list[str]:
@@ -79,6 +82,7 @@ class Auditor:
         self.caps = caps = CapLog()
         self.judge = Judge(plan, fallback_keys=False)  # only the plan's keys are reported
         self.checker = self.judge.checker
+        self.routes: dict[tuple[str, str], RouteMatch | NoRoute] = {}
         self.clock = LogClock()
         self.requests = 0
         self.pipelines = 0  # of them, Pipelines API requests
@@ -116,7 +120,15 @@ class Auditor:
             result, verdict = self.judge.pipelines(req)
             self.pipelines += 1
         else:
-            verdict = self.checker.check(req)
+            key = (req.method, req.path)
+            routes = self.routes
+            hit = routes.get(key)
+            if hit is None:
+                hit = match(req.method, req.path)
+                if len(routes) >= ROUTE_CACHE:
+                    routes.clear()
+                routes[key] = hit
+            verdict = self.checker.check(req, hit)
         self.requests += 1
         outcome = verdict.outcome
         outcomes = self.outcomes
@@ -249,14 +261,13 @@ class Auditor:
             stamp = renamed.get((index, "timestamp"), stamp)
             overrides = _overrides(renamed, index, data_key or "data")
         census = self.events
-        key = census.key_for(raw, rec)
-        census.add(
-            key, body.get(data_key) if data_key else None, rec, overrides, rec.request.source
-        )
+        data = body.get(data_key) if data_key else None
         if pipelines:  # its messageId is counted with every other call's
+            key = census.key_for(raw, rec)
+            census.add(key, data, rec, overrides, rec.request.source)
             census.pipelines_timestamp(stamp, ref, rec)
         else:
-            census.timestamp(stamp, ref, rec)
+            key = census.event(raw, data, stamp, ref, rec, rec.request.source, overrides)
             event_id = body.get("id")
             if event_id is not None and type(event_id) in (str, int) and event_id != "":
                 self.duplicates.event_id(str(event_id), rec)
