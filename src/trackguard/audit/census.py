@@ -37,6 +37,9 @@ PIPELINES: Final = "pipelines_"
 PIPELINES_ISO: Final = PIPELINES + "iso8601"
 #: Distinct sources kept per event (evidence for drift clustering; more add nothing).
 MAX_SOURCES: Final = 16
+#: Distinct data shapes (keys in order, and their value types) kept per event; an event
+#: with more shapes than this counts the rest key by key.
+MAX_SHAPES: Final = 256
 
 
 class Located(Protocol):
@@ -84,26 +87,57 @@ class PropStats:
                 self.values = None
 
 
+class Shape:
+    """One data shape of an event: its keys in order and their value types.
+
+    An app sends each event with a handful of shapes, so the (key, type) pairs are counted
+    once per shape and folded into :attr:`EventStats.seen` by :meth:`EventStats.settle`.
+    """
+
+    __slots__ = ("count", "ints", "pairs", "strs")
+
+    def __init__(
+        self, pairs: tuple[tuple[str, type], ...], strs: tuple[str, ...], ints: tuple[str, ...]
+    ) -> None:
+        self.count = 0  # events of this shape not yet folded into ``seen``
+        self.pairs = pairs  # the (key, type) pairs counted (those within the cap)
+        self.strs = strs  # ... of them, the keys with string values
+        self.ints = ints  # ... and those with integer values
+
+
 class EventStats:
     """One event key: how many events, and raw per-(key, Python type) counters.
 
-    The hot loop does one dict update per property; :attr:`props` turns the counters into
-    :class:`PropStats` when the report is built.
+    The hot loop counts one data shape per event; :attr:`props` turns the counters into
+    :class:`PropStats` when the report is built. ``seen`` holds every counted pair in order of
+    first sighting; its counts are whole after :meth:`settle`.
     """
 
-    __slots__ = ("count", "emails", "firsts", "seen", "sources", "stamps", "strings")
+    __slots__ = ("count", "emails", "firsts", "seen", "shapes", "sources", "stamps", "strings")
 
     def __init__(self) -> None:
         self.count = 0
         self.sources: dict[str, None] = {}  # request-log sources, the first MAX_SOURCES
         self.seen: dict[tuple[str, type], int] = {}
         self.firsts: dict[tuple[str, type], str] = {}
+        self.shapes: dict[tuple[Any, ...], Shape] = {}
         self.strings: dict[str, set[str]] = {}  # distinct values; _FULL once there are many
         self.emails: dict[str, int] = {}
         self.stamps: dict[str, int] = {}
 
+    def settle(self) -> None:
+        """Fold the per-shape counts into ``seen``."""
+        seen = self.seen
+        for shape in self.shapes.values():
+            n = shape.count
+            if n:
+                for pair in shape.pairs:
+                    seen[pair] += n
+                shape.count = 0
+
     @property
     def props(self) -> dict[str, PropStats]:
+        self.settle()
         out: dict[str, PropStats] = {}
         for (key, tv), n in self.seen.items():
             p = out.get(key)
@@ -272,31 +306,70 @@ class EventCensus:
             return
         if overrides is not None:
             data = {**data, **{k: v for k, v in overrides.items() if k in data}}
+        shapes = stats.shapes
+        spelled = (*data, *map(type, data.values()))
+        shape = shapes.get(spelled)
+        if shape is None:
+            if len(shapes) >= MAX_SHAPES:
+                self._count_pairs(stats, data, at)
+                return
+            shape = shapes[spelled] = self._shape(stats, data, at)
+        shape.count += 1
+        if shape.strs:
+            strings = stats.strings
+            for k in shape.strs:
+                v = data[k]
+                values = strings[k]
+                if values is not _FULL and v not in values:
+                    if len(values) >= self.limits.enum_values:
+                        strings[k] = _FULL
+                    else:
+                        values.add(v)
+                if "@" in v:
+                    stats.emails[k] = stats.emails.get(k, 0) + 1
+        for k in shape.ints:
+            if 1_000_000_000 <= data[k] < 100_000_000_000:
+                stats.stamps[k] = stats.stamps.get(k, 0) + 1
+
+    def _pair(self, stats: EventStats, pair: tuple[str, type], at: Located) -> bool:
+        """Whether ``pair`` is counted: seen before, or new and within the cap."""
+        if pair in stats.seen:
+            return True
+        if len(stats.seen) >= self.limits.properties_per_event:
+            self.caps.hit(
+                "properties",
+                f"an event has more than {self.limits.properties_per_event} "
+                "distinct (property, type) pairs: the rest are not tracked",
+            )
+            return False
+        stats.seen[pair] = 0
+        stats.firsts[pair] = at.where
+        if pair[1] is str:
+            stats.strings.setdefault(pair[0], set())
+        return True
+
+    def _shape(self, stats: EventStats, data: dict[str, Any], at: Located) -> Shape:
+        """A data shape seen for the first time: its new pairs join ``seen`` in order."""
+        pairs = tuple(
+            p for p in ((k, type(v)) for k, v in data.items()) if self._pair(stats, p, at)
+        )
+        strs = tuple(k for k, t in pairs if t is str)
+        return Shape(pairs, strs, tuple(k for k, t in pairs if t is int))
+
+    def _count_pairs(self, stats: EventStats, data: dict[str, Any], at: Located) -> None:
+        """An event of a shape beyond :data:`MAX_SHAPES`, counted key by key."""
         seen = stats.seen
         strings = stats.strings
-        enum_limit = self.limits.enum_values
         for k, v in data.items():
             tv = type(v)
             pair = (k, tv)
-            n = seen.get(pair)
-            if n is None:
-                if len(seen) >= self.limits.properties_per_event:
-                    self.caps.hit(
-                        "properties",
-                        f"an event has more than {self.limits.properties_per_event} "
-                        "distinct (property, type) pairs: the rest are not tracked",
-                    )
-                    continue
-                seen[pair] = 1
-                stats.firsts[pair] = at.where
-            else:
-                seen[pair] = n + 1
+            if not self._pair(stats, pair, at):
+                continue
+            seen[pair] += 1
             if tv is str:
-                values = strings.get(k)
-                if values is None:
-                    strings[k] = {v}
-                elif values is not _FULL and v not in values:
-                    if len(values) >= enum_limit:
+                values = strings[k]
+                if values is not _FULL and v not in values:
+                    if len(values) >= self.limits.enum_values:
                         strings[k] = _FULL
                     else:
                         values.add(v)

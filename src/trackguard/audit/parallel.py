@@ -436,6 +436,8 @@ def _merge_events(a: EventCensus, b: EventCensus) -> None:
 
 
 def _merge_stats(a: EventStats, b: EventStats, limits: Limits) -> None:
+    a.settle()
+    b.settle()
     a.count += b.count
     for source in b.sources:
         if len(a.sources) >= MAX_SOURCES:
