@@ -220,7 +220,18 @@ class EventCensus:
             key = self.keys[raw]
         else:
             key = self.key_for(raw, at)
-        self.add(key, data, at, overrides, source)
+        stats = self.events.get(key)
+        if (
+            stats is None
+            or overrides is not None
+            or (source is not None and source not in stats.sources)
+        ):
+            self.add(key, data, at, overrides, source)
+        else:  # add()'s common case: a known event from a known source, as sent
+            self.total += 1
+            stats.count += 1
+            if type(data) is dict and data:
+                self._data(stats, data, at)
         if type(stamp) is int and 0 <= stamp < 100_000_000_000:  # unix seconds
             counts = self.timestamps
             counts["seconds"] = counts.get("seconds", 0) + 1
@@ -306,6 +317,10 @@ class EventCensus:
             return
         if overrides is not None:
             data = {**data, **{k: v for k, v in overrides.items() if k in data}}
+        self._data(stats, data, at)
+
+    def _data(self, stats: EventStats, data: dict[str, Any], at: Located) -> None:
+        """The JSON types of one event's top-level data values (a non-empty dict)."""
         shapes = stats.shapes
         spelled = (*data, *map(type, data.values()))
         shape = shapes.get(spelled)
