@@ -19,11 +19,13 @@ differs).
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import pickle
 import tempfile
 import time
 from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Final
@@ -37,7 +39,7 @@ from trackguard.audit.readers import FileCounter, Record, Unreadable, read, spli
 from trackguard.audit.tally import Tally
 from trackguard.audit.timeline import OTHER, WIDTHS, TimelineCensus, rebucketed
 from trackguard.plan.model import Plan
-from trackguard.shares import Share, plan_shares, run_shares
+from trackguard.shares import Share, plan_shares
 
 #: Recorded calls a worker holds before writing them to its spill file.
 SPILL_OPS: Final = 50_000
@@ -275,9 +277,7 @@ def audit_jobs(
             auditor = Auditor(plan, now=now, limits=limits)
             merger = _Merger(auditor, len(files))
             exact = True
-            for share, part in zip(
-                shares, run_shares(_work, range(len(shares)), jobs), strict=True
-            ):
+            for share, part in zip(shares, _parts(len(shares), jobs), strict=True):
                 if exact:
                     try:
                         merger.add(share, part)
@@ -291,6 +291,17 @@ def audit_jobs(
             return None
     merger.finish()
     return auditor, merger.counters(files), time.perf_counter() - started
+
+
+def _parts(shares: int, jobs: int) -> Iterator[Part]:
+    """Every share's part, in order: the first audited in this process while up to
+    ``jobs - 1`` forked workers audit the others (one process fewer to start, and one part
+    that needs no pickling)."""
+    context = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(max_workers=min(jobs - 1, shares - 1), mp_context=context) as pool:
+        rest = pool.map(_work, range(1, shares))  # submitted (and the workers forked) now
+        yield _work(0)
+        yield from rest
 
 
 class _Merger:
@@ -326,28 +337,36 @@ class _Merger:
                 setattr(counter, name, getattr(counter, name) + getattr(part.counter, name))
 
     def _replay(self, file: str, part: Part) -> None:
-        dup, anon, ident, har = self.a.duplicates, self.a.anonymous, self.a.identity, part.har
+        dup, anon, ident = self.a.duplicates, self.a.anonymous, self.a.identity
         timeline = self.a.timeline
         series = timeline.limits.series
         admitted, folded = self.admitted, self.folded
+        at = _At(file, 0, part.har)  # one for every call: the censuses keep only at.where
+        request_hash, keyed_by_id = dup.request_hash, ident.keyed_by_id
         for op in part.ops.replay():
-            kind = op[0]
-            if kind == "q":
-                dup.request_hash(op[1], op[2], _At(file, op[3], har))
+            kind = op[0]  # the most frequent kinds first
+            if kind == "p":
+                keyed_by_id(op[1])
+            elif kind == "q":
+                at.pos = op[3]
+                request_hash(op[1], op[2], at)
             elif kind == "d":
-                dup.event_id(op[1], _At(file, op[2], har))
+                at.pos = op[2]
+                dup.event_id(op[1], at)
             elif kind == "k":
-                dup.dedupe_key(op[1], _At(file, op[2], har))
+                at.pos = op[2]
+                dup.dedupe_key(op[1], at)
             elif kind == "g":
-                dup.message_id(op[1], _At(file, op[2], har))
+                at.pos = op[2]
+                dup.message_id(op[1], at)
             elif kind == "e":
-                anon.event(op[1], op[2], _At(file, op[3], har))
+                at.pos = op[3]
+                anon.event(op[1], op[2], at)
             elif kind == "i":
                 anon.identify(op[1], op[2])
-            elif kind == "p":
-                ident.keyed_by_id(op[1])
             elif kind == "m":
-                ident.keyed_by_email(op[1], _At(file, op[2], har))
+                at.pos = op[2]
+                ident.keyed_by_email(op[1], at)
             elif kind == "l":
                 ident.link(op[1], op[2])
             else:  # "s": an event's first bucket; the sequential census caps series here

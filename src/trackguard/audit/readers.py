@@ -18,6 +18,7 @@ import glob
 import gzip
 import io
 import os
+import sys
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -30,7 +31,7 @@ import msgspec
 from trackguard.contract.operations import Request
 from trackguard.contract.pipelines import route_for
 from trackguard.errors import InputError as BaseInputError
-from trackguard.shares import RangeReader, Share, is_gzip
+from trackguard.shares import Share, is_gzip
 
 #: Lines longer than this are reported as unreadable, not parsed: Customer.io refuses bodies
 #: over 1 MiB, and escaping can double a body's size inside a JSON string.
@@ -381,13 +382,16 @@ def _jsonl(
     with raw, fh:
         readline = fh.readline
         pos = 0
+        span = sys.maxsize  # the bytes to read
         if share is not None and ranged:  # a byte range of a plain file, from a line start
-            readline = RangeReader(raw, share.start, share.end).readline
+            raw.seek(share.start)
             pos = share.first_line - 1
+            if share.end is not None:
+                span = share.end - share.start  # it ends at a line start: no line crosses it
         nbytes = records = readable = 0  # added to the counter at the end
         limit = max_line + 1
         try:
-            while True:
+            while nbytes < span:
                 line = readline(limit)
                 if not line:
                     break
