@@ -217,6 +217,19 @@ def _zero() -> int:
     return 0
 
 
+def _audit_share(auditor: Auditor, share: Share, job: _Job) -> FileCounter:
+    """Every item of ``share`` through ``auditor``; the share's counter."""
+    add, add_unreadable = auditor.add, auditor.add_unreadable
+    counter = FileCounter(str(share.path), "")
+    items = read(share.path, counter, mapping=job.mapping, max_line=job.max_line, share=share)
+    for item in items:
+        if type(item) is Record:
+            add(item)
+        elif type(item) is Unreadable:
+            add_unreadable(item)
+    return counter
+
+
 def _work(i: int) -> Part:
     job = _job
     assert job is not None
@@ -227,14 +240,7 @@ def _work(i: int) -> Part:
     auditor.anonymous = _Anonymous(log, job.limits, auditor.caps)
     auditor.identity = _Identity(log, job.limits, auditor.caps)
     auditor.timeline = timeline = _Timeline(log, job.limits, auditor.caps)
-    add, add_unreadable = auditor.add, auditor.add_unreadable
-    counter = FileCounter(str(share.path), "")
-    items = read(share.path, counter, mapping=job.mapping, max_line=job.max_line, share=share)
-    for item in items:
-        if type(item) is Record:
-            add(item)
-        elif type(item) is Unreadable:
-            add_unreadable(item)
+    counter = _audit_share(auditor, share, job)
     counter.raw_position = _zero  # a bound method does not cross processes
     return Part(
         counter=counter,
@@ -272,36 +278,33 @@ def audit_jobs(
     if shares is None:
         return None
     with tempfile.TemporaryDirectory(prefix="trackguard-audit-") as tmpdir:
-        _job = _Job(shares, plan, mapping, now, limits, max_line, tmpdir)
+        _job = job = _Job(shares, plan, mapping, now, limits, max_line, tmpdir)
+        context = multiprocessing.get_context("fork")
+        workers = min(jobs - 1, len(shares) - 1)
         try:
-            auditor = Auditor(plan, now=now, limits=limits)
-            merger = _Merger(auditor, len(files))
-            exact = True
-            for share, part in zip(shares, _parts(len(shares), jobs), strict=True):
-                if exact:
-                    try:
-                        merger.add(share, part)
-                    except Inexact:
-                        exact = False
-                if not exact and part.ops.path is not None:
-                    os.unlink(part.ops.path)
+            with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+                parts = pool.map(_work, range(1, len(shares)))  # the workers fork now
+                # The first share goes through the auditor that becomes the report, in this
+                # process: its calls come first in input order, so nothing of it is recorded,
+                # pickled or replayed.
+                auditor = Auditor(plan, now=now, limits=limits)
+                merger = _Merger(auditor, len(files))
+                merger.first(shares[0], _audit_share(auditor, shares[0], job))
+                exact = True
+                for share, part in zip(shares[1:], parts, strict=True):
+                    if exact:
+                        try:
+                            merger.add(share, part)
+                        except Inexact:
+                            exact = False
+                    if not exact and part.ops.path is not None:
+                        os.unlink(part.ops.path)
         finally:
             _job = None
         if not exact:
             return None
     merger.finish()
     return auditor, merger.counters(files), time.perf_counter() - started
-
-
-def _parts(shares: int, jobs: int) -> Iterator[Part]:
-    """Every share's part, in order: the first audited in this process while up to
-    ``jobs - 1`` forked workers audit the others (one process fewer to start, and one part
-    that needs no pickling)."""
-    context = multiprocessing.get_context("fork")
-    with ProcessPoolExecutor(max_workers=min(jobs - 1, shares - 1), mp_context=context) as pool:
-        rest = pool.map(_work, range(1, shares))  # submitted (and the workers forked) now
-        yield _work(0)
-        yield from rest
 
 
 class _Merger:
@@ -312,6 +315,12 @@ class _Merger:
         self.files: list[FileCounter | None] = [None] * files
         self.admitted: set[str] = set()  # timeline series a sequential run would draw
         self.folded: set[str] = set()  # ... and those it would draw as OTHER
+
+    def first(self, share: Share, counter: FileCounter) -> None:
+        """The first share, audited by the merged auditor itself."""
+        counter.raw_position = _zero  # its file is closed
+        self.files[share.index] = counter
+        self.admitted.update(self.a.timeline.total)  # its series (and OTHER, if it drew one)
 
     def add(self, share: Share, part: Part) -> None:
         if part.notes:
