@@ -43,6 +43,8 @@ _NOT_EVENTS: Final = ("page", "screen")
 _NOT_BUSINESS_KEYS: Final = (ID_PREFIX, RETRY_PREFIX, MESSAGE_ID_PREFIX)
 #: Route matches kept by (method, path): a log repeats its people's paths. Cleared when full.
 ROUTE_CACHE: Final = 16_384
+#: Error messages kept by response text: a log repeats the same few error responses.
+RESPONSE_CACHE: Final = 256
 
 
 def response_messages(text: str | None) -> list[str]:
@@ -83,6 +85,7 @@ class Auditor:
         self.judge = Judge(plan, fallback_keys=False)  # only the plan's keys are reported
         self.checker = self.judge.checker
         self.routes: dict[tuple[str, str], RouteMatch | NoRoute] = {}
+        self.responses: dict[str | None, list[str]] = {}  # response text -> its messages
         self.clock = LogClock()
         self.requests = 0
         self.pipelines = 0  # of them, Pipelines API requests
@@ -179,7 +182,13 @@ class Auditor:
 
     def _status(self, rec: Record, status: int, verdict: Verdict, permissive: bool) -> None:
         if status >= 400 or status == 207:
-            messages = response_messages(rec.response)
+            responses = self.responses
+            messages = responses.get(rec.response)
+            if messages is None:
+                messages = response_messages(rec.response)
+                if len(responses) >= RESPONSE_CACHE:
+                    responses.clear()
+                responses[rec.response] = messages
             key = (status, messages[0] if messages else "")
             _count(self.rejected_by_log, key, rec, "; ".join(messages) or f"status {status}")
             if status in (400, 207) and verdict.outcome != "invalid":
