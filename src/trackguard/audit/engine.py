@@ -87,11 +87,9 @@ class Auditor:
         self.routes: dict[tuple[str, str], RouteMatch | NoRoute] = {}
         self.responses: dict[str | None, list[str]] = {}  # response text -> its messages
         self.clock = LogClock()
-        self.requests = 0
-        self.pipelines = 0  # of them, Pipelines API requests
+        self.pipelines = 0  # Pipelines API requests
         self.bad_times = 0
-        self.outcomes: dict[str, int] = {}
-        self.statuses: dict[int | None, int] = {}
+        self.verdicts: dict[tuple[str, int | None], int] = {}  # (outcome, log status) -> requests
         per = limits.examples
         self.contract = Tally("contract errors", caps, limit=limits.codes, per_key=per)
         self.warnings = Tally("contract warnings", caps, limit=limits.codes, per_key=per)
@@ -105,6 +103,26 @@ class Auditor:
         self.anonymous = AnonymousCensus(limits, caps)
         self.duplicates = DuplicateCensus(limits, caps)
         self.timeline = TimelineCensus(limits, caps)
+
+    @property
+    def requests(self) -> int:
+        return sum(self.verdicts.values())
+
+    @property
+    def outcomes(self) -> dict[str, int]:
+        """Requests per outcome."""
+        out: dict[str, int] = {}
+        for (outcome, _), n in self.verdicts.items():
+            out[outcome] = out.get(outcome, 0) + n
+        return out
+
+    @property
+    def statuses(self) -> dict[int | None, int]:
+        """Requests per status in the log."""
+        out: dict[int | None, int] = {}
+        for (_, status), n in self.verdicts.items():
+            out[status] = out.get(status, 0) + n
+        return out
 
     # --- entry points ---------------------------------------------------------------------------
 
@@ -132,13 +150,11 @@ class Auditor:
                     routes.clear()
                 routes[key] = hit
             verdict = self.checker.check(req, hit)
-        self.requests += 1
         outcome = verdict.outcome
-        outcomes = self.outcomes
-        outcomes[outcome] = outcomes.get(outcome, 0) + 1
         status = rec.status
-        statuses = self.statuses
-        statuses[status] = statuses.get(status, 0) + 1
+        verdicts = self.verdicts
+        pair = (outcome, status)
+        verdicts[pair] = verdicts.get(pair, 0) + 1
         when: int | None = None
         if rec.time is not None:
             when = self.clock.parse(rec.time)

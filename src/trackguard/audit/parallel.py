@@ -181,11 +181,9 @@ class Part:
 
     counter: FileCounter
     har: bool
-    requests: int
     pipelines: int
     bad_times: int
-    outcomes: dict[str, int]
-    statuses: dict[int | None, int]
+    verdicts: dict[tuple[str, int | None], int]
     tallies: list[Tally]
     events: EventCensus
     attributes: EventCensus
@@ -245,11 +243,9 @@ def _work(i: int) -> Part:
     return Part(
         counter=counter,
         har=counter.format == "har",
-        requests=auditor.requests,
         pipelines=auditor.pipelines,
         bad_times=auditor.bad_times,
-        outcomes=auditor.outcomes,
-        statuses=auditor.statuses,
+        verdicts=auditor.verdicts,
         tallies=_tallies(auditor),
         events=auditor.events,
         attributes=auditor.attribute_census,
@@ -326,11 +322,9 @@ class _Merger:
         if part.notes:
             raise Inexact
         a = self.a
-        a.requests += part.requests
         a.pipelines += part.pipelines
         a.bad_times += part.bad_times
-        _add_counts(a.outcomes, part.outcomes)
-        _add_counts(a.statuses, part.statuses)
+        _add_counts(a.verdicts, part.verdicts)
         for mine, theirs in zip(_tallies(a), part.tallies, strict=True):
             _merge_tally(mine, theirs)
         _merge_events(a.events, part.events)
