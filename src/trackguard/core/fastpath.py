@@ -371,6 +371,10 @@ def _object(raw: bytes) -> dict[str, Any] | None:
     return body if isinstance(body, dict) else None
 
 
+#: Names of at most this many characters are within ``MAX_EVENT_NAME_BYTES`` in any encoding.
+_SHORT_NAME: Final = m.MAX_EVENT_NAME_BYTES // 4
+
+
 def _event_action(body: dict[str, Any]) -> str | None:
     """The action of a v1 track body with no contract error or warning, else None.
 
@@ -382,7 +386,8 @@ def _event_action(body: dict[str, Any]) -> str | None:
         return None  # missing, blank, or a number the full path stringifies
     trimmed = name.strip()
     # A name of at most 100 bytes has fewer than 500 characters: one test covers both limits.
-    if not trimmed or utf8_len(trimmed) > m.MAX_EVENT_NAME_BYTES:
+    # No character takes more than 4 bytes, so a short name needs no byte count at all.
+    if not trimmed or (len(trimmed) > _SHORT_NAME and utf8_len(trimmed) > m.MAX_EVENT_NAME_BYTES):
         return None
     data = body.get("data")
     if data is not None and not isinstance(data, dict):
