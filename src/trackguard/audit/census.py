@@ -174,17 +174,18 @@ class EventCensus:
     """Names, property types and timestamps of every event operation."""
 
     __slots__ = (
+        "ages",
         "caps",
         "events",
         "first_where",
+        "formats",
         "full_examples",
         "keys",
         "limits",
         "names",
         "names_overflow",
-        "recency",
+        "recent_seconds",
         "stamp_examples",
-        "timestamps",
         "total",
     )
 
@@ -198,8 +199,9 @@ class EventCensus:
         self.full_examples: set[str] = set()  # kinds whose examples are all taken
         self.names_overflow = 0
         self.events: dict[str, EventStats] = {}
-        self.timestamps: dict[str, int] = {}
-        self.recency: dict[str, int] = {}
+        self.formats: dict[str, int] = {}  # timestamp format -> events (see timestamps)
+        self.ages: dict[str, int] = {}  # recency -> events (see recency)
+        self.recent_seconds = 0  # events in neither: unix seconds, recent (the common case)
         self.total = 0
 
     def event(
@@ -232,17 +234,31 @@ class EventCensus:
             stats.count += 1
             if type(data) is dict and data:
                 self._data(stats, data, at)
-        if type(stamp) is int and 0 <= stamp < 100_000_000_000:  # unix seconds
-            counts = self.timestamps
-            counts["seconds"] = counts.get("seconds", 0) + 1
-            if reference - CAMPAIGN_WINDOW <= stamp <= reference + FUTURE_SLACK:
-                recency = self.recency
-                recency["recent"] = recency.get("recent", 0) + 1
-            else:
-                self.timestamp(stamp, reference, at, counted=True)
+        if (
+            type(stamp) is int
+            and 0 <= stamp < 100_000_000_000  # unix seconds
+            and reference - CAMPAIGN_WINDOW <= stamp <= reference + FUTURE_SLACK
+        ):
+            self.recent_seconds += 1
         else:
             self.timestamp(stamp, reference, at)
         return key
+
+    @property
+    def timestamps(self) -> dict[str, int]:
+        """Events per timestamp format."""
+        out = dict(self.formats)
+        if self.recent_seconds:
+            out["seconds"] = out.get("seconds", 0) + self.recent_seconds
+        return out
+
+    @property
+    def recency(self) -> dict[str, int]:
+        """Events per recency against the log's clock (``recent``, ``future``...)."""
+        out = dict(self.ages)
+        if self.recent_seconds:
+            out["recent"] = out.get("recent", 0) + self.recent_seconds
+        return out
 
     def key_for(self, raw: Any, at: Located) -> str:
         """Count the name as sent and return its event key (the grouping for statistics)."""
@@ -393,15 +409,11 @@ class EventCensus:
             elif tv is int and 1_000_000_000 <= v < 100_000_000_000:
                 stats.stamps[k] = stats.stamps.get(k, 0) + 1
 
-    def timestamp(self, value: Any, reference: int, at: Located, *, counted: bool = False) -> None:
-        """The format of an event timestamp, and how old it is against ``reference``.
-
-        ``counted``: :meth:`event` has already counted this unix-seconds value's format.
-        """
-        counts, recency = self.timestamps, self.recency
+    def timestamp(self, value: Any, reference: int, at: Located) -> None:
+        """The format of an event timestamp, and how old it is against ``reference``."""
+        counts, recency = self.formats, self.ages
         if type(value) is int and 0 <= value < 100_000_000_000:
-            if not counted:
-                counts["seconds"] = counts.get("seconds", 0) + 1
+            counts["seconds"] = counts.get("seconds", 0) + 1
             if value > reference + FUTURE_SLACK:
                 late = "future"
             elif value < reference - CAMPAIGN_WINDOW:
@@ -426,10 +438,10 @@ class EventCensus:
         """A Pipelines call's timestamp: ISO-8601 is what that API wants
         (``pipelines_iso8601``); any other form (``pipelines_milliseconds``...) it drops the
         call for. Its age is judged as a Track API event's is."""
-        counts = self.timestamps
+        counts = self.formats
         if value is None:
             counts["absent"] = counts.get("absent", 0) + 1
-            self.recency["absent"] = self.recency.get("absent", 0) + 1
+            self.ages["absent"] = self.ages.get("absent", 0) + 1
             return
         if is_iso8601(value):
             kind = PIPELINES_ISO
@@ -440,7 +452,7 @@ class EventCensus:
         self._recency(value, reference, at)
 
     def _recency(self, value: Any, reference: int, at: Located) -> None:
-        recency = self.recency
+        recency = self.ages
         ok, seconds = to_timestamp(value)
         if not ok:
             late = "unparseable"

@@ -453,8 +453,9 @@ def _merge_events(a: EventCensus, b: EventCensus) -> None:
         else:
             _merge_stats(mine, stats, limits)
     a.total += b.total
-    _add_counts(a.timestamps, b.timestamps)
-    _add_counts(a.recency, b.recency)
+    _add_counts(a.formats, b.formats)
+    _add_counts(a.ages, b.ages)
+    a.recent_seconds += b.recent_seconds
 
 
 def _merge_stats(a: EventStats, b: EventStats, limits: Limits) -> None:
