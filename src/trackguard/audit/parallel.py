@@ -479,8 +479,9 @@ def _merge_stats(a: EventStats, b: EventStats, limits: Limits) -> None:
 
 
 def _merge_identity(a: IdentityCensus, b: IdentityCensus) -> None:
-    _add_counts(a.kinds, b.kinds)
-    _add_counts(a.id_shapes, b.id_shapes)
+    _add_counts(a.other_kinds, b.other_kinds)
+    a.numeric_ids += b.numeric_ids
+    a.text_ids += b.text_ids
     _add_counts(a.body_id_types, b.body_id_types)
     for shape, examples in b.shape_examples.items():
         _extend(a.shape_examples[shape], examples, 3)
