@@ -26,22 +26,22 @@ class LogClock:
 
     def __init__(self) -> None:
         self._hours: dict[str, int] = {}
-        self._minutes: dict[str, int] = {}  # "YYYY-MM-DDTHH:MM" of plain "...:SSZ" times
+        self._minutes: dict[str, int] = {}  # "YYYY-MM-DDTHH:MM:" of plain "...:SSZ" times
 
     def parse(self, text: str) -> int | None:
         """Unix seconds for an ISO-8601 time, or None when it is not one."""
         if len(text) == 20 and text[19] == "Z":  # the common case: a minute seen before
-            minute = self._minutes.get(text[:16])
-            if minute is not None and text[16] == ":":
+            minute = self._minutes.get(text[:17])
+            if minute is not None:
                 ss = _SIXTY.get(text[17:19])
                 if ss is not None:
                     return minute + ss
         value = self._parse(text)
-        if value is not None and len(text) == 20 and text[19] == "Z":
+        if value is not None and len(text) == 20 and text[19] == "Z" and text[16] == ":":
             minutes = self._minutes
             if len(minutes) >= _CACHE_LIMIT:
                 minutes.clear()
-            minutes[text[:16]] = value - _SIXTY[text[17:19]]
+            minutes[text[:17]] = value - _SIXTY[text[17:19]]
         return value
 
     def _parse(self, text: str) -> int | None:

@@ -290,7 +290,7 @@ def _log_line(line: bytes, name: str, pos: int) -> Record | Unreadable:
         request,
         rec.time,
         rec.status,
-        response if response is None or type(response) is str else _text(response),
+        response if type(response) is str or response is None else _text(response),
     )
 
 
