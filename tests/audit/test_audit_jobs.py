@@ -214,6 +214,24 @@ def test_caps_reached_give_the_sequential_report(tmp_path: Path) -> None:
     assert b"more than 5 distinct event names" in one
 
 
+def test_caps_reached_in_the_first_share_merge(tmp_path: Path) -> None:
+    """The first share goes through the report's own auditor: its caps are one process's, and
+    later shares that add nothing beyond them merge (one that would still runs again)."""
+    first = [event(BASE_TIME + i, f"u{i}", f"Event {i}", {f"k{i}": i}) for i in range(20)]
+    second = [event(BASE_TIME + 20 + i, f"v{i}", f"Event {i % 5}", {}) for i in range(20)]
+    path = write(tmp_path / "first.jsonl", [*first, *second])  # type: ignore[arg-type]
+    cut = shares.plan_shares([path], 2, splittable=splittable)
+    assert cut is not None and cut[1].first_line == len(first) + 1  # two shares: first, second
+    limits = Limits(event_names=5)
+    assert _merged([path], limits)
+    one = _same_for_all_jobs([path], limits=limits)
+    assert b"more than 5 distinct event names" in one
+    later = [*first, *second, event(BASE_TIME + 60, "w", "Event 19", {})]
+    path = write(tmp_path / "later.jsonl", later)  # type: ignore[arg-type]
+    assert not _merged([path], limits)
+    _same_for_all_jobs([path], limits=limits)
+
+
 def test_replayed_caps_merge(tmp_path: Path, traffic: Path) -> None:
     """Identifier, duplicate-window and anonymous-id caps are reached in the replay, in order."""
     lines: list[Any] = [*map(msgspec.json.decode, traffic.read_bytes().splitlines()[:600])]

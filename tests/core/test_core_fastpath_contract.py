@@ -26,6 +26,7 @@ from trackguard.check.samples import BASE_TIME, DEMO_DEFECT_RATE, d2c_traffic
 from trackguard.contract import messages as m
 from trackguard.contract.operations import Request
 from trackguard.contract.routes import ROUTES, match
+from trackguard.core import fastpath
 from trackguard.core.fastpath import FastContract
 from trackguard.core.keys import ID_PREFIX, RETRY_PREFIX
 from trackguard.core.pipeline import Checker
@@ -715,3 +716,19 @@ def test_without_fallback_keys_fast_and_full_paths_agree_on_sample_traffic(
             for op in keyed.check(request).operations
         ]
         assert [op.dedupe_key for op in verdict.operations] == expected
+
+
+def test_path_people_are_kept_classified_within_a_bound(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fast path keeps each path identifier's classification (a log repeats its people);
+    full, the cache starts again, and every verdict is still the full path's."""
+    monkeypatch.setattr(fastpath, "PERSON_CACHE", 3)
+    checker = Checker(None)
+    assert isinstance(checker.fast, FastContract)
+    long_id = "x" * (m.MAX_PERSON_ID_BYTES + 1)  # the full path warns: not answered here
+    people = ["u1", "a@b.io", "cio_0301", long_id, "u1", "%ff", "u1", long_id, "a@b.io"]
+    for person in people * 2:
+        body = b'{"name":"Viewed","timestamp":%d}' % T
+        request = Request(method="POST", path=f"/api/v1/customers/{person}/events", body=body)
+        _same(checker.check(request), SLOW.check(request))
+        assert len(checker.fast.people) <= 3
+    assert checker.fast.people.get(long_id, "absent") in (None, "absent")

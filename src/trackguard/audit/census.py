@@ -37,6 +37,9 @@ PIPELINES: Final = "pipelines_"
 PIPELINES_ISO: Final = PIPELINES + "iso8601"
 #: Distinct sources kept per event (evidence for drift clustering; more add nothing).
 MAX_SOURCES: Final = 16
+#: Distinct data shapes (keys in order, and their value types) kept per event; an event
+#: with more shapes than this counts the rest key by key.
+MAX_SHAPES: Final = 256
 
 
 class Located(Protocol):
@@ -84,26 +87,57 @@ class PropStats:
                 self.values = None
 
 
+class Shape:
+    """One data shape of an event: its keys in order and their value types.
+
+    An app sends each event with a handful of shapes, so the (key, type) pairs are counted
+    once per shape and folded into :attr:`EventStats.seen` by :meth:`EventStats.settle`.
+    """
+
+    __slots__ = ("count", "ints", "pairs", "strs")
+
+    def __init__(
+        self, pairs: tuple[tuple[str, type], ...], strs: tuple[str, ...], ints: tuple[str, ...]
+    ) -> None:
+        self.count = 0  # events of this shape not yet folded into ``seen``
+        self.pairs = pairs  # the (key, type) pairs counted (those within the cap)
+        self.strs = strs  # ... of them, the keys with string values
+        self.ints = ints  # ... and those with integer values
+
+
 class EventStats:
     """One event key: how many events, and raw per-(key, Python type) counters.
 
-    The hot loop does one dict update per property; :attr:`props` turns the counters into
-    :class:`PropStats` when the report is built.
+    The hot loop counts one data shape per event; :attr:`props` turns the counters into
+    :class:`PropStats` when the report is built. ``seen`` holds every counted pair in order of
+    first sighting; its counts are whole after :meth:`settle`.
     """
 
-    __slots__ = ("count", "emails", "firsts", "seen", "sources", "stamps", "strings")
+    __slots__ = ("count", "emails", "firsts", "seen", "shapes", "sources", "stamps", "strings")
 
     def __init__(self) -> None:
         self.count = 0
         self.sources: dict[str, None] = {}  # request-log sources, the first MAX_SOURCES
         self.seen: dict[tuple[str, type], int] = {}
         self.firsts: dict[tuple[str, type], str] = {}
+        self.shapes: dict[tuple[Any, ...], Shape] = {}
         self.strings: dict[str, set[str]] = {}  # distinct values; _FULL once there are many
         self.emails: dict[str, int] = {}
         self.stamps: dict[str, int] = {}
 
+    def settle(self) -> None:
+        """Fold the per-shape counts into ``seen``."""
+        seen = self.seen
+        for shape in self.shapes.values():
+            n = shape.count
+            if n:
+                for pair in shape.pairs:
+                    seen[pair] += n
+                shape.count = 0
+
     @property
     def props(self) -> dict[str, PropStats]:
+        self.settle()
         out: dict[str, PropStats] = {}
         for (key, tv), n in self.seen.items():
             p = out.get(key)
@@ -140,17 +174,18 @@ class EventCensus:
     """Names, property types and timestamps of every event operation."""
 
     __slots__ = (
+        "ages",
         "caps",
         "events",
         "first_where",
+        "formats",
         "full_examples",
         "keys",
         "limits",
         "names",
         "names_overflow",
-        "recency",
+        "recent_seconds",
         "stamp_examples",
-        "timestamps",
         "total",
     )
 
@@ -164,9 +199,66 @@ class EventCensus:
         self.full_examples: set[str] = set()  # kinds whose examples are all taken
         self.names_overflow = 0
         self.events: dict[str, EventStats] = {}
-        self.timestamps: dict[str, int] = {}
-        self.recency: dict[str, int] = {}
+        self.formats: dict[str, int] = {}  # timestamp format -> events (see timestamps)
+        self.ages: dict[str, int] = {}  # recency -> events (see recency)
+        self.recent_seconds = 0  # events in neither: unix seconds, recent (the common case)
         self.total = 0
+
+    def event(
+        self,
+        raw: Any,
+        data: Any,
+        stamp: Any,
+        reference: int,
+        at: Located,
+        source: str | None,
+        overrides: dict[str, Any] | None = None,
+    ) -> str:
+        """One Track API event: :meth:`key_for`, :meth:`add` and :meth:`timestamp` in one call
+        (the audit's hot path; the common cases of each are inlined). Returns its event key."""
+        names = self.names
+        if type(raw) is str and raw in names:  # a name seen before, already trimmed
+            names[raw] += 1
+            key = self.keys[raw]
+        else:
+            key = self.key_for(raw, at)
+        stats = self.events.get(key)
+        if (
+            stats is None
+            or overrides is not None
+            or (source is not None and source not in stats.sources)
+        ):
+            self.add(key, data, at, overrides, source)
+        else:  # add()'s common case: a known event from a known source, as sent
+            self.total += 1
+            stats.count += 1
+            if type(data) is dict and data:
+                self._data(stats, data, at)
+        if (
+            type(stamp) is int
+            and 0 <= stamp < 100_000_000_000  # unix seconds
+            and reference - CAMPAIGN_WINDOW <= stamp <= reference + FUTURE_SLACK
+        ):
+            self.recent_seconds += 1
+        else:
+            self.timestamp(stamp, reference, at)
+        return key
+
+    @property
+    def timestamps(self) -> dict[str, int]:
+        """Events per timestamp format."""
+        out = dict(self.formats)
+        if self.recent_seconds:
+            out["seconds"] = out.get("seconds", 0) + self.recent_seconds
+        return out
+
+    @property
+    def recency(self) -> dict[str, int]:
+        """Events per recency against the log's clock (``recent``, ``future``...)."""
+        out = dict(self.ages)
+        if self.recent_seconds:
+            out["recent"] = out.get("recent", 0) + self.recent_seconds
+        return out
 
     def key_for(self, raw: Any, at: Located) -> str:
         """Count the name as sent and return its event key (the grouping for statistics)."""
@@ -241,31 +333,74 @@ class EventCensus:
             return
         if overrides is not None:
             data = {**data, **{k: v for k, v in overrides.items() if k in data}}
+        self._data(stats, data, at)
+
+    def _data(self, stats: EventStats, data: dict[str, Any], at: Located) -> None:
+        """The JSON types of one event's top-level data values (a non-empty dict)."""
+        shapes = stats.shapes
+        spelled = (*data, *map(type, data.values()))
+        shape = shapes.get(spelled)
+        if shape is None:
+            if len(shapes) >= MAX_SHAPES:
+                self._count_pairs(stats, data, at)
+                return
+            shape = shapes[spelled] = self._shape(stats, data, at)
+        shape.count += 1
+        if shape.strs:
+            strings = stats.strings
+            for k in shape.strs:
+                v = data[k]
+                values = strings[k]
+                if values is not _FULL and v not in values:
+                    if len(values) >= self.limits.enum_values:
+                        strings[k] = _FULL
+                    else:
+                        values.add(v)
+                if "@" in v:
+                    stats.emails[k] = stats.emails.get(k, 0) + 1
+        for k in shape.ints:
+            if 1_000_000_000 <= data[k] < 100_000_000_000:
+                stats.stamps[k] = stats.stamps.get(k, 0) + 1
+
+    def _pair(self, stats: EventStats, pair: tuple[str, type], at: Located) -> bool:
+        """Whether ``pair`` is counted: seen before, or new and within the cap."""
+        if pair in stats.seen:
+            return True
+        if len(stats.seen) >= self.limits.properties_per_event:
+            self.caps.hit(
+                "properties",
+                f"an event has more than {self.limits.properties_per_event} "
+                "distinct (property, type) pairs: the rest are not tracked",
+            )
+            return False
+        stats.seen[pair] = 0
+        stats.firsts[pair] = at.where
+        if pair[1] is str:
+            stats.strings.setdefault(pair[0], set())
+        return True
+
+    def _shape(self, stats: EventStats, data: dict[str, Any], at: Located) -> Shape:
+        """A data shape seen for the first time: its new pairs join ``seen`` in order."""
+        pairs = tuple(
+            p for p in ((k, type(v)) for k, v in data.items()) if self._pair(stats, p, at)
+        )
+        strs = tuple(k for k, t in pairs if t is str)
+        return Shape(pairs, strs, tuple(k for k, t in pairs if t is int))
+
+    def _count_pairs(self, stats: EventStats, data: dict[str, Any], at: Located) -> None:
+        """An event of a shape beyond :data:`MAX_SHAPES`, counted key by key."""
         seen = stats.seen
         strings = stats.strings
-        enum_limit = self.limits.enum_values
         for k, v in data.items():
             tv = type(v)
             pair = (k, tv)
-            n = seen.get(pair)
-            if n is None:
-                if len(seen) >= self.limits.properties_per_event:
-                    self.caps.hit(
-                        "properties",
-                        f"an event has more than {self.limits.properties_per_event} "
-                        "distinct (property, type) pairs: the rest are not tracked",
-                    )
-                    continue
-                seen[pair] = 1
-                stats.firsts[pair] = at.where
-            else:
-                seen[pair] = n + 1
+            if not self._pair(stats, pair, at):
+                continue
+            seen[pair] += 1
             if tv is str:
-                values = strings.get(k)
-                if values is None:
-                    strings[k] = {v}
-                elif values is not _FULL and v not in values:
-                    if len(values) >= enum_limit:
+                values = strings[k]
+                if values is not _FULL and v not in values:
+                    if len(values) >= self.limits.enum_values:
                         strings[k] = _FULL
                     else:
                         values.add(v)
@@ -276,7 +411,7 @@ class EventCensus:
 
     def timestamp(self, value: Any, reference: int, at: Located) -> None:
         """The format of an event timestamp, and how old it is against ``reference``."""
-        counts, recency = self.timestamps, self.recency
+        counts, recency = self.formats, self.ages
         if type(value) is int and 0 <= value < 100_000_000_000:
             counts["seconds"] = counts.get("seconds", 0) + 1
             if value > reference + FUTURE_SLACK:
@@ -303,10 +438,10 @@ class EventCensus:
         """A Pipelines call's timestamp: ISO-8601 is what that API wants
         (``pipelines_iso8601``); any other form (``pipelines_milliseconds``...) it drops the
         call for. Its age is judged as a Track API event's is."""
-        counts = self.timestamps
+        counts = self.formats
         if value is None:
             counts["absent"] = counts.get("absent", 0) + 1
-            self.recency["absent"] = self.recency.get("absent", 0) + 1
+            self.ages["absent"] = self.ages.get("absent", 0) + 1
             return
         if is_iso8601(value):
             kind = PIPELINES_ISO
@@ -317,7 +452,7 @@ class EventCensus:
         self._recency(value, reference, at)
 
     def _recency(self, value: Any, reference: int, at: Located) -> None:
-        recency = self.recency
+        recency = self.ages
         ok, seconds = to_timestamp(value)
         if not ok:
             late = "unparseable"

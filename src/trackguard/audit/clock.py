@@ -20,31 +20,28 @@ _SIXTY: Final = {f"{n:02d}": n for n in range(61)}
 
 
 class LogClock:
-    """Parses log times; keeps a bounded cache of hour prefixes."""
+    """Parses log times; keeps bounded caches of hour and minute prefixes."""
 
-    __slots__ = ("_hours", "_last", "_last_value", "_minute", "_minute_value")
+    __slots__ = ("_hours", "_minutes")
 
     def __init__(self) -> None:
         self._hours: dict[str, int] = {}
-        self._last = ""
-        self._last_value: int | None = None
-        self._minute = ""  # "YYYY-MM-DDTHH:MM" of the last plain "...:SSZ" time
-        self._minute_value = 0
+        self._minutes: dict[str, int] = {}  # "YYYY-MM-DDTHH:MM:" of plain "...:SSZ" times
 
     def parse(self, text: str) -> int | None:
         """Unix seconds for an ISO-8601 time, or None when it is not one."""
-        if text == self._last:
-            return self._last_value
-        if len(text) == 20 and text[19] == "Z" and text[16] == ":" and text[:16] == self._minute:
-            ss = _SIXTY.get(text[17:19])  # the common case: the same minute as the line before
-            if ss is not None:
-                value: int | None = self._minute_value + ss
-                self._last, self._last_value = text, value
-                return value
+        if len(text) == 20 and text[19] == "Z":  # the common case: a minute seen before
+            minute = self._minutes.get(text[:17])
+            if minute is not None:
+                ss = _SIXTY.get(text[17:19])
+                if ss is not None:
+                    return minute + ss
         value = self._parse(text)
-        self._last, self._last_value = text, value
-        if value is not None and len(text) == 20 and text[19] == "Z":
-            self._minute, self._minute_value = text[:16], value - _SIXTY[text[17:19]]
+        if value is not None and len(text) == 20 and text[19] == "Z" and text[16] == ":":
+            minutes = self._minutes
+            if len(minutes) >= _CACHE_LIMIT:
+                minutes.clear()
+            minutes[text[:17]] = value - _SIXTY[text[17:19]]
         return value
 
     def _parse(self, text: str) -> int | None:

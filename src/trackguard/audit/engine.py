@@ -27,6 +27,7 @@ from trackguard.contract.check import decode_body
 from trackguard.contract.operations import Operation
 from trackguard.contract.pipelines import PipelinesResult
 from trackguard.contract.pipelines.routes import PREFIX as PIPELINES_PREFIX
+from trackguard.contract.routes import NoRoute, RouteMatch, match
 from trackguard.core.keys import ID_PREFIX, RETRY_PREFIX
 from trackguard.core.pipelines import MESSAGE_ID_PREFIX
 from trackguard.core.verdict import Verdict
@@ -40,6 +41,10 @@ _V2_BATCH: Final = "POST /api/v2/batch"
 _NOT_EVENTS: Final = ("page", "screen")
 #: Dedupe keys that are not the plan's business keys (reported elsewhere, or not at all).
 _NOT_BUSINESS_KEYS: Final = (ID_PREFIX, RETRY_PREFIX, MESSAGE_ID_PREFIX)
+#: Route matches kept by (method, path): a log repeats its people's paths. Cleared when full.
+ROUTE_CACHE: Final = 16_384
+#: Error messages kept by response text: a log repeats the same few error responses.
+RESPONSE_CACHE: Final = 256
 
 
 def response_messages(text: str | None) -> list[str]:
@@ -79,12 +84,12 @@ class Auditor:
         self.caps = caps = CapLog()
         self.judge = Judge(plan, fallback_keys=False)  # only the plan's keys are reported
         self.checker = self.judge.checker
+        self.routes: dict[tuple[str, str], RouteMatch | NoRoute] = {}
+        self.responses: dict[str | None, list[str]] = {}  # response text -> its messages
         self.clock = LogClock()
-        self.requests = 0
-        self.pipelines = 0  # of them, Pipelines API requests
+        self.pipelines = 0  # Pipelines API requests
         self.bad_times = 0
-        self.outcomes: dict[str, int] = {}
-        self.statuses: dict[int | None, int] = {}
+        self.verdicts: dict[tuple[str, int | None], int] = {}  # (outcome, log status) -> requests
         per = limits.examples
         self.contract = Tally("contract errors", caps, limit=limits.codes, per_key=per)
         self.warnings = Tally("contract warnings", caps, limit=limits.codes, per_key=per)
@@ -98,6 +103,26 @@ class Auditor:
         self.anonymous = AnonymousCensus(limits, caps)
         self.duplicates = DuplicateCensus(limits, caps)
         self.timeline = TimelineCensus(limits, caps)
+
+    @property
+    def requests(self) -> int:
+        return sum(self.verdicts.values())
+
+    @property
+    def outcomes(self) -> dict[str, int]:
+        """Requests per outcome."""
+        out: dict[str, int] = {}
+        for (outcome, _), n in self.verdicts.items():
+            out[outcome] = out.get(outcome, 0) + n
+        return out
+
+    @property
+    def statuses(self) -> dict[int | None, int]:
+        """Requests per status in the log."""
+        out: dict[int | None, int] = {}
+        for (_, status), n in self.verdicts.items():
+            out[status] = out.get(status, 0) + n
+        return out
 
     # --- entry points ---------------------------------------------------------------------------
 
@@ -116,14 +141,20 @@ class Auditor:
             result, verdict = self.judge.pipelines(req)
             self.pipelines += 1
         else:
-            verdict = self.checker.check(req)
-        self.requests += 1
+            key = (req.method, req.path)
+            routes = self.routes
+            hit = routes.get(key)
+            if hit is None:
+                hit = match(req.method, req.path)
+                if len(routes) >= ROUTE_CACHE:
+                    routes.clear()
+                routes[key] = hit
+            verdict = self.checker.check(req, hit)
         outcome = verdict.outcome
-        outcomes = self.outcomes
-        outcomes[outcome] = outcomes.get(outcome, 0) + 1
         status = rec.status
-        statuses = self.statuses
-        statuses[status] = statuses.get(status, 0) + 1
+        verdicts = self.verdicts
+        pair = (outcome, status)
+        verdicts[pair] = verdicts.get(pair, 0) + 1
         when: int | None = None
         if rec.time is not None:
             when = self.clock.parse(rec.time)
@@ -167,7 +198,13 @@ class Auditor:
 
     def _status(self, rec: Record, status: int, verdict: Verdict, permissive: bool) -> None:
         if status >= 400 or status == 207:
-            messages = response_messages(rec.response)
+            responses = self.responses
+            messages = responses.get(rec.response)
+            if messages is None:
+                messages = response_messages(rec.response)
+                if len(responses) >= RESPONSE_CACHE:
+                    responses.clear()
+                responses[rec.response] = messages
             key = (status, messages[0] if messages else "")
             _count(self.rejected_by_log, key, rec, "; ".join(messages) or f"status {status}")
             if status in (400, 207) and verdict.outcome != "invalid":
@@ -249,14 +286,13 @@ class Auditor:
             stamp = renamed.get((index, "timestamp"), stamp)
             overrides = _overrides(renamed, index, data_key or "data")
         census = self.events
-        key = census.key_for(raw, rec)
-        census.add(
-            key, body.get(data_key) if data_key else None, rec, overrides, rec.request.source
-        )
+        data = body.get(data_key) if data_key else None
         if pipelines:  # its messageId is counted with every other call's
+            key = census.key_for(raw, rec)
+            census.add(key, data, rec, overrides, rec.request.source)
             census.pipelines_timestamp(stamp, ref, rec)
         else:
-            census.timestamp(stamp, ref, rec)
+            key = census.event(raw, data, stamp, ref, rec, rec.request.source, overrides)
             event_id = body.get("id")
             if event_id is not None and type(event_id) in (str, int) and event_id != "":
                 self.duplicates.event_id(str(event_id), rec)

@@ -28,19 +28,21 @@ class IdentityCensus:
         "caps",
         "email_in_id",
         "email_in_id_examples",
-        "id_shapes",
-        "kinds",
         "limit",
         "links",
         "mixed_examples",
+        "numeric_ids",
+        "other_kinds",
         "shape_examples",
+        "text_ids",
     )
 
     def __init__(self, limits: Limits, caps: CapLog) -> None:
         self.caps = caps
         self.limit = limits.identifiers
-        self.kinds: dict[str, int] = {}
-        self.id_shapes: dict[str, int] = {}  # numeric | text
+        self.other_kinds: dict[str, int] = {}  # person operations not keyed by id, per kind
+        self.numeric_ids = 0  # ... and those keyed by an id of digits
+        self.text_ids = 0  # ... or by any other id
         self.shape_examples: dict[str, list[Example]] = {"numeric": [], "text": []}
         self.body_id_types: dict[str, int] = {}  # number | string, for ids sent in bodies
         self.by_id: set[int] = set()
@@ -56,21 +58,37 @@ class IdentityCensus:
             f"more than {self.limit} distinct {what}: later ones are not matched",
         )
 
+    @property
+    def kinds(self) -> dict[str, int]:
+        """Person operations per identifier kind."""
+        ids = self.numeric_ids + self.text_ids
+        return {"id": ids, **self.other_kinds} if ids else dict(self.other_kinds)
+
+    @property
+    def id_shapes(self) -> dict[str, int]:
+        """Operations keyed by id, per shape of the id (``numeric``, ``text``)."""
+        return {k: n for k, n in (("numeric", self.numeric_ids), ("text", self.text_ids)) if n}
+
     def person(self, kind: str, value: str, at: Located) -> None:
         """A person operation addressed by ``kind``/``value``."""
-        kinds = self.kinds
-        kinds[kind] = kinds.get(kind, 0) + 1
         if kind == "id":
-            shape = "numeric" if value.isdigit() else "text"
-            self.id_shapes[shape] = self.id_shapes.get(shape, 0) + 1
+            if value.isdigit():
+                shape = "numeric"
+                self.numeric_ids += 1
+            else:
+                shape = "text"
+                self.text_ids += 1
             examples = self.shape_examples[shape]
             if len(examples) < 3:
                 examples.append(Example(at.where, f"{shape} id {value!r}"))
             if "@" in value and is_email(value.strip()):
                 self.flag_email_in_id(value, at)
             self.keyed_by_id(hash(value))
-        elif kind == "email":
-            self.keyed_by_email(hash(value.strip().lower()), at)
+        else:
+            kinds = self.other_kinds
+            kinds[kind] = kinds.get(kind, 0) + 1
+            if kind == "email":
+                self.keyed_by_email(hash(value.strip().lower()), at)
 
     # The capped sets: which values they keep depends on order (``audit --jobs`` replays these).
 

@@ -19,11 +19,13 @@ differs).
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import pickle
 import tempfile
 import time
 from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Final
@@ -37,7 +39,7 @@ from trackguard.audit.readers import FileCounter, Record, Unreadable, read, spli
 from trackguard.audit.tally import Tally
 from trackguard.audit.timeline import OTHER, WIDTHS, TimelineCensus, rebucketed
 from trackguard.plan.model import Plan
-from trackguard.shares import Share, plan_shares, run_shares
+from trackguard.shares import Share, plan_shares
 
 #: Recorded calls a worker holds before writing them to its spill file.
 SPILL_OPS: Final = 50_000
@@ -179,11 +181,9 @@ class Part:
 
     counter: FileCounter
     har: bool
-    requests: int
     pipelines: int
     bad_times: int
-    outcomes: dict[str, int]
-    statuses: dict[int | None, int]
+    verdicts: dict[tuple[str, int | None], int]
     tallies: list[Tally]
     events: EventCensus
     attributes: EventCensus
@@ -215,6 +215,19 @@ def _zero() -> int:
     return 0
 
 
+def _audit_share(auditor: Auditor, share: Share, job: _Job) -> FileCounter:
+    """Every item of ``share`` through ``auditor``; the share's counter."""
+    add, add_unreadable = auditor.add, auditor.add_unreadable
+    counter = FileCounter(str(share.path), "")
+    items = read(share.path, counter, mapping=job.mapping, max_line=job.max_line, share=share)
+    for item in items:
+        if type(item) is Record:
+            add(item)
+        elif type(item) is Unreadable:
+            add_unreadable(item)
+    return counter
+
+
 def _work(i: int) -> Part:
     job = _job
     assert job is not None
@@ -225,23 +238,14 @@ def _work(i: int) -> Part:
     auditor.anonymous = _Anonymous(log, job.limits, auditor.caps)
     auditor.identity = _Identity(log, job.limits, auditor.caps)
     auditor.timeline = timeline = _Timeline(log, job.limits, auditor.caps)
-    add, add_unreadable = auditor.add, auditor.add_unreadable
-    counter = FileCounter(str(share.path), "")
-    items = read(share.path, counter, mapping=job.mapping, max_line=job.max_line, share=share)
-    for item in items:
-        if type(item) is Record:
-            add(item)
-        elif type(item) is Unreadable:
-            add_unreadable(item)
+    counter = _audit_share(auditor, share, job)
     counter.raw_position = _zero  # a bound method does not cross processes
     return Part(
         counter=counter,
         har=counter.format == "har",
-        requests=auditor.requests,
         pipelines=auditor.pipelines,
         bad_times=auditor.bad_times,
-        outcomes=auditor.outcomes,
-        statuses=auditor.statuses,
+        verdicts=auditor.verdicts,
         tallies=_tallies(auditor),
         events=auditor.events,
         attributes=auditor.attribute_census,
@@ -270,21 +274,27 @@ def audit_jobs(
     if shares is None:
         return None
     with tempfile.TemporaryDirectory(prefix="trackguard-audit-") as tmpdir:
-        _job = _Job(shares, plan, mapping, now, limits, max_line, tmpdir)
+        _job = job = _Job(shares, plan, mapping, now, limits, max_line, tmpdir)
+        context = multiprocessing.get_context("fork")
+        workers = min(jobs - 1, len(shares) - 1)
         try:
-            auditor = Auditor(plan, now=now, limits=limits)
-            merger = _Merger(auditor, len(files))
-            exact = True
-            for share, part in zip(
-                shares, run_shares(_work, range(len(shares)), jobs), strict=True
-            ):
-                if exact:
-                    try:
-                        merger.add(share, part)
-                    except Inexact:
-                        exact = False
-                if not exact and part.ops.path is not None:
-                    os.unlink(part.ops.path)
+            with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+                parts = pool.map(_work, range(1, len(shares)))  # the workers fork now
+                # The first share goes through the auditor that becomes the report, in this
+                # process: its calls come first in input order, so nothing of it is recorded,
+                # pickled or replayed.
+                auditor = Auditor(plan, now=now, limits=limits)
+                merger = _Merger(auditor, len(files))
+                merger.first(shares[0], _audit_share(auditor, shares[0], job))
+                exact = True
+                for share, part in zip(shares[1:], parts, strict=True):
+                    if exact:
+                        try:
+                            merger.add(share, part)
+                        except Inexact:
+                            exact = False
+                    if not exact and part.ops.path is not None:
+                        os.unlink(part.ops.path)
         finally:
             _job = None
         if not exact:
@@ -302,15 +312,19 @@ class _Merger:
         self.admitted: set[str] = set()  # timeline series a sequential run would draw
         self.folded: set[str] = set()  # ... and those it would draw as OTHER
 
+    def first(self, share: Share, counter: FileCounter) -> None:
+        """The first share, audited by the merged auditor itself."""
+        counter.raw_position = _zero  # its file is closed
+        self.files[share.index] = counter
+        self.admitted.update(self.a.timeline.total)  # its series (and OTHER, if it drew one)
+
     def add(self, share: Share, part: Part) -> None:
         if part.notes:
             raise Inexact
         a = self.a
-        a.requests += part.requests
         a.pipelines += part.pipelines
         a.bad_times += part.bad_times
-        _add_counts(a.outcomes, part.outcomes)
-        _add_counts(a.statuses, part.statuses)
+        _add_counts(a.verdicts, part.verdicts)
         for mine, theirs in zip(_tallies(a), part.tallies, strict=True):
             _merge_tally(mine, theirs)
         _merge_events(a.events, part.events)
@@ -326,28 +340,36 @@ class _Merger:
                 setattr(counter, name, getattr(counter, name) + getattr(part.counter, name))
 
     def _replay(self, file: str, part: Part) -> None:
-        dup, anon, ident, har = self.a.duplicates, self.a.anonymous, self.a.identity, part.har
+        dup, anon, ident = self.a.duplicates, self.a.anonymous, self.a.identity
         timeline = self.a.timeline
         series = timeline.limits.series
         admitted, folded = self.admitted, self.folded
+        at = _At(file, 0, part.har)  # one for every call: the censuses keep only at.where
+        request_hash, keyed_by_id = dup.request_hash, ident.keyed_by_id
         for op in part.ops.replay():
-            kind = op[0]
-            if kind == "q":
-                dup.request_hash(op[1], op[2], _At(file, op[3], har))
+            kind = op[0]  # the most frequent kinds first
+            if kind == "p":
+                keyed_by_id(op[1])
+            elif kind == "q":
+                at.pos = op[3]
+                request_hash(op[1], op[2], at)
             elif kind == "d":
-                dup.event_id(op[1], _At(file, op[2], har))
+                at.pos = op[2]
+                dup.event_id(op[1], at)
             elif kind == "k":
-                dup.dedupe_key(op[1], _At(file, op[2], har))
+                at.pos = op[2]
+                dup.dedupe_key(op[1], at)
             elif kind == "g":
-                dup.message_id(op[1], _At(file, op[2], har))
+                at.pos = op[2]
+                dup.message_id(op[1], at)
             elif kind == "e":
-                anon.event(op[1], op[2], _At(file, op[3], har))
+                at.pos = op[3]
+                anon.event(op[1], op[2], at)
             elif kind == "i":
                 anon.identify(op[1], op[2])
-            elif kind == "p":
-                ident.keyed_by_id(op[1])
             elif kind == "m":
-                ident.keyed_by_email(op[1], _At(file, op[2], har))
+                at.pos = op[2]
+                ident.keyed_by_email(op[1], at)
             elif kind == "l":
                 ident.link(op[1], op[2])
             else:  # "s": an event's first bucket; the sequential census caps series here
@@ -431,11 +453,14 @@ def _merge_events(a: EventCensus, b: EventCensus) -> None:
         else:
             _merge_stats(mine, stats, limits)
     a.total += b.total
-    _add_counts(a.timestamps, b.timestamps)
-    _add_counts(a.recency, b.recency)
+    _add_counts(a.formats, b.formats)
+    _add_counts(a.ages, b.ages)
+    a.recent_seconds += b.recent_seconds
 
 
 def _merge_stats(a: EventStats, b: EventStats, limits: Limits) -> None:
+    a.settle()
+    b.settle()
     a.count += b.count
     for source in b.sources:
         if len(a.sources) >= MAX_SOURCES:
@@ -454,8 +479,9 @@ def _merge_stats(a: EventStats, b: EventStats, limits: Limits) -> None:
 
 
 def _merge_identity(a: IdentityCensus, b: IdentityCensus) -> None:
-    _add_counts(a.kinds, b.kinds)
-    _add_counts(a.id_shapes, b.id_shapes)
+    _add_counts(a.other_kinds, b.other_kinds)
+    a.numeric_ids += b.numeric_ids
+    a.text_ids += b.text_ids
     _add_counts(a.body_id_types, b.body_id_types)
     for shape, examples in b.shape_examples.items():
         _extend(a.shape_examples[shape], examples, 3)

@@ -18,6 +18,7 @@ import glob
 import gzip
 import io
 import os
+import sys
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -30,7 +31,7 @@ import msgspec
 from trackguard.contract.operations import Request
 from trackguard.contract.pipelines import route_for
 from trackguard.errors import InputError as BaseInputError
-from trackguard.shares import RangeReader, Share, is_gzip
+from trackguard.shares import Share, is_gzip
 
 #: Lines longer than this are reported as unreadable, not parsed: Customer.io refuses bodies
 #: over 1 MiB, and escaping can double a body's size inside a JSON string.
@@ -223,20 +224,18 @@ def _from_fields(fields: dict[str, Any], name: str, pos: int) -> Record | Unread
     )
 
 
-def _headers(raw: msgspec.Raw) -> tuple[tuple[str, str], ...]:
-    """A line's ``headers`` object as pairs; raises ValidationError when not strings.
+def _headers(spelled: bytes) -> tuple[tuple[str, str], ...]:
+    """A line's ``headers`` object (its JSON spelling) as pairs, kept in the cache; raises
+    ValidationError when not strings.
 
     Every line of a log repeats the same few header objects, so their JSON spelling is
     decoded once and the pairs reused: no dict and no strings per line.
     """
-    key = bytes(raw)
-    pairs = _header_cache.get(key)
-    if pairs is None:
-        headers = _headers_decoder.decode(key)
-        pairs = tuple(headers.items()) if headers else ()
-        if len(_header_cache) >= HEADER_CACHE:
-            _header_cache.clear()
-        _header_cache[key] = pairs
+    headers = _headers_decoder.decode(spelled)
+    pairs = tuple(headers.items()) if headers else ()
+    if len(_header_cache) >= HEADER_CACHE:
+        _header_cache.clear()
+    _header_cache[spelled] = pairs
     return pairs
 
 
@@ -255,7 +254,10 @@ def _log_line(line: bytes, name: str, pos: int) -> Record | Unreadable:
     """Decode one request-log line: a typed fast path, a lenient path when types are off."""
     try:
         rec = _line_decoder.decode(line)
-        headers = _headers(rec.headers)
+        spelled = bytes(rec.headers)
+        headers = _header_cache.get(spelled)
+        if headers is None:
+            headers = _headers(spelled)
     except msgspec.ValidationError:
         return _lenient(line, name, pos)
     except _DECODE_ERRORS:
@@ -288,7 +290,7 @@ def _log_line(line: bytes, name: str, pos: int) -> Record | Unreadable:
         request,
         rec.time,
         rec.status,
-        response if response is None or type(response) is str else _text(response),
+        response if type(response) is str or response is None else _text(response),
     )
 
 
@@ -380,13 +382,17 @@ def _jsonl(
     with raw, fh:
         readline = fh.readline
         pos = 0
+        span = sys.maxsize  # the bytes to read
         if share is not None and ranged:  # a byte range of a plain file, from a line start
-            readline = RangeReader(raw, share.start, share.end).readline
+            raw.seek(share.start)
             pos = share.first_line - 1
-        nbytes = 0
+            if share.end is not None:
+                span = share.end - share.start  # it ends at a line start: no line crosses it
+        nbytes = records = readable = 0  # added to the counter at the end
+        limit = max_line + 1
         try:
-            while True:
-                line = readline(max_line + 1)
+            while nbytes < span:
+                line = readline(limit)
                 if not line:
                     break
                 pos += 1
@@ -398,8 +404,7 @@ def _jsonl(
                         if not chunk or chunk[-1:] == b"\n":
                             break
                     nbytes += size
-                    counter.records += 1
-                    counter.unreadable += 1
+                    records += 1
                     yield Unreadable(
                         name, str(pos), f"line is longer than {max_line} bytes ({size} bytes)"
                     )
@@ -408,19 +413,19 @@ def _jsonl(
                 if line.isspace():
                     counter.blank += 1
                     continue
-                counter.records += 1
+                records += 1
                 item = decode(line, name, pos)
                 if type(item) is Record:
-                    counter.readable += 1
-                else:
-                    counter.unreadable += 1
+                    readable += 1
                 yield item
         except (OSError, EOFError, zlib.error) as exc:
-            counter.records += 1
-            counter.unreadable += 1
+            records += 1
             yield Unreadable(name, str(pos + 1), f"file is truncated or corrupt: {exc}")
         finally:
             counter.bytes += nbytes
+            counter.records += records
+            counter.readable += readable
+            counter.unreadable += records - readable
 
 
 # --- HAR -----------------------------------------------------------------------------------------

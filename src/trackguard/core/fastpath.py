@@ -342,9 +342,14 @@ class FastEvents:
         )
 
 
-def _path_person(hit: RouteMatch) -> Identifier | None:
+#: Path identifiers kept classified by :class:`FastContract` (a log or a busy gateway sends
+#: the same people again and again). Cleared when full.
+PERSON_CACHE: Final = 4096
+_UNSEEN: Final = Identifier("", "")  # a classification no path gives
+
+
+def _path_person(raw: str) -> Identifier | None:
     """The path's person, or None when the contract reports on it (missing, id too long)."""
-    raw = hit.params.get("identifier", "")
     if not raw:
         return None
     ident = classify(raw)
@@ -366,6 +371,10 @@ def _object(raw: bytes) -> dict[str, Any] | None:
     return body if isinstance(body, dict) else None
 
 
+#: Names of at most this many characters are within ``MAX_EVENT_NAME_BYTES`` in any encoding.
+_SHORT_NAME: Final = m.MAX_EVENT_NAME_BYTES // 4
+
+
 def _event_action(body: dict[str, Any]) -> str | None:
     """The action of a v1 track body with no contract error or warning, else None.
 
@@ -377,7 +386,8 @@ def _event_action(body: dict[str, Any]) -> str | None:
         return None  # missing, blank, or a number the full path stringifies
     trimmed = name.strip()
     # A name of at most 100 bytes has fewer than 500 characters: one test covers both limits.
-    if not trimmed or utf8_len(trimmed) > m.MAX_EVENT_NAME_BYTES:
+    # No character takes more than 4 bytes, so a short name needs no byte count at all.
+    if not trimmed or (len(trimmed) > _SHORT_NAME and utf8_len(trimmed) > m.MAX_EVENT_NAME_BYTES):
         return None
     data = body.get("data")
     if data is not None and not isinstance(data, dict):
@@ -427,11 +437,25 @@ class FastContract:
     contract warning; anything else returns None and the full pipeline decides.
     """
 
-    __slots__ = ("fallback_keys",)
+    __slots__ = ("fallback_keys", "people")
 
     def __init__(self, *, fallback_keys: bool = True) -> None:
         #: False: events keep ``dedupe_key=None`` (no ``id:``/``retry:`` key is computed).
         self.fallback_keys = fallback_keys
+        #: The path's identifier -> :func:`_path_person` of it (pure, so kept).
+        self.people: dict[str, Identifier | None] = {}
+
+    def _person(self, hit: RouteMatch) -> Identifier | None:
+        raw = hit.params.get("identifier", "")
+        people = self.people
+        ident = people.get(raw, _UNSEEN)  # one lookup: safe beside a clear() in another thread
+        if ident is not _UNSEEN:
+            return ident
+        ident = _path_person(raw)
+        if len(people) >= PERSON_CACHE:
+            people.clear()
+        people[raw] = ident
+        return ident
 
     def check(
         self, request: Request, hit: RouteMatch | NoRoute, now: float | None = None
@@ -447,7 +471,7 @@ class FastContract:
         if route.action == "event":
             if len(raw) > m.MAX_EVENT_DATA_BYTES:
                 return None
-            ident = _path_person(hit)
+            ident = self._person(hit)
             body = _object(raw) if ident is not None else None
             if body is None:
                 return None
@@ -458,7 +482,7 @@ class FastContract:
         elif route.action == "identify":
             if len(raw) > m.MAX_BODY_BYTES:
                 return None
-            ident = _path_person(hit)
+            ident = self._person(hit)
             if ident is None:
                 return None
             body = _object(raw) if raw.strip() else {}  # no body: an identify that sets nothing
