@@ -169,3 +169,16 @@ def test_parse_map_accepts_or_explains(spec: str) -> None:
     else:
         assert {"method", "path"} <= set(mapping)
         assert all(all(mapping[k]) for k in mapping)
+
+
+def test_an_event_named_like_the_overflow_bucket_is_counted_there(tmp_path: Path) -> None:
+    """A client may send any name, even the one the audit gives names past its cap: sent
+    three times, it is counted three times under that name and never crashes the audit."""
+    lines = [_event("(other events)", n=1) for _ in range(3)] + [_event("order_completed")]
+    log = _write(tmp_path / "other.jsonl", lines)
+    report = audit([log], now=T0)
+    assert report.totals.events == 4
+    assert sorted((n.name, n.count) for n in report.event_names) == [
+        ("(other events)", 3),
+        ("order_completed", 1),
+    ]

@@ -216,10 +216,9 @@ class EventCensus:
     ) -> str:
         """One Track API event: :meth:`key_for`, :meth:`add` and :meth:`timestamp` in one call
         (the audit's hot path; the common cases of each are inlined). Returns its event key."""
-        names = self.names
-        if type(raw) is str and raw in names:  # a name seen before, already trimmed
-            names[raw] += 1
-            key = self.keys[raw]
+        key = self.keys.get(raw) if type(raw) is str else None
+        if key is not None:  # a name seen before, already trimmed
+            self.names[raw] += 1
         else:
             key = self.key_for(raw, at)
         stats = self.events.get(key)
@@ -263,10 +262,10 @@ class EventCensus:
     def key_for(self, raw: Any, at: Located) -> str:
         """Count the name as sent and return its event key (the grouping for statistics)."""
         if type(raw) is str:
-            names = self.names
-            if raw in names:  # the common case: a name seen before, already trimmed
-                names[raw] += 1
-                return self.keys[raw]
+            key = self.keys.get(raw)
+            if key is not None:  # the common case: a name seen before, already trimmed
+                self.names[raw] += 1
+                return key
         name = self.name_of(raw, at)
         key = self.keys.get(name)
         if key is None:
