@@ -255,6 +255,27 @@ def test_cli_jsonl_and_sqlite_sources(db: str, tmp_path: Path) -> None:
     assert "2 rows read: 2 accepted" in result.output
 
 
+def test_cli_prints_problems_as_sent_and_the_summary_on_one_line(tmp_path: Path) -> None:
+    """A column named like rich markup is printed as it is (it once ended the run with an
+    internal error), and the summary is one line however narrow the output."""
+    db = str(tmp_path / "tg.db")
+    open_store(db).close()
+    source = tmp_path / "people.jsonl"
+    source.write_text('{"a": "1"}\n')
+    mapping = tmp_path / "m.yaml"
+    mapping.write_text('person: {id: "[/]"}\n')
+    result = CliRunner().invoke(
+        backfill_command,
+        [str(source), "--as", "identify", "--map", str(mapping), "--db", db],
+        terminal_width=40,
+    )
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0].startswith("1 rows read: 0 accepted, 0 fixed, 0 warned, 0 rejected")
+    assert lines[0].endswith(" rows/s)")
+    assert lines[1] == "row 1 (line 1): no column '[/]' (the row has 'a')"
+
+
 def test_cli_mapping_error_exits_2(tmp_path: Path) -> None:
     open_store(tmp_path / "tg.db").close()  # serve creates the store; backfill never does
     bad = tmp_path / "m.yaml"

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, cast
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     Progress,
@@ -47,7 +48,7 @@ def print_summary(report: BackfillReport, console: Console) -> None:
         f" in {r.seconds:.1f} s ({r.rows_per_second:,.0f} rows/s)"
     )
     for p in r.problems[:20]:
-        console.print(f"[red]{p}[/]")
+        console.print(f"[red]{escape(str(p))}[/]")
     if len(r.problems) > 20:
         console.print(f"... and {len(r.problems) - 20} more")
 
@@ -95,7 +96,7 @@ def backfill_command(
             --map orders.map.yaml --plan plan.yaml --db trackguard.db
     """
     err = Console(stderr=True)
-    out = Console()
+    out = Console(soft_wrap=True)  # a summary line stays whole in a pipe
     try:
         target = parse_target(as_)
     except TargetError as e:

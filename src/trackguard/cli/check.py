@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 import msgspec
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from trackguard.check.inputs import STDIN, iter_requests
@@ -57,10 +58,10 @@ def render_summary(summary: Summary, console: Console, *, title: str) -> None:
         for code, stats in summary.top_codes():
             actions = ", ".join(f"{a} {n}" for a, n in stats.actions.most_common())
             where, message = stats.examples[0]
-            codes.add_row(code, str(stats.count), actions, f"{where}: {message}")
+            codes.add_row(code, str(stats.count), actions, escape(f"{where}: {message}"))
         console.print(codes)
     for where, reason in summary.unreadable_examples:
-        console.print(f"[red]unreadable[/] {where}: {reason}")
+        console.print(f"[red]unreadable[/] {escape(f'{where}: {reason}')}")
 
 
 @click.command(name="check", cls=TrackguardCommand)
