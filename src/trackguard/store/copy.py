@@ -28,7 +28,7 @@ import msgspec
 
 from trackguard.store.base import StoreError
 from trackguard.store.files import connect, readonly_uri
-from trackguard.store.monitor_schema import HOURLY_FROM_COUNTS, MONITOR_SCHEMA
+from trackguard.store.monitor_schema import HOURLY_FROM_COUNTS, MONITOR_SCHEMA, create_statements
 from trackguard.store.sqlite import SQLiteStore, open_store, sqlite_path
 
 if TYPE_CHECKING:
@@ -245,8 +245,8 @@ class _SQLiteTarget(_Target):
     def create_monitor_tables(self) -> None:
         # The monitor makes them on a SQLite file on first use; the copy makes them now.
         assert self.conn is not None
-        for table in MONITOR_SCHEMA:
-            self.conn.execute(table.create("sqlite"))
+        for statement in create_statements("sqlite"):
+            self.conn.execute(statement)
 
     def write(self, table: str, columns: Sequence[str], rows: list[tuple[Any, ...]]) -> None:
         assert self.conn is not None

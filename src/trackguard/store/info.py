@@ -21,7 +21,7 @@ import msgspec
 from trackguard.errors import StoreNotFound
 from trackguard.store.base import StoreError
 from trackguard.store.files import connect, not_a_store, readonly_uri, user_version
-from trackguard.store.sql import Session, is_postgres_url, session
+from trackguard.store.sql import Session, is_postgres_url, session, snapshot
 
 __all__ = ["StoreInfo", "TableInfo", "store_info"]
 
@@ -70,7 +70,7 @@ def store_info(target: str | os.PathLike[str]) -> StoreInfo:
     """Describe the store ``target`` names (a SQLite path or a ``postgresql://`` URL);
     StoreError when it does not exist or is not a store."""
     if is_postgres_url(target):
-        with session(str(target)) as s, s.transaction():
+        with session(str(target)) as s, snapshot(s):
             return _postgres_info(s)
     p = Path(target)
     if not p.exists():
@@ -122,8 +122,7 @@ def _states(counts: dict[str, int]) -> dict[str, int]:
 
 
 def _postgres_info(s: Session) -> StoreInfo:
-    """The figures of the PostgreSQL store ``s`` is on (its transaction already open)."""
-    s.run("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")  # one snapshot for every figure
+    """The figures of the PostgreSQL store ``s`` is on (read in one :func:`snapshot`)."""
     sizes = {
         str(name): int(n)
         for name, n in s.rows(

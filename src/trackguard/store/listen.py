@@ -84,7 +84,6 @@ class Listener:
         self._subscribers: dict[int, tuple[str, Callable[[], None]]] = {}
         self._next = 0
         self._closed = threading.Event()
-        self._conn: psycopg.Connection[Any] | None = None
         #: Whether the connection listens now, and how many times it was lost (for tests and
         #: the log).
         self.listening = threading.Event()
@@ -138,7 +137,6 @@ class Listener:
                 self._closed.wait(backoff)
                 backoff = min(MAX_BACKOFF, backoff * 2)
                 continue
-            self._conn = conn
             try:
                 from psycopg import sql  # only a PostgresStore ever starts a Listener
 
@@ -160,7 +158,6 @@ class Listener:
                 )
             finally:
                 self.listening.clear()
-                self._conn = None
                 with contextlib.suppress(Exception):
                     conn.close()
 

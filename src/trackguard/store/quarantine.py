@@ -34,7 +34,7 @@ import msgspec
 from trackguard.durations import iso_time
 from trackguard.store.base import QuarantineKind, QuarantineRecord
 from trackguard.store.queries import QUARANTINE_COLUMNS, quarantine_record
-from trackguard.store.sql import Dialect, Session, session
+from trackguard.store.sql import Dialect, Session, session, snapshot
 from trackguard.store.sqlite import SQLiteStore
 
 if TYPE_CHECKING:
@@ -148,22 +148,6 @@ def _session(target: StoreLike, *, readonly: bool = True) -> Iterator[Session]:
         return
     with session(target, readonly=readonly) as s:
         yield s
-
-
-@contextmanager
-def _snapshot(s: Session) -> Iterator[None]:
-    """One read snapshot for several statements (SQLite's deferred transaction; PostgreSQL's
-    REPEATABLE READ), so the breakdowns of :func:`stats` describe the same records."""
-    if s.dialect == "postgresql":
-        with s.transaction():
-            s.run("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-            yield
-        return
-    s.run("BEGIN")
-    try:
-        yield
-    finally:
-        s.run("COMMIT")
 
 
 def _where(flt: QuarantineFilter | None, dialect: Dialect) -> tuple[str, list[Any]]:
@@ -315,7 +299,7 @@ def stats(store: StoreLike, flt: QuarantineFilter | None = None) -> QuarantineSt
             sql = f"SELECT {expr}, count(*) FROM quarantine{joins} WHERE {where} GROUP BY 1"
             return s.rows(sql, params)
 
-        with _snapshot(s):
+        with snapshot(s):
             total = s.one(f"SELECT count(*) FROM quarantine WHERE {where}", params)
             by_kind = group("kind")
             by_state = group("state")

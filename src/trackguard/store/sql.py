@@ -42,6 +42,7 @@ __all__ = [
     "is_postgres_url",
     "postgres_sql",
     "session",
+    "snapshot",
 ]
 
 Dialect = Literal["sqlite", "postgresql"]
@@ -185,6 +186,22 @@ class PostgresSession(Session):
     def has_table(self, name: str) -> bool:
         sql = "SELECT 1 FROM information_schema.tables WHERE table_schema = ? AND table_name = ?"
         return self.one(sql, (self._schema, name)) is not None
+
+
+@contextmanager
+def snapshot(s: Session) -> Iterator[None]:
+    """One read snapshot for several statements (SQLite's deferred transaction; PostgreSQL's
+    REPEATABLE READ), so figures read one after another describe the same rows."""
+    if s.dialect == "postgresql":
+        with s.transaction():
+            s.run("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            yield
+        return
+    s.run("BEGIN")
+    try:
+        yield
+    finally:
+        s.run("COMMIT")
 
 
 @contextmanager
