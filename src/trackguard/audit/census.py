@@ -246,17 +246,18 @@ class EventCensus:
     @property
     def timestamps(self) -> dict[str, int]:
         """Events per timestamp format."""
-        out = dict(self.formats)
-        if self.recent_seconds:
-            out["seconds"] = out.get("seconds", 0) + self.recent_seconds
-        return out
+        return self._with_recent(self.formats, "seconds")
 
     @property
     def recency(self) -> dict[str, int]:
         """Events per recency against the log's clock (``recent``, ``future``...)."""
-        out = dict(self.ages)
+        return self._with_recent(self.ages, "recent")
+
+    def _with_recent(self, counts: dict[str, int], bucket: str) -> dict[str, int]:
+        """A copy of ``counts`` with the hot path's :attr:`recent_seconds` added to ``bucket``."""
+        out = dict(counts)
         if self.recent_seconds:
-            out["recent"] = out.get("recent", 0) + self.recent_seconds
+            out[bucket] = out.get(bucket, 0) + self.recent_seconds
         return out
 
     def key_for(self, raw: Any, at: Located) -> str:

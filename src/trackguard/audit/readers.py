@@ -512,10 +512,10 @@ def _har_entry(raw: msgspec.Raw, name: str, index: int) -> Item:
     post = req.postData
     if post is not None and post.text is not None:
         if post.encoding == "base64":  # the bytes as sent (a gzip body, say)
-            try:
-                body = base64.b64decode(post.text, validate=True)
-            except (binascii.Error, ValueError):
+            exact = _base64_body(post.text)
+            if exact is None:
                 return Unreadable(name, position, "HAR request body is not valid base64")
+            body = exact
         else:
             body = post.text.encode("utf-8", "surrogatepass")
     elif method in ("POST", "PUT", "PATCH") and not parts.path.endswith(_BODYLESS_SUFFIXES):

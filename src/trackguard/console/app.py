@@ -256,12 +256,12 @@ class Console:
         return 200, json.dumps(body).encode(), "application/json"
 
     async def _quarantine(self, request: _Request) -> tuple[int, bytes, str]:
-        flt = data.quarantine_filter(request.query, self.config.clock())
+        now = self.config.clock()
+        flt = data.quarantine_filter(request.query, now)
         before = _int(request.query.get("before"))
         records, next_before, budget = await asyncio.to_thread(
             data.quarantine_page, self.source, flt, before
         )
-        now = self.config.clock()
         # Filter hints: the events and codes counted in the last hour or two (cheap: hourly rows).
         usage = await asyncio.to_thread(reads.event_usage, self.source, now - 3600)
         codes = await asyncio.to_thread(reads.code_counts, self.source, now - 3600)
