@@ -91,7 +91,10 @@ def test_clock_minutes(text: str) -> None:
     expected = cold.parse(text)
     assert warm.parse(text) == expected
     if expected is not None and text[-1] == "Z" and "." not in text:
-        assert expected == parse_iso(text[:19] + "+00:00") or text.endswith(":60Z")
+        if text.endswith(":60Z"):  # a leap second reads as the next minute's first second
+            assert expected == parse_iso(text[:17] + "00+00:00") + 60
+        else:
+            assert expected == parse_iso(text[:19] + "+00:00")
 
 
 def test_clock_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
