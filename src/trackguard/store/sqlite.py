@@ -660,7 +660,8 @@ _CHECKS: Final = tuple(
 
 
 def _checks_as_comparisons(conn: sqlite3.Connection, path: str | os.PathLike[str]) -> None:
-    """Rewrite ``_CHECKS`` in the schema's text, in the open transaction, once per file.
+    """Rewrite ``_CHECKS`` in the schema's text, in the open transaction (a file rewritten
+    before has nothing left to rewrite, and its schema is left as it is).
 
     The constraints are equivalent, so no row and no format changes: older and newer
     trackguard read the file alike, which is why this is not a schema version. It is SQLite's
