@@ -17,7 +17,7 @@ from typing import Any
 import msgspec
 import pytest
 from click.testing import CliRunner
-from recovery_env import query
+from recovery_env import ORDERS_MAP, query
 from rich.console import Console
 
 from pg_server import fresh_schema
@@ -29,14 +29,6 @@ from trackguard.store.sqlite import open_store
 
 ROOT = Path(__file__).resolve().parents[2]
 PLAN = ROOT / "examples" / "d2c-plan.yaml"
-MAPPING = """\
-person: {id: customer_id}
-timestamp: {column: ordered_at, format: iso8601}
-data:
-  order_id: order_id
-  total: {column: total, type: number}
-  currency: currency
-"""
 
 
 def _orders(path: Path, n: int, *, bad: dict[int, str] | None = None) -> list[dict[str, str]]:
@@ -77,7 +69,7 @@ def test_backfill_interrupted_and_resumed(db: str, tmp_path: Path) -> None:
     source = tmp_path / "orders.csv.gz"
     rows = _orders(source, 3000)
     plan = load_plan(PLAN)
-    mapping = parse_mapping(MAPPING)
+    mapping = parse_mapping(ORDERS_MAP)
     store = open_store(db)
     first = backfill(
         str(source),
@@ -135,7 +127,7 @@ def test_backfill_interrupted_and_resumed(db: str, tmp_path: Path) -> None:
 def test_interrupted_by_an_exception_resumes(db: str, tmp_path: Path) -> None:
     source = tmp_path / "orders.csv"
     _orders(source, 600)
-    mapping = parse_mapping(MAPPING)
+    mapping = parse_mapping(ORDERS_MAP)
     store = open_store(db)
     calls = 0
 
@@ -167,7 +159,7 @@ def _backfill_orders(
     return backfill(
         str(source),
         store=store,
-        mapping=parse_mapping(MAPPING),
+        mapping=parse_mapping(ORDERS_MAP),
         event="order_completed",
         plan=load_plan(PLAN),
         batch_size=batch_size,
@@ -223,7 +215,7 @@ def test_cli_jsonl_and_sqlite_sources(db: str, tmp_path: Path) -> None:
         ' "currency": "USD"}\n\nnot json\n'
     )
     mapping = tmp_path / "m.yaml"
-    mapping.write_text(MAPPING.replace("iso8601", "unix"))
+    mapping.write_text(ORDERS_MAP.replace("iso8601", "unix"))
     result = CliRunner().invoke(
         backfill_command,
         [str(jsonl), "--as", "event:order_completed", "--map", str(mapping), "--db", db],
@@ -300,7 +292,7 @@ def test_cli_mapping_error_exits_2(tmp_path: Path) -> None:
 
 def _map(tmp_path: Path) -> Path:
     path = tmp_path / "orders.map.yaml"
-    path.write_text(MAPPING)
+    path.write_text(ORDERS_MAP)
     return path
 
 
@@ -320,7 +312,7 @@ def test_email_keyed_rows_fixed_to_the_known_id(db: str, tmp_path: Path) -> None
     report = backfill(
         str(source),
         store=store,
-        mapping=parse_mapping(MAPPING.replace("{id: customer_id}", "{email: email}")),
+        mapping=parse_mapping(ORDERS_MAP.replace("{id: customer_id}", "{email: email}")),
         event="order_completed",
         plan=load_plan(plan_path),
     )

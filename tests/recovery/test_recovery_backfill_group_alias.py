@@ -12,17 +12,16 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from recovery_env import query
+from recovery_env import WRITE_KEY, query
 
 from outbox_wait import drain
 from trackguard.cli import main
-from trackguard.emulator.app import Emulator, create_emulator
+from trackguard.emulator.app import Emulator
 from trackguard.gateway.build import GatewayOptions, create_gateway
 from trackguard.gateway.config import AuthConfig, Credentials
 from trackguard.http.runner import RunningServer, start_in_thread
 from trackguard.store.sqlite import open_store
 
-WRITE_KEY = "wk-backfill"
 PLAN_TEXT = """\
 version: 1
 name: b2b
@@ -74,14 +73,6 @@ ALIASES_MAP = """\
 person: {id: user_id}
 previous: {id: previous_id}
 """
-
-
-@pytest.fixture(scope="module")
-def upstream() -> Iterator[tuple[Emulator, RunningServer]]:
-    emulator = create_emulator("emu-site", "emu-key", write_key=WRITE_KEY)
-    with start_in_thread(emulator) as server:
-        yield emulator, server
-    emulator.close()
 
 
 @pytest.fixture

@@ -13,12 +13,12 @@ from typing import Any
 import httpx
 import pytest
 from click.testing import CliRunner
-from recovery_env import query
+from recovery_env import ORDERS_MAP, WRITE_KEY, query
 
 from outbox_wait import drain
 from trackguard.cli import main
 from trackguard.durations import iso_time
-from trackguard.emulator.app import Emulator, create_emulator
+from trackguard.emulator.app import Emulator
 from trackguard.emulator.faults import FaultConfig
 from trackguard.gateway.build import GatewayOptions, create_gateway
 from trackguard.gateway.config import AuthConfig, Credentials
@@ -27,7 +27,6 @@ from trackguard.plan.loader import load_plan
 from trackguard.recovery import parse_fixes, replay
 from trackguard.store.sql import session
 
-WRITE_KEY = "wk-replay"
 AT = "2024-06-01T12:00:00.000Z"
 PLAN_TEXT = """\
 version: 1
@@ -69,14 +68,6 @@ BATCH = [
     VIEW_BAD_TIME,  # dropped by the contract
     order("m-4", "A-4", total=5, currency="EUR"),  # good
 ]
-
-
-@pytest.fixture(scope="module")
-def upstream() -> Iterator[tuple[Emulator, RunningServer]]:
-    emulator = create_emulator("emu-site", "emu-key", write_key=WRITE_KEY)
-    with start_in_thread(emulator) as server:
-        yield emulator, server
-    emulator.close()
 
 
 @pytest.fixture
@@ -234,14 +225,6 @@ customer_id,ordered_at,order_id,total,currency
 cust-1,2026-01-02T03:04:05Z,B-1,12.50,USD
 cust-2,2026-01-03T03:04:05Z,B-2,7,EUR
 cust-3,2026-01-04T03:04:05Z,B-3,9.99,USD
-"""
-ORDERS_MAP = """\
-person: {id: customer_id}
-timestamp: {column: ordered_at, format: iso8601}
-data:
-  order_id: order_id
-  total: {column: total, type: number}
-  currency: currency
 """
 
 

@@ -14,6 +14,7 @@ from typing import Any
 import msgspec
 import pytest
 from click.testing import CliRunner
+from recovery_env import ORDERS_MAP
 
 from trackguard.cli.backfill import backfill_command
 from trackguard.plan.loader import load_plan
@@ -24,14 +25,6 @@ from trackguard.store.sqlite import SQLiteStore
 
 ROOT = Path(__file__).resolve().parents[2]
 PLAN = ROOT / "examples" / "d2c-plan.yaml"
-MAPPING = """\
-person: {id: customer_id}
-timestamp: {column: ordered_at, format: iso8601}
-data:
-  order_id: order_id
-  total: {column: total, type: number}
-  currency: currency
-"""
 PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
 N = 2500
 
@@ -52,7 +45,7 @@ def _outbox_orders(db: Path) -> Counter[str]:
 
 def _interrupt_and_resume(source: str, tmp_path: Path, query: str | None = None) -> None:
     plan = load_plan(PLAN)
-    mapping = parse_mapping(MAPPING)
+    mapping = parse_mapping(ORDERS_MAP)
     db = tmp_path / "tg.db"
     store = SQLiteStore(db)
     try:
@@ -126,7 +119,7 @@ def test_postgres_rows_typed_and_numbered(pg_orders: str) -> None:
 
 def test_postgres_cli(pg_orders: str, tmp_path: Path) -> None:
     mapping = tmp_path / "m.yaml"
-    mapping.write_text(MAPPING)
+    mapping.write_text(ORDERS_MAP)
     db = tmp_path / "tg.db"
     SQLiteStore(db).close()  # serve creates the store; backfill never does
     args = [PG_URL, "--query", f"SELECT * FROM {pg_orders} ORDER BY order_id"]

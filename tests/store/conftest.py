@@ -7,7 +7,7 @@ store on the same file or schema, as a second gateway or worker process would.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,23 @@ def pg_schema() -> Iterator[tuple[str, str]]:
     """``(server URL, schema name)``: a fresh schema, dropped after the test."""
     with fresh_schema() as where:
         yield where
+
+
+@pytest.fixture
+def pg_stores(pg_schema: tuple[str, str]) -> Iterator[Callable[[int], list[PostgresStore]]]:
+    """``pg_stores(n)``: ``n`` stores on the test's schema, as ``n`` processes open it; all
+    closed after the test."""
+    url, schema = pg_schema
+    opened: list[PostgresStore] = []
+
+    def open_stores(n: int) -> list[PostgresStore]:
+        stores = [PostgresStore(url, schema=schema) for _ in range(n)]
+        opened.extend(stores)
+        return stores
+
+    yield open_stores
+    for store in opened:
+        store.close()
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

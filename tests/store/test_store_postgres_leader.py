@@ -8,7 +8,7 @@ import logging
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 
 import psycopg
 import pytest
@@ -21,12 +21,8 @@ HANG_GUARD = 30.0
 
 
 @pytest.fixture
-def stores(pg_schema: tuple[str, str]) -> Iterator[list[PostgresStore]]:
-    url, schema = pg_schema
-    opened = [PostgresStore(url, schema=schema) for _ in range(2)]
-    yield opened
-    for store in opened:
-        store.close()
+def stores(pg_stores: Callable[[int], list[PostgresStore]]) -> list[PostgresStore]:
+    return pg_stores(2)
 
 
 def _contenders(stores: list[PostgresStore]) -> list[Leadership]:

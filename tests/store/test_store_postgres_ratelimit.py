@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 
 import msgspec
 import psycopg
@@ -31,12 +31,8 @@ HANG_GUARD = 120.0
 
 
 @pytest.fixture
-def stores(pg_schema: tuple[str, str]) -> Iterator[list[PostgresStore]]:
-    url, schema = pg_schema
-    opened = [PostgresStore(url, schema=schema) for _ in range(3)]
-    yield opened
-    for store in opened:
-        store.close()
+def stores(pg_stores: Callable[[int], list[PostgresStore]]) -> list[PostgresStore]:
+    return pg_stores(3)
 
 
 def _anonymous(n: int) -> tuple[OutboxRow, ...]:

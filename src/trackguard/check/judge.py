@@ -46,13 +46,12 @@ class Judge:
     :data:`trackguard.core.pipelines.MESSAGE_ID_PREFIX`).
     """
 
-    __slots__ = ("checker", "strict")
+    __slots__ = ("checker",)
 
     def __init__(
         self, plan: Plan | None = None, *, strict: bool = False, fallback_keys: bool = True
     ) -> None:
         self.checker = Checker(plan, strict=strict, fallback_keys=fallback_keys)
-        self.strict = strict
 
     def check(self, request: Request) -> Verdict:
         """The verdict for ``request``, whichever API it is for."""
@@ -63,5 +62,5 @@ class Judge:
     def pipelines(self, request: Request) -> tuple[PipelinesResult, Verdict]:
         """The Pipelines contract's result (with the calls it drops) and the verdict."""
         result = evaluate(as_logged(request))
-        verdict = check_calls(result, self.checker.compiled, strict=self.strict)
+        verdict = check_calls(result, self.checker.compiled, strict=self.checker.strict)
         return result, verdict

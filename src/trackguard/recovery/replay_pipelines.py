@@ -27,10 +27,10 @@ from trackguard.plan.model import DedupePolicy
 from trackguard.store.base import QuarantineRecord, Write
 from trackguard.store.view import GatewayState
 
-__all__ = ["EVENT_TYPES", "call_of", "judge", "late", "retime"]
+__all__ = ["call_of", "judge", "late", "path_of", "retime"]
 
 #: Call types that are events, with a time Customer.io keeps (and triggers campaigns on).
-EVENT_TYPES: Final = ("track", "page", "screen")
+_EVENT_TYPES: Final = ("track", "page", "screen")
 _encode: Final = msgspec.json.encode
 
 
@@ -64,7 +64,7 @@ def path_of(call: dict[str, Any]) -> str:
 def retime(call: dict[str, Any], received_at: float, now: float | None) -> None:
     """An event keeps when it happened: without a ``timestamp`` it gets the time the gateway
     received it (Customer.io would take the replay's time); ``now`` re-times it."""
-    if call.get("type") not in EVENT_TYPES:
+    if call.get("type") not in _EVENT_TYPES:
         return
     if now is not None:
         call["timestamp"] = iso_time(now)
