@@ -74,10 +74,7 @@ class TokenBucket:
 
     def acquire(self, sleep: Callable[[float], object] = time.sleep) -> float:
         """Take a token, sleeping until it may be used; returns the seconds waited."""
-        wait = self.reserve()
-        if wait > 0:
-            sleep(wait)
-        return wait
+        return _acquire(self.reserve(), sleep)
 
     async def acquire_async(self) -> float:
         """:meth:`acquire` for asyncio code."""
@@ -85,6 +82,13 @@ class TokenBucket:
         if wait > 0:
             await asyncio.sleep(wait)
         return wait
+
+
+def _acquire(wait: float, sleep: Callable[[float], object]) -> float:
+    """Sleep the ``wait`` a reservation gave, if any; the seconds waited."""
+    if wait > 0:
+        sleep(wait)
+    return wait
 
 
 # --- one bucket for every deliverer ----------------------------------------------------------
@@ -248,10 +252,7 @@ class SharedBucket:
 
     def acquire(self, sleep: Callable[[float], object] = time.sleep) -> float:
         """Take a token, sleeping until it may be used; returns the seconds waited."""
-        wait = self.reserve()
-        if wait > 0:
-            sleep(wait)
-        return wait
+        return _acquire(self.reserve(), sleep)
 
 
 Bucket = TokenBucket | SharedBucket
@@ -260,7 +261,11 @@ Bucket = TokenBucket | SharedBucket
 def bucket_for(
     store: object, name: str, rate: float, burst: int, clock: Callable[[], float]
 ) -> Bucket:
-    """The store's shared bucket ``name`` when it keeps any, else a bucket of this process."""
+    """The store's shared bucket ``name`` when it keeps any, else a bucket of this process.
+
+    ``clock`` times the process's bucket; a shared bucket times its chunks by the monotonic
+    clock (a wall clock stepped back would let a chunk be spent late) and is refilled by the
+    database's."""
     if isinstance(store, TokenReserver):
         return SharedBucket(store, name, rate, burst)
     return TokenBucket(rate, burst, clock)
