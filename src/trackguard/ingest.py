@@ -77,6 +77,8 @@ def quarantine_records(
     request: Request, verdict: Verdict, received_at: float
 ) -> list[QuarantineRecord]:
     """Every part of ``request`` the verdict does not let through, kept whole."""
+    if not verdict.contract_errors and not verdict.rejected:
+        return []  # most requests: nothing kept, and the shared fields are not worth building
     common = _common(request, verdict, received_at)
     records: list[QuarantineRecord] = []
     if verdict.contract_errors:
