@@ -8,7 +8,7 @@ Pipelines requests keep each dropped or rejected call on its own (:func:`pipelin
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
 import msgspec
 
@@ -145,6 +145,10 @@ def _batch_items(body: bytes) -> list[Any]:
     return items if isinstance(items, list) else []
 
 
+#: The Track API actions that teach identities or anonymous activity (see :func:`learned`).
+_TEACHING: Final = frozenset({"identify", "anonymous_event"})
+
+
 def learned(
     verdict: Verdict,
 ) -> tuple[
@@ -152,6 +156,8 @@ def learned(
 ]:
     """What accepted operations teach: ``(email, id)`` bindings from identifies carrying both
     (not those flagged as a conflict), anonymous activity, and identifies' ``anonymous_id``s."""
+    if all(op.api != "pipelines" and op.action not in _TEACHING for op in verdict.operations):
+        return (), (), ()  # most requests: events of known people teach nothing
     links: list[tuple[str, str]] = []
     anonymous: list[tuple[str, str | None]] = []
     anonymous_links: list[tuple[str, str]] = []
