@@ -118,7 +118,13 @@ async def read_body(
         except ValueError:
             pass  # the HTTP parser rejects malformed lengths before the app sees them
     if timeout is None:
-        return await _chunks(receive, limit, None, 0.0)
+        message = await receive()
+        if message["type"] == "http.request" and not message.get("more_body", False):
+            body: bytes = message.get("body", b"")  # most bodies: one message, nothing to join
+            if len(body) > limit:
+                raise BodyTooLarge(limit)
+            return body
+        return await _chunks(receive, limit, None, 0.0, message)
     # One timer, moved on after each chunk: ``asyncio.wait_for`` would run every receive in a
     # task of its own, which costs more than the rest of reading a small body.
     try:
@@ -129,15 +135,16 @@ async def read_body(
 
 
 async def _chunks(
-    receive: Receive, limit: int, pause: asyncio.Timeout | None, timeout: float
+    receive: Receive,
+    limit: int,
+    pause: asyncio.Timeout | None,
+    timeout: float,
+    message: Message | None = None,
 ) -> bytes:
-    """The body's chunks joined; ``pause`` (when timed) moves on ``timeout`` after each."""
-    message = await receive()
-    if message["type"] == "http.request" and not message.get("more_body", False):
-        body: bytes = message.get("body", b"")  # most bodies: one message, nothing to join
-        if len(body) > limit:
-            raise BodyTooLarge(limit)
-        return body
+    """The body's chunks joined, from ``message`` (the first, when already received) on;
+    ``pause`` (when timed) moves on ``timeout`` after each."""
+    if message is None:
+        message = await receive()
     chunks: list[bytes] = []
     size = 0
     while True:
