@@ -156,7 +156,10 @@ def learned(
 ]:
     """What accepted operations teach: ``(email, id)`` bindings from identifies carrying both
     (not those flagged as a conflict), anonymous activity, and identifies' ``anonymous_id``s."""
-    if all(op.api != "pipelines" and op.action not in _TEACHING for op in verdict.operations):
+    for op in verdict.operations:
+        if op.api == "pipelines" or op.action in _TEACHING:
+            break
+    else:
         return (), (), ()  # most requests: events of known people teach nothing
     links: list[tuple[str, str]] = []
     anonymous: list[tuple[str, str | None]] = []
@@ -227,7 +230,9 @@ def _write(
         plan_version=verdict.plan_version,
     )
     kept_as = None
-    if any(row.claim_until is not None for row in outbox):
+    for row in outbox:
+        if row.claim_until is None:
+            continue
         kept_as = QuarantineRecord(
             kind="plan",
             received_at=received_at,
@@ -240,6 +245,7 @@ def _write(
             route=verdict.route,
             status=verdict.status,
         )
+        break  # one record, whichever row claims
     return Write(
         links=links,
         anonymous=anonymous,
