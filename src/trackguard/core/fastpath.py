@@ -37,7 +37,7 @@ from trackguard.contract.operations import Identifier, Operation, Request
 from trackguard.contract.responses import OK_BODY
 from trackguard.contract.routes import NoRoute, RouteMatch
 from trackguard.core.coerce import MS_THRESHOLD, to_number
-from trackguard.core.keys import fallback_key, value_at
+from trackguard.core.keys import event_key, fallback_key, value_at
 from trackguard.core.plancheck import late_message
 from trackguard.core.verdict import Verdict, Violation
 from trackguard.plan.model import EventSpec, Plan, PropertySpec
@@ -313,6 +313,8 @@ class FastEvents:
         if derive is not None:
             ok, amount = to_number(value_at(generic, derive))
             total = float(amount) if ok else None
+        if dedupe is None and self.fallback_keys:  # fallback_key() of the operation below
+            dedupe = event_key(generic, ident, "event", name, generic.get("data"))
         route = hit.route
         op = Operation(
             api="v1",
@@ -327,8 +329,6 @@ class FastEvents:
             dedupe_key=dedupe,
             derive_total=total,
         )
-        if dedupe is None and self.fallback_keys:
-            op = msgspec.structs.replace(op, dedupe_key=fallback_key(op))
         return Verdict(
             outcome="accepted" if late is None else "warned",
             status=200,
