@@ -18,9 +18,9 @@ and converted exactly as the gateway's Pipelines door does it
 is still claimed by the row that failed, so that claim is released first, unless another row
 holding the key is pending or was delivered. A Pipelines record that holds no call (not JSON)
 is left as it is and counted in :attr:`ReplayReport.unreadable`. The store is SQLite or
-PostgreSQL: the reads and the
-``still_invalid`` updates go through one :func:`~trackguard.store.sql.session` (read-only for
-a dry run, so a dry run cannot change anything).
+PostgreSQL, opened once: the reads and the ``still_invalid`` updates go through one
+:func:`~trackguard.store.sql.session` on it (on PostgreSQL a connection of its pool; read-only
+for a dry run, so a dry run cannot change anything).
 
 A dry run previews the real run exactly: it claims dedupe keys in memory as it goes, so the
 second of two quarantined copies of one order is counted as a duplicate in both. Duplicates are
@@ -34,7 +34,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final, cast
 
 import msgspec
 
@@ -56,8 +56,11 @@ from trackguard.recovery.fixes import Fix, apply_fixes
 from trackguard.store.base import OutboxRow, QuarantineRecord, Store, Write, dedupe_conflict
 from trackguard.store.quarantine import QuarantineFilter, get, list_quarantine
 from trackguard.store.sql import Session, session
-from trackguard.store.sqlite import open_store
+from trackguard.store.sqlite import SQLiteStore, open_store
 from trackguard.store.view import GatewayState
+
+if TYPE_CHECKING:
+    from trackguard.store.postgres import PostgresStore
 
 __all__ = ["CAMPAIGN_WINDOW", "ReplayItem", "ReplayReport", "replay"]
 
@@ -222,10 +225,10 @@ def replay(
     :class:`~trackguard.errors.StoreNotFound`.
     """
     at = time.time() if now is None else now
-    with session(target, readonly=dry_run) as s:
-        ids = _selected_ids(s, filter or QuarantineFilter())
-        store = open_store(target, create=False, readonly=dry_run)
-        try:
+    store = open_store(target, create=False, readonly=dry_run)
+    try:
+        with session(cast("SQLiteStore | PostgresStore", store), readonly=dry_run) as s:
+            ids = _selected_ids(s, filter or QuarantineFilter())
             checker = Checker(plan)
             state = GatewayState.load(store)
             identity_map = dict(store.identities())
@@ -257,8 +260,8 @@ def replay(
                     unreadable.append(record.id)
                 else:
                     items.append(item)
-        finally:
-            store.close()
+    finally:
+        store.close()
     warnings: list[str] = []
     if unreadable:
         warnings.append(
