@@ -309,10 +309,11 @@ def _one(
         pl.retime(fixed, record.received_at, now if now_timestamps else None)
         request, verdict, write = pl.judge(fixed, record, checker, state, now, plan.dedupe)
         item = _item(record, request, verdict, tuple(result.applied))
-        if record.kind == "upstream" and not _invalid(verdict):
-            _release(s, claimed_keys(write), run, dry_run)
+        queued = None if _invalid(verdict) else write
+        if record.kind == "upstream" and queued is not None:
+            _release(s, claimed_keys(queued), run, dry_run)
         item.late = pl.late(verdict, now, CAMPAIGN_WINDOW)
-        return _settle(item, record, request, verdict, write, store, s, state, now, run, dry_run)
+        return _settle(item, record, request, verdict, queued, store, s, state, now, run, dry_run)
     batch_item = record.batch_index is not None
     method, path = ("POST", "/api/v2/entity") if batch_item else (record.method, record.path)
     try:
@@ -387,9 +388,9 @@ def _settle(
     run: _Run,
     dry_run: bool,
 ) -> ReplayItem:
-    """Mark the record ``still_invalid`` with the new findings, or commit its write with the
-    ``replayed`` mark (a dry run only counts)."""
-    if write is None or _invalid(verdict):
+    """Mark the record ``still_invalid`` with the new findings (``write`` is None: the verdict
+    sends nothing), or commit its write with the ``replayed`` mark (a dry run only counts)."""
+    if write is None:
         item.codes, findings, item.reason = _reason(verdict)
         if not item.codes:
             item.reason = item.reason or "nothing to send"
