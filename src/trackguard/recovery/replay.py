@@ -40,6 +40,7 @@ import msgspec
 
 from trackguard.contract.operations import Request
 from trackguard.contract.pipelines import is_pipelines_path
+from trackguard.core.coerce import parse_iso
 from trackguard.core.pipeline import Checker
 from trackguard.core.verdict import Verdict
 from trackguard.delivery.ratelimit import TokenBucket
@@ -86,6 +87,7 @@ class ReplayItem(msgspec.Struct, kw_only=True):
     codes: tuple[str, ...] = ()
     reason: str = ""
     applied: tuple[str, ...] = ()
+    #: An event older than :data:`CAMPAIGN_WINDOW` is queued (would be, in a dry run).
     late: bool = False
 
 
@@ -312,7 +314,7 @@ def _one(
         queued = None if _invalid(verdict) else write
         if record.kind == "upstream" and queued is not None:
             _release(s, claimed_keys(queued), run, dry_run)
-        item.late = pl.late(verdict, now, CAMPAIGN_WINDOW)
+        item.late = queued is not None and _late(verdict, now)
         return _settle(item, record, request, verdict, queued, store, s, state, now, run, dry_run)
     batch_item = record.batch_index is not None
     method, path = ("POST", "/api/v2/entity") if batch_item else (record.method, record.path)
@@ -337,17 +339,25 @@ def _one(
     request = Request(method=method, path=new_path, body=body_bytes, source=record.source)
     verdict = checker.check(request, now=now, state=state)
     item = _item(record, request, verdict, applied, path=path)
-    if not _invalid(verdict):
-        for op in verdict.operations:
-            ts = op.body.get("timestamp") if isinstance(op.body, dict) else None
-            if isinstance(ts, int) and not isinstance(ts, bool) and now - ts > CAMPAIGN_WINDOW:
-                item.late = True
     queued = None if _invalid(verdict) else to_write(request, verdict, now, plan.dedupe)
+    item.late = queued is not None and _late(verdict, now)
     return _settle(item, record, request, verdict, queued, store, s, state, now, run, dry_run)
 
 
 def _invalid(verdict: Verdict) -> bool:
     return bool(verdict.contract_errors or verdict.rejected or not verdict.operations)
+
+
+def _late(verdict: Verdict, now: float) -> bool:
+    """Whether an event's ``timestamp`` (Unix seconds; ISO-8601 in a Pipelines call) is older
+    than :data:`CAMPAIGN_WINDOW`: Customer.io keeps it but triggers no campaign on it."""
+    for op in verdict.operations:
+        stamp = op.body.get("timestamp") if op.is_event and op.body is not None else None
+        if isinstance(stamp, str):
+            stamp = parse_iso(stamp)
+        if isinstance(stamp, int) and not isinstance(stamp, bool) and now - stamp > CAMPAIGN_WINDOW:
+            return True
+    return False
 
 
 def _item(
