@@ -518,16 +518,12 @@ def test_upstream_errors_never_raises(body: bytes) -> None:
 def test_linger_waits_for_a_fuller_batch_then_goes(store: SQLiteStore) -> None:
     """Rows wait up to ``linger`` for company; ``batch_target`` rows go at once."""
     transport, _ = recording(lambda r: UpstreamResponse(200, (), b"{}"))
-    clock = FakeClock(T0 + 1.25)  # the first row (received at T0 + 1) is 0.25 s old
-    w = worker(store, transport, clock, linger=1.0, batch_target=3, idle_sleep=0.5)
-    assert w.linger_for() == 0.5  # nothing pending: idle
-    commit(store, [v2_row(1)])
-    assert w.linger_for() == 0.5  # min(1.0 - 0.25, idle_sleep)
-    clock.now = T0 + 1.9
-    assert w.linger_for() == pytest.approx(0.1)
-    clock.now = T0 + 2.0
-    assert w.linger_for() == 0.0  # the oldest row has waited a whole second
-    clock.now = T0 + 1.25
+    w = worker(store, transport, FakeClock(), linger=1.0, batch_target=3, idle_sleep=0.5)
+    assert w.linger_wait(store.outbox_stats(), T0 + 1.25) == 0.5  # nothing pending: idle
+    commit(store, [v2_row(1)])  # received at T0 + 1
+    stats = store.outbox_stats()
+    assert w.linger_wait(stats, T0 + 1.25) == 0.5  # min(1.0 - 0.25, idle_sleep)
+    assert w.linger_wait(stats, T0 + 1.9) == pytest.approx(0.1)
+    assert w.linger_wait(stats, T0 + 2.0) == 0.0  # the oldest row has waited a whole second
     commit(store, [v2_row(2), v2_row(3)])
-    assert w.linger_for() == 0.0  # batch_target rows are pending
-    assert worker(store, transport, clock, linger=0).linger_for() == 0.0
+    assert w.linger_wait(store.outbox_stats(), T0 + 1.25) == 0.0  # batch_target rows pending

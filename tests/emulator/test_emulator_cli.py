@@ -19,7 +19,7 @@ import pytest
 from click.testing import CliRunner
 
 from trackguard.cli.emulate import emulate_command
-from trackguard.http.runner import _bind
+from trackguard.http.runner import bind
 
 if TYPE_CHECKING:
     import ssl
@@ -188,7 +188,7 @@ def test_bad_config_file(tmp_path: Path) -> None:
 
 
 def test_port_in_use_is_a_clear_error() -> None:
-    taken = _bind("127.0.0.1", 0)
+    taken = bind("127.0.0.1", 0)
     try:
         port = taken.getsockname()[1]
         result = CliRunner().invoke(

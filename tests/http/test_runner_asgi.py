@@ -6,15 +6,18 @@ import asyncio
 import base64
 from typing import Any
 
+import httpx
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from trackguard.contract import Request, evaluate, render
 from trackguard.http.asgi import (
+    BODY_GAP_EXTENSION,
     BodyTooLarge,
     ClientDisconnected,
     Message,
+    app_body_timeout,
     credentials_match,
     lifespan,
     parse_basic_auth,
@@ -25,6 +28,8 @@ from trackguard.http.asgi import (
     track_too_large,
     track_unauthorized,
 )
+from trackguard.http.limits import ConnectionLimits
+from trackguard.http.runner import start_in_thread
 
 
 def feeder(*messages: Message) -> tuple[Any, list[int]]:
@@ -206,3 +211,43 @@ def test_lifespan_runs_both_hooks() -> None:
     sent = run_send(lambda send: lifespan(receive, send, startup=up, shutdown=down))
     assert [m["type"] for m in sent] == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
     assert ran == ["up", "down"]
+
+
+@pytest.mark.parametrize(
+    ("extensions", "expected"),
+    [
+        (None, 30.0),  # a server without the extension: the app times the body itself
+        ({}, 30.0),
+        ({"http.response.trailers": {}}, 30.0),
+        ({BODY_GAP_EXTENSION: {"seconds": 10.25}}, None),  # the server answers first
+        ({BODY_GAP_EXTENSION: {"seconds": 30.0}}, 30.0),  # a tie: the app's timer stays
+        ({BODY_GAP_EXTENSION: {"seconds": 45.0}}, 30.0),
+    ],
+)
+def test_app_body_timeout_leaves_the_body_to_a_server_that_answers_first(
+    extensions: dict[str, Any] | None, expected: float | None
+) -> None:
+    scope: dict[str, Any] = {"type": "http", "headers": []}
+    if extensions is not None:
+        scope["extensions"] = extensions
+    assert app_body_timeout(scope, 30.0) == expected
+
+
+def test_the_guarded_server_tells_the_app_its_body_gap() -> None:
+    """Under trackguard's server the extension is there, one sweep past the gap timeout."""
+    seen: list[tuple[object, float | None, float | None]] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        gap = scope["extensions"][BODY_GAP_EXTENSION]["seconds"]
+        seen.append((gap, app_body_timeout(scope, 3.0), app_body_timeout(scope, 2.5)))
+        await read_body(scope, receive, 100, timeout=None)
+        await send_response(send, 204, b"")
+
+    limits = ConnectionLimits(body_gap_timeout=2.0, header_timeout=2.0, body_timeout=4.0)
+    assert limits.sweep_interval == 0.5
+    with start_in_thread(app, limits=limits) as server, httpx.Client() as client:
+        for body in (b"one", b"two"):  # two requests on one keep-alive connection
+            assert client.post(server.url + "/", content=body).status_code == 204
+    assert seen == [(2.5, None, 2.5), (2.5, None, 2.5)]  # 3 s: never first; 2.5 s: a tie

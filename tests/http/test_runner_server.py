@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 from trackguard.http.asgi import Receive, Scope, Send, lifespan, send_json
 from trackguard.http.runner import (
     RunningServer,
-    _bind,
     base_url,
+    bind,
     parse_listen,
     start_in_thread,
 )
@@ -133,7 +133,7 @@ def test_port_zero_binds_a_real_port_and_stop_closes_it(plain_context: ssl.SSLCo
 
 
 def test_explicit_port_and_port_in_use(plain_context: ssl.SSLContext) -> None:
-    probe = _bind("127.0.0.1", 0)
+    probe = bind("127.0.0.1", 0)
     port = probe.getsockname()[1]
     probe.close()
     with start_in_thread(SlowApp(), port=port) as server:
@@ -227,7 +227,7 @@ def test_listening_socket_is_tcp_so_responses_are_not_held_by_nagle(
 ) -> None:
     # With Nagle's algorithm on, a response body waits ~40 ms behind its headers for the
     # client's delayed ACK: every connection the server accepts must have TCP_NODELAY.
-    sock = _bind("127.0.0.1", 0)
+    sock = bind("127.0.0.1", 0)
     assert sock.proto == socket.IPPROTO_TCP  # asyncio sets TCP_NODELAY only then
     assert _nodelay_of_a_connection_accepted_by_asyncio(sock) != 0
     with start_in_thread(SlowApp()) as server, httpx.Client(verify=plain_context) as client:

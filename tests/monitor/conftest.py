@@ -1,9 +1,10 @@
 """The stores the monitor's database tests run against: a SQLite file, and a PostgreSQL schema
 of its own (127.0.0.1:5432, database ``test``; see ``tests/store/store_kinds.py``).
 
-``new_db`` makes a fresh store target (a path, or a ``postgresql://...?schema=`` URL) each
-call, so a Hypothesis example or a second store gets its own; opening one target twice is two
-gateways on one database. Every schema made is dropped after the test.
+``new_db`` makes a fresh store (a SQLite file, or a ``postgresql://...?schema=`` URL whose
+schema the first writer fills) each call, so a Hypothesis example or a second store gets its
+own; opening one target twice is two gateways on one database. Every schema made is dropped
+after the test.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "store"))
 
 from monitor_env import NewDB
 from store_kinds import pg_url
+
+from trackguard.store.sqlite import SQLiteStore
 
 
 @contextmanager
@@ -46,7 +49,14 @@ def _schemas() -> Iterator[NewDB]:
 def new_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[NewDB]:
     if request.param == "sqlite":
         numbers = itertools.count()
-        yield lambda: str(tmp_path / f"tg{next(numbers)}.db")
+
+        def make() -> str:
+            # A store file, as the gateway creates before its monitor opens it.
+            path = tmp_path / f"tg{next(numbers)}.db"
+            SQLiteStore(path).close()
+            return str(path)
+
+        yield make
         return
     with _schemas() as make:
         yield make

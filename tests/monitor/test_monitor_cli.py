@@ -11,6 +11,7 @@ import click
 import pytest
 from click.testing import CliRunner
 from monitor_env import T0, FakeClock, NewDB, Receiver, commit_requests, start_receiver
+from store_schema_env import schema_file
 
 from trackguard.cli import main as cli
 from trackguard.cli.monitor import alerts_group, health_command, stats_command
@@ -167,11 +168,10 @@ def test_invalid_rule_file_is_a_clear_cli_error(tmp_path: Path) -> None:
     )
 
 
-def test_health_on_a_file_without_identity_tables_says_so(tmp_path: Path) -> None:
-    db = tmp_path / "other.db"
-    conn = sqlite3.connect(db)
-    conn.execute("CREATE TABLE unrelated (x)")
-    conn.close()
+def test_health_on_a_store_without_identity_tables_says_so(tmp_path: Path) -> None:
+    db = tmp_path / "old.db"
+    with schema_file(db, 2):  # identity tables came with schema 3
+        pass
     result = CliRunner().invoke(health_command, ["--db", str(db)])
     assert result.exit_code == 0, result.output
     rows = [line.split() for line in result.stdout.splitlines()[1:]]
@@ -181,8 +181,8 @@ def test_health_on_a_file_without_identity_tables_says_so(tmp_path: Path) -> Non
         ["emails_without_recent_order", "n/a"],
     ]
     assert result.stderr == (
-        f"n/a: {db} has no identity tables (not a trackguard store, or one from before them:"
-        " trackguard serve adds them when it opens the store)\n"
+        f"n/a: {db} has no identity tables (a store from before them: trackguard serve adds"
+        " them when it opens the store)\n"
     )
 
 
@@ -219,3 +219,20 @@ def test_a_store_url_of_another_kind_is_one_error_line(command: list[str]) -> No
         "Error: 'mysql://tg@db/tg': the monitor reads a SQLite store (a path or"
         " sqlite:///path) or a PostgreSQL one (postgresql://user@host/db[?schema=NAME])\n",
     )
+
+
+@pytest.mark.parametrize("argv", [["stats"], ["health"], ["alerts", "status", "--rules", "R"]])
+def test_a_sqlite_file_that_is_no_store_is_one_error_line(tmp_path: Path, argv: list[str]) -> None:
+    other, rules = tmp_path / "other.db", tmp_path / "alerts.yaml"
+    with sqlite3.connect(other) as conn:
+        conn.execute("CREATE TABLE notes (text TEXT)")
+    conn.close()
+    rules.write_text("rules: []\n")
+    argv = [str(rules) if a == "R" else a for a in argv]
+    result = CliRunner().invoke(cli, [*argv, "--db", str(other)])
+    assert (result.exit_code, result.stdout) == (2, "")
+    assert result.stderr == f"Error: {other}: not a trackguard store (no schema)\n"
+    with sqlite3.connect(other) as conn:  # read only: nothing was added to the file
+        names = [r[0] for r in conn.execute("SELECT name FROM sqlite_master")]
+    conn.close()
+    assert names == ["notes"]

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from monitor_env import NewDB
 
 from trackguard.monitor.db import MonitorDB
+from trackguard.store.sqlite import SQLiteStore
 
 ROUTE = "POST /api/v1/customers/{identifier}/events"
 
@@ -47,7 +48,8 @@ def test_counts_are_rolled_up_per_hour_in_the_same_flush(new_db: NewDB) -> None:
 
 def test_an_older_store_is_backfilled_once(tmp_path: Path) -> None:
     path = tmp_path / "old.db"
-    conn = sqlite3.connect(path)
+    SQLiteStore(path).close()
+    conn = sqlite3.connect(path)  # its monitor's table from before the hourly rollup
     conn.execute(
         "CREATE TABLE monitor_counts (minute INTEGER NOT NULL, event TEXT NOT NULL,"
         " route TEXT NOT NULL, source TEXT NOT NULL, kind TEXT NOT NULL, name TEXT NOT NULL,"

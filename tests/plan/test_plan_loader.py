@@ -30,7 +30,13 @@ from trackguard.plan import (
     plan_file_schema,
 )
 from trackguard.plan.loader import ALLOWED_KEYS
-from trackguard.plan.model import ACTIONS, POLICIES, PROPERTY_TYPES, SEMANTIC_EVENT_NAMES
+from trackguard.plan.model import (
+    ACTIONS,
+    POLICIES,
+    PROPERTY_TYPES,
+    SEMANTIC_EVENT_NAMES,
+    with_every,
+)
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "d2c-plan.yaml"
 
@@ -1183,6 +1189,23 @@ def test_a_star_entry_holds_the_properties_of_every_page(lint: Lint) -> None:
     screens = plan.every_view("screens")
     assert screens is not None and [p.name for p in screens.properties] == ["app_version"]
     assert parse_plan("version: 1\n").every_view("pages") is None
+
+
+def test_a_page_has_the_star_entrys_properties_it_does_not_declare() -> None:
+    plan = parse_plan(
+        "version: 1\npages:\n"
+        '  "*": {properties: {url: string, title: {type: string, required: true}}}\n'
+        "  Pricing: {properties: {title: integer, plan: string}}\n"
+    )
+    every, pricing = plan.every_view("pages"), plan.named_views("pages")["Pricing"]
+    assert every is not None
+    merged = with_every(pricing.properties, every.properties)
+    assert [(p.name, p.type, p.required) for p in merged] == [
+        ("title", "integer", False),  # its own spec wins
+        ("plan", "string", False),
+        ("url", "string", False),
+    ]
+    assert with_every(every.properties, ()) == every.properties
 
 
 def test_star_entry_mistakes_are_lint_errors_with_suggestions(lint: Lint) -> None:

@@ -396,6 +396,28 @@ def test_an_order_id_whose_claim_expired_is_not_a_conflict(db: str, tmp_path: Pa
         store.close()
 
 
+def test_conflicts_in_later_batches_are_each_found(db: str, tmp_path: Path) -> None:
+    """The conflict count read after one batch is the next batch's starting point."""
+    source = tmp_path / "orders.csv"
+    source.write_text(
+        "order_id,customer_id,ordered_at,total,currency\n"
+        "ORD-1,cus_a,2025-03-01T10:00:00Z,10.00,USD\n"
+        "ORD-1,cus_b,2025-03-01T11:00:00Z,20.00,USD\n"  # batch 1: a conflict
+        "ORD-2,cus_a,2025-03-01T12:00:00Z,30.00,USD\n"  # batch 2: none
+        "ORD-1,cus_c,2025-03-01T13:00:00Z,40.00,USD\n"  # batch 2: a conflict
+        "ORD-2,cus_d,2025-03-01T14:00:00Z,50.00,USD\n"  # batch 3: a conflict
+    )
+    store = open_store(db)
+    try:
+        report = _backfill_orders(source, store, batch_size=2)
+        assert (report.rows_read, report.accepted, report.rejected) == (5, 2, 3)
+        assert (report.dedupe_conflicts, report.duplicates) == (3, 0)
+        assert store.conflict_count() == 3
+        assert _outbox_orders(db) == Counter({"ORD-1": 1, "ORD-2": 1})
+    finally:
+        store.close()
+
+
 def test_a_postgresql_schema_without_a_store_is_an_error(tmp_path: Path) -> None:
     source = tmp_path / "orders.csv"
     _orders(source, 3)

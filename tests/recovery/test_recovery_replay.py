@@ -23,7 +23,7 @@ from trackguard.emulator.app import create_emulator
 from trackguard.http.runner import start_in_thread
 from trackguard.ingest import to_write
 from trackguard.plan.loader import load_plan
-from trackguard.recovery import load_fixes, replay
+from trackguard.recovery import load_fixes, parse_fixes, replay
 from trackguard.store.base import Store, StoreError
 from trackguard.store.quarantine import QuarantineFilter, list_quarantine
 from trackguard.store.sql import session
@@ -126,6 +126,7 @@ def test_unfixed_records_become_still_invalid_and_cli_dry_run(db: str, tmp_path:
     assert _states(db) == ["still_invalid"] * 3
     old = replay(db, PLAN, None, load_fixes(fix_file), now=time.time() + 5 * 86400)
     assert old.replayed == 3 and "older than 72h" in old.warnings[0]
+    assert [i.late for i in old.items] == [True] * 3
     bad = tmp_path / "bad.yaml"
     bad.write_text("fixes:\n  - drop: data.x\n  - explode: {}\n")
     result = runner.invoke(
@@ -133,6 +134,22 @@ def test_unfixed_records_become_still_invalid_and_cli_dry_run(db: str, tmp_path:
     )
     assert result.exit_code == 2
     assert f"{bad}:3:5" in result.output
+
+
+def test_only_events_are_late(db: str) -> None:
+    """A week-old identify is replayed without the 72h warning: campaigns trigger on events."""
+    at = time.time() - 3600
+    store = open_store(db, synchronous="NORMAL")
+    try:
+        identify = {"type": "person", "identifiers": {"id": "cus_9"}, "action": "identify",
+                    "timestamp": int(at), "attributes": {"country": "USA"}}  # fmt: skip
+        _send(store, "POST", "/api/v2/entity", identify, at)  # country: 2 letters at most
+    finally:
+        store.close()
+    fixes = parse_fixes("fixes:\n  - drop: attributes.country\n")
+    report = replay(db, PLAN, None, fixes, now=at + 7 * 86400)
+    assert [(i.outcome, i.late) for i in report.items] == [("replayed", False)]
+    assert report.warnings == []
 
 
 #: A trigger that refuses to mark a quarantine record ``replayed``, in each dialect.

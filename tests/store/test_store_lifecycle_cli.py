@@ -74,6 +74,12 @@ def test_init_creates_an_empty_store_readable_by_its_owner_only(tmp_path: Path) 
         2,
         f"Error: {tmp_path / 'missing'}: no such directory\n",
     )
+    for target, reason in (
+        ("mysql://db/tg", "init creates a SQLite file (a path or sqlite:///path)"),
+        ("sqlite://tg.db", "write sqlite:///relative/path or sqlite:////abs/path"),
+    ):
+        refused = run("init", target)
+        assert (refused.exit_code, refused.output) == (2, f"Error: {target!r}: {reason}\n")
 
 
 @pytest.mark.parametrize("command", ["info", "prune", "vacuum"])

@@ -181,17 +181,20 @@ def _lines(fh: _LineSource, lineno: int = 0) -> Iterator[tuple[int, bytes | None
 
 
 def _har(path: Path) -> Iterator[Item]:
-    """The entries of a HAR capture, as the audit reads them."""
-    for item in read_har(path, FileCounter(str(path), "har")):
+    """The entries of a HAR capture, as the audit reads them.
+
+    The audit's reader yields exactly one item per entry, in order, so an item's index is its
+    entry's; only an unreadable file (``position == "file"``, then nothing else) has none.
+    """
+    for index, item in enumerate(read_har(path, FileCounter(str(path), "har"))):
         if isinstance(item, Record):
             yield Located(item.file, item.pos, item.request, True)
-        elif isinstance(item, HarUnreadable):
-            if item.position.startswith("entry["):
-                yield Unreadable(item.file, int(item.position[6:-1]), item.reason, True)
-            else:
-                yield Unreadable(item.file, 0, item.reason)
+        elif not isinstance(item, HarUnreadable):
+            yield Skipped(item.file, index)
+        elif item.position == "file":
+            yield Unreadable(item.file, 0, item.reason)
         else:
-            yield Skipped(item.file, int(item.position[6:-1]))
+            yield Unreadable(item.file, index, item.reason, True)
 
 
 def iter_requests(paths: list[Path]) -> Iterator[Item]:

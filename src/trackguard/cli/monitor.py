@@ -135,8 +135,8 @@ def health_command(db: str, fmt: str) -> None:
     emit_rows(fmt, rows, columns)
     if None in values.values() and fmt == "table":
         click.echo(
-            f"n/a: {db} has no identity tables (not a trackguard store, or one from before"
-            " them: trackguard serve adds them when it opens the store)",
+            f"n/a: {db} has no identity tables (a store from before them: trackguard serve"
+            " adds them when it opens the store)",
             err=True,
         )
 

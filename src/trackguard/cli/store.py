@@ -33,7 +33,7 @@ from trackguard.store.info import StoreInfo, store_info
 from trackguard.store.retention import DEFAULT_PRUNE_EVERY, MONITOR_RETENTION, Retention, prune
 from trackguard.store.sql import is_postgres_url
 from trackguard.store.sqlite import SCHEMA_VERSION, SQLiteStore, open_store, sqlite_path
-from trackguard.store.urls import display_url
+from trackguard.store.urls import display_url, unsupported_url
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -55,33 +55,54 @@ def _positive(ctx: click.Context, param: click.Parameter, value: str | None) -> 
     return seconds
 
 
-#: What each file-only command says about a PostgreSQL URL: the tool for that job there.
-_ON_POSTGRES: Final = {
-    "init": "init creates a SQLite file; trackguard serve (or store copy) creates a"
-    " PostgreSQL store's tables in its schema",
-    "backup": "backup copies a SQLite file; back up a PostgreSQL store with pg_dump"
-    " (pg_dump --schema NAME for its schema)",
-    "vacuum": "vacuum rewrites a SQLite file; PostgreSQL's autovacuum reclaims space"
-    " (or run VACUUM in psql)",
+#: What each file-only command does, and what does that job for a PostgreSQL store.
+_FILE_ONLY: Final = {
+    "init": (
+        "init creates a SQLite file",
+        "trackguard serve (or store copy) creates a PostgreSQL store's tables in its schema",
+    ),
+    "backup": (
+        "backup copies a SQLite file",
+        "back up a PostgreSQL store with pg_dump (pg_dump --schema NAME for its schema)",
+    ),
+    "vacuum": (
+        "vacuum rewrites a SQLite file",
+        "PostgreSQL's autovacuum reclaims space (or run VACUUM in psql)",
+    ),
 }
 
 
+def _sqlite_file(db: str) -> Path | None:
+    """The file a path or ``sqlite:///`` URL names (None: another scheme); a malformed
+    ``sqlite:`` URL is refused."""
+    try:
+        path = sqlite_path(db)
+    except StoreError as exc:
+        _fail(str(exc))
+    return None if path is None else Path(path)
+
+
 def _path(db: str, command: str) -> Path:
-    """The file ``--db`` names. Its ``db_option()`` callback already refused a malformed or
-    missing store; this refuses a PostgreSQL URL (naming the tool to use) and any other."""
+    """The file ``db`` names, for a command that works on a SQLite file only: a PostgreSQL
+    URL is refused naming the tool for the job there, any other URL as not a file."""
+    does, there = _FILE_ONLY[command]
     if is_postgres_url(db):
-        _fail(f"{display_url(db)}: {_ON_POSTGRES[command]}")
-    path = sqlite_path(db)
+        _fail(f"{display_url(db)}: {does}; {there}")
+    path = _sqlite_file(db)
     if path is None:
-        _fail(f"{db!r}: store commands work on a SQLite file (a path or sqlite:///path)")
-    return Path(path)
+        _fail(f"{db!r}: {does} (a path or sqlite:///path)")
+    return path
 
 
 def _target(db: str) -> str:
-    """The store ``--db`` names for a command that reads or prunes either kind."""
+    """The store ``--db`` names for a command that reads or prunes either kind. Its
+    ``db_option()`` callback already refused a malformed or missing store."""
     if is_postgres_url(db):
         return db
-    return str(_path(db, "info"))
+    path = _sqlite_file(db)
+    if path is None:
+        _fail(str(unsupported_url(db)))
+    return str(path)
 
 
 def _duration_option(
@@ -168,15 +189,7 @@ def init_command(path: str) -> None:
     \b
         trackguard store init /var/lib/trackguard/tg.db
     """
-    if is_postgres_url(path):
-        _fail(f"{display_url(path)}: {_ON_POSTGRES['init']}")
-    try:
-        target = sqlite_path(path)
-    except StoreError as exc:
-        _fail(str(exc))
-    if target is None:
-        _fail(f"{path!r}: init creates a SQLite file (a path or sqlite:///path)")
-    file = Path(target)
+    file = _path(path, "init")
     if file.exists():
         _fail(f"{file}: already exists; init creates a new store only")
     if not file.parent.is_dir():

@@ -25,7 +25,7 @@ from trackguard.core import coerce
 from trackguard.core.keys import person_key, value_at
 from trackguard.core.state import NO_STATE, StateView
 from trackguard.core.verdict import Change, Violation
-from trackguard.plan.model import EVERY_VIEW, EventSpec, Plan, PropertySpec
+from trackguard.plan.model import EVERY_VIEW, EventSpec, Plan, PropertySpec, with_every
 from trackguard.plan.naming import follows, name_key, to_convention
 
 Coercer = Callable[[Any], tuple[bool, Any]]
@@ -200,7 +200,7 @@ class _Event:
         props = tuple(_Prop(p, f"{self.rule}.properties.{p.name}") for p in spec.properties)
         names = frozenset(p.name for p in spec.properties)
         if every is not None:
-            props += tuple(p for p in every.props if p.name not in names)
+            props = with_every(props, every.props)
             names |= every.names
         self.props: tuple[_Prop, ...] = props
         self.names: frozenset[str] = names

@@ -374,7 +374,7 @@ class DeliveryWorker:
                 wake.clear()
                 try:
                     stats = self.store.outbox_stats() if self.linger > 0 else None
-                    wait = 0.0 if stats is None else self._linger(stats, self.clock())
+                    wait = 0.0 if stats is None else self.linger_wait(stats, self.clock())
                     if stats is not None and wait > 0:
                         # Only an empty outbox waits for news; a lingering batch waits its time.
                         (wake.wait if stats.pending == 0 else stop.wait)(wait)
@@ -404,18 +404,14 @@ class DeliveryWorker:
             wake.close()
         log.info("delivery stopped")
 
-    def linger_for(self, now: float | None = None) -> float:
+    def linger_wait(self, stats: OutboxStats, now: float) -> float:
         """How long to wait for a fuller batch before the next round (0: go now).
 
         Every upstream request spends one of the few the rate limit allows, so a round waits
         until ``batch_target`` rows are pending or the oldest has waited ``linger`` seconds:
-        under load batches fill up; a lone event still leaves within ``linger``.
+        under load batches fill up; a lone event still leaves within ``linger``. An empty
+        outbox waits ``idle_sleep``. ``run`` asks only when ``linger`` is positive.
         """
-        if self.linger <= 0:
-            return 0.0
-        return self._linger(self.store.outbox_stats(), self.clock() if now is None else now)
-
-    def _linger(self, stats: OutboxStats, now: float) -> float:
         if stats.pending == 0:
             return self.idle_sleep
         if stats.pending >= self.batch_target or stats.oldest_pending_at is None:

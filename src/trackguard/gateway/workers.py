@@ -52,7 +52,7 @@ from trackguard.http.asgi import (
 )
 from trackguard.http.limits import ConnectionLimits
 from trackguard.http.promsum import merge
-from trackguard.http.runner import ADMIN_MAX_CONNECTIONS, _bind, base_url, run, start_in_thread
+from trackguard.http.runner import ADMIN_MAX_CONNECTIONS, base_url, bind, run, start_in_thread
 from trackguard.http.supervisor import Supervisor, stop_on_signals
 from trackguard.logs import FORMAT, configure_logging
 from trackguard.monitor.monitor import Monitor
@@ -272,8 +272,8 @@ def serve_workers(
     if checked.request_log is not None:
         checked.request_log.close()
     metrics_token = load_auth(options.config).metrics_token
-    sock = _bind(serving.host, serving.port)
-    admin_socks = [_bind("127.0.0.1", 0) for _ in range(workers)]
+    sock = bind(serving.host, serving.port)
+    admin_socks = [bind("127.0.0.1", 0) for _ in range(workers)]
     urls = [base_url("127.0.0.1", s.getsockname()[1], tls=False) for s in admin_socks]
     logging.getLogger("httpx").setLevel(logging.WARNING)  # no line per scrape or probe
     context = multiprocessing.get_context("spawn")  # a fresh interpreter: no inherited threads

@@ -173,6 +173,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._tail = b""
         self._body_deadline = math.inf
         # A sweep may fire up to one interval after the deadline.
+        # Safe to share among the connection's requests: one value for all, apps only read it.
         self._body_gap: dict[object, object] = {
             "seconds": self.limits.body_gap_timeout + self.limits.sweep_interval
         }

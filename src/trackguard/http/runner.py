@@ -81,8 +81,10 @@ def base_url(host: str, port: int, *, tls: bool) -> str:
     return f"{'https' if tls else 'http'}://{shown}:{port}"
 
 
-def _bind(host: str, port: int) -> socket.socket:
-    """A listening TCP socket.
+def bind(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on ``host:port`` (port 0: a free one, read back with
+    ``getsockname``), for the servers here and for ``serve --workers``, which binds once in the
+    parent so every worker process accepts on the same socket.
 
     It is created with ``proto=IPPROTO_TCP`` on purpose: asyncio sets ``TCP_NODELAY`` only on
     connections whose socket says TCP, and without it Nagle's algorithm holds every response
@@ -263,7 +265,7 @@ def _admin(
         stats=ConnectionStats(),
         lifespan="off",
     )
-    return _Admin(config, sock if sock is not None else _bind(host, port))
+    return _Admin(config, sock if sock is not None else bind(host, port))
 
 
 def _ensure_files(limits: ConnectionLimits) -> None:
@@ -314,7 +316,7 @@ def run(
         app, host, port, tls_cert, tls_key, log_level, own_logging=True, limits=limits, stats=stats
     )
     _ensure_files(limits)
-    sock = sock if sock is not None else _bind(host, port)
+    sock = sock if sock is not None else bind(host, port)
     try:
         admin = _admin(app, admin_listen, limits, log_level, own_logging=True, sock=admin_sock)
     except OSError:
@@ -409,7 +411,7 @@ def start_in_thread(
         stats=stats,
         grace=grace,
     )
-    sock = _bind(host, port)
+    sock = bind(host, port)
     try:
         admin = _admin(app, admin_listen, limits, "warning", own_logging=False)
     except OSError:

@@ -21,7 +21,7 @@ one declaration, :data:`~trackguard.store.monitor_schema.MONITOR_SCHEMA`.
 
 ``readonly=True`` (``stats``, ``health``, ``alerts status``) never creates or writes the store
 and opens a SQLite file on a read-only mount; monitor tables a SQLite store does not have yet
-read as empty.
+read as empty, but a SQLite file that is no trackguard store is refused.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ import msgspec
 from trackguard.errors import StoreNotFound
 from trackguard.monitor.tally import Key
 from trackguard.store.base import StoreError
-from trackguard.store.files import cannot_open, connect, readonly_uri
+from trackguard.store.files import cannot_open, connect, readonly_uri, schema_version
 from trackguard.store.monitor_schema import HOURLY_FROM_COUNTS, MONITOR_SCHEMA, create_statements
 from trackguard.store.retention import MONITOR_TABLES, delete_batches
 from trackguard.store.sql import Dialect, Session, SQLiteSession, session
@@ -118,6 +118,12 @@ class MonitorDB:
             timeout=busy_timeout,
             check_same_thread=False,
         )
+        if readonly:
+            try:
+                schema_version(conn, path)  # refuses a SQLite file that holds no store
+            except StoreError:
+                conn.close()
+                raise
         self.dialect = "sqlite"
         own = SQLiteSession(conn, path)
         self._open = lambda: nullcontext(own)  # the one session, lent per call

@@ -1,9 +1,9 @@
 """Data health: counts over the identity and profile state trackguard keeps.
 
 Each metric is one query behind :class:`HealthSource` over the store's tables (the outbox, and
-the identity tables: ``identities``, ``anonymous``, ``profiles``). A file without the identity
-tables (not a store, or one from before them: opening it adds them) measures ``None``
-("not available") for the metrics that need them instead of a misleading zero.
+the identity tables: ``identities``, ``anonymous``, ``profiles``). A store from before the
+identity tables (opening it for writing adds them) measures ``None`` ("not available") for
+the metrics that need them instead of a misleading zero.
 """
 
 from __future__ import annotations

@@ -27,7 +27,7 @@ from typing import Any, Final, Literal
 
 from msgspec.structs import replace
 
-from trackguard.plan.model import EVERY_VIEW, EventSpec, Plan, PropertySpec
+from trackguard.plan.model import EVERY_VIEW, EventSpec, Plan, PropertySpec, with_every
 
 DIALECT: Final = "https://json-schema.org/draft/2020-12/schema"
 #: The ``local@domain.tld`` shape trackguard checks identifiers with, already trimmed and
@@ -146,10 +146,7 @@ class _Exporter:
         """A Pipelines page or screen call: its ``name`` and its ``properties`` (its own, and
         those of the ``"*"`` entry ``every`` it does not declare)."""
         policy = view.unplanned_properties or self.plan.unplanned.properties
-        specs = view.properties
-        if every is not None:
-            own = {spec.name for spec in specs}
-            specs += tuple(spec for spec in every.properties if spec.name not in own)
+        specs = view.properties if every is None else with_every(view.properties, every.properties)
         members = self.members(specs, closed=self.closed(policy))
         required = "required" in members
         data: dict[str, Any] = {"type": "object" if required else ["object", "null"], **members}

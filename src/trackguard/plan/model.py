@@ -9,7 +9,8 @@ at the plan.
 
 from __future__ import annotations
 
-from typing import Any, Final, Literal
+from collections.abc import Iterable
+from typing import Any, Final, Literal, Protocol, TypeVar
 
 import msgspec
 
@@ -37,6 +38,24 @@ PROPERTY_TYPES: Final = (
 CONVENTIONS: Final = ("snake_case", "camelCase", "PascalCase", "kebab-case", "none")
 #: The ``pages:``/``screens:`` entry whose properties apply to every page (screen) call.
 EVERY_VIEW: Final = "*"
+
+
+class _Named(Protocol):
+    @property
+    def name(self) -> str: ...
+
+
+_N = TypeVar("_N", bound=_Named)
+
+
+def with_every(own: tuple[_N, ...], every: Iterable[_N]) -> tuple[_N, ...]:
+    """A page's (screen's) properties ``own`` and then those of the ``"*"`` entry, ``every``,
+    that it does not declare itself: its own spec wins. For property specs or their compiled
+    forms alike."""
+    names = {item.name for item in own}
+    return own + tuple(item for item in every if item.name not in names)
+
+
 #: Customer.io's semantic event names on the Pipelines API, as it writes them: a track call
 #: named so performs an action (deletes the person, a device, an object...). The plan cannot
 #: import the contract, so the names are repeated here; a test keeps the two lists equal.

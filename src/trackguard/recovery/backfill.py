@@ -298,17 +298,18 @@ def backfill(
     outcomes: list[str] = []  # the batch's rows' outcomes, counted once committed
     done = report.resumed_from
     batches = 0
+    # The store's count of dedupe conflicts, read once per batch: when a commit raises it, the
+    # batch's rows are looked at (another writer's conflict between batches costs one look).
+    conflicts = store.conflict_count()
 
     def flush() -> None:
-        nonlocal batches
+        nonlocal batches, conflicts
         checkpoint = {"source": src.identity, "as": what, "rows": done, "updated_at": clock()}
         # The checkpoint commits with the batch: a crash can never skip or repeat rows.
-        conflicts_before = store.conflict_count()
         duplicates = store.commit(batch, meta={key: _encode(checkpoint).decode()})
+        before, conflicts = conflicts, store.conflict_count()
         # The commit quarantines a row whose dedupe key another person holds: it is rejected.
-        conflicted = (
-            _conflicted(store, batch) if store.conflict_count() > conflicts_before else set()
-        )
+        conflicted = _conflicted(store, batch) if conflicts > before else set()
         for n, (write, outcome, dropped) in enumerate(
             zip(batch, outcomes, duplicates, strict=True)
         ):

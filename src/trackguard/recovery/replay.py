@@ -18,9 +18,9 @@ and converted exactly as the gateway's Pipelines door does it
 is still claimed by the row that failed, so that claim is released first, unless another row
 holding the key is pending or was delivered. A Pipelines record that holds no call (not JSON)
 is left as it is and counted in :attr:`ReplayReport.unreadable`. The store is SQLite or
-PostgreSQL: the reads and the
-``still_invalid`` updates go through one :func:`~trackguard.store.sql.session` (read-only for
-a dry run, so a dry run cannot change anything).
+PostgreSQL, opened once: the reads and the ``still_invalid`` updates go through one
+:func:`~trackguard.store.sql.session` on it (on PostgreSQL a connection of its pool; read-only
+for a dry run, so a dry run cannot change anything).
 
 A dry run previews the real run exactly: it claims dedupe keys in memory as it goes, so the
 second of two quarantined copies of one order is counted as a duplicate in both. Duplicates are
@@ -34,12 +34,13 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final, cast
 
 import msgspec
 
 from trackguard.contract.operations import Request
 from trackguard.contract.pipelines import is_pipelines_path
+from trackguard.core.coerce import parse_iso
 from trackguard.core.pipeline import Checker
 from trackguard.core.verdict import Verdict
 from trackguard.delivery.ratelimit import TokenBucket
@@ -56,8 +57,11 @@ from trackguard.recovery.fixes import Fix, apply_fixes
 from trackguard.store.base import OutboxRow, QuarantineRecord, Store, Write, dedupe_conflict
 from trackguard.store.quarantine import QuarantineFilter, get, list_quarantine
 from trackguard.store.sql import Session, session
-from trackguard.store.sqlite import open_store
+from trackguard.store.sqlite import SQLiteStore, open_store
 from trackguard.store.view import GatewayState
+
+if TYPE_CHECKING:
+    from trackguard.store.postgres import PostgresStore
 
 __all__ = ["CAMPAIGN_WINDOW", "ReplayItem", "ReplayReport", "replay"]
 
@@ -83,6 +87,7 @@ class ReplayItem(msgspec.Struct, kw_only=True):
     codes: tuple[str, ...] = ()
     reason: str = ""
     applied: tuple[str, ...] = ()
+    #: An event older than :data:`CAMPAIGN_WINDOW` is queued (would be, in a dry run).
     late: bool = False
 
 
@@ -222,10 +227,10 @@ def replay(
     :class:`~trackguard.errors.StoreNotFound`.
     """
     at = time.time() if now is None else now
-    with session(target, readonly=dry_run) as s:
-        ids = _selected_ids(s, filter or QuarantineFilter())
-        store = open_store(target, create=False, readonly=dry_run)
-        try:
+    store = open_store(target, create=False, readonly=dry_run)
+    try:
+        with session(cast("SQLiteStore | PostgresStore", store), readonly=dry_run) as s:
+            ids = _selected_ids(s, filter or QuarantineFilter())
             checker = Checker(plan)
             state = GatewayState.load(store)
             identity_map = dict(store.identities())
@@ -257,8 +262,8 @@ def replay(
                     unreadable.append(record.id)
                 else:
                     items.append(item)
-        finally:
-            store.close()
+    finally:
+        store.close()
     warnings: list[str] = []
     if unreadable:
         warnings.append(
@@ -306,10 +311,11 @@ def _one(
         pl.retime(fixed, record.received_at, now if now_timestamps else None)
         request, verdict, write = pl.judge(fixed, record, checker, state, now, plan.dedupe)
         item = _item(record, request, verdict, tuple(result.applied))
-        if record.kind == "upstream" and not _invalid(verdict):
-            _release(s, claimed_keys(write), run, dry_run)
-        item.late = pl.late(verdict, now, CAMPAIGN_WINDOW)
-        return _settle(item, record, request, verdict, write, store, s, state, now, run, dry_run)
+        queued = None if _invalid(verdict) else write
+        if record.kind == "upstream" and queued is not None:
+            _release(s, claimed_keys(queued), run, dry_run)
+        item.late = queued is not None and _late(verdict, now)
+        return _settle(item, record, request, verdict, queued, store, s, state, now, run, dry_run)
     batch_item = record.batch_index is not None
     method, path = ("POST", "/api/v2/entity") if batch_item else (record.method, record.path)
     try:
@@ -333,17 +339,25 @@ def _one(
     request = Request(method=method, path=new_path, body=body_bytes, source=record.source)
     verdict = checker.check(request, now=now, state=state)
     item = _item(record, request, verdict, applied, path=path)
-    if not _invalid(verdict):
-        for op in verdict.operations:
-            ts = op.body.get("timestamp") if isinstance(op.body, dict) else None
-            if isinstance(ts, int) and not isinstance(ts, bool) and now - ts > CAMPAIGN_WINDOW:
-                item.late = True
     queued = None if _invalid(verdict) else to_write(request, verdict, now, plan.dedupe)
+    item.late = queued is not None and _late(verdict, now)
     return _settle(item, record, request, verdict, queued, store, s, state, now, run, dry_run)
 
 
 def _invalid(verdict: Verdict) -> bool:
     return bool(verdict.contract_errors or verdict.rejected or not verdict.operations)
+
+
+def _late(verdict: Verdict, now: float) -> bool:
+    """Whether an event's ``timestamp`` (Unix seconds; ISO-8601 in a Pipelines call) is older
+    than :data:`CAMPAIGN_WINDOW`: Customer.io keeps it but triggers no campaign on it."""
+    for op in verdict.operations:
+        stamp = op.body.get("timestamp") if op.is_event and op.body is not None else None
+        if isinstance(stamp, str):
+            stamp = parse_iso(stamp)
+        if isinstance(stamp, int) and not isinstance(stamp, bool) and now - stamp > CAMPAIGN_WINDOW:
+            return True
+    return False
 
 
 def _item(
@@ -384,9 +398,9 @@ def _settle(
     run: _Run,
     dry_run: bool,
 ) -> ReplayItem:
-    """Mark the record ``still_invalid`` with the new findings, or commit its write with the
-    ``replayed`` mark (a dry run only counts)."""
-    if write is None or _invalid(verdict):
+    """Mark the record ``still_invalid`` with the new findings (``write`` is None: the verdict
+    sends nothing), or commit its write with the ``replayed`` mark (a dry run only counts)."""
+    if write is None:
         item.codes, findings, item.reason = _reason(verdict)
         if not item.codes:
             item.reason = item.reason or "nothing to send"

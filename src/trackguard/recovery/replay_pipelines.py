@@ -18,7 +18,6 @@ import msgspec
 from trackguard.contract.operations import Request
 from trackguard.contract.pipelines import evaluate, route_for
 from trackguard.contract.pipelines.routes import CALL_TYPES
-from trackguard.core.coerce import parse_iso
 from trackguard.core.pipeline import Checker
 from trackguard.core.verdict import Verdict
 from trackguard.durations import iso_time
@@ -27,7 +26,7 @@ from trackguard.plan.model import DedupePolicy
 from trackguard.store.base import QuarantineRecord, Write
 from trackguard.store.view import GatewayState
 
-__all__ = ["call_of", "judge", "late", "path_of", "retime"]
+__all__ = ["call_of", "judge", "path_of", "retime"]
 
 #: Call types that are events, with a time Customer.io keeps (and triggers campaigns on).
 _EVENT_TYPES: Final = ("track", "page", "screen")
@@ -70,16 +69,6 @@ def retime(call: dict[str, Any], received_at: float, now: float | None) -> None:
         call["timestamp"] = iso_time(now)
     elif call.get("timestamp") is None:
         call["timestamp"] = iso_time(received_at)
-
-
-def late(verdict: Verdict, now: float, window: float) -> bool:
-    """Whether an accepted event's ``timestamp`` is older than ``window`` seconds."""
-    for op in verdict.operations:
-        stamp = op.body.get("timestamp") if op.is_event and op.body is not None else None
-        at = parse_iso(stamp) if isinstance(stamp, str) else None
-        if at is not None and now - at > window:
-            return True
-    return False
 
 
 def judge(

@@ -9,6 +9,7 @@ open/closed checks both stores make the same way (``healthy`` writes through ``s
 from __future__ import annotations
 
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any, ClassVar, Final
 
@@ -39,22 +40,24 @@ _HEADERS: Final = msgspec.json.Decoder(tuple[tuple[str, str], ...])
 _CODES: Final = msgspec.json.Decoder(tuple[str, ...])
 
 
-class StoreReads:
+class StoreReads(ABC):
     """The protocol's reads over ``_read``; ``_P`` is the driver's parameter mark."""
 
     _P: ClassVar[str] = "?"
     _closed: bool
 
+    @abstractmethod
     def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
-        raise NotImplementedError
+        """Rows of one query on the store's own connection handling."""
 
     def read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         """Rows of one query (``store info``, dry runs, ``store copy``), in the driver's
         parameter style."""
         return self._read(sql, params)
 
+    @abstractmethod
     def set_meta(self, key: str, value: str) -> None:
-        raise NotImplementedError
+        """Save one ``meta`` row (``healthy`` writes one to see a write commit)."""
 
     def healthy(self) -> bool:
         """True when a small write commits now (for SQLite: lock free, file writable); False
