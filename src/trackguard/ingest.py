@@ -8,7 +8,7 @@ Pipelines requests keep each dropped or rejected call on its own (:func:`pipelin
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
 import msgspec
 
@@ -77,6 +77,8 @@ def quarantine_records(
     request: Request, verdict: Verdict, received_at: float
 ) -> list[QuarantineRecord]:
     """Every part of ``request`` the verdict does not let through, kept whole."""
+    if not verdict.contract_errors and not verdict.rejected:
+        return []  # most requests: nothing kept, and the shared fields are not worth building
     common = _common(request, verdict, received_at)
     records: list[QuarantineRecord] = []
     if verdict.contract_errors:
@@ -143,6 +145,10 @@ def _batch_items(body: bytes) -> list[Any]:
     return items if isinstance(items, list) else []
 
 
+#: The Track API actions that teach identities or anonymous activity (see :func:`learned`).
+_TEACHING: Final = frozenset({"identify", "anonymous_event"})
+
+
 def learned(
     verdict: Verdict,
 ) -> tuple[
@@ -150,6 +156,11 @@ def learned(
 ]:
     """What accepted operations teach: ``(email, id)`` bindings from identifies carrying both
     (not those flagged as a conflict), anonymous activity, and identifies' ``anonymous_id``s."""
+    for op in verdict.operations:
+        if op.api == "pipelines" or op.action in _TEACHING:
+            break
+    else:
+        return (), (), ()  # most requests: events of known people teach nothing
     links: list[tuple[str, str]] = []
     anonymous: list[tuple[str, str | None]] = []
     anonymous_links: list[tuple[str, str]] = []
@@ -219,7 +230,9 @@ def _write(
         plan_version=verdict.plan_version,
     )
     kept_as = None
-    if any(row.claim_until is not None for row in outbox):
+    for row in outbox:
+        if row.claim_until is None:
+            continue
         kept_as = QuarantineRecord(
             kind="plan",
             received_at=received_at,
@@ -232,6 +245,7 @@ def _write(
             route=verdict.route,
             status=verdict.status,
         )
+        break  # one record, whichever row claims
     return Write(
         links=links,
         anonymous=anonymous,

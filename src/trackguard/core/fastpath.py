@@ -32,12 +32,12 @@ from trackguard.contract.check import (
     utf8_len,
     value_bytes,
 )
-from trackguard.contract.identifiers import classify, is_email
+from trackguard.contract.identifiers import classify
 from trackguard.contract.operations import Identifier, Operation, Request
 from trackguard.contract.responses import OK_BODY
 from trackguard.contract.routes import NoRoute, RouteMatch
 from trackguard.core.coerce import MS_THRESHOLD, to_number
-from trackguard.core.keys import fallback_key, value_at
+from trackguard.core.keys import event_key, fallback_key, value_at
 from trackguard.core.plancheck import late_message
 from trackguard.core.verdict import Verdict, Violation
 from trackguard.plan.model import EventSpec, Plan, PropertySpec
@@ -206,6 +206,7 @@ class FastEvents:
         "dedupe",
         "derive",
         "fallback_keys",
+        "people",
         "plan_version",
         "timeliness",
     )
@@ -235,6 +236,8 @@ class FastEvents:
         self.canonical = plan.identity.canonical
         self.timeliness = plan.timeliness
         self.plan_version = plan.version
+        #: The path's identifier -> :func:`_path_person` of it (pure, so kept).
+        self.people: dict[str, Identifier | None] = {}
 
     def _timeliness(self, name: str, ts: Any, now: float) -> tuple[bool, Violation | None]:
         """Whether the fast path may answer, and the one timeliness finding it can give.
@@ -280,13 +283,8 @@ class FastEvents:
             or len(body) > m.MAX_EVENT_DATA_BYTES
         ):
             return None
-        raw_id = hit.params.get("identifier", "")
-        if not raw_id:
-            return None
-        ident = classify(raw_id)
-        if ident.kind != self.canonical:
-            return None
-        if ident.kind == "id" and (is_email(raw_id) or utf8_len(raw_id) > m.MAX_PERSON_ID_BYTES):
+        ident = _person(self.people, hit)
+        if ident is None or ident.kind != self.canonical:
             return None
         if too_deep(body):
             return None
@@ -315,6 +313,8 @@ class FastEvents:
         if derive is not None:
             ok, amount = to_number(value_at(generic, derive))
             total = float(amount) if ok else None
+        if dedupe is None and self.fallback_keys:  # fallback_key() of the operation below
+            dedupe = event_key(generic, ident, "event", name, generic.get("data"))
         route = hit.route
         op = Operation(
             api="v1",
@@ -329,8 +329,6 @@ class FastEvents:
             dedupe_key=dedupe,
             derive_total=total,
         )
-        if dedupe is None and self.fallback_keys:
-            op = msgspec.structs.replace(op, dedupe_key=fallback_key(op))
         return Verdict(
             outcome="accepted" if late is None else "warned",
             status=200,
@@ -346,6 +344,20 @@ class FastEvents:
 #: the same people again and again). Cleared when full.
 PERSON_CACHE: Final = 4096
 _UNSEEN: Final = Identifier("", "")  # a classification no path gives
+
+
+def _person(people: dict[str, Identifier | None], hit: RouteMatch) -> Identifier | None:
+    """:func:`_path_person` of the path's identifier, kept in ``people`` (a log or a busy
+    gateway sends the same people again and again)."""
+    raw = hit.params.get("identifier", "")
+    ident = people.get(raw, _UNSEEN)  # one lookup: safe beside a clear() in another thread
+    if ident is not _UNSEEN:
+        return ident
+    ident = _path_person(raw)
+    if len(people) >= PERSON_CACHE:
+        people.clear()
+    people[raw] = ident
+    return ident
 
 
 def _path_person(raw: str) -> Identifier | None:
@@ -445,18 +457,6 @@ class FastContract:
         #: The path's identifier -> :func:`_path_person` of it (pure, so kept).
         self.people: dict[str, Identifier | None] = {}
 
-    def _person(self, hit: RouteMatch) -> Identifier | None:
-        raw = hit.params.get("identifier", "")
-        people = self.people
-        ident = people.get(raw, _UNSEEN)  # one lookup: safe beside a clear() in another thread
-        if ident is not _UNSEEN:
-            return ident
-        ident = _path_person(raw)
-        if len(people) >= PERSON_CACHE:
-            people.clear()
-        people[raw] = ident
-        return ident
-
     def check(
         self, request: Request, hit: RouteMatch | NoRoute, now: float | None = None
     ) -> Verdict | None:
@@ -471,7 +471,7 @@ class FastContract:
         if route.action == "event":
             if len(raw) > m.MAX_EVENT_DATA_BYTES:
                 return None
-            ident = self._person(hit)
+            ident = _person(self.people, hit)
             body = _object(raw) if ident is not None else None
             if body is None:
                 return None
@@ -482,7 +482,7 @@ class FastContract:
         elif route.action == "identify":
             if len(raw) > m.MAX_BODY_BYTES:
                 return None
-            ident = self._person(hit)
+            ident = _person(self.people, hit)
             if ident is None:
                 return None
             body = _object(raw) if raw.strip() else {}  # no body: an identify that sets nothing

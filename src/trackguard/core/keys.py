@@ -12,7 +12,7 @@ from typing import Any, Final
 
 import msgspec
 
-from trackguard.contract.operations import Operation
+from trackguard.contract.operations import Identifier, Operation
 
 _PERSON_KINDS: Final = {
     "id": "id",
@@ -48,11 +48,19 @@ def fallback_key(op: Operation) -> str | None:
     """The key of an event without a business key: its ``id``, else its content's hash."""
     if not op.is_event or op.body is None:
         return None
-    event_id = op.body.get("id")
+    return event_key(op.body, op.identifier, op.action, op.name, op.data)
+
+
+def event_key(
+    body: dict[str, Any], identifier: Identifier | None, action: str, name: Any, data: Any
+) -> str | None:
+    """:func:`fallback_key` of the event with these parts (its ``body``, the person it is
+    about, its action, name and data as the operation reads them)."""
+    event_id = body.get("id")
     if isinstance(event_id, str) and event_id:
         return ID_PREFIX + event_id
-    who = op.identifier.kind + ":" + op.identifier.value if op.identifier is not None else ""
-    what = [who, op.action, op.name, op.data, op.body.get("timestamp")]
+    who = identifier.kind + ":" + identifier.value if identifier is not None else ""
+    what = [who, action, name, data, body.get("timestamp")]
     try:
         digest = hashlib.sha256(_encode.encode(what)).hexdigest()[:32]
     except (msgspec.EncodeError, RecursionError, TypeError):  # pragma: no cover - decoded JSON

@@ -255,7 +255,7 @@ def _identify(item: dict[str, Any], body: dict[str, Any]) -> dict[str, Any] | No
 
 
 def _event(item: dict[str, Any], body: dict[str, Any]) -> dict[str, Any] | None:
-    if not set(body) <= _EVENT_KEYS:
+    if not body.keys() <= _EVENT_KEYS:  # a keys view compares without building a set
         return None
     item["name"] = body.get("name")
     item["id"] = body["id"]

@@ -298,8 +298,11 @@ class Gateway:
             return
         self.parts.metrics.body_bytes += len(body)
         request = Request(method=method, path=target, body=body, source=source)
-        decide = functools.partial(self._decide, scope, request, hit, received_at)
-        verdict, write = await self.check(len(body), decide)
+        if len(body) > self.parts.check_in_thread:  # as ``check`` does, without its layers
+            decide = functools.partial(self._decide, scope, request, hit, received_at)
+            verdict, write = await asyncio.to_thread(decide)
+        else:
+            verdict, write = self._decide(scope, request, hit, received_at)
         if verdict.route == "GET /api/v1/accounts/region" and verdict.status == 200:
             answer = self._region_answer
             await send_response(send, 200, answer)

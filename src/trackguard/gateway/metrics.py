@@ -8,8 +8,8 @@ never holds what a client made up and its size is bounded whatever the traffic.
 
 from __future__ import annotations
 
-import bisect
 import time
+from bisect import bisect_left
 from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Final
@@ -335,30 +335,34 @@ class GatewayMetrics:
 
     def observe(self, route: str, status: int, verdict: Verdict | None, seconds: float) -> None:
         self.requests[route, status] += 1
-        self.latency_counts[bisect.bisect_left(_LATENCY_BOUNDS, seconds)] += 1
+        self.latency_counts[bisect_left(_LATENCY_BOUNDS, seconds)] += 1
         self.latency_sum += seconds
         if verdict is None:
             return
-        outcome = verdict.outcome
+        outcome, outcomes = verdict.outcome, self.outcomes
+        ops = verdict.operations
+        if verdict.rejected:
+            ops = (*ops, *verdict.rejected)
+        elif not ops:
+            outcomes["-", outcome] += 1
         labels = self.labels
-        for ops in (verdict.operations, verdict.rejected):
-            for op in ops:
-                name = op.name if op.is_event else None
-                if not isinstance(name, str):  # not an event, or a name the contract refused
-                    self.outcomes["@" + op.action, outcome] += 1
-                    continue
-                event = labels.event(name)
-                self.outcomes[event, outcome] += 1
-                data = op.data
-                if isinstance(data, dict) and "schema_version" in data:
-                    version = labels.version(name, str(data["schema_version"])[:100])
-                    self.versions[event, version] += 1
-        if not verdict.operations and not verdict.rejected:
-            self.outcomes["-", outcome] += 1
-        for e in verdict.contract_errors:
-            self.codes[e.code, "invalid"] += 1
-        for v in verdict.violations:
-            self.codes[v.code, v.action] += 1
+        for op in ops:
+            name = op.name if op.is_event else None
+            if not isinstance(name, str):  # not an event, or a name the contract refused
+                outcomes["@" + op.action, outcome] += 1
+                continue
+            event = labels.event(name)
+            outcomes[event, outcome] += 1
+            data = op.data
+            if isinstance(data, dict) and "schema_version" in data:
+                version = labels.version(name, str(data["schema_version"])[:100])
+                self.versions[event, version] += 1
+        if verdict.contract_errors:
+            for e in verdict.contract_errors:
+                self.codes[e.code, "invalid"] += 1
+        if verdict.violations:
+            for v in verdict.violations:
+                self.codes[v.code, v.action] += 1
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

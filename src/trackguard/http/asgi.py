@@ -33,6 +33,7 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 JSON_CONTENT_TYPE: Final = "application/json; charset=utf-8"
 _URLSAFE_TO_STANDARD: Final = str.maketrans("-_", "+/")
 _NO_BODY_STATUSES: Final = frozenset({204, 304})
+_JSON_TYPE: Final = (b"content-type", JSON_CONTENT_TYPE.encode("latin-1"))
 
 
 class BodyTooLarge(RequestError):
@@ -117,7 +118,13 @@ async def read_body(
         except ValueError:
             pass  # the HTTP parser rejects malformed lengths before the app sees them
     if timeout is None:
-        return await _chunks(receive, limit, None, 0.0)
+        message = await receive()
+        if message["type"] == "http.request" and not message.get("more_body", False):
+            body: bytes = message.get("body", b"")  # most bodies: one message, nothing to join
+            if len(body) > limit:
+                raise BodyTooLarge(limit)
+            return body
+        return await _chunks(receive, limit, None, 0.0, message)
     # One timer, moved on after each chunk: ``asyncio.wait_for`` would run every receive in a
     # task of its own, which costs more than the rest of reading a small body.
     try:
@@ -128,13 +135,19 @@ async def read_body(
 
 
 async def _chunks(
-    receive: Receive, limit: int, pause: asyncio.Timeout | None, timeout: float
+    receive: Receive,
+    limit: int,
+    pause: asyncio.Timeout | None,
+    timeout: float,
+    message: Message | None = None,
 ) -> bytes:
-    """The body's chunks joined; ``pause`` (when timed) moves on ``timeout`` after each."""
+    """The body's chunks joined, from ``message`` (the first, when already received) on;
+    ``pause`` (when timed) moves on ``timeout`` after each."""
+    if message is None:
+        message = await receive()
     chunks: list[bytes] = []
     size = 0
     while True:
-        message = await receive()
         if message["type"] == "http.disconnect":
             raise ClientDisconnected
         chunk = message.get("body", b"")
@@ -147,6 +160,7 @@ async def _chunks(
             return b"".join(chunks)
         if pause is not None:
             pause.reschedule(asyncio.get_running_loop().time() + timeout)
+        message = await receive()
 
 
 async def send_response(
@@ -158,12 +172,17 @@ async def send_response(
     headers: Iterable[tuple[str, str]] = (),
 ) -> None:
     """Send a complete response; ``content-length`` is set except where HTTP forbids it."""
-    raw: list[tuple[bytes, bytes]] = [(b"content-type", content_type.encode("latin-1"))]
+    raw: list[tuple[bytes, bytes]] = [
+        _JSON_TYPE
+        if content_type == JSON_CONTENT_TYPE
+        else (b"content-type", content_type.encode("latin-1"))
+    ]
     if status not in _NO_BODY_STATUSES:
         raw.append((b"content-length", str(len(body)).encode()))
     else:
         body = b""
-    raw.extend((k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers)
+    if headers:
+        raw.extend((k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers)
     await send({"type": "http.response.start", "status": status, "headers": raw})
     await send({"type": "http.response.body", "body": body})
 

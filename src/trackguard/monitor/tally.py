@@ -63,7 +63,11 @@ _RANK: Final = {o: i for i, o in enumerate(REQUEST_OUTCOMES)}
 def event_of(op: Operation) -> str:
     """An event's name, or ``@action`` for operations that are not events (``@identify``)."""
     name = op.name
-    if op.is_event and isinstance(name, (str, int)) and not isinstance(name, bool):
+    if not op.is_event:
+        return "@" + op.action
+    if type(name) is str:  # the common case first: one check instead of three
+        return name[:100] or UNKNOWN
+    if isinstance(name, (str, int)) and not isinstance(name, bool):
         return str(name)[:100] or UNKNOWN
     return "@" + op.action
 
@@ -91,9 +95,12 @@ def attribute(
     fallback = hint[:100] if hint else UNKNOWN
     if verdict is None:
         return [(minute, fallback, route, src, "outcome", "refused")]
+    violations, errors = verdict.violations, verdict.contract_errors
+    if len(verdict.operations) == 1 and not violations and not errors and not verdict.rejected:
+        # Most requests: one clean operation, one key (what the general walk gives it).
+        return [(minute, event_of(verdict.operations[0]), route, src, "outcome", "accepted")]
     keys: list[Key] = []
     events: dict[int | None, str] = {}
-    violations, errors = verdict.violations, verdict.contract_errors
     for op in verdict.operations:
         event = event_of(op)
         events[op.batch_index] = event
@@ -150,9 +157,13 @@ class Tally:
 
     def add(self, keys: list[Key]) -> None:
         with self._lock:
-            pending = self._pending
+            pending, named = self._pending, self._named
             for key in keys:
-                pending[self._bounded(key)] += 1
+                seen = named.get(key[0])
+                if seen is not None and key[1] in seen:
+                    pending[key] += 1  # an event already counted this minute: within bounds
+                else:
+                    pending[self._bounded(key)] += 1
 
     def add_counts(self, counts: dict[Key, int]) -> None:
         with self._lock:
