@@ -17,6 +17,9 @@ _CACHE_LIMIT: Final = 65_536
 #: Two ASCII digits to their value, up to a leap second: one lookup checks and converts
 #: (``str.isdigit`` also accepts digits ``int`` refuses, such as ``"²"``).
 _SIXTY: Final = {f"{n:02d}": n for n in range(61)}
+#: The same for the last three characters of a plain UTC time, ``SS`` and ``Z``: one lookup
+#: also checks the layout (the cached minute prefix is 17 characters, so the time is 20).
+_SECONDS_Z: Final = {f"{n:02d}Z": n for n in range(61)}
 
 
 class LogClock:
@@ -30,12 +33,11 @@ class LogClock:
 
     def parse(self, text: str) -> int | None:
         """Unix seconds for an ISO-8601 time, or None when it is not one."""
-        if len(text) == 20 and text[19] == "Z":  # the common case: a minute seen before
-            minute = self._minutes.get(text[:17])
-            if minute is not None:
-                ss = _SIXTY.get(text[17:19])
-                if ss is not None:
-                    return minute + ss
+        minute = self._minutes.get(text[:17])  # the common case: a minute seen before
+        if minute is not None:
+            ss = _SECONDS_Z.get(text[17:])
+            if ss is not None:
+                return minute + ss
         value = self._parse(text)
         if value is not None and len(text) == 20 and text[19] == "Z" and text[16] == ":":
             minutes = self._minutes

@@ -137,29 +137,32 @@ class Auditor:
     def add(self, rec: Record) -> None:
         result: PipelinesResult | None = None
         req = rec.request
-        if req.path.startswith(PIPELINES_PREFIX):  # is_pipelines_path, without the call
+        path = req.path
+        if path.startswith(PIPELINES_PREFIX):  # is_pipelines_path, without the call
             result, verdict = self.judge.pipelines(req)
             self.pipelines += 1
         else:
-            key = (req.method, req.path)
-            routes = self.routes
-            hit = routes.get(key)
+            key = (req.method, path)
+            hit = self.routes.get(key)
             if hit is None:
-                hit = match(req.method, req.path)
-                if len(routes) >= ROUTE_CACHE:
-                    routes.clear()
-                routes[key] = hit
+                hit = self._route(key)
             verdict = self.checker.check(req, hit)
         outcome = verdict.outcome
         status = rec.status
         verdicts = self.verdicts
         pair = (outcome, status)
         verdicts[pair] = verdicts.get(pair, 0) + 1
-        when: int | None = None
-        if rec.time is not None:
-            when = self.clock.parse(rec.time)
+        stamp = rec.time
+        if stamp is not None:
+            when = self.clock.parse(stamp)
             if when is None:
                 self.bad_times += 1
+                ref = self.now
+            else:
+                ref = when
+        else:
+            when = None
+            ref = self.now
         if verdict.contract_errors:
             for e in verdict.contract_errors:
                 _count(self.contract, e.code, rec, e.message)
@@ -169,20 +172,21 @@ class Auditor:
                     _count(self.warnings, v.code, rec, v.message)
                 else:
                     _count(self.violations, (v.code, v.rule, v.action), rec, v.message)
-        if status is not None and (status >= 300 or status < 200 or outcome == "invalid"):
+        if (status != 200 or outcome == "invalid") and (
+            status is not None and (status >= 300 or status < 200 or outcome == "invalid")
+        ):
             # The Pipelines API answers 200 to what it drops, unless the client asked for strict.
             permissive = result is not None and not result.strict
             self._status(rec, status, verdict, permissive)
         renamed: dict[tuple[int | None, str], Any] | None = None
         if verdict.changes:
             renamed = {(c.batch_index, c.path): c.before for c in verdict.changes}
-        ref = when if when is not None else self.now
         saw_event = False
-        op_ = self._op
         for op in verdict.operations:
-            if op_(op, rec, when, ref, False, renamed):
+            if self._op(op, rec, when, ref, False, renamed):
                 saw_event = True
         if verdict.rejected:
+            op_ = self._op
             for op in verdict.rejected:
                 if op_(op, rec, when, ref, True, renamed):
                     saw_event = True
@@ -192,9 +196,18 @@ class Auditor:
         elif outcome == "invalid" and self._invalid_items(rec, verdict, when, ref):
             saw_event = True
         if saw_event:
-            self.duplicates.request(req.method, req.path, req.body, when, rec)
+            self.duplicates.request(req.method, path, req.body, when, rec)
 
     # --- pieces ---------------------------------------------------------------------------------
+
+    def _route(self, key: tuple[str, str]) -> RouteMatch | NoRoute:
+        """The route match of a (method, path) not in the cache, cached."""
+        hit = match(*key)
+        routes = self.routes
+        if len(routes) >= ROUTE_CACHE:
+            routes.clear()
+        routes[key] = hit
+        return hit
 
     def _status(self, rec: Record, status: int, verdict: Verdict, permissive: bool) -> None:
         if status >= 400 or status == 207:
@@ -240,10 +253,26 @@ class Auditor:
         if action == "event" or action == "anonymous_event":
             if body is None or body.get("type") in _NOT_EVENTS:
                 return False
-            pipelines = op.api == "pipelines"
-            self._event(
-                body, op.data_key, op.batch_index, rec, when, ref, rejected, renamed, pipelines
-            )
+            if renamed is None and op.api != "pipelines":  # _event's common case, inlined
+                data_key = op.data_key
+                name = self.events.event(
+                    body.get("name"),
+                    body.get(data_key) if data_key else None,
+                    body.get("timestamp"),
+                    ref,
+                    rec,
+                    rec.request.source,
+                )
+                event_id = body.get("id")
+                if event_id is not None and type(event_id) in (str, int) and event_id != "":
+                    self.duplicates.event_id(str(event_id), rec)
+                if when is not None:
+                    self.timeline.add(name, when, rejected)
+            else:
+                pipelines = op.api == "pipelines"
+                self._event(
+                    body, op.data_key, op.batch_index, rec, when, ref, rejected, renamed, pipelines
+                )
             if ident is not None and ident.kind == "anonymous_id":
                 self.anonymous.event(ident.value, when, rec)
             key = op.dedupe_key

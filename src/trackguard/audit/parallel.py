@@ -151,6 +151,7 @@ class _Identity(IdentityCensus):
     def __init__(self, log: OpLog, limits: Limits, caps: CapLog) -> None:
         super().__init__(limits, caps)
         self.log = log
+        self.id_room = 0  # every id goes through keyed_by_id
 
     def keyed_by_id(self, h: int) -> None:
         self.log.add(("p", h))
@@ -452,7 +453,7 @@ def _merge_events(a: EventCensus, b: EventCensus) -> None:
             a.events[key] = stats
         else:
             _merge_stats(mine, stats, limits)
-    a.total += b.total
+    a.uncounted += b.uncounted
     _add_counts(a.formats, b.formats)
     _add_counts(a.ages, b.ages)
     a.recent_seconds += b.recent_seconds

@@ -22,6 +22,7 @@ import sys
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Final
 from urllib.parse import urlsplit
@@ -116,7 +117,7 @@ class _LogLine(msgspec.Struct, gc=False):
     body_base64: str | None = None  # the exact bytes of a body that is not UTF-8
     time: str | None = None
     status: int | None = None
-    response: Any = None
+    response: str | None = None  # other JSON (an object) is read by _lenient
     source: str | None = None
     headers: msgspec.Raw = msgspec.Raw(b"null")  # see _headers: decoded once per spelling
 
@@ -282,16 +283,7 @@ def _log_line(line: bytes, name: str, pos: int) -> Record | Unreadable:
     request = Request(
         method=rec.method.upper(), path=path, body=raw, headers=headers, source=rec.source
     )
-    response = rec.response
-    return Record(
-        name,
-        pos,
-        False,
-        request,
-        rec.time,
-        rec.status,
-        response if type(response) is str or response is None else _text(response),
-    )
+    return Record(name, pos, False, request, rec.time, rec.status, rec.response)
 
 
 # --- mapped JSONL ------------------------------------------------------------------------------
@@ -388,44 +380,46 @@ def _jsonl(
             pos = share.first_line - 1
             if share.end is not None:
                 span = share.end - share.start  # it ends at a line start: no line crosses it
-        nbytes = records = readable = 0  # added to the counter at the end
-        limit = max_line + 1
+        nbytes = blank = unreadable = broken = lost = 0  # added to the counter at the end
+        first = pos  # records are the lines read, less the blank ones
         try:
-            while nbytes < span:
-                line = readline(limit)
-                if not line:
+            for line in iter(partial(readline, max_line + 1), b""):
+                if nbytes >= span:
                     break
                 pos += 1
                 size = len(line)
                 if size > max_line and line[-1:] != b"\n":
+                    lost = 1  # a truncated file here: the line is not a record
                     while True:  # skip the rest of an overlong line without holding it
                         chunk = readline(1 << 20)
                         size += len(chunk)
                         if not chunk or chunk[-1:] == b"\n":
                             break
+                    lost = 0
                     nbytes += size
-                    records += 1
+                    unreadable += 1
                     yield Unreadable(
                         name, str(pos), f"line is longer than {max_line} bytes ({size} bytes)"
                     )
                     continue
                 nbytes += size
                 if line.isspace():
-                    counter.blank += 1
+                    blank += 1
                     continue
-                records += 1
                 item = decode(line, name, pos)
-                if type(item) is Record:
-                    readable += 1
+                if type(item) is not Record:
+                    unreadable += 1
                 yield item
         except (OSError, EOFError, zlib.error) as exc:
-            records += 1
+            broken = 1
             yield Unreadable(name, str(pos + 1), f"file is truncated or corrupt: {exc}")
         finally:
+            records = pos - first - blank + broken - lost
             counter.bytes += nbytes
+            counter.blank += blank
             counter.records += records
-            counter.readable += readable
-            counter.unreadable += records - readable
+            counter.readable += records - unreadable - broken
+            counter.unreadable += unreadable + broken
 
 
 # --- HAR -----------------------------------------------------------------------------------------
