@@ -19,28 +19,30 @@ _CACHE_LIMIT: Final = 65_536
 _SIXTY: Final = {f"{n:02d}": n for n in range(61)}
 #: The same for the last three characters of a plain UTC time, ``SS`` and ``Z``: one lookup
 #: also checks the layout (the cached minute prefix is 17 characters, so the time is 20).
-_SECONDS_Z: Final = {f"{n:02d}Z": n for n in range(61)}
+SECONDS_Z: Final = {f"{n:02d}Z": n for n in range(61)}
 
 
 class LogClock:
     """Parses log times; keeps bounded caches of hour and minute prefixes."""
 
-    __slots__ = ("_hours", "_minutes")
+    __slots__ = ("_hours", "minutes")
 
     def __init__(self) -> None:
         self._hours: dict[str, int] = {}
-        self._minutes: dict[str, int] = {}  # "YYYY-MM-DDTHH:MM:" of plain "...:SSZ" times
+        #: "YYYY-MM-DDTHH:MM:" of plain "...:SSZ" times -> the minute's epoch (cleared, never
+        #: replaced, when full: the auditor reads it directly).
+        self.minutes: dict[str, int] = {}
 
     def parse(self, text: str) -> int | None:
         """Unix seconds for an ISO-8601 time, or None when it is not one."""
-        minute = self._minutes.get(text[:17])  # the common case: a minute seen before
+        minute = self.minutes.get(text[:17])  # the common case: a minute seen before
         if minute is not None:
-            ss = _SECONDS_Z.get(text[17:])
+            ss = SECONDS_Z.get(text[17:])
             if ss is not None:
                 return minute + ss
         value = self._parse(text)
         if value is not None and len(text) == 20 and text[19] == "Z" and text[16] == ":":
-            minutes = self._minutes
+            minutes = self.minutes
             if len(minutes) >= _CACHE_LIMIT:
                 minutes.clear()
             minutes[text[:17]] = value - _SIXTY[text[17:19]]

@@ -11,12 +11,13 @@ drops) is read from the record itself. Values a plan fixed are counted as *sent*
 
 from __future__ import annotations
 
+import enum
 import time
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 from trackguard.audit.caps import CapLog, Limits
 from trackguard.audit.census import EventCensus
-from trackguard.audit.clock import LogClock
+from trackguard.audit.clock import SECONDS_Z, LogClock
 from trackguard.audit.duplicates import DuplicateCensus
 from trackguard.audit.identity import AnonymousCensus, IdentityCensus
 from trackguard.audit.readers import Record, Unreadable
@@ -45,6 +46,15 @@ _NOT_BUSINESS_KEYS: Final = (ID_PREFIX, RETRY_PREFIX, MESSAGE_ID_PREFIX)
 ROUTE_CACHE: Final = 16_384
 #: Error messages kept by response text: a log repeats the same few error responses.
 RESPONSE_CACHE: Final = 256
+
+
+class Pipelines(enum.Enum):
+    """The route cache's answer for a Pipelines API path (judged by ``Judge.pipelines``)."""
+
+    PATH = 0
+
+
+PIPELINES: Final = Pipelines.PATH
 
 
 def response_messages(text: str | None) -> list[str]:
@@ -84,9 +94,10 @@ class Auditor:
         self.caps = caps = CapLog()
         self.judge = Judge(plan, fallback_keys=False)  # only the plan's keys are reported
         self.checker = self.judge.checker
-        self.routes: dict[tuple[str, str], RouteMatch | NoRoute] = {}
+        self.routes: dict[tuple[str, str], RouteMatch | NoRoute | Literal[Pipelines.PATH]] = {}
         self.responses: dict[str | None, list[str]] = {}  # response text -> its messages
         self.clock = LogClock()
+        self.minutes = self.clock.minutes  # the clock's cache, read in the hot loop
         self.pipelines = 0  # Pipelines API requests
         self.bad_times = 0
         self.verdicts: dict[tuple[str, int | None], int] = {}  # (outcome, log status) -> requests
@@ -138,14 +149,14 @@ class Auditor:
         result: PipelinesResult | None = None
         req = rec.request
         path = req.path
-        if path.startswith(PIPELINES_PREFIX):  # is_pipelines_path, without the call
+        key = (req.method, path)
+        hit = self.routes.get(key)
+        if hit is None:
+            hit = self._route(key)
+        if hit is PIPELINES:
             result, verdict = self.judge.pipelines(req)
             self.pipelines += 1
         else:
-            key = (req.method, path)
-            hit = self.routes.get(key)
-            if hit is None:
-                hit = self._route(key)
             verdict = self.checker.check(req, hit)
         outcome = verdict.outcome
         status = rec.status
@@ -154,7 +165,12 @@ class Auditor:
         verdicts[pair] = verdicts.get(pair, 0) + 1
         stamp = rec.time
         if stamp is not None:
-            when = self.clock.parse(stamp)
+            # LogClock.parse's common case, inlined: a minute seen before, then "SSZ".
+            when = self.minutes.get(stamp[:17])
+            if when is not None and (ss := SECONDS_Z.get(stamp[17:])) is not None:
+                when += ss
+            else:
+                when = self.clock.parse(stamp)
             if when is None:
                 self.bad_times += 1
                 ref = self.now
@@ -200,9 +216,11 @@ class Auditor:
 
     # --- pieces ---------------------------------------------------------------------------------
 
-    def _route(self, key: tuple[str, str]) -> RouteMatch | NoRoute:
-        """The route match of a (method, path) not in the cache, cached."""
-        hit = match(*key)
+    def _route(self, key: tuple[str, str]) -> RouteMatch | NoRoute | Literal[Pipelines.PATH]:
+        """The route match of a (method, path) not in the cache (or :data:`PIPELINES`), cached."""
+        method, path = key
+        # is_pipelines_path, without the call
+        hit = PIPELINES if path.startswith(PIPELINES_PREFIX) else match(method, path)
         routes = self.routes
         if len(routes) >= ROUTE_CACHE:
             routes.clear()
