@@ -36,9 +36,19 @@ class LogClock:
     def parse(self, text: str) -> int | None:
         """Unix seconds for an ISO-8601 time, or None when it is not one."""
         minute = self.minutes.get(text[:17])  # the common case: a minute seen before
-        if minute is not None:
-            ss = SECONDS_Z.get(text[17:])
-            if ss is not None:
+        ss = SECONDS_Z.get(text[17:])
+        if ss is not None:
+            if minute is not None:
+                return minute + ss
+            # the next: a new minute of an hour seen before, "YYYY-MM-DDTHH:MM:SSZ"
+            hour = self._hours.get(text[:13])
+            mm = _SIXTY.get(text[14:16])
+            if hour is not None and mm is not None and mm < 60 and text[13] == ":" == text[16]:
+                minute = hour + mm * 60
+                minutes = self.minutes
+                if len(minutes) >= _CACHE_LIMIT:
+                    minutes.clear()
+                minutes[text[:17]] = minute
                 return minute + ss
         value = self._parse(text)
         if value is not None and len(text) == 20 and text[19] == "Z" and text[16] == ":":

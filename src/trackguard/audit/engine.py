@@ -269,7 +269,7 @@ class Auditor:
         action = op.action
         body = op.body
         if action == "event" or action == "anonymous_event":
-            if body is None or body.get("type") in _NOT_EVENTS:
+            if body is None or ((kind := body.get("type")) is not None and kind in _NOT_EVENTS):
                 return False
             if renamed is None and op.api != "pipelines":  # _event's common case, inlined
                 data_key = op.data_key

@@ -129,6 +129,9 @@ _headers_decoder: Final = msgspec.json.Decoder(dict[str, str] | None)
 HEADER_CACHE: Final = 256
 _header_cache: dict[bytes, tuple[tuple[str, str], ...]] = {}
 _DECODE_ERRORS: Final = (msgspec.DecodeError, RecursionError, UnicodeDecodeError)
+#: Methods as logged -> as requested: one string object per method, so the audit's route
+#: cache compares methods by identity (and no upper-cased copy is made per line).
+_METHODS: Final = {m: m for m in ("POST", "PUT", "GET", "DELETE", "PATCH")}
 
 
 def _body_bytes(body: Any) -> bytes:
@@ -255,14 +258,24 @@ def _log_line(line: bytes, name: str, pos: int) -> Record | Unreadable:
     """Decode one request-log line: a typed fast path, a lenient path when types are off."""
     try:
         rec = _line_decoder.decode(line)
-        spelled = bytes(rec.headers)
-        headers = _header_cache.get(spelled)
-        if headers is None:
-            headers = _headers(spelled)
     except msgspec.ValidationError:
         return _lenient(line, name, pos)
     except _DECODE_ERRORS:
         return Unreadable(name, str(pos), "line is not valid JSON")
+    item = _log_record(rec, name, pos)
+    return _lenient(line, name, pos) if item is None else item
+
+
+def _log_record(rec: _LogLine, name: str, pos: int) -> Record | Unreadable | None:
+    """The record of a typed request-log line; None when its headers are not strings (the
+    caller reads the line leniently)."""
+    spelled = bytes(rec.headers)
+    headers = _header_cache.get(spelled)
+    if headers is None:
+        try:
+            headers = _headers(spelled)
+        except msgspec.ValidationError:
+            return None
     if not rec.method:
         return Unreadable(name, str(pos), 'missing or non-string "method"')
     path = rec.path
@@ -280,9 +293,8 @@ def _log_line(line: bytes, name: str, pos: int) -> Record | Unreadable:
         raw = body.encode("utf-8", "surrogatepass")
     else:
         raw = _body_bytes(body)
-    request = Request(
-        method=rec.method.upper(), path=path, body=raw, headers=headers, source=rec.source
-    )
+    method = _METHODS.get(rec.method) or rec.method.upper()
+    request = Request(method=method, path=path, body=raw, headers=headers, source=rec.source)
     return Record(name, pos, False, request, rec.time, rec.status, rec.response)
 
 
@@ -371,6 +383,9 @@ def _jsonl(
         yield Unreadable(name, "file", f"cannot open: {exc.strerror or exc}")
         return
     counter.raw_position = raw.tell
+    if decode is _log_line and fh is raw:  # a plain request log: read a block at a time
+        yield from _log_blocks(raw, counter, max_line, share if ranged else None)
+        return
     with raw, fh:
         readline = fh.readline
         pos = 0
@@ -398,9 +413,7 @@ def _jsonl(
                     lost = 0
                     nbytes += size
                     unreadable += 1
-                    yield Unreadable(
-                        name, str(pos), f"line is longer than {max_line} bytes ({size} bytes)"
-                    )
+                    yield Unreadable(name, str(pos), _too_long(max_line, size))
                     continue
                 nbytes += size
                 if line.isspace():
@@ -420,6 +433,140 @@ def _jsonl(
             counter.records += records
             counter.readable += records - unreadable - broken
             counter.unreadable += unreadable + broken
+
+
+#: Bytes a request log is read by at a time; the whole lines in them are decoded together.
+BLOCK_BYTES: Final = 1 << 16
+#: Decodes a block of request-log lines, each wrapped as a one-element array (see
+#: :func:`_decode_lines`).
+_block_decoder: Final = msgspec.json.Decoder(tuple[_LogLine])
+
+
+def _decode_lines(block: bytes, head: int, cut: int) -> list[tuple[_LogLine]] | None:
+    """The whole lines of ``block`` after its first, up to ``cut`` (after the last newline),
+    decoded; None when any of them is not exactly one typed request-log line (the caller
+    then reads them one by one). ``head`` is where the first line ends.
+
+    Each line is read as ``[line]``: a value can then neither span lines (a JSON string holds
+    no raw newline, and ``]`` then ``[`` is never valid inside a value) nor be missing from
+    one (a blank line is ``[]``, not one element), so as many values as lines means one line
+    each. Newlines become ``]\\n[`` in one copy of the block, which also counts them.
+    """
+    wrapped = block.replace(b"\n", b"]\n[")
+    lines = (len(wrapped) - len(block)) // 2 - 1  # newlines, less the first line's
+    # From the "[" that opens the second line to the "]\n" that closes the last.
+    view = memoryview(wrapped)[head + 1 : len(wrapped) - (len(block) - cut) - 1]
+    try:
+        values = _block_decoder.decode_lines(view)
+    except (*_DECODE_ERRORS, msgspec.ValidationError):
+        return None
+    return values if len(values) == lines else None
+
+
+def _log_blocks(
+    fh: io.BufferedIOBase, counter: FileCounter, max_line: int, share: Share | None
+) -> Iterator[Item]:
+    """A plain request log's items, exactly as :func:`_jsonl` reads them line by line, a
+    block at a time: the block's first line alone, the other whole lines with one decoder
+    call, the line that crosses the block's end alone (finished by ``readline``)."""
+    name = counter.path
+    pos = 0
+    span = sys.maxsize  # the bytes to read
+    if share is not None:  # a byte range, from a line start to a line start
+        fh.seek(share.start)
+        pos = share.first_line - 1
+        if share.end is not None:
+            span = share.end - share.start
+    start = pos
+    read, readline = fh.read, fh.readline
+    nbytes = blank = unreadable = broken = 0  # added to the counter at the end
+    try:
+        while nbytes < span:
+            block = read(min(BLOCK_BYTES, span - nbytes))
+            if not block:
+                break
+            nbytes += len(block)
+            head = block.find(b"\n") + 1  # the block's first line ends here
+            cut = block.rfind(b"\n") + 1  # ... and its last whole line here
+            values = None
+            if head < cut and cut - head <= max_line:  # no line too long among them
+                values = _decode_lines(block, head, cut)
+            if values is not None:
+                pos += 1
+                item = _whole_line(block[:head], name, pos, max_line)
+                if item is None:
+                    blank += 1
+                else:
+                    if type(item) is not Record:
+                        unreadable += 1
+                    yield item
+                base = pos  # the line before the first decoded one
+                for (rec,) in values:
+                    pos += 1
+                    item = _log_record(rec, name, pos)
+                    if item is None:  # headers that are not strings: the line, leniently
+                        item = _lenient(block[head:cut].split(b"\n")[pos - base - 1], name, pos)
+                    if type(item) is not Record:
+                        unreadable += 1
+                    yield item
+            else:
+                for line in block[:cut].split(b"\n")[:-1]:
+                    pos += 1
+                    item = _whole_line(line + b"\n", name, pos, max_line)
+                    if item is None:
+                        blank += 1
+                        continue
+                    if type(item) is not Record:
+                        unreadable += 1
+                    yield item
+            if cut < len(block):  # a line crosses the block's end: finish it as _jsonl would
+                pos += 1
+                line = block[cut:]
+                if len(line) <= max_line:
+                    more = readline(max_line + 1 - len(line))
+                    nbytes += len(more)
+                    line += more
+                if len(line) > max_line and line[-1:] != b"\n":
+                    size = len(line)
+                    while True:  # skip the rest of an overlong line without holding it
+                        chunk = readline(1 << 20)
+                        size += len(chunk)
+                        nbytes += len(chunk)
+                        if not chunk or chunk[-1:] == b"\n":
+                            break
+                    unreadable += 1
+                    yield Unreadable(name, str(pos), _too_long(max_line, size))
+                elif line.isspace():
+                    blank += 1
+                else:
+                    item = _log_line(line, name, pos)
+                    if type(item) is not Record:
+                        unreadable += 1
+                    yield item
+    except OSError as exc:
+        broken = 1
+        yield Unreadable(name, str(pos + 1), f"file is truncated or corrupt: {exc}")
+    finally:
+        fh.close()
+        records = pos - start - blank + broken
+        counter.bytes += nbytes
+        counter.blank += blank
+        counter.records += records
+        counter.readable += records - unreadable - broken
+        counter.unreadable += unreadable + broken
+
+
+def _whole_line(line: bytes, name: str, pos: int, max_line: int) -> Record | Unreadable | None:
+    """A line that ends in a newline as :func:`_jsonl` reads it; None when it is blank."""
+    if len(line) > max_line + 1:  # _jsonl's readline stops short of its newline
+        return Unreadable(name, str(pos), _too_long(max_line, len(line)))
+    if line.isspace():
+        return None
+    return _log_line(line, name, pos)
+
+
+def _too_long(max_line: int, size: int) -> str:
+    return f"line is longer than {max_line} bytes ({size} bytes)"
 
 
 # --- HAR -----------------------------------------------------------------------------------------
