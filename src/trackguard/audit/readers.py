@@ -373,24 +373,35 @@ def _jsonl(
     decode: Callable[[bytes, str, int], Item],
     share: Share | None = None,
 ) -> Iterator[Item]:
-    name = counter.path
+    """The items of a JSONL file (opened now, read as they are taken)."""
     ranged = share is not None and not share.whole
     try:
         fh, raw = (path.open("rb"),) * 2 if ranged else _open(path)
     except OSError as exc:
         counter.records += 1
         counter.unreadable += 1
-        yield Unreadable(name, "file", f"cannot open: {exc.strerror or exc}")
-        return
+        return iter([Unreadable(counter.path, "file", f"cannot open: {exc.strerror or exc}")])
     counter.raw_position = raw.tell
     if decode is _log_line and fh is raw:  # a plain request log: read a block at a time
-        yield from _log_blocks(raw, counter, max_line, share if ranged else None)
-        return
+        return _log_blocks(raw, counter, max_line, share if ranged else None)
+    return _lines(fh, raw, counter, max_line, decode, share if ranged else None)
+
+
+def _lines(
+    fh: io.BufferedIOBase,
+    raw: io.BufferedIOBase,
+    counter: FileCounter,
+    max_line: int,
+    decode: Callable[[bytes, str, int], Item],
+    share: Share | None,
+) -> Iterator[Item]:
+    """A JSONL file's items, a line at a time (``share``: that byte range only)."""
+    name = counter.path
     with raw, fh:
         readline = fh.readline
         pos = 0
         span = sys.maxsize  # the bytes to read
-        if share is not None and ranged:  # a byte range of a plain file, from a line start
+        if share is not None:  # a byte range of a plain file, from a line start
             raw.seek(share.start)
             pos = share.first_line - 1
             if share.end is not None:
