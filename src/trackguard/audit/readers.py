@@ -23,6 +23,7 @@ import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
+from itertools import chain
 from pathlib import Path
 from typing import Any, Final
 from urllib.parse import urlsplit
@@ -383,7 +384,7 @@ def _jsonl(
         return iter([Unreadable(counter.path, "file", f"cannot open: {exc.strerror or exc}")])
     counter.raw_position = raw.tell
     if decode is _log_line and fh is raw:  # a plain request log: read a block at a time
-        return _log_blocks(raw, counter, max_line, share if ranged else None)
+        return chain.from_iterable(_log_blocks(raw, counter, max_line, share if ranged else None))
     return _lines(fh, raw, counter, max_line, decode, share if ranged else None)
 
 
@@ -476,10 +477,11 @@ def _decode_lines(block: bytes, head: int, cut: int) -> list[tuple[_LogLine]] | 
 
 def _log_blocks(
     fh: io.BufferedIOBase, counter: FileCounter, max_line: int, share: Share | None
-) -> Iterator[Item]:
+) -> Iterator[list[Item]]:
     """A plain request log's items, exactly as :func:`_jsonl` reads them line by line, a
     block at a time: the block's first line alone, the other whole lines with one decoder
-    call, the line that crosses the block's end alone (finished by ``readline``)."""
+    call, the line that crosses the block's end alone (finished by ``readline``). Each
+    block's items come as one list (``chain.from_iterable`` hands them out one by one)."""
     name = counter.path
     pos = 0
     span = sys.maxsize  # the bytes to read
@@ -491,6 +493,8 @@ def _log_blocks(
     start = pos
     read, readline = fh.read, fh.readline
     nbytes = blank = unreadable = broken = 0  # added to the counter at the end
+    items: list[Item] = []  # the block's
+    out = items.append
     try:
         while nbytes < span:
             block = read(min(BLOCK_BYTES, span - nbytes))
@@ -510,7 +514,7 @@ def _log_blocks(
                 else:
                     if type(item) is not Record:
                         unreadable += 1
-                    yield item
+                    out(item)
                 base = pos  # the line before the first decoded one
                 for (rec,) in values:
                     pos += 1
@@ -519,7 +523,7 @@ def _log_blocks(
                         item = _lenient(block[head:cut].split(b"\n")[pos - base - 1], name, pos)
                     if type(item) is not Record:
                         unreadable += 1
-                    yield item
+                    out(item)
             else:
                 for line in block[:cut].split(b"\n")[:-1]:
                     pos += 1
@@ -529,7 +533,7 @@ def _log_blocks(
                         continue
                     if type(item) is not Record:
                         unreadable += 1
-                    yield item
+                    out(item)
             if cut < len(block):  # a line crosses the block's end: finish it as _jsonl would
                 pos += 1
                 line = block[cut:]
@@ -546,17 +550,21 @@ def _log_blocks(
                         if not chunk or chunk[-1:] == b"\n":
                             break
                     unreadable += 1
-                    yield Unreadable(name, str(pos), _too_long(max_line, size))
+                    out(Unreadable(name, str(pos), _too_long(max_line, size)))
                 elif line.isspace():
                     blank += 1
                 else:
                     item = _log_line(line, name, pos)
                     if type(item) is not Record:
                         unreadable += 1
-                    yield item
+                    out(item)
+            yield items
+            items = []
+            out = items.append
     except OSError as exc:
         broken = 1
-        yield Unreadable(name, str(pos + 1), f"file is truncated or corrupt: {exc}")
+        out(Unreadable(name, str(pos + 1), f"file is truncated or corrupt: {exc}"))
+        yield items
     finally:
         fh.close()
         records = pos - start - blank + broken
