@@ -22,7 +22,7 @@ from trackguard.audit.duplicates import DuplicateCensus
 from trackguard.audit.identity import AnonymousCensus, IdentityCensus
 from trackguard.audit.readers import Record, Unreadable
 from trackguard.audit.tally import Tally
-from trackguard.audit.timeline import TimelineCensus
+from trackguard.audit.timeline import WIDTHS, TimelineCensus
 from trackguard.check.judge import Judge
 from trackguard.contract.check import decode_body
 from trackguard.contract.operations import Operation
@@ -212,7 +212,14 @@ class Auditor:
         elif outcome == "invalid" and self._invalid_items(rec, verdict, when, ref):
             saw_event = True
         if saw_event:
-            self.duplicates.request(req.method, path, req.body, when, rec)
+            # DuplicateCensus.request's common case, inlined: a new request, and room for it
+            h = hash((req.method, path, req.body))
+            window = self.duplicates.seen_requests
+            seen = window.map
+            if h not in seen and len(seen) < window.limit:
+                seen[h] = when if when is not None else -1
+            else:
+                self.duplicates.request_hash(h, when, rec)
 
     # --- pieces ---------------------------------------------------------------------------------
 
@@ -285,7 +292,17 @@ class Auditor:
                 if event_id is not None and type(event_id) in (str, int) and event_id != "":
                     self.duplicates.event_id(str(event_id), rec)
                 if when is not None:
-                    self.timeline.add(name, when, rejected)
+                    # TimelineCensus.add's common case, inlined: a series in its span
+                    tl = self.timeline
+                    b = when // WIDTHS[tl.width_index]
+                    totals = tl.total.get(name)
+                    if totals is not None and tl.lo <= b <= tl.hi:  # type: ignore[operator]
+                        totals[b] = totals.get(b, 0) + 1
+                        if rejected:
+                            bad = tl.invalid[name]
+                            bad[b] = bad.get(b, 0) + 1
+                    else:
+                        tl.add(name, when, rejected)
             else:
                 pipelines = op.api == "pipelines"
                 self._event(

@@ -118,8 +118,8 @@ class _Duplicates(DuplicateCensus):
         super().__init__(replace(limits, duplicate_window=0), caps)
         self.log = log
 
-    def request(self, method: str, path: str, body: bytes, when: int | None, at: Any) -> None:
-        self.log.add(("q", hash((method, path, body)), when, at.pos))
+    def request_hash(self, h: int, when: int | None, at: Any) -> None:
+        self.log.add(("q", h, when, at.pos))
 
     def event_id(self, value: str, at: Any) -> None:
         self.log.add(("d", value, at.pos))

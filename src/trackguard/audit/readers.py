@@ -492,6 +492,7 @@ def _log_blocks(
             span = share.end - share.start
     start = pos
     read, readline = fh.read, fh.readline
+    header_cache, methods = _header_cache, _METHODS
     nbytes = blank = unreadable = broken = 0  # added to the counter at the end
     items: list[Item] = []  # the block's
     out = items.append
@@ -518,6 +519,25 @@ def _log_blocks(
                 base = pos  # the line before the first decoded one
                 for (rec,) in values:
                     pos += 1
+                    # _log_record's common case, inlined: known headers, a path, a text body
+                    headers = header_cache.get(bytes(rec.headers))
+                    path, body = rec.path, rec.body
+                    if (
+                        headers is not None
+                        and path[:1] == "/"
+                        and type(body) is str
+                        and rec.body_base64 is None
+                        and rec.method
+                    ):
+                        request = Request(
+                            method=methods.get(rec.method) or rec.method.upper(),
+                            path=path,
+                            body=body.encode("utf-8", "surrogatepass"),
+                            headers=headers,
+                            source=rec.source,
+                        )
+                        out(Record(name, pos, False, request, rec.time, rec.status, rec.response))
+                        continue
                     item = _log_record(rec, name, pos)
                     if item is None:  # headers that are not strings: the line, leniently
                         item = _lenient(block[head:cut].split(b"\n")[pos - base - 1], name, pos)
