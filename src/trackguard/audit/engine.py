@@ -25,7 +25,6 @@ from trackguard.audit.tally import Tally
 from trackguard.audit.timeline import WIDTHS, TimelineCensus
 from trackguard.check.judge import Judge
 from trackguard.contract.check import decode_body
-from trackguard.contract.operations import Operation
 from trackguard.contract.pipelines import PipelinesResult
 from trackguard.contract.pipelines.routes import PREFIX as PIPELINES_PREFIX
 from trackguard.contract.routes import NoRoute, RouteMatch, match
@@ -198,14 +197,76 @@ class Auditor:
         if verdict.changes:
             renamed = {(c.batch_index, c.path): c.before for c in verdict.changes}
         saw_event = False
-        for op in verdict.operations:
-            if self._op(op, rec, when, ref, False, renamed):
-                saw_event = True
+        ops = verdict.operations
+        left = len(ops)  # accepted operations still to come: the rest are rejected ones
         if verdict.rejected:
-            op_ = self._op
-            for op in verdict.rejected:
-                if op_(op, rec, when, ref, True, renamed):
-                    saw_event = True
+            ops += verdict.rejected
+        for op in ops:
+            left -= 1
+            ident = op.identifier
+            if ident is not None and op.type == "person":
+                self.identity.person(ident.kind, ident.value, rec)
+            action = op.action
+            body = op.body
+            if action == "event" or action == "anonymous_event":
+                if body is None or ((kind := body.get("type")) is not None and kind in _NOT_EVENTS):
+                    continue
+                if renamed is None and op.api != "pipelines":  # _event's common case, inlined
+                    data_key = op.data_key
+                    name = self.events.event(
+                        body.get("name"),
+                        body.get(data_key) if data_key else None,
+                        body.get("timestamp"),
+                        ref,
+                        rec,
+                        req.source,
+                    )
+                    event_id = body.get("id")
+                    if event_id is not None and type(event_id) in (str, int) and event_id != "":
+                        self.duplicates.event_id(str(event_id), rec)
+                    if when is not None:
+                        # TimelineCensus.add's common case, inlined: a series in its span
+                        tl = self.timeline
+                        b = when // WIDTHS[tl.width_index]
+                        totals = tl.total.get(name)
+                        if totals is not None and tl.lo <= b <= tl.hi:  # type: ignore[operator]
+                            totals[b] = totals.get(b, 0) + 1
+                            if left < 0:  # a rejected operation
+                                bad = tl.invalid[name]
+                                bad[b] = bad.get(b, 0) + 1
+                        else:
+                            tl.add(name, when, left < 0)
+                else:
+                    self._event(
+                        body,
+                        op.data_key,
+                        op.batch_index,
+                        rec,
+                        when,
+                        ref,
+                        left < 0,
+                        renamed,
+                        op.api == "pipelines",
+                    )
+                if ident is not None and ident.kind == "anonymous_id":
+                    self.anonymous.event(ident.value, when, rec)
+                dedupe = op.dedupe_key
+                if dedupe is not None and not dedupe.startswith(_NOT_BUSINESS_KEYS):
+                    self.duplicates.dedupe_key(dedupe, rec)  # the plan's business keys only
+                saw_event = True
+            elif action == "identify" and op.type == "person":
+                attrs = op.data
+                if isinstance(attrs, dict):
+                    if ident is not None:
+                        self.identity.profile(ident.kind, ident.value, attrs, rec)
+                    anon: Any = attrs.get("anonymous_id")
+                    if op.api == "pipelines":  # linked by an identify with a userId
+                        known = ident is not None and ident.kind != "anonymous_id"
+                        anon = body.get("anonymousId") if known and body is not None else None
+                    if isinstance(anon, str | int) and not isinstance(anon, bool) and anon != "":
+                        self.anonymous.identify(str(anon), when)
+                    overrides = _overrides(renamed, op.batch_index, op.data_key or "")
+                    self.attribute_census.add("(attributes)", attrs, rec, overrides)
         if result is not None:
             if self._pipelines_calls(rec, result, when, ref):
                 saw_event = True
@@ -260,74 +321,6 @@ class Auditor:
                 rec,
                 f"the log shows {status}; trackguard's contract rejects it ({codes})",
             )
-
-    def _op(
-        self,
-        op: Operation,
-        rec: Record,
-        when: int | None,
-        ref: int,
-        rejected: bool,
-        renamed: dict[tuple[int | None, str], Any] | None,
-    ) -> bool:
-        ident = op.identifier
-        if ident is not None and op.type == "person":
-            self.identity.person(ident.kind, ident.value, rec)
-        action = op.action
-        body = op.body
-        if action == "event" or action == "anonymous_event":
-            if body is None or ((kind := body.get("type")) is not None and kind in _NOT_EVENTS):
-                return False
-            if renamed is None and op.api != "pipelines":  # _event's common case, inlined
-                data_key = op.data_key
-                name = self.events.event(
-                    body.get("name"),
-                    body.get(data_key) if data_key else None,
-                    body.get("timestamp"),
-                    ref,
-                    rec,
-                    rec.request.source,
-                )
-                event_id = body.get("id")
-                if event_id is not None and type(event_id) in (str, int) and event_id != "":
-                    self.duplicates.event_id(str(event_id), rec)
-                if when is not None:
-                    # TimelineCensus.add's common case, inlined: a series in its span
-                    tl = self.timeline
-                    b = when // WIDTHS[tl.width_index]
-                    totals = tl.total.get(name)
-                    if totals is not None and tl.lo <= b <= tl.hi:  # type: ignore[operator]
-                        totals[b] = totals.get(b, 0) + 1
-                        if rejected:
-                            bad = tl.invalid[name]
-                            bad[b] = bad.get(b, 0) + 1
-                    else:
-                        tl.add(name, when, rejected)
-            else:
-                pipelines = op.api == "pipelines"
-                self._event(
-                    body, op.data_key, op.batch_index, rec, when, ref, rejected, renamed, pipelines
-                )
-            if ident is not None and ident.kind == "anonymous_id":
-                self.anonymous.event(ident.value, when, rec)
-            key = op.dedupe_key
-            if key is not None and not key.startswith(_NOT_BUSINESS_KEYS):
-                self.duplicates.dedupe_key(key, rec)  # the plan's business keys only
-            return True
-        if action == "identify" and op.type == "person":
-            attrs = op.data
-            if isinstance(attrs, dict):
-                if ident is not None:
-                    self.identity.profile(ident.kind, ident.value, attrs, rec)
-                anon: Any = attrs.get("anonymous_id")
-                if op.api == "pipelines":  # linked by an identify with a userId
-                    known = ident is not None and ident.kind != "anonymous_id"
-                    anon = body.get("anonymousId") if known and body is not None else None
-                if isinstance(anon, str | int) and not isinstance(anon, bool) and anon != "":
-                    self.anonymous.identify(str(anon), when)
-                overrides = _overrides(renamed, op.batch_index, op.data_key or "")
-                self.attribute_census.add("(attributes)", attrs, rec, overrides)
-        return False
 
     def _event(
         self,
