@@ -493,6 +493,8 @@ def _log_blocks(
     start = pos
     read, readline = fh.read, fh.readline
     header_cache, methods = _header_cache, _METHODS
+    last_spelled = msgspec.Raw(b"")  # the headers of a line before, and their pairs
+    last_headers: tuple[tuple[str, str], ...] | None = None
     nbytes = blank = unreadable = broken = 0  # added to the counter at the end
     items: list[Item] = []  # the block's
     out = items.append
@@ -520,7 +522,13 @@ def _log_blocks(
                 for (rec,) in values:
                     pos += 1
                     # _log_record's common case, inlined: known headers, a path, a text body
-                    headers = header_cache.get(bytes(rec.headers))
+                    spelled = rec.headers
+                    if spelled != last_spelled:  # compared in place: no copy, no hash
+                        headers = header_cache.get(bytes(spelled))
+                        if headers is not None:
+                            last_spelled, last_headers = spelled, headers
+                    else:
+                        headers = last_headers
                     path, body = rec.path, rec.body
                     if (
                         headers is not None
