@@ -347,13 +347,22 @@ class _Merger:
         admitted, folded = self.admitted, self.folded
         at = _At(file, 0, part.har)  # one for every call: the censuses keep only at.where
         request_hash, keyed_by_id = dup.request_hash, ident.keyed_by_id
+        by_id, window = ident.by_id, dup.seen_requests
         for op in part.ops.replay():
             kind = op[0]  # the most frequent kinds first
             if kind == "p":
-                keyed_by_id(op[1])
+                if len(by_id) < ident.id_room:  # keyed_by_id's common case, inlined
+                    by_id.add(op[1])
+                else:
+                    keyed_by_id(op[1])
             elif kind == "q":
-                at.pos = op[3]
-                request_hash(op[1], op[2], at)
+                h, when = op[1], op[2]
+                seen = window.map  # request_hash's common case, inlined
+                if h not in seen and len(seen) < window.limit:
+                    seen[h] = when if when is not None else -1
+                else:
+                    at.pos = op[3]
+                    request_hash(h, when, at)
             elif kind == "d":
                 at.pos = op[2]
                 dup.event_id(op[1], at)
