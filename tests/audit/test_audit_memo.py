@@ -102,7 +102,7 @@ def test_clock_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     clock = LogClock()
     times = [f"2025-11-24T16:0{m}:0{s}Z" for m in range(5) for s in range(3)]
     assert [clock.parse(t) for t in times] == [LogClock().parse(t) for t in times]
-    assert len(clock._minutes) <= 2
+    assert len(clock.minutes) <= 2
 
 
 def _record(n: int, path: str, status: int = 200, response: str = "{}\n") -> Record:

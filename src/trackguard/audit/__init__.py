@@ -110,13 +110,21 @@ def run_audit(
     for path in files:
         counter = FileCounter(str(path), "")
         counters.append(counter)
-        for n, item in enumerate(read(path, counter, mapping=mapping, max_line=max_line), 1):
-            if type(item) is Record:
-                add(item)
-            elif type(item) is Unreadable:
-                add_unreadable(item)
-            if progress is not None and n % _PROGRESS_EVERY == 0:
-                progress(done + counter.raw_position())
+        items = read(path, counter, mapping=mapping, max_line=max_line)
+        if progress is None:
+            for item in items:
+                if type(item) is Record:
+                    add(item)
+                elif type(item) is Unreadable:
+                    add_unreadable(item)
+        else:
+            for n, item in enumerate(items, 1):
+                if type(item) is Record:
+                    add(item)
+                elif type(item) is Unreadable:
+                    add_unreadable(item)
+                if n % _PROGRESS_EVERY == 0:
+                    progress(done + counter.raw_position())
         done += _size(path)
         if progress is not None:
             progress(done)

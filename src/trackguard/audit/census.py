@@ -186,7 +186,7 @@ class EventCensus:
         "names_overflow",
         "recent_seconds",
         "stamp_examples",
-        "total",
+        "uncounted",
     )
 
     def __init__(self, limits: Limits, caps: CapLog) -> None:
@@ -202,7 +202,12 @@ class EventCensus:
         self.formats: dict[str, int] = {}  # timestamp format -> events (see timestamps)
         self.ages: dict[str, int] = {}  # recency -> events (see recency)
         self.recent_seconds = 0  # events in neither: unix seconds, recent (the common case)
-        self.total = 0
+        self.uncounted = 0  # events past the event_keys cap (not in any EventStats.count)
+
+    @property
+    def total(self) -> int:
+        """Every event counted (those of events past the cap too)."""
+        return sum(stats.count for stats in self.events.values()) + self.uncounted
 
     def event(
         self,
@@ -229,14 +234,32 @@ class EventCensus:
         ):
             self.add(key, data, at, overrides, source)
         else:  # add()'s common case: a known event from a known source, as sent
-            self.total += 1
             stats.count += 1
-            if type(data) is dict and data:
-                self._data(stats, data, at)
+            if type(data) is dict and data:  # _data's common case: a shape seen before
+                shape = stats.shapes.get((*data, *map(type, data.values())))
+                if shape is None:
+                    self._data(stats, data, at)
+                else:
+                    shape.count += 1
+                    if shape.strs:
+                        strings = stats.strings
+                        for k in shape.strs:
+                            v = data[k]
+                            values = strings[k]
+                            if values is not _FULL and v not in values:
+                                if len(values) >= self.limits.enum_values:
+                                    strings[k] = _FULL
+                                else:
+                                    values.add(v)
+                            if "@" in v:
+                                stats.emails[k] = stats.emails.get(k, 0) + 1
+                    for k in shape.ints:
+                        if 1_000_000_000 <= data[k] < 100_000_000_000:
+                            stats.stamps[k] = stats.stamps.get(k, 0) + 1
         if (
             type(stamp) is int
+            and -FUTURE_SLACK <= reference - stamp <= CAMPAIGN_WINDOW
             and 0 <= stamp < 100_000_000_000  # unix seconds
-            and reference - CAMPAIGN_WINDOW <= stamp <= reference + FUTURE_SLACK
         ):
             self.recent_seconds += 1
         else:
@@ -314,10 +337,10 @@ class EventCensus:
         source: str | None = None,
     ) -> None:
         """Count one event, its source, and the JSON types of its top-level data values."""
-        self.total += 1
         stats = self.events.get(key)
         if stats is None:
             if len(self.events) >= self.limits.event_keys:
+                self.uncounted += 1
                 self.caps.hit(
                     "event_keys",
                     f"more than {self.limits.event_keys} distinct events: property types "

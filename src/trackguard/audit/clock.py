@@ -17,28 +17,42 @@ _CACHE_LIMIT: Final = 65_536
 #: Two ASCII digits to their value, up to a leap second: one lookup checks and converts
 #: (``str.isdigit`` also accepts digits ``int`` refuses, such as ``"²"``).
 _SIXTY: Final = {f"{n:02d}": n for n in range(61)}
+#: The same for the last three characters of a plain UTC time, ``SS`` and ``Z``: one lookup
+#: also checks the layout (the cached minute prefix is 17 characters, so the time is 20).
+SECONDS_Z: Final = {f"{n:02d}Z": n for n in range(61)}
 
 
 class LogClock:
     """Parses log times; keeps bounded caches of hour and minute prefixes."""
 
-    __slots__ = ("_hours", "_minutes")
+    __slots__ = ("_hours", "minutes")
 
     def __init__(self) -> None:
         self._hours: dict[str, int] = {}
-        self._minutes: dict[str, int] = {}  # "YYYY-MM-DDTHH:MM:" of plain "...:SSZ" times
+        #: "YYYY-MM-DDTHH:MM:" of plain "...:SSZ" times -> the minute's epoch (cleared, never
+        #: replaced, when full: the auditor reads it directly).
+        self.minutes: dict[str, int] = {}
 
     def parse(self, text: str) -> int | None:
         """Unix seconds for an ISO-8601 time, or None when it is not one."""
-        if len(text) == 20 and text[19] == "Z":  # the common case: a minute seen before
-            minute = self._minutes.get(text[:17])
+        minute = self.minutes.get(text[:17])  # the common case: a minute seen before
+        ss = SECONDS_Z.get(text[17:])
+        if ss is not None:
             if minute is not None:
-                ss = _SIXTY.get(text[17:19])
-                if ss is not None:
-                    return minute + ss
+                return minute + ss
+            # the next: a new minute of an hour seen before, "YYYY-MM-DDTHH:MM:SSZ"
+            hour = self._hours.get(text[:13])
+            mm = _SIXTY.get(text[14:16])
+            if hour is not None and mm is not None and mm < 60 and text[13] == ":" == text[16]:
+                minute = hour + mm * 60
+                minutes = self.minutes
+                if len(minutes) >= _CACHE_LIMIT:
+                    minutes.clear()
+                minutes[text[:17]] = minute
+                return minute + ss
         value = self._parse(text)
         if value is not None and len(text) == 20 and text[19] == "Z" and text[16] == ":":
-            minutes = self._minutes
+            minutes = self.minutes
             if len(minutes) >= _CACHE_LIMIT:
                 minutes.clear()
             minutes[text[:17]] = value - _SIXTY[text[17:19]]

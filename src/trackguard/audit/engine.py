@@ -11,20 +11,20 @@ drops) is read from the record itself. Values a plan fixed are counted as *sent*
 
 from __future__ import annotations
 
+import enum
 import time
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 from trackguard.audit.caps import CapLog, Limits
 from trackguard.audit.census import EventCensus
-from trackguard.audit.clock import LogClock
+from trackguard.audit.clock import SECONDS_Z, LogClock
 from trackguard.audit.duplicates import DuplicateCensus
 from trackguard.audit.identity import AnonymousCensus, IdentityCensus
 from trackguard.audit.readers import Record, Unreadable
 from trackguard.audit.tally import Tally
-from trackguard.audit.timeline import TimelineCensus
+from trackguard.audit.timeline import WIDTHS, TimelineCensus
 from trackguard.check.judge import Judge
 from trackguard.contract.check import decode_body
-from trackguard.contract.operations import Operation
 from trackguard.contract.pipelines import PipelinesResult
 from trackguard.contract.pipelines.routes import PREFIX as PIPELINES_PREFIX
 from trackguard.contract.routes import NoRoute, RouteMatch, match
@@ -45,6 +45,15 @@ _NOT_BUSINESS_KEYS: Final = (ID_PREFIX, RETRY_PREFIX, MESSAGE_ID_PREFIX)
 ROUTE_CACHE: Final = 16_384
 #: Error messages kept by response text: a log repeats the same few error responses.
 RESPONSE_CACHE: Final = 256
+
+
+class Pipelines(enum.Enum):
+    """The route cache's answer for a Pipelines API path (judged by ``Judge.pipelines``)."""
+
+    PATH = 0
+
+
+PIPELINES: Final = Pipelines.PATH
 
 
 def response_messages(text: str | None) -> list[str]:
@@ -84,9 +93,10 @@ class Auditor:
         self.caps = caps = CapLog()
         self.judge = Judge(plan, fallback_keys=False)  # only the plan's keys are reported
         self.checker = self.judge.checker
-        self.routes: dict[tuple[str, str], RouteMatch | NoRoute] = {}
+        self.routes: dict[tuple[str, str], RouteMatch | NoRoute | Literal[Pipelines.PATH]] = {}
         self.responses: dict[str | None, list[str]] = {}  # response text -> its messages
         self.clock = LogClock()
+        self.minutes = self.clock.minutes  # the clock's cache, read in the hot loop
         self.pipelines = 0  # Pipelines API requests
         self.bad_times = 0
         self.verdicts: dict[tuple[str, int | None], int] = {}  # (outcome, log status) -> requests
@@ -137,29 +147,37 @@ class Auditor:
     def add(self, rec: Record) -> None:
         result: PipelinesResult | None = None
         req = rec.request
-        if req.path.startswith(PIPELINES_PREFIX):  # is_pipelines_path, without the call
+        path = req.path
+        key = (req.method, path)
+        hit = self.routes.get(key)
+        if hit is None:
+            hit = self._route(key)
+        if hit is PIPELINES:
             result, verdict = self.judge.pipelines(req)
             self.pipelines += 1
         else:
-            key = (req.method, req.path)
-            routes = self.routes
-            hit = routes.get(key)
-            if hit is None:
-                hit = match(req.method, req.path)
-                if len(routes) >= ROUTE_CACHE:
-                    routes.clear()
-                routes[key] = hit
             verdict = self.checker.check(req, hit)
         outcome = verdict.outcome
         status = rec.status
         verdicts = self.verdicts
         pair = (outcome, status)
         verdicts[pair] = verdicts.get(pair, 0) + 1
-        when: int | None = None
-        if rec.time is not None:
-            when = self.clock.parse(rec.time)
+        stamp = rec.time
+        if stamp is not None:
+            # LogClock.parse's common case, inlined: a minute seen before, then "SSZ".
+            when = self.minutes.get(stamp[:17])
+            if when is not None and (ss := SECONDS_Z.get(stamp[17:])) is not None:
+                when += ss
+            else:
+                when = self.clock.parse(stamp)
             if when is None:
                 self.bad_times += 1
+                ref = self.now
+            else:
+                ref = when
+        else:
+            when = None
+            ref = self.now
         if verdict.contract_errors:
             for e in verdict.contract_errors:
                 _count(self.contract, e.code, rec, e.message)
@@ -169,32 +187,128 @@ class Auditor:
                     _count(self.warnings, v.code, rec, v.message)
                 else:
                     _count(self.violations, (v.code, v.rule, v.action), rec, v.message)
-        if status is not None and (status >= 300 or status < 200 or outcome == "invalid"):
+        if (status != 200 or outcome == "invalid") and (
+            status is not None and (status >= 300 or status < 200 or outcome == "invalid")
+        ):
             # The Pipelines API answers 200 to what it drops, unless the client asked for strict.
             permissive = result is not None and not result.strict
             self._status(rec, status, verdict, permissive)
         renamed: dict[tuple[int | None, str], Any] | None = None
         if verdict.changes:
             renamed = {(c.batch_index, c.path): c.before for c in verdict.changes}
-        ref = when if when is not None else self.now
         saw_event = False
-        op_ = self._op
-        for op in verdict.operations:
-            if op_(op, rec, when, ref, False, renamed):
-                saw_event = True
+        ops = verdict.operations
+        left = len(ops)  # accepted operations still to come: the rest are rejected ones
         if verdict.rejected:
-            for op in verdict.rejected:
-                if op_(op, rec, when, ref, True, renamed):
-                    saw_event = True
+            ops += verdict.rejected
+        for op in ops:
+            left -= 1
+            ident = op.identifier
+            if ident is not None and op.type == "person":
+                identity = self.identity
+                value = ident.value
+                by_id = identity.by_id
+                if ident.kind == "id" and "@" not in value and len(by_id) < identity.id_room:
+                    # IdentityCensus.person's common case, inlined: an id, not an email
+                    if value.isdigit():
+                        n = identity.numeric_ids = identity.numeric_ids + 1
+                        if n <= 3:
+                            identity.shape_example("numeric", value, rec)
+                    else:
+                        n = identity.text_ids = identity.text_ids + 1
+                        if n <= 3:
+                            identity.shape_example("text", value, rec)
+                    by_id.add(hash(value))
+                else:
+                    identity.person(ident.kind, value, rec)
+            action = op.action
+            body = op.body
+            if action == "event" or action == "anonymous_event":
+                if body is None or ((kind := body.get("type")) is not None and kind in _NOT_EVENTS):
+                    continue
+                if renamed is None and op.api != "pipelines":  # _event's common case, inlined
+                    data_key = op.data_key
+                    name = self.events.event(
+                        body.get("name"),
+                        body.get(data_key) if data_key else None,
+                        body.get("timestamp"),
+                        ref,
+                        rec,
+                        req.source,
+                    )
+                    event_id = body.get("id")
+                    if event_id is not None and type(event_id) in (str, int) and event_id != "":
+                        self.duplicates.event_id(str(event_id), rec)
+                    if when is not None:
+                        # TimelineCensus.add's common case, inlined: a series in its span
+                        tl = self.timeline
+                        b = when // WIDTHS[tl.width_index]
+                        totals = tl.total.get(name)
+                        if totals is not None and tl.lo <= b <= tl.hi:  # type: ignore[operator]
+                            totals[b] = totals.get(b, 0) + 1
+                            if left < 0:  # a rejected operation
+                                bad = tl.invalid[name]
+                                bad[b] = bad.get(b, 0) + 1
+                        else:
+                            tl.add(name, when, left < 0)
+                else:
+                    self._event(
+                        body,
+                        op.data_key,
+                        op.batch_index,
+                        rec,
+                        when,
+                        ref,
+                        left < 0,
+                        renamed,
+                        op.api == "pipelines",
+                    )
+                if ident is not None and ident.kind == "anonymous_id":
+                    self.anonymous.event(ident.value, when, rec)
+                dedupe = op.dedupe_key
+                if dedupe is not None and not dedupe.startswith(_NOT_BUSINESS_KEYS):
+                    self.duplicates.dedupe_key(dedupe, rec)  # the plan's business keys only
+                saw_event = True
+            elif action == "identify" and op.type == "person":
+                attrs = op.data
+                if isinstance(attrs, dict):
+                    if ident is not None:
+                        self.identity.profile(ident.kind, ident.value, attrs, rec)
+                    anon: Any = attrs.get("anonymous_id")
+                    if op.api == "pipelines":  # linked by an identify with a userId
+                        known = ident is not None and ident.kind != "anonymous_id"
+                        anon = body.get("anonymousId") if known and body is not None else None
+                    if isinstance(anon, str | int) and not isinstance(anon, bool) and anon != "":
+                        self.anonymous.identify(str(anon), when)
+                    overrides = _overrides(renamed, op.batch_index, op.data_key or "")
+                    self.attribute_census.add("(attributes)", attrs, rec, overrides)
         if result is not None:
             if self._pipelines_calls(rec, result, when, ref):
                 saw_event = True
         elif outcome == "invalid" and self._invalid_items(rec, verdict, when, ref):
             saw_event = True
         if saw_event:
-            self.duplicates.request(req.method, req.path, req.body, when, rec)
+            # DuplicateCensus.request's common case, inlined: a new request, and room for it
+            h = hash((req.method, path, req.body))
+            window = self.duplicates.seen_requests
+            seen = window.map
+            if h not in seen and len(seen) < window.limit:
+                seen[h] = when if when is not None else -1
+            else:
+                self.duplicates.request_hash(h, when, rec)
 
     # --- pieces ---------------------------------------------------------------------------------
+
+    def _route(self, key: tuple[str, str]) -> RouteMatch | NoRoute | Literal[Pipelines.PATH]:
+        """The route match of a (method, path) not in the cache (or :data:`PIPELINES`), cached."""
+        method, path = key
+        # is_pipelines_path, without the call
+        hit = PIPELINES if path.startswith(PIPELINES_PREFIX) else match(method, path)
+        routes = self.routes
+        if len(routes) >= ROUTE_CACHE:
+            routes.clear()
+        routes[key] = hit
+        return hit
 
     def _status(self, rec: Record, status: int, verdict: Verdict, permissive: bool) -> None:
         if status >= 400 or status == 207:
@@ -222,48 +336,6 @@ class Auditor:
                 rec,
                 f"the log shows {status}; trackguard's contract rejects it ({codes})",
             )
-
-    def _op(
-        self,
-        op: Operation,
-        rec: Record,
-        when: int | None,
-        ref: int,
-        rejected: bool,
-        renamed: dict[tuple[int | None, str], Any] | None,
-    ) -> bool:
-        ident = op.identifier
-        if ident is not None and op.type == "person":
-            self.identity.person(ident.kind, ident.value, rec)
-        action = op.action
-        body = op.body
-        if action == "event" or action == "anonymous_event":
-            if body is None or body.get("type") in _NOT_EVENTS:
-                return False
-            pipelines = op.api == "pipelines"
-            self._event(
-                body, op.data_key, op.batch_index, rec, when, ref, rejected, renamed, pipelines
-            )
-            if ident is not None and ident.kind == "anonymous_id":
-                self.anonymous.event(ident.value, when, rec)
-            key = op.dedupe_key
-            if key is not None and not key.startswith(_NOT_BUSINESS_KEYS):
-                self.duplicates.dedupe_key(key, rec)  # the plan's business keys only
-            return True
-        if action == "identify" and op.type == "person":
-            attrs = op.data
-            if isinstance(attrs, dict):
-                if ident is not None:
-                    self.identity.profile(ident.kind, ident.value, attrs, rec)
-                anon: Any = attrs.get("anonymous_id")
-                if op.api == "pipelines":  # linked by an identify with a userId
-                    known = ident is not None and ident.kind != "anonymous_id"
-                    anon = body.get("anonymousId") if known and body is not None else None
-                if isinstance(anon, str | int) and not isinstance(anon, bool) and anon != "":
-                    self.anonymous.identify(str(anon), when)
-                overrides = _overrides(renamed, op.batch_index, op.data_key or "")
-                self.attribute_census.add("(attributes)", attrs, rec, overrides)
-        return False
 
     def _event(
         self,

@@ -28,6 +28,7 @@ class IdentityCensus:
         "caps",
         "email_in_id",
         "email_in_id_examples",
+        "id_room",
         "limit",
         "links",
         "mixed_examples",
@@ -40,6 +41,8 @@ class IdentityCensus:
     def __init__(self, limits: Limits, caps: CapLog) -> None:
         self.caps = caps
         self.limit = limits.identifiers
+        #: Ids :meth:`person` adds to ``by_id`` itself; past it, :meth:`keyed_by_id` decides.
+        self.id_room = self.limit
         self.other_kinds: dict[str, int] = {}  # person operations not keyed by id, per kind
         self.numeric_ids = 0  # ... and those keyed by an id of digits
         self.text_ids = 0  # ... or by any other id
@@ -72,23 +75,34 @@ class IdentityCensus:
     def person(self, kind: str, value: str, at: Located) -> None:
         """A person operation addressed by ``kind``/``value``."""
         if kind == "id":
+            # The first three of each shape are the examples (the counts say when).
             if value.isdigit():
-                shape = "numeric"
-                self.numeric_ids += 1
+                n = self.numeric_ids = self.numeric_ids + 1
+                if n <= 3:
+                    self.shape_example("numeric", value, at)
             else:
-                shape = "text"
-                self.text_ids += 1
-            examples = self.shape_examples[shape]
-            if len(examples) < 3:
-                examples.append(Example(at.where, f"{shape} id {value!r}"))
+                n = self.text_ids = self.text_ids + 1
+                if n <= 3:
+                    self.shape_example("text", value, at)
             if "@" in value and is_email(value.strip()):
                 self.flag_email_in_id(value, at)
-            self.keyed_by_id(hash(value))
+            h = hash(value)
+            by_id = self.by_id
+            if len(by_id) < self.id_room:  # keyed_by_id's common case, inlined
+                by_id.add(h)
+            else:
+                self.keyed_by_id(h)
         else:
             kinds = self.other_kinds
             kinds[kind] = kinds.get(kind, 0) + 1
             if kind == "email":
                 self.keyed_by_email(hash(value.strip().lower()), at)
+
+    def shape_example(self, shape: str, value: str, at: Located) -> None:
+        """Keep ``value`` as an example of its shape (``numeric``, ``text``) if room is left."""
+        examples = self.shape_examples[shape]
+        if len(examples) < 3:
+            examples.append(Example(at.where, f"{shape} id {value!r}"))
 
     # The capped sets: which values they keep depends on order (``audit --jobs`` replays these).
 

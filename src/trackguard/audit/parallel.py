@@ -118,8 +118,8 @@ class _Duplicates(DuplicateCensus):
         super().__init__(replace(limits, duplicate_window=0), caps)
         self.log = log
 
-    def request(self, method: str, path: str, body: bytes, when: int | None, at: Any) -> None:
-        self.log.add(("q", hash((method, path, body)), when, at.pos))
+    def request_hash(self, h: int, when: int | None, at: Any) -> None:
+        self.log.add(("q", h, when, at.pos))
 
     def event_id(self, value: str, at: Any) -> None:
         self.log.add(("d", value, at.pos))
@@ -151,6 +151,7 @@ class _Identity(IdentityCensus):
     def __init__(self, log: OpLog, limits: Limits, caps: CapLog) -> None:
         super().__init__(limits, caps)
         self.log = log
+        self.id_room = 0  # every id goes through keyed_by_id
 
     def keyed_by_id(self, h: int) -> None:
         self.log.add(("p", h))
@@ -346,13 +347,22 @@ class _Merger:
         admitted, folded = self.admitted, self.folded
         at = _At(file, 0, part.har)  # one for every call: the censuses keep only at.where
         request_hash, keyed_by_id = dup.request_hash, ident.keyed_by_id
+        by_id, window = ident.by_id, dup.seen_requests
         for op in part.ops.replay():
             kind = op[0]  # the most frequent kinds first
             if kind == "p":
-                keyed_by_id(op[1])
+                if len(by_id) < ident.id_room:  # keyed_by_id's common case, inlined
+                    by_id.add(op[1])
+                else:
+                    keyed_by_id(op[1])
             elif kind == "q":
-                at.pos = op[3]
-                request_hash(op[1], op[2], at)
+                h, when = op[1], op[2]
+                seen = window.map  # request_hash's common case, inlined
+                if h not in seen and len(seen) < window.limit:
+                    seen[h] = when if when is not None else -1
+                else:
+                    at.pos = op[3]
+                    request_hash(h, when, at)
             elif kind == "d":
                 at.pos = op[2]
                 dup.event_id(op[1], at)
@@ -452,7 +462,7 @@ def _merge_events(a: EventCensus, b: EventCensus) -> None:
             a.events[key] = stats
         else:
             _merge_stats(mine, stats, limits)
-    a.total += b.total
+    a.uncounted += b.uncounted
     _add_counts(a.formats, b.formats)
     _add_counts(a.ages, b.ages)
     a.recent_seconds += b.recent_seconds

@@ -22,6 +22,8 @@ import sys
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
+from itertools import chain
 from pathlib import Path
 from typing import Any, Final
 from urllib.parse import urlsplit
@@ -116,7 +118,7 @@ class _LogLine(msgspec.Struct, gc=False):
     body_base64: str | None = None  # the exact bytes of a body that is not UTF-8
     time: str | None = None
     status: int | None = None
-    response: Any = None
+    response: str | None = None  # other JSON (an object) is read by _lenient
     source: str | None = None
     headers: msgspec.Raw = msgspec.Raw(b"null")  # see _headers: decoded once per spelling
 
@@ -128,6 +130,9 @@ _headers_decoder: Final = msgspec.json.Decoder(dict[str, str] | None)
 HEADER_CACHE: Final = 256
 _header_cache: dict[bytes, tuple[tuple[str, str], ...]] = {}
 _DECODE_ERRORS: Final = (msgspec.DecodeError, RecursionError, UnicodeDecodeError)
+#: Methods as logged -> as requested: one string object per method, so the audit's route
+#: cache compares methods by identity (and no upper-cased copy is made per line).
+_METHODS: Final = {m: m for m in ("POST", "PUT", "GET", "DELETE", "PATCH")}
 
 
 def _body_bytes(body: Any) -> bytes:
@@ -254,14 +259,24 @@ def _log_line(line: bytes, name: str, pos: int) -> Record | Unreadable:
     """Decode one request-log line: a typed fast path, a lenient path when types are off."""
     try:
         rec = _line_decoder.decode(line)
-        spelled = bytes(rec.headers)
-        headers = _header_cache.get(spelled)
-        if headers is None:
-            headers = _headers(spelled)
     except msgspec.ValidationError:
         return _lenient(line, name, pos)
     except _DECODE_ERRORS:
         return Unreadable(name, str(pos), "line is not valid JSON")
+    item = _log_record(rec, name, pos)
+    return _lenient(line, name, pos) if item is None else item
+
+
+def _log_record(rec: _LogLine, name: str, pos: int) -> Record | Unreadable | None:
+    """The record of a typed request-log line; None when its headers are not strings (the
+    caller reads the line leniently)."""
+    spelled = bytes(rec.headers)
+    headers = _header_cache.get(spelled)
+    if headers is None:
+        try:
+            headers = _headers(spelled)
+        except msgspec.ValidationError:
+            return None
     if not rec.method:
         return Unreadable(name, str(pos), 'missing or non-string "method"')
     path = rec.path
@@ -279,19 +294,9 @@ def _log_line(line: bytes, name: str, pos: int) -> Record | Unreadable:
         raw = body.encode("utf-8", "surrogatepass")
     else:
         raw = _body_bytes(body)
-    request = Request(
-        method=rec.method.upper(), path=path, body=raw, headers=headers, source=rec.source
-    )
-    response = rec.response
-    return Record(
-        name,
-        pos,
-        False,
-        request,
-        rec.time,
-        rec.status,
-        response if type(response) is str or response is None else _text(response),
-    )
+    method = _METHODS.get(rec.method) or rec.method.upper()
+    request = Request(method=method, path=path, body=raw, headers=headers, source=rec.source)
+    return Record(name, pos, False, request, rec.time, rec.status, rec.response)
 
 
 # --- mapped JSONL ------------------------------------------------------------------------------
@@ -369,63 +374,246 @@ def _jsonl(
     decode: Callable[[bytes, str, int], Item],
     share: Share | None = None,
 ) -> Iterator[Item]:
-    name = counter.path
+    """The items of a JSONL file (opened now, read as they are taken)."""
     ranged = share is not None and not share.whole
     try:
         fh, raw = (path.open("rb"),) * 2 if ranged else _open(path)
     except OSError as exc:
         counter.records += 1
         counter.unreadable += 1
-        yield Unreadable(name, "file", f"cannot open: {exc.strerror or exc}")
-        return
+        return iter([Unreadable(counter.path, "file", f"cannot open: {exc.strerror or exc}")])
     counter.raw_position = raw.tell
+    if decode is _log_line and fh is raw:  # a plain request log: read a block at a time
+        return chain.from_iterable(_log_blocks(raw, counter, max_line, share if ranged else None))
+    return _lines(fh, raw, counter, max_line, decode, share if ranged else None)
+
+
+def _lines(
+    fh: io.BufferedIOBase,
+    raw: io.BufferedIOBase,
+    counter: FileCounter,
+    max_line: int,
+    decode: Callable[[bytes, str, int], Item],
+    share: Share | None,
+) -> Iterator[Item]:
+    """A JSONL file's items, a line at a time (``share``: that byte range only)."""
+    name = counter.path
     with raw, fh:
         readline = fh.readline
         pos = 0
         span = sys.maxsize  # the bytes to read
-        if share is not None and ranged:  # a byte range of a plain file, from a line start
+        if share is not None:  # a byte range of a plain file, from a line start
             raw.seek(share.start)
             pos = share.first_line - 1
             if share.end is not None:
                 span = share.end - share.start  # it ends at a line start: no line crosses it
-        nbytes = records = readable = 0  # added to the counter at the end
-        limit = max_line + 1
+        nbytes = blank = unreadable = broken = lost = 0  # added to the counter at the end
+        first = pos  # records are the lines read, less the blank ones
         try:
-            while nbytes < span:
-                line = readline(limit)
-                if not line:
+            for line in iter(partial(readline, max_line + 1), b""):
+                if nbytes >= span:
                     break
                 pos += 1
                 size = len(line)
                 if size > max_line and line[-1:] != b"\n":
+                    lost = 1  # a truncated file here: the line is not a record
                     while True:  # skip the rest of an overlong line without holding it
                         chunk = readline(1 << 20)
                         size += len(chunk)
                         if not chunk or chunk[-1:] == b"\n":
                             break
+                    lost = 0
                     nbytes += size
-                    records += 1
-                    yield Unreadable(
-                        name, str(pos), f"line is longer than {max_line} bytes ({size} bytes)"
-                    )
+                    unreadable += 1
+                    yield Unreadable(name, str(pos), _too_long(max_line, size))
                     continue
                 nbytes += size
                 if line.isspace():
-                    counter.blank += 1
+                    blank += 1
                     continue
-                records += 1
                 item = decode(line, name, pos)
-                if type(item) is Record:
-                    readable += 1
+                if type(item) is not Record:
+                    unreadable += 1
                 yield item
         except (OSError, EOFError, zlib.error) as exc:
-            records += 1
+            broken = 1
             yield Unreadable(name, str(pos + 1), f"file is truncated or corrupt: {exc}")
         finally:
+            records = pos - first - blank + broken - lost
             counter.bytes += nbytes
+            counter.blank += blank
             counter.records += records
-            counter.readable += readable
-            counter.unreadable += records - readable
+            counter.readable += records - unreadable - broken
+            counter.unreadable += unreadable + broken
+
+
+#: Bytes a request log is read by at a time; the whole lines in them are decoded together.
+BLOCK_BYTES: Final = 1 << 16
+#: Decodes a block of request-log lines, each wrapped as a one-element array (see
+#: :func:`_decode_lines`).
+_block_decoder: Final = msgspec.json.Decoder(tuple[_LogLine])
+
+
+def _decode_lines(block: bytes, head: int, cut: int) -> list[tuple[_LogLine]] | None:
+    """The whole lines of ``block`` after its first, up to ``cut`` (after the last newline),
+    decoded; None when any of them is not exactly one typed request-log line (the caller
+    then reads them one by one). ``head`` is where the first line ends.
+
+    Each line is read as ``[line]``: a value can then neither span lines (a JSON string holds
+    no raw newline, and ``]`` then ``[`` is never valid inside a value) nor be missing from
+    one (a blank line is ``[]``, not one element), so as many values as lines means one line
+    each. Newlines become ``]\\n[`` in one copy of the block, which also counts them.
+    """
+    wrapped = block.replace(b"\n", b"]\n[")
+    lines = (len(wrapped) - len(block)) // 2 - 1  # newlines, less the first line's
+    # From the "[" that opens the second line to the "]\n" that closes the last.
+    view = memoryview(wrapped)[head + 1 : len(wrapped) - (len(block) - cut) - 1]
+    try:
+        values = _block_decoder.decode_lines(view)
+    except (*_DECODE_ERRORS, msgspec.ValidationError):
+        return None
+    return values if len(values) == lines else None
+
+
+def _log_blocks(
+    fh: io.BufferedIOBase, counter: FileCounter, max_line: int, share: Share | None
+) -> Iterator[list[Item]]:
+    """A plain request log's items, exactly as :func:`_jsonl` reads them line by line, a
+    block at a time: the block's first line alone, the other whole lines with one decoder
+    call, the line that crosses the block's end alone (finished by ``readline``). Each
+    block's items come as one list (``chain.from_iterable`` hands them out one by one)."""
+    name = counter.path
+    pos = 0
+    span = sys.maxsize  # the bytes to read
+    if share is not None:  # a byte range, from a line start to a line start
+        fh.seek(share.start)
+        pos = share.first_line - 1
+        if share.end is not None:
+            span = share.end - share.start
+    start = pos
+    read, readline = fh.read, fh.readline
+    header_cache, methods = _header_cache, _METHODS
+    last_spelled = msgspec.Raw(b"")  # the headers of a line before, and their pairs
+    last_headers: tuple[tuple[str, str], ...] | None = None
+    nbytes = blank = unreadable = broken = 0  # added to the counter at the end
+    items: list[Item] = []  # the block's
+    out = items.append
+    try:
+        while nbytes < span:
+            block = read(min(BLOCK_BYTES, span - nbytes))
+            if not block:
+                break
+            nbytes += len(block)
+            head = block.find(b"\n") + 1  # the block's first line ends here
+            cut = block.rfind(b"\n") + 1  # ... and its last whole line here
+            values = None
+            if head < cut and cut - head <= max_line:  # no line too long among them
+                values = _decode_lines(block, head, cut)
+            if values is not None:
+                pos += 1
+                item = _whole_line(block[:head], name, pos, max_line)
+                if item is None:
+                    blank += 1
+                else:
+                    if type(item) is not Record:
+                        unreadable += 1
+                    out(item)
+                base = pos  # the line before the first decoded one
+                for (rec,) in values:
+                    pos += 1
+                    # _log_record's common case, inlined: known headers, a path, a text body
+                    spelled = rec.headers
+                    if spelled != last_spelled:  # compared in place: no copy, no hash
+                        headers = header_cache.get(bytes(spelled))
+                        if headers is not None:
+                            last_spelled, last_headers = spelled, headers
+                    else:
+                        headers = last_headers
+                    path, body = rec.path, rec.body
+                    if (
+                        headers is not None
+                        and path[:1] == "/"
+                        and type(body) is str
+                        and rec.body_base64 is None
+                        and rec.method
+                    ):
+                        request = Request(
+                            method=methods.get(rec.method) or rec.method.upper(),
+                            path=path,
+                            body=body.encode("utf-8", "surrogatepass"),
+                            headers=headers,
+                            source=rec.source,
+                        )
+                        out(Record(name, pos, False, request, rec.time, rec.status, rec.response))
+                        continue
+                    item = _log_record(rec, name, pos)
+                    if item is None:  # headers that are not strings: the line, leniently
+                        item = _lenient(block[head:cut].split(b"\n")[pos - base - 1], name, pos)
+                    if type(item) is not Record:
+                        unreadable += 1
+                    out(item)
+            else:
+                for line in block[:cut].split(b"\n")[:-1]:
+                    pos += 1
+                    item = _whole_line(line + b"\n", name, pos, max_line)
+                    if item is None:
+                        blank += 1
+                        continue
+                    if type(item) is not Record:
+                        unreadable += 1
+                    out(item)
+            if cut < len(block):  # a line crosses the block's end: finish it as _jsonl would
+                pos += 1
+                line = block[cut:]
+                if len(line) <= max_line:
+                    more = readline(max_line + 1 - len(line))
+                    nbytes += len(more)
+                    line += more
+                if len(line) > max_line and line[-1:] != b"\n":
+                    size = len(line)
+                    while True:  # skip the rest of an overlong line without holding it
+                        chunk = readline(1 << 20)
+                        size += len(chunk)
+                        nbytes += len(chunk)
+                        if not chunk or chunk[-1:] == b"\n":
+                            break
+                    unreadable += 1
+                    out(Unreadable(name, str(pos), _too_long(max_line, size)))
+                elif line.isspace():
+                    blank += 1
+                else:
+                    item = _log_line(line, name, pos)
+                    if type(item) is not Record:
+                        unreadable += 1
+                    out(item)
+            yield items
+            items = []
+            out = items.append
+    except OSError as exc:
+        broken = 1
+        out(Unreadable(name, str(pos + 1), f"file is truncated or corrupt: {exc}"))
+        yield items
+    finally:
+        fh.close()
+        records = pos - start - blank + broken
+        counter.bytes += nbytes
+        counter.blank += blank
+        counter.records += records
+        counter.readable += records - unreadable - broken
+        counter.unreadable += unreadable + broken
+
+
+def _whole_line(line: bytes, name: str, pos: int, max_line: int) -> Record | Unreadable | None:
+    """A line that ends in a newline as :func:`_jsonl` reads it; None when it is blank."""
+    if len(line) > max_line + 1:  # _jsonl's readline stops short of its newline
+        return Unreadable(name, str(pos), _too_long(max_line, len(line)))
+    if line.isspace():
+        return None
+    return _log_line(line, name, pos)
+
+
+def _too_long(max_line: int, size: int) -> str:
+    return f"line is longer than {max_line} bytes ({size} bytes)"
 
 
 # --- HAR -----------------------------------------------------------------------------------------

@@ -43,29 +43,39 @@ class TimelineCensus:
 
     def add(self, name: str, when: int, invalid: bool) -> None:
         b = when // WIDTHS[self.width_index]
-        lo, hi = self.lo, self.hi
-        if lo is None or hi is None:
-            self.lo = self.hi = lo = hi = b
-        elif b < lo or b > hi:
-            lo, hi = min(lo, b), max(hi, b)
-            self.lo, self.hi = lo, hi
-            if hi - lo + 1 > self.limits.buckets:
-                self._widen()
-                b = when // WIDTHS[self.width_index]
+        lo = self.lo
+        if lo is None or b < lo or b > self.hi:  # type: ignore[operator]  # hi is set with lo
+            b = self._reach(b, when)
         totals = self.total.get(name)
         if totals is None:
-            if len(self.total) >= self.limits.series:
-                self.series_full()
-                name = OTHER
-                totals = self.total.setdefault(OTHER, {})
-                self.invalid.setdefault(OTHER, {})
-            else:
-                totals = self.total[name] = {}
-                self.invalid[name] = {}
+            name, totals = self._series(name)
         totals[b] = totals.get(b, 0) + 1
         if invalid:
             bad = self.invalid[name]
             bad[b] = bad.get(b, 0) + 1
+
+    def _reach(self, b: int, when: int) -> int:
+        """Stretch the span to bucket ``b`` (widening when too long); ``when``'s bucket."""
+        lo, hi = self.lo, self.hi
+        if lo is None or hi is None:
+            self.lo = self.hi = b
+            return b
+        lo, hi = min(lo, b), max(hi, b)
+        self.lo, self.hi = lo, hi
+        if hi - lo + 1 > self.limits.buckets:
+            self._widen()
+            b = when // WIDTHS[self.width_index]
+        return b
+
+    def _series(self, name: str) -> tuple[str, dict[int, int]]:
+        """A series seen for the first time (or OTHER, once there are too many)."""
+        if len(self.total) >= self.limits.series:
+            self.series_full()
+            self.invalid.setdefault(OTHER, {})
+            return OTHER, self.total.setdefault(OTHER, {})
+        self.invalid[name] = {}
+        totals = self.total[name] = {}
+        return name, totals
 
     def series_full(self) -> None:
         self.caps.hit(
