@@ -511,29 +511,36 @@ class SQLiteStore(StoreReads):
             self._check_open()
             return [0] * len(writes)
         with self._transaction() as conn:
+            cur = conn.cursor()  # one cursor for every statement of the commit
 
             def claim(i: int, j: int, r: OutboxRow) -> tuple[bool, str | None]:
-                before = conn.total_changes
-                conn.execute(_CLAIM, (r.dedupe_key, r.claim_until, r.person, r.received_at))
-                if conn.total_changes != before:
+                params = (r.dedupe_key, r.claim_until, r.person, r.received_at)
+                if cur.execute(_CLAIM, params).rowcount:
                     return True, r.person
-                return False, conn.execute(_CLAIMER, (r.dedupe_key,)).fetchone()[0]
+                return False, cur.execute(_CLAIMER, (r.dedupe_key,)).fetchone()[0]
 
-            plan = plan_commit(writes, claim, lambda p: conn.execute(_PROFILE, (p,)).fetchone())
+            plan = plan_commit(writes, claim, lambda p: cur.execute(_PROFILE, (p,)).fetchone())
             outbox, quarantine, profiles = plan.outbox, plan.quarantine, plan.profiles
             if outbox and all(_is_new(p) for p in outbox):
-                conn.executemany(_INSERT_NEW_OUTBOX, [_new_params(p) for p in outbox])
+                cur.executemany(_INSERT_NEW_OUTBOX, [_new_params(p) for p in outbox])
             elif outbox:  # one statement, so the rows keep their order (seq)
-                conn.executemany(_INSERT_OUTBOX, outbox)
+                cur.executemany(_INSERT_OUTBOX, outbox)
             if profiles:
-                base = conn.execute("SELECT coalesce(max(seq), 0) FROM profiles").fetchone()[0]
-                for n, (person, (first, last, count, value)) in enumerate(profiles.items(), 1):
-                    conn.execute(_SAVE_PROFILE, (person, first, last, count, value, base + n))
+                base = cur.execute("SELECT coalesce(max(seq), 0) FROM profiles").fetchone()[0]
+                cur.executemany(
+                    _SAVE_PROFILE,
+                    [
+                        (person, first, last, count, value, base + n)
+                        for n, (person, (first, last, count, value)) in enumerate(
+                            profiles.items(), 1
+                        )
+                    ],
+                )
             if quarantine:
-                conn.executemany(_INSERT_QUARANTINE, quarantine)
-            for name, n in plan.counts().items():
-                if n:
-                    conn.execute(_ADD_COUNT, (n, name))
+                cur.executemany(_INSERT_QUARANTINE, quarantine)
+            counts = [(n, name) for name, n in plan.counts().items() if n]
+            if counts:
+                cur.executemany(_ADD_COUNT, counts)
             if learning:
                 _learn(conn, writes)
             if meta:
