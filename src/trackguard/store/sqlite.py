@@ -52,6 +52,7 @@ from trackguard.store.queries import (
     StoreReads,
     outbox_row_from,
 )
+from trackguard.store.sqlite_claims import CommitClaims
 from trackguard.store.urls import is_postgres_url, postgres_store_class, unsupported_url
 
 log = logging.getLogger("trackguard.store")
@@ -245,13 +246,6 @@ _MARK_FAILED: Final = (
     " last_error = COALESCE(?, last_error), finished_at = ? WHERE seq = ? AND state = 'pending'"
 )
 _ADD_COUNT: Final = "UPDATE counts SET n = n + ? WHERE name = ?"
-# Claims a key unless an unexpired claim holds it (then nothing changes: a duplicate).
-_CLAIM: Final = (
-    "INSERT INTO claims (key, expires_at, person) VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE"
-    " SET expires_at = excluded.expires_at, person = excluded.person"
-    " WHERE claims.expires_at <= ?"
-)
-_CLAIMER: Final = "SELECT person FROM claims WHERE key = ?"
 _PROFILE: Final = (
     "SELECT first_order_date, last_order_date, order_count, lifetime_value FROM profiles"
     " WHERE person = ?"
@@ -320,6 +314,8 @@ class SQLiteStore(StoreReads):
         self._busy_ms = max(0, int(busy_timeout * 1000))
         self._closed = False
         self._commits_since_sweep = 0
+        #: How the next commit claims its keys (:mod:`trackguard.store.sqlite_claims`).
+        self._claims_read_first = False
         self._write_lock = threading.Lock()
         self._registry_lock = threading.Lock()
         self._readers: dict[threading.Thread, _Reader] = {}
@@ -512,14 +508,13 @@ class SQLiteStore(StoreReads):
             return [0] * len(writes)
         with self._transaction() as conn:
             cur = conn.cursor()  # one cursor for every statement of the commit
-
-            def claim(i: int, j: int, r: OutboxRow) -> tuple[bool, str | None]:
-                params = (r.dedupe_key, r.claim_until, r.person, r.received_at)
-                if cur.execute(_CLAIM, params).rowcount:
-                    return True, r.person
-                return False, cur.execute(_CLAIMER, (r.dedupe_key,)).fetchone()[0]
-
-            plan = plan_commit(writes, claim, lambda p: cur.execute(_PROFILE, (p,)).fetchone())
+            claims = CommitClaims(cur, writes, read_first=claiming and self._claims_read_first)
+            plan = plan_commit(
+                writes, claims.claim, lambda p: cur.execute(_PROFILE, (p,)).fetchone()
+            )
+            if claiming:
+                claims.finish()
+                self._claims_read_first = claims.next_read_first
             outbox, quarantine, profiles = plan.outbox, plan.quarantine, plan.profiles
             if outbox and all(_is_new(p) for p in outbox):
                 cur.executemany(_INSERT_NEW_OUTBOX, [_new_params(p) for p in outbox])
