@@ -516,10 +516,12 @@ class SQLiteStore(StoreReads):
                 claims.finish()
                 self._claims_read_first = claims.next_read_first
             outbox, quarantine, profiles = plan.outbox, plan.quarantine, plan.profiles
-            if outbox and all(_is_new(p) for p in outbox):
-                cur.executemany(_INSERT_NEW_OUTBOX, [_new_params(p) for p in outbox])
-            elif outbox:  # one statement, so the rows keep their order (seq)
-                cur.executemany(_INSERT_OUTBOX, outbox)
+            if outbox:  # one statement, so the rows keep their order (seq)
+                new = _new_params(outbox)
+                if new is not None:
+                    cur.executemany(_INSERT_NEW_OUTBOX, new)
+                else:
+                    cur.executemany(_INSERT_OUTBOX, outbox)
             if profiles:
                 base = cur.execute("SELECT coalesce(max(seq), 0) FROM profiles").fetchone()[0]
                 cur.executemany(
@@ -537,7 +539,7 @@ class SQLiteStore(StoreReads):
             if counts:
                 cur.executemany(_ADD_COUNT, counts)
             if learning:
-                _learn(conn, writes)
+                _learn(cur, writes)
             if meta:
                 conn.executemany(
                     "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", list(meta.items())
@@ -709,20 +711,24 @@ class _Reader:
         self.lock = threading.Lock()
 
 
-def _learn(conn: sqlite3.Connection, writes: Sequence[Write]) -> None:
-    """Identity bindings and anonymous activity, in the commit's transaction."""
+def _learn(cur: sqlite3.Cursor, writes: Sequence[Write]) -> None:
+    """Identity bindings and anonymous activity, in the commit's transaction (the bindings of
+    every write in one executemany, in order: they touch no table the rest does)."""
+    links = [link for w in writes for link in w.links]
+    if links:
+        cur.executemany(_BIND, links)
     for w in writes:
-        if w.links:
-            conn.executemany(_BIND, w.links)
+        if not (w.anonymous or w.anonymous_links):
+            continue
         at = max((r.received_at for r in w.outbox), default=time.time())
         for anonymous_id, event in w.anonymous:
-            conn.execute(
+            cur.execute(
                 "INSERT OR IGNORE INTO anonymous (anonymous_id, first_seen, event)"
                 " VALUES (?, ?, ?)",
                 (anonymous_id, at, event),
             )
         for anonymous_id, person in w.anonymous_links:
-            conn.execute(
+            cur.execute(
                 "INSERT INTO anonymous (anonymous_id, first_seen, person, linked_at)"
                 " VALUES (?, ?, ?, ?) ON CONFLICT (anonymous_id) DO UPDATE"
                 " SET person = excluded.person, linked_at = excluded.linked_at"
@@ -731,14 +737,15 @@ def _learn(conn: sqlite3.Connection, writes: Sequence[Write]) -> None:
             )
 
 
-def _is_new(params: tuple[Any, ...]) -> bool:
-    """Whether outbox insert parameters are a pending row never tried (``_INSERT_NEW_OUTBOX``)."""
-    return params[6] == "pending" and params[7] == 0 and params[9] is None and params[10] is None
-
-
-def _new_params(p: tuple[Any, ...]) -> tuple[Any, ...]:
-    """``_INSERT_NEW_OUTBOX`` parameters of a new row's ``_INSERT_OUTBOX`` parameters."""
-    return (p[0], p[1], bytearray(p[2]), p[3], p[4], p[5], p[8], p[11], p[12])
+def _new_params(outbox: list[tuple[Any, ...]]) -> list[tuple[Any, ...]] | None:
+    """``_INSERT_NEW_OUTBOX`` parameters of ``_INSERT_OUTBOX`` ones when every row is new (a
+    pending row never tried, as the gateway queues them); None when one is not."""
+    new = []
+    for p in outbox:
+        if p[6] != "pending" or p[7] != 0 or p[9] is not None or p[10] is not None:
+            return None
+        new.append((p[0], p[1], bytearray(p[2]), p[3], p[4], p[5], p[8], p[11], p[12]))
+    return new
 
 
 def _outbox_params(r: OutboxRow) -> tuple[Any, ...]:
