@@ -214,6 +214,17 @@ _INSERT_QUARANTINE: Final = (
     " plan_version, status, findings, event_name, codes, batch_index, upstream_error, state,"
     " outbox_seq, route) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
 )
+# The same for a commit's new records, which hold None in several columns (and bytes): there a
+# nullable column gets a stand-in for None that NULLIF turns into NULL, 0 where the value is
+# text and '' where it is an integer (a type the column's values never have, so no real value
+# is taken for one), and the body binds as a bytearray (:func:`_new_quarantine_params`).
+# Outbox rows hold few None: there the NULLIF calls would cost more than they save.
+_INSERT_NEW_QUARANTINE: Final = (
+    "INSERT INTO quarantine (received_at, kind, method, path, headers, body, source,"
+    " plan_version, status, findings, event_name, codes, batch_index, upstream_error, state,"
+    " outbox_seq, route) VALUES (?,?,?,?,?,?,NULLIF(?,0),?,?,?,NULLIF(?,0),?,NULLIF(?,''),"
+    "NULLIF(?,0),?,NULLIF(?,''),NULLIF(?,0))"
+)
 # Pending rows in seq order that are due and whose person has no earlier pending row that is
 # not due (retrying later, or leased and still in flight). ``blocked`` (the first not-due seq of
 # each person) comes from ``outbox_pending_due``, so it costs what the not-due rows cost; the scan
@@ -534,7 +545,7 @@ class SQLiteStore(StoreReads):
                     ],
                 )
             if quarantine:
-                cur.executemany(_INSERT_QUARANTINE, quarantine)
+                cur.executemany(_INSERT_NEW_QUARANTINE, map(_new_quarantine_params, quarantine))
             counts = [(n, name) for name, n in plan.counts().items() if n]
             if counts:
                 cur.executemany(_ADD_COUNT, counts)
@@ -746,6 +757,21 @@ def _new_params(outbox: list[tuple[Any, ...]]) -> list[tuple[Any, ...]] | None:
             return None
         new.append((p[0], p[1], bytearray(p[2]), p[3], p[4], p[5], p[8], p[11], p[12]))
     return new
+
+
+def _new_quarantine_params(q: tuple[Any, ...]) -> tuple[Any, ...]:
+    """``_INSERT_NEW_QUARANTINE`` parameters of :func:`quarantine_params` ones."""
+    text, number = (6, 10, 13, 16), (12, 15)
+    out = list(q)
+    if type(out[5]) is bytes:
+        out[5] = bytearray(out[5])
+    for i in text:
+        if out[i] is None:
+            out[i] = 0
+    for i in number:
+        if out[i] is None:
+            out[i] = ""
+    return tuple(out)
 
 
 def _outbox_params(r: OutboxRow) -> tuple[Any, ...]:
