@@ -628,3 +628,38 @@ def test_store_meta_values_are_shared_by_every_store_on_it(open_store: Opener) -
     a.set_meta("delivery_circuit", '{"state":"open"}')
     a.set_meta("delivery_circuit", '{"state":"half_open"}')
     assert b.meta_value("delivery_circuit") == '{"state":"half_open"}'
+
+
+def test_store_sqlite_commit_keeps_none_empty_and_zero_apart(sqlite_store: SQLiteStore) -> None:
+    """A commit's quarantine records bind None as a stand-in that NULLIF turns back into
+    NULL: every None (of records and rows) reads back as None, and no real value ('', 0, '0')
+    is taken for one."""
+    blank = row("p1", dedupe_key=None, event_name=None, source=None, route=None)
+    empty = row("p2", dedupe_key="", event_name="", source="", route="", plan_version="")
+    zero = row("p3", dedupe_key="0", event_name="0", source="0", route="0", plan_version="0")
+    nothing = record(source=None, event_name=None, batch_index=None, route=None)
+    something = record(source="", event_name="0", batch_index=0, upstream_error="", route="")
+    sqlite_store.commit([Write(outbox=(blank, empty, zero), quarantine=(nothing, something))])
+    got = sqlite_store.outbox_list()[::-1]
+    fields = ("dedupe_key", "event_name", "source", "route", "plan_version")
+    assert [tuple(getattr(r, f) for f in fields) for r in got] == [
+        (None, None, None, None, None),
+        ("", "", "", "", ""),
+        ("0", "0", "0", "0", "0"),
+    ]
+    fields = ("source", "event_name", "batch_index", "upstream_error", "route", "body")
+    assert [tuple(getattr(q, f) for f in fields) for q in sqlite_store.quarantine_list()] == [
+        ("", "0", 0, "", "", b""),
+        (None, None, None, None, None, b""),
+    ]
+    conn = sqlite3.connect(sqlite_store.path)
+    try:
+        assert conn.execute(
+            "SELECT typeof(dedupe_key), typeof(payload) FROM outbox ORDER BY seq"
+        ).fetchall() == [("null", "blob"), ("text", "blob"), ("text", "blob")]
+        assert conn.execute(
+            "SELECT typeof(batch_index), typeof(outbox_seq), typeof(body) FROM quarantine"
+            " ORDER BY id"
+        ).fetchall() == [("null", "null", "blob"), ("integer", "null", "blob")]
+    finally:
+        conn.close()

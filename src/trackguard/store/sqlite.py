@@ -52,6 +52,7 @@ from trackguard.store.queries import (
     StoreReads,
     outbox_row_from,
 )
+from trackguard.store.sqlite_claims import CommitClaims
 from trackguard.store.urls import is_postgres_url, postgres_store_class, unsupported_url
 
 log = logging.getLogger("trackguard.store")
@@ -213,6 +214,17 @@ _INSERT_QUARANTINE: Final = (
     " plan_version, status, findings, event_name, codes, batch_index, upstream_error, state,"
     " outbox_seq, route) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
 )
+# The same for a commit's new records, which hold None in several columns (and bytes): there a
+# nullable column gets a stand-in for None that NULLIF turns into NULL, 0 where the value is
+# text and '' where it is an integer (a type the column's values never have, so no real value
+# is taken for one), and the body binds as a bytearray (:func:`_new_quarantine_params`).
+# Outbox rows hold few None: there the NULLIF calls would cost more than they save.
+_INSERT_NEW_QUARANTINE: Final = (
+    "INSERT INTO quarantine (received_at, kind, method, path, headers, body, source,"
+    " plan_version, status, findings, event_name, codes, batch_index, upstream_error, state,"
+    " outbox_seq, route) VALUES (?,?,?,?,?,?,NULLIF(?,0),?,?,?,NULLIF(?,0),?,NULLIF(?,''),"
+    "NULLIF(?,0),?,NULLIF(?,''),NULLIF(?,0))"
+)
 # Pending rows in seq order that are due and whose person has no earlier pending row that is
 # not due (retrying later, or leased and still in flight). ``blocked`` (the first not-due seq of
 # each person) comes from ``outbox_pending_due``, so it costs what the not-due rows cost; the scan
@@ -245,13 +257,6 @@ _MARK_FAILED: Final = (
     " last_error = COALESCE(?, last_error), finished_at = ? WHERE seq = ? AND state = 'pending'"
 )
 _ADD_COUNT: Final = "UPDATE counts SET n = n + ? WHERE name = ?"
-# Claims a key unless an unexpired claim holds it (then nothing changes: a duplicate).
-_CLAIM: Final = (
-    "INSERT INTO claims (key, expires_at, person) VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE"
-    " SET expires_at = excluded.expires_at, person = excluded.person"
-    " WHERE claims.expires_at <= ?"
-)
-_CLAIMER: Final = "SELECT person FROM claims WHERE key = ?"
 _PROFILE: Final = (
     "SELECT first_order_date, last_order_date, order_count, lifetime_value FROM profiles"
     " WHERE person = ?"
@@ -320,6 +325,8 @@ class SQLiteStore(StoreReads):
         self._busy_ms = max(0, int(busy_timeout * 1000))
         self._closed = False
         self._commits_since_sweep = 0
+        #: How the next commit claims its keys (:mod:`trackguard.store.sqlite_claims`).
+        self._claims_read_first = False
         self._write_lock = threading.Lock()
         self._registry_lock = threading.Lock()
         self._readers: dict[threading.Thread, _Reader] = {}
@@ -511,31 +518,39 @@ class SQLiteStore(StoreReads):
             self._check_open()
             return [0] * len(writes)
         with self._transaction() as conn:
-
-            def claim(i: int, j: int, r: OutboxRow) -> tuple[bool, str | None]:
-                before = conn.total_changes
-                conn.execute(_CLAIM, (r.dedupe_key, r.claim_until, r.person, r.received_at))
-                if conn.total_changes != before:
-                    return True, r.person
-                return False, conn.execute(_CLAIMER, (r.dedupe_key,)).fetchone()[0]
-
-            plan = plan_commit(writes, claim, lambda p: conn.execute(_PROFILE, (p,)).fetchone())
+            cur = conn.cursor()  # one cursor for every statement of the commit
+            claims = CommitClaims(cur, writes, read_first=claiming and self._claims_read_first)
+            plan = plan_commit(
+                writes, claims.claim, lambda p: cur.execute(_PROFILE, (p,)).fetchone()
+            )
+            if claiming:
+                claims.finish()
+                self._claims_read_first = claims.next_read_first
             outbox, quarantine, profiles = plan.outbox, plan.quarantine, plan.profiles
-            if outbox and all(_is_new(p) for p in outbox):
-                conn.executemany(_INSERT_NEW_OUTBOX, [_new_params(p) for p in outbox])
-            elif outbox:  # one statement, so the rows keep their order (seq)
-                conn.executemany(_INSERT_OUTBOX, outbox)
+            if outbox:  # one statement, so the rows keep their order (seq)
+                new = _new_params(outbox)
+                if new is not None:
+                    cur.executemany(_INSERT_NEW_OUTBOX, new)
+                else:
+                    cur.executemany(_INSERT_OUTBOX, outbox)
             if profiles:
-                base = conn.execute("SELECT coalesce(max(seq), 0) FROM profiles").fetchone()[0]
-                for n, (person, (first, last, count, value)) in enumerate(profiles.items(), 1):
-                    conn.execute(_SAVE_PROFILE, (person, first, last, count, value, base + n))
+                base = cur.execute("SELECT coalesce(max(seq), 0) FROM profiles").fetchone()[0]
+                cur.executemany(
+                    _SAVE_PROFILE,
+                    [
+                        (person, first, last, count, value, base + n)
+                        for n, (person, (first, last, count, value)) in enumerate(
+                            profiles.items(), 1
+                        )
+                    ],
+                )
             if quarantine:
-                conn.executemany(_INSERT_QUARANTINE, quarantine)
-            for name, n in plan.counts().items():
-                if n:
-                    conn.execute(_ADD_COUNT, (n, name))
+                cur.executemany(_INSERT_NEW_QUARANTINE, map(_new_quarantine_params, quarantine))
+            counts = [(n, name) for name, n in plan.counts().items() if n]
+            if counts:
+                cur.executemany(_ADD_COUNT, counts)
             if learning:
-                _learn(conn, writes)
+                _learn(cur, writes)
             if meta:
                 conn.executemany(
                     "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", list(meta.items())
@@ -707,20 +722,24 @@ class _Reader:
         self.lock = threading.Lock()
 
 
-def _learn(conn: sqlite3.Connection, writes: Sequence[Write]) -> None:
-    """Identity bindings and anonymous activity, in the commit's transaction."""
+def _learn(cur: sqlite3.Cursor, writes: Sequence[Write]) -> None:
+    """Identity bindings and anonymous activity, in the commit's transaction (the bindings of
+    every write in one executemany, in order: they touch no table the rest does)."""
+    links = [link for w in writes for link in w.links]
+    if links:
+        cur.executemany(_BIND, links)
     for w in writes:
-        if w.links:
-            conn.executemany(_BIND, w.links)
+        if not (w.anonymous or w.anonymous_links):
+            continue
         at = max((r.received_at for r in w.outbox), default=time.time())
         for anonymous_id, event in w.anonymous:
-            conn.execute(
+            cur.execute(
                 "INSERT OR IGNORE INTO anonymous (anonymous_id, first_seen, event)"
                 " VALUES (?, ?, ?)",
                 (anonymous_id, at, event),
             )
         for anonymous_id, person in w.anonymous_links:
-            conn.execute(
+            cur.execute(
                 "INSERT INTO anonymous (anonymous_id, first_seen, person, linked_at)"
                 " VALUES (?, ?, ?, ?) ON CONFLICT (anonymous_id) DO UPDATE"
                 " SET person = excluded.person, linked_at = excluded.linked_at"
@@ -729,14 +748,30 @@ def _learn(conn: sqlite3.Connection, writes: Sequence[Write]) -> None:
             )
 
 
-def _is_new(params: tuple[Any, ...]) -> bool:
-    """Whether outbox insert parameters are a pending row never tried (``_INSERT_NEW_OUTBOX``)."""
-    return params[6] == "pending" and params[7] == 0 and params[9] is None and params[10] is None
+def _new_params(outbox: list[tuple[Any, ...]]) -> list[tuple[Any, ...]] | None:
+    """``_INSERT_NEW_OUTBOX`` parameters of ``_INSERT_OUTBOX`` ones when every row is new (a
+    pending row never tried, as the gateway queues them); None when one is not."""
+    new = []
+    for p in outbox:
+        if p[6] != "pending" or p[7] != 0 or p[9] is not None or p[10] is not None:
+            return None
+        new.append((p[0], p[1], bytearray(p[2]), p[3], p[4], p[5], p[8], p[11], p[12]))
+    return new
 
 
-def _new_params(p: tuple[Any, ...]) -> tuple[Any, ...]:
-    """``_INSERT_NEW_OUTBOX`` parameters of a new row's ``_INSERT_OUTBOX`` parameters."""
-    return (p[0], p[1], bytearray(p[2]), p[3], p[4], p[5], p[8], p[11], p[12])
+def _new_quarantine_params(q: tuple[Any, ...]) -> tuple[Any, ...]:
+    """``_INSERT_NEW_QUARANTINE`` parameters of :func:`quarantine_params` ones."""
+    text, number = (6, 10, 13, 16), (12, 15)
+    out = list(q)
+    if type(out[5]) is bytes:
+        out[5] = bytearray(out[5])
+    for i in text:
+        if out[i] is None:
+            out[i] = 0
+    for i in number:
+        if out[i] is None:
+            out[i] = ""
+    return tuple(out)
 
 
 def _outbox_params(r: OutboxRow) -> tuple[Any, ...]:

@@ -1,0 +1,153 @@
+"""SQLite dedupe claims: claiming row by row and reading first give the same answers and rows,
+and each commit uses the way that was cheaper for the previous one."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from trackguard.store import OutboxRow, QuarantineRecord, SQLiteStore, Write
+
+
+def claiming(person: str, key: str, at: float, ttl: float = 100.0) -> OutboxRow:
+    return OutboxRow(
+        person=person,
+        received_at=at,
+        payload=b'{"v2":{"type":"person","action":"event"}}',
+        dedupe_key=key,
+        claim_until=at + ttl,
+    )
+
+
+KEPT = QuarantineRecord(received_at=0.0, kind="plan", method="POST", path="/api/v2/entity")
+
+# Commits in order: each a list of writes, each write a tuple of claiming rows.
+COMMITS: list[list[tuple[OutboxRow, ...]]] = [
+    [
+        (claiming("id:1", "k:new", 10.0),),
+        (claiming("id:1", "k:twice", 10.0), claiming("id:1", "k:twice", 11.0)),  # a retry
+        (claiming("id:1", "k:other", 10.0),),
+        (claiming("id:2", "k:other", 12.0),),  # another person's, same commit: a conflict
+        (claiming("id:1", "k:edge", 10.0, ttl=5.0),),  # expires at 15.0
+        (claiming("id:1", "k:soon", 10.0, ttl=1.0),),  # expires at 11.0
+        (claiming("id:2", "k:soon", 11.0),),  # expired exactly now: taken by id:2
+    ],
+    [
+        (claiming("id:1", "k:new", 20.0),),  # held: a duplicate
+        (claiming("id:3", "k:new", 21.0),),  # held by id:1: a conflict
+        (claiming("id:3", "k:edge", 15.0),),  # expired at 15.0: id:3 takes it
+        (claiming("id:3", "k:edge", 16.0),),  # now id:3's: a duplicate
+        (claiming("id:4", "k:v6", 20.0),),  # a claim of a v6 file (no person): a duplicate
+        (claiming("id:4", "k:fresh", 20.0),),
+    ],
+]
+DUPLICATES = [[0, 1, 0, 0, 0, 0, 0], [1, 0, 0, 1, 1, 0]]
+CLAIMS = [
+    ("k:edge", 115.0, "id:3"),
+    ("k:fresh", 120.0, "id:4"),
+    ("k:new", 110.0, "id:1"),
+    ("k:other", 110.0, "id:1"),
+    ("k:soon", 111.0, "id:2"),
+    ("k:twice", 110.0, "id:1"),
+    ("k:v6", 1000.0, None),
+]
+OUTBOX = [
+    ("id:1", "k:new"),
+    ("id:1", "k:twice"),
+    ("id:1", "k:other"),
+    ("id:1", "k:edge"),
+    ("id:1", "k:soon"),
+    ("id:2", "k:soon"),
+    ("id:3", "k:edge"),
+    ("id:4", "k:fresh"),
+]
+
+
+@pytest.fixture
+def sqlite_store(tmp_path: Path) -> Iterator[SQLiteStore]:
+    s = SQLiteStore(tmp_path / "tg.db")
+    with s.transaction() as conn:
+        conn.execute("INSERT INTO claims (key, expires_at, person) VALUES ('k:v6', 1000.0, NULL)")
+    yield s
+    s.close()
+
+
+def statements(store: SQLiteStore) -> list[str]:
+    """The statements the store's writer runs from now on (set_trace_callback)."""
+    seen: list[str] = []
+    store._writer.set_trace_callback(seen.append)
+    return seen
+
+
+def run(store: SQLiteStore, read_first: bool | None) -> list[list[int]]:
+    """COMMITS on ``store``, every commit claiming one way (None: as the store chooses)."""
+    out = []
+    for commit in COMMITS:
+        if read_first is not None:
+            store._claims_read_first = read_first
+        out.append(store.commit([Write(outbox=rows, kept_as=KEPT) for rows in commit]))
+    return out
+
+
+def contents(store: SQLiteStore) -> dict[str, Any]:
+    conn = sqlite3.connect(store.path)
+    try:
+        return {
+            "claims": conn.execute(
+                "SELECT key, expires_at, person FROM claims ORDER BY key"
+            ).fetchall(),
+            "outbox": conn.execute("SELECT person, dedupe_key FROM outbox ORDER BY seq").fetchall(),
+            "counts": dict(conn.execute("SELECT name, n FROM counts").fetchall()),
+            "quarantine": conn.execute("SELECT codes FROM quarantine ORDER BY id").fetchall(),
+        }
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("read_first", [False, True], ids=["row_by_row", "read_first"])
+def test_store_claims_either_way_give_the_same_answers_and_rows(
+    sqlite_store: SQLiteStore, read_first: bool
+) -> None:
+    assert run(sqlite_store, read_first) == DUPLICATES
+    assert contents(sqlite_store) == {
+        "claims": CLAIMS,
+        "outbox": OUTBOX,
+        "counts": {
+            "pending": 8,
+            "delivered": 0,
+            "failed": 0,
+            "quarantine": 2,
+            "duplicate": 4,
+            "dedupe_conflict": 2,
+        },
+        "quarantine": [('["dedupe_key_conflict"]',), ('["dedupe_key_conflict"]',)],
+    }
+
+
+def test_store_claims_read_first_after_a_commit_with_many_keys_held(
+    sqlite_store: SQLiteStore,
+) -> None:
+    seen = statements(sqlite_store)
+
+    def claims_statements() -> dict[str, int]:
+        kinds = {"upsert": "INSERT INTO claims", "holder": "SELECT person FROM claims"}
+        found = {name: sum(s.startswith(p) for s in seen) for name, p in kinds.items()}
+        found["read_first"] = sum("json_each(" in s for s in seen)
+        seen.clear()
+        return found
+
+    run(sqlite_store, None)
+    # The first commit went row by row (8 upserts, 2 holders read); 2 of its 8 keys were held
+    # (k:twice's retry, k:other's conflict), a fifth or more: the second read first (one read,
+    # then upserts for its 2 keys taken).
+    assert claims_statements() == {"upsert": 8 + 2, "holder": 2, "read_first": 1}
+    # 3 of the second commit's 6 keys were held: the next commit reads first too...
+    sqlite_store.commit([Write(outbox=(claiming("id:5", "k:a", 30.0),))])
+    assert claims_statements() == {"upsert": 1, "holder": 0, "read_first": 1}
+    # ...and after one whose keys were all new, the next goes row by row again.
+    sqlite_store.commit([Write(outbox=(claiming("id:5", "k:b", 30.0),))])
+    assert claims_statements() == {"upsert": 1, "holder": 0, "read_first": 0}
