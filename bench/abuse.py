@@ -145,7 +145,7 @@ def _phase(gw: Gateway, attack: str | None, args: argparse.Namespace, make: Any)
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     _pin(1)
-    requests = _requests()
+    requests = _requests(80_000)
 
     def make(n: int) -> bytes:
         return requests[n % len(requests)]

@@ -165,11 +165,10 @@ class Server:
         self.log.close()
 
 
-def _requests() -> list[bytes]:
-    """Enough distinct requests that a run never sends the same one twice (dedupe would then
-    measure its own savings, not its cost); the sample's own SDK retries stay in."""
+def _requests(n: int) -> list[bytes]:
+    """``n`` distinct requests of the D2C sample (the sample's own SDK retries stay in)."""
     out = []
-    for record in d2c_traffic(80_000, seed=3):
+    for record in d2c_traffic(n, seed=3):
         body = record["body"]
         raw = body.encode() if isinstance(body, str) else json.dumps(body).encode()
         out.append(build_request(record["method"], record["path"], raw, (SITE_ID, API_KEY)))
@@ -237,18 +236,46 @@ def _pipelines(args: argparse.Namespace, track: dict[str, Any]) -> dict[str, Any
     }
 
 
+class Fresh:
+    """``make`` for runs against a gateway: each run goes on where the previous one stopped, so
+    no run sends what an earlier run sent. Sent again, a request is a duplicate the gateway
+    answers from its dedupe claims without writing an outbox row or a claim: a cheaper request
+    than new traffic, which would flatter every run after the first. Past the end of the pool
+    requests repeat, and :attr:`repeated` counts them (the report says so)."""
+
+    def __init__(self, pool: list[bytes]) -> None:
+        self.pool = pool
+        self.start = 0  # the first request of the current run
+        self.end = 0  # one past the furthest request handed out
+        self.repeated = 0
+
+    def __call__(self, n: int) -> bytes:
+        if n == 0:  # the load generator counts each run from 0
+            self.start = self.end
+        i = self.start + n
+        if i >= self.end:
+            self.end = i + 1
+            if i >= len(self.pool):
+                self.repeated += 1
+        return self.pool[i % len(self.pool)]
+
+
 def _median(results: list[LoadResult], attr: str) -> float:
     return statistics.median(getattr(r, attr) for r in results)
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     _pin(1)
-    requests = _requests()
-
-    def make(n: int) -> bytes:
-        return requests[n % len(requests)]
-
+    make = Fresh(_requests(args.pool))
     report: dict[str, Any] = {"machine": machine_info(1), "servers": {}}
+    _rows(args, make, report)
+    report["pool"] = len(make.pool)
+    report["repeated_requests"] = make.repeated
+    return report
+
+
+def _rows(args: argparse.Namespace, make: Fresh, report: dict[str, Any]) -> dict[str, Any]:
+    """The rows ``args`` asks for, into ``report``."""
     if args.only_workers:
         report["workers"] = _workers(args, make)
         return report
@@ -279,7 +306,7 @@ def _in_turns(servers: list[Server], run: Any, repeats: int) -> list[list[LoadRe
     return results
 
 
-def _server_row(args: argparse.Namespace, server: str, make: Any) -> dict[str, Any]:
+def _server_row(args: argparse.Namespace, server: str, make: Fresh) -> dict[str, Any]:
     """The do-nothing app and the gateway on one server, both up, measured in turns."""
     row: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -292,9 +319,13 @@ def _server_row(args: argparse.Namespace, server: str, make: Any) -> dict[str, A
             raise
         cores: dict[int, list[float]] = {noop.proc.pid: [], gw.proc.pid: []}
 
+        pool = make.pool
+
         def measure(srv: Server) -> LoadResult:
             before = _cpu_seconds(srv.proc.pid)
-            result = peak(srv.port, make, connections=args.connections, seconds=args.seconds)
+            # The do-nothing app reads nothing: it needs no fresh requests.
+            sends = make if srv is gw else lambda n: pool[n % len(pool)]
+            result = peak(srv.port, sends, connections=args.connections, seconds=args.seconds)
             busy = _cpu_seconds(srv.proc.pid) - before
             cores[srv.proc.pid].append(result.requests / busy if busy else float("nan"))
             return result
@@ -694,6 +725,12 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument(
+        "--pool",
+        type=int,
+        default=600_000,
+        help="Distinct requests made up front: gateway runs take them in turn, none twice.",
+    )
     parser.add_argument("--delivery-load", type=float, default=2000.0)
     parser.add_argument("--upstream-rate", type=float, default=100.0)
     parser.add_argument(
@@ -726,6 +763,12 @@ def main() -> None:
         _print_workers(report["workers"])
     else:
         _print(report)
+    if not args.json:
+        print()
+        print(
+            f"requests: the gateways took a pool of {report['pool']:,} distinct requests in turn"
+            f" (--pool); sent again past its end: {report['repeated_requests']:,}"
+        )
 
 
 if __name__ == "__main__":
