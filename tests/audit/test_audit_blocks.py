@@ -54,7 +54,11 @@ ODD: list[bytes] = [
 
 def _items(path: Path, max_line: int, **kw: Any) -> tuple[list[Any], tuple[int, ...]]:
     counter = FileCounter(str(path), "")
-    items = list(read(path, counter, max_line=max_line, **kw))
+    return _shown(list(read(path, counter, max_line=max_line, **kw)), counter)
+
+
+def _shown(items: list[Any], counter: FileCounter) -> tuple[list[Any], tuple[int, ...]]:
+    """What a test compares of items read and of the file's counts."""
     shown = [
         (type(i).__name__, i.where, i.request, i.time, i.status, i.response)
         if isinstance(i, Record)
@@ -78,20 +82,7 @@ def _by_lines(path: Path, max_line: int, **kw: Any) -> tuple[list[Any], tuple[in
 
     counter = FileCounter(str(path), "")
     share = kw.get("share")
-    items = list(readers._jsonl(path, counter, max_line, log_line, share))
-    shown = [
-        (type(i).__name__, i.where, i.request, i.time, i.status, i.response)
-        if isinstance(i, Record)
-        else (type(i).__name__, i.where, i.reason)
-        for i in items
-    ]
-    return shown, (
-        counter.bytes,
-        counter.records,
-        counter.readable,
-        counter.unreadable,
-        counter.blank,
-    )
+    return _shown(list(readers._jsonl(path, counter, max_line, log_line, share)), counter)
 
 
 def _log(seed: int, lines: int, last_newline: bool) -> bytes:

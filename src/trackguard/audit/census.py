@@ -235,27 +235,8 @@ class EventCensus:
             self.add(key, data, at, overrides, source)
         else:  # add()'s common case: a known event from a known source, as sent
             stats.count += 1
-            if type(data) is dict and data:  # _data's common case: a shape seen before
-                shape = stats.shapes.get((*data, *map(type, data.values())))
-                if shape is None:
-                    self._data(stats, data, at)
-                else:
-                    shape.count += 1
-                    if shape.strs:
-                        strings = stats.strings
-                        for k in shape.strs:
-                            v = data[k]
-                            values = strings[k]
-                            if values is not _FULL and v not in values:
-                                if len(values) >= self.limits.enum_values:
-                                    strings[k] = _FULL
-                                else:
-                                    values.add(v)
-                            if "@" in v:
-                                stats.emails[k] = stats.emails.get(k, 0) + 1
-                    for k in shape.ints:
-                        if 1_000_000_000 <= data[k] < 100_000_000_000:
-                            stats.stamps[k] = stats.stamps.get(k, 0) + 1
+            if type(data) is dict and data:
+                self._data(stats, data, at)
         if (
             type(stamp) is int
             and -FUTURE_SLACK <= reference - stamp <= CAMPAIGN_WINDOW
