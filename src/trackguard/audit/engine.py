@@ -205,22 +205,7 @@ class Auditor:
             left -= 1
             ident = op.identifier
             if ident is not None and op.type == "person":
-                identity = self.identity
-                value = ident.value
-                by_id = identity.by_id
-                if ident.kind == "id" and "@" not in value and len(by_id) < identity.id_room:
-                    # IdentityCensus.person's common case, inlined: an id, not an email
-                    if value.isdigit():
-                        n = identity.numeric_ids = identity.numeric_ids + 1
-                        if n <= 3:
-                            identity.shape_example("numeric", value, rec)
-                    else:
-                        n = identity.text_ids = identity.text_ids + 1
-                        if n <= 3:
-                            identity.shape_example("text", value, rec)
-                    by_id.add(hash(value))
-                else:
-                    identity.person(ident.kind, value, rec)
+                self.identity.person(ident.kind, ident.value, rec)
             action = op.action
             body = op.body
             if action == "event" or action == "anonymous_event":
