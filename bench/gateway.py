@@ -756,6 +756,8 @@ def main() -> None:
         "--stores-only", action="store_true", help="Only the SQLite/PostgreSQL comparison."
     )
     args = parser.parse_args()
+    if args.pool < 1:
+        raise SystemExit("Error: --pool must be at least 1")
     report = run(args)
     if args.json:
         print(json.dumps(report, indent=2))
