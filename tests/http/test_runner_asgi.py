@@ -77,6 +77,32 @@ def test_read_body_reports_a_disconnect() -> None:
         read({"headers": []}, receive, 10)
 
 
+def test_read_body_without_a_timer_takes_one_message_as_received() -> None:
+    body = b'{"name":"order_completed"}'
+    receive, calls = feeder(chunk(body))
+    got = asyncio.run(read_body({"headers": []}, receive, 100, timeout=None))
+    assert got is body and calls == [1]
+
+
+def test_read_body_without_a_timer_counts_one_message_and_every_chunk() -> None:
+    receive, calls = feeder(chunk(b"abcde"))
+    with pytest.raises(BodyTooLarge):
+        asyncio.run(read_body({"headers": []}, receive, 4, timeout=None))
+    assert calls == [1]
+    receive, _ = feeder(chunk(b"ab", True), chunk(b"cd"))
+    assert asyncio.run(read_body({"headers": []}, receive, 4, timeout=None)) == b"abcd"
+    receive, calls = feeder(chunk(b"abc", True), chunk(b"de", True), chunk(b"never"))
+    with pytest.raises(BodyTooLarge):
+        asyncio.run(read_body({"headers": []}, receive, 4, timeout=None))
+    assert calls == [2]
+
+
+def test_read_body_without_a_timer_reports_a_disconnect_first() -> None:
+    receive, _ = feeder({"type": "http.disconnect"})
+    with pytest.raises(ClientDisconnected):
+        asyncio.run(read_body({"headers": []}, receive, 10, timeout=None))
+
+
 def run_send(coro_factory: Any) -> list[Message]:
     sent: list[Message] = []
 
