@@ -274,26 +274,25 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return report
 
 
-def _rows(args: argparse.Namespace, make: Fresh, report: dict[str, Any]) -> dict[str, Any]:
+def _rows(args: argparse.Namespace, make: Fresh, report: dict[str, Any]) -> None:
     """The rows ``args`` asks for, into ``report``."""
     if args.only_workers:
         report["workers"] = _workers(args, make)
-        return report
+        return
     for server in [] if args.stores_only else args.servers:
         report["servers"][server] = _server_row(args, server, make)
     if args.stores_only:
         report["stores"] = _stores(args, make)
-        return report
+        return
     report["pipelines"] = _pipelines(args, report["servers"][args.servers[0]])
     if args.pipelines_only:
-        return report
+        return
     report["state_cost"] = _state_cost(args, make)
     report["delivery"] = _delivery(args, make)
     if args.pg_url:
         report["stores"] = _stores(args, make)
     if args.workers:
         report["workers"] = _workers(args, make)
-    return report
 
 
 def _in_turns(servers: list[Server], run: Any, repeats: int) -> list[list[LoadResult]]:

@@ -33,11 +33,11 @@ from trackguard.contract.check import (
     value_bytes,
 )
 from trackguard.contract.identifiers import classify
-from trackguard.contract.operations import Identifier, Operation, Request
+from trackguard.contract.operations import EVENT_ACTIONS, Identifier, Operation, Request
 from trackguard.contract.responses import OK_BODY
 from trackguard.contract.routes import NoRoute, RouteMatch
 from trackguard.core.coerce import MS_THRESHOLD, to_number
-from trackguard.core.keys import event_key, fallback_key, value_at
+from trackguard.core.keys import event_key, value_at
 from trackguard.core.plancheck import late_message
 from trackguard.core.verdict import Verdict, Violation
 from trackguard.plan.model import EventSpec, Plan, PropertySpec
@@ -340,8 +340,8 @@ class FastEvents:
         )
 
 
-#: Path identifiers kept classified by :class:`FastContract` (a log or a busy gateway sends
-#: the same people again and again). Cleared when full.
+#: Path identifiers kept classified by each fast path (a log or a busy gateway sends the same
+#: people again and again). Cleared when full.
 PERSON_CACHE: Final = 4096
 _UNSEEN: Final = Identifier("", "")  # a classification no path gives
 
@@ -491,6 +491,9 @@ class FastContract:
             action, data_key = "identify", ""
         else:
             return None
+        dedupe = None
+        if self.fallback_keys and action in EVENT_ACTIONS:  # fallback_key() of the operation
+            dedupe = event_key(body, ident, action, body.get("name"), body.get(data_key))
         op = Operation(
             api="v1",
             type=route.type,
@@ -501,9 +504,8 @@ class FastContract:
             identifier=ident,
             body=body,
             data_key=data_key,
+            dedupe_key=dedupe,
         )
-        if self.fallback_keys and op.is_event:
-            op = msgspec.structs.replace(op, dedupe_key=fallback_key(op))
         return Verdict(
             outcome="accepted",
             status=200,
