@@ -147,30 +147,30 @@ class _Exporter:
         those of the ``"*"`` entry ``every`` it does not declare)."""
         policy = view.unplanned_properties or self.plan.unplanned.properties
         specs = view.properties if every is None else with_every(view.properties, every.properties)
-        members = self.members(specs, closed=self.closed(policy))
-        required = "required" in members
-        data: dict[str, Any] = {"type": "object" if required else ["object", "null"], **members}
-        schema: dict[str, Any] = {"$schema": DIALECT, "title": view.name}
-        if view.description:
-            schema["description"] = view.description
-        schema["type"] = "object"
-        schema["required"] = ["name", "properties"] if required else ["name"]
-        schema["properties"] = {"name": {"const": view.name}, "properties": data}
-        return schema
+        return self.call(view, specs, closed=self.closed(policy), named=True)
 
     def every_view(self, every: EventSpec) -> dict[str, Any]:
         """The ``"*"`` entry: any ``name`` (or none), its ``properties``; other properties are
         left open, as the checker leaves them on a page no entry names."""
-        members = self.members(every.properties, closed=False)
+        return self.call(every, every.properties, closed=False, named=False)
+
+    def call(
+        self, spec: EventSpec, specs: tuple[PropertySpec, ...], *, closed: bool, named: bool
+    ) -> dict[str, Any]:
+        """A page or screen call's schema: ``name`` the spec's (when ``named``), ``properties``
+        ``specs``, required when one of them is."""
+        members = self.members(specs, closed=closed)
         required = "required" in members
         data: dict[str, Any] = {"type": "object" if required else ["object", "null"], **members}
-        schema: dict[str, Any] = {"$schema": DIALECT, "title": EVERY_VIEW}
-        if every.description:
-            schema["description"] = every.description
+        schema: dict[str, Any] = {"$schema": DIALECT, "title": spec.name}
+        if spec.description:
+            schema["description"] = spec.description
         schema["type"] = "object"
-        if required:
-            schema["required"] = ["properties"]
-        schema["properties"] = {"properties": data}
+        needed = (["name"] if named else []) + (["properties"] if required else [])
+        if needed:
+            schema["required"] = needed
+        name = {"name": {"const": spec.name}} if named else {}
+        schema["properties"] = {**name, "properties": data}
         return schema
 
     def attributes(self) -> dict[str, Any]:

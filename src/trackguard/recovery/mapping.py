@@ -380,9 +380,7 @@ class _Parser:
             else:
                 self.error(knode, yamlfile.unknown_key(key, ("id", "object_type"), "group"))
         if column is None:
-            if isinstance(node, yaml.MappingNode) and not any(
-                isinstance(k, yaml.ScalarNode) and k.value == "id" for k, _ in node.value
-            ):
+            if isinstance(node, yaml.MappingNode) and all(k.value != "id" for k in _keys(node)):
                 self.error(node, "group: needs id: COLUMN")
             return None
         if object_type is None:
