@@ -185,3 +185,15 @@ def test_missing_package_hint(
     monkeypatch.setitem(sys.modules, module, None)
     with pytest.raises(SourceError, match=re.escape(f"need: pip install '{hint}'")):
         list(open_source(target).rows())
+
+
+def test_a_broken_parquet_file_is_one_line(tmp_path: Path) -> None:
+    """DuckDB's message goes on with the query and a caret line; the error keeps its first."""
+    pytest.importorskip("duckdb")
+    path = tmp_path / "orders.parquet"
+    path.write_bytes(b"not parquet")
+    with pytest.raises(SourceError) as caught:
+        list(open_source(str(path)).rows())
+    assert str(caught.value) == (
+        f"{path}: Invalid Input Error: File '{path}' too small to be a Parquet file"
+    )

@@ -28,7 +28,7 @@ from urllib.parse import parse_qs, unquote, urlencode, urlsplit, urlunsplit
 
 import msgspec
 
-from trackguard.errors import InputError
+from trackguard.errors import InputError, first_line
 
 _GZIP_MAGIC = b"\x1f\x8b"
 _ARRAY_SIZE = 1000
@@ -192,11 +192,11 @@ class _SQLiteSource:
         try:
             conn = sqlite3.connect(uri, uri=True)
         except sqlite3.Error as e:
-            raise SourceError(f"{self.path}: {e}") from e
+            raise SourceError(f"{self.path}: {first_line(e)}") from e
         try:
             yield from _cursor_rows(conn.execute(self.query))
         except sqlite3.Error as e:
-            raise SourceError(f"{self.path}: {e}") from e
+            raise SourceError(f"{self.path}: {first_line(e)}") from e
         finally:
             conn.close()
 
@@ -316,13 +316,13 @@ class _ParquetSource:
         try:
             conn = duckdb.connect()
         except duckdb.Error as e:
-            raise SourceError(f"{self.path}: {e}") from e
+            raise SourceError(f"{self.path}: {first_line(e)}") from e
         try:
             # Row numbers are what a checkpoint counts: keep the file's order.
             conn.execute("SET preserve_insertion_order = true")
             yield from _cursor_rows(conn.execute("SELECT * FROM read_parquet(?)", [self.path]))
         except duckdb.Error as e:
-            raise SourceError(f"{self.path}: {e}") from e
+            raise SourceError(f"{self.path}: {first_line(e)}") from e
         finally:
             conn.close()
 
