@@ -13,7 +13,14 @@ import pytest
 from store_schema_env import schema_file
 
 from trackguard.store.base import OutboxRow, Write
-from trackguard.store.sqlite import _INSERT_OUTBOX, _INSERT_QUARANTINE, SCHEMA_VERSION, SQLiteStore
+from trackguard.store.sqlite import (
+    _INSERT_NEW_OUTBOX,
+    _INSERT_NEW_QUARANTINE,
+    _INSERT_OUTBOX,
+    _INSERT_QUARANTINE,
+    SCHEMA_VERSION,
+    SQLiteStore,
+)
 
 _ROW = OutboxRow(received_at=1.0, person="id:1", payload=b'{"v2":{}}')
 
@@ -104,6 +111,25 @@ def test_inserts_build_no_temporary_index(tmp_path: Path) -> None:
         for sql in (_INSERT_OUTBOX, _INSERT_QUARANTINE):
             ops = [row[1] for row in con.execute(f"EXPLAIN {sql}", [None] * sql.count("?"))]
             assert "OpenEphemeral" not in ops, sql
+
+
+def _ephemeral(con: sqlite3.Connection, sql: str) -> bool:
+    """Whether ``sql``'s program opens a temporary index."""
+    ops = [row[1] for row in con.execute(f"EXPLAIN {sql}", [None] * sql.count("?"))]
+    return "OpenEphemeral" in ops
+
+
+def test_the_inserts_of_new_rows_build_no_temporary_index_either(tmp_path: Path) -> None:
+    """The inserts a gateway's commits take (every row new): one per ``IN`` list on a file
+    not yet rewritten, none once it is."""
+    inserts = (_INSERT_NEW_OUTBOX, _INSERT_NEW_QUARANTINE)
+    path = tmp_path / "old.db"
+    with schema_file(path, SCHEMA_VERSION) as con:
+        assert [_ephemeral(con, sql) for sql in inserts] == [True, True]
+    SQLiteStore(path).close()
+    with sqlite3.connect(path) as con:
+        assert [_ephemeral(con, sql) for sql in inserts] == [False, False]
+    con.close()
 
 
 def test_new_rows_and_other_rows_keep_their_columns_and_order(tmp_path: Path) -> None:

@@ -74,11 +74,8 @@ _FILE_ONLY: Final = {
 
 def _sqlite_file(db: str) -> Path | None:
     """The file a path or ``sqlite:///`` URL names (None: another scheme); a malformed
-    ``sqlite:`` URL is refused."""
-    try:
-        path = sqlite_path(db)
-    except StoreError as exc:
-        _fail(str(exc))
+    ``sqlite:`` URL is refused (``sqlite_path``'s StoreError, an ``Error:`` line as any)."""
+    path = sqlite_path(db)
     return None if path is None else Path(path)
 
 

@@ -70,7 +70,7 @@ def backup(path: str | os.PathLike[str], dest: str | os.PathLike[str]) -> Backup
 
 
 def _integrity(path: Path) -> str:
-    conn = sqlite3.connect(readonly_uri(path), uri=True)
+    conn = connect(str(path), readonly_uri(path), uri=True)
     try:
         return "; ".join(str(r[0]) for r in conn.execute("PRAGMA integrity_check"))
     finally:

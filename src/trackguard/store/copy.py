@@ -44,10 +44,9 @@ STORE_TABLES: Final = (
     ("anonymous", ("anonymous_id",)),
     ("meta", ("key",)),
 )
-#: The monitor's tables copied (each keyed by its primary key).
-MONITOR_TABLES: Final = tuple((t.name, t.key) for t in MONITOR_SCHEMA)
-#: Every table copied, in the order of the copy and of :attr:`CopyReport.rows`.
-TABLES: Final = STORE_TABLES + MONITOR_TABLES
+#: Every table copied, in the order of the copy and of :attr:`CopyReport.rows`: the store's,
+#: then the monitor's (each keyed by its primary key).
+TABLES: Final = STORE_TABLES + tuple((t.name, t.key) for t in MONITOR_SCHEMA)
 #: Rows read and written at a time.
 DEFAULT_BATCH: Final = 5000
 _BYTES: Final = {("outbox", "payload"), ("quarantine", "body")} | {
