@@ -185,6 +185,30 @@ def test_read_only_opening_never_creates_nor_changes_the_file(tmp_path: Path) ->
         SQLiteStore(not_a_store, readonly=True)
 
 
+def test_another_programs_database_is_never_taken_over(tmp_path: Path) -> None:
+    """A SQLite file with tables but no schema version is refused by every opening, writable
+    ones included (``store prune``, ``deliver``, ``serve``), and left as it was; an empty file
+    becomes a store as before."""
+    notes = tmp_path / "notes.db"
+    with sqlite3.connect(notes) as conn:
+        conn.execute("CREATE TABLE notes (text TEXT)")
+    before = _digest(notes)
+    for create in (True, False):
+        with pytest.raises(StoreError, match=r"notes\.db: not a trackguard store \(no schema\)$"):
+            open_store(notes, create=create)
+    result = CliRunner().invoke(main, ["store", "prune", "--db", str(notes)])
+    assert (result.exit_code, result.output) == (
+        2,
+        f"Error: {notes}: not a trackguard store (no schema)\n",
+    )
+    assert _digest(notes) == before
+    empty = tmp_path / "empty.db"
+    sqlite3.connect(empty).close()
+    open_store(empty, create=False).close()
+    with sqlite3.connect(empty) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+
+
 # -- upgrades --------------------------------------------------------------------------------
 
 _INSERT_V5 = (

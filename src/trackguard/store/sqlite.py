@@ -42,6 +42,7 @@ from trackguard.store.files import (
     cannot_open,
     connect,
     copy_database,
+    not_a_store,
     readonly_uri,
     schema_version,
     upgrade_backup_path,
@@ -338,6 +339,15 @@ class SQLiteStore(StoreReads):
         create_private(self.path)  # the request data it will hold is nobody else's to read
         self._writer = self._connect()
         try:
+            w = self._writer
+            if (
+                not w.execute("PRAGMA user_version").fetchone()[0]
+                and w.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchone()
+            ):
+                # Tables but no schema version: another program's database, never taken over
+                # and not even switched to WAL (trackguard sets the version in the transaction
+                # that creates its tables, so no store of its own ever looks like this).
+                raise not_a_store(self.path)
             self._writer.execute("PRAGMA cache_size = -16000")  # lease scans stay in memory
             # A WAL that grew during a burst (or while a reader held back checkpoints) is cut
             # back to 64 MiB after the next checkpoint instead of keeping its largest size.
