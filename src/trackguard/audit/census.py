@@ -38,7 +38,7 @@ PIPELINES_ISO: Final = PIPELINES + "iso8601"
 #: Distinct sources kept per event (evidence for drift clustering; more add nothing).
 MAX_SOURCES: Final = 16
 #: Distinct data shapes (keys in order, and their value types) kept per event; an event
-#: with more shapes than this counts the rest key by key.
+#: with more shapes than this counts the pairs of the rest as each arrives, keeping no shape.
 MAX_SHAPES: Final = 256
 
 
@@ -345,10 +345,13 @@ class EventCensus:
         spelled = (*data, *map(type, data.values()))
         shape = shapes.get(spelled)
         if shape is None:
-            if len(shapes) >= MAX_SHAPES:
-                self._count_pairs(stats, data, at)
-                return
-            shape = shapes[spelled] = self._shape(stats, data, at)
+            shape = self._shape(stats, data, at)
+            if len(shapes) < MAX_SHAPES:
+                shapes[spelled] = shape
+            else:  # past the cap: the shape is not kept, its pairs are counted now
+                seen = stats.seen
+                for pair in shape.pairs:
+                    seen[pair] += 1
         shape.count += 1
         if shape.strs:
             strings = stats.strings
@@ -385,33 +388,19 @@ class EventCensus:
 
     def _shape(self, stats: EventStats, data: dict[str, Any], at: Located) -> Shape:
         """A data shape seen for the first time: its new pairs join ``seen`` in order."""
-        pairs = tuple(
-            p for p in ((k, type(v)) for k, v in data.items()) if self._pair(stats, p, at)
-        )
-        strs = tuple(k for k, t in pairs if t is str)
-        return Shape(pairs, strs, tuple(k for k, t in pairs if t is int))
-
-    def _count_pairs(self, stats: EventStats, data: dict[str, Any], at: Located) -> None:
-        """An event of a shape beyond :data:`MAX_SHAPES`, counted key by key."""
-        seen = stats.seen
-        strings = stats.strings
+        pairs: list[tuple[str, type]] = []
+        strs: list[str] = []
+        ints: list[str] = []
         for k, v in data.items():
-            tv = type(v)
-            pair = (k, tv)
-            if not self._pair(stats, pair, at):
-                continue
-            seen[pair] += 1
-            if tv is str:
-                values = strings[k]
-                if values is not _FULL and v not in values:
-                    if len(values) >= self.limits.enum_values:
-                        strings[k] = _FULL
-                    else:
-                        values.add(v)
-                if "@" in v:
-                    stats.emails[k] = stats.emails.get(k, 0) + 1
-            elif tv is int and 1_000_000_000 <= v < 100_000_000_000:
-                stats.stamps[k] = stats.stamps.get(k, 0) + 1
+            t = type(v)
+            pair = (k, t)
+            if self._pair(stats, pair, at):
+                pairs.append(pair)
+                if t is str:
+                    strs.append(k)
+                elif t is int:
+                    ints.append(k)
+        return Shape(tuple(pairs), tuple(strs), tuple(ints))
 
     def timestamp(self, value: Any, reference: int, at: Located) -> None:
         """The format of an event timestamp, and how old it is against ``reference``."""
