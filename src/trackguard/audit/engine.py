@@ -187,9 +187,7 @@ class Auditor:
                     _count(self.warnings, v.code, rec, v.message)
                 else:
                     _count(self.violations, (v.code, v.rule, v.action), rec, v.message)
-        if (status != 200 or outcome == "invalid") and (
-            status is not None and (status >= 300 or status < 200 or outcome == "invalid")
-        ):
+        if status is not None and (status >= 300 or status < 200 or outcome == "invalid"):
             # The Pipelines API answers 200 to what it drops, unless the client asked for strict.
             permissive = result is not None and not result.strict
             self._status(rec, status, verdict, permissive)
