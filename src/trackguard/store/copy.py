@@ -17,6 +17,7 @@ A source no monitor wrote has no monitor tables: they copy as 0 rows. One whose 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 from abc import ABC, abstractmethod
@@ -72,14 +73,16 @@ def copy_store(
     """Copy the SQLite store at ``source`` into the empty store ``destination`` (a path,
     ``sqlite:///path`` or ``postgresql://…``, created when missing) and verify the copy.
 
-    Raises :class:`StoreError` when the source is not a SQLite store, the destination holds
-    data, or the copy does not match; ``progress(table, rows so far)`` is called per batch.
+    Raises :class:`StoreError` when the source is not a SQLite store, the destination is the
+    source itself (however spelled) or holds data, or the copy does not match;
+    ``progress(table, rows so far)`` is called per batch.
     """
     if batch < 1:
         raise StoreError("batch must be >= 1")
     path = sqlite_path(source)
     if path is None:
         raise StoreError(f"{source!r}: the source must be a SQLite store (a path or sqlite:///)")
+    _refuse_itself(path, destination)
     SQLiteStore(path, readonly=True).close()  # a store of this schema (upgraded if older)
     src = connect(path, readonly_uri(path), uri=True)
     dst = open_store(destination)
@@ -118,6 +121,22 @@ def copy_store(
     finally:
         src.close()
         dst.close()
+
+
+def _refuse_itself(source: str, destination: str) -> None:
+    """Refuse a destination that is the source file, before either is opened: an empty store
+    would be "copied" into itself and reported a success, a filled one refused as not empty.
+    Compared as files (``samefile``), so another spelling of the path (relative or absolute,
+    a ``sqlite:///`` URL, a symbolic link) is the same store too."""
+    dest = sqlite_path(destination)
+    if dest is None or not os.path.exists(dest):
+        return  # a PostgreSQL store, or a file the copy will create: not the source
+    with contextlib.suppress(OSError):
+        if os.path.samefile(source, dest):
+            raise StoreError(
+                f"{destination}: is the source store itself;"
+                " copy into another SQLite file or a PostgreSQL store"
+            )
 
 
 def _source(
