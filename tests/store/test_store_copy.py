@@ -207,13 +207,19 @@ def test_store_copy_into_the_source_itself_is_refused_however_it_is_spelled(
         copy_store(tmp_path / "tg.db", "tg.db")
 
 
-@pytest.mark.parametrize("source", ["postgresql://u@127.0.0.1/db", "mysql://x"])
-def test_store_copy_reads_only_sqlite(source: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("source", "error"),
+    [
+        ("postgresql://u@127.0.0.1/db", "SRC must be a SQLite store (a path or sqlite:///path)"),
+        ("mysql://x", "unsupported store URL (use a path or sqlite:///path)"),
+    ],
+)
+def test_store_copy_reads_only_sqlite(source: str, error: str, tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["store", "copy", source, str(tmp_path / "b.db")])
-    assert (result.exit_code, result.stderr) == (
-        2,
-        f"Error: {source!r}: SRC must be a SQLite store (a path or sqlite:///path)\n",
-    )
+    assert (result.exit_code, result.stderr) == (2, f"Error: {source!r}: {error}\n")
+    assert not (tmp_path / "b.db").exists()
+    same = CliRunner().invoke(cli, ["store", "copy", source, source])  # one PostgreSQL store
+    assert (same.exit_code, same.stderr) == (2, f"Error: {source!r}: {error}\n")
 
 
 def _monitored(path: Path) -> None:

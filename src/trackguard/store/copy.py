@@ -30,7 +30,14 @@ import msgspec
 from trackguard.store.base import StoreError
 from trackguard.store.files import connect, readonly_uri
 from trackguard.store.monitor_schema import HOURLY_FROM_COUNTS, MONITOR_SCHEMA, create_statements
-from trackguard.store.sqlite import SQLiteStore, open_store, sqlite_path
+from trackguard.store.sqlite import SQLiteStore, open_store
+from trackguard.store.urls import (
+    SQLITE_FORMS,
+    display_url,
+    is_postgres_url,
+    sqlite_path,
+    unsupported_url,
+)
 
 if TYPE_CHECKING:
     from trackguard.store.postgres import PostgresStore
@@ -79,9 +86,7 @@ def copy_store(
     """
     if batch < 1:
         raise StoreError("batch must be >= 1")
-    path = sqlite_path(source)
-    if path is None:
-        raise StoreError(f"{source!r}: the source must be a SQLite store (a path or sqlite:///)")
+    path = _source_file(source)
     _refuse_itself(path, destination)
     SQLiteStore(path, readonly=True).close()  # a store of this schema (upgraded if older)
     src = connect(path, readonly_uri(path), uri=True)
@@ -121,6 +126,18 @@ def copy_store(
     finally:
         src.close()
         dst.close()
+
+
+def _source_file(source: str | os.PathLike[str]) -> str:
+    """The SQLite file ``source`` names: a PostgreSQL store is not copied from, and any other
+    URL is refused as every command refuses it."""
+    if is_postgres_url(source):
+        shown = display_url(os.fspath(source))
+        raise StoreError(f"{shown!r}: the source must be a SQLite store ({SQLITE_FORMS})")
+    path = sqlite_path(source)
+    if path is None:
+        raise unsupported_url(source, postgres=False)
+    return path
 
 
 def _refuse_itself(source: str, destination: str) -> None:
