@@ -459,6 +459,21 @@ def test_a_directory_is_not_an_output_file(tmp_path: Path) -> None:
     )
 
 
+# --- input files --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("command", ["audit", "check"])
+def test_a_missing_input_file_is_refused_in_the_same_words(tmp_path: Path, command: str) -> None:
+    missing = tmp_path / "nope.jsonl"
+    for path, error in [(missing, "no such file"), (tmp_path, "is a directory")]:
+        result = run(command, path)
+        assert (result.exit_code, result.stdout, result.stderr) == (
+            2,
+            "",
+            f"Error: {path}: {error}\n",
+        )
+
+
 # --- configuration files ------------------------------------------------------------------------
 
 
