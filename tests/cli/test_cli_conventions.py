@@ -505,11 +505,33 @@ def test_a_plan_error_is_one_line_per_problem(tmp_path: Path, log: Path) -> None
     result = run("check", "--plan", plan, log)
     assert result.exit_code == 2
     assert result.stderr.splitlines() == [
-        f"Error: {plan}:2:1: error: top level: unknown key 'namming' (did you mean 'naming'?);"
+        f"Error: {plan}:2:1: top level: unknown key 'namming' (did you mean 'naming'?);"
         " allowed keys: version, name, plan_version, naming, identity, timestamps, unplanned,"
         " dedupe, timeliness, events, attributes, pages, screens, semantic_events",
-        f"Error: {plan}:3:9: error: events: expected a mapping, got a list",
+        f"Error: {plan}:3:9: events: expected a mapping, got a list",
     ]
+
+
+@pytest.mark.parametrize(
+    ("command", "what"),
+    [
+        (["check", "LOG", "--plan"], "plan"),
+        (["audit", "LOG", "--plan"], "plan"),
+        (["replay", "--db", "DB", "--plan"], "plan"),
+        (["alerts", "status", "--db", "DB", "--rules"], "alert file"),
+    ],
+    ids=lambda c: " ".join(c[:2]) if isinstance(c, list) else c,
+)
+def test_a_missing_yaml_file_is_named_once_without_a_place(
+    tmp_path: Path, log: Path, db: Path, command: list[str], what: str
+) -> None:
+    missing = tmp_path / "nope.yaml"
+    result = run(*({"LOG": log, "DB": db}.get(a, a) for a in command), missing)
+    assert (result.exit_code, result.stdout, result.stderr) == (
+        2,
+        "",
+        f"Error: {missing}: cannot read the {what} (No such file or directory)\n",
+    )
 
 
 # --- --debug ------------------------------------------------------------------------------------
