@@ -1,4 +1,5 @@
-"""Splitting input files into shares for worker processes (``audit --jobs``, ``check --jobs``).
+"""The input files of ``audit`` and ``check``: what is wrong with one that cannot be read (in
+one wording for both), and splitting them into shares for worker processes (``--jobs``).
 
 A share is a whole file, or a byte range of a plain (uncompressed) line-oriented file that
 starts and ends at line starts, with the number of its first line so positions in reports
@@ -52,6 +53,15 @@ class Share:
     @property
     def whole(self) -> bool:
         return self.start == 0 and self.end is None
+
+
+def input_problem(path: str | os.PathLike[str]) -> str | None:
+    """Why ``path`` cannot be read as an input file (``PATH: no such file``, ``PATH: is a
+    directory``), or None when it is a file: ``audit`` and ``check`` refuse their inputs in
+    these words, ``PATH: problem`` as every other error about a path."""
+    if os.path.isfile(path):
+        return None
+    return f"{os.fspath(path)}: {'is a directory' if os.path.isdir(path) else 'no such file'}"
 
 
 def is_gzip(path: Path) -> bool:

@@ -40,15 +40,21 @@ __all__ = [
 
 
 class YAMLIssue(NamedTuple):
-    """One problem at the 1-based ``line`` and ``column`` of ``file``."""
+    """One problem at the 1-based ``line`` and ``column`` of ``file``; line 0 is a problem
+    with the whole file (it cannot be read), shown without a place to look at."""
 
     file: str
     line: int
     column: int
     message: str
 
+    @property
+    def where(self) -> str:
+        """``file:line:col``, or ``file`` alone for a problem with the whole file."""
+        return self.file if self.line == 0 else f"{self.file}:{self.line}:{self.column}"
+
     def __str__(self) -> str:
-        return f"{self.file}:{self.line}:{self.column}: {self.message}"
+        return f"{self.where}: {self.message}"
 
 
 class YAMLFileError(ConfigError):
@@ -102,12 +108,13 @@ def decode(data: bytes, source: str, what: str = "file") -> tuple[str | None, YA
 
 
 def read(path: str | os.PathLike[str], what: str = "file") -> tuple[str | None, YAMLIssue | None]:
-    """A file's text, or None and the issue saying why it cannot be read. Never raises."""
+    """A file's text, or None and the issue saying why it cannot be read (of the whole file:
+    ``plan.yaml: cannot read the plan (No such file or directory)``). Never raises."""
     source = os.fspath(path)
     try:
         data = Path(path).read_bytes()
     except OSError as exc:
-        return None, YAMLIssue(source, 1, 1, f"cannot read the {what}: {exc.strerror or exc}")
+        return None, YAMLIssue(source, 0, 0, f"cannot read the {what} ({exc.strerror or exc})")
     return decode(data, source, what)
 
 

@@ -303,8 +303,10 @@ def test_globs_and_missing_inputs(tmp_path: Path) -> None:
     ]
     with pytest.raises(InputError, match="no file matches"):
         expand([str(tmp_path / "*.gz")])
-    with pytest.raises(InputError, match="no such file"):
+    with pytest.raises(InputError, match=f"^{tmp_path}/missing.jsonl: no such file$"):
         expand([str(tmp_path / "missing.jsonl")])
+    with pytest.raises(InputError, match=f"^{tmp_path}: is a directory$"):
+        expand([str(tmp_path)])
 
 
 def test_audit_totals_over_several_bad_files(tmp_path: Path) -> None:

@@ -121,6 +121,54 @@ def test_a_missing_store_is_an_error_and_nothing_is_created(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ids.csv", "m.yaml", "rows.csv"]
 
 
+#: Where a store of either kind will do (``--db``, ``store copy``'s DST), and where only a file;
+#: URL is where the store URL goes.
+EITHER_STORE = [
+    *([*c, "--db", "URL"] for c in STORE_COMMANDS),
+    ["serve", "--listen", "127.0.0.1:0", "--db", "URL"],
+    ["console", "--db", "URL"],
+    ["store", "info", "--db", "URL"],
+    ["store", "prune", "--db", "URL"],
+    ["store", "copy", "STORE", "URL"],
+]
+FILE_ONLY = [
+    ["store", "init", "URL"],
+    ["store", "backup", "--db", "URL", "copy.db"],
+    ["store", "vacuum", "--db", "URL"],
+    ["store", "copy", "URL", "copy.db"],
+]
+
+
+@pytest.mark.parametrize(
+    ("command", "forms"),
+    [
+        *(
+            (c, "a path, sqlite:///path or postgresql://user@host/db[?schema=NAME]")
+            for c in EITHER_STORE
+        ),
+        *((c, "a path or sqlite:///path") for c in FILE_ONLY),
+    ],
+    ids=lambda c: " ".join(c[:2]) if isinstance(c, list) else "",
+)
+def test_a_mistyped_store_url_is_refused_in_the_same_words_everywhere(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, db: Path, command: list[str], forms: str
+) -> None:
+    """Another scheme (shown without its password) and a ``sqlite:`` URL without ``///``
+    (once taken for a file of that name) are refused in one line, and nothing is created."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "ids.csv").write_text("id,email\n1,a@example.com\n")
+    (tmp_path / "m.yaml").write_text("person: {id: id}\nattributes: {email: email}\n")
+    given = {"STORE": str(db), "IDS": "ids.csv", "ROWS": "ids.csv", "MAP": "m.yaml"}
+    for url, error in [
+        ("sqlte:///tg.db", f"'sqlte:///tg.db': unsupported store URL (use {forms})"),
+        ("mysql://tg:secret@db/tg", f"'mysql://tg@db/tg': unsupported store URL (use {forms})"),
+        ("sqlite:tg.db", "'sqlite:tg.db': write sqlite:///relative/path or sqlite:////abs/path"),
+    ]:
+        result = run(*({**given, "URL": url}.get(a, a) for a in command))
+        assert (result.exit_code, result.stdout, result.stderr) == (2, "", f"Error: {error}\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ids.csv", "m.yaml"]
+
+
 @pytest.mark.parametrize(
     ("command", "extra"),
     [(["store", "info"], ["x.db"]), (["outbox", "stats"], ["a", "b"])],
@@ -411,6 +459,21 @@ def test_a_directory_is_not_an_output_file(tmp_path: Path) -> None:
     )
 
 
+# --- input files --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("command", ["audit", "check"])
+def test_a_missing_input_file_is_refused_in_the_same_words(tmp_path: Path, command: str) -> None:
+    missing = tmp_path / "nope.jsonl"
+    for path, error in [(missing, "no such file"), (tmp_path, "is a directory")]:
+        result = run(command, path)
+        assert (result.exit_code, result.stdout, result.stderr) == (
+            2,
+            "",
+            f"Error: {path}: {error}\n",
+        )
+
+
 # --- configuration files ------------------------------------------------------------------------
 
 
@@ -442,11 +505,33 @@ def test_a_plan_error_is_one_line_per_problem(tmp_path: Path, log: Path) -> None
     result = run("check", "--plan", plan, log)
     assert result.exit_code == 2
     assert result.stderr.splitlines() == [
-        f"Error: {plan}:2:1: error: top level: unknown key 'namming' (did you mean 'naming'?);"
+        f"Error: {plan}:2:1: top level: unknown key 'namming' (did you mean 'naming'?);"
         " allowed keys: version, name, plan_version, naming, identity, timestamps, unplanned,"
         " dedupe, timeliness, events, attributes, pages, screens, semantic_events",
-        f"Error: {plan}:3:9: error: events: expected a mapping, got a list",
+        f"Error: {plan}:3:9: events: expected a mapping, got a list",
     ]
+
+
+@pytest.mark.parametrize(
+    ("command", "what"),
+    [
+        (["check", "LOG", "--plan"], "plan"),
+        (["audit", "LOG", "--plan"], "plan"),
+        (["replay", "--db", "DB", "--plan"], "plan"),
+        (["alerts", "status", "--db", "DB", "--rules"], "alert file"),
+    ],
+    ids=lambda c: " ".join(c[:2]) if isinstance(c, list) else c,
+)
+def test_a_missing_yaml_file_is_named_once_without_a_place(
+    tmp_path: Path, log: Path, db: Path, command: list[str], what: str
+) -> None:
+    missing = tmp_path / "nope.yaml"
+    result = run(*({"LOG": log, "DB": db}.get(a, a) for a in command), missing)
+    assert (result.exit_code, result.stdout, result.stderr) == (
+        2,
+        "",
+        f"Error: {missing}: cannot read the {what} (No such file or directory)\n",
+    )
 
 
 # --- --debug ------------------------------------------------------------------------------------

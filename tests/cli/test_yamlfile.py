@@ -60,10 +60,13 @@ def test_unreadable_and_binary_files(tmp_path: Path) -> None:
         None,
         yamlfile.YAMLIssue(
             str(tmp_path / "nope.yaml"),
-            1,
-            1,
-            "cannot read the config file: No such file or directory",
+            0,
+            0,
+            "cannot read the config file (No such file or directory)",
         ),
+    )
+    assert str(yamlfile.read(tmp_path / "nope.yaml", "config file")[1]) == (
+        f"{tmp_path / 'nope.yaml'}: cannot read the config file (No such file or directory)"
     )
     binary = tmp_path / "b.yaml"
     binary.write_bytes(b"a: 1\nb: \x89\n")

@@ -28,8 +28,8 @@ def _console(*args: str) -> tuple[int, str]:
 def test_a_store_url_of_another_kind_is_one_error_line() -> None:
     assert _console("--db", "mysql://tg@db/tg") == (
         2,
-        "Error: 'mysql://tg@db/tg': the console reads a SQLite store (a path or"
-        " sqlite:///path) or a PostgreSQL one (postgresql://user@host/db[?schema=NAME])\n",
+        "Error: 'mysql://tg@db/tg': unsupported store URL (use a path, sqlite:///path or"
+        " postgresql://user@host/db[?schema=NAME])\n",
     )
 
 

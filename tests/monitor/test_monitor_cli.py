@@ -216,8 +216,8 @@ def test_a_store_url_of_another_kind_is_one_error_line(command: list[str]) -> No
     result = CliRunner().invoke(cli, [*command, "--db", "mysql://tg@db/tg"])
     assert (result.exit_code, result.stderr) == (
         2,
-        "Error: 'mysql://tg@db/tg': the monitor reads a SQLite store (a path or"
-        " sqlite:///path) or a PostgreSQL one (postgresql://user@host/db[?schema=NAME])\n",
+        "Error: 'mysql://tg@db/tg': unsupported store URL (use a path, sqlite:///path or"
+        " postgresql://user@host/db[?schema=NAME])\n",
     )
 
 

@@ -479,7 +479,7 @@ def test_cli_export_refuses_a_bad_plan(tmp_path: Path, monkeypatch: pytest.Monke
     assert result.exit_code == 2
     assert result.stdout == ""
     assert result.stderr == (
-        "Error: plan.yaml:1:10: error: version: unsupported plan format version 2; this trackguard "
+        "Error: plan.yaml:1:10: version: unsupported plan format version 2; this trackguard "
         "reads 1\n"
     )
 

@@ -170,13 +170,56 @@ def test_store_copy_command_copies_into_sqlite_and_refuses_a_store_with_data(
     assert not (tmp_path / "c.db").exists()
 
 
-@pytest.mark.parametrize("source", ["postgresql://u@127.0.0.1/db", "mysql://x"])
-def test_store_copy_reads_only_sqlite(source: str, tmp_path: Path) -> None:
+def _files(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+@pytest.mark.parametrize("rows", [0, 60])
+def test_store_copy_into_the_source_itself_is_refused_however_it_is_spelled(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, rows: int
+) -> None:
+    """An empty store used to be "copied" into itself with success, a filled one refused as
+    not empty: the same file is refused first, under any spelling, and left untouched."""
+    if rows:
+        filled(tmp_path / "tg.db", requests=rows).close()
+    else:
+        SQLiteStore(tmp_path / "tg.db").close()
+    (tmp_path / "link.db").symlink_to(tmp_path / "tg.db")
+    monkeypatch.chdir(tmp_path)
+    before = _files(tmp_path)
+    for source, destination in [
+        ("tg.db", "tg.db"),
+        ("tg.db", str(tmp_path / "tg.db")),
+        (str(tmp_path / "tg.db"), "./tg.db"),
+        ("tg.db", "sqlite:///tg.db"),
+        ("sqlite:///tg.db", f"sqlite:///{tmp_path}/tg.db"),
+        ("link.db", "tg.db"),
+    ]:
+        result = CliRunner().invoke(cli, ["store", "copy", source, destination])
+        assert (result.exit_code, result.stdout, result.stderr) == (
+            2,
+            "",
+            f"Error: {destination}: is the source store itself;"
+            " copy into another SQLite file or a PostgreSQL store\n",
+        )
+    assert _files(tmp_path) == before
+    with pytest.raises(StoreError, match=r"^tg\.db: is the source store itself;"):
+        copy_store(tmp_path / "tg.db", "tg.db")
+
+
+@pytest.mark.parametrize(
+    ("source", "error"),
+    [
+        ("postgresql://u@127.0.0.1/db", "SRC must be a SQLite store (a path or sqlite:///path)"),
+        ("mysql://x", "unsupported store URL (use a path or sqlite:///path)"),
+    ],
+)
+def test_store_copy_reads_only_sqlite(source: str, error: str, tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["store", "copy", source, str(tmp_path / "b.db")])
-    assert (result.exit_code, result.stderr) == (
-        2,
-        f"Error: {source!r}: SRC must be a SQLite store (a path or sqlite:///path)\n",
-    )
+    assert (result.exit_code, result.stderr) == (2, f"Error: {source!r}: {error}\n")
+    assert not (tmp_path / "b.db").exists()
+    same = CliRunner().invoke(cli, ["store", "copy", source, source])  # one PostgreSQL store
+    assert (same.exit_code, same.stderr) == (2, f"Error: {source!r}: {error}\n")
 
 
 def _monitored(path: Path) -> None:

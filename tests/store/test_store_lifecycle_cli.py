@@ -75,8 +75,9 @@ def test_init_creates_an_empty_store_readable_by_its_owner_only(tmp_path: Path) 
         f"Error: {tmp_path / 'missing'}: no such directory\n",
     )
     for target, reason in (
-        ("mysql://db/tg", "init creates a SQLite file (a path or sqlite:///path)"),
+        ("mysql://db/tg", "unsupported store URL (use a path or sqlite:///path)"),
         ("sqlite://tg.db", "write sqlite:///relative/path or sqlite:////abs/path"),
+        ("sqlite:tg.db", "write sqlite:///relative/path or sqlite:////abs/path"),
     ):
         refused = run("init", target)
         assert (refused.exit_code, refused.output) == (2, f"Error: {target!r}: {reason}\n")

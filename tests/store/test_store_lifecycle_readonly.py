@@ -25,6 +25,7 @@ from trackguard.cli.outbox import outbox_group
 from trackguard.cli.quarantine import quarantine_group
 from trackguard.monitor.db import MonitorDB
 from trackguard.store.base import OutboxRow, QuarantineRecord, StoreError, Write
+from trackguard.store.info import store_info
 from trackguard.store.quarantine import count_quarantine, export, get, list_quarantine, stats
 from trackguard.store.sqlite import SCHEMA_VERSION, SQLiteStore, open_store
 
@@ -185,7 +186,7 @@ def test_read_only_opening_never_creates_nor_changes_the_file(tmp_path: Path) ->
         SQLiteStore(not_a_store, readonly=True)
 
 
-def test_another_programs_database_is_never_taken_over(tmp_path: Path) -> None:
+def test_another_programs_database_is_never_taken_over_or_described(tmp_path: Path) -> None:
     """A SQLite file with tables but no schema version is refused by every opening, writable
     ones included (``store prune``, ``deliver``, ``serve``), and left as it was; an empty file
     becomes a store as before."""
@@ -196,11 +197,16 @@ def test_another_programs_database_is_never_taken_over(tmp_path: Path) -> None:
     for create in (True, False):
         with pytest.raises(StoreError, match=r"notes\.db: not a trackguard store \(no schema\)$"):
             open_store(notes, create=create)
-    result = CliRunner().invoke(main, ["store", "prune", "--db", str(notes)])
-    assert (result.exit_code, result.output) == (
-        2,
-        f"Error: {notes}: not a trackguard store (no schema)\n",
-    )
+    for argv in (["prune"], ["info"], ["info", "--format", "json"]):
+        # info too: it used to describe the file (schema version 0 and its tables)
+        result = CliRunner().invoke(main, ["store", *argv, "--db", str(notes)])
+        assert (result.exit_code, result.stdout, result.stderr) == (
+            2,
+            "",
+            f"Error: {notes}: not a trackguard store (no schema)\n",
+        )
+    with pytest.raises(StoreError, match=r"notes\.db: not a trackguard store \(no schema\)$"):
+        store_info(notes)
     assert _digest(notes) == before
     empty = tmp_path / "empty.db"
     sqlite3.connect(empty).close()

@@ -26,6 +26,7 @@ from trackguard.store import (
     open_store,
 )
 from trackguard.store.sqlite import _LEASE, SCHEMA_VERSION
+from trackguard.store.urls import sqlite_path
 
 
 def row(person: str = "p1", **kw: Any) -> OutboxRow:
@@ -586,12 +587,23 @@ def test_store_open_store_paths_and_urls(tmp_path: Path, monkeypatch: pytest.Mon
         ("mysql://db/tg", "unsupported store URL"),
         ("sqlite://", "sqlite:///relative/path"),
         ("sqlite:///", "sqlite:///relative/path"),
+        ("sqlite:tg.db", "sqlite:///relative/path"),
+        ("SQLite:/tg.db", "sqlite:///relative/path"),
+        ("postgresql:/db", "unsupported store URL"),
         (":memory:", "needs a file path"),
     ],
 )
 def test_store_open_store_rejects(target: str, message: str) -> None:
     with pytest.raises(StoreError, match=message):
         open_store(target)
+
+
+def test_a_scheme_without_slashes_is_a_typo_but_other_colons_name_files(tmp_path: Path) -> None:
+    assert sqlite_path("./sqlite:tg.db") == "./sqlite:tg.db"  # the way to name such a file
+    assert sqlite_path("backup:2026.db") == "backup:2026.db"
+    assert sqlite_path("postgres:db") is None
+    with pytest.raises(StoreError, match=r"^'sqlite:tg\.db': write sqlite:///relative/path"):
+        sqlite_path("sqlite:tg.db")
 
 
 def test_store_dedupe_key_of_the_same_person_is_a_duplicate_of_another_a_conflict(

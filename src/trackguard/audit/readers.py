@@ -33,7 +33,7 @@ import msgspec
 from trackguard.contract.operations import Request
 from trackguard.contract.pipelines import route_for
 from trackguard.errors import InputError as BaseInputError
-from trackguard.shares import Share, is_gzip
+from trackguard.shares import Share, input_problem, is_gzip
 
 #: Lines longer than this are reported as unreadable, not parsed: Customer.io refuses bodies
 #: over 1 MiB, and escaping can double a body's size inside a JSON string.
@@ -804,8 +804,9 @@ def expand(patterns: list[str]) -> list[Path]:
             if not files:
                 raise InputError(f"no file matches {pattern!r}")
         else:
-            if not os.path.isfile(pattern):
-                raise InputError(f"no such file: {pattern!r}")
+            problem = input_problem(pattern)
+            if problem is not None:
+                raise InputError(problem)
             files = [pattern]
         for f in files:
             if f not in seen:

@@ -20,7 +20,7 @@ from trackguard.cli.base import TrackguardCommand
 from trackguard.cli.options import jobs_option, output_option, plan_option, write_atomic
 from trackguard.errors import InputError
 from trackguard.plan.model import Plan
-from trackguard.shares import can_fork
+from trackguard.shares import can_fork, input_problem
 
 _OUTCOME_STYLE = {
     "accepted": "green",
@@ -104,9 +104,9 @@ def check_command(
         trackguard sample -n 500 | trackguard check --plan examples/d2c-plan.yaml -
     """
     for file in files:
-        if str(file) != "-" and not file.is_file():
-            reason = "is a directory" if file.is_dir() else "no such file"
-            raise InputError(f"{file}: {reason}")
+        problem = None if str(file) == "-" else input_problem(file)
+        if problem is not None:
+            raise InputError(problem)
     out = sys.stdout.buffer
     lines = out if fmt == "jsonl" else None
     paths = list(files)

@@ -82,10 +82,7 @@ def console_command(
             "the console needs its extra: pip install 'trackguard[console]'"
         ) from None
     host, port = listen
-    try:
-        store = db_path(db, "the console")
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
+    store = db_path(db)
     if not _loopback(host) and token_file is None:
         raise UsageError(
             f"--listen {host}:{port} is not loopback: give --token-file so the console asks"

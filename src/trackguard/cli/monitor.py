@@ -20,7 +20,7 @@ from trackguard.cli.output import (
     print_table,
     rows_table,
 )
-from trackguard.errors import ConfigError, InputError
+from trackguard.errors import ConfigError
 from trackguard.monitor.db import MonitorDB
 from trackguard.monitor.health import DESCRIPTIONS, METRICS, OutboxHealth
 from trackguard.monitor.loader import load_alerts, parse_duration
@@ -33,10 +33,7 @@ _OUTCOMES: Final = ("accepted", "fixed", "warned", "rejected", "invalid", "refus
 
 
 def _open(db: str) -> MonitorDB:
-    try:
-        return MonitorDB(db_path(db), readonly=True)
-    except ValueError as exc:
-        raise InputError(str(exc)) from None
+    return MonitorDB(db_path(db), readonly=True)
 
 
 def _since(value: str) -> float:

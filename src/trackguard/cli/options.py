@@ -28,7 +28,7 @@ from trackguard.plan.loader import load_plan
 from trackguard.plan.model import Plan
 from trackguard.private import PRIVATE
 from trackguard.shares import cpu_count
-from trackguard.store.sqlite import sqlite_path
+from trackguard.store.urls import sqlite_path
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -31,9 +31,8 @@ from trackguard.store.copy import DEFAULT_BATCH as DEFAULT_COPY_BATCH
 from trackguard.store.copy import copy_store
 from trackguard.store.info import StoreInfo, store_info
 from trackguard.store.retention import DEFAULT_PRUNE_EVERY, MONITOR_RETENTION, Retention, prune
-from trackguard.store.sql import is_postgres_url
-from trackguard.store.sqlite import SCHEMA_VERSION, SQLiteStore, open_store, sqlite_path
-from trackguard.store.urls import display_url, unsupported_url
+from trackguard.store.sqlite import SCHEMA_VERSION, SQLiteStore, open_store
+from trackguard.store.urls import SQLITE_FORMS, display_url, is_postgres_url, store_location
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -72,34 +71,20 @@ _FILE_ONLY: Final = {
 }
 
 
-def _sqlite_file(db: str) -> Path | None:
-    """The file a path or ``sqlite:///`` URL names (None: another scheme); a malformed
-    ``sqlite:`` URL is refused (``sqlite_path``'s StoreError, an ``Error:`` line as any)."""
-    path = sqlite_path(db)
-    return None if path is None else Path(path)
-
-
 def _path(db: str, command: str) -> Path:
     """The file ``db`` names, for a command that works on a SQLite file only: a PostgreSQL
-    URL is refused naming the tool for the job there, any other URL as not a file."""
+    URL is refused naming the tool for the job there, any other URL as every command
+    refuses it (:func:`~trackguard.store.urls.store_location`)."""
     does, there = _FILE_ONLY[command]
     if is_postgres_url(db):
         _fail(f"{display_url(db)}: {does}; {there}")
-    path = _sqlite_file(db)
-    if path is None:
-        _fail(f"{db!r}: {does} (a path or sqlite:///path)")
-    return path
+    return Path(store_location(db, postgres=False))
 
 
 def _target(db: str) -> str:
     """The store ``--db`` names for a command that reads or prunes either kind. Its
-    ``db_option()`` callback already refused a malformed or missing store."""
-    if is_postgres_url(db):
-        return db
-    path = _sqlite_file(db)
-    if path is None:
-        _fail(str(unsupported_url(db)))
-    return str(path)
+    ``db_option()`` callback already refused a malformed sqlite URL or a missing store."""
+    return store_location(db)
 
 
 def _duration_option(
@@ -376,8 +361,9 @@ def copy_command(source: str, destination: str, batch: int) -> None:
     \b
         trackguard store copy /var/lib/trackguard/tg.db postgresql://tg@db:5432/tg
     """
-    if sqlite_path(source) is None:
-        _fail(f"{source!r}: SRC must be a SQLite store (a path or sqlite:///path)")
+    if is_postgres_url(source):
+        _fail(f"{display_url(source)!r}: SRC must be a SQLite store ({SQLITE_FORMS})")
+    store_location(source, postgres=False)  # another URL: refused as every command does
     existing_store(source)
     report = copy_store(source, destination, batch=batch)
     shown = ", ".join(f"{table} {n}" for table, n in report.rows.items())

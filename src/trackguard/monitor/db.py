@@ -42,8 +42,12 @@ from trackguard.store.files import cannot_open, connect, readonly_uri, schema_ve
 from trackguard.store.monitor_schema import HOURLY_FROM_COUNTS, MONITOR_SCHEMA, create_statements
 from trackguard.store.retention import MONITOR_TABLES, delete_batches
 from trackguard.store.sql import Dialect, Session, SQLiteSession, session
-from trackguard.store.sqlite import sqlite_path
-from trackguard.store.urls import is_postgres_url, postgres_store_class, unsupported_url
+from trackguard.store.urls import (
+    is_postgres_url,
+    postgres_store_class,
+    sqlite_path,
+    unsupported_url,
+)
 
 # Both dialects: PostgreSQL needs the conflict target and the table-qualified old value.
 _UPSERT: Final = (

@@ -46,9 +46,7 @@ from trackguard.monitor.tally import (
     attribute,
     event_of,
 )
-from trackguard.store.base import StoreError
-from trackguard.store.sql import is_postgres_url
-from trackguard.store.sqlite import sqlite_path
+from trackguard.store.urls import store_location
 
 log = logging.getLogger("trackguard.monitor")
 
@@ -402,23 +400,12 @@ def saved_states(db: MonitorDB, names: Iterable[str] | None = None) -> dict[str,
     return {name: decode_state(saved[name]) for name in wanted}
 
 
-def db_path(target: str | os.PathLike[str], reader: str = "the monitor") -> str:
-    """The store ``--db`` names for the monitor (or the console, ``reader`` in the message):
-    a SQLite path (from a path or ``sqlite:///path``, as ``open_store`` reads it) or a
-    ``postgresql://`` URL as given; ValueError for a URL of another kind."""
-    text = os.fspath(target)
-    if is_postgres_url(text):
-        return text
-    try:
-        path = sqlite_path(text)
-    except StoreError:
-        path = None
-    if path is None:
-        raise ValueError(
-            f"{text!r}: {reader} reads a SQLite store (a path or sqlite:///path)"
-            " or a PostgreSQL one (postgresql://user@host/db[?schema=NAME])"
-        )
-    return path
+def db_path(target: str | os.PathLike[str]) -> str:
+    """The store ``--db`` names for the monitor (or the console): a SQLite path (from a path
+    or ``sqlite:///path``, as ``open_store`` reads it) or a ``postgresql://`` URL as given;
+    :class:`~trackguard.errors.StoreError` for a URL of another kind, in the words every
+    command uses."""
+    return store_location(os.fspath(target))
 
 
 def build_monitor(

@@ -142,7 +142,8 @@ _BAD: Final = object()  # a scalar that could not be read; already reported
 
 
 class PlanIssue(msgspec.Struct, frozen=True, gc=False):
-    """One problem in a plan file, at the 1-based line and column of the key or value."""
+    """One problem in a plan file, at the 1-based line and column of the key or value (line
+    0: the whole file, which cannot be read)."""
 
     file: str
     line: int
@@ -150,16 +151,24 @@ class PlanIssue(msgspec.Struct, frozen=True, gc=False):
     severity: Severity
     message: str
 
+    @property
+    def where(self) -> str:
+        """``file:line:col``, or ``file`` alone for a problem with the whole file."""
+        return self.file if self.line == 0 else f"{self.file}:{self.line}:{self.column}"
+
     def __str__(self) -> str:
-        return f"{self.file}:{self.line}:{self.column}: {self.severity}: {self.message}"
+        """As ``plan lint`` prints it: with its severity, since lint reports warnings too."""
+        return f"{self.where}: {self.severity}: {self.message}"
 
 
 class PlanError(ConfigError):
-    """A plan that cannot be used. ``issues`` holds every error and warning found."""
+    """A plan that cannot be used. ``issues`` holds every error and warning found; the
+    message is its errors as any YAML file's problems read (``file:line:col: message``: no
+    severity, so a command's ``Error:`` line does not say error twice)."""
 
     def __init__(self, issues: Sequence[PlanIssue]) -> None:
         self.issues: tuple[PlanIssue, ...] = tuple(issues)
-        super().__init__("\n".join(str(issue) for issue in self.errors))
+        super().__init__("\n".join(f"{i.where}: {i.message}" for i in self.errors))
 
     @property
     def errors(self) -> tuple[PlanIssue, ...]:

@@ -17,6 +17,7 @@ A source no monitor wrote has no monitor tables: they copy as 0 rows. One whose 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 from abc import ABC, abstractmethod
@@ -29,7 +30,14 @@ import msgspec
 from trackguard.store.base import StoreError
 from trackguard.store.files import connect, readonly_uri
 from trackguard.store.monitor_schema import HOURLY_FROM_COUNTS, MONITOR_SCHEMA, create_statements
-from trackguard.store.sqlite import SQLiteStore, open_store, sqlite_path
+from trackguard.store.sqlite import SQLiteStore, open_store
+from trackguard.store.urls import (
+    SQLITE_FORMS,
+    display_url,
+    is_postgres_url,
+    sqlite_path,
+    unsupported_url,
+)
 
 if TYPE_CHECKING:
     from trackguard.store.postgres import PostgresStore
@@ -72,14 +80,14 @@ def copy_store(
     """Copy the SQLite store at ``source`` into the empty store ``destination`` (a path,
     ``sqlite:///path`` or ``postgresql://…``, created when missing) and verify the copy.
 
-    Raises :class:`StoreError` when the source is not a SQLite store, the destination holds
-    data, or the copy does not match; ``progress(table, rows so far)`` is called per batch.
+    Raises :class:`StoreError` when the source is not a SQLite store, the destination is the
+    source itself (however spelled) or holds data, or the copy does not match;
+    ``progress(table, rows so far)`` is called per batch.
     """
     if batch < 1:
         raise StoreError("batch must be >= 1")
-    path = sqlite_path(source)
-    if path is None:
-        raise StoreError(f"{source!r}: the source must be a SQLite store (a path or sqlite:///)")
+    path = _source_file(source)
+    _refuse_itself(path, destination)
     SQLiteStore(path, readonly=True).close()  # a store of this schema (upgraded if older)
     src = connect(path, readonly_uri(path), uri=True)
     dst = open_store(destination)
@@ -118,6 +126,34 @@ def copy_store(
     finally:
         src.close()
         dst.close()
+
+
+def _source_file(source: str | os.PathLike[str]) -> str:
+    """The SQLite file ``source`` names: a PostgreSQL store is not copied from, and any other
+    URL is refused as every command refuses it."""
+    if is_postgres_url(source):
+        shown = display_url(os.fspath(source))
+        raise StoreError(f"{shown!r}: the source must be a SQLite store ({SQLITE_FORMS})")
+    path = sqlite_path(source)
+    if path is None:
+        raise unsupported_url(source, postgres=False)
+    return path
+
+
+def _refuse_itself(source: str, destination: str) -> None:
+    """Refuse a destination that is the source file, before either is opened: an empty store
+    would be "copied" into itself and reported a success, a filled one refused as not empty.
+    Compared as files (``samefile``), so another spelling of the path (relative or absolute,
+    a ``sqlite:///`` URL, a symbolic link) is the same store too."""
+    dest = sqlite_path(destination)
+    if dest is None or not os.path.exists(dest):
+        return  # a PostgreSQL store, or a file the copy will create: not the source
+    with contextlib.suppress(OSError):
+        if os.path.samefile(source, dest):
+            raise StoreError(
+                f"{destination}: is the source store itself;"
+                " copy into another SQLite file or a PostgreSQL store"
+            )
 
 
 def _source(

@@ -2,10 +2,12 @@
 
 A SQLite file is read through a read-only connection that never creates, upgrades or writes
 it, so this works on a store a gateway is writing, on a backup on a read-only mount, and on a
-file of any schema version; its figures add the file's pages and WAL. A PostgreSQL store is
-read in one read-only snapshot (``REPEATABLE READ``); its sizes are each table's
-``pg_total_relation_size`` (rows, indexes and TOAST). Row counts are exact (``count(*)``) on
-both, so on a large store this takes as long as reading each table once.
+store of any schema version; its figures add the file's pages and WAL. A file with no schema
+version (empty, or another program's tables) is refused in the words every command uses:
+describing its tables would present it as a store. A PostgreSQL store is read in one read-only
+snapshot (``REPEATABLE READ``); its sizes are each table's ``pg_total_relation_size`` (rows,
+indexes and TOAST). Row counts are exact (``count(*)``) on both, so on a large store this
+takes as long as reading each table once.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import msgspec
 
 from trackguard.errors import StoreNotFound
 from trackguard.store.base import StoreError
-from trackguard.store.files import connect, not_a_store, readonly_uri, user_version
+from trackguard.store.files import connect, readonly_uri, schema_version
 from trackguard.store.sql import Session, is_postgres_url, session, snapshot
 
 __all__ = ["StoreInfo", "TableInfo", "store_info"]
@@ -78,7 +80,7 @@ def store_info(target: str | os.PathLike[str]) -> StoreInfo:
     conn = connect(str(p), readonly_uri(p), uri=True)
     try:
         conn.execute("BEGIN")  # one snapshot for every figure
-        version = user_version(conn, str(p))
+        version = schema_version(conn, str(p))  # 0 (another program's file): refused
         names = [
             str(n)
             for (n,) in conn.execute(
@@ -86,8 +88,6 @@ def store_info(target: str | os.PathLike[str]) -> StoreInfo:
                 " AND name NOT LIKE 'sqlite_%' ORDER BY name"
             )
         ]
-        if version == 0 and not names:
-            raise not_a_store(str(p))
         tables = tuple(_table(lambda q: conn.execute(q).fetchone(), name) for name in names)
         states = (
             {str(k): int(v) for k, v in conn.execute("SELECT name, n FROM counts")}

@@ -26,8 +26,13 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 
 from trackguard.errors import StoreError, StoreNotFound, first_line
 from trackguard.store.files import connect, readonly_uri, readwrite_uri, schema_version
-from trackguard.store.sqlite import SCHEMA_VERSION, SQLiteStore, newer_schema, sqlite_path
-from trackguard.store.urls import is_postgres_url, postgres_store_class, unsupported_url
+from trackguard.store.sqlite import SCHEMA_VERSION, SQLiteStore, newer_schema
+from trackguard.store.urls import (
+    is_postgres_url,
+    postgres_store_class,
+    sqlite_path,
+    unsupported_url,
+)
 
 if TYPE_CHECKING:
     import psycopg

@@ -54,7 +54,12 @@ from trackguard.store.queries import (
     outbox_row_from,
 )
 from trackguard.store.sqlite_claims import CommitClaims
-from trackguard.store.urls import is_postgres_url, postgres_store_class, unsupported_url
+from trackguard.store.urls import (
+    is_postgres_url,
+    postgres_store_class,
+    sqlite_path,
+    unsupported_url,
+)
 
 log = logging.getLogger("trackguard.store")
 
@@ -980,24 +985,6 @@ def newer_schema(path: str, version: int) -> StoreError:
         f"{path}: schema version {version} is newer than this trackguard understands"
         f" ({SCHEMA_VERSION}); upgrade trackguard"
     )
-
-
-def sqlite_path(target: str | os.PathLike[str]) -> str | None:
-    """The file a path or ``sqlite:///path`` names; None for a URL of another scheme.
-
-    ``sqlite:///data/tg.db`` is relative, ``sqlite:////var/lib/tg.db`` absolute (the
-    SQLAlchemy convention). Every command that takes ``--db`` reads it through here.
-    """
-    if isinstance(target, os.PathLike):
-        return os.fspath(target)
-    scheme, sep, rest = target.partition("://")
-    if not sep:
-        return target
-    if scheme.lower() != "sqlite":
-        return None
-    if not rest.startswith("/") or rest == "/":
-        raise StoreError(f"{target!r}: write sqlite:///relative/path or sqlite:////abs/path")
-    return rest[1:]
 
 
 def open_store(
