@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING, cast
 
 import click
 from rich.console import Console
@@ -19,16 +18,13 @@ from rich.progress import (
 
 from trackguard.cli.base import TrackguardCommand
 from trackguard.cli.options import db_option, plan_option
+from trackguard.cli.outbox import open_db
 from trackguard.plan.model import Plan
 from trackguard.recovery.backfill import BackfillReport, OnError, backfill
 from trackguard.recovery.backfill import Progress as BackfillProgress
 from trackguard.recovery.mapping import load_mapping
 from trackguard.recovery.sources import open_source
 from trackguard.recovery.target import TargetError, parse_target
-from trackguard.store.sqlite import SQLiteStore, open_store
-
-if TYPE_CHECKING:
-    from trackguard.store.postgres import PostgresStore
 
 
 def print_summary(report: BackfillReport, console: Console) -> None:
@@ -109,7 +105,7 @@ def backfill_command(
         call=target.kind if pipelines else None,
     )
     src = open_source(source, query)
-    store = cast("SQLiteStore | PostgresStore", open_store(db, create=False))
+    store = open_db(db, readonly=False)
     on: OnError = "stop" if on_error == "stop" else "skip"
 
     def run(progress: BackfillProgress | None = None) -> BackfillReport:

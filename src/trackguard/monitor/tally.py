@@ -95,10 +95,27 @@ def attribute(
     fallback = hint[:100] if hint else UNKNOWN
     if verdict is None:
         return [(minute, fallback, route, src, "outcome", "refused")]
+    violations, ops = verdict.violations, verdict.operations
+    if len(ops) == 1 and not verdict.contract_errors and not verdict.rejected:
+        # Most requests: one operation, and findings (if any) that are all its own. The keys
+        # are what the general walk gives, without its bookkeeping (tests compare the two).
+        op = ops[0]
+        event = event_of(op)
+        if not violations:
+            return [(minute, event, route, src, "outcome", "accepted")]
+        keys: list[Key] = [(minute, event, route, src, "outcome", _op_outcome(op, violations))]
+        for v in violations:
+            if v.batch_index is not None:
+                break  # a batch item's finding: the walk decides whose it is
+            keys.append((minute, event, route, src, "code", v.code))
+        else:
+            return keys
+    return walk(verdict, route, src, minute, fallback)
+
+
+def walk(verdict: Verdict, route: str, src: str, minute: int, fallback: str) -> list[Key]:
+    """:func:`attribute`'s keys of any verdict (``src`` and ``fallback`` already resolved)."""
     violations, errors = verdict.violations, verdict.contract_errors
-    if len(verdict.operations) == 1 and not violations and not errors and not verdict.rejected:
-        # Most requests: one clean operation, one key (what the general walk gives it).
-        return [(minute, event_of(verdict.operations[0]), route, src, "outcome", "accepted")]
     keys: list[Key] = []
     events: dict[int | None, str] = {}
     for op in verdict.operations:
