@@ -5,6 +5,9 @@ For speed, :meth:`Auditor.add` carries copies of the common cases of ``LogClock.
 ``EventCensus.event`` those of ``key_for``, ``add`` and ``timestamp``;
 ``DuplicateCensus.request`` that of ``request_hash``; ``IdentityCensus.person`` and
 ``_Merger._replay`` that of ``keyed_by_id``; ``_Merger._replay`` that of ``request_hash``.
+(The block reader's copy of ``_log_record`` is compared with the line reader in
+``test_audit_blocks.py``; the monitor's ``Tally.add`` with ``_bounded`` in
+``tests/monitor/test_monitor_tally_bounds.py``.)
 A copy that drifts from its original would make the report wrong only where the copy runs,
 so each test here runs the copy and the original over the same inputs (generated, where they
 are parsed) and asserts the same results and the same state, past the caps too.
@@ -30,6 +33,8 @@ from trackguard.audit.parallel import OpLog, _At, _Merger
 from trackguard.audit.readers import Record
 from trackguard.audit.timeline import TimelineCensus
 from trackguard.contract.operations import Request
+from trackguard.plan.loader import parse_plan
+from trackguard.plan.model import Plan
 
 T0 = 1_764_000_000
 #: Caps small enough for a few dozen inputs to pass them.
@@ -155,30 +160,53 @@ def test_add_reads_log_times_as_log_clock_parse_does(times: list[str | None]) ->
     assert auditor.clock.minutes == clock.minutes
 
 
+#: A plan that rejects events (unplanned names, a property of the wrong type) and fixes none:
+#: add() then counts rejected operations through the copy too.
+REJECTING = parse_plan(
+    """
+version: 1
+name: rejecting
+unplanned: {events: reject, properties: allow}
+events:
+  viewed:
+    properties:
+      a: {type: string, action: reject}
+      b: {type: integer, action: reject}
+"""
+)
+
+
 @FAST
 @given(
     st.lists(st.tuples(names, datas, event_stamps, log_times, sources, event_ids), max_size=25),
     LIMITS,
+    st.sampled_from([None, REJECTING]),
 )
 def test_add_counts_an_event_as_auditor_event_does(
-    events: list[tuple[Any, Any, Any, str | None, str | None, Any]], limits: Limits
+    events: list[tuple[Any, Any, Any, str | None, str | None, Any]],
+    limits: Limits,
+    plan: Plan | None,
 ) -> None:
     """The inlined ``_event`` (and in it ``TimelineCensus.add``) beside ``_event`` itself."""
-    inline = Auditor(now=T0, limits=limits)
-    called = Auditor(now=T0, limits=limits)
+    inline = Auditor(plan, now=T0, limits=limits)
+    called = Auditor(plan, now=T0, limits=limits)
     clock = LogClock()
     for n, (name, data, ts, stamp, source, event_id) in enumerate(events):
         body: dict[str, Any] = {"name": name, "data": data, "timestamp": ts}
         if event_id is not None:
             body["id"] = event_id
         rec = _record(n, stamp, body, source=source)
+        verdict = called.checker.check(rec.request)
+        if verdict.changes:
+            continue  # values a plan fixed go through _event() in add() too: not the copy
         inline.add(rec)
         when = clock.parse(stamp) if stamp is not None else None
         ref = T0 if when is None else when
-        verdict = called.checker.check(rec.request)
-        for op in verdict.operations:  # accepted: the copy's case
-            called._event(op.body, op.data_key, op.batch_index, rec, when, ref, False, None)
-        if not verdict.operations:  # no copy of this in add(): the same call in both
+        ops = [(op, False) for op in verdict.operations]  # the copy's case
+        ops += [(op, True) for op in verdict.rejected]  # ... and the plan's rejections
+        for op, rejected in ops:
+            called._event(op.body, op.data_key, op.batch_index, rec, when, ref, rejected, None)
+        if verdict.outcome == "invalid":  # no copy of this in add(): the same call in both
             called._invalid_items(rec, verdict, when, ref)
     for census in ("events", "timeline"):
         assert snapshot(getattr(inline, census)) == snapshot(getattr(called, census))
