@@ -8,6 +8,7 @@ from collections import Counter
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import trackguard.monitor.tally as tally_module
 from trackguard.monitor.tally import (
     MAX_EVENTS_PER_MINUTE,
     MAX_TOTAL_EVENTS,
@@ -78,3 +79,33 @@ def test_no_count_is_ever_lost(adds: list[tuple[int, str, int]]) -> None:
     for key, n in taken.items():
         got[key[0]] += n
     assert got == expected
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.lists(
+            st.tuples(st.integers(0, 4), st.sampled_from(["a", "b", "c", "d", OTHER])),
+            max_size=6,
+        ),
+        max_size=30,
+    )
+)
+def test_add_bounds_keys_as_bounded_does(batches: list[list[tuple[int, str]]]) -> None:
+    """``Tally.add`` inlines ``_bounded``'s first check (an event already counted this minute);
+    beside ``add_counts``, which sends every key through ``_bounded``, nothing differs, past
+    the minute bound too (three names a minute here)."""
+    original = tally_module.MAX_EVENTS_PER_MINUTE
+    tally_module.MAX_EVENTS_PER_MINUTE = 3
+    try:
+        inline, called = Tally(), Tally()
+        for batch in batches:
+            keys = [_key(minute, event) for minute, event in batch]
+            inline.add(keys)
+            for key in keys:
+                called.add_counts({key: 1})
+    finally:
+        tally_module.MAX_EVENTS_PER_MINUTE = original
+    assert list(inline.take().items()) == list(called.take().items())
+    assert inline._named == called._named
+    assert inline.folded == called.folded

@@ -76,13 +76,16 @@ class Change(msgspec.Struct, frozen=True, kw_only=True):
     batch_index: int | None = None
 
 
-class Verdict(msgspec.Struct, frozen=True, kw_only=True):
+class Verdict(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """The decision about one request.
 
     ``status`` and ``response`` are what Customer.io would answer (the gateway answers the
     same, unless strict mode turns plan rejections into 400s). ``operations`` are the accepted
     operations as they would be sent, after fixes; ``rejected`` are operations the plan
     rejected (kept in quarantine, not sent).
+
+    Not tracked by the cyclic garbage collector (``gc=False``): it holds operations and
+    findings, none of which refers back to it.
     """
 
     outcome: Outcome
