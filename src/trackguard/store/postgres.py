@@ -56,6 +56,7 @@ from trackguard.store.base import (
     StoreNotFound,
     Write,
 )
+from trackguard.store.claims import ClaimBook, claiming_keys
 from trackguard.store.listen import IDENTITIES, OUTBOX, Listener, Unsubscribe, channel_name
 from trackguard.store.monitor_schema import create_statements
 from trackguard.store.queries import OUTBOX_COLUMNS, StoreReads, outbox_row_from
@@ -184,26 +185,28 @@ _INSERT_QUARANTINE: Final = (
     f"INSERT INTO quarantine ({QUARANTINE_INSERT_COLUMNS}) VALUES"
     " (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)"
 )
-# A claim: new or expired keys are taken (claimed = true); a held key returns its holder (the
-# statement's snapshot still shows it, and commits are serial, so no one else claims meanwhile).
-_CLAIM: Final = """
-WITH taken AS (
-    INSERT INTO claims (key, expires_at, person) VALUES (%(key)s, %(until)s, %(person)s)
-    ON CONFLICT (key) DO UPDATE SET expires_at = excluded.expires_at, person = excluded.person
-    WHERE claims.expires_at <= %(now)s
-    RETURNING person)
-SELECT true, person FROM taken
-UNION ALL
-SELECT false, person FROM claims WHERE key = %(key)s AND NOT EXISTS (SELECT 1 FROM taken)
-"""
-_PROFILE: Final = (
-    "SELECT first_order_date, last_order_date, order_count, lifetime_value FROM profiles"
-    " WHERE person = %s"
+# The claims of a commit's keys, read under the commit lock (``claims.ClaimBook`` decides).
+_HELD: Final = "SELECT key, expires_at, person FROM claims WHERE key = ANY(%s)"
+# The keys a commit took, each once (its last taking).
+_TAKE: Final = (
+    "INSERT INTO claims (key, expires_at, person)"
+    " SELECT * FROM unnest(%s::text[], %s::float8[], %s::text[])"
+    " ON CONFLICT (key) DO UPDATE SET expires_at = excluded.expires_at, person = excluded.person"
 )
-_SAVE_PROFILE: Final = (
+# The profiles of a commit's ordering persons, read before plan_commit (under the commit lock).
+_PROFILES: Final = (
+    "SELECT person, first_order_date, last_order_date, order_count, lifetime_value"
+    " FROM profiles WHERE person = ANY(%s)"
+)
+# Changed profiles, each with the next change number in the order given (under the commit
+# lock; the max is read once, before the statement's own rows).
+_SAVE_PROFILES: Final = (
     "INSERT INTO profiles"
     " (person, first_order_date, last_order_date, order_count, lifetime_value, seq)"
-    " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (person) DO UPDATE SET"
+    " SELECT p, f, l, c, v, (SELECT coalesce(max(seq), 0) FROM profiles) + n"
+    " FROM unnest(%s::text[], %s::bigint[], %s::bigint[], %s::integer[], %s::float8[])"
+    " WITH ORDINALITY AS u(p, f, l, c, v, n)"
+    " ON CONFLICT (person) DO UPDATE SET"
     " first_order_date = excluded.first_order_date, last_order_date = excluded.last_order_date,"
     " order_count = excluded.order_count, lifetime_value = excluded.lifetime_value,"
     " seq = excluded.seq"
@@ -213,6 +216,29 @@ _BIND: Final = (
     "INSERT INTO identities (email, id, seq)"
     " VALUES (%s, %s, (SELECT coalesce(max(seq), 0) + 1 FROM identities))"
     " ON CONFLICT (email) DO NOTHING"
+)
+# Emails not bound yet, each bound once (its first pair) with the next change numbers in the
+# order given: the rows ``_BIND`` one pair at a time would give (under the commit lock).
+_BIND_NEW: Final = (
+    "INSERT INTO identities (email, id, seq)"
+    " SELECT email, id, (SELECT coalesce(max(seq), 0) FROM identities) + row_number() OVER"
+    " (ORDER BY n) FROM unnest(%s::text[], %s::text[]) WITH ORDINALITY AS u(email, id, n)"
+    " WHERE NOT EXISTS (SELECT 1 FROM identities AS i WHERE i.email = u.email)"
+    " ON CONFLICT (email) DO NOTHING"
+)
+# Anonymous activity seen (the first sighting of an id stays), and ids linked to a person
+# (one each: the links of one commit are made distinct first; a linked id keeps its person).
+_SEEN: Final = (
+    "INSERT INTO anonymous (anonymous_id, first_seen, event)"
+    " SELECT * FROM unnest(%s::text[], %s::float8[], %s::text[])"
+    " ON CONFLICT (anonymous_id) DO NOTHING"
+)
+_LINK: Final = (
+    "INSERT INTO anonymous (anonymous_id, first_seen, person, linked_at)"
+    " SELECT a, t, p, t FROM unnest(%s::text[], %s::float8[], %s::text[]) AS u(a, t, p)"
+    " ON CONFLICT (anonymous_id) DO UPDATE"
+    " SET person = excluded.person, linked_at = excluded.linked_at"
+    " WHERE anonymous.person IS NULL"
 )
 # Due pending rows in seq order whose person has no earlier pending row that is not due.
 _LEASE: Final = f"""
@@ -253,7 +279,15 @@ _BUCKET: Final = (
 )
 _encode_bucket: Final = msgspec.json.encode
 _decode_bucket: Final = msgspec.json.Decoder(SharedState)
-_ADD_COUNT: Final = "UPDATE counts SET n = n + %s WHERE name = %s"
+# The rows are locked in name order first (FOR UPDATE in a sorted, materialized CTE), then
+# updated: the lock order of every transaction that changes counts.
+_ADD_COUNTS: Final = (
+    "WITH locked AS MATERIALIZED"
+    " (SELECT name FROM counts WHERE name = ANY(%(names)s) ORDER BY name FOR UPDATE)"
+    " UPDATE counts SET n = counts.n + d.n"
+    " FROM locked JOIN unnest(%(names)s::text[], %(deltas)s::bigint[]) AS d(name, n)"
+    " ON d.name = locked.name WHERE counts.name = locked.name"
+)
 _CLAIM_SWEEP_EVERY: Final = 1000
 
 #: How long connecting may take before the store reports the database unreachable.
@@ -432,27 +466,15 @@ class PostgresStore(StoreReads):
             self._check_open()
             return [0] * len(writes)
         with self._transaction(_COMMIT_LOCK) as cur:
-            claimed = self._claim(cur, writes) if claiming else {}
-            plan = plan_commit(
-                writes,
-                lambda i, j, r: claimed[(i, j)],
-                lambda person: cur.execute(_PROFILE, (person,)).fetchone(),
-            )
+            book = _read_claims(cur, writes) if claiming else ClaimBook(())
+            plan = plan_commit(writes, lambda i, j, r: book.claim(r), _read_profiles(cur, writes))
             outbox, quarantine, profiles = plan.outbox, plan.quarantine, plan.profiles
+            if book.taken:
+                _take_claims(cur, book.taken)
             if outbox:
                 _insert_outbox(cur, outbox)
             if profiles:
-                row = cur.execute("SELECT coalesce(max(seq), 0) FROM profiles").fetchone()
-                base = int(row[0]) if row else 0
-                cur.executemany(
-                    _SAVE_PROFILE,
-                    [
-                        (person, first, last, count, value, base + n)
-                        for n, (person, (first, last, count, value)) in enumerate(
-                            profiles.items(), 1
-                        )
-                    ],
-                )
+                _save_profiles(cur, profiles)
             if quarantine:
                 _insert_quarantine(cur, quarantine)
             if learning:
@@ -477,36 +499,6 @@ class PostgresStore(StoreReads):
                     now = max(r.received_at for w in writes for r in w.outbox)
                     cur.execute("DELETE FROM claims WHERE expires_at <= %s", (now,))
         return plan.duplicates
-
-    @staticmethod
-    def _claim(
-        cur: psycopg.Cursor[Any], writes: Sequence[Write]
-    ) -> dict[tuple[int, int], tuple[bool, str | None]]:
-        """Claim every claiming row's key, in order (one pipelined round trip): for each
-        ``(write index, row index)``, whether the row got the key and who holds it."""
-        where: list[tuple[int, int]] = []
-        params: list[dict[str, Any]] = []
-        for i, write in enumerate(writes):
-            for j, r in enumerate(write.outbox):
-                if r.claim_until is not None and r.dedupe_key is not None:
-                    where.append((i, j))
-                    params.append(
-                        {
-                            "key": r.dedupe_key,
-                            "until": r.claim_until,
-                            "person": r.person,
-                            "now": r.received_at,
-                        }
-                    )
-        if not params:
-            return {}
-        cur.executemany(_CLAIM, params, returning=True)
-        outcomes: dict[tuple[int, int], tuple[bool, str | None]] = {}
-        for place in where:
-            row = cur.fetchone()
-            outcomes[place] = (bool(row[0]), row[1]) if row else (False, None)
-            cur.nextset()
-        return outcomes
 
     def lease(self, limit: int, now: float) -> list[OutboxRow]:
         """Claim up to ``limit`` due pending rows in seq order, keeping per-person order
@@ -664,11 +656,61 @@ def _insert_quarantine(cur: psycopg.Cursor[Any], records: list[tuple[Any, ...]])
     cur.executemany(_INSERT_QUARANTINE, [(i, *rec) for i, rec in enumerate(records, first)])
 
 
+def _read_claims(cur: psycopg.Cursor[Any], writes: Sequence[Write]) -> ClaimBook:
+    """The claims of every key ``writes`` claim, in one statement, for Python to decide on
+    (:mod:`trackguard.store.claims`). Read in the commit's transaction under the commit lock,
+    after every earlier commit became visible, so no other commit takes a key before this one
+    writes it. Deletes run outside that lock (the retention's of expired claims, replay's
+    ``_release`` of a failed row's key) and cannot change an answer: a claim this commit read
+    and another transaction deleted before this one commits makes this commit act as if it
+    committed before the delete (the claim held its key, or, expired, was taken: the upsert
+    then inserts the key afresh), and one deleted before the read as if it committed after."""
+    keys = claiming_keys(r for w in writes for r in w.outbox)
+    return ClaimBook(cur.execute(_HELD, (keys,)).fetchall())
+
+
+def _take_claims(cur: psycopg.Cursor[Any], taken: Mapping[str, tuple[float, str]]) -> None:
+    """Write the keys a commit took, in one statement (each key once: its last taking)."""
+    expires, persons = [], []
+    for until, person in taken.values():
+        expires.append(until)
+        persons.append(person)
+    cur.execute(_TAKE, (list(taken), expires, persons))
+
+
+def _read_profiles(
+    cur: psycopg.Cursor[Any], writes: Sequence[Write]
+) -> Callable[[str], Sequence[Any] | None]:
+    """``plan_commit``'s profile loader: the profiles of every person with an order to derive
+    from, read in one statement (a person whose order turns out a duplicate is read for
+    nothing, which costs less than a statement per person)."""
+    persons = list({r.person for w in writes for r in w.outbox if r.derive is not None})
+    if not persons:
+        return _no_profile
+    found = {row[0]: row[1:] for row in cur.execute(_PROFILES, (persons,))}
+    return found.get
+
+
+def _no_profile(person: str) -> None:
+    return None
+
+
+def _save_profiles(cur: psycopg.Cursor[Any], profiles: Mapping[str, Sequence[Any]]) -> None:
+    """The changed profiles in one statement, numbered ``max(seq) + 1, + 2, ...`` in order."""
+    columns: tuple[list[Any], ...] = ([], [], [], [], [])
+    for person, (first, last, count, value) in profiles.items():
+        for column, v in zip(columns, (person, first, last, count, value), strict=True):
+            column.append(v)
+    cur.execute(_SAVE_PROFILES, columns)
+
+
 def _add_counts(cur: psycopg.Cursor[Any], deltas: Mapping[str, int]) -> None:
-    """Count changes, in name order (the same lock order in every transaction)."""
-    params = [(n, name) for name, n in sorted(deltas.items()) if n]
-    if params:
-        cur.executemany(_ADD_COUNT, params)
+    """Count changes in one statement, locking the rows in name order first (the same lock
+    order in every transaction: commits and marks never wait on each other in a cycle)."""
+    changed = sorted((name, n) for name, n in deltas.items() if n)
+    if changed:
+        names, ns = [name for name, _ in changed], [n for _, n in changed]
+        cur.execute(_ADD_COUNTS, {"names": names, "deltas": ns})
 
 
 def _save_meta(cur: psycopg.Cursor[Any], meta: Mapping[str, str]) -> None:
@@ -680,28 +722,30 @@ def _save_meta(cur: psycopg.Cursor[Any], meta: Mapping[str, str]) -> None:
 
 
 def _learn(cur: psycopg.Cursor[Any], writes: Sequence[Write]) -> None:
-    """Identity bindings and anonymous activity, in the commit's transaction."""
-    binds: list[tuple[str, str]] = []
-    seen: list[tuple[str, float, str | None]] = []
-    linked: list[tuple[str, float, str, float]] = []
+    """Identity bindings and anonymous activity, in the commit's transaction: one statement
+    each, giving the rows the statements of one row at a time would (the first binding of an
+    email and the first link of an anonymous id win)."""
+    binds: dict[str, str] = {}
+    seen: tuple[list[str], list[float], list[str | None]] = ([], [], [])
+    linked: dict[str, tuple[float, str]] = {}
     for w in writes:
-        binds.extend(w.links)
-        at = max((r.received_at for r in w.outbox), default=time.time())
-        seen.extend((anonymous_id, at, event) for anonymous_id, event in w.anonymous)
-        linked.extend((a, at, person, at) for a, person in w.anonymous_links)
+        for email, ident in w.links:
+            binds.setdefault(email, ident)
+        if w.anonymous or w.anonymous_links:
+            at = max((r.received_at for r in w.outbox), default=time.time())
+            for anonymous_id, event in w.anonymous:
+                seen[0].append(anonymous_id)
+                seen[1].append(at)
+                seen[2].append(event)
+            for anonymous_id, person in w.anonymous_links:
+                linked.setdefault(anonymous_id, (at, person))
     if binds:
-        cur.executemany(_BIND, binds)
-    if seen:
-        cur.executemany(
-            "INSERT INTO anonymous (anonymous_id, first_seen, event) VALUES (%s, %s, %s)"
-            " ON CONFLICT (anonymous_id) DO NOTHING",
-            seen,
-        )
+        cur.execute(_BIND_NEW, (list(binds), list(binds.values())))
+    if seen[0]:
+        cur.execute(_SEEN, seen)
     if linked:
-        cur.executemany(
-            "INSERT INTO anonymous (anonymous_id, first_seen, person, linked_at)"
-            " VALUES (%s, %s, %s, %s) ON CONFLICT (anonymous_id) DO UPDATE"
-            " SET person = excluded.person, linked_at = excluded.linked_at"
-            " WHERE anonymous.person IS NULL",
-            linked,
-        )
+        ats, persons = [], []
+        for at, person in linked.values():
+            ats.append(at)
+            persons.append(person)
+        cur.execute(_LINK, (list(linked), ats, persons))
