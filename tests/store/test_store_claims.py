@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import psycopg
 import pytest
 
@@ -192,8 +193,9 @@ def test_store_claims_postgres_reads_and_writes_a_commits_claims_in_one_statemen
     execute = psycopg.Cursor.execute
 
     def traced(cur: psycopg.Cursor[Any], query: Any, params: Any = None, **kw: Any) -> Any:
-        if " claims" in str(query):
-            seen.append((str(query).split(" FROM")[0][:30], params and params[0]))
+        if " claims" in str(query):  # the keys read, or the rows written (JSON)
+            given = msgspec.json.decode(params[0])
+            seen.append((str(query).split(" FROM")[0][:30], given))
         return execute(cur, query, params, **kw)
 
     monkeypatch.setattr(psycopg.Cursor, "execute", traced)
@@ -201,9 +203,19 @@ def test_store_claims_postgres_reads_and_writes_a_commits_claims_in_one_statemen
     # Each commit: one read of its keys' claims, one write of the keys it took, each once
     # (two rows of the first commit took k:soon; its claim is the second's).
     first, second = ([r.dedupe_key for w in commit for r in w] for commit in COMMITS)
+    taken_first = [
+        ["k:new", "110.0", "id:1"],
+        ["k:twice", "110.0", "id:1"],
+        ["k:other", "110.0", "id:1"],
+        ["k:edge", "15.0", "id:1"],
+        ["k:soon", "111.0", "id:2"],
+    ]
     assert seen == [
         ("SELECT key, expires_at, person", first),
-        ("INSERT INTO claims (key, expir", ["k:new", "k:twice", "k:other", "k:edge", "k:soon"]),
+        ("INSERT INTO claims (key, expir", taken_first),
         ("SELECT key, expires_at, person", second),
-        ("INSERT INTO claims (key, expir", ["k:edge", "k:fresh"]),
+        (
+            "INSERT INTO claims (key, expir",
+            [["k:edge", "115.0", "id:3"], ["k:fresh", "120.0", "id:4"]],
+        ),
     ]
