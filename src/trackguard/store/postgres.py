@@ -9,8 +9,15 @@ It keeps the guarantees of :class:`~trackguard.store.sqlite.SQLiteStore`, on the
   released only after its commit is visible, so a reader that saw number n has seen every
   number below it. A plain sequence would not do: two transactions can take 5 and 6 and commit
   6 first, and a reader that read on from 6 would skip 5 for good.
-- **Dedupe claims** are rows of ``claims`` with the key as primary key, claimed in the commit's
-  transaction with ``INSERT … ON CONFLICT DO UPDATE … WHERE expired``.
+- **Dedupe claims** are rows of ``claims`` with the key as primary key. A commit reads the
+  claims of all its keys in one statement under the commit lock, decides row by row in Python
+  (:class:`~trackguard.store.claims.ClaimBook`, SQLite's rule) and writes the keys taken in
+  one upsert, in the same transaction (``_read_first`` says why deletes outside the lock
+  cannot change an answer).
+- **A commit is two round trips.** BEGIN, the lock and the two reads (claims, profiles) go
+  in one pipeline; every write (one statement per table, its rows as one JSON text: psycopg
+  adapts a list element by element in Python) and COMMIT in a second. ``commit`` returns
+  only once COMMIT's answer came back, so a 2xx still means committed.
 - **Counts** (``counts``) are updated in the transactions that change what they count; rows are
   always updated in name order, so two transactions never wait on each other in a cycle.
 - **Leases** take a second advisory lock (:data:`_LEASE_LOCK`) and pick rows with
@@ -181,9 +188,27 @@ QUARANTINE_INSERT_COLUMNS: Final = (
     "id, received_at, kind, method, path, headers, body, source, plan_version, status, findings,"
     " event_name, codes, batch_index, upstream_error, state, outbox_seq, route"
 )
+_LOCK: Final = "SELECT pg_advisory_xact_lock(%s, %s)"
+# Outbox rows and quarantine records with the next numbers of their counter (``sequences``:
+# its row is locked until the transaction ends, so numbers are handed out without gaps and,
+# under the commit lock, in commit order), from one JSON array of ``_outbox_json`` rows /
+# ``quarantine_params`` (float and bytes as ``_insert_quarantine`` gives them).
+_INSERT_OUTBOX: Final = (
+    "WITH s AS (UPDATE sequences SET last = last + %(n)s WHERE name = 'outbox' RETURNING last)"
+    f" INSERT INTO outbox ({OUTBOX_INSERT_COLUMNS})"
+    " SELECT s.last - %(n)s + u.k, (r->>0)::float8, r->>1, decode(r->>2, 'hex'), r->>3,"
+    " r->>4, r->>5, r->>6, (r->>7)::integer, (r->>8)::float8, r->>9, (r->>10)::float8,"
+    " r->>11, r->>12"
+    " FROM s, jsonb_array_elements(%(rows)s::jsonb) WITH ORDINALITY AS u(r, k)"
+)
 _INSERT_QUARANTINE: Final = (
-    f"INSERT INTO quarantine ({QUARANTINE_INSERT_COLUMNS}) VALUES"
-    " (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)"
+    "WITH s AS (UPDATE sequences SET last = last + %(n)s WHERE name = 'quarantine'"
+    " RETURNING last)"
+    f" INSERT INTO quarantine ({QUARANTINE_INSERT_COLUMNS})"
+    " SELECT s.last - %(n)s + u.k, (r->>0)::float8, r->>1, r->>2, r->>3, r->>4,"
+    " decode(r->>5, 'hex'), r->>6, r->>7, (r->>8)::integer, r->>9, r->>10, r->>11,"
+    " (r->>12)::integer, r->>13, r->>14, (r->>15)::bigint, r->>16"
+    " FROM s, jsonb_array_elements(%(rows)s::jsonb) WITH ORDINALITY AS u(r, k)"
 )
 # A commit's many-row statements take their rows as one JSON array (``_json``: rows as
 # arrays, floats as their repr strings, so NaN and infinities arrive as they are), read with
@@ -416,7 +441,7 @@ class PostgresStore(StoreReads):
         """One transaction; ``lock`` is an advisory lock purpose to take first."""
         with self.connection() as conn, conn.transaction(), conn.cursor() as cur:
             if lock is not None:
-                cur.execute("SELECT pg_advisory_xact_lock(%s, %s)", (self._lock_key, lock))
+                cur.execute(_LOCK, (self._lock_key, lock))
             yield cur
 
     @contextmanager
@@ -476,9 +501,13 @@ class PostgresStore(StoreReads):
         if nothing_to_commit(writes, meta, quarantine_states):
             self._check_open()
             return [0] * len(writes)
-        with self._transaction(_COMMIT_LOCK) as cur:
-            book = _read_claims(cur, writes) if claiming else ClaimBook(())
-            plan = plan_commit(writes, lambda i, j, r: book.claim(r), _read_profiles(cur, writes))
+        # Pipelined: BEGIN, the commit lock and the reads go in one round trip, every write
+        # and COMMIT in a second; leaving the block waits for COMMIT's answer (or raises).
+        with self.connection() as conn, conn.pipeline(), conn.transaction():
+            cur = conn.cursor()
+            cur.execute(_LOCK, (self._lock_key, _COMMIT_LOCK))
+            book, found = _read_first(conn, writes, claiming)
+            plan = plan_commit(writes, lambda i, j, r: book.claim(r), found.get)
             outbox, quarantine, profiles = plan.outbox, plan.quarantine, plan.profiles
             if book.taken:
                 _take_claims(cur, book.taken)
@@ -644,63 +673,63 @@ def _bucket_state(value: str) -> SharedState | None:
         return None
 
 
-def _take(cur: psycopg.Cursor[Any], name: str, n: int) -> int:
-    """The first of ``n`` new numbers of counter ``name`` (``sequences``)."""
-    row = cur.execute(
-        "UPDATE sequences SET last = last + %s WHERE name = %s RETURNING last", (n, name)
-    ).fetchone()
-    assert row is not None
-    return int(row[0]) - n + 1
-
-
 def _insert_outbox(cur: psycopg.Cursor[Any], rows: list[tuple[Any, ...]]) -> None:
-    """Outbox rows with ``COPY`` (``bench/store_insert.py``: faster than executemany or a
-    multi-row INSERT for a group commit's rows), numbered in the order given."""
-    first = _take(cur, "outbox", len(rows))
-    with cur.copy(f"COPY outbox ({OUTBOX_INSERT_COLUMNS}) FROM STDIN") as copy:
-        for seq, row in enumerate(rows, first):
-            copy.write_row((seq, *row))
+    """Outbox rows numbered in the order given, in one statement with their numbers taken."""
+    cur.execute(_INSERT_OUTBOX, {"n": len(rows), "rows": _json(list(map(_outbox_json, rows)))})
+
+
+def _outbox_json(p: tuple[Any, ...]) -> tuple[Any, ...]:
+    """``_outbox_params`` as ``_INSERT_OUTBOX`` reads them (floats as repr, payload in hex)."""
+    delivered = p[10]
+    return (
+        repr(p[0]),
+        p[1],
+        p[2].hex(),
+        *p[3:8],
+        repr(p[8]),
+        p[9],
+        None if delivered is None else repr(delivered),
+        p[11],
+        p[12],
+    )
 
 
 def _insert_quarantine(cur: psycopg.Cursor[Any], records: list[tuple[Any, ...]]) -> None:
-    first = _take(cur, "quarantine", len(records))
-    cur.executemany(_INSERT_QUARANTINE, [(i, *rec) for i, rec in enumerate(records, first)])
+    """Quarantine records numbered in the order given, in one statement."""
+    rows = [(repr(q[0]), *q[1:5], q[5].hex(), *q[6:]) for q in records]
+    cur.execute(_INSERT_QUARANTINE, {"n": len(rows), "rows": _json(rows)})
 
 
-def _read_claims(cur: psycopg.Cursor[Any], writes: Sequence[Write]) -> ClaimBook:
-    """The claims of every key ``writes`` claim, in one statement, for Python to decide on
-    (:mod:`trackguard.store.claims`). Read in the commit's transaction under the commit lock,
-    after every earlier commit became visible, so no other commit takes a key before this one
-    writes it. Deletes run outside that lock (the retention's of expired claims, replay's
-    ``_release`` of a failed row's key) and cannot change an answer: a claim this commit read
-    and another transaction deleted before this one commits makes this commit act as if it
-    committed before the delete (the claim held its key, or, expired, was taken: the upsert
-    then inserts the key afresh), and one deleted before the read as if it committed after."""
-    keys = claiming_keys(r for w in writes for r in w.outbox)
-    return ClaimBook(cur.execute(_HELD, (_json(keys),)).fetchall())
+def _read_first(
+    conn: psycopg.Connection[Any], writes: Sequence[Write], claiming: bool
+) -> tuple[ClaimBook, dict[str, tuple[Any, ...]]]:
+    """The claims of every key ``writes`` claim, for Python to decide on
+    (:mod:`trackguard.store.claims`), and the profiles of every person with an order to derive
+    from (a person whose order turns out a duplicate is read for nothing, which costs less than
+    a statement per person): two statements, sent with the commit's BEGIN and lock.
+
+    Both are read under the commit lock, after every earlier commit became visible, so no
+    other commit takes a key or changes a profile before this one writes it. Claims are also
+    deleted outside that lock (the retention's expired claims, replay's ``_release`` of a failed
+    row's key), which cannot change an answer: a commit that read a claim another transaction
+    deletes before this one commits acts as if it committed before the delete (the claim held
+    its key; or, expired, was taken, and the upsert inserts the key afresh), and one that read
+    after the delete as if it committed after it."""
+    held = found = None
+    if claiming:
+        keys = claiming_keys(r for w in writes for r in w.outbox)
+        held = conn.cursor().execute(_HELD, (_json(keys),))
+    persons = list({r.person for w in writes for r in w.outbox if r.derive is not None})
+    if persons:
+        found = conn.cursor().execute(_PROFILES, (_json(persons),))
+    book = ClaimBook(held.fetchall() if held is not None else ())
+    return book, {row[0]: row[1:] for row in found} if found is not None else {}
 
 
 def _take_claims(cur: psycopg.Cursor[Any], taken: Mapping[str, tuple[float, str]]) -> None:
     """Write the keys a commit took, in one statement (each key once: its last taking)."""
     rows = [(key, repr(until), person) for key, (until, person) in taken.items()]
     cur.execute(_TAKE, (_json(rows),))
-
-
-def _read_profiles(
-    cur: psycopg.Cursor[Any], writes: Sequence[Write]
-) -> Callable[[str], Sequence[Any] | None]:
-    """``plan_commit``'s profile loader: the profiles of every person with an order to derive
-    from, read in one statement (a person whose order turns out a duplicate is read for
-    nothing, which costs less than a statement per person)."""
-    persons = list({r.person for w in writes for r in w.outbox if r.derive is not None})
-    if not persons:
-        return _no_profile
-    found = {row[0]: row[1:] for row in cur.execute(_PROFILES, (_json(persons),))}
-    return found.get
-
-
-def _no_profile(person: str) -> None:
-    return None
 
 
 def _save_profiles(cur: psycopg.Cursor[Any], profiles: Mapping[str, Sequence[Any]]) -> None:
