@@ -57,8 +57,9 @@ def main() -> None:
     counter = [0]
 
     def batch() -> list[tuple[Any, ...]]:
+        # Numbered below 0: the store's own numbers (``sequences``) count up from 1.
         counter[0] += args.rows
-        return rows(args.rows, counter[0])
+        return rows(args.rows, -counter[0])
 
     def copy() -> None:
         for _ in range(args.commits):

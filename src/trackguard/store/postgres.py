@@ -503,8 +503,12 @@ class PostgresStore(StoreReads):
             return [0] * len(writes)
         # Pipelined: BEGIN, the commit lock and the reads go in one round trip, every write
         # and COMMIT in a second; leaving the block waits for COMMIT's answer (or raises).
-        with self.connection() as conn, conn.pipeline(), conn.transaction():
-            cur = conn.cursor()
+        with (
+            self.connection() as conn,
+            conn.pipeline(),
+            conn.transaction(),
+            conn.cursor() as cur,
+        ):
             cur.execute(_LOCK, (self._lock_key, _COMMIT_LOCK))
             book, found = _read_first(conn, writes, claiming)
             plan = plan_commit(writes, lambda i, j, r: book.claim(r), found.get)
