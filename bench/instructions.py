@@ -21,11 +21,15 @@ sending 500 requests and one 2,500, so start-up (imports, the plan, the sample) 
   valgrind slows the process 50x and they would run 50x as often per request.
 * **commit**: ``SQLiteStore.commit`` alone, the same requests' writes in groups of 18 (the
   group size ``bench/gateway.py`` measures at peak).
+* **commit on PostgreSQL** (with ``--pg-url``): ``PostgresStore.commit`` alone, the same
+  writes and groups, in a schema of its own (dropped after). Only the gateway's side is
+  counted: the backend that runs the statements is another process, which valgrind does not
+  see (``bench/gateway.py`` counts its CPU time).
 
 ``--base REV`` measures a git revision the same way in a temporary worktree and prints the
 ratio, so a change is judged against the code before it on the same machine.
 
-    .venv/bin/python bench/instructions.py [--base REV]
+    .venv/bin/python bench/instructions.py [--base REV] [--pg-url URL] [--parts PART ...]
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +53,7 @@ SHORT, LONG = 500, 2_500
 CONCURRENCY = 32
 COMMIT_GROUP = 18
 SITE_ID, API_KEY = "bench-site", "bench-key"
+PARTS = ("gateway", "commit", "commit-pg")
 
 
 def _sample(n: int) -> list[tuple[str, str, bytes]]:
@@ -128,8 +134,9 @@ async def _drive_gateway(n: int, db: str) -> None:
     os._exit(0)
 
 
-def _drive_commit(n: int, db: str) -> None:
-    """Commit the writes of ``n`` requests, ``COMMIT_GROUP`` at a time."""
+def _drive_commit(n: int, db: str, pg_url: str = "") -> None:
+    """Commit the writes of ``n`` requests, ``COMMIT_GROUP`` at a time (to SQLite, or with
+    ``pg_url`` to a fresh PostgreSQL schema)."""
     import time
 
     from trackguard.contract.operations import Request
@@ -145,12 +152,34 @@ def _drive_commit(n: int, db: str) -> None:
         verdict = parts.checker.check(request, match(method, target), now=now, state=parts.state)
         writes.append(to_write(request, verdict, now, parts.dedupe))
     parts.store.close()
+    if pg_url:
+        _commit_pg(writes[:n], pg_url)
+        return
     store = SQLiteStore(Path(db), synchronous="FULL")
     try:
         for i in range(0, n, COMMIT_GROUP):
             store.commit(writes[i : min(i + COMMIT_GROUP, n)])
     finally:
         store.close()
+
+
+def _commit_pg(writes: list[Any], url: str) -> None:
+    """Commit ``writes``, ``COMMIT_GROUP`` at a time, in a new schema of ``url``'s database."""
+    import uuid
+
+    import psycopg
+
+    from trackguard.store.postgres import PostgresStore
+
+    schema = f"bench_{uuid.uuid4().hex[:12]}"
+    store = PostgresStore(url, schema=schema, pool_size=1)
+    try:
+        for i in range(0, len(writes), COMMIT_GROUP):
+            store.commit(writes[i : i + COMMIT_GROUP])
+    finally:
+        store.close()
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
 def _count(src: Path, part: str, n: int) -> int:
@@ -176,10 +205,10 @@ def _count(src: Path, part: str, n: int) -> int:
         return int(found.group(1))
 
 
-def measure(src: Path) -> dict[str, float]:
+def measure(src: Path, parts: Sequence[str]) -> dict[str, float]:
     """Instructions per request of each part, for the code under ``src``."""
     figures = {}
-    for part in ("gateway", "commit"):
+    for part in parts:
         short, long = _count(src, part, SHORT), _count(src, part, LONG)
         figures[part] = (long - short) / (LONG - SHORT)
     return figures
@@ -188,6 +217,17 @@ def measure(src: Path) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--base", help="A git revision to compare with (a temporary worktree).")
+    parser.add_argument(
+        "--pg-url",
+        default="",
+        help="Also count PostgresStore.commit (commit-pg) on this server, in a schema of its own.",
+    )
+    parser.add_argument(
+        "--parts",
+        nargs="+",
+        choices=PARTS,
+        help="What to count (default: gateway and commit, and commit-pg with --pg-url).",
+    )
     parser.add_argument("--worker", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -197,11 +237,17 @@ def main() -> None:
 
             uvloop.run(_drive_gateway(int(n), db))
         else:
-            _drive_commit(int(n), db)
+            pg_url = os.environ["TG_BENCH_PG_URL"] if part == "commit-pg" else ""
+            _drive_commit(int(n), db, pg_url)
         return
     if shutil.which("valgrind") is None:
         raise SystemExit("Error: valgrind is not installed (Debian: apt install valgrind)")
-    rows = [("this checkout", measure(REPO / "src"))]
+    parts = args.parts or [p for p in PARTS if p != "commit-pg" or args.pg_url]
+    if "commit-pg" in parts and not args.pg_url:
+        raise SystemExit("Error: commit-pg needs --pg-url")
+    if args.pg_url:
+        os.environ["TG_BENCH_PG_URL"] = args.pg_url
+    rows = [("this checkout", measure(REPO / "src", parts))]
     if args.base:
         with tempfile.TemporaryDirectory() as tmp:
             tree = Path(tmp) / "base"
@@ -210,21 +256,19 @@ def main() -> None:
                 check=True,
             )
             try:
-                rows.insert(0, (f"base {args.base}", measure(tree / "src")))
+                rows.insert(0, (f"base {args.base}", measure(tree / "src", parts)))
             finally:
                 subprocess.run(
                     ["git", "-C", str(REPO), "worktree", "remove", "--force", str(tree)],
                     check=True,
                 )
     print(f"instructions per request (valgrind callgrind, {LONG} - {SHORT} requests)")
-    print(f"{'code':<24} {'gateway':>10} {'commit':>10}")
+    print(f"{'code':<24}" + "".join(f" {part:>10}" for part in parts))
     for name, figures in rows:
-        print(f"{name:<24} {figures['gateway']:>10,.0f} {figures['commit']:>10,.0f}")
+        print(f"{name:<24}" + "".join(f" {figures[part]:>10,.0f}" for part in parts))
     if len(rows) == 2:
         (_, base), (_, new) = rows
-        ratios = "  ".join(
-            f"{part} {new[part] / base[part]:.2f}x" for part in ("gateway", "commit")
-        )
+        ratios = "  ".join(f"{part} {new[part] / base[part]:.2f}x" for part in parts)
         print(f"this checkout / base: {ratios}")
 
 

@@ -1,7 +1,10 @@
-"""How PostgresStore writes a group commit's outbox rows: COPY beside executemany (pipelined by
-psycopg) and one multi-row INSERT, each in its own transaction of ``--rows`` rows, as a group
-commit is. Rows are the size of a typical event's payload. The store uses the fastest (COPY);
-this prints rows/s of each and its ratio to COPY.
+"""How PostgresStore writes a group commit's outbox rows: the store's one INSERT reading the
+rows from a JSON text (``postgres._insert_outbox``, which takes the rows' numbers in the same
+statement) beside COPY, executemany (pipelined by psycopg) and one multi-row INSERT, each in its
+own transaction of ``--rows`` rows, as a group commit is. Rows are the size of a typical event's
+payload. COPY is the fastest alone, but a commit cannot send it in a pipeline with its other
+statements (psycopg refuses COPY in pipeline mode), and it costs a round trip more plus one to
+take the numbers; this prints rows/s of each and its ratio to COPY.
 
     .venv/bin/python bench/store_insert.py --url postgresql://postgres@127.0.0.1:5432/test
 """
@@ -16,7 +19,7 @@ from typing import Any
 import psycopg
 
 from _common import fmt_int, fmt_ratio, measure_round_robin, render_table
-from trackguard.store.postgres import OUTBOX_INSERT_COLUMNS, PostgresStore
+from trackguard.store.postgres import OUTBOX_INSERT_COLUMNS, PostgresStore, _insert_outbox
 
 _COLUMNS = OUTBOX_INSERT_COLUMNS.split(", ")
 
@@ -54,8 +57,9 @@ def main() -> None:
     counter = [0]
 
     def batch() -> list[tuple[Any, ...]]:
+        # Numbered below 0: the store's own numbers (``sequences``) count up from 1.
         counter[0] += args.rows
-        return rows(args.rows, counter[0])
+        return rows(args.rows, -counter[0])
 
     def copy() -> None:
         for _ in range(args.commits):
@@ -83,8 +87,15 @@ def main() -> None:
                     [v for r in data for v in r],
                 )
 
+    def store() -> None:
+        for _ in range(args.commits):
+            data = [r[1:] for r in batch()]  # the store numbers them
+            with conn.transaction(), conn.cursor() as cur:
+                _insert_outbox(cur, data)
+
     runs: dict[str, Callable[[], object]] = {
         "COPY": copy,
+        "INSERT from JSON (store)": store,
         "executemany (pipelined)": executemany,
         "multi-row INSERT": multirow,
     }

@@ -1,5 +1,6 @@
-"""SQLite dedupe claims: claiming row by row and reading first give the same answers and rows,
-and each commit uses the way that was cheaper for the previous one."""
+"""Dedupe claims: SQLite's two ways (row by row, read first) and PostgreSQL's (read first, one
+write) give the same answers and rows; each SQLite commit uses the way that was cheaper for
+the previous one, and a PostgreSQL commit reads and writes its claims in one statement each."""
 
 from __future__ import annotations
 
@@ -8,9 +9,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import msgspec
+import psycopg
 import pytest
 
 from trackguard.store import OutboxRow, QuarantineRecord, SQLiteStore, Write
+from trackguard.store.postgres import PostgresStore
 
 
 def claiming(person: str, key: str, at: float, ttl: float = 100.0) -> OutboxRow:
@@ -67,11 +71,25 @@ OUTBOX = [
 ]
 
 
+# A claim of a v6 SQLite file (claims did not name their person), copied as it is.
+V6_CLAIM = "INSERT INTO claims (key, expires_at, person) VALUES ('k:v6', 1000.0, NULL)"
+
+
 @pytest.fixture
 def sqlite_store(tmp_path: Path) -> Iterator[SQLiteStore]:
     s = SQLiteStore(tmp_path / "tg.db")
     with s.transaction() as conn:
-        conn.execute("INSERT INTO claims (key, expires_at, person) VALUES ('k:v6', 1000.0, NULL)")
+        conn.execute(V6_CLAIM)
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def pg_store(pg_schema: tuple[str, str]) -> Iterator[PostgresStore]:
+    url, schema = pg_schema
+    s = PostgresStore(url, schema=schema)
+    with s.transaction() as cur:
+        cur.execute(V6_CLAIM)
     yield s
     s.close()
 
@@ -83,37 +101,52 @@ def statements(store: SQLiteStore) -> list[str]:
     return seen
 
 
-def run(store: SQLiteStore, read_first: bool | None) -> list[list[int]]:
+def run(store: SQLiteStore | PostgresStore, read_first: bool | None) -> list[list[int]]:
     """COMMITS on ``store``, every commit claiming one way (None: as the store chooses)."""
     out = []
     for commit in COMMITS:
-        if read_first is not None:
+        if read_first is not None and isinstance(store, SQLiteStore):
             store._claims_read_first = read_first
         out.append(store.commit([Write(outbox=rows, kept_as=KEPT) for rows in commit]))
     return out
 
 
-def contents(store: SQLiteStore) -> dict[str, Any]:
-    conn = sqlite3.connect(store.path)
-    try:
-        return {
-            "claims": conn.execute(
-                "SELECT key, expires_at, person FROM claims ORDER BY key"
-            ).fetchall(),
-            "outbox": conn.execute("SELECT person, dedupe_key FROM outbox ORDER BY seq").fetchall(),
-            "counts": dict(conn.execute("SELECT name, n FROM counts").fetchall()),
-            "quarantine": conn.execute("SELECT codes FROM quarantine ORDER BY id").fetchall(),
-        }
-    finally:
-        conn.close()
+QUERIES = {
+    "claims": "SELECT key, expires_at, person FROM claims ORDER BY key",
+    "outbox": "SELECT person, dedupe_key FROM outbox ORDER BY seq",
+    "counts": "SELECT name, n FROM counts",
+    "quarantine": "SELECT codes FROM quarantine ORDER BY id",
+}
 
 
-@pytest.mark.parametrize("read_first", [False, True], ids=["row_by_row", "read_first"])
-def test_store_claims_either_way_give_the_same_answers_and_rows(
-    sqlite_store: SQLiteStore, read_first: bool
+def contents(store: SQLiteStore | PostgresStore) -> dict[str, Any]:
+    if isinstance(store, PostgresStore):
+        with store.connection() as pg:
+            found = {name: pg.execute(q).fetchall() for name, q in QUERIES.items()}
+    else:
+        conn = sqlite3.connect(store.path)
+        try:
+            found = {name: conn.execute(q).fetchall() for name, q in QUERIES.items()}
+        finally:
+            conn.close()
+    return {**found, "counts": dict(found["counts"])}
+
+
+@pytest.fixture(params=["row_by_row", "read_first", "postgres"])
+def way(request: pytest.FixtureRequest) -> tuple[SQLiteStore | PostgresStore, bool | None]:
+    """A store and how its commits claim: SQLite row by row, SQLite reading first, PostgreSQL
+    (which always reads first)."""
+    if request.param == "postgres":
+        return request.getfixturevalue("pg_store"), None
+    return request.getfixturevalue("sqlite_store"), request.param == "read_first"
+
+
+def test_store_claims_every_way_gives_the_same_answers_and_rows(
+    way: tuple[SQLiteStore | PostgresStore, bool | None],
 ) -> None:
-    assert run(sqlite_store, read_first) == DUPLICATES
-    assert contents(sqlite_store) == {
+    store, read_first = way
+    assert run(store, read_first) == DUPLICATES
+    assert contents(store) == {
         "claims": CLAIMS,
         "outbox": OUTBOX,
         "counts": {
@@ -151,3 +184,38 @@ def test_store_claims_read_first_after_a_commit_with_many_keys_held(
     # ...and after one whose keys were all new, the next goes row by row again.
     sqlite_store.commit([Write(outbox=(claiming("id:5", "k:b", 30.0),))])
     assert claims_statements() == {"upsert": 1, "holder": 0, "read_first": 0}
+
+
+def test_store_claims_postgres_reads_and_writes_a_commits_claims_in_one_statement_each(
+    pg_store: PostgresStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[tuple[str, Any]] = []
+    execute = psycopg.Cursor.execute
+
+    def traced(cur: psycopg.Cursor[Any], query: Any, params: Any = None, **kw: Any) -> Any:
+        if " claims" in str(query):  # the keys read, or the rows written (JSON)
+            given = msgspec.json.decode(params[0])
+            seen.append((str(query).split(" FROM")[0][:30], given))
+        return execute(cur, query, params, **kw)
+
+    monkeypatch.setattr(psycopg.Cursor, "execute", traced)
+    assert run(pg_store, None) == DUPLICATES
+    # Each commit: one read of its keys' claims, one write of the keys it took, each once
+    # (two rows of the first commit took k:soon; its claim is the second's).
+    first, second = ([r.dedupe_key for w in commit for r in w] for commit in COMMITS)
+    taken_first = [
+        ["k:new", "110.0", "id:1"],
+        ["k:twice", "110.0", "id:1"],
+        ["k:other", "110.0", "id:1"],
+        ["k:edge", "15.0", "id:1"],
+        ["k:soon", "111.0", "id:2"],
+    ]
+    assert seen == [
+        ("SELECT key, expires_at, person", first),
+        ("INSERT INTO claims (key, expir", taken_first),
+        ("SELECT key, expires_at, person", second),
+        (
+            "INSERT INTO claims (key, expir",
+            [["k:edge", "115.0", "id:3"], ["k:fresh", "120.0", "id:4"]],
+        ),
+    ]

@@ -9,8 +9,15 @@ It keeps the guarantees of :class:`~trackguard.store.sqlite.SQLiteStore`, on the
   released only after its commit is visible, so a reader that saw number n has seen every
   number below it. A plain sequence would not do: two transactions can take 5 and 6 and commit
   6 first, and a reader that read on from 6 would skip 5 for good.
-- **Dedupe claims** are rows of ``claims`` with the key as primary key, claimed in the commit's
-  transaction with ``INSERT … ON CONFLICT DO UPDATE … WHERE expired``.
+- **Dedupe claims** are rows of ``claims`` with the key as primary key. A commit reads the
+  claims of all its keys in one statement under the commit lock, decides row by row in Python
+  (:class:`~trackguard.store.claims.ClaimBook`, SQLite's rule) and writes the keys taken in
+  one upsert, in the same transaction (``_read_first`` says why deletes outside the lock
+  cannot change an answer).
+- **A commit is two round trips.** BEGIN, the lock and the two reads (claims, profiles) go
+  in one pipeline; every write (one statement per table, its rows as one JSON text: psycopg
+  adapts a list element by element in Python) and COMMIT in a second. ``commit`` returns
+  only once COMMIT's answer came back, so a 2xx still means committed.
 - **Counts** (``counts``) are updated in the transactions that change what they count; rows are
   always updated in name order, so two transactions never wait on each other in a cycle.
 - **Leases** take a second advisory lock (:data:`_LEASE_LOCK`) and pick rows with
@@ -56,6 +63,7 @@ from trackguard.store.base import (
     StoreNotFound,
     Write,
 )
+from trackguard.store.claims import ClaimBook, claiming_keys
 from trackguard.store.listen import IDENTITIES, OUTBOX, Listener, Unsubscribe, channel_name
 from trackguard.store.monitor_schema import create_statements
 from trackguard.store.queries import OUTBOX_COLUMNS, StoreReads, outbox_row_from
@@ -180,30 +188,57 @@ QUARANTINE_INSERT_COLUMNS: Final = (
     "id, received_at, kind, method, path, headers, body, source, plan_version, status, findings,"
     " event_name, codes, batch_index, upstream_error, state, outbox_seq, route"
 )
+_LOCK: Final = "SELECT pg_advisory_xact_lock(%s, %s)"
+# Outbox rows and quarantine records with the next numbers of their counter (``sequences``:
+# its row is locked until the transaction ends, so numbers are handed out without gaps and,
+# under the commit lock, in commit order), from one JSON array of ``_outbox_json`` rows /
+# ``quarantine_params`` (float and bytes as ``_insert_quarantine`` gives them).
+_INSERT_OUTBOX: Final = (
+    "WITH s AS (UPDATE sequences SET last = last + %(n)s WHERE name = 'outbox' RETURNING last)"
+    f" INSERT INTO outbox ({OUTBOX_INSERT_COLUMNS})"
+    " SELECT s.last - %(n)s + u.k, (r->>0)::float8, r->>1, decode(r->>2, 'hex'), r->>3,"
+    " r->>4, r->>5, r->>6, (r->>7)::integer, (r->>8)::float8, r->>9, (r->>10)::float8,"
+    " r->>11, r->>12"
+    " FROM s, jsonb_array_elements(%(rows)s::jsonb) WITH ORDINALITY AS u(r, k)"
+)
 _INSERT_QUARANTINE: Final = (
-    f"INSERT INTO quarantine ({QUARANTINE_INSERT_COLUMNS}) VALUES"
-    " (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)"
+    "WITH s AS (UPDATE sequences SET last = last + %(n)s WHERE name = 'quarantine'"
+    " RETURNING last)"
+    f" INSERT INTO quarantine ({QUARANTINE_INSERT_COLUMNS})"
+    " SELECT s.last - %(n)s + u.k, (r->>0)::float8, r->>1, r->>2, r->>3, r->>4,"
+    " decode(r->>5, 'hex'), r->>6, r->>7, (r->>8)::integer, r->>9, r->>10, r->>11,"
+    " (r->>12)::integer, r->>13, r->>14, (r->>15)::bigint, r->>16"
+    " FROM s, jsonb_array_elements(%(rows)s::jsonb) WITH ORDINALITY AS u(r, k)"
 )
-# A claim: new or expired keys are taken (claimed = true); a held key returns its holder (the
-# statement's snapshot still shows it, and commits are serial, so no one else claims meanwhile).
-_CLAIM: Final = """
-WITH taken AS (
-    INSERT INTO claims (key, expires_at, person) VALUES (%(key)s, %(until)s, %(person)s)
-    ON CONFLICT (key) DO UPDATE SET expires_at = excluded.expires_at, person = excluded.person
-    WHERE claims.expires_at <= %(now)s
-    RETURNING person)
-SELECT true, person FROM taken
-UNION ALL
-SELECT false, person FROM claims WHERE key = %(key)s AND NOT EXISTS (SELECT 1 FROM taken)
-"""
-_PROFILE: Final = (
-    "SELECT first_order_date, last_order_date, order_count, lifetime_value FROM profiles"
-    " WHERE person = %s"
+# A commit's many-row statements take their rows as one JSON array (``_json``: rows as
+# arrays, floats as their repr strings, so NaN and infinities arrive as they are), read with
+# json_array_elements: psycopg adapts one string for a fraction of what it spends on a list.
+#
+# The claims of a commit's keys, read under the commit lock (``claims.ClaimBook`` decides).
+_HELD: Final = (
+    "SELECT key, expires_at, person FROM claims"
+    " WHERE key = ANY(ARRAY(SELECT json_array_elements_text(%s::json)))"
 )
-_SAVE_PROFILE: Final = (
+# The keys a commit took, each once (its last taking).
+_TAKE: Final = (
+    "INSERT INTO claims (key, expires_at, person)"
+    " SELECT r->>0, (r->>1)::float8, r->>2 FROM json_array_elements(%s::json) AS r"
+    " ON CONFLICT (key) DO UPDATE SET expires_at = excluded.expires_at, person = excluded.person"
+)
+# The profiles of a commit's ordering persons, read before plan_commit (under the commit lock).
+_PROFILES: Final = (
+    "SELECT person, first_order_date, last_order_date, order_count, lifetime_value"
+    " FROM profiles WHERE person = ANY(ARRAY(SELECT json_array_elements_text(%s::json)))"
+)
+# Changed profiles, each with the next change number in the order given (under the commit
+# lock; the max is read once, before the statement's own rows).
+_SAVE_PROFILES: Final = (
     "INSERT INTO profiles"
     " (person, first_order_date, last_order_date, order_count, lifetime_value, seq)"
-    " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (person) DO UPDATE SET"
+    " SELECT r->>0, (r->>1)::bigint, (r->>2)::bigint, (r->>3)::integer, (r->>4)::float8,"
+    " (SELECT coalesce(max(seq), 0) FROM profiles) + n"
+    " FROM json_array_elements(%s::json) WITH ORDINALITY AS u(r, n)"
+    " ON CONFLICT (person) DO UPDATE SET"
     " first_order_date = excluded.first_order_date, last_order_date = excluded.last_order_date,"
     " order_count = excluded.order_count, lifetime_value = excluded.lifetime_value,"
     " seq = excluded.seq"
@@ -213,6 +248,31 @@ _BIND: Final = (
     "INSERT INTO identities (email, id, seq)"
     " VALUES (%s, %s, (SELECT coalesce(max(seq), 0) + 1 FROM identities))"
     " ON CONFLICT (email) DO NOTHING"
+)
+# Emails not bound yet, each bound once (its first pair) with the next change numbers in the
+# order given: the rows ``_BIND`` one pair at a time would give (under the commit lock).
+_BIND_NEW: Final = (
+    "INSERT INTO identities (email, id, seq)"
+    " SELECT r->>0, r->>1, (SELECT coalesce(max(seq), 0) FROM identities)"
+    " + row_number() OVER (ORDER BY n)"
+    " FROM json_array_elements(%s::json) WITH ORDINALITY AS u(r, n)"
+    " WHERE NOT EXISTS (SELECT 1 FROM identities AS i WHERE i.email = r->>0)"
+    " ON CONFLICT (email) DO NOTHING"
+)
+# Anonymous activity seen (the first sighting of an id stays), and ids linked to a person
+# (one each: the links of one commit are made distinct first; a linked id keeps its person).
+_SEEN: Final = (
+    "INSERT INTO anonymous (anonymous_id, first_seen, event)"
+    " SELECT r->>0, (r->>1)::float8, r->>2 FROM json_array_elements(%s::json) AS r"
+    " ON CONFLICT (anonymous_id) DO NOTHING"
+)
+_LINK: Final = (
+    "INSERT INTO anonymous (anonymous_id, first_seen, person, linked_at)"
+    " SELECT r->>0, (r->>1)::float8, r->>2, (r->>1)::float8"
+    " FROM json_array_elements(%s::json) AS r"
+    " ON CONFLICT (anonymous_id) DO UPDATE"
+    " SET person = excluded.person, linked_at = excluded.linked_at"
+    " WHERE anonymous.person IS NULL"
 )
 # Due pending rows in seq order whose person has no earlier pending row that is not due.
 _LEASE: Final = f"""
@@ -252,8 +312,18 @@ _BUCKET: Final = (
     "SELECT value, extract(epoch FROM clock_timestamp()) FROM meta WHERE key = %s FOR UPDATE"
 )
 _encode_bucket: Final = msgspec.json.encode
+_encode_json: Final = msgspec.json.encode
 _decode_bucket: Final = msgspec.json.Decoder(SharedState)
-_ADD_COUNT: Final = "UPDATE counts SET n = n + %s WHERE name = %s"
+# The rows are locked in name order first (FOR UPDATE in a sorted, materialized CTE), then
+# updated: the lock order of every transaction that changes counts.
+_ADD_COUNTS: Final = (
+    "WITH d AS MATERIALIZED"
+    " (SELECT r->>0 AS name, (r->>1)::bigint AS n FROM json_array_elements(%s::json) AS r),"
+    " locked AS MATERIALIZED"
+    " (SELECT name FROM counts WHERE name IN (SELECT name FROM d) ORDER BY name FOR UPDATE)"
+    " UPDATE counts SET n = counts.n + d.n FROM locked JOIN d USING (name)"
+    " WHERE counts.name = locked.name"
+)
 _CLAIM_SWEEP_EVERY: Final = 1000
 
 #: How long connecting may take before the store reports the database unreachable.
@@ -371,7 +441,7 @@ class PostgresStore(StoreReads):
         """One transaction; ``lock`` is an advisory lock purpose to take first."""
         with self.connection() as conn, conn.transaction(), conn.cursor() as cur:
             if lock is not None:
-                cur.execute("SELECT pg_advisory_xact_lock(%s, %s)", (self._lock_key, lock))
+                cur.execute(_LOCK, (self._lock_key, lock))
             yield cur
 
     @contextmanager
@@ -431,28 +501,24 @@ class PostgresStore(StoreReads):
         if nothing_to_commit(writes, meta, quarantine_states):
             self._check_open()
             return [0] * len(writes)
-        with self._transaction(_COMMIT_LOCK) as cur:
-            claimed = self._claim(cur, writes) if claiming else {}
-            plan = plan_commit(
-                writes,
-                lambda i, j, r: claimed[(i, j)],
-                lambda person: cur.execute(_PROFILE, (person,)).fetchone(),
-            )
+        # Pipelined: BEGIN, the commit lock and the reads go in one round trip, every write
+        # and COMMIT in a second; leaving the block waits for COMMIT's answer (or raises).
+        with (
+            self.connection() as conn,
+            conn.pipeline(),
+            conn.transaction(),
+            conn.cursor() as cur,
+        ):
+            cur.execute(_LOCK, (self._lock_key, _COMMIT_LOCK))
+            book, found = _read_first(conn, writes, claiming)
+            plan = plan_commit(writes, lambda i, j, r: book.claim(r), found.get)
             outbox, quarantine, profiles = plan.outbox, plan.quarantine, plan.profiles
+            if book.taken:
+                _take_claims(cur, book.taken)
             if outbox:
                 _insert_outbox(cur, outbox)
             if profiles:
-                row = cur.execute("SELECT coalesce(max(seq), 0) FROM profiles").fetchone()
-                base = int(row[0]) if row else 0
-                cur.executemany(
-                    _SAVE_PROFILE,
-                    [
-                        (person, first, last, count, value, base + n)
-                        for n, (person, (first, last, count, value)) in enumerate(
-                            profiles.items(), 1
-                        )
-                    ],
-                )
+                _save_profiles(cur, profiles)
             if quarantine:
                 _insert_quarantine(cur, quarantine)
             if learning:
@@ -477,36 +543,6 @@ class PostgresStore(StoreReads):
                     now = max(r.received_at for w in writes for r in w.outbox)
                     cur.execute("DELETE FROM claims WHERE expires_at <= %s", (now,))
         return plan.duplicates
-
-    @staticmethod
-    def _claim(
-        cur: psycopg.Cursor[Any], writes: Sequence[Write]
-    ) -> dict[tuple[int, int], tuple[bool, str | None]]:
-        """Claim every claiming row's key, in order (one pipelined round trip): for each
-        ``(write index, row index)``, whether the row got the key and who holds it."""
-        where: list[tuple[int, int]] = []
-        params: list[dict[str, Any]] = []
-        for i, write in enumerate(writes):
-            for j, r in enumerate(write.outbox):
-                if r.claim_until is not None and r.dedupe_key is not None:
-                    where.append((i, j))
-                    params.append(
-                        {
-                            "key": r.dedupe_key,
-                            "until": r.claim_until,
-                            "person": r.person,
-                            "now": r.received_at,
-                        }
-                    )
-        if not params:
-            return {}
-        cur.executemany(_CLAIM, params, returning=True)
-        outcomes: dict[tuple[int, int], tuple[bool, str | None]] = {}
-        for place in where:
-            row = cur.fetchone()
-            outcomes[place] = (bool(row[0]), row[1]) if row else (False, None)
-            cur.nextset()
-        return outcomes
 
     def lease(self, limit: int, now: float) -> list[OutboxRow]:
         """Claim up to ``limit`` due pending rows in seq order, keeping per-person order
@@ -641,34 +677,80 @@ def _bucket_state(value: str) -> SharedState | None:
         return None
 
 
-def _take(cur: psycopg.Cursor[Any], name: str, n: int) -> int:
-    """The first of ``n`` new numbers of counter ``name`` (``sequences``)."""
-    row = cur.execute(
-        "UPDATE sequences SET last = last + %s WHERE name = %s RETURNING last", (n, name)
-    ).fetchone()
-    assert row is not None
-    return int(row[0]) - n + 1
-
-
 def _insert_outbox(cur: psycopg.Cursor[Any], rows: list[tuple[Any, ...]]) -> None:
-    """Outbox rows with ``COPY`` (``bench/store_insert.py``: faster than executemany or a
-    multi-row INSERT for a group commit's rows), numbered in the order given."""
-    first = _take(cur, "outbox", len(rows))
-    with cur.copy(f"COPY outbox ({OUTBOX_INSERT_COLUMNS}) FROM STDIN") as copy:
-        for seq, row in enumerate(rows, first):
-            copy.write_row((seq, *row))
+    """Outbox rows numbered in the order given, in one statement with their numbers taken."""
+    cur.execute(_INSERT_OUTBOX, {"n": len(rows), "rows": _json(list(map(_outbox_json, rows)))})
+
+
+def _outbox_json(p: tuple[Any, ...]) -> tuple[Any, ...]:
+    """``_outbox_params`` as ``_INSERT_OUTBOX`` reads them (floats as repr, payload in hex)."""
+    delivered = p[10]
+    return (
+        repr(p[0]),
+        p[1],
+        p[2].hex(),
+        *p[3:8],
+        repr(p[8]),
+        p[9],
+        None if delivered is None else repr(delivered),
+        p[11],
+        p[12],
+    )
 
 
 def _insert_quarantine(cur: psycopg.Cursor[Any], records: list[tuple[Any, ...]]) -> None:
-    first = _take(cur, "quarantine", len(records))
-    cur.executemany(_INSERT_QUARANTINE, [(i, *rec) for i, rec in enumerate(records, first)])
+    """Quarantine records numbered in the order given, in one statement."""
+    rows = [(repr(q[0]), *q[1:5], q[5].hex(), *q[6:]) for q in records]
+    cur.execute(_INSERT_QUARANTINE, {"n": len(rows), "rows": _json(rows)})
+
+
+def _read_first(
+    conn: psycopg.Connection[Any], writes: Sequence[Write], claiming: bool
+) -> tuple[ClaimBook, dict[str, tuple[Any, ...]]]:
+    """The claims of every key ``writes`` claim, for Python to decide on
+    (:mod:`trackguard.store.claims`), and the profiles of every person with an order to derive
+    from (a person whose order turns out a duplicate is read for nothing, which costs less than
+    a statement per person): two statements, sent with the commit's BEGIN and lock.
+
+    Both are read under the commit lock, after every earlier commit became visible, so no
+    other commit takes a key or changes a profile before this one writes it. Claims are also
+    deleted outside that lock (the retention's expired claims, replay's ``_release`` of a failed
+    row's key), which cannot change an answer: a commit that read a claim another transaction
+    deletes before this one commits acts as if it committed before the delete (the claim held
+    its key; or, expired, was taken, and the upsert inserts the key afresh), and one that read
+    after the delete as if it committed after it."""
+    held = found = None
+    if claiming:
+        keys = claiming_keys(r for w in writes for r in w.outbox)
+        held = conn.cursor().execute(_HELD, (_json(keys),))
+    persons = list({r.person for w in writes for r in w.outbox if r.derive is not None})
+    if persons:
+        found = conn.cursor().execute(_PROFILES, (_json(persons),))
+    book = ClaimBook(held.fetchall() if held is not None else ())
+    return book, {row[0]: row[1:] for row in found} if found is not None else {}
+
+
+def _take_claims(cur: psycopg.Cursor[Any], taken: Mapping[str, tuple[float, str]]) -> None:
+    """Write the keys a commit took, in one statement (each key once: its last taking)."""
+    rows = [(key, repr(until), person) for key, (until, person) in taken.items()]
+    cur.execute(_TAKE, (_json(rows),))
+
+
+def _save_profiles(cur: psycopg.Cursor[Any], profiles: Mapping[str, Sequence[Any]]) -> None:
+    """The changed profiles in one statement, numbered ``max(seq) + 1, + 2, ...`` in order."""
+    rows = [
+        (person, first, last, count, repr(value))
+        for person, (first, last, count, value) in profiles.items()
+    ]
+    cur.execute(_SAVE_PROFILES, (_json(rows),))
 
 
 def _add_counts(cur: psycopg.Cursor[Any], deltas: Mapping[str, int]) -> None:
-    """Count changes, in name order (the same lock order in every transaction)."""
-    params = [(n, name) for name, n in sorted(deltas.items()) if n]
-    if params:
-        cur.executemany(_ADD_COUNT, params)
+    """Count changes in one statement, locking the rows in name order first (the same lock
+    order in every transaction: commits and marks never wait on each other in a cycle)."""
+    changed = sorted((name, n) for name, n in deltas.items() if n)
+    if changed:
+        cur.execute(_ADD_COUNTS, (_json(changed),))
 
 
 def _save_meta(cur: psycopg.Cursor[Any], meta: Mapping[str, str]) -> None:
@@ -680,28 +762,28 @@ def _save_meta(cur: psycopg.Cursor[Any], meta: Mapping[str, str]) -> None:
 
 
 def _learn(cur: psycopg.Cursor[Any], writes: Sequence[Write]) -> None:
-    """Identity bindings and anonymous activity, in the commit's transaction."""
-    binds: list[tuple[str, str]] = []
-    seen: list[tuple[str, float, str | None]] = []
-    linked: list[tuple[str, float, str, float]] = []
+    """Identity bindings and anonymous activity, in the commit's transaction: one statement
+    each, giving the rows the statements of one row at a time would (the first binding of an
+    email and the first link of an anonymous id win)."""
+    binds: dict[str, str] = {}
+    seen: list[tuple[str, str, str | None]] = []
+    linked: dict[str, tuple[str, str, str]] = {}
     for w in writes:
-        binds.extend(w.links)
-        at = max((r.received_at for r in w.outbox), default=time.time())
-        seen.extend((anonymous_id, at, event) for anonymous_id, event in w.anonymous)
-        linked.extend((a, at, person, at) for a, person in w.anonymous_links)
+        for email, ident in w.links:
+            binds.setdefault(email, ident)
+        if w.anonymous or w.anonymous_links:
+            at = repr(max((r.received_at for r in w.outbox), default=time.time()))
+            seen.extend((anonymous_id, at, event) for anonymous_id, event in w.anonymous)
+            for anonymous_id, person in w.anonymous_links:
+                linked.setdefault(anonymous_id, (anonymous_id, at, person))
     if binds:
-        cur.executemany(_BIND, binds)
+        cur.execute(_BIND_NEW, (_json(list(binds.items())),))
     if seen:
-        cur.executemany(
-            "INSERT INTO anonymous (anonymous_id, first_seen, event) VALUES (%s, %s, %s)"
-            " ON CONFLICT (anonymous_id) DO NOTHING",
-            seen,
-        )
+        cur.execute(_SEEN, (_json(seen),))
     if linked:
-        cur.executemany(
-            "INSERT INTO anonymous (anonymous_id, first_seen, person, linked_at)"
-            " VALUES (%s, %s, %s, %s) ON CONFLICT (anonymous_id) DO UPDATE"
-            " SET person = excluded.person, linked_at = excluded.linked_at"
-            " WHERE anonymous.person IS NULL",
-            linked,
-        )
+        cur.execute(_LINK, (_json(list(linked.values())),))
+
+
+def _json(rows: Sequence[Any]) -> str:
+    """Rows (or values) as the JSON text a statement reads with ``json_array_elements``."""
+    return _encode_json(rows).decode()

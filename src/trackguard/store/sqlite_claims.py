@@ -9,7 +9,8 @@ answers and leave exactly the same ``claims`` rows; they differ in what they cos
   key) and, for a key it did not take, one more statement for the holder. Cheapest when keys
   are new, as they are in ordinary traffic.
 * **read first**: one statement reads the claims of every key of the commit, Python decides
-  row by row, and one ``executemany`` writes the keys taken. A held key then costs no statement
+  row by row (:class:`~trackguard.store.claims.ClaimBook`), and one ``executemany`` writes the
+  keys taken (each key once, as its last row took it). A held key then costs no statement
   of its own, so this is cheapest when many keys are held: SDK retries after a timeout, a
   client re-sending a batch.
 
@@ -28,6 +29,7 @@ from typing import Final
 import msgspec
 
 from trackguard.store.base import OutboxRow, Write
+from trackguard.store.claims import ClaimBook, claiming_keys
 
 # Claims a key unless an unexpired claim holds it (then nothing changes: a duplicate).
 _CLAIM: Final = (
@@ -54,49 +56,44 @@ _encode: Final = msgspec.json.encode
 
 class CommitClaims:
     """The claims of one commit, on its cursor, inside its write transaction: :meth:`claim`
-    for each claiming row in order (``plan_commit``'s callback), then :meth:`finish`."""
+    for each claiming row in order (``plan_commit``'s callback), then :meth:`finish`. Read
+    first, the decisions are :class:`~trackguard.store.claims.ClaimBook`'s (PostgreSQL's too)."""
 
-    __slots__ = ("_cur", "_held", "_taken", "held", "made", "read_first")
+    __slots__ = ("_book", "_cur", "_held", "made", "read_first")
 
     def __init__(self, cur: sqlite3.Cursor, writes: Sequence[Write], *, read_first: bool) -> None:
         self._cur = cur
         self.read_first = read_first
-        #: Claims asked for, and how many of them found their key held.
-        self.made = self.held = 0
-        self._taken: list[tuple[str, float, str]] = []
-        self._held: dict[str, tuple[float, str | None]] = {}
+        #: Claims asked for, and (row by row) how many of them found their key held.
+        self.made = self._held = 0
+        self._book: ClaimBook | None = None
         if read_first:
-            keys = [
-                r.dedupe_key
-                for w in writes
-                for r in w.outbox
-                if r.claim_until is not None and r.dedupe_key is not None
-            ]
-            for key, expires_at, person in cur.execute(_HELD, (_encode(keys).decode(),)):
-                self._held[key] = (expires_at, person)
+            keys = claiming_keys(r for w in writes for r in w.outbox)
+            self._book = ClaimBook(cur.execute(_HELD, (_encode(keys).decode(),)))
 
     def claim(self, i: int, j: int, r: OutboxRow) -> tuple[bool, str | None]:
         """Whether ``r`` takes its key, and who holds the key."""
+        self.made += 1
+        if self._book is not None:
+            return self._book.claim(r)
         key, until = r.dedupe_key, r.claim_until
         assert key is not None and until is not None
-        self.made += 1
-        if not self.read_first:
-            if self._cur.execute(_CLAIM, (key, until, r.person, r.received_at)).rowcount:
-                return True, r.person
-            self.held += 1
-            return False, self._cur.execute(_CLAIMER, (key,)).fetchone()[0]
-        held = self._held.get(key)
-        if held is not None and not held[0] <= r.received_at:  # _CLAIM's test, NaN alike
-            self.held += 1
-            return False, held[1]
-        self._held[key] = (until, r.person)
-        self._taken.append((key, until, r.person))
-        return True, r.person
+        if self._cur.execute(_CLAIM, (key, until, r.person, r.received_at)).rowcount:
+            return True, r.person
+        self._held += 1
+        return False, self._cur.execute(_CLAIMER, (key,)).fetchone()[0]
+
+    @property
+    def held(self) -> int:
+        """How many claims found their key held."""
+        return self._book.held if self._book is not None else self._held
 
     def finish(self) -> None:
         """Write the keys taken (read first: :meth:`claim` only decided)."""
-        if self._taken:
-            self._cur.executemany(_TAKE, self._taken)
+        if self._book is not None and self._book.taken:
+            self._cur.executemany(
+                _TAKE, [(key, until, person) for key, (until, person) in self._book.taken.items()]
+            )
 
     @property
     def next_read_first(self) -> bool:

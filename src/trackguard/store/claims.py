@@ -1,0 +1,52 @@
+"""Dedupe claims decided in Python from the claims read first: the rule both stores share.
+
+A commit reads the claims of all its keys in one statement, then asks :meth:`ClaimBook.claim`
+for each claiming row in order, then writes :attr:`ClaimBook.taken` in one statement. The
+rule is the one the row-by-row upsert applies (``ON CONFLICT DO UPDATE ... WHERE
+claims.expires_at <= received_at``): a row takes its key when no claim holds it or the claim
+expired by the row's ``received_at``; a later row of the same commit sees what an earlier one
+took. Deciding in Python is sound only where nothing else takes a key between the read and
+the write: both stores read and write inside the commit's transaction, and commits are serial
+(SQLite's one writer, PostgreSQL's commit lock). Deletes of claims outside a commit (expired
+claims pruned, ``replay`` freeing a failed row's key) cannot change an answer either: a commit
+that read the claim acts as if it committed before the delete, one that did not as if after.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from trackguard.store.base import OutboxRow
+
+
+class ClaimBook:
+    """The claims of one commit's keys as read, updated as its rows take keys."""
+
+    __slots__ = ("_claims", "held", "taken")
+
+    def __init__(self, claims: Iterable[tuple[str, float, str | None]]) -> None:
+        #: Key -> (expires_at, person): as read, then as this commit's rows took them.
+        self._claims: dict[str, tuple[float, str | None]] = {
+            key: (expires_at, person) for key, expires_at, person in claims
+        }
+        #: Key -> (expires_at, person) of every key taken, its last taking only: what the
+        #: commit writes (one upsert per key, so PostgreSQL's ON CONFLICT meets each row once).
+        self.taken: dict[str, tuple[float, str]] = {}
+        #: Claims asked for that found their key held.
+        self.held = 0
+
+    def claim(self, r: OutboxRow) -> tuple[bool, str | None]:
+        """Whether ``r`` takes its key, and who holds the key (``plan_commit``'s answer)."""
+        key, until = r.dedupe_key, r.claim_until
+        assert key is not None and until is not None
+        found = self._claims.get(key)
+        if found is not None and not found[0] <= r.received_at:  # the upsert's test, NaN alike
+            self.held += 1
+            return False, found[1]
+        self._claims[key] = self.taken[key] = (until, r.person)
+        return True, r.person
+
+
+def claiming_keys(rows: Iterable[OutboxRow]) -> list[str]:
+    """The dedupe keys the claiming ``rows`` ask for, in order (repeats kept)."""
+    return [r.dedupe_key for r in rows if r.claim_until is not None and r.dedupe_key is not None]
