@@ -13,6 +13,24 @@ from trackguard.monitor.tally import NO_SOURCE, UNKNOWN, attribute, walk
 _INDEX = st.none() | st.integers(0, 2)
 
 
+def _verdict(
+    ops: list[Operation],
+    violations: list[Violation],
+    rejected: list[Operation] | None = None,
+    errors: list[ContractError] | None = None,
+) -> Verdict:
+    return Verdict(
+        outcome="warned",
+        status=200,
+        response=b"{}",
+        route="r",
+        operations=tuple(ops),
+        rejected=tuple(rejected or ()),
+        contract_errors=tuple(errors or ()),
+        violations=tuple(violations),
+    )
+
+
 @st.composite
 def _operations(draw: st.DrawFn) -> Operation:
     action = draw(st.sampled_from(["event", "identify", "page"]))
@@ -63,16 +81,7 @@ def test_every_verdict_gets_the_walks_keys(
     hint: str | None,
     source: str | None,
 ) -> None:
-    verdict = Verdict(
-        outcome="warned",
-        status=200,
-        response=b"{}",
-        route="r",
-        operations=tuple(ops),
-        rejected=tuple(rejected),
-        contract_errors=tuple(errors),
-        violations=tuple(violations),
-    )
+    verdict = _verdict(ops, violations, rejected, errors)
     fallback = hint[:100] if hint else UNKNOWN
     expected = walk(verdict, "r", source or NO_SOURCE, 7, fallback)
     assert attribute(verdict, "r", source, 7, hint) == expected
@@ -83,14 +92,7 @@ def test_one_operation_gets_the_walks_keys(
     op: Operation, violations: list[Violation], hint: None
 ) -> None:
     """The fast path's own case, drawn directly (the test above reaches it rarely)."""
-    verdict = Verdict(
-        outcome="warned",
-        status=200,
-        response=b"{}",
-        route="r",
-        operations=(op,),
-        violations=tuple(violations),
-    )
+    verdict = _verdict([op], violations)
     assert attribute(verdict, "r", None, 7, hint) == walk(verdict, "r", NO_SOURCE, 7, UNKNOWN)
 
 
@@ -108,14 +110,7 @@ def test_a_late_event_counts_its_outcome_and_its_finding() -> None:
     late = Violation(
         code="event_late", rule="timeliness.max_age", path="timestamp", message="m", action="warn"
     )
-    verdict = Verdict(
-        outcome="warned",
-        status=200,
-        response=b"{}",
-        route="r",
-        operations=(op,),
-        violations=(late,),
-    )
+    verdict = _verdict([op], [late])
     assert attribute(verdict, "r", None, 3, None) == [
         (3, "order_completed", "r", "-", "outcome", "warned"),
         (3, "order_completed", "r", "-", "code", "event_late"),
