@@ -14,18 +14,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import queue
 import threading
 import time
 from collections.abc import Sequence
 from types import TracebackType
-from typing import Final
 
 from trackguard.store.base import Store, StoreClosed, StoreError, Write
 
 
 class _Entry:
-    __slots__ = ("at", "future", "loop", "rows", "write")
+    __slots__ = ("future", "loop", "rows", "write")
 
     def __init__(
         self,
@@ -33,16 +31,11 @@ class _Entry:
         future: asyncio.Future[int],
         loop: asyncio.AbstractEventLoop,
         rows: int,
-        at: float,
     ) -> None:
         self.write = write
         self.future = future
         self.loop = loop
         self.rows = rows
-        self.at = at
-
-
-_STOP: Final = None  # put by close(): commit what is queued, then stop
 
 
 class GroupCommitter:
@@ -52,9 +45,6 @@ class GroupCommitter:
     batch, and a failed batch is not retried (its transaction rolled back, so nothing of it is
     stored; every waiting request gets the error and can answer 5xx, and the client retries).
     :meth:`close` commits everything already submitted before it returns.
-
-    Writes wait in a :class:`queue.SimpleQueue`: a submit is one ``put`` in C, with no lock
-    or condition taken in Python on the request path.
 
     The counters (:attr:`commits`, :attr:`writes`, :attr:`rows`, :attr:`failed_commits`,
     :attr:`last_commit_seconds`, :attr:`pending`) are for ``/metrics``. The store is not closed
@@ -69,14 +59,12 @@ class GroupCommitter:
         self.store = store
         self.max_delay = max_delay
         self.max_rows = max_rows
-        self._queue: queue.SimpleQueue[_Entry | None] = queue.SimpleQueue()
-        self._start_lock = threading.Lock()
+        self._cond = threading.Condition(threading.Lock())
+        self._queue: list[_Entry] = []
+        self._queued_rows = 0
+        self._first_at = 0.0
         self._closing = False
-        #: Set by the thread once it has stopped taking writes (then it drains once more).
-        self._done = False
         self._thread: threading.Thread | None = None
-        #: The batch the thread is gathering (before ``max_delay`` has passed).
-        self._gathering: list[_Entry] = []
         self._commits = 0
         self._failed_commits = 0
         self._writes = 0
@@ -112,14 +100,14 @@ class GroupCommitter:
 
     @property
     def pending(self) -> int:
-        """Writes submitted and not yet in a commit (queued, or waiting for company)."""
-        return self._queue.qsize() + len(self._gathering)
+        """Writes submitted and not yet taken into a batch."""
+        return len(self._queue)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
     def start(self) -> None:
         """Start the committing thread (once; later calls do nothing)."""
-        with self._start_lock:
+        with self._cond:
             if self._closing:
                 raise StoreClosed("the group committer is closed")
             if self._thread is not None:
@@ -133,16 +121,11 @@ class GroupCommitter:
 
     async def close(self) -> None:
         """Commit everything submitted so far, then stop the thread. Idempotent."""
-        with self._start_lock:
-            first = not self._closing
+        with self._cond:
             self._closing = True
+            self._cond.notify()
         thread = self._thread
-        if thread is None:
-            self._done = True
-            return
-        if first:
-            self._queue.put(_STOP)
-        if thread.is_alive():
+        if thread is not None and thread.is_alive():
             await asyncio.to_thread(thread.join)
 
     async def __aenter__(self) -> GroupCommitter:
@@ -167,84 +150,59 @@ class GroupCommitter:
         cancelled while waiting may still be committed (it was never acknowledged, so a client
         retry is safe: delivered events carry ids Customer.io deduplicates).
         """
-        if self._closing:
-            raise StoreClosed("the group committer is closed")
-        if self._thread is None:
-            raise StoreError("GroupCommitter.start() was not called")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[int] = loop.create_future()
-        rows = len(write.outbox) + len(write.quarantine) or 1
-        self._queue.put(_Entry(write, future, loop, rows, time.monotonic()))
-        if self._done:  # closed meanwhile, by another thread: nobody else will take it
-            self._fail_leftovers()
+        rows = max(1, len(write.outbox) + len(write.quarantine))
+        with self._cond:
+            if self._closing:
+                raise StoreClosed("the group committer is closed")
+            if self._thread is None:
+                raise StoreError("GroupCommitter.start() was not called")
+            first = not self._queue
+            if first:
+                self._first_at = time.monotonic()
+            self._queue.append(_Entry(write, future, loop, rows))
+            self._queued_rows += rows
+            # Wake the thread only when it has something new to decide.
+            if first or self._queued_rows >= self.max_rows:
+                self._cond.notify()
         return await future
 
     # -- the committing thread ---------------------------------------------------------------
 
     def _run(self) -> None:
-        q, max_rows = self._queue, self.max_rows
-        carry: _Entry | None = None  # taken past max_rows: the first of the next batch
-        stopping = False
-        while not stopping:
-            first = carry if carry is not None else q.get()
-            carry = None
-            if first is _STOP:
-                break
-            batch, rows = [first], first.rows
-            self._gathering = batch
-            deadline = first.at + self.max_delay
-            while rows < max_rows:
-                try:
-                    entry = q.get_nowait()
-                except queue.Empty:
-                    remaining = deadline - time.monotonic()
-                    if remaining <= 0 or self._closing:
-                        break
-                    try:
-                        entry = q.get(timeout=remaining)
-                    except queue.Empty:
-                        continue  # the deadline is read from the clock, not from the wait
-                if entry is _STOP:
-                    stopping = True
-                    break
-                if rows + entry.rows > max_rows:
-                    carry = entry
-                    break
-                batch.append(entry)
-                rows += entry.rows
-            self._gathering = []
-            self._commit(batch)
-        self._done = True
-        # What was queued before close() (and any submit racing it) is committed, in batches.
+        cond = self._cond
         while True:
-            batch = self._drain(max_rows)
-            if not batch:
-                return
+            with cond:
+                while not self._queue and not self._closing:
+                    cond.wait()
+                if not self._queue:
+                    return  # closing, and everything is committed
+                deadline = self._first_at + self.max_delay
+                while self._queued_rows < self.max_rows and not self._closing:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        break
+                    cond.wait(remaining)
+                batch = self._take()
             self._commit(batch)
 
-    def _drain(self, max_rows: int) -> list[_Entry]:
-        """Queued writes, up to ``max_rows`` rows (at least one write), without waiting."""
-        batch: list[_Entry] = []
-        rows = 0
-        while rows < max_rows:
-            try:
-                entry = self._queue.get_nowait()
-            except queue.Empty:
+    def _take(self) -> list[_Entry]:
+        """Up to ``max_rows`` rows of the oldest writes (always at least one write)."""
+        if self._queued_rows <= self.max_rows:
+            batch, self._queue, self._queued_rows = self._queue, [], 0
+            return batch
+        taken = rows = 0
+        for entry in self._queue:
+            if taken and rows + entry.rows > self.max_rows:
                 break
-            if entry is not None:
-                batch.append(entry)
-                rows += entry.rows
+            taken += 1
+            rows += entry.rows
+        batch = self._queue[:taken]
+        del self._queue[:taken]
+        self._queued_rows -= rows
+        # The rest keeps its (already passed) _first_at, so it is committed next, at once.
         return batch
-
-    def _fail_leftovers(self) -> None:
-        """Answer writes queued after the thread stopped with :class:`StoreClosed`."""
-        while batch := self._drain(self.max_rows):
-            closed = StoreClosed("the group committer is closed")
-            for entry in batch:
-                with contextlib.suppress(RuntimeError):
-                    entry.loop.call_soon_threadsafe(
-                        _resolve, [(entry.future, 0)], closed, len(batch)
-                    )
 
     def _commit(self, batch: list[_Entry]) -> None:
         writes = [e.write for e in batch]
