@@ -22,7 +22,7 @@ from trackguard.store.base import OutboxRow
 class ClaimBook:
     """The claims of one commit's keys as read, updated as its rows take keys."""
 
-    __slots__ = ("_claims", "held", "taken")
+    __slots__ = ("_claims", "taken")
 
     def __init__(self, claims: Iterable[tuple[str, float, str | None]]) -> None:
         #: Key -> (expires_at, person): as read, then as this commit's rows took them.
@@ -32,8 +32,6 @@ class ClaimBook:
         #: Key -> (expires_at, person) of every key taken, its last taking only: what the
         #: commit writes (one upsert per key, so PostgreSQL's ON CONFLICT meets each row once).
         self.taken: dict[str, tuple[float, str]] = {}
-        #: Claims asked for that found their key held.
-        self.held = 0
 
     def claim(self, r: OutboxRow) -> tuple[bool, str | None]:
         """Whether ``r`` takes its key, and who holds the key (``plan_commit``'s answer)."""
@@ -41,7 +39,6 @@ class ClaimBook:
         assert key is not None and until is not None
         found = self._claims.get(key)
         if found is not None and not found[0] <= r.received_at:  # the upsert's test, NaN alike
-            self.held += 1
             return False, found[1]
         self._claims[key] = self.taken[key] = (until, r.person)
         return True, r.person

@@ -46,7 +46,7 @@ import threading
 import time
 import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Any, Final
 
 import msgspec
@@ -311,8 +311,7 @@ _MARK_FAILED: Final = (
 _BUCKET: Final = (
     "SELECT value, extract(epoch FROM clock_timestamp()) FROM meta WHERE key = %s FOR UPDATE"
 )
-_encode_bucket: Final = msgspec.json.encode
-_encode_json: Final = msgspec.json.encode
+_encode: Final = msgspec.json.encode
 _decode_bucket: Final = msgspec.json.Decoder(SharedState)
 # The rows are locked in name order first (FOR UPDATE in a sorted, materialized CTE), then
 # updated: the lock order of every transaction that changes counts.
@@ -437,9 +436,18 @@ class PostgresStore(StoreReads):
             self._slots.release()
 
     @contextmanager
-    def _transaction(self, lock: int | None = None) -> Iterator[psycopg.Cursor[Any]]:
-        """One transaction; ``lock`` is an advisory lock purpose to take first."""
-        with self.connection() as conn, conn.transaction(), conn.cursor() as cur:
+    def _transaction(
+        self, lock: int | None = None, *, pipeline: bool = False
+    ) -> Iterator[psycopg.Cursor[Any]]:
+        """One transaction; ``lock`` is an advisory lock purpose to take first. With
+        ``pipeline`` its statements go in pipeline mode: leaving the block waits for COMMIT's
+        answer (or raises), so the transaction is still committed when it returns."""
+        with (
+            self.connection() as conn,
+            conn.pipeline() if pipeline else nullcontext(),
+            conn.transaction(),
+            conn.cursor() as cur,
+        ):
             if lock is not None:
                 cur.execute(_LOCK, (self._lock_key, lock))
             yield cur
@@ -502,16 +510,10 @@ class PostgresStore(StoreReads):
             self._check_open()
             return [0] * len(writes)
         # Pipelined: BEGIN, the commit lock and the reads go in one round trip, every write
-        # and COMMIT in a second; leaving the block waits for COMMIT's answer (or raises).
-        with (
-            self.connection() as conn,
-            conn.pipeline(),
-            conn.transaction(),
-            conn.cursor() as cur,
-        ):
-            cur.execute(_LOCK, (self._lock_key, _COMMIT_LOCK))
-            book, found = _read_first(conn, writes, claiming)
-            plan = plan_commit(writes, lambda i, j, r: book.claim(r), found.get)
+        # and COMMIT in a second.
+        with self._transaction(_COMMIT_LOCK, pipeline=True) as cur:
+            book, found = _read_first(cur.connection, writes)
+            plan = plan_commit(writes, book.claim, found.get)
             outbox, quarantine, profiles = plan.outbox, plan.quarantine, plan.profiles
             if book.taken:
                 _take_claims(cur, book.taken)
@@ -639,7 +641,7 @@ class PostgresStore(StoreReads):
             state, reservation = take_shared(saved, member, now, rate, capacity, n)
             cur.execute(
                 "UPDATE meta SET value = %s WHERE key = %s",
-                (_encode_bucket(state).decode(), key),
+                (_encode(state).decode(), key),
             )
         return reservation
 
@@ -705,7 +707,7 @@ def _insert_quarantine(cur: psycopg.Cursor[Any], records: list[tuple[Any, ...]])
 
 
 def _read_first(
-    conn: psycopg.Connection[Any], writes: Sequence[Write], claiming: bool
+    conn: psycopg.Connection[Any], writes: Sequence[Write]
 ) -> tuple[ClaimBook, dict[str, tuple[Any, ...]]]:
     """The claims of every key ``writes`` claim, for Python to decide on
     (:mod:`trackguard.store.claims`), and the profiles of every person with an order to derive
@@ -720,8 +722,8 @@ def _read_first(
     its key; or, expired, was taken, and the upsert inserts the key afresh), and one that read
     after the delete as if it committed after it."""
     held = found = None
-    if claiming:
-        keys = claiming_keys(r for w in writes for r in w.outbox)
+    keys = claiming_keys(r for w in writes for r in w.outbox)
+    if keys:
         held = conn.cursor().execute(_HELD, (_json(keys),))
     persons = list({r.person for w in writes for r in w.outbox if r.derive is not None})
     if persons:
@@ -786,4 +788,4 @@ def _learn(cur: psycopg.Cursor[Any], writes: Sequence[Write]) -> None:
 
 def _json(rows: Sequence[Any]) -> str:
     """Rows (or values) as the JSON text a statement reads with ``json_array_elements``."""
-    return _encode_json(rows).decode()
+    return _encode(rows).decode()

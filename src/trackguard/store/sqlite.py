@@ -878,13 +878,13 @@ class CommitPlan:
 
 def plan_commit(
     writes: Sequence[Write],
-    claim: Callable[[int, int, OutboxRow], tuple[bool, str | None]],
+    claim: Callable[[OutboxRow], tuple[bool, str | None]],
     load: Callable[[str], Sequence[Any] | None],
 ) -> CommitPlan:
     """Sort the rows of ``writes`` (both stores commit this way, inside their transaction).
 
-    ``claim(write index, row index, row)`` claims a claiming row's key: whether it got it,
-    and who holds it. A row whose key the same person holds is a duplicate (counted per
+    ``claim(row)`` claims a claiming row's key, in order: whether it got it, and who holds
+    it. A row whose key the same person holds is a duplicate (counted per
     write); one whose key another person holds is quarantined (``dedupe_key_conflict``);
     the rest are stored, and a new order with ``derive`` updates its person's profile
     (read with ``load``) and queues an identify right after it.
@@ -894,9 +894,9 @@ def plan_commit(
         duplicates=[0] * len(writes),
     )
     for i, write in enumerate(writes):
-        for j, r in enumerate(write.outbox):
+        for r in write.outbox:
             if r.claim_until is not None and r.dedupe_key is not None:
-                taken, holder = claim(i, j, r)
+                taken, holder = claim(r)
                 if not taken:
                     if holder is None or holder == r.person:
                         plan.duplicates[i] += 1  # a retry: stored already

@@ -31,22 +31,18 @@ import msgspec
 from trackguard.store.base import OutboxRow, Write
 from trackguard.store.claims import ClaimBook, claiming_keys
 
-# Claims a key unless an unexpired claim holds it (then nothing changes: a duplicate).
-_CLAIM: Final = (
+# Takes a key that read-first found free or expired.
+_TAKE: Final = (
     "INSERT INTO claims (key, expires_at, person) VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE"
     " SET expires_at = excluded.expires_at, person = excluded.person"
-    " WHERE claims.expires_at <= ?"
 )
+# Claims a key unless an unexpired claim holds it (then nothing changes: a duplicate).
+_CLAIM: Final = _TAKE + " WHERE claims.expires_at <= ?"
 _CLAIMER: Final = "SELECT person FROM claims WHERE key = ?"
 # The claims of a commit's keys (given as one JSON array), read in its write transaction.
 _HELD: Final = (
     "SELECT c.key, c.expires_at, c.person FROM json_each(?) AS j"
     " JOIN claims AS c ON c.key = j.value"
-)
-# Takes a key that read-first found free or expired.
-_TAKE: Final = (
-    "INSERT INTO claims (key, expires_at, person) VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE"
-    " SET expires_at = excluded.expires_at, person = excluded.person"
 )
 #: Read first after a commit where at least 1 / READ_FIRST_SHARE of the claims were held.
 READ_FIRST_SHARE: Final = 5
@@ -59,34 +55,30 @@ class CommitClaims:
     for each claiming row in order (``plan_commit``'s callback), then :meth:`finish`. Read
     first, the decisions are :class:`~trackguard.store.claims.ClaimBook`'s (PostgreSQL's too)."""
 
-    __slots__ = ("_book", "_cur", "_held", "made", "read_first")
+    __slots__ = ("_book", "_cur", "held", "made")
 
     def __init__(self, cur: sqlite3.Cursor, writes: Sequence[Write], *, read_first: bool) -> None:
         self._cur = cur
-        self.read_first = read_first
-        #: Claims asked for, and (row by row) how many of them found their key held.
-        self.made = self._held = 0
+        #: Claims asked for, and how many of them found their key held.
+        self.made = self.held = 0
         self._book: ClaimBook | None = None
         if read_first:
             keys = claiming_keys(r for w in writes for r in w.outbox)
             self._book = ClaimBook(cur.execute(_HELD, (_encode(keys).decode(),)))
 
-    def claim(self, i: int, j: int, r: OutboxRow) -> tuple[bool, str | None]:
+    def claim(self, r: OutboxRow) -> tuple[bool, str | None]:
         """Whether ``r`` takes its key, and who holds the key."""
         self.made += 1
         if self._book is not None:
-            return self._book.claim(r)
-        key, until = r.dedupe_key, r.claim_until
-        assert key is not None and until is not None
-        if self._cur.execute(_CLAIM, (key, until, r.person, r.received_at)).rowcount:
-            return True, r.person
-        self._held += 1
-        return False, self._cur.execute(_CLAIMER, (key,)).fetchone()[0]
-
-    @property
-    def held(self) -> int:
-        """How many claims found their key held."""
-        return self._book.held if self._book is not None else self._held
+            taken, holder = self._book.claim(r)
+        else:
+            key, until = r.dedupe_key, r.claim_until
+            assert key is not None and until is not None
+            taken = bool(self._cur.execute(_CLAIM, (key, until, r.person, r.received_at)).rowcount)
+            holder = r.person if taken else self._cur.execute(_CLAIMER, (key,)).fetchone()[0]
+        if not taken:
+            self.held += 1
+        return taken, holder
 
     def finish(self) -> None:
         """Write the keys taken (read first: :meth:`claim` only decided)."""
