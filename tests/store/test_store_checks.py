@@ -7,6 +7,7 @@ no None and no bytes."""
 from __future__ import annotations
 
 import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -104,19 +105,20 @@ def test_the_constraints_refuse_what_they_refused(tmp_path: Path, sql: str, mess
     assert str(caught.value) == message
 
 
-def test_inserts_build_no_temporary_index(tmp_path: Path) -> None:
-    path = tmp_path / "tg.db"
-    SQLiteStore(path).close()
-    with sqlite3.connect(path) as con:
-        for sql in (_INSERT_OUTBOX, _INSERT_QUARANTINE):
-            ops = [row[1] for row in con.execute(f"EXPLAIN {sql}", [None] * sql.count("?"))]
-            assert "OpenEphemeral" not in ops, sql
-
-
 def _ephemeral(con: sqlite3.Connection, sql: str) -> bool:
     """Whether ``sql``'s program opens a temporary index."""
     ops = [row[1] for row in con.execute(f"EXPLAIN {sql}", [None] * sql.count("?"))]
     return "OpenEphemeral" in ops
+
+
+def test_inserts_build_no_temporary_index(tmp_path: Path) -> None:
+    path = tmp_path / "tg.db"
+    SQLiteStore(path).close()
+    with closing(sqlite3.connect(path)) as con:
+        assert [_ephemeral(con, sql) for sql in (_INSERT_OUTBOX, _INSERT_QUARANTINE)] == [
+            False,
+            False,
+        ]
 
 
 def test_the_inserts_of_new_rows_build_no_temporary_index_either(tmp_path: Path) -> None:
@@ -127,9 +129,8 @@ def test_the_inserts_of_new_rows_build_no_temporary_index_either(tmp_path: Path)
     with schema_file(path, SCHEMA_VERSION) as con:
         assert [_ephemeral(con, sql) for sql in inserts] == [True, True]
     SQLiteStore(path).close()
-    with sqlite3.connect(path) as con:
+    with closing(sqlite3.connect(path)) as con:
         assert [_ephemeral(con, sql) for sql in inserts] == [False, False]
-    con.close()
 
 
 def test_new_rows_and_other_rows_keep_their_columns_and_order(tmp_path: Path) -> None:

@@ -222,6 +222,20 @@ def test_store_copy_reads_only_sqlite(source: str, error: str, tmp_path: Path) -
     assert (same.exit_code, same.stderr) == (2, f"Error: {source!r}: {error}\n")
 
 
+@pytest.mark.parametrize(
+    ("source", "error"),
+    [
+        ("postgresql://u@127.0.0.1/db", "the source must be a SQLite store"),
+        ("mysql://x", "unsupported store URL"),
+    ],
+)
+def test_store_copy_library_reads_only_sqlite(source: str, error: str, tmp_path: Path) -> None:
+    """``copy_store`` itself refuses what the command refuses first (a library caller)."""
+    with pytest.raises(StoreError, match=f"^'{source}': {error} "):
+        copy_store(source, tmp_path / "b.db")
+    assert not (tmp_path / "b.db").exists()
+
+
 def _monitored(path: Path) -> None:
     """The monitor's tables of ``path`` as a gateway leaves them: counts of two minutes in two
     hours, health snapshots, a firing rule's state and a channel's health."""

@@ -36,7 +36,7 @@ from trackguard.store.urls import (
     display_url,
     is_postgres_url,
     sqlite_path,
-    unsupported_url,
+    store_location,
 )
 
 if TYPE_CHECKING:
@@ -134,10 +134,7 @@ def _source_file(source: str | os.PathLike[str]) -> str:
     if is_postgres_url(source):
         shown = display_url(os.fspath(source))
         raise StoreError(f"{shown!r}: the source must be a SQLite store ({SQLITE_FORMS})")
-    path = sqlite_path(source)
-    if path is None:
-        raise unsupported_url(source, postgres=False)
-    return path
+    return store_location(os.fspath(source), postgres=False)
 
 
 def _refuse_itself(source: str, destination: str) -> None:
@@ -146,9 +143,9 @@ def _refuse_itself(source: str, destination: str) -> None:
     Compared as files (``samefile``), so another spelling of the path (relative or absolute,
     a ``sqlite:///`` URL, a symbolic link) is the same store too."""
     dest = sqlite_path(destination)
-    if dest is None or not os.path.exists(dest):
-        return  # a PostgreSQL store, or a file the copy will create: not the source
-    with contextlib.suppress(OSError):
+    if dest is None:
+        return  # a PostgreSQL store: not the source
+    with contextlib.suppress(OSError):  # also a file the copy will create: not the source
         if os.path.samefile(source, dest):
             raise StoreError(
                 f"{destination}: is the source store itself;"
