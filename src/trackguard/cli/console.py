@@ -21,8 +21,8 @@ from trackguard.cli.options import (
 from trackguard.errors import ConfigError, UsageError
 from trackguard.http.runner import run
 from trackguard.monitor import load_alerts
-from trackguard.monitor.monitor import db_path
 from trackguard.plan.model import Plan
+from trackguard.store.urls import store_location
 
 
 def _loopback(host: str) -> bool:
@@ -82,7 +82,7 @@ def console_command(
             "the console needs its extra: pip install 'trackguard[console]'"
         ) from None
     host, port = listen
-    store = db_path(db)
+    store = store_location(db)
     if not _loopback(host) and token_file is None:
         raise UsageError(
             f"--listen {host}:{port} is not loopback: give --token-file so the console asks"

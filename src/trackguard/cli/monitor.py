@@ -24,7 +24,7 @@ from trackguard.errors import ConfigError
 from trackguard.monitor.db import MonitorDB
 from trackguard.monitor.health import DESCRIPTIONS, METRICS, OutboxHealth
 from trackguard.monitor.loader import load_alerts, parse_duration
-from trackguard.monitor.monitor import db_path, saved_channels, saved_states
+from trackguard.monitor.monitor import saved_channels, saved_states
 from trackguard.monitor.notify import ChannelWorker
 from trackguard.monitor.payloads import Notification, iso
 
@@ -33,7 +33,7 @@ _OUTCOMES: Final = ("accepted", "fixed", "warned", "rejected", "invalid", "refus
 
 
 def _open(db: str) -> MonitorDB:
-    return MonitorDB(db_path(db), readonly=True)
+    return MonitorDB(db, readonly=True)
 
 
 def _since(value: str) -> float:

@@ -81,12 +81,6 @@ def _path(db: str, command: str) -> Path:
     return Path(store_location(db, postgres=False))
 
 
-def _target(db: str) -> str:
-    """The store ``--db`` names for a command that reads or prunes either kind. Its
-    ``db_option()`` callback already refused a malformed sqlite URL or a missing store."""
-    return store_location(db)
-
-
 def _duration_option(
     flag: str, default: float, env: str, help: str, callback: Any = duration_callback
 ) -> Callable[[F], F]:
@@ -201,7 +195,7 @@ def info_command(db: str, fmt: str) -> None:
         trackguard store info --db 'postgresql://tg@db:5432/tg?schema=shop'
     """
     try:
-        info = store_info(_target(db))
+        info = store_info(store_location(db))
     except StoreError as exc:
         _fail(str(exc))
     if fmt == "json":
@@ -269,7 +263,7 @@ def prune_command(
     retention = Retention(
         outbox=outbox_retention, anonymous=anonymous_retention, monitor=monitor_retention
     )
-    target = _target(db)
+    target = store_location(db)
     try:
         store = open_store(target, create=False, readonly=dry_run)
         try:

@@ -46,7 +46,6 @@ from trackguard.monitor.tally import (
     attribute,
     event_of,
 )
-from trackguard.store.urls import store_location
 
 log = logging.getLogger("trackguard.monitor")
 
@@ -400,14 +399,6 @@ def saved_states(db: MonitorDB, names: Iterable[str] | None = None) -> dict[str,
     return {name: decode_state(saved[name]) for name in wanted}
 
 
-def db_path(target: str | os.PathLike[str]) -> str:
-    """The store ``--db`` names for the monitor (or the console): a SQLite path (from a path
-    or ``sqlite:///path``, as ``open_store`` reads it) or a ``postgresql://`` URL as given;
-    :class:`~trackguard.errors.StoreError` for a URL of another kind, in the words every
-    command uses."""
-    return store_location(os.fspath(target))
-
-
 def build_monitor(
     db_path_or_url: str | os.PathLike[str],
     rules_path: str | os.PathLike[str] | None,
@@ -426,7 +417,7 @@ def build_monitor(
     """
     if config is None:
         config = load_alerts(rules_path) if rules_path is not None else AlertConfig()
-    db = MonitorDB(db_path(db_path_or_url))
+    db = MonitorDB(db_path_or_url)
     return Monitor(
         db,
         config,
