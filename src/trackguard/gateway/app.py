@@ -21,7 +21,6 @@ request log writing), ``GET /metrics`` (Prometheus; optionally behind a bearer t
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import threading
 import time
@@ -299,8 +298,7 @@ class Gateway:
         self.parts.metrics.body_bytes += len(body)
         request = Request(method=method, path=target, body=body, source=source)
         if len(body) > self.parts.check_in_thread:  # as ``check`` does, without its layers
-            decide = functools.partial(self._decide, scope, request, hit, received_at)
-            verdict, write = await asyncio.to_thread(decide)
+            verdict, write = await asyncio.to_thread(self._decide, scope, request, hit, received_at)
         else:
             verdict, write = self._decide(scope, request, hit, received_at)
         if verdict.route == "GET /api/v1/accounts/region" and verdict.status == 200:
