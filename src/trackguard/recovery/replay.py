@@ -314,7 +314,6 @@ def _one(
         queued = None if _invalid(verdict) else write
         if record.kind == "upstream" and queued is not None:
             _release(s, claimed_keys(queued), run, dry_run)
-        item.late = queued is not None and _late(verdict, now)
         return _settle(item, record, request, verdict, queued, store, s, state, now, run, dry_run)
     batch_item = record.batch_index is not None
     method, path = ("POST", "/api/v2/entity") if batch_item else (record.method, record.path)
@@ -340,7 +339,6 @@ def _one(
     verdict = checker.check(request, now=now, state=state)
     item = _item(record, request, verdict, applied, path=path)
     queued = None if _invalid(verdict) else to_write(request, verdict, now, plan.dedupe)
-    item.late = queued is not None and _late(verdict, now)
     return _settle(item, record, request, verdict, queued, store, s, state, now, run, dry_run)
 
 
@@ -420,6 +418,7 @@ def _settle(
                 ),
             )
         return item
+    item.late = _late(verdict, now)
     keys = claimed_keys(write)
     conflict = _conflict(s, write.outbox, now, run)
     if conflict is not None:  # still another person's key: fix it (a new order id) first
