@@ -39,6 +39,11 @@ __all__ = [
 ]
 
 
+def place(file: str, line: int, column: int) -> str:
+    """``file:line:col``, or ``file`` alone for a problem with the whole file (line 0)."""
+    return file if line == 0 else f"{file}:{line}:{column}"
+
+
 class YAMLIssue(NamedTuple):
     """One problem at the 1-based ``line`` and ``column`` of ``file``; line 0 is a problem
     with the whole file (it cannot be read), shown without a place to look at."""
@@ -50,8 +55,7 @@ class YAMLIssue(NamedTuple):
 
     @property
     def where(self) -> str:
-        """``file:line:col``, or ``file`` alone for a problem with the whole file."""
-        return self.file if self.line == 0 else f"{self.file}:{self.line}:{self.column}"
+        return place(self.file, self.line, self.column)
 
     def __str__(self) -> str:
         return f"{self.where}: {self.message}"

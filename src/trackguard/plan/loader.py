@@ -154,7 +154,7 @@ class PlanIssue(msgspec.Struct, frozen=True, gc=False):
     @property
     def where(self) -> str:
         """``file:line:col``, or ``file`` alone for a problem with the whole file."""
-        return self.file if self.line == 0 else f"{self.file}:{self.line}:{self.column}"
+        return yamlfile.place(self.file, self.line, self.column)
 
     def __str__(self) -> str:
         """As ``plan lint`` prints it: with its severity, since lint reports warnings too."""
