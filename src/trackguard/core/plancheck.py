@@ -198,12 +198,10 @@ class _Event:
         self.name = spec.name
         self.rule = f"{section}.{spec.name}"
         props = tuple(_Prop(p, f"{self.rule}.properties.{p.name}") for p in spec.properties)
-        names = frozenset(p.name for p in spec.properties)
         if every is not None:
             props = with_every(props, every.props)
-            names |= every.names
         self.props: tuple[_Prop, ...] = props
-        self.names: frozenset[str] = names
+        self.names: frozenset[str] = frozenset(p.name for p in props)
         self.unplanned = spec.unplanned_properties or plan.unplanned.properties
         self.dedupe = tuple(spec.dedupe_key.split(".")) if spec.dedupe_key else None
         self.derive = tuple(spec.derive_total.split(".")) if spec.derive_total else None
