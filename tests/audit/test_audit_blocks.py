@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from trackguard.audit import readers
-from trackguard.audit.readers import FileCounter, Record, Unreadable, read
+from trackguard.audit.readers import FileCounter, Record, read
 from trackguard.shares import _split
 
 GOOD = {
@@ -75,14 +75,10 @@ def _shown(items: list[Any], counter: FileCounter) -> tuple[list[Any], tuple[int
 
 
 def _by_lines(path: Path, max_line: int, **kw: Any) -> tuple[list[Any], tuple[int, ...]]:
-    """The same file read line by line (any decoder other than _log_line itself does)."""
-
-    def log_line(line: bytes, name: str, pos: int) -> Record | Unreadable:
-        return readers._log_line(line, name, pos)
-
+    """The same file read line by line."""
     counter = FileCounter(str(path), "")
     share = kw.get("share")
-    return _shown(list(readers._jsonl(path, counter, max_line, log_line, share)), counter)
+    return _shown(list(readers._jsonl(path, counter, max_line, readers._log_line, share)), counter)
 
 
 def _log(seed: int, lines: int, last_newline: bool) -> bytes:
@@ -159,3 +155,42 @@ def test_shares_read_in_blocks_as_line_by_line(
     assert len(shares) == jobs
     for share in shares:
         assert _items(path, 400, share=share) == _by_lines(path, 400, share=share)
+
+
+class _FailingReadline:
+    """A plain file whose ``readline`` fails: a disk error while a line is being finished."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data, self._at = data, 0
+
+    def read(self, n: int = -1) -> bytes:
+        chunk = self._data[self._at : self._at + n] if n >= 0 else self._data[self._at :]
+        self._at += len(chunk)
+        return chunk
+
+    def readline(self, n: int = -1) -> bytes:
+        raise OSError("disk gone")
+
+    def seek(self, at: int) -> None:
+        self._at = at
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_read_error_while_finishing_a_line_counts_as_line_by_line() -> None:
+    """The line across a block's end is not counted until it is read: the error is reported
+    at that line, and it is not a record (as ``_lines`` reports and counts it)."""
+    data = _good(1) + _good(2) + _good(3)[:20]
+    blocks = FileCounter("f", "")
+    got = [
+        i
+        for items in readers._log_blocks(_FailingReadline(data), blocks, 1 << 20, None)  # type: ignore[arg-type]
+        for i in items
+    ]
+    assert [(type(i).__name__, i.where) for i in got] == [
+        ("Record", "f:1"),
+        ("Record", "f:2"),
+        ("Unreadable", "f:3"),
+    ]
+    assert (blocks.records, blocks.readable, blocks.unreadable) == (3, 2, 1)

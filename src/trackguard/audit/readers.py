@@ -378,8 +378,11 @@ def _jsonl(
     max_line: int,
     decode: Callable[[bytes, str, int], Item],
     share: Share | None = None,
+    *,
+    blocks: bool = False,
 ) -> Iterator[Item]:
-    """The items of a JSONL file (opened now, read as they are taken)."""
+    """The items of a JSONL file (opened now, read as they are taken). With ``blocks`` (a
+    request log, ``decode`` is :func:`_log_line`) a plain file is read a block at a time."""
     ranged = share is not None and not share.whole
     try:
         fh, raw = (path.open("rb"),) * 2 if ranged else _open(path)
@@ -388,7 +391,7 @@ def _jsonl(
         counter.unreadable += 1
         return iter([Unreadable(counter.path, "file", f"cannot open: {exc.strerror or exc}")])
     counter.raw_position = raw.tell
-    if decode is _log_line and fh is raw:  # a plain request log: read a block at a time
+    if blocks and fh is raw:  # a plain request log: read a block at a time
         return chain.from_iterable(_log_blocks(raw, counter, max_line, share if ranged else None))
     return _lines(fh, raw, counter, max_line, decode, share if ranged else None)
 
@@ -500,7 +503,7 @@ def _log_blocks(
     header_cache, methods = _header_cache, _METHODS
     last_spelled = msgspec.Raw(b"")  # the headers of a line before, and their pairs
     last_headers: tuple[tuple[str, str], ...] | None = None
-    nbytes = blank = unreadable = broken = 0  # added to the counter at the end
+    nbytes = blank = unreadable = broken = lost = 0  # added to the counter at the end
     items: list[Item] = []  # the block's
     out = items.append
     try:
@@ -524,6 +527,7 @@ def _log_blocks(
                         unreadable += 1
                     out(item)
                 base = pos  # the line before the first decoded one
+                split: list[bytes] | None = None  # the block's lines, if a line needs reading
                 for (rec,) in values:
                     pos += 1
                     # _log_record's common case, inlined: known headers, a path, a text body
@@ -553,7 +557,9 @@ def _log_blocks(
                         continue
                     item = _log_record(rec, name, pos)
                     if item is None:  # headers that are not strings: the line, leniently
-                        item = _lenient(block[head:cut].split(b"\n")[pos - base - 1], name, pos)
+                        if split is None:
+                            split = block[head:cut].split(b"\n")
+                        item = _lenient(split[pos - base - 1], name, pos)
                     if type(item) is not Record:
                         unreadable += 1
                     out(item)
@@ -568,20 +574,22 @@ def _log_blocks(
                         unreadable += 1
                     out(item)
             if cut < len(block):  # a line crosses the block's end: finish it as _jsonl would
-                pos += 1
                 line = block[cut:]
                 if len(line) <= max_line:
                     more = readline(max_line + 1 - len(line))
                     nbytes += len(more)
                     line += more
+                pos += 1  # counted once read, as _jsonl counts it
                 if len(line) > max_line and line[-1:] != b"\n":
                     size = len(line)
+                    lost = 1  # a truncated file here: the line is not a record
                     while True:  # skip the rest of an overlong line without holding it
                         chunk = readline(1 << 20)
                         size += len(chunk)
                         nbytes += len(chunk)
                         if not chunk or chunk[-1:] == b"\n":
                             break
+                    lost = 0
                     unreadable += 1
                     out(Unreadable(name, str(pos), _too_long(max_line, size)))
                 elif line.isspace():
@@ -600,7 +608,7 @@ def _log_blocks(
         yield items
     finally:
         fh.close()
-        records = pos - start - blank + broken
+        records = pos - start - blank + broken - lost
         counter.bytes += nbytes
         counter.blank += blank
         counter.records += records
@@ -843,4 +851,4 @@ def read(
 
         return _jsonl(path, counter, max_line, decode, share)
     counter.format = "request-log"
-    return _jsonl(path, counter, max_line, _log_line, share)
+    return _jsonl(path, counter, max_line, _log_line, share, blocks=True)
