@@ -45,18 +45,19 @@ class LogClock:
             mm = _SIXTY.get(text[14:16])
             if hour is not None and mm is not None and mm < 60 and text[13] == ":" == text[16]:
                 minute = hour + mm * 60
-                minutes = self.minutes
-                if len(minutes) >= _CACHE_LIMIT:
-                    minutes.clear()
-                minutes[text[:17]] = minute
+                self._remember(text, minute)
                 return minute + ss
         value = self._parse(text)
         if value is not None and len(text) == 20 and text[19] == "Z" and text[16] == ":":
-            minutes = self.minutes
-            if len(minutes) >= _CACHE_LIMIT:
-                minutes.clear()
-            minutes[text[:17]] = value - _SIXTY[text[17:19]]
+            self._remember(text, value - _SIXTY[text[17:19]])
         return value
+
+    def _remember(self, text: str, minute: int) -> None:
+        """Keep the epoch of ``text``'s minute (a plain "...:SSZ" time) for the next lines."""
+        minutes = self.minutes
+        if len(minutes) >= _CACHE_LIMIT:
+            minutes.clear()
+        minutes[text[:17]] = minute
 
     def _parse(self, text: str) -> int | None:
         if _fast_layout(text):
