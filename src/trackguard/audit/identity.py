@@ -79,11 +79,11 @@ class IdentityCensus:
             if value.isdigit():
                 n = self.numeric_ids = self.numeric_ids + 1
                 if n <= 3:
-                    self.shape_example("numeric", value, at)
+                    self._shape_example("numeric", value, at)
             else:
                 n = self.text_ids = self.text_ids + 1
                 if n <= 3:
-                    self.shape_example("text", value, at)
+                    self._shape_example("text", value, at)
             if "@" in value and is_email(value.strip()):
                 self.flag_email_in_id(value, at)
             h = hash(value)
@@ -98,7 +98,7 @@ class IdentityCensus:
             if kind == "email":
                 self.keyed_by_email(hash(value.strip().lower()), at)
 
-    def shape_example(self, shape: str, value: str, at: Located) -> None:
+    def _shape_example(self, shape: str, value: str, at: Located) -> None:
         """Keep ``value`` as an example of its shape (``numeric``, ``text``) if room is left."""
         examples = self.shape_examples[shape]
         if len(examples) < 3:
