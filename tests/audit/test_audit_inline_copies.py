@@ -2,8 +2,7 @@
 
 For speed, :meth:`Auditor.add` carries copies of the common cases of ``LogClock.parse``,
 ``Auditor._event``, ``TimelineCensus.add`` and ``DuplicateCensus.request_hash``;
-``EventCensus.event`` those of ``key_for``, ``add`` and ``timestamp``;
-``DuplicateCensus.request`` that of ``request_hash``; ``IdentityCensus.person`` and
+``EventCensus.event`` those of ``key_for``, ``add`` and ``timestamp``; ``IdentityCensus.person`` and
 ``_Merger._replay`` that of ``keyed_by_id``; ``_Merger._replay`` that of ``request_hash``.
 (The block reader's copy of ``_log_record`` is compared with the line reader in
 ``test_audit_blocks.py``; the monitor's ``Tally.add`` with ``_bounded`` in
@@ -224,25 +223,23 @@ def test_add_counts_an_event_as_auditor_event_does(
     st.lists(st.tuples(st.integers(0, 5), st.integers(0, 200) | st.none()), max_size=40),
     LIMITS,
 )
-def test_add_and_request_count_repeats_as_request_hash_does(
+def test_add_counts_repeats_as_request_hash_does(
     sends: list[tuple[int, int | None]], limits: Limits
 ) -> None:
-    """Identical requests, through ``Auditor.add`` and ``DuplicateCensus.request``, beside
-    ``request_hash`` called for every one."""
+    """Identical requests, through ``Auditor.add``, beside ``request_hash`` called for every
+    one."""
     inline = Auditor(now=T0, limits=limits)
-    caps = [CapLog(), CapLog()]
-    request = DuplicateCensus(limits, caps[0])
-    called = DuplicateCensus(limits, caps[1])
+    caps = CapLog()
+    called = DuplicateCensus(limits, caps)
     for n, (body, offset) in enumerate(sends):
         stamp = None if offset is None else f"2025-11-24T16:{offset // 60:02d}:{offset % 60:02d}Z"
         rec = _record(n, stamp, {"name": "Viewed", "data": {"v": body}})
         inline.add(rec)
         req = rec.request
         when = None if offset is None else T0 + offset
-        request.request(req.method, req.path, req.body, when, rec)
         called.request_hash(hash((req.method, req.path, req.body)), when, rec)
-    assert snapshot(inline.duplicates) == snapshot(request) == snapshot(called)
-    assert inline.caps == caps[0] == caps[1]
+    assert snapshot(inline.duplicates) == snapshot(called)
+    assert inline.caps == caps
 
 
 # --- EventCensus.event ----------------------------------------------------------------------

@@ -66,13 +66,13 @@ def test_timeline_never_loses_events(offsets: list[int]) -> None:
 def test_duplicates_bursts_window_and_eviction() -> None:
     caps = CapLog()
     d = DuplicateCensus(Limits(duplicate_window=4), caps)
-    d.request("POST", "/e", b"a", T0, _At("f:1"))
-    d.request("POST", "/e", b"a", T0 + 30, _At("f:2"))  # retry burst
-    d.request("POST", "/e", b"a", T0 + 200, _At("f:3"))  # repeat, not a burst
+    d.request_hash(hash(("POST", "/e", b"a")), T0, _At("f:1"))
+    d.request_hash(hash(("POST", "/e", b"a")), T0 + 30, _At("f:2"))  # retry burst
+    d.request_hash(hash(("POST", "/e", b"a")), T0 + 200, _At("f:3"))  # repeat, not a burst
     assert (d.requests, d.bursts) == (2, 1)
     for n in range(6):  # fills the window: the oldest half is dropped
-        d.request("POST", "/e", str(n).encode(), T0, _At("f"))
-    d.request("POST", "/e", b"0", T0, _At("f"))  # evicted: not counted
+        d.request_hash(hash(("POST", "/e", str(n).encode())), T0, _At("f"))
+    d.request_hash(hash(("POST", "/e", b"0")), T0, _At("f"))  # evicted: not counted
     assert d.requests == 2
     assert list(caps.notes) == ["duplicate requests"]
 

@@ -93,16 +93,6 @@ class DuplicateCensus:
         if len(got) < 3:
             got.append(Example(at.where, detail))
 
-    def request(self, method: str, path: str, body: bytes, when: int | None, at: Located) -> None:
-        """An event request; identical method, path and body bytes repeat it."""
-        h = hash((method, path, body))
-        window = self.seen_requests
-        seen = window.map
-        if h not in seen and len(seen) < window.limit:  # the common case: a new request
-            seen[h] = when if when is not None else -1
-            return
-        self.request_hash(h, when, at)
-
     def request_hash(self, h: int, when: int | None, at: Located) -> None:
         """An event request by the hash of its method, path and body."""
         now = when if when is not None else -1
