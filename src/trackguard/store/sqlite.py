@@ -567,11 +567,11 @@ class SQLiteStore(StoreReads):
             if learning:
                 _learn(cur, writes)
             if meta:
-                conn.executemany(
+                cur.executemany(
                     "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", list(meta.items())
                 )
             if quarantine_states:
-                conn.executemany(
+                cur.executemany(
                     "UPDATE quarantine SET state = ? WHERE id = ?",
                     [(state, record_id) for record_id, state in quarantine_states],
                 )
@@ -580,7 +580,7 @@ class SQLiteStore(StoreReads):
                 if self._commits_since_sweep >= _CLAIM_SWEEP_EVERY:
                     self._commits_since_sweep = 0
                     now = max(r.received_at for w in writes for r in w.outbox)
-                    conn.execute("DELETE FROM claims WHERE expires_at <= ?", (now,))
+                    cur.execute("DELETE FROM claims WHERE expires_at <= ?", (now,))
         return plan.duplicates
 
     def import_identities(self, pairs: Sequence[tuple[str, str]]) -> int:
