@@ -447,12 +447,19 @@ def _lines(
             broken = 1
             yield Unreadable(name, str(pos + 1), f"file is truncated or corrupt: {exc}")
         finally:
-            records = pos - first - blank + broken - lost
-            counter.bytes += nbytes
-            counter.blank += blank
-            counter.records += records
-            counter.readable += records - unreadable - broken
-            counter.unreadable += unreadable + broken
+            _settle(counter, nbytes, blank, pos - first - blank + broken - lost, unreadable, broken)
+
+
+def _settle(
+    counter: FileCounter, nbytes: int, blank: int, records: int, unreadable: int, broken: int
+) -> None:
+    """Add what one reading of a file (or share) counted to the file's counter: ``records``
+    lines that were not blank, ``unreadable`` of them, and ``broken`` (1: the read failed)."""
+    counter.bytes += nbytes
+    counter.blank += blank
+    counter.records += records
+    counter.readable += records - unreadable - broken
+    counter.unreadable += unreadable + broken
 
 
 #: Bytes a request log is read by at a time; the whole lines in them are decoded together.
@@ -608,12 +615,7 @@ def _log_blocks(
         yield items
     finally:
         fh.close()
-        records = pos - start - blank + broken - lost
-        counter.bytes += nbytes
-        counter.blank += blank
-        counter.records += records
-        counter.readable += records - unreadable - broken
-        counter.unreadable += unreadable + broken
+        _settle(counter, nbytes, blank, pos - start - blank + broken - lost, unreadable, broken)
 
 
 def _whole_line(line: bytes, name: str, pos: int, max_line: int) -> Record | Unreadable | None:
