@@ -19,11 +19,15 @@ if TYPE_CHECKING:
     from trackguard.store.postgres import PostgresStore
 
 
+#: The schemes of a PostgreSQL store's URL.
+_POSTGRES_SCHEMES: Final = ("postgresql", "postgres")
+
+
 def is_postgres_url(target: object) -> bool:
     """Whether ``target`` is a ``postgresql://`` (or ``postgres://``) URL."""
     if not isinstance(target, str):
         return False
-    return target.partition("://")[0].lower() in ("postgresql", "postgres")
+    return target.partition("://")[0].lower() in _POSTGRES_SCHEMES
 
 
 def postgres_store_class(scheme: str = "postgresql") -> type[PostgresStore]:
@@ -42,7 +46,7 @@ def postgres_store_class(scheme: str = "postgresql") -> type[PostgresStore]:
 SQLITE_FORMS: Final = "a path or sqlite:///path"
 STORE_FORMS: Final = "a path, sqlite:///path or postgresql://user@host/db[?schema=NAME]"
 #: Schemes whose name, given without ``//``, is a mistyped URL rather than a file name.
-_SCHEMES: Final = ("sqlite", "postgresql", "postgres")
+_SCHEMES: Final = ("sqlite", *_POSTGRES_SCHEMES)
 
 
 def unsupported_url(target: object, *, postgres: bool = True) -> StoreError:
