@@ -3,6 +3,15 @@
 In order of preference: the plan's business key (``order_completed:A-1001``), the client's own
 event ``id`` (``id:01J…``), or, for an event with neither, a hash of who it is about and what it
 says (``retry:…``), which catches SDK retries of the same request within a short window.
+
+A hash key starts with its event's Unix second when the event has a numeric timestamp
+(``retry:1796577232:3f2a…``). Retries carry the same timestamp, so they still find the key;
+what the prefix buys is where the key lands in the store's claims index. Live traffic arrives
+in about timestamp order, so a commit's new keys sit next to each other at the end of the
+index, in one or two pages, instead of one random page each: a bare hash made the claims
+table the largest part of every commit's write-ahead log (12 of 38 pages a commit of 16
+requests, against 2 with the prefix), and, once the table outgrows the cache, a disk read per
+new key.
 """
 
 from __future__ import annotations
@@ -65,7 +74,15 @@ def event_key(
         digest = hashlib.sha256(_encode.encode(what)).hexdigest()[:32]
     except (msgspec.EncodeError, RecursionError, TypeError):  # pragma: no cover - decoded JSON
         return None
-    return RETRY_PREFIX + digest
+    return RETRY_PREFIX + _time_prefix(body.get("timestamp")) + digest
+
+
+def _time_prefix(timestamp: Any) -> str:
+    """``1796577232:`` for an event at that Unix second (ten digits, so keys sort by time);
+    nothing for a timestamp that is not a number of seconds in 1970-2286."""
+    if (type(timestamp) is int or type(timestamp) is float) and 0 <= timestamp < 10**10:
+        return f"{int(timestamp):010d}:"
+    return ""
 
 
 def person_key(op: Operation) -> str:
