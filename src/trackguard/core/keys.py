@@ -8,10 +8,10 @@ A hash key starts with its event's Unix second when the event has a numeric time
 (``retry:1796577232:3f2a…``). Retries carry the same timestamp, so they still find the key;
 what the prefix buys is where the key lands in the store's claims index. Live traffic arrives
 in about timestamp order, so a commit's new keys sit next to each other at the end of the
-index, in one or two pages, instead of one random page each: a bare hash made the claims
-table the largest part of every commit's write-ahead log (12 of 38 pages a commit of 16
-requests, against 2 with the prefix), and, once the table outgrows the cache, a disk read per
-new key.
+index instead of at one random page each. A bare hash made the claims table the largest part
+of every commit's write-ahead log (16 of 40 pages a commit of 16 requests, against 5 with the
+prefix: ``bench/commit_pages.py``) and, once the table outgrows the cache, a disk read per new
+key.
 """
 
 from __future__ import annotations
