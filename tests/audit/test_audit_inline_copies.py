@@ -22,6 +22,7 @@ from typing import Any
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from trackguard.audit.assemble import build_report
 from trackguard.audit.caps import CapLog, Limits
 from trackguard.audit.census import _FULL, EventCensus
 from trackguard.audit.clock import LogClock
@@ -30,6 +31,7 @@ from trackguard.audit.engine import Auditor
 from trackguard.audit.identity import IdentityCensus
 from trackguard.audit.parallel import OpLog, _At, _Merger
 from trackguard.audit.readers import Record
+from trackguard.audit.report_json import render_json
 from trackguard.audit.timeline import TimelineCensus
 from trackguard.contract.operations import Request
 from trackguard.plan.loader import parse_plan
@@ -240,6 +242,52 @@ def test_add_counts_repeats_as_request_hash_does(
         called.request_hash(hash((req.method, req.path, req.body)), when, rec)
     assert snapshot(inline.duplicates) == snapshot(called)
     assert inline.caps == caps
+
+
+# --- Auditor.add: a clean v1 track call without its verdict ------------------------------------
+
+people = st.sampled_from(["c1", "c2", "42", "a@b.io", "%ff", "%20x", "", "x" * 200])
+statuses = st.sampled_from([200, 201, 299, None, 400, 500, 207, 199])
+kinds = st.sampled_from([None, None, "event", "page", "screen", "other", 3])
+
+
+@FAST
+@given(
+    st.lists(
+        st.tuples(
+            names, datas, event_stamps, log_times, sources, event_ids, people, statuses, kinds
+        ),
+        max_size=25,
+    ),
+    LIMITS,
+)
+def test_add_counts_a_clean_track_call_as_its_verdict_would(
+    lines: list[tuple[Any, ...]], limits: Limits
+) -> None:
+    """``Auditor.add`` counts a v1 track call the log shows accepted from
+    ``FastContract.clean_event``'s parts; without that (``clean_event`` None) it counts the
+    same call from ``Checker.check``'s verdict. Every census and the report are the same."""
+    lane, verdicts = Auditor(now=T0, limits=limits), Auditor(now=T0, limits=limits)
+    assert lane.clean_event is not None
+    verdicts.clean_event = None
+    for n, (name, data, ts, stamp, source, event_id, person, status, kind) in enumerate(lines):
+        body: dict[str, Any] = {"name": name, "data": data, "timestamp": ts}
+        if event_id is not None:
+            body["id"] = event_id
+        if kind is not None:
+            body["type"] = kind
+        request = Request(
+            method="POST",
+            path=f"/api/v1/customers/{person}/events",
+            body=json.dumps(body).encode(),
+            source=source,
+        )
+        for auditor in (lane, verdicts):
+            auditor.add(Record("f", n, False, request, stamp, status, "{}\n"))
+    for name in ("events", "identity", "anonymous", "duplicates", "timeline", "verdicts"):
+        assert snapshot(getattr(lane, name)) == snapshot(getattr(verdicts, name))
+    reports = [render_json(build_report(a, [], 0.0)) for a in (lane, verdicts)]
+    assert reports[0] == reports[1]
 
 
 # --- EventCensus.event ----------------------------------------------------------------------
