@@ -3,7 +3,9 @@
 For speed, :meth:`Auditor.add` carries copies of the common cases of ``LogClock.parse``,
 ``Auditor._event``, ``TimelineCensus.add`` and ``DuplicateCensus.request_hash``;
 ``EventCensus.event`` those of ``key_for``, ``add`` and ``timestamp``; ``IdentityCensus.person`` and
-``_Merger._replay`` that of ``keyed_by_id``; ``_Merger._replay`` that of ``request_hash``.
+``_Merger._replay`` that of ``keyed_by_id``; ``_Merger._replay`` that of ``request_hash``;
+``Auditor.add`` also counts a clean v1 track call from ``FastContract.clean_event``'s parts, as
+it counts the operation of that call's verdict.
 (The block reader's copy of ``_log_record`` is compared with the line reader in
 ``test_audit_blocks.py``; the monitor's ``Tally.add`` with ``_bounded`` in
 ``tests/monitor/test_monitor_tally_bounds.py``.)
