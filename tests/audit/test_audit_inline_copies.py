@@ -262,16 +262,19 @@ kinds = st.sampled_from([None, None, "event", "page", "screen", "other", 3])
         max_size=25,
     ),
     LIMITS,
+    st.sampled_from([None, REJECTING]),
 )
 def test_add_counts_a_clean_track_call_as_its_verdict_would(
-    lines: list[tuple[Any, ...]], limits: Limits
+    lines: list[tuple[Any, ...]], limits: Limits, plan: Plan | None
 ) -> None:
-    """``Auditor.add`` counts a v1 track call the log shows accepted from
+    """Without a plan, ``Auditor.add`` counts a v1 track call the log shows accepted from
     ``FastContract.clean_event``'s parts; without that (``clean_event`` None) it counts the
-    same call from ``Checker.check``'s verdict. Every census and the report are the same."""
-    lane, verdicts = Auditor(now=T0, limits=limits), Auditor(now=T0, limits=limits)
-    assert lane.clean_event is not None
-    verdicts.clean_event = None
+    same call from its verdict, and with no fast path either (``fast`` None) from the full
+    walk's verdict for every call, as for the calls the log shows refused. Every census and
+    the report are the same all three ways."""
+    lane, verdicts, walked = (Auditor(plan, now=T0, limits=limits) for _ in range(3))
+    assert (lane.clean_event is None) == (plan is not None)
+    verdicts.clean_event = walked.clean_event = walked.fast = None
     for n, (name, data, ts, stamp, source, event_id, person, status, kind) in enumerate(lines):
         body: dict[str, Any] = {"name": name, "data": data, "timestamp": ts}
         if event_id is not None:
@@ -284,12 +287,13 @@ def test_add_counts_a_clean_track_call_as_its_verdict_would(
             body=json.dumps(body).encode(),
             source=source,
         )
-        for auditor in (lane, verdicts):
+        for auditor in (lane, verdicts, walked):
             auditor.add(Record("f", n, False, request, stamp, status, "{}\n"))
     for name in ("events", "identity", "anonymous", "duplicates", "timeline", "verdicts"):
         assert snapshot(getattr(lane, name)) == snapshot(getattr(verdicts, name))
-    reports = [render_json(build_report(a, [], 0.0)) for a in (lane, verdicts)]
-    assert reports[0] == reports[1]
+        assert snapshot(getattr(lane, name)) == snapshot(getattr(walked, name))
+    reports = [render_json(build_report(a, [], 0.0)) for a in (lane, verdicts, walked)]
+    assert reports[0] == reports[1] == reports[2]
 
 
 # --- EventCensus.event ----------------------------------------------------------------------

@@ -183,10 +183,13 @@ class Auditor:
             else:
                 outcome = "accepted"
         else:  # Checker.check, inlined: its fast path, else the full walk
+            # (The fast path answers with the full walk's verdict or not at all, and a call the
+            # log shows refused is nearly always one it declines: it is not tried for one.)
             fast = self.fast
-            verdict = fast(req, hit) if fast is not None else None  # type: ignore[assignment]
-            if verdict is None:
-                verdict = self.checker.full(req, hit)
+            found = (
+                fast(req, hit) if fast is not None and (status is None or status < 400) else None
+            )
+            verdict = found if found is not None else self.checker.full(req, hit)
             outcome = verdict.outcome
         verdicts = self.verdicts
         pair = (outcome, status)
