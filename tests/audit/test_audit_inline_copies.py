@@ -3,7 +3,9 @@
 For speed, :meth:`Auditor.add` carries copies of the common cases of ``LogClock.parse``,
 ``Auditor._event``, ``TimelineCensus.add`` and ``DuplicateCensus.request_hash``;
 ``EventCensus.event`` those of ``key_for``, ``add`` and ``timestamp``; ``IdentityCensus.person`` and
-``_Merger._replay`` that of ``keyed_by_id``; ``_Merger._replay`` that of ``request_hash``.
+``_Merger._replay`` that of ``keyed_by_id``; ``_Merger._replay`` that of ``request_hash``;
+``Auditor.add`` also counts a clean v1 track call from ``FastContract.clean_event``'s parts, as
+it counts the operation of that call's verdict.
 (The block reader's copy of ``_log_record`` is compared with the line reader in
 ``test_audit_blocks.py``; the monitor's ``Tally.add`` with ``_bounded`` in
 ``tests/monitor/test_monitor_tally_bounds.py``.)
@@ -22,6 +24,7 @@ from typing import Any
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from trackguard.audit.assemble import build_report
 from trackguard.audit.caps import CapLog, Limits
 from trackguard.audit.census import _FULL, EventCensus
 from trackguard.audit.clock import LogClock
@@ -30,6 +33,7 @@ from trackguard.audit.engine import Auditor
 from trackguard.audit.identity import IdentityCensus
 from trackguard.audit.parallel import OpLog, _At, _Merger
 from trackguard.audit.readers import Record
+from trackguard.audit.report_json import render_json
 from trackguard.audit.timeline import TimelineCensus
 from trackguard.contract.operations import Request
 from trackguard.plan.loader import parse_plan
@@ -240,6 +244,56 @@ def test_add_counts_repeats_as_request_hash_does(
         called.request_hash(hash((req.method, req.path, req.body)), when, rec)
     assert snapshot(inline.duplicates) == snapshot(called)
     assert inline.caps == caps
+
+
+# --- Auditor.add: a clean v1 track call without its verdict ------------------------------------
+
+people = st.sampled_from(["c1", "c2", "42", "a@b.io", "%ff", "%20x", "", "x" * 200])
+statuses = st.sampled_from([200, 201, 299, None, 400, 500, 207, 199])
+kinds = st.sampled_from([None, None, "event", "page", "screen", "other", 3])
+
+
+@FAST
+@given(
+    st.lists(
+        st.tuples(
+            names, datas, event_stamps, log_times, sources, event_ids, people, statuses, kinds
+        ),
+        max_size=25,
+    ),
+    LIMITS,
+    st.sampled_from([None, REJECTING]),
+)
+def test_add_counts_a_clean_track_call_as_its_verdict_would(
+    lines: list[tuple[Any, ...]], limits: Limits, plan: Plan | None
+) -> None:
+    """Without a plan, ``Auditor.add`` counts a v1 track call the log shows accepted from
+    ``FastContract.clean_event``'s parts; without that (``clean_event`` None) it counts the
+    same call from its verdict, and with no fast path either (``fast`` None) from the full
+    walk's verdict for every call, as for the calls the log shows refused. Every census and
+    the report are the same all three ways."""
+    lane, verdicts, walked = (Auditor(plan, now=T0, limits=limits) for _ in range(3))
+    assert (lane.clean_event is None) == (plan is not None)
+    verdicts.clean_event = walked.clean_event = walked.fast = None
+    for n, (name, data, ts, stamp, source, event_id, person, status, kind) in enumerate(lines):
+        body: dict[str, Any] = {"name": name, "data": data, "timestamp": ts}
+        if event_id is not None:
+            body["id"] = event_id
+        if kind is not None:
+            body["type"] = kind
+        request = Request(
+            method="POST",
+            path=f"/api/v1/customers/{person}/events",
+            body=json.dumps(body).encode(),
+            source=source,
+        )
+        for auditor in (lane, verdicts, walked):
+            auditor.add(Record("f", n, False, request, stamp, status, "{}\n"))
+    for name in ("events", "identity", "anonymous", "duplicates", "timeline", "verdicts"):
+        assert snapshot(getattr(lane, name)) == snapshot(getattr(verdicts, name))
+        assert snapshot(getattr(lane, name)) == snapshot(getattr(walked, name))
+    reports = [render_json(build_report(a, [], 0.0)) for a in (lane, verdicts, walked)]
+    assert reports[0] == reports[1] == reports[2]
 
 
 # --- EventCensus.event ----------------------------------------------------------------------

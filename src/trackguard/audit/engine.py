@@ -28,6 +28,7 @@ from trackguard.contract.check import decode_body
 from trackguard.contract.pipelines import PipelinesResult
 from trackguard.contract.pipelines.routes import PREFIX as PIPELINES_PREFIX
 from trackguard.contract.routes import NoRoute, RouteMatch, match
+from trackguard.core.fastpath import FastContract
 from trackguard.core.keys import ID_PREFIX, RETRY_PREFIX
 from trackguard.core.pipelines import MESSAGE_ID_PREFIX
 from trackguard.core.verdict import Verdict
@@ -92,7 +93,15 @@ class Auditor:
         self.now = int(time.time()) if now is None else now
         self.caps = caps = CapLog()
         self.judge = Judge(plan, fallback_keys=False)  # only the plan's keys are reported
-        self.checker = self.judge.checker
+        self.checker = checker = self.judge.checker
+        #: The checker's fast path, tried here first (``Checker.check``'s own first step).
+        self.fast = checker.fast.check if checker.fast is not None else None
+        #: Without a plan, a clean v1 track call is counted from the fast path's parts alone.
+        #: (Only the plan's dedupe keys are reported, so such a call has none to count.)
+        fast = checker.fast
+        self.clean_event = (
+            fast.clean_event if type(fast) is FastContract and not fast.fallback_keys else None
+        )
         self.routes: dict[tuple[str, str], RouteMatch | NoRoute | Literal[Pipelines.PATH]] = {}
         self.responses: dict[str | None, list[str]] = {}  # response text -> its messages
         self.clock = LogClock()
@@ -152,13 +161,36 @@ class Auditor:
         hit = self.routes.get(key)
         if hit is None:
             hit = self._route(key)
+        status = rec.status
+        clean = None
         if hit is PIPELINES:
             result, verdict = self.judge.pipelines(req)
             self.pipelines += 1
-        else:
-            verdict = self.checker.check(req, hit)
-        outcome = verdict.outcome
-        status = rec.status
+            outcome = verdict.outcome
+        elif (
+            type(hit) is RouteMatch
+            and hit.route.action == "event"
+            and (status is None or 200 <= status < 300)
+            and self.clean_event is not None
+            and not hit.not_utf8
+        ):
+            # A v1 track call the log shows accepted: the fast path's own test, and no verdict
+            # built when it passes (counted below, as a verdict of that one operation would be).
+            clean = self.clean_event(req, hit)
+            if clean is None:  # what the fast path declines: the full walk, as check() goes on
+                verdict = self.checker.full(req, hit)
+                outcome = verdict.outcome
+            else:
+                outcome = "accepted"
+        else:  # Checker.check, inlined: its fast path, else the full walk
+            # (The fast path answers with the full walk's verdict or not at all, and a call the
+            # log shows refused is nearly always one it declines: it is not tried for one.)
+            fast = self.fast
+            found = (
+                fast(req, hit) if fast is not None and (status is None or status < 400) else None
+            )
+            verdict = found if found is not None else self.checker.full(req, hit)
+            outcome = verdict.outcome
         verdicts = self.verdicts
         pair = (outcome, status)
         verdicts[pair] = verdicts.get(pair, 0) + 1
@@ -178,6 +210,35 @@ class Auditor:
         else:
             when = None
             ref = self.now
+        if clean is not None:  # the loop below for the one operation of FastContract.check
+            person, sent, action = clean
+            self.identity.person(person.kind, person.value, rec)
+            if action != "event":  # a page or screen view
+                return
+            name = self.events.event(
+                sent.get("name"), sent.get("data"), sent.get("timestamp"), ref, rec, req.source
+            )
+            event_id = sent.get("id")
+            if event_id is not None and type(event_id) in (str, int) and event_id != "":
+                self.duplicates.event_id(str(event_id), rec)
+            if when is not None:
+                tl = self.timeline  # TimelineCensus.add's common case, as below
+                b = when // WIDTHS[tl.width_index]
+                totals = tl.total.get(name)
+                if totals is not None and tl.lo <= b <= tl.hi:  # type: ignore[operator]
+                    totals[b] = totals.get(b, 0) + 1
+                else:
+                    tl.add(name, when, False)
+            if person.kind == "anonymous_id":
+                self.anonymous.event(person.value, when, rec)
+            h = hash((req.method, path, req.body))  # DuplicateCensus.request's, as below
+            window = self.duplicates.seen_requests
+            seen = window.map
+            if h not in seen and len(seen) < window.limit:
+                seen[h] = when if when is not None else -1
+            else:
+                self.duplicates.request_hash(h, when, rec)
+            return
         if verdict.contract_errors:
             for e in verdict.contract_errors:
                 _count(self.contract, e.code, rec, e.message)

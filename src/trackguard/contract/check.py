@@ -49,9 +49,10 @@ _V2_ACTIONS: Final[dict[str, frozenset[str]]] = {
 }
 _PERSON_IDENTIFIERS: Final = ("id", "email", "cio_id", "phone", "anonymous_id")
 _MERGE_IDENTIFIERS: Final = frozenset({"id", "email", "cio_id"})
-#: Digits of the smallest integer a double cannot hold (2**1024 has 309).
-_DOUBLE_DIGITS: Final = 309
-_LONG_DIGITS: Final = re.compile(rb"[0-9]{%d}" % _DOUBLE_DIGITS)
+#: Digits of the smallest integer a double cannot hold (2**1024 has 309): a shorter body holds
+#: no such integer, so :func:`out_of_range` is False for it (callers may skip the call).
+DOUBLE_DIGITS: Final = 309
+_LONG_DIGITS: Final = re.compile(rb"[0-9]{%d}" % DOUBLE_DIGITS)
 _DIGITS: Final = b"0123456789"
 
 
@@ -185,9 +186,9 @@ def out_of_range(body: bytes, decoded: Any) -> bool:
     can hold one, so the walk runs only then. Counting the digits first (one C pass) spares
     the regex search, which costs four times as much, on nearly every body.
     """
-    if len(body) < _DOUBLE_DIGITS:
+    if len(body) < DOUBLE_DIGITS:
         return False
-    if len(body) - len(body.translate(None, _DIGITS)) < _DOUBLE_DIGITS:
+    if len(body) - len(body.translate(None, _DIGITS)) < DOUBLE_DIGITS:
         return False  # fewer digits in all than such an integer needs
     if _LONG_DIGITS.search(body) is None:
         return False

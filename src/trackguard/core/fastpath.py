@@ -26,6 +26,7 @@ from msgspec import UNSET, Meta, UnsetType
 from trackguard.contract import messages as m
 from trackguard.contract.check import (
     _EXEMPT_ATTRIBUTE_VALUES,
+    DOUBLE_DIGITS,
     is_ulid,
     out_of_range,
     too_deep,
@@ -378,7 +379,7 @@ def _object(raw: bytes) -> dict[str, Any] | None:
         body = _generic.decode(raw)
     except (msgspec.DecodeError, msgspec.ValidationError, RecursionError, UnicodeDecodeError):
         return None
-    if out_of_range(raw, body):
+    if len(raw) >= DOUBLE_DIGITS and out_of_range(raw, body):  # no call for a short body
         return None
     return body if isinstance(body, dict) else None
 
@@ -457,6 +458,25 @@ class FastContract:
         #: The path's identifier -> :func:`_path_person` of it (pure, so kept).
         self.people: dict[str, Identifier | None] = {}
 
+    def clean_event(
+        self, request: Request, hit: RouteMatch
+    ) -> tuple[Identifier, dict[str, Any], str] | None:
+        """A v1 track call (``hit`` the event route, its path UTF-8) with no contract error or
+        warning: its person, its decoded body and its action (``event``, ``page`` or
+        ``screen``), from which :meth:`check` builds its verdict; None when check declines it.
+        ``trackguard audit`` counts such a call from these alone, without the verdict."""
+        raw = request.body
+        if len(raw) > m.MAX_EVENT_DATA_BYTES:
+            return None
+        ident = _person(self.people, hit)
+        if ident is None:
+            return None
+        body = _object(raw)
+        if body is None:
+            return None
+        action = _event_action(body)
+        return None if action is None else (ident, body, action)
+
     def check(
         self, request: Request, hit: RouteMatch | NoRoute, now: float | None = None
     ) -> Verdict | None:
@@ -468,16 +488,13 @@ class FastContract:
             return None
         route = hit.route
         raw = request.body
+        ident: Identifier | None
+        body: dict[str, Any] | None
         if route.action == "event":
-            if len(raw) > m.MAX_EVENT_DATA_BYTES:
+            clean = self.clean_event(request, hit)
+            if clean is None:
                 return None
-            ident = _person(self.people, hit)
-            body = _object(raw) if ident is not None else None
-            if body is None:
-                return None
-            action = _event_action(body)
-            if action is None:
-                return None
+            ident, body, action = clean
             data_key = "data"
         elif route.action == "identify":
             if len(raw) > m.MAX_BODY_BYTES:

@@ -113,12 +113,24 @@ class Checker:
         """
         if hit is None:
             hit = match(request.method, request.path)
-        if isinstance(hit, RouteMatch) and hit.not_utf8:
-            return _held_not_utf8(self._full(request, hit, now, state), hit.not_utf8)
-        if self.fast is not None:
+        if self.fast is not None:  # it declines a path that is not UTF-8, as any finding
             verdict = self.fast.check(request, hit, now)
             if verdict is not None:
                 return verdict
+        return self.full(request, hit, now=now, state=state)
+
+    def full(
+        self,
+        request: Request,
+        hit: RouteMatch | NoRoute,
+        *,
+        now: float | None = None,
+        state: StateView = NO_STATE,
+    ) -> Verdict:
+        """The verdict without the fast path: what :meth:`check` answers when ``self.fast``
+        declines (or is None). A caller that tries ``self.fast`` itself finishes here."""
+        if isinstance(hit, RouteMatch) and hit.not_utf8:
+            return _held_not_utf8(self._full(request, hit, now, state), hit.not_utf8)
         return self._full(request, hit, now, state)
 
     def _full(
