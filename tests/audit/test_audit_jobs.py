@@ -485,3 +485,28 @@ def test_random_logs_across_shares(
         mp.setattr(parallel, "PROJECT_EVERY", every)
         for jobs in (2, 3):
             assert _report([path], jobs, **kw) == one, f"--jobs {jobs} differs"
+
+
+def test_a_merge_that_would_reach_a_cap_records_that_share_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first share fills the id set nearly to its cap; the second adds too few ids for its
+    worker to see the cap coming, but enough to reach it: the parent audits the second share
+    again with its ids recorded, and replays them (the cap is reached where one process
+    reaches it), rather than the whole audit again."""
+    first = [event(BASE_TIME + i, f"u{i:02d}", "Viewed", {"k": i}) for i in range(19)]
+    second = [event(BASE_TIME + 40 + i, f"v{i % 3:02d}", "Viewed", {"k": i}) for i in range(19)]
+    path = write(tmp_path / "ids.jsonl", [*first, *second])
+    again: list[frozenset[str]] = []
+    attempt = parallel._attempt
+
+    def spy(i: int, record: frozenset[str]) -> parallel.Part:
+        again.append(record)
+        return attempt(i, record)
+
+    monkeypatch.setattr(parallel, "_attempt", spy)
+    limits = Limits(identifiers=20)
+    assert _merged([path], limits)
+    assert again == [frozenset({"p"})]  # in this process (the worker's calls are its own)
+    one = _same_for_all_jobs([path], limits=limits)
+    assert "more than 20 distinct ids: later ones are not matched" in _decoded(one)["caps"]

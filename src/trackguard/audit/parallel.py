@@ -43,7 +43,7 @@ import os
 import pickle
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Container, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -78,6 +78,14 @@ Op = tuple[Any, ...]
 
 class Inexact(Exception):
     """Merging shares would not give the sequential report (a cap decided by order)."""
+
+
+class Unmerged(Exception):
+    """Merging a share's capped maps would reach their caps: record them (nothing merged yet)."""
+
+    def __init__(self, kinds: frozenset[str]) -> None:
+        super().__init__(kinds)
+        self.kinds = kinds
 
 
 class _At:
@@ -405,10 +413,9 @@ def _growing(a: Auditor, record: frozenset[str], done: int, total: int) -> froze
     )
 
 
-def _work(i: int) -> Part:
-    """Share ``i`` audited; its capped maps merged, or recorded when they would reach a cap
-    (found while reading: the share starts again with those recorded)."""
-    record: frozenset[str] = frozenset()
+def _work(i: int, record: frozenset[str] = frozenset()) -> Part:
+    """Share ``i`` audited; its capped maps merged, or recorded (those in ``record``, and
+    those found while reading to grow toward their caps: the share starts again)."""
     while True:
         try:
             return _attempt(i, record)
@@ -453,8 +460,8 @@ def _attempt(i: int, record: frozenset[str]) -> Part:
         if grows:
             raise _Grows(grows)
     except _Grows:
-        if log.finish().path is not None:
-            os.unlink(log.path)  # type: ignore[arg-type]
+        if log.path is not None:
+            os.unlink(log.path)
         raise
     counter.raw_position = _zero  # a bound method does not cross processes
     return Part(
@@ -508,10 +515,18 @@ def audit_jobs(
                 merger = _Merger(auditor, len(files))
                 merger.first(shares[0], _audit_share(auditor, shares[0], job))
                 exact = True
-                for share, part in zip(shares[1:], parts, strict=True):
+                for i, (share, part) in enumerate(zip(shares[1:], parts, strict=True), 1):
                     if exact:
                         try:
-                            merger.add(share, part)
+                            try:
+                                merger.add(share, part)
+                            except Unmerged as more:
+                                # The maps the worker kept would reach their caps here: this
+                                # share again, in this process, with them recorded.
+                                if part.ops.path is not None:
+                                    os.unlink(part.ops.path)
+                                part = _work(i, part.record | more.kinds)
+                                merger.add(share, part)
                         except Inexact:
                             exact = False
                     if not exact and part.ops.path is not None:
@@ -544,6 +559,9 @@ class _Merger:
         if part.notes:
             raise Inexact
         a = self.a
+        capped = _capped(a, part)
+        if capped:
+            raise Unmerged(capped)
         a.pipelines += part.pipelines
         a.bad_times += part.bad_times
         _add_counts(a.verdicts, part.verdicts)
@@ -720,6 +738,35 @@ def _merge_identity(a: IdentityCensus, b: IdentityCensus) -> None:
         _extend(a.shape_examples[shape], examples, 3)
     a.email_in_id += b.email_in_id
     _extend(a.email_in_id_examples, b.email_in_id_examples, 3)
+
+
+def _capped(a: Auditor, part: Part) -> frozenset[str]:
+    """The maps the share kept that would reach their caps merged (see the merges)."""
+    out = set()
+    ident, theirs = a.identity, part.identity
+    limit = ident.limit
+    by_id, by_email, links = theirs.by_id, theirs.by_email, theirs.links
+    if not theirs.rec_p and by_id and len(ident.by_id) + _new(by_id, ident.by_id) >= limit:
+        out.add("p")
+    if by_email and len(ident.by_email) + _new(by_email, ident.by_email) > limit:
+        out.add("m")  # (a recorded map is empty)
+    if links and len(ident.links) + _new(links, ident.links) >= limit:
+        out.add("l")
+    dup, more = a.duplicates, part.duplicates
+    for kind, flag, window, kept in (
+        ("q", more.rec_q, dup.seen_requests, more.seen_requests),
+        ("d", more.rec_d, dup.seen_ids, more.seen_ids),
+        ("k", more.rec_k, dup.seen_keys, more.seen_keys),
+        ("g", more.rec_g, dup.seen_messages, more.seen_messages),
+    ):
+        if not flag and len(window.map) + _new(kept.map, window.map) > window.limit:
+            out.add(kind)
+    return frozenset(out)
+
+
+def _new(keys: Iterable[int], known: Container[int]) -> int:
+    """How many of ``keys`` are not ``known``."""
+    return sum(1 for h in keys if h not in known)
 
 
 def _merge_people(a: IdentityCensus, b: _Identity) -> None:
