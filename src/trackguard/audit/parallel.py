@@ -14,7 +14,8 @@ What depends on everything before it needs more than adding up:
   already holds counted as the repeat the share could not see, at its first call in the
   share (workers note where each key was first seen, and the order of their examples, so
   examples, retry bursts and messageId copy numbers come out as one pass finds them). A
-  merge that would reach a cap raises :class:`Inexact`.
+  share whose maps would reach a cap merged (:class:`Unmerged`) is audited again in the
+  parent, with those maps recorded.
 - A worker projects each of those maps' growth over the whole input as it reads (every
   :data:`PROJECT_EVERY` records, and at the end); one bound for :data:`PROJECT_SHARE` of its
   cap is *recorded* instead (the share starts again): the worker writes its calls down in
@@ -43,6 +44,7 @@ import os
 import pickle
 import tempfile
 import time
+from array import array
 from collections.abc import Container, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
@@ -166,6 +168,8 @@ class _Duplicates(DuplicateCensus):
         self.overflow = False  # a window outgrew the cap in this share alone
         #: request hash -> position of its first record here
         self.first_pos: dict[int, int] = {}
+        #: the window's keys, times and first positions, as :meth:`pack` sends them
+        self.packed: tuple[array[int], array[int], array[int], array[int]] | None = None
         #: request hash -> log time of its first record here, for those seen again here
         #: (the others' only time is the window's)
         self.first_when: dict[int, int] = {}
@@ -182,6 +186,31 @@ class _Duplicates(DuplicateCensus):
             "keys": [],
             "messages": [],
         }
+
+    def pack(self) -> None:
+        """The request window and the first positions as arrays: pickled as blocks of bytes,
+        where dicts pickle key by key (most of a part's bytes)."""
+        seen, first = self.seen_requests.map, self.first_pos
+        self.packed = (
+            array("q", list(seen)),  # from a list: an array takes any other iterable slowly
+            array("q", list(seen.values())),
+            array("q", list(first)),
+            array("q", list(first.values())),
+        )
+        self.seen_requests.map, self.first_pos = {}, {}
+
+    def unpack(self) -> None:
+        """The request window again (the first positions on demand: :meth:`first_positions`)."""
+        if self.packed is not None:
+            keys, times, _, _ = self.packed
+            self.seen_requests.map = dict(zip(keys, times, strict=True))
+
+    def first_positions(self) -> dict[int, int]:
+        """Request hash -> position of its first record here."""
+        if self.packed is not None and not self.first_pos:
+            _, _, keys, positions = self.packed
+            self.first_pos = dict(zip(keys, positions, strict=True))
+        return self.first_pos
 
     def request_hash(self, h: int, when: int | None, at: Any) -> None:
         if self.rec_q:
@@ -464,6 +493,7 @@ def _attempt(i: int, record: frozenset[str]) -> Part:
             os.unlink(log.path)
         raise
     counter.raw_position = _zero  # a bound method does not cross processes
+    duplicates.pack()
     return Part(
         counter=counter,
         har=counter.format == "har",
@@ -559,6 +589,7 @@ class _Merger:
         if part.notes:
             raise Inexact
         a = self.a
+        part.duplicates.unpack()
         capped = _capped(a, part)
         if capped:
             raise Unmerged(capped)
@@ -863,7 +894,7 @@ def _merge_examples(
             example = Example(example.where, detail)
         found.append((seq, example))
     if kind == "requests":
-        first_pos, more = b.first_pos, b.seen_requests.map
+        first_pos, more = b.first_positions(), b.seen_requests.map
         for h in heapq.nsmallest(room, again, key=first_pos.__getitem__):
             detail = "identical to an earlier request"
             before, when = seen[h], b.first_when.get(h, more[h])
