@@ -557,7 +557,7 @@ def audit_jobs(
                                     os.unlink(part.ops.path)
                                 part = _work(i, part.record | more.kinds)
                                 merger.add(share, part)
-                        except Inexact:
+                        except (Inexact, Unmerged):  # (Unmerged: the second time)
                             exact = False
                     if not exact and part.ops.path is not None:
                         os.unlink(part.ops.path)
