@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from jobs_corpus import anonymous, event, identify, traffic_lines, write
+from jobs_corpus import anonymous, event, identify, iso, request, traffic_lines, write
 
 import trackguard.audit.parallel as parallel
 import trackguard.shares as shares
@@ -308,3 +308,205 @@ def test_cli_jobs_must_be_positive(traffic: Path, value: str) -> None:
     assert result.stderr.splitlines() == [
         f"Error: --jobs must be a number of processes, 1 or more (not {value})"
     ]
+
+
+# --- merged censuses: what each share cannot see alone -----------------------------------------
+
+
+def _track(t: int, who: str, message_id: str) -> dict[str, Any]:
+    """A Pipelines API track call carrying ``message_id``."""
+    body = {
+        "type": "track",
+        "userId": who,
+        "event": "Order Completed",
+        "messageId": message_id,
+        "properties": {"total": 1},
+        "timestamp": iso(t).replace("Z", ".000Z"),
+    }
+    return request(t, "POST", "/v1/track", body)
+
+
+def _order(t: int, who: str, order: str) -> dict[str, Any]:
+    """An order carrying the plan's business key (``data.order_id``)."""
+    return event(t, who, "order_completed", {"order_id": order, "total": 5, "currency": "USD"})
+
+
+def _again(line: dict[str, Any], dt: int) -> dict[str, Any]:
+    """The same request logged ``dt`` seconds later (a retry: same method, path and body)."""
+    return dict(line, time=iso(BASE_TIME + dt))
+
+
+def _halves(first: list[Any], second: list[Any], tmp_path: Path, name: str) -> Path:
+    path = write(tmp_path / name, [*first, *second])
+    cut = shares.plan_shares([path], 2, splittable=splittable)
+    assert cut is not None and cut[1].first_line == len(first) + 1  # the halves are the shares
+    return path
+
+
+def test_repeats_of_earlier_shares_are_counted_where_they_land(tmp_path: Path) -> None:
+    """Repeats whose first copy is in the other share: counted, with their examples (and
+    retry bursts, and messageId copy numbers) as one process finds them, in order."""
+    first = [
+        event(BASE_TIME + i, f"u{i}", "Order Completed", {"n": i}, id=f"id{i}") for i in range(6)
+    ]
+    first += [_track(BASE_TIME + 10, "u1", "m-1"), _track(BASE_TIME + 11, "u2", "m-2")]
+    first += [_order(BASE_TIME + 12, "u3", "A-1"), _track(BASE_TIME + 13, "u3", "m-3")]
+    first += [event(BASE_TIME + 20 + i, f"w{i}", "Viewed", {"k": i}) for i in range(len(first), 14)]
+    second = [
+        _again(first[2], 30),  # a retry burst: 28 s after the first copy
+        event(BASE_TIME + 40, "u9", "Order Completed", {"n": 0}, id="id0"),  # an event id again
+        _track(BASE_TIME + 41, "u1", "m-1"),  # copy 2 of m-1
+        _track(BASE_TIME + 42, "u1", "m-1"),  # copy 3 of m-1, seen again within this share
+        _track(BASE_TIME + 43, "u2", "m-2"),  # copy 2 of m-2
+        _order(BASE_TIME + 44, "u4", "A-1"),  # the business key again
+        _again(first[4], 4000),  # a repeat, not a burst
+        event(BASE_TIME + 45, "u9", "Order Completed", {"n": 0}, id="id0"),  # within the share
+    ]
+    second += [event(BASE_TIME + 50 + i, f"x{i}", "Viewed", {"k": i}) for i in range(6)]
+    path = _halves(first, second, tmp_path, "repeats.jsonl")
+    plan = load_plan(PLAN)
+    assert _merged([path], plan=plan)
+    report = _decoded(_same_for_all_jobs([path], plan=plan))
+    found = {f["id"]: f for f in report["findings"]}
+    where = f"{path}:"
+    requests = found["duplicates.requests"]
+    assert requests["examples"][:2] == [
+        {"where": where + "15", "detail": "identical to an earlier request 28 s before"},
+        {"where": where + "21", "detail": "identical to an earlier request"},
+    ]
+    assert [e["detail"] for e in found["duplicates.message_ids"]["examples"]] == [
+        "messageId 'm-1' sent again (copy 2)",
+        "messageId 'm-1' sent again (copy 3)",
+        "messageId 'm-2' sent again (copy 2)",
+    ]
+    assert [e["detail"] for e in found["duplicates.event_ids"]["examples"]] == [
+        "event id 'id2' was sent before",  # the retries repeat their event ids too
+        "event id 'id0' was sent before",
+        "event id 'id4' was sent before",
+    ]
+    assert found["duplicates.event_ids"]["count"] == 4
+
+
+def test_people_linked_across_shares(tmp_path: Path) -> None:
+    """Keyed by email in one share, by id in another, linked by an identify in a third."""
+    first = [event(BASE_TIME + i, f"p{i}@example.com", "Viewed", {"k": i}) for i in range(8)]
+    second = [event(BASE_TIME + 20 + i, f"p{i}", "Viewed", {"k": i}) for i in range(8)]
+    third = [identify(BASE_TIME + 40 + i, f"p{i}", f"a{i}") for i in range(0, 8, 2)]
+    third += [anonymous(BASE_TIME + 60 + i, f"a{i}", "Viewed") for i in range(8)]
+    path = write(tmp_path / "people.jsonl", [*first, *second, *third])
+    assert _merged([path])
+    report = _decoded(_same_for_all_jobs([path]))
+    found = {f["id"]: f["count"] for f in report["findings"]}
+    assert found["identity.people_under_both"] == 4
+    assert found["anonymous.orphaned"] == 4
+
+
+_WHO = st.sampled_from(["a", "b", "7", "a@example.com", "B@example.com ", "c"])
+_ATOM = st.one_of(
+    st.tuples(
+        st.just("event"),
+        st.integers(0, 600),
+        _WHO,
+        st.sampled_from(["Order Completed", "Viewed", "Added To Cart"]),
+        st.sampled_from([None, "e1", "e2", "e3", 4]),
+    ),
+    st.tuples(st.just("order"), st.integers(0, 600), _WHO, st.sampled_from(["A-1", "A-2"])),
+    st.tuples(st.just("anon"), st.integers(0, 600), st.sampled_from(["x", "y", "z"])),
+    st.tuples(
+        st.just("identify"),
+        st.integers(0, 600),
+        st.sampled_from(["a", "b", "7", "c"]),
+        st.sampled_from(["x", "y", "z"]),
+    ),
+    st.tuples(st.just("track"), st.integers(0, 600), _WHO, st.sampled_from(["m1", "m2", "m3"])),
+    st.tuples(st.just("again"), st.integers(0, 10_000), st.integers(0, 120)),
+    st.just(("garbage",)),
+)
+
+
+def _lines(atoms: list[tuple[Any, ...]]) -> list[Any]:
+    out: list[Any] = []
+    for atom in atoms:
+        kind = atom[0]
+        if kind == "event":
+            _, t, who, name, eid = atom
+            extra = {} if eid is None else {"id": eid}
+            out.append(event(BASE_TIME + t, who, name, {"n": t % 3}, **extra))
+        elif kind == "order":
+            out.append(_order(BASE_TIME + atom[1], atom[2], atom[3]))
+        elif kind == "anon":
+            out.append(anonymous(BASE_TIME + atom[1], atom[2], "Viewed"))
+        elif kind == "identify":
+            out.append(identify(BASE_TIME + atom[1], atom[2], atom[3]))
+        elif kind == "track":
+            out.append(_track(BASE_TIME + atom[1], atom[2], atom[3]))
+        elif kind == "again":
+            earlier = [x for x in out if isinstance(x, dict)]
+            if earlier:
+                line = earlier[atom[1] % len(earlier)]
+                out.append(_again(line, int(line["time"][-3:-1]) + atom[2]))
+        else:
+            out.append(b"not json\n")
+    return out
+
+
+@settings(
+    max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    atoms=st.lists(_ATOM, min_size=1, max_size=40),
+    limits=st.sampled_from(
+        [
+            Limits(),
+            Limits(duplicate_window=3, identifiers=3, anonymous_ids=2),
+            Limits(duplicate_window=6, identifiers=4),
+            Limits(identifiers=2, series=2, anonymous_ids=1),
+        ]
+    ),
+    project=st.sampled_from([0.9, 0.0, 1e9]),  # recorded as projected, always, or never
+    every=st.sampled_from([4096, 1]),
+    plan=st.booleans(),
+)
+def test_random_logs_across_shares(
+    tmp_path: Path,
+    atoms: list[tuple[Any, ...]],
+    limits: Limits,
+    project: float,
+    every: int,
+    plan: bool,
+) -> None:
+    """Repeats, identity links and anonymous events on both sides of share boundaries, with
+    caps reached or not, each capped map merged or recorded: the report of one process."""
+    path = write(tmp_path / "random.jsonl", _lines(atoms))
+    kw: dict[str, Any] = {"limits": limits, "plan": load_plan(PLAN) if plan else None}
+    one = _report([path], 1, **kw)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(parallel, "PROJECT_SHARE", project)  # forked workers inherit them
+        mp.setattr(parallel, "PROJECT_EVERY", every)
+        for jobs in (2, 3):
+            assert _report([path], jobs, **kw) == one, f"--jobs {jobs} differs"
+
+
+def test_a_merge_that_would_reach_a_cap_records_that_share_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first share fills the id set nearly to its cap; the second adds too few ids for its
+    worker to see the cap coming, but enough to reach it: the parent audits the second share
+    again with its ids recorded, and replays them (the cap is reached where one process
+    reaches it), rather than the whole audit again."""
+    first = [event(BASE_TIME + i, f"u{i:02d}", "Viewed", {"k": i}) for i in range(19)]
+    second = [event(BASE_TIME + 40 + i, f"v{i % 3:02d}", "Viewed", {"k": i}) for i in range(19)]
+    path = write(tmp_path / "ids.jsonl", [*first, *second])
+    again: list[frozenset[str]] = []
+    attempt = parallel._attempt
+
+    def spy(i: int, record: frozenset[str]) -> parallel.Part:
+        again.append(record)
+        return attempt(i, record)
+
+    monkeypatch.setattr(parallel, "_attempt", spy)
+    limits = Limits(identifiers=20)
+    assert _merged([path], limits)
+    assert again == [frozenset({"p"})]  # in this process (the worker's calls are its own)
+    one = _same_for_all_jobs([path], limits=limits)
+    assert "more than 20 distinct ids: later ones are not matched" in _decoded(one)["caps"]

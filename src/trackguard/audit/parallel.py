@@ -3,28 +3,49 @@
 Each worker audits one share of the input (a file, or a line-aligned byte range of a plain
 file; see :mod:`trackguard.shares`) and sends back its censuses. The parent merges them in
 input order, so every "first seen" map, example list and dict order comes out as a
-sequential run's. What depends on everything before it is not merged but replayed: workers
-record the duplicate checks (request hashes, event ids, dedupe keys, messageIds), anonymous
-events and the identifies that link them, the capped sets of ids, emails and email/id links,
-and each event's first appearance on the timeline; the parent runs those calls through the
-real censuses in input order, so their caps are reached where one process reaches them. The
-calls spill to a temporary file past :data:`SPILL_OPS`, so a worker's memory stays bounded.
+sequential run's.
+
+What depends on everything before it needs more than adding up:
+
+- The capped maps whose contents decide later findings: the duplicate windows (request
+  hashes, event ids, dedupe keys, messageIds) and the sets of ids, emails and email/id links.
+  While none reaches its cap, one process keeps every value, so a worker keeps its share's
+  from empty and the parent merges them: unions in input order, with a key the window
+  already holds counted as the repeat the share could not see, at its first call in the
+  share (workers note where each key was first seen, and the order of their examples, so
+  examples, retry bursts and messageId copy numbers come out as one pass finds them). A
+  share whose maps would reach a cap merged (:class:`Unmerged`) is audited again in the
+  parent, with those maps recorded.
+- A worker projects each of those maps' growth over the whole input as it reads (every
+  :data:`PROJECT_EVERY` records, and at the end); one bound for :data:`PROJECT_SHARE` of its
+  cap is *recorded* instead (the share starts again): the worker writes its calls down in
+  input order and the parent replays them through the real censuses, so the cap is reached
+  where one process reaches it. Anonymous events with the identifies that link them, and
+  each event's first appearance on the timeline, are always recorded. Recorded calls spill
+  to a temporary file past :data:`SPILL_OPS`, so a worker's memory stays bounded.
 
 The other caps on distinct values (:class:`~trackguard.audit.caps.Limits`: event names,
 events, properties, finding kinds) keep values by their order too; when a worker reaches
 one, or merging would, the shares cannot say which values one process would have kept, and
 the audit runs again in one process (the report is the same either way; only the time
 differs).
+
+The parent freezes its objects out of the cyclic collector (``gc.freeze``) before the
+workers fork: a collection in either process would otherwise write to every tracked
+object's header and copy the pages they share.
 """
 
 from __future__ import annotations
 
+import gc
+import heapq
 import multiprocessing
 import os
 import pickle
 import tempfile
 import time
-from collections.abc import Iterator
+from array import array
+from collections.abc import Container, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -32,9 +53,10 @@ from typing import Any, Final
 
 from trackguard.audit.caps import CapLog, Limits
 from trackguard.audit.census import _FULL, MAX_SOURCES, EventCensus, EventStats
-from trackguard.audit.duplicates import DuplicateCensus
+from trackguard.audit.duplicates import RETRY_WINDOW, DuplicateCensus
 from trackguard.audit.engine import Auditor
 from trackguard.audit.identity import AnonymousCensus, IdentityCensus
+from trackguard.audit.model import Example
 from trackguard.audit.readers import FileCounter, Record, Unreadable, read, splittable
 from trackguard.audit.tally import Tally
 from trackguard.audit.timeline import OTHER, WIDTHS, TimelineCensus, rebucketed
@@ -43,6 +65,11 @@ from trackguard.shares import Share, plan_shares
 
 #: Recorded calls a worker holds before writing them to its spill file.
 SPILL_OPS: Final = 50_000
+#: Records a worker audits between looks at how fast its capped maps grow.
+PROJECT_EVERY: Final = 4096
+#: A map projected to reach this share of its cap over the whole input is recorded and
+#: replayed rather than merged (a merge that would reach a cap runs the audit again).
+PROJECT_SHARE: Final = 0.9
 #: Timeline series a worker keeps (the parent decides which ones the report draws); past
 #: this many events over time the audit runs in one process. Bounds a worker's timeline to
 #: ``WORKER_SERIES x Limits.buckets`` counters.
@@ -53,6 +80,14 @@ Op = tuple[Any, ...]
 
 class Inexact(Exception):
     """Merging shares would not give the sequential report (a cap decided by order)."""
+
+
+class Unmerged(Exception):
+    """Merging a share's capped maps would reach their caps: record them (nothing merged yet)."""
+
+    def __init__(self, kinds: frozenset[str]) -> None:
+        super().__init__(kinds)
+        self.kinds = kinds
 
 
 class _At:
@@ -112,23 +147,152 @@ class OpLog:
 
 
 class _Duplicates(DuplicateCensus):
-    """Records the duplicate checks for the parent to replay."""
+    """The duplicate checks of one share: those of each kind in :attr:`record` are recorded for
+    the parent to replay; the others are counted here as one process would, from an empty
+    window, with what the parent needs to reconcile them with the shares before (see
+    :func:`_merge_duplicates`): where and with what each key was first seen here
+    (``firsts``), and the order of each example kept (``example_seqs``).
 
-    def __init__(self, log: OpLog, limits: Limits, caps: CapLog) -> None:
-        super().__init__(replace(limits, duplicate_window=0), caps)
+    A new request hash takes the auditor's inlined path; :func:`_attempt` notes its position
+    after the record (one request hash at most per record, so positions order them)."""
+
+    def __init__(self, log: OpLog, limits: Limits, caps: CapLog, record: frozenset[str]) -> None:
+        super().__init__(limits, caps)
         self.log = log
+        self.window = limits.duplicate_window
+        self.rec_q, self.rec_d = "q" in record, "d" in record
+        self.rec_k, self.rec_g = "k" in record, "g" in record
+        if self.rec_q:
+            self.seen_requests.limit = 0  # every request reaches request_hash
+        self.seq = 0  # event id, key and messageId calls so far (orders their examples)
+        self.overflow = False  # a window outgrew the cap in this share alone
+        #: request hash -> position of its first record here
+        self.first_pos: dict[int, int] = {}
+        #: the window's keys, times and first positions, as :meth:`pack` sends them
+        self.packed: tuple[array[int], array[int], array[int], array[int]] | None = None
+        #: request hash -> log time of its first record here, for those seen again here
+        #: (the others' only time is the window's)
+        self.first_when: dict[int, int] = {}
+        #: kind -> key hash -> (seq, position, value) of its first call here
+        self.firsts: dict[str, dict[int, tuple[int, int, str]]] = {
+            "ids": {},
+            "keys": {},
+            "messages": {},
+        }
+        #: kind -> (seq or position, key hash, copy, messageId) of each example kept
+        self.example_seqs: dict[str, list[tuple[int, int, int, str]]] = {
+            "requests": [],
+            "ids": [],
+            "keys": [],
+            "messages": [],
+        }
+
+    def pack(self) -> None:
+        """The request window and the first positions as arrays: pickled as blocks of bytes,
+        where dicts pickle key by key (most of a part's bytes)."""
+        seen, first = self.seen_requests.map, self.first_pos
+        self.packed = (
+            array("q", list(seen)),  # from a list: an array takes any other iterable slowly
+            array("q", list(seen.values())),
+            array("q", list(first)),
+            array("q", list(first.values())),
+        )
+        self.seen_requests.map, self.first_pos = {}, {}
+
+    def unpack(self) -> None:
+        """The request window again (the first positions on demand: :meth:`first_positions`)."""
+        if self.packed is not None:
+            keys, times, _, _ = self.packed
+            self.seen_requests.map = dict(zip(keys, times, strict=True))
+
+    def first_positions(self) -> dict[int, int]:
+        """Request hash -> position of its first record here."""
+        if self.packed is not None and not self.first_pos:
+            _, _, keys, positions = self.packed
+            self.first_pos = dict(zip(keys, positions, strict=True))
+        return self.first_pos
 
     def request_hash(self, h: int, when: int | None, at: Any) -> None:
-        self.log.add(("q", h, when, at.pos))
+        if self.rec_q:
+            self.log.add(("q", h, when, at.pos))
+            return
+        before = self.seen_requests.map.get(h)
+        if before is not None and h not in self.first_when:
+            self.first_when[h] = before
+        kept = len(self.examples["requests"])
+        super().request_hash(h, when, at)
+        if len(self.examples["requests"]) > kept:
+            self.example_seqs["requests"].append((at.pos, h, 0, ""))
+
+    def _again(
+        self, kind: str, h: int, at: Any, detail: str, copy: int = 0, value: str = ""
+    ) -> None:
+        """A repeat of ``h`` within this share (``copy``: a messageId's copy here)."""
+        if len(self.examples[kind]) < 3:
+            self.example_seqs[kind].append((self.seq, h, copy, value))
+            self._example(kind, at, detail)
 
     def event_id(self, value: str, at: Any) -> None:
-        self.log.add(("d", value, at.pos))
+        if self.rec_d:
+            self.log.add(("d", value, at.pos))
+            return
+        self.seq = seq = self.seq + 1
+        h = hash(value)
+        seen = self.seen_ids.map
+        if h not in seen:
+            if len(seen) < self.window:
+                seen[h] = 0
+                self.firsts["ids"][h] = (seq, at.pos, value)
+            else:
+                self.overflow = True
+            return
+        del seen[h]  # re-inserted: the map stays ordered by last sighting
+        seen[h] = 0
+        self.ids += 1
+        self._again("ids", h, at, f"event id {value!r} was sent before")
 
     def dedupe_key(self, key: str, at: Any) -> None:
-        self.log.add(("k", key, at.pos))
+        if self.rec_k:
+            self.log.add(("k", key, at.pos))
+            return
+        self.seq = seq = self.seq + 1
+        h = hash(key)
+        seen = self.seen_keys.map
+        if h not in seen:
+            if len(seen) < self.window:
+                seen[h] = 0
+                self.firsts["keys"][h] = (seq, at.pos, key)
+            else:
+                self.overflow = True
+            return
+        del seen[h]
+        seen[h] = 0
+        self.keys += 1
+        self._again("keys", h, at, f"business key {key!r} was sent before")
 
     def message_id(self, value: str, at: Any) -> None:
-        self.log.add(("g", value, at.pos))
+        if self.rec_g:
+            self.log.add(("g", value, at.pos))
+            return
+        self.seq = seq = self.seq + 1
+        self.message_calls += 1
+        h = hash(value)
+        seen = self.seen_messages.map
+        copies = seen.get(h, 0)
+        if not copies:
+            if len(seen) < self.window:
+                seen[h] = 1
+                self.firsts["messages"][h] = (seq, at.pos, value)
+            else:
+                self.overflow = True
+            return
+        del seen[h]
+        seen[h] = copies + 1
+        self.messages += 1
+        if copies == 1:
+            self.message_ids += 1
+        detail = f"messageId {value!r} sent again (copy {copies + 1})"
+        self._again("messages", h, at, detail, copies + 1, value)
 
 
 class _Anonymous(AnonymousCensus):
@@ -146,21 +310,33 @@ class _Anonymous(AnonymousCensus):
 
 
 class _Identity(IdentityCensus):
-    """Counts identifier kinds; records the capped id, email and link sets' calls."""
+    """Counts identifier kinds; records the calls of the capped id, email and link sets in
+    :attr:`record` (the others it keeps as one process would, for the parent to merge)."""
 
-    def __init__(self, log: OpLog, limits: Limits, caps: CapLog) -> None:
+    def __init__(self, log: OpLog, limits: Limits, caps: CapLog, record: frozenset[str]) -> None:
         super().__init__(limits, caps)
         self.log = log
-        self.id_room = 0  # every id goes through keyed_by_id
+        self.rec_p, self.rec_m, self.rec_l = "p" in record, "m" in record, "l" in record
+        if self.rec_p:
+            self.id_room = 0  # every id goes through keyed_by_id
 
     def keyed_by_id(self, h: int) -> None:
-        self.log.add(("p", h))
+        if self.rec_p:
+            self.log.add(("p", h))
+        else:
+            super().keyed_by_id(h)
 
     def keyed_by_email(self, h: int, at: Any) -> None:
-        self.log.add(("m", h, at.pos))
+        if self.rec_m:
+            self.log.add(("m", h, at.pos))
+        else:
+            super().keyed_by_email(h, at)
 
     def link(self, email: int, person_id: int) -> None:
-        self.log.add(("l", email, person_id))
+        if self.rec_l:
+            self.log.add(("l", email, person_id))
+        else:
+            super().link(email, person_id)
 
 
 class _Timeline(TimelineCensus):
@@ -188,10 +364,12 @@ class Part:
     tallies: list[Tally]
     events: EventCensus
     attributes: EventCensus
-    identity: IdentityCensus
+    identity: _Identity
+    duplicates: _Duplicates
     timeline: TimelineCensus
     notes: dict[str, str]
     ops: OpLog
+    record: frozenset[str]  # the capped maps whose calls are in ``ops`` (the rest merge)
 
 
 @dataclass
@@ -203,6 +381,7 @@ class _Job:
     limits: Limits
     max_line: int
     tmpdir: str
+    total: int  # bytes of all the input files
 
 
 _job: _Job | None = None  # set before the workers fork; they inherit it
@@ -229,18 +408,92 @@ def _audit_share(auditor: Auditor, share: Share, job: _Job) -> FileCounter:
     return counter
 
 
-def _work(i: int) -> Part:
+class _Grows(Exception):
+    """Capped maps of a share projected to reach their caps: record them instead."""
+
+    def __init__(self, kinds: frozenset[str]) -> None:
+        super().__init__(kinds)
+        self.kinds = kinds
+
+
+def _sizes(a: Auditor) -> dict[str, tuple[int, int]]:
+    """Each merged capped map's size and cap."""
+    dup, ident = a.duplicates, a.identity
+    window, ids = a.limits.duplicate_window, a.limits.identifiers
+    return {
+        "q": (len(dup.seen_requests.map), window),
+        "d": (len(dup.seen_ids.map), window),
+        "k": (len(dup.seen_keys.map), window),
+        "g": (len(dup.seen_messages.map), window),
+        "p": (len(ident.by_id), ids),
+        "m": (len(ident.by_email), ids),
+        "l": (len(ident.links), ids),
+    }
+
+
+def _growing(a: Auditor, record: frozenset[str], done: int, total: int) -> frozenset[str]:
+    """The maps not yet recorded that, growing as they did over the first ``done`` of
+    ``total`` bytes, would reach :data:`PROJECT_SHARE` of their caps by the end."""
+    done = max(done, 1)
+    return frozenset(
+        kind
+        for kind, (size, cap) in _sizes(a).items()
+        if kind not in record and size * total >= PROJECT_SHARE * cap * done
+    )
+
+
+def _work(i: int, record: frozenset[str] = frozenset()) -> Part:
+    """Share ``i`` audited; its capped maps merged, or recorded (those in ``record``, and
+    those found while reading to grow toward their caps: the share starts again)."""
+    while True:
+        try:
+            return _attempt(i, record)
+        except _Grows as more:
+            record |= more.kinds
+
+
+def _attempt(i: int, record: frozenset[str]) -> Part:
     job = _job
     assert job is not None
     share = job.shares[i]
     auditor = Auditor(job.plan, now=job.now, limits=job.limits)
     log = OpLog(job.tmpdir)
-    auditor.duplicates = _Duplicates(log, job.limits, auditor.caps)
+    auditor.duplicates = duplicates = _Duplicates(log, job.limits, auditor.caps, record)
     auditor.anonymous = _Anonymous(log, job.limits, auditor.caps)
-    auditor.identity = _Identity(log, job.limits, auditor.caps)
+    auditor.identity = identity = _Identity(log, job.limits, auditor.caps, record)
     auditor.timeline = timeline = _Timeline(log, job.limits, auditor.caps)
-    counter = _audit_share(auditor, share, job)
+    add, add_unreadable = auditor.add, auditor.add_unreadable
+    counter = FileCounter(str(share.path), "")
+    items = read(share.path, counter, mapping=job.mapping, max_line=job.max_line, share=share)
+    window = duplicates.seen_requests
+    requests = window.map  # replaced only when it evicts: then the share does not merge
+    first_pos = duplicates.first_pos
+    n = known = 0
+    try:
+        for item in items:
+            if type(item) is Record:
+                add(item)
+                if len(requests) != known:  # a new request hash: the map's last key
+                    known = len(requests)
+                    first_pos[next(reversed(requests))] = item.pos
+                n += 1
+                if not n % PROJECT_EVERY:
+                    done = counter.raw_position() - share.start  # 0: a HAR file, unknown
+                    grows = _growing(auditor, record, done, job.total) if done > 0 else None
+                    if grows:
+                        raise _Grows(grows)
+            elif type(item) is Unreadable:
+                add_unreadable(item)
+        size = (share.end if share.end is not None else share.path.stat().st_size) - share.start
+        grows = _growing(auditor, record, size, job.total)
+        if grows:
+            raise _Grows(grows)
+    except _Grows:
+        if log.path is not None:
+            os.unlink(log.path)
+        raise
     counter.raw_position = _zero  # a bound method does not cross processes
+    duplicates.pack()
     return Part(
         counter=counter,
         har=counter.format == "har",
@@ -250,10 +503,12 @@ def _work(i: int) -> Part:
         tallies=_tallies(auditor),
         events=auditor.events,
         attributes=auditor.attribute_census,
-        identity=auditor.identity,
+        identity=identity,
+        duplicates=duplicates,
         timeline=timeline,
         notes=auditor.caps.notes,
         ops=log.finish(),
+        record=record,
     )
 
 
@@ -275,9 +530,11 @@ def audit_jobs(
     if shares is None:
         return None
     with tempfile.TemporaryDirectory(prefix="trackguard-audit-") as tmpdir:
-        _job = job = _Job(shares, plan, mapping, now, limits, max_line, tmpdir)
+        total = sum(p.stat().st_size for p in files)
+        _job = job = _Job(shares, plan, mapping, now, limits, max_line, tmpdir, total)
         context = multiprocessing.get_context("fork")
         workers = min(jobs - 1, len(shares) - 1)
+        gc.freeze()  # no collection touches (and copies) the pages the workers share
         try:
             with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
                 parts = pool.map(_work, range(1, len(shares)))  # the workers fork now
@@ -288,16 +545,25 @@ def audit_jobs(
                 merger = _Merger(auditor, len(files))
                 merger.first(shares[0], _audit_share(auditor, shares[0], job))
                 exact = True
-                for share, part in zip(shares[1:], parts, strict=True):
+                for i, (share, part) in enumerate(zip(shares[1:], parts, strict=True), 1):
                     if exact:
                         try:
-                            merger.add(share, part)
-                        except Inexact:
+                            try:
+                                merger.add(share, part)
+                            except Unmerged as more:
+                                # The maps the worker kept would reach their caps here: this
+                                # share again, in this process, with them recorded.
+                                if part.ops.path is not None:
+                                    os.unlink(part.ops.path)
+                                part = _work(i, part.record | more.kinds)
+                                merger.add(share, part)
+                        except (Inexact, Unmerged):  # (Unmerged: the second time)
                             exact = False
                     if not exact and part.ops.path is not None:
                         os.unlink(part.ops.path)
         finally:
             _job = None
+            gc.unfreeze()
         if not exact:
             return None
     merger.finish()
@@ -323,6 +589,10 @@ class _Merger:
         if part.notes:
             raise Inexact
         a = self.a
+        part.duplicates.unpack()
+        capped = _capped(a, part)
+        if capped:
+            raise Unmerged(capped)
         a.pipelines += part.pipelines
         a.bad_times += part.bad_times
         _add_counts(a.verdicts, part.verdicts)
@@ -331,6 +601,8 @@ class _Merger:
         _merge_events(a.events, part.events)
         _merge_events(a.attribute_census, part.attributes)
         _merge_identity(a.identity, part.identity)
+        _merge_people(a.identity, part.identity)
+        _merge_duplicates(a.duplicates, part.duplicates, str(share.path), part.har)
         _merge_timeline(a.timeline, part.timeline)
         self._replay(str(share.path), part)
         counter = self.files[share.index]
@@ -497,6 +769,154 @@ def _merge_identity(a: IdentityCensus, b: IdentityCensus) -> None:
         _extend(a.shape_examples[shape], examples, 3)
     a.email_in_id += b.email_in_id
     _extend(a.email_in_id_examples, b.email_in_id_examples, 3)
+
+
+def _capped(a: Auditor, part: Part) -> frozenset[str]:
+    """The maps the share kept that would reach their caps merged (see the merges)."""
+    out = set()
+    ident, theirs = a.identity, part.identity
+    limit = ident.limit
+    by_id, by_email, links = theirs.by_id, theirs.by_email, theirs.links
+    if not theirs.rec_p and by_id and len(ident.by_id) + _new(by_id, ident.by_id) >= limit:
+        out.add("p")
+    if by_email and len(ident.by_email) + _new(by_email, ident.by_email) > limit:
+        out.add("m")  # (a recorded map is empty)
+    if links and len(ident.links) + _new(links, ident.links) >= limit:
+        out.add("l")
+    dup, more = a.duplicates, part.duplicates
+    for kind, flag, window, kept in (
+        ("q", more.rec_q, dup.seen_requests, more.seen_requests),
+        ("d", more.rec_d, dup.seen_ids, more.seen_ids),
+        ("k", more.rec_k, dup.seen_keys, more.seen_keys),
+        ("g", more.rec_g, dup.seen_messages, more.seen_messages),
+    ):
+        if not flag and len(window.map) + _new(kept.map, window.map) > window.limit:
+            out.add(kind)
+    return frozenset(out)
+
+
+def _new(keys: Iterable[int], known: Container[int]) -> int:
+    """How many of ``keys`` are not ``known``."""
+    return sum(1 for h in keys if h not in known)
+
+
+def _merge_people(a: IdentityCensus, b: _Identity) -> None:
+    """The id, email and link sets a share kept (not recorded): one process's, as long as
+    none reaches its cap (from here on one process would have kept them by order)."""
+    limit = a.limit
+    if not b.rec_p and b.by_id:
+        by_id = a.by_id
+        by_id |= b.by_id
+        if len(by_id) >= limit:  # one more id, even a known one, would say the cap was hit
+            raise Inexact
+    if not b.rec_m and b.by_email:
+        by_email = a.by_email
+        new = [h for h in b.by_email if h not in by_email]  # in order of first sighting
+        if len(by_email) + len(new) > limit:
+            raise Inexact
+        for h in new:
+            by_email[h] = b.by_email[h]
+    if not b.rec_l and b.links:
+        links = a.links
+        new_links = sum(1 for h in b.links if h not in links)
+        if len(links) + new_links >= limit:  # past it, even a known email's link is dropped
+            raise Inexact
+        links.update(b.links)  # a known email keeps its place and takes the share's last id
+
+
+def _merge_duplicates(a: DuplicateCensus, b: _Duplicates, file: str, har: bool) -> None:
+    """The duplicate windows a share kept (not recorded), as if its calls had come after the
+    shares before, while no window reaches its cap (one that would evicts by order).
+
+    A key the share saw first that the window already holds is a repeat the share could not
+    see: counted here, at its first call in the share (``firsts``), with a retry burst when
+    that call came within :data:`RETRY_WINDOW` of the window's last sighting. Examples are
+    the first three repeats in input order: the share's own and those, ordered by call."""
+    if b.overflow:
+        raise Inexact
+    for kind, flag, window, theirs in (
+        ("requests", b.rec_q, a.seen_requests, b.seen_requests),
+        ("ids", b.rec_d, a.seen_ids, b.seen_ids),
+        ("keys", b.rec_k, a.seen_keys, b.seen_keys),
+        ("messages", b.rec_g, a.seen_messages, b.seen_messages),
+    ):
+        if flag or not theirs.map:
+            continue
+        seen, more = window.map, theirs.map
+        again = [h for h in more if h in seen]
+        if len(seen) + len(more) - len(again) > window.limit:
+            raise Inexact
+        examples = a.examples[kind]
+        if len(examples) < 3:
+            _merge_examples(kind, examples, b, again, seen, file, har)
+        if kind == "requests":
+            a.requests += b.requests + len(again)
+            a.bursts += b.bursts
+            for h in again:
+                before, when = seen[h], b.first_when.get(h, more[h])
+                if before >= 0 and 0 <= when - before <= RETRY_WINDOW:
+                    a.bursts += 1
+        elif kind == "ids":
+            a.ids += b.ids + len(again)
+        elif kind == "keys":
+            a.keys += b.keys + len(again)
+        else:
+            a.messages += b.messages + len(again)
+            a.message_ids += b.message_ids
+            for h in again:
+                # one process counts a messageId when its second copy arrives
+                a.message_ids += (seen[h] == 1) - (more[h] >= 2)
+        counts = {h: seen.pop(h) for h in again}  # the map stays ordered by last sighting
+        if kind == "messages":
+            for h, n in more.items():
+                seen[h] = counts.get(h, 0) + n
+        else:
+            seen.update(more)
+    if not b.rec_g:
+        a.message_calls += b.message_calls
+
+
+def _merge_examples(
+    kind: str,
+    examples: list[Example],
+    b: _Duplicates,
+    again: list[int],
+    seen: dict[int, int],
+    file: str,
+    har: bool,
+) -> None:
+    """The share's first repeats of ``kind`` in call order, until three are kept."""
+    room = 3 - len(examples)
+    found: list[tuple[int, Example]] = []
+    for (seq, h, copy, value), example in zip(b.example_seqs[kind], b.examples[kind], strict=True):
+        if kind == "messages" and h in seen:  # the copy's number counts the earlier shares'
+            detail = f"messageId {value!r} sent again (copy {seen[h] + copy})"
+            example = Example(example.where, detail)
+        found.append((seq, example))
+    if kind == "requests":
+        first_pos, more = b.first_positions(), b.seen_requests.map
+        for h in heapq.nsmallest(room, again, key=first_pos.__getitem__):
+            detail = "identical to an earlier request"
+            before, when = seen[h], b.first_when.get(h, more[h])
+            if before >= 0 and 0 <= when - before <= RETRY_WINDOW:
+                detail += f" {when - before} s before"
+            found.append((first_pos[h], Example(_At(file, first_pos[h], har).where, detail)))
+        found.sort(key=lambda f: f[0])
+        examples.extend(example for _, example in found[:room])
+        return
+    firsts = b.firsts[kind]
+    for h in heapq.nsmallest(room, again, key=lambda h: firsts[h][0]):
+        seq, pos, x = firsts[h]
+        where = _At(file, pos, har).where
+        if kind == "ids":
+            detail = f"event id {x!r} was sent before"
+        elif kind == "keys":
+            detail = f"business key {x!r} was sent before"
+        else:
+            detail = f"messageId {x!r} sent again (copy {seen[h] + 1})"
+        found.append((seq, Example(where, detail)))
+    found.sort(key=lambda f: f[0])
+    examples.extend(example for _, example in found[:room])
 
 
 def _merge_timeline(a: TimelineCensus, b: TimelineCensus) -> None:
