@@ -232,43 +232,35 @@ class _Duplicates(DuplicateCensus):
             self.example_seqs[kind].append((self.seq, h, copy, value))
             self._example(kind, at, detail)
 
-    def event_id(self, value: str, at: Any) -> None:
-        if self.rec_d:
-            self.log.add(("d", value, at.pos))
-            return
+    def _repeat(self, kind: str, seen: dict[int, int], value: str, at: Any) -> int | None:
+        """The hash of ``value`` when this share saw it before (moved to the end of ``seen``),
+        else None: a first sighting, kept while the window has room."""
         self.seq = seq = self.seq + 1
         h = hash(value)
-        seen = self.seen_ids.map
         if h not in seen:
             if len(seen) < self.window:
                 seen[h] = 0
-                self.firsts["ids"][h] = (seq, at.pos, value)
+                self.firsts[kind][h] = (seq, at.pos, value)
             else:
                 self.overflow = True
-            return
+            return None
         del seen[h]  # re-inserted: the map stays ordered by last sighting
         seen[h] = 0
-        self.ids += 1
-        self._again("ids", h, at, f"event id {value!r} was sent before")
+        return h
+
+    def event_id(self, value: str, at: Any) -> None:
+        if self.rec_d:
+            self.log.add(("d", value, at.pos))
+        elif (h := self._repeat("ids", self.seen_ids.map, value, at)) is not None:
+            self.ids += 1
+            self._again("ids", h, at, f"event id {value!r} was sent before")
 
     def dedupe_key(self, key: str, at: Any) -> None:
         if self.rec_k:
             self.log.add(("k", key, at.pos))
-            return
-        self.seq = seq = self.seq + 1
-        h = hash(key)
-        seen = self.seen_keys.map
-        if h not in seen:
-            if len(seen) < self.window:
-                seen[h] = 0
-                self.firsts["keys"][h] = (seq, at.pos, key)
-            else:
-                self.overflow = True
-            return
-        del seen[h]
-        seen[h] = 0
-        self.keys += 1
-        self._again("keys", h, at, f"business key {key!r} was sent before")
+        elif (h := self._repeat("keys", self.seen_keys.map, key, at)) is not None:
+            self.keys += 1
+            self._again("keys", h, at, f"business key {key!r} was sent before")
 
     def message_id(self, value: str, at: Any) -> None:
         if self.rec_g:
