@@ -216,7 +216,9 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         total = self._head_bytes + len(data)
         if total <= self.limits.max_header_bytes:
             self._head_bytes = total
-            self._tail = data[-3:]
+            # The last 3 bytes of the head so far, across pieces: a piece shorter than 3 bytes
+            # keeps the earlier ones, or a blank line split over three pieces goes unseen.
+            self._tail = (self._tail + data)[-3:]
             return True
         room = self.limits.max_header_bytes - self._head_bytes
         return _HEAD_END in self._tail + data[: max(room, 0)]  # the rest is body
