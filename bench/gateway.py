@@ -279,29 +279,29 @@ def _rows(args: argparse.Namespace, make: Fresh, report: dict[str, Any]) -> None
     last for them); ``report["repeated_by_row"]`` says which rows sent requests again."""
     repeated = report["repeated_by_row"] = {}
 
-    def row(name: str, measure: Any) -> Any:
+    def row(name: str, measure: Any, *params: Any) -> Any:
         before = make.repeated
-        result = measure()
+        result = measure(args, *params)
         if make.repeated > before:
             repeated[name] = make.repeated - before
         return result
 
     if args.only_workers:
-        report["workers"] = row("workers", lambda: _workers(args, make))
+        report["workers"] = row("workers", _workers, make)
         return
     for server in [] if args.stores_only else args.servers:
-        report["servers"][server] = row(server, lambda: _server_row(args, server, make))  # noqa: B023
+        report["servers"][server] = row(server, _server_row, server, make)
     if args.stores_only or (args.pg_url and not args.pipelines_only):
-        report["stores"] = row("stores", lambda: _stores(args, make))
+        report["stores"] = row("stores", _stores, make)
     if args.stores_only:
         return
     report["pipelines"] = _pipelines(args, report["servers"][args.servers[0]])
     if args.pipelines_only:
         return
-    report["state_cost"] = row("identity + dedupe", lambda: _state_cost(args, make))
-    report["delivery"] = row("delivery", lambda: _delivery(args, make))
+    report["state_cost"] = row("identity + dedupe", _state_cost, make)
+    report["delivery"] = row("delivery", _delivery, make)
     if args.workers:
-        report["workers"] = row("workers", lambda: _workers(args, make))
+        report["workers"] = row("workers", _workers, make)
 
 
 def _in_turns(servers: list[Server], run: Any, repeats: int) -> list[list[LoadResult]]:
