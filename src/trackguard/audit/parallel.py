@@ -893,20 +893,18 @@ def _merge_examples(
             if before >= 0 and 0 <= when - before <= RETRY_WINDOW:
                 detail += f" {when - before} s before"
             found.append((first_pos[h], Example(_At(file, first_pos[h], har).where, detail)))
-        found.sort(key=lambda f: f[0])
-        examples.extend(example for _, example in found[:room])
-        return
-    firsts = b.firsts[kind]
-    for h in heapq.nsmallest(room, again, key=lambda h: firsts[h][0]):
-        seq, pos, x = firsts[h]
-        where = _At(file, pos, har).where
-        if kind == "ids":
-            detail = f"event id {x!r} was sent before"
-        elif kind == "keys":
-            detail = f"business key {x!r} was sent before"
-        else:
-            detail = f"messageId {x!r} sent again (copy {seen[h] + 1})"
-        found.append((seq, Example(where, detail)))
+    else:
+        firsts = b.firsts[kind]
+        for h in heapq.nsmallest(room, again, key=lambda h: firsts[h][0]):
+            seq, pos, x = firsts[h]
+            where = _At(file, pos, har).where
+            if kind == "ids":
+                detail = f"event id {x!r} was sent before"
+            elif kind == "keys":
+                detail = f"business key {x!r} was sent before"
+            else:
+                detail = f"messageId {x!r} sent again (copy {seen[h] + 1})"
+            found.append((seq, Example(where, detail)))
     found.sort(key=lambda f: f[0])
     examples.extend(example for _, example in found[:room])
 
