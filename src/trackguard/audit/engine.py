@@ -93,15 +93,14 @@ class Auditor:
         self.now = int(time.time()) if now is None else now
         self.caps = caps = CapLog()
         self.judge = Judge(plan, fallback_keys=False)  # only the plan's keys are reported
-        self.checker = checker = self.judge.checker
+        self.checker = self.judge.checker
+        fast = self.checker.fast
         #: The checker's fast path, tried here first (``Checker.check``'s own first step).
-        self.fast = checker.fast.check if checker.fast is not None else None
-        #: Without a plan, a clean v1 track call is counted from the fast path's parts alone.
-        #: (Only the plan's dedupe keys are reported, so such a call has none to count.)
-        fast = checker.fast
-        self.clean_event = (
-            fast.clean_event if type(fast) is FastContract and not fast.fallback_keys else None
-        )
+        self.fast = fast.check if fast is not None else None
+        #: Without a plan (the contract's fast path), a clean v1 track call is counted from the
+        #: fast path's parts alone. (Only the plan's dedupe keys are reported, so such a call
+        #: has none to count.)
+        self.clean_event = fast.clean_event if type(fast) is FastContract else None
         self.routes: dict[tuple[str, str], RouteMatch | NoRoute | Literal[Pipelines.PATH]] = {}
         self.responses: dict[str | None, list[str]] = {}  # response text -> its messages
         self.clock = LogClock()
