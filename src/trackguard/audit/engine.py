@@ -230,7 +230,7 @@ class Auditor:
                     tl.add(name, when, False)
             if person.kind == "anonymous_id":
                 self.anonymous.event(person.value, when, rec)
-            h = hash((req.method, path, req.body))  # DuplicateCensus.request's, as below
+            h = hash((req.method, path, req.body))  # DuplicateCensus.request_hash's, as below
             window = self.duplicates.seen_requests
             seen = window.map
             if h not in seen and len(seen) < window.limit:
@@ -331,7 +331,7 @@ class Auditor:
         elif outcome == "invalid" and self._invalid_items(rec, verdict, when, ref):
             saw_event = True
         if saw_event:
-            # DuplicateCensus.request's common case, inlined: a new request, and room for it
+            # DuplicateCensus.request_hash's common case, inlined: a new request, and room for it
             h = hash((req.method, path, req.body))
             window = self.duplicates.seen_requests
             seen = window.map
