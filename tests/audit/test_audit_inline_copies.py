@@ -74,11 +74,6 @@ def snapshot(value: Any) -> Any:
     return value
 
 
-class _Where:
-    def __init__(self, where: str) -> None:
-        self.where = where
-
-
 # --- inputs -------------------------------------------------------------------------------------
 
 #: Log times: plain UTC seconds (the copies' case, often in a minute seen before) among their
@@ -308,7 +303,7 @@ def test_event_counts_as_key_for_add_and_timestamp_do(
     inline, called = EventCensus(limits, caps[0]), EventCensus(limits, caps[1])
     keys = ([], [])
     for n, (name, data, stamp, source) in enumerate(events):
-        at = _Where(f"f:{n}")
+        at = _At("f", n, False)
         ref = T0 + n
         keys[0].append(inline.event(name, data, stamp, ref, at, source))
         key = called.key_for(name, at)
@@ -338,8 +333,8 @@ def test_person_keys_ids_as_keyed_by_id_does(values: list[str], limits: Limits) 
     inline, called = IdentityCensus(limits, caps[0]), IdentityCensus(limits, caps[1])
     called.id_room = 0  # every id through keyed_by_id, as in an ``audit --jobs`` worker
     for n, value in enumerate(values):
-        inline.person("id", value, _Where(f"f:{n}"))
-        called.person("id", value, _Where(f"f:{n}"))
+        inline.person("id", value, _At("f", n, False))
+        called.person("id", value, _At("f", n, False))
     assert inline.by_id == called.by_id
     assert snapshot(caps[0]) == snapshot(caps[1])
 
