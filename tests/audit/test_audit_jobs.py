@@ -332,7 +332,7 @@ def _order(t: int, who: str, order: str) -> dict[str, Any]:
 
 
 def _again(line: dict[str, Any], dt: int) -> dict[str, Any]:
-    """The same request logged ``dt`` seconds later (a retry: same method, path and body)."""
+    """The same request logged at ``BASE_TIME + dt`` (a retry: same method, path and body)."""
     return dict(line, time=iso(BASE_TIME + dt))
 
 
@@ -424,27 +424,31 @@ _ATOM = st.one_of(
 
 def _lines(atoms: list[tuple[Any, ...]]) -> list[Any]:
     out: list[Any] = []
+    sent: list[tuple[dict[str, Any], int]] = []  # each request line and its time after BASE_TIME
     for atom in atoms:
         kind = atom[0]
+        if kind == "again":
+            if sent:
+                line, t = sent[atom[1] % len(sent)]
+                out.append(_again(line, t + atom[2]))
+            continue
         if kind == "event":
             _, t, who, name, eid = atom
             extra = {} if eid is None else {"id": eid}
-            out.append(event(BASE_TIME + t, who, name, {"n": t % 3}, **extra))
+            line = event(BASE_TIME + t, who, name, {"n": t % 3}, **extra)
         elif kind == "order":
-            out.append(_order(BASE_TIME + atom[1], atom[2], atom[3]))
+            t, line = atom[1], _order(BASE_TIME + atom[1], atom[2], atom[3])
         elif kind == "anon":
-            out.append(anonymous(BASE_TIME + atom[1], atom[2], "Viewed"))
+            t, line = atom[1], anonymous(BASE_TIME + atom[1], atom[2], "Viewed")
         elif kind == "identify":
-            out.append(identify(BASE_TIME + atom[1], atom[2], atom[3]))
+            t, line = atom[1], identify(BASE_TIME + atom[1], atom[2], atom[3])
         elif kind == "track":
-            out.append(_track(BASE_TIME + atom[1], atom[2], atom[3]))
-        elif kind == "again":
-            earlier = [x for x in out if isinstance(x, dict)]
-            if earlier:
-                line = earlier[atom[1] % len(earlier)]
-                out.append(_again(line, int(line["time"][-3:-1]) + atom[2]))
+            t, line = atom[1], _track(BASE_TIME + atom[1], atom[2], atom[3])
         else:
             out.append(b"not json\n")
+            continue
+        out.append(line)
+        sent.append((line, t))
     return out
 
 
