@@ -6,8 +6,15 @@ clients, waits until delivery has emptied the outbox, and reads: the gateway's r
 (idle after start-up, and its peak, ``VmHWM``), the store's size after a WAL checkpoint divided
 by the operations it holds, the same for quarantine records, and the request log's bytes per
 request; each extrapolated to a million. The memory is compared with the 150 MB target of
-bench/gateway.py (the ratio printed is ours / target). Each figure is the median of
-``--repeats`` runs. Not a test: ``.venv/bin/python bench/sizing.py``.
+bench/gateway.py (the ratio printed is ours / target).
+
+The gateway keeps the identity map (the id behind each email, ids by case-folded form) and each
+buyer's latest order in memory for the request path, so its memory grows with the people the
+store knows, not with the traffic. ``--people N`` measures that: ``trackguard serve`` started
+on a store holding N bindings and N profiles (written straight into a fresh store's tables),
+its resident memory once ready, less the same on an empty store, per million people.
+
+Each figure is the median of ``--repeats`` runs. Not a test: ``.venv/bin/python bench/sizing.py``.
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import machine_info
 from trackguard.check.samples import d2c_traffic
+from trackguard.store.sqlite import SQLiteStore
 
 REPO = Path(__file__).resolve().parents[1]
 PLAN = REPO / "examples" / "d2c-plan.yaml"
@@ -159,15 +167,75 @@ def run_once(n: int, clients: int) -> dict[str, float]:
     return result
 
 
+def _serve_rss(db: Path) -> float:
+    """Resident MiB of ``trackguard serve`` on ``db`` once ready (its state loaded)."""
+    port = _free_port()
+    argv = ["serve", "--plan", str(PLAN), "--db", str(db), "--no-deliver"]
+    argv += ["--listen", f"127.0.0.1:{port}"]
+    env = {**os.environ, "TRACKGUARD_SITE_ID": SITE, "TRACKGUARD_API_KEY": KEY}
+    gateway = _start(argv, port, env)
+    try:
+        deadline = time.monotonic() + 120
+        while httpx.get(f"http://127.0.0.1:{port}/readyz").status_code != 200:
+            if time.monotonic() > deadline:
+                raise RuntimeError("the gateway did not become ready")
+            time.sleep(0.1)
+        time.sleep(1.0)
+        return _rss_mib(gateway.pid, "VmRSS")
+    finally:
+        _stop(gateway)
+
+
+def people_memory(people: int) -> dict[str, float]:
+    """The gateway's resident memory on a store that knows ``people`` people (an email bound
+    to an id, and a profile with a latest order, each) against an empty store."""
+    work = Path(tempfile.mkdtemp(prefix="trackguard-sizing-people-"))
+    try:
+        empty, full = work / "empty.db", work / "people.db"
+        for db in (empty, full):
+            SQLiteStore(db).close()
+        with sqlite3.connect(full) as conn:
+            conn.executemany(
+                "INSERT INTO identities (email, id, seq) VALUES (?, ?, ?)",
+                (
+                    (f"customer.{i:07d}@example.com", f"cus_{i:010d}", i)
+                    for i in range(1, people + 1)
+                ),
+            )
+            conn.executemany(
+                "INSERT INTO profiles (person, first_order_date, last_order_date, order_count,"
+                " lifetime_value, seq) VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    (f"id:cus_{i:010d}", 1_790_000_000, 1_790_000_000 + i, 1, 49.9, i)
+                    for i in range(1, people + 1)
+                ),
+            )
+        base, rss = _serve_rss(empty), _serve_rss(full)
+    finally:
+        for p in work.iterdir():
+            p.unlink()
+        work.rmdir()
+    return {"people": people, "empty_rss_mib": base, "people_rss_mib": rss}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=20_000)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--people",
+        type=int,
+        default=200_000,
+        help="People in the store for the identity-state memory figure (0: skip it).",
+    )
     args = parser.parse_args()
+    if args.people < 0:
+        parser.error("--people must be >= 0")
     runs = [run_once(args.requests, args.clients) for _ in range(args.repeats)]
     med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
-    print(json.dumps({"machine": machine_info(None), "runs": runs}, indent=1))
+    people = [people_memory(args.people) for _ in range(args.repeats)] if args.people else []
+    print(json.dumps({"machine": machine_info(None), "runs": runs, "people": people}, indent=1))
     print(f"\nsizing: {args.requests:,} sample requests, {args.clients} clients,", end=" ")
     print(f"median of {args.repeats}")
 
@@ -188,6 +256,14 @@ def main() -> None:
         med["peak_rss_mib"],
         note=f"{ratio:.2f} x {TARGET_MIB:.0f} MB target",
     )
+    if people:
+        grown = statistics.median(r["people_rss_mib"] - r["empty_rss_mib"] for r in people)
+        print(
+            f"\nidentity state: serve on a store of {args.people:,} people (a binding and a"
+            f" profile each) is {grown:,.1f} MiB larger than on an empty store"
+            f" = {grown * 1e6 / args.people:,.0f} MiB per million people"
+            f" ({grown * MIB / args.people:,.0f} bytes a person)"
+        )
 
 
 if __name__ == "__main__":

@@ -148,6 +148,15 @@ def test_ids_differing_only_in_case_follow_the_store_s_order_on_every_replica(
         assert state.folded == {"cus_1": "cus_1"}  # the first committed form
 
 
+def test_an_id_already_in_folded_form_is_one_string_for_key_and_value() -> None:
+    state = GatewayState()
+    state.apply_identities([(1, "ana@x.com", "cus_1"), (2, "bo@x.com", "CUS_2")])
+    state.learn(Write(links=(("cy@x.com", "cus_3"),)))
+    assert state.folded == {"cus_1": "cus_1", "cus_2": "CUS_2", "cus_3": "cus_3"}
+    # The memory a person costs: a folded id holds no copy of itself (bench/sizing.py --people).
+    assert [key is value for key, value in state.folded.items()] == [True, False, True]
+
+
 def test_a_latest_order_only_moves_forward(stores: tuple[SQLiteStore, Counting]) -> None:
     other, mine = stores
     state = GatewayState.load(mine)
