@@ -16,10 +16,17 @@ from typing import Any
 import httpx
 import pytest
 import trustme
+from hypothesis import HealthCheck, settings
 
 from trackguard.emulator.app import Emulator, create_emulator
 from trackguard.emulator.faults import FaultConfig
 from trackguard.http.runner import RunningServer, start_in_thread
+
+# Property tests check behaviour, never speed (benchmarks under bench/ do that): hypothesis's
+# default 200 ms deadline and its too-slow health check only time the machine, and on a loaded
+# 2-core CI runner they failed tests whose every assertion held.
+settings.register_profile("trackguard", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("trackguard")
 
 SITE_ID = "emu-site"
 API_KEY = "emu-key-5ecret"
