@@ -233,6 +233,10 @@ def test_replicas_that_bind_one_email_to_two_ids_agree_on_the_one_the_store_kept
     ]
     metrics = b.client.get("/metrics").text
     assert "trackguard_identity_bindings_learned_total 1.0" in metrics
+    # One email, and both ids the replicas were sent (the store's and the race's loser).
+    assert 'trackguard_identity_state_entries{map="emails"} 1.0' in metrics
+    assert 'trackguard_identity_state_entries{map="folded_ids"} 2.0' in metrics
+    assert 'trackguard_identity_state_entries{map="orders"} 0.0' in metrics
     assert a.codes() == [[], ["identity_not_canonical"]]
     assert b.codes() == [[], ["identity_not_canonical"]]
 

@@ -153,6 +153,18 @@ class _StateCollector(Collector):
             "Latest orders learned from the store after start-up",
             value=s.orders_learned,
         )
+        # The state mirrors the store's tables, so it grows with the people the store knows
+        # (about 420 bytes of memory a person, docs/operations.md): what to size memory by.
+        entries = GaugeMetricFamily(
+            "trackguard_identity_state_entries",
+            "Entries of the in-memory identity state: emails bound to an id, ids by case-folded"
+            " form, people with a latest order",
+            labels=["map"],
+        )
+        entries.add_metric(["emails"], len(s.emails))
+        entries.add_metric(["folded_ids"], len(s.folded))
+        entries.add_metric(["orders"], len(s.orders))
+        yield entries
 
 
 class _RequestLogCollector(Collector):
