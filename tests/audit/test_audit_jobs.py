@@ -386,6 +386,29 @@ def test_repeats_of_earlier_shares_are_counted_where_they_land(tmp_path: Path) -
     assert found["duplicates.event_ids"]["count"] == 4
 
 
+def test_a_window_one_share_fills_does_not_merge(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A share's own messageIds outgrow the window, and the earlier share's one is among them:
+    merging would not reach the cap, but the share dropped a first sighting that one process
+    keeps (evicting older ones), so the audit runs again in one process, even where the
+    projection does not see the cap coming."""
+    monkeypatch.setattr(parallel, "PROJECT_SHARE", 1e9)  # never recorded as projected
+    first = [_track(BASE_TIME, "u1", "m-1")]
+    ids = ["m-1", "m-2", "m-3", "m-4", "m-2", "m-1"]
+    calls = [msgspec.json.decode(_track(BASE_TIME + 30, "u1", m)["body"]) for m in ids]
+    second = [request(BASE_TIME + 30, "POST", "/v1/batch", {"batch": calls})]
+    paths = []
+    for name, lines in (("a", first), ("b", second)):
+        gz = tmp_path / f"{name}.jsonl.gz"  # one share each
+        gz.write_bytes(gzip.compress(write(tmp_path / f"{name}.jsonl", lines).read_bytes()))
+        paths.append(gz)
+    limits = Limits(duplicate_window=3)
+    assert not _merged(paths, limits)
+    one = _same_for_all_jobs(paths, limits=limits)
+    assert any(c.startswith("repeated messageIds: only") for c in _decoded(one)["caps"])
+
+
 def test_people_linked_across_shares(tmp_path: Path) -> None:
     """Keyed by email in one share, by id in another, linked by an identify in a third."""
     first = [event(BASE_TIME + i, f"p{i}@example.com", "Viewed", {"k": i}) for i in range(8)]

@@ -165,7 +165,14 @@ class _Duplicates(DuplicateCensus):
         if self.rec_q:
             self.seen_requests.limit = 0  # every request reaches request_hash
         self.seq = 0  # event id, key and messageId calls so far (orders their examples)
-        self.overflow = False  # a window outgrew the cap in this share alone
+        #: A first sighting of an event id, key or messageId found its window full and was
+        #: dropped (one process evicts instead): the share does not merge. The projection at
+        #: the end of :func:`_attempt` records such a map first (at a :data:`PROJECT_SHARE` up
+        #: to 1), but the merge does not rest on that estimate: when the earlier shares' window
+        #: holds no key this one lacks, the merge's cap checks pass, and only this says keys
+        #: were dropped. (A full request window evicts and notes its cap, as one process does:
+        #: such a part does not merge either.)
+        self.overflow = False
         #: request hash -> position of its first record here
         self.first_pos: dict[int, int] = {}
         #: the window's keys, times and first positions, as :meth:`pack` sends them
@@ -824,7 +831,7 @@ def _merge_duplicates(a: DuplicateCensus, b: _Duplicates, file: str, har: bool) 
     see: counted here, at its first call in the share (``firsts``), with a retry burst when
     that call came within :data:`RETRY_WINDOW` of the window's last sighting. Examples are
     the first three repeats in input order: the share's own and those, ordered by call."""
-    if b.overflow:
+    if b.overflow:  # the share dropped keys its full window had no room for
         raise Inexact
     for kind, flag, window, theirs in (
         ("requests", b.rec_q, a.seen_requests, b.seen_requests),
