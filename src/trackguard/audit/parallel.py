@@ -771,11 +771,14 @@ def _merge_identity(a: IdentityCensus, b: IdentityCensus) -> None:
 
 
 def _capped(a: Auditor, part: Part) -> frozenset[str]:
-    """The maps the share kept that would reach their caps merged (see the merges)."""
+    """The maps the share kept that would reach their caps merged: the merges that follow
+    (:func:`_merge_people`, :func:`_merge_duplicates`) rest on this having found none."""
     out = set()
     ident, theirs = a.identity, part.identity
     limit = ident.limit
     by_id, by_email, links = theirs.by_id, theirs.by_email, theirs.links
+    # At its cap the id set notes the cap at one more id, even a known one, and the link map
+    # drops one more link, even a known email's: they reach it at the cap, emails past it.
     if not theirs.rec_p and by_id and len(ident.by_id) + _new(by_id, ident.by_id) >= limit:
         out.add("p")
     if by_email and len(ident.by_email) + _new(by_email, ident.by_email) > limit:
@@ -800,32 +803,23 @@ def _new(keys: Iterable[int], known: Container[int]) -> int:
 
 
 def _merge_people(a: IdentityCensus, b: _Identity) -> None:
-    """The id, email and link sets a share kept (not recorded): one process's, as long as
-    none reaches its cap (from here on one process would have kept them by order)."""
-    limit = a.limit
+    """The id, email and link sets a share kept (not recorded): one process's, since none
+    reaches its cap merged (:func:`_capped`)."""
     if not b.rec_p and b.by_id:
-        by_id = a.by_id
-        by_id |= b.by_id
-        if len(by_id) >= limit:  # one more id, even a known one, would say the cap was hit
-            raise Inexact
+        a.by_id |= b.by_id
     if not b.rec_m and b.by_email:
         by_email = a.by_email
-        new = [h for h in b.by_email if h not in by_email]  # in order of first sighting
-        if len(by_email) + len(new) > limit:
-            raise Inexact
-        for h in new:
-            by_email[h] = b.by_email[h]
+        for h, where in b.by_email.items():  # in order of first sighting
+            if h not in by_email:
+                by_email[h] = where
     if not b.rec_l and b.links:
-        links = a.links
-        new_links = sum(1 for h in b.links if h not in links)
-        if len(links) + new_links >= limit:  # past it, even a known email's link is dropped
-            raise Inexact
-        links.update(b.links)  # a known email keeps its place and takes the share's last id
+        a.links.update(b.links)  # a known email keeps its place and takes the share's last id
 
 
 def _merge_duplicates(a: DuplicateCensus, b: _Duplicates, file: str, har: bool) -> None:
     """The duplicate windows a share kept (not recorded), as if its calls had come after the
-    shares before, while no window reaches its cap (one that would evicts by order).
+    shares before; none reaches its cap merged (:func:`_capped`: one that would evicts by
+    order).
 
     A key the share saw first that the window already holds is a repeat the share could not
     see: counted here, at its first call in the share (``firsts``), with a retry burst when
@@ -843,8 +837,6 @@ def _merge_duplicates(a: DuplicateCensus, b: _Duplicates, file: str, har: bool) 
             continue
         seen, more = window.map, theirs.map
         again = [h for h in more if h in seen]
-        if len(seen) + len(more) - len(again) > window.limit:
-            raise Inexact
         examples = a.examples[kind]
         if len(examples) < 3:
             _merge_examples(kind, examples, b, again, seen, file, har)
