@@ -160,9 +160,8 @@ class _Duplicates(DuplicateCensus):
         super().__init__(limits, caps)
         self.log = log
         self.window = limits.duplicate_window
-        self.rec_q, self.rec_d = "q" in record, "d" in record
-        self.rec_k, self.rec_g = "k" in record, "g" in record
-        if self.rec_q:
+        self.record = record  # (a recorded window stays empty)
+        if "q" in record:
             self.seen_requests.limit = 0  # every request reaches request_hash
         self.seq = 0  # event id, key and messageId calls so far (orders their examples)
         #: A first sighting of an event id, key or messageId found its window full and was
@@ -220,7 +219,7 @@ class _Duplicates(DuplicateCensus):
         return self.first_pos
 
     def request_hash(self, h: int, when: int | None, at: Any) -> None:
-        if self.rec_q:
+        if "q" in self.record:
             self.log.add(("q", h, when, at.pos))
             return
         before = self.seen_requests.map.get(h)
@@ -256,21 +255,21 @@ class _Duplicates(DuplicateCensus):
         return h
 
     def event_id(self, value: str, at: Any) -> None:
-        if self.rec_d:
+        if "d" in self.record:
             self.log.add(("d", value, at.pos))
         elif (h := self._repeat("ids", self.seen_ids.map, value, at)) is not None:
             self.ids += 1
             self._again("ids", h, at, f"event id {value!r} was sent before")
 
     def dedupe_key(self, key: str, at: Any) -> None:
-        if self.rec_k:
+        if "k" in self.record:
             self.log.add(("k", key, at.pos))
         elif (h := self._repeat("keys", self.seen_keys.map, key, at)) is not None:
             self.keys += 1
             self._again("keys", h, at, f"business key {key!r} was sent before")
 
     def message_id(self, value: str, at: Any) -> None:
-        if self.rec_g:
+        if "g" in self.record:
             self.log.add(("g", value, at.pos))
             return
         self.seq = seq = self.seq + 1
@@ -315,24 +314,24 @@ class _Identity(IdentityCensus):
     def __init__(self, log: OpLog, limits: Limits, caps: CapLog, record: frozenset[str]) -> None:
         super().__init__(limits, caps)
         self.log = log
-        self.rec_p, self.rec_m, self.rec_l = "p" in record, "m" in record, "l" in record
-        if self.rec_p:
+        self.record = record  # (a recorded set stays empty)
+        if "p" in record:
             self.id_room = 0  # every id goes through keyed_by_id
 
     def keyed_by_id(self, h: int) -> None:
-        if self.rec_p:
+        if "p" in self.record:
             self.log.add(("p", h))
         else:
             super().keyed_by_id(h)
 
     def keyed_by_email(self, h: int, at: Any) -> None:
-        if self.rec_m:
+        if "m" in self.record:
             self.log.add(("m", h, at.pos))
         else:
             super().keyed_by_email(h, at)
 
     def link(self, email: int, person_id: int) -> None:
-        if self.rec_l:
+        if "l" in self.record:
             self.log.add(("l", email, person_id))
         else:
             super().link(email, person_id)
@@ -779,20 +778,21 @@ def _capped(a: Auditor, part: Part) -> frozenset[str]:
     by_id, by_email, links = theirs.by_id, theirs.by_email, theirs.links
     # At its cap the id set notes the cap at one more id, even a known one, and the link map
     # drops one more link, even a known email's: they reach it at the cap, emails past it.
-    if not theirs.rec_p and by_id and len(ident.by_id) + _new(by_id, ident.by_id) >= limit:
+    # (A recorded map is empty: it adds nothing.)
+    if by_id and len(ident.by_id) + _new(by_id, ident.by_id) >= limit:
         out.add("p")
     if by_email and len(ident.by_email) + _new(by_email, ident.by_email) > limit:
-        out.add("m")  # (a recorded map is empty)
+        out.add("m")
     if links and len(ident.links) + _new(links, ident.links) >= limit:
         out.add("l")
     dup, more = a.duplicates, part.duplicates
-    for kind, flag, window, kept in (
-        ("q", more.rec_q, dup.seen_requests, more.seen_requests),
-        ("d", more.rec_d, dup.seen_ids, more.seen_ids),
-        ("k", more.rec_k, dup.seen_keys, more.seen_keys),
-        ("g", more.rec_g, dup.seen_messages, more.seen_messages),
+    for kind, window, kept in (
+        ("q", dup.seen_requests, more.seen_requests),
+        ("d", dup.seen_ids, more.seen_ids),
+        ("k", dup.seen_keys, more.seen_keys),
+        ("g", dup.seen_messages, more.seen_messages),
     ):
-        if not flag and len(window.map) + _new(kept.map, window.map) > window.limit:
+        if len(window.map) + _new(kept.map, window.map) > window.limit:
             out.add(kind)
     return frozenset(out)
 
@@ -803,17 +803,14 @@ def _new(keys: Iterable[int], known: Container[int]) -> int:
 
 
 def _merge_people(a: IdentityCensus, b: _Identity) -> None:
-    """The id, email and link sets a share kept (not recorded): one process's, since none
-    reaches its cap merged (:func:`_capped`)."""
-    if not b.rec_p and b.by_id:
-        a.by_id |= b.by_id
-    if not b.rec_m and b.by_email:
-        by_email = a.by_email
-        for h, where in b.by_email.items():  # in order of first sighting
-            if h not in by_email:
-                by_email[h] = where
-    if not b.rec_l and b.links:
-        a.links.update(b.links)  # a known email keeps its place and takes the share's last id
+    """The id, email and link sets a share kept (a recorded one is empty): one process's,
+    since none reaches its cap merged (:func:`_capped`)."""
+    a.by_id |= b.by_id
+    by_email = a.by_email
+    for h, where in b.by_email.items():  # in order of first sighting
+        if h not in by_email:
+            by_email[h] = where
+    a.links.update(b.links)  # a known email keeps its place and takes the share's last id
 
 
 def _merge_duplicates(a: DuplicateCensus, b: _Duplicates, file: str, har: bool) -> None:
@@ -827,13 +824,13 @@ def _merge_duplicates(a: DuplicateCensus, b: _Duplicates, file: str, har: bool) 
     the first three repeats in input order: the share's own and those, ordered by call."""
     if b.overflow:  # the share dropped keys its full window had no room for
         raise Inexact
-    for kind, flag, window, theirs in (
-        ("requests", b.rec_q, a.seen_requests, b.seen_requests),
-        ("ids", b.rec_d, a.seen_ids, b.seen_ids),
-        ("keys", b.rec_k, a.seen_keys, b.seen_keys),
-        ("messages", b.rec_g, a.seen_messages, b.seen_messages),
+    for kind, window, theirs in (
+        ("requests", a.seen_requests, b.seen_requests),
+        ("ids", a.seen_ids, b.seen_ids),
+        ("keys", a.seen_keys, b.seen_keys),
+        ("messages", a.seen_messages, b.seen_messages),
     ):
-        if flag or not theirs.map:
+        if not theirs.map:  # (as is a recorded window)
             continue
         seen, more = window.map, theirs.map
         again = [h for h in more if h in seen]
@@ -863,7 +860,7 @@ def _merge_duplicates(a: DuplicateCensus, b: _Duplicates, file: str, har: bool) 
                 seen[h] = counts.get(h, 0) + n
         else:
             seen.update(more)
-    if not b.rec_g:
+    if "g" not in b.record:
         a.message_calls += b.message_calls
 
 
