@@ -53,7 +53,7 @@ from typing import Any, Final
 
 from trackguard.audit.caps import CapLog, Limits
 from trackguard.audit.census import _FULL, MAX_SOURCES, EventCensus, EventStats
-from trackguard.audit.duplicates import RETRY_WINDOW, DuplicateCensus
+from trackguard.audit.duplicates import RETRY_WINDOW, DuplicateCensus, _Seen
 from trackguard.audit.engine import Auditor
 from trackguard.audit.identity import AnonymousCensus, IdentityCensus
 from trackguard.audit.model import Example
@@ -414,19 +414,24 @@ class _Grows(Exception):
         self.kinds = kinds
 
 
+def _windows(d: DuplicateCensus) -> tuple[tuple[str, str, _Seen], ...]:
+    """Each duplicate window of ``d``: its letter (in a share's ``record``, and its recorded
+    calls), its kind (in ``examples``), and itself."""
+    return (
+        ("q", "requests", d.seen_requests),
+        ("d", "ids", d.seen_ids),
+        ("k", "keys", d.seen_keys),
+        ("g", "messages", d.seen_messages),
+    )
+
+
 def _sizes(a: Auditor) -> dict[str, tuple[int, int]]:
     """Each merged capped map's size and cap."""
-    dup, ident = a.duplicates, a.identity
     window, ids = a.limits.duplicate_window, a.limits.identifiers
-    return {
-        "q": (len(dup.seen_requests.map), window),
-        "d": (len(dup.seen_ids.map), window),
-        "k": (len(dup.seen_keys.map), window),
-        "g": (len(dup.seen_messages.map), window),
-        "p": (len(ident.by_id), ids),
-        "m": (len(ident.by_email), ids),
-        "l": (len(ident.links), ids),
-    }
+    sizes = {letter: (len(w.map), window) for letter, _, w in _windows(a.duplicates)}
+    ident = a.identity
+    sizes.update(p=(len(ident.by_id), ids), m=(len(ident.by_email), ids), l=(len(ident.links), ids))
+    return sizes
 
 
 def _growing(a: Auditor, record: frozenset[str], done: int, total: int) -> frozenset[str]:
@@ -785,15 +790,11 @@ def _capped(a: Auditor, part: Part) -> frozenset[str]:
         out.add("m")
     if links and len(ident.links) + _new(links, ident.links) >= limit:
         out.add("l")
-    dup, more = a.duplicates, part.duplicates
-    for kind, window, kept in (
-        ("q", dup.seen_requests, more.seen_requests),
-        ("d", dup.seen_ids, more.seen_ids),
-        ("k", dup.seen_keys, more.seen_keys),
-        ("g", dup.seen_messages, more.seen_messages),
+    for (letter, _, window), (_, _, kept) in zip(
+        _windows(a.duplicates), _windows(part.duplicates), strict=True
     ):
         if len(window.map) + _new(kept.map, window.map) > window.limit:
-            out.add(kind)
+            out.add(letter)
     return frozenset(out)
 
 
@@ -824,12 +825,7 @@ def _merge_duplicates(a: DuplicateCensus, b: _Duplicates, file: str, har: bool) 
     the first three repeats in input order: the share's own and those, ordered by call."""
     if b.overflow:  # the share dropped keys its full window had no room for
         raise Inexact
-    for kind, window, theirs in (
-        ("requests", a.seen_requests, b.seen_requests),
-        ("ids", a.seen_ids, b.seen_ids),
-        ("keys", a.seen_keys, b.seen_keys),
-        ("messages", a.seen_messages, b.seen_messages),
-    ):
+    for (_, kind, window), (_, _, theirs) in zip(_windows(a), _windows(b), strict=True):
         if not theirs.map:  # (as is a recorded window)
             continue
         seen, more = window.map, theirs.map
