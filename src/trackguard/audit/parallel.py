@@ -83,7 +83,8 @@ class Inexact(Exception):
 
 
 class Unmerged(Exception):
-    """Merging a share's capped maps would reach their caps: record them (nothing merged yet)."""
+    """A share's capped maps would reach their caps, as projected while a worker reads it or
+    when the parent would merge them (nothing merged yet): audit it again with them recorded."""
 
     def __init__(self, kinds: frozenset[str]) -> None:
         super().__init__(kinds)
@@ -406,14 +407,6 @@ def _audit_share(auditor: Auditor, share: Share, job: _Job) -> FileCounter:
     return counter
 
 
-class _Grows(Exception):
-    """Capped maps of a share projected to reach their caps: record them instead."""
-
-    def __init__(self, kinds: frozenset[str]) -> None:
-        super().__init__(kinds)
-        self.kinds = kinds
-
-
 def _windows(d: DuplicateCensus) -> tuple[tuple[str, str, _Seen], ...]:
     """Each duplicate window of ``d``: its letter (in a share's ``record``, and its recorded
     calls), its kind (in ``examples``), and itself."""
@@ -451,7 +444,7 @@ def _work(i: int, record: frozenset[str] = frozenset()) -> Part:
     while True:
         try:
             return _attempt(i, record)
-        except _Grows as more:
+        except Unmerged as more:
             record |= more.kinds
 
 
@@ -484,14 +477,14 @@ def _attempt(i: int, record: frozenset[str]) -> Part:
                     done = counter.raw_position() - share.start  # 0: a HAR file, unknown
                     grows = _growing(auditor, record, done, job.total) if done > 0 else None
                     if grows:
-                        raise _Grows(grows)
+                        raise Unmerged(grows)
             elif type(item) is Unreadable:
                 add_unreadable(item)
         size = (share.end if share.end is not None else share.path.stat().st_size) - share.start
         grows = _growing(auditor, record, size, job.total)
         if grows:
-            raise _Grows(grows)
-    except _Grows:
+            raise Unmerged(grows)
+    except Unmerged:
         if log.path is not None:
             os.unlink(log.path)
         raise
