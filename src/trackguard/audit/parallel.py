@@ -45,7 +45,7 @@ import pickle
 import tempfile
 import time
 from array import array
-from collections.abc import Container, Iterable, Iterator
+from collections.abc import Callable, Container, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -394,17 +394,22 @@ def _zero() -> int:
     return 0
 
 
-def _audit_share(auditor: Auditor, share: Share, job: _Job) -> FileCounter:
-    """Every item of ``share`` through ``auditor``; the share's counter."""
-    add, add_unreadable = auditor.add, auditor.add_unreadable
-    counter = FileCounter(str(share.path), "")
+def _audit_share(
+    auditor: Auditor,
+    share: Share,
+    job: _Job,
+    counter: FileCounter,
+    add: Callable[[Record], None] | None = None,
+) -> None:
+    """Every item of ``share`` through ``auditor``, counted in ``counter`` (its records through
+    ``add`` when given: ``auditor.add`` and more)."""
+    add_record, add_unreadable = add or auditor.add, auditor.add_unreadable
     items = read(share.path, counter, mapping=job.mapping, max_line=job.max_line, share=share)
     for item in items:
         if type(item) is Record:
-            add(item)
+            add_record(item)
         elif type(item) is Unreadable:
             add_unreadable(item)
-    return counter
 
 
 def _windows(d: DuplicateCensus) -> tuple[tuple[str, str, _Seen], ...]:
@@ -458,28 +463,29 @@ def _attempt(i: int, record: frozenset[str]) -> Part:
     auditor.anonymous = _Anonymous(log, job.limits, auditor.caps)
     auditor.identity = identity = _Identity(log, job.limits, auditor.caps, record)
     auditor.timeline = timeline = _Timeline(log, job.limits, auditor.caps)
-    add, add_unreadable = auditor.add, auditor.add_unreadable
-    counter = FileCounter(str(share.path), "")
-    items = read(share.path, counter, mapping=job.mapping, max_line=job.max_line, share=share)
-    window = duplicates.seen_requests
-    requests = window.map  # replaced only when it evicts: then the share does not merge
+    audit = auditor.add
+    requests = duplicates.seen_requests.map  # replaced only when it evicts: then no merge
     first_pos = duplicates.first_pos
     n = known = 0
+    counter = FileCounter(str(share.path), "")
+
+    def add(item: Record) -> None:
+        """``auditor.add``, noting where each request hash was first seen, and every
+        :data:`PROJECT_EVERY` records whether a map grows toward its cap."""
+        nonlocal n, known
+        audit(item)
+        if len(requests) != known:  # a new request hash: the map's last key
+            known = len(requests)
+            first_pos[next(reversed(requests))] = item.pos
+        n += 1
+        if not n % PROJECT_EVERY:
+            done = counter.raw_position() - share.start  # 0: a HAR file, unknown
+            grows = _growing(auditor, record, done, job.total) if done > 0 else None
+            if grows:
+                raise Unmerged(grows)
+
     try:
-        for item in items:
-            if type(item) is Record:
-                add(item)
-                if len(requests) != known:  # a new request hash: the map's last key
-                    known = len(requests)
-                    first_pos[next(reversed(requests))] = item.pos
-                n += 1
-                if not n % PROJECT_EVERY:
-                    done = counter.raw_position() - share.start  # 0: a HAR file, unknown
-                    grows = _growing(auditor, record, done, job.total) if done > 0 else None
-                    if grows:
-                        raise Unmerged(grows)
-            elif type(item) is Unreadable:
-                add_unreadable(item)
+        _audit_share(auditor, share, job, counter, add)
         size = (share.end if share.end is not None else share.path.stat().st_size) - share.start
         grows = _growing(auditor, record, size, job.total)
         if grows:
@@ -539,7 +545,9 @@ def audit_jobs(
                 # pickled or replayed.
                 auditor = Auditor(plan, now=now, limits=limits)
                 merger = _Merger(auditor, len(files))
-                merger.first(shares[0], _audit_share(auditor, shares[0], job))
+                counter = FileCounter(str(shares[0].path), "")
+                _audit_share(auditor, shares[0], job, counter)
+                merger.first(shares[0], counter)
                 exact = True
                 for i, (share, part) in enumerate(zip(shares[1:], parts, strict=True), 1):
                     if exact:
