@@ -239,54 +239,49 @@ class _Duplicates(DuplicateCensus):
             self.example_seqs[kind].append((self.seq, h, copy, value))
             self._example(kind, at, detail)
 
-    def _repeat(self, kind: str, seen: dict[int, int], value: str, at: Any) -> int | None:
-        """The hash of ``value`` when this share saw it before (moved to the end of ``seen``),
-        else None: a first sighting, kept while the window has room."""
+    def _repeat(
+        self, kind: str, seen: dict[int, int], value: str, at: Any, step: int = 0
+    ) -> tuple[int, int] | None:
+        """The hash of ``value`` and what ``seen`` held for it when this share saw it before
+        (moved to the end of ``seen``, ``step`` more), else None: a first sighting, kept as
+        ``step`` while the window has room. (A messageId's copies are counted with ``step``
+        1; event ids and keys keep 0, as one process does.)"""
         self.seq = seq = self.seq + 1
         h = hash(value)
-        if h not in seen:
+        before = seen.pop(h, None)
+        if before is None:
             if len(seen) < self.window:
-                seen[h] = 0
+                seen[h] = step
                 self.firsts[kind][h] = (seq, at.pos, value)
             else:
                 self.overflow = True
             return None
-        del seen[h]  # re-inserted: the map stays ordered by last sighting
-        seen[h] = 0
-        return h
+        seen[h] = before + step  # re-inserted: the map stays ordered by last sighting
+        return h, before
 
     def event_id(self, value: str, at: Any) -> None:
         if "d" in self.record:
             self.log.add(("d", value, at.pos))
-        elif (h := self._repeat("ids", self.seen_ids.map, value, at)) is not None:
+        elif (again := self._repeat("ids", self.seen_ids.map, value, at)) is not None:
             self.ids += 1
-            self._again("ids", h, at, f"event id {value!r} was sent before")
+            self._again("ids", again[0], at, f"event id {value!r} was sent before")
 
     def dedupe_key(self, key: str, at: Any) -> None:
         if "k" in self.record:
             self.log.add(("k", key, at.pos))
-        elif (h := self._repeat("keys", self.seen_keys.map, key, at)) is not None:
+        elif (again := self._repeat("keys", self.seen_keys.map, key, at)) is not None:
             self.keys += 1
-            self._again("keys", h, at, f"business key {key!r} was sent before")
+            self._again("keys", again[0], at, f"business key {key!r} was sent before")
 
     def message_id(self, value: str, at: Any) -> None:
         if "g" in self.record:
             self.log.add(("g", value, at.pos))
             return
-        self.seq = seq = self.seq + 1
         self.message_calls += 1
-        h = hash(value)
-        seen = self.seen_messages.map
-        copies = seen.get(h, 0)
-        if not copies:
-            if len(seen) < self.window:
-                seen[h] = 1
-                self.firsts["messages"][h] = (seq, at.pos, value)
-            else:
-                self.overflow = True
+        again = self._repeat("messages", self.seen_messages.map, value, at, 1)
+        if again is None:
             return
-        del seen[h]
-        seen[h] = copies + 1
+        h, copies = again
         self.messages += 1
         if copies == 1:
             self.message_ids += 1
