@@ -126,6 +126,12 @@ class OpLog:
             pickle.dump(self.ops, fh, pickle.HIGHEST_PROTOCOL)
         self.ops = []
 
+    def discard(self) -> None:
+        """Remove the spill file, if any: these calls will not be replayed."""
+        if self.path is not None:
+            os.unlink(self.path)
+            self.path = None
+
     def finish(self) -> OpLog:
         if self.path is not None and self.ops:
             self._spill()
@@ -143,7 +149,7 @@ class OpLog:
                             break
                         yield from batch
             finally:
-                os.unlink(self.path)
+                self.discard()
         yield from self.ops
 
 
@@ -486,8 +492,7 @@ def _attempt(i: int, record: frozenset[str]) -> Part:
         if grows:
             raise Unmerged(grows)
     except Unmerged:
-        if log.path is not None:
-            os.unlink(log.path)
+        log.discard()
         raise
     counter.raw_position = _zero  # a bound method does not cross processes
     duplicates.pack()
@@ -546,20 +551,9 @@ def audit_jobs(
                 exact = True
                 for i, (share, part) in enumerate(zip(shares[1:], parts, strict=True), 1):
                     if exact:
-                        try:
-                            try:
-                                merger.add(share, part)
-                            except Unmerged as more:
-                                # The maps the worker kept would reach their caps here: this
-                                # share again, in this process, with them recorded.
-                                if part.ops.path is not None:
-                                    os.unlink(part.ops.path)
-                                part = _work(i, part.record | more.kinds)
-                                merger.add(share, part)
-                        except (Inexact, Unmerged):  # (Unmerged: the second time)
-                            exact = False
-                    if not exact and part.ops.path is not None:
-                        os.unlink(part.ops.path)
+                        exact = _merged(merger, i, share, part)
+                    else:
+                        part.ops.discard()
         finally:
             _job = None
             gc.unfreeze()
@@ -567,6 +561,23 @@ def audit_jobs(
             return None
     merger.finish()
     return auditor, merger.counters(files), time.perf_counter() - started
+
+
+def _merged(merger: _Merger, i: int, share: Share, part: Part) -> bool:
+    """Whether share ``i``'s part merged (one that did not has its spill file removed)."""
+    try:
+        try:
+            merger.add(share, part)
+        except Unmerged as more:
+            # The maps the worker kept would reach their caps here: this share again, in this
+            # process, with them recorded.
+            part.ops.discard()
+            part = _work(i, part.record | more.kinds)
+            merger.add(share, part)
+    except (Inexact, Unmerged):  # (Unmerged: the second time)
+        part.ops.discard()
+        return False
+    return True
 
 
 class _Merger:
