@@ -22,6 +22,33 @@ from trackguard.audit.model import Example
 RETRY_WINDOW: Final = 60
 
 
+def is_burst(before: int, now: int) -> bool:
+    """Whether a request seen again at ``now`` after ``before`` (log times; -1: none) is a
+    retry burst."""
+    return before >= 0 and 0 <= now - before <= RETRY_WINDOW
+
+
+# The examples' details, here and where ``audit --jobs`` merges them.
+
+
+def request_detail(gap: int | None) -> str:
+    """An identical request, ``gap`` seconds after its previous copy in a retry burst."""
+    detail = "identical to an earlier request"
+    return detail if gap is None else f"{detail} {gap} s before"
+
+
+def id_detail(value: str) -> str:
+    return f"event id {value!r} was sent before"
+
+
+def key_detail(key: str) -> str:
+    return f"business key {key!r} was sent before"
+
+
+def message_detail(value: str, copy: int) -> str:
+    return f"messageId {value!r} sent again (copy {copy})"
+
+
 class _Seen:
     """A bounded map of hash -> last time, evicting the oldest half when full."""
 
@@ -105,21 +132,21 @@ class DuplicateCensus:
         if before is None:
             return
         self.requests += 1
-        detail = "identical to an earlier request"
-        if when is not None and before >= 0 and 0 <= when - before <= RETRY_WINDOW:
+        gap = None
+        if is_burst(before, now):
             self.bursts += 1
-            detail += f" {when - before} s before"
-        self._example("requests", at, detail)
+            gap = now - before
+        self._example("requests", at, request_detail(gap))
 
     def event_id(self, value: str, at: Located) -> None:
         if self.seen_ids.check(hash(value), 0) is not None:
             self.ids += 1
-            self._example("ids", at, f"event id {value!r} was sent before")
+            self._example("ids", at, id_detail(value))
 
     def dedupe_key(self, key: str, at: Located) -> None:
         if self.seen_keys.check(hash(key), 0) is not None:
             self.keys += 1
-            self._example("keys", at, f"business key {key!r} was sent before")
+            self._example("keys", at, key_detail(key))
 
     def message_id(self, value: str, at: Located) -> None:
         """A Pipelines call's messageId (of any call type, dropped or not)."""
@@ -131,4 +158,4 @@ class DuplicateCensus:
             self.messages += 1
             if copies == 1:
                 self.message_ids += 1
-            self._example("messages", at, f"messageId {value!r} sent again (copy {copies + 1})")
+            self._example("messages", at, message_detail(value, copies + 1))

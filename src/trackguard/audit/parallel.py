@@ -53,7 +53,15 @@ from typing import Any, Final
 
 from trackguard.audit.caps import CapLog, Limits
 from trackguard.audit.census import _FULL, MAX_SOURCES, EventCensus, EventStats
-from trackguard.audit.duplicates import RETRY_WINDOW, DuplicateCensus, _Seen
+from trackguard.audit.duplicates import (
+    DuplicateCensus,
+    _Seen,
+    id_detail,
+    is_burst,
+    key_detail,
+    message_detail,
+    request_detail,
+)
 from trackguard.audit.engine import Auditor
 from trackguard.audit.identity import AnonymousCensus, IdentityCensus
 from trackguard.audit.model import Example
@@ -270,14 +278,14 @@ class _Duplicates(DuplicateCensus):
             self.log.add(("d", value, at.pos))
         elif (again := self._repeat("ids", self.seen_ids.map, value, at)) is not None:
             self.ids += 1
-            self._again("ids", again[0], at, f"event id {value!r} was sent before")
+            self._again("ids", again[0], at, id_detail(value))
 
     def dedupe_key(self, key: str, at: Any) -> None:
         if "k" in self.record:
             self.log.add(("k", key, at.pos))
         elif (again := self._repeat("keys", self.seen_keys.map, key, at)) is not None:
             self.keys += 1
-            self._again("keys", again[0], at, f"business key {key!r} was sent before")
+            self._again("keys", again[0], at, key_detail(key))
 
     def message_id(self, value: str, at: Any) -> None:
         if "g" in self.record:
@@ -291,8 +299,7 @@ class _Duplicates(DuplicateCensus):
         self.messages += 1
         if copies == 1:
             self.message_ids += 1
-        detail = f"messageId {value!r} sent again (copy {copies + 1})"
-        self._again("messages", h, at, detail, copies + 1, value)
+        self._again("messages", h, at, message_detail(value, copies + 1), copies + 1, value)
 
 
 class _Anonymous(AnonymousCensus):
@@ -828,8 +835,9 @@ def _merge_duplicates(a: DuplicateCensus, b: _Duplicates, file: str, har: bool) 
 
     A key the share saw first that the window already holds is a repeat the share could not
     see: counted here, at its first call in the share (``firsts``), with a retry burst when
-    that call came within :data:`RETRY_WINDOW` of the window's last sighting. Examples are
-    the first three repeats in input order: the share's own and those, ordered by call."""
+    that call came within a minute of the window's last sighting
+    (:func:`~trackguard.audit.duplicates.is_burst`). Examples are the first three repeats in
+    input order: the share's own and those, ordered by call."""
     if b.overflow:  # the share dropped keys its full window had no room for
         raise Inexact
     for (_, kind, window), (_, _, theirs) in zip(_windows(a), _windows(b), strict=True):
@@ -844,8 +852,7 @@ def _merge_duplicates(a: DuplicateCensus, b: _Duplicates, file: str, har: bool) 
             a.requests += b.requests + len(again)
             a.bursts += b.bursts
             for h in again:
-                before, when = seen[h], b.first_when.get(h, more[h])
-                if before >= 0 and 0 <= when - before <= RETRY_WINDOW:
+                if is_burst(seen[h], b.first_when.get(h, more[h])):
                     a.bursts += 1
         elif kind == "ids":
             a.ids += b.ids + len(again)
@@ -881,16 +888,13 @@ def _merge_examples(
     found: list[tuple[int, Example]] = []
     for (seq, h, copy, value), example in zip(b.example_seqs[kind], b.examples[kind], strict=True):
         if kind == "messages" and h in seen:  # the copy's number counts the earlier shares'
-            detail = f"messageId {value!r} sent again (copy {seen[h] + copy})"
-            example = Example(example.where, detail)
+            example = Example(example.where, message_detail(value, seen[h] + copy))
         found.append((seq, example))
     if kind == "requests":
         first_pos, more = b.first_positions(), b.seen_requests.map
         for h in heapq.nsmallest(room, again, key=first_pos.__getitem__):
-            detail = "identical to an earlier request"
             before, when = seen[h], b.first_when.get(h, more[h])
-            if before >= 0 and 0 <= when - before <= RETRY_WINDOW:
-                detail += f" {when - before} s before"
+            detail = request_detail(when - before if is_burst(before, when) else None)
             found.append((first_pos[h], Example(_At(file, first_pos[h], har).where, detail)))
     else:
         firsts = b.firsts[kind]
@@ -898,11 +902,11 @@ def _merge_examples(
             seq, pos, x = firsts[h]
             where = _At(file, pos, har).where
             if kind == "ids":
-                detail = f"event id {x!r} was sent before"
+                detail = id_detail(x)
             elif kind == "keys":
-                detail = f"business key {x!r} was sent before"
+                detail = key_detail(x)
             else:
-                detail = f"messageId {x!r} sent again (copy {seen[h] + 1})"
+                detail = message_detail(x, seen[h] + 1)
             found.append((seq, Example(where, detail)))
     found.sort(key=lambda f: f[0])
     examples.extend(example for _, example in found[:room])
