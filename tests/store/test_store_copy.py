@@ -199,11 +199,11 @@ def test_store_copy_into_the_source_itself_is_refused_however_it_is_spelled(
         assert (result.exit_code, result.stdout, result.stderr) == (
             2,
             "",
-            f"Error: {destination}: is the source store itself;"
+            f"Error: {destination!r}: is the source store itself;"
             " copy into another SQLite file or a PostgreSQL store\n",
         )
     assert _files(tmp_path) == before
-    with pytest.raises(StoreError, match=r"^tg\.db: is the source store itself;"):
+    with pytest.raises(StoreError, match=r"^'tg\.db': is the source store itself;"):
         copy_store(tmp_path / "tg.db", "tg.db")
 
 

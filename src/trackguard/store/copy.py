@@ -148,7 +148,7 @@ def _refuse_itself(source: str, destination: str) -> None:
     with contextlib.suppress(OSError):  # also a file the copy will create: not the source
         if os.path.samefile(source, dest):
             raise StoreError(
-                f"{destination}: is the source store itself;"
+                f"{destination!r}: is the source store itself;"
                 " copy into another SQLite file or a PostgreSQL store"
             )
 
