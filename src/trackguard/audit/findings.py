@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Final, cast
 
 from trackguard.audit.census import NO_NAME, OTHER_EVENTS, PIPELINES, PropStats
+from trackguard.audit.duplicates import RETRY_WINDOW
 from trackguard.audit.engine import Auditor
 from trackguard.audit.identity import IdentityCensus
 from trackguard.audit.model import DriftCluster, Example, Finding, Gap, Severity, TypeDrift
@@ -478,7 +479,8 @@ def from_duplicates(a: Auditor) -> list[Finding]:
                 "duplicates.requests",
                 "duplicates",
                 "warning",
-                f"identical event requests sent again ({d.bursts} within 60 s: retry bursts)",
+                f"identical event requests sent again ({d.bursts} within {RETRY_WINDOW} s:"
+                " retry bursts)",
                 d.requests,
                 events,
                 "events",
