@@ -64,6 +64,27 @@ def test_serve_refuses_a_negative_identity_refresh(
     assert captured == []
 
 
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [((), None), (("--commit-gap", "0.005"), 0.005), (("--commit-gap", "0"), 0.0)],
+)
+def test_serve_commit_gap_is_passed_on(
+    tmp_path: Path, captured: list[GatewayOptions], given: tuple[str, ...], expected: float | None
+) -> None:
+    result = _serve(tmp_path, *given)
+    assert result.exit_code == 0, result.output
+    assert [o.commit_gap for o in captured] == [expected]
+
+
+def test_serve_refuses_a_negative_commit_gap(
+    tmp_path: Path, captured: list[GatewayOptions]
+) -> None:
+    result = _serve(tmp_path, "--commit-gap", "-0.001")
+    assert result.exit_code == 2
+    assert "Invalid value for '--commit-gap': -0.001 is not in the range x>=0." in result.output
+    assert captured == []
+
+
 DAY = 86_400.0
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
@@ -13,6 +14,8 @@ import pytest
 from store_kinds import AnyStore
 
 import trackguard.store.group
+from trackguard.gateway.build import FULL_COMMIT_GAP, GatewayOptions, commit_gap, create_gateway
+from trackguard.gateway.config import AuthConfig, ConfigError, Credentials
 from trackguard.store import (
     GroupCommitter,
     OutboxRow,
@@ -22,6 +25,7 @@ from trackguard.store import (
     StoreError,
     Write,
 )
+from trackguard.store.postgres import PostgresStore
 
 
 def write(ident: str, rows: int = 1) -> Write:
@@ -243,6 +247,72 @@ def test_store_group_waits_max_delay_for_company(
     assert recording.batches == [2]
     assert recording.committed_at == [clock.START + max_delay]
     assert keys(store) == ["first/0", "second/0"]
+
+
+def test_store_group_min_gap_paces_commits_that_follow_each_other(
+    sqlite_store: SQLiteStore, recording: Recording, clock: FrozenClock
+) -> None:
+    store = sqlite_store
+    recording.clock = clock.monotonic
+    gap = 0.05
+
+    async def main() -> None:
+        async with GroupCommitter(recording, max_delay=0.0, min_gap=gap, max_rows=3) as committer:
+            # Nothing committed yet: the first write does not wait.
+            await settled(committer.submit(write("first")), clock, "the first write")
+            # Writes queued right after a commit wait until min_gap has passed since it ended.
+            later = [asyncio.ensure_future(committer.submit(write(f"w{i}"))) for i in range(2)]
+            done, _ = await asyncio.wait(later, timeout=0.1)
+            assert (done, recording.batches, committer.pending) == (set(), [1], 2)
+            clock.now = clock.START + gap * 0.9
+            done, _ = await asyncio.wait(later, timeout=0.1)
+            assert (done, recording.batches) == (set(), [1])  # the gap has not quite passed
+            clock.now = clock.START + gap
+            await settled(asyncio.gather(*later), clock, "the paced batch")
+            # max_rows rows do not wait for the gap.
+            full = [committer.submit(write(f"f{i}")) for i in range(3)]
+            await settled(asyncio.gather(*full), clock, "a batch of max_rows rows")
+            # A write that finds the committer idle for longer than the gap goes at once.
+            clock.now = clock.START + 1.0
+            await settled(committer.submit(write("idle")), clock, "a write after a pause")
+
+    asyncio.run(main())
+    assert recording.batches == [1, 2, 3, 1]
+    start = clock.START
+    assert recording.committed_at == [start, start + gap, start + gap, start + 1.0]
+    assert keys(store) == ["first/0", "w0/0", "w1/0", "f0/0", "f1/0", "f2/0", "idle/0"]
+
+
+def test_store_group_refuses_a_negative_min_gap(store: AnyStore) -> None:
+    with pytest.raises(ValueError, match=r"^min_gap must be >= 0$"):
+        GroupCommitter(store, min_gap=-0.001)
+
+
+def test_the_gateway_paces_commits_by_default_only_where_each_commit_fsyncs(
+    tmp_path: Path, store: AnyStore
+) -> None:
+    full = SQLiteStore(tmp_path / "full.db", synchronous="FULL")
+    normal = SQLiteStore(tmp_path / "normal.db", synchronous="NORMAL")
+    options = GatewayOptions(db=tmp_path / "tg.db")
+    try:
+        assert commit_gap(options, full) == FULL_COMMIT_GAP == 0.002
+        assert commit_gap(options, normal) == 0.0
+        assert commit_gap(dataclasses.replace(options, commit_gap=0.0), full) == 0.0
+        assert commit_gap(dataclasses.replace(options, commit_gap=0.01), normal) == 0.01
+        expected = 0.0 if isinstance(store, PostgresStore) else 0.002  # tests open SQLite FULL
+        assert commit_gap(options, store) == expected
+    finally:
+        full.close()
+        normal.close()
+    auth = AuthConfig(upstream=Credentials("site", "key"))
+    gateway = create_gateway(dataclasses.replace(options, synchronous="FULL"), auth)
+    try:
+        assert gateway.parts.committer.min_gap == 0.002
+    finally:
+        gateway.parts.store.close()
+    with pytest.raises(ConfigError, match=r"^commit_gap must be >= 0 seconds, not -1\.0$"):
+        create_gateway(dataclasses.replace(options, db=tmp_path / "no.db", commit_gap=-1.0), auth)
+    assert not (tmp_path / "no.db").exists()  # refused before the store was opened
 
 
 def test_store_group_close_drains_pending_writes_at_once(

@@ -142,6 +142,13 @@ def _whole_number(flag: str, default: int, text: str) -> Callable[[F], F]:
     help="NORMAL: acknowledged data survives a process crash; FULL: power loss too (slower).",
 )
 @click.option(
+    "--commit-gap",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="Least seconds from one commit's end to the next's start, so writes arriving "
+    "meanwhile share its fsync. Default: 0.002 with --synchronous FULL on SQLite, else 0.",
+)
+@click.option(
     "--no-deliver", is_flag=True, help="Do not deliver in-process (run trackguard deliver)."
 )
 @click.option(
@@ -206,6 +213,7 @@ def serve_command(
     pipelines_origins: tuple[str, ...],
     alerts: Path | None,
     synchronous: Literal["NORMAL", "FULL"],
+    commit_gap: float | None,
     no_deliver: bool,
     identity_refresh: float,
     log_level: str,
@@ -262,6 +270,7 @@ def serve_command(
         request_log=request_log,
         config=config,
         synchronous=synchronous,
+        commit_gap=commit_gap,
         alerts=alerts,
         identity_refresh=identity_refresh,
         retention=retention,

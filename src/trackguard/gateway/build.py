@@ -32,9 +32,10 @@ from trackguard.monitor import build_monitor, load_alerts
 from trackguard.monitor.leader import leadership_for
 from trackguard.plan.loader import load_plan
 from trackguard.plan.model import DedupePolicy
+from trackguard.store.base import Store
 from trackguard.store.group import GroupCommitter
 from trackguard.store.retention import DEFAULT_PRUNE_EVERY, Pruner, Retention, alongside
-from trackguard.store.sqlite import Synchronous, open_store
+from trackguard.store.sqlite import SQLiteStore, Synchronous, open_store
 from trackguard.store.view import GatewayState
 
 DEFAULT_UPSTREAM = "https://track.customer.io"
@@ -63,6 +64,10 @@ class GatewayOptions:
     #: How long a commit waits for more writes when idle; 0 commits at once, and batches still
     #: form by themselves under load (writes queue while the previous commit runs).
     commit_delay: float = 0.0
+    #: The least time between the end of one commit and the start of the next, so writes that
+    #: arrive meanwhile share its fsync (``GroupCommitter.min_gap``). None: 2 ms on a SQLite
+    #: store with FULL, which fsyncs every commit, else 0 (docs/store.md#group-commit).
+    commit_gap: float | None = None
     #: NORMAL: a 2xx survives a crash of the process (kill -9) but not of the machine; FULL
     #: also survives power loss, at one fsync per group commit (docs/store.md).
     synchronous: Synchronous = "NORMAL"
@@ -99,6 +104,8 @@ def _check(options: GatewayOptions) -> None:
     for name in ("request_log_max_bytes", "request_log_keep", "open_quarantine_budget"):
         if getattr(options, name) < 0:
             raise ConfigError(f"{name} must be >= 0, not {getattr(options, name)!r}")
+    if options.commit_gap is not None and not options.commit_gap >= 0:
+        raise ConfigError(f"commit_gap must be >= 0 seconds, not {options.commit_gap!r}")
     if not options.pipelines_rate > 0:
         raise ConfigError(f"pipelines_rate must be > 0, not {options.pipelines_rate!r}")
     if options.open_max_body < 0:
@@ -154,6 +161,20 @@ def _open_request_log(options: GatewayOptions) -> RequestLog | None:
         ) from None
 
 
+#: ``commit_gap`` by default where every commit fsyncs (docs/store.md#group-commit).
+FULL_COMMIT_GAP: Final = 0.002
+
+
+def commit_gap(options: GatewayOptions, store: Store) -> float:
+    """The gap between commits: ``options.commit_gap``, else :data:`FULL_COMMIT_GAP` on a
+    SQLite store with ``synchronous=FULL`` and 0 otherwise (a NORMAL commit does not fsync, and
+    a PostgreSQL server shares its WAL flushes itself)."""
+    if options.commit_gap is not None:
+        return options.commit_gap
+    full = isinstance(store, SQLiteStore) and store.synchronous == "FULL"
+    return FULL_COMMIT_GAP if full else 0.0
+
+
 def create_gateway(
     options: GatewayOptions,
     auth: AuthConfig | None = None,
@@ -169,7 +190,9 @@ def create_gateway(
     alerts = load_alerts(options.alerts) if options.alerts is not None else None  # fail early
     request_log = _open_request_log(options)
     store = open_store(options.db, synchronous=options.synchronous)
-    committer = GroupCommitter(store, max_delay=options.commit_delay)
+    committer = GroupCommitter(
+        store, max_delay=options.commit_delay, min_gap=commit_gap(options, store)
+    )
     metrics = GatewayMetrics(EventLabels(plan))
     delivery: Delivery | None = None
     worker: DeliveryWorker | None = None

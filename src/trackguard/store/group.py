@@ -8,12 +8,18 @@ request alone caps the gateway at the disk's fsync rate. The gateway instead awa
 after its rows are durable. The thread, not the event loop, waits on the disk, so the loop keeps
 parsing and checking requests while a commit runs; writes that arrive meanwhile form the next
 batch, which is why batches grow by themselves under load.
+
+``min_gap`` paces commits under load: the next one starts no sooner than ``min_gap`` after the
+previous one ended, so the writes that arrive meanwhile share its fsync. A write that finds the
+committer idle for longer is not held (only ``max_delay`` applies to it), so the gap costs
+latency only when commits follow each other, and at most ``min_gap``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import threading
 import time
 from collections.abc import Sequence
@@ -51,14 +57,26 @@ class GroupCommitter:
     by :meth:`close`; its owner closes it after this committer.
     """
 
-    def __init__(self, store: Store, *, max_delay: float = 0.002, max_rows: int = 500) -> None:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        max_delay: float = 0.002,
+        max_rows: int = 500,
+        min_gap: float = 0.0,
+    ) -> None:
         if max_delay < 0:
             raise ValueError("max_delay must be >= 0")
         if max_rows < 1:
             raise ValueError("max_rows must be >= 1")
+        if min_gap < 0:
+            raise ValueError("min_gap must be >= 0")
         self.store = store
         self.max_delay = max_delay
         self.max_rows = max_rows
+        self.min_gap = min_gap
+        #: When the last commit ended (monotonic; the committing thread alone writes it).
+        self._last_end = -math.inf
         self._cond = threading.Condition(threading.Lock())
         self._queue: list[_Entry] = []
         self._queued_rows = 0
@@ -178,7 +196,7 @@ class GroupCommitter:
                     cond.wait()
                 if not self._queue:
                     return  # closing, and everything is committed
-                deadline = self._first_at + self.max_delay
+                deadline = max(self._first_at + self.max_delay, self._last_end + self.min_gap)
                 while self._queued_rows < self.max_rows and not self._closing:
                     remaining = deadline - time.monotonic()
                     if remaining <= 0:
@@ -214,6 +232,7 @@ class GroupCommitter:
         except Exception as e:  # every waiting request must hear about any failure
             error = e
         self._last_commit_seconds = time.perf_counter() - started
+        self._last_end = time.monotonic()  # before any answer: the gap runs from here
         if error is None:
             self._commits += 1
             self._writes += len(writes)
