@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from monitor_env import T0, FakeClock
 
+from trackguard.errors import StoreError
 from trackguard.monitor import build_monitor
 
 RULES = """
@@ -65,5 +66,32 @@ def test_counters_are_still_flushed_every_interval(tmp_path: Path) -> None:
         clock.now += 2
         assert monitor.next_wait() == 0.0
         assert monitor.round() is True
+    finally:
+        monitor.stop()
+
+
+def test_a_failed_round_waits_a_whole_interval_before_the_next(tmp_path: Path) -> None:
+    rules = tmp_path / "alerts.yaml"
+    rules.write_text(RULES.format(every="2s"))
+    clock = FakeClock()
+    monitor = build_monitor(tmp_path / "tg.db", rules, clock=clock, interval=5.0)
+    flush = monitor.flush
+
+    def failing() -> None:
+        raise StoreError("tg.db: no such table: monitor_counts")
+
+    try:
+        monitor.flush = failing  # type: ignore[method-assign]
+        assert monitor.round() is True  # due, and failed before evaluating
+        assert monitor.errors == 1
+        # The evaluation is still due (it would say 0.0): the store is not retried at once.
+        assert monitor.next_wait() == 5.0
+        clock.now += 5.0
+        monitor.round()
+        assert (monitor.errors, monitor.next_wait()) == (2, 5.0)
+        monitor.flush = flush  # type: ignore[method-assign]
+        clock.now += 5.0
+        assert monitor.round() is True
+        assert (monitor.errors, monitor.next_wait()) == (2, 2.0)  # back on evaluate_every
     finally:
         monitor.stop()

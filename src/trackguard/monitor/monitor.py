@@ -94,6 +94,8 @@ class Monitor:
         self.interval = interval
         self.tally = Tally()
         self.errors = 0
+        #: Whether the last round raised: the next waits a whole interval (:meth:`next_wait`).
+        self._failed = False
         self.health_values: dict[str, int | None] = {}
         self.measurements: dict[str, Measurement] = {}
         self._snapshot = delivery_snapshot
@@ -197,7 +199,10 @@ class Monitor:
     def next_wait(self) -> float:
         """Seconds to the next round: the flush ``interval``, or less when an evaluation falls
         due sooner, so rules are evaluated every ``evaluate_every`` whatever the interval."""
-        if self.counts_only:
+        if self.counts_only or self._failed:
+            # After a failed round the evaluation is still due, so without this a store that
+            # keeps failing (a dropped table, a read-only failover) would be retried, and its
+            # traceback logged, thousands of times a second: once an interval is enough.
             return self.interval
         due_in = self._last_eval + self.config.evaluate_every - self.clock()
         return max(0.0, min(self.interval, due_in))
@@ -210,8 +215,10 @@ class Monitor:
             due = False
         try:
             self.tick(evaluate=due)
+            self._failed = False
         except Exception:
             self.errors += 1
+            self._failed = True
             log.exception("monitor round failed")
         return due
 
