@@ -94,7 +94,7 @@ def _split(data: bytes, cuts: list[int]) -> list[bytes]:
     return [data[a:b] for a, b in itertools.pairwise(points) if b > a]
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=150)
 @given(
     head_size=st.integers(min_value=60, max_value=CAP),
     body=st.binary(max_size=2 * CAP),
@@ -112,7 +112,7 @@ def test_a_head_within_the_cap_is_served_however_it_is_split(
     assert stats.trips["header_bytes"] == 0
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=150)
 @given(
     head_size=st.integers(min_value=CAP + 1, max_value=3 * CAP),
     body=st.binary(max_size=2 * CAP),

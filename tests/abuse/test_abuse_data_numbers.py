@@ -57,7 +57,7 @@ def test_a_long_digit_string_is_not_a_number() -> None:
         assert verdict.status == 200 and len(verdict.operations) == 1
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=150)
 @given(
     magnitude=st.one_of(
         st.integers(min_value=0, max_value=FIRST_OUT - 1),

@@ -41,7 +41,7 @@ def _utf8(raw: bytes) -> bool:
     return True
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200)
 @given(raw=st.binary(min_size=1, max_size=12), route=st.sampled_from(("event", "identify")))
 def test_an_id_is_sent_exactly_as_encoded_or_held(raw: bytes, route: str) -> None:
     encoded = quote_from_bytes(raw, safe="")

@@ -35,7 +35,7 @@ def test_the_vocabulary_is_distinct_names() -> None:
     assert len({event_key(n) for n in NAMES}) == 423
 
 
-@settings(max_examples=20, deadline=None)
+@settings(max_examples=20)
 @given(st.lists(st.integers(1, 1_000_000), min_size=len(NAMES), max_size=len(NAMES)))
 def test_distinct_names_are_never_merged_whatever_their_volumes(counts: list[int]) -> None:
     # names only, no traffic evidence: the worst case for a rare opposite

@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
 
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from trackguard.audit.assemble import build_report
@@ -52,7 +52,7 @@ SMALL = Limits(
     buckets=3,
 )
 LIMITS = st.sampled_from([Limits(), SMALL])
-FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FAST = settings(max_examples=150)
 
 
 def snapshot(value: Any) -> Any:

@@ -450,7 +450,8 @@ def _lines(atoms: list[tuple[Any, ...]]) -> list[Any]:
 
 
 @settings(
-    max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=100,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(
     atoms=st.lists(_ATOM, min_size=1, max_size=40),

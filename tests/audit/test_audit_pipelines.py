@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import trackguard.shares as shares
@@ -260,7 +260,7 @@ def _lines(draw: st.DrawFn) -> dict[str, Any]:
     return line
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150)
 @given(st.lists(_lines(), min_size=1, max_size=6))
 def test_no_pipelines_line_crashes_the_readers_or_the_audit(lines: list[dict[str, Any]]) -> None:
     with tempfile.TemporaryDirectory() as tmp:

@@ -325,7 +325,8 @@ def test_audit_totals_over_several_bad_files(tmp_path: Path) -> None:
 
 
 @settings(
-    max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture], deadline=None
+    max_examples=60,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(
     st.lists(
@@ -352,7 +353,8 @@ _GZ = gzip.compress(b"".join(_line(source=f"s{i}") for i in range(300)))
 
 
 @settings(
-    max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=80,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(
     st.lists(st.tuples(st.integers(10, len(_GZ) - 9), st.integers(0, 255)), min_size=1, max_size=6)

@@ -526,7 +526,7 @@ file_lines = st.one_of(
 )
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=60)
 @given(st.lists(file_lines, max_size=8), st.booleans())
 def test_jsonl_answers_every_non_blank_line(content: list[bytes], gz: bool) -> None:
     """Whatever a file holds, --format jsonl gives one object per non-blank line, in order."""

@@ -107,7 +107,8 @@ _record = st.one_of(
 
 
 @settings(
-    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=25,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(records=st.lists(_record, max_size=25), jobs=st.integers(2, 4))
 def test_random_files(tmp_path: Path, records: list[bytes], jobs: int) -> None:

@@ -638,7 +638,8 @@ def test_the_docs_name_every_json_field(db: Path, command: str, args: list[str])
 
 
 @settings(
-    max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=100,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(st.lists(st.tuples(st.text(max_size=300), st.integers()), min_size=1, max_size=20))
 @example([("\u2028", 0)])  # a line separator: splitlines ends a line there

@@ -89,7 +89,7 @@ def test_suggest_only_close_words() -> None:
     assert yamlfile.suggest("colour", ("person", "data")) == ""
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200)
 @given(st.text(max_size=200))
 def test_compose_never_raises_and_points_inside_the_text(text: str) -> None:
     root, problem = yamlfile.compose(text, "f.yaml")
@@ -104,7 +104,7 @@ def test_compose_never_raises_and_points_inside_the_text(text: str) -> None:
 _KEY = st.from_regex(r"[a-z][a-z_]{0,12}", fullmatch=True)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=100)
 @given(st.lists(st.sampled_from(("site_id", "api_key")), max_size=2, unique=True), _KEY, st.data())
 def test_any_unknown_config_key_is_reported_at_its_line(
     known: list[str], typo: str, data: st.DataObject

@@ -13,7 +13,7 @@ import json
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from trackguard.contract import ContractResult, Request, evaluate, render
@@ -248,7 +248,7 @@ METHODS = st.sampled_from(["GET", "PUT", "POST", "DELETE", "PATCH", "put", "post
 # --- properties ---------------------------------------------------------------------------------
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=400)
 @given(METHODS, PATHS, BODIES)
 @example("POST", "/api/v1/events", b"[" * 10_000)
 @example("PUT", "/api/v1/customers/%", b'{"a":NaN}')
@@ -258,7 +258,7 @@ def test_evaluate_never_raises_on_anything(method: str, path: str, body: bytes) 
     check_invariants(request, safe_evaluate(request))
 
 
-@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=600)
 @given(st.sampled_from(ROUTES), SEGMENTS, SEGMENTS, BODIES)
 def test_every_route_survives_any_body(route: Any, seg1: str, seg2: str, body: bytes) -> None:
     """Aim at real routes so most inputs reach the body checks, not the 404."""
@@ -269,7 +269,7 @@ def test_every_route_survives_any_body(route: Any, seg1: str, seg2: str, body: b
     check_invariants(request, safe_evaluate(request))
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300)
 @given(st.lists(NEAR_VALID_ITEMS | v2_items(FINITE_VALUES) | FINITE_VALUES, min_size=1, max_size=6))
 def test_207_operations_are_exactly_the_items_entity_accepts(items: list[Any]) -> None:
     """Each item is judged as if it had been sent alone to ``/api/v2/entity``."""
@@ -299,7 +299,7 @@ def test_207_operations_are_exactly_the_items_entity_accepts(items: list[Any]) -
         ]
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200)
 @given(st.sampled_from(ROUTES), JSON_VALUES)
 def test_400_means_no_operations(route: Any, value: Any) -> None:
     path = route.template.replace("{identifier}", "u1").replace("{device_id}", "d")

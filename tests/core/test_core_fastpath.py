@@ -165,7 +165,7 @@ _props = st.sampled_from(
 )
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=400)
 @given(
     name=st.sampled_from([*PLAN.events, "Order Completed", "x"]),
     data=st.one_of(st.none(), st.dictionaries(_props, _values, max_size=6)),

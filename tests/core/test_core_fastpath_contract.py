@@ -588,7 +588,6 @@ def identify_requests(draw: st.DrawFn) -> Request:
 
 FUZZ = settings(
     max_examples=600,
-    deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 
@@ -610,7 +609,7 @@ def test_generated_identify_calls_same_verdict(request_: Request) -> None:
     assert (_compare(request_) is not None) == _should_answer(request_)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200)
 @given(st.sampled_from(ROUTES), st.sampled_from(["u1", "a%40b.co", ""]), _values)
 def test_other_routes_are_left_to_the_full_path(route: Any, ident: str, value: Any) -> None:
     path = route.template.replace("{identifier}", ident).replace("{device_id}", "d")

@@ -23,7 +23,6 @@ from trackguard.plan.model import Plan
 T = 1_764_000_000
 FUZZ = settings(
     max_examples=300,
-    deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 

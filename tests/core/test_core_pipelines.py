@@ -168,7 +168,7 @@ _CALLS = st.fixed_dictionaries(
 )
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200)
 @given(st.lists(_CALLS | _ANY, min_size=1, max_size=4), st.booleans())
 def test_any_batch_gets_a_verdict_that_accounts_for_every_call(
     calls: list[Any], strict: bool

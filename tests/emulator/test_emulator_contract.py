@@ -16,7 +16,7 @@ from urllib.parse import quote
 
 import httpx
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from trackguard.contract import Request, evaluate, render
@@ -389,7 +389,7 @@ def raw_client(
         yield client
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200)
 @given(method=st.sampled_from(["GET", "PUT", "POST", "DELETE"]), path=_PATHS, body=_BODIES)
 def test_any_request_gets_the_contract_answer(
     raw_client: httpx.Client, method: str, path: str, body: Any

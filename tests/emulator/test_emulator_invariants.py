@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from trackguard.contract import Request, classify, evaluate
@@ -103,7 +103,7 @@ ITEM = st.one_of(
 )
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150)
 @given(st.lists(st.lists(ITEM, min_size=1, max_size=5), max_size=4))
 def test_workspace_stays_consistent(batches: list[list[dict[str, Any]]]) -> None:
     state = EmulatorState()

@@ -61,7 +61,7 @@ def test_running_totals_keep_at_most_the_total_bound_of_names() -> None:
     )
 
 
-@settings(max_examples=50, deadline=None)
+@settings(max_examples=50)
 @given(
     st.lists(
         st.tuples(st.integers(0, 3), st.text(min_size=1, max_size=8), st.integers(1, 5)),
@@ -81,7 +81,7 @@ def test_no_count_is_ever_lost(adds: list[tuple[int, str, int]]) -> None:
     assert got == expected
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200)
 @given(
     st.lists(
         st.lists(

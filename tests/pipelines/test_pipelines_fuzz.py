@@ -13,7 +13,7 @@ import gzip
 import json
 from typing import Any
 
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from pipelines_env import BASIC, STRICT, request
 
@@ -81,7 +81,7 @@ def holds(req: Request, result: PipelinesResult) -> None:
                 assert (done.calls, done.dropped) == (result.calls, ())
 
 
-@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@settings(max_examples=300)
 @given(path=PATHS, body=st.binary(max_size=300), headers=HEADERS, zipped=st.booleans())
 @example(path="/v1/batch", body=b"\x1f\x8b\x08\x00", headers=[], zipped=False)
 def test_arbitrary_bytes_never_raise(
@@ -94,7 +94,7 @@ def test_arbitrary_bytes_never_raise(
     holds(req, evaluate(req))
 
 
-@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@settings(max_examples=300)
 @given(
     path=PATHS,
     calls=st.lists(CALLS | JSON, max_size=4),
@@ -110,7 +110,7 @@ def test_arbitrary_json_calls_never_raise(
     holds(req, evaluate(req))
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200)
 @given(call=CALLS)
 def test_a_call_is_judged_the_same_alone_and_inside_a_batch(call: dict[str, Any]) -> None:
     kind = call.get("type")
@@ -125,7 +125,7 @@ def test_a_call_is_judged_the_same_alone_and_inside_a_batch(call: dict[str, Any]
     assert len(alone.calls) == len(in_batch.calls)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=60)
 @given(size=st.integers(m.MAX_CALL_BYTES - 40, m.MAX_CALL_BYTES + 40))
 def test_a_call_is_dropped_exactly_when_it_is_over_32_kb(size: int) -> None:
     shell = {"type": "track", "userId": "u", "event": "E", "properties": {"p": ""}}
@@ -138,7 +138,7 @@ def test_a_call_is_dropped_exactly_when_it_is_over_32_kb(size: int) -> None:
     assert [c.index for c in result.calls] == ([0] if too_large else [0, 1])
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=100)
 @given(
     key=st.text(
         st.characters(blacklist_characters=":", blacklist_categories=["Cs"]), min_size=1
@@ -165,7 +165,7 @@ SDK_TIMES = st.builds(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300)
 @given(value=SDK_TIMES | st.text(max_size=40))
 def test_the_fast_timestamp_path_agrees_with_the_full_check(value: str) -> None:
     assert is_iso8601(value) is full_iso8601(value)
@@ -186,7 +186,7 @@ REQUIRED: list[tuple[str, dict[str, Any], list[tuple[str, ...]]]] = [
 ]  # fmt: skip
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200)
 @given(case=st.sampled_from(REQUIRED), data=st.data())
 def test_a_call_is_kept_exactly_when_its_required_fields_are(
     case: tuple[str, dict[str, Any], list[tuple[str, ...]]], data: st.DataObject

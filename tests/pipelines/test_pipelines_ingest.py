@@ -34,7 +34,7 @@ _CALL = st.fixed_dictionaries(
 )
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200)
 @given(st.lists(_CALL | _VALUE, max_size=5), st.booleans(), st.booleans())
 def test_every_call_is_kept_once_and_the_key_nowhere(
     calls: list[Any], strict: bool, single: bool

@@ -12,7 +12,7 @@ from typing import Any
 import psycopg
 import pytest
 from click.testing import CliRunner
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from quarantine_env import Invoke, build_store
 
@@ -501,7 +501,7 @@ _OPTIONS = st.sampled_from(
 )
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200)
 @given(
     command=st.sampled_from(["list", "stats", "export"]),
     options=st.lists(st.tuples(_OPTIONS, _ANY_TEXT), max_size=4),
@@ -516,7 +516,7 @@ def test_no_filter_input_crashes(built: Path, command: str, options: list[tuple[
         assert result.stderr.splitlines()[-1].startswith("Error: ")
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200)
 @given(age=_ANY_TEXT, dry_run=st.booleans(), record_id=_ANY_TEXT)
 def test_no_purge_or_show_input_crashes(
     built: Path, age: str, dry_run: bool, record_id: str

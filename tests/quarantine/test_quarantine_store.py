@@ -584,7 +584,8 @@ def built_open(built_target: str) -> Iterator[Any]:
 
 # The store is built once per session and only read: every example sees the same records.
 @settings(
-    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=150,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(flt=filters())
 def test_every_filter_selects_what_the_reference_selects(

@@ -148,7 +148,7 @@ _NODES = st.recursive(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300)
 @given(
     st.dictionaries(_KEYS, _NODES, max_size=4),
     st.sampled_from([None, "track", "identify", "group", "alias"]),
