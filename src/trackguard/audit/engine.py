@@ -209,7 +209,9 @@ class Auditor:
         else:
             when = None
             ref = self.now
-        if clean is not None:  # the loop below for the one operation of FastContract.check
+        if clean is None:
+            saw_event = self._walk(rec, verdict, outcome, status, result, when, ref)
+        else:  # the walk's loop for the one operation of FastContract.check, inlined
             person, sent, action = clean
             self.identity.person(person.kind, person.value, rec)
             if action != "event":  # a page or screen view
@@ -221,7 +223,7 @@ class Auditor:
             if event_id is not None and type(event_id) in (str, int) and event_id != "":
                 self.duplicates.event_id(str(event_id), rec)
             if when is not None:
-                tl = self.timeline  # TimelineCensus.add's common case, as below
+                tl = self.timeline  # TimelineCensus.add's common case, as in the walk
                 b = when // WIDTHS[tl.width_index]
                 totals = tl.total.get(name)
                 if totals is not None and tl.lo <= b <= tl.hi:  # type: ignore[operator]
@@ -230,14 +232,30 @@ class Auditor:
                     tl.add(name, when, False)
             if person.kind == "anonymous_id":
                 self.anonymous.event(person.value, when, rec)
-            h = hash((req.method, path, req.body))  # DuplicateCensus.request_hash's, as below
+            saw_event = True
+        if saw_event:
+            # DuplicateCensus.request_hash's common case, inlined: a new request, and room for it
+            h = hash((req.method, path, req.body))
             window = self.duplicates.seen_requests
             seen = window.map
             if h not in seen and len(seen) < window.limit:
                 seen[h] = when if when is not None else -1
             else:
                 self.duplicates.request_hash(h, when, rec)
-            return
+
+    def _walk(
+        self,
+        rec: Record,
+        verdict: Verdict,
+        outcome: str,
+        status: int | None,
+        result: PipelinesResult | None,
+        when: int | None,
+        ref: int,
+    ) -> bool:
+        """Count a verdict's findings and operations; whether the request carried an event
+        (its request hash is then counted too)."""
+        req = rec.request
         if verdict.contract_errors:
             for e in verdict.contract_errors:
                 _count(self.contract, e.code, rec, e.message)
@@ -330,15 +348,7 @@ class Auditor:
                 saw_event = True
         elif outcome == "invalid" and self._invalid_items(rec, verdict, when, ref):
             saw_event = True
-        if saw_event:
-            # DuplicateCensus.request_hash's common case, inlined: a new request, and room for it
-            h = hash((req.method, path, req.body))
-            window = self.duplicates.seen_requests
-            seen = window.map
-            if h not in seen and len(seen) < window.limit:
-                seen[h] = when if when is not None else -1
-            else:
-                self.duplicates.request_hash(h, when, rec)
+        return saw_event
 
     # --- pieces ---------------------------------------------------------------------------------
 
