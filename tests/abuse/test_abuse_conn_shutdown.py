@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import socket
 import threading
 from pathlib import Path
 
@@ -77,4 +79,27 @@ def test_an_app_that_raises_is_answered_500_json_not_text() -> None:
         status, headers, body = _split(read_answer(sock))
         assert status == b"HTTP/1.1 500 Internal Server Error"
         assert b"content-type: application/json; charset=utf-8" in headers
+        assert body == pretty({"meta": {"errors": ["internal server error"]}})
+
+
+def test_an_app_that_raises_before_reading_a_large_body_still_gets_its_500_through() -> None:
+    """The 500 ends the connection while the client is still sending (more than the server
+    reads unasked): the close waits, so the answer is not lost to a reset."""
+    with start_in_thread(_crashes) as server, connect(server) as sock:
+        head = b"POST /anything HTTP/1.1\r\nhost: x\r\ncontent-length: %d\r\n\r\n" % (1 << 30)
+
+        def pour() -> None:
+            with contextlib.suppress(OSError):  # the server stops reading, and later closes
+                sock.sendall(head + b"0" * (1 << 20))
+
+        sender = threading.Thread(target=pour)
+        sender.start()
+        try:
+            status, headers, body = _split(read_answer(sock))
+        finally:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)  # unblocks the sender
+            sender.join(10)
+        assert status == b"HTTP/1.1 500 Internal Server Error"
+        assert b"connection: close" in headers
         assert body == pretty({"meta": {"errors": ["internal server error"]}})

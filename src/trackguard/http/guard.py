@@ -146,6 +146,33 @@ class _Refused(asyncio.Protocol):
 REFUSE_WITH_503 = False
 
 
+class _CycleTransport:
+    """The connection's transport as each request's cycle sees it: the same methods, except
+    that the cycle's ``close()`` goes through the guard.
+
+    uvicorn closes the transport the moment an answer that ends the connection is written
+    (``connection: close``, such as a 401). With the request's body still arriving, the
+    unread bytes turn that close into a reset, and a reset that reaches the client first
+    destroys the answer: an SDK would see "connection reset" for what was a 401.
+    """
+
+    __slots__ = ("_protocol", "_transport", "get_extra_info", "is_closing", "write")
+
+    def __init__(self, protocol: GuardedHttpToolsProtocol, transport: asyncio.Transport) -> None:
+        self._protocol = protocol
+        self._transport = transport
+        # Bound once: the cycle's writes cost what they cost on the transport itself.
+        self.write = transport.write
+        self.is_closing = transport.is_closing
+        self.get_extra_info = transport.get_extra_info
+
+    def close(self) -> None:
+        self._protocol.close_after_answer()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
 class GuardedHttpToolsProtocol(HttpToolsProtocol):
     """One client connection, with ``limits`` enforced and each trip counted in ``stats``.
 
@@ -169,6 +196,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self.app = json_errors(self.app)
         self.deadline = math.inf
         self._phase = _HEAD
+        self._stopping = False
         self._head_bytes = 0
         self._tail = b""
         self._body_deadline = math.inf
@@ -182,6 +210,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        self._cycle_transport = _CycleTransport(self, transport)
         self.stats.open_connections = len(self.connections)
         self.deadline = self.loop.time() + self.limits.header_timeout
         self.sweeper.ensure(self)
@@ -256,6 +285,15 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         else:  # TLS: no half-close
             transport.close()
 
+    def close_after_answer(self) -> None:
+        """The request's cycle ends the connection: at once, unless the request's body is
+        still arriving; then the answer is given :data:`LINGER` s to reach the client. Not
+        at shutdown: the event loop would stop with the connection still open."""
+        if self._phase == _BODY and not self._stopping:
+            self._answer_and_close(b"")
+        else:
+            self.transport.close()
+
     def _large_body(self) -> bool:
         """Whether the request's body is chunked or declared over :data:`DISCARD_LIMIT`."""
         for name, value in self.headers:
@@ -283,6 +321,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def shutdown(self) -> None:
         """Graceful shutdown: a client halfway through a request head is answered 503."""
+        self._stopping = True
         if self._phase == _HEAD and self._head_bytes:
             self._answer_and_close(SHUTTING_DOWN)
             return
@@ -310,6 +349,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         # of its own that could never fire first.
         self.scope.setdefault("extensions", {})[BODY_GAP_EXTENSION] = self._body_gap
         super().on_headers_complete()
+        self.cycle.transport = self._cycle_transport  # type: ignore[assignment]
 
     def on_body(self, body: bytes) -> None:
         self.deadline = min(self.loop.time() + self.limits.body_gap_timeout, self._body_deadline)
@@ -324,6 +364,9 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         super().on_message_complete()
 
     def on_response_complete(self) -> None:
+        if self._phase == _CLOSING:  # the answer ended the connection: see close_after_answer
+            self.server_state.total_requests += 1
+            return
         if self._phase == _BODY and self._large_body():
             # Answered before a large body arrived (a 401, an early 413): uvicorn would read
             # the rest only to drop it, and a client can send a gigabyte. End the connection.
