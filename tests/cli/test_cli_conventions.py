@@ -331,6 +331,61 @@ def test_a_piped_list_counts_with_grep(db: Path) -> None:
     assert listing.stderr == f"showing 1-{BLANK} of {BLANK} matching records\n"
 
 
+# --- a reader that goes away (| head) ------------------------------------------------------------
+
+
+def _into_closed_pipe(*args: str | Path) -> subprocess.CompletedProcess[bytes]:
+    """Run trackguard with stdout a pipe whose reader has already gone."""
+    reader, writer = os.pipe()
+    os.close(reader)
+    try:
+        return subprocess.run(
+            [sys.executable, "-m", "trackguard", *map(str, args)],
+            stdout=writer,
+            stderr=subprocess.PIPE,
+            env={**os.environ, **ENV},
+            timeout=120,
+        )
+    finally:
+        os.close(writer)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--version"],
+        ["--help"],
+        ["sample", "-n", "5"],
+        ["check", "{log}", "--format", "jsonl"],
+        ["check", "{log}"],
+        ["audit", "{log}"],
+        ["audit", "{log}", "--json", "-"],
+        ["quarantine", "list", "--db", "{db}"],
+        ["quarantine", "export", "--db", "{db}"],
+        ["outbox", "list", "--db", "{db}", "--format", "json"],
+    ],
+    ids=" ".join,
+)
+def test_a_reader_that_is_gone_ends_the_command_quietly_with_1(
+    args: list[str], log: Path, db: Path
+) -> None:
+    """Like rich, and Python's own advice: status 1 (the output is cut, so a pipefail shell
+    notices), and no "Error: Broken pipe" line or traceback for what is no error."""
+    done = _into_closed_pipe(*(a.format(log=log, db=db) for a in args))
+    assert (done.returncode, done.stderr.decode()) == (1, "")
+
+
+def test_a_large_output_cut_by_its_reader_is_not_a_success(tmp_path: Path) -> None:
+    """One large write stops short, without an error, when the reader goes: `sample` went on
+    to exit 0 with 64 KiB of the 4 MB written."""
+    command = [sys.executable, "-m", "trackguard", "sample", "-n", "20000"]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as sample:
+        assert sample.stdout is not None and sample.stderr is not None
+        assert len(sample.stdout.read(10)) == 10
+        sample.stdout.close()
+        assert (sample.wait(120), sample.stderr.read()) == (1, b"")
+
+
 # --- no tracebacks ------------------------------------------------------------------------------
 
 

@@ -16,6 +16,7 @@ from trackguard.audit.report_json import render_json
 from trackguard.audit.report_terminal import render_terminal
 from trackguard.cli.base import TrackguardCommand
 from trackguard.cli.options import jobs_option, output_option, plan_option, write_atomic
+from trackguard.cli.output import write_stdout
 from trackguard.plan.model import Plan
 
 #: Inputs smaller than this finish before a progress bar would help.
@@ -52,8 +53,7 @@ def _run(
 
 def _write(target: Path | str, data: bytes) -> None:
     if target == "-":
-        sys.stdout.buffer.write(data)
-        sys.stdout.buffer.flush()
+        write_stdout(data)
     else:
         write_atomic(target, data, private=True)
 

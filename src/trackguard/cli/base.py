@@ -8,7 +8,9 @@ lets the exception through with its traceback.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import select
 import sys
 from collections.abc import Callable
 from typing import Any, Final, cast
@@ -44,6 +46,8 @@ def handle(ctx: click.Context, invoke: Callable[[], Any]) -> Any:
             raise
         fail(str(exc))
     except OSError as exc:
+        if isinstance(exc, BrokenPipeError) and stdout_gone():
+            reader_gone()
         if _debug(ctx):
             raise
         where = f"{exc.filename}: " if exc.filename else ""
@@ -56,6 +60,26 @@ def handle(ctx: click.Context, invoke: Callable[[], Any]) -> Any:
             "traceback and please report it"
         )
     sys.exit(USAGE_EXIT)
+
+
+def stdout_gone() -> bool:
+    """Whether stdout is a pipe whose reader has gone (``trackguard ... | head``)."""
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), 0)  # a pipe without readers reports POLLERR
+        return any(events & select.POLLERR for _, events in poller.poll(0))
+    except (OSError, ValueError, AttributeError):  # closed, replaced or not a real file
+        return False
+
+
+def reader_gone() -> None:
+    """End quietly with status 1, as rich does, when the reader of stdout has gone: the
+    output is cut short, which is no error to print. Status 1, not 0, so ``set -o pipefail``
+    still sees the cut; stdout is pointed at /dev/null so the exit's flush cannot fail."""
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    sys.exit(1)
 
 
 def _debug(ctx: click.Context) -> bool:

@@ -18,6 +18,7 @@ from trackguard.check.samples import DEMO_DEFECT_RATE, d2c_traffic
 from trackguard.check.summary import Summary
 from trackguard.cli.base import TrackguardCommand
 from trackguard.cli.options import jobs_option, output_option, plan_option, write_atomic
+from trackguard.cli.output import write_stdout
 from trackguard.errors import InputError
 from trackguard.plan.model import Plan
 from trackguard.shares import can_fork, input_problem
@@ -143,6 +144,6 @@ def sample_command(count: int, seed: int, defect_rate: float, output: Path | Non
     records = d2c_traffic(count, seed, defect_rate)
     lines = b"".join(msgspec.json.encode(r) + b"\n" for r in records)
     if output is None:
-        sys.stdout.buffer.write(lines)
+        write_stdout(lines)
     else:
         write_atomic(output, lines, private=True)

@@ -48,6 +48,18 @@ def printable(text: str, *, one_line: bool = False) -> str:
     return text.replace("\t", "\\t").replace("\n", "\\n") if one_line else text
 
 
+def write_stdout(data: bytes) -> None:
+    """All of ``data`` on stdout, flushed. A large buffered write returns a short count,
+    raising nothing, when the reader goes away part way (``| head``); writing on raises
+    ``BrokenPipeError``, which ends the command quietly (cli/base.py) instead of exit 0
+    with the output cut."""
+    out = sys.stdout.buffer
+    view = memoryview(data)
+    while view:
+        view = view[out.write(view) :]
+    out.flush()
+
+
 def new_table() -> Table:
     """A table in the house style: no box, columns two spaces apart."""
     return Table(show_edge=False, box=None, pad_edge=False)

@@ -13,7 +13,6 @@ import csv
 import functools
 import io
 import json
-import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -464,14 +463,9 @@ def export_command(
 def _export_stdout(db: str, fmt: ExportFormat, flt: QuarantineFilter) -> int:
     sys.stdout.flush()
     stream = io.TextIOWrapper(sys.stdout.buffer, encoding="utf-8", newline="")
-    try:
+    try:  # a reader that goes away (| head) ends the command quietly: cli/base.py
         written = export(db, stream, fmt, flt)
         stream.flush()
-    except BrokenPipeError:
-        # The reader went away (| head): stop quietly, like other Unix tools.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        sys.exit(1)
     finally:
         stream.detach()
     return written
