@@ -49,7 +49,7 @@ def message_detail(value: str, copy: int) -> str:
     return f"messageId {value!r} sent again (copy {copy})"
 
 
-class _Seen:
+class SeenWindow:
     """A bounded map of hash -> last time, evicting the oldest half when full."""
 
     __slots__ = ("caps", "label", "limit", "map")
@@ -97,10 +97,10 @@ class DuplicateCensus:
 
     def __init__(self, limits: Limits, caps: CapLog) -> None:
         window = limits.duplicate_window
-        self.seen_requests = _Seen(window, "duplicate requests", caps)
-        self.seen_ids = _Seen(window, "repeated event ids", caps)
-        self.seen_keys = _Seen(window, "repeated dedupe keys", caps)
-        self.seen_messages = _Seen(window, "repeated messageIds", caps)  # hash -> copies seen
+        self.seen_requests = SeenWindow(window, "duplicate requests", caps)
+        self.seen_ids = SeenWindow(window, "repeated event ids", caps)
+        self.seen_keys = SeenWindow(window, "repeated dedupe keys", caps)
+        self.seen_messages = SeenWindow(window, "repeated messageIds", caps)  # hash -> copies seen
         self.requests = 0
         self.bursts = 0
         self.ids = 0

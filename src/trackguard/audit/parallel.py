@@ -55,7 +55,7 @@ from trackguard.audit.caps import CapLog, Limits
 from trackguard.audit.census import _FULL, MAX_SOURCES, EventCensus, EventStats
 from trackguard.audit.duplicates import (
     DuplicateCensus,
-    _Seen,
+    SeenWindow,
     id_detail,
     is_burst,
     key_detail,
@@ -71,6 +71,8 @@ from trackguard.audit.timeline import OTHER, WIDTHS, TimelineCensus, rebucketed
 from trackguard.plan.model import Plan
 from trackguard.shares import Share, plan_shares
 
+#: The duplicate kinds (the census's ``examples``), in :func:`_windows`' order.
+_KINDS: Final = ("requests", "ids", "keys", "messages")
 #: Recorded calls a worker holds before writing them to its spill file.
 SPILL_OPS: Final = 50_000
 #: Records a worker audits between looks at how fast its capped maps grow.
@@ -196,16 +198,11 @@ class _Duplicates(DuplicateCensus):
         self.first_when: dict[int, int] = {}
         #: kind -> key hash -> (seq, position, value) of its first call here
         self.firsts: dict[str, dict[int, tuple[int, int, str]]] = {
-            "ids": {},
-            "keys": {},
-            "messages": {},
+            kind: {} for kind in _KINDS if kind != "requests"
         }
         #: kind -> (seq or position, key hash, copy, messageId) of each example kept
         self.example_seqs: dict[str, list[tuple[int, int, int, str]]] = {
-            "requests": [],
-            "ids": [],
-            "keys": [],
-            "messages": [],
+            kind: [] for kind in _KINDS
         }
 
     def pack(self) -> None:
@@ -420,15 +417,11 @@ def _audit_share(
             add_unreadable(item)
 
 
-def _windows(d: DuplicateCensus) -> tuple[tuple[str, str, _Seen], ...]:
+def _windows(d: DuplicateCensus) -> tuple[tuple[str, str, SeenWindow], ...]:
     """Each duplicate window of ``d``: its letter (in a share's ``record``, and its recorded
-    calls), its kind (in ``examples``), and itself."""
-    return (
-        ("q", "requests", d.seen_requests),
-        ("d", "ids", d.seen_ids),
-        ("k", "keys", d.seen_keys),
-        ("g", "messages", d.seen_messages),
-    )
+    calls), its kind (:data:`_KINDS`, the keys of ``examples``), and itself."""
+    windows = (d.seen_requests, d.seen_ids, d.seen_keys, d.seen_messages)
+    return tuple(zip("qdkg", _KINDS, windows, strict=True))
 
 
 def _sizes(a: Auditor) -> dict[str, tuple[int, int]]:
