@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import socket
+import subprocess
+import sys
 import threading
 import time
 from typing import TYPE_CHECKING, Any
@@ -269,3 +272,45 @@ def test_stopping_tls_does_not_wait_for_idle_keep_alive_clients(
     assert server._server.server_state.connections == set()
     assert not any("timeout graceful shutdown exceeded" in m for m in records.messages)
     assert app.events == ["startup", "shutdown"]
+
+
+_FROZEN_APP = """
+import gc, sys
+from trackguard.http.asgi import send_json
+from trackguard.http.runner import run
+
+async def app(scope, receive, send):
+    if scope["type"] == "lifespan":
+        while (message := await receive())["type"] != "lifespan.shutdown":
+            await send({"type": "lifespan.startup.complete"})
+        await send({"type": "lifespan.shutdown.complete"})
+        return
+    await send_json(send, 200, {"frozen": gc.get_freeze_count(), "enabled": gc.isenabled()})
+
+run(app, "127.0.0.1", 0, ready=lambda url: print(url, flush=True))
+"""
+
+
+def test_a_served_process_freezes_what_start_up_built() -> None:
+    """``run`` (what ``trackguard serve`` and each worker call) takes start-up's objects out of
+    the collector's walks, and leaves the collector on for what requests create."""
+    command = [sys.executable, "-c", _FROZEN_APP]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as child:
+        try:
+            assert child.stdout is not None
+            url = child.stdout.readline().strip()
+            answer = httpx.get(url, timeout=10).json()
+        finally:
+            child.terminate()
+        assert child.wait(20) == 0
+    assert answer["enabled"] is True
+    assert answer["frozen"] > 10_000  # the modules of trackguard, uvicorn and httpx at least
+
+
+def test_a_server_in_a_thread_leaves_the_collector_alone() -> None:
+    """A server started in a thread shares its process (tests, the demo): freezing there would
+    keep every object alive at that moment for good."""
+    before = gc.get_freeze_count()
+    with start_in_thread(SlowApp()) as server:
+        assert httpx.get(server.url).status_code == 200
+    assert gc.get_freeze_count() == before

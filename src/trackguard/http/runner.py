@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import gc
 import ipaddress
 import logging
 import resource
@@ -169,6 +170,23 @@ class _AdminServer(uvicorn.Server):
         yield
 
 
+def freeze_startup_heap() -> int:
+    """Move what start-up built (modules, the plan, the app: about 46,000 objects) out of the
+    garbage collector's reach, and return how many objects that was.
+
+    A full collection walks every tracked object; with these in it, each one paused the event
+    loop for 26-33 ms, and every request waiting meanwhile was answered that much later (the
+    p99 at half load fell from 11.6 to 7.9 ms without them; ``bench/gateway.py``). What
+    start-up built lives as long as the process, so nothing is lost by never collecting it.
+    Only for a process that serves and exits: objects alive now are never collected again.
+    """
+    gc.collect()  # start-up's garbage goes first, so it is not kept for good
+    gc.freeze()
+    count = gc.get_freeze_count()
+    log.debug("start-up's %d objects frozen out of the garbage collector's walks", count)
+    return count
+
+
 class _Server(uvicorn.Server):
     """A uvicorn server that reports readiness and returns normally after a signal."""
 
@@ -177,10 +195,13 @@ class _Server(uvicorn.Server):
         config: uvicorn.Config,
         ready: Callable[[], None] | None,
         admin: _Admin | None = None,
+        *,
+        freeze: bool = False,
     ) -> None:
         super().__init__(config)
         self._ready = ready
         self._admin = admin
+        self._freeze = freeze
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         if self._admin is not None and not await self._admin.start():
@@ -190,6 +211,8 @@ class _Server(uvicorn.Server):
         await super().startup(sockets)
         if not self.started and self._admin is not None:
             await self._admin.stop()
+        if self.started and self._freeze:
+            freeze_startup_heap()
         if self.started and self._ready is not None:
             self._ready()
 
@@ -323,7 +346,7 @@ def run(
         sock.close()
         raise
     url = base_url(host, sock.getsockname()[1], tls=tls_cert is not None)
-    server = _Server(config, None if ready is None else (lambda: ready(url)), admin)
+    server = _Server(config, None if ready is None else (lambda: ready(url)), admin, freeze=True)
     try:
         server.run(sockets=[sock])
     finally:
