@@ -12,6 +12,7 @@ import pytest
 from app_env import API_KEY, PLAN, SITE_ID, Gw, serve
 from hypothesis import given
 from hypothesis import strategies as st
+from prometheus_client.parser import text_string_to_metric_families
 
 from trackguard.gateway.config import AuthConfig, Credentials, load_auth
 from trackguard.gateway.labels import OTHER, OWN_NAMES, UNPLANNED, EventLabels
@@ -78,6 +79,23 @@ def test_20000_distinct_event_names_keep_the_scrape_small_and_free_of_them(
     else:  # the first 100 plain names are labels, everything else is "other"
         named = {line.split('"')[1] for line in counted}
         assert named == {"other"} | {f"zq_event_{i}" for i in range(0, 200, 2)}
+
+
+def test_the_scrape_carries_the_process_memory_descriptors_and_collector(tmp_path: Path) -> None:
+    """What an operator alerts on before a limit is reached, as every Prometheus client names
+    it: the gateway's memory grows with the people the store knows (docs/operations.md)."""
+    with serve(tmp_path) as gw:
+        text = _scrape(gw)
+    samples = {
+        s.name + str(sorted(s.labels.items())): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+    assert samples["process_resident_memory_bytes[]"] > 20 * 1024 * 1024
+    assert 3 < samples["process_open_fds[]"] < samples["process_max_fds[]"]
+    assert samples["process_cpu_seconds_total[]"] > 0
+    assert samples["python_gc_collections_total[('generation', '0')]"] > 0
+    assert "python_info{" in text
 
 
 def test_planned_names_and_versions_are_labels_and_unplanned_versions_are_not() -> None:

@@ -48,6 +48,27 @@ def test_a_counter_incremented_in_two_workers_shows_the_sum() -> None:
     assert merged[("trackguard_open_connections", ())] == 7.0
 
 
+def _process(rss: int, fds: int, cpu: float, gen2: int) -> str:
+    """The process figures a worker's exposition carries, as prometheus_client names them."""
+    registry = CollectorRegistry()
+    Gauge("process_resident_memory_bytes", "RSS", registry=registry).set(rss)
+    Gauge("process_open_fds", "Open", registry=registry).set(fds)
+    Gauge("process_max_fds", "Limit", registry=registry).set(4352)
+    Counter("process_cpu_seconds", "CPU", registry=registry).inc(cpu)
+    gc = Counter("python_gc_collections", "Runs", ["generation"], registry=registry)
+    gc.labels("2").inc(gen2)
+    return generate_latest(registry).decode()
+
+
+def test_the_processes_memory_and_descriptors_add_up_and_their_limit_does_not() -> None:
+    merged = _samples(merge([_process(60_000_000, 40, 1.5, 3), _process(70_000_000, 50, 2.0, 4)]))
+    assert merged[("process_resident_memory_bytes", ())] == 130_000_000
+    assert merged[("process_open_fds", ())] == 90
+    assert merged[("process_max_fds", ())] == 4352  # each worker's own limit, not twice it
+    assert merged[("process_cpu_seconds_total", ())] == 3.5
+    assert merged[("python_gc_collections_total", (("generation", "2"),))] == 7
+
+
 def test_labels_seen_in_one_worker_only_are_kept_and_extra_metrics_follow() -> None:
     registry = CollectorRegistry()
     Counter("trackguard_requests", "Requests", ["status"], registry=registry).labels("400").inc()

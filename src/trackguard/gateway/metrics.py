@@ -14,7 +14,14 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Final
 
-from prometheus_client import CollectorRegistry, disable_created_metrics, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    GCCollector,
+    PlatformCollector,
+    ProcessCollector,
+    disable_created_metrics,
+    generate_latest,
+)
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
@@ -323,6 +330,12 @@ class GatewayMetrics:
         self.body_bytes = 0
         self.open_quarantine_dropped = 0
         self.registry.register(_RequestCollector(self))
+        # The process's own figures, named as every Prometheus client names them: resident
+        # memory and open descriptors to alert on before a limit is reached (the identity
+        # state grows with the people the store knows), CPU seconds, the collector's runs.
+        ProcessCollector(registry=self.registry)
+        GCCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)
 
     def bind_store(
         self,

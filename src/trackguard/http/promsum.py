@@ -4,7 +4,8 @@ Each worker counts only what it served, so counters, histograms and summaries ad
 mostly describe the shared store (outbox depth, oldest pending age, data health), which every
 worker reads alike: those take the largest value, so the sum does not multiply them by the
 number of workers. The few gauges that are per process (open connections, buffered request-log
-lines) are named in :data:`SUMMED_GAUGES` and add up.
+lines, memory, open descriptors) are named in :data:`SUMMED_GAUGES` and add up; a per-process
+limit (``process_max_fds``) takes the largest, as the store's gauges do.
 """
 
 from __future__ import annotations
@@ -18,7 +19,15 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 
 #: Gauges that count something each process holds, so the host's figure is their sum.
-SUMMED_GAUGES: Final = frozenset({"trackguard_open_connections", "trackguard_request_log_buffered"})
+SUMMED_GAUGES: Final = frozenset(
+    {
+        "trackguard_open_connections",
+        "trackguard_request_log_buffered",
+        "process_resident_memory_bytes",
+        "process_virtual_memory_bytes",
+        "process_open_fds",
+    }
+)
 _ADDED: Final = frozenset({"counter", "histogram", "summary"})
 
 _Key = tuple[str, tuple[tuple[str, str], ...]]
