@@ -145,14 +145,20 @@ async def _at_rate(
         result.requests += 1
         idle.put_nowait(conn)
 
-    tasks = []
+    # Only the requests in flight are held: one gather over every task of the run, built after
+    # the last was scheduled, held this loop for tens of milliseconds while the last requests'
+    # answers waited, and charged them for it.
+    pending: set[asyncio.Future[None]] = set()
     for n in range(total):
         scheduled = start + n / rate
         delay = scheduled - time.perf_counter()
         if delay > 0:
             await asyncio.sleep(delay)
-        tasks.append(asyncio.ensure_future(one(n, scheduled)))
-    await asyncio.gather(*tasks)
+        task = asyncio.ensure_future(one(n, scheduled))
+        pending.add(task)
+        task.add_done_callback(pending.discard)
+    while pending:
+        await asyncio.wait(set(pending))
     result.seconds = time.perf_counter() - start
     while not idle.empty():
         idle.get_nowait().writer.close()
