@@ -320,7 +320,6 @@ def _server_row(args: argparse.Namespace, server: str, make: Fresh) -> dict[str,
     """The do-nothing app and the gateway on one server, all up, measured in turns: the
     gateway with ``synchronous=FULL`` (an fsync per group commit: survives power loss), and
     with NORMAL (``trackguard serve``'s default: survives a crash of the process)."""
-    row: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp:
         env = {"TG_BENCH_DB": f"{tmp}/tg.db", "TG_BENCH_PLAN": str(PLAN)}
         normal_env = {**env, "TG_BENCH_DB": f"{tmp}/normal.db", "TG_BENCH_SYNC": "NORMAL"}
@@ -328,12 +327,10 @@ def _server_row(args: argparse.Namespace, server: str, make: Fresh) -> dict[str,
         try:
             for factory, server_env in (("noop", {}), ("gateway", env), ("gateway", normal_env)):
                 started.append(Server(server, factory, server_env))
-            noop, gw, normal = started
-            row.update(_measure_server(args, make, noop, gw, normal))
+            return _measure_server(args, make, *started)
         finally:
             for srv in reversed(started):
                 srv.stop()
-    return row
 
 
 def _measure_server(

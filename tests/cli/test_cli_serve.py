@@ -38,50 +38,40 @@ def _serve(tmp_path: Path, *extra: str, env: dict[str, str] | None = None) -> An
     return CliRunner().invoke(main, args, env=env)
 
 
-def test_serve_identity_refresh_defaults_to_one_second(
-    tmp_path: Path, captured: list[GatewayOptions]
-) -> None:
-    result = _serve(tmp_path)
-    assert result.exit_code == 0, result.output
-    assert [o.identity_refresh for o in captured] == [1.0]
-
-
-@pytest.mark.parametrize(("given", "expected"), [("0.25", 0.25), ("0", 0.0), ("30", 30.0)])
-def test_serve_identity_refresh_is_passed_on(
-    tmp_path: Path, captured: list[GatewayOptions], given: str, expected: float
-) -> None:
-    result = _serve(tmp_path, "--identity-refresh", given)
-    assert result.exit_code == 0, result.output
-    assert [o.identity_refresh for o in captured] == [expected]
-
-
-def test_serve_refuses_a_negative_identity_refresh(
-    tmp_path: Path, captured: list[GatewayOptions]
-) -> None:
-    result = _serve(tmp_path, "--identity-refresh", "-1")
-    assert result.exit_code == 2
-    assert "Invalid value for '--identity-refresh': -1.0 is not in the range x>=0." in result.output
-    assert captured == []
-
-
 @pytest.mark.parametrize(
-    ("given", "expected"),
-    [((), None), (("--commit-gap", "0.005"), 0.005), (("--commit-gap", "0"), 0.0)],
+    ("given", "option", "expected"),
+    [
+        ((), "identity_refresh", 1.0),
+        (("--identity-refresh", "0.25"), "identity_refresh", 0.25),
+        (("--identity-refresh", "0"), "identity_refresh", 0.0),
+        (("--identity-refresh", "30"), "identity_refresh", 30.0),
+        ((), "commit_gap", None),
+        (("--commit-gap", "0.005"), "commit_gap", 0.005),
+        (("--commit-gap", "0"), "commit_gap", 0.0),
+    ],
 )
-def test_serve_commit_gap_is_passed_on(
-    tmp_path: Path, captured: list[GatewayOptions], given: tuple[str, ...], expected: float | None
+def test_serve_passes_its_timing_options_on(
+    tmp_path: Path,
+    captured: list[GatewayOptions],
+    given: tuple[str, ...],
+    option: str,
+    expected: float | None,
 ) -> None:
     result = _serve(tmp_path, *given)
     assert result.exit_code == 0, result.output
-    assert [o.commit_gap for o in captured] == [expected]
+    assert [getattr(o, option) for o in captured] == [expected]
 
 
-def test_serve_refuses_a_negative_commit_gap(
-    tmp_path: Path, captured: list[GatewayOptions]
+@pytest.mark.parametrize(
+    ("flag", "given", "shown"),
+    [("--identity-refresh", "-1", "-1.0"), ("--commit-gap", "-0.001", "-0.001")],
+)
+def test_serve_refuses_a_negative_timing_option(
+    tmp_path: Path, captured: list[GatewayOptions], flag: str, given: str, shown: str
 ) -> None:
-    result = _serve(tmp_path, "--commit-gap", "-0.001")
+    result = _serve(tmp_path, flag, given)
     assert result.exit_code == 2
-    assert "Invalid value for '--commit-gap': -0.001 is not in the range x>=0." in result.output
+    assert f"Invalid value for '{flag}': {shown} is not in the range x>=0." in result.output
     assert captured == []
 
 

@@ -6,9 +6,9 @@ import asyncio
 import dataclasses
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pytest
 from store_kinds import AnyStore
@@ -125,6 +125,15 @@ async def settled(awaitable: Awaitable[T], clock: FrozenClock, what: str) -> T:
         pytest.fail(f"{what} waited for max_delay, which had not passed")
 
 
+async def held(
+    futures: Iterable[asyncio.Future[Any]], recording: Recording, batches: list[int]
+) -> None:
+    """Nothing of ``futures`` answered and nothing more committed: a correct committer cannot
+    commit yet, and the wait gives one that commits too early the chance to show it."""
+    done, _ = await asyncio.wait(futures, timeout=0.1)
+    assert (done, recording.batches) == (set(), batches)
+
+
 def test_store_group_50_tasks_by_40_writes_commit_exactly_once(store: AnyStore) -> None:
     async def main() -> GroupCommitter:
         async with GroupCommitter(store) as committer:
@@ -229,17 +238,12 @@ def test_store_group_waits_max_delay_for_company(
     async def main() -> None:
         async with GroupCommitter(recording, max_delay=max_delay) as committer:
             first = asyncio.ensure_future(committer.submit(write("first")))
-            # While max_delay has not passed a correct committer cannot commit; the waits give
-            # one that commits too early the chance to show it.
-            done, _ = await asyncio.wait({first}, timeout=0.1)
-            assert (done, recording.batches) == (set(), [])  # alone, it waits for company
+            await held({first}, recording, [])  # alone, it waits for company
             second = asyncio.ensure_future(committer.submit(write("second")))
-            done, _ = await asyncio.wait({first, second}, timeout=0.1)
-            assert (done, recording.batches) == (set(), [])  # company, but not max_rows of it
+            await held({first, second}, recording, [])  # company, but not max_rows of it
             assert committer.pending == 2
             clock.now = clock.START + max_delay * 0.9
-            done, _ = await asyncio.wait({first, second}, timeout=0.1)
-            assert (done, recording.batches) == (set(), [])  # max_delay has not quite passed
+            await held({first, second}, recording, [])  # max_delay has not quite passed
             clock.now = clock.START + max_delay
             await settled(asyncio.gather(first, second), clock, "the batch")
 
@@ -262,11 +266,10 @@ def test_store_group_min_gap_paces_commits_that_follow_each_other(
             await settled(committer.submit(write("first")), clock, "the first write")
             # Writes queued right after a commit wait until min_gap has passed since it ended.
             later = [asyncio.ensure_future(committer.submit(write(f"w{i}"))) for i in range(2)]
-            done, _ = await asyncio.wait(later, timeout=0.1)
-            assert (done, recording.batches, committer.pending) == (set(), [1], 2)
+            await held(later, recording, [1])
+            assert committer.pending == 2
             clock.now = clock.START + gap * 0.9
-            done, _ = await asyncio.wait(later, timeout=0.1)
-            assert (done, recording.batches) == (set(), [1])  # the gap has not quite passed
+            await held(later, recording, [1])  # the gap has not quite passed
             clock.now = clock.START + gap
             await settled(asyncio.gather(*later), clock, "the paced batch")
             # max_rows rows do not wait for the gap.

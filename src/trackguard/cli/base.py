@@ -13,7 +13,7 @@ import os
 import select
 import sys
 from collections.abc import Callable
-from typing import Any, Final, cast
+from typing import Any, Final, NoReturn, cast
 
 import click
 
@@ -46,8 +46,8 @@ def handle(ctx: click.Context, invoke: Callable[[], Any]) -> Any:
             raise
         fail(str(exc))
     except OSError as exc:
-        if isinstance(exc, BrokenPipeError) and stdout_gone():
-            reader_gone()
+        if isinstance(exc, BrokenPipeError) and _stdout_gone():
+            _reader_gone()
         if _debug(ctx):
             raise
         where = f"{exc.filename}: " if exc.filename else ""
@@ -62,7 +62,7 @@ def handle(ctx: click.Context, invoke: Callable[[], Any]) -> Any:
     sys.exit(USAGE_EXIT)
 
 
-def stdout_gone() -> bool:
+def _stdout_gone() -> bool:
     """Whether stdout is a pipe whose reader has gone (``trackguard ... | head``)."""
     try:
         poller = select.poll()
@@ -72,7 +72,7 @@ def stdout_gone() -> bool:
         return False
 
 
-def reader_gone() -> None:
+def _reader_gone() -> NoReturn:
     """End quietly with status 1, as rich does, when the reader of stdout has gone: the
     output is cut short, which is no error to print. Status 1, not 0, so ``set -o pipefail``
     still sees the cut; stdout is pointed at /dev/null so the exit's flush cannot fail."""

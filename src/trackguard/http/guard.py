@@ -364,14 +364,12 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         super().on_message_complete()
 
     def on_response_complete(self) -> None:
-        if self._phase == _CLOSING:  # the answer ended the connection: see close_after_answer
-            self.server_state.total_requests += 1
-            return
         if self._phase == _BODY and self._large_body():
             # Answered before a large body arrived (a 401, an early 413): uvicorn would read
             # the rest only to drop it, and a client can send a gigabyte. End the connection.
-            self.server_state.total_requests += 1
             self._answer_and_close(b"")
+        if self._phase == _CLOSING:  # the answer ended the connection (or close_after_answer)
+            self.server_state.total_requests += 1
             return
         # uvicorn's keep-alive timer takes over; the next request's first byte arms ours.
         if self._phase == _REST:
