@@ -3,6 +3,7 @@ and raw sockets to misbehave with."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import socket
 import time
@@ -10,6 +11,7 @@ import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from trackguard.gateway.app import Gateway
 from trackguard.gateway.build import GatewayOptions, create_gateway
@@ -122,3 +124,41 @@ def wait_for(predicate: Callable[[], bool], seconds: float = 5.0) -> None:
     while not predicate():
         assert time.monotonic() < deadline, "the server did not get there"
         time.sleep(0.005)
+
+
+class MemoryTransport(asyncio.Transport):
+    """A connection's transport in memory: each write the server makes, kept apart."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes: list[bytes] = []
+        self.closing = False
+        self.reading = True
+
+    @property
+    def written(self) -> bytes:
+        return b"".join(self.writes)
+
+    def write(self, data: Any) -> None:
+        self.writes.append(bytes(data))
+
+    def close(self) -> None:
+        self.closing = True
+
+    def is_closing(self) -> bool:
+        return self.closing
+
+    def can_write_eof(self) -> bool:
+        return True
+
+    def write_eof(self) -> None:
+        pass
+
+    def pause_reading(self) -> None:
+        self.reading = False
+
+    def resume_reading(self) -> None:
+        self.reading = True
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return {"peername": ("127.0.0.1", 5000), "sockname": ("127.0.0.1", 80)}.get(name, default)

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from typing import Any
 
+from abuse_conn_support import MemoryTransport
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from uvicorn.config import Config
@@ -21,40 +21,6 @@ from trackguard.http.limits import ConnectionLimits, ConnectionStats
 
 CAP = 300
 LIMITS = ConnectionLimits(max_header_bytes=CAP)
-
-
-class _Transport(asyncio.Transport):
-    """Collects what the server writes."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.written = bytearray()
-        self.closing = False
-        self.reading = True
-
-    def write(self, data: Any) -> None:
-        self.written += data
-
-    def close(self) -> None:
-        self.closing = True
-
-    def is_closing(self) -> bool:
-        return self.closing
-
-    def can_write_eof(self) -> bool:
-        return True
-
-    def write_eof(self) -> None:
-        pass
-
-    def pause_reading(self) -> None:
-        self.reading = False
-
-    def resume_reading(self) -> None:
-        self.reading = True
-
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return {"peername": ("127.0.0.1", 5000), "sockname": ("127.0.0.1", 80)}.get(name, default)
 
 
 async def _echo_length(scope: Scope, receive: Receive, send: Send) -> None:
@@ -75,7 +41,7 @@ async def _feed(pieces: list[bytes]) -> tuple[bytes, ConnectionStats]:
     config = Config(_echo_length, lifespan="off", log_config=None)
     cls = protocol_class(LIMITS, stats)
     protocol = cls(config=config, server_state=ServerState(), app_state={})
-    transport = _Transport()
+    transport = MemoryTransport()
     protocol.connection_made(transport)
     for piece in pieces:
         if transport.closing or not transport.reading:

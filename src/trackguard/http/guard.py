@@ -147,8 +147,15 @@ REFUSE_WITH_503 = False
 
 
 class _CycleTransport:
-    """The connection's transport as each request's cycle sees it: the same methods, except
-    that the cycle's ``close()`` goes through the guard.
+    """The connection's transport as one request's cycle sees it: the same methods, except
+    that the answer's head and first body piece leave in one write, and the cycle's
+    ``close()`` goes through the guard.
+
+    uvicorn writes an answer's head and its body separately: two ``send`` system calls and two
+    packets for every answer, where the gateway's answers are one small JSON body each. Held
+    back until the body comes, the head goes out with it. (Not for ``HEAD``, whose body
+    uvicorn never writes, nor for a request that expects ``100 Continue``, whose interim
+    answer is that cycle's first write.)
 
     uvicorn closes the transport the moment an answer that ends the connection is written
     (``connection: close``, such as a 401). With the request's body still arriving, the
@@ -156,17 +163,42 @@ class _CycleTransport:
     destroys the answer: an SDK would see "connection reset" for what was a 401.
     """
 
-    __slots__ = ("_protocol", "_transport", "get_extra_info", "is_closing", "write")
+    __slots__ = (
+        "_direct",
+        "_held",
+        "_protocol",
+        "_transport",
+        "get_extra_info",
+        "is_closing",
+        "write",
+    )
 
-    def __init__(self, protocol: GuardedHttpToolsProtocol, transport: asyncio.Transport) -> None:
+    def __init__(
+        self, protocol: GuardedHttpToolsProtocol, transport: asyncio.Transport, coalesce: bool
+    ) -> None:
         self._protocol = protocol
         self._transport = transport
+        self._held = b""
         # Bound once: the cycle's writes cost what they cost on the transport itself.
-        self.write = transport.write
+        self._direct = transport.write
+        self.write: Any = self._hold if coalesce else self._direct
         self.is_closing = transport.is_closing
         self.get_extra_info = transport.get_extra_info
 
+    def _hold(self, data: bytes) -> None:
+        """The answer's head: kept for the next write."""
+        self._held = bytes(data)
+        self.write = self._release
+
+    def _release(self, data: bytes) -> None:
+        """The body's first piece: written with the head; later pieces go straight out."""
+        self.write = self._direct
+        held, self._held = self._held, b""
+        self._direct(held + data)
+
     def close(self) -> None:
+        if self._held:  # a head without its body (an app that stopped halfway): out first
+            self._release(b"")
         self._protocol.close_after_answer()
 
     def __getattr__(self, name: str) -> Any:
@@ -210,7 +242,6 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        self._cycle_transport = _CycleTransport(self, transport)
         self.stats.open_connections = len(self.connections)
         self.deadline = self.loop.time() + self.limits.header_timeout
         self.sweeper.ensure(self)
@@ -349,7 +380,11 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         # of its own that could never fire first.
         self.scope.setdefault("extensions", {})[BODY_GAP_EXTENSION] = self._body_gap
         super().on_headers_complete()
-        self.cycle.transport = self._cycle_transport  # type: ignore[assignment]
+        cycle = self.cycle
+        # A view of its own per cycle: a pipelined request's cycle is made while the one
+        # before it may still be writing its answer.
+        coalesce = cycle.scope["method"] != "HEAD" and not cycle.waiting_for_100_continue
+        cycle.transport = _CycleTransport(self, self.transport, coalesce)  # type: ignore[assignment]
 
     def on_body(self, body: bytes) -> None:
         self.deadline = min(self.loop.time() + self.limits.body_gap_timeout, self._body_deadline)
