@@ -219,3 +219,37 @@ def test_store_claims_postgres_reads_and_writes_a_commits_claims_in_one_statemen
             [["k:edge", "115.0", "id:3"], ["k:fresh", "120.0", "id:4"]],
         ),
     ]
+
+
+def test_store_claims_expired_ones_are_swept_oldest_first_a_bounded_batch_at_a_time(
+    way: tuple[SQLiteStore | PostgresStore, bool | None],
+) -> None:
+    store, read_first = way
+    if read_first is not None and isinstance(store, SQLiteStore):
+        store._claims_read_first = read_first
+    store.sweep_every, store.sweep_limit = 3, 2
+
+    def claim(key: str, at: float, ttl: float) -> None:
+        store.commit([Write(outbox=(claiming("id:1", key, at, ttl=ttl),))])
+
+    def held() -> list[tuple[str, float]]:
+        return [(key, until) for key, until, _ in contents(store)["claims"]]
+
+    claim("k:a", 10.0, 1.0)
+    claim("k:b", 11.0, 1.0)
+    claim("k:c", 12.0, 1.0)  # the 3rd commit sweeps what expired by 12: k:a and k:b
+    assert held() == [("k:c", 13.0), ("k:v6", 1000.0)]
+    claim("k:d", 13.0, 1.0)
+    claim("k:e", 14.0, 1.0)
+    claim("k:f", 500.0, 1000.0)  # the 6th: k:c, k:d and k:e expired, the oldest two go
+    assert held() == [("k:e", 15.0), ("k:f", 1500.0), ("k:v6", 1000.0)]
+    claim("k:g", 501.0, 1000.0)
+    claim("k:h", 502.0, 1000.0)
+    claim("k:i", 503.0, 1000.0)  # the 9th: k:e, the one left; k:v6 holds until 1000
+    assert held() == [
+        ("k:f", 1500.0),
+        ("k:g", 1501.0),
+        ("k:h", 1502.0),
+        ("k:i", 1503.0),
+        ("k:v6", 1000.0),
+    ]

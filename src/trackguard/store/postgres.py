@@ -63,7 +63,13 @@ from trackguard.store.base import (
     StoreNotFound,
     Write,
 )
-from trackguard.store.claims import ClaimBook, claiming_keys
+from trackguard.store.claims import (
+    SWEEP_EVERY,
+    SWEEP_LIMIT,
+    ClaimBook,
+    claiming_keys,
+    sweep_statement,
+)
 from trackguard.store.listen import IDENTITIES, OUTBOX, Listener, Unsubscribe, channel_name
 from trackguard.store.monitor_schema import create_statements
 from trackguard.store.queries import OUTBOX_COLUMNS, StoreReads, outbox_row_from
@@ -332,7 +338,7 @@ _ADD_COUNTS: Final = (
     " UPDATE counts SET n = counts.n + d.n FROM locked JOIN d USING (name)"
     " WHERE counts.name = locked.name"
 )
-_CLAIM_SWEEP_EVERY: Final = 1000
+_SWEEP: Final = sweep_statement("%s")  # planned each time too (see _HELD)
 
 #: How long connecting may take before the store reports the database unreachable.
 DEFAULT_CONNECT_TIMEOUT: Final = 5.0
@@ -377,6 +383,9 @@ class PostgresStore(StoreReads):
         self._connect_timeout = max(1, round(connect_timeout))
         self._closed = False
         self._commits_since_sweep = 0
+        #: Expired claims: swept every ``sweep_every`` claiming commits, ``sweep_limit`` at most.
+        self.sweep_every = SWEEP_EVERY
+        self.sweep_limit = SWEEP_LIMIT
         self._lock = threading.Lock()
         self._slots = threading.BoundedSemaphore(pool_size)
         self._idle: list[psycopg.Connection[Any]] = []
@@ -549,10 +558,10 @@ class PostgresStore(StoreReads):
             _add_counts(cur, plan.counts())
             if claiming:
                 self._commits_since_sweep += 1
-                if self._commits_since_sweep >= _CLAIM_SWEEP_EVERY:
+                if self._commits_since_sweep >= self.sweep_every:
                     self._commits_since_sweep = 0
                     now = max(r.received_at for w in writes for r in w.outbox)
-                    cur.execute("DELETE FROM claims WHERE expires_at <= %s", (now,))
+                    cur.execute(_SWEEP, (now, self.sweep_limit), prepare=False)
         return plan.duplicates
 
     def lease(self, limit: int, now: float) -> list[OutboxRow]:

@@ -38,6 +38,7 @@ from trackguard.store.base import (
     Write,
     dedupe_conflict,
 )
+from trackguard.store.claims import SWEEP_EVERY, SWEEP_LIMIT, sweep_statement
 from trackguard.store.files import (
     cannot_open,
     connect,
@@ -278,8 +279,7 @@ _BIND: Final = (
     " VALUES (?, ?, (SELECT coalesce(max(seq), 0) + 1 FROM identities))"
 )
 _DERIVE: Final = msgspec.json.Decoder()
-#: Expired claims are deleted every this many commits (cheap: the index finds them).
-_CLAIM_SWEEP_EVERY: Final = 1000
+_SWEEP: Final = sweep_statement("?")
 
 _encode: Final = msgspec.json.encode
 
@@ -331,6 +331,9 @@ class SQLiteStore(StoreReads):
         self._busy_ms = max(0, int(busy_timeout * 1000))
         self._closed = False
         self._commits_since_sweep = 0
+        #: Expired claims: swept every ``sweep_every`` claiming commits, ``sweep_limit`` at most.
+        self.sweep_every = SWEEP_EVERY
+        self.sweep_limit = SWEEP_LIMIT
         #: How the next commit claims its keys (:mod:`trackguard.store.sqlite_claims`).
         self._claims_read_first = False
         self._write_lock = threading.Lock()
@@ -577,10 +580,10 @@ class SQLiteStore(StoreReads):
                 )
             if claiming:
                 self._commits_since_sweep += 1
-                if self._commits_since_sweep >= _CLAIM_SWEEP_EVERY:
+                if self._commits_since_sweep >= self.sweep_every:
                     self._commits_since_sweep = 0
                     now = max(r.received_at for w in writes for r in w.outbox)
-                    cur.execute("DELETE FROM claims WHERE expires_at <= ?", (now,))
+                    cur.execute(_SWEEP, (now, self.sweep_limit))
         return plan.duplicates
 
     def import_identities(self, pairs: Sequence[tuple[str, str]]) -> int:
