@@ -8,12 +8,17 @@ import re
 import sqlite3
 import time
 from pathlib import Path
+from typing import Any
 
+import msgspec
+import psycopg
 import pytest
 from click.testing import CliRunner, Result
 
 from trackguard.cli import main
+from trackguard.cli.store import render_info
 from trackguard.store.base import OutboxRow, QuarantineRecord, Write
+from trackguard.store.info import StoreInfo
 from trackguard.store.monitor_schema import create_statements
 from trackguard.store.postgres import SCHEMA_VERSION as PG_SCHEMA_VERSION
 from trackguard.store.sql import session
@@ -207,9 +212,10 @@ def test_info_on_postgresql_counts_rows_and_sizes_each_table(pg_db: str) -> None
     assert lines[1] == f"schema version  {PG_SCHEMA_VERSION}"
     size = re.fullmatch(r"size            (\d+) bytes \(tables with their indexes\)", lines[2])
     assert size is not None
-    assert lines[3] == "outbox states   delivered 3, failed 0, pending 1"
-    assert lines[5].split() == ["table", "rows", "bytes", "oldest", "newest"]
-    rows = {line.split()[0]: line.split()[1:] for line in lines[6:]}
+    assert lines[3] == render_info(_with(autovacuum=_autovacuum(pg_db))).splitlines()[3]
+    assert lines[4] == "outbox states   delivered 3, failed 0, pending 1"
+    assert lines[6].split() == ["table", "rows", "bytes", "oldest", "newest"]
+    rows = {line.split()[0]: line.split()[1:] for line in lines[7:]}
     assert rows["outbox"][0] == "4"
     assert rows["outbox"][2:] == ["2025-11-14T16:00:00Z", "2025-11-24T16:00:00Z"]
     assert rows["quarantine"][0] == "1"
@@ -234,6 +240,33 @@ def test_info_on_postgresql_counts_rows_and_sizes_each_table(pg_db: str) -> None
         tables
     )
     assert sum(as_json["table_bytes"].values()) == as_json["size_bytes"]
+    assert as_json["autovacuum"] is _autovacuum(pg_db)
+
+
+def _autovacuum(url: str) -> bool:
+    with psycopg.connect(url.split("?")[0]) as conn:
+        return conn.execute("SHOW autovacuum").fetchone() == ("on",)
+
+
+def _with(**kw: Any) -> StoreInfo:
+    base = StoreInfo(
+        path="postgresql://tg@db/tg?schema=shop",
+        database="postgresql",
+        schema_version=PG_SCHEMA_VERSION,
+        size_bytes=8192,
+        outbox_states={},
+        tables=(),
+        table_bytes={},
+    )
+    return msgspec.structs.replace(base, **kw)
+
+
+def test_info_on_postgresql_says_whether_autovacuum_runs() -> None:
+    assert render_info(_with(autovacuum=True)).splitlines()[3] == "autovacuum      on"
+    assert render_info(_with(autovacuum=False)).splitlines()[3] == (
+        "autovacuum      off: dead rows are never reclaimed and the planner's table sizes go"
+        " stale (turn it on: docs/operations.md)"
+    )
 
 
 def test_prune_on_postgresql_as_on_a_file(pg_db: str) -> None:

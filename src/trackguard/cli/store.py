@@ -227,6 +227,10 @@ def render_info(info: StoreInfo) -> str:
             f"store           {info.path}",
             f"schema version  {info.schema_version}",
             f"size            {info.size_bytes} bytes (tables with their indexes)",
+            "autovacuum      on"
+            if info.autovacuum
+            else "autovacuum      off: dead rows are never reclaimed and the planner's table"
+            " sizes go stale (turn it on: docs/operations.md)",
         ]
     lines += [f"outbox states   {states}", "", f"{'table':<18} {'rows':>10}"]
     sizes = info.table_bytes

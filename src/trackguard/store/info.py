@@ -66,6 +66,9 @@ class StoreInfo(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     outbox_states: dict[str, int]
     tables: tuple[TableInfo, ...]
     table_bytes: dict[str, int] | None = None
+    #: Whether PostgreSQL's autovacuum runs (None: a SQLite file). Off, dead rows are never
+    #: reclaimed and the planner keeps the tables' sizes of when they were last analyzed.
+    autovacuum: bool | None = None
 
 
 def store_info(target: str | os.PathLike[str]) -> StoreInfo:
@@ -136,6 +139,7 @@ def _postgres_info(s: Session) -> StoreInfo:
     counts = {
         str(k): int(v) for k, v in s.rows('SELECT name, n FROM counts ORDER BY name COLLATE "C"')
     }
+    autovacuum = s.one("SELECT current_setting('autovacuum') = 'on'")
     return StoreInfo(
         path=s.where,
         database="postgresql",
@@ -144,6 +148,7 @@ def _postgres_info(s: Session) -> StoreInfo:
         outbox_states=_states(counts),
         tables=tuple(_table(s.one, name) for name in sizes),
         table_bytes=sizes,
+        autovacuum=bool(autovacuum and autovacuum[0]),
     )
 
 
