@@ -75,6 +75,26 @@ def test_serve_refuses_a_negative_timing_option(
     assert captured == []
 
 
+@pytest.mark.parametrize(
+    ("command", "flag", "given"),
+    [
+        ("serve", "--commit-gap", "2ms"),
+        ("serve", "--identity-refresh", "1s"),
+        ("serve", "--header-timeout", "10 s"),
+        ("deliver", "--lease-seconds", "1m"),
+        ("emulate", "--outage-seconds", "five"),
+    ],
+)
+def test_a_seconds_option_given_a_unit_says_how_to_write_it(
+    command: str, flag: str, given: str
+) -> None:
+    result = CliRunner().invoke(main, [command, flag, given])
+    assert result.exit_code == 2
+    assert result.output.splitlines()[-1] == (
+        f"Error: Invalid value for '{flag}': {given!r} is not a number of seconds (2 ms is 0.002)"
+    )
+
+
 DAY = 86_400.0
 
 

@@ -12,7 +12,7 @@ from typing import Final
 import click
 
 from trackguard.cli.base import TrackguardCommand
-from trackguard.cli.options import db_option
+from trackguard.cli.options import Seconds, db_option
 from trackguard.cli.store import retention_options
 from trackguard.delivery.circuit import CircuitPolicy
 from trackguard.delivery.transport import (
@@ -57,7 +57,7 @@ MIN_LEASE_SECONDS: Final = 15.0
 )
 @click.option(
     "--lease-seconds",
-    type=click.FloatRange(min=MIN_LEASE_SECONDS),
+    type=Seconds(min=MIN_LEASE_SECONDS),
     default=60.0,
     show_default=True,
     help="How long leased rows stay this deliverer's: after a crash, another deliverer sends"

@@ -17,7 +17,14 @@ import yaml
 
 from trackguard import yamlfile
 from trackguard.cli.base import TrackguardCommand
-from trackguard.cli.options import listen_errors, listen_option, resolve, tls_options, tls_pair
+from trackguard.cli.options import (
+    Seconds,
+    listen_errors,
+    listen_option,
+    resolve,
+    tls_options,
+    tls_pair,
+)
 from trackguard.emulator.app import create_emulator
 from trackguard.emulator.faults import FaultConfigError
 from trackguard.errors import ConfigError
@@ -88,7 +95,7 @@ def load_credentials(config: Path | None) -> tuple[str, str]:
 @click.option("--latency-ms", type=click.IntRange(0, 60_000), default=0, help="Delay every answer.")
 @click.option(
     "--outage-seconds",
-    type=click.FloatRange(min=0),
+    type=Seconds(min=0),
     help="Fail every request for this long from start-up.",
 )
 @click.option(

@@ -91,6 +91,27 @@ def duration_callback(ctx: click.Context, param: click.Parameter, value: str | N
         raise click.BadParameter(str(exc), ctx, param) from None
 
 
+class Seconds(click.FloatRange):
+    """A number of seconds, fractions allowed (timeouts, gaps, leases).
+
+    ``2ms`` or ``1m`` gets a message that says what to write instead of click's "not a valid
+    float range"; a number out of range keeps click's message with the range.
+    """
+
+    name = "seconds"
+
+    def get_metavar(self, param: click.Parameter, ctx: click.Context) -> str:
+        return "SECONDS"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, str):
+            try:
+                float(value)
+            except ValueError:
+                self.fail(f"{value!r} is not a number of seconds (2 ms is 0.002)", param, ctx)
+        return super().convert(value, param, ctx)
+
+
 def _plan(ctx: click.Context, param: click.Parameter, value: Path | None) -> Plan | None:
     return None if value is None else load_plan(value)
 

@@ -11,6 +11,7 @@ import click
 
 from trackguard.cli.base import TrackguardCommand
 from trackguard.cli.options import (
+    Seconds,
     db_option,
     listen_errors,
     listen_option,
@@ -41,7 +42,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 def _limit(flag: str, help: str) -> Callable[[F], F]:
     """An option for one field of :class:`ConnectionLimits`, with its default."""
     default = getattr(ConnectionLimits, flag[2:].replace("-", "_"))
-    kind = click.IntRange(min=1) if isinstance(default, int) else click.FloatRange(0, min_open=True)
+    kind = click.IntRange(min=1) if isinstance(default, int) else Seconds(0, min_open=True)
     return click.option(flag, type=kind, default=default, show_default=True, help=help)
 
 
@@ -143,7 +144,7 @@ def _whole_number(flag: str, default: int, text: str) -> Callable[[F], F]:
 )
 @click.option(
     "--commit-gap",
-    type=click.FloatRange(min=0),
+    type=Seconds(min=0),
     default=None,
     help="Least seconds from one commit's end to the next's start, so writes arriving "
     "meanwhile share its fsync. Default: 0.002 with --synchronous FULL on SQLite, else 0.",
@@ -160,7 +161,7 @@ def _whole_number(flag: str, default: int, text: str) -> Callable[[F], F]:
 )
 @click.option(
     "--identity-refresh",
-    type=click.FloatRange(min=0),
+    type=Seconds(min=0),
     default=1.0,
     show_default=True,
     help="Seconds between reads of identity bindings and orders other gateways on the same "
