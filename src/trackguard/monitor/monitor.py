@@ -81,6 +81,7 @@ class Monitor:
         client: Callable[[], httpx.Client] = httpx.Client,
         counts_only: bool = False,
         leader: Leader | None = None,
+        timer: Callable[[], float] = time.perf_counter,
     ) -> None:
         self.db = db
         #: Asked before each evaluation when several processes could evaluate (PostgreSQL:
@@ -97,6 +98,10 @@ class Monitor:
         #: Whether the last round raised: the next waits a whole interval (:meth:`next_wait`).
         self._failed = False
         self.health_values: dict[str, int | None] = {}
+        #: Seconds the last data-health measurement took (None: none yet). Its queries scan
+        #: the outbox, so this grows with the outbox's size (``trackguard_data_health_seconds``).
+        self.health_seconds: float | None = None
+        self._timer = timer
         self.measurements: dict[str, Measurement] = {}
         self._snapshot = delivery_snapshot
         self._health = health if health is not None else OutboxHealth(db)
@@ -243,7 +248,9 @@ class Monitor:
                 return []
             if now - self._last_health >= self.config.health_every:
                 self._last_health = now
+                started = self._timer()
                 self.health_values = self._health.measure()
+                self.health_seconds = self._timer() - started
                 known = {k: v for k, v in self.health_values.items() if v is not None}
                 self.db.add_health(now, known)
             if now - self._last_prune >= 3600:

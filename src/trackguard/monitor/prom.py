@@ -77,6 +77,12 @@ class MonitorCollector(Collector):
             if count is not None:
                 health.add_metric([metric], count)
         yield health
+        if m.health_seconds is not None:
+            yield GaugeMetricFamily(
+                "trackguard_data_health_seconds",
+                "Seconds the last data-health measurement took (its queries scan the outbox)",
+                value=m.health_seconds,
+            )
         yield CounterMetricFamily(
             "trackguard_monitor_events_folded",
             "Counts put under the event (other): more distinct event names in a minute than"
