@@ -9,18 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
 
 import pytest
 from abuse_conn_support import MemoryTransport
 from uvicorn.config import Config
 from uvicorn.server import ServerState
 
-from trackguard.http.asgi import Receive, Scope, Send, read_body, send_response
+from trackguard.http.asgi import ASGIApp, Receive, Scope, Send, read_body, send_response
 from trackguard.http.guard import protocol_class
 from trackguard.http.limits import ConnectionLimits, ConnectionStats
-
-App = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
 async def _echo(scope: Scope, receive: Receive, send: Send) -> None:
@@ -59,7 +56,7 @@ def _post(body: bytes, *extra: str) -> bytes:
     return (head + "".join(f"{h}\r\n" for h in extra) + "\r\n").encode() + body
 
 
-async def _feed(app: App, *pieces: bytes) -> MemoryTransport:
+async def _feed(app: ASGIApp, *pieces: bytes) -> MemoryTransport:
     """Each piece as one read of the connection; the app runs between reads."""
     config = Config(app, lifespan="off", log_config=None, server_header=False, date_header=False)
     cls = protocol_class(ConnectionLimits(), ConnectionStats())

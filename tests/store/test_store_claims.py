@@ -227,7 +227,7 @@ def test_store_claims_expired_ones_are_swept_oldest_first_a_bounded_batch_at_a_t
     store, read_first = way
     if read_first is not None and isinstance(store, SQLiteStore):
         store._claims_read_first = read_first
-    store.sweep_every, store.sweep_limit = 3, 2
+    store.claim_sweep.every, store.claim_sweep.limit = 3, 2
 
     def claim(key: str, at: float, ttl: float) -> None:
         store.commit([Write(outbox=(claiming("id:1", key, at, ttl=ttl),))])

@@ -23,6 +23,7 @@ from trackguard.store.monitor_schema import create_statements
 from trackguard.store.postgres import SCHEMA_VERSION as PG_SCHEMA_VERSION
 from trackguard.store.sql import session
 from trackguard.store.sqlite import SCHEMA_VERSION, SQLiteStore, open_store
+from trackguard.store.urls import split_url
 
 DAY = 86_400.0
 PAYLOAD = b'{"v2":{"type":"person","action":"event","name":"x"}}'
@@ -244,7 +245,7 @@ def test_info_on_postgresql_counts_rows_and_sizes_each_table(pg_db: str) -> None
 
 
 def _autovacuum(url: str) -> bool:
-    with psycopg.connect(url.split("?")[0]) as conn:
+    with psycopg.connect(split_url(url)[0]) as conn:
         return conn.execute("SHOW autovacuum").fetchone() == ("on",)
 
 

@@ -14,29 +14,44 @@ that read the claim acts as if it committed before the delete, one that did not 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Final
 
-from trackguard.store.base import OutboxRow
+from trackguard.store.base import OutboxRow, Write
 
 #: Every this many commits that claim keys, the commit also deletes expired claims (the
 #: retention deletes them too, in batches of its own; this keeps a store whose retention does
 #: not run bounded).
 SWEEP_EVERY: Final = 100
-#: The most expired claims one sweep deletes, oldest first. Ordered and limited, the delete
-#: goes through the ``expires_at`` index whatever the planner knows of the table, so a commit
-#: never waits on a scan of every claim (PostgreSQL without fresh statistics chose one, 4 ms at
-#: 18,000 claims and growing with the table), and a wave of expiries is cleared over several
-#: sweeps instead of in one long commit. 50 a commit on average: more than traffic adds.
+#: The most expired claims one sweep deletes, oldest first, with the retention's own statement
+#: (:data:`~trackguard.store.prune_rules.CLAIMS`): ordered and limited, it goes through the
+#: ``expires_at`` index whatever the planner knows of the table, so a commit never waits on a
+#: scan of every claim (PostgreSQL without fresh statistics chose one, 4 ms at 18,000 claims
+#: and growing with the table), and a wave of expiries is cleared over several sweeps instead
+#: of in one long commit. 50 a commit on average: more than traffic adds.
 SWEEP_LIMIT: Final = 5_000
 
 
-def sweep_statement(mark: str) -> str:
-    """The sweep's DELETE with the dialect's placeholder ``mark`` (the time, then the limit)."""
-    return (
-        "DELETE FROM claims WHERE key IN (SELECT key FROM claims"
-        f" WHERE expires_at <= {mark} ORDER BY expires_at LIMIT {mark})"
-    )
+class ClaimSweep:
+    """Which claiming commits also sweep expired claims, and how many at most (a store's)."""
+
+    __slots__ = ("_since", "every", "limit")
+
+    def __init__(self) -> None:
+        self.every = SWEEP_EVERY
+        self.limit = SWEEP_LIMIT
+        self._since = 0  # claiming commits since the last sweep
+
+    def due(self, writes: Sequence[Write]) -> tuple[float, int, float] | None:
+        """For a commit of ``writes`` that claims keys: the parameters of
+        ``CLAIMS.batch_sql`` (cutoff, limit, cutoff) when it is the one to sweep, else None.
+        The cutoff is the commit's latest receipt time, as its own claims are judged by."""
+        self._since += 1
+        if self._since < self.every:
+            return None
+        self._since = 0
+        now = max(r.received_at for w in writes for r in w.outbox)
+        return now, self.limit, now
 
 
 class ClaimBook:

@@ -63,16 +63,12 @@ from trackguard.store.base import (
     StoreNotFound,
     Write,
 )
-from trackguard.store.claims import (
-    SWEEP_EVERY,
-    SWEEP_LIMIT,
-    ClaimBook,
-    claiming_keys,
-    sweep_statement,
-)
+from trackguard.store.claims import ClaimBook, ClaimSweep, claiming_keys
 from trackguard.store.listen import IDENTITIES, OUTBOX, Listener, Unsubscribe, channel_name
 from trackguard.store.monitor_schema import create_statements
+from trackguard.store.prune_rules import CLAIMS
 from trackguard.store.queries import OUTBOX_COLUMNS, StoreReads, outbox_row_from
+from trackguard.store.sql import postgres_sql
 from trackguard.store.sqlite import (
     claims_keys,
     learns_identities,
@@ -338,7 +334,9 @@ _ADD_COUNTS: Final = (
     " UPDATE counts SET n = counts.n + d.n FROM locked JOIN d USING (name)"
     " WHERE counts.name = locked.name"
 )
-_SWEEP: Final = sweep_statement("%s")  # planned each time too (see _HELD)
+#: Expired claims a commit sweeps: the retention's batch, its SKIP LOCKED passing over the rows
+#: a pruner holds (planned each time too, see _HELD).
+_SWEEP: Final = postgres_sql(CLAIMS.batch_sql("postgresql"))
 
 #: How long connecting may take before the store reports the database unreachable.
 DEFAULT_CONNECT_TIMEOUT: Final = 5.0
@@ -382,10 +380,8 @@ class PostgresStore(StoreReads):
         self.lease_seconds = lease_seconds
         self._connect_timeout = max(1, round(connect_timeout))
         self._closed = False
-        self._commits_since_sweep = 0
-        #: Expired claims: swept every ``sweep_every`` claiming commits, ``sweep_limit`` at most.
-        self.sweep_every = SWEEP_EVERY
-        self.sweep_limit = SWEEP_LIMIT
+        #: Which claiming commits also delete expired claims (:class:`ClaimSweep`).
+        self.claim_sweep = ClaimSweep()
         self._lock = threading.Lock()
         self._slots = threading.BoundedSemaphore(pool_size)
         self._idle: list[psycopg.Connection[Any]] = []
@@ -556,12 +552,8 @@ class PostgresStore(StoreReads):
                     [(state, record_id) for record_id, state in quarantine_states],
                 )
             _add_counts(cur, plan.counts())
-            if claiming:
-                self._commits_since_sweep += 1
-                if self._commits_since_sweep >= self.sweep_every:
-                    self._commits_since_sweep = 0
-                    now = max(r.received_at for w in writes for r in w.outbox)
-                    cur.execute(_SWEEP, (now, self.sweep_limit), prepare=False)
+            if claiming and (due := self.claim_sweep.due(writes)) is not None:
+                cur.execute(_SWEEP, due, prepare=False)
         return plan.duplicates
 
     def lease(self, limit: int, now: float) -> list[OutboxRow]:

@@ -42,14 +42,17 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from trackguard.store.base import Store, StoreError
-from trackguard.store.monitor_schema import MONITOR_SCHEMA
-from trackguard.store.sql import Dialect, Session, session
+from trackguard.store.prune_rules import ANONYMOUS, CLAIMS, MONITOR_TABLES, OUTBOX, Rule
+from trackguard.store.sql import Session, session
 from trackguard.store.sqlite import SQLiteStore
 
 __all__ = [
+    "ANONYMOUS",
+    "CLAIMS",
     "DEFAULT_PRUNE_EVERY",
     "MONITOR_RETENTION",
     "MONITOR_TABLES",
+    "OUTBOX",
     "Pruner",
     "Retention",
     "Rule",
@@ -87,60 +90,6 @@ class Retention:
             if value is not None and not (math.isfinite(value) and value >= 0):
                 raise ValueError(f"{name} retention must be a number of seconds >= 0, not {value}")
 
-
-@dataclass(frozen=True)
-class Rule:
-    """One table's retention: rows whose ``column`` is below the cutoff go, oldest first.
-
-    ``key`` names the row (its primary key columns); ``extra`` narrows the rows that may go;
-    ``unit`` converts the cutoff from seconds to the column's unit (60: minutes).
-    """
-
-    table: str
-    key: str
-    column: str
-    extra: str = ""
-    unit: float = 1.0
-    inclusive: bool = False
-    #: True for the outbox: each deleted row lowers ``counts`` of its state.
-    counted: bool = False
-
-    def _where(self) -> str:
-        op = "<=" if self.inclusive else "<"
-        return f"{self.extra}{self.column} {op} ?"
-
-    def batch_sql(self, dialect: Dialect) -> str:
-        """One batch's ``DELETE``, oldest first; parameters: cutoff, batch size, cutoff.
-
-        The outer condition re-checks each row as it is deleted (on PostgreSQL, a row another
-        transaction changed meanwhile is re-read: a renewed claim is no longer below the
-        cutoff); ``SKIP LOCKED`` leaves the rows another pruner or a commit holds.
-        """
-        lock = " FOR UPDATE SKIP LOCKED" if dialect == "postgresql" else ""
-        returning = "state" if self.counted else "NULL"
-        return (
-            f"DELETE FROM {self.table} WHERE ({self.key}) IN (SELECT {self.key} FROM {self.table}"
-            f" WHERE {self._where()} ORDER BY {self.column} LIMIT ?{lock}) AND {self._where()}"
-            f" RETURNING {returning}"
-        )
-
-    @property
-    def count_sql(self) -> str:
-        return f"SELECT count(*) FROM {self.table} WHERE {self._where()}"
-
-    def cutoff(self, seconds: float) -> float:
-        return seconds // self.unit if self.unit != 1.0 else seconds
-
-
-OUTBOX: Final = Rule("outbox", "seq", "finished_at", extra="state != 'pending' AND ", counted=True)
-CLAIMS: Final = Rule("claims", "key", "expires_at", inclusive=True)
-ANONYMOUS: Final = Rule("anonymous", "anonymous_id", "first_seen")
-_MONITOR_KEYS: Final = {t.name: ", ".join(t.key) for t in MONITOR_SCHEMA}
-MONITOR_TABLES: Final = (
-    Rule("monitor_counts", _MONITOR_KEYS["monitor_counts"], "minute", unit=60.0),
-    Rule("monitor_hourly", _MONITOR_KEYS["monitor_hourly"], "hour", unit=3600.0),
-    Rule("monitor_health", _MONITOR_KEYS["monitor_health"], "at"),
-)
 
 #: A write transaction: a store's ``transaction`` (a SQLite connection) or a session's.
 Transaction = Callable[[], AbstractContextManager[sqlite3.Connection | Session]]

@@ -38,7 +38,7 @@ from trackguard.store.base import (
     Write,
     dedupe_conflict,
 )
-from trackguard.store.claims import SWEEP_EVERY, SWEEP_LIMIT, sweep_statement
+from trackguard.store.claims import ClaimSweep
 from trackguard.store.files import (
     cannot_open,
     connect,
@@ -49,6 +49,7 @@ from trackguard.store.files import (
     upgrade_backup_path,
     writable_location,
 )
+from trackguard.store.prune_rules import CLAIMS
 from trackguard.store.queries import (
     OUTBOX_COLUMNS,
     StoreReads,
@@ -279,7 +280,8 @@ _BIND: Final = (
     " VALUES (?, ?, (SELECT coalesce(max(seq), 0) + 1 FROM identities))"
 )
 _DERIVE: Final = msgspec.json.Decoder()
-_SWEEP: Final = sweep_statement("?")
+#: Expired claims a commit sweeps: the retention's batch (its RETURNING rows read and dropped).
+_SWEEP: Final = CLAIMS.batch_sql("sqlite")
 
 _encode: Final = msgspec.json.encode
 
@@ -330,10 +332,8 @@ class SQLiteStore(StoreReads):
         self.upgrade_backup: Path | None = None
         self._busy_ms = max(0, int(busy_timeout * 1000))
         self._closed = False
-        self._commits_since_sweep = 0
-        #: Expired claims: swept every ``sweep_every`` claiming commits, ``sweep_limit`` at most.
-        self.sweep_every = SWEEP_EVERY
-        self.sweep_limit = SWEEP_LIMIT
+        #: Which claiming commits also delete expired claims (:class:`ClaimSweep`).
+        self.claim_sweep = ClaimSweep()
         #: How the next commit claims its keys (:mod:`trackguard.store.sqlite_claims`).
         self._claims_read_first = False
         self._write_lock = threading.Lock()
@@ -578,12 +578,8 @@ class SQLiteStore(StoreReads):
                     "UPDATE quarantine SET state = ? WHERE id = ?",
                     [(state, record_id) for record_id, state in quarantine_states],
                 )
-            if claiming:
-                self._commits_since_sweep += 1
-                if self._commits_since_sweep >= self.sweep_every:
-                    self._commits_since_sweep = 0
-                    now = max(r.received_at for w in writes for r in w.outbox)
-                    cur.execute(_SWEEP, (now, self.sweep_limit))
+            if claiming and (due := self.claim_sweep.due(writes)) is not None:
+                cur.execute(_SWEEP, due).fetchall()
         return plan.duplicates
 
     def import_identities(self, pairs: Sequence[tuple[str, str]]) -> int:
