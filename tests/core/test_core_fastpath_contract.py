@@ -597,6 +597,8 @@ FUZZ = settings(
 @example(Request(method="POST", path=EVENTS, body=b'{"name":"x","data":null,"timestamp":1}'))
 @example(Request(method="POST", path=EVENTS, body=b'{"name":"x","timestamp":1e3}'))
 @example(Request(method="POST", path=EVENTS, body=b'{"name":"\\ud800"}'))
+# A lone surrogate in the path (a JSON log line can carry one): no content key, no crash.
+@example(Request(method="POST", path="/api/v1/customers/\ud800/events", body=b'{"name":"x"}'))
 def test_generated_track_calls_same_verdict(request_: Request) -> None:
     assert (_compare(request_) is not None) == _should_answer(request_)
 

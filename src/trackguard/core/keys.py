@@ -72,7 +72,9 @@ def event_key(
     what = [who, action, name, data, body.get("timestamp")]
     try:
         digest = hashlib.sha256(_encode.encode(what)).hexdigest()[:32]
-    except (msgspec.EncodeError, RecursionError, TypeError):  # pragma: no cover - decoded JSON
+    except (msgspec.EncodeError, RecursionError, TypeError, ValueError):
+        # ValueError: a lone surrogate (``\ud800``, which a JSON log line can carry in a path
+        # or a string) has no UTF-8 to hash; such an event gets no content key.
         return None
     return RETRY_PREFIX + _time_prefix(body.get("timestamp")) + digest
 
