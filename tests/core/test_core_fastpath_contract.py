@@ -719,12 +719,13 @@ def test_without_fallback_keys_fast_and_full_paths_agree_on_sample_traffic(
         assert [op.dedupe_key for op in verdict.operations] == expected
 
 
-def test_path_people_are_kept_classified_within_a_bound(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_path_people_are_kept_classified_within_a_bound() -> None:
     """The fast path keeps each path identifier's classification (a log repeats its people);
     full, the cache starts again, and every verdict is still the full path's."""
-    monkeypatch.setattr(fastpath, "PERSON_CACHE", 3)
     checker = Checker(None)
     assert isinstance(checker.fast, FastContract)
+    assert checker.fast.people_limit == fastpath.PERSON_CACHE
+    checker.fast.people_limit = 3
     long_id = "x" * (m.MAX_PERSON_ID_BYTES + 1)  # the full path warns: not answered here
     people = ["u1", "a@b.io", "cio_0301", long_id, "u1", "%ff", "u1", long_id, "a@b.io"]
     for person in people * 2:

@@ -75,13 +75,14 @@ def test_a_failed_round_waits_a_whole_interval_before_the_next(tmp_path: Path) -
     rules.write_text(RULES.format(every="2s"))
     clock = FakeClock()
     monitor = build_monitor(tmp_path / "tg.db", rules, clock=clock, interval=5.0)
-    flush = monitor.flush
+    add_counts = monitor.db.add_counts
 
-    def failing() -> None:
+    def failing(counts: object) -> None:
         raise StoreError("tg.db: no such table: monitor_counts")
 
     try:
-        monitor.flush = failing  # type: ignore[method-assign]
+        monitor.db.add_counts = failing  # type: ignore[method-assign]
+        monitor.observe_request(None, "other", 401, None, clock())  # a count to flush
         assert monitor.round() is True  # due, and failed before evaluating
         assert monitor.errors == 1
         # The evaluation is still due (it would say 0.0): the store is not retried at once.
@@ -89,7 +90,7 @@ def test_a_failed_round_waits_a_whole_interval_before_the_next(tmp_path: Path) -
         clock.now += 5.0
         monitor.round()
         assert (monitor.errors, monitor.next_wait()) == (2, 5.0)
-        monitor.flush = flush  # type: ignore[method-assign]
+        monitor.db.add_counts = add_counts  # type: ignore[method-assign]
         clock.now += 5.0
         assert monitor.round() is True
         assert (monitor.errors, monitor.next_wait()) == (2, 2.0)  # back on evaluate_every

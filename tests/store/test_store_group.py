@@ -13,7 +13,6 @@ from typing import Any, TypeVar
 import pytest
 from store_kinds import AnyStore
 
-import trackguard.store.group
 from trackguard.gateway.build import FULL_COMMIT_GAP, GatewayOptions, commit_gap, create_gateway
 from trackguard.gateway.config import AuthConfig, ConfigError, Credentials
 from trackguard.store import (
@@ -66,13 +65,13 @@ class Recording(SQLiteStore):
         self.fail_next = 0
         self.error = StoreError("disk I/O error")
 
-    def commit(self, writes: Sequence[Write]) -> None:
+    def commit(self, writes: Sequence[Write]) -> list[int]:  # type: ignore[override]
         if self.fail_next:
             self.fail_next -= 1
             raise self.error
         self.batches.append(sum(len(w.outbox) + len(w.quarantine) for w in writes))
         self.committed_at.append(self.clock())
-        super().commit(writes)
+        return super().commit(writes)
 
 
 @pytest.fixture
@@ -83,7 +82,7 @@ def recording(sqlite_store: AnyStore) -> Iterator[Recording]:
 
 
 class FrozenClock:
-    """The committer's clock (its ``time`` module), standing still until a test moves it.
+    """The committer's clock, standing still until a test moves it.
 
     With it, ``max_delay`` passes exactly when a test says so and never by itself, so what
     starts a commit (``max_rows``, ``close()``, or the delay) does not depend on how fast the
@@ -98,16 +97,10 @@ class FrozenClock:
     def monotonic(self) -> float:
         return self.now
 
-    @staticmethod
-    def perf_counter() -> float:
-        return time.perf_counter()
-
 
 @pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> FrozenClock:
-    frozen = FrozenClock()
-    monkeypatch.setattr(trackguard.store.group, "time", frozen)
-    return frozen
+def clock() -> FrozenClock:
+    return FrozenClock()
 
 
 T = TypeVar("T")
@@ -205,7 +198,7 @@ def test_store_group_respects_max_rows(
     recording.clock = clock.monotonic
 
     async def main() -> None:
-        committer = GroupCommitter(recording, max_delay=30.0, max_rows=5)
+        committer = GroupCommitter(recording, max_delay=30.0, max_rows=5, clock=clock.monotonic)
         committer.start()
         # The clock stands still, so max_delay never passes: reaching max_rows alone commits.
         batch = asyncio.gather(*(committer.submit(write(f"a{i}")) for i in range(5)))
@@ -236,7 +229,9 @@ def test_store_group_waits_max_delay_for_company(
     max_delay = 0.05
 
     async def main() -> None:
-        async with GroupCommitter(recording, max_delay=max_delay) as committer:
+        async with GroupCommitter(
+            recording, max_delay=max_delay, clock=clock.monotonic
+        ) as committer:
             first = asyncio.ensure_future(committer.submit(write("first")))
             await held({first}, recording, [])  # alone, it waits for company
             second = asyncio.ensure_future(committer.submit(write("second")))
@@ -261,7 +256,9 @@ def test_store_group_min_gap_paces_commits_that_follow_each_other(
     gap = 0.05
 
     async def main() -> None:
-        async with GroupCommitter(recording, max_delay=0.0, min_gap=gap, max_rows=3) as committer:
+        async with GroupCommitter(
+            recording, max_delay=0.0, min_gap=gap, max_rows=3, clock=clock.monotonic
+        ) as committer:
             # Nothing committed yet: the first write does not wait.
             await settled(committer.submit(write("first")), clock, "the first write")
             # Writes queued right after a commit wait until min_gap has passed since it ended.
@@ -322,7 +319,7 @@ def test_store_group_close_drains_pending_writes_at_once(
     store: AnyStore, clock: FrozenClock
 ) -> None:
     async def main() -> tuple[list[asyncio.Task[None]], GroupCommitter]:
-        committer = GroupCommitter(store, max_delay=30.0, max_rows=10_000)
+        committer = GroupCommitter(store, max_delay=30.0, max_rows=10_000, clock=clock.monotonic)
         committer.start()
         tasks = [asyncio.ensure_future(committer.submit(write(f"w{i}"))) for i in range(100)]
         await asyncio.sleep(0.01)  # every task is now waiting for its commit

@@ -146,7 +146,7 @@ class _Errors:
 #: A JSON string, its loop unrolled (runs of plain bytes, then one escape): twice as fast as
 #: an alternation per byte on string-heavy bodies.
 _JSON_STRING: Final = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
-_NOT_BRACKETS: Final = bytes(c for c in range(256) if c not in b"[]{}")
+_NOT_BRACKETS: Final = bytes([c for c in range(256) if c not in b"[]{}"])
 _STEP: Final = {ord("["): 1, ord("{"): 1, ord("]"): -1, ord("}"): -1}
 #: An int, not ``b"["``: ``bytes.__contains__`` then searches with ``memchr``, where a
 #: one-byte ``bytes`` first fails as an index (an exception raised and cleared).

@@ -208,6 +208,7 @@ class FastEvents:
         "derive",
         "fallback_keys",
         "people",
+        "people_limit",
         "plan_version",
         "timeliness",
     )
@@ -239,6 +240,8 @@ class FastEvents:
         self.plan_version = plan.version
         #: The path's identifier -> :func:`_path_person` of it (pure, so kept).
         self.people: dict[str, Identifier | None] = {}
+        #: How many path identifiers ``people`` keeps before it starts again.
+        self.people_limit = PERSON_CACHE
 
     def _timeliness(self, name: str, ts: Any, now: float) -> tuple[bool, Violation | None]:
         """Whether the fast path may answer, and the one timeliness finding it can give.
@@ -284,7 +287,7 @@ class FastEvents:
             or len(body) > m.MAX_EVENT_DATA_BYTES
         ):
             return None
-        ident = _person(self.people, hit)
+        ident = _person(self.people, self.people_limit, hit)
         if ident is None or ident.kind != self.canonical:
             return None
         if too_deep(body):
@@ -347,15 +350,15 @@ PERSON_CACHE: Final = 4096
 _UNSEEN: Final = Identifier("", "")  # a classification no path gives
 
 
-def _person(people: dict[str, Identifier | None], hit: RouteMatch) -> Identifier | None:
+def _person(people: dict[str, Identifier | None], limit: int, hit: RouteMatch) -> Identifier | None:
     """:func:`_path_person` of the path's identifier, kept in ``people`` (a log or a busy
-    gateway sends the same people again and again)."""
+    gateway sends the same people again and again), which starts again at ``limit``."""
     raw = hit.params.get("identifier", "")
     ident = people.get(raw, _UNSEEN)  # one lookup: safe beside a clear() in another thread
     if ident is not _UNSEEN:
         return ident
     ident = _path_person(raw)
-    if len(people) >= PERSON_CACHE:
+    if len(people) >= limit:
         people.clear()
     people[raw] = ident
     return ident
@@ -450,13 +453,15 @@ class FastContract:
     contract warning; anything else returns None and the full pipeline decides.
     """
 
-    __slots__ = ("fallback_keys", "people")
+    __slots__ = ("fallback_keys", "people", "people_limit")
 
     def __init__(self, *, fallback_keys: bool = True) -> None:
         #: False: events keep ``dedupe_key=None`` (no ``id:``/``retry:`` key is computed).
         self.fallback_keys = fallback_keys
         #: The path's identifier -> :func:`_path_person` of it (pure, so kept).
         self.people: dict[str, Identifier | None] = {}
+        #: How many path identifiers ``people`` keeps before it starts again.
+        self.people_limit = PERSON_CACHE
 
     def clean_event(
         self, request: Request, hit: RouteMatch
@@ -468,7 +473,7 @@ class FastContract:
         raw = request.body
         if len(raw) > m.MAX_EVENT_DATA_BYTES:
             return None
-        ident = _person(self.people, hit)
+        ident = _person(self.people, self.people_limit, hit)
         if ident is None:
             return None
         body = _object(raw)
@@ -499,7 +504,7 @@ class FastContract:
         elif route.action == "identify":
             if len(raw) > m.MAX_BODY_BYTES:
                 return None
-            ident = _person(self.people, hit)
+            ident = _person(self.people, self.people_limit, hit)
             if ident is None:
                 return None
             body = _object(raw) if raw.strip() else {}  # no body: an identify that sets nothing

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Final
 
 import msgspec
+from mypy_extensions import mypyc_attr
 
 from trackguard.contract.check import ContractError, ContractResult, evaluate
 from trackguard.contract.operations import Operation, Request
@@ -64,6 +65,9 @@ def _keyed(op: Operation, fallback: bool = True) -> Operation:
     return msgspec.structs.replace(op, dedupe_key=fallback_key(op))
 
 
+# Compiled (trackguard.compiled), a class refuses Python subclasses unless it says otherwise;
+# the checker is the seam tests and embedders wrap.
+@mypyc_attr(allow_interpreted_subclasses=True)
 class Checker:
     """Checks requests against Customer.io's contract and, if given, a tracking plan.
 

@@ -128,7 +128,7 @@ class Delivery:
         self._run = run
         self._close = close
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._guard, name=name, daemon=True)
+        self._worker = threading.Thread(target=self._guard, name=name, daemon=True)
         self.error: BaseException | None = None
 
     def _guard(self) -> None:
@@ -139,16 +139,16 @@ class Delivery:
             log.exception("delivery stopped")
 
     def start(self) -> None:
-        self._thread.start()
+        self._worker.start()
 
     @property
     def alive(self) -> bool:
-        return self._thread.is_alive()
+        return self._worker.is_alive()
 
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout)
+        if self._worker.is_alive():
+            self._worker.join(timeout)
         if self._close is not None:
             self._close()
 

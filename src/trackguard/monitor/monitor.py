@@ -126,7 +126,7 @@ class Monitor:
         self._leading = False
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._worker: threading.Thread | None = None
 
     # --- the gateway's side ----------------------------------------------------------------
 
@@ -166,14 +166,14 @@ class Monitor:
     def start(self) -> None:
         for worker in self.channels.values():
             worker.start()
-        self._thread = threading.Thread(target=self._run, name="trackguard-monitor", daemon=True)
-        self._thread.start()
+        self._worker = threading.Thread(target=self._run, name="trackguard-monitor", daemon=True)
+        self._worker.start()
 
     def stop(self) -> None:
         """Flush the last counts, save the state, let queued notifications go out, close."""
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join(30.0)
+        if self._worker is not None:
+            self._worker.join(30.0)
         try:
             self.tick(evaluate=False)
         except Exception:
@@ -385,13 +385,13 @@ class Monitor:
 
     def _save_states(self) -> None:
         self.db.save_blobs(
-            "monitor_alerts", ((name, encode_state(s)) for name, s in self.states.items())
+            "monitor_alerts", [(name, encode_state(s)) for name, s in self.states.items()]
         )
 
     def _save_channels(self) -> None:
         self.db.save_blobs(
             "monitor_channels",
-            ((name, msgspec.json.encode(w.status)) for name, w in self.channels.items()),
+            [(name, msgspec.json.encode(w.status)) for name, w in self.channels.items()],
         )
 
     def wait_notified(self, timeout: float = 10.0) -> bool:

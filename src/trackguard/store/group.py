@@ -22,7 +22,7 @@ import contextlib
 import math
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import TracebackType
 
 from trackguard.store.base import Store, StoreClosed, StoreError, Write
@@ -64,6 +64,7 @@ class GroupCommitter:
         max_delay: float = 0.002,
         max_rows: int = 500,
         min_gap: float = 0.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if max_delay < 0:
             raise ValueError("max_delay must be >= 0")
@@ -75,6 +76,8 @@ class GroupCommitter:
         self.max_delay = max_delay
         self.max_rows = max_rows
         self.min_gap = min_gap
+        #: The monotonic clock ``max_delay`` and ``min_gap`` are measured on (tests stop it).
+        self._clock = clock
         #: When the last commit ended (monotonic; the committing thread alone writes it).
         self._last_end = -math.inf
         self._cond = threading.Condition(threading.Lock())
@@ -82,7 +85,7 @@ class GroupCommitter:
         self._queued_rows = 0
         self._first_at = 0.0
         self._closing = False
-        self._thread: threading.Thread | None = None
+        self._worker: threading.Thread | None = None
         self._commits = 0
         self._failed_commits = 0
         self._writes = 0
@@ -128,21 +131,21 @@ class GroupCommitter:
         with self._cond:
             if self._closing:
                 raise StoreClosed("the group committer is closed")
-            if self._thread is not None:
+            if self._worker is not None:
                 return
             # A daemon thread: a process that exits without close() drops only writes that
             # were never acknowledged.
-            self._thread = threading.Thread(
+            self._worker = threading.Thread(
                 target=self._run, name="trackguard-group-commit", daemon=True
             )
-            self._thread.start()
+            self._worker.start()
 
     async def close(self) -> None:
         """Commit everything submitted so far, then stop the thread. Idempotent."""
         with self._cond:
             self._closing = True
             self._cond.notify()
-        thread = self._thread
+        thread = self._worker
         if thread is not None and thread.is_alive():
             await asyncio.to_thread(thread.join)
 
@@ -174,11 +177,11 @@ class GroupCommitter:
         with self._cond:
             if self._closing:
                 raise StoreClosed("the group committer is closed")
-            if self._thread is None:
+            if self._worker is None:
                 raise StoreError("GroupCommitter.start() was not called")
             first = not self._queue
             if first:
-                self._first_at = time.monotonic()
+                self._first_at = self._clock()
             self._queue.append(_Entry(write, future, loop, rows))
             self._queued_rows += rows
             # Wake the thread only when it has something new to decide.
@@ -198,7 +201,7 @@ class GroupCommitter:
                     return  # closing, and everything is committed
                 deadline = max(self._first_at + self.max_delay, self._last_end + self.min_gap)
                 while self._queued_rows < self.max_rows and not self._closing:
-                    remaining = deadline - time.monotonic()
+                    remaining = deadline - self._clock()
                     if remaining <= 0:
                         break
                     cond.wait(remaining)
@@ -232,7 +235,7 @@ class GroupCommitter:
         except Exception as e:  # every waiting request must hear about any failure
             error = e
         self._last_commit_seconds = time.perf_counter() - started
-        self._last_end = time.monotonic()  # before any answer: the gap runs from here
+        self._last_end = self._clock()  # before any answer: the gap runs from here
         if error is None:
             self._commits += 1
             self._writes += len(writes)

@@ -63,7 +63,7 @@ class CommitClaims:
         self.made = self.held = 0
         self._book: ClaimBook | None = None
         if read_first:
-            keys = claiming_keys(r for w in writes for r in w.outbox)
+            keys = claiming_keys([r for w in writes for r in w.outbox])
             self._book = ClaimBook(cur.execute(_HELD, (_encode(keys).decode(),)))
 
     def claim(self, r: OutboxRow) -> tuple[bool, str | None]:
