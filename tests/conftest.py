@@ -18,6 +18,7 @@ import pytest
 import trustme
 from hypothesis import HealthCheck, settings
 
+from trackguard import compiled
 from trackguard.emulator.app import Emulator, create_emulator
 from trackguard.emulator.faults import FaultConfig
 from trackguard.http.runner import RunningServer, start_in_thread
@@ -27,6 +28,15 @@ from trackguard.http.runner import RunningServer, start_in_thread
 # 2-core CI runner they failed tests whose every assertion held.
 settings.register_profile("trackguard", deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile("trackguard")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Refuse to test a compiled core older than its source: the tests would pass or fail on
+    code the sources no longer say (``make compiled`` again, or ``make pure``)."""
+    stale = compiled.status().stale
+    if stale:
+        raise pytest.UsageError(f"the compiled core is older than its source: {', '.join(stale)}")
+
 
 SITE_ID = "emu-site"
 API_KEY = "emu-key-5ecret"

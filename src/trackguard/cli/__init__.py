@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import click
 
-from trackguard import __version__
+from trackguard import __version__, compiled
 from trackguard.cli.audit import audit_command
 from trackguard.cli.backfill import backfill_command
 from trackguard.cli.base import DEBUG_ENV, TrackguardGroup
@@ -27,6 +27,7 @@ from trackguard.cli.quarantine import quarantine_group
 from trackguard.cli.replay import replay_command
 from trackguard.cli.serve import serve_command
 from trackguard.cli.store import store_group
+from trackguard.errors import TrackguardError
 
 
 @click.group(cls=TrackguardGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -43,6 +44,12 @@ def main(debug: bool) -> None:
     Exit status: 0 clean, 1 findings or failures the command reports, 2 usage or input
     errors (one "Error: ..." line on stderr). See docs/cli.md.
     """
+    stale = compiled.status().stale
+    if stale:  # the extensions would run code the sources no longer say
+        raise TrackguardError(
+            f"the compiled core is older than its source ({', '.join(stale)}): "
+            "run make compiled again, or make pure"
+        )
 
 
 main.add_command(check_command)

@@ -9,6 +9,7 @@ from typing import Any, Literal, TypeVar
 
 import click
 
+from trackguard import compiled
 from trackguard.cli.base import TrackguardCommand
 from trackguard.cli.options import (
     Seconds,
@@ -286,7 +287,8 @@ def serve_command(
     level = getattr(logging, log_level.upper())
     configure_logging(level)
     also = None if admin is None else f"{admin[0]}:{admin[1]} (--admin-listen)"
-    announce = lambda url: click.echo(f"trackguard gateway listening on {url}", err=True)  # noqa: E731
+    build = compiled.status().describe()
+    announce = lambda url: click.echo(f"trackguard gateway listening on {url} ({build})", err=True)  # noqa: E731
     if workers > 1:
         serving = Serving(host, port, tls_cert, tls_key, limits, level)
         with listen_errors(host, port, also):
