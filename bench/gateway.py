@@ -660,7 +660,8 @@ def _print(report: dict[str, Any]) -> None:
     m = report["machine"]
     print(
         f"trackguard gateway benchmark — {m.get('cpu_model')} — {m.get('nproc')} cores — "
-        f"Python {m.get('python')}; server pinned to CPU 0, load generator to CPU 1"
+        f"Python {m.get('python')}, {m.get('core')}; server pinned to CPU 0, load generator"
+        " to CPU 1"
     )
     print()
     if "stores" in report:
