@@ -55,9 +55,9 @@ def _built_files(src: Path) -> list[Path]:
     """Every file a build leaves in ``src``: the extensions, the shared library, the manifest."""
     listing = _listing(src)
     found = list(src.glob(f"{GROUP}__mypyc.*"))
-    for module in listing.MODULES:
-        source = listing.source_path(module, src)
-        found += [p for p in source.parent.glob(source.stem + ".*") if p.suffix in (".so", ".pyd")]
+    # Every extension in the package, listed or not: trackguard ships none of its own, and one
+    # a longer list left behind would shadow its source.
+    found += [p for p in (src / "trackguard").rglob("*") if p.suffix in (".so", ".pyd")]
     manifest = src / "trackguard" / listing.MANIFEST
     if manifest.exists():
         found.append(manifest)

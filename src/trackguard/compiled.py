@@ -79,27 +79,29 @@ class Build:
         """For logs and reports: ``compiled core: 20 of 20 modules, mypyc``."""
         if not self.compiled:
             return "pure Python core"
-        line = f"compiled core: {len(self.compiled)} of {len(MODULES)} modules, mypyc"
+        listed = len(set(self.compiled) & set(MODULES))
+        line = f"compiled core: {listed} of {len(MODULES)} modules, mypyc"
         if self.stale:
             line += f"; older than their source: {', '.join(self.stale)}"
         return line
 
 
 def status(root: Path = _PACKAGE.parent) -> Build:
-    """The build of the ``trackguard`` package under ``root``, read without importing it."""
+    """The build of the ``trackguard`` package under ``root``, read without importing it.
+
+    Every extension module in the package counts, listed or not: one a build with a longer
+    list left behind (an older trackguard's) would shadow its source just the same, and with
+    no entry in the manifest it is stale."""
     manifest = root / "trackguard" / MANIFEST
     try:
         recorded: dict[str, str] = json.loads(manifest.read_text())
     except (OSError, ValueError):
         recorded = {}
     compiled, stale = [], []
-    for module in MODULES:
-        source = source_path(module, root)
-        if not _extension(source).exists():
-            continue
+    for module in sorted(extension_modules(root)):
         compiled.append(module)
         try:
-            current = digest(source)
+            current = digest(source_path(module, root))
         except OSError:
             current = ""
         if recorded.get(module) != current:
@@ -107,13 +109,16 @@ def status(root: Path = _PACKAGE.parent) -> Build:
     return Build(tuple(compiled), tuple(stale))
 
 
-def _extension(source: Path) -> Path:
-    """The extension file Python would import instead of ``source``, if it exists."""
-    for suffix in importlib.machinery.EXTENSION_SUFFIXES:
-        candidate = source.with_suffix(suffix)
-        if candidate.exists():
-            return candidate
-    return source.with_suffix(importlib.machinery.EXTENSION_SUFFIXES[0])
+def extension_modules(root: Path = _PACKAGE.parent) -> set[str]:
+    """The modules of the package under ``root`` that import from an extension file."""
+    suffixes = importlib.machinery.EXTENSION_SUFFIXES  # the most specific first, as Python's
+    found = set()
+    for path in (root / "trackguard").rglob("*"):
+        suffix = next((s for s in suffixes if path.name.endswith(s)), None)
+        if suffix is not None:
+            parts = path.relative_to(root).parts
+            found.add(".".join((*parts[:-1], parts[-1][: -len(suffix)])))
+    return found
 
 
 def loaded_from_extension(module: str) -> bool:

@@ -78,3 +78,16 @@ def test_every_listed_module_is_a_source_file_of_this_package() -> None:
     for module in compiled.MODULES:
         assert compiled.source_path(module).is_file(), module
     assert list(compiled.MODULES) == sorted(compiled.MODULES)
+
+
+def test_an_extension_of_an_unlisted_module_is_stale(tmp_path: Path) -> None:
+    """One a build with a longer list left behind shadows its source just the same."""
+    root = _tree(tmp_path, "trackguard.ingest")
+    left = root / "trackguard" / "audit" / "census.py"
+    left.parent.mkdir()
+    left.write_text("# not in MODULES\n")
+    left.with_suffix(SUFFIX).write_bytes(b"")
+    build = compiled.status(root)
+    assert build.compiled == ("trackguard.audit.census", "trackguard.ingest")
+    assert build.stale == ("trackguard.audit.census",)
+    assert compiled.extension_modules(root) == {"trackguard.audit.census", "trackguard.ingest"}
