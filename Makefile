@@ -60,6 +60,5 @@ pure: | $(BIN)/python
 	$(BIN)/python tools/compile_core.py --clean
 
 clean:
+	$(PYTHON) tools/compile_core.py --clean
 	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache
-	find src -name '*.so' -delete
-	rm -f src/trackguard/compiled.json

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import importlib.util
 import json
 import os
@@ -23,12 +24,14 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
+from typing import NoReturn
 
 REPO = Path(__file__).resolve().parents[1]
 #: The shared library that holds every compiled module's code (one per build).
 GROUP = "trackguard"
 
 
+@functools.cache
 def _listing(src: Path) -> ModuleType:
     """``src``'s ``trackguard/compiled.py``, loaded on its own: it needs only the standard
     library, so a build can be removed even when the package would no longer import."""
@@ -57,7 +60,7 @@ def _built_files(src: Path) -> list[Path]:
     found = list(src.glob(f"{GROUP}__mypyc.*"))
     # Every extension in the package, listed or not: trackguard ships none of its own, and one
     # a longer list left behind would shadow its source.
-    found += [p for p in (src / "trackguard").rglob("*") if p.suffix in (".so", ".pyd")]
+    found += listing.extension_files(src).values()
     manifest = src / "trackguard" / listing.MANIFEST
     if manifest.exists():
         found.append(manifest)
@@ -102,6 +105,12 @@ def build(src: Path) -> list[str]:
     return list(modules)
 
 
+def _fail(message: str) -> NoReturn:
+    """One ``Error:`` line and exit 2, as every trackguard command ends on an error."""
+    print(f"Error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument(
@@ -111,7 +120,7 @@ def main() -> None:
     args = parser.parse_args()
     src = args.src.resolve()
     if not (src / "trackguard" / "compiled.py").exists():
-        raise SystemExit(f"Error: {src} holds no trackguard package")
+        _fail(f"{src} holds no trackguard package")
     if args.clean:
         print(f"removed {clean(src)} files of the compiled core from {src}")
         return
@@ -119,9 +128,10 @@ def main() -> None:
     try:
         modules = build(src)
     except ImportError as e:
-        raise SystemExit(f"Error: the compiled core needs mypy and setuptools ({e})") from None
-    except SystemExit as e:  # setuptools exits with the compiler's error text
-        raise SystemExit(f"Error: the compiled core did not build: {e}") from None
+        _fail(f"the compiled core needs mypy and setuptools (the compile extra): {e}")
+    except SystemExit as e:  # mypyc exits with a status, setuptools with the compiler's text
+        why = e.code if isinstance(e.code, str) else "see mypyc's or the compiler's messages above"
+        _fail(f"the compiled core did not build: {why}")
     print(
         f"compiled {len(modules)} modules in {time.monotonic() - started:.0f} s"
         f" (make pure goes back to pure Python)"

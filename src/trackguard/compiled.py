@@ -3,8 +3,9 @@ one is current.
 
 The modules below are pure, typed Python (mypy strict), which mypyc compiles to C as they are
 (``make compiled``; ``make pure`` goes back). Compiled, the gateway's checks and outbox rows
-cost about a third of their CPU time (docs/gateway.md, *Performance*); the
-behaviour is the same, and the test suite runs against the compiled modules too
+take about half their CPU time, and a served request about 0.8x (docs/gateway.md, *The
+compiled core*); the behaviour is the same, and the test suite runs against the compiled modules
+too
 (``tests/compiled/test_compiled_core.py``).
 
 A compiled module sits beside its source (``fastpath.cpython-311-x86_64-linux-gnu.so`` beside
@@ -18,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import importlib.machinery
-import importlib.util
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,7 +70,8 @@ def digest(path: Path) -> str:
 
 @dataclass(frozen=True)
 class Build:
-    """Which of :data:`MODULES` are compiled, and which of those are older than their source."""
+    """The package's modules that import from an extension (listed in :data:`MODULES` or
+    not), and which of those are older than their source."""
 
     compiled: tuple[str, ...]
     stale: tuple[str, ...]
@@ -109,19 +110,19 @@ def status(root: Path = _PACKAGE.parent) -> Build:
     return Build(tuple(compiled), tuple(stale))
 
 
-def extension_modules(root: Path = _PACKAGE.parent) -> set[str]:
-    """The modules of the package under ``root`` that import from an extension file."""
+def extension_files(root: Path = _PACKAGE.parent) -> dict[str, Path]:
+    """Every extension file in the package under ``root``, by the module it is imported as
+    (what ``make pure`` removes, with the shared library and the manifest)."""
     suffixes = importlib.machinery.EXTENSION_SUFFIXES  # the most specific first, as Python's
-    found = set()
+    found = {}
     for path in (root / "trackguard").rglob("*"):
         suffix = next((s for s in suffixes if path.name.endswith(s)), None)
         if suffix is not None:
             parts = path.relative_to(root).parts
-            found.add(".".join((*parts[:-1], parts[-1][: -len(suffix)])))
+            found[".".join((*parts[:-1], parts[-1][: -len(suffix)]))] = path
     return found
 
 
-def loaded_from_extension(module: str) -> bool:
-    """Whether importing ``module`` loads a compiled extension (found, not imported)."""
-    spec = importlib.util.find_spec(module)
-    return spec is not None and isinstance(spec.loader, importlib.machinery.ExtensionFileLoader)
+def extension_modules(root: Path = _PACKAGE.parent) -> set[str]:
+    """The modules of the package under ``root`` that import from an extension file."""
+    return set(extension_files(root))
